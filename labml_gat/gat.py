@@ -1,0 +1,175 @@
+r"""
+---
+title: Graph Attention Networks (GAT)
+summary: >
+  An annotated, dense-adjacency PyTorch implementation of the original GAT layer,
+  written to show what "static attention" means.
+---
+
+# Graph Attention Networks (GAT)
+
+This is a [PyTorch](https://pytorch.org) implementation of the layer from
+[Graph Attention Networks](https://arxiv.org/abs/1710.10903) (Veličković et al., ICLR 2018),
+written with the same conventions as the [GATv2 layer](gatv2.html) so that the two can be read side by side.
+
+Each node $i$ carries a vector $h_i \in \mathbb{R}^F$. A shared linear map $W$ turns it into
+$g_i = W h_i$, and the layer scores the edge from neighbour $j$ to query node $i$ with an
+attention vector $a \in \mathbb{R}^{2F'}$:
+
+$$e_{ij} = \text{LeakyReLU}\Big(a^\top \big[g_i \Vert g_j\big]\Big)$$
+
+The scores are normalised over the neighbours $\mathcal{N}_i$ of $i$,
+$\alpha_{ij} = \text{softmax}_j(e_{ij})$, and the output is the weighted sum
+$h'_i = \sum_{j \in \mathcal{N}_i} \alpha_{ij} g_j$.
+
+## Why this attention is static
+
+Split $a$ into the half that multiplies the query, $a_1$, and the half that multiplies the neighbour, $a_2$:
+
+$$e_{ij} = \text{LeakyReLU}\big(a_1^\top g_i + a_2^\top g_j\big)$$
+
+For a fixed query $i$, the term $a_1^\top g_i$ is a constant, and LeakyReLU is strictly increasing.
+So the order of the scores $e_{ij}$ over the neighbours $j$ is the order of $a_2^\top g_j$,
+**the same for every query $i$**.
+Whatever GAT learns, all nodes agree on which key is best; they can only disagree on how sharply to prefer it.
+[GATv2](gatv2.html) fixes this by applying $a$ after the non-linearity.
+
+The code below uses this split directly: it computes the two halves once per node and
+adds them for every pair, instead of building the $N \times N \times 2F'$ concatenation.
+
+## Conventions
+
+As in [`gatv2.py`](gatv2.html): `adj_mat[i, j]` is `True` when node $i$ attends to node $j$
+(a message flows $j \to i$; PyG's `edge_index` has the column `[j, i]`), self loops are the caller's choice,
+and a node with no neighbour gets the zero vector (plus the bias).
+It shares its input checks with [`gatv2.py`](gatv2.html).
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from labml_gat.gatv2 import check_dense_inputs, check_layer_sizes
+
+
+class GraphAttentionLayer(nn.Module):
+    """
+    ## Graph attention layer
+
+    A single GAT layer, with $K$ heads concatenated or averaged.
+    """
+
+    def __init__(self, in_features: int, out_features: int, n_heads: int,
+                 is_concat: bool = True,
+                 dropout: float = 0.6,
+                 leaky_relu_negative_slope: float = 0.2,
+                 bias: bool = False):
+        """
+        * `in_features`, $F$, is the number of input features per node
+        * `out_features`, $F'$, is the number of output features per node
+        * `n_heads`, $K$, is the number of attention heads
+        * `is_concat` whether the heads' outputs are concatenated (`True`) or averaged (`False`)
+        * `dropout` is the dropout probability applied to the attention coefficients
+        * `leaky_relu_negative_slope` is the negative slope of the LeakyReLU
+        * `bias` if `True`, a learnable vector is added to the output after the heads are merged
+        """
+        super().__init__()
+        check_layer_sizes(in_features, out_features, n_heads, is_concat)
+
+        self.in_features = in_features
+        self.out_features = out_features
+        self.is_concat = is_concat
+        self.n_heads = n_heads
+
+        # Features per head: $F'/K$ when concatenating, $F'$ when averaging.
+        self.n_hidden = out_features // n_heads if is_concat else out_features
+
+        # The shared transformation $W$ for all heads at once.
+        self.linear = nn.Linear(in_features, self.n_hidden * n_heads, bias=False)
+        # One attention vector $a_k = [a_{1,k} \Vert a_{2,k}] \in \mathbb{R}^{2F'/K}$ per head:
+        # `attn[:, :n_hidden]` is $a_1$ (query side), `attn[:, n_hidden:]` is $a_2$ (neighbour side).
+        self.attn = nn.Parameter(torch.empty(n_heads, 2 * self.n_hidden))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_features))
+        else:
+            self.register_parameter('bias', None)
+
+        self.activation = nn.LeakyReLU(negative_slope=leaky_relu_negative_slope)
+        self.dropout = nn.Dropout(dropout)
+
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """
+        ### Initialisation
+
+        Glorot (Xavier) uniform, as in the paper's code: $W$ as a matrix, and each half of every $a_k$
+        as a linear map from $F'/K$ features to one score (fan-in $F'/K$, fan-out 1); zeros for the bias.
+        """
+        nn.init.xavier_uniform_(self.linear.weight)
+        bound = math.sqrt(6.0 / (1 + self.n_hidden))
+        nn.init.uniform_(self.attn, -bound, bound)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, h: torch.Tensor, adj_mat: torch.Tensor,
+                return_attention: bool = False):
+        r"""
+        * `h`, $\mathbf{h}$, is the input node embeddings of shape `[n_nodes, in_features]`.
+        * `adj_mat` is a boolean adjacency matrix of shape `[n_nodes, n_nodes]`, `[n_nodes, n_nodes, 1]`
+          or `[n_nodes, n_nodes, n_heads]`; `adj_mat[i, j]` is `True` if node $i$ attends to node $j$.
+        * `return_attention` if `True`, also return the attention coefficients $\alpha_{ij}$
+          of shape `[n_nodes, n_nodes, n_heads]` (before dropout).
+        """
+        adj_mat = check_dense_inputs(h, adj_mat, self.in_features, self.n_heads)
+        n_nodes = h.shape[0]
+
+        # $g_{k,i} = W_k h_i$ for every node and head: `[n_nodes, n_heads, n_hidden]`
+        g = self.linear(h).view(n_nodes, self.n_heads, self.n_hidden)
+
+        # #### Calculate the attention scores
+        #
+        # The query's half of the score, $a_{1,k}^\top g_{k,i}$, and the neighbour's half,
+        # $a_{2,k}^\top g_{k,j}$, one number per node and head: both `[n_nodes, n_heads]`.
+        score_query = torch.einsum('ihf,hf->ih', g, self.attn[:, :self.n_hidden])
+        score_neighbour = torch.einsum('jhf,hf->jh', g, self.attn[:, self.n_hidden:])
+        # Broadcasting the query's half down the rows and the neighbour's half along the columns gives
+        # $$e_{ijk} = \text{LeakyReLU}\big(a_{1,k}^\top g_{k,i} + a_{2,k}^\top g_{k,j}\big)$$
+        # of shape `[n_nodes, n_nodes, n_heads]`, query $i$ first, neighbour $j$ second.
+        # For a fixed $i$ the order over $j$ is set by `score_neighbour` alone: static attention.
+        e = self.activation(score_query[:, None, :] + score_neighbour[None, :, :])
+
+        # #### Normalise over the neighbours
+        #
+        # $\alpha_{ijk} = \text{softmax}_j(e_{ijk})$ over $j \in \mathcal{N}_i$: non-edges get the lowest
+        # finite score, and the mask zeroes the row of a node with no neighbour (no NaN).
+        e = e.masked_fill(~adj_mat, torch.finfo(e.dtype).min)
+        a = torch.softmax(e, dim=1) * adj_mat
+        attention = a
+        a = self.dropout(a)
+
+        # #### Aggregate
+        #
+        # $$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{k,j}$$
+        # `attn_res` is `[n_nodes, n_heads, n_hidden]`.
+        attn_res = torch.einsum('ijh,jhf->ihf', a, g)
+
+        # Concatenate or average the heads: `[n_nodes, out_features]`, then add the bias.
+        if self.is_concat:
+            out = attn_res.reshape(n_nodes, self.n_heads * self.n_hidden)
+        else:
+            out = attn_res.mean(dim=1)
+        if self.bias is not None:
+            out = out + self.bias
+
+        if return_attention:
+            return out, attention
+        return out
+
+    def extra_repr(self) -> str:
+        merge = 'concat' if self.is_concat else 'mean'
+        return (f'{self.in_features}, {self.out_features}, n_heads={self.n_heads}, heads={merge}, '
+                f'dropout={self.dropout.p}, negative_slope={self.activation.negative_slope}, '
+                f'bias={self.bias is not None}')
+

@@ -1,0 +1,291 @@
+r"""
+---
+title: Graph Attention Networks v2 (GATv2)
+summary: >
+  An annotated, dense-adjacency PyTorch implementation of the GATv2 layer
+  from "How Attentive are Graph Attention Networks?".
+---
+
+# Graph Attention Networks v2 (GATv2)
+
+This is a [PyTorch](https://pytorch.org) implementation of the GATv2 operator from the paper
+[How Attentive are Graph Attention Networks?](https://arxiv.org/abs/2105.14491)
+(Brody, Alon & Yahav, ICLR 2022).
+
+GATv2 works on graph data the way [GAT](gat.html) does.
+A graph has nodes and edges connecting them; in the citation graph Cora, for example,
+nodes are papers and edges are citations.
+Each node $i$ carries a vector of features $h_i \in \mathbb{R}^F$,
+and a graph attention layer turns these into new vectors
+$h'_i \in \mathbb{R}^{F'}$ by letting every node attend to its neighbours $\mathcal{N}_i$.
+
+## Static attention in GAT
+
+GAT scores the edge from neighbour $j$ to query node $i$ as
+
+$$e_{ij} = \text{LeakyReLU}\Big(a^\top \big[W h_i \Vert W h_j\big]\Big)
+        = \text{LeakyReLU}\big(a_1^\top W h_i + a_2^\top W h_j\big)$$
+
+The query's part $a_1^\top W h_i$ is the same number for every neighbour $j$,
+and LeakyReLU is monotonic, so **every** query node ranks the neighbours in the same order:
+the one that maximises $a_2^\top W h_j$ wins for everyone.
+The paper calls this *static* attention.
+A query node cannot prefer a neighbour that others do not prefer, however
+the weights are trained.
+
+## Dynamic attention in GATv2
+
+GATv2 moves the attention vector $a$ outside the non-linearity:
+
+$$e_{ij} = a^\top \text{LeakyReLU}\big(W_r h_i + W_l h_j\big)$$
+
+Now the score is a two-layer perceptron of the *pair* $(h_i, h_j)$, and the ranking of the
+neighbours can depend on the query: the attention is *dynamic*.
+The fix costs no more parameters than GAT.
+
+The attention coefficients are the softmax of the scores over the neighbours of $i$,
+
+$$\alpha_{ij} = \text{softmax}_j(e_{ij}) = \frac{\exp(e_{ij})}{\sum_{j' \in \mathcal{N}_i} \exp(e_{ij'})}$$
+
+and the new embedding of $i$ is the attention-weighted sum of its neighbours' vectors,
+passed through the same $W_l$ as in the score:
+
+$$h'_i = \sum_{j \in \mathcal{N}_i} \alpha_{ij} W_l h_j$$
+
+With $K$ heads, each head $k$ has its own $W_{l,k}$, $W_{r,k}$ and attention vector $a_k$, and the
+heads' outputs are concatenated (hidden layers) or averaged (the output layer).
+
+## Conventions
+
+* `adj_mat[i, j]` is `True` when **node $i$ attends to node $j$**: a message flows $j \to i$.
+  The row is the query (target) $i$, the column the neighbour (source) $j$.
+  In PyG's `edge_index` that edge is the column `[j, i]`.
+* Self loops are the caller's choice: add $i \to i$ to the adjacency if node $i$ should see itself
+  (the paper does).
+* A query node with no neighbour at all gets the zero vector (plus the bias), never NaN.
+
+This file imports nothing but PyTorch, so it can be copied into any project.
+The layer builds the full $N \times N$ grid of node pairs, which is what makes it easy to read;
+it costs $O(N^2 \cdot K \cdot F')$ memory, so it suits graphs of a few thousand nodes.
+The edge-list layer in [`edges.py`](edges.html) computes the same function in $O(|\mathcal{E}|)$.
+The [Cora experiment](cora.html) trains a two-layer GATv2 with it.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+
+class GraphAttentionV2Layer(nn.Module):
+    r"""
+    ## Graph attention v2 layer
+
+    This is a single GATv2 layer.
+    A GATv2 is made up of several such layers: it takes
+    $\mathbf{h} = \{ h_1, h_2, \dots, h_N \}$, $h_i \in \mathbb{R}^F$, as input
+    and outputs $\mathbf{h}' = \{ h'_1, h'_2, \dots, h'_N \}$, $h'_i \in \mathbb{R}^{F'}$.
+    """
+
+    def __init__(self, in_features: int, out_features: int, n_heads: int,
+                 is_concat: bool = True,
+                 dropout: float = 0.6,
+                 leaky_relu_negative_slope: float = 0.2,
+                 share_weights: bool = False,
+                 bias: bool = False):
+        """
+        * `in_features`, $F$, is the number of input features per node
+        * `out_features`, $F'$, is the number of output features per node
+        * `n_heads`, $K$, is the number of attention heads
+        * `is_concat` whether the heads' outputs are concatenated (`True`) or averaged (`False`)
+        * `dropout` is the dropout probability applied to the attention coefficients
+        * `leaky_relu_negative_slope` is the negative slope of the LeakyReLU
+        * `share_weights` if `True`, the same matrix is used for the query and the neighbour, $W_l = W_r$
+        * `bias` if `True`, a learnable vector is added to the output after the heads are merged
+        """
+        super().__init__()
+        check_layer_sizes(in_features, out_features, n_heads, is_concat)
+
+        self.in_features = in_features
+        self.out_features = out_features
+        self.is_concat = is_concat
+        self.n_heads = n_heads
+        self.share_weights = share_weights
+
+        # Each head produces $F'/K$ features when the heads are concatenated,
+        # and $F'$ features when they are averaged.
+        self.n_hidden = out_features // n_heads if is_concat else out_features
+
+        # $W_l$ for all heads at once: the transformation of the neighbour (source) $j$.
+        # Its output is used both in the score and as the message $W_l h_j$.
+        self.linear_l = nn.Linear(in_features, self.n_hidden * n_heads, bias=False)
+        # $W_r$ for all heads at once: the transformation of the query (target) $i$.
+        # With `share_weights` it is the very same module as $W_l$.
+        if share_weights:
+            self.linear_r = self.linear_l
+        else:
+            self.linear_r = nn.Linear(in_features, self.n_hidden * n_heads, bias=False)
+
+        # One attention vector $a_k \in \mathbb{R}^{F'/K}$ per head $k$.
+        self.attn = nn.Parameter(torch.empty(n_heads, self.n_hidden))
+        # The optional output bias, added after the heads are merged.
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_features))
+        else:
+            self.register_parameter('bias', None)
+
+        self.activation = nn.LeakyReLU(negative_slope=leaky_relu_negative_slope)
+        self.dropout = nn.Dropout(dropout)
+
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """
+        ### Initialisation
+
+        Glorot (Xavier) uniform initialisation, as in the GAT paper's code, and zeros for the bias.
+        """
+        nn.init.xavier_uniform_(self.linear_l.weight)
+        if not self.share_weights:
+            nn.init.xavier_uniform_(self.linear_r.weight)
+        # Each $a_k$ is a linear map from $F'/K$ features to one score: fan-in $F'/K$, fan-out 1.
+        bound = math.sqrt(6.0 / (1 + self.n_hidden))
+        nn.init.uniform_(self.attn, -bound, bound)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, h: torch.Tensor, adj_mat: torch.Tensor,
+                return_attention: bool = False):
+        r"""
+        * `h`, $\mathbf{h}$, is the input node embeddings of shape `[n_nodes, in_features]`.
+        * `adj_mat` is a boolean adjacency matrix of shape `[n_nodes, n_nodes, n_heads]`;
+          `adj_mat[i, j]` is `True` if node $i$ attends to node $j$.
+          Shapes `[n_nodes, n_nodes]` and `[n_nodes, n_nodes, 1]` share one adjacency across the heads.
+        * `return_attention` if `True`, also return the attention coefficients $\alpha_{ij}$
+          of shape `[n_nodes, n_nodes, n_heads]` (before dropout).
+        """
+        adj_mat = check_dense_inputs(h, adj_mat, self.in_features, self.n_heads)
+        # Number of nodes $N$
+        n_nodes = h.shape[0]
+
+        # The initial transformations, for each head:
+        # $$g_{l,k,j} = W_{l,k} h_j \qquad g_{r,k,i} = W_{r,k} h_i$$
+        # Both are `[n_nodes, n_heads, n_hidden]`; the first index is the node.
+        g_l = self.linear_l(h).view(n_nodes, self.n_heads, self.n_hidden)
+        g_r = self.linear_r(h).view(n_nodes, self.n_heads, self.n_hidden)
+
+        # #### Calculate the attention scores
+        #
+        # We need the sum $g_{r,i} + g_{l,j}$ for every pair of a query $i$ and a neighbour $j$.
+        #
+        # `g_r.repeat_interleave(n_nodes, dim=0)` repeats each row `n_nodes` times in place, so its
+        # row $i N + j$ holds $g_{r,i}$:
+        # $$\{g_{r,1}, g_{r,1}, \dots, g_{r,1}, g_{r,2}, g_{r,2}, \dots, g_{r,2}, \dots\}$$
+        g_r_repeat_interleave = g_r.repeat_interleave(n_nodes, dim=0)
+        # `g_l.repeat(n_nodes, 1, 1)` tiles the whole tensor `n_nodes` times, so its
+        # row $i N + j$ holds $g_{l,j}$:
+        # $$\{g_{l,1}, g_{l,2}, \dots, g_{l,N}, g_{l,1}, g_{l,2}, \dots, g_{l,N}, \dots\}$$
+        g_l_repeat = g_l.repeat(n_nodes, 1, 1)
+        # Adding them and viewing the rows as an $N \times N$ grid gives `g_sum`,
+        # of shape `[n_nodes, n_nodes, n_heads, n_hidden]`, whose entry `g_sum[i, j]` is
+        # $$g_{r,i} + g_{l,j} = W_r h_i + W_l h_j$$
+        # the query $i$ is the first index, the neighbour $j$ the second.
+        g_sum = (g_r_repeat_interleave + g_l_repeat).view(n_nodes, n_nodes, self.n_heads, self.n_hidden)
+        # Free the two $N^2$-row copies as soon as possible (they are not needed by autograd).
+        del g_r_repeat_interleave, g_l_repeat
+
+        # Apply the LeakyReLU in place: the sum is a fresh tensor, and LeakyReLU's backward
+        # needs only the sign of its output, so this saves one $N^2$-sized buffer.
+        g_sum = nn.functional.leaky_relu(g_sum, self.activation.negative_slope, inplace=True)
+        # $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j}\big)$$
+        # a dot product with each head's own attention vector; `e` is `[n_nodes, n_nodes, n_heads]`.
+        e = torch.einsum('ijhf,hf->ijh', g_sum, self.attn)
+
+        # #### Normalise over the neighbours
+        #
+        # $$\alpha_{ijk} = \text{softmax}_j(e_{ijk})$$
+        # over the neighbours $j \in \mathcal{N}_i$ only: non-edges get the lowest finite score,
+        # which `exp` turns into exactly zero whenever $i$ has at least one neighbour.
+        e = e.masked_fill(~adj_mat, torch.finfo(e.dtype).min)
+        a = torch.softmax(e, dim=1)
+        # A query with no neighbour at all would get a uniform row over non-edges;
+        # multiplying by the mask makes its row zero, so its output is zero and no NaN appears.
+        a = a * adj_mat
+        attention = a
+
+        # Dropout on the attention coefficients, as in the paper
+        a = self.dropout(a)
+
+        # #### Aggregate
+        #
+        # $$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{l,k,j}$$
+        # `attn_res` is `[n_nodes, n_heads, n_hidden]`.
+        attn_res = torch.einsum('ijh,jhf->ihf', a, g_l)
+
+        # Merge the heads: concatenate them,
+        # $$h'_i = \Big\Vert_{k=1}^{K} h'_{ik}$$
+        # or average them,
+        # $$h'_i = \frac{1}{K} \sum_{k=1}^{K} h'_{ik}$$
+        # and `out` is `[n_nodes, out_features]`.
+        if self.is_concat:
+            out = attn_res.reshape(n_nodes, self.n_heads * self.n_hidden)
+        else:
+            out = attn_res.mean(dim=1)
+
+        if self.bias is not None:
+            out = out + self.bias
+
+        if return_attention:
+            return out, attention
+        return out
+
+    def extra_repr(self) -> str:
+        merge = 'concat' if self.is_concat else 'mean'
+        return (f'{self.in_features}, {self.out_features}, n_heads={self.n_heads}, heads={merge}, '
+                f'dropout={self.dropout.p}, negative_slope={self.activation.negative_slope}, '
+                f'share_weights={self.share_weights}, bias={self.bias is not None}')
+
+
+def check_layer_sizes(in_features: int, out_features: int, n_heads: int, is_concat: bool) -> None:
+    """
+    ### Constructor checks
+
+    Clear errors for sizes that cannot work, rather than a shape error deep inside `forward`.
+    """
+    for name, value in (('in_features', in_features), ('out_features', out_features), ('n_heads', n_heads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f'{name} must be a positive integer, got {value!r}')
+    if is_concat and out_features % n_heads != 0:
+        raise ValueError(f'out_features ({out_features}) must be divisible by n_heads ({n_heads}) '
+                         f'when the heads are concatenated (is_concat=True)')
+
+
+def check_dense_inputs(h: torch.Tensor, adj_mat: torch.Tensor, in_features: int, n_heads: int) -> torch.Tensor:
+    """
+    ### Input checks
+
+    Checks `h` and `adj_mat`, and returns the adjacency as `[n_nodes, n_nodes, heads]`
+    with `heads` equal to 1 or `n_heads`, ready to broadcast against the scores.
+    """
+    if not isinstance(h, torch.Tensor) or not h.is_floating_point():
+        raise TypeError(f'h must be a floating-point tensor, got {_describe(h)}')
+    if h.dim() != 2 or h.shape[1] != in_features:
+        raise ValueError(f'h must have shape [n_nodes, {in_features}], got {list(h.shape)}')
+    if not isinstance(adj_mat, torch.Tensor) or adj_mat.dtype != torch.bool:
+        raise TypeError(f'adj_mat must be a boolean tensor, got {_describe(adj_mat)}')
+    n_nodes = h.shape[0]
+    if adj_mat.dim() == 2:
+        adj_mat = adj_mat.unsqueeze(-1)
+    if (adj_mat.dim() != 3 or adj_mat.shape[0] != n_nodes or adj_mat.shape[1] != n_nodes
+            or adj_mat.shape[2] not in (1, n_heads)):
+        raise ValueError(f'adj_mat must have shape [{n_nodes}, {n_nodes}], [{n_nodes}, {n_nodes}, 1] or '
+                         f'[{n_nodes}, {n_nodes}, {n_heads}] for {n_nodes} nodes and {n_heads} heads, '
+                         f'got {list(adj_mat.shape)}')
+    return adj_mat
+
+
+def _describe(x) -> str:
+    """A short description of a value for error messages."""
+    if isinstance(x, torch.Tensor):
+        return f'a tensor of dtype {x.dtype} and shape {list(x.shape)}'
+    return f'{type(x).__name__}'

@@ -1,0 +1,128 @@
+"""Tests of the dense GAT (v1) layer: cross-checked against PyG's `GATConv`, and its static attention."""
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import dense_adjacency, random_edge_index
+from labml_gat.gat import GraphAttentionLayer
+
+torch_geometric = pytest.importorskip('torch_geometric')
+from torch_geometric.nn import GATConv  # noqa: E402
+
+
+def pyg_twin(layer: GraphAttentionLayer) -> GATConv:
+    """A `GATConv` with `layer`'s weights: $a_1$ is PyG's `att_dst` (target), $a_2$ its `att_src` (source)."""
+    conv = GATConv(layer.in_features, layer.n_hidden, heads=layer.n_heads, concat=layer.is_concat,
+                   negative_slope=layer.activation.negative_slope, dropout=0.0, add_self_loops=False,
+                   bias=layer.bias is not None).to(layer.attn.dtype)
+    with torch.no_grad():
+        conv.lin.weight.copy_(layer.linear.weight)
+        conv.att_dst.copy_(layer.attn[None, :, :layer.n_hidden])
+        conv.att_src.copy_(layer.attn[None, :, layer.n_hidden:])
+        if layer.bias is not None:
+            conv.bias.copy_(layer.bias)
+    return conv
+
+
+@pytest.mark.parametrize('is_concat', [True, False])
+@pytest.mark.parametrize('bias', [True, False])
+@pytest.mark.parametrize('self_loops', [True, False])
+def test_matches_pyg(generator, is_concat, bias, self_loops):
+    torch.manual_seed(1)
+    n_nodes = 11
+    edge_index = random_edge_index(n_nodes, 35, generator, self_loops=self_loops)
+    adj = dense_adjacency(edge_index, n_nodes)
+    layer = GraphAttentionLayer(5, 8 if is_concat else 3, 2, is_concat=is_concat, dropout=0.0,
+                                bias=bias).double().eval()
+    if bias:
+        nn.init.normal_(layer.bias)
+    conv = pyg_twin(layer).eval()
+
+    h = torch.randn(n_nodes, 5, dtype=torch.float64, generator=generator)
+    h_ours, h_pyg = h.clone().requires_grad_(), h.clone().requires_grad_()
+    out, attention = layer(h_ours, adj, return_attention=True)
+    out_pyg, (edges_pyg, alpha_pyg) = conv(h_pyg, edge_index, return_attention_weights=True)
+    torch.testing.assert_close(out, out_pyg)
+    torch.testing.assert_close(attention[edges_pyg[1], edges_pyg[0]], alpha_pyg)
+
+    weights = torch.randn(out.shape, dtype=torch.float64, generator=generator)
+    (out * weights).sum().backward()
+    (out_pyg * weights).sum().backward()
+    torch.testing.assert_close(h_ours.grad, h_pyg.grad)
+    torch.testing.assert_close(layer.linear.weight.grad, conv.lin.weight.grad)
+    pyg_attn_grad = torch.cat([conv.att_dst.grad[0], conv.att_src.grad[0]], dim=-1)
+    torch.testing.assert_close(layer.attn.grad, pyg_attn_grad)
+    if bias:
+        torch.testing.assert_close(layer.bias.grad, conv.bias.grad)
+
+
+def test_scores_follow_the_equation():
+    r"""$e_{ij} = \text{LeakyReLU}(a^\top [W h_i \Vert W h_j])$, query $i$ first, written out by hand."""
+    torch.manual_seed(2)
+    layer = GraphAttentionLayer(3, 4, 2, dropout=0.0).double()
+    h = torch.randn(4, 3, dtype=torch.float64)
+    _, attention = layer(h, torch.ones(4, 4, dtype=torch.bool), return_attention=True)
+    g = layer.linear(h).view(4, 2, 2)
+    for k in range(2):
+        e = torch.empty(4, 4, dtype=torch.float64)
+        for i in range(4):
+            for j in range(4):
+                e[i, j] = nn.functional.leaky_relu(layer.attn[k] @ torch.cat([g[i, k], g[j, k]]), 0.2)
+        torch.testing.assert_close(attention[:, :, k], torch.softmax(e, dim=1))
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_static_attention_ranks_keys_alike_for_every_query(seed):
+    """On a complete bipartite query/key graph, every query orders the keys the same way."""
+    torch.manual_seed(seed)
+    n_queries, n_keys, n_heads = 6, 5, 3
+    layer = GraphAttentionLayer(4, 6, n_heads, dropout=0.0)
+    h = torch.randn(n_queries + n_keys, 4)
+    adj = torch.zeros(n_queries + n_keys, n_queries + n_keys, dtype=torch.bool)
+    adj[:n_queries, n_queries:] = True
+    _, attention = layer(h, adj, return_attention=True)
+    ranking = attention[:n_queries, n_queries:].argsort(dim=1)
+    assert (ranking == ranking[:1]).all()
+
+
+def test_gradcheck_float64(generator):
+    torch.manual_seed(3)
+    layer = GraphAttentionLayer(3, 4, 2, dropout=0.0, bias=True).double()
+    adj = dense_adjacency(random_edge_index(5, 10, generator), 5)
+    adj[0] = False
+    h = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: layer(x, adj), (h,))
+    assert torch.autograd.gradcheck(lambda a: torch.func.functional_call(layer, {'attn': a}, (h.detach(), adj)),
+                                    (layer.attn.detach().clone().requires_grad_(),))
+
+
+def test_isolated_node_gets_zero_and_no_nan():
+    torch.manual_seed(4)
+    layer = GraphAttentionLayer(3, 4, 2, dropout=0.0, bias=True)
+    nn.init.normal_(layer.bias)
+    h = torch.randn(4, 3, requires_grad=True)
+    adj = torch.ones(4, 4, dtype=torch.bool)
+    adj[2] = False
+    out = layer(h, adj)
+    torch.testing.assert_close(out[2].detach(), layer.bias.detach())
+    out.sum().backward()
+    assert all(torch.isfinite(t).all() for t in [h.grad, *(p.grad for p in layer.parameters())])
+
+
+def test_parameters_and_repr():
+    layer = GraphAttentionLayer(10, 12, 3, bias=True)
+    assert layer.linear.weight.shape == (12, 10)
+    assert layer.attn.shape == (3, 8)
+    assert layer.bias.shape == (12,)
+    assert 'n_heads=3' in repr(layer) and 'bias=True' in repr(layer)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match='divisible by n_heads'):
+        GraphAttentionLayer(3, 10, 4)
+    layer = GraphAttentionLayer(3, 4, 2)
+    with pytest.raises(TypeError, match='adj_mat must be a boolean tensor'):
+        layer(torch.randn(4, 3), torch.ones(4, 4))
+    with pytest.raises(ValueError, match=r'h must have shape \[n_nodes, 3\]'):
+        layer(torch.randn(4, 2), torch.ones(4, 4, dtype=torch.bool))

@@ -1,0 +1,336 @@
+"""Tests of the dense GATv2 layer: cross-checked against PyG's `GATv2Conv`, and every claim its comments make."""
+
+import ast
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import REPO, dense_adjacency, random_edge_index
+from labml_gat.gatv2 import GraphAttentionV2Layer
+
+torch_geometric = pytest.importorskip('torch_geometric')
+from torch_geometric.nn import GATv2Conv  # noqa: E402
+
+
+def pyg_twin(layer: GraphAttentionV2Layer) -> GATv2Conv:
+    """A `GATv2Conv` computing the same function as `layer`, with its weights copied over."""
+    conv = GATv2Conv(layer.in_features, layer.n_hidden, heads=layer.n_heads, concat=layer.is_concat,
+                     negative_slope=layer.activation.negative_slope, dropout=0.0, add_self_loops=False,
+                     bias=layer.bias is not None, share_weights=layer.share_weights)
+    conv = conv.to(layer.attn.dtype)
+    with torch.no_grad():
+        conv.lin_l.weight.copy_(layer.linear_l.weight)
+        conv.lin_r.weight.copy_(layer.linear_r.weight)
+        conv.att.copy_(layer.attn[None])
+        if layer.bias is not None:
+            # PyG's linear maps carry biases of their own; ours do not.
+            conv.lin_l.bias.zero_()
+            conv.lin_r.bias.zero_()
+            conv.bias.copy_(layer.bias)
+    return conv
+
+
+def parameter_grads(layer: GraphAttentionV2Layer) -> dict:
+    grads = {'linear_l': layer.linear_l.weight.grad, 'attn': layer.attn.grad}
+    if not layer.share_weights:
+        grads['linear_r'] = layer.linear_r.weight.grad
+    if layer.bias is not None:
+        grads['bias'] = layer.bias.grad
+    return grads
+
+
+def pyg_grads(conv: GATv2Conv, share_weights: bool, bias: bool) -> dict:
+    grads = {'linear_l': conv.lin_l.weight.grad, 'attn': conv.att.grad[0]}
+    if not share_weights:
+        grads['linear_r'] = conv.lin_r.weight.grad
+    if bias:
+        grads['bias'] = conv.bias.grad
+    return grads
+
+
+@pytest.mark.parametrize('is_concat', [True, False])
+@pytest.mark.parametrize('share_weights', [True, False])
+@pytest.mark.parametrize('bias', [True, False])
+@pytest.mark.parametrize('self_loops', [True, False])
+def test_matches_pyg(generator, is_concat, share_weights, bias, self_loops):
+    torch.manual_seed(1)
+    n_nodes, n_heads = 13, 3
+    edge_index = random_edge_index(n_nodes, 40, generator, self_loops=self_loops)
+    adj = dense_adjacency(edge_index, n_nodes)
+    layer = GraphAttentionV2Layer(6, 12 if is_concat else 5, n_heads, is_concat=is_concat, dropout=0.0,
+                                  share_weights=share_weights, bias=bias).double().eval()
+    if bias:
+        nn.init.normal_(layer.bias)
+    conv = pyg_twin(layer).eval()
+
+    h = torch.randn(n_nodes, 6, dtype=torch.float64, generator=generator)
+    h_ours = h.clone().requires_grad_()
+    h_pyg = h.clone().requires_grad_()
+    out, attention = layer(h_ours, adj, return_attention=True)
+    out_pyg, (edges_pyg, alpha_pyg) = conv(h_pyg, edge_index, return_attention_weights=True)
+
+    torch.testing.assert_close(out, out_pyg)
+    # PyG's attention is per edge `[j, i]`; ours is the grid `[i, j]`.
+    torch.testing.assert_close(attention[edges_pyg[1], edges_pyg[0]], alpha_pyg)
+    # Attention is zero off the graph.
+    assert attention.sum().item() == pytest.approx(alpha_pyg.sum().item())
+
+    weights = torch.randn(out.shape, dtype=torch.float64, generator=generator)
+    (out * weights).sum().backward()
+    (out_pyg * weights).sum().backward()
+    torch.testing.assert_close(h_ours.grad, h_pyg.grad)
+    ours, theirs = parameter_grads(layer), pyg_grads(conv, share_weights, bias)
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        torch.testing.assert_close(ours[name], theirs[name], msg=name)
+
+
+def test_pair_sum_index_order():
+    """The comment's claim: row $i N + j$ of the two repeats holds $g_{r,i}$ and $g_{l,j}$."""
+    n_nodes = 5
+    g_r = torch.randn(n_nodes, 2, 3)
+    g_l = torch.randn(n_nodes, 2, 3)
+    g_sum = (g_r.repeat_interleave(n_nodes, dim=0) + g_l.repeat(n_nodes, 1, 1)).view(n_nodes, n_nodes, 2, 3)
+    for i in range(n_nodes):
+        for j in range(n_nodes):
+            torch.testing.assert_close(g_sum[i, j], g_r[i] + g_l[j])
+
+
+def test_scores_follow_the_equation():
+    r"""$e_{ij} = a^\top \text{LeakyReLU}(W_r h_i + W_l h_j)$ with the query $i$ on $W_r$, written out by hand."""
+    torch.manual_seed(2)
+    n_nodes = 4
+    layer = GraphAttentionV2Layer(3, 4, 2, dropout=0.0).double()
+    h = torch.randn(n_nodes, 3, dtype=torch.float64)
+    adj = torch.ones(n_nodes, n_nodes, dtype=torch.bool)
+    _, attention = layer(h, adj, return_attention=True)
+
+    w_l = layer.linear_l.weight.view(2, 2, 3)
+    w_r = layer.linear_r.weight.view(2, 2, 3)
+    for k in range(2):
+        e = torch.empty(n_nodes, n_nodes, dtype=torch.float64)
+        for i in range(n_nodes):
+            for j in range(n_nodes):
+                pair = w_r[k] @ h[i] + w_l[k] @ h[j]
+                e[i, j] = layer.attn[k] @ nn.functional.leaky_relu(pair, 0.2)
+        torch.testing.assert_close(attention[:, :, k], torch.softmax(e, dim=1))
+    # With $W_l \ne W_r$, swapping the roles gives other numbers, so the check above pins the order.
+    assert not torch.allclose(attention, attention.transpose(0, 1))
+
+
+def test_values_go_through_w_l():
+    r"""$h'_i = \sum_j \alpha_{ij} W_l h_j$: a node attending only to $j$ outputs exactly $W_l h_j$."""
+    torch.manual_seed(3)
+    layer = GraphAttentionV2Layer(3, 4, 2, dropout=0.0).double()
+    h = torch.randn(3, 3, dtype=torch.float64)
+    adj = torch.zeros(3, 3, dtype=torch.bool)
+    adj[0, 2] = True
+    out = layer(h, adj)
+    torch.testing.assert_close(out[0], layer.linear_l(h)[2])
+
+
+def test_each_head_has_its_own_attention_vector():
+    layer = GraphAttentionV2Layer(3, 8, 4)
+    assert layer.attn.shape == (4, 2)
+    assert len({tuple(row.tolist()) for row in layer.attn}) == 4
+
+
+def test_per_head_adjacency(generator):
+    """An `[N, N, n_heads]` adjacency gives each head its own neighbourhoods."""
+    torch.manual_seed(4)
+    n_nodes, n_heads = 7, 2
+    layer = GraphAttentionV2Layer(4, 6, n_heads, is_concat=True, dropout=0.0).double()
+    h = torch.randn(n_nodes, 4, dtype=torch.float64, generator=generator)
+    adjs = [dense_adjacency(random_edge_index(n_nodes, 15, generator), n_nodes) for _ in range(n_heads)]
+    out = layer(h, torch.stack(adjs, dim=-1))
+    for k, adj in enumerate(adjs):
+        head_k = layer(h, adj).view(n_nodes, n_heads, 3)[:, k]
+        torch.testing.assert_close(out.view(n_nodes, n_heads, 3)[:, k], head_k)
+
+
+def test_adjacency_shapes_agree(generator):
+    torch.manual_seed(5)
+    layer = GraphAttentionV2Layer(4, 6, 3, dropout=0.0)
+    h = torch.randn(6, 4, generator=generator)
+    adj = dense_adjacency(random_edge_index(6, 12, generator), 6)
+    out = layer(h, adj)
+    torch.testing.assert_close(layer(h, adj[:, :, None]), out)
+    torch.testing.assert_close(layer(h, adj[:, :, None].expand(6, 6, 3)), out)
+
+
+def test_shapes():
+    layer = GraphAttentionV2Layer(4, 6, 3)
+    out, attention = layer(torch.randn(5, 4), torch.ones(5, 5, dtype=torch.bool), return_attention=True)
+    assert out.shape == (5, 6)
+    assert attention.shape == (5, 5, 3)
+    mean_layer = GraphAttentionV2Layer(4, 6, 3, is_concat=False)
+    assert mean_layer.n_hidden == 6
+    assert mean_layer(torch.randn(5, 4), torch.ones(5, 5, dtype=torch.bool)).shape == (5, 6)
+
+
+def test_gradcheck_float64(generator):
+    torch.manual_seed(6)
+    layer = GraphAttentionV2Layer(3, 4, 2, dropout=0.0, bias=True).double()
+    adj = dense_adjacency(random_edge_index(5, 10, generator), 5)
+    adj[0] = False  # an isolated query node
+    h = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: layer(x, adj), (h,))
+    params = tuple(layer.parameters())
+
+    def as_function_of_parameters(*values):
+        state = {name: value for (name, _), value in zip(layer.named_parameters(), values)}
+        return torch.func.functional_call(layer, state, (h.detach(), adj))
+
+    assert torch.autograd.gradcheck(as_function_of_parameters, params)
+
+
+@pytest.mark.parametrize('bias', [True, False])
+def test_isolated_node_gets_zero_and_no_nan(bias):
+    torch.manual_seed(7)
+    layer = GraphAttentionV2Layer(3, 4, 2, dropout=0.0, bias=bias)
+    if bias:
+        nn.init.normal_(layer.bias)
+    h = torch.randn(4, 3, requires_grad=True)
+    adj = torch.ones(4, 4, dtype=torch.bool)
+    adj[1] = False
+    out, attention = layer(h, adj, return_attention=True)
+    expected = layer.bias.detach() if bias else torch.zeros(4)
+    torch.testing.assert_close(out[1].detach(), expected)
+    assert torch.all(attention[1] == 0)
+    out.sum().backward()
+    for tensor in [h.grad, *(p.grad for p in layer.parameters())]:
+        assert torch.isfinite(tensor).all()
+    # An entirely empty graph works too.
+    assert torch.isfinite(layer(h, torch.zeros(4, 4, dtype=torch.bool))).all()
+
+
+def test_large_scores_do_not_overflow():
+    layer = GraphAttentionV2Layer(2, 2, 1, dropout=0.0)
+    with torch.no_grad():
+        layer.attn.fill_(1e4)
+    h = torch.randn(3, 2) * 1e3
+    adj = torch.tensor([[1, 1, 0], [0, 1, 1], [0, 0, 0]], dtype=torch.bool)
+    out, attention = layer(h, adj, return_attention=True)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(attention.sum(dim=1)[:, 0], torch.tensor([1.0, 1.0, 0.0]))
+
+
+def test_share_weights_uses_one_module():
+    layer = GraphAttentionV2Layer(3, 4, 2, share_weights=True)
+    assert layer.linear_r is layer.linear_l
+    assert len(list(layer.parameters())) == 2
+    assert 'share_weights=True' in repr(layer)
+
+
+def test_bias_parameter():
+    assert GraphAttentionV2Layer(3, 4, 2).bias is None
+    layer = GraphAttentionV2Layer(3, 4, 2, bias=True)
+    assert layer.bias.shape == (4,)
+    assert torch.all(layer.bias == 0)
+
+
+def test_reset_parameters_is_glorot():
+    torch.manual_seed(8)
+    layer = GraphAttentionV2Layer(300, 64, 8)
+    bound_w = (6 / (300 + 64)) ** 0.5
+    assert layer.linear_l.weight.abs().max() <= bound_w
+    assert layer.linear_l.weight.abs().max() > 0.9 * bound_w
+    bound_a = (6 / (1 + 8)) ** 0.5
+    assert layer.attn.abs().max() <= bound_a
+    before = layer.attn.detach().clone()
+    layer.reset_parameters()
+    assert not torch.equal(before, layer.attn)
+
+
+def test_dropout_only_in_training():
+    torch.manual_seed(9)
+    layer = GraphAttentionV2Layer(3, 4, 2, dropout=0.5)
+    h, adj = torch.randn(6, 3), torch.ones(6, 6, dtype=torch.bool)
+    layer.eval()
+    torch.testing.assert_close(layer(h, adj), layer(h, adj))
+    layer.train()
+    assert not torch.allclose(layer(h, adj), layer(h, adj))
+
+
+def test_repr_is_informative():
+    text = repr(GraphAttentionV2Layer(1433, 64, 8, dropout=0.6))
+    for part in ['1433, 64', 'n_heads=8', 'heads=concat', 'dropout=0.6', 'negative_slope=0.2', 'bias=False']:
+        assert part in text
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(in_features=3, out_features=10, n_heads=3), 'divisible by n_heads'),
+    (dict(in_features=0, out_features=4, n_heads=2), 'in_features must be a positive integer'),
+    (dict(in_features=3, out_features=4, n_heads=0), 'n_heads must be a positive integer'),
+    (dict(in_features=3.0, out_features=4, n_heads=2), 'in_features must be a positive integer'),
+])
+def test_constructor_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GraphAttentionV2Layer(**kwargs)
+
+
+def test_mean_heads_need_no_divisibility():
+    assert GraphAttentionV2Layer(3, 10, 3, is_concat=False).n_hidden == 10
+
+
+@pytest.mark.parametrize('h, adj, error, message', [
+    (torch.randn(4, 5), torch.ones(4, 4, dtype=torch.bool), ValueError, r'h must have shape \[n_nodes, 3\], got \[4, 5\]'),
+    (torch.randn(4), torch.ones(4, 4, dtype=torch.bool), ValueError, r'got \[4\]'),
+    (torch.ones(4, 3, dtype=torch.long), torch.ones(4, 4, dtype=torch.bool), TypeError, 'floating-point'),
+    ([[0.0] * 3] * 4, torch.ones(4, 4, dtype=torch.bool), TypeError, 'got list'),
+    (torch.randn(4, 3), torch.ones(4, 4), TypeError, 'adj_mat must be a boolean tensor, got a tensor of dtype torch.float32'),
+    (torch.randn(4, 3), torch.ones(4, 5, dtype=torch.bool), ValueError, r'for 4 nodes and 2 heads, got \[4, 5, 1\]'),
+    (torch.randn(4, 3), torch.ones(3, 3, dtype=torch.bool), ValueError, r'got \[3, 3, 1\]'),
+    (torch.randn(4, 3), torch.ones(4, 4, 3, dtype=torch.bool), ValueError, r'\[4, 4, 2\] for 4 nodes and 2 heads, got \[4, 4, 3\]'),
+    (torch.randn(4, 3), torch.ones(4, 4, 2, 1, dtype=torch.bool), ValueError, r'got \[4, 4, 2, 1\]'),
+])
+def test_input_errors(h, adj, error, message):
+    layer = GraphAttentionV2Layer(3, 4, 2)
+    with pytest.raises(error, match=message):
+        layer(h, adj)
+
+
+def test_module_imports_only_torch():
+    tree = ast.parse((REPO / 'labml_gat' / 'gatv2.py').read_text())
+    modules = {alias.name.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for alias in node.names}
+    modules |= {node.module.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert modules <= {'math', 'torch'}
+
+
+def test_file_can_be_copied_alone(tmp_path):
+    """A researcher copies `gatv2.py` into their project and uses it, with nothing else of ours around."""
+    (tmp_path / 'gatv2.py').write_text((REPO / 'labml_gat' / 'gatv2.py').read_text())
+    script = ('import torch\nfrom gatv2 import GraphAttentionV2Layer\n'
+              'layer = GraphAttentionV2Layer(4, 8, 2)\n'
+              'out = layer(torch.randn(3, 4), torch.eye(3, dtype=torch.bool))\n'
+              'print(tuple(out.shape))\n')
+    result = subprocess.run([sys.executable, '-c', script], cwd=tmp_path, capture_output=True, text=True,
+                            env={'PYTHONPATH': str(tmp_path), 'PATH': ''})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '(3, 8)'
+
+
+def test_dynamic_attention_can_rank_differently():
+    r"""
+    A GATv2 layer whose queries prefer different keys: with
+    $W_l h = [h, -h]$, $W_r h = [-h, h]$ and $a = [-1, -1]$,
+    $e_{ij} = -\text{LeakyReLU}(h_j - h_i) - \text{LeakyReLU}(h_i - h_j)$ peaks at the key closest to $h_i$.
+    """
+    layer = GraphAttentionV2Layer(1, 2, 1, dropout=0.0)
+    with torch.no_grad():
+        layer.linear_l.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        layer.linear_r.weight.copy_(torch.tensor([[-1.0], [1.0]]))
+        layer.attn.copy_(torch.tensor([[-1.0, -1.0]]))
+    keys = torch.tensor([[-2.0], [0.0], [2.0]])
+    queries = torch.tensor([[-2.1], [0.1], [1.9]])
+    h = torch.cat([queries, keys])
+    # Complete bipartite: every query (rows 0..2) attends to every key (columns 3..5).
+    adj = torch.zeros(6, 6, dtype=torch.bool)
+    adj[:3, 3:] = True
+    _, attention = layer(h, adj, return_attention=True)
+    best_key = attention[:3, 3:, 0].argmax(dim=1)
+    assert best_key.tolist() == [0, 1, 2]
