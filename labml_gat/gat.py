@@ -75,7 +75,7 @@ class GraphAttentionLayer(nn.Module):
         * `bias` if `True`, a learnable vector is added to the output after the heads are merged
         """
         super().__init__()
-        check_layer_sizes(in_features, out_features, n_heads, is_concat)
+        check_layer_sizes(in_features, out_features, n_heads, is_concat, leaky_relu_negative_slope)
 
         self.in_features = in_features
         self.out_features = out_features

@@ -104,7 +104,7 @@ class GraphAttentionV2Layer(nn.Module):
         * `bias` if `True`, a learnable vector is added to the output after the heads are merged
         """
         super().__init__()
-        check_layer_sizes(in_features, out_features, n_heads, is_concat)
+        check_layer_sizes(in_features, out_features, n_heads, is_concat, leaky_relu_negative_slope)
 
         self.in_features = in_features
         self.out_features = out_features
@@ -246,11 +246,12 @@ class GraphAttentionV2Layer(nn.Module):
                 f'share_weights={self.share_weights}, bias={self.bias is not None}')
 
 
-def check_layer_sizes(in_features: int, out_features: int, n_heads: int, is_concat: bool) -> None:
+def check_layer_sizes(in_features: int, out_features: int, n_heads: int, is_concat: bool,
+                      leaky_relu_negative_slope: float) -> None:
     """
     ### Constructor checks
 
-    Clear errors for sizes that cannot work, rather than a shape error deep inside `forward`.
+    Clear errors for settings that cannot work, rather than a shape error deep inside `forward`.
     """
     for name, value in (('in_features', in_features), ('out_features', out_features), ('n_heads', n_heads)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -258,6 +259,9 @@ def check_layer_sizes(in_features: int, out_features: int, n_heads: int, is_conc
     if is_concat and out_features % n_heads != 0:
         raise ValueError(f'out_features ({out_features}) must be divisible by n_heads ({n_heads}) '
                          f'when the heads are concatenated (is_concat=True)')
+    # The in-place LeakyReLU recovers its input's sign from its output, which needs a slope $\ge 0$.
+    if not leaky_relu_negative_slope >= 0:
+        raise ValueError(f'leaky_relu_negative_slope must be >= 0, got {leaky_relu_negative_slope!r}')
 
 
 def check_dense_inputs(h: torch.Tensor, adj_mat: torch.Tensor, in_features: int, n_heads: int) -> torch.Tensor:
@@ -267,12 +271,9 @@ def check_dense_inputs(h: torch.Tensor, adj_mat: torch.Tensor, in_features: int,
     Checks `h` and `adj_mat`, and returns the adjacency as `[n_nodes, n_nodes, heads]`
     with `heads` equal to 1 or `n_heads`, ready to broadcast against the scores.
     """
-    if not isinstance(h, torch.Tensor) or not h.is_floating_point():
-        raise TypeError(f'h must be a floating-point tensor, got {_describe(h)}')
-    if h.dim() != 2 or h.shape[1] != in_features:
-        raise ValueError(f'h must have shape [n_nodes, {in_features}], got {list(h.shape)}')
+    check_features(h, 'h', in_features)
     if not isinstance(adj_mat, torch.Tensor) or adj_mat.dtype != torch.bool:
-        raise TypeError(f'adj_mat must be a boolean tensor, got {_describe(adj_mat)}')
+        raise TypeError(f'adj_mat must be a boolean tensor, got {describe_value(adj_mat)}')
     n_nodes = h.shape[0]
     if adj_mat.dim() == 2:
         adj_mat = adj_mat.unsqueeze(-1)
@@ -284,7 +285,15 @@ def check_dense_inputs(h: torch.Tensor, adj_mat: torch.Tensor, in_features: int,
     return adj_mat
 
 
-def _describe(x) -> str:
+def check_features(h: torch.Tensor, name: str, in_features: int) -> None:
+    """Checks a node feature tensor `[n_nodes, in_features]` (dense or sparse)."""
+    if not isinstance(h, torch.Tensor) or not h.is_floating_point():
+        raise TypeError(f'{name} must be a floating-point tensor, got {describe_value(h)}')
+    if h.dim() != 2 or h.shape[1] != in_features:
+        raise ValueError(f'{name} must have shape [n_nodes, {in_features}], got {list(h.shape)}')
+
+
+def describe_value(x) -> str:
     """A short description of a value for error messages."""
     if isinstance(x, torch.Tensor):
         return f'a tensor of dtype {x.dtype} and shape {list(x.shape)}'

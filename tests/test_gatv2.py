@@ -266,6 +266,8 @@ def test_repr_is_informative():
     (dict(in_features=0, out_features=4, n_heads=2), 'in_features must be a positive integer'),
     (dict(in_features=3, out_features=4, n_heads=0), 'n_heads must be a positive integer'),
     (dict(in_features=3.0, out_features=4, n_heads=2), 'in_features must be a positive integer'),
+    (dict(in_features=3, out_features=4, n_heads=2, leaky_relu_negative_slope=-0.1),
+     'leaky_relu_negative_slope must be >= 0, got -0.1'),
 ])
 def test_constructor_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):

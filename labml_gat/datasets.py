@@ -1,0 +1,505 @@
+r"""
+---
+title: Planetoid citation graphs (Cora, CiteSeer)
+summary: >
+  A small, safe loader for the public Planetoid split of the Cora and CiteSeer citation graphs,
+  the split used by the GAT and GATv2 papers, PyG and DGL.
+---
+
+# Planetoid citation graphs (Cora, CiteSeer)
+
+The GAT and GATv2 papers evaluate transductive node classification on citation graphs.
+Each node is a paper, represented by a binary bag-of-words vector $x_i \in \{0, 1\}^F$,
+each edge is a citation, and the task is to predict the topic $y_i \in \{0, \dots, C - 1\}$
+of every paper.
+
+| dataset  | nodes $N$ | features $F$ | classes $C$ | undirected edges | train | val | test |
+|----------|-----------|--------------|-------------|------------------|-------|-----|------|
+| Cora     | 2708      | 1433         | 7           | 5278             | 140   | 500 | 1000 |
+| CiteSeer | 3327      | 3703         | 6           | 4552             | 120   | 500 | 1000 |
+
+## The public split
+
+Everybody uses the split published with
+[Planetoid](https://github.com/kimiyoung/planetoid) (Yang, Cohen & Salakhutdinov, ICML 2016):
+20 labelled nodes per class for training, the next 500 nodes for validation and 1000 fixed
+test nodes. The graph is used whole (transductive learning): every node, including the test
+nodes, is present with its features; only the labels of the training nodes are used for the loss.
+
+## The files
+
+A dataset `<name>` is eight files `ind.<name>.<kind>`:
+
+* `x`, `y`: features and one-hot labels of the training nodes, the first rows of `allx`, `ally`;
+* `allx`, `ally`: features and one-hot labels of all the nodes that are not test nodes;
+* `tx`, `ty`: features and one-hot labels of the test nodes;
+* `test.index`: a text file, one node index per line; line $k$ is the node of row $k$ of `tx`;
+* `graph`: a dict mapping every node to the list of its neighbours.
+
+The node numbering is: the rows of `allx` are nodes $0, \dots, |\text{allx}| - 1$, and the test nodes
+follow. In CiteSeer some nodes after `allx` are isolated papers without features or labels; they
+are not in `test.index`, so the test indices have gaps. Like PyG, we give those nodes
+all-zero features and label $0$, and leave them out of every mask.
+
+All files but `test.index` are pickles written by Python 2 (scipy sparse matrices, numpy arrays
+and a `defaultdict`). Unpickling can run arbitrary code, so we
+
+1. check every file against a SHA-256 sum kept in this module before reading it, and
+2. unpickle with an unpickler that can only build the few classes these files need; scipy is not
+   needed at all, a tiny stand-in takes the sparse matrices apart.
+
+## Where the files are found
+
+1. In the folder passed as `data_dir`, or else in the folder named by the `LABML_GAT_DATA`
+   environment variable. These folders are yours: they are read, never written to,
+   and missing files are an error.
+2. Otherwise in a cache folder, `labml.lab.get_data_path() / 'planetoid'`, where missing files are
+   downloaded from the Planetoid repository, like PyG does. Call
+   `download_planetoid(name, folder)` to fetch the files into a folder of your choice.
+"""
+
+import collections
+import hashlib
+import http.client
+import os
+import pickle
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+from labml import lab, monit
+
+# Where PyG downloads the raw files from; tests point it at a local server.
+BASE_URL = 'https://github.com/kimiyoung/planetoid/raw/master/data'
+# Environment variable naming a folder that holds the files.
+DATA_ENV_VAR = 'LABML_GAT_DATA'
+# The eight kinds of file that make up a dataset.
+FILE_KINDS = ('x', 'y', 'tx', 'ty', 'allx', 'ally', 'graph', 'test.index')
+
+# SHA-256 sums of the files, from `kimiyoung/planetoid` (`data/`, commit af6abf4).
+# These are the only files this module agrees to read.
+SHA256: dict[str, dict[str, str]] = {
+    'cora': {
+        'x': '23cfa55d91c6f624233f5eb7b6e3f141f1bd2b2ae39608a63cf5d084bb27baab',
+        'y': '94465c14eb53e04ca262198dcbb2521ee8af60fb3f3d546cd6ca24a511b0e7d1',
+        'tx': 'b9afbaa4a400df991f6f02ef677e1e44da55ffc04801fd02f9e673987829226a',
+        'ty': '41f5ac76596a1699cc33f53084a2419e92961c42bb75f36fc38e616d348532ad',
+        'allx': '9419ba2f26f5c35243db64aba110e0f35a04851609e0dc5433450676ca6b8543',
+        'ally': '2b998f5cc7fedc86e7f97ca2498f47a1ffc1462c29e2d578b23bf3f62b6e7d71',
+        'graph': '58f13302f39dde8852dad6fe6d15b89b077b6d7f837626bce671ef80344b383d',
+        'test.index': '297ce89af2b51a6a194181c7dbe1796c6a1cf9cd9349a88383b1b1e227867875',
+    },
+    'citeseer': {
+        'x': 'd20de19150741e555de0ed037195630fc194114ebc7fd72ced62810148aa22f6',
+        'y': '8ba87e515d8e3ee3cf52f6d2c5b86aa73f11ecad825a808455209ec26cd54924',
+        'tx': '539a8906a2da97628d212f2fdd668c109a8b3f0d36574b59e5d3fd5b5303da21',
+        'ty': '55e5bd1ba1e733a04598753ad1a8d57957f4b8f89e74519f41f4f4938767e4ce',
+        'allx': '2ac30345d95c9ec933a817ee0bdd6a5f077f8c184a20e696910192d534414668',
+        'ally': 'f704b2d986dde6c2669934de1f3ae5696a6cf9455c0f6b2646a2d135ea0a1c95',
+        'graph': 'd79a4ef9d3e7169aee8946145f6b7306e35bc79bffad26346cfb94e10e9912a7',
+        'test.index': '2af990671580b6b2df5d158d1038f8292e30c9cd821b5453f399659b25b723d4',
+    },
+}
+
+
+class DataFileError(ValueError):
+    """A data file failed its checksum, could not be parsed, or asked to build a forbidden object."""
+
+
+@dataclass
+class Graph:
+    """
+    ## A citation graph
+
+    * `name` is the dataset name, `'cora'` or `'citeseer'`
+    * `x` is the node features $x_i$, `[n_nodes, n_features]` float32
+      (row-normalised unless loaded with `normalize=False`)
+    * `y` is the node labels $y_i$, `[n_nodes]` int64
+    * `edge_index` is the edges, `[2, n_edges]` int64: column `[j, i]` is a message from the
+      source $j$ (row 0) to the target $i$ (row 1). Every edge is there in both directions,
+      without self loops or duplicates, sorted by target then source (as PyG)
+    * `train_mask`, `val_mask`, `test_mask` are the disjoint node sets of the split, `[n_nodes]` bool
+    * `num_classes` is $C$
+    """
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor
+    edge_index: torch.Tensor
+    train_mask: torch.Tensor
+    val_mask: torch.Tensor
+    test_mask: torch.Tensor
+    num_classes: int
+
+    @property
+    def num_nodes(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def num_features(self) -> int:
+        return self.x.shape[1]
+
+    def adjacency(self, self_loops: bool = True) -> torch.Tensor:
+        """
+        The dense adjacency matrix, `[n_nodes, n_nodes]` bool, in the convention of the
+        [GATv2 layer](gatv2.html): `adj[i, j]` is `True` when node $i$ attends to node $j$.
+        With `self_loops`, every node also attends to itself, as in the GAT paper.
+        """
+        adj = torch.zeros(self.num_nodes, self.num_nodes, dtype=torch.bool)
+        # The edge column `[j, i]` lets the target $i$ (row of `adj`) see the source $j$ (column).
+        adj[self.edge_index[1], self.edge_index[0]] = True
+        if self_loops:
+            adj.fill_diagonal_(True)
+        return adj
+
+    def edge_index_with_self_loops(self) -> torch.Tensor:
+        """
+        `edge_index` with a self loop $[i, i]$ appended for every node $i$ in order
+        (as PyG's `add_self_loops`), `[2, n_edges + n_nodes]`.
+        """
+        loops = torch.arange(self.num_nodes).expand(2, -1)
+        return torch.cat([self.edge_index, loops], dim=1)
+
+
+def load_planetoid(name: str, data_dir: str | Path | None = None, download: bool = True,
+                   normalize: bool = True, base_url: str = BASE_URL) -> Graph:
+    """
+    ## Load a dataset
+
+    * `name` is `'cora'` or `'citeseer'` (any case)
+    * `data_dir` is a folder holding the files; if `None`, the folder in `LABML_GAT_DATA`;
+      if that is not set either, the cache folder
+    * `download` allows downloading missing files into the cache folder (only there)
+    * `normalize` divides each feature row by its sum, as the GAT paper does
+    * `base_url` is where to download from
+    """
+    name = _check_name(name)
+    folder = _find_folder(name, data_dir, download, base_url)
+    # Verify all the checksums first, so that nothing is read from a file set with a bad file.
+    paths = {kind: _verified_path(folder, name, kind) for kind in FILE_KINDS}
+    graph = _assemble(name, paths)
+    if normalize:
+        graph.x = row_normalize(graph.x)
+    return graph
+
+
+def _check_name(name: str) -> str:
+    """The file prefix of a dataset name, or a `ValueError` listing the known names."""
+    if not isinstance(name, str) or name.lower() not in SHA256:
+        raise ValueError(f'Unknown Planetoid dataset {name!r}; known: {", ".join(SHA256)}')
+    return name.lower()
+
+
+def _file_name(name: str, kind: str) -> str:
+    """The name of one file, like `ind.cora.graph`."""
+    return f'ind.{name}.{kind}'
+
+
+def row_normalize(x: torch.Tensor) -> torch.Tensor:
+    r"""
+    ### Row normalisation
+
+    $$x_i \leftarrow \frac{x_i}{\sum_f x_{if}}$$
+
+    so that the features of every node sum to one; for these non-negative features this is
+    exactly PyG's `NormalizeFeatures`.
+    A row of zeros (CiteSeer's featureless nodes) stays zero instead of becoming NaN.
+    """
+    row_sum = x.sum(dim=1, keepdim=True)
+    return x / torch.where(row_sum == 0, torch.ones_like(row_sum), row_sum)
+
+
+# ## Finding the files
+
+
+def cache_dir() -> Path:
+    """The folder where downloaded files are kept: `labml.lab.get_data_path() / 'planetoid'`."""
+    return lab.get_data_path() / 'planetoid'
+
+
+def _find_folder(name: str, data_dir: str | Path | None, download: bool, base_url: str) -> Path:
+    """The folder that holds all files of `name`, downloading into the cache if allowed."""
+    # A folder given by the user is read-only for us: we never download into it.
+    given = data_dir if data_dir is not None else (os.environ.get(DATA_ENV_VAR) or None)
+    if given is not None:
+        folder = Path(given).expanduser()
+        _require_files(name, folder, 'This folder was given explicitly (data_dir or '
+                       f'{DATA_ENV_VAR}), so nothing is downloaded into it.')
+        return folder
+    # The cache folder is ours, and we fill it if allowed.
+    folder = cache_dir()
+    if download:
+        download_planetoid(name, folder, base_url)
+    else:
+        _require_files(name, folder, 'Downloading was disabled (download=False).')
+    return folder
+
+
+def _missing_files(name: str, folder: Path) -> list[str]:
+    return [_file_name(name, kind) for kind in FILE_KINDS if not (folder / _file_name(name, kind)).is_file()]
+
+
+def _require_files(name: str, folder: Path, reason: str) -> None:
+    """Raise a `FileNotFoundError` that says exactly what to put where, if any file is missing."""
+    missing = _missing_files(name, folder)
+    if missing:
+        raise FileNotFoundError(_missing_message(name, folder, missing, reason))
+
+
+def _missing_message(name: str, folder: Path, missing: list[str], reason: str) -> str:
+    return (f'Planetoid {name!r}: missing in {folder}: {", ".join(missing)}. {reason} '
+            f'Copy the files {_file_name(name, "{" + ",".join(FILE_KINDS) + "}")} from '
+            f'{BASE_URL} (the kimiyoung/planetoid repository) into {folder}, '
+            f'or set {DATA_ENV_VAR} (or pass data_dir) to a folder that has them.')
+
+
+# ## Checksums
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while chunk := f.read(1 << 16):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verified_path(folder: Path, name: str, kind: str) -> Path:
+    """The path of one file, after checking its SHA-256 sum."""
+    path = folder / _file_name(name, kind)
+    digest = _sha256(path)
+    if digest != SHA256[name][kind]:
+        raise DataFileError(f'{path}: SHA-256 {digest} does not match the expected '
+                            f'{SHA256[name][kind]}; the file is corrupt, truncated or not the '
+                            f'Planetoid file. Replace it with the original from {BASE_URL}.')
+    return path
+
+
+# ## Downloading
+
+
+def download_planetoid(name: str, folder: str | Path | None = None, base_url: str = BASE_URL) -> Path:
+    """
+    ### Download a dataset
+
+    Downloads the files of `name` that are missing in `folder` (default: the cache folder)
+    from `base_url` and returns the folder. Each file is checked against its SHA-256 sum
+    before it appears under its final name.
+    """
+    name = _check_name(name)
+    folder = Path(folder).expanduser() if folder is not None else cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind in FILE_KINDS:
+        path = folder / _file_name(name, kind)
+        if not path.is_file():
+            _download_file(name, kind, path, base_url)
+    return folder
+
+
+def _download_file(name: str, kind: str, path: Path, base_url: str) -> None:
+    """Download one file atomically: into a temporary file next to it, renamed once verified."""
+    url = f'{base_url.rstrip("/")}/{path.name}'
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.part')
+    try:
+        with os.fdopen(fd, 'wb') as out:
+            digest = _fetch(name, url, out, path)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest != SHA256[name][kind]:
+            raise DataFileError(f'{path.name} downloaded from {url} has SHA-256 {digest}, expected '
+                                f'{SHA256[name][kind]}; nothing was written to {path.parent}.')
+        os.replace(tmp_name, path)
+    finally:
+        # After a successful `os.replace` there is nothing left to remove.
+        Path(tmp_name).unlink(missing_ok=True)
+
+
+def _fetch(name: str, url: str, out: BinaryIO, path: Path) -> str:
+    """Stream `url` into `out` with a progress bar, and return the SHA-256 of what was received."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return _copy_with_progress(response, out, path.name)
+    # Offline or unreachable: say which files to put where instead.
+    except (OSError, http.client.HTTPException) as err:
+        reason = f'Could not download {url} ({err}).'
+        missing = _missing_files(name, path.parent)
+        raise FileNotFoundError(_missing_message(name, path.parent, missing, reason)) from err
+
+
+def _copy_with_progress(response: Any, out: BinaryIO, label: str) -> str:
+    total = int(response.headers.get('Content-Length') or 0)
+    digest = hashlib.sha256()
+    received = 0
+    with monit.section(f'Download {label}', total_steps=max(total, 1)):
+        while chunk := response.read(1 << 16):
+            out.write(chunk)
+            digest.update(chunk)
+            received += len(chunk)
+            if total:
+                monit.progress(received)
+    return digest.hexdigest()
+
+
+# ## Safe unpickling
+#
+# `pickletools.dis` shows that the pickles reference exactly these globals:
+# `scipy.sparse.csr.csr_matrix` (features), `numpy.core.multiarray._reconstruct`, `numpy.ndarray`
+# and `numpy.dtype` (the arrays inside), and `collections.defaultdict` with `__builtin__.list`
+# (the graph). Nothing else can be built while unpickling.
+
+
+class _CsrMatrix:
+    """
+    A stand-in for `scipy.sparse.csr_matrix`: the unpickler creates it empty and hands it the
+    pickled attributes, from which we build the dense matrix ourselves.
+    """
+
+    def __setstate__(self, state: dict) -> None:
+        self.state = state
+
+    def to_dense(self) -> np.ndarray:
+        """Row $r$ has the values `data[indptr[r]:indptr[r + 1]]` in the columns `indices[...]`."""
+        n_rows, n_cols = self.state['_shape']
+        indptr, indices, data = (np.asarray(self.state[key]) for key in ('indptr', 'indices', 'data'))
+        if indptr.shape != (n_rows + 1,) or indptr[-1] != len(indices) or len(indices) != len(data):
+            raise ValueError(f'inconsistent sparse matrix of shape {(n_rows, n_cols)}')
+        rows = np.repeat(np.arange(n_rows), np.diff(indptr))
+        dense = np.zeros((n_rows, n_cols), dtype=data.dtype)
+        # Duplicate entries add up, as in scipy.
+        np.add.at(dense, (rows, indices), data)
+        return dense
+
+
+def _reconstruct(subtype: type, shape: tuple, dtype: Any) -> np.ndarray:
+    """numpy pickles an array as an empty array, filled in afterwards by `ndarray.__setstate__`."""
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError(f'array subtype {subtype!r} is not allowed')
+    return np.ndarray(shape, dtype)
+
+
+# The only globals a file may reference, as written by Python 2, and what they become.
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ('scipy.sparse.csr', 'csr_matrix'): _CsrMatrix,
+    ('numpy.core.multiarray', '_reconstruct'): _reconstruct,
+    ('numpy', 'ndarray'): np.ndarray,
+    ('numpy', 'dtype'): np.dtype,
+    ('collections', 'defaultdict'): collections.defaultdict,
+    ('__builtin__', 'list'): list,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that refuses every global not in `_ALLOWED_GLOBALS`."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f'forbidden global {module}.{name}')
+        return _ALLOWED_GLOBALS[(module, name)]
+
+
+def _unpickle(path: Path) -> Any:
+    """Unpickle one Python 2 file; every failure becomes a `DataFileError` naming the file."""
+    try:
+        with open(path, 'rb') as f:
+            return _RestrictedUnpickler(f, encoding='latin1').load()
+    except Exception as err:
+        raise DataFileError(f'{path}: not a valid Planetoid pickle: {err}') from err
+
+
+# ## Reading the files
+
+
+def _read_matrix(path: Path) -> np.ndarray:
+    """A dense numeric matrix from a pickled sparse matrix (features) or array (one-hot labels)."""
+    obj = _unpickle(path)
+    try:
+        matrix = obj.to_dense() if isinstance(obj, _CsrMatrix) else obj
+    except Exception as err:
+        raise DataFileError(f'{path}: not a valid sparse matrix: {err}') from err
+    if not isinstance(matrix, np.ndarray) or matrix.ndim != 2 or matrix.dtype.kind not in 'biuf':
+        raise DataFileError(f'{path}: expected a numeric 2-d matrix, got {type(matrix).__name__}')
+    return matrix
+
+
+def _read_graph(path: Path) -> dict[int, list[int]]:
+    """The adjacency lists: node -> list of neighbours."""
+    graph = _unpickle(path)
+    if not isinstance(graph, dict) or not all(isinstance(v, list) for v in graph.values()):
+        raise DataFileError(f'{path}: expected a dict of adjacency lists, got {type(graph).__name__}')
+    return graph
+
+
+def _read_test_index(path: Path) -> np.ndarray:
+    """The test node indices, one integer per line."""
+    try:
+        return np.array([int(line) for line in path.read_text().split()], dtype=np.int64)
+    except ValueError as err:
+        raise DataFileError(f'{path}: expected one integer per line: {err}') from err
+
+
+# ## Building the graph
+
+
+def _assemble(name: str, paths: dict[str, Path]) -> Graph:
+    """Put the pieces together in the node numbering and split of the Planetoid paper (and PyG)."""
+    # `x` is the first rows of `allx` (its checksum was verified, its content is not needed);
+    # `y` tells how many rows that is.
+    n_train = _read_matrix(paths['y']).shape[0]
+    test_index = torch.from_numpy(_read_test_index(paths['test.index']))
+    # Nodes are numbered `allx` first, then up to the largest test index.
+    n_nodes = int(test_index.max()) + 1
+    x = _place_rows(_read_matrix(paths['allx']), _read_matrix(paths['tx']), test_index, n_nodes)
+    one_hot = _place_rows(_read_matrix(paths['ally']), _read_matrix(paths['ty']), test_index, n_nodes)
+    return Graph(
+        name=name,
+        x=x,
+        # Class of each node; a node without a label (all-zero row) gets class 0, as in PyG.
+        y=one_hot.argmax(dim=1),
+        edge_index=_edge_index(_read_graph(paths['graph']), n_nodes),
+        # The first `len(y)` nodes are the training nodes, the next 500 the validation nodes.
+        train_mask=_mask(torch.arange(n_train), n_nodes),
+        val_mask=_mask(torch.arange(n_train, n_train + 500), n_nodes),
+        test_mask=_mask(test_index, n_nodes),
+        num_classes=one_hot.shape[1],
+    )
+
+
+def _place_rows(all_rows: np.ndarray, test_rows: np.ndarray, test_index: torch.Tensor,
+                n_nodes: int) -> torch.Tensor:
+    """
+    `[n_nodes, d]`: the rows of `allx` (or `ally`) for the first nodes, row $k$ of `tx` (or `ty`)
+    for node `test_index[k]`, and zeros for the nodes in neither (CiteSeer's isolated papers).
+    """
+    # The test nodes must come right after `allx`; PyG's numbering assumes the same.
+    if int(test_index.min()) != all_rows.shape[0] or len(test_index.unique()) != len(test_index):
+        raise DataFileError(f'test indices must be distinct and start at {all_rows.shape[0]}')
+    out = torch.zeros(n_nodes, all_rows.shape[1], dtype=torch.float32)
+    out[:all_rows.shape[0]] = torch.from_numpy(all_rows.astype(np.float32))
+    out[test_index] = torch.from_numpy(test_rows.astype(np.float32))
+    return out
+
+
+def _edge_index(graph: dict[int, list[int]], n_nodes: int) -> torch.Tensor:
+    """
+    `[2, n_edges]`: every adjacency-list entry in both directions, without self loops and
+    duplicates, sorted by target $i$ and then source $j$ (PyG's `coalesce(sort_by_row=False)`).
+    """
+    source = torch.tensor([node for node, neighbours in graph.items() for _ in neighbours], dtype=torch.long)
+    target = torch.tensor([j for neighbours in graph.values() for j in neighbours], dtype=torch.long)
+    # Both directions: citations are undirected. (The files already list both.)
+    source, target = torch.cat([source, target]), torch.cat([target, source])
+    # Drop self loops; the layers add them back when asked to.
+    keep = source != target
+    # One key $i N + j$ per edge; `unique` sorts the keys and drops duplicates.
+    key = torch.unique(target[keep] * n_nodes + source[keep])
+    return torch.stack([key % n_nodes, key // n_nodes])
+
+
+def _mask(index: torch.Tensor, n_nodes: int) -> torch.Tensor:
+    mask = torch.zeros(n_nodes, dtype=torch.bool)
+    mask[index] = True
+    return mask

@@ -1,0 +1,286 @@
+r"""
+---
+title: Edge-list graph attention layers (GATv2 and GAT)
+summary: >
+  GATv2 and GAT layers that take a PyG-style edge list instead of a dense adjacency matrix,
+  computing the same function in time and memory linear in the number of edges.
+---
+
+# Edge-list graph attention layers
+
+The [dense GATv2 layer](gatv2.html) scores every pair of nodes $(i, j)$ and then masks out the
+non-edges, which costs $O(N^2 \cdot K \cdot F')$ for $N$ nodes, $K$ heads and $F'$ features.
+Real graphs are sparse: Cora has $N = 2708$ nodes but only about $5N$ edges.
+This module computes **exactly the same function** visiting only the edges,
+in $O(|\mathcal{E}| \cdot K \cdot F')$.
+
+The layers here subclass their dense twins, [`GraphAttentionV2Layer`](gatv2.html) and
+[`GraphAttentionLayer`](gat.html), and replace only `forward`.
+The constructor arguments, the parameters (`linear_l`, `linear_r`, `attn`, `bias` for GATv2;
+`linear`, `attn`, `bias` for GAT) and their initialisation are inherited, so a `state_dict`
+moves between a dense and an edge-list layer unchanged.
+
+## The edge list
+
+The graph is an `edge_index` of shape `[2, n_edges]`, as in PyG: the column $e = (j, i)$ is an edge
+from the **source** (neighbour) $j = $ `edge_index[0, e]` to the **target** (query) $i = $ `edge_index[1, e]`,
+a message $j \to i$. It is the entry `adj_mat[i, j] = True` of the dense layers.
+Self loops are the caller's choice, as for the dense layers; an edge listed twice counts twice.
+
+## Attention per edge
+
+Everything the dense layer computes on the $N \times N$ grid is computed here on the edges only.
+For GATv2 the score of edge $(j, i)$ in head $k$ is
+
+$$e_{ijk} = a_k^\top \text{LeakyReLU}\big(W_{r,k} h_i + W_{l,k} h_j\big)$$
+
+and for GAT it is $e_{ijk} = \text{LeakyReLU}\big(a_{1,k}^\top W_k h_i + a_{2,k}^\top W_k h_j\big)$.
+The node vectors $W h$ are computed once per node and then *gathered* to the edges with `index_select`.
+
+### Softmax over the in-edges of each node
+
+The attention coefficients normalise the scores over the edges that end at the same target $i$,
+
+$$\alpha_{ijk} = \frac{\exp(e_{ijk} - m_{ik})}{\sum_{j' \in \mathcal{N}_i} \exp(e_{ij'k} - m_{ik})},
+\qquad m_{ik} = \max_{j \in \mathcal{N}_i} e_{ijk}$$
+
+Subtracting the maximum $m_{ik}$ changes nothing mathematically but keeps $\exp$ from overflowing.
+The maximum and the sum over "the edges ending at $i$" are *segment* reductions:
+`scatter_reduce` (with `amax`) and `scatter_add` combine each edge's value into the entry of its target.
+
+### Aggregation
+
+$$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{k,j}$$
+
+is again a segment sum: each edge contributes its weighted message to the row of its target.
+A node with no in-edge receives nothing, so its output is zero (plus the bias), with no NaN.
+
+## Bipartite graphs and mini-batches
+
+A batch of small graphs is a single graph with disjoint parts; the layers need nothing special for it.
+
+For neighbour-sampled mini-batches (PyG's `NeighborLoader`) the sources and targets are different
+node sets: `h` may be a pair `(h_src, h_dst)` of shapes `[n_src, in_features]` and
+`[n_dst, in_features]`; `edge_index[0]` indexes `h_src`, `edge_index[1]` indexes `h_dst`,
+and the output has one row per target, `[n_dst, out_features]`.
+In GATv2, $W_l$ transforms the sources and $W_r$ the targets.
+"""
+
+from typing import Tuple, Union
+
+import torch
+from torch import nn
+
+from labml_gat.gat import GraphAttentionLayer
+from labml_gat.gatv2 import GraphAttentionV2Layer, check_features, describe_value
+
+# A node feature tensor, or a pair `(h_src, h_dst)` for a bipartite graph
+NodeFeatures = Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
+
+
+class EdgeGraphAttentionV2Layer(GraphAttentionV2Layer):
+    """
+    ## Edge-list GATv2 layer
+
+    The [GATv2 layer](gatv2.html) on an edge list. It takes the same constructor arguments
+    and has the same parameters as `GraphAttentionV2Layer`.
+    """
+
+    def forward(self, h: NodeFeatures, edge_index: torch.Tensor,
+                return_attention: bool = False):
+        r"""
+        * `h` is the node embeddings `[n_nodes, in_features]`,
+          or a pair `(h_src, h_dst)` for a bipartite graph.
+        * `edge_index` is a `torch.int64` tensor of shape `[2, n_edges]`:
+          `edge_index[0]` holds the sources $j$, `edge_index[1]` the targets $i$.
+        * `return_attention` if `True`, also return the attention coefficients $\alpha_{ijk}$
+          of shape `[n_edges, n_heads]`, in the order of the edges (before dropout).
+        """
+        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features)
+        # Number of targets; equal to the number of nodes unless the graph is bipartite
+        n_dst = h_dst.shape[0]
+
+        # The transformations of the sources and the targets, once per node:
+        # $$g_{l,k,j} = W_{l,k} h_j \qquad g_{r,k,i} = W_{r,k} h_i$$
+        # `g_l` is `[n_src, n_heads, n_hidden]` and `g_r` is `[n_dst, n_heads, n_hidden]`.
+        if h_dst is h_src and not self.share_weights:
+            # On a single node set both come from one matrix product with the stacked weights,
+            # `[n_nodes, 2, n_heads, n_hidden]`, which is faster than two products half as wide.
+            w_lr = torch.cat([self.linear_l.weight, self.linear_r.weight])
+            g_l, g_r = nn.functional.linear(h_src, w_lr).view(-1, 2, self.n_heads, self.n_hidden).unbind(1)
+        else:
+            g_l = self.linear_l(h_src).view(-1, self.n_heads, self.n_hidden)
+            # With $W_l = W_r$ on a single node set the two are the same tensor.
+            g_r = g_l if h_dst is h_src else self.linear_r(h_dst).view(-1, self.n_heads, self.n_hidden)
+
+        # #### Calculate the attention scores
+        #
+        # Gather the source's vector $g_{l,j}$ to every edge: `[n_edges, n_heads, n_hidden]`.
+        # It is used twice, in the score and as the message.
+        g_l_j = g_l.index_select(0, src)
+        # Gather the target's vector $g_{r,i}$ and add, giving $g_{r,i} + g_{l,j}$ per edge.
+        # The sum is done in place on the fresh gathered tensor to save one edge-sized buffer.
+        g_sum = g_r.index_select(0, dst).add_(g_l_j)
+        # LeakyReLU in place as well: its backward needs only the sign of its output.
+        g_sum = nn.functional.leaky_relu(g_sum, self.activation.negative_slope, inplace=True)
+        # The dot products with the heads' attention vectors,
+        # $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j}\big)$$
+        # as one matrix product: `attn_blocks`, `[n_heads, n_heads * n_hidden]`, has $a_k$ in row $k$
+        # at the columns of head $k$ and zeros elsewhere. `e` is `[n_edges, n_heads]`.
+        attn_blocks = torch.block_diag(*self.attn.unsqueeze(1))
+        e = g_sum.reshape(-1, self.n_heads * self.n_hidden) @ attn_blocks.T
+
+        # #### Normalise, aggregate and merge the heads
+        return attend(self, e, g_l_j, dst, n_dst, return_attention)
+
+
+class EdgeGraphAttentionLayer(GraphAttentionLayer):
+    """
+    ## Edge-list GAT layer
+
+    The [GAT layer](gat.html) on an edge list. It takes the same constructor arguments
+    and has the same parameters as `GraphAttentionLayer`.
+    """
+
+    def forward(self, h: NodeFeatures, edge_index: torch.Tensor,
+                return_attention: bool = False):
+        """
+        The arguments are the same as for [`EdgeGraphAttentionV2Layer`](#EdgeGraphAttentionV2Layer).
+        """
+        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features)
+        n_dst = h_dst.shape[0]
+
+        # $g_{k,j} = W_k h_j$ for the sources, `[n_src, n_heads, n_hidden]`,
+        # and $g_{k,i} = W_k h_i$ for the targets, `[n_dst, n_heads, n_hidden]`.
+        g_src = self.linear(h_src).view(-1, self.n_heads, self.n_hidden)
+        g_dst = g_src if h_dst is h_src else self.linear(h_dst).view(-1, self.n_heads, self.n_hidden)
+
+        # #### Calculate the attention scores
+        #
+        # GAT's score splits into a target part and a source part,
+        # so each is a single number per node and head, computed before touching the edges:
+        # $a_{1,k}^\top g_{k,i}$ is `[n_dst, n_heads]` and $a_{2,k}^\top g_{k,j}$ is `[n_src, n_heads]`.
+        score_query = torch.einsum('ihf,hf->ih', g_dst, self.attn[:, :self.n_hidden])
+        score_neighbour = torch.einsum('jhf,hf->jh', g_src, self.attn[:, self.n_hidden:])
+        # Gathering these numbers to the edges is cheap, `[n_edges, n_heads]`:
+        # $$e_{ijk} = \text{LeakyReLU}\big(a_{1,k}^\top g_{k,i} + a_{2,k}^\top g_{k,j}\big)$$
+        e = self.activation(score_query.index_select(0, dst) + score_neighbour.index_select(0, src))
+
+        # The messages $g_{k,j}$ gathered to the edges, `[n_edges, n_heads, n_hidden]`
+        g_j = g_src.index_select(0, src)
+
+        # #### Normalise, aggregate and merge the heads
+        return attend(self, e, g_j, dst, n_dst, return_attention)
+
+
+def attend(layer: Union[EdgeGraphAttentionV2Layer, EdgeGraphAttentionLayer],
+           e: torch.Tensor, messages: torch.Tensor, dst: torch.Tensor, n_dst: int,
+           return_attention: bool):
+    """
+    ### Normalise, aggregate and merge the heads
+
+    The part shared by both layers.
+
+    * `e` is the scores $e_{ijk}$, `[n_edges, n_heads]`
+    * `messages` is the gathered source vectors $g_{k,j}$, `[n_edges, n_heads, n_hidden]`
+    * `dst` is the target $i$ of every edge, `[n_edges]`, and `n_dst` the number of targets
+    """
+    # $\alpha_{ijk} = \text{softmax}_j(e_{ijk})$ over the in-edges of each target, `[n_edges, n_heads]`
+    a = segment_softmax(e, dst, n_dst)
+    attention = a
+
+    # Dropout on the attention coefficients, as in the paper
+    a = layer.dropout(a)
+
+    # Weight each message by its coefficient and add it into the row of its target:
+    # $$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{k,j}$$
+    # `attn_res` is `[n_dst, n_heads, n_hidden]`; a target with no in-edge keeps its row of zeros.
+    weighted = messages * a.unsqueeze(-1)
+    attn_res = weighted.new_zeros(n_dst, layer.n_heads, layer.n_hidden).index_add_(0, dst, weighted)
+
+    # Concatenate the heads, $h'_i = \Big\Vert_{k=1}^{K} h'_{ik}$,
+    # or average them, $h'_i = \frac{1}{K} \sum_{k=1}^{K} h'_{ik}$: `[n_dst, out_features]`
+    if layer.is_concat:
+        out = attn_res.reshape(n_dst, layer.n_heads * layer.n_hidden)
+    else:
+        out = attn_res.mean(dim=1)
+
+    if layer.bias is not None:
+        out = out + layer.bias
+
+    if return_attention:
+        return out, attention
+    return out
+
+
+def segment_softmax(e: torch.Tensor, target: torch.Tensor, n_targets: int) -> torch.Tensor:
+    r"""
+    ## Segment softmax
+
+    The softmax of the scores `e`, `[n_edges, n_heads]`, over the edges with the same `target`,
+    `[n_edges]`, separately for each head. `n_targets` is the number of targets.
+    Returns $\alpha$, `[n_edges, n_heads]`.
+    """
+    n_edges, n_heads = e.shape
+    # Every pair of a target $i$ and a head $k$ is a segment of its own, numbered $i K + k$.
+    # `segment` is `[n_edges * n_heads]`, in the order of `e.view(-1)`.
+    # One-dimensional scatters are much faster than scatters of rows of only `n_heads` numbers.
+    heads = torch.arange(n_heads, device=target.device)
+    segment = (target.unsqueeze(-1) * n_heads + heads).view(-1)
+    e = e.reshape(-1)
+
+    # The maximum score of each segment, $m_{ik}$, `[n_targets * n_heads]`.
+    # It is only a shift that cancels out in the fraction, so it needs no gradient (it is detached).
+    # Segments with no edge keep the initial $-\infty$, which is never read.
+    e_max = e.new_full((n_targets * n_heads,), -torch.inf).scatter_reduce_(0, segment, e.detach(), 'amax')
+
+    # $\exp(e_{ijk} - m_{ik}) \in (0, 1]$ for every edge and head
+    exp = torch.exp(e - e_max.index_select(0, segment))
+    # The denominators $\sum_{j' \in \mathcal{N}_i} \exp(e_{ij'k} - m_{ik}) \ge 1$, `[n_targets * n_heads]`
+    denominator = exp.new_zeros(n_targets * n_heads).scatter_add_(0, segment, exp)
+
+    # $\alpha_{ijk}$, the share of each edge in the sum of its segment, back to `[n_edges, n_heads]`
+    return (exp / denominator.index_select(0, segment)).view(n_edges, n_heads)
+
+
+def check_edge_inputs(h: NodeFeatures, edge_index: torch.Tensor, in_features: int
+                      ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    ## Input checks
+
+    Checks `h` and `edge_index` and returns `(h_src, h_dst, src, dst)`:
+    for a single node set `h_src` and `h_dst` are both `h`.
+    `src` and `dst` are the rows of `edge_index`.
+    """
+    if isinstance(h, tuple):
+        if len(h) != 2:
+            raise ValueError(f'a bipartite h must be a pair (h_src, h_dst), got a tuple of {len(h)}')
+        h_src, h_dst = h
+        check_features(h_src, 'h_src', in_features)
+        check_features(h_dst, 'h_dst', in_features)
+        if h_src.dtype != h_dst.dtype or h_src.device != h_dst.device:
+            raise TypeError(f'h_src and h_dst must have the same dtype and device, got '
+                            f'{h_src.dtype} on {h_src.device} and {h_dst.dtype} on {h_dst.device}')
+    else:
+        check_features(h, 'h', in_features)
+        h_src = h_dst = h
+
+    if not isinstance(edge_index, torch.Tensor) or edge_index.dtype != torch.int64:
+        raise TypeError(f'edge_index must be a tensor of dtype torch.int64, got {describe_value(edge_index)}')
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f'edge_index must have shape [2, n_edges], got {list(edge_index.shape)}')
+    if edge_index.device != h_src.device:
+        raise ValueError(f'edge_index must be on the same device as h ({h_src.device}), '
+                         f'got {edge_index.device}')
+
+    src, dst = edge_index[0], edge_index[1]
+    if edge_index.numel() > 0:
+        if edge_index.min() < 0:
+            raise ValueError(f'edge_index must not contain negative indices, got {edge_index.min().item()}')
+        for name, index, n_nodes in (('sources edge_index[0]', src, h_src.shape[0]),
+                                     ('targets edge_index[1]', dst, h_dst.shape[0])):
+            if index.max() >= n_nodes:
+                raise ValueError(f'the {name} must be smaller than the number of nodes ({n_nodes}), '
+                                 f'got {index.max().item()}')
+    return h_src, h_dst, src, dst
+

@@ -1,0 +1,335 @@
+"""Tests for `labml_gat.datasets`: counts, equality with PyG, downloading, and untrusted files."""
+
+import functools
+import http.server
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import PLANETOID, needs_planetoid
+from labml_gat import datasets
+from labml_gat.datasets import DataFileError, FILE_KINDS, Graph, load_planetoid
+
+DATA = PLANETOID
+needs_data = needs_planetoid
+
+
+@pytest.fixture(autouse=True)
+def _no_env_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test chooses its folder explicitly; requests to the local server never go through a proxy."""
+    monkeypatch.delenv('LABML_GAT_DATA', raising=False)
+    monkeypatch.setenv('no_proxy', '127.0.0.1')
+    monkeypatch.setenv('NO_PROXY', '127.0.0.1')
+
+
+@pytest.fixture(scope='module')
+def cora() -> Graph:
+    return load_planetoid('cora', data_dir=DATA)
+
+
+@pytest.fixture(scope='module')
+def citeseer() -> Graph:
+    return load_planetoid('CiteSeer', data_dir=DATA)
+
+
+def _copy_cora(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind in FILE_KINDS:
+        shutil.copy(DATA / f'ind.cora.{kind}', folder)
+    return folder
+
+
+def _evil_pickle(marker: Path) -> bytes:
+    """A protocol-0 pickle that calls `os.system('touch <marker>')` when loaded."""
+    return b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+
+
+# ## Counts and split
+
+
+@needs_data
+def test_cora_counts(cora: Graph) -> None:
+    assert (cora.name, cora.num_nodes, cora.num_features, cora.num_classes) == ('cora', 2708, 1433, 7)
+    assert cora.x.dtype == torch.float32 and cora.y.dtype == torch.int64 and cora.edge_index.dtype == torch.int64
+    assert cora.edge_index.shape == (2, 10556)
+    assert cora.edge_index_with_self_loops().shape == (2, 13264)
+    assert (int(cora.train_mask.sum()), int(cora.val_mask.sum()), int(cora.test_mask.sum())) == (140, 500, 1000)
+    assert int(cora.y.max()) == 6
+
+
+@needs_data
+def test_citeseer_counts(citeseer: Graph) -> None:
+    assert (citeseer.num_nodes, citeseer.num_features, citeseer.num_classes) == (3327, 3703, 6)
+    assert citeseer.edge_index.shape == (2, 9104)
+    masks = citeseer.train_mask, citeseer.val_mask, citeseer.test_mask
+    assert [int(m.sum()) for m in masks] == [120, 500, 1000]
+    # The 15 isolated papers that fill the gaps in the test indices: no features, in no mask.
+    featureless = citeseer.x.sum(dim=1) == 0
+    assert int(featureless.sum()) == 15
+    assert not (featureless & (masks[0] | masks[1] | masks[2])).any()
+
+
+@needs_data
+@pytest.mark.parametrize('name', ['cora', 'citeseer'])
+def test_split(name: str, cora: Graph, citeseer: Graph) -> None:
+    graph = {'cora': cora, 'citeseer': citeseer}[name]
+    n_train = int(graph.train_mask.sum())
+    # Training nodes are the first ones, validation the next 500, and the sets are disjoint.
+    assert graph.train_mask[:n_train].all() and graph.val_mask[n_train:n_train + 500].all()
+    total = graph.train_mask.int() + graph.val_mask.int() + graph.test_mask.int()
+    assert int(total.max()) == 1
+    # Every class has 20 training nodes.
+    assert torch.bincount(graph.y[graph.train_mask]).tolist() == [20] * graph.num_classes
+
+
+# ## Graph structure
+
+
+@needs_data
+@pytest.mark.parametrize('name', ['cora', 'citeseer'])
+def test_edges(name: str, cora: Graph, citeseer: Graph) -> None:
+    graph = {'cora': cora, 'citeseer': citeseer}[name]
+    source, target = graph.edge_index
+    n = graph.num_nodes
+    assert (source != target).all()
+    # Sorted by target then source, hence no duplicates.
+    key = target * n + source
+    assert (key[1:] > key[:-1]).all()
+    # Undirected: the reversed edges are the same set.
+    assert torch.equal(torch.sort(source * n + target).values, key)
+
+
+@needs_data
+def test_adjacency_convention(cora: Graph) -> None:
+    adj = cora.adjacency(self_loops=False)
+    assert adj.shape == (2708, 2708) and adj.dtype == torch.bool
+    assert int(adj.sum()) == 10556 and not adj.diagonal().any()
+    # Edge column [j, i] (source j, target i) means i attends to j: adj[i, j].
+    j, i = cora.edge_index[:, 0]
+    assert adj[i, j]
+    assert int(cora.adjacency().sum()) == 13264 and cora.adjacency().diagonal().all()
+    # The dense and the edge-list forms with self loops agree.
+    with_loops = cora.edge_index_with_self_loops()
+    dense = torch.zeros(2708, 2708, dtype=torch.bool)
+    dense[with_loops[1], with_loops[0]] = True
+    assert torch.equal(dense, cora.adjacency())
+    assert torch.equal(with_loops[:, -2708:], torch.arange(2708).expand(2, -1))
+
+
+# ## Features
+
+
+@needs_data
+def test_features_row_normalized(citeseer: Graph) -> None:
+    raw = load_planetoid('citeseer', data_dir=DATA, normalize=False).x
+    assert set(raw.unique().tolist()) == {0.0, 1.0}
+    row_sum = citeseer.x.sum(dim=1)
+    nonzero = raw.sum(dim=1) > 0
+    torch.testing.assert_close(row_sum[nonzero], torch.ones(int(nonzero.sum())))
+    assert (row_sum[~nonzero] == 0).all() and not citeseer.x.isnan().any()
+    torch.testing.assert_close(citeseer.x[nonzero], raw[nonzero] / raw[nonzero].sum(dim=1, keepdim=True))
+
+
+def test_row_normalize_zero_row() -> None:
+    x = torch.tensor([[1.0, 3.0], [0.0, 0.0]])
+    assert torch.equal(datasets.row_normalize(x), torch.tensor([[0.25, 0.75], [0.0, 0.0]]))
+
+
+def test_sparse_stand_in_matches_scipy() -> None:
+    scipy_sparse = pytest.importorskip('scipy.sparse')
+    # Rows 0 and 2 have entries, row 1 is empty, and (2, 1) appears twice (duplicates add up).
+    indptr, indices, data = np.array([0, 2, 2, 5]), np.array([0, 3, 1, 1, 2]), np.arange(1.0, 6.0)
+    matrix = datasets._CsrMatrix()
+    matrix.__setstate__({'_shape': (3, 4), 'indptr': indptr, 'indices': indices, 'data': data})
+    expected = scipy_sparse.csr_matrix((data, indices, indptr), shape=(3, 4)).toarray()
+    assert np.array_equal(matrix.to_dense(), expected)
+
+
+# ## Equality with PyG
+
+
+@needs_data
+@pytest.mark.parametrize('name, prefix', [('cora', 'Cora'), ('citeseer', 'CiteSeer')])
+def test_matches_pyg(name: str, prefix: str, cora: Graph, citeseer: Graph) -> None:
+    planetoid = pytest.importorskip('torch_geometric.io.planetoid')
+    from torch_geometric.transforms import NormalizeFeatures
+
+    graph = {'cora': cora, 'citeseer': citeseer}[name]
+    ref = NormalizeFeatures()(planetoid.read_planetoid_data(str(DATA), prefix))
+    assert torch.equal(graph.x, ref.x)
+    assert torch.equal(graph.y, ref.y)
+    assert torch.equal(graph.edge_index, ref.edge_index)
+    for mask in ('train_mask', 'val_mask', 'test_mask'):
+        assert torch.equal(getattr(graph, mask), getattr(ref, mask)), mask
+
+
+# ## Finding the files
+
+
+def test_unknown_name() -> None:
+    with pytest.raises(ValueError, match=r"'pubmed'.*cora, citeseer"):
+        load_planetoid('pubmed')
+    with pytest.raises(ValueError, match='known'):
+        datasets.download_planetoid('cora2')
+
+
+@needs_data
+def test_env_var_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv('LABML_GAT_DATA', str(_copy_cora(tmp_path / 'data')))
+    assert load_planetoid('cora').num_nodes == 2708
+
+
+@needs_data
+@pytest.mark.parametrize('via_env', [False, True])
+def test_missing_files_in_given_folder(via_env: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    folder = _copy_cora(tmp_path / 'data')
+    (folder / 'ind.cora.graph').unlink()
+    (folder / 'ind.cora.ty').unlink()
+    if via_env:
+        monkeypatch.setenv('LABML_GAT_DATA', str(folder))
+    with pytest.raises(FileNotFoundError) as err:
+        load_planetoid('cora', data_dir=None if via_env else folder)
+    message = str(err.value)
+    assert str(folder) in message and 'LABML_GAT_DATA' in message
+    assert 'ind.cora.ty' in message and 'ind.cora.graph' in message and 'ind.cora.x,' not in message
+    # A folder given by the user is never written to.
+    assert len(list(folder.iterdir())) == len(FILE_KINDS) - 2
+
+
+def test_missing_files_without_download(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(datasets, 'cache_dir', lambda: tmp_path / 'cache')
+    with pytest.raises(FileNotFoundError, match='download=False') as err:
+        load_planetoid('citeseer', download=False)
+    assert all(f'ind.citeseer.{kind}' in str(err.value) for kind in FILE_KINDS)
+
+
+# ## Downloading
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder and records the requested paths in `server.requested`."""
+
+    def do_GET(self) -> None:
+        self.server.requested.append(self.path)
+        super().do_GET()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def _serve(folder: Path) -> Iterator[tuple[str, list[str]]]:
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(_Handler, directory=str(folder)))
+    server.requested = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}', server.requested
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@needs_data
+def test_download_into_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                             capfd: pytest.CaptureFixture, cora: Graph) -> None:
+    cache = tmp_path / 'cache'
+    monkeypatch.setattr(datasets, 'cache_dir', lambda: cache)
+    with _serve(_copy_cora(tmp_path / 'remote')) as (url, requested):
+        graph = load_planetoid('cora', base_url=url + '/')
+        assert sorted(requested) == sorted(f'/ind.cora.{kind}' for kind in FILE_KINDS)
+        # A second load reads the cache only.
+        load_planetoid('cora', base_url=url)
+        assert len(requested) == len(FILE_KINDS)
+    assert 'Download ind.cora.allx' in capfd.readouterr().out
+    # Exactly the eight verified files, no temporary file left behind.
+    assert sorted(p.name for p in cache.iterdir()) == sorted(f'ind.cora.{kind}' for kind in FILE_KINDS)
+    assert all((cache / p.name).read_bytes() == p.read_bytes() for p in DATA.glob('ind.cora.*'))
+    assert torch.equal(graph.x, cora.x) and torch.equal(graph.edge_index, cora.edge_index)
+
+
+@needs_data
+def test_download_wrong_file(tmp_path: Path) -> None:
+    remote = _copy_cora(tmp_path / 'remote')
+    (remote / 'ind.cora.tx').write_bytes((remote / 'ind.cora.allx').read_bytes())
+    target = tmp_path / 'target'
+    with _serve(remote) as (url, _):
+        with pytest.raises(DataFileError, match=r'ind\.cora\.tx.*SHA-256'):
+            datasets.download_planetoid('cora', target, base_url=url)
+    # The files before it in FILE_KINDS arrived; the bad one and everything after it did not.
+    assert sorted(p.name for p in target.iterdir()) == ['ind.cora.x', 'ind.cora.y']
+
+
+def _closed_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on (it was free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def test_download_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(datasets, 'cache_dir', lambda: tmp_path / 'cache')
+    url = f'http://127.0.0.1:{_closed_port()}'
+    with pytest.raises(FileNotFoundError) as err:
+        load_planetoid('cora', base_url=url)
+    message = str(err.value)
+    assert f'Could not download {url}/ind.cora.x' in message
+    assert str(tmp_path / 'cache') in message and 'LABML_GAT_DATA' in message
+    assert all(f'ind.cora.{kind}' in message for kind in FILE_KINDS)
+    assert list((tmp_path / 'cache').iterdir()) == []
+
+
+# ## Untrusted files
+
+
+def test_forbidden_global_is_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / 'executed'
+    path = tmp_path / 'ind.cora.graph'
+    path.write_bytes(_evil_pickle(marker))
+    with pytest.raises(DataFileError, match=r'ind\.cora\.graph.*forbidden global os\.system'):
+        datasets._unpickle(path)
+    assert not marker.exists()
+
+
+def test_truncated_pickle(tmp_path: Path) -> None:
+    path = tmp_path / 'ind.cora.graph'
+    # The start of a dict of lists, cut off before its end.
+    path.write_bytes(b'\x80\x02}q\x00(K\x00]q\x01')
+    with pytest.raises(DataFileError, match=r'ind\.cora\.graph.*not a valid Planetoid pickle'):
+        datasets._unpickle(path)
+
+
+@needs_data
+def test_tampered_file_rejected_before_unpickling(tmp_path: Path) -> None:
+    folder = _copy_cora(tmp_path / 'data')
+    marker = tmp_path / 'executed'
+    (folder / 'ind.cora.graph').write_bytes(_evil_pickle(marker))
+    with pytest.raises(DataFileError, match=r'ind\.cora\.graph.*SHA-256'):
+        load_planetoid('cora', data_dir=folder)
+    assert not marker.exists()
+
+
+@needs_data
+@pytest.mark.parametrize('kind', ['allx', 'test.index'])
+def test_truncated_file(kind: str, tmp_path: Path) -> None:
+    folder = _copy_cora(tmp_path / 'data')
+    path = folder / f'ind.cora.{kind}'
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    with pytest.raises(DataFileError, match=rf'ind\.cora\.{kind}.*corrupt, truncated'):
+        load_planetoid('cora', data_dir=folder)
+
+
+@needs_data
+def test_real_truncated_pickle_names_file(tmp_path: Path) -> None:
+    path = tmp_path / 'ind.cora.allx'
+    path.write_bytes((DATA / 'ind.cora.allx').read_bytes()[:1000])
+    with pytest.raises(DataFileError, match=r'ind\.cora\.allx'):
+        datasets._read_matrix(path)
