@@ -57,7 +57,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from labml import experiment, lab, monit, tracker
@@ -108,7 +108,9 @@ class Config:
     weight_decay: float = 5e-4
     # At most this many epochs; early stopping ends most runs long before
     epochs: int = 1000
-    # Stop when neither validation loss nor validation accuracy improved for this many epochs
+    # Early stopping: `gat` (validation loss and accuracy, as the GAT paper) or `accuracy`
+    early_stopping: str = 'gat'
+    # Stop after this many epochs without improvement
     patience: int = 100
     # GATv2 only: use one matrix for both sides of the pair, $W_l = W_r$
     share_weights: bool = False
@@ -237,14 +239,49 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(dim=-1) == labels).float().mean().item()
 
 
-def train_one_seed(config: Config, data: Graph, seed: int, checkpoint: Path) -> dict:
+class EarlyStopping:
+    """
+    ## Early stopping
+
+    Two criteria on the validation set, chosen with `--early-stopping`:
+
+    * `gat`, the GAT paper's: an epoch *improves* when the validation accuracy is at least the best so far
+      **or** the validation loss at most the lowest so far, and training stops after `patience` epochs
+      without improvement. The weights kept are those of the last epoch that matched both the best
+      accuracy and the lowest loss so far, as in the paper's code.
+    * `accuracy`, PyG's and DGL's examples': an epoch improves when the validation accuracy is higher
+      than the best so far, or equal with a lower loss; its weights are kept.
+    """
+
+    def __init__(self, criterion: str, patience: int):
+        self.criterion = criterion
+        self.patience = patience
+        self.best_acc, self.best_loss = -math.inf, math.inf
+        self.bad_epochs = 0
+
+    def step(self, val_acc: float, val_loss: float) -> Tuple[bool, bool]:
+        """Returns `(keep, stop)`: whether to keep this epoch's weights, and whether to stop now."""
+        if self.criterion == 'gat':
+            improved = val_acc >= self.best_acc or val_loss <= self.best_loss
+            keep = val_acc >= self.best_acc and val_loss <= self.best_loss
+            if improved:
+                self.best_acc, self.best_loss = max(self.best_acc, val_acc), min(self.best_loss, val_loss)
+        else:
+            improved = keep = (val_acc, -val_loss) > (self.best_acc, -self.best_loss)
+            if improved:
+                self.best_acc, self.best_loss = val_acc, val_loss
+        self.bad_epochs = 0 if improved else self.bad_epochs + 1
+        return keep, self.bad_epochs >= self.patience
+
+
+def train_one_seed(config: Config, data: Graph, seed: int, checkpoint: Path) -> Tuple[dict, GAT]:
     """
     ## Training one seed
 
-    Full-batch training with the GAT paper's early stopping: an epoch *improves* when the
-    validation accuracy is at least the best so far **or** the validation loss at most the lowest so far;
-    training stops after `patience` epochs without improvement. The weights kept are those of the last
-    epoch that matched both the best accuracy and the lowest loss so far, as in the paper's code.
+    Full-batch training, validating after every step, with early stopping on the validation set.
+    The model is tested once, with the weights of the best validation epoch.
+
+    Returns the results (with the per-epoch `history`) and the model with the best weights loaded.
     """
     torch.manual_seed(seed)
     device = torch.device(config.device)
@@ -258,8 +295,10 @@ def train_one_seed(config: Config, data: Graph, seed: int, checkpoint: Path) -> 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     loss_func = nn.CrossEntropyLoss()
 
-    best_acc, best_loss, best_epoch, bad_epochs = 0.0, math.inf, 0, 0
+    early_stopping = EarlyStopping(config.early_stopping, config.patience)
+    best_epoch = 0
     best_state = copy.deepcopy(model.state_dict())
+    history = []
     start = time.perf_counter()
     for epoch in monit.loop(config.epochs):
         # A training step on the 140 labelled nodes
@@ -269,7 +308,8 @@ def train_one_seed(config: Config, data: Graph, seed: int, checkpoint: Path) -> 
         loss = loss_func(logits[masks['train']], y[masks['train']])
         loss.backward()
         optimizer.step()
-        tracker.add({'loss.train': loss, 'accuracy.train': accuracy(logits[masks['train']], y[masks['train']])})
+        train_acc = accuracy(logits[masks['train']], y[masks['train']])
+        tracker.add({'loss.train': loss, 'accuracy.train': train_acc})
 
         # Validation, without dropout
         model.eval()
@@ -278,18 +318,16 @@ def train_one_seed(config: Config, data: Graph, seed: int, checkpoint: Path) -> 
         val_loss = loss_func(logits[masks['valid']], y[masks['valid']]).item()
         val_acc = accuracy(logits[masks['valid']], y[masks['valid']])
         tracker.save(epoch, {'loss.valid': val_loss, 'accuracy.valid': val_acc})
+        history.append({'loss.train': loss.item(), 'accuracy.train': train_acc,
+                        'loss.valid': val_loss, 'accuracy.valid': val_acc})
 
-        # Early stopping on validation loss and accuracy
-        if val_acc >= best_acc or val_loss <= best_loss:
-            if val_acc >= best_acc and val_loss <= best_loss:
-                best_epoch = epoch
-                best_state = copy.deepcopy(model.state_dict())
-            best_acc, best_loss = max(best_acc, val_acc), min(best_loss, val_loss)
-            bad_epochs = 0
-        else:
-            bad_epochs += 1
-            if bad_epochs == config.patience:
-                break
+        # Keep the weights of the best epoch so far, and stop when patience runs out
+        keep, stop = early_stopping.step(val_acc, val_loss)
+        if keep:
+            best_epoch = epoch
+            best_state = copy.deepcopy(model.state_dict())
+        if stop:
+            break
     seconds = time.perf_counter() - start
 
     # Save the best weights, and test them as loaded back from disk with `weights_only=True`
@@ -302,9 +340,9 @@ def train_one_seed(config: Config, data: Graph, seed: int, checkpoint: Path) -> 
     result = {'seed': seed, 'best_epoch': best_epoch, 'epochs': epoch + 1, 'seconds': round(seconds, 2),
               'checkpoint': str(checkpoint),
               'val_accuracy': accuracy(logits[masks['valid']], y[masks['valid']]),
-              'test_accuracy': accuracy(logits[masks['test']], y[masks['test']])}
+              'test_accuracy': accuracy(logits[masks['test']], y[masks['test']]), 'history': history}
     tracker.save(epoch + 1, {'accuracy.test': result['test_accuracy']})
-    return result
+    return result, model
 
 
 def run(config: Config) -> dict:
@@ -322,7 +360,8 @@ def run(config: Config) -> dict:
         experiment.configs({**asdict(config), 'seed': seed, 'writers': sorted(config.writers)})
         with experiment.start():
             checkpoint = run_folder() / 'checkpoints' / 'best.pt'
-            results.append(train_one_seed(config, data, seed, checkpoint))
+            result, _ = train_one_seed(config, data, seed, checkpoint)
+            results.append(result)
     return {'config': {**asdict(config), 'writers': sorted(config.writers)}, 'runs': results,
             'test_accuracy': summarize([r['test_accuracy'] for r in results]),
             'val_accuracy': summarize([r['val_accuracy'] for r in results]),
@@ -346,6 +385,8 @@ def validate(config: Config) -> None:
     """Clear errors for settings that cannot run."""
     if config.model not in ('gat', 'gatv2'):
         raise ValueError(f"--model must be 'gat' or 'gatv2', got {config.model!r}")
+    if config.early_stopping not in ('gat', 'accuracy'):
+        raise ValueError(f"--early-stopping must be 'gat' or 'accuracy', got {config.early_stopping!r}")
     if config.impl not in ('dense', 'edges'):
         raise ValueError(f"--impl must be 'dense' or 'edges', got {config.impl!r}")
     if config.data_dir is not None and not Path(config.data_dir).is_dir():
@@ -385,6 +426,9 @@ def parse_args(argv: Optional[list] = None) -> Config:
     parser.add_argument('--data-dir', default=None, help='folder with the Planetoid files '
                                                          '(default: $LABML_GAT_DATA, else download)')
     parser.add_argument('--epochs', type=int, default=defaults.epochs)
+    parser.add_argument('--early-stopping', choices=['gat', 'accuracy'], default=defaults.early_stopping,
+                        help='gat: stop when neither validation loss nor accuracy improves (the GAT paper); '
+                             'accuracy: on validation accuracy alone')
     parser.add_argument('--patience', type=int, default=defaults.patience)
     parser.add_argument('--learning-rate', type=float, default=defaults.learning_rate)
     parser.add_argument('--weight-decay', type=float, default=defaults.weight_decay)

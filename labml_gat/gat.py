@@ -116,6 +116,8 @@ class GraphAttentionLayer(nn.Module):
     def forward(self, h: torch.Tensor, adj_mat: torch.Tensor,
                 return_attention: bool = False):
         r"""
+        ### Forward pass
+
         * `h`, $\mathbf{h}$, is the input node embeddings of shape `[n_nodes, in_features]`.
         * `adj_mat` is a boolean adjacency matrix of shape `[n_nodes, n_nodes]`, `[n_nodes, n_nodes, 1]`
           or `[n_nodes, n_nodes, n_heads]`; `adj_mat[i, j]` is `True` if node $i$ attends to node $j$.

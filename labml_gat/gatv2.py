@@ -157,6 +157,8 @@ class GraphAttentionV2Layer(nn.Module):
     def forward(self, h: torch.Tensor, adj_mat: torch.Tensor,
                 return_attention: bool = False):
         r"""
+        ### Forward pass
+
         * `h`, $\mathbf{h}$, is the input node embeddings of shape `[n_nodes, in_features]`.
         * `adj_mat` is a boolean adjacency matrix of shape `[n_nodes, n_nodes, n_heads]`;
           `adj_mat[i, j]` is `True` if node $i$ attends to node $j$.
@@ -249,7 +251,7 @@ class GraphAttentionV2Layer(nn.Module):
 def check_layer_sizes(in_features: int, out_features: int, n_heads: int, is_concat: bool,
                       leaky_relu_negative_slope: float) -> None:
     """
-    ### Constructor checks
+    ## Constructor checks
 
     Clear errors for settings that cannot work, rather than a shape error deep inside `forward`.
     """
@@ -266,7 +268,7 @@ def check_layer_sizes(in_features: int, out_features: int, n_heads: int, is_conc
 
 def check_dense_inputs(h: torch.Tensor, adj_mat: torch.Tensor, in_features: int, n_heads: int) -> torch.Tensor:
     """
-    ### Input checks
+    ## Input checks
 
     Checks `h` and `adj_mat`, and returns the adjacency as `[n_nodes, n_nodes, heads]`
     with `heads` equal to 1 or `n_heads`, ready to broadcast against the scores.

@@ -144,3 +144,28 @@ def test_corrupt_file_is_named(tmp_path):
     (tmp_path / 'ind.cora.graph').write_bytes(b'not a pickle')
     with pytest.raises(ValueError, match='ind.cora.graph'):
         cora.run(cora.Config(data_dir=str(tmp_path), epochs=1, writers=set()))
+
+
+def test_early_stopping_gat_criterion():
+    """The GAT paper's rule: improving either metric resets the patience; weights are kept only when both are best."""
+    stopping = cora.EarlyStopping('gat', patience=2)
+    # (accuracy, loss) -> (keep, stop)
+    steps = [((0.5, 1.0), (True, False)),    # first epoch: best on both
+             ((0.6, 1.1), (False, False)),   # accuracy improves, loss does not: patience reset, weights not kept
+             ((0.6, 0.9), (True, False)),    # both at their best: kept
+             ((0.5, 1.2), (False, False)),   # neither: 1 bad epoch
+             ((0.55, 1.0), (False, True))]   # neither: 2 bad epochs, stop
+    for (acc, loss), expected in steps:
+        assert stopping.step(acc, loss) == expected
+
+
+def test_early_stopping_accuracy_criterion():
+    stopping = cora.EarlyStopping('accuracy', patience=2)
+    steps = [((0.5, 1.0), (True, False)),
+             ((0.5, 0.9), (True, False)),    # same accuracy, lower loss: kept
+             ((0.5, 0.95), (False, False)),
+             ((0.7, 2.0), (True, False)),    # higher accuracy whatever the loss
+             ((0.6, 0.1), (False, False)),
+             ((0.7, 2.0), (False, True))]
+    for (acc, loss), expected in steps:
+        assert stopping.step(acc, loss) == expected
