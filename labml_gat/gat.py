@@ -43,6 +43,7 @@ As in [`gatv2.py`](gatv2.html): `adj_mat[i, j]` is `True` when node $i$ attends 
 (a message flows $j \to i$; PyG's `edge_index` has the column `[j, i]`), self loops are the caller's choice,
 and a node with no neighbour gets the zero vector (plus the bias).
 It shares its input checks with [`gatv2.py`](gatv2.html).
+The [Cora experiment](../experiments/cora.html) trains it with `--model gat`, as the baseline for GATv2.
 """
 
 import math

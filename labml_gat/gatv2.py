@@ -68,7 +68,7 @@ This file imports nothing but PyTorch, so it can be copied into any project.
 The layer builds the full $N \times N$ grid of node pairs, which is what makes it easy to read;
 it costs $O(N^2 \cdot K \cdot F')$ memory, so it suits graphs of a few thousand nodes.
 The edge-list layer in [`edges.py`](edges.html) computes the same function in $O(|\mathcal{E}|)$.
-The [Cora experiment](cora.html) trains a two-layer GATv2 with it.
+The [Cora experiment](../experiments/cora.html) trains a two-layer GATv2 with it.
 """
 
 import math

@@ -1,0 +1,70 @@
+"""
+Sphinx configuration of the labml_gat site.
+
+    sphinx-build -W -b html docs docs/_build/html
+
+builds every page and runs the gallery examples, which read the Planetoid files from the folder in
+`LABML_GAT_DATA`. `-D sphinx_gallery_conf.plot_gallery=0` skips running them, for a quick look at the
+pages: the examples' pages then keep the output of the last full build, or have none.
+
+The pages mirror the repository: `labml_gat/gatv2.py` is `labml_gat/gatv2.html`, `experiments/cora.py` is
+`experiments/cora.html` and the examples of `experiments/gallery/` are `experiments/gallery/*.html`,
+so a relative link in a docstring (`[GAT](gat.html)`, `[GATv2](../labml_gat/gatv2.html)`)
+is the path from one source file to the other.
+"""
+
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+# Our extensions (`mathml`, `site_gallery`), and the package itself when it is not installed.
+sys.path[:0] = [str(DOCS / '_ext'), str(DOCS.parent)]
+
+project = 'labml_gat'
+author = 'labml_gat contributors'
+copyright = 'labml_gat contributors, MIT licence'
+html_title = 'GATv2, annotated'
+
+extensions = [
+    'myst_parser',
+    'sphinx_gallery.gen_gallery',
+    'labml_gat.annotate',
+    'mathml',
+]
+
+# Pages and comments are MyST Markdown with `$...$`, `$$...$$` and amsmath environments.
+source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}
+myst_enable_extensions = ['dollarmath', 'amsmath']
+
+exclude_patterns = ['_build', '_ext', 'Thumbs.db', '.DS_Store']
+
+# Math becomes MathML when the pages are written (see `_ext/mathml.py`): no MathJax, no network.
+html_math_renderer = 'mathml'
+
+html_theme = 'furo'
+html_static_path = ['_static']
+html_css_files = ['site.css']
+html_theme_options = {
+    'navigation_with_keys': True,
+    'top_of_page_buttons': [],
+}
+html_show_sourcelink = False
+
+# The examples of `experiments/gallery/`, run at build time; each page offers the `.py` and `.ipynb`.
+sphinx_gallery_conf = {
+    'examples_dirs': '../experiments/gallery',
+    'gallery_dirs': 'experiments/gallery',
+    'filename_pattern': r'/plot_',
+    'within_subsection_order': 'site_gallery.ReadingOrder',
+    # Every build runs every example: an example's output also depends on the modules it imports,
+    # which sphinx-gallery's check for changes (a hash of the example's own file) does not see.
+    'run_stale_examples': True,
+    'reset_modules': ('matplotlib', 'site_gallery.one_torch_thread'),
+    # A failing example fails the build (after the others ran); its traceback is printed.
+    'only_warn_on_example_error': False,
+    'remove_config_comments': True,
+    # The computation-times page loads scripts from a CDN; the times are printed during the build anyway.
+    'write_computation_times': False,
+    'download_all_examples': False,
+    'show_signature': False,
+}

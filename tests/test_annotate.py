@@ -1,0 +1,513 @@
+"""Tests for the side-by-side page renderer `labml_gat.annotate`."""
+
+import ast
+import io
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from docutils import nodes
+
+from labml_gat.annotate import CSS_FILE, Heading, Section, layout, main, parse, parse_file, render_page
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def src(text: str) -> str:
+    """Test sources are written indented; strip the common indentation and the first newline."""
+    return textwrap.dedent(text).lstrip('\n')
+
+
+# A docstring's opening or closing quotes, which are not part of its text.
+DOCSTRING_QUOTES = re.compile('^[rRuU]?("{3}|\'{3})|("{3}|\'{3})$')
+
+
+def check_faithful(source: str, sections: list[Section]) -> None:
+    """The invariants every split must keep:
+    each code cell is exactly its lines of the file, cells are in order and do not overlap,
+    cells neither start nor end with a blank line, and no text of the file is lost."""
+    lines = source.replace('\r\n', '\n').split('\n')
+    # Front matter at the top of the module docstring is metadata, not prose.
+    covered = set(range(2, lines.index('---', 2) + 2)) if lines[1:2] == ['---'] else set()
+    previous_last = 0
+    for section in sections:
+        assert section.doc or section.code, section
+        if section.code:
+            assert section.code == '\n'.join(lines[section.first_line - 1:section.last_line])
+            assert lines[section.first_line - 1].strip() and lines[section.last_line - 1].strip()
+            assert section.first_line > previous_last
+            previous_last = section.last_line
+        else:
+            assert section.last_line == section.first_line - 1
+        covered.update(range(section.first_line, section.last_line + 1))
+    docs = '\n'.join(section.doc for section in sections)
+    for number, line in enumerate(lines, start=1):
+        text = DOCSTRING_QUOTES.sub('', line.strip().lstrip('#').strip()).strip()
+        if number not in covered and text:
+            assert text in docs, f'line {number} lost: {line!r}'
+
+
+def split(source: str) -> list[Section]:
+    sections = parse(source, 'test.py')
+    check_faithful(source, sections)
+    return sections
+
+
+def test_hash_inside_strings_is_code():
+    source = src('''
+        x = "# not a comment"
+        y = """
+        # not a comment either
+        """
+        z = f"{x}#{y}"
+        ''')
+    assert split(source) == [Section('', source.rstrip('\n'), 1, 5, 1)]
+
+
+def test_end_of_line_comments_stay_in_code():
+    source = src('''
+        # Set up
+        x = 1  # the <one>
+        y = 2
+        ''')
+    [section] = split(source)
+    assert section.doc == 'Set up'
+    assert section.code == 'x = 1  # the <one>\ny = 2'
+    assert (section.first_line, section.last_line) == (2, 3)
+
+
+def test_comment_blocks_explain_the_code_below():
+    source = src('''
+        # First line
+        # second line
+        #
+        # new paragraph
+        a = 1
+
+        # Next block
+        b = 2
+        ''')
+    first, second = split(source)
+    assert first == Section('First line\nsecond line\n\nnew paragraph', 'a = 1', 5, 5, 1)
+    assert second == Section('Next block', 'b = 2', 8, 8, 7)
+
+
+def test_comment_markdown_indentation_is_kept():
+    source = src('''
+        # A list:
+        #
+        # * item
+        #   continued
+        #
+        #     indented code
+        x = 1
+        ''')
+    [section] = split(source)
+    assert section.doc == 'A list:\n\n* item\n  continued\n\n    indented code'
+
+
+def test_comments_inside_brackets_stay_in_code():
+    source = src('''
+        # Call
+        total = sum([
+            # the first
+            1,
+            2,
+        ])
+        ''')
+    [section] = split(source)
+    assert section.doc == 'Call'
+    assert '# the first' in section.code and (section.first_line, section.last_line) == (2, 6)
+
+
+def test_decorators_stay_with_their_definition():
+    source = src('''
+        import functools
+
+
+        # A cached square
+        @functools.lru_cache(maxsize=None)
+        # keep me with the code
+        @staticmethod
+        def square(x):
+            return x * x
+        ''')
+    _, section = split(source)
+    assert section.doc == 'A cached square'
+    assert section.code.startswith('@functools.lru_cache') and '# keep me with the code' in section.code
+    assert (section.first_line, section.last_line) == (5, 9)
+
+
+def test_docstring_goes_above_its_decorated_header():
+    source = src('''
+        # Comment before
+        @decorator
+        def f(a,
+              b):
+            """
+            Docstring of `f`.
+            """
+            return a + b
+        ''')
+    header, body = split(source)
+    assert header == Section('Comment before\n\nDocstring of `f`.', '@decorator\ndef f(a,\n      b):', 2, 4, 1)
+    assert body == Section('', '    return a + b', 8, 8, 8)
+
+
+def test_nested_functions():
+    source = src('''
+        def outer(x):
+            """Outer docstring."""
+            # The inner helper
+            def inner(y):
+                """Inner docstring."""
+                return y + 1
+
+            return inner(x)
+        ''')
+    sections = split(source)
+    assert [(s.doc, s.first_line, s.last_line) for s in sections] == [
+        ('Outer docstring.', 1, 1),
+        ('The inner helper\n\nInner docstring.', 4, 4),
+        ('', 6, 8),
+    ]
+    assert sections[2].code == '        return y + 1\n\n    return inner(x)'
+
+
+def test_one_line_definition_keeps_its_docstring_in_code():
+    source = 'def f(): """doc"""\n'
+    assert split(source) == [Section('', 'def f(): """doc"""', 1, 1, 1)]
+
+
+def test_blank_line_runs():
+    source = '\n\n# Doc\n\n\na = 1\n\n\n\nb = 2\n\n\n'
+    [section] = split(source)
+    assert section == Section('Doc', 'a = 1\n\n\n\nb = 2', 6, 10, 3)
+
+
+def test_code_without_comments():
+    source = 'import os\n\nprint(os.sep)\n'
+    assert split(source) == [Section('', 'import os\n\nprint(os.sep)', 1, 3, 1)]
+
+
+def test_comment_only_file():
+    source = '# Just a note\n# on two lines\n'
+    assert split(source) == [Section('Just a note\non two lines', '', 3, 2, 1)]
+    assert split('# no newline at the end') == [Section('no newline at the end', '', 2, 1, 1)]
+
+
+def test_empty_file():
+    assert split('') == []
+    assert split('\n\n') == []
+
+
+def test_shebang_and_coding_cookie_stay_in_code():
+    source = '#!/usr/bin/env python\n# -*- coding: utf-8 -*-\n# Doc\nx = 1\n'
+    first, second = split(source)
+    assert first.code == '#!/usr/bin/env python\n# -*- coding: utf-8 -*-' and first.doc == ''
+    assert second == Section('Doc', 'x = 1', 4, 4, 3)
+
+
+def test_non_ascii():
+    source = src('''
+        # Größe $\\alpha$ → β
+        λ = "ü"  # ψ
+        def größe():
+            """Maß für ü."""
+            return λ
+        def g():
+            """üüüüüüüüüü"""#
+        ''')
+    sections = split(source)
+    # `ast` counts columns in UTF-8 bytes: the last docstring shares its line with a comment,
+    # so it stays in the code, and the comment is not lost.
+    assert sections == [Section('Größe $\\alpha$ → β', 'λ = "ü"  # ψ', 2, 2, 1),
+                        Section('Maß für ü.', 'def größe():', 3, 3, 4),
+                        Section('', '    return λ\ndef g():\n    """üüüüüüüüüü"""#', 5, 7, 5)]
+
+
+def test_crlf_line_endings(tmp_path):
+    source = src('''
+        """Module."""
+
+        # Doc
+        x = 1  # end
+        ''')
+    crlf = source.replace('\n', '\r\n')
+    assert parse(crlf) == parse(source)
+    path = tmp_path / 'crlf.py'
+    path.write_bytes(crlf.encode())
+    assert parse_file(path) == parse(source)
+    assert all('\r' not in section.code + section.doc for section in parse_file(path))
+
+
+def test_encoding_cookie_is_honoured(tmp_path):
+    path = tmp_path / 'latin.py'
+    path.write_bytes('# -*- coding: latin-1 -*-\n# Größe\nx = "é"\n'.encode('latin-1'))
+    assert parse_file(path)[1] == Section('Größe', 'x = "é"', 3, 3, 2)
+
+
+def test_syntax_error_names_file_and_line(tmp_path):
+    path = tmp_path / 'broken.py'
+    path.write_text('x = 1\n\ndef f(:\n    pass\n')
+    with pytest.raises(ValueError, match=r'broken\.py, line 3: not valid Python'):
+        parse_file(path)
+    with pytest.raises(ValueError, match=r'^mod\.py, line 2:'):
+        parse('x = (\n]\n', 'mod.py')
+
+
+def test_line_numbers_of_a_real_module():
+    """Every section of the repository's own files quotes its lines exactly."""
+    for path in (REPO / 'labml_gat' / 'annotate.py', REPO / 'labml_gat' / 'gatv2.py'):
+        source = path.read_text(encoding='utf-8')
+        sections = parse(source, str(path))
+        check_faithful(source, sections)
+        lines = source.split('\n')
+        for section in sections:
+            if section.doc:
+                first_words = section.doc.split('\n')[0].strip()
+                assert first_words in lines[section.doc_line - 1], (section.doc_line, first_words)
+
+
+def test_docstrings_become_prose_as_written():
+    source = src('''
+        """
+        ---
+        title: Front matter is metadata, not prose
+        ---
+
+        Module prose with $\\text{math}$ and $\\frac{a}{b}$.
+        """
+
+        import math
+
+
+        class Thing:
+            """A thing."""
+        ''')
+    sections = split(source)
+    # The source text of the docstring: `\\t` and `\\f` stay LaTeX, not a tab and a form feed.
+    assert sections[0] == Section('Module prose with $\\text{math}$ and $\\frac{a}{b}$.', 'import math', 9, 9, 6)
+    assert sections[1] == Section('A thing.', 'class Thing:', 12, 12, 13)
+
+
+def test_headings_become_headings():
+    source = src('''
+        """
+        # Title
+
+        Intro.
+
+        ## Part one
+
+        Text of part one.
+        """
+
+        import os
+
+        # ### Detail
+        #
+        # ```python
+        # # not a heading: inside a code block
+        # ```
+        x = 1
+        ''')
+    items = layout(split(source))
+    assert items == [
+        Heading(1, 'Title', 2),
+        Section('Intro.', '', 11, 10, 4),
+        Heading(2, 'Part one', 6),
+        Section('Text of part one.', 'import os', 11, 11, 8),
+        Heading(3, 'Detail', 13),
+        Section('```python\n# not a heading: inside a code block\n```', 'x = 1', 18, 18, 15),
+    ]
+
+
+def test_standalone_page_escapes_html(tmp_path):
+    path = tmp_path / 'page.py'
+    path.write_text(src('''
+        """
+        # Title with <em>tags</em>
+
+        Prose <script>alert("doc")</script> and $a < b$ and [bad](javascript:alert(1)).
+        """
+
+        # Comment with <b>bold</b> & <img src=x onerror=alert(2)>
+        value = "<script>alert(3)</script>"  # <i>end</i>
+        '''), encoding='utf-8')
+    page = render_page(path)
+    for raw in ('<script>alert', '<b>bold', '<img src=x', '<i>end', '<em>tags', 'href="javascript'):
+        assert raw not in page
+    for escaped in ('&lt;script&gt;alert(&quot;doc&quot;)', '&lt;b&gt;bold&lt;/b&gt; &amp; &lt;img src=x',
+                    '&lt;i&gt;end&lt;/i&gt;', '&lt;script&gt;alert(3)'):
+        assert escaped in page
+    assert '<title>Title with &lt;em&gt;tags&lt;/em&gt;</title>' in page
+
+
+def test_standalone_page_rows_and_line_numbers(tmp_path):
+    path = tmp_path / 'rows.py'
+    path.write_text('"""\n# Top\n\nProse $x^2$.\n"""\n\n# Doc\n\nimport os\n\n\nx = 1\n', encoding='utf-8')
+    page = render_page(path)
+    assert page.startswith('<!DOCTYPE html>') and '.annotate-row' in page
+    assert '<h1 id="top">Top</h1>' in page
+    assert page.count('<div class="annotate-row') == 1
+    for number in (9, 10, 11, 12):
+        assert re.search(f'<span class="linenos"> ?{number}</span>', page)
+    assert not re.search('<span class="linenos"> ?8</span>', page)
+
+
+def test_command_line(tmp_path, capsysbinary):
+    path = tmp_path / 'cli.py'
+    path.write_text('# Größe\nx = 1\n', encoding='utf-8')
+    assert main([str(path)]) == 0
+    page = capsysbinary.readouterr().out.decode('utf-8')
+    assert page.startswith('<!DOCTYPE html>') and 'Größe' in page and 'annotate-row' in page
+    broken = tmp_path / 'broken.py'
+    broken.write_text('def (\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(broken)])
+    assert exit_info.value.code == 1 and 'broken.py, line 1' in capsysbinary.readouterr().err.decode()
+
+
+def test_python_dash_m_prints_the_page(tmp_path):
+    path = tmp_path / 'cli.py'
+    path.write_text('# Doc\nx = "<b>"\n', encoding='utf-8')
+    result = subprocess.run([sys.executable, '-m', 'labml_gat.annotate', str(path)], capture_output=True,
+                            cwd=REPO, check=True)
+    assert b'&lt;b&gt;' in result.stdout and result.stdout.rstrip().endswith(b'</html>')
+
+
+def test_import_needs_only_the_standard_library():
+    """Sphinx, MyST, markdown-it and Pygments are imported inside the functions that use them."""
+    tree = ast.parse((REPO / 'labml_gat' / 'annotate.py').read_text(encoding='utf-8'))
+    modules = {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+    modules |= {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+    assert {module.split('.')[0] for module in modules} <= set(sys.stdlib_module_names) | {'__future__'}
+
+
+# A source file with everything the Sphinx page must get right.
+SAMPLE = r'''"""
+# Sample module
+
+Prose with $\alpha_i$ and <script>alert("doc")</script>.
+
+## First part
+
+Display:
+
+$$\sum_j x_j$$
+"""
+
+import math
+
+# Comment with <b>bold</b> & $x < y$, then
+# $$e = mc^2$$
+# inside a paragraph, and a [link](other.html).
+value = "<img src=x onerror=alert(1)>"  # trailing <i>
+
+
+class Thing:
+    """
+    ## The thing
+
+    A thing.
+    """
+
+    def size(self) -> int:
+        # ### Size
+        #
+        # Always one.
+        return 1
+'''
+
+
+def build_site(root: Path, pages: dict[str, str], sources: dict[str, str]):
+    """Builds a Sphinx project with MyST and this extension, as `sphinx-build -W` would:
+    Python `sources` in `root`, `pages` in `root/docs`. Returns the app and the warnings."""
+    from sphinx.application import Sphinx
+    from sphinx.util.docutils import docutils_namespace
+
+    docs = root / 'docs'
+    docs.mkdir()
+    for name, text in sources.items():
+        (root / name).write_text(text, encoding='utf-8')
+    pages = {'conf.py': "project = 'test'\nextensions = ['myst_parser', 'labml_gat.annotate']\n"
+                        "myst_enable_extensions = ['dollarmath', 'amsmath']\n", **pages}
+    for name, text in pages.items():
+        (docs / name).write_text(text, encoding='utf-8')
+    warnings = io.StringIO()
+    # Each build registers its directives and nodes afresh, as `sphinx-build` does.
+    with docutils_namespace():
+        app = Sphinx(docs, docs, root / 'html', root / 'doctrees', 'html', status=None, warning=warnings,
+                     freshenv=True, warningiserror=True)
+        app.build()
+    return app, warnings.getvalue()
+
+
+@pytest.fixture(scope='module')
+def sphinx_site(tmp_path_factory):
+    """The sample from a MyST page and from a reStructuredText page; the build must have no warning."""
+    root = tmp_path_factory.mktemp('site')
+    app, warnings = build_site(root, {
+        'index.md': '# Index\n\n```{toctree}\npage\nrst_page\n```\n',
+        'page.md': '```{annotated-source} ../sample.py\n```\n',
+        'rst_page.rst': 'Source in rST\n=============\n\n.. annotated-source:: ../sample.py\n',
+    }, {'sample.py': SAMPLE})
+    assert warnings == '' and app.statuscode == 0
+    return app, root / 'html'
+
+
+def test_sphinx_names_file_and_line_of_a_broken_source(tmp_path):
+    app, warnings = build_site(tmp_path, {'index.md': '# Broken\n\n```{annotated-source} ../broken.py\n```\n'},
+                               {'broken.py': 'x = 1\ndef (\n'})
+    [warning] = warnings.strip().splitlines()
+    assert 'index.md:3' in warning and 'broken.py, line 2: not valid Python' in warning
+    assert app.statuscode == 1
+
+
+def test_sphinx_page_rows_escaping_and_line_numbers(sphinx_site):
+    _, html_dir = sphinx_site
+    page = (html_dir / 'page.html').read_text(encoding='utf-8')
+    assert '<title>Sample module' in page
+    assert page.count('class="annotate-row') == 6
+    assert 'class="annotate-row annotate-no-code' in page and 'class="annotate-doc' in page
+    for raw in ('<script>alert', '<b>bold', '<img src=x', 'trailing <i>'):
+        assert raw not in page
+    for escaped in ('&lt;script&gt;alert', '&lt;b&gt;bold&lt;/b&gt;', '&lt;img src=x', 'trailing &lt;i&gt;'):
+        assert escaped in page
+    lines = SAMPLE.split('\n')
+    assert f'<span class="linenos">{lines.index("import math") + 1}</span>' in page
+    assert f'<span class="linenos">{lines.index("        return 1") + 1}</span>' in page
+    # The link is a plain URL; math is math nodes (here rendered for MathJax), display math outside paragraphs.
+    assert 'href="other.html"' in page
+    assert r'\(\alpha_i\)' in page and r'\[e = mc^2\]' in page
+    assert '<p>inside a paragraph' in page
+    assert f'_static/{CSS_FILE}' in page and (html_dir / '_static' / CSS_FILE).is_file()
+    assert 'annotate-row' in (html_dir / 'rst_page.html').read_text(encoding='utf-8')
+
+
+def test_sphinx_headings_are_sections_in_toc_and_search(sphinx_site):
+    app, html_dir = sphinx_site
+    doctree = app.env.get_doctree('page')
+
+    def outline(node: nodes.Element) -> list:
+        return [(child[0].astext(), outline(child)) for child in node.children if isinstance(child, nodes.section)]
+
+    assert outline(doctree) == [('Sample module', [('First part', []), ('The thing', [('Size', [])])])]
+    index = (html_dir / 'index.html').read_text(encoding='utf-8')
+    for anchor in ('page.html#first-part', 'page.html#the-thing', 'page.html#size'):
+        assert anchor in index
+    assert 'rst_page.html#the-thing' in index
+    assert '"First part"' in (html_dir / 'searchindex.js').read_text(encoding='utf-8')
+
+
+def test_sphinx_repeated_headings_get_anchors_named_after_them(tmp_path):
+    step = '    """\n    ## Step\n    """\n'
+    _, warnings = build_site(tmp_path, {'index.md': '```{annotated-source} ../twice.py\n```\n'},
+                             {'twice.py': f'"""\n# Twice\n"""\n\n\ndef f():\n{step}\n\ndef g():\n{step}'})
+    page = (tmp_path / 'html' / 'index.html').read_text(encoding='utf-8')
+    assert warnings == ''
+    assert '<section id="step">' in page and '<section id="step-1">' in page and 'id="id1"' not in page

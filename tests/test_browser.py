@@ -1,0 +1,232 @@
+"""
+The site in a real browser: headless Chromium (Debian's `/usr/bin/chromium`, driven by Playwright)
+reads the full site of `test_site.py` from a server on 127.0.0.1, as a reader would.
+
+Full-page screenshots of every page, at desktop and at phone width, are saved in `screenshots/`
+for a person to look at. Without Chromium or Playwright these tests are skipped, except in CI
+(`CI` set), where they fail.
+"""
+
+import functools
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from conftest import REPO
+from test_site import ANNOTATED, EXAMPLES, GENERATED, site, site_pages  # noqa: F401  (`site`: the shared fixture)
+
+CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync']
+SCREENSHOTS = REPO / 'screenshots'
+DESKTOP = {'width': 1400, 'height': 900}
+PHONE = {'width': 390, 'height': 844}
+
+
+def _missing_browser() -> str | None:
+    """Why the browser cannot run here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return 'playwright is not installed (pip install playwright; never `playwright install`)'
+    if not Path(CHROMIUM).is_file():
+        return f'no Chromium at {CHROMIUM} (apt-get install chromium)'
+    return None
+
+
+@pytest.fixture(scope='module')
+def server(site) -> Iterator[str]:
+    """`http://127.0.0.1:PORT/`, serving the site from a free port, quietly."""
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, format, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Handler, directory=str(site)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f'http://127.0.0.1:{httpd.server_address[1]}/'
+    httpd.shutdown()
+    thread.join()
+
+
+@pytest.fixture(scope='module')
+def browser():
+    reason = _missing_browser()
+    if reason:
+        if os.environ.get('CI'):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Reader:
+    """A browser tab that may load only from 127.0.0.1 and remembers what went wrong."""
+
+    def __init__(self, browser, server: str, viewport: dict):
+        self.server = server
+        self.context = browser.new_context(viewport=viewport)
+        self.blocked: list[str] = []
+        self.errors: list[str] = []
+        self.context.route('**/*', self._route)
+        self.page = self.context.new_page()
+        self.page.on('pageerror', lambda error: self.errors.append(str(error)))
+        self.page.on('requestfailed', lambda request: self.errors.append(f'{request.url}: {request.failure}'))
+
+    def _route(self, route) -> None:
+        host = urlsplit(route.request.url).hostname
+        if host == '127.0.0.1':
+            route.continue_()
+        else:
+            self.blocked.append(route.request.url)
+            route.abort()
+
+    def open(self, path: str) -> None:
+        response = self.page.goto(self.server + path, wait_until='load')
+        assert response is not None and response.ok, path
+        # The math font must have loaded before anything is measured.
+        self.page.evaluate('document.fonts.ready.then(() => true)')
+
+    def fits(self) -> bool:
+        """Nothing is wider than the window: long lines of code and math scroll inside their own box."""
+        return self.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')
+
+    def screenshot(self, path: str, width: str) -> None:
+        name = path.removesuffix('.html').replace('/', '.')
+        SCREENSHOTS.joinpath(width).mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=SCREENSHOTS / width / f'{name}.png', full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+        assert not self.blocked, f'requests that left 127.0.0.1: {self.blocked}'
+        assert not self.errors, f'errors in the pages: {self.errors}'
+
+
+@pytest.fixture
+def desktop(browser, server) -> Iterator[Reader]:
+    reader = Reader(browser, server, DESKTOP)
+    yield reader
+    reader.close()
+
+
+@pytest.fixture
+def phone(browser, server) -> Iterator[Reader]:
+    reader = Reader(browser, server, PHONE)
+    yield reader
+    reader.close()
+
+
+# The boxes of the docs and code cells of every row that has both.
+ROW_BOXES = """() => [...document.querySelectorAll('article .annotate-row')]
+    .filter(row => !row.matches('.annotate-no-doc, .annotate-no-code'))
+    .map(row => [row.querySelector(':scope > .annotate-doc'), row.querySelector(':scope > .annotate-code')]
+        .map(cell => { const box = cell.getBoundingClientRect();
+                       return {left: box.left, right: box.right, top: box.top, bottom: box.bottom}; }))"""
+
+
+@pytest.mark.parametrize('path', ANNOTATED)
+def test_docs_left_of_code_on_desktop(desktop, path):
+    desktop.open(path)
+    rows = desktop.page.evaluate(ROW_BOXES)
+    assert len(rows) > 5
+    for doc, code in rows:
+        assert doc['right'] <= code['left'] and abs(doc['top'] - code['top']) < 1, (doc, code)
+        # The code column is the wider one, and neither is squeezed.
+        assert code['right'] - code['left'] > doc['right'] - doc['left'] > 300, (doc, code)
+    assert desktop.fits()
+    desktop.screenshot(path, 'desktop')
+
+
+@pytest.mark.parametrize('path', ANNOTATED)
+def test_docs_above_code_on_a_phone(phone, path):
+    phone.open(path)
+    rows = phone.page.evaluate(ROW_BOXES)
+    assert len(rows) > 5
+    for doc, code in rows:
+        assert doc['bottom'] <= code['top'] + 1 and abs(doc['left'] - code['left']) < 1, (doc, code)
+    assert phone.fits()
+    phone.screenshot(path, 'phone')
+
+
+# Every formula in the article: its size, and whether MathML flagged an error.
+FORMULAS = """() => [...document.querySelectorAll('article math')].map(math => {
+    const box = math.getBoundingClientRect();
+    return {tex: math.textContent, width: box.width, height: box.height, error: !!math.querySelector('merror')};
+})"""
+# The text a reader sees outside code and formulas.
+PROSE = """() => { const article = document.querySelector('article').cloneNode(true);
+    article.querySelectorAll('pre, code, math, .highlight, .sphx-glr-script-out').forEach(e => e.remove());
+    return article.textContent; }"""
+
+
+@pytest.mark.parametrize('path', ['index.html', *ANNOTATED, *EXAMPLES])
+def test_every_formula_is_rendered(desktop, path):
+    desktop.open(path)
+    formulas = desktop.page.evaluate(FORMULAS)
+    assert formulas or path in EXAMPLES
+    for formula in formulas:
+        assert formula['width'] > 0 and formula['height'] > 0 and not formula['error'], formula
+    prose = desktop.page.evaluate(PROSE)
+    tex = re.search(r'.{0,60}(\$|\\[A-Za-z]+|\\\(|\\\[).{0,60}', prose)
+    assert tex is None, tex.group()
+    # The site's math font has loaded (this system has no math font of its own).
+    assert desktop.page.evaluate("[...document.fonts].some(font => font.family.includes('Site Math') "
+                                 "&& font.status === 'loaded')")
+
+
+@pytest.mark.parametrize('path', ['index.html', 'experiments/gallery/index.html', *EXAMPLES])
+def test_other_pages_at_both_widths(desktop, phone, path):
+    for reader, width in ((desktop, 'desktop'), (phone, 'phone')):
+        reader.open(path)
+        images = reader.page.evaluate("() => [...document.querySelectorAll('article img')]"
+                                      ".map(img => img.complete && img.naturalWidth)")
+        assert all(images) and reader.fits(), path
+        reader.screenshot(path, width)
+
+
+def _ids(file: Path) -> set[str]:
+    """The ids (and old-style anchor names) of an HTML file, the targets of `#fragment` links."""
+    text = file.read_text(encoding='utf-8')
+    return set(re.findall(r'\s(?:id|name)="([^"]*)"', text))
+
+
+def test_every_internal_link_resolves(desktop, site):
+    """Crawls the site from the home page through every link the browser sees: each target file exists,
+    each `#fragment` is an id of its page, and every page of the site is reached."""
+    start = desktop.server + 'index.html'
+    queue, seen, broken = [start], {start}, []
+    while queue:
+        url = queue.pop()
+        desktop.open(url.removeprefix(desktop.server))
+        for link in desktop.page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)"):
+            if not link.startswith(desktop.server):
+                continue
+            parts = urlsplit(link)
+            path = unquote(parts.path).lstrip('/') or 'index.html'
+            if path.endswith('/'):
+                path += 'index.html'
+            target = site / path
+            if not target.is_file():
+                broken.append(f'{url} -> {link}: no file')
+                continue
+            if parts.fragment and target.suffix == '.html' and unquote(parts.fragment) not in _ids(target):
+                broken.append(f'{url} -> {link}: no id')
+            page = desktop.server + path
+            if target.suffix == '.html' and page not in seen:
+                seen.add(page)
+                queue.append(page)
+    assert not broken, '\n'.join(broken)
+    reached = {url.removeprefix(desktop.server) for url in seen}
+    assert set(site_pages(site)) - GENERATED <= reached

@@ -1,0 +1,285 @@
+"""
+The Sphinx site, checked in its built HTML.
+
+One full build (`sphinx-build -W --keep-going -b html docs OUT`, the command of `bash run.sh site`, which
+runs every gallery example on the real Cora files) is made once per test session into a temporary
+folder and shared with `test_browser.py`. It takes a few minutes; set `LABML_GAT_SITE` to the HTML folder
+of a site built with that command to check it instead of building one.
+The math extension is also tested alone, on small projects that build in seconds.
+"""
+
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from bs4 import BeautifulSoup
+
+from conftest import PLANETOID, REPO
+
+DOCS = REPO / 'docs'
+GALLERY_SOURCES = REPO / 'experiments' / 'gallery'
+SITE_ENV = 'LABML_GAT_SITE'
+
+# Page -> the source file it annotates; the pages mirror the repository's layout.
+ANNOTATED = {
+    'labml_gat/gatv2.html': 'labml_gat/gatv2.py',
+    'labml_gat/gat.html': 'labml_gat/gat.py',
+    'labml_gat/edges.html': 'labml_gat/edges.py',
+    'labml_gat/datasets.html': 'labml_gat/datasets.py',
+    'labml_gat/annotate.html': 'labml_gat/annotate.py',
+    'experiments/cora.html': 'experiments/cora.py',
+    'experiments/dictionary_lookup.html': 'experiments/dictionary_lookup.py',
+    'experiments/benchmark.html': 'experiments/benchmark.py',
+}
+# Every example of the gallery folder has a page.
+EXAMPLES = sorted(f'experiments/gallery/{path.stem}.html' for path in GALLERY_SOURCES.glob('plot_*.py'))
+# Pages Sphinx adds by itself, outside the table of contents.
+GENERATED = {'genindex.html', 'search.html'}
+
+
+def sphinx_build(source: Path, out: Path, *options: str, data: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m sphinx -W --keep-going -b html SOURCE OUT/html`, the doctrees in `OUT/doctrees`."""
+    env = {**os.environ, 'LABML_GAT_DATA': str(data or '')}
+    command = [sys.executable, '-m', 'sphinx', '-W', '--keep-going', '-b', 'html', '-d', str(out / 'doctrees'),
+               *options, str(source), str(out / 'html')]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+
+
+@functools.cache
+def full_build(out: Path) -> Path:
+    """Builds the whole site once per session (the fixture is imported into more than one module)."""
+    result = sphinx_build(DOCS, out, data=PLANETOID)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, f'the site does not build:\n{log[-6000:]}'
+    assert 'WARNING' not in log and 'ERROR' not in log, log[-6000:]
+    return out / 'html'
+
+
+@pytest.fixture(scope='session')
+def site(tmp_path_factory) -> Path:
+    """The HTML folder of the full site."""
+    if os.environ.get(SITE_ENV):
+        return Path(os.environ[SITE_ENV])
+    if PLANETOID is None:
+        reason = 'Planetoid files not found: set LABML_GAT_DATA (the gallery trains on Cora)'
+        if os.environ.get('CI'):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return full_build(tmp_path_factory.getbasetemp() / 'site')
+
+
+def soup(site: Path, page: str) -> BeautifulSoup:
+    return BeautifulSoup((site / page).read_text(encoding='utf-8'), 'html.parser')
+
+
+def site_pages(site: Path) -> list[str]:
+    """Every HTML page of the site, as a path relative to its root."""
+    return sorted(path.relative_to(site).as_posix() for path in site.rglob('*.html')
+                  if not path.relative_to(site).parts[0].startswith('_'))
+
+
+def test_every_page_is_in_the_navigation(site):
+    pages = set(site_pages(site))
+    assert pages >= {'index.html', *ANNOTATED, 'experiments/gallery/index.html', *EXAMPLES}
+    navigation = soup(site, 'index.html').select_one('.sidebar-tree')
+    linked = {urlsplit(a['href']).path for a in navigation.select('a[href]')}
+    assert pages - GENERATED - {'index.html'} <= linked
+
+
+def test_home_page_explains_and_links_everything(site):
+    page = soup(site, 'index.html')
+    article = page.select_one('article')
+    text = article.get_text(' ')
+    assert 'static attention' in text and 'dynamic attention' in text
+    # One formula for each layer: GAT's $a$ before the non-linearity, GATv2's after.
+    formulas = [math.get_text() for math in article.select('math[display="block"]')]
+    assert len(formulas) == 2 and '‖' in formulas[0] and 'LeakyReLU' in formulas[1]
+    links = {urlsplit(a['href']).path for a in article.select('a[href]')}
+    assert {*ANNOTATED, 'experiments/gallery/index.html', *EXAMPLES} <= links
+    # The example that shows why GATv2 exists is linked by that name.
+    why = article.find_all('a', href='experiments/gallery/plot_dictionary_lookup.html')
+    assert 'Why GATv2' in [a.get_text() for a in why]
+
+
+@pytest.mark.parametrize('page', ANNOTATED)
+def test_annotated_page_rows_docs_left_code_right(site, page):
+    html = soup(site, page)
+    rows = html.select('article .annotate-row')
+    assert len(rows) > 5
+    for row in rows:
+        cells = row.find_all('div', recursive=False)
+        assert [cell['class'][0] for cell in cells] == ['annotate-doc', 'annotate-code']
+    # The code keeps the file's line numbers: each number shown is the line of the file next to it.
+    source = (REPO / ANNOTATED[page]).read_text(encoding='utf-8').split('\n')
+    shown = 0
+    for block in html.select('.annotate-code pre'):
+        for number in block.select('.linenos'):
+            number.replace_with(f'\x00{number.get_text().strip()}\x01')
+        for line, code in re.findall(r'\x00(\d+)\x01([^\n]*)', block.get_text()):
+            assert code == source[int(line) - 1], (page, line)
+            shown += 1
+    assert shown > 10
+
+
+@pytest.mark.parametrize('page', ANNOTATED)
+def test_annotated_page_headings_are_in_its_table_of_contents(site, page):
+    html = soup(site, page)
+    source = (REPO / ANNOTATED[page]).read_text(encoding='utf-8')
+    # The file's first heading is the page's title.
+    title = re.search(r'^# (.+)$', source, re.MULTILINE).group(1)
+    assert html.select_one('article h1').get_text().rstrip('#¶ ') == title
+    headings = html.select('article section > :is(h2, h3, h4)')
+    assert headings
+    toc = {urlsplit(a['href']).fragment for a in html.select('.toc-tree a[href]')}
+    for heading in headings:
+        assert heading.parent['id'] in toc, heading.get_text()
+
+
+@pytest.mark.parametrize('page', ['index.html', *ANNOTATED, *EXAMPLES])
+def test_math_is_mathml_and_no_tex_is_left(site, page):
+    html = soup(site, page)
+    article = html.select_one('article')
+    # Every page has math, but a gallery example without `:math:` in its text.
+    example = GALLERY_SOURCES / f'{Path(page).stem}.py'
+    assert article.select('math') or (page in EXAMPLES and ':math:' not in example.read_text(encoding='utf-8')), page
+    assert not html.select('.math-error, merror, script[type^="math/tex"]')
+    assert not [script for script in html.select('script') if 'mathjax' in str(script).lower()]
+    for element in article.select('pre, code, .highlight, .sphx-glr-script-out, math'):
+        element.decompose()
+    prose = article.get_text(' ')
+    for raw in ('$', r'\(', r'\[', r'\begin'):
+        assert raw not in prose, (page, prose[max(0, prose.find(raw) - 80):prose.find(raw) + 80])
+    assert not re.search(r'\\[A-Za-z]+', prose), (page, re.search(r'.{0,80}\\[A-Za-z]+.{0,80}', prose).group())
+
+
+def test_display_math_is_block_mathml(site):
+    html = soup(site, 'labml_gat/gatv2.html')
+    # `\Big\Vert_{k=1}^{K}`, the concatenation of the heads, survives (latex2mathml drops it).
+    blocks = [math.get_text() for math in html.select('div.math > math[display="block"]')]
+    assert any('‖' in block and 'K' in block for block in blocks)
+    assert all(math.parent.name == 'div' for math in html.select('math[display="block"]'))
+
+
+def test_layer_pages_and_experiment_page_link_each_other(site):
+    def links(page: str) -> set[str]:
+        return {a['href'] for a in soup(site, page).select('article a[href]')}
+
+    assert '../experiments/cora.html' in links('labml_gat/gatv2.html')
+    assert {'../labml_gat/gatv2.html', '../labml_gat/gat.html', '../labml_gat/edges.html',
+            '../labml_gat/datasets.html'} <= links('experiments/cora.html')
+    assert {'gat.html'} <= links('labml_gat/gatv2.html') and {'gatv2.html'} <= links('labml_gat/gat.html')
+    assert {'gatv2.html', 'gat.html'} <= links('labml_gat/edges.html')
+
+
+@pytest.mark.parametrize('page', EXAMPLES)
+def test_gallery_page_has_figures_and_downloads(site, page):
+    html = soup(site, page)
+    folder = (site / page).parent
+    images = [img['src'] for img in html.select('article img.sphx-glr-single-img, article img.sphx-glr-multi-img')]
+    assert images, page
+    for src in images:
+        assert (folder / src).is_file() and (folder / src).stat().st_size > 1000
+    # The example ran: its output is on the page.
+    assert html.select('.sphx-glr-script-out')
+    downloads = {Path(a['href']).suffix: folder / a['href'] for a in html.select('a.download[href]')}
+    assert {'.py', '.ipynb'} <= set(downloads)
+    stem = Path(page).stem
+    assert downloads['.py'].read_text(encoding='utf-8') == (GALLERY_SOURCES / f'{stem}.py').read_text(encoding='utf-8')
+    notebook = json.loads(downloads['.ipynb'].read_text(encoding='utf-8'))
+    assert [cell for cell in notebook['cells'] if cell['cell_type'] == 'code']
+
+
+def test_gallery_index_lists_every_example(site):
+    html = soup(site, 'experiments/gallery/index.html')
+    linked = {urlsplit(a['href']).path for a in html.select('article a[href]')}
+    assert {Path(page).name for page in EXAMPLES} <= linked
+
+
+# Elements and attributes that load something when the page is shown.
+ASSETS = {'script': 'src', 'link': 'href', 'img': 'src', 'iframe': 'src', 'source': 'src', 'video': 'src',
+          'audio': 'src', 'embed': 'src', 'object': 'data', 'input': 'src'}
+REMOTE = re.compile(r'^\s*(https?:)?//', re.IGNORECASE)
+CSS_REMOTE = re.compile(r'(url\(\s*[\'"]?|@import\s+[\'"])\s*(https?:)?//', re.IGNORECASE)
+
+
+def test_no_page_loads_anything_from_the_network(site):
+    for page in site_pages(site):
+        html = soup(site, page)
+        for tag, attribute in ASSETS.items():
+            for element in html.find_all(tag):
+                # `<link rel="...">` to another page of the site is navigation; anything remote is not allowed.
+                value = element.get(attribute) or ''
+                assert not REMOTE.match(value), (page, str(element)[:200])
+                assert not REMOTE.match(element.get('srcset') or ''), (page, str(element)[:200])
+        for style in html.find_all('style'):
+            assert not CSS_REMOTE.search(style.get_text()), page
+    for stylesheet in (site / '_static').rglob('*.css'):
+        assert not CSS_REMOTE.search(stylesheet.read_text(encoding='utf-8')), stylesheet
+
+
+def test_generated_files_are_git_ignored():
+    # `bash run.sh site` builds into docs/_build, the browser test saves its screenshots in screenshots/,
+    # and sphinx-gallery writes the example pages beside the docs' sources, in docs/experiments/gallery.
+    assert {'docs/_build/', 'screenshots/'} <= set((REPO / '.gitignore').read_text(encoding='utf-8').split())
+    assert 'docs/experiments/gallery/' in (REPO / '.gitignore').read_text(encoding='utf-8').split()
+
+
+@pytest.mark.parametrize('example', ['plot_cora_training.py', 'plot_attention.py'])
+def test_cora_examples_without_data_fail_with_the_loaders_message(tmp_path, example):
+    """What a build without the Planetoid files shows: the loader's message, which says what to do."""
+    env = {**os.environ, 'LABML_GAT_DATA': str(tmp_path), 'MPLBACKEND': 'Agg'}
+    result = subprocess.run([sys.executable, example], cwd=GALLERY_SOURCES, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith('FileNotFoundError: Planetoid \'cora\': missing in') and 'LABML_GAT_DATA' in message
+
+
+# ## The math extension alone
+
+MATH_CONF = f"""
+import sys
+sys.path.insert(0, {str(DOCS / '_ext')!r})
+project = 'math'
+extensions = ['myst_parser', 'mathml']
+myst_enable_extensions = ['dollarmath', 'amsmath']
+html_math_renderer = 'mathml'
+"""
+
+
+def math_project(root: Path, page: str) -> subprocess.CompletedProcess:
+    source = root / 'src'
+    source.mkdir()
+    (source / 'conf.py').write_text(MATH_CONF, encoding='utf-8')
+    (source / 'index.md').write_text(page, encoding='utf-8')
+    return sphinx_build(source, root)
+
+
+def test_math_becomes_mathml_without_scripts(tmp_path):
+    result = math_project(tmp_path, '# Math\n\nInline $a_i$, then\n\n$$\\sum_j \\alpha_{ij} = 1$$\n\n'
+                                    'In brackets ($x$). Two equations:\n\n$$a = b\n\nc = d$$\n\n'
+                                    '```{math}\n:label: euler\ne^{i\\pi} = -1\n```\n\nA role, {math}`\\beta`.\n')
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / 'html' / 'index.html').read_text(encoding='utf-8')
+    assert page.count('<math display="block">') == 3 and page.count('<math>') == 3
+    # Punctuation stays on the line of the formula it touches.
+    assert re.search(r'<span class="math-nowrap">\(<span class="math notranslate"><math>.*?</math></span>\)\.</span>',
+                     page)
+    assert re.search(r'<span class="math-nowrap"><span class="math notranslate"><math>.*?</math></span>,</span>', page)
+    # A labelled equation has its number and anchor; several equations in one block are aligned.
+    assert 'id="equation-euler"' in page and '<span class="eqno">(1)' in page
+    assert '<mtable' in page
+    assert not re.search(r'<script[^>]*(mathjax|type="math)', page, re.IGNORECASE)
+
+
+def test_a_formula_math_core_cannot_render_fails_the_build(tmp_path):
+    result = math_project(tmp_path, '# Broken\n\nFine $a$.\n\nBroken $\\notacommand{x}$ here.\n')
+    assert result.returncode != 0
+    [error] = [line for line in result.stderr.splitlines() if 'math-core' in line]
+    assert 'index.md:5' in error and r"'\\notacommand{x}'" in error and 'Unknown command' in error
