@@ -110,7 +110,7 @@ def test_summarize():
 
 def test_dense_refused_when_too_big(monkeypatch):
     monkeypatch.setattr(cora, 'available_memory_bytes', lambda: 2 ** 30)
-    with pytest.raises(MemoryError, match='--impl dense needs about 7.0 GiB for 2708 nodes.*use --impl edges'):
+    with pytest.raises(MemoryError, match='--impl dense needs about 5.2 GiB for 2708 nodes.*use --impl edges'):
         cora.check_dense_fits(2708, 8, 8)
     cora.check_dense_fits(100, 8, 8)
 
