@@ -29,19 +29,22 @@ The `pyg` rows need `torch_geometric`; labml_gat itself never imports it.
 * **Peak memory**: how far the resident memory of the process rises above what it holds after setup
   (the data, the graph and the model).
 
-### Subprocess isolation and `ru_maxrss`
+### Subprocess isolation and the high-water mark
 
 Every configuration (one implementation on one graph) runs in a fresh Python process.
 Nothing it allocates can hide in the allocator caches of another configuration, and the peak
 resident set size of the process belongs to it alone.
-The kernel keeps that peak, the *high-water mark*, and `getrusage(RUSAGE_SELF).ru_maxrss` reads it.
-After setup the mark is reset to the current size (writing `5` to `/proc/self/clear_refs`, on Linux),
+The kernel keeps that peak, the *high-water mark*: `VmHWM` in `/proc/self/status` on Linux.
+After setup the mark is reset to the current size (writing `5` to `/proc/self/clear_refs`),
 so that a transient peak while the graph is generated does not hide the peak of the step:
 
 $$\text{peak} = \text{high-water mark after the phase} - \text{resident size after setup}$$
 
 The evaluation forwards are measured first and the training steps second, with a reset in between;
 where the reset is not available, the training peak is still right, as training needs more than evaluation.
+Elsewhere the mark is read from `getrusage(RUSAGE_SELF).ru_maxrss`, without a reset. (On Linux
+`ru_maxrss` is no help: a started process inherits the high-water mark of its parent, and a peak smaller than
+the parent's whole resident size would not show.)
 Each process also caps its address space at what the system can still give, so that a configuration
 too big for the machine fails with an allocation error instead of waking the kernel's out-of-memory killer.
 
@@ -322,10 +325,17 @@ def seconds(function: Callable[[], None]) -> float:
 
 # ## Peak memory
 
-def ru_maxrss_bytes() -> int:
-    """The process's high-water mark of resident memory (`ru_maxrss` is in kilobytes on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == 'darwin' else peak * 1024
+def peak_resident_bytes() -> int:
+    """
+    The high-water mark of the process's resident memory: `VmHWM` on Linux,
+    else `ru_maxrss` (kilobytes on Linux, bytes on macOS).
+    """
+    try:
+        with open('/proc/self/status') as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith('VmHWM:'))
+    except (OSError, StopIteration):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == 'darwin' else peak * 1024
 
 
 def reset_peak() -> int:
@@ -339,7 +349,7 @@ def reset_peak() -> int:
             f.write('5')
     except OSError:
         pass
-    return ru_maxrss_bytes()
+    return peak_resident_bytes()
 
 
 def page_faults() -> int:
@@ -391,10 +401,10 @@ def measure(spec: dict) -> dict:
 
     setup = reset_peak()
     eval_times, _ = timed_calls(runner.evaluate, spec['repeats'], spec['budget'])
-    eval_peak = ru_maxrss_bytes() - setup
+    eval_peak = peak_resident_bytes() - setup
     reset_peak()
     step_times, step_faults = timed_calls(runner.step, spec['repeats'], spec['budget'])
-    step_peak = ru_maxrss_bytes() - setup
+    step_peak = peak_resident_bytes() - setup
 
     return {'impl': spec['impl'], 'graph': data.name, 'n_nodes': data.num_nodes, 'n_edges': graph_edges(data),
             'step_ms': 1e3 * statistics.median(step_times), 'eval_ms': 1e3 * statistics.median(eval_times),

@@ -1,6 +1,7 @@
 """Tests of experiments/benchmark.py: the labml_nn peer, the graphs, the slope fit and the report (no timing)."""
 
 import json
+import resource
 import math
 
 import pytest
@@ -177,13 +178,18 @@ def test_worker_process_reports_result_and_failure():
 
 @pytest.fixture
 def in_process(monkeypatch):
-    """Run the workers in this process: the same measurements, without the cost of starting Python."""
+    """
+    Run the workers in this process: the same measurements, without the cost of starting Python.
+    The address-space cap stays off: it would outlive the test and starve later subprocesses (Chromium).
+    """
     def run_worker(task, env=None):
+        task = {**task, 'limit_memory': False}
         return benchmark.measure(task) if task['mode'] == 'measure' else benchmark.alternate(task)
     monkeypatch.setattr(benchmark, 'run_worker', run_worker)
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+    assert resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY
 
 
 def test_quick_run_report_json_and_plot(tmp_path, in_process):

@@ -12,7 +12,7 @@ The `benchmark script <../benchmark.html>`_ trains the same two-layer GATv2 (the
 * ``pyg``: PyG's ``GATv2Conv`` in PyG's own example model (when ``torch_geometric`` is installed).
 
 For each it measures the time of a training step, the time of an evaluation forward and the peak
-memory, every configuration in a fresh process. This page runs it on small graphs, in about half a
+memory, every configuration in a fresh process. This page runs it on small graphs, in less than a
 minute; the results of the full-size run on the same 2-core CPU are at the end.
 """
 
@@ -23,8 +23,8 @@ minute; the results of the full-size run on the same 2-core CPU are at the end.
 # On Cora, the edge-list model and PyG's model alternate in one process, and the ratios compare
 # steps taken a few milliseconds apart. Then come random graphs of growing size with about five edges
 # per node: up to 400 nodes for the dense layers, whose cost grows as :math:`N^2`, and up to
-# 10000 nodes for the edge-list layers. Everything runs on one thread, so that the numbers do not
-# depend on what else the machine is doing.
+# 10000 nodes for the edge-list layers. Everything runs on one thread: on a busy machine, threads that
+# wait for each other can make the times many times longer, and one thread keeps them comparable.
 import os
 import sys
 from pathlib import Path
@@ -63,10 +63,11 @@ fig = benchmark.plot(results)
 #
 #     python experiments/benchmark.py --threads 1 --scale --json bench.json --plot bench.png
 #
-# **Cora** (2708 nodes, 13264 edges with the self loops). The edge-list model takes a quarter of PyG's
-# time per training step and about 40% of its time per evaluation forward; about 60% of PyG's step is the
-# dropout mask it draws over the dense :math:`2708 \times 1433` feature matrix, which the Cora experiment
-# draws only for the non-zero features (the same distribution), and without it PyG still takes twice as long.
+# **Cora** (2708 nodes, 13264 edges with the self loops). The edge-list model takes 28% of PyG's
+# time per training step and 38% of its time per evaluation forward. Half of PyG's step is the dropout
+# mask it draws over the dense :math:`2708 \times 1433` feature matrix; the Cora experiment draws it only for
+# the 1.3% of the features that are not zero, which is the same dropout. Without its input dropout,
+# PyG's step still takes 1.7 times as long as ours.
 #
 # .. code-block:: text
 #
@@ -76,7 +77,7 @@ fig = benchmark.plot(results)
 #     pyg                         97.3      19.9                 -       -
 #     pyg_no_input_dropout        45.8      19.3       pyg   0.48x   0.96x
 #
-# With PyTorch's default two threads on the otherwise idle machine
+# With PyTorch's default of two threads, at the same load
 # (``python experiments/benchmark.py --quick --no-synthetic --rounds 40``), the edge-list model takes
 # 19.4 ms per step and 5.0 ms per evaluation against PyG's 76.5 ms and 11.3 ms: 0.25x and 0.45x.
 #
@@ -122,8 +123,11 @@ fig = benchmark.plot(results)
 # 32 MB to the system as soon as it is freed.
 #
 # **A million nodes.** The edge-list model trains full-batch on a random graph of :math:`10^6` nodes and
-# :math:`10^7` edges (9 random edges per node and a self loop) in 14.7 GB above the 1.1 GB of data and model,
-# at 47 s per step on one thread (19 s per evaluation forward). Each step takes 8.3 million page faults:
-# glibc hands every large tensor back to the system when it is freed, and the next step's tensors are
-# fresh memory again. Making glibc keep that memory (``MALLOC_MMAP_MAX_=0``, ``MALLOC_TRIM_THRESHOLD_``)
-# does not help here: its heap then grows past the 22 GB the machine has, and the step fails to allocate.
+# :math:`10^7` edges (9 random edges per node and a self loop) in 15.4 GB (14.3 GiB) above the 1.1 GB
+# of data and model, at 47 s per step on one thread (19 s per evaluation forward).
+# Each step takes 8.3 million page faults: glibc hands every large tensor back to the system when it is
+# freed, and the next step's tensors are fresh memory again. Making glibc keep that memory
+# (``MALLOC_MMAP_MAX_=0``, ``MALLOC_TRIM_THRESHOLD_``) does not help here: its heap then grows past the
+# memory of the machine (24 GB), and the step fails to allocate.
+#
+# (In these tables MB means :math:`2^{20}` bytes.)
