@@ -1,8 +1,8 @@
 """Tests of experiments/benchmark.py: the labml_nn peer, the graphs, the slope fit and the report (no timing)."""
 
 import json
-import resource
 import math
+import resource
 
 import pytest
 import torch
