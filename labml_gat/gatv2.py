@@ -68,7 +68,8 @@ This file imports nothing but PyTorch, so it can be copied into any project.
 The layer builds the full $N \times N$ grid of node pairs, which is what makes it easy to read;
 it costs $O(N^2 \cdot K \cdot F')$ memory, so it suits graphs of a few thousand nodes.
 Measured, a training step peaks at about three tensors the size of the pair grid, $N^2 F'$ numbers each
-(the two repeated copies and their sum while the sum is formed; later the activations and their gradient):
+(in the forward pass, the two repeated copies and their sum; in the backward pass, the saved activations,
+their gradient and the gradient before the LeakyReLU):
 $12 N^2 F'$ bytes in float32, about 5.6 GB for the first layer of the Cora model ($N = 2708$, $F' = 64$),
 less than the labml_nn formulation needs.
 The edge-list layer in [`edges.py`](edges.html) computes the same function in $O(|\mathcal{E}|)$.
