@@ -73,21 +73,57 @@ busy, threads that *spin* while they wait for each other can make every operatio
 `--threads 1` avoids that, and so does `OMP_WAIT_POLICY=PASSIVE` in the environment;
 the report prints the thread count, the wait policy and the load average next to the numbers.
 
-### glibc and large buffers
+### Large buffers: page faults, huge pages and glibc
 
 PyTorch takes its CPU memory from `malloc`. glibc serves every buffer above 32 MB with a fresh `mmap`
-and gives it back to the system when it is freed, so a large tensor allocated again in every step
-costs page faults (the kernel zeroes every new page) every time. `--scale` trains the edge-list model on a
-graph of a million nodes twice: with the default allocator, and with
-`MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=... MALLOC_TOP_PAD_=...`, which makes glibc keep and reuse
-the memory. The tables give the page faults per training step.
+and unmaps it when it is freed, so a large tensor allocated again in every step is new memory every time:
+the kernel maps and zeroes it on first touch, one page fault per 4 kB page.
+The tables give the page faults and the CPU time spent in the kernel per training step.
+`--scale` trains on large graphs once per *allocator variant* (`ALLOCATORS`), each in its own process:
+
+| variant   | environment                                                                     |
+|-----------|---------------------------------------------------------------------------------|
+| `default` | none                                                                            |
+| `thp`     | `THP_MEM_ALLOC_ENABLE=1`                                                        |
+| `mmap_1g` | `MALLOC_MMAP_THRESHOLD_` at 1 GiB, `MALLOC_TRIM_THRESHOLD_` at 1 TiB             |
+| `malloc`  | `MALLOC_MMAP_MAX_=0`, `MALLOC_TRIM_THRESHOLD_` at 1 TiB, `MALLOC_TOP_PAD_` at 256 MB |
+
+With `thp`, PyTorch's allocator asks the kernel (`madvise`) to back every buffer of 2 MB or more with
+transparent huge pages: one page fault per 2 MB, in the same memory; it needs
+`/sys/kernel/mm/transparent_hugepage/enabled` at `madvise` or `always`.
+`mmap_1g` makes glibc keep the buffers up to 1 GiB in its heap and reuse them; `malloc` keeps every buffer,
+the tuning behind PyG's published figures.
+Measured with `--scale --threads 1` on a 2-core virtual machine with 24 GB (median of 3 steps, two runs
+where two numbers are given; the peak is above the data and the model). PyG runs on the graph of its
+published figures, $10^6$ nodes and $4 \cdot 10^6$ random edges, plus the self loops `GATv2Conv` adds:
+
+| model, edges with self loops | allocator | step     | of it in the kernel | peak training memory |
+|------------------------------|-----------|----------|---------------------|----------------------|
+| edge-list, $10^7$            | `default` | 56, 47 s | 30, 31 s            | 14.3 GiB             |
+| edge-list, $10^7$            | `thp`     | 33, 35 s | 18, 19 s            | 14.2 GiB             |
+| edge-list, $10^7$            | `mmap_1g` | 37 s     | 21 s                | 18.0 GiB             |
+| edge-list, $10^7$            | `malloc`  | fails to allocate: the heap outgrows the machine | |   |
+| PyG, $5 \cdot 10^6$          | `default` | 30 s     | 18 s                | 9.0 GiB (9.6 GB, as published) |
+| PyG, $5 \cdot 10^6$          | `thp`     | 29 s     | 16 s                | 8.8 GiB              |
+| PyG, $5 \cdot 10^6$          | `mmap_1g` | 30 s     | 18 s                | 11.6 GiB             |
+| PyG, $5 \cdot 10^6$          | `malloc`  | 16.5 s   | 3.6 s               | 14.1 GiB             |
+
+**The edge-list layer does not need malloc tuning, and at a million nodes it cannot use it.**
+It trains full-batch with the default allocator in 14.3 GiB, but more than half of its step is the kernel
+mapping and zeroing about 8.5 million fresh 4 kB pages (35 GB). glibc's tuning, which makes PyG's step
+1.8 times faster at 1.6 times the memory, makes our heap grow past the machine's memory; keeping only the
+buffers up to 1 GiB fits, but costs a quarter more memory. Transparent huge pages take 12 s of kernel time
+off our step at no cost in memory (0.59 and 0.74 times the step in two runs), while they barely change
+PyG's. Even with huge pages the kernel's share stays large on this virtual machine, and at $2 \cdot 10^5$ nodes
+they made our step 1.2 times slower (one run; `malloc` made it 0.69 times at 1.5 times the memory there):
+measure on your own machine before you set either.
 
 ## Usage
 
 ```bash
 python experiments/benchmark.py --quick                     # small sizes, a minute or two
 python experiments/benchmark.py --json bench.json --plot bench.png   # Cora and random graphs, full sizes
-python experiments/benchmark.py --no-cora --no-synthetic --scale     # the million-node graph only
+python experiments/benchmark.py --no-cora --no-synthetic --scale --threads 1   # a million nodes, each allocator
 ```
 """
 
@@ -130,12 +166,24 @@ PYG_IMPLS = ('pyg', 'pyg_no_input_dropout')
 ALTERNATING_IMPLS = ('edges', 'pyg', 'pyg_no_input_dropout')
 # The slope is fitted over this many of the largest sizes of each curve
 SLOPE_TAIL = 3
-# Environment that makes glibc keep freed memory for reuse instead of returning large buffers to the system:
-# no `mmap` for large buffers, no trimming of the heap, and 256 MB of slack whenever the heap grows.
-MALLOC_TUNING = {'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(2 ** 40),
-                 'MALLOC_TOP_PAD_': str(2 ** 28)}
+# The allocator variants of `--scale`, each the environment of its worker processes (`worker_env`)
+ALLOCATORS = {
+    # glibc and PyTorch as they come: every buffer above 32 MB is a fresh `mmap`, unmapped again when freed
+    'default': {},
+    # PyTorch asks the kernel for transparent huge pages (`madvise(MADV_HUGEPAGE)`) for every buffer of 2 MB
+    # or more: one page fault per 2 MB instead of one per 4 kB, but the buffers are still returned when freed
+    'thp': {'THP_MEM_ALLOC_ENABLE': '1'},
+    # glibc keeps and reuses the buffers up to 1 GiB in its heap and never trims it; larger ones
+    # (at a million nodes, the edge-sized tensors of all heads' features) are still mapped and unmapped
+    'mmap_1g': {'MALLOC_MMAP_THRESHOLD_': str(2 ** 30), 'MALLOC_TRIM_THRESHOLD_': str(2 ** 40)},
+    # glibc keeps every freed buffer for reuse: no `mmap` for large buffers, no trimming of the heap,
+    # and 256 MB of slack whenever the heap grows; the heap can grow far beyond the peak of `default`
+    'malloc': {'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(2 ** 40), 'MALLOC_TOP_PAD_': str(2 ** 28)},
+}
+# Every environment variable the allocator variants set
+ALLOCATOR_ENV = tuple(sorted({name for env in ALLOCATORS.values() for name in env}))
 # Environment variables that change the speed, recorded with the results
-SPEED_ENV = ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', *MALLOC_TUNING)
+SPEED_ENV = ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', *ALLOCATOR_ENV)
 
 
 class LabmlNnGATv2Layer(nn.Module):
@@ -352,9 +400,13 @@ def reset_peak() -> int:
     return peak_resident_bytes()
 
 
-def page_faults() -> int:
-    """Minor page faults of the process so far: pages the kernel had to map (and zero) on first touch."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def kernel_work() -> Tuple[int, float]:
+    """
+    The minor page faults of the process so far (pages the kernel had to map, and zero, on first touch)
+    and the CPU seconds it has spent in the kernel: mostly those faults, and unmapping freed buffers.
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_minflt, usage.ru_stime
 
 
 def limit_memory() -> None:
@@ -372,16 +424,19 @@ def limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
 
-def timed_calls(function: Callable[[], None], repeats: int, budget: float) -> Tuple[List[float], float]:
+def timed_calls(function: Callable[[], None], repeats: int, budget: Optional[float]
+                ) -> Tuple[List[float], float, float]:
     """
     One warm-up call, then as many timed calls as fit in `budget` seconds (judged by the warm-up),
-    at least one and at most `repeats`. Returns the times and the page faults per timed call.
+    at least one and at most `repeats`; exactly `repeats` without a budget. Returns the times,
+    and the page faults and kernel seconds per timed call.
     """
     warmup = seconds(function)
-    n = max(1, min(repeats, int(budget / max(warmup, 1e-9))))
-    faults = page_faults()
+    n = repeats if budget is None else max(1, min(repeats, int(budget / max(warmup, 1e-9))))
+    faults, kernel_seconds = kernel_work()
     times = [seconds(function) for _ in range(n)]
-    return times, (page_faults() - faults) / n
+    faults_after, kernel_seconds_after = kernel_work()
+    return times, (faults_after - faults) / n, (kernel_seconds_after - kernel_seconds) / n
 
 
 def measure(spec: dict) -> dict:
@@ -400,18 +455,18 @@ def measure(spec: dict) -> dict:
         limit_memory()
 
     setup = reset_peak()
-    eval_times, _ = timed_calls(runner.evaluate, spec['repeats'], spec['budget'])
+    eval_times, _, _ = timed_calls(runner.evaluate, spec['repeats'], spec['budget'])
     eval_peak = peak_resident_bytes() - setup
     reset_peak()
-    step_times, step_faults = timed_calls(runner.step, spec['repeats'], spec['budget'])
+    step_times, step_faults, step_kernel_seconds = timed_calls(runner.step, spec['repeats'], spec['budget'])
     step_peak = peak_resident_bytes() - setup
 
     return {'impl': spec['impl'], 'graph': data.name, 'n_nodes': data.num_nodes, 'n_edges': graph_edges(data),
             'step_ms': 1e3 * statistics.median(step_times), 'eval_ms': 1e3 * statistics.median(eval_times),
             'steps': len(step_times), 'evals': len(eval_times),
             'peak_train_bytes': step_peak, 'peak_eval_bytes': eval_peak, 'setup_bytes': setup,
-            'faults_per_step': step_faults, 'threads': torch.get_num_threads(),
-            'malloc_tuning': bool(spec.get('malloc_tuning'))}
+            'faults_per_step': step_faults, 'kernel_ms_per_step': 1e3 * step_kernel_seconds,
+            'threads': torch.get_num_threads(), 'allocator': spec.get('allocator')}
 
 
 def alternate(spec: dict) -> dict:
@@ -452,19 +507,35 @@ def alternate(spec: dict) -> dict:
     return result
 
 
-def run_worker(task: dict, env: Optional[Dict[str, str]] = None) -> dict:
+def worker_env(base: Dict[str, str], threads: Optional[int] = None, allocator: Optional[str] = None
+               ) -> Dict[str, str]:
+    """
+    The environment of a worker process: `base` with `OMP_NUM_THREADS` set to `threads`, if given.
+    For an allocator variant (`ALLOCATORS`), the variables of every variant are removed from `base` first
+    and the variant's own are set, so that `default` means the defaults even when the shell sets some of them.
+    """
+    if allocator is not None and allocator not in ALLOCATORS:
+        raise ValueError(f'unknown allocator variant {allocator!r}, expected one of {", ".join(ALLOCATORS)}')
+    env = dict(base)
+    if allocator is not None:
+        env = {k: v for k, v in env.items() if k not in ALLOCATOR_ENV}
+        env.update(ALLOCATORS[allocator])
+    if threads:
+        env['OMP_NUM_THREADS'] = str(threads)
+    return env
+
+
+def run_worker(task: dict) -> dict:
     """
     ## Running a worker process
 
-    Runs `measure` or `alternate` (by `task['mode']`) in a fresh Python process with `env` added to the
-    environment, and returns its result. A process that fails, for example killed for lack of memory,
-    gives `{'error': ...}`.
+    Runs `measure` or `alternate` (by `task['mode']`) in a fresh Python process, in the environment
+    `worker_env` makes for the task's threads and allocator variant, and returns its result.
+    A process that fails, for example killed for lack of memory, gives `{'error': ...}`.
     """
-    child_env = {**os.environ, **(env or {})}
-    if task.get('threads'):
-        child_env['OMP_NUM_THREADS'] = str(task['threads'])
+    env = worker_env(dict(os.environ), task.get('threads'), task.get('allocator'))
     process = subprocess.run([sys.executable, str(Path(__file__).resolve()), '--worker', json.dumps(task)],
-                             env=child_env, capture_output=True, text=True)
+                             env=env, capture_output=True, text=True)
     if process.returncode < 0:
         return {'error': f'killed by signal {-process.returncode} (out of memory?)'}
     if process.returncode != 0:
@@ -550,24 +621,38 @@ def format_alternating(result: dict, name: str) -> str:
     return '\n'.join(lines)
 
 
+def peer_key(row: dict) -> tuple:
+    """
+    The configuration a row is compared with: for an allocator variant, the same implementation on the same
+    graph with the `default` allocator; otherwise the peer implementation (`PEERS`) on the same graph.
+    """
+    graph = (row['n_nodes'], row['n_edges'])
+    if row.get('allocator') not in (None, 'default'):
+        return (row['impl'], *graph, 'default')
+    return (PEERS.get(row['impl']), *graph, row.get('allocator'))
+
+
 def format_isolated(rows: List[dict], title: str) -> str:
     """
     One row per configuration, each measured in its own process, with the ratios of time and
-    memory to the peer (`PEERS`) on the same graph.
+    memory to the configuration it is compared with (`peer_key`).
+    The kernel time is the part of the step spent in the kernel, mostly on page faults.
     """
-    by_key = {(r['impl'], r['n_nodes'], r.get('malloc_tuning')): r for r in rows if 'error' not in r}
-    lines = [title, f"{'impl':<22}{'nodes':>10}{'edges':>12}{'step ms':>10}{'eval ms':>9}{'train MB':>10}"
-                    f"{'eval MB':>9}{'faults':>11}{'vs':>10}{'step':>7}{'memory':>8}"]
+    by_key = {(r['impl'], r['n_nodes'], r['n_edges'], r.get('allocator')): r for r in rows if 'error' not in r}
+    lines = [title, f"{'impl':<22}{'nodes':>10}{'edges':>12}{'step ms':>10}{'kernel':>9}{'eval ms':>9}"
+                    f"{'train MB':>10}{'eval MB':>9}{'faults':>11}{'vs':>10}{'step':>7}{'memory':>8}"]
     for r in rows:
-        name = r['impl'] + (' +malloc' if r.get('malloc_tuning') else '')
+        name = r['impl'] if r.get('allocator') is None else f"{r['impl']} {r['allocator']}"
         if 'error' in r:
             lines.append(f"{name:<22}{r.get('n_nodes', 0):>10,}   {r['error']}")
             continue
-        line = (f"{name:<22}{r['n_nodes']:>10,}{r['n_edges']:>12,}{ms(r['step_ms']):>10}{ms(r['eval_ms']):>9}"
-                f"{mb(r['peak_train_bytes']):>10}{mb(r['peak_eval_bytes']):>9}{r['faults_per_step']:>11,.0f}")
-        peer = by_key.get((PEERS.get(r['impl']), r['n_nodes'], r.get('malloc_tuning')))
+        line = (f"{name:<22}{r['n_nodes']:>10,}{r['n_edges']:>12,}{ms(r['step_ms']):>10}"
+                f"{ms(r['kernel_ms_per_step']):>9}{ms(r['eval_ms']):>9}{mb(r['peak_train_bytes']):>10}"
+                f"{mb(r['peak_eval_bytes']):>9}{r['faults_per_step']:>11,.0f}")
+        peer = by_key.get(peer_key(r))
         if peer:
-            line += (f"{peer['impl']:>10}{r['step_ms'] / peer['step_ms']:>6.2f}x"
+            line += (f"{peer['allocator'] if peer['impl'] == r['impl'] else peer['impl']:>10}"
+                     f"{r['step_ms'] / peer['step_ms']:>6.2f}x"
                      f"{r['peak_train_bytes'] / max(peer['peak_train_bytes'], 1):>7.2f}x")
         lines.append(line)
     return '\n'.join(lines)
@@ -603,8 +688,8 @@ def format_report(results: dict) -> str:
                          f"N = {constant['n_nodes']:,}; cora.dense_training_bytes estimates "
                          f"{constant['estimate_bytes_per_pair']:.0f} ({constant['estimate_over_measured']:.2f}x)")
     if results.get('scale'):
-        parts.append(format_isolated(results['scale'], 'Large random graph, edge-list model, default allocator '
-                                                       'and malloc tuning'))
+        parts.append(format_isolated(results['scale'], 'Large random graphs, one process per configuration '
+                                                       'and allocator variant'))
     return '\n\n'.join(parts)
 
 
@@ -685,14 +770,15 @@ def run(args: argparse.Namespace, show_progress: bool = True) -> dict:
     def section(name: str):
         return monit.section(name) if show_progress else nullcontext()
 
-    def isolated(impl: str, graph: dict, env: Optional[dict] = None) -> dict:
+    def isolated(impl: str, graph: dict, allocator: Optional[str] = None, calls: Optional[int] = None) -> dict:
+        """One configuration; `calls` timed calls per phase instead of the `--repeats` and `--budget`."""
         name = 'Cora' if graph['kind'] == 'cora' else f"N={graph['n_nodes']:,}"
-        with section(f"{impl} on {name}{' with malloc tuning' if env else ''}"):
-            result = run_worker({'mode': 'measure', 'impl': impl, 'graph': graph, 'repeats': repeats,
-                                 'budget': budget, 'threads': threads, 'malloc_tuning': bool(env),
-                                 'limit_memory': True}, env)
+        with section(f"{impl} on {name}{f', allocator {allocator}' if allocator else ''}"):
+            result = run_worker({'mode': 'measure', 'impl': impl, 'graph': graph, 'threads': threads,
+                                 'repeats': calls or repeats, 'budget': None if calls else budget,
+                                 'allocator': allocator, 'limit_memory': True})
         if 'error' in result:
-            result.update(impl=impl, n_nodes=graph.get('n_nodes', 0), malloc_tuning=bool(env))
+            result.update(impl=impl, n_nodes=graph.get('n_nodes', 0), allocator=allocator)
         return result
 
     if args.cora:
@@ -725,9 +811,11 @@ def run(args: argparse.Namespace, show_progress: bool = True) -> dict:
         results['dense_memory'] = dense_memory(rows)
 
     if args.scale:
-        graph = {'kind': 'random', 'n_nodes': args.scale_nodes, 'degree': args.scale_degree,
-                 'in_features': args.in_features}
-        results['scale'] = [isolated('edges', graph), isolated('edges', graph, MALLOC_TUNING)]
+        # Ours on the large graph, and PyG on the graph of its published figures
+        runs = [('edges', args.scale_degree)] + ([('pyg', args.scale_pyg_degree)] if with_pyg else [])
+        results['scale'] = [isolated(impl, {'kind': 'random', 'n_nodes': args.scale_nodes, 'degree': degree,
+                                            'in_features': args.in_features}, allocator, args.scale_steps)
+                            for impl, degree in runs for allocator in args.scale_allocators]
 
     results['meta']['load_end'] = os.getloadavg()[0]
     return results
@@ -742,6 +830,16 @@ def parse_sizes(text: str) -> List[int]:
     if not sizes or min(sizes) < 2:
         raise argparse.ArgumentTypeError(f'expected node counts of at least 2, got {text!r}')
     return sizes
+
+
+def parse_allocators(text: str) -> List[str]:
+    """`'default,thp'` -> `['default', 'thp']`, names of `ALLOCATORS`"""
+    names = [s.strip() for s in text.split(',') if s.strip()]
+    unknown = [name for name in names if name not in ALLOCATORS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"expected comma-separated allocator variants of "
+                                         f"{', '.join(ALLOCATORS)}, got {text!r}")
+    return names
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -775,11 +873,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-synthetic', dest='synthetic', action='store_false', help='leave the random graphs out')
     parser.add_argument('--no-pyg', action='store_true', help='leave PyG out even when it is installed')
     parser.add_argument('--scale', action='store_true',
-                        help='train the edge-list model on a large random graph, with and without malloc tuning')
+                        help='train the edge-list model and PyG on large random graphs with each allocator variant')
     parser.add_argument('--scale-nodes', type=int, default=1_000_000)
     parser.add_argument('--scale-degree', type=float, default=9.0,
                         help='random edges per node of the large graph; with the self loops, '
                              '(degree + 1) x nodes edges')
+    parser.add_argument('--scale-pyg-degree', type=float, default=4.0,
+                        help="random edges per node of PyG's large graph (default 4: its published 4M edges)")
+    parser.add_argument('--scale-allocators', type=parse_allocators, default=list(ALLOCATORS),
+                        help=f"allocator variants of the large graphs (default all: {','.join(ALLOCATORS)})")
+    parser.add_argument('--scale-steps', type=int, default=3,
+                        help='timed training steps and evaluation forwards per large configuration')
     parser.add_argument('--json', default=None, help='write the results to this JSON file')
     parser.add_argument('--plot', default=None, help='save the log-log plot to this image file')
     parser.add_argument('--quiet', action='store_true', help='no progress lines')
@@ -795,15 +899,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.cora_isolated = not quick
-    for name in ('repeats', 'rounds', 'dense_rounds', 'in_features', 'scale_nodes'):
+    for name in ('repeats', 'rounds', 'dense_rounds', 'in_features', 'scale_nodes', 'scale_steps'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be at least 1, got {getattr(args, name)}')
     if args.threads is not None and args.threads < 1:
         parser.error(f'--threads must be at least 1, got {args.threads}')
     if args.alternate_nodes < 2:
         parser.error(f'--alternate-nodes must be at least 2, got {args.alternate_nodes}')
-    if args.degree <= 0 or args.scale_degree <= 0 or args.budget <= 0:
-        parser.error('--degree, --scale-degree and --budget must be positive')
+    if min(args.degree, args.scale_degree, args.scale_pyg_degree, args.budget) <= 0:
+        parser.error('--degree, --scale-degree, --scale-pyg-degree and --budget must be positive')
     return args
 
 

@@ -14,7 +14,7 @@ benchmark = load_experiment('benchmark')
 
 # The keys of one isolated measurement
 MEASURE_KEYS = {'impl', 'graph', 'n_nodes', 'n_edges', 'step_ms', 'eval_ms', 'steps', 'evals', 'peak_train_bytes',
-                'peak_eval_bytes', 'setup_bytes', 'faults_per_step', 'threads', 'malloc_tuning'}
+                'peak_eval_bytes', 'setup_bytes', 'faults_per_step', 'kernel_ms_per_step', 'threads', 'allocator'}
 
 
 def peer_with_our_weights(ours: GraphAttentionV2Layer) -> 'benchmark.LabmlNnGATv2Layer':
@@ -134,7 +134,8 @@ def test_fit_slope_refuses_bad_input(sizes, values, message):
 def fake_row(impl: str, n: int, power: float, **extra) -> dict:
     return {'impl': impl, 'n_nodes': n, 'n_edges': 6 * n, 'step_ms': 1e-3 * n ** power,
             'eval_ms': 1e-4 * n ** power, 'peak_train_bytes': int(100 * n ** power),
-            'peak_eval_bytes': int(50 * n ** power), 'setup_bytes': 10 ** 8, 'faults_per_step': 0.0, **extra}
+            'peak_eval_bytes': int(50 * n ** power), 'setup_bytes': 10 ** 8, 'faults_per_step': 0.0,
+            'kernel_ms_per_step': 0.0, **extra}
 
 
 def test_slopes_use_the_largest_sizes_and_skip_failures():
@@ -172,6 +173,7 @@ def test_worker_process_reports_result_and_failure():
             'graph': {'kind': 'random', 'n_nodes': 30, 'degree': 3, 'in_features': 8}}
     result = benchmark.run_worker(task)
     assert set(result) == MEASURE_KEYS and result['threads'] == 1
+    assert benchmark.run_worker({**task, 'allocator': 'thp'})['allocator'] == 'thp'
     failed = benchmark.run_worker({**task, 'impl': 'no_such_impl'})
     assert set(failed) == {'error'} and 'no_such_impl' in failed['error']
 
@@ -182,7 +184,7 @@ def in_process(monkeypatch):
     Run the workers in this process: the same measurements, without the cost of starting Python.
     The address-space cap stays off: it would outlive the test and starve later subprocesses (Chromium).
     """
-    def run_worker(task, env=None):
+    def run_worker(task):
         task = {**task, 'limit_memory': False}
         return benchmark.measure(task) if task['mode'] == 'measure' else benchmark.alternate(task)
     monkeypatch.setattr(benchmark, 'run_worker', run_worker)
@@ -197,7 +199,8 @@ def test_quick_run_report_json_and_plot(tmp_path, in_process):
     results = benchmark.main(['--quick', '--no-cora', '--no-pyg', '--sizes', '100,200,400', '--dense-sizes',
                               '20,40', '--alternate-nodes', '30', '--dense-rounds', '2', '--repeats', '1',
                               '--budget', '0.01', '--threads', '1', '--quiet', '--scale',
-                              '--scale-nodes', '300', '--json', str(json_path), '--plot', str(plot_path)])
+                              '--scale-nodes', '300', '--scale-steps', '1', '--json', str(json_path),
+                              '--plot', str(plot_path)])
     saved = json.loads(json_path.read_text())
     assert set(saved) == {'meta', 'dense_alternating', 'synthetic', 'slopes', 'dense_memory', 'scale'}
     assert saved['dense_alternating']['n_nodes'] == 30
@@ -209,13 +212,15 @@ def test_quick_run_report_json_and_plot(tmp_path, in_process):
         ('edges', 100), ('edges', 200), ('edges', 400)]
     assert all(set(r) == MEASURE_KEYS for r in saved['synthetic'] + saved['scale'])
     assert set(saved['slopes']) == {'dense', 'labml_nn', 'edges'}
-    assert [r['malloc_tuning'] for r in saved['scale']] == [False, True]
+    assert [(r['impl'], r['allocator']) for r in saved['scale']] == [
+        ('edges', 'default'), ('edges', 'thp'), ('edges', 'mmap_1g'), ('edges', 'malloc')]
+    assert all(r['steps'] == 1 for r in saved['scale'])
     assert saved['dense_memory']['n_nodes'] == 40
     assert plot_path.stat().st_size > 0
 
     text = benchmark.format_report(results)
     assert 'Random graphs' in text and 'slope against N' in text and 'labml_nn' in text
-    assert 'edges +malloc' in text and 'bytes per node pair' in text and 'dense layers, one process' in text
+    assert 'edges malloc' in text and 'bytes per node pair' in text and 'dense layers, one process' in text
 
 
 @needs_planetoid
@@ -230,6 +235,39 @@ def test_alternating_on_cora(in_process):
     assert 'Cora, one process, alternating' in benchmark.format_alternating(result, 'Cora')
 
 
+def test_worker_env_sets_exactly_the_variant():
+    shell = {'PATH': '/bin', 'MALLOC_MMAP_MAX_': '0', 'THP_MEM_ALLOC_ENABLE': '1', 'OMP_NUM_THREADS': '2'}
+    # Without a variant the environment is inherited, threads apart
+    assert benchmark.worker_env(shell) == shell
+    assert benchmark.worker_env(shell, threads=1) == {**shell, 'OMP_NUM_THREADS': '1'}
+    # A variant replaces whatever allocator settings the shell had
+    assert benchmark.worker_env(shell, allocator='default') == {'PATH': '/bin', 'OMP_NUM_THREADS': '2'}
+    assert benchmark.worker_env(shell, 1, 'thp') == {'PATH': '/bin', 'OMP_NUM_THREADS': '1',
+                                                     'THP_MEM_ALLOC_ENABLE': '1'}
+    malloc = benchmark.worker_env({}, allocator='malloc')
+    assert malloc['MALLOC_MMAP_MAX_'] == '0' and int(malloc['MALLOC_TRIM_THRESHOLD_']) >= 2 ** 40
+    assert benchmark.worker_env({}, allocator='mmap_1g')['MALLOC_MMAP_THRESHOLD_'] == str(2 ** 30)
+    assert set(benchmark.ALLOCATOR_ENV) == {name for env in benchmark.ALLOCATORS.values() for name in env}
+    assert set(benchmark.ALLOCATOR_ENV) <= set(benchmark.SPEED_ENV)
+    with pytest.raises(ValueError, match='unknown allocator variant'):
+        benchmark.worker_env(shell, allocator='jemalloc')
+
+
+def test_allocator_rows_compare_with_the_default():
+    rows = [fake_row('edges', 100, 1, allocator='default'), fake_row('edges', 100, 1, allocator='thp'),
+            fake_row('pyg', 100, 1, allocator='default'), fake_row('pyg', 200, 1, allocator='malloc'),
+            fake_row('pyg', 300, 1)]
+    rows[1]['step_ms'] /= 2
+    assert benchmark.peer_key(rows[1]) == ('edges', 100, 600, 'default')
+    assert benchmark.peer_key(rows[0]) == ('pyg', 100, 600, 'default')
+    assert benchmark.peer_key(rows[4]) == (None, 300, 1800, None)
+    lines = benchmark.format_isolated(rows, 'title').splitlines()
+    assert lines[3].startswith('edges thp') and lines[3].endswith('default  0.50x   1.00x')
+    assert lines[2].endswith('pyg  1.00x   1.00x')  # the default rows compare with the peer implementation
+    assert lines[5].startswith('pyg malloc') and not lines[5].endswith('x')  # no default row to compare with
+    assert lines[6].startswith('pyg ') and 'None' not in lines[6]
+
+
 def test_failures_show_in_the_tables():
     rows = [fake_row('edges', 100, 1), {'impl': 'edges', 'n_nodes': 10 ** 7, 'error': 'killed by signal 9'}]
     text = benchmark.format_isolated(rows, 'title')
@@ -239,7 +277,9 @@ def test_failures_show_in_the_tables():
 
 def test_bad_flags():
     for argv in (['--sizes', 'a,b'], ['--sizes', '1'], ['--repeats', '0'], ['--threads', '0'], ['--degree', '0'],
-                 ['--alternate-nodes', '1'], ['--dense-rounds', '0']):
+                 ['--alternate-nodes', '1'], ['--dense-rounds', '0'], ['--scale-allocators', 'default,tcmalloc'],
+                 ['--scale-allocators', ','], ['--scale-steps', '0'], ['--scale-pyg-degree', '0']):
         with pytest.raises(SystemExit):
             benchmark.parse_args(argv)
     assert benchmark.parse_sizes('1e3, 3000') == [1000, 3000]
+    assert benchmark.parse_allocators('thp, malloc') == ['thp', 'malloc']

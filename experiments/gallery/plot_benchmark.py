@@ -126,8 +126,11 @@ fig = benchmark.plot(results)
 # :math:`10^7` edges (9 random edges per node and a self loop) in 15.4 GB (14.3 GiB) above the 1.1 GB
 # of data and model, at 47 s per step on one thread (19 s per evaluation forward).
 # Each step takes 8.3 million page faults: glibc hands every large tensor back to the system when it is
-# freed, and the next step's tensors are fresh memory again. Making glibc keep that memory
-# (``MALLOC_MMAP_MAX_=0``, ``MALLOC_TRIM_THRESHOLD_``) does not help here: its heap then grows past the
-# memory of the machine (24 GB), and the step fails to allocate.
+# freed, and the next step's tensors are fresh memory again; more than half of the step is the kernel
+# mapping and zeroing them. The layer does not need malloc tuning, and at this size it cannot use it:
+# making glibc keep that memory (``MALLOC_MMAP_MAX_=0``, ``MALLOC_TRIM_THRESHOLD_``), which makes PyG's
+# step 1.8 times faster at 1.6 times the memory, grows our heap past the machine's 24 GB.
+# PyTorch's own transparent huge pages (``THP_MEM_ALLOC_ENABLE=1``) cut the step to 0.59-0.74 times
+# at the same memory. The `benchmark page <../benchmark.html>`_ has the table of every allocator.
 #
 # (In these tables MB means :math:`2^{20}` bytes.)
