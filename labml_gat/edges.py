@@ -64,6 +64,11 @@ node sets: `h` may be a pair `(h_src, h_dst)` of shapes `[n_src, in_features]` a
 `[n_dst, in_features]`; `edge_index[0]` indexes `h_src`, `edge_index[1]` indexes `h_dst`,
 and the output has one row per target, `[n_dst, out_features]`.
 In GATv2, $W_l$ transforms the sources and $W_r$ the targets.
+The targets of a sampled block are usually the first `n_dst` of its sources (PyG's and DGL's convention),
+so a layer is called as `layer((h, h[:n_dst]), edge_index)` and returns the `n_dst` target rows.
+The [mini-batch Cora experiment](../experiments/cora_minibatch.html) trains this way, with a neighbour
+sampler written in plain PyTorch, and checks that with all neighbours it gives exactly the full-batch outputs:
+mini-batches are the route to graphs that do not fit in one machine's memory.
 
 The [Cora experiment](../experiments/cora.html) trains with these layers by default (`--impl edges`).
 """
@@ -105,15 +110,12 @@ class EdgeGraphAttentionV2Layer(GraphAttentionV2Layer):
         # The transformations of the sources and the targets, once per node:
         # $$g_{l,k,j} = W_{l,k} h_j \qquad g_{r,k,i} = W_{r,k} h_i$$
         # `g_l` is `[n_src, n_heads, n_hidden]` and `g_r` is `[n_dst, n_heads, n_hidden]`.
-        if h_dst is h_src and not self.share_weights:
-            # On a single node set both come from one matrix product with the stacked weights,
-            # `[n_nodes, 2, n_heads, n_hidden]`, which is faster than two products half as wide.
-            w_lr = torch.cat([self.linear_l.weight, self.linear_r.weight])
-            g_l, g_r = nn.functional.linear(h_src, w_lr).view(-1, 2, self.n_heads, self.n_hidden).unbind(1)
-        else:
-            g_l = self.linear_l(h_src).view(-1, self.n_heads, self.n_hidden)
+        g_l = self.linear_l(h_src).view(-1, self.n_heads, self.n_hidden)
+        if h_dst is h_src and self.share_weights:
             # With $W_l = W_r$ on a single node set the two are the same tensor.
-            g_r = g_l if h_dst is h_src else self.linear_r(h_dst).view(-1, self.n_heads, self.n_hidden)
+            g_r = g_l
+        else:
+            g_r = self.linear_r(h_dst).view(-1, self.n_heads, self.n_hidden)
 
         # #### Calculate the attention scores
         #

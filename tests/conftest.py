@@ -52,12 +52,22 @@ needs_planetoid = pytest.mark.skipif(
     reason='Planetoid files not found: set LABML_GAT_DATA or put them in <repo>/../shared/data/planetoid')
 
 def load_experiment(name: str):
-    """Import `experiments/<name>.py` as a module (the experiments are scripts, not a package)."""
-    import importlib.util
+    """
+    Import `experiments/<name>.py` as the module `<name>`, as the scripts import each other: the experiments
+    are scripts in a folder, not a package. Worker processes started by an experiment import it the same way.
+    """
+    import importlib
     import sys
-    path = REPO / 'experiments' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'experiments_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    folder = str(REPO / 'experiments')
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
+
+
+@pytest.fixture
+def labml_logs(tmp_path):
+    """Keep the test's labml runs in a temporary folder instead of the repository's `logs/`."""
+    from labml import lab
+    lab.configure({'experiments_path': str(tmp_path / 'logs')})
+    yield tmp_path / 'logs'
+    lab.configure({'experiments_path': 'logs'})

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from labml import lab
 
 from conftest import PLANETOID, dense_adjacency, load_experiment, needs_planetoid, random_edge_index
 from labml_gat.datasets import Graph
@@ -39,6 +38,111 @@ def test_dense_and_edges_models_agree(generator, model):
     torch.testing.assert_close(dense(x, adj), edges(x, edge_index))
 
 
+@pytest.mark.parametrize('model', ['gat', 'gatv2'])
+def test_receptive_field_gives_the_full_graph_outputs_and_gradients(generator, model):
+    """At the targets, the receptive field computes what the whole graph computes, gradients included."""
+    data = small_graph(generator, n_nodes=60)
+    x, edge_index = cora.prepare_inputs(data, 'edges', 2, 4, torch.device('cpu'))
+    field_x, field_graph, index = cora.split_inputs(data, x, edge_index, data.train_mask, 'edges')
+    assert field_x.shape[0] < data.num_nodes
+    # Dropout off, so that both computations draw nothing random
+    full = cora.GAT(cora.LAYERS[model, 'edges'], 20, 3, 2, 4, dropout=0.0)
+    part = cora.GAT(cora.LAYERS[model, 'edges'], 20, 3, 2, 4, dropout=0.0)
+    part.load_state_dict(full.state_dict())
+    full_logits = full(x, edge_index)[data.train_mask]
+    part_logits = part(field_x, field_graph)[index]
+    torch.testing.assert_close(part_logits, full_logits)
+    full_logits.square().sum().backward()
+    part_logits.square().sum().backward()
+    for (name, a), b in zip(full.named_parameters(), part.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, msg=name)
+
+
+def test_receptive_field_layers(generator):
+    """The last layer's edges end at the targets; each layer's sources are the next layer's outputs."""
+    edge_index = random_edge_index(50, 120, generator)
+    targets = torch.tensor([7, 3, 40])
+    field = cora.receptive_field(edge_index, targets, 50, n_layers=3)
+    assert torch.equal(field.nodes[field.targets], targets)
+    assert torch.equal(field.nodes, field.nodes.unique())
+    first, second, last = field.edges
+    assert set(last[1].tolist()) <= set(field.targets.tolist())
+    assert set(second[1].tolist()) == set(last[0].tolist()) | set(field.targets.tolist())
+    assert set(first[1].tolist()) == set(second[0].tolist()) | set(second[1].tolist())
+    # Every edge into a needed node is kept: the in-degrees match the full graph's
+    in_degree = torch.bincount(edge_index[1], minlength=50)
+    for edges in field.edges:
+        targets_here = field.nodes[edges[1].unique()]
+        assert torch.equal(torch.bincount(field.nodes[edges[1]], minlength=50)[targets_here],
+                           in_degree[targets_here])
+
+
+@needs_planetoid
+def test_receptive_field_sizes_on_cora():
+    """The sizes quoted in `ReceptiveField`'s documentation."""
+    data = cora.load_planetoid('cora', PLANETOID)
+    edge_index = data.edge_index_with_self_loops()
+    assert edge_index.shape[1] == 13264
+    sizes = {}
+    for split, mask in (('train', data.train_mask), ('valid', data.val_mask)):
+        field = cora.receptive_field(edge_index, mask.nonzero().squeeze(1), data.num_nodes, n_layers=2)
+        sizes[split] = (len(field.nodes), field.edges[0].shape[1], field.edges[1].shape[1])
+    assert sizes['train'] == (1664, 4478, 778)
+    assert sizes['valid'][1:] == (8614, 2448)
+
+
+def test_fast_dropout_keeps_one_minus_p():
+    """The keep rate is 1 - round(p 2^15) / 2^15, kept entries are scaled by 1 / (1 - p), eval is the identity."""
+    torch.manual_seed(0)
+    dropout = cora.FastDropout(0.6)
+    x = torch.ones(1_000_000)
+    dropout.eval()
+    assert dropout(x) is x
+    dropout.train()
+    out = dropout(x)
+    assert set(out.unique().tolist()) == {0.0, 2.5}
+    keep = 1 - round(0.6 * 2 ** 15) / 2 ** 15
+    assert abs(keep - 0.4) < 2 ** -16
+    # 1e6 draws: the standard deviation of the rate is 0.0005
+    assert (out != 0).float().mean().item() == pytest.approx(keep, abs=0.002)
+    assert torch.equal(cora.FastDropout(0.0).train()(x), x)
+    assert (cora.FastDropout(0.1).train()(x) != 0).float().mean().item() == pytest.approx(0.9, abs=0.002)
+
+
+def test_sparse_input_linear_matches_linear(generator):
+    """Same output and weight gradient as `nn.Linear`, through two sparsity patterns and back."""
+    linear = torch.nn.Linear(20, 6, bias=False)
+    sparse = cora.SparseInputLinear(linear)
+    assert sparse.weight is linear.weight
+    patterns = [small_graph(generator, n_nodes=n).x.to_sparse_csr() for n in (30, 45)]
+    for x in patterns + patterns[:1]:
+        g = torch.randn(x.shape[0], 6, generator=generator)
+        expected_out = x.to_dense() @ linear.weight.detach().T
+        expected_grad = g.T @ x.to_dense()
+        linear.weight.grad = None
+        out = sparse(x)
+        (out * g).sum().backward()
+        torch.testing.assert_close(out, expected_out)
+        torch.testing.assert_close(linear.weight.grad, expected_grad)
+        assert sparse.pattern[1] is not None and sparse.pattern[1].data_ptr() == x.col_indices().data_ptr()
+    # Dropout keeps the pattern, so the sorted transpose is reused
+    pattern = sparse.pattern
+    sparse(cora.SparseInputDropout(0.5).train()(patterns[0]))
+    assert sparse.pattern is pattern
+    with torch.no_grad():
+        torch.testing.assert_close(sparse(patterns[1]), patterns[1].to_dense() @ linear.weight.T)
+
+
+def test_model_replaces_only_the_first_layers_linear_maps():
+    for model, share in (('gatv2', False), ('gatv2', True), ('gat', False)):
+        gat = cora.GAT(cora.LAYERS[model, 'edges'], 20, 3, 2, 4, 0.6, share_weights=share)
+        maps = [m for m in gat.layer1.children() if isinstance(m, torch.nn.Linear)]
+        assert maps and all(isinstance(m, cora.SparseInputLinear) for m in maps)
+        assert not any(isinstance(m, cora.SparseInputLinear) for m in gat.output.modules())
+        if share:
+            assert gat.layer1.linear_l is gat.layer1.linear_r
+
+
 def test_sparse_input_dropout_is_dropout(generator):
     data = small_graph(generator, n_nodes=200, n_features=50)
     x = data.x.to_sparse_csr()
@@ -70,14 +174,6 @@ def test_share_weights_only_for_gatv2():
                        'share_weights')
 
 
-@pytest.fixture
-def labml_logs(tmp_path):
-    """Keep the test's labml runs in a temporary folder instead of the repository's `logs/`."""
-    lab.configure({'experiments_path': str(tmp_path / 'logs')})
-    yield tmp_path / 'logs'
-    lab.configure({'experiments_path': 'logs'})
-
-
 @needs_planetoid
 def test_short_run_writes_summary_and_checkpoint(tmp_path, labml_logs):
     summary_path = tmp_path / 'summary.json'
@@ -95,13 +191,32 @@ def test_short_run_writes_summary_and_checkpoint(tmp_path, labml_logs):
     assert state['layer1.attn'].shape == (8, 8)
 
 
+@needs_planetoid
+def test_parallel_seeds_match_sequential(tmp_path, labml_logs):
+    """Seeds trained side by side in worker processes give the runs of one process, in seed order."""
+    args = ['--data-dir', str(PLANETOID), '--epochs', '4', '--seeds', '2', '--quiet']
+    sequential, parallel = tmp_path / 'sequential.json', tmp_path / 'parallel.json'
+    cora.main(args + ['--jobs', '1', '--summary-json', str(sequential)])
+    cora.main(args + ['--jobs', '2', '--summary-json', str(parallel)])
+    sequential, parallel = json.loads(sequential.read_text()), json.loads(parallel.read_text())
+    assert (sequential['jobs'], parallel['jobs']) == (1, 2)
+    assert [run['seed'] for run in parallel['runs']] == [0, 1]
+    for one, other in zip(sequential['runs'], parallel['runs']):
+        assert [epoch['loss.train'] for epoch in one['history']] == pytest.approx(
+            [epoch['loss.train'] for epoch in other['history']], rel=1e-4)
+    # The workers keep their runs in the parent's labml folder
+    assert len(list(labml_logs.glob('cora_gatv2/*/checkpoints/best.pt'))) == 4
+
+
 def test_report_lists_seeds_and_anchors():
     summary = {'config': {'model': 'gatv2', 'impl': 'edges', 'dataset': 'cora'},
                'runs': [{'seed': 0, 'epochs': 200, 'best_epoch': 90, 'val_accuracy': 0.81,
                          'test_accuracy': 0.832, 'seconds': 3.0}],
-               'test_accuracy': {'mean': 83.2, 'std': 0.0, 'n': 1}, 'seconds': 3.0}
+               'test_accuracy': {'mean': 83.2, 'std': 0.0, 'n': 1}, 'seconds': 3.0, 'wall_seconds': 4.5,
+               'jobs': 1}
     text = cora.report(summary)
     assert '83.2' in text and '83.0 ± 0.7' in text and '82.1' in text
+    assert '3.0 s of training, 4.5 s in all (1 process)' in text
 
 
 def test_summarize():
@@ -127,6 +242,7 @@ def test_bad_choices_exit(argv, error, message):
 @pytest.mark.parametrize('changes, message', [
     ({'data_dir': '/nonexistent/planetoid'}, '--data-dir /nonexistent/planetoid is not a folder'),
     ({'epochs': 0}, '--epochs must be at least 1'),
+    ({'jobs': 0}, '--jobs must be at least 1'),
     ({'dropout': 1.0}, r'--dropout must be in \[0, 1\)'),
     ({'dataset': 'pubmed'}, "Unknown Planetoid dataset 'pubmed'"),
 ])

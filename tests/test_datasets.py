@@ -2,7 +2,6 @@
 
 import functools
 import http.server
-import os
 import shutil
 import socket
 import threading

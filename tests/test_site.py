@@ -34,6 +34,7 @@ ANNOTATED = {
     'labml_gat/datasets.html': 'labml_gat/datasets.py',
     'labml_gat/annotate.html': 'labml_gat/annotate.py',
     'experiments/cora.html': 'experiments/cora.py',
+    'experiments/cora_minibatch.html': 'experiments/cora_minibatch.py',
     'experiments/dictionary_lookup.html': 'experiments/dictionary_lookup.py',
     'experiments/benchmark.html': 'experiments/benchmark.py',
 }
