@@ -93,14 +93,14 @@ transparent huge pages: one page fault per 2 MB, in the same memory; it needs
 `/sys/kernel/mm/transparent_hugepage/enabled` at `madvise` or `always`.
 `mmap_1g` makes glibc keep the buffers up to 1 GiB in its heap and reuse them; `malloc` keeps every buffer,
 the tuning behind PyG's published figures.
-Measured with `--scale --threads 1` on a 2-core virtual machine with 24 GB (median of 3 steps, two runs
-where two numbers are given; the peak is above the data and the model). PyG runs on the graph of its
+Measured with `--scale --threads 1` on a 2-core virtual machine with 24 GB (median of 3 steps, one number per run
+where several are given; the peak is above the data and the model). PyG runs on the graph of its
 published figures, $10^6$ nodes and $4 \cdot 10^6$ random edges, plus the self loops `GATv2Conv` adds:
 
 | model, edges with self loops | allocator | step     | of it in the kernel | peak training memory |
 |------------------------------|-----------|----------|---------------------|----------------------|
-| edge-list, $10^7$            | `default` | 56, 47 s | 30, 31 s            | 14.3 GiB             |
-| edge-list, $10^7$            | `thp`     | 33, 35 s | 18, 19 s            | 14.2 GiB             |
+| edge-list, $10^7$            | `default` | 56, 47, 44 s | 30, 31, 29 s    | 14.3 GiB             |
+| edge-list, $10^7$            | `thp`     | 33, 35, 32 s | 18, 19, 18 s    | 14.2 GiB             |
 | edge-list, $10^7$            | `mmap_1g` | 37 s     | 21 s                | 18.0 GiB             |
 | edge-list, $10^7$            | `malloc`  | fails to allocate: the heap outgrows the machine | |   |
 | PyG, $5 \cdot 10^6$          | `default` | 30 s     | 18 s                | 9.0 GiB (9.6 GB, as published) |
@@ -113,7 +113,7 @@ It trains full-batch with the default allocator in 14.3 GiB, but more than half 
 mapping and zeroing about 8.5 million fresh 4 kB pages (35 GB). glibc's tuning, which makes PyG's step
 1.8 times faster at 1.6 times the memory, makes our heap grow past the machine's memory; keeping only the
 buffers up to 1 GiB fits, but costs a quarter more memory. Transparent huge pages take 12 s of kernel time
-off our step at no cost in memory (0.59 and 0.74 times the step in two runs), while they barely change
+off our step at no cost in memory (0.59 to 0.74 times the step in three runs), while they barely change
 PyG's. Even with huge pages the kernel's share stays large on this virtual machine, and at $2 \cdot 10^5$ nodes
 they made our step 1.2 times slower (one run; `malloc` made it 0.69 times at 1.5 times the memory there):
 measure on your own machine before you set either.

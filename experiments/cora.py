@@ -211,9 +211,10 @@ class SparseInputLinear(nn.Linear):
 
     def __init__(self, linear: nn.Linear):
         # Built on the `meta` device, with no memory and no random draws, then given the layer's parameters
-        super().__init__(linear.in_features, linear.out_features, bias=linear.bias is not None, device='meta')
+        super().__init__(linear.in_features, linear.out_features, bias=linear.bias is not None,
+                         device='meta')
         self.weight, self.bias = linear.weight, linear.bias
-        # The last sparsity pattern seen: `(crow_indices, col_indices, transposed pattern)`
+        # The last sparsity pattern seen, as returned by `transposed_pattern`
         self.pattern = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -280,10 +281,11 @@ class GAT(nn.Module):
         # The layers' dropout on the attention coefficients is a submodule too: the same, drawn faster
         self.layer1.dropout = FastDropout(dropout)
         self.output.dropout = FastDropout(dropout)
-        # The first layer's linear maps multiply the sparse features: sort their transpose only once.
-        # (With `share_weights`, `linear_l` and `linear_r` are one module and stay one.)
+        # The first layer's linear maps (GAT's $W$, GATv2's $W_l$ and $W_r$) multiply the sparse features:
+        # sort their transpose only once. With `share_weights`, `linear_l` and `linear_r` are one module
+        # and stay one.
         replaced = {}
-        for name in ('linear', 'linear_l', 'linear_r'):  # GAT's $W$; GATv2's $W_l$ and $W_r$
+        for name in ('linear', 'linear_l', 'linear_r'):
             if hasattr(self.layer1, name):
                 linear = getattr(self.layer1, name)
                 setattr(self.layer1, name, replaced.setdefault(id(linear), SparseInputLinear(linear)))

@@ -8,9 +8,10 @@ summary: >
 
 # Mini-batches with sampled neighbourhoods
 
-The [Cora experiment](cora.html) trains **full batch**: every step runs both layers on all
-$N = 2708$ nodes and all edges, so the graph, every node's features and every layer's activations
-are in memory at once. A graph with a hundred million nodes does not fit in one machine that way.
+The [Cora experiment](cora.html) trains **full batch**: every step computes the exact loss of all the
+training nodes, from their whole two-hop neighbourhoods, with the graph and every node's features in memory.
+On a large graph two hops from many nodes are most of the graph, and a graph with a hundred million nodes
+does not fit in one machine that way.
 Such graphs are trained with **mini-batches**, as GraphSAGE (Hamilton, Ying & Leskovec, 2017) introduced
 and as PyG's `NeighborLoader` and DGL do: each step computes the outputs of a small batch of target
 nodes only, from a *sampled* part of their neighbourhood.
