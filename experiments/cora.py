@@ -220,7 +220,7 @@ class SparseInputLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.layout != torch.sparse_csr or not torch.is_grad_enabled():
             return super().forward(x)
-        crow, col, order, crow_t, col_t = self.transposed_pattern(x)
+        _, _, order, crow_t, col_t = self.transposed_pattern(x)
         x_t = torch.sparse_csr_tensor(crow_t, col_t, x.values()[order], (x.shape[1], x.shape[0]),
                                       check_invariants=False)
         out = SparseMatmul.apply(x, x_t, self.weight)
@@ -327,6 +327,23 @@ def to_sparse_csr(x: torch.Tensor) -> torch.Tensor:
         return x.to_sparse_csr()
 
 
+def csr_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """
+    The rows `rows` of the sparse CSR matrix `x`, as a sparse CSR matrix `[len(rows), x.shape[1]]`.
+    PyTorch cannot index the rows of a CSR matrix, so they are gathered from its arrays:
+    row $r$ holds the entries `crow_indices[r]` to `crow_indices[r + 1]` of `col_indices` and `values`.
+    """
+    crow = x.crow_indices()
+    start, count = crow[rows], crow[rows + 1] - crow[rows]
+    # The rows' entries start at `new_crow[:-1]` in the result
+    new_crow = torch.cat([count.new_zeros(1), count.cumsum(0)])
+    # Where each entry of the result is in `x`: its row's start in `x`, plus its place in the row
+    entry = (torch.repeat_interleave(start - new_crow[:-1], count)
+             + torch.arange(int(new_crow[-1]), device=crow.device))
+    return torch.sparse_csr_tensor(new_crow, x.col_indices()[entry], x.values()[entry], (len(rows), x.shape[1]),
+                                   check_invariants=False)
+
+
 @dataclass
 class ReceptiveField:
     r"""
@@ -388,7 +405,7 @@ def split_inputs(data: Graph, x: torch.Tensor, graph: torch.Tensor, mask: torch.
     if impl == 'dense':
         return x, graph, index
     field = receptive_field(graph, index, data.num_nodes, n_layers=2)
-    return to_sparse_csr(data.x[field.nodes]).to(x.device), field.edges, field.targets
+    return csr_rows(x, field.nodes), field.edges, field.targets
 
 
 def dense_training_bytes(n_nodes: int, n_heads: int, n_hidden: int, bytes_per_float: int = 4) -> int:
@@ -710,10 +727,13 @@ def parse_args(argv: Optional[list] = None) -> Config:
     return Config(**args, writers=writers)
 
 
-def main(argv: Optional[list] = None) -> None:
-    config = parse_args(argv)
-    summary = run(config)
-    print(report(summary))
+def main(argv: Optional[list] = None, parse: Callable = parse_args, run_seeds: Callable = run,
+         describe: Callable = report) -> None:
+    """Parse the flags, run the seeds, print the table and write the summary; the mini-batch experiment
+    passes its own three functions."""
+    config = parse(argv)
+    summary = run_seeds(config)
+    print(describe(summary))
     if config.summary_json:
         Path(config.summary_json).write_text(json.dumps(summary, indent=2))
 

@@ -115,7 +115,6 @@ Every flag of `experiments/cora.py` works here too. Each seed is a labml run in
 """
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -282,25 +281,6 @@ def append_nodes(n_id: torch.Tensor, nodes: torch.Tensor) -> Tuple[torch.Tensor,
     return distinct[order], position[inverse[len(n_id):]]
 
 
-def csr_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """
-    ## The features of a batch
-
-    The rows `rows` of the sparse CSR matrix `x`, as a sparse CSR matrix `[len(rows), x.shape[1]]`.
-    PyTorch cannot index the rows of a CSR matrix, so they are gathered from its arrays:
-    row $r$ holds the entries `crow_indices[r]` to `crow_indices[r + 1]` of `col_indices` and `values`.
-    """
-    crow = x.crow_indices()
-    start, count = crow[rows], crow[rows + 1] - crow[rows]
-    # The rows' entries start at `new_crow[:-1]` in the result
-    new_crow = torch.cat([count.new_zeros(1), count.cumsum(0)])
-    # Where each entry of the result is in `x`: its row's start in `x`, plus its place in the row
-    entry = (torch.repeat_interleave(start - new_crow[:-1], count)
-             + torch.arange(int(new_crow[-1]), device=crow.device))
-    return torch.sparse_csr_tensor(new_crow, x.col_indices()[entry], x.values()[entry], (len(rows), x.shape[1]),
-                                   check_invariants=False)
-
-
 class MiniBatchGAT(cora.GAT):
     """
     ## The model on blocks
@@ -321,7 +301,7 @@ class MiniBatchGAT(cora.GAT):
         # `h` is `[n_src, in_features]`; the targets' rows are its first `n_dst` rows,
         # with the same dropout mask as when they are sources.
         h = self.input_dropout(x)
-        h_dst = csr_rows(h, torch.arange(blocks[0].n_dst, device=h.device))
+        h_dst = cora.csr_rows(h, torch.arange(blocks[0].n_dst, device=h.device))
         # `[n_dst of the first block, n_heads * n_hidden]`: the seeds and the nodes of hop 1
         h = self.layer1((h, h_dst), blocks[0].edge_index)
         h = self.dropout(self.activation(h))
@@ -350,7 +330,7 @@ def train_epoch(model: MiniBatchGAT, optimizer: torch.optim.Optimizer, sampler: 
         labels = y[batch.n_id[:batch.batch_size]]
         # One optimiser step on the seeds' loss, reading only the rows `n_id` of the features
         optimizer.zero_grad()
-        logits = model(csr_rows(x, batch.n_id), batch.blocks)
+        logits = model(cora.csr_rows(x, batch.n_id), batch.blocks)
         loss = nn.functional.cross_entropy(logits, labels)
         loss.backward()
         optimizer.step()
@@ -374,7 +354,7 @@ def evaluate(model: MiniBatchGAT, sampler: NeighbourSampler, x: torch.Tensor, y:
     """
     model.eval()
     # The class scores of `nodes`, batch by batch, in the order of `nodes`
-    logits = torch.cat([model(csr_rows(x, batch.n_id), batch.blocks)
+    logits = torch.cat([model(cora.csr_rows(x, batch.n_id), batch.blocks)
                         for batch in (sampler.sample(seeds, ALL_NEIGHBOURS).to(x.device)
                                       for seeds in nodes.split(batch_size))])
     labels = y[nodes.to(x.device)]
@@ -540,11 +520,7 @@ def parse_args(argv: Optional[list] = None) -> Config:
 
 
 def main(argv: Optional[list] = None) -> None:
-    config = parse_args(argv)
-    summary = run(config)
-    print(report(summary))
-    if config.summary_json:
-        Path(config.summary_json).write_text(json.dumps(summary, indent=2))
+    cora.main(argv, parse_args, run, report)
 
 
 if __name__ == '__main__':

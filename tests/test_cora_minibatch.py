@@ -183,10 +183,10 @@ def test_csr_rows_gathers_rows(generator):
     x = (torch.rand(12, 7, generator=generator) < 0.3).float() * torch.rand(12, 7, generator=generator)
     x[4] = 0
     rows = torch.tensor([4, 0, 11, 0, 5])
-    gathered = mb.csr_rows(sparse(x), rows)
+    gathered = cora.csr_rows(sparse(x), rows)
     assert gathered.layout == torch.sparse_csr and gathered.shape == (5, 7)
     assert torch.equal(gathered.to_dense(), x[rows])
-    assert mb.csr_rows(sparse(x), torch.arange(0)).shape == (0, 7)
+    assert cora.csr_rows(sparse(x), torch.arange(0)).shape == (0, 7)
 
 
 # ## The model on blocks equals the full-batch model
@@ -211,7 +211,7 @@ def test_all_neighbours_give_the_full_batch_outputs(graph, generator, model):
     expected = full(x, torch.cat([edge_index, torch.arange(n_nodes).expand(2, -1)], dim=1))
     seeds = torch.tensor([0, 31, 2, 57, 14])
     batch = mb.NeighbourSampler(edge_index, n_nodes).sample(seeds, mb.ALL_NEIGHBOURS)
-    torch.testing.assert_close(mini(mb.csr_rows(x, batch.n_id), batch.blocks), expected[seeds],
+    torch.testing.assert_close(mini(cora.csr_rows(x, batch.n_id), batch.blocks), expected[seeds],
                                atol=1e-5, rtol=1e-5)
 
 
@@ -227,7 +227,7 @@ def test_all_neighbours_give_the_full_batch_outputs_on_cora(model):
     degree = torch.bincount(data.edge_index[1], minlength=data.num_nodes)
     seeds = torch.cat([degree.argmax().view(1), torch.arange(5, 25), 1000 + torch.randperm(1700)[:40]])
     batch = sampler.sample(seeds, mb.ALL_NEIGHBOURS)
-    torch.testing.assert_close(mini(mb.csr_rows(x, batch.n_id), batch.blocks), expected[seeds],
+    torch.testing.assert_close(mini(cora.csr_rows(x, batch.n_id), batch.blocks), expected[seeds],
                                atol=1e-5, rtol=1e-5)
     # Evaluation in batches gives the full-batch loss and accuracy
     val = data.val_mask.nonzero().squeeze(1)
@@ -265,7 +265,7 @@ def test_a_sampled_batch_is_the_full_model_on_its_subgraph(graph, generator):
     x = sparse((torch.rand(n_nodes, 9, generator=generator) < 0.4).float())
     full, mini = model_pair('gatv2', 9, 3)
     batch = mb.NeighbourSampler(edge_index, n_nodes).sample(torch.tensor([8, 1, 30]), [2, 2], generator)
-    x_batch = mb.csr_rows(x, batch.n_id)
+    x_batch = cora.csr_rows(x, batch.n_id)
     # The first block holds every sampled edge, in the batch's local numbers
     subgraph = full(x_batch, batch.blocks[0].edge_index)[:batch.batch_size]
     torch.testing.assert_close(mini(x_batch, batch.blocks), subgraph, atol=1e-5, rtol=1e-5)
@@ -277,7 +277,7 @@ def test_training_mode_runs_and_has_gradients(graph, generator):
     _, mini = model_pair('gatv2', 9, 3)
     mini.train()
     batch = mb.NeighbourSampler(edge_index, n_nodes).sample(torch.arange(6), [3, 3], generator)
-    logits = mini(mb.csr_rows(x, batch.n_id), batch.blocks)
+    logits = mini(cora.csr_rows(x, batch.n_id), batch.blocks)
     assert logits.shape == (6, 3)
     logits.sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in mini.parameters())
@@ -318,12 +318,12 @@ def test_bad_model_inputs(graph, generator):
     _, mini = model_pair('gatv2', 9, 3)
     sampler = mb.NeighbourSampler(edge_index, n_nodes)
     batch = sampler.sample(torch.tensor([3]), [2, 2], generator)
-    x_batch = mb.csr_rows(x, batch.n_id)
+    x_batch = cora.csr_rows(x, batch.n_id)
     with pytest.raises(ValueError, match='the model takes 2 blocks, one per layer, got 1'):
         mini(x_batch, batch.blocks[:1])
     rows = len(batch.n_id)
     with pytest.raises(ValueError, match=f'a row for each of the {rows} nodes of the batch, got 2 rows'):
-        mini(mb.csr_rows(x, batch.n_id[:2]), batch.blocks)
+        mini(cora.csr_rows(x, batch.n_id[:2]), batch.blocks)
     with pytest.raises(TypeError, match='x must be a sparse CSR matrix .* got layout torch.strided'):
         mini(x_batch.to_dense(), batch.blocks)
     with pytest.raises(ValueError, match='the first block must have the sources of the second as targets'):
