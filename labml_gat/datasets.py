@@ -110,6 +110,10 @@ class DataFileError(ValueError):
     """A data file failed its checksum, could not be parsed, or asked to build a forbidden object."""
 
 
+class MissingDataError(FileNotFoundError):
+    """Data files are missing and could not be downloaded; the message says what to put where."""
+
+
 @dataclass
 class Graph:
     """
@@ -247,7 +251,7 @@ def _require_files(name: str, folder: Path, reason: str) -> None:
     """Raise a `FileNotFoundError` that says exactly what to put where, if any file is missing."""
     missing = _missing_files(name, folder)
     if missing:
-        raise FileNotFoundError(_missing_message(name, folder, missing, reason))
+        raise MissingDataError(_missing_message(name, folder, missing, reason))
 
 
 def _missing_message(name: str, folder: Path, missing: list[str], reason: str) -> str:
@@ -327,7 +331,7 @@ def _fetch(name: str, url: str, out: BinaryIO, path: Path) -> str:
     except (OSError, http.client.HTTPException) as err:
         reason = f'Could not download {url} ({err}).'
         missing = _missing_files(name, path.parent)
-        raise FileNotFoundError(_missing_message(name, path.parent, missing, reason)) from err
+        raise MissingDataError(_missing_message(name, path.parent, missing, reason)) from err
 
 
 def _copy_with_progress(response: Any, out: BinaryIO, label: str) -> str:

@@ -1,0 +1,195 @@
+r"""
+---
+title: Settings, flags and errors
+summary: >
+  One convention for every experiment: a dataclass of settings, a flag per setting,
+  checks before anything runs, and one line for a user's mistake.
+---
+
+# Settings, flags and errors
+
+Every experiment keeps its settings in one dataclass, a subclass of `Settings`.
+A field is a setting and also a command-line flag of the same name: `n_heads` is `--n-heads`.
+Its default is the experiment's default, and the `help` in the field's metadata is the flag's help.
+
+```python
+@dataclass
+class CoraSettings(Settings):
+    n_heads: int = setting(8, 'attention heads of the first layer')
+    model: str = setting('gatv2', 'the attention layer', choices=('gatv2', 'gat'))
+```
+
+`check()` says what is wrong with the settings, before a run starts and before anything is written.
+A mistake a user can fix raises `UsageError`; `command` turns it into one line on standard error and
+exit status 2, as argparse does for an unknown flag. A traceback always means a bug.
+"""
+
+import argparse
+import dataclasses
+import signal
+import sys
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
+
+import torch
+
+
+class UsageError(Exception):
+    """A setting or an input the user can fix: it is printed as one line, with exit status 2."""
+
+
+def setting(default: Any, help: str, choices: Optional[Sequence] = None) -> Any:
+    """A dataclass field that is also a flag: its default, its help and its allowed values."""
+    metadata = {'help': help, 'choices': choices}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+S = TypeVar('S', bound='Settings')
+
+
+@dataclasses.dataclass
+class Settings:
+    """The base class of an experiment's settings."""
+
+    def check(self) -> None:
+        """Raise `UsageError` for settings that cannot run. Subclasses add their own checks."""
+        for field in dataclasses.fields(self):
+            choices = field.metadata.get('choices')
+            if choices is not None and getattr(self, field.name) not in choices:
+                raise UsageError(f'{flag(field.name)} must be one of {", ".join(map(str, choices))}, '
+                                 f'got {getattr(self, field.name)!r}')
+
+    def as_dict(self) -> dict:
+        """The settings as plain data, to record with a run."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_command_line(cls: type[S], argv: Optional[Sequence[str]] = None,
+                          description: str = '') -> tuple[S, set[str]]:
+        """
+        Parse the flags into settings and check them. Returns the settings and the names of those
+        given on the command line. A mistake exits with argparse's one-line error.
+        """
+        parser = argument_parser(cls, description)
+        given = vars(parser.parse_args(argv))
+        explicit = {name for name, value in given.items() if value is not None}
+        try:
+            settings = cls(**{name: value for name, value in given.items() if value is not None})
+            settings.check()
+        except UsageError as error:
+            parser.error(str(error))
+        return settings, explicit
+
+
+def flag(name: str) -> str:
+    """The flag of a setting: `n_heads` is `--n-heads`."""
+    return '--' + name.replace('_', '-')
+
+
+def argument_parser(cls: type, description: str) -> argparse.ArgumentParser:
+    """
+    A flag for every field of the dataclass `cls`. Flags left out are `None`, so that the
+    dataclass supplies the default and the settings given explicitly are known.
+    """
+    parser = argparse.ArgumentParser(description=description, allow_abbrev=False)
+    defaults = cls()
+    for field in dataclasses.fields(cls):
+        default = getattr(defaults, field.name)
+        options: dict = {'default': None, 'help': f"{field.metadata.get('help', '')} "
+                                                  f"(default: {describe_default(default)})"}
+        if field.metadata.get('choices') is not None:
+            options['choices'] = field.metadata['choices']
+        if isinstance(default, bool):
+            options['action'] = argparse.BooleanOptionalAction
+        elif isinstance(default, list):
+            options.update(nargs='+', type=type(default[0]) if default else str)
+        elif default is not None:
+            options['type'] = type(default)
+        else:
+            options['type'] = field_type(field)
+        parser.add_argument(flag(field.name), **options)
+    return parser
+
+
+def field_type(field: dataclasses.Field) -> Callable:
+    """The type of an `Optional[...]` field whose default is `None`."""
+    annotation = field.type if isinstance(field.type, str) else getattr(field.type, '__name__', 'str')
+    for name, type_ in (('int', int), ('float', float)):
+        if name in str(annotation):
+            return type_
+    return str
+
+
+def describe_default(value: Any) -> str:
+    if isinstance(value, list):
+        return ' '.join(map(str, value))
+    return 'none' if value is None else str(value)
+
+
+def check_at_least(settings: Settings, minimum: int, names: Iterable[str]) -> None:
+    """Each named setting (when not `None`) is a whole number of at least `minimum`."""
+    for name in names:
+        value = getattr(settings, name)
+        if value is not None and value < minimum:
+            raise UsageError(f'{flag(name)} must be at least {minimum}, got {value}')
+
+
+def check_probability(name: str, value: float) -> None:
+    """A dropout probability: in $[0, 1)$, since $p = 1$ would drop everything."""
+    if not 0 <= value < 1:
+        raise UsageError(f'{flag(name)} must be a probability in [0, 1), got {value}')
+
+
+def check_device(device: str) -> None:
+    """A device that exists on this machine."""
+    try:
+        kind = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f'--device {device!r} is not a device (cpu, cuda, cuda:1, mps)') from None
+    if kind.type == 'cuda' and not torch.cuda.is_available():
+        raise UsageError(f'--device {device}: PyTorch finds no CUDA device here; use --device cpu')
+    if kind.type == 'cuda' and kind.index is not None and kind.index >= torch.cuda.device_count():
+        raise UsageError(f'--device {device}: there are {torch.cuda.device_count()} CUDA devices')
+    if kind.type == 'mps' and not torch.backends.mps.is_available():
+        raise UsageError(f'--device {device}: PyTorch finds no MPS device here; use --device cpu')
+    if kind.type not in ('cpu', 'cuda', 'mps'):
+        raise UsageError(f'--device {device}: only cpu, cuda and mps are supported')
+
+
+def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None]:
+    """
+    The entry point of a script: `main(argv)` with a user's mistakes as one line.
+
+    `UsageError` and a missing or corrupt data file (`labml_gat.datasets.MissingDataError`,
+    `DataFileError`) end with
+    their message and exit status 2; Ctrl-C and `SIGTERM` end with status 130 and 143, after labml
+    has marked the run as interrupted. Anything else is a bug and keeps its traceback.
+    """
+    from labml_gat.datasets import DataFileError, MissingDataError
+
+    def run() -> None:
+        signal.signal(signal.SIGTERM, _terminate)
+        try:
+            main(sys.argv[1:])
+        except (UsageError, DataFileError, MissingDataError) as error:
+            print(f'{prog()}: error: {error}', file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt as interrupt:
+            code = 143 if isinstance(interrupt, Terminated) else 130
+            print(f'{prog()}: stopped', file=sys.stderr)
+            sys.exit(code)
+    return run
+
+
+class Terminated(KeyboardInterrupt):
+    """`SIGTERM`, raised as an interrupt so that labml and `finally` blocks close the run."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def prog() -> str:
+    """The script's name, as argparse prints it."""
+    return argparse.ArgumentParser().prog
