@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-# Our extensions (`mathml`, `site_gallery`), and the package itself when it is not installed.
+# Our extensions (`mathml`, `site_assets`, `site_gallery`), and the package itself when it is not installed.
 sys.path[:0] = [str(DOCS / '_ext'), str(DOCS.parent)]
 
 project = 'labml_gat'
@@ -30,6 +30,7 @@ extensions = [
     'sphinx_gallery.gen_gallery',
     'labml_gat.annotate',
     'mathml',
+    'site_assets',
 ]
 
 # Pages and comments are MyST Markdown with `$...$`, `$$...$$` and amsmath environments.
@@ -44,6 +45,8 @@ html_math_renderer = 'mathml'
 html_theme = 'furo'
 html_static_path = ['_static']
 html_css_files = ['site.css']
+# The arrow keys go to the previous and next page, except inside a code block, where they scroll
+# it (`_static/site.js`).
 html_theme_options = {
     'navigation_with_keys': True,
     'top_of_page_buttons': [],
@@ -67,4 +70,6 @@ sphinx_gallery_conf = {
     'write_computation_times': False,
     'download_all_examples': False,
     'show_signature': False,
+    # Figures also at twice the resolution, for high-density screens.
+    'image_srcset': ['2x'],
 }

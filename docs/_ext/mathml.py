@@ -8,6 +8,7 @@ browsers lay MathML out themselves.
 * inline math becomes `<math>...</math>` inside `<span class="math">`;
 * display math becomes `<math display="block">...</math>` inside `<div class="math">`,
   with the equation number and permalink of a labelled equation, as Sphinx's MathJax renderer does;
+* primes are written at the size of the letter they follow (see `readable_primes`);
 * punctuation that touches inline math (`$x$,` or `($x$)`) is kept on its line: a browser may break a
   line on either side of a `<math>` element, which would start a line with a lone comma.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import functools
 import html
 import re
+import xml.etree.ElementTree as ElementTree
 from typing import TYPE_CHECKING, Any
 
 from docutils import nodes
@@ -49,7 +51,52 @@ _CONVERTER = LatexToMathML(fancy_error=False)
 @functools.cache
 def to_mathml(tex: str, display: bool) -> str:
     """MathML for `tex`; raises `LatexError`. Each formula is converted once per build process."""
-    return _CONVERTER.convert_with_local_state(tex, displaystyle=display)
+    return readable_primes(_CONVERTER.convert_with_local_state(tex, displaystyle=display))
+
+
+_NAMED_ENTITY = re.compile(r'&(?!(?:lt|gt|amp|quot|apos);)[A-Za-z][A-Za-z0-9]*;')
+
+
+def _unescape_entity(match: re.Match) -> str:
+    return html.unescape(match.group())
+
+
+PRIMES = {'\u2032', '\u2033', '\u2034', '\u2057'}
+
+
+def readable_primes(mathml: str) -> str:
+    """`h'_i`, `F'` and `j'` as a reader expects to see them.
+
+    TeX's `'` is a superscript prime, and math-core writes it so: `<msup><mi>F</mi><mo>′</mo></msup>`.
+    But the prime of a Unicode math font (U+2032) is already small and raised, drawn to stand on the
+    line after its letter; as a superscript a browser shrinks and lifts it once more, to a speck.
+    So a prime that is the whole superscript follows its letter on the line instead:
+    `F'` becomes `<mrow><mi>F</mi><mo>′</mo></mrow>`,
+    and `h'_i` becomes `<msub><mrow><mi>h</mi><mo>′</mo></mrow><mi>i</mi></msub>`.
+    """
+    if not any(prime in mathml for prime in PRIMES):
+        return mathml
+    # XML knows only its own five named entities; the others are written out as characters.
+    try:
+        root = ElementTree.fromstring(_NAMED_ENTITY.sub(_unescape_entity, mathml))
+    except ElementTree.ParseError:
+        return mathml
+    for parent in root.iter():
+        for index, child in enumerate(list(parent)):
+            if child.tag not in ('msup', 'msubsup') or len(child) != 2 + (child.tag == 'msubsup'):
+                continue
+            script = child[-1]
+            if script.tag != 'mo' or (script.text or '').strip() not in PRIMES:
+                continue
+            primed = ElementTree.Element('mrow')
+            primed.extend([child[0], script])
+            if child.tag == 'msup':
+                parent[index] = primed
+            else:
+                subscript = ElementTree.Element('msub')
+                subscript.extend([primed, child[1]])
+                parent[index] = subscript
+    return ElementTree.tostring(root, encoding='unicode')
 
 
 def display_tex(node: nodes.math_block) -> str:
