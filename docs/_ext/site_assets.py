@@ -196,7 +196,7 @@ def _plain_text(node: nodes.Element) -> str:
     for child in node.findall(nodes.Text):
         text = child.astext()
         if isinstance(child.parent, nodes.math):
-            text = re.sub(r'\\([A-Za-z]+)\s*', lambda match: _GREEK.get(match.group(1), match.group(1)), text)
+            text = re.sub(r'\\([A-Za-z]+)\s*', lambda match: _GREEK.get(match.group(1), ''), text)
             text = re.sub(r'[{}_^\\]', '', text)
         parts.append(text)
     return ''.join(parts)
