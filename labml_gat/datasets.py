@@ -115,9 +115,9 @@ class MissingDataError(FileNotFoundError):
 
 
 @dataclass
-class Graph:
+class Planetoid:
     """
-    ## A citation graph
+    ## A citation graph and its split
 
     * `name` is the dataset name, `'cora'` or `'citeseer'`
     * `x` is the node features $x_i$, `[n_nodes, n_features]` float32
@@ -170,7 +170,7 @@ class Graph:
 
 
 def load_planetoid(name: str, data_dir: str | Path | None = None, download: bool = True,
-                   normalize: bool = True, base_url: str = BASE_URL) -> Graph:
+                   normalize: bool = True, base_url: str = BASE_URL) -> Planetoid:
     """
     ## Load a dataset
 
@@ -448,7 +448,7 @@ def _read_test_index(path: Path) -> np.ndarray:
 # ## Building the graph
 
 
-def _assemble(name: str, paths: dict[str, Path]) -> Graph:
+def _assemble(name: str, paths: dict[str, Path]) -> Planetoid:
     """Put the pieces together in the node numbering and split of the Planetoid paper (and PyG)."""
     # `x` is the first rows of `allx` (its checksum was verified, its content is not needed);
     # `y` tells how many rows that is.
@@ -458,7 +458,7 @@ def _assemble(name: str, paths: dict[str, Path]) -> Graph:
     n_nodes = int(test_index.max()) + 1
     x = _place_rows(_read_matrix(paths['allx']), _read_matrix(paths['tx']), test_index, n_nodes)
     one_hot = _place_rows(_read_matrix(paths['ally']), _read_matrix(paths['ty']), test_index, n_nodes)
-    return Graph(
+    return Planetoid(
         name=name,
         x=x,
         # Class of each node; a node without a label (all-zero row) gets class 0, as in PyG.

@@ -79,7 +79,7 @@ import torch
 from torch import nn
 
 from labml_gat.gat import GraphAttentionLayer
-from labml_gat.gatv2 import GraphAttentionV2Layer, check_features, describe_value
+from labml_gat.gatv2 import GraphAttentionV2Layer, describe
 
 # A node feature tensor, or a pair `(h_src, h_dst)` for a bipartite graph
 NodeFeatures = Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
@@ -103,7 +103,7 @@ class EdgeGraphAttentionV2Layer(GraphAttentionV2Layer):
         * `return_attention` if `True`, also return the attention coefficients $\alpha_{ijk}$
           of shape `[n_edges, n_heads]`, in the order of the edges (before dropout).
         """
-        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features)
+        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features, self.attn.dtype)
         # Number of targets; equal to the number of nodes unless the graph is bipartite
         n_dst = h_dst.shape[0]
 
@@ -125,8 +125,10 @@ class EdgeGraphAttentionV2Layer(GraphAttentionV2Layer):
         # Gather the target's vector $g_{r,i}$ and add, giving $g_{r,i} + g_{l,j}$ per edge.
         # The sum is done in place on the fresh gathered tensor to save one edge-sized buffer.
         g_sum = g_r.index_select(0, dst).add_(g_l_j)
-        # LeakyReLU in place as well: its backward needs only the sign of its output.
-        g_sum = nn.functional.leaky_relu(g_sum, self.activation.negative_slope, inplace=True)
+        # LeakyReLU in place as well: with a slope $\ge 0$ its backward needs only the sign of
+        # its output.
+        slope = self.activation.negative_slope
+        g_sum = nn.functional.leaky_relu(g_sum, slope, inplace=slope >= 0)
         # The dot products with the heads' attention vectors,
         # $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j}\big)$$
         # as one matrix product: `attn_blocks`, `[n_heads, n_heads * n_hidden]`, has $a_k$ in row $k$
@@ -151,7 +153,7 @@ class EdgeGraphAttentionLayer(GraphAttentionLayer):
         """
         The arguments are the same as for [`EdgeGraphAttentionV2Layer`](#edge-list-gatv2-layer).
         """
-        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features)
+        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features, self.attn.dtype)
         n_dst = h_dst.shape[0]
 
         # $g_{k,j} = W_k h_j$ for the sources, `[n_src, n_heads, n_hidden]`,
@@ -243,7 +245,8 @@ def segment_softmax(e: torch.Tensor, target: torch.Tensor, n_targets: int) -> to
     return exp / denominator.index_select(0, target)
 
 
-def check_edge_inputs(h: NodeFeatures, edge_index: torch.Tensor, in_features: int
+def check_edge_inputs(h: NodeFeatures, edge_index: torch.Tensor, in_features: int,
+                      dtype: torch.dtype
                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """
     ## Input checks
@@ -256,17 +259,17 @@ def check_edge_inputs(h: NodeFeatures, edge_index: torch.Tensor, in_features: in
         if len(h) != 2:
             raise ValueError(f'a bipartite h must be a pair (h_src, h_dst), got a tuple of {len(h)}')
         h_src, h_dst = h
-        check_features(h_src, 'h_src', in_features)
-        check_features(h_dst, 'h_dst', in_features)
+        check_features(h_src, 'h_src', in_features, dtype)
+        check_features(h_dst, 'h_dst', in_features, dtype)
         if h_src.dtype != h_dst.dtype or h_src.device != h_dst.device:
             raise TypeError(f'h_src and h_dst must have the same dtype and device, got '
                             f'{h_src.dtype} on {h_src.device} and {h_dst.dtype} on {h_dst.device}')
     else:
-        check_features(h, 'h', in_features)
+        check_features(h, 'h', in_features, dtype)
         h_src = h_dst = h
 
     if not isinstance(edge_index, torch.Tensor) or edge_index.dtype != torch.int64:
-        raise TypeError(f'edge_index must be a tensor of dtype torch.int64, got {describe_value(edge_index)}')
+        raise TypeError(f'edge_index must be a tensor of dtype torch.int64, got {describe(edge_index)}')
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(f'edge_index must have shape [2, n_edges], got {list(edge_index.shape)}')
     if edge_index.device != h_src.device:
@@ -284,3 +287,13 @@ def check_edge_inputs(h: NodeFeatures, edge_index: torch.Tensor, in_features: in
                                  f'got {index.max().item()}')
     return h_src, h_dst, src, dst
 
+
+def check_features(h: torch.Tensor, name: str, in_features: int, dtype: torch.dtype) -> None:
+    """Checks a node feature tensor `[n_nodes, in_features]`, dense or sparse."""
+    if not isinstance(h, torch.Tensor) or not h.is_floating_point():
+        raise TypeError(f'{name} must be a floating-point tensor, got {describe(h)}')
+    if h.dim() != 2 or h.shape[1] != in_features:
+        raise ValueError(f'{name} must have shape [n_nodes, {in_features}], got {list(h.shape)}')
+    if h.dtype != dtype:
+        raise TypeError(f'{name} is {h.dtype} but the layer is {dtype}: '
+                        f'pass {name}.to({dtype}) or call layer.to({h.dtype})')

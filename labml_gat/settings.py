@@ -114,9 +114,8 @@ def argument_parser(cls: type, description: str) -> argparse.ArgumentParser:
 
 def field_type(field: dataclasses.Field) -> Callable:
     """The type of an `Optional[...]` field whose default is `None`."""
-    annotation = field.type if isinstance(field.type, str) else getattr(field.type, '__name__', 'str')
     for name, type_ in (('int', int), ('float', float)):
-        if name in str(annotation):
+        if name in str(field.type):
             return type_
     return str
 
@@ -169,25 +168,27 @@ def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None
     from labml_gat.datasets import DataFileError, MissingDataError
 
     def run() -> None:
-        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             main(sys.argv[1:])
         except (UsageError, DataFileError, MissingDataError) as error:
             print(f'{prog()}: error: {error}', file=sys.stderr)
             sys.exit(2)
-        except KeyboardInterrupt as interrupt:
-            code = 143 if isinstance(interrupt, Terminated) else 130
+        except KeyboardInterrupt:
             print(f'{prog()}: stopped', file=sys.stderr)
-            sys.exit(code)
+            sys.exit(143 if _terminated else 130)
     return run
 
 
-class Terminated(KeyboardInterrupt):
-    """`SIGTERM`, raised as an interrupt so that labml and `finally` blocks close the run."""
+# Whether the interrupt came from `SIGTERM`
+_terminated = False
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise Terminated()
+def _interrupt(signum: int, frame: Any) -> None:
+    """`SIGTERM` becomes a `KeyboardInterrupt`, which labml records as an interrupted run."""
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
 
 
 def prog() -> str:

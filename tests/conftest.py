@@ -53,15 +53,33 @@ needs_planetoid = pytest.mark.skipif(
 
 def load_experiment(name: str):
     """
-    Import `experiments/<name>.py` as the module `<name>`, as the scripts import each other: the experiments
-    are scripts in a folder, not a package. Worker processes started by an experiment import it the same way.
+    Load the script `experiments/<name>.py` by its path, as the module `<name>`. The experiments are
+    scripts in a folder, not a package, and no test edits `sys.path`: anything that needs worker
+    processes runs the script itself, as a subprocess (`run_script`).
     """
-    import importlib
+    import importlib.util
     import sys
-    folder = str(REPO / 'experiments')
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    return importlib.import_module(name)
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / 'experiments' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    # Registered before it runs, as an import does: dataclasses and pickling look modules up by name
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def run_script(name: str, *args: str, timeout: float = 600, **kwargs):
+    """Run `experiments/<name>.py` with this Python in a subprocess; returns the `CompletedProcess`."""
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, str(REPO / 'experiments' / f'{name}.py'), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=kwargs.pop('cwd', REPO),
+                          **kwargs)
 
 
 @pytest.fixture
