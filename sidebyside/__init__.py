@@ -1,12 +1,12 @@
 r"""
 ---
-title: Side-by-side annotated source pages
+title: sidebyside, annotated source pages side by side
 summary: >
   Turns a Python file into a page of rows: comments and docstrings as Markdown on the left,
   the code they explain on the right, highlighted, with the file's real line numbers.
 ---
 
-# Annotated source pages
+# Side-by-side annotated source pages
 
 This module renders a Python source file the way [nn.labml.ai](https://nn.labml.ai),
 pycco and docco do: every comment block and docstring is Markdown with math
@@ -31,42 +31,46 @@ a page's sections cannot live inside a two-column row: the Sphinx directive turn
 `section` node, nested by level, and the rows that follow go inside it.
 Everything a reader sees is escaped: raw HTML in comments is shown as text, never injected.
 
-Three ways to use it:
+The package has four parts, and only this one is needed to split a file:
 
-* `parse(source)` or `parse_file(path)` give the sections, and `layout(sections)` adds the headings.
-* `python -m labml_gat.annotate FILE > page.html` prints a standalone HTML page.
-* In Sphinx, add `labml_gat.annotate` to `extensions` and give a MyST page nothing but
+* here, `parse(source)` or `parse_file(path)` give the sections, `layout(sections)` adds the headings,
+  `heading_anchor` names a heading's anchor and `row_classes` a row's HTML classes, the same in every engine;
+* [`sidebyside.sphinx`](sphinx.html), the Sphinx extension: the `annotated-source` directive and math
+  as MathML;
+* [`sidebyside.markdown`](markdown.html), the Python-Markdown extension for MkDocs, Material for MkDocs
+  and Zensical: the same directive as a fenced block, the same rows, math as MathML;
+* `sidebyside.mathml`, the one conversion of TeX to MathML that both use
+  ([math-core](https://pypi.org/project/math-core/), at build time: no script, no network).
 
-  ````md
-  ```{annotated-source} ../labml_gat/gatv2.py
-  ```
-  ````
-
-  or, in reStructuredText, `.. annotated-source:: ../labml_gat/gatv2.py`.
-  The file's first heading becomes the page's title, the others its sections.
+Both engines ship one stylesheet, `sidebyside/static/sidebyside.css` (`STYLESHEET`).
+Importing this package needs only the standard library; Sphinx, MkDocs, markdown-it and Pygments
+are imported by the functions that use them.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import html
 import inspect
 import io
 import re
-import sys
 import tokenize
+import unicodedata
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from docutils import nodes
     from markdown_it import MarkdownIt
-    from sphinx.application import Sphinx
-    from sphinx.environment import BuildEnvironment
+
+__all__ = ['CSS_FILE', 'Heading', 'STYLESHEET', 'Section', 'heading_anchor', 'layout', 'parse', 'parse_file',
+           'row_classes']
+
+# The one stylesheet of the rows, shipped by both engines.
+STYLESHEET = Path(__file__).resolve().parent / 'static' / 'sidebyside.css'
+CSS_FILE = STYLESHEET.name
 
 
 @dataclass(frozen=True)
@@ -351,7 +355,7 @@ def layout(sections: Sequence[Section], md: MarkdownIt | None = None) -> list[He
     `md` is the markdown-it parser that decides what a heading is (Sphinx passes MyST's own,
     so both agree); it defaults to CommonMark with `$` math.
     """
-    md = md or _markdown()
+    md = md or markdown_parser()
     return [item for section in sections for item in _split_at_headings(section, md)]
 
 
@@ -393,7 +397,7 @@ def _trim_blank_lines(lines: list[str]) -> tuple[int, str]:
     return kept[0], '\n'.join(lines[kept[0]:kept[-1] + 1])
 
 
-def _markdown(math: Callable[[str, dict[str, Any]], str] | None = None) -> MarkdownIt:
+def markdown_parser(math: Callable[[str, dict[str, Any]], str] | None = None) -> MarkdownIt:
     """CommonMark with tables and `$`/`$$` math (`$$` display math also inside a paragraph),
     raw HTML off (so it is escaped).
     `math` renders a formula to HTML; by default the TeX is kept, escaped."""
@@ -406,301 +410,46 @@ def _markdown(math: Callable[[str, dict[str, Any]], str] | None = None) -> Markd
             .use(dollarmath_plugin, double_inline=True, renderer=math or _tex))
 
 
-# ## Page style
-#
-# One stylesheet for both the Sphinx pages and the standalone page.
-# A row is a grid of two columns, docs (2 parts) left of code (3 parts); below 50em wide
-# the columns stack, doc above code, and an empty cell disappears.
-# The code column keeps one background from row to row, so the code reads as one listing.
-# On furo, `.content` is 46em wide; pages that hold rows (`:has(.annotate-row)`) get the free width.
-CSS_FILE = 'annotate.css'
-CSS = """\
-.annotate-row { display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); column-gap: 2em; margin: 0; }
-.annotate-doc { padding: 0.4em 0; overflow-wrap: break-word; }
-.annotate-doc > :first-child { margin-top: 0; }
-.annotate-doc > :last-child { margin-bottom: 0; }
-.annotate-doc .math, .annotate-doc math[display="block"] { overflow-x: auto; overflow-y: hidden; }
-.annotate-code { background: var(--color-code-background, #f8f8f8); min-width: 0; }
-.annotate-code div[class^="highlight"], .annotate-code pre { margin: 0; border: 0; border-radius: 0; }
-.annotate-code pre { overflow-x: auto; }
-@media (max-width: 50em) {
-  .annotate-row { grid-template-columns: minmax(0, 1fr); }
-  .annotate-no-code > .annotate-code, .annotate-no-doc > .annotate-doc { display: none; }
-}
-.main:has(.annotate-row) .content { width: auto; flex: 1 1 0; min-width: 0; max-width: 110em; }
-@media (min-width: 63em) { .page:has(.annotate-row) .sidebar-drawer { width: 15em; flex: none; } }
-"""
-
-
-def _row_classes(section: Section) -> list[str]:
-    """`annotate-row`, plus `annotate-no-doc` or `annotate-no-code` for a half-empty row."""
-    return ['annotate-row'] + ['annotate-no-doc'] * (not section.doc) + ['annotate-no-code'] * (not section.code)
-
-
-def setup(app: Sphinx) -> dict[str, Any]:
-    """
-    ## Sphinx extension
-
-    `extensions = ['labml_gat.annotate']` registers the `annotated-source` directive.
-    Its one argument is a Python file, relative to the page (or to the source folder if it starts
-    with `/`); the page is rebuilt when the file changes.
-    It loads `myst_parser`, whose configuration (`myst_enable_extensions`: `dollarmath`,
-    `amsmath`, ...) it uses for the docs, so math becomes `math`/`math_block` nodes for whatever
-    renders math on the site. The stylesheet is written to `_static/annotate.css` after an HTML build.
-    """
-    from sphinx.util.docutils import SphinxDirective
-
-    app.setup_extension('myst_parser')
-    app.add_directive('annotated-source', _directive_class(SphinxDirective))
-    app.add_css_file(CSS_FILE)
-    app.connect('build-finished', _write_css)
-    return {'version': '1', 'parallel_read_safe': True, 'parallel_write_safe': True}
-
-
-def _directive_class(base: type) -> type:
-    """The directive, made here so that importing this module needs no Sphinx."""
-
-    class AnnotatedSource(base):  # type: ignore[misc, valid-type]
-        """`annotated-source PATH`: the file as rows, its headings as sections of the page."""
-        required_arguments = 1
-        final_argument_whitespace = True
-
-        def run(self) -> list[nodes.Node]:
-            _, path = self.env.relfn2path(self.arguments[0], self.env.docname)
-            self.env.note_dependency(path)
-            try:
-                sections = parse_file(path)
-            except (OSError, ValueError) as error:
-                raise self.error(f'annotated-source: {error}') from error
-            builder = _DoctreeBuilder(self.state.document, self.env, str(path))
-            return builder.build(layout(sections, builder.md))
-
-    return AnnotatedSource
-
-
-class _DoctreeBuilder:
-    """
-    ### Rows and sections as docutils nodes
-
-    The docs are rendered by a MyST renderer of our own, created from the project's MyST
-    configuration and attached to the page's document, so footnotes, labels and ids land in the page
-    (but our heading sections do not disturb the page's own MyST heading state).
-    Raw HTML is switched off in this parser: `<b>` in a comment is text.
-    Two settings follow the conventions of annotated source rather than the project's:
-    a link is a plain URL, as on nn.labml.ai (`[GAT](gat.html)` points at the page built next
-    to this one, not at a Sphinx document), and `$$...$$` inside a paragraph is display math.
-    """
-
-    def __init__(self, document: nodes.document, env: BuildEnvironment, path: str) -> None:
-        from myst_parser.mdit_to_docutils.sphinx_ import SphinxRenderer
-        from myst_parser.parsers.mdit import create_md_parser
-
-        config = replace(env.myst_config, all_links_external=True, dmath_double_inline=True)
-        self.md = create_md_parser(config, SphinxRenderer)
-        self.md.disable(['html_block', 'html_inline'], ignoreInvalid=True)
-        self.renderer = self.md.renderer
-        self.renderer.setup_render({**self.md.options, 'document': document}, {})
-        self.document = document
-        self.path = path
-
-    def build(self, items: list[Heading | Section]) -> list[nodes.Node]:
-        r"""Rows go into the innermost open section; a heading of level $n$ closes the open
-        sections of level $\ge n$ and opens a new one inside the rest.
-        Only nesting matters to docutils, so skipped levels (`#` then `###`) are fine."""
-        from docutils import nodes
-
-        root = nodes.container()
-        open_sections: list[tuple[int, nodes.Element]] = [(0, root)]
-        for item in items:
-            if isinstance(item, Heading):
-                while open_sections[-1][0] >= item.level:
-                    open_sections.pop()
-                section = self._section(item)
-                open_sections[-1][1].append(section)
-                open_sections.append((item.level, section))
-            else:
-                open_sections[-1][1].append(self._row(item))
-        return list(root.children)
-
-    def _section(self, heading: Heading) -> nodes.section:
-        """A real section: in the page's table of contents, search index and `ref` targets.
-        Its id is made from its title, with `-1`, `-2`, ... for a title the page already has,
-        so that every anchor names its section (docutils would fall back to `id1`)."""
-        from docutils import nodes
-
-        title = nodes.title()
-        self._render(title, heading.title, heading.line, inline=True)
-        base = nodes.make_id(title.astext()) or 'section'
-        anchor, count = base, 0
-        while anchor in self.document.ids:
-            anchor, count = f'{base}-{count + 1}', count + 1
-        section = nodes.section('', title, ids=[anchor], names=[nodes.fully_normalize_name(title.astext())])
-        self.document.note_implicit_target(section, section)
-        return self._locate(section, heading.line)
-
-    def _row(self, section: Section) -> nodes.container:
-        """`<div class="annotate-row">` with a docs cell and a code cell (each may be empty).
-        The code is a `literal_block` with line numbers from `first_line`, so the site's Pygments
-        theme highlights (and escapes) it; `force` keeps odd fragments from raising lexer warnings."""
-        from docutils import nodes
-
-        doc = nodes.container(classes=['annotate-doc'])
-        self._render(doc, section.doc, section.doc_line)
-        code = nodes.container(classes=['annotate-code'])
-        if section.code:
-            code += nodes.literal_block(section.code, section.code, language='python', linenos=True, force=True,
-                                        highlight_args={'linenostart': section.first_line})
-        return self._locate(nodes.container('', doc, code, classes=_row_classes(section)), section.first_line)
-
-    def _render(self, parent: nodes.Element, markdown: str, line: int, inline: bool = False) -> None:
-        """Renders Markdown into `parent`; MyST reports its warnings at the page, with this Python `line`."""
-        if markdown:
-            with self.renderer.current_node_context(parent):
-                self.renderer.nested_render_text(markdown, line - 1, inline=inline)
-            _hoist_display_math(parent)
-
-    def _locate(self, node: nodes.Element, line: int) -> Any:
-        """Marks the nodes as coming from the Python file, so later warnings (an unresolved reference,
-        say) name it; nodes without a line get the line of their row or heading."""
-        from docutils import nodes
-
-        for element in node.findall(nodes.Element):
-            element.source = self.path
-            element.line = element.line or line
-        return node
-
-
-def _hoist_display_math(parent: nodes.Element) -> None:
-    """A `$$...$$` line inside a comment paragraph is a `math_block` inside a `paragraph`:
-    the paragraph is split around it, so the block stands between two paragraphs, as it reads."""
-    from docutils import nodes
-
-    for paragraph in list(parent.findall(nodes.paragraph)):
-        if any(isinstance(child, nodes.math_block) for child in paragraph.children):
-            pieces: list[nodes.Element] = [nodes.paragraph()]
-            for child in list(paragraph.children):
-                if isinstance(child, nodes.math_block):
-                    pieces += [child, nodes.paragraph()]
-                elif pieces[-1].children or child.astext().strip():
-                    pieces[-1] += child
-            paragraph.replace_self([piece for piece in pieces if piece.astext().strip()])
-
-
-def _write_css(app: Sphinx, exception: Exception | None) -> None:
-    """Writes the stylesheet into the HTML output's `_static` folder."""
-    if exception is None and app.builder.format == 'html':
-        static = Path(app.outdir) / '_static'
-        static.mkdir(parents=True, exist_ok=True)
-        (static / CSS_FILE).write_text(CSS, encoding='utf-8')
-
-
-def render_page(path: str | Path) -> str:
-    r"""
-    ## Standalone page
-
-    The file as one self-contained HTML page: the same rows and stylesheet as on the site,
-    Pygments colours inline, headings as `<h1>`...`<h6>` with anchors.
-    Math becomes MathML when `math-core` is installed, and stays as escaped TeX
-    (`\(...\)`, `\[...\]`) otherwise.
-    """
-    md = _markdown(_math_renderer())
-    items = layout(parse_file(path), md)
-    title = next((item.title for item in items if isinstance(item, Heading)), Path(path).name)
-    ids: set[str] = set()
-    body = '\n'.join(_html_heading(item, md, ids) if isinstance(item, Heading) else _html_row(item, md)
-                     for item in items)
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f'<title>{html.escape(title)}</title>\n<style>\n{_PAGE_CSS}{CSS}{_pygments_css()}</style>\n'
-            f'</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n')
-
-
-# The standalone page's own frame: a readable font and width, and Pygments' line numbers.
-_PAGE_CSS = """\
-body { margin: 0 auto; padding: 1em 2em; max-width: 110em; font: 16px/1.5 system-ui, sans-serif; }
-code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.85em; }
-.highlight pre { padding: 0.5em 1em; line-height: 1.5; }
-.highlight .linenos { color: #999; margin-right: 1em; user-select: none; }
-"""
-
-
-def _pygments_css() -> str:
-    """Pygments' default colours for the `.highlight` blocks."""
-    from pygments.formatters import HtmlFormatter
-
-    return HtmlFormatter().get_style_defs('.highlight') + '\n'
-
-
-def _html_heading(heading: Heading, md: MarkdownIt, ids: set[str]) -> str:
-    """`<hN id="...">`; the id is the title's words joined by `-`, made unique on the page."""
-    base = '-'.join(re.findall(r'\w+', heading.title.lower())) or 'section'
-    anchor, count = base, 1
-    while anchor in ids:
-        anchor, count = f'{base}-{count}', count + 1
-    ids.add(anchor)
-    return f'<h{heading.level} id="{anchor}">{md.renderInline(heading.title)}</h{heading.level}>'
-
-
-def _html_row(section: Section, md: MarkdownIt) -> str:
-    """The same row markup as the Sphinx directive's containers."""
-    doc = md.render(section.doc) if section.doc else ''
-    code = _highlight(section) if section.code else ''
-    return (f'<div class="{" ".join(_row_classes(section))}">\n<div class="annotate-doc">\n{doc}</div>\n'
-            f'<div class="annotate-code">{code}</div>\n</div>')
-
-
-def _highlight(section: Section) -> str:
-    """Pygments HTML of the code with inline line numbers starting at the real first line."""
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
-    from pygments.lexers import PythonLexer
-
-    return highlight(section.code, PythonLexer(), HtmlFormatter(linenos='inline', linenostart=section.first_line))
-
-
-def _math_renderer() -> Callable[[str, dict[str, Any]], str]:
-    """MathML from `math-core` if it is installed and the TeX is valid, escaped TeX otherwise."""
-    try:
-        from math_core import LatexError, LatexToMathML
-    except ImportError:
-        return _tex
-    converter = LatexToMathML()
-
-    def render(tex: str, options: dict[str, Any]) -> str:
-        try:
-            return converter.convert_with_local_state(tex, displaystyle=options['display_mode'])
-        except LatexError:
-            return _tex(tex, options)
-
-    return render
 
 
 def _tex(tex: str, options: dict[str, Any]) -> str:
-    """TeX left for the reader (or a MathJax script), escaped."""
+    """TeX left for the reader, escaped, where no math renderer was given."""
     if options['display_mode']:
         return f'\\[{html.escape(tex)}\\]'
     return f'\\({html.escape(tex)}\\)'
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def heading_text(title: str, md: MarkdownIt | None = None) -> str:
+    """A heading's title as plain text: the Markdown markup gone, code and TeX as written
+    (what docutils' `astext()` gives for the same title)."""
+    tokens = (md or markdown_parser()).parseInline(title, {})
+    return ''.join(child.content for token in tokens for child in token.children or []
+                   if child.type in ('text', 'code_inline', 'math_inline', 'math_inline_double'))
+
+
+def heading_anchor(text: str, taken: Container[str] = ()) -> str:
     """
-    ## Command line
+    ## Anchors
 
-    `python -m labml_gat.annotate FILE` writes the standalone page for `FILE` to standard output,
-    UTF-8 encoded whatever the terminal's locale (the page says `charset="utf-8"`).
+    The id of a heading with plain `text`, the same on a Sphinx and on a Markdown page:
+    lower case ASCII letters and digits, runs of anything else turned into one `-`,
+    no leading digit or `-` (the rule of docutils' `make_id`). A title the page has already
+    `taken` gets `-1`, `-2`, ..., so every anchor still names its section.
     """
-    parser = argparse.ArgumentParser(prog='python -m labml_gat.annotate',
-                                     description='Print a Python file as a side-by-side annotated HTML page.')
-    parser.add_argument('file', type=Path, help='Python source file')
-    args = parser.parse_args(argv)
-    try:
-        page = render_page(args.file)
-    except (OSError, ValueError) as error:
-        parser.exit(1, f'error: {error}\n')
-    sys.stdout.buffer.write(page.encode('utf-8'))
-    sys.stdout.flush()
-    return 0
+    ascii_text = unicodedata.normalize('NFKD', text.lower().translate(_LETTERS))
+    ascii_text = ascii_text.encode('ascii', 'ignore').decode('ascii')
+    base = re.sub(r'^[-0-9]+|-+$', '', re.sub('[^a-z0-9]+', '-', ascii_text)) or 'section'
+    anchor, count = base, 0
+    while anchor in taken:
+        count += 1
+        anchor = f'{base}-{count}'
+    return anchor
 
 
-if __name__ == '__main__':
-    sys.exit(main())
+# Letters that do not decompose into an ASCII letter and accents, spelled as docutils spells them.
+_LETTERS = str.maketrans({'ß': 'sz', 'æ': 'ae', 'œ': 'oe', 'ø': 'o', 'đ': 'd', 'ħ': 'h', 'ı': 'i', 'ł': 'l'})
+
+
+def row_classes(section: Section) -> list[str]:
+    """`annotate-row`, plus `annotate-no-doc` or `annotate-no-code` for a half-empty row."""
+    return ['annotate-row'] + ['annotate-no-doc'] * (not section.doc) + ['annotate-no-code'] * (not section.code)
