@@ -13,8 +13,9 @@ Files this site makes while it builds, and what every page's `<head>` says about
 * A `<meta name="description">` on every page: the `summary` of the front matter of the module a page
   annotates, else the page's own `summary` or `description`, else its first paragraph.
 
-Both kinds of file are written into a folder of the build (next to the doctrees) that is added to
-`html_static_path`, so they appear as `_static/fonts/latinmodern-math.woff2` and
+The font is written into a folder of the build (next to the doctrees) that is added to
+`html_static_path`, the figures into `docs/_static/figures/` (git-ignored), where the pages' images
+are looked up; so they appear as `_static/fonts/latinmodern-math.woff2` and
 `_static/figures/NAME.svg` and are never committed. They are made again only when their source changed.
 """
 
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 DOCS = Path(__file__).resolve().parent.parent
 MATH_FONT = DOCS / 'fonts' / 'latinmodern-math.otf'
 MATH_FONT_WOFF2 = 'fonts/latinmodern-math.woff2'
+FIGURES = DOCS / '_static' / 'figures'
 
 # Latin, Greek, the operators, arrows, relations and delimiters of everyday math, and the math
 # italic, bold and script letters that MathML draws `<mi>x</mi>`, `\mathbf` and `\mathcal` with.
@@ -92,6 +94,7 @@ def write_math_font(static: Path) -> Path:
     options.layout_features = ['ssty', 'dtls']
     options.hinting = False
     options.desubroutinize = True
+    options.drop_tables += ['FFTM']
     font = subset.load_font(str(MATH_FONT), options)
     subsetter = subset.Subsetter(options)
     subsetter.populate(unicodes=math_codepoints())
@@ -114,9 +117,11 @@ def make_files(app: Sphinx) -> None:
 
     static = _generated_static(app)
     write_math_font(static)
-    site_figures.write_all(static / 'figures')
     # Copied into `_static/` after the pages are written; a later entry wins over an earlier one.
     app.config.html_static_path.append(str(static))
+    # The figures go where the pages' Markdown finds them, `docs/_static/figures/` (git-ignored),
+    # since Sphinx reads every image a page shows when it reads the page.
+    site_figures.write_all(FIGURES)
 
 
 # `summary: >` (folded) or `summary: text` in the front matter at the top of a module docstring.
