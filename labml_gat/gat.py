@@ -183,7 +183,8 @@ class GraphAttentionLayer(nn.Module):
         merge = 'concat' if self.is_concat else 'mean'
         return (f'{self.in_features}, {self.out_features}, n_heads={self.n_heads}, '
                 f'heads={merge}, dropout={self.dropout.p}, '
-                f'negative_slope={self.activation.negative_slope}, bias={self.bias is not None}')
+                f'negative_slope={self.activation.negative_slope}, '
+                f'bias={self.bias is not None}')
 
     def check_inputs(self, h: torch.Tensor, adj_mat: torch.Tensor) -> torch.Tensor:
         """
