@@ -48,6 +48,10 @@ Subtracting the maximum $m_{ik}$ changes nothing mathematically but keeps $\exp$
 The maximum and the sum over "the edges ending at $i$" are *segment* reductions:
 `scatter_reduce` (with `amax`) and `scatter_add` combine each edge's value into the entry of its target.
 
+![Gather, segment softmax, scatter: each edge gets its source's vector, the scores of the edges
+into one target are normalised together, and the weighted messages are added into the
+target's row](../_static/figures/edge_softmax.svg)
+
 ### Aggregation
 
 $$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{k,j}$$

@@ -30,8 +30,6 @@ is not the attention but the work around it:
 
 `speed_up(model)` switches the first three on in one explicit call, which the experiment makes
 where the reader can see it; `--no-fast` runs the model literally.
-
-![The receptive field of the training nodes](../_static/figures/receptive_field.svg)
 """
 
 import warnings
@@ -222,6 +220,9 @@ class ReceptiveField:
     two hops in all. Everything else the full graph computes is thrown away.
     On Cora the training nodes need 778 of the 13264 edges in the second layer, 4478 in the first,
     and the features of 1664 of the 2708 nodes; the 500 validation nodes need 2448 and 8614 edges.
+
+    ![The receptive field of two training nodes in a two-layer model: the targets, their
+    neighbours one hop away, and two hops away; dark edges are the ones computed](../_static/figures/receptive_field.svg)
 
     Computing only the receptive field gives **the same outputs at the targets and the same gradients**
     as the full graph (`tests/test_cora.py` checks both), in a fraction of the time.
