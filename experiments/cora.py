@@ -132,7 +132,8 @@ def train_one_seed(settings: CoraSettings, data: Planetoid, seed: int,
     x, graph, y = data.x, graph_of(data, settings.impl), data.y
     # The node ids of the training, validation and test sets
     nodes = {split: mask.nonzero().squeeze(1) for split, mask in
-             (('train', data.train_mask), ('valid', data.val_mask), ('test', data.test_mask))}
+             (('train', data.train_mask), ('valid', data.val_mask),
+              ('test', data.test_mask))}
 
     # The same model, computed faster: see [Making it fast](../labml_gat/fast.html)
     if settings.fast:
@@ -202,7 +203,8 @@ def inputs_for(settings: CoraSettings, x: torch.Tensor, graph: torch.Tensor,
 def report(summary: dict) -> str:
     """The table of the seeds, and the published results to compare with."""
     settings = summary['settings']
-    lines = [format_summary(summary, f"{settings['layer'].upper()} ({settings['impl']} layer) "
+    lines = [format_summary(summary, f"{settings['layer'].upper()} "
+                                     f"({settings['impl']} layer) "
                                      f"on {settings['dataset']}")]
     if settings['dataset'] == 'cora':
         lines += [f'  {name}: {value} %' for name, value in ANCHORS.items()]

@@ -79,7 +79,8 @@ class MiniBatchSettings(NodeClassificationSettings):
     fanouts: List[int] = setting([10, 10], 'neighbours sampled per node at hop 1 and 2 '
                                            "(PyG's num_neighbors); -1 keeps them all")
     batch_size: int = setting(35, 'training nodes per batch: Cora\'s 140 in 4 batches')
-    eval_batch_size: int = setting(500, 'validation or test nodes per batch, all neighbours')
+    eval_batch_size: int = setting(500, 'validation or test nodes per batch, '
+                                        'all neighbours')
 
     def check(self) -> None:
         super().check()
@@ -87,8 +88,9 @@ class MiniBatchSettings(NodeClassificationSettings):
             raise UsageError(f'--fanouts needs one number per layer ({N_LAYERS}), '
                              f'got {len(self.fanouts)}')
         if any(fanout == 0 or fanout < -1 for fanout in self.fanouts):
-            raise UsageError(f'--fanouts must be -1 (all neighbours) or at least 1 each, got '
-                             f'{self.fanouts}; 0 would train on the nodes alone, without the graph')
+            raise UsageError(f'--fanouts must be -1 (all neighbours) or at least 1 each, '
+                             f'got {self.fanouts}; '
+                             f'0 would train on the nodes alone, without the graph')
         for name in ('batch_size', 'eval_batch_size'):
             if getattr(self, name) < 1:
                 raise UsageError(f'--{name.replace("_", "-")} must be at least 1, '
@@ -130,8 +132,9 @@ class MiniBatchGAT(TwoLayerGAT):
         return self.output((h, h[:blocks[1].n_dst]), blocks[1].edge_index)
 
 
-def train_epoch(model: MiniBatchGAT, optimizer: torch.optim.Optimizer, sampler: NeighbourSampler,
-                x: torch.Tensor, y: torch.Tensor, train_nodes: torch.Tensor, settings: MiniBatchSettings,
+def train_epoch(model: MiniBatchGAT, optimizer: torch.optim.Optimizer,
+                sampler: NeighbourSampler, x: torch.Tensor, y: torch.Tensor,
+                train_nodes: torch.Tensor, settings: MiniBatchSettings,
                 generator: torch.Generator) -> dict:
     """
     ## Training one epoch
@@ -144,7 +147,8 @@ def train_epoch(model: MiniBatchGAT, optimizer: torch.optim.Optimizer, sampler: 
     # Sums over the epoch's batches
     loss_sum = correct = n_nodes = n_edges = 0
     # The training nodes shuffled and cut into batches of seeds
-    batches = train_nodes[torch.randperm(len(train_nodes), generator=generator)].split(settings.batch_size)
+    batches = (train_nodes[torch.randperm(len(train_nodes), generator=generator)]
+               .split(settings.batch_size))
     for seeds in batches:
         batch = sampler.sample(seeds, settings.fanouts, generator).to(x.device)
         # The seeds' labels: the seeds are the first `batch_size` nodes of the batch
@@ -166,8 +170,9 @@ def train_epoch(model: MiniBatchGAT, optimizer: torch.optim.Optimizer, sampler: 
 
 
 @torch.no_grad()
-def evaluate(model: MiniBatchGAT, sampler: NeighbourSampler, x: torch.Tensor, y: torch.Tensor,
-             nodes: torch.Tensor, batch_size: int) -> Tuple[float, float]:
+def evaluate(model: MiniBatchGAT, sampler: NeighbourSampler, x: torch.Tensor,
+             y: torch.Tensor, nodes: torch.Tensor,
+             batch_size: int) -> Tuple[float, float]:
     """
     ## Evaluation
 
@@ -182,7 +187,8 @@ def evaluate(model: MiniBatchGAT, sampler: NeighbourSampler, x: torch.Tensor, y:
     return nn.functional.cross_entropy(logits, labels).item(), accuracy(logits, labels)
 
 
-def train_one_seed(settings: MiniBatchSettings, data: Planetoid, seed: int, checkpoint: Path) -> Tuple[dict, MiniBatchGAT]:
+def train_one_seed(settings: MiniBatchSettings, data: Planetoid, seed: int,
+                   checkpoint: Path) -> Tuple[dict, MiniBatchGAT]:
     """
     ## Training one seed
 
@@ -199,7 +205,8 @@ def train_one_seed(settings: MiniBatchSettings, data: Planetoid, seed: int, chec
     y = data.y.to(device)
     # The node ids of each split
     nodes = {split: mask.nonzero().squeeze(1) for split, mask in
-             (('train', data.train_mask), ('valid', data.val_mask), ('test', data.test_mask))}
+             (('train', data.train_mask), ('valid', data.val_mask),
+              ('test', data.test_mask))}
 
     # The model and its optimiser, as in the Cora experiment
     model = MiniBatchGAT(LAYERS[settings.layer], data.num_features, data.num_classes,
@@ -214,8 +221,10 @@ def train_one_seed(settings: MiniBatchSettings, data: Planetoid, seed: int, chec
     history, batch_nodes, batch_edges = [], [], []
     start = time.perf_counter()
     for epoch in monit.loop(settings.epochs):
-        train = train_epoch(model, optimizer, sampler, x, y, nodes['train'], settings, generator)
-        val_loss, val_acc = evaluate(model, sampler, x, y, nodes['valid'], settings.eval_batch_size)
+        train = train_epoch(model, optimizer, sampler, x, y, nodes['train'], settings,
+                            generator)
+        val_loss, val_acc = evaluate(model, sampler, x, y, nodes['valid'],
+                                     settings.eval_batch_size)
         tracker.save(epoch, {'accuracy.train': train['accuracy'],
                              'loss.valid': val_loss, 'accuracy.valid': val_acc})
         history.append({'loss.train': train['loss'], 'accuracy.train': train['accuracy'],
@@ -232,25 +241,31 @@ def train_one_seed(settings: MiniBatchSettings, data: Planetoid, seed: int, chec
     early_stopping.restore_best(model, checkpoint)
     result = {'seed': seed, 'best_epoch': early_stopping.best_epoch, 'epochs': epoch + 1,
               'seconds': round(seconds, 2), 'checkpoint': str(checkpoint),
-              'val_accuracy': evaluate(model, sampler, x, y, nodes['valid'], settings.eval_batch_size)[1],
-              'test_accuracy': evaluate(model, sampler, x, y, nodes['test'], settings.eval_batch_size)[1],
+              'val_accuracy': evaluate(model, sampler, x, y, nodes['valid'],
+                                       settings.eval_batch_size)[1],
+              'test_accuracy': evaluate(model, sampler, x, y, nodes['test'],
+                                        settings.eval_batch_size)[1],
               'nodes_per_batch': round(statistics.fmean(batch_nodes), 1),
-              'edges_per_batch': round(statistics.fmean(batch_edges), 1), 'history': history}
+              'edges_per_batch': round(statistics.fmean(batch_edges), 1),
+              'history': history}
     tracker.save(epoch + 1, {'accuracy.test': result['test_accuracy']})
     return result, model
 
 
 def check_blocks(x: torch.Tensor, blocks: List[Block]) -> None:
     if x.layout != torch.sparse_csr:
-        raise TypeError(f'x must be a sparse CSR matrix (the rows n_id of the features), got layout {x.layout}')
+        raise TypeError(f'x must be a sparse CSR matrix (the rows n_id of the features), '
+                        f'got layout {x.layout}')
     if len(blocks) != N_LAYERS:
-        raise ValueError(f'the model takes {N_LAYERS} blocks, one per layer, got {len(blocks)}')
+        raise ValueError(f'the model takes {N_LAYERS} blocks, one per layer, '
+                         f'got {len(blocks)}')
     if x.shape[0] != blocks[0].n_src:
-        raise ValueError(f'x must have a row for each of the {blocks[0].n_src} nodes of the batch, '
-                         f'got {x.shape[0]} rows')
+        raise ValueError(f'x must have a row for each of the {blocks[0].n_src} nodes '
+                         f'of the batch, got {x.shape[0]} rows')
     if blocks[0].n_dst != blocks[1].n_src:
-        raise ValueError(f'the first block must have the sources of the second as targets, got '
-                         f'{blocks[0].n_dst} targets and {blocks[1].n_src} sources')
+        raise ValueError(f'the first block must have the sources of the second as '
+                         f'targets, got {blocks[0].n_dst} targets and '
+                         f'{blocks[1].n_src} sources')
 
 
 def report(summary: dict, data: Planetoid) -> str:
@@ -261,7 +276,8 @@ def report(summary: dict, data: Planetoid) -> str:
     n_edges = data.edge_index.shape[1] + data.num_nodes
     return '\n'.join([
         f"Mini-batches of {settings['batch_size']} training nodes, fanouts "
-        f"{settings['fanouts']}: {nodes:.0f} nodes and {edges:.0f} edges per batch on average "
+        f"{settings['fanouts']}: "
+        f"{nodes:.0f} nodes and {edges:.0f} edges per batch on average "
         f"(the graph: {data.num_nodes} nodes, {n_edges} edges with self loops)",
         format_summary(summary, f"{settings['layer'].upper()} on {settings['dataset']}, "
                                 f"mini-batches")])
@@ -270,8 +286,8 @@ def report(summary: dict, data: Planetoid) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     """## From the command line"""
     settings, explicit = MiniBatchSettings.from_command_line(
-        argv, 'Train a two-layer GATv2 (or GAT) on Cora or CiteSeer with neighbour-sampled '
-              'mini-batches.')
+        argv, 'Train a two-layer GATv2 (or GAT) on Cora or CiteSeer with '
+              'neighbour-sampled mini-batches.')
     data = load_planetoid(settings.dataset, settings.data_dir)
     summary = run_seeds(settings, explicit, data, train_one_seed)
     print(report(summary, data))

@@ -30,8 +30,6 @@ is not the attention but the work around it:
 
 `speed_up(model)` switches the first three on in one explicit call, which the experiment makes
 where the reader can see it; `--no-fast` runs the model literally.
-
-![The receptive field of the training nodes](../_static/figures/receptive_field.svg)
 """
 
 import warnings
@@ -92,7 +90,8 @@ class FastDropout(nn.Module):
         if not self.training or self.p == 0:
             return x
         # `random_` fills an `int16` tensor with integers uniform on $[0, 2^{15})$
-        keep = torch.empty(x.shape, dtype=torch.int16, device=x.device).random_() >= self.threshold
+        keep = (torch.empty(x.shape, dtype=torch.int16, device=x.device).random_()
+                >= self.threshold)
         return x * (keep * (1 / (1 - self.p)))
 
     def extra_repr(self) -> str:
@@ -136,8 +135,8 @@ class SparseInputLinear(nn.Linear):
 
     def __init__(self, linear: nn.Linear):
         # Built on the `meta` device, with no memory and no random draws, then given the layer's parameters
-        super().__init__(linear.in_features, linear.out_features, bias=linear.bias is not None,
-                         device='meta')
+        super().__init__(linear.in_features, linear.out_features,
+                         bias=linear.bias is not None, device='meta')
         self.weight, self.bias = linear.weight, linear.bias
         # The last sparsity pattern seen, as returned by `transposed_pattern`
         self.pattern = None
@@ -146,8 +145,8 @@ class SparseInputLinear(nn.Linear):
         if x.layout != torch.sparse_csr or not torch.is_grad_enabled():
             return super().forward(x)
         _, _, order, crow_t, col_t = self.transposed_pattern(x)
-        x_t = torch.sparse_csr_tensor(crow_t, col_t, x.values()[order], (x.shape[1], x.shape[0]),
-                                      check_invariants=False)
+        x_t = torch.sparse_csr_tensor(crow_t, col_t, x.values()[order],
+                                      (x.shape[1], x.shape[0]), check_invariants=False)
         out = SparseMatmul.apply(x, x_t, self.weight)
         return out if self.bias is None else out + self.bias
 
@@ -156,13 +155,16 @@ class SparseInputLinear(nn.Linear):
         crow, col = x.crow_indices(), x.col_indices()
         # The same pattern as last time: the same index arrays (kept alive here, so an address is not reused)
         if self.pattern is not None and (crow.data_ptr(), col.data_ptr(), col.shape) == (
-                self.pattern[0].data_ptr(), self.pattern[1].data_ptr(), self.pattern[1].shape):
+                self.pattern[0].data_ptr(), self.pattern[1].data_ptr(),
+                self.pattern[1].shape):
             return self.pattern
         # The row of every entry; the entries are stored row by row
-        row = torch.repeat_interleave(torch.arange(x.shape[0], device=col.device), crow.diff())
+        row = torch.repeat_interleave(torch.arange(x.shape[0], device=col.device),
+                                      crow.diff())
         # $X^\top$ stores them column by column of $X$, rows ascending: a stable sort by column
         order = torch.argsort(col, stable=True)
-        crow_t = torch.cat([crow.new_zeros(1), torch.bincount(col, minlength=x.shape[1]).cumsum(0)])
+        crow_t = torch.cat([crow.new_zeros(1),
+                            torch.bincount(col, minlength=x.shape[1]).cumsum(0)])
         self.pattern = (crow, col, order, crow_t, row[order])
         return self.pattern
 
@@ -171,7 +173,8 @@ class SparseMatmul(torch.autograd.Function):
     r"""$X W^\top$ for a sparse CSR $X$, given $X^\top$ (also CSR) for the gradient of $W$."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, x_t: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, x_t: torch.Tensor,
+                weight: torch.Tensor) -> torch.Tensor:
         ctx.x_t = x_t
         return x @ weight.T
 
@@ -202,8 +205,8 @@ def csr_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     # Where each entry of the result is in `x`: its row's start in `x`, plus its place in the row
     entry = (torch.repeat_interleave(start - new_crow[:-1], count)
              + torch.arange(int(new_crow[-1]), device=crow.device))
-    return torch.sparse_csr_tensor(new_crow, x.col_indices()[entry], x.values()[entry], (len(rows), x.shape[1]),
-                                   check_invariants=False)
+    return torch.sparse_csr_tensor(new_crow, x.col_indices()[entry], x.values()[entry],
+                                   (len(rows), x.shape[1]), check_invariants=False)
 
 
 @dataclass
@@ -217,6 +220,9 @@ class ReceptiveField:
     two hops in all. Everything else the full graph computes is thrown away.
     On Cora the training nodes need 778 of the 13264 edges in the second layer, 4478 in the first,
     and the features of 1664 of the 2708 nodes; the 500 validation nodes need 2448 and 8614 edges.
+
+    ![The receptive field of two training nodes in a two-layer model: the targets, their
+    neighbours one hop away, and two hops away; dark edges are the ones computed](../_static/figures/receptive_field.svg)
 
     Computing only the receptive field gives **the same outputs at the targets and the same gradients**
     as the full graph (`tests/test_cora.py` checks both), in a fraction of the time.

@@ -34,6 +34,9 @@ So the order of the scores $e_{ij}$ over the neighbours $j$ is the order of $a_2
 Whatever GAT learns, all nodes agree on which key is best; they can only disagree on how sharply to prefer it.
 [GATv2](gatv2.html) fixes this by applying $a$ after the non-linearity.
 
+![Static against dynamic attention: in GAT every query ranks the neighbours in the same order
+(the best one, starred, is the same column); in GATv2 the ranking depends on the query](../_static/figures/ranking.svg)
+
 The code below uses this split directly: it computes the two halves once per node and
 adds them for every pair, instead of building the $N \times N \times 2F'$ concatenation.
 
@@ -183,7 +186,8 @@ class GraphAttentionLayer(nn.Module):
         merge = 'concat' if self.is_concat else 'mean'
         return (f'{self.in_features}, {self.out_features}, n_heads={self.n_heads}, '
                 f'heads={merge}, dropout={self.dropout.p}, '
-                f'negative_slope={self.activation.negative_slope}, bias={self.bias is not None}')
+                f'negative_slope={self.activation.negative_slope}, '
+                f'bias={self.bias is not None}')
 
     def check_inputs(self, h: torch.Tensor, adj_mat: torch.Tensor) -> torch.Tensor:
         """

@@ -70,8 +70,6 @@ easy to read; it costs $O(N^2 \cdot K \cdot F')$ memory, so it suits graphs of a
 or batches of small graphs.
 The [edge-list layer](edges.html) computes the same function in $O(|\mathcal{E}|)$, and the
 [Cora experiment](../experiments/cora.html) trains a two-layer GATv2 with either.
-
-![The pairs of a 3-node graph](../_static/figures/pair_grid.svg)
 """
 
 import math
@@ -189,6 +187,9 @@ class GraphAttentionV2Layer(nn.Module):
         #
         # We need the sum $g_{r,i} + g_{l,j}$ for every pair of a query $i$ and a neighbour $j$.
         #
+        # ![repeat_interleave repeats each query's row, repeat tiles the neighbours: row iN + j
+        # holds the pair (i, j), and viewed as N x N the pairs form a grid](../_static/figures/pair_grid.svg)
+        #
         # `g_r.repeat_interleave(n_nodes, dim=0)` repeats each row `n_nodes` times in place,
         # so its row $i N + j$ holds $g_{r,i}$:
         # $$\{g_{r,1}, g_{r,1}, \dots, g_{r,1}, g_{r,2}, g_{r,2}, \dots, g_{r,2}, \dots\}$$
@@ -229,6 +230,10 @@ class GraphAttentionV2Layer(nn.Module):
         #
         # $$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{l,k,j}$$
         # the einsum sums over the neighbours `j` for every query `i`, head `h` and feature `f`:
+        #
+        # ![The letters of the einsum: i the query, j the neighbour (summed over), h the head,
+        # f a feature; for each head a matrix product](../_static/figures/einsum.svg)
+        #
         # `attn_res` is `[n_nodes, n_heads, n_hidden]`.
         if torch.isfinite(g_l).all():
             attn_res = torch.einsum('ijh,jhf->ihf', a, g_l)

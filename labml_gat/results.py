@@ -97,15 +97,16 @@ def cora_table(result: dict) -> str:
     """Test accuracy and time of the Cora experiment."""
     rows = ['| run | test accuracy | validation | wall time |', '|---|---|---|---|']
     for run in result['values']['runs']:
-        rows.append(f"| {run['label']} | {run['test_mean']:.2f} ± {run['test_std']:.2f} % | "
+        rows.append(f"| {run['label']} | "
+                    f"{run['test_mean']:.2f} ± {run['test_std']:.2f} % | "
                     f"{run['val_mean']:.1f} % | {run['wall_seconds']:.0f} s |")
     return '\n'.join(rows)
 
 
 TABLES: Dict[str, Callable[[dict], str]] = {'cora': cora_table}
 
-MARKERS = re.compile(r'(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end results -->)',
-                     re.DOTALL)
+MARKERS = re.compile(r'(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)'
+                     r'(<!-- end results -->)', re.DOTALL)
 
 
 def render(name: str, folder: Path = RESULTS) -> str:
@@ -116,7 +117,8 @@ def render(name: str, folder: Path = RESULTS) -> str:
 
 def update(text: str, folder: Path = RESULTS) -> str:
     """`text` with every marked block rendered anew from its record."""
-    return MARKERS.sub(lambda m: m.group(1) + render(m.group('name'), folder) + m.group(4), text)
+    return MARKERS.sub(
+        lambda m: m.group(1) + render(m.group('name'), folder) + m.group(4), text)
 
 
 def main(argv: Optional[list] = None) -> None:

@@ -121,7 +121,8 @@ class MiniBatch:
     blocks: List[Block]
 
     def to(self, device: torch.device) -> 'MiniBatch':
-        blocks = [replace(block, edge_index=block.edge_index.to(device)) for block in self.blocks]
+        blocks = [replace(block, edge_index=block.edge_index.to(device))
+                  for block in self.blocks]
         return MiniBatch(self.n_id.to(device), self.batch_size, blocks)
 
 
@@ -175,7 +176,8 @@ class NeighbourSampler:
         return MiniBatch(n_id, len(seeds), blocks[::-1])
 
     def sample_in_edges(self, targets: torch.Tensor, fanout: int,
-                        generator: Optional[torch.Generator]) -> Tuple[torch.Tensor, torch.Tensor]:
+                        generator: Optional[torch.Generator]
+                        ) -> Tuple[torch.Tensor, torch.Tensor]:
         """
         Up to `fanout` in-edges of every node of `targets`, uniformly without replacement (all of them for
         $-1$). Returns the source of every sampled edge (a node id) and its target (a position in `targets`).
@@ -196,7 +198,8 @@ class NeighbourSampler:
         return self.sources[slot], owner
 
 
-def append_nodes(n_id: torch.Tensor, nodes: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def append_nodes(n_id: torch.Tensor,
+                 nodes: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """
     Appends to `n_id` the `nodes` it does not hold yet, in order of first appearance.
     Returns the longer `n_id` and the position in it of every entry of `nodes`.
@@ -204,8 +207,8 @@ def append_nodes(n_id: torch.Tensor, nodes: torch.Tensor) -> Tuple[torch.Tensor,
     """
     distinct, inverse = torch.unique(torch.cat([n_id, nodes]), return_inverse=True)
     # Where each distinct node first appears in the concatenation
-    first = torch.full_like(distinct, len(inverse)).scatter_reduce_(0, inverse, torch.arange(len(inverse)),
-                                                                    'amin')
+    first = (torch.full_like(distinct, len(inverse))
+             .scatter_reduce_(0, inverse, torch.arange(len(inverse)), 'amin'))
     # A node's position is the rank of its first appearance; those of `n_id` are $0, 1, \dots$
     order = torch.argsort(first)
     position = torch.empty_like(order)
@@ -218,32 +221,40 @@ def check_edge_index(edge_index: torch.Tensor, num_nodes: int) -> None:
     if not isinstance(num_nodes, int) or num_nodes < 1:
         raise ValueError(f'num_nodes must be a positive integer, got {num_nodes!r}')
     if not isinstance(edge_index, torch.Tensor) or edge_index.dtype != torch.int64:
-        raise TypeError(f'edge_index must be a torch.int64 tensor, got {type(edge_index).__name__} '
+        raise TypeError(f'edge_index must be a torch.int64 tensor, '
+                        f'got {type(edge_index).__name__} '
                         f'{getattr(edge_index, "dtype", "")}'.rstrip())
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
-        raise ValueError(f'edge_index must have shape [2, n_edges], got {list(edge_index.shape)}')
+        raise ValueError(f'edge_index must have shape [2, n_edges], '
+                         f'got {list(edge_index.shape)}')
     if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= num_nodes):
         raise ValueError(f'edge_index must hold node ids in [0, {num_nodes}), '
-                         f'got ids from {edge_index.min().item()} to {edge_index.max().item()}')
+                         f'got ids from {edge_index.min().item()} '
+                         f'to {edge_index.max().item()}')
 
 
 def check_seeds(seeds: torch.Tensor, num_nodes: int) -> None:
-    if not isinstance(seeds, torch.Tensor) or seeds.dtype != torch.int64 or seeds.dim() != 1:
-        raise TypeError(f'seeds must be a 1-D torch.int64 tensor of node ids, got {type(seeds).__name__} '
-                        f'{getattr(seeds, "dtype", "")} of shape {list(getattr(seeds, "shape", []))}')
+    if (not isinstance(seeds, torch.Tensor) or seeds.dtype != torch.int64
+            or seeds.dim() != 1):
+        raise TypeError(f'seeds must be a 1-D torch.int64 tensor of node ids, '
+                        f'got {type(seeds).__name__} {getattr(seeds, "dtype", "")} '
+                        f'of shape {list(getattr(seeds, "shape", []))}')
     if len(seeds) == 0:
         raise ValueError('seeds must hold at least one node, got none')
     if seeds.min() < 0 or seeds.max() >= num_nodes:
         raise ValueError(f'seeds must be node ids in [0, {num_nodes}), '
                          f'got ids from {seeds.min().item()} to {seeds.max().item()}')
     if len(torch.unique(seeds)) != len(seeds):
-        raise ValueError(f'seeds must be distinct, got {len(seeds) - len(torch.unique(seeds))} repeated')
+        raise ValueError(f'seeds must be distinct, '
+                         f'got {len(seeds) - len(torch.unique(seeds))} repeated')
 
 
 def check_fanouts(fanouts: List[int]) -> None:
     if not isinstance(fanouts, (list, tuple)) or len(fanouts) == 0:
-        raise ValueError(f'fanouts must be a non-empty list of integers, one per hop, got {fanouts!r}')
+        raise ValueError(f'fanouts must be a non-empty list of integers, one per hop, '
+                         f'got {fanouts!r}')
     for fanout in fanouts:
         if isinstance(fanout, bool) or not isinstance(fanout, int) or fanout < -1:
-            raise ValueError(f'every fanout must be -1 (all neighbours) or a number of neighbours >= 0, '
+            raise ValueError(f'every fanout must be -1 (all neighbours) '
+                             f'or a number of neighbours >= 0, '
                              f'got {fanout!r} in {fanouts!r}')

@@ -38,7 +38,8 @@ from labml_gat.training import NodeClassificationSettings
 
 # A function that trains one seed: `(settings, data, seed, checkpoint path)` to
 # `(results, model)`; the results hold at least the seed's `val_accuracy` and `test_accuracy`
-TrainOneSeed = Callable[[NodeClassificationSettings, Any, int, Path], Tuple[dict, nn.Module]]
+TrainOneSeed = Callable[[NodeClassificationSettings, Any, int, Path],
+                        Tuple[dict, nn.Module]]
 
 
 def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
@@ -110,7 +111,8 @@ def run_in_parallel(settings: NodeClassificationSettings, explicit: set, data: A
             if not settings.quiet:
                 print(f'seed {futures[future]}: test accuracy '
                       f'{100 * result["test_accuracy"]:.1f} % '
-                      f'({done}/{len(futures)} seeds, {time.perf_counter() - start:.0f} s)',
+                      f'({done}/{len(futures)} seeds, '
+                      f'{time.perf_counter() - start:.0f} s)',
                       flush=True)
     return [future.result() for future in futures]
 
@@ -149,7 +151,8 @@ def format_summary(summary: dict, title: str) -> str:
                      f"{100 * r['val_accuracy']:>7.1f} {100 * r['test_accuracy']:>7.1f} "
                      f"{r['seconds']:>7.1f}")
     test, jobs = summary['test_accuracy'], summary['jobs']
-    lines.append(f"test accuracy: {test['mean']:.2f} ± {test['std']:.2f} % over {test['n']} "
-                 f"seed(s); {summary['seconds']:.1f} s of training, "
-                 f"{summary['wall_seconds']:.1f} s in all ({jobs} process{'es' * (jobs > 1)})")
+    lines.append(f"test accuracy: {test['mean']:.2f} ± {test['std']:.2f} % "
+                 f"over {test['n']} seed(s); {summary['seconds']:.1f} s of training, "
+                 f"{summary['wall_seconds']:.1f} s in all "
+                 f"({jobs} process{'es' * (jobs > 1)})")
     return '\n'.join(lines)

@@ -45,35 +45,43 @@ class NodeClassificationSettings(Settings):
     dropout: float = setting(0.6, "dropout on the layers' inputs and attention")
     learning_rate: float = setting(0.005, "Adam's learning rate")
     weight_decay: float = setting(5e-4, "Adam's weight decay")
-    epochs: int = setting(1000, 'at most this many epochs; early stopping ends runs sooner')
-    early_stopping: str = setting('gat', 'gat: on validation loss or accuracy, as the GAT '
-                                         'paper; accuracy: on validation accuracy alone',
+    epochs: int = setting(1000, 'at most this many epochs; '
+                                'early stopping ends runs sooner')
+    early_stopping: str = setting('gat', 'gat: on validation loss or accuracy, as the '
+                                         'GAT paper; accuracy: on validation '
+                                         'accuracy alone',
                                   choices=('gat', 'accuracy'))
     patience: int = setting(100, 'stop after this many epochs without improvement')
-    share_weights: bool = setting(False, 'GATv2 only: one matrix for both ends, W_l = W_r')
+    share_weights: bool = setting(False, 'GATv2 only: one matrix for both ends, '
+                                         'W_l = W_r')
     seed: int = setting(0, 'the first seed')
     seeds: int = setting(1, 'how many seeds to run, from --seed on')
     jobs: Optional[int] = setting(None, 'processes training seeds side by side '
                                         '(default: one per core, at most one per seed)')
     threads: int = setting(1, 'PyTorch threads per process')
     device: str = setting('cpu', 'cpu, cuda, cuda:1 or mps')
-    logs: Optional[str] = setting(None, "folder for the labml runs (default: labml's logs/)")
-    summary_json: Optional[str] = setting(None, 'write the final numbers to this JSON file')
+    logs: Optional[str] = setting(None, 'folder for the labml runs '
+                                        "(default: labml's logs/)")
+    summary_json: Optional[str] = setting(None, 'write the final numbers to this '
+                                                'JSON file')
     quiet: bool = setting(False, 'no per-epoch progress; the runs are still kept')
 
     def check(self) -> None:
         """Everything that can be checked before a run starts."""
         super().check()
-        check_at_least(self, 1, ('n_heads', 'n_hidden', 'epochs', 'patience', 'seeds', 'jobs',
-                                 'threads'))
+        check_at_least(self, 1, ('n_heads', 'n_hidden', 'epochs', 'patience', 'seeds',
+                                 'jobs', 'threads'))
         check_at_least(self, 0, ('seed',))
         check_probability('dropout', self.dropout)
         if not self.learning_rate > 0:
-            raise UsageError(f'--learning-rate must be positive, got {self.learning_rate}')
+            raise UsageError(f'--learning-rate must be positive, '
+                             f'got {self.learning_rate}')
         if not self.weight_decay >= 0:
-            raise UsageError(f'--weight-decay must be at least 0, got {self.weight_decay}')
+            raise UsageError(f'--weight-decay must be at least 0, '
+                             f'got {self.weight_decay}')
         if self.share_weights and self.layer != 'gatv2':
-            raise UsageError('--share-weights is an option of the GATv2 layer (--layer gatv2)')
+            raise UsageError('--share-weights is an option of the GATv2 layer '
+                             '(--layer gatv2)')
         check_device(self.device)
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
             raise UsageError(f'--data-dir {self.data_dir} is not a folder')
@@ -133,7 +141,8 @@ class EarlyStopping:
         self.bad_epochs = 0 if improved else self.bad_epochs + 1
         return keep, self.bad_epochs >= self.patience
 
-    def update(self, epoch: int, model: nn.Module, val_acc: float, val_loss: float) -> bool:
+    def update(self, epoch: int, model: nn.Module, val_acc: float,
+               val_loss: float) -> bool:
         """`step`, keeping a copy of the weights when they are the best so far;
         returns whether to stop."""
         keep, stop = self.step(val_acc, val_loss)
@@ -186,7 +195,9 @@ def check_dense_fits(n_nodes: int, n_heads: int, n_hidden: int) -> str:
     size = (f'{n_nodes}^2 node pairs x {n_heads} heads x {n_hidden} features: '
             f'about {needed / 2 ** 30:.1f} GiB per training step')
     if needed > 0.9 * available:
-        raise UsageError(f'--impl dense needs {size}, but only {available / 2 ** 30:.1f} GiB '
-                         f'is free; use --impl edges (the same function in O(edges) memory)')
-    return (f'--impl dense computes all {size}; each epoch takes seconds to minutes, so one '
-            f'seed can take hours. --impl edges computes the same function in O(edges).')
+        raise UsageError(f'--impl dense needs {size}, '
+                         f'but only {available / 2 ** 30:.1f} GiB is free; '
+                         f'use --impl edges (the same function in O(edges) memory)')
+    return (f'--impl dense computes all {size}; each epoch takes seconds to minutes, '
+            f'so one seed can take hours. '
+            f'--impl edges computes the same function in O(edges).')

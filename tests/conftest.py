@@ -34,6 +34,23 @@ def dense_adjacency(edge_index: torch.Tensor, n_nodes: int) -> torch.Tensor:
     return adj
 
 
+def small_planetoid(generator: torch.Generator, n_nodes: int = 30, n_features: int = 20,
+                    n_classes: int = 3, n_edges: Optional[int] = None):
+    """
+    A random graph shaped like a tiny Planetoid dataset: sparse row-normalised features, an edge list
+    in both directions without self loops, and training, validation and test nodes (a third each).
+    """
+    from labml_gat.datasets import Planetoid
+    edge_index = random_edge_index(n_nodes, n_edges or 3 * n_nodes, generator, self_loops=False)
+    edge_index = torch.unique(torch.cat([edge_index, edge_index.flip(0)], dim=1), dim=1)
+    x = (torch.rand(n_nodes, n_features, generator=generator) < 0.2).float()
+    x[:, 0] = 1.0
+    x = x / x.sum(dim=1, keepdim=True)
+    split = torch.arange(n_nodes) * 3 // n_nodes
+    return Planetoid('small', x, torch.randint(0, n_classes, (n_nodes,), generator=generator), edge_index,
+                     split == 0, split == 1, split == 2, num_classes=n_classes)
+
+
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
