@@ -36,15 +36,8 @@ MKDOCS_DOCS = DOCS / 'mkdocs'
 BLOCK = re.compile(r'^```\{annotated-source\}\s+(\S+)\s*$', re.MULTILINE)
 
 
-class _Loader(yaml.SafeLoader):
-    """Reads `mkdocs.yml`, where `!relative` marks a path relative to the configuration file."""
-
-
-_Loader.add_constructor('!relative', lambda loader, node: str(REPO))
-
-
 def mkdocs_config() -> dict:
-    return yaml.load((REPO / 'mkdocs.yml').read_text(encoding='utf-8'), Loader=_Loader)
+    return yaml.safe_load((REPO / 'mkdocs.yml').read_text(encoding='utf-8'))
 
 
 def annotated_pages() -> dict[str, Path]:
