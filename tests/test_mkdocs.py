@@ -229,3 +229,28 @@ def test_layer_page_in_a_browser(browser, server):  # noqa: F811
         assert reader.fits()
     finally:
         reader.close()
+
+
+def test_a_readers_project_with_the_readme_configuration(tmp_path):
+    """The lines README-sidebyside.md gives a reader, in a project of one page and one module."""
+    import shutil
+
+    import sidebyside
+
+    (tmp_path / 'docs').mkdir()
+    (tmp_path / 'mypackage').mkdir()
+    (tmp_path / 'mypackage' / 'model.py').write_text('"""\n# My model\n\nIt has $x^2$.\n"""\n\n# Doc\nx = 1\n',
+                                                   encoding='utf-8')
+    (tmp_path / 'docs' / 'index.md').write_text('```{annotated-source} mypackage/model.py\n```\n', encoding='utf-8')
+    (tmp_path / 'mkdocs.yml').write_text('site_name: Mine\ntheme:\n  name: material\n  font: false\n'
+                                         'markdown_extensions:\n  - sidebyside.markdown\n'
+                                         'extra_css:\n  - sidebyside.css\n', encoding='utf-8')
+    shutil.copy(sidebyside.STYLESHEET, tmp_path / 'docs')
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'NO_MKDOCS_2_WARNING': '1'}
+    result = subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--strict'], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = BeautifulSoup((tmp_path / 'site' / 'index.html').read_text(encoding='utf-8'), 'html.parser')
+    assert page.select_one('h1#my-model') and page.select_one('.annotate-doc math')
+    assert [int(n.get_text()) for n in page.select('.annotate-code .linenos')] == [8]
+    assert page.select_one('link[href="sidebyside.css"]')
