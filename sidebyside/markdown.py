@@ -212,9 +212,29 @@ def _docs_parser() -> MarkdownIt:
     for rule in ('math_block', 'math_block_label', 'math_inline_double'):
         md.add_render_rule(rule, _display_math)
     md.add_render_rule('amsmath', _amsmath)
+    md.add_render_rule('fence', _code_block)
+    md.add_render_rule('code_block', _code_block)
     md.core.ruler.push('sidebyside_hoist_display_math', _hoist_display_math)
     md.core.ruler.push('sidebyside_glue_math', _glue_punctuation)
     return md
+
+
+def _code_block(renderer: Any, tokens: list, index: int, options: Any, env: Any) -> str:
+    """A code block in the docs, highlighted by Pygments as Sphinx does it: in the language its fence
+    names, Python without one, plain text for a language Pygments does not know."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer, TextLexer, get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    token = tokens[index]
+    language = token.info.strip().split(' ')[0] if token.info else ''
+    try:
+        lexer = get_lexer_by_name(language) if language else PythonLexer()
+    except ClassNotFound:
+        lexer = TextLexer()
+    code = highlight(token.content, lexer, HtmlFormatter())
+    return f'<div class="highlight-{language or "default"} notranslate">{code}</div>\n'
 
 
 def _inline_math(renderer: Any, tokens: list, index: int, options: Any, env: Any) -> str:

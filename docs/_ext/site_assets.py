@@ -1,27 +1,24 @@
 """
-Files this site makes while it builds, and what every page's `<head>` says about the page.
+Files this site makes from code, and what every page's `<head>` says about the page.
 
 * The math font: a subset of Latin Modern Math (`docs/fonts/`, GUST Font License) as WOFF2, with the
   letters, symbols and stretchy delimiters that formulas about graphs and tensors use, so that a page
-  with math downloads about a sixth of the full font. Formulas written with a character outside
-  `MATH_UNICODES` fall back to the reader's own math font for that character; a test of the site
-  checks that every character of every formula is in the subset.
-* The figures of `site_figures`, drawn with matplotlib.
+  with math downloads about a sixth of the full font. It is committed as
+  `docs/_static/fonts/latinmodern-math.woff2`, where both the Sphinx and the MkDocs site find it;
+  `python docs/_ext/site_assets.py` makes it again after a change of `MATH_UNICODES`, and a test
+  checks that it matches them and that every character of every formula of the site is in them.
+* The figures of `site_figures`, drawn with matplotlib when the site builds (`builder-inited`) into
+  `docs/_static/figures/` (git-ignored), where Sphinx finds the images the pages show; they are
+  served as `_static/figures/NAME.svg`, and drawn again only when `site_figures.py` changed.
 * Code blocks whose long lines wrap with a hanging indent: every line of every highlighted block is
   a `<span class="line">` that knows its own indentation (`WrappedLinesFormatter`), and each `<pre>`
   can be reached with Tab, to scroll it with the arrow keys.
 * A `<meta name="description">` on every page: the `summary` of the front matter of the module a page
   annotates, else the page's own `summary` or `description`, else its first paragraph.
-
-The font is written into a folder of the build (next to the doctrees) that is added to
-`html_static_path`, the figures into `docs/_static/figures/` (git-ignored), where the pages' images
-are looked up; so they appear as `_static/fonts/latinmodern-math.woff2` and
-`_static/figures/NAME.svg` and are never committed. They are made again only when their source changed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
 from pathlib import Path
@@ -69,17 +66,9 @@ def math_codepoints() -> set[int]:
     return points
 
 
-def _fresh(target: Path, *sources: Path) -> bool:
-    return target.is_file() and all(target.stat().st_mtime >= source.stat().st_mtime for source in sources)
-
-
-def write_math_font(static: Path) -> Path:
-    """Writes the WOFF2 subset of the math font into `static/fonts/` (unless it is up to date)."""
+def write_math_font(static: Path = DOCS / '_static') -> Path:
+    """Writes the WOFF2 subset of the math font into `static/fonts/`."""
     target = static / MATH_FONT_WOFF2
-    stamp = target.with_suffix('.unicodes')
-    key = hashlib.sha256(MATH_UNICODES.encode()).hexdigest()
-    if _fresh(target, MATH_FONT) and stamp.is_file() and stamp.read_text() == key:
-        return target
     import logging as std_logging
 
     from fontTools import subset
@@ -101,26 +90,16 @@ def write_math_font(static: Path) -> Path:
     subsetter.subset(font)
     target.parent.mkdir(parents=True, exist_ok=True)
     subset.save_font(font, str(target), options)
-    stamp.write_text(key)
     return target
 
 
-def _generated_static(app: Sphinx) -> Path:
-    return Path(app.doctreedir) / 'site_static'
-
-
 def make_files(app: Sphinx) -> None:
-    """On `builder-inited`: the font and the figures, in a folder that is added to the static files."""
+    """On `builder-inited`: the figures, where the pages' Markdown finds them. Sphinx reads every
+    image a page shows when it reads the page, and `_static/` is copied into the site."""
     if app.builder.format != 'html':
         return
     import site_figures
 
-    static = _generated_static(app)
-    write_math_font(static)
-    # Copied into `_static/` after the pages are written; a later entry wins over an earlier one.
-    app.config.html_static_path.append(str(static))
-    # The figures go where the pages' Markdown finds them, `docs/_static/figures/` (git-ignored),
-    # since Sphinx reads every image a page shows when it reads the page.
     site_figures.write_all(FIGURES)
 
 
@@ -268,3 +247,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect('html-page-context', add_description)
     app.add_js_file('site.js', loading_method='defer')
     return {'version': '1', 'parallel_read_safe': True, 'parallel_write_safe': True}
+
+
+if __name__ == '__main__':
+    print(write_math_font())
