@@ -97,11 +97,16 @@ def test_wrapped_code_hangs_under_its_line(site, reader):
     tab.open('labml_gat/gatv2.html')
     rows = tab.page.evaluate("""() => [...document.querySelectorAll('article pre > .line')].map(line => {
         const range = document.createRange(); range.selectNodeContents(line);
-        const boxes = [...range.getClientRects()].filter(box => box.width > 0);
-        const tops = [...new Set(boxes.map(box => Math.round(box.top)))].sort((a, b) => a - b);
-        const left = top => Math.min(...boxes.filter(box => Math.round(box.top) === top)
-                                               .map(box => box.left));
-        return tops.map(left); })""")
+        const boxes = [...range.getClientRects()].filter(box => box.width > 0)
+            .sort((a, b) => a.top - b.top);
+        // Boxes more than half a line apart are on different rows (the line number sits 2 px lower).
+        const rows = [];
+        for (const box of boxes) {
+            const row = rows[rows.length - 1];
+            if (row && box.top - row.top < box.height / 2) row.left = Math.min(row.left, box.left);
+            else rows.push({top: box.top, left: box.left});
+        }
+        return rows.map(row => row.left); })""")
     tab.close()
     assert rows, 'no per-line spans in the code blocks'
     wrapped = [row for row in rows if len(row) > 1]
@@ -311,3 +316,15 @@ def test_wrapped_lines_formatter_marks_every_line_with_its_indent():
     assert hangs == [2 + 0 + 4, 2 + 8 + 4]
     assert '<pre tabindex="0"' in out
     assert BeautifulSoup(out, 'html.parser').get_text().count('return 1') == 1
+
+
+def test_committed_math_font_is_the_subset_of_its_unicodes():
+    """`docs/_static/fonts/latinmodern-math.woff2` holds every character of `MATH_UNICODES`
+    that Latin Modern Math has (`python docs/_ext/site_assets.py` makes it again), and is small."""
+    from fontTools.ttLib import TTFont
+
+    committed = REPO / 'docs' / '_static' / site_assets.MATH_FONT_WOFF2
+    assert committed.stat().st_size < MATH_FONT_BUDGET
+    full = set(TTFont(str(site_assets.MATH_FONT)).getBestCmap())
+    subset = set(TTFont(str(committed)).getBestCmap())
+    assert full & site_assets.math_codepoints() <= subset <= full
