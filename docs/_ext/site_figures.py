@@ -18,7 +18,7 @@ from typing import Callable
 BLUE, ORANGE, GREEN, PINK, SKY, YELLOW, GREY = (
     '#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#F0E442', '#BBBBBB')
 NODE_COLOURS = (BLUE, ORANGE, GREEN, PINK)
-FONT_SIZE = 11
+FONT_SIZE = 14
 
 
 def _pyplot():
@@ -60,9 +60,9 @@ def pair_grid():
     fig, ax = plt.subplots(figsize=(8.4, 4.8))
     top = n * n
     ax.text(0.9, top + 1.0, 'g_r.repeat_interleave(\n3, dim=0)', ha='center', family='monospace',
-            fontsize=FONT_SIZE - 2, linespacing=1.1)
+            fontsize=FONT_SIZE - 4, linespacing=1.1)
     ax.text(5.5, top + 1.0, 'g_l.repeat(\n3, 1, 1)', ha='center', family='monospace',
-            fontsize=FONT_SIZE - 2, linespacing=1.1)
+            fontsize=FONT_SIZE - 4, linespacing=1.1)
     ax.text(-0.35, top + 0.2, 'row', ha='right', fontsize=FONT_SIZE - 2, color='#666666')
     for row in range(n * n):
         i, j = divmod(row, n)
@@ -71,11 +71,11 @@ def pair_grid():
         _cell(ax, 0.4, y, rf'$g_{{r,{i + 1}}}$', NODE_COLOURS[i])
         ax.text(3.2, y + 0.4, '+', ha='center', va='center')
         _cell(ax, 5.0, y, rf'$g_{{l,{j + 1}}}$', NODE_COLOURS[j], alpha=0.15)
-    ax.text(7.3, top / 2 + 0.5, 'row $iN + j$\nbecomes\n[i, j]', ha='center', va='bottom',
-            fontsize=FONT_SIZE - 2, color='#444444', linespacing=1.1)
+    ax.text(7.3, top / 2 + 0.5, 'row\n$iN + j$\nbecomes\n[i, j]', ha='center', va='bottom',
+            fontsize=FONT_SIZE - 3, color='#444444', linespacing=1.1)
     _arrow(ax, (6.3, top / 2), (8.3, top / 2))
     # The same nine sums as an N x N grid: the query i down, the neighbour j across.
-    x0, width, height = 10.0, 2.3, 1.5
+    x0, width, height = 10.2, 3.0, 1.6
     y_top = top - 0.4
     for i in range(n):
         y = y_top - (i + 1) * height
@@ -83,14 +83,14 @@ def pair_grid():
         for j in range(n):
             x = x0 + j * width
             _cell(ax, x, y, rf'$g_{{r,{i + 1}}} + g_{{l,{j + 1}}}$', NODE_COLOURS[i], width=width,
-                  height=height, alpha=0.35, size=FONT_SIZE - 1)
+                  height=height, alpha=0.35, size=FONT_SIZE - 3)
             ax.add_patch(plt.Rectangle((x + 0.3, y + 0.2), width - 0.6, 0.14, color=NODE_COLOURS[j],
                                        alpha=0.7, linewidth=0))
     for j in range(n):
         ax.text(x0 + j * width + width / 2, y_top + 0.2, f'$j={j + 1}$', ha='center')
     ax.text(x0 + 1.5 * width, y_top - n * height - 0.7,
             'g_sum[i, j]: the query $i$ down,\nthe neighbour $j$ across', ha='center', va='top',
-            fontsize=FONT_SIZE - 1, family='monospace')
+            fontsize=FONT_SIZE - 2)
     ax.set_xlim(-1.6, x0 + n * width + 0.2)
     ax.set_ylim(-0.3, top + 2.0)
     ax.set_aspect('equal')
@@ -138,8 +138,8 @@ def einsum():
         ax.text(1.0, y, letter, family='monospace', fontsize=FONT_SIZE + 1, color=colour,
                 fontweight='bold', va='center')
         ax.text(1.5, y, meaning, va='center')
-        ax.text(4.4, y, fate, va='center', color='#333333')
-    ax.set_xlim(0, 10.8)
+        ax.text(5.6, y, fate, va='center', color='#333333')
+    ax.set_xlim(0, 12.4)
     ax.set_ylim(-1.1, 5.2)
     ax.set_aspect('equal')
     ax.axis('off')
@@ -196,7 +196,7 @@ def edge_softmax():
     alphas = [0.6, 0.5, 0.2, 0.3, 0.4, 1.0]
     n_nodes = 4
     top = len(edges)
-    x_src, x_edge, x_alpha, x_out = 0.0, 3.4, 7.2, 11.4
+    x_src, x_edge, x_alpha, x_out = 0.0, 3.4, 7.6, 12.2
     header = top + 0.35
 
     def node_rows(x, title, fill):
@@ -214,23 +214,25 @@ def edge_softmax():
 
     src_rows = node_rows(x_src, 'g_l\n(sources $j$)', lambda v: f'$g_{{l,{v + 1}}}$')
     code((x_src + 1.2 + x_edge) / 2, 'gather\nindex_select')
-    ax.text(x_edge + 0.95, header, 'one row per\nedge $j \\to i$', ha='center',
+    ax.text(x_edge + 1.2, header, 'one row per\nedge $j \\to i$', ha='center',
             fontsize=FONT_SIZE - 1, linespacing=1.1)
-    ax.text(x_alpha + 0.65, header, 'segment\nsoftmax', ha='center', fontsize=FONT_SIZE - 1,
+    ax.text(x_alpha + 0.95, header, 'segment\nsoftmax', ha='center', fontsize=FONT_SIZE - 1,
             linespacing=1.1)
     for row, (j, i) in enumerate(edges):
         y = top - 1 - row
-        _cell(ax, x_edge, y, f'${j + 1} \\to {i + 1}$', NODE_COLOURS[j], width=1.0, alpha=0.3)
-        _cell(ax, x_edge + 1.05, y, f'$e_{{{i + 1}{j + 1}}}$', NODE_COLOURS[i], width=0.9, alpha=0.12)
+        _cell(ax, x_edge, y, f'${j + 1} \\to {i + 1}$', NODE_COLOURS[j], width=1.3, alpha=0.3,
+              size=FONT_SIZE - 2)
+        _cell(ax, x_edge + 1.35, y, f'$e_{{{i + 1}{j + 1}}}$', NODE_COLOURS[i], width=1.0, alpha=0.12,
+              size=FONT_SIZE - 2)
         _arrow(ax, (x_src + 1.2, src_rows[j]), (x_edge, y + 0.4), colour=NODE_COLOURS[j])
         _cell(ax, x_alpha, y, f'$\\alpha_{{{i + 1}{j + 1}}} = {alphas[row]:.1f}$', NODE_COLOURS[i],
-              width=1.3, alpha=0.3, size=FONT_SIZE - 1)
-        _arrow(ax, (x_edge + 1.95, y + 0.4), (x_alpha, y + 0.4), colour='#888888')
+              width=1.9, alpha=0.3, size=FONT_SIZE - 2)
+        _arrow(ax, (x_edge + 2.35, y + 0.4), (x_alpha, y + 0.4), colour='#888888')
     out_rows = node_rows(x_out, "out\n(targets $i$)",
                          lambda v: f"$h'_{{{v + 1}}}$" if any(i == v for _, i in edges) else '$0$')
-    code((x_alpha + 1.3 + x_out) / 2, 'scatter\nindex_add_')
+    code((x_alpha + 1.9 + x_out) / 2, 'scatter\nindex_add_')
     for row, (j, i) in enumerate(edges):
-        _arrow(ax, (x_alpha + 1.3, top - 1 - row + 0.4), (x_out, out_rows[i]), colour=NODE_COLOURS[i])
+        _arrow(ax, (x_alpha + 1.9, top - 1 - row + 0.4), (x_out, out_rows[i]), colour=NODE_COLOURS[i])
     ax.text((x_out + 1.2) / 2, -1.3, "the $\\alpha$ of the edges into one target add up to 1"
             " (same colour)\n$h'_i = \\sum_j \\alpha_{ij}\\, g_{l,j}$; node 4 has no in-edge and gets 0",
             ha='center', va='top', fontsize=FONT_SIZE - 1, linespacing=1.8)
@@ -271,7 +273,7 @@ def receptive_field():
         (2, SKY, '2 hops: the first layer reads its features'),
         (None, GREY, 'outside the field: not computed'),
     ]
-    fig, ax = plt.subplots(figsize=(8.4, 5.0))
+    fig, ax = plt.subplots(figsize=(8.4, 7.0))
     needed = [(u, v) for u, v in graph.edges if u in hops and v in hops and min(hops[u], hops[v]) < 2]
     nx.draw_networkx_edges(graph, positions, ax=ax, edge_color='#CCCCCC', width=0.8)
     nx.draw_networkx_edges(graph, positions, edgelist=needed, ax=ax, edge_color='#555555', width=1.6)
@@ -280,8 +282,9 @@ def receptive_field():
         nx.draw_networkx_nodes(graph, positions, nodelist=nodes, ax=ax, node_color=colour,
                                node_size=260 if hop == 0 else 150, edgecolors='#333333',
                                linewidths=0.6, label=f'{label} ({len(nodes)})')
-    ax.legend(loc='center left', bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=FONT_SIZE - 1)
-    ax.set_title('Dark edges are the ones a two-layer model uses for these outputs', fontsize=FONT_SIZE)
+    ax.legend(loc='upper center', bbox_to_anchor=(0.5, 0.0), frameon=False, fontsize=FONT_SIZE - 1)
+    ax.set_title('Dark edges: the ones a two-layer model uses\nfor the outputs of the training nodes',
+                 fontsize=FONT_SIZE)
     ax.axis('off')
     fig.tight_layout()
     return fig

@@ -23,3 +23,21 @@
     }
   }, true);
 })();
+
+// A figure beside the code is drawn small; a click opens it at full size.
+(() => {
+  const link = () => {
+    document.querySelectorAll('article img[src*="pair_grid"], article img[src*="einsum"], ' +
+      'article img[src*="ranking"], article img[src*="edge_softmax"], ' +
+      'article img[src*="receptive_field"]').forEach((img) => {
+      if (img.closest('a')) return;
+      const anchor = document.createElement('a');
+      anchor.href = img.getAttribute('src');
+      anchor.title = 'Open the figure at full size';
+      img.replaceWith(anchor);
+      anchor.appendChild(img);
+    });
+  };
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', link);
+  else link();
+})();
