@@ -328,3 +328,14 @@ def test_committed_math_font_is_the_subset_of_its_unicodes():
     full = set(TTFont(str(site_assets.MATH_FONT)).getBestCmap())
     subset = set(TTFont(str(committed)).getBestCmap())
     assert full & site_assets.math_codepoints() <= subset <= full
+
+
+@pytest.mark.parametrize('page', ['labml_gat/gatv2.html', 'experiments/cora.html'])
+def test_every_code_line_of_an_annotated_page_has_a_permalink(site, page):
+    """`#L123` points at line 123 of the file, and the line's number is that link."""
+    lines = soup(site, page).select('article .annotate-code pre > .line')
+    assert lines
+    for line in lines:
+        number = line.select_one('.linenos a')
+        assert number is not None and line['id'] == f'L{number.get_text().strip()}', line
+        assert number['href'] == f"#{line['id']}"

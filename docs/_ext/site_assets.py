@@ -201,7 +201,8 @@ def add_description(app: Sphinx, pagename: str, templatename: str, context: dict
 
 
 class WrappedLinesFormatter(HtmlFormatter):
-    """Pygments' HTML formatter, with every line in `<span class="line" style="--hang: Nch">`.
+    """Pygments' HTML formatter, with every line in `<span class="line" style="--hang: Nch">`;
+    a line with a number (the annotated pages' code) has the id `L<number>` and its number links to it.
 
     `N` is where a wrapped continuation of the line starts: past the line number, past the line's own
     indentation, and four more columns, as a continued Python line is indented. `site.css` turns
@@ -225,7 +226,15 @@ class WrappedLinesFormatter(HtmlFormatter):
             text = html.unescape(re.sub(r'<[^>]+>', '', code))
             indent = len(text) - len(text.lstrip(' '))
             hang = (digits + 1 if numbered else 0) + min(indent, 40) + 4
-            yield kind, f'<span class="line" style="--hang: {hang}ch">{line}</span>'
+            number = re.match(r'<span class="linenos[^"]*">(\s*)(\d+)</span>', line) if numbered else None
+            if number is None:
+                yield kind, f'<span class="line" style="--hang: {hang}ch">{line}</span>'
+                continue
+            # A numbered line is a permalink target, `#L123`, and its number links to it.
+            padding, digits_ = number.groups()
+            line = (f'<span class="linenos">{padding}<a href="#L{digits_}">{digits_}</a></span>'
+                    + line[number.end():])
+            yield kind, f'<span class="line" id="L{digits_}" style="--hang: {hang}ch">{line}</span>'
 
     def _wrap_pre(self, inner):
         for kind, piece in super()._wrap_pre(inner):
