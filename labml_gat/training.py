@@ -86,6 +86,8 @@ class NodeClassificationSettings(Settings):
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
             raise UsageError(f'--data-dir {self.data_dir} is not a folder')
         path = self.summary_json
+        if path is not None and Path(path).is_dir():
+            raise UsageError(f'--summary-json {path} is a folder; give a file name')
         if path is not None and not Path(path).resolve().parent.is_dir():
             raise UsageError(f'--summary-json {path}: its folder does not exist')
 
