@@ -43,7 +43,9 @@ def to_mathml(tex: str, display: bool) -> str:
     try:
         return _converter().convert_with_local_state(tex, displaystyle=display)
     except math_core.LatexError as error:
-        raise LatexError(f'math-core cannot render the formula {tex!r}: {str(error).strip()}') from error
+        reason = str(error).strip()
+        message = f'math-core cannot render the formula {tex!r}: {reason}'
+        raise LatexError(message) from error
 
 
 def display_tex(tex: str, nowrap: bool = False) -> str:
