@@ -27,8 +27,9 @@ The sections are found in three steps.
    docstring leaves in the code, so each code cell is one contiguous run of lines.
 
 Markdown headings in the docs (`#`, `##`, ...) are pulled out of the rows as **headings**, because
-a page's sections cannot live inside a two-column row: the Sphinx directive turns each one into a real
-`section` node, nested by level, and the rows that follow go inside it.
+a page's sections cannot live inside a two-column row: each engine turns them into the page's own
+headings (in Sphinx real `section` nodes, nested by level, with the rows that follow inside them),
+so they are in its table of contents, with the same anchors on every site.
 Everything a reader sees is escaped: raw HTML in comments is shown as text, never injected.
 
 The package has four parts, and only this one is needed to split a file:
