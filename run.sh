@@ -2,6 +2,7 @@
 # One entry point for a fresh clone:
 #   bash run.sh test   set up .venv and run the test suite
 #   bash run.sh site   set up .venv and build the site (executing the gallery) into docs/_build/html
+#   bash run.sh mkdocs set up .venv and build the MkDocs reading site into docs/_build/mkdocs
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -39,8 +40,13 @@ case "${1:-}" in
         "$VENV/bin/python" -m sphinx -W --keep-going -b html docs docs/_build/html
         echo "Site built: open docs/_build/html/index.html"
         ;;
+    mkdocs)
+        setup
+        NO_MKDOCS_2_WARNING=1 "$VENV/bin/python" -m mkdocs build --strict
+        echo "Site built: open docs/_build/mkdocs/index.html"
+        ;;
     *)
-        echo "usage: bash run.sh test [pytest args] | bash run.sh site" >&2
+        echo "usage: bash run.sh test [pytest args] | bash run.sh site | bash run.sh mkdocs" >&2
         exit 2
         ;;
 esac

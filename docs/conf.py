@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-# Our extensions (`mathml`, `site_gallery`), and the package itself when it is not installed.
+# This site's own glue (`site_gallery`), and the packages themselves when they are not installed.
 sys.path[:0] = [str(DOCS / '_ext'), str(DOCS.parent)]
 
 project = 'labml_gat'
@@ -28,17 +28,17 @@ html_title = 'GATv2, annotated'
 extensions = [
     'myst_parser',
     'sphinx_gallery.gen_gallery',
-    'labml_gat.annotate',
-    'mathml',
+    'sidebyside.sphinx',
 ]
 
 # Pages and comments are MyST Markdown with `$...$`, `$$...$$` and amsmath environments.
 source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}
 myst_enable_extensions = ['dollarmath', 'amsmath']
 
-exclude_patterns = ['_build', '_ext', 'Thumbs.db', '.DS_Store']
+# `mkdocs/` holds the pages of the MkDocs site (`mkdocs.yml`), which reads this site's home page.
+exclude_patterns = ['_build', '_ext', 'mkdocs', 'Thumbs.db', '.DS_Store']
 
-# Math becomes MathML when the pages are written (see `_ext/mathml.py`): no MathJax, no network.
+# Math becomes MathML when the pages are written (`sidebyside.mathml`): no MathJax, no network.
 html_math_renderer = 'mathml'
 
 html_theme = 'furo'

@@ -5,7 +5,7 @@ One full build (`sphinx-build -W --keep-going -b html docs OUT`, the command of 
 runs every gallery example on the real Cora files) is made once per test session into a temporary
 folder and shared with `test_browser.py`. It takes a few minutes; set `LABML_GAT_SITE` to the HTML folder
 of a site built with that command to check it instead of building one.
-The math extension is also tested alone, on small projects that build in seconds.
+The renderer and its math are tested alone, on small projects, in `test_sidebyside.py`.
 """
 
 import functools
@@ -32,7 +32,7 @@ ANNOTATED = {
     'labml_gat/gat.html': 'labml_gat/gat.py',
     'labml_gat/edges.html': 'labml_gat/edges.py',
     'labml_gat/datasets.html': 'labml_gat/datasets.py',
-    'labml_gat/annotate.html': 'labml_gat/annotate.py',
+    'sidebyside/index.html': 'sidebyside/__init__.py',
     'experiments/cora.html': 'experiments/cora.py',
     'experiments/cora_minibatch.html': 'experiments/cora_minibatch.py',
     'experiments/dictionary_lookup.html': 'experiments/dictionary_lookup.py',
@@ -240,47 +240,3 @@ def test_cora_examples_without_data_fail_with_the_loaders_message(tmp_path, exam
     assert result.returncode != 0
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith('FileNotFoundError: Planetoid \'cora\': missing in') and 'LABML_GAT_DATA' in message
-
-
-# ## The math extension alone
-
-MATH_CONF = f"""
-import sys
-sys.path.insert(0, {str(DOCS / '_ext')!r})
-project = 'math'
-extensions = ['myst_parser', 'mathml']
-myst_enable_extensions = ['dollarmath', 'amsmath']
-html_math_renderer = 'mathml'
-"""
-
-
-def math_project(root: Path, page: str) -> subprocess.CompletedProcess:
-    source = root / 'src'
-    source.mkdir()
-    (source / 'conf.py').write_text(MATH_CONF, encoding='utf-8')
-    (source / 'index.md').write_text(page, encoding='utf-8')
-    return sphinx_build(source, root)
-
-
-def test_math_becomes_mathml_without_scripts(tmp_path):
-    result = math_project(tmp_path, '# Math\n\nInline $a_i$, then\n\n$$\\sum_j \\alpha_{ij} = 1$$\n\n'
-                                    'In brackets ($x$). Two equations:\n\n$$a = b\n\nc = d$$\n\n'
-                                    '```{math}\n:label: euler\ne^{i\\pi} = -1\n```\n\nA role, {math}`\\beta`.\n')
-    assert result.returncode == 0, result.stderr
-    page = (tmp_path / 'html' / 'index.html').read_text(encoding='utf-8')
-    assert page.count('<math display="block">') == 3 and page.count('<math>') == 3
-    # Punctuation stays on the line of the formula it touches.
-    assert re.search(r'<span class="math-nowrap">\(<span class="math notranslate"><math>.*?</math></span>\)\.</span>',
-                     page)
-    assert re.search(r'<span class="math-nowrap"><span class="math notranslate"><math>.*?</math></span>,</span>', page)
-    # A labelled equation has its number and anchor; several equations in one block are aligned.
-    assert 'id="equation-euler"' in page and '<span class="eqno">(1)' in page
-    assert '<mtable' in page
-    assert not re.search(r'<script[^>]*(mathjax|type="math)', page, re.IGNORECASE)
-
-
-def test_a_formula_math_core_cannot_render_fails_the_build(tmp_path):
-    result = math_project(tmp_path, '# Broken\n\nFine $a$.\n\nBroken $\\notacommand{x}$ here.\n')
-    assert result.returncode != 0
-    [error] = [line for line in result.stderr.splitlines() if 'math-core' in line]
-    assert 'index.md:5' in error and r"'\\notacommand{x}'" in error and 'Unknown command' in error
