@@ -32,7 +32,7 @@ import re
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
 # The records, beside the experiments that make them
 RESULTS = Path(__file__).resolve().parent.parent / 'experiments' / 'results'
@@ -89,41 +89,68 @@ def provenance(result: dict) -> str:
             f"PyTorch {v['torch']}{pyg}.")
 
 
+def from_summary(summary: dict) -> dict:
+    """The values to record of an experiment's `--summary-json`: accuracies and times."""
+    test, valid = summary['test_accuracy'], summary['val_accuracy']
+    return {'seeds': test['n'], 'test_mean': test['mean'], 'test_std': test['std'],
+            'val_mean': valid['mean'], 'train_seconds': summary['seconds'],
+            'wall_seconds': summary['wall_seconds'], 'jobs': summary['jobs'],
+            'load_average': summary['load_average'],
+            'per_seed': [{key: run[key] for key in ('seed', 'epochs', 'best_epoch',
+                                                    'val_accuracy', 'test_accuracy')}
+                         for run in summary['runs']]}
+
+
 # ## Tables for the README
 #
-# Each renders one record as Markdown; `TABLES` maps a marker's name to its table.
+# Each marker names a table, made from one or more records.
 
-def cora_table(result: dict) -> str:
-    """Test accuracy and time of the Cora experiment."""
-    rows = ['| run | test accuracy | validation | wall time |', '|---|---|---|---|']
-    for run in result['values']['runs']:
-        rows.append(f"| {run['label']} | "
-                    f"{run['test_mean']:.2f} ± {run['test_std']:.2f} % | "
-                    f"{run['val_mean']:.1f} % | {run['wall_seconds']:.0f} s |")
-    return '\n'.join(rows)
+def experiments_table(names: Sequence[str], folder: Path) -> str:
+    """Test accuracy and time of experiment runs, one record a row."""
+    records = [load(name, folder) for name in names]
+    rows = ['| command | test accuracy | validation | wall time | machine load |',
+            '|---|---|---|---|---|']
+    for r in records:
+        v = r['values']
+        rows.append(f"| `{r['command']}` | {v['test_mean']:.2f} ± {v['test_std']:.2f} % "
+                    f"over {v['seeds']} seeds | {v['val_mean']:.1f} % | "
+                    f"{v['wall_seconds']:.0f} s | {v['load_average']} |")
+    notes = [f"- {provenance(r)}" for r in records]
+    return '\n'.join(rows) + '\n\n' + '\n'.join(notes)
 
 
-TABLES: Dict[str, Callable[[dict], str]] = {'cora': cora_table}
+TABLES: Dict[str, Callable[[Path], str]] = {
+    'cora': lambda folder: experiments_table(['cora_seeds10', 'cora_minibatch_seeds10'],
+                                             folder),
+}
 
 MARKERS = re.compile(r'(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)'
                      r'(<!-- end results -->)', re.DOTALL)
 
 
 def render(name: str, folder: Path = RESULTS) -> str:
-    """The block for the marker `name`: the table and where its numbers come from."""
-    result = load(name, folder)
-    return f'{TABLES[name](result)}\n\n{provenance(result)}\n'
+    """The block for the marker `name`, rendered from its records."""
+    return TABLES[name](folder) + '\n'
 
 
 def update(text: str, folder: Path = RESULTS) -> str:
-    """`text` with every marked block rendered anew from its record."""
+    """`text` with every marked block rendered anew from its records."""
     return MARKERS.sub(
         lambda m: m.group(1) + render(m.group('name'), folder) + m.group(4), text)
 
 
-def main(argv: Optional[list] = None) -> None:
-    """Rewrite the marked blocks of the Markdown files named on the command line."""
-    for path in map(Path, argv if argv is not None else sys.argv[1:]):
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """
+    `python -m labml_gat.results FILE.md ...` rewrites the marked blocks of the files;
+    `python -m labml_gat.results --record NAME SUMMARY.json COMMAND` records an experiment's
+    `--summary-json` as the result `NAME`, made by `COMMAND`.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ['--record']:
+        name, summary, command = argv[1:]
+        record(name, command, from_summary(json.loads(Path(summary).read_text())))
+        return
+    for path in map(Path, argv):
         path.write_text(update(path.read_text(encoding='utf-8')), encoding='utf-8')
 
 

@@ -57,6 +57,8 @@ def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
     torch.set_num_threads(settings.threads)
     seeds = range(settings.seed, settings.seed + settings.seeds)
     jobs = min(settings.jobs or available_cores(), settings.seeds)
+    # How busy the machine was as the run started: on a busy machine times are longer
+    load = round(os.getloadavg()[0], 1)
     start = time.perf_counter()
     if jobs == 1:
         results = [run_seed(settings, explicit, data, seed, train) for seed in seeds]
@@ -66,7 +68,7 @@ def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
             'test_accuracy': summarize([r['test_accuracy'] for r in results]),
             'val_accuracy': summarize([r['val_accuracy'] for r in results]),
             'seconds': round(sum(r['seconds'] for r in results), 2), 'jobs': jobs,
-            'wall_seconds': round(time.perf_counter() - start, 2)}
+            'wall_seconds': round(time.perf_counter() - start, 2), 'load_average': load}
 
 
 def run_seed(settings: NodeClassificationSettings, explicit: set, data: Any, seed: int,

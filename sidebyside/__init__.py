@@ -27,8 +27,9 @@ The sections are found in three steps.
    docstring leaves in the code, so each code cell is one contiguous run of lines.
 
 Markdown headings in the docs (`#`, `##`, ...) are pulled out of the rows as **headings**, because
-a page's sections cannot live inside a two-column row: the Sphinx directive turns each one into a real
-`section` node, nested by level, and the rows that follow go inside it.
+a page's sections cannot live inside a two-column row: each engine turns them into the page's own
+headings (in Sphinx real `section` nodes, nested by level, with the rows that follow inside them),
+so they are in its table of contents, with the same anchors on every site.
 Everything a reader sees is escaped: raw HTML in comments is shown as text, never injected.
 
 The package has four parts, and only this one is needed to split a file:
@@ -65,8 +66,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
-__all__ = ['CSS_FILE', 'Heading', 'STYLESHEET', 'Section', 'heading_anchor', 'layout', 'parse', 'parse_file',
-           'row_classes']
+__all__ = ['CSS_FILE', 'Heading', 'STYLESHEET', 'Section', 'heading_anchor', 'layout',
+           'parse', 'parse_file', 'row_classes']
 
 # The one stylesheet of the rows, shipped by both engines.
 STYLESHEET = Path(__file__).resolve().parent / 'static' / 'sidebyside.css'
@@ -127,7 +128,8 @@ def parse(source: str, filename: str = '<string>') -> list[Section]:
     source = source.replace('\r\n', '\n').replace('\r', '\n')
     lines = source.split('\n')
     tree = _syntax_tree(source, filename)
-    docs = _docstring_docs(tree, source, lines) + _comment_docs(source, _code_comment_lines(tree, lines))
+    docs = _docstring_docs(tree, source, lines)
+    docs += _comment_docs(source, _code_comment_lines(tree, lines))
     return _sweep(lines, docs)
 
 
@@ -173,8 +175,10 @@ def _docstring_docs(tree: ast.Module, source: str, lines: list[str]) -> list[_Do
             skipped += skipped_front_matter
             anchor = expr.lineno
         else:
-            anchor = min([node.lineno] + [decorator.lineno for decorator in node.decorator_list])
-        docs.append(_Doc(anchor, text, expr.lineno + skipped, range(expr.lineno, expr.end_lineno + 1)))
+            anchor = min([node.lineno] + [decorator.lineno
+                                          for decorator in node.decorator_list])
+        replaced = range(expr.lineno, expr.end_lineno + 1)
+        docs.append(_Doc(anchor, text, expr.lineno + skipped, replaced))
     return docs
 
 
@@ -193,10 +197,12 @@ def _without_front_matter(text: str) -> tuple[str, int]:
 
 def _docstring_expr(node: ast.AST) -> ast.Expr | None:
     """The docstring statement of a module, class or function, if it has one."""
-    if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or not node.body:
+    owners = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    if not isinstance(node, owners) or not node.body:
         return None
     first = node.body[0]
-    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+    if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)):
         return first
     return None
 
@@ -212,7 +218,8 @@ def _stands_alone(expr: ast.Expr, lines: list[str]) -> bool:
 
 # A single string literal: optional `r`/`u` prefix, quotes, body.
 _QUOTES = ('"""', "'''", '"', "'")
-_STRING = re.compile('[rRuU]?(?P<quote>{})(?P<body>.*)(?P=quote)'.format('|'.join(_QUOTES)), re.DOTALL)
+_STRING = re.compile('[rRuU]?(?P<quote>{})(?P<body>.*)(?P=quote)'
+                     .format('|'.join(_QUOTES)), re.DOTALL)
 
 
 def _docstring_text(expr: ast.Expr, source: str) -> tuple[str, int]:
@@ -223,7 +230,8 @@ def _docstring_text(expr: ast.Expr, source: str) -> tuple[str, int]:
     literal = ast.get_source_segment(source, expr.value) or ''
     match = _STRING.fullmatch(literal)
     # Implicitly concatenated literals (`"a" "b"`) fall back to the string's value.
-    body = match['body'] if match and match['quote'] not in match['body'] else expr.value.value
+    whole = match and match['quote'] not in match['body']
+    body = match['body'] if whole else expr.value.value
     skipped, _ = _trim_blank_lines(body.split('\n'))
     return inspect.cleandoc(body), skipped
 
@@ -236,11 +244,13 @@ def _code_comment_lines(tree: ast.Module, lines: list[str]) -> set[int]:
     the shebang, the coding cookie, and comments between a decorator and its `def`
     (moving them out would cut the definition in two).
     """
-    kept = {number for number in (1, 2) if number <= len(lines) and _CODING.match(lines[number - 1])}
+    kept = {number for number in (1, 2)
+            if number <= len(lines) and _CODING.match(lines[number - 1])}
     if lines[0].startswith('#!'):
         kept.add(1)
     for node in ast.walk(tree):
-        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.decorator_list:
+        definitions = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+        if isinstance(node, definitions) and node.decorator_list:
             kept.update(range(node.decorator_list[0].lineno, node.lineno))
     return kept
 
@@ -255,7 +265,8 @@ def _comment_docs(source: str, kept: set[int]) -> list[_Doc]:
     for number, text in _own_line_comments(source, kept):
         last = docs[-1] if docs else None
         if last is not None and last.lines.stop == number:
-            docs[-1] = _Doc(last.anchor, f'{last.text}\n{text}', last.line, range(last.anchor, number + 1))
+            docs[-1] = _Doc(last.anchor, f'{last.text}\n{text}', last.line,
+                            range(last.anchor, number + 1))
         else:
             docs.append(_Doc(number, text, number, range(number, number + 1)))
     return docs
@@ -341,11 +352,13 @@ class _Rows:
             last = first - 1
         if numbers or doc:
             code = '\n'.join(self.lines[first - 1:last])
-            self.sections.append(Section(doc, code, first, last, self.docs[0].line if self.docs else first))
+            doc_line = self.docs[0].line if self.docs else first
+            self.sections.append(Section(doc, code, first, last, doc_line))
         self.docs, self.code = [], []
 
 
-def layout(sections: Sequence[Section], md: MarkdownIt | None = None) -> list[Heading | Section]:
+def layout(sections: Sequence[Section],
+           md: MarkdownIt | None = None) -> list[Heading | Section]:
     """
     ## Headings
 
@@ -371,11 +384,13 @@ def _split_at_headings(section: Section, md: MarkdownIt) -> list[Heading | Secti
     return [item for item in items if isinstance(item, Heading) or item.doc or item.code]
 
 
-def _doc_part(section: Section, lines: list[str], start: int, stop: int, code: str) -> Section:
+def _doc_part(section: Section, lines: list[str], start: int, stop: int,
+              code: str) -> Section:
     """The section with doc lines `start:stop` only; without code it keeps an empty range."""
     skipped, doc = _trim_blank_lines(lines[start:stop])
     last_line = section.last_line if code else section.first_line - 1
-    return replace(section, doc=doc, code=code, last_line=last_line, doc_line=section.doc_line + start + skipped)
+    return replace(section, doc=doc, code=code, last_line=last_line,
+                   doc_line=section.doc_line + start + skipped)
 
 
 def _headings(section: Section, md: MarkdownIt) -> Iterator[tuple[int, int, Heading]]:
@@ -385,7 +400,8 @@ def _headings(section: Section, md: MarkdownIt) -> Iterator[tuple[int, int, Head
     for opening, inline in zip(tokens, tokens[1:]):
         if opening.type == 'heading_open' and opening.level == 0 and opening.map:
             begin, end = opening.map
-            yield begin, end, Heading(int(opening.tag[1:]), inline.content, section.doc_line + begin)
+            level = int(opening.tag[1:])
+            yield begin, end, Heading(level, inline.content, section.doc_line + begin)
 
 
 def _trim_blank_lines(lines: list[str]) -> tuple[int, str]:
@@ -397,7 +413,8 @@ def _trim_blank_lines(lines: list[str]) -> tuple[int, str]:
     return kept[0], '\n'.join(lines[kept[0]:kept[-1] + 1])
 
 
-def markdown_parser(math: Callable[[str, dict[str, Any]], str] | None = None) -> MarkdownIt:
+def markdown_parser(math: Callable[[str, dict[str, Any]], str] | None = None,
+                    ) -> MarkdownIt:
     """CommonMark with tables and `$`/`$$` math (`$$` display math also inside a paragraph),
     raw HTML off (so it is escaped).
     `math` renders a formula to HTML; by default the TeX is kept, escaped."""
@@ -405,7 +422,8 @@ def markdown_parser(math: Callable[[str, dict[str, Any]], str] | None = None) ->
         from markdown_it import MarkdownIt
         from mdit_py_plugins.dollarmath import dollarmath_plugin
     except ImportError as error:
-        raise ImportError('Markdown needs markdown-it-py and mdit-py-plugins: pip install myst-parser') from error
+        raise ImportError('Markdown needs markdown-it-py and mdit-py-plugins: '
+                          'pip install myst-parser') from error
     return (MarkdownIt('commonmark', {'html': False}).enable('table')
             .use(dollarmath_plugin, double_inline=True, renderer=math or _tex))
 
@@ -424,7 +442,11 @@ def heading_text(title: str, md: MarkdownIt | None = None) -> str:
     (what docutils' `astext()` gives for the same title)."""
     tokens = (md or markdown_parser()).parseInline(title, {})
     return ''.join(child.content for token in tokens for child in token.children or []
-                   if child.type in ('text', 'code_inline', 'math_inline', 'math_inline_double'))
+                   if child.type in _TEXT_TOKENS)
+
+
+# The inline tokens whose content is the text of a heading.
+_TEXT_TOKENS = ('text', 'code_inline', 'math_inline', 'math_inline_double')
 
 
 def heading_anchor(text: str, taken: Container[str] = ()) -> str:
@@ -447,9 +469,11 @@ def heading_anchor(text: str, taken: Container[str] = ()) -> str:
 
 
 # Letters that do not decompose into an ASCII letter and accents, spelled as docutils spells them.
-_LETTERS = str.maketrans({'ß': 'sz', 'æ': 'ae', 'œ': 'oe', 'ø': 'o', 'đ': 'd', 'ħ': 'h', 'ı': 'i', 'ł': 'l'})
+_LETTERS = str.maketrans({'ß': 'sz', 'æ': 'ae', 'œ': 'oe', 'ø': 'o',
+                          'đ': 'd', 'ħ': 'h', 'ı': 'i', 'ł': 'l'})
 
 
 def row_classes(section: Section) -> list[str]:
     """`annotate-row`, plus `annotate-no-doc` or `annotate-no-code` for a half-empty row."""
-    return ['annotate-row'] + ['annotate-no-doc'] * (not section.doc) + ['annotate-no-code'] * (not section.code)
+    return (['annotate-row'] + ['annotate-no-doc'] * (not section.doc)
+            + ['annotate-no-code'] * (not section.code))

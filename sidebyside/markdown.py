@@ -47,7 +47,8 @@ from markdown.inlinepatterns import InlineProcessor
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 
-from . import Heading, Section, heading_anchor, heading_text, layout, markdown_parser, parse_file, row_classes
+from . import (Heading, Section, heading_anchor, heading_text, layout, markdown_parser,
+               parse_file, row_classes)
 from .mathml import CLOSING, OPENING, LatexError, display_tex, to_mathml
 
 if TYPE_CHECKING:
@@ -65,8 +66,8 @@ class SideBySideExtension(Extension):
 
     def __init__(self, **kwargs: Any) -> None:
         self.config = {
-            'base_dir': ['.', 'Folder that the paths of `annotated-source` blocks are relative to'],
-            'math': [True, 'Render $...$ and $$...$$ in the page text as MathML (needs pymdown-extensions)'],
+            'base_dir': ['.', 'Folder the paths of `annotated-source` blocks start from'],
+            'math': [True, 'Page math as MathML (needs pymdown-extensions)'],
         }
         super().__init__(**kwargs)
 
@@ -75,14 +76,17 @@ class SideBySideExtension(Extension):
         so an included page's blocks are found and the stashed rows survive, and before the fenced-code
         extensions (25), which never see them. `attr_list` gives the headings their anchors."""
         md.registerExtensions(['attr_list'], {})
-        md.preprocessors.register(BlockPreprocessor(md, Path(self.getConfig('base_dir'))), 'sidebyside', 29)
-        md.inlinePatterns.register(DocRoleProcessor(DOC_ROLE, md), 'sidebyside-doc-role', 200)
+        blocks = BlockPreprocessor(md, Path(self.getConfig('base_dir')))
+        md.preprocessors.register(blocks, 'sidebyside', 29)
+        roles = DocRoleProcessor(DOC_ROLE, md)
+        md.inlinePatterns.register(roles, 'sidebyside-doc-role', 200)
         if self.getConfig('math'):
             try:
                 import pymdownx.arithmatex  # noqa: F401
             except ImportError:
                 return
-            md.registerExtensions(['pymdownx.arithmatex'], {'pymdownx.arithmatex': {'generic': True}})
+            md.registerExtensions(['pymdownx.arithmatex'],
+                                  {'pymdownx.arithmatex': {'generic': True}})
             md.treeprocessors.register(MathTreeprocessor(md), 'sidebyside-math', 15)
 
 
@@ -94,7 +98,8 @@ def makeExtension(**kwargs: Any) -> SideBySideExtension:
 #
 # A MyST directive fence: three or more backticks or tildes, `{name}`, arguments; its body (options)
 # ends at a fence of the same kind and length at least as long.
-FENCE = re.compile(r'^ {0,3}(?P<fence>`{3,}|~{3,})\s*(?:\{(?P<name>[\w-]+)\}\s*(?P<argument>.*?)|[^`]*?)\s*$')
+FENCE = re.compile(r'^ {0,3}(?P<fence>`{3,}|~{3,})\s*'
+                   r'(?:\{(?P<name>[\w-]+)\}\s*(?P<argument>.*?)|[^`]*?)\s*$')
 
 
 class BlockPreprocessor(Preprocessor):
@@ -238,7 +243,8 @@ def _code_block(renderer: Any, tokens: list, index: int, options: Any, env: Any)
 
 
 def _inline_math(renderer: Any, tokens: list, index: int, options: Any, env: Any) -> str:
-    return f'<span class="math notranslate">{to_mathml(tokens[index].content.strip(), False)}</span>'
+    mathml = to_mathml(tokens[index].content.strip(), False)
+    return f'<span class="math notranslate">{mathml}</span>'
 
 
 def _display_math(renderer: Any, tokens: list, index: int, options: Any, env: Any) -> str:
@@ -247,7 +253,8 @@ def _display_math(renderer: Any, tokens: list, index: int, options: Any, env: An
 
 
 def _amsmath(renderer: Any, tokens: list, index: int, options: Any, env: Any) -> str:
-    return f'<div class="math notranslate">{to_mathml(tokens[index].content, True)}</div>\n'
+    mathml = to_mathml(tokens[index].content, True)
+    return f'<div class="math notranslate">{mathml}</div>\n'
 
 
 def _hoist_display_math(state: StateCore) -> None:
@@ -261,7 +268,8 @@ def _hoist_display_math(state: StateCore) -> None:
         opening = state.tokens[index]
         inline = state.tokens[index + 1] if index + 1 < len(state.tokens) else None
         if (opening.type != 'paragraph_open' or inline is None or inline.type != 'inline'
-                or not any(child.type == 'math_inline_double' for child in inline.children or [])):
+                or not any(child.type == 'math_inline_double'
+                           for child in inline.children or [])):
             tokens.append(opening)
             index += 1
             continue
@@ -281,7 +289,7 @@ def _hoist_display_math(state: StateCore) -> None:
                 piece.pop(0)
             while piece and piece[-1].type in ('softbreak', 'hardbreak'):
                 piece.pop()
-            if any(child.content.strip() or child.type not in ('text',) for child in piece):
+            if any(child.content.strip() or child.type != 'text' for child in piece):
                 text = copy(inline)
                 text.children = piece
                 tokens += [copy(opening), text, copy(closing)]
@@ -357,7 +365,8 @@ class MathTreeprocessor(Treeprocessor):
             display = element.tag == 'div'
             tex = tex[2:-2] if tex[:2] in ('\\(', '\\[') else tex
             try:
-                mathml = to_mathml(display_tex(tex.strip()) if display else tex.strip(), display)
+                tex = display_tex(tex.strip()) if display else tex.strip()
+                mathml = to_mathml(tex, display)
             except LatexError as error:
                 raise ValueError(f'page math: {error}') from error
             element.set('class', 'math notranslate')

@@ -46,7 +46,9 @@ def to_mathml(tex: str, display: bool) -> str:
     try:
         mathml = _converter().convert_with_local_state(tex, displaystyle=display)
     except math_core.LatexError as error:
-        raise LatexError(f'math-core cannot render the formula {tex!r}: {str(error).strip()}') from error
+        reason = str(error).strip()
+        message = f'math-core cannot render the formula {tex!r}: {reason}'
+        raise LatexError(message) from error
     return readable_primes(mathml)
 
 

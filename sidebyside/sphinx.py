@@ -36,7 +36,8 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.math import get_node_equation_number
 
-from . import CSS_FILE, STYLESHEET, Heading, Section, heading_anchor, layout, parse_file, row_classes
+from . import (CSS_FILE, STYLESHEET, Heading, Section, heading_anchor, layout, parse_file,
+               row_classes)
 from .mathml import CLOSING, OPENING, LatexError, display_tex, to_mathml
 
 if TYPE_CHECKING:
@@ -108,11 +109,13 @@ class _DoctreeBuilder:
     to this one, not at a Sphinx document), and `$$...$$` inside a paragraph is display math.
     """
 
-    def __init__(self, document: nodes.document, env: BuildEnvironment, path: str) -> None:
+    def __init__(self, document: nodes.document, env: BuildEnvironment,
+                 path: str) -> None:
         from myst_parser.mdit_to_docutils.sphinx_ import SphinxRenderer
         from myst_parser.parsers.mdit import create_md_parser
 
-        config = replace(env.myst_config, all_links_external=True, dmath_double_inline=True)
+        config = replace(env.myst_config, all_links_external=True,
+                         dmath_double_inline=True)
         self.md = create_md_parser(config, SphinxRenderer)
         self.md.disable(['html_block', 'html_inline'], ignoreInvalid=True)
         self.renderer = self.md.renderer
@@ -156,12 +159,14 @@ class _DoctreeBuilder:
         self._render(doc, section.doc, section.doc_line)
         code = nodes.container(classes=['annotate-code'])
         if section.code:
-            code += nodes.literal_block(section.code, section.code, language='python', linenos=True,
-                                        force=True, highlight_args={'linenostart': section.first_line})
+            code += nodes.literal_block(
+                section.code, section.code, language='python', linenos=True, force=True,
+                highlight_args={'linenostart': section.first_line})
         row = nodes.container('', doc, code, classes=row_classes(section))
         return self._locate(row, section.first_line)
 
-    def _render(self, parent: nodes.Element, markdown: str, line: int, inline: bool = False) -> None:
+    def _render(self, parent: nodes.Element, markdown: str, line: int,
+                inline: bool = False) -> None:
         """Renders Markdown into `parent`; MyST reports its warnings at the page, with this Python
         `line`."""
         if markdown:
@@ -199,14 +204,16 @@ def _hoist_display_math(parent: nodes.Element) -> None:
 # MathJax renderer writes them.
 
 
-def _render_math(translator: HTML5Translator, node: nodes.Element, tex: str, display: bool) -> str:
+def _render_math(translator: HTML5Translator, node: nodes.Element, tex: str,
+                 display: bool) -> str:
     """MathML, or (after reporting the error at the node) the escaped TeX, so the build can go on
     and report every broken formula before it fails."""
     try:
         return to_mathml(tex, display)
     except LatexError as error:
         logger.error('%s', error, location=node, type='math', subtype='mathml')
-        _math_failures[translator.builder.env.docname] = _math_failures.get(translator.builder.env.docname, 0) + 1
+        page = translator.builder.env.docname
+        _math_failures[page] = _math_failures.get(page, 0) + 1
         return f'<code class="math-error">{html.escape(tex)}</code>'
 
 
@@ -223,7 +230,8 @@ def visit_math_block(self: HTML5Translator, node: nodes.math_block) -> None:
         self.body.append(f'<span class="eqno">({get_node_equation_number(self, node)})')
         self.add_permalink_ref(node, _('Link to this equation'))
         self.body.append('</span>')
-    tex = display_tex(node.astext(), nowrap=node.get('no-wrap', node.get('nowrap', False)))
+    nowrap = node.get('no-wrap', node.get('nowrap', False))
+    tex = display_tex(node.astext(), nowrap=nowrap)
     self.body.append(_render_math(self, node, tex, display=True))
     self.body.append('</div>\n')
     raise nodes.SkipNode
@@ -239,11 +247,14 @@ class GlueMathPunctuation(SphinxPostTransform):
             parent = math.parent
             index = parent.index(math)
             after = _split_text(parent, index + 1, CLOSING, at_start=True)
-            before = _split_text(parent, index - 1, OPENING, at_start=False) if index > 0 else ''
+            before = ''
+            if index > 0:
+                before = _split_text(parent, index - 1, OPENING, at_start=False)
             if before or after:
                 glued = nodes.inline('', '', classes=['math-nowrap'])
                 parent.replace(math, glued)
-                glued += [nodes.Text(before)] * bool(before) + [math] + [nodes.Text(after)] * bool(after)
+                glued += [nodes.Text(before)] * bool(before) + [math]
+                glued += [nodes.Text(after)] * bool(after)
 
 
 def _split_text(parent: nodes.Element, index: int, pattern: Any, at_start: bool) -> str:

@@ -1,12 +1,15 @@
 """Tests of the dense GAT (v1) layer: cross-checked against PyG's `GATConv`, and its static attention."""
 
+import ast
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
 from torch import nn
 
-from conftest import dense_adjacency, random_edge_index
+from conftest import REPO, dense_adjacency, random_edge_index
 from labml_gat.gat import GraphAttentionLayer
 
 torch_geometric = pytest.importorskip('torch_geometric')
@@ -186,3 +189,24 @@ def test_a_bad_feature_reaches_only_the_rows_that_attend_to_it(generator, bad):
     assert not torch.isfinite(out[poisoned]).all(dim=1).any()
     torch.testing.assert_close(out[~poisoned], clean[~poisoned])
     torch.testing.assert_close(out, pyg_twin(layer)(h, edge_index), equal_nan=True)
+
+
+def test_module_imports_only_torch():
+    tree = ast.parse((REPO / 'labml_gat' / 'gat.py').read_text())
+    modules = {alias.name.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for alias in node.names}
+    modules |= {node.module.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert modules <= {'math', 'torch'}
+
+
+def test_file_can_be_copied_alone(tmp_path):
+    """`gat.py` copied into another project works with nothing else of ours around."""
+    (tmp_path / 'gat.py').write_text((REPO / 'labml_gat' / 'gat.py').read_text())
+    script = ('import torch\nfrom gat import GraphAttentionLayer\n'
+              'layer = GraphAttentionLayer(4, 8, 2)\n'
+              'out = layer(torch.randn(3, 4), torch.eye(3, dtype=torch.bool))\n'
+              'print(tuple(out.shape))\n')
+    result = subprocess.run([sys.executable, '-c', script], cwd=tmp_path, capture_output=True, text=True,
+                            env={'PYTHONPATH': str(tmp_path), 'PATH': ''})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '(3, 8)'

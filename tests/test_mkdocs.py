@@ -161,12 +161,17 @@ def test_examples_link_to_their_executed_version(mkdocs_site):
         assert example.read_text(encoding='utf-8').split('\n')[1] in html.select_one('.highlight').get_text()
 
 
+@functools.cache
+def soup(page: Path) -> BeautifulSoup:
+    """A built page, parsed once for all the tests that read it."""
+    return BeautifulSoup(page.read_text(encoding='utf-8'), 'html.parser')
+
+
 def test_every_internal_link_resolves(mkdocs_site):
     """Every link between pages reaches a file and, with a `#fragment`, an id of it."""
     broken = []
     for page in mkdocs_site.rglob('*.html'):
-        html = BeautifulSoup(page.read_text(encoding='utf-8'), 'html.parser')
-        for a in html.select('a[href]'):
+        for a in soup(page).select('a[href]'):
             parts = urlsplit(a['href'])
             if parts.scheme or parts.netloc or '/html/' in parts.path or not (parts.path or parts.fragment):
                 continue
@@ -177,17 +182,15 @@ def test_every_internal_link_resolves(mkdocs_site):
                 target = target / 'index.html'
             if not target.is_file():
                 broken.append(f'{page.relative_to(mkdocs_site)} -> {a["href"]}')
-            elif parts.fragment and target.suffix == '.html' and f'id="{parts.fragment}"' not in target.read_text(
-                    encoding='utf-8'):
+            elif parts.fragment and target.suffix == '.html' and not soup(target).find(id=parts.fragment):
                 broken.append(f'{page.relative_to(mkdocs_site)} -> {a["href"]}: no id')
     assert not broken, '\n'.join(broken)
 
 
 def test_nothing_is_loaded_from_the_network_and_the_stylesheet_is_shared(mkdocs_site, sphinx_pages):
     for page in mkdocs_site.rglob('*.html'):
-        html = BeautifulSoup(page.read_text(encoding='utf-8'), 'html.parser')
         for tag, attribute in ASSETS.items():
-            for element in html.find_all(tag):
+            for element in soup(page).find_all(tag):
                 assert not REMOTE.match(element.get(attribute) or ''), (page, str(element)[:200])
     for stylesheet in mkdocs_site.rglob('*.css'):
         assert not CSS_REMOTE.search(stylesheet.read_text(encoding='utf-8')), stylesheet
