@@ -47,8 +47,9 @@ data = load_planetoid('cora')
 here = Path(__file__).resolve().parent if '__file__' in globals() else Path.cwd()
 work = Path(tempfile.mkdtemp(prefix='cora_attention_'))
 finished = subprocess.run(
-    [sys.executable, str(here.parent / 'cora.py'), '--summary-json', str(work / 'summary.json'),
-     '--quiet', '--logs', str(work / 'runs'), '--seed', '0', '--epochs', '200'],
+    [sys.executable, str(here.parent / 'cora.py'),
+     '--summary-json', str(work / 'summary.json'), '--quiet',
+     '--logs', str(work / 'runs'), '--seed', '0', '--epochs', '200'],
     capture_output=True, text=True)
 if finished.returncode != 0:
     raise RuntimeError(f'experiments/cora.py failed:\n{finished.stderr}')
@@ -84,7 +85,8 @@ print('attention:', tuple(attention.shape))
 # A head that had learned to prefer some neighbours would have its histogram well left of the
 # uniform one; here the two nearly coincide.
 n_nodes, n_heads = data.num_nodes, settings['n_heads']
-degree = torch.zeros(n_nodes).index_add_(0, target, torch.ones_like(target, dtype=torch.float))
+ones = torch.ones_like(target, dtype=torch.float)
+degree = torch.zeros(n_nodes).index_add_(0, target, ones)
 terms = -attention * attention.clamp_min(1e-12).log()
 entropy = torch.zeros(n_nodes, n_heads).index_add_(0, target, terms)
 uniform = degree.log()
@@ -92,9 +94,10 @@ uniform = degree.log()
 fig, axes = plt.subplots(2, 4, figsize=(12, 5.2), sharex=True, sharey=True)
 bins = torch.linspace(0, float(uniform.max()), 30).numpy()
 for head, ax in enumerate(axes.flat):
-    ax.hist(uniform.numpy(), bins=bins, label='uniform attention', color='tab:grey', alpha=0.5)
-    ax.hist(entropy[:, head].numpy(), bins=bins, label='learned attention', color='tab:blue',
-            histtype='step', linewidth=1.8)
+    ax.hist(uniform.numpy(), bins=bins, label='uniform attention', color='tab:grey',
+            alpha=0.5)
+    ax.hist(entropy[:, head].numpy(), bins=bins, label='learned attention',
+            color='tab:blue', histtype='step', linewidth=1.8)
     ax.set_title(f'head {head}')
 for ax in axes[1]:
     ax.set_xlabel('entropy of a node (nats)')
@@ -107,7 +110,8 @@ fig.tight_layout(rect=(0, 0, 1, 0.97))
 mean_uniform = uniform.mean().item()
 print(f'mean entropy, uniform attention: {mean_uniform:.3f} nats')
 for head, value in enumerate(entropy.mean(dim=0).tolist()):
-    print(f'mean entropy, head {head}: {value:.3f} nats ({100 * value / mean_uniform:.1f} % of uniform)')
+    print(f'mean entropy, head {head}: {value:.3f} nats '
+          f'({100 * value / mean_uniform:.1f} % of uniform)')
 
 # %%
 # One node's neighbourhood
@@ -141,22 +145,21 @@ classes = [int(data.y[n]) for n in graph.nodes]
 nx.draw_networkx_nodes(graph, layout, node_color=classes, cmap='tab10', vmin=0, vmax=9,
                        node_size=[700 if n == node else 280 for n in graph.nodes],
                        edgecolors='black', linewidths=0.5, ax=ax)
-drawn = nx.draw_networkx_edges(graph, layout, width=widths, edge_color=relative,
-                               edge_cmap=plt.cm.viridis, edge_vmin=low, edge_vmax=high, ax=ax)
-nx.draw_networkx_edge_labels(graph, layout, edge_labels={e: f'{d * graph.edges[e]["weight"]:.2f}'
-                                                         for e in graph.edges},
-                             font_size=8, ax=ax)
+nx.draw_networkx_edges(graph, layout, width=widths, edge_color=relative,
+                       edge_cmap=plt.cm.viridis, edge_vmin=low, edge_vmax=high, ax=ax)
+labels = {edge: f'{value:.2f}' for edge, value in zip(graph.edges, relative)}
+nx.draw_networkx_edge_labels(graph, layout, edge_labels=labels, font_size=8, ax=ax)
 nx.draw_networkx_labels(graph, layout, labels={node: str(node)}, font_color='white',
                         font_size=9, ax=ax)
-colourbar = fig.colorbar(plt.cm.ScalarMappable(plt.Normalize(low, high), 'viridis'), ax=ax,
-                         shrink=0.7)
+scale = plt.cm.ScalarMappable(plt.Normalize(low, high), 'viridis')
+colourbar = fig.colorbar(scale, ax=ax, shrink=0.7)
 colourbar.set_label(r'attention relative to uniform, $d_i \, \alpha_{ij}$')
 present = sorted(set(classes))
 ax.legend(handles=[Line2D([], [], marker='o', linestyle='', markersize=9,
                           markerfacecolor=plt.cm.tab10(c / 9), markeredgecolor='black',
                           label=f'class {c}') for c in present],
-          title='true class', loc='upper left', bbox_to_anchor=(0, -0.02), ncols=len(present),
-          frameon=False, fontsize=8, title_fontsize=9)
+          title='true class', loc='upper left', bbox_to_anchor=(0, -0.02),
+          ncols=len(present), frameon=False, fontsize=8, title_fontsize=9)
 ax.set_title(f'Node {node}: {d - 1} neighbours; attention to itself '
              f'{d * self_weight:.2f} x uniform', fontsize=10)
 ax.margins(0.12)

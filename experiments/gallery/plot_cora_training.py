@@ -29,8 +29,8 @@ import matplotlib.pyplot as plt
 from labml_gat.datasets import load_planetoid
 
 data = load_planetoid('cora')
-print(f'{data.num_nodes} nodes, {data.num_features} features, {data.num_classes} classes, '
-      f'{data.edge_index.shape[1]} directed edges')
+print(f'{data.num_nodes} nodes, {data.num_features} features, '
+      f'{data.num_classes} classes, {data.edge_index.shape[1]} directed edges')
 print(f'train/val/test: {int(data.train_mask.sum())}/{int(data.val_mask.sum())}/'
       f'{int(data.test_mask.sum())}')
 
@@ -54,8 +54,8 @@ here = Path(__file__).resolve().parent if '__file__' in globals() else Path.cwd(
 cora_script = here.parent / 'cora.py'
 work = Path(tempfile.mkdtemp(prefix='cora_'))
 finished = subprocess.run(
-    [sys.executable, str(cora_script), '--summary-json', str(work / 'summary.json'), '--quiet',
-     '--logs', str(work / 'runs'), '--seed', '0'],
+    [sys.executable, str(cora_script), '--summary-json', str(work / 'summary.json'),
+     '--quiet', '--logs', str(work / 'runs'), '--seed', '0'],
     capture_output=True, text=True)
 if finished.returncode != 0:
     raise RuntimeError(f'experiments/cora.py failed:\n{finished.stderr}')
@@ -101,6 +101,7 @@ for split in ('train', 'valid'):
 # The table above, printed by the experiment, puts this seed next to the published results.
 # One seed is one draw; ``python experiments/cora.py --seeds 10`` gives the mean and standard
 # deviation that are comparable with the papers.
-print(f"stopped after {result['epochs']} epochs; kept the weights of epoch {result['best_epoch']}")
+print(f"stopped after {result['epochs']} epochs; "
+      f"kept the weights of epoch {result['best_epoch']}")
 print(f"validation accuracy {100 * result['val_accuracy']:.1f} %, "
       f"test accuracy {100 * result['test_accuracy']:.1f} %")
