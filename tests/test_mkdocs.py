@@ -73,7 +73,12 @@ def sphinx_pages(tmp_path_factory) -> Path:
     """The same annotated files through the Sphinx extension, in a small project with the site's
     MyST settings (the full site runs the gallery; `test_site.py` builds that one)."""
     root = tmp_path_factory.mktemp('sphinx')
-    pages = {'index.md': '# Pages\n\n```{toctree}\n' + '\n'.join(
+    # The pages' figures are drawn by the site's own extension (`docs/_ext/site_assets.py`),
+    # which this small project does not load.
+    pages = {'conf.py': "project = 'test'\nextensions = ['myst_parser', 'sidebyside.sphinx']\n"
+                        "myst_enable_extensions = ['dollarmath', 'amsmath']\n"
+                        "suppress_warnings = ['image.not_readable']\n",
+             'index.md': '# Pages\n\n```{toctree}\n' + '\n'.join(
         page.removesuffix('.html').replace('/', '__') for page in ANNOTATED) + '\n```\n'}
     for page, source in ANNOTATED.items():
         relative = os.path.relpath(source, root / 'docs')
