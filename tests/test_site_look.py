@@ -339,3 +339,14 @@ def test_every_code_line_of_an_annotated_page_has_a_permalink(site, page):
         number = line.select_one('.linenos a')
         assert number is not None and line['id'] == f'L{number.get_text().strip()}', line
         assert number['href'] == f"#{line['id']}"
+
+
+def test_readable_primes_move_the_prime_onto_the_line():
+    from sidebyside.mathml import readable_primes, to_mathml
+
+    assert to_mathml("F'", False) == '<math><mrow><mi>F</mi><mo>\u2032</mo></mrow></math>'
+    assert to_mathml("h'_i", False) == ('<math><msub><mrow><mi>h</mi><mo>\u2032</mo></mrow>'
+                                        '<mi>i</mi></msub></math>')
+    # A prime with more in its superscript, and MathML without primes, stay as they are.
+    assert '<msup>' in to_mathml("W'^2", False)
+    assert readable_primes('<math><mi>x</mi></math>') == '<math><mi>x</mi></math>'

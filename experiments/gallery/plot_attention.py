@@ -25,8 +25,8 @@ matters where neighbours differ in what they tell about a node, as in the
 # -----
 #
 # The experiment runs as a command, ``python experiments/cora.py``, with its labml run in a
-# temporary folder. To keep the site's build short it trains for at most 200 epochs, which is
-# enough for the attention to settle; :doc:`plot_cora_training` trains to the end.
+# temporary folder. To keep the site's build short it trains for at most 200 epochs, whose test
+# accuracy is printed below; :doc:`plot_cora_training` trains to the end.
 import json
 import subprocess
 import sys
