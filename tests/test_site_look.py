@@ -350,3 +350,12 @@ def test_readable_primes_move_the_prime_onto_the_line():
     # A prime with more in its superscript, and MathML without primes, stay as they are.
     assert '<msup>' in to_mathml("W'^2", False)
     assert readable_primes('<math><mi>x</mi></math>') == '<math><mi>x</mi></math>'
+
+
+@pytest.mark.parametrize('page', ['labml_gat/gatv2.html', 'labml_gat/gat.html', 'labml_gat/edges.html'])
+def test_layer_page_offers_its_file_to_download(site, page):
+    link = soup(site, page).select_one('article p.site-download a[download]')
+    assert link is not None, page
+    downloaded = (site / page).parent.joinpath(link['href']).resolve()
+    source = REPO / 'labml_gat' / Path(page).with_suffix('.py').name
+    assert downloaded.read_bytes() == source.read_bytes()

@@ -13,6 +13,7 @@ Files this site makes from code, and what every page's `<head>` says about the p
 * Code blocks whose long lines wrap with a hanging indent: every line of every highlighted block is
   a `<span class="line">` that knows its own indentation (`WrappedLinesFormatter`), and each `<pre>`
   can be reached with Tab, to scroll it with the arrow keys.
+* A link to download the Python file an annotated page shows, under the page's title.
 * A `<meta name="description">` on every page: the `summary` of the front matter of the module a page
   annotates, else the page's own `summary` or `description`, else its first paragraph.
 """
@@ -20,6 +21,7 @@ Files this site makes from code, and what every page's `<head>` says about the p
 from __future__ import annotations
 
 import html
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -186,6 +188,23 @@ def _plain_text(node: nodes.Element) -> str:
     return ''.join(parts)
 
 
+def add_download_link(app: Sphinx, doctree: nodes.document) -> None:
+    """On `doctree-read`, before Sphinx collects the page's downloads: under the title of a page
+    that annotates a Python file, "Download gatv2.py", the file itself (copied into `_downloads/`)."""
+    from sphinx import addnodes
+
+    source = _annotated_source(app, app.env.docname)
+    section = next(iter(doctree.findall(nodes.section)), None)
+    if source is None or not source.is_file() or section is None:
+        return
+    target = os.path.relpath(source, Path(app.env.doc2path(app.env.docname)).parent)
+    link = addnodes.download_reference('', '', nodes.literal(source.name, source.name),
+                                       reftarget=target, refdoc=app.env.docname, refexplicit=True)
+    section.insert(1, nodes.paragraph('', '', nodes.Text('Download '), link,
+                                      nodes.Text(', the file this page shows, to read or copy whole.'),
+                                      classes=['site-download']))
+
+
 def _ancestors(node: nodes.Node):
     while node.parent is not None:
         node = node.parent
@@ -254,6 +273,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect('builder-inited', make_files)
     app.connect('builder-inited', use_wrapped_lines)
     app.connect('html-page-context', add_description)
+    # Sphinx's own collector of downloads listens at the default priority, 500.
+    app.connect('doctree-read', add_download_link, priority=400)
     app.add_js_file('site.js', loading_method='defer')
     return {'version': '1', 'parallel_read_safe': True, 'parallel_write_safe': True}
 
