@@ -225,8 +225,8 @@ def test_no_page_loads_anything_from_the_network(site):
 
 
 def test_generated_files_are_git_ignored():
-    # `bash run.sh site` builds into docs/_build, the browser test saves its screenshots in screenshots/,
-    # and sphinx-gallery writes the example pages beside the docs' sources, in docs/experiments/gallery.
+    # `bash run.sh site` builds into docs/_build, screenshots/ is where a person may keep the browser
+    # test's screenshots (LABML_GAT_SCREENSHOTS=screenshots), and sphinx-gallery writes the example pages beside the docs' sources, in docs/experiments/gallery.
     assert {'docs/_build/', 'screenshots/'} <= set((REPO / '.gitignore').read_text(encoding='utf-8').split())
     assert 'docs/experiments/gallery/' in (REPO / '.gitignore').read_text(encoding='utf-8').split()
 
