@@ -1,8 +1,10 @@
 """The project's files: its licence is in the repository and in what pip installs."""
 
-import tomllib
+import pytest
 
 from conftest import REPO
+
+tomllib = pytest.importorskip('tomllib')  # Python 3.11 and later
 
 
 def test_the_mit_licence_is_there_and_packaged():

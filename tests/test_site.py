@@ -242,6 +242,28 @@ def test_cora_examples_without_data_fail_with_the_loaders_message(tmp_path, exam
     assert message.startswith('FileNotFoundError: Planetoid \'cora\': missing in') and 'LABML_GAT_DATA' in message
 
 
+def test_without_data_the_site_builds_and_names_the_skipped_examples(tmp_path):
+    """
+    A build without the Planetoid files ends without a traceback: one line says which examples
+    were not run and how to get the files, and their pages say they were not run.
+    (The examples are not run at all here, to keep it quick; which ones would run is checked in
+    `test_gallery_runs.py`.)
+    """
+    empty = tmp_path / 'no-data'
+    empty.mkdir()
+    result = sphinx_build(DOCS, tmp_path / 'out', '-D', 'sphinx_gallery_conf.plot_gallery=0', data=empty)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-6000:]
+    assert 'WARNING' not in log and 'Extension error' not in log and 'Traceback' not in log, log[-6000:]
+    [message] = {line for line in log.splitlines() if line.startswith('Planetoid files not found')}
+    assert str(empty) in message and 'LABML_GAT_DATA' in message and 'ind.cora.*' in message
+    skipped = {Path(name).name for name in re.findall(r'plot_\w+\.py', message)}
+    assert skipped == {'plot_cora_training.py', 'plot_attention.py'}
+    for page in EXAMPLES:
+        text = (tmp_path / 'out' / 'html' / page).read_text(encoding='utf-8')
+        assert ('was not run in this build' in text) == (Path(page).stem + '.py' in skipped), page
+
+
 # ## The math extension alone
 
 MATH_CONF = f"""

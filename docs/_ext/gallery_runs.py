@@ -140,12 +140,23 @@ def prepare(app: Sphinx) -> None:
     repository = Path(app.srcdir).resolve().parent
     app.gallery_hash = dependency_hash(repository)
     for _, generated in folders:
-        recorded = generated / HASH_FILE
-        if recorded.is_file() and recorded.read_text().strip() == app.gallery_hash:
-            continue
-        for md5 in generated.glob('*.py.md5'):
-            md5.unlink()
-        recorded.unlink(missing_ok=True)
+        forget_runs_if_changed(generated, app.gallery_hash)
+
+
+def forget_runs_if_changed(generated: Path, current: str) -> bool:
+    """
+    When the dependencies' hash is not the one recorded in the generated folder, delete the
+    examples' `.md5` files, so that sphinx-gallery runs every example again. Returns whether
+    it did.
+    """
+    recorded = generated / HASH_FILE
+    if recorded.is_file() and recorded.read_text().strip() == current:
+        return False
+    for md5 in generated.glob('*.py.md5'):
+        md5.unlink()
+    # Recorded again only by a build that ran the examples without a failure.
+    recorded.unlink(missing_ok=True)
+    return True
 
 
 def generated_doc(app: Sphinx, generated: Path, example: str) -> str:
