@@ -4,9 +4,10 @@ When the gallery's examples run during a build, and where their labml runs go.
 **Re-running only what changed.** sphinx-gallery skips an example whose own file has not changed
 since it last ran (it keeps an `.md5` of the file beside the generated page). An example's output
 also depends on the code it imports, so this extension adds a second check: a hash of every file
-in `DEPENDENCIES` (and of PyTorch's version). When that hash differs from the one of the last
-build that ran the examples, the `.md5` files are deleted and every example runs again; when it is
-the same, an unchanged example is not run, and its page keeps the output of its last run.
+in `DEPENDENCIES`, of PyTorch's version and of the datasets found. When that hash differs from the
+one of the last build that ran the examples, the `.md5` files are deleted and every example runs
+again; when it is the same, an unchanged example is not run, and its page keeps the output of its
+last run.
 The hash is only recorded by a build that ran the examples with none failing.
 
 **Without the Planetoid files.** An example that calls `load_planetoid('<name>')` needs that
@@ -42,11 +43,12 @@ HASH_FILE = '.dependencies.sha256'
 LOADS_DATASET = re.compile(r'''load_planetoid\(\s*['"](\w+)['"]''')
 
 
-def dependency_hash(repository: Path) -> str:
-    """SHA-256 over the names and contents of the dependencies, and PyTorch's version."""
+def dependency_hash(repository: Path, context: str = '') -> str:
+    """SHA-256 over the names and contents of the dependencies, PyTorch's version and
+    `context` (which datasets the examples can read: an example may print more with them)."""
     import torch
 
-    digest = hashlib.sha256(f'torch {torch.__version__}\n'.encode())
+    digest = hashlib.sha256(f'torch {torch.__version__}\n{context}\n'.encode())
     files = sorted({path for pattern in DEPENDENCIES for path in repository.glob(pattern)
                     if path.is_file() and '__pycache__' not in path.parts})
     for path in files:
@@ -116,10 +118,11 @@ def prepare(app: Sphinx) -> None:
     app.gallery_skip_message = None
     folders = gallery_folders(app)
     folder, how = planetoid_folder()
-    skipped, missing = [], set()
+    skipped, missing, present = [], set(), set()
     for examples, _ in folders:
         for example, datasets in needed_datasets(examples).items():
             absent = {name for name in datasets if not has_dataset(folder, name)}
+            present |= datasets - absent
             if absent:
                 skipped.append(example)
                 missing |= absent
@@ -138,7 +141,7 @@ def prepare(app: Sphinx) -> None:
     use_logs_from_environment()
 
     repository = Path(app.srcdir).resolve().parent
-    app.gallery_hash = dependency_hash(repository)
+    app.gallery_hash = dependency_hash(repository, f'datasets {sorted(present)}')
     for _, generated in folders:
         forget_runs_if_changed(generated, app.gallery_hash)
 
