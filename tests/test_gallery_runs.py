@@ -79,3 +79,77 @@ def test_changed_dependencies_make_every_example_run_again(gallery_runs, tmp_pat
     assert (generated / 'plot_a.py.md5').is_file()
     assert gallery_runs.forget_runs_if_changed(generated, 'hash 2')
     assert not (generated / 'plot_a.py.md5').exists() and not (generated / gallery_runs.HASH_FILE).exists()
+
+
+# ## A small gallery, built for real
+
+MINI_CONF = f"""
+import sys
+sys.path.insert(0, {str(REPO / 'docs' / '_ext')!r})
+project = 'mini'
+extensions = ['sphinx_gallery.gen_gallery', 'gallery_runs']
+sphinx_gallery_conf = {{
+    'examples_dirs': '../examples', 'gallery_dirs': 'gallery', 'filename_pattern': '/plot_',
+    'run_stale_examples': False, 'only_warn_on_example_error': False,
+    'write_computation_times': False, 'download_all_examples': False,
+}}
+"""
+COUNTING_EXAMPLE = '''"""
+Counts its runs
+===============
+"""
+import os
+
+with open(os.environ['MINI_GALLERY_RUNS'], 'a') as runs:
+    runs.write('ran\\n')
+'''
+CORA_EXAMPLE = '''"""
+Needs Cora
+==========
+"""
+from labml_gat.datasets import load_planetoid
+
+data = load_planetoid('cora')
+'''
+
+
+def mini_build(root, data):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, 'LABML_GAT_DATA': str(data), 'MINI_GALLERY_RUNS': str(root / 'runs.txt')}
+    result = subprocess.run([sys.executable, '-m', 'sphinx', '-W', '--keep-going', '-b', 'html',
+                             str(root / 'src'), str(root / 'out')], env=env, capture_output=True,
+                            text=True, timeout=600)
+    runs = (root / 'runs.txt').read_text().count('ran') if (root / 'runs.txt').exists() else 0
+    return result, runs
+
+
+def test_a_real_build_skips_what_needs_data_and_reruns_only_after_a_change(tmp_path):
+    """The build a user gets without the Planetoid files: no failure, one line, and a rebuild
+    runs nothing until the code the examples depend on changes."""
+    (tmp_path / 'src').mkdir()
+    (tmp_path / 'src' / 'conf.py').write_text(MINI_CONF)
+    (tmp_path / 'src' / 'index.rst').write_text('Mini\n====\n\n.. toctree::\n\n   gallery/index\n')
+    (tmp_path / 'examples').mkdir()
+    (tmp_path / 'examples' / 'GALLERY_HEADER.rst').write_text('Examples\n========\n')
+    (tmp_path / 'examples' / 'plot_count.py').write_text(COUNTING_EXAMPLE)
+    (tmp_path / 'examples' / 'plot_cora.py').write_text(CORA_EXAMPLE)
+    (tmp_path / 'labml_gat').mkdir()
+    (tmp_path / 'labml_gat' / 'layer.py').write_text('version = 1\n')
+    empty = tmp_path / 'no-data'
+    empty.mkdir()
+
+    result, runs = mini_build(tmp_path, empty)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0 and 'Extension error' not in log, log[-4000:]
+    assert runs == 1
+    [message] = {line for line in log.splitlines() if line.startswith('Planetoid files not found')}
+    assert 'not running plot_cora.py' in message and 'LABML_GAT_DATA' in message
+    assert 'was not run in this build' in (tmp_path / 'out' / 'gallery' / 'plot_cora.html').read_text()
+
+    # Nothing changed: nothing runs. The code it depends on changed: it runs again.
+    assert mini_build(tmp_path, empty)[1] == 1
+    (tmp_path / 'labml_gat' / 'layer.py').write_text('version = 2\n')
+    result, runs = mini_build(tmp_path, empty)
+    assert result.returncode == 0 and runs == 2, result.stdout[-3000:] + result.stderr[-3000:]
