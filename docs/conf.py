@@ -6,6 +6,8 @@ Sphinx configuration of the labml_gat site.
 builds every page and runs the gallery examples, which read the Planetoid files from the folder in
 `LABML_GAT_DATA`. `-D sphinx_gallery_conf.plot_gallery=0` skips running them, for a quick look at the
 pages: the examples' pages then keep the output of the last full build, or have none.
+A rebuild runs only the examples whose code or dependencies changed; without the Planetoid files
+the examples that need them are skipped, and the build says so (see `_ext/gallery_runs.py`).
 
 The pages mirror the repository: `labml_gat/gatv2.py` is `labml_gat/gatv2.html`, `experiments/cora.py` is
 `experiments/cora.html` and the examples of `experiments/gallery/` are `experiments/gallery/*.html`,
@@ -17,7 +19,8 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-# This site's own glue (`site_assets`, `site_gallery`), and the packages themselves when they are not installed.
+# This site's own glue (`site_assets`, `site_gallery`, `gallery_runs`), and the packages
+# themselves when they are not installed.
 sys.path[:0] = [str(DOCS / '_ext'), str(DOCS.parent)]
 
 project = 'labml_gat'
@@ -29,6 +32,7 @@ extensions = [
     'myst_parser',
     'sphinx_gallery.gen_gallery',
     'sidebyside.sphinx',
+    'gallery_runs',
     'site_assets',
 ]
 
@@ -59,9 +63,10 @@ sphinx_gallery_conf = {
     'gallery_dirs': 'experiments/gallery',
     'filename_pattern': r'/plot_',
     'within_subsection_order': 'site_gallery.ReadingOrder',
-    # Every build runs every example: an example's output also depends on the modules it imports,
-    # which sphinx-gallery's check for changes (a hash of the example's own file) does not see.
-    'run_stale_examples': True,
+    # An example runs again when it or what it imports changed (`_ext/gallery_runs.py` adds
+    # the imported code to sphinx-gallery's check of the example's own file); examples that
+    # need the Planetoid files are not run when the files are missing.
+    'run_stale_examples': False,
     'reset_modules': ('matplotlib', 'site_gallery.one_torch_thread'),
     # A failing example fails the build (after the others ran); its traceback is printed.
     'only_warn_on_example_error': False,
