@@ -50,9 +50,12 @@ def article_pages(site: Path) -> list[str]:
 
 
 @pytest.fixture(scope='module')
-def reader(browser, server):  # noqa: F811
+def reader(browser, server, tmp_path_factory):  # noqa: F811
+    # These tests take no screenshots; a `Reader` wants a folder for them all the same.
+    screenshots = tmp_path_factory.mktemp('screenshots')
+
     def open_reader(viewport: dict, dark: bool = False) -> Reader:
-        reader = Reader(browser, server, viewport)
+        reader = Reader(browser, server, viewport, screenshots)
         if dark:
             reader.page.emulate_media(color_scheme='dark')
         return reader
