@@ -13,7 +13,8 @@ from conftest import REPO
 
 CODE_COLUMN = 90
 # Every file rendered side by side on the site
-RENDERED = sorted([*REPO.glob('labml_gat/*.py'), *REPO.glob('experiments/*.py')])
+RENDERED = sorted([*REPO.glob('labml_gat/*.py'), *REPO.glob('experiments/*.py'),
+                   *REPO.glob('sidebyside/*.py')])
 
 
 def prose_lines(source: str) -> set[int]:
