@@ -84,6 +84,7 @@ python experiments/dictionary_lookup.py --sweep
 Each run is a labml run in `logs/dictionary_lookup/`; `--quiet` turns off the progress output.
 """
 
+import itertools
 import json
 import os
 import platform
@@ -97,12 +98,19 @@ from typing import Optional, Sequence
 import torch
 from labml import experiment, monit, tracker
 
-from labml_gat.lookup import LAYERS, make_task, train
+from labml_gat.lookup import LAYERS, make_task, time_layers, train
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
                                 check_device, command, setting)
 
 # Where `--sweep` writes its record
 SWEEP_RECORD = Path(__file__).parent / 'results' / 'dictionary_lookup_sweep.json'
+# Where `--which-layer` writes its record
+LAYERS_RECORD = Path(__file__).parent / 'results' / 'dictionary_lookup_layers.json'
+# The graphs it times: many small graphs of 512 nodes in all, and single graphs
+WHICH_LAYER_GRAPHS = [(n_nodes, 512 // n_nodes, density) for n_nodes in (4, 16, 64)
+                      for density in (0.1, 1.0)] + [
+                     (n_nodes, 1, density) for n_nodes in (64, 256, 1024)
+                     for density in (0.01, 0.1, 1.0)]
 
 
 @dataclass
@@ -123,6 +131,8 @@ class LookupSettings(Settings):
     batch_size: int = setting(1024, 'graphs per batch')
     max_examples: int = setting(32000, 'all permutations if at most this many, else this many '
                                        'random ones')
+    epoch_size: int = setting(0, 'repeat a smaller training set to at least this many graphs '
+                                 'per epoch (0: one pass)')
     d_model: int = setting(128, 'features per node')
     seed: int = setting(0, 'seed of the split, the weights and the order of the batches')
     impl: str = setting('dense', 'dense layer on the batch, or edge-list layer on the union',
@@ -135,8 +145,10 @@ class LookupSettings(Settings):
                                  '--ks and write the record of the sweep')
     ks: list = setting([2, 5, 10, 20], 'the values of k of --sweep')
     sweep_heads: list = setting([1, 8], 'the head counts of --sweep')
-    record: Optional[str] = setting(None, 'where --sweep writes its record (default: '
-                                          'experiments/results/dictionary_lookup_sweep.json)')
+    which_layer: bool = setting(False, 'time the dense layer batched and on one graph against '
+                                       'the edge-list layer, and write the record')
+    record: Optional[str] = setting(None, 'where --sweep or --which-layer writes its record '
+                                          '(default: experiments/results/)')
 
     def check(self) -> None:
         """Everything that cannot run, said in one line before a labml run is created."""
@@ -144,6 +156,7 @@ class LookupSettings(Settings):
         if self.k < 2 or min(self.ks) < 2:
             raise UsageError('--k and --ks must be at least 2: with one key every query has '
                              'one neighbour, there is nothing to look up and no test graph')
+        check_at_least(self, 0, ('epoch_size',))
         check_at_least(self, 1, ('n_heads', 'epochs', 'patience', 'lr_patience',
                                  'batch_size', 'max_examples', 'd_model', 'threads'))
         for n_heads in [self.n_heads, *self.sweep_heads]:
@@ -163,7 +176,8 @@ class LookupSettings(Settings):
     def training(self) -> dict:
         """The arguments of `labml_gat.lookup.train` for one model."""
         names = ('layer', 'n_heads', 'k', 'epochs', 'patience', 'lr_patience', 'learning_rate',
-                 'batch_size', 'max_examples', 'd_model', 'seed', 'impl', 'device')
+                 'batch_size', 'max_examples', 'epoch_size', 'd_model', 'seed', 'impl',
+                 'device')
         return {name: getattr(self, name) for name in names}
 
 
@@ -241,29 +255,54 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
               'settings': settings.as_dict(), 'runs': []}
     start, cpu_start = time.perf_counter(), time.process_time()
     with experiment.start():
+        # One head before eight: the paper's claims are about one head
         for k in settings.ks:
-            for layer in ('gatv2', 'gat'):
-                for n_heads in settings.sweep_heads:
-                    cpu = time.process_time()
-                    result = train(**{**settings.training(), 'k': k, 'layer': layer,
-                                      'n_heads': n_heads})
-                    run = {key: result[key] for key in
-                           ('k', 'layer', 'n_heads', 'n_train', 'n_test', 'epochs',
-                            'best_epoch', 'seconds', 'train_accuracy', 'test_accuracy')}
-                    run['cpu_seconds'] = round(time.process_time() - cpu, 2)
-                    run['stopped_by'] = stopped_by(result, settings)
-                    run['history'] = {
-                        split: [round(h[f'{split}_accuracy'], 5) for h in result['history']]
-                        for split in ('train', 'test')}
-                    record['runs'].append(run)
-                    tracker.save(len(record['runs']),
-                                 {'accuracy.final_train': run['train_accuracy'],
-                                  'accuracy.final_test': run['test_accuracy']})
-                    record['total_seconds'] = round(time.perf_counter() - start, 1)
-                    record['total_cpu_seconds'] = round(time.process_time() - cpu_start, 1)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(json.dumps(record, indent=1) + '\n')
-                    print(report(result), flush=True)
+            for n_heads, layer in itertools.product(settings.sweep_heads, ('gatv2', 'gat')):
+                cpu = time.process_time()
+                result = train(**{**settings.training(), 'k': k, 'layer': layer,
+                                  'n_heads': n_heads})
+                run = {key: result[key] for key in
+                       ('k', 'layer', 'n_heads', 'n_train', 'n_test', 'epochs',
+                        'best_epoch', 'seconds', 'train_accuracy', 'test_accuracy')}
+                run['cpu_seconds'] = round(time.process_time() - cpu, 2)
+                run['stopped_by'] = stopped_by(result, settings)
+                run['history'] = {
+                    split: [round(h[f'{split}_accuracy'], 5) for h in result['history']]
+                    for split in ('train', 'test')}
+                record['runs'].append(run)
+                tracker.save(len(record['runs']),
+                             {'accuracy.final_train': run['train_accuracy'],
+                              'accuracy.final_test': run['test_accuracy']})
+                record['total_seconds'] = round(time.perf_counter() - start, 1)
+                record['total_cpu_seconds'] = round(time.process_time() - cpu_start, 1)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(record, indent=1) + '\n')
+                print(report(result), flush=True)
+    return record
+
+
+def which_layer(settings: LookupSettings, argv: Sequence[str]) -> dict:
+    """
+    ## Which layer when
+
+    One GATv2 layer, forward and backward, on each kind of graph of `WHICH_LAYER_GRAPHS`,
+    computed by the dense layer mapped over a batch, the dense layer on the union as one graph,
+    and the edge-list layer; the record goes to `experiments/results/`.
+    """
+    path = Path(settings.record) if settings.record else LAYERS_RECORD
+    record = {'figure': 'which layer when: dense batched, dense single graph, edge list',
+              'command': 'python experiments/dictionary_lookup.py ' + ' '.join(argv),
+              'date': datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+              'machine': machine(), 'versions': {'torch': torch.__version__,
+                                                 'python': platform.python_version()},
+              'threads': settings.threads, 'unit': 'processor seconds, forward and backward',
+              'rows': []}
+    for n_nodes, n_graphs, density in WHICH_LAYER_GRAPHS:
+        row = time_layers(n_nodes, n_graphs, density, seed=settings.seed)
+        record['rows'].append(row)
+        print(row, flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + '\n')
     return record
 
 
@@ -302,6 +341,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     torch.set_num_threads(settings.threads)
     if settings.sweep:
         return sweep(settings, argv)
+    if settings.which_layer:
+        return which_layer(settings, argv)
     return train_one(settings)
 
 

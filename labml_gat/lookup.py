@@ -230,8 +230,15 @@ def bipartite_attention(layer: nn.Module, h_query: torch.Tensor, h_key: torch.Te
 
 
 def batches(perms: torch.Tensor, batch_size: int,
-            generator: Optional[torch.Generator] = None) -> Iterable[torch.Tensor]:
-    """The examples in batches of `batch_size` graphs; shuffled when given a `generator`."""
+            generator: Optional[torch.Generator] = None,
+            epoch_size: int = 0) -> Iterable[torch.Tensor]:
+    """
+    The examples in batches of `batch_size` graphs; shuffled when given a `generator`.
+    With `epoch_size`, a smaller set of examples is repeated to at least that many graphs, so
+    that a small $k$, with few examples, gets as many updates per epoch as a large one.
+    """
+    if len(perms) < epoch_size:
+        perms = perms.repeat(math.ceil(epoch_size / len(perms)), 1)
     if generator is not None:
         perms = perms[torch.randperm(len(perms), generator=generator)]
     for start in range(0, len(perms), batch_size):
@@ -252,7 +259,8 @@ def evaluate(model: LookupModel, perms: torch.Tensor, batch_size: int,
 
 def train_epoch(model: LookupModel, optimizer: torch.optim.Optimizer, perms: torch.Tensor,
                 batch_size: int, generator: torch.Generator, device: torch.device,
-                wrap: Callable = iter) -> tuple[float, float]:
+                wrap: Callable = lambda batches, n: batches,
+                epoch_size: int = 0) -> tuple[float, float]:
     """
     ## One pass over the training graphs
 
@@ -261,9 +269,10 @@ def train_epoch(model: LookupModel, optimizer: torch.optim.Optimizer, perms: tor
     `wrap` may wrap the batches, for a progress bar.
     """
     model.train()
-    total_loss, correct = 0.0, 0
-    n_batches = math.ceil(len(perms) / batch_size)
-    for batch in wrap(batches(perms, batch_size, generator), n_batches):
+    total_loss, correct, n_queries = 0.0, 0, 0
+    n_graphs = len(perms) * max(1, math.ceil(epoch_size / len(perms)))
+    for batch in wrap(batches(perms, batch_size, generator, epoch_size),
+                      math.ceil(n_graphs / batch_size)):
         batch = batch.to(device)
         # The label of query $q_i$ is $\pi(i)$: the batch of permutations itself
         logits = model(batch)
@@ -274,13 +283,15 @@ def train_epoch(model: LookupModel, optimizer: torch.optim.Optimizer, perms: tor
         optimizer.step()
         total_loss += loss.item() * batch.numel()
         correct += (logits.argmax(dim=-1) == batch).sum().item()
-    return total_loss / perms.numel(), correct / perms.numel()
+        n_queries += batch.numel()
+    return total_loss / n_queries, correct / n_queries
 
 
 def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 300, seed: int = 0,
           max_examples: int = 32000, batch_size: int = 1024, learning_rate: float = 1e-3,
           patience: int = 30, lr_patience: int = 10, d_model: int = 128,
-          device: str = 'cpu', impl: str = 'dense', on_epoch: Optional[Callable] = None,
+          device: str = 'cpu', impl: str = 'dense', epoch_size: int = 0,
+          on_epoch: Optional[Callable] = None,
           wrap_epochs: Callable = range, wrap_batches: Callable = lambda it, n: it) -> dict:
     """
     ## Training
@@ -294,7 +305,8 @@ def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 300, see
     Returns the settings, the numbers of training and test graphs, the epochs run and the
     selected one (`best_epoch`, from 0), the seconds of training, the `train_accuracy` and
     `test_accuracy` of the selected weights, the per-epoch `history`, the trained `model` and
-    its `task`. `on_epoch(epoch, record)` is called after every epoch (for labml's tracker).
+    its `task`. `epoch_size` repeats a small training set within an epoch (see `batches`).
+    `on_epoch(epoch, record)` is called after every epoch (for labml's tracker).
     """
     for name, value in (('epochs', epochs), ('batch_size', batch_size),
                         ('patience', patience), ('lr_patience', lr_patience)):
@@ -324,7 +336,7 @@ def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 300, see
     for epoch in wrap_epochs(epochs):
         learning_rate_used = optimizer.param_groups[0]['lr']
         loss, train_accuracy = train_epoch(model, optimizer, task.train, batch_size,
-                                           shuffle, device, wrap_batches)
+                                           shuffle, device, wrap_batches, epoch_size)
         test_accuracy = evaluate(model, task.test, batch_size, device)
         record = {'epoch': epoch, 'loss': loss, 'train_accuracy': train_accuracy,
                   'test_accuracy': test_accuracy, 'learning_rate': learning_rate_used}
@@ -343,8 +355,62 @@ def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 300, see
     # The final accuracy of the selected weights, on every training and test graph
     model.load_state_dict(best_state)
     return {'k': k, 'layer': layer, 'n_heads': n_heads, 'seed': seed, 'impl': impl,
+            'epoch_size': epoch_size,
             'n_train': len(task.train), 'n_test': len(task.test),
             'epochs': len(history), 'best_epoch': best_epoch, 'seconds': round(seconds, 2),
             'train_accuracy': evaluate(model, task.train, batch_size, device),
             'test_accuracy': evaluate(model, task.test, batch_size, device),
             'history': history, 'model': model, 'task': task}
+
+
+def time_layers(n_nodes: int, n_graphs: int, density: float, d_model: int = 64,
+                n_heads: int = 1, repeats: int = 3, seed: int = 0) -> dict:
+    r"""
+    ## Which layer when
+
+    Seconds of processor time for one forward and backward pass of one GATv2 layer over
+    `n_graphs` random graphs of `n_nodes` nodes each, every node pair an edge with probability
+    `density` (self loops always), computed three ways with the same parameters:
+
+    * `dense_batched`: the dense layer on each graph, mapped over the batch with `vmap`;
+    * `dense_single`: the dense layer on one graph, the union of all of them, with its
+      block-diagonal $N \times N$ adjacency, $N$ = `n_nodes * n_graphs`;
+    * `edges`: the edge-list layer on the union.
+
+    The fastest of `repeats` passes, in processor time, which a busy machine disturbs less than
+    wall-clock time.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    dense = GraphAttentionV2Layer(d_model, d_model, n_heads, dropout=0.0)
+    edges = EdgeGraphAttentionV2Layer(d_model, d_model, n_heads, dropout=0.0)
+    edges.load_state_dict(dense.state_dict())
+    adj = torch.rand(n_graphs, n_nodes, n_nodes, generator=generator) < density
+    adj |= torch.eye(n_nodes, dtype=torch.bool)
+    h = torch.randn(n_graphs, n_nodes, d_model, generator=generator)
+    n_total = n_graphs * n_nodes
+    # The union: graph $b$ has the nodes $b n, \dots, b n + n - 1$
+    graph, target, source = adj.nonzero(as_tuple=True)
+    edge_index = torch.stack([graph * n_nodes + source, graph * n_nodes + target])
+
+    def dense_batched(x):
+        return torch.func.vmap(dense)(x, adj)
+
+    def dense_single(x):
+        return dense(x.reshape(n_total, d_model), torch.block_diag(*adj))
+
+    def edge_list(x):
+        return edges(x.reshape(n_total, d_model), edge_index)
+
+    seconds = {}
+    for name, forward in (('dense_batched', dense_batched), ('dense_single', dense_single),
+                          ('edges', edge_list)):
+        best = math.inf
+        for _ in range(repeats):
+            x = h.clone().requires_grad_()
+            start = time.process_time()
+            forward(x).sum().backward()
+            best = min(best, time.process_time() - start)
+        seconds[name] = round(best, 5)
+    return {'n_nodes': n_nodes, 'n_graphs': n_graphs, 'density': density,
+            'n_edges': int(adj.sum()), 'd_model': d_model, 'n_heads': n_heads,
+            'seconds': seconds, 'fastest': min(seconds, key=seconds.get)}
