@@ -66,19 +66,48 @@ that the two compute the same outputs and gradients).
 ## The paper's sweep
 
 `--sweep` trains GAT and GATv2 with 1 and 8 heads for every $k$ of `--ks` and writes the
-record `experiments/results/dictionary_lookup_sweep.json`. The paper's claims, checked against
-that record (the table and the figure are in the
-[gallery example](gallery/plot_dictionary_lookup.html)):
+record `experiments/results/dictionary_lookup_sweep.json`: the command, the date, the machine
+and, for every model, its accuracy, its epochs and why it stopped (`fitted`, `patience`, or
+`epochs` when the sweep's epoch budget ran out). For small $k$ there are few examples (all
+$k!$ permutations), so `--epoch-size` repeats them within an epoch, to give every $k$ a
+comparable number of updates per epoch. The table and the figure, drawn from the record, are in
+the [gallery example](gallery/plot_dictionary_lookup.html). The paper's claims against it
+(`tests/test_dictionary_lookup.py` checks them against the record):
 
-* one GAT head cannot fit the training set for any $k > 1$;
-* one GATv2 head fits the training set, and generalises to the test set.
+* **One GAT head cannot fit the training set** once it holds more than one graph. At $k = 2$
+  the training set is a single graph, and a soft attention fits one graph, static or not.
+* **One GATv2 head fits the training set and generalises**, for every $k$ at which it finished
+  within the sweep's epoch budget; where the budget ran out first, the record says so, and the
+  figure shows how far it got.
+* More GAT heads fit the training graphs but generalise worse than GATv2.
+
+### What the sweep costs
+
+The dense layer on a batch avoids the edge list's gathering and scattering, but GATv2's score
+is a perceptron of every pair: a graph has $k^2$ (query, key-value) pairs of $d$ features, on
+an edge list just as on the dense grid. That grid, $B k^2 d$ numbers per batch, is where the
+time of the sweep goes at large $k$; GAT's score needs one number per node and stays cheap.
+
+## Which layer when
+
+The same layer, three ways (`--which-layer` times one GATv2 layer, forward and backward, and
+records it in `experiments/results/dictionary_lookup_layers.json`; the gallery example shows
+the table):
+
+* **Many small graphs, dense or complete** (DictionaryLookup, molecules): the dense layer,
+  batched. Each graph's grid is small, and the batch runs as a few large tensor operations.
+* **One small graph, or a dense one**: the dense layer on its $N \times N$ grid.
+* **One large sparse graph** (Cora and bigger): the [edge-list layer](../labml_gat/edges.html),
+  whose cost grows with the edges, not with $N^2$. Putting many small graphs into one
+  block-diagonal dense graph is the worst of both: its grid grows with the square of the total.
 
 ## Usage
 
 ```bash
 python experiments/dictionary_lookup.py --layer gatv2 --n-heads 1 --k 10
 python experiments/dictionary_lookup.py --layer gat --n-heads 8 --k 10 --summary-json gat8.json
-python experiments/dictionary_lookup.py --sweep
+python experiments/dictionary_lookup.py --sweep --batch-size 128 --epoch-size 5000
+python experiments/dictionary_lookup.py --which-layer
 ```
 
 Each run is a labml run in `logs/dictionary_lookup/`; `--quiet` turns off the progress output.

@@ -174,3 +174,31 @@ for ax, layer in zip(axes, ('gat', 'gatv2')):
     ax.set_ylabel('key of the query $i$')
     print(f'{layer:>6}: the most attended key of each query: {alpha.argmax(dim=1).tolist()}')
 plt.show()
+
+# %%
+# Which layer when
+# ----------------
+#
+# One GATv2 layer, forward and backward, timed by
+# ``python experiments/dictionary_lookup.py --which-layer`` (processor time, one thread) three
+# ways: the dense layer mapped over a batch of graphs, the dense layer on their union as one
+# block-diagonal graph, and the edge-list layer on the union. Read from the record:
+#
+# * complete graphs (density 1) go to the dense layer: batched when there are many graphs of
+#   more than a handful of nodes, on its grid when there is one;
+# * sparse graphs go to the edge list, small or large;
+# * the union of many small graphs as one dense graph is never the right choice: its grid
+#   grows with the square of all the nodes together.
+LAYERS_RECORD = RECORD.with_name('dictionary_lookup_layers.json')
+layers_record = json.loads(LAYERS_RECORD.read_text())
+print(layers_record['command'])
+print(f"{layers_record['date']}, {layers_record['machine']['cpu']}, "
+      f"torch {layers_record['versions']['torch']}, {layers_record['unit']}")
+print(f"{'graphs':>6} {'nodes':>5} {'density':>7} {'edges':>7} {'dense batched':>14} "
+      f"{'dense single':>13} {'edge list':>10}  fastest")
+for row in layers_record['rows']:
+    ms = {name: f"{1000 * row['seconds'][name]:.2f} ms" if name in row['seconds'] else '-'
+          for name in ('dense_batched', 'dense_single', 'edges')}
+    print(f"{row['n_graphs']:>6} {row['n_nodes']:>5} {row['density']:>7} {row['n_edges']:>7} "
+          f"{ms['dense_batched']:>14} {ms['dense_single']:>13} {ms['edges']:>10}  "
+          f"{row['fastest'].replace('_', ' ')}")
