@@ -347,3 +347,47 @@ def test_recorded_sweep_supports_the_papers_claims():
             assert run['train_accuracy'] < 1, k
         if layer == 'gatv2' and n_heads == 1 and run['stopped_by'] != 'epochs':
             assert run['train_accuracy'] == 1, k
+
+
+# ## Which layer when
+
+def test_time_layers():
+    from labml_gat.lookup import time_layers
+    row = time_layers(4, 3, 0.5, d_model=8, repeats=1)
+    assert set(row['seconds']) == {'dense_batched', 'dense_single', 'edges'}
+    assert row['fastest'] == min(row['seconds'], key=row['seconds'].get)
+    # A single graph: batching one graph is the dense layer on it, so it is not timed twice
+    assert set(time_layers(4, 1, 0.5, d_model=8, repeats=1)['seconds']) == {'dense_single',
+                                                                             'edges'}
+
+
+LAYERS_RECORD = RECORD.with_name('dictionary_lookup_layers.json')
+
+
+@pytest.mark.skipif(not LAYERS_RECORD.is_file(), reason='no recorded timing')
+def test_recorded_layer_timing_supports_the_prose():
+    """What the page says about which layer wins, against the record."""
+    record = json.loads(LAYERS_RECORD.read_text())
+    assert record['command'] == 'python experiments/dictionary_lookup.py --which-layer'
+    for row in record['rows']:
+        assert row['fastest'] == min(row['seconds'], key=row['seconds'].get)
+        # The union of many graphs as one dense graph is never the fastest
+        if row['n_graphs'] > 1:
+            assert row['fastest'] != 'dense_single', row
+        # Sparse graphs go to the edge list
+        if row['density'] <= 0.1:
+            assert row['fastest'] == 'edges', row
+        # Complete graphs of more than a handful of nodes go to the dense layer
+        if row['density'] == 1.0 and row['n_nodes'] >= 16:
+            assert row['fastest'].startswith('dense'), row
+
+
+# ## The gallery example
+
+def test_gallery_example_uses_ordinary_imports():
+    source = (REPO / 'experiments' / 'gallery' / 'plot_dictionary_lookup.py').read_text()
+    assert 'sys.path' not in source and 'import dictionary_lookup' not in source
+    # The thumbnail is chosen by a configuration comment on its own line, not in the prose
+    lines = source.splitlines()
+    assert '# sphinx_gallery_thumbnail_number = 1' in lines
+    assert 'savefig.dpi' in source
