@@ -3,29 +3,31 @@ r"""
 title: DictionaryLookup, the task GAT cannot learn
 summary: >
   The synthetic benchmark of the GATv2 paper: every query node must attend to the one key
-  that matches it. One GATv2 head fits it; GAT's static attention cannot fit the training set.
+  that matches it. One GATv2 head fits it; GAT's static attention cannot fit the training
+  set.
 ---
 
 # DictionaryLookup: the task GAT cannot learn
 
-The [GATv2 paper](https://arxiv.org/abs/2105.14491) (Brody, Alon & Yahav, ICLR 2022) argues
-that [GAT](../labml_gat/gat.html) computes only *static* attention, and builds a small problem
-that needs *dynamic* attention to make the point (Section 4.1 and Figure 3 of the paper).
-The task, the model and the training loop are in [`labml_gat.lookup`](../labml_gat/lookup.html);
-this page runs them.
+The [GATv2 paper](https://arxiv.org/abs/2105.14491) (Brody, Alon & Yahav, ICLR 2022)
+argues that [GAT](../labml_gat/gat.html) computes only *static* attention, and builds a
+small problem that needs *dynamic* attention to make the point (Section 4.1 and Figure 3
+of the paper). The task, the model and the training loop are in
+[`labml_gat.lookup`](../labml_gat/lookup.html); this page runs them.
 
 ## The task
 
-Pick a size $k$ and a permutation $\pi$ of $\{0, \dots, k - 1\}$. One example is a graph of
-$2k$ nodes: $k$ **queries** $q_i$, with the key $i$ and an empty value, and $k$ **key-value**
-nodes $s_j$, with the key $j$ and the value $\pi(j)$; every $s_j$ sends a message to every
-$q_i$, a complete bipartite graph. The label of $q_i$ is $\pi(i)$, the value stored under its
-key: every query must attend to a **different** neighbour, chosen by its own key.
+Pick a size $k$ and a permutation $\pi$ of $\{0, \dots, k - 1\}$. One example is a graph
+of $2k$ nodes: $k$ **queries** $q_i$, with the key $i$ and an empty value, and $k$
+**key-value** nodes $s_j$, with the key $j$ and the value $\pi(j)$; every $s_j$ sends a
+message to every $q_i$, a complete bipartite graph. The label of $q_i$ is $\pi(i)$, the
+value stored under its key: every query must attend to a **different** neighbour, chosen
+by its own key.
 
 About 80 % of the examples are for training and the rest for testing, split so that every
-test graph stores some value under a key where no training graph ever stored it: only a model
-that really looks the key up can answer it. With $k! \le 32000$ all permutations are used,
-otherwise 32000 random ones.
+test graph stores some value under a key where no training graph ever stored it: only a
+model that really looks the key up can answer it. With $k! \le 32000$ all permutations are
+used, otherwise 32000 random ones.
 
 ### Why GAT cannot do it
 
@@ -35,9 +37,9 @@ $$e_{ij} = \text{LeakyReLU}\big(a_1^\top W h_{q_i} + a_2^\top W h_{s_j}\big)$$
 
 For a fixed query the first term is a constant and LeakyReLU is increasing, so every query
 ranks the key-value nodes in the order of $a_2^\top W h_{s_j}$: the **same** node is the
-favourite of every query (the paper's Theorem 1). One head cannot look up $k$ different keys
-in one graph, however it is trained. With more heads GAT combines several fixed rankings,
-which in the paper is enough to fit the training graphs but not to generalise.
+favourite of every query (the paper's Theorem 1). One head cannot look up $k$ different
+keys in one graph, however it is trained. With more heads GAT combines several fixed
+rankings, which in the paper is enough to fit the training graphs but not to generalise.
 [GATv2](../labml_gat/gatv2.html) scores the pair inside the non-linearity,
 
 $$e_{ij} = a^\top \text{LeakyReLU}\big(W h_{q_i} + W h_{s_j}\big)$$
@@ -47,70 +49,78 @@ a small perceptron of both nodes, which can peak exactly where the keys agree.
 ## The model and the training
 
 The authors' model, $d = 128$: node vectors
-$h_n = \text{ReLU}(E_\text{key}[\text{key}_n] + E_\text{value}[\text{value}_n])$, one attention
-layer of $H$ heads of $d / H$ features (GATv2 with $W_l = W_r$), and a linear readout
-$U h'_{q_i}$ on the queries, trained with cross-entropy. A query has no self loop: its own
-key reaches the output only through the attention scores.
+$h_n = \text{ReLU}(E_\text{key}[\text{key}_n] + E_\text{value}[\text{value}_n])$, one
+attention layer of $H$ heads of $d / H$ features (GATv2 with $W_l = W_r$), and a linear
+readout $U h'_{q_i}$ on the queries, trained with cross-entropy. A query has no self loop:
+its own key reaches the output only through the attention scores.
 
-Adam with learning rate $10^{-3}$, batches of 1024 graphs, the gradient norm clipped to 1, the
-learning rate halved after 10 epochs without a better training accuracy, no dropout. Training
-stops at 100 % training accuracy or after 30 epochs without a better one, and keeps the
-weights of the best training epoch: the test set never influences a decision.
+Adam with learning rate $10^{-3}$, batches of 1024 graphs, the gradient norm clipped to 1,
+the learning rate halved after 10 epochs without a better training accuracy, no dropout.
+Training stops at 100 % training accuracy or after 30 epochs without a better one, and
+keeps the weights of the best training epoch: the test set never influences a decision.
 
-Every graph has the same $2k$ nodes' roles and the same edges, so a batch is a tensor of node
-vectors `[B, 2k, d]` and one small adjacency: the [dense layer](../labml_gat/gatv2.html) is
-the right tool, run on all the graphs of a batch at once (`--impl edges` trains the
-[edge-list twin](../labml_gat/edges.html) on the union of the graphs instead; a test shows
-that the two compute the same outputs and gradients).
+Every graph has the same $2k$ nodes' roles and the same edges, so a batch is a tensor of
+node vectors `[B, 2k, d]` and one small adjacency: the [dense
+layer](../labml_gat/gatv2.html) is the right tool, run on all the graphs of a batch at
+once (`--impl edges` trains the [edge-list twin](../labml_gat/edges.html) on the union of
+the graphs instead; a test shows that the two compute the same outputs and gradients).
 
 ## The paper's sweep
 
 `--sweep` trains GAT and GATv2 with 1 and 8 heads for every $k$ of `--ks` and writes the
-record `experiments/results/dictionary_lookup_sweep.json`: the command, the date, the machine
-and, for every model, its accuracy, its epochs and why it stopped (`fitted`, `patience`, or
-`epochs` when the sweep's epoch budget ran out). For small $k$ there are few examples (all
-$k!$ permutations), so `--epoch-size` repeats them within an epoch, to give every $k$ a
-comparable number of updates per epoch. The table and the figure, drawn from the record, are in
-the [gallery example](gallery/plot_dictionary_lookup.html). The paper's claims against it
-(`tests/test_dictionary_lookup.py` checks them against the record):
+record `experiments/results/dictionary_lookup_sweep.json`: the command, the date, the
+machine and, for every model, its accuracy, its epochs and why it stopped (`fitted`,
+`patience`, or `epochs` when the sweep's epoch budget ran out). For small $k$ there are
+few examples (all $k!$ permutations), so `--epoch-size` repeats them within an epoch, to
+give every $k$ a comparable number of updates per epoch. The table and the figure, drawn
+from the record, are in the [gallery example](gallery/plot_dictionary_lookup.html). The
+paper's claims against it (`tests/test_dictionary_lookup.py` checks them against the
+record):
 
-* **One GAT head cannot fit the training set** once it holds more than one graph. At $k = 2$
-  the training set is a single graph, and a soft attention fits one graph, static or not.
-* **One GATv2 head fits the training set and generalises**, for every $k$ at which it finished
-  within the sweep's epoch budget; where the budget ran out first, the record says so, and the
-  figure shows how far it got.
+* **One GAT head cannot fit the training set** once it holds more than one graph. At
+  $k = 2$ the training set is a single graph, and a soft attention fits one graph, static
+  or not.
+* **One GATv2 head fits the training set and generalises**, for every $k$ at which it
+  finished within the sweep's epoch budget; where the budget ran out first, the record
+  says so, and the figure shows how far it got.
 * More GAT heads fit the training graphs but generalise worse than GATv2.
 
 ### What the sweep costs
 
-The dense layer on a batch avoids the edge list's gathering and scattering, but GATv2's score
-is a perceptron of every pair: a graph has $k^2$ (query, key-value) pairs of $d$ features, on
-an edge list just as on the dense grid. That grid, $B k^2 d$ numbers per batch, is where the
-time of the sweep goes at large $k$; GAT's score needs one number per node and stays cheap.
+The dense layer on a batch avoids the edge list's gathering and scattering, but GATv2's
+score is a perceptron of every pair: a graph has $k^2$ (query, key-value) pairs of $d$
+features, on an edge list just as on the dense grid. That grid, $B k^2 d$ numbers per
+batch, is where the time of the sweep goes at large $k$; GAT's score needs one number per
+node and stays cheap.
 
 ## Which layer when
 
-The same layer, three ways (`--which-layer` times one GATv2 layer, forward and backward, and
-records it in `experiments/results/dictionary_lookup_layers.json`; the gallery example shows
-the table):
+The same layer, three ways (`--which-layer` times one GATv2 layer, forward and backward,
+and records it in `experiments/results/dictionary_lookup_layers.json`; the gallery example
+shows the table):
 
 * **Many small graphs, dense or complete** (DictionaryLookup, molecules): the dense layer,
-  batched. Each graph's grid is small, and the batch runs as a few large tensor operations.
+  batched. Each graph's grid is small, and the batch runs as a few large tensor
+  operations.
 * **One small graph, or a dense one**: the dense layer on its $N \times N$ grid.
-* **One large sparse graph** (Cora and bigger): the [edge-list layer](../labml_gat/edges.html),
-  whose cost grows with the edges, not with $N^2$. Putting many small graphs into one
-  block-diagonal dense graph is the worst of both: its grid grows with the square of the total.
+* **One large sparse graph** (Cora and bigger): the [edge-list
+  layer](../labml_gat/edges.html), whose cost grows with the edges, not with $N^2$.
+  Putting many small graphs into one block-diagonal dense graph is the worst of both: its
+  grid grows with the square of the total.
 
 ## Usage
 
 ```bash
 python experiments/dictionary_lookup.py --layer gatv2 --n-heads 1 --k 10
-python experiments/dictionary_lookup.py --layer gat --n-heads 8 --k 10 --summary-json gat8.json
-python experiments/dictionary_lookup.py --sweep --batch-size 128 --epoch-size 5000
+python experiments/dictionary_lookup.py --layer gat --n-heads 8 --k 10 \
+    --summary-json gat8.json
+python experiments/dictionary_lookup.py --sweep --ks 20 10 5 2 --batch-size 128 \
+    --epochs 20 --patience 10 --epoch-size 5000
 python experiments/dictionary_lookup.py --which-layer
 ```
 
-Each run is a labml run in `logs/dictionary_lookup/`; `--quiet` turns off the progress output.
+Each run is a labml run in `logs/dictionary_lookup/`; `--quiet` turns off the progress
+output.
 """
 
 import itertools
@@ -153,38 +163,41 @@ class LookupSettings(Settings):
     n_heads: int = setting(1, 'attention heads (they split the d-model features)')
     k: int = setting(10, 'keys (and queries) per graph')
     epochs: int = setting(300, 'at most this many passes over the training graphs')
-    patience: int = setting(30, 'stop after this many epochs without a better training accuracy')
-    lr_patience: int = setting(10, 'halve the learning rate after this many epochs without '
-                                   'a better training accuracy')
+    patience: int = setting(
+        30, 'stop after this many epochs without a better training accuracy')
+    lr_patience: int = setting(
+        10, 'halve the learning rate after this many epochs without a better one')
     learning_rate: float = setting(1e-3, 'Adam learning rate')
     batch_size: int = setting(1024, 'graphs per batch')
-    max_examples: int = setting(32000, 'all permutations if at most this many, else this many '
-                                       'random ones')
-    epoch_size: int = setting(0, 'repeat a smaller training set to at least this many graphs '
-                                 'per epoch (0: one pass)')
+    max_examples: int = setting(
+        32000, 'all permutations if at most this many, else this many random ones')
+    epoch_size: int = setting(
+        0, 'repeat a smaller training set to this many graphs per epoch (0: one pass)')
     d_model: int = setting(128, 'features per node')
     seed: int = setting(0, 'seed of the split, the weights and the order of the batches')
-    impl: str = setting('dense', 'dense layer on the batch, or edge-list layer on the union',
+    impl: str = setting('dense', 'dense layer on a batch, or edge list on the union',
                         choices=('dense', 'edges'))
     device: str = setting('cpu', 'torch device')
-    threads: int = setting(1, 'torch threads: a batch of small graphs keeps one thread busy')
-    summary_json: Optional[str] = setting(None, 'write the final numbers and the history here')
+    threads: int = setting(1, 'torch threads: a batch of small graphs keeps one busy')
+    summary_json: Optional[str] = setting(
+        None, 'write the final numbers and the history here')
     quiet: bool = setting(False, 'no progress output (the run is still kept by labml)')
-    sweep: bool = setting(False, 'train GAT and GATv2 with --sweep-heads heads for each k of '
-                                 '--ks and write the record of the sweep')
+    sweep: bool = setting(
+        False, 'train GAT and GATv2 with each of --sweep-heads for each k of --ks')
     ks: list = setting([2, 5, 10, 20], 'the values of k of --sweep')
     sweep_heads: list = setting([1, 8], 'the head counts of --sweep')
-    which_layer: bool = setting(False, 'time the dense layer batched and on one graph against '
-                                       'the edge-list layer, and write the record')
-    record: Optional[str] = setting(None, 'where --sweep or --which-layer writes its record '
-                                          '(default: experiments/results/)')
+    which_layer: bool = setting(
+        False, 'time the dense layer, batched and on one graph, and the edge-list layer')
+    record: Optional[str] = setting(
+        None, 'where --sweep or --which-layer writes (default: experiments/results/)')
 
     def check(self) -> None:
         """Everything that cannot run, said in one line before a labml run is created."""
         super().check()
         if self.k < 2 or min(self.ks) < 2:
-            raise UsageError('--k and --ks must be at least 2: with one key every query has '
-                             'one neighbour, there is nothing to look up and no test graph')
+            raise UsageError('--k and --ks must be at least 2: with one key every query '
+                             'has one neighbour, there is nothing to look up and no test '
+                             'graph')
         check_at_least(self, 0, ('epoch_size',))
         check_at_least(self, 1, ('n_heads', 'epochs', 'patience', 'lr_patience',
                                  'batch_size', 'max_examples', 'd_model', 'threads'))
@@ -193,7 +206,8 @@ class LookupSettings(Settings):
                 raise UsageError(f'heads ({n_heads}) must be at least 1 and divide '
                                  f'--d-model ({self.d_model})')
         if not self.learning_rate > 0:
-            raise UsageError(f'--learning-rate must be positive, got {self.learning_rate}')
+            raise UsageError(f'--learning-rate must be positive, '
+                             f'got {self.learning_rate}')
         check_device(self.device)
         for k in (self.ks if self.sweep else [self.k]):
             task = make_task(k, self.seed, self.max_examples)
@@ -204,7 +218,8 @@ class LookupSettings(Settings):
 
     def training(self) -> dict:
         """The arguments of `labml_gat.lookup.train` for one model."""
-        names = ('layer', 'n_heads', 'k', 'epochs', 'patience', 'lr_patience', 'learning_rate',
+        names = ('layer', 'n_heads', 'k', 'epochs', 'patience', 'lr_patience',
+                 'learning_rate',
                  'batch_size', 'max_examples', 'epoch_size', 'd_model', 'seed', 'impl',
                  'device')
         return {name: getattr(self, name) for name in names}
@@ -212,8 +227,8 @@ class LookupSettings(Settings):
 
 def parse(argv: Optional[Sequence[str]]) -> LookupSettings:
     """
-    The flags as settings. A flag argparse cannot read ends with argparse's message; a value
-    that cannot run raises `UsageError`, which `command` prints as one line.
+    The flags as settings. A flag argparse cannot read ends with argparse's message; a
+    value that cannot run raises `UsageError`, which `command` prints as one line.
     """
     parser = argument_parser(LookupSettings, 'Train GATv2 or GAT on the DictionaryLookup '
                                              'task of the GATv2 paper.')
@@ -231,7 +246,8 @@ def train_one(settings: LookupSettings) -> dict:
     The settings go to `experiment.configs`, the metrics of every epoch to `tracker`.
     """
     experiment.create(name='dictionary_lookup',
-                      comment=f'{settings.layer}, {settings.n_heads} head(s), k = {settings.k}',
+                      comment=f'{settings.layer}, {settings.n_heads} head(s), '
+                              f'k = {settings.k}',
                       writers={'file'} if settings.quiet else {'screen', 'file'})
     experiment.configs(settings.as_dict())
     progress = {} if settings.quiet else {
@@ -241,7 +257,8 @@ def train_one(settings: LookupSettings) -> dict:
         result = train(**settings.training(), **progress, on_epoch=track)
         tracker.save(result['epochs'], {'accuracy.final_train': result['train_accuracy'],
                                         'accuracy.final_test': result['test_accuracy']})
-    summary = {key: value for key, value in result.items() if key not in ('model', 'task')}
+    summary = {key: value for key, value in result.items()
+               if key not in ('model', 'task')}
     print(report(summary))
     if settings.summary_json:
         Path(settings.summary_json).write_text(json.dumps(summary, indent=2))
@@ -259,7 +276,8 @@ def report(result: dict) -> str:
     return (f"{result['layer'].upper()}, {result['n_heads']} head(s), k = {result['k']}: "
             f"train accuracy {100 * result['train_accuracy']:.2f} %, "
             f"test accuracy {100 * result['test_accuracy']:.2f} % "
-            f"({result['n_train']} training and {result['n_test']} test graphs; weights of "
+            f"({result['n_train']} training and {result['n_test']} test graphs; "
+            f"weights of "
             f"epoch {result['best_epoch'] + 1} of {result['epochs']}, "
             f"{result['seconds']:.0f} s of training)")
 
@@ -269,8 +287,8 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
     ## The sweep of the paper's Figure 3
 
     GAT and GATv2, with each head count, for every $k$: one labml run for the whole sweep,
-    and a record with the command, the machine and every model's numbers, written after every
-    model so that a stopped sweep keeps what it finished.
+    and a record with the command, the machine and every model's numbers, written after
+    every model so that a stopped sweep keeps what it finished.
     """
     path = Path(settings.record) if settings.record else SWEEP_RECORD
     experiment.create(name='dictionary_lookup_sweep', comment=f'k = {settings.ks}',
@@ -286,7 +304,8 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
     with experiment.start():
         # One head before eight: the paper's claims are about one head
         for k in settings.ks:
-            for n_heads, layer in itertools.product(settings.sweep_heads, ('gatv2', 'gat')):
+            for n_heads, layer in itertools.product(settings.sweep_heads,
+                                                    ('gatv2', 'gat')):
                 cpu = time.process_time()
                 result = train(**{**settings.training(), 'k': k, 'layer': layer,
                                   'n_heads': n_heads})
@@ -315,8 +334,8 @@ def which_layer(settings: LookupSettings, argv: Sequence[str]) -> dict:
     ## Which layer when
 
     One GATv2 layer, forward and backward, on each kind of graph of `WHICH_LAYER_GRAPHS`,
-    computed by the dense layer mapped over a batch, the dense layer on the union as one graph,
-    and the edge-list layer; the record goes to `experiments/results/`.
+    computed by the dense layer mapped over a batch, the dense layer on the union as one
+    graph, and the edge-list layer; the record goes to `experiments/results/`.
     """
     path = Path(settings.record) if settings.record else LAYERS_RECORD
     record = {'figure': 'which layer when: dense batched, dense single graph, edge list',
@@ -324,7 +343,8 @@ def which_layer(settings: LookupSettings, argv: Sequence[str]) -> dict:
               'date': datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
               'machine': machine(), 'versions': {'torch': torch.__version__,
                                                  'python': platform.python_version()},
-              'threads': settings.threads, 'unit': 'processor seconds, forward and backward',
+              'threads': settings.threads,
+              'unit': 'processor seconds, forward and backward',
               'rows': []}
     for n_nodes, n_graphs, density in WHICH_LAYER_GRAPHS:
         row = time_layers(n_nodes, n_graphs, density, seed=settings.seed)

@@ -2,15 +2,16 @@ r"""
 ---
 title: DictionaryLookup, the task and the model
 summary: >
-  The synthetic task of the GATv2 paper, its model, and training on batches of small complete
-  bipartite graphs with the dense attention layers.
+  The synthetic task of the GATv2 paper, its model, and training on batches of small
+  complete bipartite graphs with the dense attention layers.
 ---
 
 # DictionaryLookup: the task, the model and the training loop
 
-The [experiment page](../experiments/dictionary_lookup.html) tells the story; this module holds
-what the experiment and its [gallery example](../experiments/gallery/plot_dictionary_lookup.html)
-share: the task generator, the model and the training loop.
+The [experiment page](../experiments/dictionary_lookup.html) tells the story; this module
+holds what the experiment and its [gallery
+example](../experiments/gallery/plot_dictionary_lookup.html) share: the task generator,
+the model and the training loop.
 
 Every example is a small complete bipartite graph of $2k$ nodes, and every example has the
 same edges. That is where the [dense layer](gatv2.html) is the right tool: a batch of $B$
@@ -50,7 +51,8 @@ class Task(NamedTuple):
     # Training and test permutations, `[n_train, k]` and `[n_test, k]`
     train: torch.Tensor
     test: torch.Tensor
-    # `allowed[i, v]` is `True` if value $v$ may be stored under key $i$ in a training graph
+    # `allowed[i, v]` is `True` if value $v$ may be stored under key $i$ in a training
+    # graph
     allowed: torch.Tensor
 
 
@@ -60,9 +62,9 @@ def make_task(k: int, seed: int = 0, max_examples: int = 32000,
     ## Generating the examples and the split
 
     All $k!$ permutations when there are at most `max_examples`, otherwise `max_examples`
-    uniformly random ones. $\lfloor 0.8^{1/k} k^2 \rfloor$ of the $k^2$ pairs (key, value) are
-    *allowed*; a permutation all of whose pairs are allowed is a training example, any other
-    a test example. Deterministic under `seed`.
+    uniformly random ones. $\lfloor 0.8^{1/k} k^2 \rfloor$ of the $k^2$ pairs
+    (key, value) are *allowed*; a permutation all of whose pairs are allowed is a training
+    example, any other a test example. Deterministic under `seed`.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise ValueError(f'k must be an integer of at least 2, got {k!r}')
@@ -119,7 +121,8 @@ class LookupModel(nn.Module):
     ## The model
 
     The authors' model, with $d = 128$:
-    $h_n = \text{ReLU}\big(E_\text{key}[\text{key}_n] + E_\text{value}[\text{value}_n]\big)$,
+    $$h_n = \text{ReLU}\big(E_\text{key}[\text{key}_n]
+                           + E_\text{value}[\text{value}_n]\big)$$
     one attention layer ($H$ heads of $d / H$ features concatenated, no bias, no dropout;
     GATv2 with $W_l = W_r$), and a linear readout $\hat{y}_i = U h'_{q_i}$ on the queries.
     """
@@ -132,7 +135,8 @@ class LookupModel(nn.Module):
         if impl not in ('dense', 'edges'):
             raise ValueError(f"impl must be 'dense' or 'edges', got {impl!r}")
         self.k, self.impl = k, impl
-        # $E_\text{key}$ and $E_\text{value}$: ids $0, \dots, k - 1$ and the empty value $k$
+        # $E_\text{key}$ and $E_\text{value}$: the ids $0, \dots, k - 1$ and the empty
+        # value $k$
         self.key_embedding = nn.Embedding(k + 1, d_model)
         self.value_embedding = nn.Embedding(k + 1, d_model)
         # The attention layer; the edge-list twin has the very same parameters
@@ -148,16 +152,17 @@ class LookupModel(nn.Module):
     def forward(self, perms: torch.Tensor, return_attention: bool = False):
         r"""
         The logits of every query of the graphs `perms`, `[B, k]`: `[B, k, k]`, and with
-        `return_attention` the attention $\alpha_{ij}$ of query $q_i$ on key-value node $s_j$,
-        `[B, k, k, n_heads]`.
+        `return_attention` the attention $\alpha_{ij}$ of query $q_i$ on key-value node
+        $s_j$, `[B, k, k, n_heads]`.
         """
         keys = torch.arange(self.k, device=perms.device)
-        # $h = \text{ReLU}(E_\text{key}[\text{key}] + E_\text{value}[\text{value}])$ for every
-        # pair of a key and a value, `[k, k + 1, d]`: a node's vector depends on its pair only.
+        # $h = \text{ReLU}(E_\text{key}[\text{key}] + E_\text{value}[\text{value}])$ for
+        # every pair of a key and a value, `[k, k + 1, d]`: a node's vector depends on its
+        # pair only.
         h_pair = torch.relu(self.key_embedding.weight[:self.k, None]
                             + self.value_embedding.weight[None, :])
-        # The queries $q_0, \dots, q_{k-1}$ are the same nodes in every graph, key $i$ and the
-        # empty value $k$: `[k, d]`, shared by the batch.
+        # The queries $q_0, \dots, q_{k-1}$ are the same nodes in every graph, key $i$ and
+        # the empty value $k$: `[k, d]`, shared by the batch.
         h_query = h_pair[:, self.k]
         # The key-value nodes $s_j$, key $j$ and value $\pi(j)$: `[B, k, d]`
         h_key = h_pair[keys, perms]
@@ -185,15 +190,15 @@ def bipartite_attention(layer: nn.Module, h_query: torch.Tensor, h_key: torch.Te
     r"""
     ## The dense layer on a batch of complete bipartite graphs
 
-    The function of the [dense layer](gatv2.html), with its own parameters, on $B$ graphs at
-    once: every query $q_i$ attends to every key-value node $s_j$ of its graph, and nothing
-    else. `h_query` is `[B, k, d]` (or `[k, d]` when the queries are the same in every graph),
-    `h_key` is `[B, k, d]`. Returns the new vectors of the queries, `[B, k, d']`, and the
-    attention $\alpha_{bijk}$, `[B, k, k, n_heads]`.
+    The function of the [dense layer](gatv2.html), with its own parameters, on $B$ graphs
+    at once: every query $q_i$ attends to every key-value node $s_j$ of its graph, and
+    nothing else. `h_query` is `[B, k, d]` (or `[k, d]` when the queries are the same in
+    every graph), `h_key` is `[B, k, d]`. Returns the new vectors of the queries, `[B, k,
+    d']`, and the attention $\alpha_{bijk}$, `[B, k, k, n_heads]`.
 
     It is the dense layer's code with a batch dimension in front, and only the query rows
-    and the key columns of its $2k \times 2k$ grid: the others are masked out there anyway.
-    The adjacency is complete, so there is nothing to mask.
+    and the key columns of its $2k \times 2k$ grid: the others are masked out there
+    anyway. The adjacency is complete, so there is nothing to mask.
     """
     n_heads, n_hidden = layer.n_heads, layer.n_hidden
     slope = layer.activation.negative_slope
@@ -201,15 +206,18 @@ def bipartite_attention(layer: nn.Module, h_query: torch.Tensor, h_key: torch.Te
         # $g_{r,i} = W_r h_{q_i}$ and $g_{l,j} = W_l h_{s_j}$, per head
         g_r = layer.linear_r(h_query).unflatten(-1, (n_heads, n_hidden))
         g_l = layer.linear_l(h_key).unflatten(-1, (n_heads, n_hidden))
-        # $e_{bijk} = a_k^\top \text{LeakyReLU}(g_{r,k,i} + g_{l,k,j})$, `[B, k, k, n_heads]`
+        # $e_{bijk} = a_k^\top \text{LeakyReLU}(g_{r,k,i} + g_{l,k,j})$, `[B, k, k,
+        # n_heads]`
         pairs = nn.functional.leaky_relu(g_r.unsqueeze(-3) + g_l.unsqueeze(-4), slope)
         # The dot product with each head's $a_k$ as one matrix product: `attn_blocks`,
-        # `[n_heads, n_heads * n_hidden]`, holds $a_k$ in row $k$ at the columns of head $k$.
+        # `[n_heads, n_heads * n_hidden]`, holds $a_k$ in row $k$ at the columns of head
+        # $k$.
         attn_blocks = torch.block_diag(*layer.attn.unsqueeze(1))
         e = pairs.flatten(-2) @ attn_blocks.T
         messages = g_l
     else:
-        # GAT: one $W$; the query's half $a_1^\top W h_{q_i}$ and the key's $a_2^\top W h_{s_j}$
+        # GAT: one $W$; the query's half $a_1^\top W h_{q_i}$ and the key's $a_2^\top W
+        # h_{s_j}$
         g_q = layer.linear(h_query).unflatten(-1, (n_heads, n_hidden))
         g_s = layer.linear(h_key).unflatten(-1, (n_heads, n_hidden))
         score_query = torch.einsum('...ihf,hf->...ih', g_q, layer.attn[:, :n_hidden])
@@ -234,8 +242,8 @@ def batches(perms: torch.Tensor, batch_size: int,
             epoch_size: int = 0) -> Iterable[torch.Tensor]:
     """
     The examples in batches of `batch_size` graphs; shuffled when given a `generator`.
-    With `epoch_size`, a smaller set of examples is repeated to at least that many graphs, so
-    that a small $k$, with few examples, gets as many updates per epoch as a large one.
+    With `epoch_size`, a smaller set of examples is repeated to at least that many graphs,
+    so that a small $k$, with few examples, gets as many updates per epoch as a large one.
     """
     if len(perms) < epoch_size:
         perms = perms.repeat(math.ceil(epoch_size / len(perms)), 1)
@@ -287,26 +295,29 @@ def train_epoch(model: LookupModel, optimizer: torch.optim.Optimizer, perms: tor
     return total_loss / n_queries, correct / n_queries
 
 
-def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 300, seed: int = 0,
+def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 300,
+          seed: int = 0,
           max_examples: int = 32000, batch_size: int = 1024, learning_rate: float = 1e-3,
           patience: int = 30, lr_patience: int = 10, d_model: int = 128,
           device: str = 'cpu', impl: str = 'dense', epoch_size: int = 0,
           on_epoch: Optional[Callable] = None,
-          wrap_epochs: Callable = range, wrap_batches: Callable = lambda it, n: it) -> dict:
+          wrap_epochs: Callable = range,
+          wrap_batches: Callable = lambda batches, n: batches) -> dict:
     """
     ## Training
 
     Trains one model on the task of size `k`. Adam, the learning rate halved after
-    `lr_patience` epochs without a better training accuracy; training stops at 100 % training
-    accuracy or after `patience` epochs without a better one, and keeps the weights of the
-    best training epoch. The test set is evaluated after every epoch for the curves, and never
-    used for a decision.
+    `lr_patience` epochs without a better training accuracy; training stops at 100 %
+    training accuracy or after `patience` epochs without a better one, and keeps the
+    weights of the best training epoch. The test set is evaluated after every epoch for
+    the curves, and never used for a decision.
 
     Returns the settings, the numbers of training and test graphs, the epochs run and the
     selected one (`best_epoch`, from 0), the seconds of training, the `train_accuracy` and
-    `test_accuracy` of the selected weights, the per-epoch `history`, the trained `model` and
-    its `task`. `epoch_size` repeats a small training set within an epoch (see `batches`).
-    `on_epoch(epoch, record)` is called after every epoch (for labml's tracker).
+    `test_accuracy` of the selected weights, the per-epoch `history`, the trained `model`
+    and its `task`. `epoch_size` repeats a small training set within an epoch (see
+    `batches`). `on_epoch(epoch, record)` is called after every epoch (for labml's
+    tracker).
     """
     for name, value in (('epochs', epochs), ('batch_size', batch_size),
                         ('patience', patience), ('lr_patience', lr_patience)):
@@ -314,9 +325,9 @@ def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 300, see
             raise ValueError(f'{name} must be a positive integer, got {value!r}')
     task = make_task(k, seed, max_examples)
     if len(task.train) == 0 or len(task.test) == 0:
-        raise ValueError(f'k = {k} with max_examples = {max_examples} gives {len(task.train)} '
-                         f'training and {len(task.test)} test graphs; both must be non-empty: '
-                         f'use more examples')
+        raise ValueError(f'k = {k} with max_examples = {max_examples} gives '
+                         f'{len(task.train)} training and {len(task.test)} test graphs; '
+                         f'both must be non-empty: use more examples')
     device = torch.device(device)
 
     # The initial weights come from `seed`, without touching the caller's random state
@@ -357,7 +368,8 @@ def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 300, see
     return {'k': k, 'layer': layer, 'n_heads': n_heads, 'seed': seed, 'impl': impl,
             'epoch_size': epoch_size,
             'n_train': len(task.train), 'n_test': len(task.test),
-            'epochs': len(history), 'best_epoch': best_epoch, 'seconds': round(seconds, 2),
+            'epochs': len(history), 'best_epoch': best_epoch,
+            'seconds': round(seconds, 2),
             'train_accuracy': evaluate(model, task.train, batch_size, device),
             'test_accuracy': evaluate(model, task.test, batch_size, device),
             'history': history, 'model': model, 'task': task}
@@ -369,8 +381,9 @@ def time_layers(n_nodes: int, n_graphs: int, density: float, d_model: int = 64,
     ## Which layer when
 
     Seconds of processor time for one forward and backward pass of one GATv2 layer over
-    `n_graphs` random graphs of `n_nodes` nodes each, every node pair an edge with probability
-    `density` (self loops always), computed three ways with the same parameters:
+    `n_graphs` random graphs of `n_nodes` nodes each, every node pair an edge with
+    probability `density` (self loops always), computed three ways with the same
+    parameters:
 
     * `dense_batched`: the dense layer on each graph, mapped over the batch with `vmap`
       (not timed for a single graph, where it is `dense_single`);
@@ -378,8 +391,8 @@ def time_layers(n_nodes: int, n_graphs: int, density: float, d_model: int = 64,
       block-diagonal $N \times N$ adjacency, $N$ = `n_nodes * n_graphs`;
     * `edges`: the edge-list layer on the union.
 
-    The fastest of `repeats` passes, in processor time, which a busy machine disturbs less than
-    wall-clock time.
+    The fastest of `repeats` passes, in processor time, which a busy machine disturbs less
+    than wall-clock time.
     """
     generator = torch.Generator().manual_seed(seed)
     dense = GraphAttentionV2Layer(d_model, d_model, n_heads, dropout=0.0)
@@ -402,7 +415,8 @@ def time_layers(n_nodes: int, n_graphs: int, density: float, d_model: int = 64,
     def edge_list(x):
         return edges(x.reshape(n_total, d_model), edge_index)
 
-    ways = {'dense_batched': dense_batched, 'dense_single': dense_single, 'edges': edge_list}
+    ways = {'dense_batched': dense_batched, 'dense_single': dense_single,
+            'edges': edge_list}
     if n_graphs == 1:
         del ways['dense_batched']
     seconds = {}

@@ -1,5 +1,6 @@
 """Tests of DictionaryLookup (`labml_gat.lookup` and `experiments/dictionary_lookup.py`): the
-generator and its split, the dense layer on a batch against the edge-list layer, GAT's static
+generator and its split, the dense layer on a batch against the edge-list layer, GAT's
+static
 ranking, a short training run, the command line and its one-line errors, and the sweep's record."""
 
 import importlib.util
@@ -104,7 +105,8 @@ def test_graph_layouts():
     """The dense adjacency and the edge list describe the same complete bipartite graphs."""
     k, n_graphs = 4, 3
     adj_mat = bipartite_adjacency(k)
-    # Query i (rows 0..k-1) attends to every key-value node (columns k..2k-1), nothing else
+    # Query i (rows 0..k-1) attends to every key-value node (columns k..2k-1), nothing
+    # else
     assert adj_mat[:k, k:].all() and adj_mat.sum() == k * k
     src, dst = union_edge_index(n_graphs, k)
     for b, i, j in itertools.product(range(n_graphs), range(k), range(k)):
@@ -130,9 +132,10 @@ def layer_pair(layer: str, n_heads: int, d: int = 16):
 @pytest.mark.parametrize('layer, n_heads', [('gatv2', 1), ('gatv2', 4), ('gat', 1), ('gat', 4)])
 def test_batched_dense_layer_matches_edge_list_and_vmap(layer, n_heads):
     """
-    On a batch of complete bipartite graphs, `bipartite_attention` (the dense layer's maths with
-    a batch dimension), `vmap` of the dense layer itself over the batch, and the edge-list layer
-    on the union of the graphs give the same outputs, attention and gradients.
+    On a batch of complete bipartite graphs, `bipartite_attention` (the dense layer's
+    maths with a batch dimension), `vmap` of the dense layer itself over the batch, and
+    the edge-list layer on the union of the graphs give the same outputs, attention and
+    gradients.
     """
     k, n_graphs, d = 5, 6, 16
     dense, edges = layer_pair(layer, n_heads, d)
@@ -235,9 +238,9 @@ def test_gatv2_fits_where_gat_cannot():
 
 def run_script(args, cwd):
     """
-    The script in a subprocess, as `python experiments/dictionary_lookup.py ...` would run it,
-    with labml's runs in `cwd/logs` (labml finds its settings beside the calling script, so
-    the folder is set before the script runs).
+    The script in a subprocess, as `python experiments/dictionary_lookup.py ...` would run
+    it, with labml's runs in `cwd/logs` (labml finds its settings beside the calling
+    script, so the folder is set before the script runs).
     """
     (cwd / '.labml.yaml').write_text('check_repo_dirty: false\n')
     code = ('import runpy, sys\n'
@@ -335,9 +338,9 @@ def test_sweep_writes_a_record(tmp_path, labml_logs):
 @pytest.mark.skipif(not RECORD.is_file(), reason='no recorded sweep')
 def test_recorded_sweep_supports_the_papers_claims():
     """
-    The claims the experiment's page states, against the recorded sweep: one GAT head does not
-    fit the training set for any recorded k > 2 (at k = 2 the training set is one graph);
-    one GATv2 head fits it for every k it finished within the epoch budget.
+    The claims the experiment's page states, against the recorded sweep: one GAT head does
+    not fit the training set for any recorded k > 2 (at k = 2 the training set is one
+    graph); one GATv2 head fits it for every k it finished within the epoch budget.
     """
     record = json.loads(RECORD.read_text())
     assert record['command'].startswith('python experiments/dictionary_lookup.py --sweep')
@@ -356,7 +359,8 @@ def test_time_layers():
     row = time_layers(4, 3, 0.5, d_model=8, repeats=1)
     assert set(row['seconds']) == {'dense_batched', 'dense_single', 'edges'}
     assert row['fastest'] == min(row['seconds'], key=row['seconds'].get)
-    # A single graph: batching one graph is the dense layer on it, so it is not timed twice
+    # A single graph: batching one graph is the dense layer on it, so it is not timed
+    # twice
     assert set(time_layers(4, 1, 0.5, d_model=8, repeats=1)['seconds']) == {'dense_single',
                                                                              'edges'}
 
@@ -391,3 +395,29 @@ def test_gallery_example_uses_ordinary_imports():
     lines = source.splitlines()
     assert '# sphinx_gallery_thumbnail_number = 1' in lines
     assert 'savefig.dpi' in source
+
+
+# ## The README section quotes the record
+
+def sweep_table(record: dict) -> list:
+    """The rows of the README's table of the recorded sweep, as they must read."""
+    names = {'gatv2': 'GATv2', 'gat': 'GAT'}
+    return [f"| {run['k']} | {names[run['layer']]} | {run['n_heads']} "
+            f"| {100 * run['train_accuracy']:.1f} % | {100 * run['test_accuracy']:.1f} % "
+            f"| {run['epochs']} | {run['stopped_by']} |"
+            for run in sorted(record['runs'], key=lambda r: (r['k'], r['n_heads'],
+                                                              r['layer'] == 'gat'))]
+
+
+@pytest.mark.skipif(not RECORD.is_file(), reason='no recorded sweep')
+def test_readme_section_quotes_the_record():
+    readme = REPO / 'README-lookup.md'
+    if not readme.is_file():
+        pytest.skip('the README section has been merged')
+    text = readme.read_text()
+    record = json.loads(RECORD.read_text())
+    for row in sweep_table(record):
+        assert row in text, row
+    assert f"in {record['total_seconds'] / 60:.0f} minutes" in text
+    assert f"{record['total_cpu_seconds'] / 60:.0f} minutes of processor time" in text
+    assert record['command'] in text

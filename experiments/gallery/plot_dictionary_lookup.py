@@ -2,19 +2,21 @@ r"""
 DictionaryLookup: accuracy against k, GAT and GATv2
 ===================================================
 
-The `DictionaryLookup experiment <../dictionary_lookup.html>`_ reproduces the synthetic task of
-the GATv2 paper. Each example is a complete bipartite graph: :math:`k` query nodes, each with a
-key, and :math:`k` key-value nodes; query :math:`i` must output the value stored under its own
-key, so it must attend to a *different* key-value node than every other query.
+The `DictionaryLookup experiment <../dictionary_lookup.html>`_ reproduces the synthetic
+task of the GATv2 paper. Each example is a complete bipartite graph: :math:`k` query
+nodes, each with a key, and :math:`k` key-value nodes; query :math:`i` must output the
+value stored under its own key, so it must attend to a *different* key-value node than
+every other query.
 
-One GAT head cannot: its attention is *static*, every query ranks the key-value nodes in the
-same order. One GATv2 head can, because it scores the pair of nodes inside the non-linearity.
+One GAT head cannot: its attention is *static*, every query ranks the key-value nodes in
+the same order. One GATv2 head can, because it scores the pair of nodes inside the
+non-linearity.
 
-The paper's Figure 3 shows training and test accuracy against :math:`k` for both layers with
-one and eight heads. This example draws that figure twice: from a **reduced sweep** that runs
-while the page is built (small :math:`k`, 32 features, a few epochs), and from the **recorded
-sweep** of the full setting, read from ``experiments/results/dictionary_lookup_sweep.json``
-with the command that produced it.
+The paper's Figure 3 shows training and test accuracy against :math:`k` for both layers
+with one and eight heads. This example draws that figure twice: from a **reduced sweep**
+that runs while the page is built (small :math:`k`, 32 features, a few epochs), and from
+the **recorded sweep** of the full setting, read from
+``experiments/results/dictionary_lookup_sweep.json`` with the command that produced it.
 """
 
 # %%
@@ -23,7 +25,8 @@ with the command that produced it.
 #
 # The task, the model and the training loop are those of the experiment
 # (:mod:`labml_gat.lookup`); only the sizes are smaller. For small :math:`k` there are few
-# examples, so each epoch repeats the training graphs (``epoch_size``) to get enough updates.
+# examples, so each epoch repeats the training graphs (``epoch_size``) to get enough
+# updates.
 import json
 import time
 from pathlib import Path
@@ -58,14 +61,15 @@ print(f'reduced sweep: {len(reduced)} models in {time.perf_counter() - start:.0f
 # ------------------
 #
 # The full setting (128 features, up to 32000 examples), as recorded by
-# ``python experiments/dictionary_lookup.py --sweep``; the record says with which flags, when,
-# on which machine, and how long each model trained.
+# ``python experiments/dictionary_lookup.py --sweep``; the record says with which flags,
+# when, on which machine, and how long each model trained.
 RECORD = (Path(labml_gat.__file__).resolve().parent.parent
           / 'experiments' / 'results' / 'dictionary_lookup_sweep.json')
 record = json.loads(RECORD.read_text())
 recorded = record['runs']
 print(record['command'])
-print(f"{record['date']}, {record['machine']['cpu']}, {record['machine']['cores']} cores, "
+machine = record['machine']
+print(f"{record['date']}, {machine['cpu']}, {machine['cores']} cores, "
       f"torch {record['versions']['torch']}; "
       f"{record['total_seconds'] / 60:.0f} min for the whole sweep")
 
@@ -74,9 +78,10 @@ print(f"{record['date']}, {record['machine']['cpu']}, {record['machine']['cores'
 # ------------------
 #
 # As in the paper's figure: one line per layer and head count, training accuracy solid and
-# test accuracy dashed. One GAT head stays far from fitting the training graphs once there is
-# more than one training graph to fit; one GATv2 head fits them and answers the test graphs,
-# whose key-value combinations it has never seen.
+# test accuracy dashed. One GAT head stays far from fitting the training graphs once there
+# is more than one training graph to fit; one GATv2 head fits them and answers the test
+# graphs, whose key-value combinations it has never seen.
+NAMES = {'gatv2': 'GATv2', 'gat': 'GAT'}
 STYLE = {('gatv2', 1): ('tab:green', 'o'), ('gatv2', 8): ('tab:blue', 's'),
          ('gat', 1): ('tab:red', 'o'), ('gat', 8): ('tab:orange', 's')}
 
@@ -89,9 +94,9 @@ def plot_sweep(ax, runs, title):
         if not mine:
             continue
         ks = [r['k'] for r in mine]
-        name = f"{'GATv2' if layer == 'gatv2' else 'GAT'}, {n_heads} head{'s' * (n_heads > 1)}"
-        ax.plot(ks, [100 * r['train_accuracy'] for r in mine], color=colour, marker=marker,
-                label=f'{name}, train')
+        name = f"{NAMES[layer]}, {n_heads} head{'s' * (n_heads > 1)}"
+        ax.plot(ks, [100 * r['train_accuracy'] for r in mine], color=colour,
+                marker=marker, label=f'{name}, train')
         ax.plot(ks, [100 * r['test_accuracy'] for r in mine], color=colour, marker=marker,
                 linestyle='--', markerfacecolor='none', label=f'{name}, test')
     ax.set_xticks(sorted({r['k'] for r in runs}))
@@ -115,14 +120,15 @@ plt.show()
 # The recorded numbers
 # --------------------
 #
-# Every model of the recorded sweep: accuracy of the weights selected on training accuracy,
-# the epochs trained and why training stopped (``fitted``: 100 % training accuracy;
-# ``patience``: no better training accuracy for a while; ``epochs``: the epoch budget of the
-# sweep ran out, so the model might have gone further).
+# Every model of the recorded sweep: accuracy of the weights selected on training
+# accuracy, the epochs trained and why training stopped (``fitted``: 100 % training
+# accuracy; ``patience``: no better training accuracy for a while; ``epochs``: the epoch
+# budget of the sweep ran out, so the model might have gone further).
 print(f"{'k':>3} {'layer':>6} {'heads':>5} {'train':>8} {'test':>8} {'epochs':>6} "
       f"{'stopped':>9} {'minutes':>7}")
 for r in recorded:
-    print(f"{r['k']:>3} {r['layer']:>6} {r['n_heads']:>5} {100 * r['train_accuracy']:>7.2f}% "
+    print(f"{r['k']:>3} {r['layer']:>6} {r['n_heads']:>5} "
+          f"{100 * r['train_accuracy']:>7.2f}% "
           f"{100 * r['test_accuracy']:>7.2f}% {r['epochs']:>6} {r['stopped_by']:>9} "
           f"{r['seconds'] / 60:>7.1f}")
 
@@ -138,7 +144,7 @@ for ax, split in zip(axes, ('train', 'test')):
     for r in recorded:
         if r['k'] == k_max:
             colour, marker = STYLE[r['layer'], r['n_heads']]
-            name = f"{'GATv2' if r['layer'] == 'gatv2' else 'GAT'}, {r['n_heads']} head(s)"
+            name = f"{NAMES[r['layer']]}, {r['n_heads']} head(s)"
             epochs = range(1, len(r['history'][split]) + 1)
             ax.plot(epochs, [100 * a for a in r['history'][split]], color=colour,
                     marker=marker, markersize=3, label=name)
@@ -154,11 +160,11 @@ plt.show()
 # Where does each query look?
 # ---------------------------
 #
-# The paper's Figure 1, from the reduced sweep's models at the largest :math:`k`: for one test
-# graph, the attention :math:`\alpha_{ij}` of every query :math:`q_i` (a row) over the
-# key-value nodes :math:`s_j` (the columns, ordered by key). The right key is the diagonal.
-# With one GAT head every row peaks in the **same** column; GATv2 finds the diagonal.
-# Each panel has its own colour scale.
+# The paper's Figure 1, from the reduced sweep's models at the largest :math:`k`: for one
+# test graph, the attention :math:`\alpha_{ij}` of every query :math:`q_i` (a row) over
+# the key-value nodes :math:`s_j` (the columns, ordered by key). The right key is the
+# diagonal. With one GAT head every row peaks in the **same** column; GATv2 finds the
+# diagonal. Each panel has its own colour scale.
 k = REDUCED_KS[-1]
 perms = make_task(k, seed=REDUCED['seed'], max_examples=REDUCED['max_examples']).test[:1]
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), layout='constrained')
@@ -169,10 +175,11 @@ for ax, layer in zip(axes, ('gat', 'gatv2')):
     alpha = attention[0, :, :, 0]
     image = ax.imshow(alpha, cmap='viridis', vmin=0)
     fig.colorbar(image, ax=ax, label=r'attention $\alpha_{ij}$')
-    ax.set_title(f"{'GATv2' if layer == 'gatv2' else 'GAT'}, 1 head")
+    ax.set_title(f'{NAMES[layer]}, 1 head')
     ax.set_xlabel('key of the key-value node $j$')
     ax.set_ylabel('key of the query $i$')
-    print(f'{layer:>6}: the most attended key of each query: {alpha.argmax(dim=1).tolist()}')
+    print(f'{layer:>6}: the most attended key of each query: '
+          f'{alpha.argmax(dim=1).tolist()}')
 plt.show()
 
 # %%
@@ -180,12 +187,13 @@ plt.show()
 # ----------------
 #
 # One GATv2 layer, forward and backward, timed by
-# ``python experiments/dictionary_lookup.py --which-layer`` (processor time, one thread) three
-# ways: the dense layer mapped over a batch of graphs, the dense layer on their union as one
-# block-diagonal graph, and the edge-list layer on the union. Read from the record:
+# ``python experiments/dictionary_lookup.py --which-layer`` (processor time, one thread)
+# three ways: the dense layer mapped over a batch of graphs, the dense layer on their
+# union as one block-diagonal graph, and the edge-list layer on the union. Read from the
+# record:
 #
-# * complete graphs (density 1) go to the dense layer: batched when there are many graphs of
-#   more than a handful of nodes, on its grid when there is one;
+# * complete graphs (density 1) go to the dense layer: batched when there are many graphs
+#   of more than a handful of nodes, on its grid when there is one;
 # * sparse graphs go to the edge list, small or large;
 # * the union of many small graphs as one dense graph is never the right choice: its grid
 #   grows with the square of all the nodes together.
@@ -199,6 +207,7 @@ print(f"{'graphs':>6} {'nodes':>5} {'density':>7} {'edges':>7} {'dense batched':
 for row in layers_record['rows']:
     ms = {name: f"{1000 * row['seconds'][name]:.2f} ms" if name in row['seconds'] else '-'
           for name in ('dense_batched', 'dense_single', 'edges')}
-    print(f"{row['n_graphs']:>6} {row['n_nodes']:>5} {row['density']:>7} {row['n_edges']:>7} "
+    print(f"{row['n_graphs']:>6} {row['n_nodes']:>5} {row['density']:>7} "
+          f"{row['n_edges']:>7} "
           f"{ms['dense_batched']:>14} {ms['dense_single']:>13} {ms['edges']:>10}  "
           f"{row['fastest'].replace('_', ' ')}")
