@@ -81,11 +81,11 @@ record):
   the largest $k$ it stays at chance. At $k = 2$ the training set is a single graph, and a
   soft attention fits one graph, static or not.
 * **One GATv2 head fits the training set and generalises** where it finished within the
-  sweep's epoch budget. Where the budget ran out first, the record says so: at large $k$ it
-  was still climbing on the training and the test graphs together; at small $k$, with few
-  training graphs, it had not fitted them yet. The paper trains far longer.
-* **More heads help GAT, not enough**: eight GAT heads stay behind eight GATv2 heads on the
-  test graphs at every $k$.
+  sweep's epoch budget. Where the budget ran out first, the record says so: at large $k$
+  it was still climbing on the training and the test graphs together; at small $k$, with
+  few training graphs, it had not fitted them yet. The paper trains far longer.
+* **More heads help GAT, not enough**: eight GAT heads stay behind eight GATv2 heads on
+  the test graphs at every $k$.
 
 ### What the sweep costs
 

@@ -79,8 +79,9 @@ print(f"{record['date']}, {machine['cpu']}, {machine['cores']} cores, "
 #
 # As in the paper's figure: one line per layer and head count, training accuracy solid and
 # test accuracy dashed. One GAT head stays far from fitting the training graphs once there
-# is more than one training graph to fit; one GATv2 head fits them and answers the test
-# graphs, whose key-value combinations it has never seen.
+# is more than one training graph to fit. One GATv2 head fits them and answers the test
+# graphs, whose key-value combinations it has never seen, where it finished within the
+# epoch budget; the table below says which models ran out of epochs first.
 NAMES = {'gatv2': 'GATv2', 'gat': 'GAT'}
 STYLE = {('gatv2', 1): ('tab:green', 'o'), ('gatv2', 8): ('tab:blue', 's'),
          ('gat', 1): ('tab:red', 'o'), ('gat', 8): ('tab:orange', 's')}
