@@ -1,134 +1,214 @@
 r"""
-DictionaryLookup: GAT cannot fit it, GATv2 can
-==============================================
+DictionaryLookup: accuracy against k, GAT and GATv2
+===================================================
 
-The `DictionaryLookup experiment <../dictionary_lookup.html>`_ reproduces the synthetic task of the
-GATv2 paper. Each example is a complete bipartite graph: :math:`k` query nodes, each with a key,
-and :math:`k` key-value nodes; query :math:`i` must output the value stored under its own key, so it must
-attend to a *different* key-value node than every other query.
+The `DictionaryLookup experiment <../dictionary_lookup.html>`_ reproduces the synthetic
+task of the GATv2 paper. Each example is a complete bipartite graph: :math:`k` query
+nodes, each with a key, and :math:`k` key-value nodes; query :math:`i` must output the
+value stored under its own key, so it must attend to a *different* key-value node than
+every other query.
 
-One GAT head cannot: its attention is *static*, every query ranks the key-value nodes in the same order.
-One GATv2 head can, because it scores the pair of nodes inside the non-linearity.
+One GAT head cannot: its attention is *static*, every query ranks the key-value nodes in
+the same order. One GATv2 head can, because it scores the pair of nodes inside the
+non-linearity.
 
-This example trains both on :math:`k = 10` and draws the training curves and the attention
-of the paper's Figure 1. To run in a minute or two on a laptop CPU it uses a **reduced setting**:
-6000 of the 32000 examples, batches of 256 graphs, and at most 20 epochs per model.
-Everything else is the experiment's: 128 features, Adam with learning rate :math:`10^{-3}`, no dropout,
-and the same split that keeps some key-value combinations out of training.
+The paper's Figure 3 shows training and test accuracy against :math:`k` for both layers
+with one and eight heads. This example draws that figure twice: from a **reduced sweep**
+that runs while the page is built (small :math:`k`, 32 features, a few epochs), and from
+the **recorded sweep** of the full setting, read from
+``experiments/results/dictionary_lookup_sweep.json`` with the command that produced it.
 """
 
 # %%
-# The task
-# --------
+# The reduced sweep
+# -----------------
 #
-# The split is the one of the paper's code: :math:`\lfloor 0.8^{1/k} k^2 \rfloor` of the :math:`k^2`
-# (key, value) pairs are *allowed*; a graph is a training example when all its pairs are allowed,
-# and a test example otherwise. Every test graph therefore stores some value under a key where
-# no training graph ever stored it.
-import sys
+# The task, the model and the training loop are those of the experiment
+# (:mod:`labml_gat.lookup`); only the sizes are smaller. For small :math:`k` there are few
+# examples, so each epoch repeats the training graphs (``epoch_size``) to get enough
+# updates.
+import json
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from matplotlib.ticker import MaxNLocator
 
-# sphinx-gallery runs every example from its own folder, `experiments/gallery`
-# (run it from there by hand too): the experiment script is one folder up.
-sys.path.insert(0, str(Path.cwd().parent))
-import dictionary_lookup  # noqa: E402  (experiments/dictionary_lookup.py)
+import labml_gat
+from labml_gat.lookup import make_task, train
 
-K = 10
-SETTING = dict(k=K, max_examples=6000, batch_size=256, epochs=20, seed=0)
+torch.set_num_threads(1)
+# Figures at twice the screen resolution
+plt.rcParams['savefig.dpi'] = 2 * plt.rcParams['figure.dpi']
 
-task = dictionary_lookup.make_task(K, seed=SETTING['seed'], max_examples=SETTING['max_examples'])
-print(f'{len(task.train)} training and {len(task.test)} test graphs of {2 * K} nodes and {K * K} edges')
-print(f'{int(task.allowed.sum())} of the {K * K} (key, value) pairs are allowed in training')
+MODELS = [('gatv2', 1), ('gat', 1), ('gatv2', 8), ('gat', 8)]
+REDUCED = dict(d_model=32, batch_size=64, epoch_size=2000, epochs=6, patience=3,
+               lr_patience=2, learning_rate=3e-3, max_examples=3000, seed=0)
+REDUCED_KS = (4, 6, 8)
+
+start = time.perf_counter()
+reduced, models = [], {}
+for k in REDUCED_KS:
+    for layer, n_heads in MODELS:
+        result = train(k, layer, n_heads, **REDUCED)
+        models[k, layer, n_heads] = result['model']
+        reduced.append({key: result[key] for key in
+                        ('k', 'layer', 'n_heads', 'train_accuracy', 'test_accuracy')})
+print(f'reduced sweep: {len(reduced)} models in {time.perf_counter() - start:.0f} s')
 
 # %%
-# Train three models
+# The recorded sweep
 # ------------------
 #
-# GATv2 with one head, GAT with one head, and GAT with 8 heads of 16 features.
-# Training stops early once the training accuracy reaches 100%.
-MODELS = {'GATv2, 1 head': ('gatv2', 1), 'GAT, 1 head': ('gat', 1), 'GAT, 8 heads': ('gat', 8)}
-results = {}
-for name, (model, heads) in MODELS.items():
-    results[name] = dictionary_lookup.run(model=model, heads=heads, **SETTING)
-    r = results[name]
-    print(f"{name:>14}: train {100 * r['train_accuracy']:5.1f} %, test {100 * r['test_accuracy']:5.1f} % "
-          f"after {r['epochs']:2d} epochs ({r['seconds']:.0f} s)")
+# The full setting (128 features, up to 32000 examples), as recorded by
+# ``python experiments/dictionary_lookup.py --sweep``; the record says with which flags,
+# when, on which machine, and how long each model trained.
+RECORD = (Path(labml_gat.__file__).resolve().parent.parent
+          / 'experiments' / 'results' / 'dictionary_lookup_sweep.json')
+record = json.loads(RECORD.read_text())
+recorded = record['runs']
+print(record['command'])
+machine = record['machine']
+print(f"{record['date']}, {machine['cpu']}, {machine['cores']} cores, "
+      f"torch {record['versions']['torch']}; "
+      f"{record['total_seconds'] / 60:.0f} min for the whole sweep")
 
 # %%
-# Training curves
-# ---------------
+# Accuracy against k
+# ------------------
 #
-# GATv2 fits the training graphs within a few epochs, and it is just as accurate on the test graphs,
-# whose key-value combinations it has never seen: it has learned to look the key up.
-# One GAT head barely leaves chance (10%). Eight GAT heads climb slowly on both sets,
-# a little faster on the training set; the full setting below shows where they end.
-COLOURS = {'GATv2, 1 head': 'tab:green', 'GAT, 1 head': 'tab:red', 'GAT, 8 heads': 'tab:orange'}
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True, layout='constrained')
-for ax, split in zip(axes, ('train', 'test')):
-    for name, r in results.items():
-        epochs = [h['epoch'] + 1 for h in r['history']]
-        ax.plot(epochs, [100 * h[f'{split}_accuracy'] for h in r['history']], label=name, color=COLOURS[name],
-                marker='o', markersize=3)
-    ax.axhline(100 / K, color='grey', linestyle=':', linewidth=1, label='chance')
-    ax.set_title(f'{split} accuracy')
-    ax.set_xlabel('epoch')
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+# As in the paper's figure: one line per layer and head count, training accuracy solid and
+# test accuracy dashed. One GAT head stays far from fitting the training graphs once there
+# is more than one training graph to fit. One GATv2 head fits them and answers the test
+# graphs, whose key-value combinations it has never seen, where it finished within the
+# epoch budget; the table below says which models ran out of epochs first.
+NAMES = {'gatv2': 'GATv2', 'gat': 'GAT'}
+STYLE = {('gatv2', 1): ('tab:green', 'o'), ('gatv2', 8): ('tab:blue', 's'),
+         ('gat', 1): ('tab:red', 'o'), ('gat', 8): ('tab:orange', 's')}
+
+
+def plot_sweep(ax, runs, title):
+    """Accuracy against k, one line per model: training solid, test dashed."""
+    for (layer, n_heads), (colour, marker) in STYLE.items():
+        mine = sorted((r for r in runs if (r['layer'], r['n_heads']) == (layer, n_heads)),
+                      key=lambda r: r['k'])
+        if not mine:
+            continue
+        ks = [r['k'] for r in mine]
+        name = f"{NAMES[layer]}, {n_heads} head{'s' * (n_heads > 1)}"
+        ax.plot(ks, [100 * r['train_accuracy'] for r in mine], color=colour,
+                marker=marker, label=f'{name}, train')
+        ax.plot(ks, [100 * r['test_accuracy'] for r in mine], color=colour, marker=marker,
+                linestyle='--', markerfacecolor='none', label=f'{name}, test')
+    ax.set_xticks(sorted({r['k'] for r in runs}))
+    ax.set_xlabel('k (number of keys)')
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+
+
+# sphinx_gallery_thumbnail_number = 1
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True, layout='constrained')
+plot_sweep(axes[0], reduced, 'reduced sweep, run for this page')
+plot_sweep(axes[1], recorded, 'full setting, recorded')
 axes[0].set_ylabel('accuracy (%)')
-fig.legend(*axes[0].get_legend_handles_labels(), loc='outside lower center', ncol=4)
-fig.suptitle(f'DictionaryLookup, k = {K} (reduced setting)')
+axes[0].set_ylim(0, 102)
+fig.legend(*axes[0].get_legend_handles_labels(), loc='outside lower center', ncol=4,
+           fontsize='small')
+fig.suptitle('DictionaryLookup (GATv2 paper, Figure 3)')
+plt.show()
+
+# %%
+# The recorded numbers
+# --------------------
+#
+# Every model of the recorded sweep: accuracy of the weights selected on training
+# accuracy, the epochs trained and why training stopped (``fitted``: 100 % training
+# accuracy; ``patience``: no better training accuracy for a while; ``epochs``: the epoch
+# budget of the sweep ran out, so the model might have gone further).
+print(f"{'k':>3} {'layer':>6} {'heads':>5} {'train':>8} {'test':>8} {'epochs':>6} "
+      f"{'stopped':>9} {'minutes':>7}")
+for r in recorded:
+    print(f"{r['k']:>3} {r['layer']:>6} {r['n_heads']:>5} "
+          f"{100 * r['train_accuracy']:>7.2f}% "
+          f"{100 * r['test_accuracy']:>7.2f}% {r['epochs']:>6} {r['stopped_by']:>9} "
+          f"{r['seconds'] / 60:>7.1f}")
+
+# %%
+# Training curves at the largest recorded k
+# -----------------------------------------
+#
+# Per epoch, from the record. GATv2 climbs on the training and the test graphs together:
+# what it learns is the lookup itself, not the training combinations.
+k_max = max(r['k'] for r in recorded)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True, layout='constrained')
+for ax, split in zip(axes, ('train', 'test')):
+    for r in recorded:
+        if r['k'] == k_max:
+            colour, marker = STYLE[r['layer'], r['n_heads']]
+            name = f"{NAMES[r['layer']]}, {r['n_heads']} head(s)"
+            epochs = range(1, len(r['history'][split]) + 1)
+            ax.plot(epochs, [100 * a for a in r['history'][split]], color=colour,
+                    marker=marker, markersize=3, label=name)
+    ax.axhline(100 / k_max, color='grey', linestyle=':', linewidth=1, label='chance')
+    ax.set_title(f'{split} accuracy, k = {k_max} (recorded)')
+    ax.set_xlabel('epoch')
+    ax.grid(alpha=0.3)
+axes[0].set_ylabel('accuracy (%)')
+axes[1].legend(fontsize='small')
 plt.show()
 
 # %%
 # Where does each query look?
 # ---------------------------
 #
-# The paper's Figure 1: for one test graph, the attention :math:`\alpha_{ij}` of every query
-# :math:`q_i` (a row) over the key-value nodes :math:`s_j` (the columns, ordered by key).
-# The right key for query :math:`i` is :math:`j = i`, the diagonal.
-#
-# With one GAT head every row has its peak in the **same** column: the key-value node with the
-# largest :math:`a_2^\top W h_j` wins for every query, whatever the query's own key.
-# A query's key can only make its attention sharper or flatter; most rows are close to uniform,
-# so each panel has its own colour scale.
-# GATv2 puts almost all of each query's attention on the diagonal.
-# sphinx_gallery_thumbnail_number = 2
-graph = dictionary_lookup.make_graphs(task.test[:1])
+# The paper's Figure 1, from the reduced sweep's models at the largest :math:`k`: for one
+# test graph, the attention :math:`\alpha_{ij}` of every query :math:`q_i` (a row) over
+# the key-value nodes :math:`s_j` (the columns, ordered by key). The right key is the
+# diagonal. With one GAT head every row peaks in the **same** column; GATv2 finds the
+# diagonal. Each panel has its own colour scale.
+k = REDUCED_KS[-1]
+perms = make_task(k, seed=REDUCED['seed'], max_examples=REDUCED['max_examples']).test[:1]
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), layout='constrained')
-fig.suptitle('Attention of each query over the keys, one test graph')
-for ax, name in zip(axes, ('GAT, 1 head', 'GATv2, 1 head')):
+for ax, layer in zip(axes, ('gat', 'gatv2')):
+    model = models[k, layer, 1]
     with torch.no_grad():
-        _, attention = results[name]['network'](graph, return_attention=True)
-    alpha = attention[0, :, :, 0]  # [query i, key-value node j]
+        _, attention = model(perms, return_attention=True)
+    alpha = attention[0, :, :, 0]
     image = ax.imshow(alpha, cmap='viridis', vmin=0)
     fig.colorbar(image, ax=ax, label=r'attention $\alpha_{ij}$')
-    ax.set_title(name)
+    ax.set_title(f'{NAMES[layer]}, 1 head')
     ax.set_xlabel('key of the key-value node $j$')
     ax.set_ylabel('key of the query $i$')
-    ax.set_xticks(range(K))
-    ax.set_yticks(range(K))
-    print(f'{name:>14}: the most attended key of each query: {alpha.argmax(dim=1).tolist()}')
+    print(f'{layer:>6}: the most attended key of each query: '
+          f'{alpha.argmax(dim=1).tolist()}')
 plt.show()
 
 # %%
-# The full setting
+# Which layer when
 # ----------------
 #
-# On all 32000 examples (23146 training and 8854 test graphs) with batches of 1024 graphs,
-# ``python experiments/dictionary_lookup.py --model gatv2 --heads 1 --k 10`` and its GAT variants
-# give, for seed 0, on one thread of a shared 2-core CPU:
+# One GATv2 layer, forward and backward, timed by
+# ``python experiments/dictionary_lookup.py --which-layer`` (processor time, one thread)
+# three ways: the dense layer mapped over a batch of graphs, the dense layer on their
+# union as one block-diagonal graph, and the edge-list layer on the union. Read from the
+# record:
 #
-# =====  =====  ==============  =============  ======  ========
-# model  heads  train accuracy  test accuracy  epochs  time
-# =====  =====  ==============  =============  ======  ========
-# GATv2  1      100.00%         100.00%        5       38 s
-# GAT    1      20.00%          20.00%         55      8 min
-# GAT    8      99.996%         87.26%         247     35 min
-# =====  =====  ==============  =============  ======  ========
-#
-# as in the paper's Figure 3: GATv2 reaches 100% on both sets with a single head; GAT with one head
-# cannot fit the training set; GAT with 8 heads fits it, slowly, but generalises worse to the
-# key-value combinations it has not seen.
+# * complete graphs (density 1) go to the dense layer: batched when there are many graphs
+#   of more than a handful of nodes, on its grid when there is one;
+# * sparse graphs go to the edge list, small or large;
+# * the union of many small graphs as one dense graph is never the right choice: its grid
+#   grows with the square of all the nodes together.
+LAYERS_RECORD = RECORD.with_name('dictionary_lookup_layers.json')
+layers_record = json.loads(LAYERS_RECORD.read_text())
+print(layers_record['command'])
+print(f"{layers_record['date']}, {layers_record['machine']['cpu']}, "
+      f"torch {layers_record['versions']['torch']}, {layers_record['unit']}")
+print(f"{'graphs':>6} {'nodes':>5} {'density':>7} {'edges':>7} {'dense batched':>14} "
+      f"{'dense single':>13} {'edge list':>10}  fastest")
+for row in layers_record['rows']:
+    ms = {name: f"{1000 * row['seconds'][name]:.2f} ms" if name in row['seconds'] else '-'
+          for name in ('dense_batched', 'dense_single', 'edges')}
+    print(f"{row['n_graphs']:>6} {row['n_nodes']:>5} {row['density']:>7} "
+          f"{row['n_edges']:>7} "
+          f"{ms['dense_batched']:>14} {ms['dense_single']:>13} {ms['edges']:>10}  "
+          f"{row['fastest'].replace('_', ' ')}")
