@@ -40,6 +40,7 @@ ANNOTATED = {
     'labml_gat/settings.html': 'labml_gat/settings.py',
     'labml_gat/results.html': 'labml_gat/results.py',
     'labml_gat/runs.html': 'labml_gat/runs.py',
+    'labml_gat/lookup.html': 'labml_gat/lookup.py',
     'sidebyside/index.html': 'sidebyside/__init__.py',
     'experiments/cora.html': 'experiments/cora.py',
     'experiments/cora_minibatch.html': 'experiments/cora_minibatch.py',
