@@ -41,7 +41,8 @@ $$|\mathcal{E}| \cdot K \cdot (b + 1) + 2 \cdot 8 \, |\mathcal{E}|
 \quad \text{bytes instead of about} \quad 2 \, |\mathcal{E}| \cdot F' \cdot b$$
 
 for $b$ bytes per number (4 for `float32`), plus the node-level tensors $g_l, g_r$
-(GAT also keeps its $K$ scores per edge for the LeakyReLU), and the working set of a chunk is a few $C \cdot F'$ tensors, whatever $|\mathcal{E}|$ is.
+(GAT also keeps its $K$ scores per edge for the LeakyReLU), and the working set of a
+chunk is a few $C \cdot F'$ tensors, whatever $|\mathcal{E}|$ is.
 The price is one more gather of the node vectors per edge in the backward pass.
 
 ## The chunk size
