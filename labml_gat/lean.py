@@ -275,21 +275,21 @@ class LeanAttend(torch.autograd.Function):
                 dst: torch.Tensor, n_dst: int, keep: Optional[torch.Tensor], scale: float,
                 chunk: int):
         # The segment softmax of the edge-list layers, without autograd
-        alpha = segment_softmax_no_grad(e, dst, n_dst)
-        dropped = alpha if keep is None else alpha * keep * scale
+        alpha = segment_softmax_no_grad(e, dst, n_dst, chunk)
 
-        # $h'_{ik}$: the chunk's messages are gathered, weighted, added into their targets
+        # $h'_{ik}$: the chunk's messages are gathered, weighted by the coefficients after
+        # dropout, and added into the rows of their targets
         out = messages.new_zeros(n_dst, *messages.shape[1:])
         for start in range(0, src.shape[0], chunk):
             part = slice(start, start + chunk)
             weighted = messages.index_select(0, src[part])
-            weighted.mul_(dropped[part].unsqueeze(-1))
+            weighted.mul_(dropped(alpha, keep, scale, part).unsqueeze(-1))
             out.index_add_(0, dst[part], weighted)
 
         # What the backward pass needs per edge: $\alpha$ and the mask, $K$ numbers each
         ctx.save_for_backward(alpha, keep, messages, src, dst)
-        ctx.scale = scale
         ctx.n_dst = n_dst
+        ctx.scale = scale
         ctx.chunk = chunk
         ctx.set_materialize_grads(False)
         return out, alpha
@@ -308,51 +308,67 @@ class LeanAttend(torch.autograd.Function):
           \frac{\partial \mathcal{L}}{\partial \alpha_{ijk}}
           - \sum_{j' \in \mathcal{N}_i} \alpha_{ij'k}
             \frac{\partial \mathcal{L}}{\partial \alpha_{ij'k}} \Big)$$
+        Besides the chunks, it makes one tensor of `[n_edges, n_heads]`, `grad`.
         """
         alpha, keep, messages, src, dst = ctx.saved_tensors
-        n_edges, chunk = src.shape[0], ctx.chunk
+        n_edges, chunk, scale = src.shape[0], ctx.chunk, ctx.scale
         grad_messages = None
-        # The gradient with respect to $\alpha$: from the returned attention if used,
+        # $\partial \mathcal{L} / \partial \alpha$: from the returned attention if used,
         grad = alpha.new_zeros(alpha.shape) if grad_alpha is None else grad_alpha.clone()
         if grad_out is not None:
-            dropped = alpha if keep is None else alpha * keep * ctx.scale
-            grad_dropped = alpha.new_empty(alpha.shape)
             grad_messages = torch.zeros_like(messages)
             for start in range(0, n_edges, chunk):
                 part = slice(start, start + chunk)
                 # $\partial \mathcal{L} / \partial h'_i$ gathered to the chunk's edges
                 grad_out_i = grad_out.index_select(0, dst[part])
                 messages_j = messages.index_select(0, src[part])
-                grad_dropped[part] = messages_j.mul_(grad_out_i).sum(-1)
-                grad_messages.index_add_(0, src[part],
-                                         grad_out_i.mul_(dropped[part].unsqueeze(-1)))
-            # and from the output, through the dropout
-            if keep is not None:
-                grad_dropped.mul_(keep).mul_(ctx.scale)
-            grad += grad_dropped
-        # Back through the softmax, per target and head
-        weighted = alpha * grad
+                # and from the output, through the dropout
+                grad_part = messages_j.mul_(grad_out_i).sum(-1)
+                if keep is not None:
+                    grad_part.mul_(keep[part]).mul_(scale)
+                grad[part] += grad_part
+                weights = dropped(alpha, keep, scale, part).unsqueeze(-1)
+                grad_messages.index_add_(0, src[part], grad_out_i.mul_(weights))
+        # Back through the softmax, per target and head: `grad` becomes
+        # $\alpha \odot \partial \mathcal{L} / \partial \alpha$, then the scores' gradient
+        grad.mul_(alpha)
         index = dst.unsqueeze(-1).expand(-1, alpha.shape[1])
-        sums = weighted.new_zeros(ctx.n_dst, alpha.shape[1])
-        sums.scatter_add_(0, index, weighted)
-        grad_e = weighted.sub_(alpha * sums.index_select(0, dst))
-        return grad_e, grad_messages, None, None, None, None, None, None
+        sums = grad.new_zeros(ctx.n_dst, alpha.shape[1]).scatter_add_(0, index, grad)
+        for start in range(0, n_edges, chunk):
+            part = slice(start, start + chunk)
+            grad[part] -= alpha[part] * sums.index_select(0, dst[part])
+        return grad, grad_messages, None, None, None, None, None, None
+
+
+def dropped(alpha: torch.Tensor, keep: Optional[torch.Tensor], scale: float,
+            part: slice) -> torch.Tensor:
+    r"""$\tilde\alpha$ for a chunk of edges: the coefficients after dropout."""
+    if keep is None:
+        return alpha[part]
+    return alpha[part] * keep[part] * scale
 
 
 @torch.no_grad()
-def segment_softmax_no_grad(e: torch.Tensor, target: torch.Tensor, n_targets: int
-                            ) -> torch.Tensor:
+def segment_softmax_no_grad(e: torch.Tensor, target: torch.Tensor, n_targets: int,
+                            chunk: int) -> torch.Tensor:
     """
-    The [segment softmax](edges.html#segment-softmax) of the edge-list layers, with its
-    temporaries made in place: $\\alpha$, `[n_edges, n_heads]`.
+    The [segment softmax](edges.html#segment-softmax) of the edge-list layers,
+    $\alpha$, `[n_edges, n_heads]`, with the per-edge gathers of the maxima and the
+    denominators made chunk by chunk: besides `e`, it makes only its result.
     """
     n_heads = e.shape[1]
     index = target.unsqueeze(-1).expand(-1, n_heads)
     e_max = e.new_full((n_targets, n_heads), -torch.inf)
     e_max.scatter_reduce_(0, index, e, 'amax')
-    exp = (e - e_max.index_select(0, target)).exp_()
-    denominator = exp.new_zeros(n_targets, n_heads).scatter_add_(0, index, exp)
-    return exp.div_(denominator.index_select(0, target))
+    alpha = torch.empty_like(e)
+    for start in range(0, e.shape[0], chunk):
+        part = slice(start, start + chunk)
+        torch.sub(e[part], e_max.index_select(0, target[part]), out=alpha[part]).exp_()
+    denominator = alpha.new_zeros(n_targets, n_heads).scatter_add_(0, index, alpha)
+    for start in range(0, e.shape[0], chunk):
+        part = slice(start, start + chunk)
+        alpha[part] /= denominator.index_select(0, target[part])
+    return alpha
 
 
 def check_chunk_size(chunk_size: Optional[int]) -> Optional[int]:
