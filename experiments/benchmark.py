@@ -24,9 +24,9 @@ The figures:
   nodes, each implementation in its own process, reporting the peak memory above data and
   model (or the error, if it does not fit).
 
-Each measured figure replaces its record in `experiments/results/benchmark.json`, with the
-command, the date, the machine and the versions; the README and the site's benchmark page
-render their numbers from that file.
+Each measured figure replaces its record `experiments/results/benchmark_<figure>.json`,
+with the command, the date, the machine and the versions; the README and the site's
+benchmark page render their numbers from these records.
 
 ```bash
 python experiments/benchmark.py --threads 1                              # cora, layer_100000
@@ -61,8 +61,9 @@ class BenchmarkSettings(Settings):
     threads: int = setting(1, 'torch threads of every worker process')
     data_dir: Optional[str] = setting(None, 'folder of the Planetoid files (default: '
                                             '$LABML_GAT_DATA, else the download cache)')
-    results: str = setting(str(benchmarking.RESULTS_FILE), 'the JSON file of records; '
-                                                            'empty: do not record')
+    record: bool = setting(True, 'record each measured figure')
+    results: Optional[str] = setting(None, 'the folder of the records (default: '
+                                           'experiments/results)')
     plot: Optional[str] = setting(None, 'save the ratio plot to this image file')
 
     def check(self) -> None:
@@ -118,18 +119,19 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     s, _ = BenchmarkSettings.from_command_line(argv, description=__doc__.split('---')[-1])
     line = 'python experiments/benchmark.py ' + shlex.join(sys.argv[1:] if argv is None
                                                              else list(argv))
-    records = []
+    figures = []
     for name, task, peaks, alternating in tasks(s):
         print(f'measuring {name} ...', file=sys.stderr, flush=True)
-        figure = benchmarking.measure_figure(name, task, peaks=peaks, alternating=alternating)
-        records.append(benchmarking.record(figure, line.strip(), s.threads))
-        print(benchmarking.format_table(records[-1:]), flush=True)
-    print(benchmarking.format_report(records))
-    if s.results:
-        benchmarking.save_results(records, Path(s.results))
+        figures.append(benchmarking.measure_figure(name, task, peaks, alternating))
+        print(benchmarking.format_table(figures[-1:]), flush=True)
+        # Each figure is recorded as soon as it is measured
+        if s.record:
+            benchmarking.save_figure(figures[-1], line.strip(), s.threads,
+                                     Path(s.results) if s.results else None)
+    print(benchmarking.format_report(figures))
     if s.plot:
-        benchmarking.plot(records, s.plot)
-    return records
+        benchmarking.plot(figures, s.plot)
+    return figures
 
 
 if __name__ == '__main__':

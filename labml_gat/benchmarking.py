@@ -25,11 +25,9 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers with
   and the site's benchmark page are rendered from these records, never typed.
 """
 
-import datetime
 import gc
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -44,13 +42,9 @@ from torch import nn
 from labml_gat.edges import EdgeGraphAttentionV2Layer
 from labml_gat.lean import LeanGraphAttentionV2Layer
 
-# The recorded results, beside the experiments
-RESULTS_FILE = Path(__file__).resolve().parent.parent / 'experiments' / 'results' / 'benchmark.json'
 # The implementations of the layer, and the one each is compared with
 IMPLS = ('edges', 'lean', 'pyg')
 PEER = 'pyg'
-# The keys every record has
-RECORD_KEYS = ('figure', 'command', 'date', 'machine', 'versions', 'threads')
 
 
 # ## The graphs
@@ -377,71 +371,60 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
 
 
 # ## Records
+#
+# Each figure is one record of [`labml_gat.results`](results.html),
+# `experiments/results/benchmark_<figure>.json`: the command, the date, the machine, the
+# versions, and the figure's values.
 
-def machine() -> dict:
-    """The CPU model, its cores and the RAM of this machine."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            model = next(line.split(':', 1)[1].strip() for line in f
-                         if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    ram = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') if hasattr(os, 'sysconf') \
-        else None
-    return {'cpu': model, 'cores': os.cpu_count(), 'ram_bytes': ram,
-            'system': platform.system()}
+def record_name(figure: str) -> str:
+    return f'benchmark_{figure}'
 
 
-def versions() -> dict:
-    """The versions of Python, PyTorch and PyG (if installed)."""
-    result = {'python': platform.python_version(), 'torch': torch.__version__}
-    try:
-        import torch_geometric
-        result['torch_geometric'] = torch_geometric.__version__
-    except ImportError:
-        result['torch_geometric'] = None
-    return result
+def save_figure(figure: dict, command: str, threads: int, folder: Optional[Path] = None
+                ) -> Path:
+    """Record a measured figure, replacing an earlier record of the same figure."""
+    from labml_gat import results
+    values = {k: v for k, v in figure.items() if k != 'figure'}
+    values['threads'] = threads
+    return results.record(record_name(figure['figure']), command, values,
+                          folder or results.RESULTS)
 
 
-def record(figure: dict, command: str, threads: int) -> dict:
-    """A figure with what is needed to trust it: command, date, machine and versions."""
-    return {'figure': figure['figure'], 'command': command,
-            'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-            'machine': machine(), 'versions': versions(), 'threads': threads,
-            **{k: v for k, v in figure.items() if k != 'figure'}}
+def figure_order(name: str) -> tuple:
+    """Cora first, then the layer figures, then the scale figures, each by size."""
+    kind, _, size = name.partition('_')
+    return ({'cora': 0, 'layer': 1, 'scale': 2}.get(kind, 3), int(size) if size.isdigit()
+            else 0, name)
 
 
-def load_results(path: Path = RESULTS_FILE) -> List[dict]:
-    """The recorded figures, in the file's order; none if there is no file."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    records = json.loads(path.read_text())
-    check_records(records)
-    return records
+def load_results(folder: Optional[Path] = None) -> List[dict]:
+    """
+    The recorded figures, as flat dictionaries: the record's `command`, `date`, `machine`
+    and `versions` with its values and `figure`, the name without `benchmark_`.
+    """
+    from labml_gat import results
+    folder = Path(folder or results.RESULTS)
+    figures = []
+    for path in sorted(folder.glob(record_name('*') + '.json')):
+        r = results.load(path.stem, folder)
+        check_record(r)
+        figures.append({'figure': r['name'][len(record_name('')):],
+                        **{k: r[k] for k in ('command', 'date', 'machine', 'versions')},
+                        **r['values']})
+    return sorted(figures, key=lambda f: figure_order(f['figure']))
 
 
-def check_records(records: List[dict]) -> None:
-    """Every record has the keys of `RECORD_KEYS` and its figure is named once."""
-    names = [r.get('figure') for r in records]
-    for r in records:
-        missing = [k for k in RECORD_KEYS if k not in r]
-        if missing:
-            raise ValueError(f'benchmark record {r.get("figure")!r} lacks {", ".join(missing)}')
-    if len(set(names)) != len(names):
-        raise ValueError(f'benchmark figures recorded twice: {names}')
+def check_record(r: dict) -> None:
+    """A record has a name, the provenance and the values of a figure."""
+    missing = [k for k in ('name', 'command', 'date', 'machine', 'versions', 'values')
+               if k not in r]
+    missing += [f'values.{k}' for k in FIGURE_KEYS if k not in r.get('values', {})]
+    if missing:
+        raise ValueError(f'benchmark record {r.get("name")!r} lacks {", ".join(missing)}')
 
 
-def save_results(new: List[dict], path: Path = RESULTS_FILE) -> List[dict]:
-    """Replace the records of the same figures by `new`, keep the others, and write."""
-    path = Path(path)
-    names = {r['figure'] for r in new}
-    records = [r for r in load_results(path) if r['figure'] not in names] + list(new)
-    check_records(records)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, indent=1) + '\n')
-    return records
+# The values every figure has
+FIGURE_KEYS = ('level', 'graph', 'n_heads', 'n_hidden', 'threads')
 
 
 # ## Formatting
@@ -499,21 +482,22 @@ def format_table(records: Sequence[dict]) -> str:
 
 
 def format_provenance(records: Sequence[dict]) -> str:
-    """The commands, dates and machines of the records, one line each."""
-    lines = []
-    for r in records:
-        m = r['machine']
-        v = r['versions']
-        lines.append(f"* `{r['figure']}`: {describe(r)}. `{r['command']}` on {r['date'][:10]}, "
-                     f"{m['cpu']}, {m['cores']} cores, {gib(m['ram_bytes'])} RAM, "
-                     f"{r['threads']} thread(s), torch {v['torch']}, "
-                     f"PyG {v['torch_geometric']}")
-    return '\n'.join(lines)
+    """What each record measures and how: command, date, machine and versions."""
+    from labml_gat.results import provenance
+    return '\n'.join(f"* `{r['figure']}`: {describe(r)}, {r['threads']} thread(s). "
+                     f"{provenance(r)}" for r in records)
 
 
 def format_report(figures: Sequence[dict]) -> str:
-    """The table and the provenance of measured (or recorded) figures."""
-    return format_table(figures) + '\n\n' + format_provenance(figures)
+    """The table of measured figures, with what each one measures."""
+    return format_table(figures) + '\n\n' + '\n'.join(
+        f"* `{r['figure']}`: {describe(r)}" for r in figures)
+
+
+def recorded_report(folder: Optional[Path] = None) -> str:
+    """The table of the recorded figures with their provenance, for the README."""
+    records = load_results(folder)
+    return format_table(records) + '\n\n' + format_provenance(records)
 
 
 def plot(records: Sequence[dict], path: Optional[str] = None, title: str = ''):
