@@ -1,11 +1,12 @@
 """
 # labml_gat
 
-Annotated Graph Attention Networks: the dense GATv2 layer of the tutorial (`labml_gat.gatv2`),
-the original GAT layer (`labml_gat.gat`) to contrast static with dynamic attention,
-their edge-list twins (`labml_gat.edges`), the Planetoid loader (`labml_gat.datasets`)
-and the side-by-side page renderer (`labml_gat.annotate`).
+Annotated Graph Attention Networks. The tutorial: the dense GATv2 layer (`labml_gat.gatv2`),
+the original GAT layer (`labml_gat.gat`) to contrast static with dynamic attention, their
+edge-list twins (`labml_gat.edges`) and the two-layer model of the GAT paper
+(`labml_gat.model`). Around it: the Planetoid loader (`datasets`), the speed-ups (`fast`),
+neighbour sampling (`sampling`), many seeds side by side (`seeds`), the experiments' settings
+and training helpers (`settings`, `training`) and the recorded results (`results`).
 
-Import what you need from its module; importing the package itself loads nothing else,
-so that the page renderer works without PyTorch.
+Import what you need from its module; importing the package itself loads nothing else.
 """

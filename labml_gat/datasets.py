@@ -115,9 +115,9 @@ class MissingDataError(FileNotFoundError):
 
 
 @dataclass
-class Graph:
+class Planetoid:
     """
-    ## A citation graph
+    ## A citation graph and its split
 
     * `name` is the dataset name, `'cora'` or `'citeseer'`
     * `x` is the node features $x_i$, `[n_nodes, n_features]` float32
@@ -170,7 +170,7 @@ class Graph:
 
 
 def load_planetoid(name: str, data_dir: str | Path | None = None, download: bool = True,
-                   normalize: bool = True, base_url: str = BASE_URL) -> Graph:
+                   normalize: bool = True, base_url: str = BASE_URL) -> Planetoid:
     """
     ## Load a dataset
 
@@ -194,7 +194,8 @@ def load_planetoid(name: str, data_dir: str | Path | None = None, download: bool
 def _check_name(name: str) -> str:
     """The file prefix of a dataset name, or a `ValueError` listing the known names."""
     if not isinstance(name, str) or name.lower() not in SHA256:
-        raise ValueError(f'Unknown Planetoid dataset {name!r}; known: {", ".join(SHA256)}')
+        raise ValueError(f'Unknown Planetoid dataset {name!r}; '
+                         f'known: {", ".join(SHA256)}')
     return name.lower()
 
 
@@ -225,7 +226,8 @@ def cache_dir() -> Path:
     return lab.get_data_path() / 'planetoid'
 
 
-def _find_folder(name: str, data_dir: str | Path | None, download: bool, base_url: str) -> Path:
+def _find_folder(name: str, data_dir: str | Path | None, download: bool,
+                 base_url: str) -> Path:
     """The folder that holds all files of `name`, downloading into the cache if allowed."""
     # A folder given by the user is read-only for us: we never download into it.
     given = data_dir if data_dir is not None else (os.environ.get(DATA_ENV_VAR) or None)
@@ -244,7 +246,8 @@ def _find_folder(name: str, data_dir: str | Path | None, download: bool, base_ur
 
 
 def _missing_files(name: str, folder: Path) -> list[str]:
-    return [_file_name(name, kind) for kind in FILE_KINDS if not (folder / _file_name(name, kind)).is_file()]
+    return [_file_name(name, kind) for kind in FILE_KINDS
+            if not (folder / _file_name(name, kind)).is_file()]
 
 
 def _require_files(name: str, folder: Path, reason: str) -> None:
@@ -278,15 +281,17 @@ def _verified_path(folder: Path, name: str, kind: str) -> Path:
     digest = _sha256(path)
     if digest != SHA256[name][kind]:
         raise DataFileError(f'{path}: SHA-256 {digest} does not match the expected '
-                            f'{SHA256[name][kind]}; the file is corrupt, truncated or not the '
-                            f'Planetoid file. Replace it with the original from {BASE_URL}.')
+                            f'{SHA256[name][kind]}; the file is corrupt, truncated or '
+                            f'not the Planetoid file. '
+                            f'Replace it with the original from {BASE_URL}.')
     return path
 
 
 # ## Downloading
 
 
-def download_planetoid(name: str, folder: str | Path | None = None, base_url: str = BASE_URL) -> Path:
+def download_planetoid(name: str, folder: str | Path | None = None,
+                       base_url: str = BASE_URL) -> Path:
     """
     ### Download a dataset
 
@@ -307,15 +312,17 @@ def download_planetoid(name: str, folder: str | Path | None = None, base_url: st
 def _download_file(name: str, kind: str, path: Path, base_url: str) -> None:
     """Download one file atomically: into a temporary file next to it, renamed once verified."""
     url = f'{base_url.rstrip("/")}/{path.name}'
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.part')
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
+                                    suffix='.part')
     try:
         with os.fdopen(fd, 'wb') as out:
             digest = _fetch(name, url, out, path)
             out.flush()
             os.fsync(out.fileno())
         if digest != SHA256[name][kind]:
-            raise DataFileError(f'{path.name} downloaded from {url} has SHA-256 {digest}, expected '
-                                f'{SHA256[name][kind]}; nothing was written to {path.parent}.')
+            raise DataFileError(f'{path.name} downloaded from {url} has SHA-256 '
+                                f'{digest}, expected {SHA256[name][kind]}; nothing was '
+                                f'written to {path.parent}.')
         os.replace(tmp_name, path)
     finally:
         # After a successful `os.replace` there is nothing left to remove.
@@ -331,7 +338,8 @@ def _fetch(name: str, url: str, out: BinaryIO, path: Path) -> str:
     except (OSError, http.client.HTTPException) as err:
         reason = f'Could not download {url} ({err}).'
         missing = _missing_files(name, path.parent)
-        raise MissingDataError(_missing_message(name, path.parent, missing, reason)) from err
+        raise MissingDataError(
+            _missing_message(name, path.parent, missing, reason)) from err
 
 
 def _copy_with_progress(response: Any, out: BinaryIO, label: str) -> str:
@@ -368,8 +376,10 @@ class _CsrMatrix:
     def to_dense(self) -> np.ndarray:
         """Row $r$ has the values `data[indptr[r]:indptr[r + 1]]` in the columns `indices[...]`."""
         n_rows, n_cols = self.state['_shape']
-        indptr, indices, data = (np.asarray(self.state[key]) for key in ('indptr', 'indices', 'data'))
-        if indptr.shape != (n_rows + 1,) or indptr[-1] != len(indices) or len(indices) != len(data):
+        indptr, indices, data = (np.asarray(self.state[key])
+                                 for key in ('indptr', 'indices', 'data'))
+        if (indptr.shape != (n_rows + 1,) or indptr[-1] != len(indices)
+                or len(indices) != len(data)):
             raise ValueError(f'inconsistent sparse matrix of shape {(n_rows, n_cols)}')
         rows = np.repeat(np.arange(n_rows), np.diff(indptr))
         dense = np.zeros((n_rows, n_cols), dtype=data.dtype)
@@ -424,16 +434,20 @@ def _read_matrix(path: Path) -> np.ndarray:
         matrix = obj.to_dense() if isinstance(obj, _CsrMatrix) else obj
     except Exception as err:
         raise DataFileError(f'{path}: not a valid sparse matrix: {err}') from err
-    if not isinstance(matrix, np.ndarray) or matrix.ndim != 2 or matrix.dtype.kind not in 'biuf':
-        raise DataFileError(f'{path}: expected a numeric 2-d matrix, got {type(matrix).__name__}')
+    if (not isinstance(matrix, np.ndarray) or matrix.ndim != 2
+            or matrix.dtype.kind not in 'biuf'):
+        raise DataFileError(f'{path}: expected a numeric 2-d matrix, '
+                            f'got {type(matrix).__name__}')
     return matrix
 
 
 def _read_graph(path: Path) -> dict[int, list[int]]:
     """The adjacency lists: node -> list of neighbours."""
     graph = _unpickle(path)
-    if not isinstance(graph, dict) or not all(isinstance(v, list) for v in graph.values()):
-        raise DataFileError(f'{path}: expected a dict of adjacency lists, got {type(graph).__name__}')
+    if (not isinstance(graph, dict)
+            or not all(isinstance(v, list) for v in graph.values())):
+        raise DataFileError(f'{path}: expected a dict of adjacency lists, '
+                            f'got {type(graph).__name__}')
     return graph
 
 
@@ -448,7 +462,7 @@ def _read_test_index(path: Path) -> np.ndarray:
 # ## Building the graph
 
 
-def _assemble(name: str, paths: dict[str, Path]) -> Graph:
+def _assemble(name: str, paths: dict[str, Path]) -> Planetoid:
     """Put the pieces together in the node numbering and split of the Planetoid paper (and PyG)."""
     # `x` is the first rows of `allx` (its checksum was verified, its content is not needed);
     # `y` tells how many rows that is.
@@ -456,9 +470,11 @@ def _assemble(name: str, paths: dict[str, Path]) -> Graph:
     test_index = torch.from_numpy(_read_test_index(paths['test.index']))
     # Nodes are numbered `allx` first, then up to the largest test index.
     n_nodes = int(test_index.max()) + 1
-    x = _place_rows(_read_matrix(paths['allx']), _read_matrix(paths['tx']), test_index, n_nodes)
-    one_hot = _place_rows(_read_matrix(paths['ally']), _read_matrix(paths['ty']), test_index, n_nodes)
-    return Graph(
+    x = _place_rows(_read_matrix(paths['allx']), _read_matrix(paths['tx']),
+                    test_index, n_nodes)
+    one_hot = _place_rows(_read_matrix(paths['ally']), _read_matrix(paths['ty']),
+                          test_index, n_nodes)
+    return Planetoid(
         name=name,
         x=x,
         # Class of each node; a node without a label (all-zero row) gets class 0, as in PyG.
@@ -479,8 +495,10 @@ def _place_rows(all_rows: np.ndarray, test_rows: np.ndarray, test_index: torch.T
     for node `test_index[k]`, and zeros for the nodes in neither (CiteSeer's isolated papers).
     """
     # The test nodes must come right after `allx`; PyG's numbering assumes the same.
-    if int(test_index.min()) != all_rows.shape[0] or len(test_index.unique()) != len(test_index):
-        raise DataFileError(f'test indices must be distinct and start at {all_rows.shape[0]}')
+    if (int(test_index.min()) != all_rows.shape[0]
+            or len(test_index.unique()) != len(test_index)):
+        raise DataFileError(f'test indices must be distinct and start at '
+                            f'{all_rows.shape[0]}')
     out = torch.zeros(n_nodes, all_rows.shape[1], dtype=torch.float32)
     out[:all_rows.shape[0]] = torch.from_numpy(all_rows.astype(np.float32))
     out[test_index] = torch.from_numpy(test_rows.astype(np.float32))
@@ -492,8 +510,10 @@ def _edge_index(graph: dict[int, list[int]], n_nodes: int) -> torch.Tensor:
     `[2, n_edges]`: every adjacency-list entry in both directions, without self loops and
     duplicates, sorted by target $i$ and then source $j$ (PyG's `coalesce(sort_by_row=False)`).
     """
-    source = torch.tensor([node for node, neighbours in graph.items() for _ in neighbours], dtype=torch.long)
-    target = torch.tensor([j for neighbours in graph.values() for j in neighbours], dtype=torch.long)
+    source = torch.tensor([node for node, neighbours in graph.items()
+                           for _ in neighbours], dtype=torch.long)
+    target = torch.tensor([j for neighbours in graph.values() for j in neighbours],
+                          dtype=torch.long)
     # Both directions: citations are undirected. (The files already list both.)
     source, target = torch.cat([source, target]), torch.cat([target, source])
     # Drop self loops; the layers add them back when asked to.

@@ -48,6 +48,10 @@ Subtracting the maximum $m_{ik}$ changes nothing mathematically but keeps $\exp$
 The maximum and the sum over "the edges ending at $i$" are *segment* reductions:
 `scatter_reduce` (with `amax`) and `scatter_add` combine each edge's value into the entry of its target.
 
+![Gather, segment softmax, scatter: each edge gets its source's vector, the scores of the edges
+into one target are normalised together, and the weighted messages are added into the
+target's row](../_static/figures/edge_softmax.svg)
+
 ### Aggregation
 
 $$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{k,j}$$
@@ -79,7 +83,7 @@ import torch
 from torch import nn
 
 from labml_gat.gat import GraphAttentionLayer
-from labml_gat.gatv2 import GraphAttentionV2Layer, check_features, describe_value
+from labml_gat.gatv2 import GraphAttentionV2Layer, describe
 
 # A node feature tensor, or a pair `(h_src, h_dst)` for a bipartite graph
 NodeFeatures = Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
@@ -103,7 +107,8 @@ class EdgeGraphAttentionV2Layer(GraphAttentionV2Layer):
         * `return_attention` if `True`, also return the attention coefficients $\alpha_{ijk}$
           of shape `[n_edges, n_heads]`, in the order of the edges (before dropout).
         """
-        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features)
+        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features,
+                                                   self.attn.dtype)
         # Number of targets; equal to the number of nodes unless the graph is bipartite
         n_dst = h_dst.shape[0]
 
@@ -125,8 +130,10 @@ class EdgeGraphAttentionV2Layer(GraphAttentionV2Layer):
         # Gather the target's vector $g_{r,i}$ and add, giving $g_{r,i} + g_{l,j}$ per edge.
         # The sum is done in place on the fresh gathered tensor to save one edge-sized buffer.
         g_sum = g_r.index_select(0, dst).add_(g_l_j)
-        # LeakyReLU in place as well: its backward needs only the sign of its output.
-        g_sum = nn.functional.leaky_relu(g_sum, self.activation.negative_slope, inplace=True)
+        # LeakyReLU in place as well: with a slope $\ge 0$ its backward needs only the sign of
+        # its output.
+        slope = self.activation.negative_slope
+        g_sum = nn.functional.leaky_relu(g_sum, slope, inplace=slope >= 0)
         # The dot products with the heads' attention vectors,
         # $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j}\big)$$
         # as one matrix product: `attn_blocks`, `[n_heads, n_heads * n_hidden]`, has $a_k$ in row $k$
@@ -151,13 +158,15 @@ class EdgeGraphAttentionLayer(GraphAttentionLayer):
         """
         The arguments are the same as for [`EdgeGraphAttentionV2Layer`](#edge-list-gatv2-layer).
         """
-        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features)
+        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features,
+                                                   self.attn.dtype)
         n_dst = h_dst.shape[0]
 
         # $g_{k,j} = W_k h_j$ for the sources, `[n_src, n_heads, n_hidden]`,
         # and $g_{k,i} = W_k h_i$ for the targets, `[n_dst, n_heads, n_hidden]`.
         g_src = self.linear(h_src).view(-1, self.n_heads, self.n_hidden)
-        g_dst = g_src if h_dst is h_src else self.linear(h_dst).view(-1, self.n_heads, self.n_hidden)
+        g_dst = (g_src if h_dst is h_src
+                 else self.linear(h_dst).view(-1, self.n_heads, self.n_hidden))
 
         # #### Calculate the attention scores
         #
@@ -168,7 +177,8 @@ class EdgeGraphAttentionLayer(GraphAttentionLayer):
         score_neighbour = torch.einsum('jhf,hf->jh', g_src, self.attn[:, self.n_hidden:])
         # Gathering these numbers to the edges is cheap, `[n_edges, n_heads]`:
         # $$e_{ijk} = \text{LeakyReLU}\big(a_{1,k}^\top g_{k,i} + a_{2,k}^\top g_{k,j}\big)$$
-        e = self.activation(score_query.index_select(0, dst) + score_neighbour.index_select(0, src))
+        e = self.activation(score_query.index_select(0, dst)
+                            + score_neighbour.index_select(0, src))
 
         # The messages $g_{k,j}$ gathered to the edges, `[n_edges, n_heads, n_hidden]`
         g_j = g_src.index_select(0, src)
@@ -200,7 +210,8 @@ def attend(layer: Union[EdgeGraphAttentionV2Layer, EdgeGraphAttentionLayer],
     # $$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{k,j}$$
     # `attn_res` is `[n_dst, n_heads, n_hidden]`; a target with no in-edge keeps its row of zeros.
     weighted = messages * a.unsqueeze(-1)
-    attn_res = weighted.new_zeros(n_dst, layer.n_heads, layer.n_hidden).index_add_(0, dst, weighted)
+    attn_res = (weighted.new_zeros(n_dst, layer.n_heads, layer.n_hidden)
+                .index_add_(0, dst, weighted))
 
     # Concatenate the heads, $h'_i = \Big\Vert_{k=1}^{K} h'_{ik}$,
     # or average them, $h'_i = \frac{1}{K} \sum_{k=1}^{K} h'_{ik}$: `[n_dst, out_features]`
@@ -217,7 +228,8 @@ def attend(layer: Union[EdgeGraphAttentionV2Layer, EdgeGraphAttentionLayer],
     return out
 
 
-def segment_softmax(e: torch.Tensor, target: torch.Tensor, n_targets: int) -> torch.Tensor:
+def segment_softmax(e: torch.Tensor, target: torch.Tensor,
+                    n_targets: int) -> torch.Tensor:
     r"""
     ## Segment softmax
 
@@ -232,7 +244,8 @@ def segment_softmax(e: torch.Tensor, target: torch.Tensor, n_targets: int) -> to
     # The maximum score of each target and head, $m_{ik}$, `[n_targets, n_heads]`.
     # It is only a shift that cancels out in the fraction, so it needs no gradient (it is detached).
     # Targets with no edge keep the initial $-\infty$, which is never read.
-    e_max = e.new_full((n_targets, n_heads), -torch.inf).scatter_reduce_(0, index, e.detach(), 'amax')
+    e_max = (e.new_full((n_targets, n_heads), -torch.inf)
+             .scatter_reduce_(0, index, e.detach(), 'amax'))
 
     # $\exp(e_{ijk} - m_{ik}) \in (0, 1]$ for every edge and head
     exp = torch.exp(e - e_max.index_select(0, target))
@@ -243,7 +256,8 @@ def segment_softmax(e: torch.Tensor, target: torch.Tensor, n_targets: int) -> to
     return exp / denominator.index_select(0, target)
 
 
-def check_edge_inputs(h: NodeFeatures, edge_index: torch.Tensor, in_features: int
+def check_edge_inputs(h: NodeFeatures, edge_index: torch.Tensor, in_features: int,
+                      dtype: torch.dtype
                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """
     ## Input checks
@@ -254,21 +268,25 @@ def check_edge_inputs(h: NodeFeatures, edge_index: torch.Tensor, in_features: in
     """
     if isinstance(h, tuple):
         if len(h) != 2:
-            raise ValueError(f'a bipartite h must be a pair (h_src, h_dst), got a tuple of {len(h)}')
+            raise ValueError(f'a bipartite h must be a pair (h_src, h_dst), '
+                             f'got a tuple of {len(h)}')
         h_src, h_dst = h
-        check_features(h_src, 'h_src', in_features)
-        check_features(h_dst, 'h_dst', in_features)
+        check_features(h_src, 'h_src', in_features, dtype)
+        check_features(h_dst, 'h_dst', in_features, dtype)
         if h_src.dtype != h_dst.dtype or h_src.device != h_dst.device:
             raise TypeError(f'h_src and h_dst must have the same dtype and device, got '
-                            f'{h_src.dtype} on {h_src.device} and {h_dst.dtype} on {h_dst.device}')
+                            f'{h_src.dtype} on {h_src.device} and '
+                            f'{h_dst.dtype} on {h_dst.device}')
     else:
-        check_features(h, 'h', in_features)
+        check_features(h, 'h', in_features, dtype)
         h_src = h_dst = h
 
     if not isinstance(edge_index, torch.Tensor) or edge_index.dtype != torch.int64:
-        raise TypeError(f'edge_index must be a tensor of dtype torch.int64, got {describe_value(edge_index)}')
+        raise TypeError(f'edge_index must be a tensor of dtype torch.int64, '
+                        f'got {describe(edge_index)}')
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
-        raise ValueError(f'edge_index must have shape [2, n_edges], got {list(edge_index.shape)}')
+        raise ValueError(f'edge_index must have shape [2, n_edges], '
+                         f'got {list(edge_index.shape)}')
     if edge_index.device != h_src.device:
         raise ValueError(f'edge_index must be on the same device as h ({h_src.device}), '
                          f'got {edge_index.device}')
@@ -276,11 +294,24 @@ def check_edge_inputs(h: NodeFeatures, edge_index: torch.Tensor, in_features: in
     src, dst = edge_index[0], edge_index[1]
     if edge_index.numel() > 0:
         if edge_index.min() < 0:
-            raise ValueError(f'edge_index must not contain negative indices, got {edge_index.min().item()}')
+            raise ValueError(f'edge_index must not contain negative indices, '
+                             f'got {edge_index.min().item()}')
         for name, index, n_nodes in (('sources edge_index[0]', src, h_src.shape[0]),
                                      ('targets edge_index[1]', dst, h_dst.shape[0])):
             if index.max() >= n_nodes:
-                raise ValueError(f'the {name} must be smaller than the number of nodes ({n_nodes}), '
-                                 f'got {index.max().item()}')
+                raise ValueError(f'the {name} must be smaller than the number of nodes '
+                                 f'({n_nodes}), got {index.max().item()}')
     return h_src, h_dst, src, dst
 
+
+def check_features(h: torch.Tensor, name: str, in_features: int,
+                   dtype: torch.dtype) -> None:
+    """Checks a node feature tensor `[n_nodes, in_features]`, dense or sparse."""
+    if not isinstance(h, torch.Tensor) or not h.is_floating_point():
+        raise TypeError(f'{name} must be a floating-point tensor, got {describe(h)}')
+    if h.dim() != 2 or h.shape[1] != in_features:
+        raise ValueError(f'{name} must have shape [n_nodes, {in_features}], '
+                         f'got {list(h.shape)}')
+    if h.dtype != dtype:
+        raise TypeError(f'{name} is {h.dtype} but the layer is {dtype}: '
+                        f'pass {name}.to({dtype}) or call layer.to({h.dtype})')

@@ -34,6 +34,9 @@ So the order of the scores $e_{ij}$ over the neighbours $j$ is the order of $a_2
 Whatever GAT learns, all nodes agree on which key is best; they can only disagree on how sharply to prefer it.
 [GATv2](gatv2.html) fixes this by applying $a$ after the non-linearity.
 
+![Static against dynamic attention: in GAT every query ranks the neighbours in the same order
+(the best one, starred, is the same column); in GATv2 the ranking depends on the query](../_static/figures/ranking.svg)
+
 The code below uses this split directly: it computes the two halves once per node and
 adds them for every pair, instead of building the $N \times N \times 2F'$ concatenation.
 
@@ -42,7 +45,7 @@ adds them for every pair, instead of building the $N \times N \times 2F'$ concat
 As in [`gatv2.py`](gatv2.html): `adj_mat[i, j]` is `True` when node $i$ attends to node $j$
 (a message flows $j \to i$; PyG's `edge_index` has the column `[j, i]`), self loops are the caller's choice,
 and a node with no neighbour gets the zero vector (plus the bias).
-It shares its input checks with [`gatv2.py`](gatv2.html).
+Like [`gatv2.py`](gatv2.html), it imports nothing but PyTorch and the standard library.
 The [Cora experiment](../experiments/cora.html) trains it with `--model gat`, as the baseline for GATv2.
 """
 
@@ -50,8 +53,6 @@ import math
 
 import torch
 from torch import nn
-
-from labml_gat.gatv2 import check_dense_inputs, check_layer_sizes
 
 
 class GraphAttentionLayer(nn.Module):
@@ -76,7 +77,13 @@ class GraphAttentionLayer(nn.Module):
         * `bias` if `True`, a learnable vector is added to the output after the heads are merged
         """
         super().__init__()
-        check_layer_sizes(in_features, out_features, n_heads, is_concat, leaky_relu_negative_slope)
+        for name, value in (('in_features', in_features), ('out_features', out_features),
+                            ('n_heads', n_heads)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name} must be a positive integer, got {value!r}')
+        if is_concat and out_features % n_heads != 0:
+            raise ValueError(f'out_features ({out_features}) must be divisible by '
+                             f'n_heads ({n_heads}) when the heads are concatenated')
 
         self.in_features = in_features
         self.out_features = out_features
@@ -125,7 +132,7 @@ class GraphAttentionLayer(nn.Module):
         * `return_attention` if `True`, also return the attention coefficients $\alpha_{ij}$
           of shape `[n_nodes, n_nodes, n_heads]` (before dropout).
         """
-        adj_mat = check_dense_inputs(h, adj_mat, self.in_features, self.n_heads)
+        adj_mat = self.check_inputs(h, adj_mat)
         n_nodes = h.shape[0]
 
         # $g_{k,i} = W_k h_i$ for every node and head: `[n_nodes, n_heads, n_hidden]`
@@ -156,7 +163,12 @@ class GraphAttentionLayer(nn.Module):
         #
         # $$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{k,j}$$
         # `attn_res` is `[n_nodes, n_heads, n_hidden]`.
-        attn_res = torch.einsum('ijh,jhf->ihf', a, g)
+        if torch.isfinite(g).all():
+            attn_res = torch.einsum('ijh,jhf->ihf', a, g)
+        else:
+            # A NaN or infinite message must reach only the nodes that attend to it;
+            # in the einsum, $0 \times \text{NaN}$ would spread it to every row.
+            attn_res = (a.unsqueeze(-1) * g).where(adj_mat.unsqueeze(-1), 0).sum(dim=1)
 
         # Concatenate or average the heads: `[n_nodes, out_features]`, then add the bias.
         if self.is_concat:
@@ -172,7 +184,43 @@ class GraphAttentionLayer(nn.Module):
 
     def extra_repr(self) -> str:
         merge = 'concat' if self.is_concat else 'mean'
-        return (f'{self.in_features}, {self.out_features}, n_heads={self.n_heads}, heads={merge}, '
-                f'dropout={self.dropout.p}, negative_slope={self.activation.negative_slope}, '
+        return (f'{self.in_features}, {self.out_features}, n_heads={self.n_heads}, '
+                f'heads={merge}, dropout={self.dropout.p}, '
+                f'negative_slope={self.activation.negative_slope}, '
                 f'bias={self.bias is not None}')
+
+    def check_inputs(self, h: torch.Tensor, adj_mat: torch.Tensor) -> torch.Tensor:
+        """
+        ### Input checks
+
+        As in [`gatv2.py`](gatv2.html#input-checks): one clear line for each mistake.
+        Returns the adjacency as `[n_nodes, n_nodes, 1]` or `[n_nodes, n_nodes, n_heads]`.
+        """
+        if not isinstance(h, torch.Tensor) or not h.is_floating_point():
+            raise TypeError(f'h must be a floating-point tensor, got {describe(h)}')
+        if h.dim() != 2 or h.shape[1] != self.in_features:
+            raise ValueError(f'h must have shape [n_nodes, {self.in_features}], '
+                             f'got {list(h.shape)}')
+        dtype = self.linear.weight.dtype
+        if h.dtype != dtype:
+            raise TypeError(f'h is {h.dtype} but the layer is {dtype}: '
+                            f'pass h.to({dtype}) or call layer.to({h.dtype})')
+        if not isinstance(adj_mat, torch.Tensor) or adj_mat.dtype != torch.bool:
+            raise TypeError(f'adj_mat must be a boolean tensor, got {describe(adj_mat)}')
+        n = h.shape[0]
+        shapes = [[n, n], [n, n, 1], [n, n, self.n_heads]]
+        if list(adj_mat.shape) not in shapes:
+            raise ValueError(f'adj_mat must have shape {shapes[0]}, {shapes[1]} or '
+                             f'{shapes[2]} for {n} nodes and {self.n_heads} heads, '
+                             f'got {list(adj_mat.shape)}')
+        if adj_mat.device != h.device:
+            raise ValueError(f'adj_mat is on {adj_mat.device} but h is on {h.device}')
+        return adj_mat.unsqueeze(-1) if adj_mat.dim() == 2 else adj_mat
+
+
+def describe(x) -> str:
+    """A short description of a value, for error messages."""
+    if isinstance(x, torch.Tensor):
+        return f'a tensor of dtype {x.dtype} and shape {list(x.shape)}'
+    return type(x).__name__
 

@@ -64,16 +64,12 @@ heads' outputs are concatenated (hidden layers) or averaged (the output layer).
   (the paper does).
 * A query node with no neighbour at all gets the zero vector (plus the bias), never NaN.
 
-This file imports nothing but PyTorch, so it can be copied into any project.
-The layer builds the full $N \times N$ grid of node pairs, which is what makes it easy to read;
-it costs $O(N^2 \cdot K \cdot F')$ memory, so it suits graphs of a few thousand nodes.
-Measured, a training step peaks at about three tensors the size of the pair grid, $N^2 F'$ numbers each
-(in the forward pass, the two repeated copies and their sum; in the backward pass, the saved activations,
-their gradient and the gradient before the LeakyReLU):
-$12 N^2 F'$ bytes in float32, about 5.6 GB for the first layer of the Cora model ($N = 2708$, $F' = 64$),
-less than the labml_nn formulation needs.
-The edge-list layer in [`edges.py`](edges.html) computes the same function in $O(|\mathcal{E}|)$.
-The [Cora experiment](../experiments/cora.html) trains a two-layer GATv2 with it.
+This file imports nothing but PyTorch and Python's standard library, so it can be copied into any
+project on its own. The layer builds the full $N \times N$ grid of node pairs, which is what makes it
+easy to read; it costs $O(N^2 \cdot K \cdot F')$ memory, so it suits graphs of a few thousand nodes,
+or batches of small graphs.
+The [edge-list layer](edges.html) computes the same function in $O(|\mathcal{E}|)$, and the
+[Cora experiment](../experiments/cora.html) trains a two-layer GATv2 with either.
 """
 
 import math
@@ -109,7 +105,13 @@ class GraphAttentionV2Layer(nn.Module):
         * `bias` if `True`, a learnable vector is added to the output after the heads are merged
         """
         super().__init__()
-        check_layer_sizes(in_features, out_features, n_heads, is_concat, leaky_relu_negative_slope)
+        for name, value in (('in_features', in_features), ('out_features', out_features),
+                            ('n_heads', n_heads)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name} must be a positive integer, got {value!r}')
+        if is_concat and out_features % n_heads != 0:
+            raise ValueError(f'out_features ({out_features}) must be divisible by '
+                             f'n_heads ({n_heads}) when the heads are concatenated')
 
         self.in_features = in_features
         self.out_features = out_features
@@ -171,7 +173,7 @@ class GraphAttentionV2Layer(nn.Module):
         * `return_attention` if `True`, also return the attention coefficients $\alpha_{ij}$
           of shape `[n_nodes, n_nodes, n_heads]` (before dropout).
         """
-        adj_mat = check_dense_inputs(h, adj_mat, self.in_features, self.n_heads)
+        adj_mat = self.check_inputs(h, adj_mat)
         # Number of nodes $N$
         n_nodes = h.shape[0]
 
@@ -185,40 +187,29 @@ class GraphAttentionV2Layer(nn.Module):
         #
         # We need the sum $g_{r,i} + g_{l,j}$ for every pair of a query $i$ and a neighbour $j$.
         #
-        # `g_r.repeat_interleave(n_nodes, dim=0)` repeats each row `n_nodes` times in place, so its
-        # row $i N + j$ holds $g_{r,i}$:
+        # ![repeat_interleave repeats each query's row, repeat tiles the neighbours: row iN + j
+        # holds the pair (i, j), and viewed as N x N the pairs form a grid](../_static/figures/pair_grid.svg)
+        #
+        # `g_r.repeat_interleave(n_nodes, dim=0)` repeats each row `n_nodes` times in place,
+        # so its row $i N + j$ holds $g_{r,i}$:
         # $$\{g_{r,1}, g_{r,1}, \dots, g_{r,1}, g_{r,2}, g_{r,2}, \dots, g_{r,2}, \dots\}$$
         g_r_repeat_interleave = g_r.repeat_interleave(n_nodes, dim=0)
-        # `g_l.repeat(n_nodes, 1, 1)` tiles the whole tensor `n_nodes` times, so its
-        # row $i N + j$ holds $g_{l,j}$:
+        # `g_l.repeat(n_nodes, 1, 1)` tiles the whole tensor `n_nodes` times,
+        # so its row $i N + j$ holds $g_{l,j}$:
         # $$\{g_{l,1}, g_{l,2}, \dots, g_{l,N}, g_{l,1}, g_{l,2}, \dots, g_{l,N}, \dots\}$$
         g_l_repeat = g_l.repeat(n_nodes, 1, 1)
         # Adding them gives, in row $i N + j$, the sum $g_{r,i} + g_{l,j} = W_r h_i + W_l h_j$
         # for the query $i$ and the neighbour $j$.
         g_sum = g_r_repeat_interleave + g_l_repeat
-        # Free the two $N^2$-row copies as soon as possible (they are not needed by autograd).
-        del g_r_repeat_interleave, g_l_repeat
-
-        # Apply the LeakyReLU in place: the sum is a fresh tensor, and LeakyReLU's backward
-        # needs only the sign of its output, so this saves one $N^2$-sized buffer.
-        # (It is applied to the sum itself, not to a view of it: after an in-place change of a view,
-        # autograd would copy the whole tensor in the backward pass.)
-        g_sum = nn.functional.leaky_relu(g_sum, self.activation.negative_slope, inplace=True)
-        # Viewing the rows as an $N \times N$ grid gives `g_sum` of shape
-        # `[n_nodes, n_nodes, n_heads, n_hidden]`, whose entry `g_sum[i, j]` is
-        # $\text{LeakyReLU}\big(g_{r,i} + g_{l,j}\big)$:
-        # the query $i$ is the first index, the neighbour $j$ the second.
+        # Viewed as an $N \times N$ grid, `g_sum[i, j]` is $g_{r,i} + g_{l,j}$:
+        # `[n_nodes, n_nodes, n_heads, n_hidden]`, the query $i$ first, the neighbour $j$ second.
         g_sum = g_sum.view(n_nodes, n_nodes, self.n_heads, self.n_hidden)
 
+        # The scores of all pairs and heads,
         # $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j}\big)$$
-        # a dot product with each head's own attention vector, done as one matrix product:
-        # `attn_blocks`, `[n_heads, n_heads * n_hidden]`, has $a_k$ in row $k$ at the columns of head $k$
-        # and zeros elsewhere. (`torch.einsum('ijhf,hf->ijh', g_sum, self.attn)` says the same, but it
-        # copies `g_sum` into another layout first, and keeps the copy for the backward pass.)
+        # a dot product over the features `f` with each head's own attention vector $a_k$:
         # `e` is `[n_nodes, n_nodes, n_heads]`.
-        attn_blocks = torch.block_diag(*self.attn.unsqueeze(1))
-        e = (g_sum.view(n_nodes * n_nodes, self.n_heads * self.n_hidden) @ attn_blocks.T
-             ).view(n_nodes, n_nodes, self.n_heads)
+        e = torch.einsum('ijhf,hf->ijh', self.activation(g_sum), self.attn)
 
         # #### Normalise over the neighbours
         #
@@ -238,8 +229,18 @@ class GraphAttentionV2Layer(nn.Module):
         # #### Aggregate
         #
         # $$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{l,k,j}$$
+        # the einsum sums over the neighbours `j` for every query `i`, head `h` and feature `f`:
+        #
+        # ![The letters of the einsum: i the query, j the neighbour (summed over), h the head,
+        # f a feature; for each head a matrix product](../_static/figures/einsum.svg)
+        #
         # `attn_res` is `[n_nodes, n_heads, n_hidden]`.
-        attn_res = torch.einsum('ijh,jhf->ihf', a, g_l)
+        if torch.isfinite(g_l).all():
+            attn_res = torch.einsum('ijh,jhf->ihf', a, g_l)
+        else:
+            # A NaN or infinite message must reach only the nodes that attend to it, as on an
+            # edge list; in the einsum, $0 \times \text{NaN}$ would spread it to every row.
+            attn_res = (a.unsqueeze(-1) * g_l).where(adj_mat.unsqueeze(-1), 0).sum(dim=1)
 
         # Merge the heads: concatenate them,
         # $$h'_i = \Big\Vert_{k=1}^{K} h'_{ik}$$
@@ -260,60 +261,63 @@ class GraphAttentionV2Layer(nn.Module):
 
     def extra_repr(self) -> str:
         merge = 'concat' if self.is_concat else 'mean'
-        return (f'{self.in_features}, {self.out_features}, n_heads={self.n_heads}, heads={merge}, '
-                f'dropout={self.dropout.p}, negative_slope={self.activation.negative_slope}, '
+        return (f'{self.in_features}, {self.out_features}, n_heads={self.n_heads}, '
+                f'heads={merge}, dropout={self.dropout.p}, '
+                f'negative_slope={self.activation.negative_slope}, '
                 f'share_weights={self.share_weights}, bias={self.bias is not None}')
 
+    def check_inputs(self, h: torch.Tensor, adj_mat: torch.Tensor) -> torch.Tensor:
+        """
+        ### Input checks
 
-def check_layer_sizes(in_features: int, out_features: int, n_heads: int, is_concat: bool,
-                      leaky_relu_negative_slope: float) -> None:
+        One clear line for each mistake, rather than a shape error deep inside `forward`.
+        Returns the adjacency as `[n_nodes, n_nodes, 1]` or `[n_nodes, n_nodes, n_heads]`,
+        ready to broadcast against the scores.
+        """
+        if not isinstance(h, torch.Tensor) or not h.is_floating_point():
+            raise TypeError(f'h must be a floating-point tensor, got {describe(h)}')
+        if h.dim() != 2 or h.shape[1] != self.in_features:
+            raise ValueError(f'h must have shape [n_nodes, {self.in_features}], '
+                             f'got {list(h.shape)}')
+        dtype = self.linear_l.weight.dtype
+        if h.dtype != dtype:
+            raise TypeError(f'h is {h.dtype} but the layer is {dtype}: '
+                            f'pass h.to({dtype}) or call layer.to({h.dtype})')
+        if not isinstance(adj_mat, torch.Tensor) or adj_mat.dtype != torch.bool:
+            raise TypeError(f'adj_mat must be a boolean tensor, got {describe(adj_mat)}')
+        n = h.shape[0]
+        shapes = [[n, n], [n, n, 1], [n, n, self.n_heads]]
+        if list(adj_mat.shape) not in shapes:
+            raise ValueError(f'adj_mat must have shape {shapes[0]}, {shapes[1]} or '
+                             f'{shapes[2]} for {n} nodes and {self.n_heads} heads, '
+                             f'got {list(adj_mat.shape)}')
+        if adj_mat.device != h.device:
+            raise ValueError(f'adj_mat is on {adj_mat.device} but h is on {h.device}')
+        return adj_mat.unsqueeze(-1) if adj_mat.dim() == 2 else adj_mat
+
+
+def edge_index_to_adj_mat(edge_index: torch.Tensor, n_nodes: int,
+                          self_loops: bool = True) -> torch.Tensor:
     """
-    ## Constructor checks
+    ## From PyG's `edge_index`
 
-    Clear errors for settings that cannot work, rather than a shape error deep inside `forward`.
+    PyG lists an edge $j \to i$ as the column `[j, i]` of `edge_index`: the source first.
+    Here node $i$ attends to $j$ at `adj_mat[i, j]`: the target first, so the two rows swap
+    (`adj_mat[edge_index[0], edge_index[1]]` would reverse every directed edge).
+    With `self_loops` every node also attends to itself, as in the paper.
+    Returns a boolean `[n_nodes, n_nodes]`.
     """
-    for name, value in (('in_features', in_features), ('out_features', out_features), ('n_heads', n_heads)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f'{name} must be a positive integer, got {value!r}')
-    if is_concat and out_features % n_heads != 0:
-        raise ValueError(f'out_features ({out_features}) must be divisible by n_heads ({n_heads}) '
-                         f'when the heads are concatenated (is_concat=True)')
-    # The in-place LeakyReLU recovers its input's sign from its output, which needs a slope $\ge 0$.
-    if not leaky_relu_negative_slope >= 0:
-        raise ValueError(f'leaky_relu_negative_slope must be >= 0, got {leaky_relu_negative_slope!r}')
-
-
-def check_dense_inputs(h: torch.Tensor, adj_mat: torch.Tensor, in_features: int, n_heads: int) -> torch.Tensor:
-    """
-    ## Input checks
-
-    Checks `h` and `adj_mat`, and returns the adjacency as `[n_nodes, n_nodes, heads]`
-    with `heads` equal to 1 or `n_heads`, ready to broadcast against the scores.
-    """
-    check_features(h, 'h', in_features)
-    if not isinstance(adj_mat, torch.Tensor) or adj_mat.dtype != torch.bool:
-        raise TypeError(f'adj_mat must be a boolean tensor, got {describe_value(adj_mat)}')
-    n_nodes = h.shape[0]
-    if adj_mat.dim() == 2:
-        adj_mat = adj_mat.unsqueeze(-1)
-    if (adj_mat.dim() != 3 or adj_mat.shape[0] != n_nodes or adj_mat.shape[1] != n_nodes
-            or adj_mat.shape[2] not in (1, n_heads)):
-        raise ValueError(f'adj_mat must have shape [{n_nodes}, {n_nodes}], [{n_nodes}, {n_nodes}, 1] or '
-                         f'[{n_nodes}, {n_nodes}, {n_heads}] for {n_nodes} nodes and {n_heads} heads, '
-                         f'got {list(adj_mat.shape)}')
+    source, target = edge_index
+    adj_mat = torch.zeros(n_nodes, n_nodes, dtype=torch.bool, device=edge_index.device)
+    adj_mat[target, source] = True
+    if self_loops:
+        adj_mat.fill_diagonal_(True)
     return adj_mat
 
 
-def check_features(h: torch.Tensor, name: str, in_features: int) -> None:
-    """Checks a node feature tensor `[n_nodes, in_features]` (dense or sparse)."""
-    if not isinstance(h, torch.Tensor) or not h.is_floating_point():
-        raise TypeError(f'{name} must be a floating-point tensor, got {describe_value(h)}')
-    if h.dim() != 2 or h.shape[1] != in_features:
-        raise ValueError(f'{name} must have shape [n_nodes, {in_features}], got {list(h.shape)}')
-
-
-def describe_value(x) -> str:
-    """A short description of a value for error messages."""
+def describe(x) -> str:
+    """A short description of a value, for error messages."""
     if isinstance(x, torch.Tensor):
         return f'a tensor of dtype {x.dtype} and shape {list(x.shape)}'
-    return f'{type(x).__name__}'
+    return type(x).__name__
+

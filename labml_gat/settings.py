@@ -41,7 +41,8 @@ def setting(default: Any, help: str, choices: Optional[Sequence] = None) -> Any:
     """A dataclass field that is also a flag: its default, its help and its allowed values."""
     metadata = {'help': help, 'choices': choices}
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+        return dataclasses.field(default_factory=lambda: type(default)(default),
+                                 metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -57,7 +58,8 @@ class Settings:
         for field in dataclasses.fields(self):
             choices = field.metadata.get('choices')
             if choices is not None and getattr(self, field.name) not in choices:
-                raise UsageError(f'{flag(field.name)} must be one of {", ".join(map(str, choices))}, '
+                raise UsageError(f'{flag(field.name)} must be one of '
+                                 f'{", ".join(map(str, choices))}, '
                                  f'got {getattr(self, field.name)!r}')
 
     def as_dict(self) -> dict:
@@ -75,7 +77,8 @@ class Settings:
         given = vars(parser.parse_args(argv))
         explicit = {name for name, value in given.items() if value is not None}
         try:
-            settings = cls(**{name: value for name, value in given.items() if value is not None})
+            settings = cls(**{name: value for name, value in given.items()
+                              if value is not None})
             settings.check()
         except UsageError as error:
             parser.error(str(error))
@@ -96,8 +99,9 @@ def argument_parser(cls: type, description: str) -> argparse.ArgumentParser:
     defaults = cls()
     for field in dataclasses.fields(cls):
         default = getattr(defaults, field.name)
-        options: dict = {'default': None, 'help': f"{field.metadata.get('help', '')} "
-                                                  f"(default: {describe_default(default)})"}
+        options: dict = {'default': None,
+                         'help': f"{field.metadata.get('help', '')} "
+                                 f"(default: {describe_default(default)})"}
         if field.metadata.get('choices') is not None:
             options['choices'] = field.metadata['choices']
         if isinstance(default, bool):
@@ -114,9 +118,8 @@ def argument_parser(cls: type, description: str) -> argparse.ArgumentParser:
 
 def field_type(field: dataclasses.Field) -> Callable:
     """The type of an `Optional[...]` field whose default is `None`."""
-    annotation = field.type if isinstance(field.type, str) else getattr(field.type, '__name__', 'str')
     for name, type_ in (('int', int), ('float', float)):
-        if name in str(annotation):
+        if name in str(field.type):
             return type_
     return str
 
@@ -146,13 +149,18 @@ def check_device(device: str) -> None:
     try:
         kind = torch.device(device)
     except RuntimeError:
-        raise UsageError(f'--device {device!r} is not a device (cpu, cuda, cuda:1, mps)') from None
+        raise UsageError(f'--device {device!r} is not a device '
+                         f'(cpu, cuda, cuda:1, mps)') from None
     if kind.type == 'cuda' and not torch.cuda.is_available():
-        raise UsageError(f'--device {device}: PyTorch finds no CUDA device here; use --device cpu')
-    if kind.type == 'cuda' and kind.index is not None and kind.index >= torch.cuda.device_count():
-        raise UsageError(f'--device {device}: there are {torch.cuda.device_count()} CUDA devices')
+        raise UsageError(f'--device {device}: PyTorch finds no CUDA device here; '
+                         f'use --device cpu')
+    if (kind.type == 'cuda' and kind.index is not None
+            and kind.index >= torch.cuda.device_count()):
+        raise UsageError(f'--device {device}: '
+                         f'there are {torch.cuda.device_count()} CUDA devices')
     if kind.type == 'mps' and not torch.backends.mps.is_available():
-        raise UsageError(f'--device {device}: PyTorch finds no MPS device here; use --device cpu')
+        raise UsageError(f'--device {device}: PyTorch finds no MPS device here; '
+                         f'use --device cpu')
     if kind.type not in ('cpu', 'cuda', 'mps'):
         raise UsageError(f'--device {device}: only cpu, cuda and mps are supported')
 
@@ -169,25 +177,27 @@ def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None
     from labml_gat.datasets import DataFileError, MissingDataError
 
     def run() -> None:
-        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             main(sys.argv[1:])
         except (UsageError, DataFileError, MissingDataError) as error:
             print(f'{prog()}: error: {error}', file=sys.stderr)
             sys.exit(2)
-        except KeyboardInterrupt as interrupt:
-            code = 143 if isinstance(interrupt, Terminated) else 130
+        except KeyboardInterrupt:
             print(f'{prog()}: stopped', file=sys.stderr)
-            sys.exit(code)
+            sys.exit(143 if _terminated else 130)
     return run
 
 
-class Terminated(KeyboardInterrupt):
-    """`SIGTERM`, raised as an interrupt so that labml and `finally` blocks close the run."""
+# Whether the interrupt came from `SIGTERM`
+_terminated = False
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise Terminated()
+def _interrupt(signum: int, frame: Any) -> None:
+    """`SIGTERM` becomes a `KeyboardInterrupt`, which labml records as an interrupted run."""
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
 
 
 def prog() -> str:

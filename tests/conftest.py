@@ -34,6 +34,23 @@ def dense_adjacency(edge_index: torch.Tensor, n_nodes: int) -> torch.Tensor:
     return adj
 
 
+def small_planetoid(generator: torch.Generator, n_nodes: int = 30, n_features: int = 20,
+                    n_classes: int = 3, n_edges: Optional[int] = None):
+    """
+    A random graph shaped like a tiny Planetoid dataset: sparse row-normalised features, an edge list
+    in both directions without self loops, and training, validation and test nodes (a third each).
+    """
+    from labml_gat.datasets import Planetoid
+    edge_index = random_edge_index(n_nodes, n_edges or 3 * n_nodes, generator, self_loops=False)
+    edge_index = torch.unique(torch.cat([edge_index, edge_index.flip(0)], dim=1), dim=1)
+    x = (torch.rand(n_nodes, n_features, generator=generator) < 0.2).float()
+    x[:, 0] = 1.0
+    x = x / x.sum(dim=1, keepdim=True)
+    split = torch.arange(n_nodes) * 3 // n_nodes
+    return Planetoid('small', x, torch.randint(0, n_classes, (n_nodes,), generator=generator), edge_index,
+                     split == 0, split == 1, split == 2, num_classes=n_classes)
+
+
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
@@ -53,15 +70,33 @@ needs_planetoid = pytest.mark.skipif(
 
 def load_experiment(name: str):
     """
-    Import `experiments/<name>.py` as the module `<name>`, as the scripts import each other: the experiments
-    are scripts in a folder, not a package. Worker processes started by an experiment import it the same way.
+    Load the script `experiments/<name>.py` by its path, as the module `<name>`. The experiments are
+    scripts in a folder, not a package, and no test edits `sys.path`: anything that needs worker
+    processes runs the script itself, as a subprocess (`run_script`).
     """
-    import importlib
+    import importlib.util
     import sys
-    folder = str(REPO / 'experiments')
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    return importlib.import_module(name)
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / 'experiments' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    # Registered before it runs, as an import does: dataclasses and pickling look modules up by name
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def run_script(name: str, *args: str, timeout: float = 600, **kwargs):
+    """Run `experiments/<name>.py` with this Python in a subprocess; returns the `CompletedProcess`."""
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, str(REPO / 'experiments' / f'{name}.py'), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=kwargs.pop('cwd', REPO),
+                          **kwargs)
 
 
 @pytest.fixture

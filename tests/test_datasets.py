@@ -15,7 +15,7 @@ import torch
 
 from conftest import PLANETOID, needs_planetoid
 from labml_gat import datasets
-from labml_gat.datasets import DataFileError, FILE_KINDS, Graph, load_planetoid
+from labml_gat.datasets import DataFileError, FILE_KINDS, MissingDataError, Planetoid, load_planetoid
 
 DATA = PLANETOID
 needs_data = needs_planetoid
@@ -30,12 +30,12 @@ def _no_env_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope='module')
-def cora() -> Graph:
+def cora() -> Planetoid:
     return load_planetoid('cora', data_dir=DATA)
 
 
 @pytest.fixture(scope='module')
-def citeseer() -> Graph:
+def citeseer() -> Planetoid:
     return load_planetoid('CiteSeer', data_dir=DATA)
 
 
@@ -55,7 +55,7 @@ def _evil_pickle(marker: Path) -> bytes:
 
 
 @needs_data
-def test_cora_counts(cora: Graph) -> None:
+def test_cora_counts(cora: Planetoid) -> None:
     assert (cora.name, cora.num_nodes, cora.num_features, cora.num_classes) == ('cora', 2708, 1433, 7)
     assert cora.x.dtype == torch.float32 and cora.y.dtype == torch.int64 and cora.edge_index.dtype == torch.int64
     assert cora.edge_index.shape == (2, 10556)
@@ -65,7 +65,7 @@ def test_cora_counts(cora: Graph) -> None:
 
 
 @needs_data
-def test_citeseer_counts(citeseer: Graph) -> None:
+def test_citeseer_counts(citeseer: Planetoid) -> None:
     assert (citeseer.num_nodes, citeseer.num_features, citeseer.num_classes) == (3327, 3703, 6)
     assert citeseer.edge_index.shape == (2, 9104)
     masks = citeseer.train_mask, citeseer.val_mask, citeseer.test_mask
@@ -78,7 +78,7 @@ def test_citeseer_counts(citeseer: Graph) -> None:
 
 @needs_data
 @pytest.mark.parametrize('name', ['cora', 'citeseer'])
-def test_split(name: str, cora: Graph, citeseer: Graph) -> None:
+def test_split(name: str, cora: Planetoid, citeseer: Planetoid) -> None:
     graph = {'cora': cora, 'citeseer': citeseer}[name]
     n_train = int(graph.train_mask.sum())
     # Training nodes are the first ones, validation the next 500, and the sets are disjoint.
@@ -94,7 +94,7 @@ def test_split(name: str, cora: Graph, citeseer: Graph) -> None:
 
 @needs_data
 @pytest.mark.parametrize('name', ['cora', 'citeseer'])
-def test_edges(name: str, cora: Graph, citeseer: Graph) -> None:
+def test_edges(name: str, cora: Planetoid, citeseer: Planetoid) -> None:
     graph = {'cora': cora, 'citeseer': citeseer}[name]
     source, target = graph.edge_index
     n = graph.num_nodes
@@ -107,7 +107,7 @@ def test_edges(name: str, cora: Graph, citeseer: Graph) -> None:
 
 
 @needs_data
-def test_adjacency_convention(cora: Graph) -> None:
+def test_adjacency_convention(cora: Planetoid) -> None:
     adj = cora.adjacency(self_loops=False)
     assert adj.shape == (2708, 2708) and adj.dtype == torch.bool
     assert int(adj.sum()) == 10556 and not adj.diagonal().any()
@@ -127,7 +127,7 @@ def test_adjacency_convention(cora: Graph) -> None:
 
 
 @needs_data
-def test_features_row_normalized(citeseer: Graph) -> None:
+def test_features_row_normalized(citeseer: Planetoid) -> None:
     raw = load_planetoid('citeseer', data_dir=DATA, normalize=False).x
     assert set(raw.unique().tolist()) == {0.0, 1.0}
     row_sum = citeseer.x.sum(dim=1)
@@ -157,7 +157,7 @@ def test_sparse_stand_in_matches_scipy() -> None:
 
 @needs_data
 @pytest.mark.parametrize('name, prefix', [('cora', 'Cora'), ('citeseer', 'CiteSeer')])
-def test_matches_pyg(name: str, prefix: str, cora: Graph, citeseer: Graph) -> None:
+def test_matches_pyg(name: str, prefix: str, cora: Planetoid, citeseer: Planetoid) -> None:
     planetoid = pytest.importorskip('torch_geometric.io.planetoid')
     from torch_geometric.transforms import NormalizeFeatures
 
@@ -194,9 +194,11 @@ def test_missing_files_in_given_folder(via_env: bool, monkeypatch: pytest.Monkey
     (folder / 'ind.cora.ty').unlink()
     if via_env:
         monkeypatch.setenv('LABML_GAT_DATA', str(folder))
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(MissingDataError) as err:
         load_planetoid('cora', data_dir=None if via_env else folder)
     message = str(err.value)
+    # A `FileNotFoundError` still, and one line for the command line
+    assert isinstance(err.value, FileNotFoundError) and '\n' not in message
     assert str(folder) in message and 'LABML_GAT_DATA' in message
     assert 'ind.cora.ty' in message and 'ind.cora.graph' in message and 'ind.cora.x,' not in message
     # A folder given by the user is never written to.
@@ -205,7 +207,7 @@ def test_missing_files_in_given_folder(via_env: bool, monkeypatch: pytest.Monkey
 
 def test_missing_files_without_download(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(datasets, 'cache_dir', lambda: tmp_path / 'cache')
-    with pytest.raises(FileNotFoundError, match='download=False') as err:
+    with pytest.raises(MissingDataError, match='download=False') as err:
         load_planetoid('citeseer', download=False)
     assert all(f'ind.citeseer.{kind}' in str(err.value) for kind in FILE_KINDS)
 
@@ -239,7 +241,7 @@ def _serve(folder: Path) -> Iterator[tuple[str, list[str]]]:
 
 @needs_data
 def test_download_into_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                             capfd: pytest.CaptureFixture, cora: Graph) -> None:
+                             capfd: pytest.CaptureFixture, cora: Planetoid) -> None:
     cache = tmp_path / 'cache'
     monkeypatch.setattr(datasets, 'cache_dir', lambda: cache)
     with _serve(_copy_cora(tmp_path / 'remote')) as (url, requested):

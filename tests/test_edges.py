@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import dense_adjacency
-from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer, segment_softmax
+from labml_gat.edges import (EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer, check_edge_inputs,
+                             check_features, segment_softmax)
 from labml_gat.gat import GraphAttentionLayer
 from labml_gat.gatv2 import GraphAttentionV2Layer
 
@@ -361,7 +362,11 @@ def test_dropout_applies_after_returned_attention(version):
     ((torch.zeros(3, 5), None), torch.zeros(2, 1, dtype=torch.int64), TypeError,
      'h_dst must be a floating-point tensor, got NoneType'),
     ((torch.zeros(3, 5), torch.zeros(3, 5, dtype=torch.float64)), torch.zeros(2, 1, dtype=torch.int64),
-     TypeError, 'same dtype and device'),
+     TypeError, r'^h_dst is torch.float64 but the layer is torch.float32: pass h_dst.to\(torch.float32\) '
+                r'or call layer.to\(torch.float64\)$'),
+    (torch.zeros(3, 5, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.int64), TypeError,
+     r'^h is torch.float64 but the layer is torch.float32: pass h.to\(torch.float32\) '
+     r'or call layer.to\(torch.float64\)$'),
     (torch.zeros(3, 5), [[0], [1]], TypeError, 'edge_index must be a tensor of dtype torch.int64, got list'),
     (torch.zeros(3, 5), torch.zeros(2, 1, dtype=torch.int32), TypeError, 'torch.int64, got .*torch.int32'),
     (torch.zeros(3, 5), torch.zeros(2, 1), TypeError, 'torch.int64, got .*torch.float32'),
@@ -388,3 +393,89 @@ def test_bad_input(layer_cls, h, edge_index, error, message):
 def test_bad_sizes(layer_cls):
     with pytest.raises(ValueError, match=r'out_features \(7\) must be divisible by n_heads \(2\)'):
         layer_cls(IN_FEATURES, 7, 2)
+
+
+def test_check_edge_inputs_returns_the_two_ends():
+    h = torch.zeros(4, IN_FEATURES)
+    edge_index = torch.tensor([[0, 3], [1, 2]])
+    h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, IN_FEATURES, torch.float32)
+    assert h_src is h and h_dst is h and src.tolist() == [0, 3] and dst.tolist() == [1, 2]
+    h_dst = torch.zeros(3, IN_FEATURES)
+    assert check_edge_inputs((h, h_dst), edge_index, IN_FEATURES, torch.float32)[1] is h_dst
+    # No edges at all is a valid graph
+    check_edge_inputs(h, torch.zeros(2, 0, dtype=torch.int64), IN_FEATURES, torch.float32)
+
+
+@pytest.mark.filterwarnings('ignore:Sparse CSR tensor support is in beta')
+def test_check_features_takes_sparse_features():
+    x = torch.eye(3, IN_FEATURES).to_sparse_csr()
+    check_features(x, 'x', IN_FEATURES, torch.float32)
+    with pytest.raises(ValueError, match=r'^x must have shape \[n_nodes, 4\], got \[3, 5\]$'):
+        check_features(x, 'x', 4, torch.float32)
+    with pytest.raises(TypeError, match='^x is torch.float32 but the layer is torch.float64'):
+        check_features(x, 'x', IN_FEATURES, torch.float64)
+
+
+def pyg_twin(layer):
+    return _copy_to_pyg_gatv2(layer) if isinstance(layer, EdgeGraphAttentionV2Layer) else _copy_to_pyg_gat(layer)
+
+
+@pytest.mark.parametrize('slope', [-0.4, 0.0, 2.0])
+@pytest.mark.parametrize('config', [dict(version=2, bias=True), dict(version=2, share_weights=True),
+                                    dict(version=1, bias=True, is_concat=False)], ids=str)
+def test_any_slope_dense_equals_edges_equals_pyg(config, slope):
+    """
+    A negative LeakyReLU slope: the edge-list GATv2 then computes its LeakyReLU out of place
+    (its backward needs the input, not only the sign of the output). Outputs, attention and every
+    gradient agree between the dense layer, the edge-list layer and PyG.
+    """
+    n_nodes = 10
+    edge_index = random_graph(n_nodes, 30, self_loops=True, seed=3)
+    dense, edge = make_layers(leaky_relu_negative_slope=slope, **config)
+    conv = pyg_twin(edge)
+    generator = torch.Generator().manual_seed(4)
+    h = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64, generator=generator)
+    weight = torch.randn(n_nodes, dense.out_features, dtype=torch.float64, generator=generator)
+    out_d, att_d, h_grad_d, grads_d = run_with_grads(dense, h, dense_adjacency(edge_index, n_nodes), weight)
+    out_e, att_e, h_grad_e, grads_e = run_with_grads(edge, h, edge_index, weight)
+    torch.testing.assert_close(out_e, out_d, atol=1e-10, rtol=0)
+    torch.testing.assert_close(att_e, att_d[edge_index[1], edge_index[0]], atol=1e-10, rtol=0)
+    torch.testing.assert_close(h_grad_e, h_grad_d, atol=1e-10, rtol=0)
+    for name in grads_d:
+        torch.testing.assert_close(grads_e[name], grads_d[name], atol=1e-10, rtol=0, msg=name)
+    h_pyg = h.clone().requires_grad_()
+    out_pyg = conv(h_pyg, edge_index)
+    (out_pyg * weight).sum().backward()
+    torch.testing.assert_close(out_e, out_pyg.detach(), atol=1e-10, rtol=0)
+    torch.testing.assert_close(h_grad_e, h_pyg.grad, atol=1e-10, rtol=0)
+    # Out-of-place LeakyReLU with a negative slope: the gradient is still checked numerically
+    if slope < 0:
+        edge_index_small = torch.tensor([[0, 1, 2, 3, 0], [0, 0, 0, 1, 2]])
+        x = torch.randn(4, IN_FEATURES, dtype=torch.float64, generator=generator, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda x: edge(x, edge_index_small), (x,))
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+@pytest.mark.parametrize('version', [2, 1])
+def test_a_bad_feature_poisons_the_same_rows_dense_edges_and_pyg(version, bad):
+    """
+    A NaN (or inf) in one node's features reaches the rows of the nodes that attend to it (and its own),
+    and no other: the same rows, with the same values elsewhere, in the dense layer, the edge-list
+    layer and PyG.
+    """
+    n_nodes, bad_node = 12, 3
+    edge_index = random_graph(n_nodes, 30, self_loops=True, seed=5)
+    adj = dense_adjacency(edge_index, n_nodes)
+    dense, edge = make_layers(version)
+    h = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    clean = edge(h, edge_index)
+    h[bad_node, 2] = bad
+    out_d, out_e, out_pyg = dense(h, adj), edge(h, edge_index), pyg_twin(edge)(h, edge_index)
+    poisoned = adj[:, bad_node] | (torch.arange(n_nodes) == bad_node)
+    assert 1 < poisoned.sum() < n_nodes
+    # Every poisoned row is non-finite; every other row is exactly the clean one
+    for out in (out_d, out_e, out_pyg):
+        assert not torch.isfinite(out[poisoned]).all(dim=1).any()
+        torch.testing.assert_close(out[~poisoned], clean[~poisoned], atol=1e-10, rtol=0)
+    torch.testing.assert_close(out_d, out_e, equal_nan=True, atol=1e-10, rtol=0)
+    torch.testing.assert_close(out_e, out_pyg, equal_nan=True, atol=1e-10, rtol=0)

@@ -1,10 +1,15 @@
 """Tests of the dense GAT (v1) layer: cross-checked against PyG's `GATConv`, and its static attention."""
 
+import ast
+import re
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
 
-from conftest import dense_adjacency, random_edge_index
+from conftest import REPO, dense_adjacency, random_edge_index
 from labml_gat.gat import GraphAttentionLayer
 
 torch_geometric = pytest.importorskip('torch_geometric')
@@ -126,3 +131,82 @@ def test_errors():
         layer(torch.randn(4, 3), torch.ones(4, 4))
     with pytest.raises(ValueError, match=r'h must have shape \[n_nodes, 3\]'):
         layer(torch.randn(4, 2), torch.ones(4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r'in_features must be a positive integer, got 0'):
+        GraphAttentionLayer(0, 4, 2)
+
+
+@pytest.mark.parametrize('adj_shape', [(4, 5), (3, 3), (4, 4, 3), (4, 4, 2, 1)])
+def test_adjacency_shape_error_reports_the_shape_passed(adj_shape):
+    layer = GraphAttentionLayer(3, 4, 2)
+    expected = re.escape(f'for 4 nodes and 2 heads, got {list(adj_shape)}') + '$'
+    with pytest.raises(ValueError, match=expected):
+        layer(torch.randn(4, 3), torch.ones(adj_shape, dtype=torch.bool))
+
+
+def test_float64_input_into_float32_layer_says_what_to_do():
+    layer = GraphAttentionLayer(3, 4, 2)
+    with pytest.raises(TypeError, match=r'^h is torch.float64 but the layer is torch.float32: '
+                                        r'pass h.to\(torch.float32\) or call layer.to\(torch.float64\)$'):
+        layer(torch.randn(4, 3, dtype=torch.float64), torch.ones(4, 4, dtype=torch.bool))
+
+
+@pytest.mark.parametrize('slope', [-0.3, 0.0, 1.5])
+def test_any_slope_matches_pyg(generator, slope):
+    """A negative LeakyReLU slope is allowed and computes PyG's function, gradients included."""
+    torch.manual_seed(2)
+    n_nodes = 11
+    layer = GraphAttentionLayer(5, 6, 2, dropout=0.0, leaky_relu_negative_slope=slope, bias=True)
+    nn.init.normal_(layer.bias)
+    conv = pyg_twin(layer)
+    edge_index = random_edge_index(n_nodes, 30, generator)
+    h = torch.randn(n_nodes, 5, generator=generator)
+    h1, h2 = h.clone().requires_grad_(), h.clone().requires_grad_()
+    out, expected = layer(h1, dense_adjacency(edge_index, n_nodes)), conv(h2, edge_index)
+    torch.testing.assert_close(out, expected)
+    weight = torch.randn(out.shape, generator=generator)
+    (out * weight).sum().backward()
+    (expected * weight).sum().backward()
+    torch.testing.assert_close(h1.grad, h2.grad)
+    torch.testing.assert_close(layer.linear.weight.grad, conv.lin.weight.grad)
+    torch.testing.assert_close(layer.attn.grad, torch.cat([conv.att_dst.grad[0], conv.att_src.grad[0]], -1))
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_a_bad_feature_reaches_only_the_rows_that_attend_to_it(generator, bad):
+    """A NaN (or inf) in node $j$'s features poisons $j$'s own row and the rows that attend to $j$;
+    every other row is unchanged, as in PyG."""
+    torch.manual_seed(5)
+    n_nodes, bad_node = 12, 4
+    layer = GraphAttentionLayer(3, 4, 2, dropout=0.0)
+    edge_index = random_edge_index(n_nodes, 30, generator)
+    adj = dense_adjacency(edge_index, n_nodes)
+    h = torch.randn(n_nodes, 3, generator=generator)
+    clean = layer(h, adj)
+    h[bad_node, 1] = bad
+    out = layer(h, adj)
+    poisoned = adj[:, bad_node] | (torch.arange(n_nodes) == bad_node)
+    assert 0 < poisoned.sum() < n_nodes
+    assert not torch.isfinite(out[poisoned]).all(dim=1).any()
+    torch.testing.assert_close(out[~poisoned], clean[~poisoned])
+    torch.testing.assert_close(out, pyg_twin(layer)(h, edge_index), equal_nan=True)
+
+
+def test_module_imports_only_torch():
+    tree = ast.parse((REPO / 'labml_gat' / 'gat.py').read_text())
+    modules = {alias.name.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for alias in node.names}
+    modules |= {node.module.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert modules <= {'math', 'torch'}
+
+
+def test_file_can_be_copied_alone(tmp_path):
+    """`gat.py` copied into another project works with nothing else of ours around."""
+    (tmp_path / 'gat.py').write_text((REPO / 'labml_gat' / 'gat.py').read_text())
+    script = ('import torch\nfrom gat import GraphAttentionLayer\n'
+              'layer = GraphAttentionLayer(4, 8, 2)\n'
+              'out = layer(torch.randn(3, 4), torch.eye(3, dtype=torch.bool))\n'
+              'print(tuple(out.shape))\n')
+    result = subprocess.run([sys.executable, '-c', script], cwd=tmp_path, capture_output=True, text=True,
+                            env={'PYTHONPATH': str(tmp_path), 'PATH': ''})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '(3, 8)'

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from conftest import REPO, dense_adjacency, random_edge_index
-from labml_gat.gatv2 import GraphAttentionV2Layer
+from labml_gat.gatv2 import GraphAttentionV2Layer, describe, edge_index_to_adj_mat
 
 torch_geometric = pytest.importorskip('torch_geometric')
 from torch_geometric.nn import GATv2Conv  # noqa: E402
@@ -266,8 +266,6 @@ def test_repr_is_informative():
     (dict(in_features=0, out_features=4, n_heads=2), 'in_features must be a positive integer'),
     (dict(in_features=3, out_features=4, n_heads=0), 'n_heads must be a positive integer'),
     (dict(in_features=3.0, out_features=4, n_heads=2), 'in_features must be a positive integer'),
-    (dict(in_features=3, out_features=4, n_heads=2, leaky_relu_negative_slope=-0.1),
-     'leaky_relu_negative_slope must be >= 0, got -0.1'),
 ])
 def test_constructor_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -284,12 +282,13 @@ def test_mean_heads_need_no_divisibility():
     (torch.ones(4, 3, dtype=torch.long), torch.ones(4, 4, dtype=torch.bool), TypeError, 'floating-point'),
     ([[0.0] * 3] * 4, torch.ones(4, 4, dtype=torch.bool), TypeError, 'got list'),
     (torch.randn(4, 3), torch.ones(4, 4), TypeError, 'adj_mat must be a boolean tensor, got a tensor of dtype torch.float32'),
-    (torch.randn(4, 3), torch.ones(4, 5, dtype=torch.bool), ValueError, r'for 4 nodes and 2 heads, got \[4, 5, 1\]'),
-    (torch.randn(4, 3), torch.ones(3, 3, dtype=torch.bool), ValueError, r'got \[3, 3, 1\]'),
+    (torch.randn(4, 3), torch.ones(4, 5, dtype=torch.bool), ValueError, r'for 4 nodes and 2 heads, got \[4, 5\]$'),
+    (torch.randn(4, 3), torch.ones(3, 3, dtype=torch.bool), ValueError, r'got \[3, 3\]$'),
     (torch.randn(4, 3), torch.ones(4, 4, 3, dtype=torch.bool), ValueError, r'\[4, 4, 2\] for 4 nodes and 2 heads, got \[4, 4, 3\]'),
     (torch.randn(4, 3), torch.ones(4, 4, 2, 1, dtype=torch.bool), ValueError, r'got \[4, 4, 2, 1\]'),
 ])
 def test_input_errors(h, adj, error, message):
+    """One line that names the mistake, with the shape the caller passed (not a reshaped one)."""
     layer = GraphAttentionV2Layer(3, 4, 2)
     with pytest.raises(error, match=message):
         layer(h, adj)
@@ -336,3 +335,89 @@ def test_dynamic_attention_can_rank_differently():
     _, attention = layer(h, adj, return_attention=True)
     best_key = attention[:3, 3:, 0].argmax(dim=1)
     assert best_key.tolist() == [0, 1, 2]
+
+
+def test_float64_input_into_float32_layer_says_what_to_do():
+    layer = GraphAttentionV2Layer(3, 4, 2)
+    adj = torch.ones(4, 4, dtype=torch.bool)
+    with pytest.raises(TypeError, match=r'^h is torch.float64 but the layer is torch.float32: '
+                                        r'pass h.to\(torch.float32\) or call layer.to\(torch.float64\)$'):
+        layer(torch.randn(4, 3, dtype=torch.float64), adj)
+    # Doing either works
+    out32 = layer(torch.randn(4, 3, dtype=torch.float64).to(torch.float32), adj)
+    out64 = layer.to(torch.float64)(torch.randn(4, 3, dtype=torch.float64), adj)
+    assert out32.dtype == torch.float32 and out64.dtype == torch.float64
+
+
+def test_adjacency_on_another_device_is_named():
+    layer = GraphAttentionV2Layer(3, 4, 2)
+    adj = torch.ones(4, 4, dtype=torch.bool, device='meta')
+    with pytest.raises(ValueError, match='adj_mat is on meta but h is on cpu'):
+        layer(torch.randn(4, 3), adj)
+
+
+def test_describe():
+    assert describe(torch.zeros(2, 3, dtype=torch.int32)) == 'a tensor of dtype torch.int32 and shape [2, 3]'
+    assert describe([1, 2]) == 'list'
+    assert describe(None) == 'NoneType'
+
+
+def test_edge_index_to_adj_mat(generator):
+    """PyG's column `[j, i]` is `adj_mat[i, j]`; self loops are added unless asked not to."""
+    edge_index = torch.tensor([[0, 1, 3], [1, 2, 1]])
+    adj = edge_index_to_adj_mat(edge_index, 4, self_loops=False)
+    assert adj.dtype == torch.bool and adj.shape == (4, 4)
+    assert adj.nonzero().tolist() == [[1, 0], [1, 3], [2, 1]]
+    with_loops = edge_index_to_adj_mat(edge_index, 4)
+    assert torch.equal(with_loops, adj | torch.eye(4, dtype=torch.bool))
+    assert edge_index_to_adj_mat(torch.zeros(2, 0, dtype=torch.long), 3).equal(torch.eye(3, dtype=torch.bool))
+    edge_index = random_edge_index(15, 40, generator, self_loops=False)
+    assert torch.equal(edge_index_to_adj_mat(edge_index, 15, self_loops=False), dense_adjacency(edge_index, 15))
+
+
+@pytest.mark.parametrize('slope', [-0.3, 0.0, 1.5])
+@pytest.mark.parametrize('share_weights', [True, False])
+def test_any_slope_matches_pyg(generator, slope, share_weights):
+    """A negative (or zero, or above one) LeakyReLU slope is allowed, and computes PyG's function,
+    gradients included: the dense layer never computes in place."""
+    torch.manual_seed(2)
+    n_nodes = 11
+    layer = GraphAttentionV2Layer(5, 6, 2, dropout=0.0, leaky_relu_negative_slope=slope, bias=True,
+                                  share_weights=share_weights)
+    nn.init.normal_(layer.bias)
+    conv = pyg_twin(layer)
+    edge_index = random_edge_index(n_nodes, 30, generator)
+    h = torch.randn(n_nodes, 5, generator=generator)
+    h1, h2 = h.clone().requires_grad_(), h.clone().requires_grad_()
+    out = layer(h1, edge_index_to_adj_mat(edge_index, n_nodes))
+    expected = conv(h2, edge_index)
+    torch.testing.assert_close(out, expected)
+    weight = torch.randn(out.shape, generator=generator)
+    (out * weight).sum().backward()
+    (expected * weight).sum().backward()
+    torch.testing.assert_close(h1.grad, h2.grad)
+    for name, grad in parameter_grads(layer).items():
+        torch.testing.assert_close(grad, pyg_grads(conv, share_weights, True)[name], msg=name)
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_a_bad_feature_reaches_only_the_rows_that_attend_to_it(generator, bad):
+    """
+    A NaN (or inf) in node $j$'s features poisons $j$'s own row (its query vector) and the rows of the
+    nodes that attend to $j$; every other row is what it would be without it, as in PyG.
+    """
+    torch.manual_seed(5)
+    n_nodes, bad_node = 12, 4
+    layer = GraphAttentionV2Layer(3, 4, 2, dropout=0.0)
+    edge_index = random_edge_index(n_nodes, 30, generator)
+    adj = edge_index_to_adj_mat(edge_index, n_nodes)
+    h = torch.randn(n_nodes, 3, generator=generator)
+    clean = layer(h, adj)
+    h[bad_node, 1] = bad
+    out = layer(h, adj)
+    poisoned = adj[:, bad_node].clone()
+    poisoned[bad_node] = True
+    assert 0 < poisoned.sum() < n_nodes
+    assert not torch.isfinite(out[poisoned]).all(dim=1).any()
+    torch.testing.assert_close(out[~poisoned], clean[~poisoned])
+    torch.testing.assert_close(out, pyg_twin(layer)(h, edge_index), equal_nan=True)

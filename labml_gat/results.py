@@ -1,0 +1,158 @@
+r"""
+---
+title: Recorded results
+summary: >
+  Every measured number of the project in one place: JSON records with the command that made
+  them, the date, the machine and the versions, which the README and the pages quote.
+---
+
+# Recorded results
+
+A measured number means little without how and where it was measured, and a number typed
+twice drifts. So every figure the README or a page quotes comes from one JSON record in
+`experiments/results/`: the values, the command that produced them, the date, the machine
+and the versions of Python, PyTorch and PyG.
+
+The README's tables are generated from the records between two markers,
+
+```markdown
+<!-- results: cora -->
+...
+<!-- end results -->
+```
+
+`python -m labml_gat.results README.md` rewrites them, and a test fails when a table and its
+record disagree.
+"""
+
+import json
+import os
+import platform
+import re
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Callable, Dict, Optional, Sequence
+
+# The records, beside the experiments that make them
+RESULTS = Path(__file__).resolve().parent.parent / 'experiments' / 'results'
+
+
+def machine() -> dict:
+    """The machine a measurement ran on: its CPU, its cores and its memory."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            names = [line.split(':', 1)[1].strip() for line in f
+                     if line.startswith('model name')]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    return {'cpu': cpu, 'cores': os.cpu_count(), 'memory_gib': round(memory / 2 ** 30),
+            'system': f'{platform.system()} {platform.release()}'}
+
+
+def versions() -> dict:
+    """The versions of Python, PyTorch and, where installed, PyG."""
+    import torch
+    found = {'python': platform.python_version(), 'torch': torch.__version__}
+    try:
+        import torch_geometric
+        found['torch_geometric'] = torch_geometric.__version__
+    except ImportError:
+        pass
+    return found
+
+
+def record(name: str, command: str, values: dict, folder: Path = RESULTS) -> Path:
+    """Write the record `name` with the values measured by `command`."""
+    data = {'name': name, 'command': command, 'date': date.today().isoformat(),
+            'machine': machine(), 'versions': versions(), 'values': values}
+    path = folder / f'{name}.json'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + '\n', encoding='utf-8')
+    return path
+
+
+def load(name: str, folder: Path = RESULTS) -> dict:
+    """The record `name`."""
+    return json.loads((folder / f'{name}.json').read_text(encoding='utf-8'))
+
+
+def provenance(result: dict) -> str:
+    """One line that says where a record's numbers come from."""
+    m, v = result['machine'], result['versions']
+    pyg = f", PyG {v['torch_geometric']}" if 'torch_geometric' in v else ''
+    return (f"Measured on {result['date']} with `{result['command']}` on "
+            f"{m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB), "
+            f"PyTorch {v['torch']}{pyg}.")
+
+
+def from_summary(summary: dict) -> dict:
+    """The values to record of an experiment's `--summary-json`: accuracies and times."""
+    test, valid = summary['test_accuracy'], summary['val_accuracy']
+    return {'seeds': test['n'], 'test_mean': test['mean'], 'test_std': test['std'],
+            'val_mean': valid['mean'], 'train_seconds': summary['seconds'],
+            'wall_seconds': summary['wall_seconds'], 'jobs': summary['jobs'],
+            'load_average': summary['load_average'],
+            'per_seed': [{key: run[key] for key in ('seed', 'epochs', 'best_epoch',
+                                                    'val_accuracy', 'test_accuracy')}
+                         for run in summary['runs']]}
+
+
+# ## Tables for the README
+#
+# Each marker names a table, made from one or more records.
+
+def experiments_table(names: Sequence[str], folder: Path) -> str:
+    """Test accuracy and time of experiment runs, one record a row."""
+    records = [load(name, folder) for name in names]
+    rows = ['| command | test accuracy | validation | wall time | machine load |',
+            '|---|---|---|---|---|']
+    for r in records:
+        v = r['values']
+        rows.append(f"| `{r['command']}` | {v['test_mean']:.2f} ± {v['test_std']:.2f} % "
+                    f"over {v['seeds']} seeds | {v['val_mean']:.1f} % | "
+                    f"{v['wall_seconds']:.0f} s | {v['load_average']} |")
+    notes = [f"- {provenance(r)}" for r in records]
+    return '\n'.join(rows) + '\n\n' + '\n'.join(notes)
+
+
+TABLES: Dict[str, Callable[[Path], str]] = {
+    'cora': lambda folder: experiments_table(['cora_seeds10', 'cora_minibatch_seeds10'],
+                                             folder),
+}
+
+MARKERS = re.compile(r'(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)'
+                     r'(<!-- end results -->)', re.DOTALL)
+
+
+def render(name: str, folder: Path = RESULTS) -> str:
+    """The block for the marker `name`, rendered from its records."""
+    return TABLES[name](folder) + '\n'
+
+
+def update(text: str, folder: Path = RESULTS) -> str:
+    """`text` with every marked block rendered anew from its records."""
+    return MARKERS.sub(
+        lambda m: m.group(1) + render(m.group('name'), folder) + m.group(4), text)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """
+    `python -m labml_gat.results FILE.md ...` rewrites the marked blocks of the files;
+    `python -m labml_gat.results --record NAME SUMMARY.json COMMAND` records an experiment's
+    `--summary-json` as the result `NAME`, made by `COMMAND`.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ['--record']:
+        name, summary, command = argv[1:]
+        record(name, command, from_summary(json.loads(Path(summary).read_text())))
+        return
+    for path in map(Path, argv):
+        path.write_text(update(path.read_text(encoding='utf-8')), encoding='utf-8')
+
+
+if __name__ == '__main__':
+    main()

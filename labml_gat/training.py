@@ -1,0 +1,203 @@
+r"""
+---
+title: Training node classifiers
+summary: >
+  What the Cora experiments share: the GAT paper's settings, its early-stopping rule,
+  the accuracy, and the cost of the dense layer on a whole graph.
+---
+
+# Training node classifiers
+
+The [Cora experiment](../experiments/cora.html) and its
+[mini-batch twin](../experiments/cora_minibatch.html) share the settings of the
+[GAT paper](https://arxiv.org/abs/1710.10903) and its rule for early stopping.
+"""
+
+import copy
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+
+from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
+                                check_probability, setting)
+
+
+@dataclass
+class NodeClassificationSettings(Settings):
+    """
+    ## Settings
+
+    The defaults are the GAT paper's for Cora: two layers, $K = 8$ heads of $F' = 8$ features,
+    dropout $0.6$ on the inputs and on the attention, Adam with learning rate $0.005$ and weight
+    decay $5 \\cdot 10^{-4}$, and early stopping with a patience of 100 epochs.
+    """
+    layer: str = setting('gatv2', 'the attention layer', choices=('gatv2', 'gat'))
+    dataset: str = setting('cora', 'the Planetoid graph', choices=('cora', 'citeseer'))
+    data_dir: Optional[str] = setting(None, 'folder with the Planetoid files '
+                                            '(default: $LABML_GAT_DATA, else download)')
+    n_heads: int = setting(8, 'attention heads K of the first layer')
+    n_hidden: int = setting(8, "features F' per head of the first layer")
+    dropout: float = setting(0.6, "dropout on the layers' inputs and attention")
+    learning_rate: float = setting(0.005, "Adam's learning rate")
+    weight_decay: float = setting(5e-4, "Adam's weight decay")
+    epochs: int = setting(1000, 'at most this many epochs; '
+                                'early stopping ends runs sooner')
+    early_stopping: str = setting('gat', 'gat: on validation loss or accuracy, as the '
+                                         'GAT paper; accuracy: on validation '
+                                         'accuracy alone',
+                                  choices=('gat', 'accuracy'))
+    patience: int = setting(100, 'stop after this many epochs without improvement')
+    share_weights: bool = setting(False, 'GATv2 only: one matrix for both ends, '
+                                         'W_l = W_r')
+    seed: int = setting(0, 'the first seed')
+    seeds: int = setting(1, 'how many seeds to run, from --seed on')
+    jobs: Optional[int] = setting(None, 'processes training seeds side by side '
+                                        '(default: one per core, at most one per seed)')
+    threads: int = setting(1, 'PyTorch threads per process')
+    device: str = setting('cpu', 'cpu, cuda, cuda:1 or mps')
+    logs: Optional[str] = setting(None, 'folder for the labml runs '
+                                        "(default: labml's logs/)")
+    summary_json: Optional[str] = setting(None, 'write the final numbers to this '
+                                                'JSON file')
+    quiet: bool = setting(False, 'no per-epoch progress; the runs are still kept')
+
+    def check(self) -> None:
+        """Everything that can be checked before a run starts."""
+        super().check()
+        check_at_least(self, 1, ('n_heads', 'n_hidden', 'epochs', 'patience', 'seeds',
+                                 'jobs', 'threads'))
+        check_at_least(self, 0, ('seed',))
+        check_probability('dropout', self.dropout)
+        if not self.learning_rate > 0:
+            raise UsageError(f'--learning-rate must be positive, '
+                             f'got {self.learning_rate}')
+        if not self.weight_decay >= 0:
+            raise UsageError(f'--weight-decay must be at least 0, '
+                             f'got {self.weight_decay}')
+        if self.share_weights and self.layer != 'gatv2':
+            raise UsageError('--share-weights is an option of the GATv2 layer '
+                             '(--layer gatv2)')
+        check_device(self.device)
+        if self.data_dir is not None and not Path(self.data_dir).is_dir():
+            raise UsageError(f'--data-dir {self.data_dir} is not a folder')
+        path = self.summary_json
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            raise UsageError(f'--summary-json {path}: its folder does not exist')
+
+    def experiment_name(self) -> str:
+        """The labml experiment: its runs are kept in `logs/<name>/`."""
+        return f'{self.dataset}_{self.layer}'
+
+    def comment(self, seed: int) -> str:
+        """The comment of a seed's labml run."""
+        return f'seed {seed}'
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The fraction of nodes whose highest-scoring class is their label."""
+    return (logits.argmax(dim=-1) == labels).float().mean().item()
+
+
+class EarlyStopping:
+    """
+    ## Early stopping
+
+    Two criteria on the validation set, chosen with `--early-stopping`:
+
+    * `gat`, the GAT paper's: an epoch *improves* when the validation accuracy is at least the
+      best so far **or** the validation loss at most the lowest so far, and training stops after
+      `patience` epochs without improvement. The weights kept are those of the last epoch that
+      matched both the best accuracy and the lowest loss so far, as in the paper's code.
+    * `accuracy`, PyG's and DGL's examples': an epoch improves when the validation accuracy is
+      higher than the best so far, or equal with a lower loss; its weights are kept.
+    """
+
+    def __init__(self, criterion: str, patience: int):
+        self.criterion = criterion
+        self.patience = patience
+        self.best_acc, self.best_loss = -math.inf, math.inf
+        self.bad_epochs = 0
+        # The epoch and the weights kept so far (the first epoch is always kept)
+        self.best_epoch = 0
+        self.best_state = None
+
+    def step(self, val_acc: float, val_loss: float) -> Tuple[bool, bool]:
+        """Returns `(keep, stop)`: whether to keep this epoch's weights, and whether to stop."""
+        if self.criterion == 'gat':
+            improved = val_acc >= self.best_acc or val_loss <= self.best_loss
+            keep = val_acc >= self.best_acc and val_loss <= self.best_loss
+            if improved:
+                self.best_acc = max(self.best_acc, val_acc)
+                self.best_loss = min(self.best_loss, val_loss)
+        else:
+            improved = keep = (val_acc, -val_loss) > (self.best_acc, -self.best_loss)
+            if improved:
+                self.best_acc, self.best_loss = val_acc, val_loss
+        self.bad_epochs = 0 if improved else self.bad_epochs + 1
+        return keep, self.bad_epochs >= self.patience
+
+    def update(self, epoch: int, model: nn.Module, val_acc: float,
+               val_loss: float) -> bool:
+        """`step`, keeping a copy of the weights when they are the best so far;
+        returns whether to stop."""
+        keep, stop = self.step(val_acc, val_loss)
+        if keep:
+            self.best_epoch = epoch
+            self.best_state = copy.deepcopy(model.state_dict())
+        return stop
+
+    def restore_best(self, model: nn.Module, checkpoint: Path) -> None:
+        """Save the best weights to `checkpoint` and load them into `model` from the file,
+        with `weights_only=True`: what is tested is what was saved."""
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.best_state, checkpoint)
+        device = next(model.parameters()).device
+        state = torch.load(checkpoint, weights_only=True, map_location=device)
+        model.load_state_dict(state)
+
+
+def dense_training_bytes(n_nodes: int, n_heads: int, n_hidden: int,
+                         bytes_per_float: int = 4) -> int:
+    r"""
+    ## The cost of the dense layer on a whole graph
+
+    The [dense layer](gatv2.html) builds the grid of all $N^2$ node pairs. In its first layer the
+    pair tensor has $N^2 K F'$ entries, and a training step holds about three tensors of that
+    size at once (the pair sums, the LeakyReLU's output and, in the backward pass, their gradient).
+    """
+    return 3 * n_nodes * n_nodes * n_heads * n_hidden * bytes_per_float
+
+
+def available_memory_bytes() -> int:
+    """Memory the system can still give (`MemAvailable` on Linux, else the physical memory)."""
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+
+
+def check_dense_fits(n_nodes: int, n_heads: int, n_hidden: int) -> str:
+    """
+    Refuse the dense layer when its estimated peak exceeds the free memory; otherwise return
+    a warning to print before the run starts, since it is slow as well as large.
+    """
+    needed = dense_training_bytes(n_nodes, n_heads, n_hidden)
+    available = available_memory_bytes()
+    size = (f'{n_nodes}^2 node pairs x {n_heads} heads x {n_hidden} features: '
+            f'about {needed / 2 ** 30:.1f} GiB per training step')
+    if needed > 0.9 * available:
+        raise UsageError(f'--impl dense needs {size}, '
+                         f'but only {available / 2 ** 30:.1f} GiB is free; '
+                         f'use --impl edges (the same function in O(edges) memory)')
+    return (f'--impl dense computes all {size}; each epoch takes seconds to minutes, '
+            f'so one seed can take hours. '
+            f'--impl edges computes the same function in O(edges).')

@@ -1,0 +1,112 @@
+"""Tests of running many seeds: one labml run each, results in seed order, the summary and its table."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from labml_gat import seeds
+from labml_gat.seeds import format_summary, run_seeds, summarize
+from labml_gat.training import NodeClassificationSettings
+
+
+def fake_train(settings, data, seed, checkpoint):
+    """Trains nothing: records what it was given, and saves a checkpoint where it is asked to."""
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({'seed': torch.tensor(seed)}, checkpoint)
+    print(f'training seed {seed}')
+    result = {'seed': seed, 'data': data, 'epochs': 10 + seed, 'best_epoch': seed, 'seconds': 0.25,
+              'val_accuracy': 0.5 + seed / 100, 'test_accuracy': 0.8 + seed / 100,
+              'checkpoint': str(checkpoint)}
+    return result, None
+
+
+def test_run_seeds_runs_each_seed_as_a_labml_run(tmp_path, labml_logs, capsys):
+    settings = NodeClassificationSettings(seed=4, seeds=3, quiet=True, logs=str(tmp_path / 'runs'),
+                                          n_heads=2, jobs=1)
+    summary = run_seeds(settings, {'seed', 'seeds', 'n_heads'}, 'the data', fake_train)
+    # The results in seed order, each with the data it was given
+    assert [run['seed'] for run in summary['runs']] == [4, 5, 6]
+    assert all(run['data'] == 'the data' for run in summary['runs'])
+    assert summary['settings'] == settings.as_dict() and summary['jobs'] == 1
+    assert summary['test_accuracy'] == {'mean': 85.0, 'std': 1.0, 'n': 3}
+    assert summary['val_accuracy'] == {'mean': 55.0, 'std': 1.0, 'n': 3}
+    assert summary['seconds'] == 0.75 and summary['wall_seconds'] >= 0
+    # Every run is in the `--logs` folder, with its checkpoint and its settings
+    runs = sorted((tmp_path / 'runs' / 'cora_gatv2').iterdir())
+    assert len(runs) == 3
+    checkpoints = sorted(str(run / 'checkpoints' / 'best.pt') for run in runs)
+    assert sorted(run['checkpoint'] for run in summary['runs']) == checkpoints
+    for run in runs:
+        configs = yaml.safe_load((run / 'configs.yaml').read_text())
+        assert configs['n_heads']['value'] == 2 and configs['n_heads']['is_explicitly_specified']
+        assert not configs['dropout']['is_explicitly_specified']
+        assert (run / 'run.yaml').is_file()
+    seeds_recorded = sorted(yaml.safe_load((run / 'configs.yaml').read_text())['seed']['value'] for run in runs)
+    assert seeds_recorded == [4, 5, 6]
+    # `--quiet`: nothing printed but what the training function printed (no labml banner)
+    out = capsys.readouterr().out
+    assert out.splitlines() == ['training seed 4', 'training seed 5', 'training seed 6']
+    # Nothing went into the default logs folder
+    assert not labml_logs.exists()
+
+
+def test_one_seed_needs_one_process(tmp_path, labml_logs):
+    settings = NodeClassificationSettings(seeds=1, jobs=4, quiet=True, logs=str(tmp_path))
+    summary = run_seeds(settings, set(), None, fake_train)
+    assert summary['jobs'] == 1 and summary['test_accuracy']['std'] == 0.0
+
+
+def test_summarize():
+    assert summarize([0.8, 0.84]) == {'mean': 82.0, 'std': 2.83, 'n': 2}
+    assert summarize([0.8]) == {'mean': 80.0, 'std': 0.0, 'n': 1}
+
+
+def test_format_summary():
+    summary = {'runs': [{'seed': 0, 'epochs': 200, 'best_epoch': 90, 'val_accuracy': 0.81,
+                         'test_accuracy': 0.832, 'seconds': 3.0},
+                        {'seed': 1, 'epochs': 150, 'best_epoch': 40, 'val_accuracy': 0.8,
+                         'test_accuracy': 0.824, 'seconds': 2.0}],
+               'test_accuracy': {'mean': 82.8, 'std': 0.57, 'n': 2}, 'seconds': 5.0, 'wall_seconds': 3.5,
+               'jobs': 2}
+    lines = format_summary(summary, 'A title').splitlines()
+    assert lines[0] == 'A title'
+    assert lines[1].split() == ['seed', 'epochs', 'best', 'val', '%', 'test', '%', 'time', 's']
+    assert lines[2].split() == ['0', '200', '90', '81.0', '83.2', '3.0']
+    assert lines[-1] == ('test accuracy: 82.80 ± 0.57 % over 2 seed(s); 5.0 s of training, '
+                         '3.5 s in all (2 processes)')
+    summary['jobs'] = 1
+    assert format_summary(summary, 'x').endswith('(1 process)')
+
+
+def test_available_cores():
+    assert 1 <= seeds.available_cores() <= (__import__('os').cpu_count() or 1)
+
+
+def test_a_worker_prints_nothing_and_uses_its_threads(tmp_path):
+    """`start_worker` in a fresh process: its threads, the parent's logs folder, and a silent stdout."""
+    script = ('import sys, torch\nfrom labml import lab\nfrom labml_gat.seeds import start_worker\n'
+              f'start_worker(1, {str(tmp_path)!r})\nprint("hidden")\n'
+              'sys.stderr.write(f"{torch.get_num_threads()} {lab.get_experiments_path()}")\n')
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ''
+    threads, path = result.stderr.split()
+    assert threads == '1' and path == str(tmp_path)
+
+
+@pytest.mark.parametrize('quiet', [True, False])
+def test_run_seed_returns_the_result(tmp_path, labml_logs, capsys, quiet):
+    settings = NodeClassificationSettings(quiet=quiet)
+    seeds.lab.configure({'experiments_path': str(tmp_path)})
+    result = seeds.run_seed(settings, set(), 'data', 7, fake_train)
+    assert result['seed'] == 7 and result['checkpoint'].startswith(str(tmp_path / 'cora_gatv2'))
+    out = capsys.readouterr().out
+    if quiet:
+        assert out == 'training seed 7\n'
+    else:
+        # labml's banner names the run
+        assert 'cora_gatv2' in out or 'seed 7' in out

@@ -1,0 +1,229 @@
+"""
+Tests of the settings convention: flags from a dataclass, the settings given explicitly, one line and
+exit status 2 for a user's mistake, and the exit statuses of an interrupted run.
+"""
+
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+import pytest
+import torch
+
+from conftest import PLANETOID, REPO, needs_planetoid
+from labml_gat.datasets import DataFileError, MissingDataError
+from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least, check_device,
+                                check_probability, command, describe_default, flag, setting)
+
+
+@dataclasses.dataclass
+class ExampleSettings(Settings):
+    n_heads: int = setting(8, 'attention heads')
+    layer: str = setting('gatv2', 'the layer', choices=('gatv2', 'gat'))
+    dropout: float = setting(0.6, 'dropout')
+    fast: bool = setting(True, 'speed-ups')
+    quiet: bool = setting(False, 'no progress')
+    fanouts: List[int] = setting([10, 10], 'per hop')
+    jobs: Optional[int] = setting(None, 'processes')
+    rate: Optional[float] = setting(None, 'a rate')
+    data_dir: Optional[str] = setting(None, 'a folder')
+
+    def check(self) -> None:
+        super().check()
+        check_at_least(self, 1, ('n_heads', 'jobs'))
+        check_probability('dropout', self.dropout)
+
+
+# ## Flags from the dataclass
+
+def test_a_flag_per_field():
+    assert flag('n_heads') == '--n-heads' and flag('seed') == '--seed'
+    settings, explicit = ExampleSettings.from_command_line(
+        ['--n-heads', '4', '--layer', 'gat', '--no-fast', '--quiet', '--fanouts', '5', '-1', '--jobs', '2',
+         '--rate', '0.5', '--data-dir', 'somewhere'])
+    assert settings == ExampleSettings(n_heads=4, layer='gat', fast=False, quiet=True, fanouts=[5, -1],
+                                       jobs=2, rate=0.5, data_dir='somewhere')
+    assert explicit == {'n_heads', 'layer', 'fast', 'quiet', 'fanouts', 'jobs', 'rate', 'data_dir'}
+
+
+def test_defaults_come_from_the_dataclass_and_are_not_explicit():
+    settings, explicit = ExampleSettings.from_command_line([])
+    assert settings == ExampleSettings() and explicit == set()
+    # A flag given with its default value is still explicit
+    settings, explicit = ExampleSettings.from_command_line(['--n-heads', '8', '--fast'])
+    assert settings == ExampleSettings() and explicit == {'n_heads', 'fast'}
+
+
+def test_list_defaults_are_not_shared():
+    one, other = ExampleSettings(), ExampleSettings()
+    one.fanouts.append(3)
+    assert other.fanouts == [10, 10] and ExampleSettings().fanouts == [10, 10]
+
+
+def test_help_lists_every_flag_with_its_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        ExampleSettings.from_command_line(['--help'], 'An example.')
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert 'An example.' in text
+    for part in ('--n-heads', '--layer {gatv2,gat}', '--fast, --no-fast', '--fanouts', '--data-dir',
+                 '(default: 8)', '(default: 10 10)', '(default: none)', '(default: True)'):
+        assert part in text, part
+    assert describe_default([1, 2]) == '1 2' and describe_default(None) == 'none'
+
+
+def test_no_abbreviations():
+    with pytest.raises(SystemExit):
+        argument_parser(ExampleSettings, '').parse_args(['--n-head', '3'])
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--n-heads', '0'], 'error: --n-heads must be at least 1, got 0'),
+    (['--jobs', '0'], 'error: --jobs must be at least 1, got 0'),
+    (['--dropout', '1.5'], r'error: --dropout must be a probability in [0, 1), got 1.5'),
+    (['--layer', 'gcn'], "error: argument --layer: invalid choice: 'gcn'"),
+    (['--n-heads', 'x'], "error: argument --n-heads: invalid int value: 'x'"),
+    (['--fanouts', '5', 'x'], "error: argument --fanouts: invalid int value: 'x'"),
+    (['--no-such-flag'], 'error: unrecognized arguments: --no-such-flag'),
+])
+def test_a_mistake_is_one_line_and_exit_status_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        ExampleSettings.from_command_line(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    # argparse's usage, then exactly one error line
+    assert err.startswith('usage:')
+    last = err.strip().splitlines()[-1]
+    assert message in last and 'Traceback' not in err
+
+
+def test_choices_are_checked_for_settings_built_in_code():
+    with pytest.raises(UsageError, match="^--layer must be one of gatv2, gat, got 'gcn'$"):
+        ExampleSettings(layer='gcn').check()
+
+
+# ## Checks
+
+def test_check_at_least():
+    check_at_least(ExampleSettings(jobs=None), 1, ('jobs',))
+    with pytest.raises(UsageError, match='^--jobs must be at least 1, got 0$'):
+        check_at_least(ExampleSettings(jobs=0), 1, ('jobs',))
+
+
+@pytest.mark.parametrize('value, ok', [(0.0, True), (0.6, True), (0.999, True), (1.0, False), (-0.1, False),
+                                       (1.5, False), (float('nan'), False)])
+def test_check_probability(value, ok):
+    if ok:
+        check_probability('dropout', value)
+    else:
+        with pytest.raises(UsageError, match=r'^--dropout must be a probability in \[0, 1\)'):
+            check_probability('dropout', value)
+
+
+def test_check_device():
+    check_device('cpu')
+    with pytest.raises(UsageError, match="^--device 'gpu0' is not a device"):
+        check_device('gpu0')
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match='^--device cuda: PyTorch finds no CUDA device here; use --device cpu$'):
+            check_device('cuda')
+        with pytest.raises(UsageError, match='^--device cuda:1: PyTorch finds no CUDA device'):
+            check_device('cuda:1')
+    else:
+        with pytest.raises(UsageError, match='CUDA devices'):
+            check_device(f'cuda:{torch.cuda.device_count()}')
+    if not torch.backends.mps.is_available():
+        with pytest.raises(UsageError, match='no MPS device'):
+            check_device('mps')
+    with pytest.raises(UsageError, match='only cpu, cuda and mps are supported'):
+        check_device('meta')
+
+
+# ## `command`: exit statuses
+
+def run_command(monkeypatch, main, argv=()):
+    monkeypatch.setattr(sys, 'argv', ['example.py', *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        command(main)()
+    return exit_info.value.code
+
+
+@pytest.mark.parametrize('error', [UsageError('--epochs must be at least 1, got 0'),
+                                   MissingDataError('put the files in data/'),
+                                   DataFileError('ind.cora.graph is corrupt')])
+def test_user_mistakes_are_one_line_and_status_2(monkeypatch, capsys, error):
+    def main(argv):
+        raise error
+    assert run_command(monkeypatch, main) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f'example.py: error: {error}\n' and captured.out == ''
+
+
+def test_the_arguments_reach_main(monkeypatch):
+    received = []
+    monkeypatch.setattr(sys, 'argv', ['example.py', '--epochs', '3'])
+    command(received.append)()
+    assert received == [['--epochs', '3']]
+
+
+def test_ctrl_c_is_status_130(monkeypatch, capsys):
+    def main(argv):
+        raise KeyboardInterrupt
+    assert run_command(monkeypatch, main) == 130
+    assert capsys.readouterr().err == 'example.py: stopped\n'
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    def main(argv):
+        raise RuntimeError('a bug')
+    monkeypatch.setattr(sys, 'argv', ['example.py'])
+    with pytest.raises(RuntimeError, match='a bug'):
+        command(main)()
+
+
+def test_sigterm_is_status_143(tmp_path):
+    """`SIGTERM` ends the script as Ctrl-C does (labml sees a `KeyboardInterrupt`), with status 143."""
+    script = ('import time\nfrom labml_gat.settings import command\n'
+              'def main(argv):\n    print("started", flush=True)\n    time.sleep(60)\n'
+              'command(main)()\n')
+    path = tmp_path / 'sleeper.py'
+    path.write_text(script)
+    process = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=REPO)
+    assert process.stdout.readline() == 'started\n'
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert err == 'sleeper.py: stopped\n'
+
+
+@needs_planetoid
+def test_sigterm_marks_the_labml_run_interrupted(tmp_path):
+    """A Cora run killed with `SIGTERM` after it started: status 143, and labml's run log says 'interrupted'."""
+    logs = tmp_path / 'logs'
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / 'experiments' / 'cora.py'), '--data-dir', str(PLANETOID), '--logs', str(logs),
+         '--epochs', '100000', '--patience', '100000', '--quiet'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        # Wait until the run has tracked an epoch
+        deadline = time.monotonic() + 300
+        while not any(path.stat().st_size > 0 for path in logs.glob('cora_gatv2/*/log.jsonl')):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, 'the run did not start'
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, err
+    assert err.strip().splitlines()[-1] == 'cora.py: stopped' and 'Traceback' not in err
+    [run] = logs.glob('cora_gatv2/*')
+    statuses = [json.loads(line)['status'] for line in (run / 'run_log.jsonl').read_text().splitlines()]
+    assert statuses[-1] == 'interrupted'

@@ -1,0 +1,51 @@
+"""
+Style rules that the site's pages depend on: the code column of an annotated page is about
+90 characters wide, so a code line longer than that would scroll sideways. Docstrings and
+comments are rendered as prose in the left column and may be longer.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+CODE_COLUMN = 90
+# Every file rendered side by side on the site
+RENDERED = sorted([*REPO.glob('labml_gat/*.py'), *REPO.glob('experiments/*.py')])
+
+
+def prose_lines(source: str) -> set[int]:
+    """The line numbers (from 1) of docstrings and of comment-only lines."""
+    lines = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, 'body', None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            lines.update(range(body[0].lineno, body[0].end_lineno + 1))
+    for number, line in enumerate(source.splitlines(), 1):
+        if line.lstrip().startswith('#'):
+            lines.add(number)
+    return lines
+
+
+def long_code_lines(path: Path, root: Path = REPO) -> list[str]:
+    source = path.read_text(encoding='utf-8')
+    prose = prose_lines(source)
+    return [f'{path.relative_to(root)}:{number}: {len(line)} characters'
+            for number, line in enumerate(source.splitlines(), 1)
+            if number not in prose and len(line) > CODE_COLUMN]
+
+
+@pytest.mark.parametrize('path', RENDERED, ids=lambda path: str(path.relative_to(REPO)))
+def test_code_fits_the_code_column(path):
+    assert long_code_lines(path) == []
+
+
+def test_the_rule_sees_a_long_line(tmp_path):
+    """The check itself: a long code line is found, a long comment or docstring is not."""
+    path = tmp_path / 'x.py'
+    long = 'x' * CODE_COLUMN
+    path.write_text(f'"""\n{long} doc\n"""\n# {long}\ny = "{long}"\n', encoding='utf-8')
+    assert [line.split(':')[1] for line in long_code_lines(path, tmp_path)] == ['5']

@@ -1,0 +1,148 @@
+"""Tests of what the node-classification experiments share: settings, early stopping, accuracy, memory."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from labml_gat import training
+from labml_gat.settings import UsageError
+from labml_gat.training import (EarlyStopping, NodeClassificationSettings, accuracy, check_dense_fits,
+                                dense_training_bytes)
+
+
+# ## Settings
+
+def test_defaults_are_the_gat_papers():
+    settings = NodeClassificationSettings()
+    assert (settings.layer, settings.dataset, settings.n_heads, settings.n_hidden) == ('gatv2', 'cora', 8, 8)
+    assert (settings.dropout, settings.learning_rate, settings.weight_decay) == (0.6, 0.005, 5e-4)
+    assert (settings.epochs, settings.patience, settings.early_stopping) == (1000, 100, 'gat')
+    assert (settings.seed, settings.seeds, settings.jobs, settings.threads) == (0, 1, None, 1)
+    settings.check()
+    assert settings.experiment_name() == 'cora_gatv2'
+    assert settings.comment(3) == 'seed 3'
+    assert NodeClassificationSettings(layer='gat', dataset='citeseer').experiment_name() == 'citeseer_gat'
+
+
+@pytest.mark.parametrize('changes, message', [
+    ({'epochs': 0}, '--epochs must be at least 1, got 0'),
+    ({'seeds': 0}, '--seeds must be at least 1, got 0'),
+    ({'jobs': 0}, '--jobs must be at least 1, got 0'),
+    ({'threads': 0}, '--threads must be at least 1, got 0'),
+    ({'n_heads': 0}, '--n-heads must be at least 1, got 0'),
+    ({'n_hidden': -2}, '--n-hidden must be at least 1, got -2'),
+    ({'patience': 0}, '--patience must be at least 1, got 0'),
+    ({'seed': -1}, '--seed must be at least 0, got -1'),
+    ({'dropout': 1.0}, r'--dropout must be a probability in \[0, 1\), got 1.0'),
+    ({'dropout': 1.5}, r'--dropout must be a probability in \[0, 1\), got 1.5'),
+    ({'dropout': -0.1}, r'--dropout must be a probability in \[0, 1\), got -0.1'),
+    ({'learning_rate': 0.0}, '--learning-rate must be positive, got 0.0'),
+    ({'weight_decay': -1e-3}, '--weight-decay must be at least 0, got -0.001'),
+    ({'share_weights': True, 'layer': 'gat'}, '--share-weights is an option of the GATv2 layer'),
+    ({'layer': 'gcn'}, "--layer must be one of gatv2, gat, got 'gcn'"),
+    ({'dataset': 'pubmed'}, "--dataset must be one of cora, citeseer, got 'pubmed'"),
+    ({'early_stopping': 'loss'}, "--early-stopping must be one of gat, accuracy, got 'loss'"),
+    ({'device': 'cuda:7' if torch.cuda.is_available() else 'cuda'}, '--device cuda'),
+    ({'device': 'tpu'}, "--device 'tpu' is not a device"),
+    ({'data_dir': '/nonexistent/planetoid'}, '--data-dir /nonexistent/planetoid is not a folder'),
+    ({'summary_json': '/nonexistent/folder/summary.json'},
+     '--summary-json /nonexistent/folder/summary.json: its folder does not exist'),
+])
+def test_bad_settings_are_usage_errors(changes, message):
+    settings = NodeClassificationSettings(**changes)
+    with pytest.raises(UsageError, match=f'^{message}'):
+        settings.check()
+
+
+def test_good_settings_pass(tmp_path):
+    NodeClassificationSettings(data_dir=str(tmp_path), summary_json=str(tmp_path / 'summary.json'),
+                               share_weights=True, dropout=0.0, jobs=2, weight_decay=0.0).check()
+
+
+def test_every_setting_has_a_help():
+    for field in dataclasses.fields(NodeClassificationSettings):
+        assert field.metadata['help'], field.name
+
+
+# ## Accuracy
+
+def test_accuracy():
+    logits = torch.tensor([[0.1, 0.9], [2.0, -1.0], [0.0, 3.0], [5.0, 4.0]])
+    assert accuracy(logits, torch.tensor([1, 0, 0, 1])) == 0.5
+    assert accuracy(logits, torch.tensor([1, 0, 1, 0])) == 1.0
+    assert isinstance(accuracy(logits, torch.tensor([1, 0, 1, 0])), float)
+
+
+# ## Early stopping
+
+def test_early_stopping_gat_criterion():
+    """The GAT paper's rule: improving either metric resets the patience; weights are kept only when both are best."""
+    stopping = EarlyStopping('gat', patience=2)
+    # (accuracy, loss) -> (keep, stop)
+    steps = [((0.5, 1.0), (True, False)),    # first epoch: best on both
+             ((0.6, 1.1), (False, False)),   # accuracy improves, loss does not: patience reset, weights not kept
+             ((0.6, 0.9), (True, False)),    # both at their best: kept
+             ((0.5, 1.2), (False, False)),   # neither: 1 bad epoch
+             ((0.55, 1.0), (False, True))]   # neither: 2 bad epochs, stop
+    for (acc, loss), expected in steps:
+        assert stopping.step(acc, loss) == expected
+
+
+def test_early_stopping_accuracy_criterion():
+    stopping = EarlyStopping('accuracy', patience=2)
+    steps = [((0.5, 1.0), (True, False)),
+             ((0.5, 0.9), (True, False)),    # same accuracy, lower loss: kept
+             ((0.5, 0.95), (False, False)),
+             ((0.7, 2.0), (True, False)),    # higher accuracy whatever the loss
+             ((0.6, 0.1), (False, False)),
+             ((0.7, 2.0), (False, True))]
+    for (acc, loss), expected in steps:
+        assert stopping.step(acc, loss) == expected
+
+
+def test_early_stopping_keeps_and_restores_the_best_weights(tmp_path):
+    model = nn.Linear(3, 2)
+    stopping = EarlyStopping('gat', patience=3)
+    best = None
+    for epoch, (acc, loss) in enumerate([(0.5, 1.0), (0.7, 0.8), (0.6, 0.9), (0.6, 0.95), (0.65, 0.85)]):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        stop = stopping.update(epoch, model, acc, loss)
+        if epoch == 1:
+            best = {name: value.clone() for name, value in model.state_dict().items()}
+        assert stop == (epoch == 4)
+    assert stopping.best_epoch == 1
+    # The copy is a copy: later epochs did not change it
+    assert torch.equal(stopping.best_state['weight'], best['weight'])
+    checkpoint = tmp_path / 'run' / 'checkpoints' / 'best.pt'
+    stopping.restore_best(model, checkpoint)
+    assert checkpoint.is_file()
+    assert torch.equal(model.weight, best['weight'])
+    assert torch.equal(torch.load(checkpoint, weights_only=True)['bias'], best['bias'])
+
+
+# ## The cost of the dense layer
+
+def test_dense_training_bytes():
+    assert dense_training_bytes(10, 2, 3) == 3 * 100 * 2 * 3 * 4
+    assert dense_training_bytes(10, 2, 3, bytes_per_float=8) == 2 * dense_training_bytes(10, 2, 3)
+    # Cora with the paper's 8 heads of 8 features: about 5.2 GiB a step
+    assert round(dense_training_bytes(2708, 8, 8) / 2 ** 30, 1) == 5.2
+
+
+def test_available_memory_bytes():
+    assert training.available_memory_bytes() > 2 ** 20
+
+
+def test_dense_refused_when_too_big(monkeypatch):
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda: 2 ** 30)
+    with pytest.raises(UsageError, match=r'--impl dense needs 2708\^2 node pairs x 8 heads x 8 features: '
+                                         r'about 5.2 GiB per training step, but only 1.0 GiB is free; '
+                                         r'use --impl edges'):
+        check_dense_fits(2708, 8, 8)
+    # It fits: a warning to print, not an error
+    warning = check_dense_fits(100, 8, 8)
+    assert warning.startswith('--impl dense computes all 100^2 node pairs') and 'O(edges)' in warning
+    assert '\n' not in warning
