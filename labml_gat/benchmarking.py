@@ -386,6 +386,8 @@ def save_figure(figure: dict, command: str, threads: int, folder: Optional[Path]
     from labml_gat import results
     values = {k: v for k, v in figure.items() if k != 'figure'}
     values['threads'] = threads
+    # How busy the machine was: on a shared machine the wall-clock times depend on it
+    values['load_average'] = round(os.getloadavg()[0], 1) if hasattr(os, 'getloadavg') else None
     return results.record(record_name(figure['figure']), command, values,
                           folder or results.RESULTS)
 

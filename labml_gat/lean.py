@@ -95,7 +95,8 @@ class LeanGraphAttentionV2Layer(EdgeGraphAttentionV2Layer):
         The arguments and results are those of
         [`EdgeGraphAttentionV2Layer`](edges.html#edge-list-gatv2-layer).
         """
-        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features)
+        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features,
+                                                   self.attn.dtype)
         n_dst = h_dst.shape[0]
 
         # The node-level transformations, as in the edge-list layer:
@@ -136,7 +137,8 @@ class LeanGraphAttentionLayer(EdgeGraphAttentionLayer):
         The arguments and results are those of
         [`EdgeGraphAttentionLayer`](edges.html#edge-list-gat-layer).
         """
-        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features)
+        h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features,
+                                                   self.attn.dtype)
         n_dst = h_dst.shape[0]
 
         # $g_{k,j} = W_k h_j$ for the sources and the targets, as in the edge-list layer
