@@ -486,8 +486,10 @@ def format_table(records: Sequence[dict]) -> str:
 def format_provenance(records: Sequence[dict]) -> str:
     """What each record measures and how: command, date, machine and versions."""
     from labml_gat.results import provenance
-    return '\n'.join(f"* `{r['figure']}`: {describe(r)}, {r['threads']} thread(s). "
-                     f"{provenance(r)}" for r in records)
+    def load(r: dict) -> str:
+        return '' if r.get('load_average') is None else f", load average {r['load_average']}"
+    return '\n'.join(f"* `{r['figure']}`: {describe(r)}, {r['threads']} thread(s)"
+                     f"{load(r)}. {provenance(r)}" for r in records)
 
 
 def format_report(figures: Sequence[dict]) -> str:

@@ -4,28 +4,16 @@ the machinery on tiny sizes, the errors, the schema of the records, and that the
 performance table is the rendering of the records. Nothing here is timed.
 """
 
-import importlib.util
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import PLANETOID, REPO, needs_planetoid
-from labml_gat import benchmarking
+from conftest import PLANETOID, REPO, load_experiment, needs_planetoid, run_script
+from labml_gat import benchmarking, results
 
-SCRIPT = REPO / 'experiments' / 'benchmark.py'
 TINY = dict(level='layer', graph='random', n_nodes=60, degree=3.0, in_features=12, n_heads=2,
             n_hidden=4, threads=1, rounds=2, warmup=0, steps=1)
-
-
-def load_script():
-    """experiments/benchmark.py as a module, without putting its folder on the path."""
-    spec = importlib.util.spec_from_file_location('benchmark_appendix', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_random_graph():
@@ -86,23 +74,25 @@ def test_figure_records_and_rendering(tmp_path):
     figure = benchmarking.measure_figure('layer_60', dict(TINY, impls=['lean', 'pyg']))
     assert figure['impls']['lean']['peak_ratio'] > 0
     assert 'peak_train_bytes' in figure['impls']['pyg']
-    records = [benchmarking.record(figure, 'python experiments/benchmark.py --tiny', 1)]
-    path = tmp_path / 'results' / 'benchmark.json'
-    benchmarking.save_results(records, path)
-    loaded = benchmarking.load_results(path)
-    assert loaded == json.loads(json.dumps(records))
+    path = benchmarking.save_figure(figure, 'python experiments/benchmark.py --tiny', 1, tmp_path)
+    assert path == tmp_path / 'benchmark_layer_60.json'
+    loaded = benchmarking.load_results(tmp_path)
     check_schema(loaded)
+    assert loaded[0]['impls'] == json.loads(json.dumps(figure['impls']))
     # A new measurement of the same figure replaces the old record and keeps the others
-    other = dict(records[0], figure='layer_61')
-    benchmarking.save_results([other], path)
-    benchmarking.save_results([dict(records[0], command='again')], path)
-    assert [(r['figure'], r['command'][-5:]) for r in benchmarking.load_results(path)] == \
-        [('layer_61', '-tiny'), ('layer_60', 'again')]
+    benchmarking.save_figure(dict(figure, figure='layer_61'), 'python experiments/benchmark.py'
+                             ' --tiny', 1, tmp_path)
+    benchmarking.save_figure(dict(figure, figure='cora'), 'python experiments/benchmark.py', 1,
+                             tmp_path)
+    benchmarking.save_figure(figure, 'python experiments/benchmark.py --again', 1, tmp_path)
+    assert [(r['figure'], r['command'][-5:]) for r in benchmarking.load_results(tmp_path)] == \
+        [('cora', 'rk.py'), ('layer_60', 'again'), ('layer_61', '-tiny')]
 
     table = benchmarking.format_table(loaded)
     assert table.startswith(benchmarking.TABLE_HEADER)
     assert '| layer_60 | lean |' in table and '| layer_60 | pyg |' in table
-    assert 'python experiments/benchmark.py --tiny' in benchmarking.format_provenance(loaded)
+    report = benchmarking.recorded_report(tmp_path)
+    assert 'python experiments/benchmark.py --again' in report
     fig = benchmarking.plot(loaded, str(tmp_path / 'plot.png'))
     assert (tmp_path / 'plot.png').stat().st_size > 0
     import matplotlib.pyplot as plt
@@ -110,15 +100,12 @@ def test_figure_records_and_rendering(tmp_path):
 
 
 def test_bad_records(tmp_path):
-    path = tmp_path / 'benchmark.json'
-    path.write_text(json.dumps([{'figure': 'x'}]))
-    with pytest.raises(ValueError, match="benchmark record 'x' lacks command, date"):
-        benchmarking.load_results(path)
-    record = {key: 1 for key in benchmarking.RECORD_KEYS}
-    path.write_text(json.dumps([record, record]))
-    with pytest.raises(ValueError, match='recorded twice'):
-        benchmarking.load_results(path)
-    assert benchmarking.load_results(tmp_path / 'none.json') == []
+    (tmp_path / 'benchmark_x.json').write_text(json.dumps({'name': 'benchmark_x',
+                                                           'values': {'level': 'layer'}}))
+    with pytest.raises(ValueError, match="benchmark record 'benchmark_x' lacks command, date, "
+                                         "machine, versions, values.graph"):
+        benchmarking.load_results(tmp_path)
+    assert benchmarking.load_results(tmp_path / 'none') == []
 
 
 def test_failed_implementation_is_a_row_of_the_table():
@@ -131,41 +118,35 @@ def test_failed_implementation_is_a_row_of_the_table():
     assert table[3].startswith('| scale_9 | pyg | RuntimeError: not enough memory |')
 
 
-def run_script(*args, **kwargs):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          **kwargs)
-
-
 @pytest.mark.parametrize('args, message', [
     (['--figures', 'nope'], "--figures takes cora, layer, scale, got 'nope'"),
     (['--n-heads', '0'], '--n-heads must be at least 1, got 0'),
     (['--impls', 'dense'], "--impls takes edges, lean, pyg, got 'dense'"),
     (['--layer-nodes', '1'], '--layer-nodes must be at least 2'),
-    (['--degree', '0'], '--degree must be positive'),
+    (['--degree', '0'], '--degree must be positive, got 0.0'),
 ])
 def test_usage_errors(args, message):
-    process = run_script(*args)
+    process = run_script('benchmark', *args)
     assert process.returncode == 2
     assert process.stderr.strip().splitlines()[-1] == f'benchmark.py: error: {message}'
     assert 'Traceback' not in process.stderr
 
 
 def test_empty_data_dir_is_a_usage_error(tmp_path):
-    process = run_script('--data-dir', str(tmp_path), '--results', str(tmp_path / 'r.json'))
+    process = run_script('benchmark', '--data-dir', tmp_path, '--results', tmp_path / 'r')
     assert process.returncode == 2
     last = process.stderr.strip().splitlines()[-1]
     assert last.startswith('benchmark.py: error: cannot load Cora for the cora figure')
-    assert 'Traceback' not in process.stderr and not (tmp_path / 'r.json').exists()
+    assert 'Traceback' not in process.stderr and not (tmp_path / 'r').exists()
 
 
 def test_script_writes_records(tmp_path):
     pytest.importorskip('torch_geometric')
-    script = load_script()
-    path = tmp_path / 'benchmark.json'
+    script = load_experiment('benchmark')
     script.main(['--figures', 'layer', 'scale', '--layer-nodes', '50', '--scale-nodes', '40',
                  '--in-features', '8', '--n-heads', '2', '--n-hidden', '2', '--rounds', '1',
-                 '--warmup', '0', '--results', str(path), '--scale-impls', 'lean'])
-    records = benchmarking.load_results(path)
+                 '--warmup', '0', '--results', str(tmp_path), '--scale-impls', 'lean'])
+    records = benchmarking.load_results(tmp_path)
     assert [r['figure'] for r in records] == ['layer_50', 'scale_40']
     check_schema(records)
     assert records[0]['command'].startswith('python experiments/benchmark.py --figures layer')
@@ -184,8 +165,9 @@ def test_cora_runner():
 
 def check_schema(records):
     for r in records:
-        assert set(benchmarking.RECORD_KEYS) <= set(r)
-        assert {'cpu', 'cores', 'ram_bytes'} <= set(r['machine'])
+        assert {'figure', 'command', 'date', 'machine', 'versions', 'threads', 'impls',
+                *benchmarking.FIGURE_KEYS} <= set(r)
+        assert {'cpu', 'cores', 'memory_gib'} <= set(r['machine'])
         assert {'torch', 'torch_geometric', 'python'} <= set(r['versions'])
         assert r['command'].startswith('python experiments/benchmark.py')
         for row in r['impls'].values():
@@ -201,8 +183,7 @@ def test_recorded_results():
 
 def test_readme_performance_table_is_the_record():
     # The performance section quotes the table rendered from the records, character for
-    # character; rerun the benchmark and paste `format_report(load_results())` to update it.
+    # character; `python -m labml_gat.results README-performance.md` renders it anew.
     text = (REPO / 'README-performance.md').read_text()
-    start = text.index('<!-- benchmark-table -->') + len('<!-- benchmark-table -->')
-    end = text.index('<!-- /benchmark-table -->')
-    assert text[start:end].strip() == benchmarking.format_report(benchmarking.load_results())
+    assert '<!-- results: benchmark -->' in text
+    assert results.update(text) == text
