@@ -338,3 +338,14 @@ def test_saved_tensors_grow_with_heads_not_features(version):
     assert edge_growth >= n_edges * n_heads * 60 * 4
     # Per edge the lean layer keeps alpha, its mask and the two indices (plus GAT's LeakyReLU input)
     assert sizes[64][0] <= n_edges * (n_heads * (4 + 1 + 4 + 4) + 2 * 8) + lean_growth * 2
+
+
+@pytest.mark.parametrize('slope', [-0.3, 0.0, 1.5])
+@pytest.mark.parametrize('version', [2, 1])
+def test_any_leaky_relu_slope(version, slope):
+    n_nodes = 10
+    edge_index = random_graph(n_nodes, 30, self_loops=True)
+    edge, lean = make_pair(version, chunk_size=4, leaky_relu_negative_slope=slope, bias=True)
+    h = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64)
+    weight = torch.randn(n_nodes, lean.out_features, dtype=torch.float64)
+    assert_same(run(lean, h, edge_index, weight), run(edge, h, edge_index, weight), 1e-10)
