@@ -27,7 +27,7 @@ at that size fixed costs dominate and its ratios say little about large graphs.
 from labml_gat import benchmarking
 
 records = benchmarking.load_results()
-print(benchmarking.format_report(records))
+print(benchmarking.recorded_report())
 
 # %%
 # The ratios to PyG as bars: below the line is better than PyG.
@@ -41,13 +41,13 @@ fig = benchmarking.plot([r for r in records if 'impls' in r],
 # A tiny live measurement
 # -----------------------
 #
-# One layer on a random graph of 2,000 nodes, three alternating rounds in this process,
+# One layer on a random graph of 1,000 nodes, three alternating rounds in this process,
 # one thread. It is **measured while this page is built**, on whatever machine builds it.
 import importlib.util  # noqa: E402
 
 impls = ['edges', 'lean'] + (['pyg'] if importlib.util.find_spec('torch_geometric') else [])
 live = benchmarking.run_task(dict(mode='alternate', level='layer', graph='random',
-                                  n_nodes=2000, degree=10.0, in_features=128, n_heads=8,
+                                  n_nodes=1000, degree=10.0, in_features=128, n_heads=8,
                                   n_hidden=8, threads=1, rounds=3, warmup=1, impls=impls))
 for impl, row in live['impls'].items():
     ratios = (f", {row['step_ratio']:.2f}x / {row['eval_ratio']:.2f}x PyG"
