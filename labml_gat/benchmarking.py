@@ -260,8 +260,7 @@ def peak(task: dict) -> dict:
     high-water mark, and runs `steps` training steps; then the same for evaluation.
     Returns the memory above data and model, and the step's times.
     """
-    if task.get('limit_memory'):
-        limit_memory()
+    limit = limit_memory() if task.get('limit_memory') else None
     runner = make_runner(task, task['impl'])
     setup = reset_peak()
     step_times = [timed(runner.step) for _ in range(task['steps'])]
@@ -273,7 +272,9 @@ def peak(task: dict) -> dict:
             'peak_train_bytes': step_peak, 'peak_eval_bytes': eval_peak,
             'step_ms': 1e3 * min(t[0] for t in step_times),
             'step_cpu_ms': 1e3 * min(t[1] for t in step_times),
-            'eval_ms': 1e3 * min(t[0] for t in eval_times)}
+            'eval_ms': 1e3 * min(t[0] for t in eval_times),
+            'eval_cpu_ms': 1e3 * min(t[1] for t in eval_times),
+            'memory_limit_bytes': limit}
 
 
 def available_memory_bytes() -> int:
@@ -286,11 +287,11 @@ def available_memory_bytes() -> int:
         return 0
 
 
-def limit_memory() -> None:
+def limit_memory() -> Optional[int]:
     """
     Cap the address space at its current size plus 90% of the available memory, so that a
     configuration too big for the machine fails with a clean allocation error instead of
-    waking the kernel's out-of-memory killer. Linux only.
+    waking the kernel's out-of-memory killer. Linux only. Returns the cap, if one was set.
     """
     available = available_memory_bytes()
     try:
@@ -298,10 +299,12 @@ def limit_memory() -> None:
             size = next(int(line.split()[1]) * 1024 for line in f
                         if line.startswith('VmSize:'))
     except (OSError, StopIteration):
-        return
-    if available:
-        resource.setrlimit(resource.RLIMIT_AS, (size + int(0.9 * available),
-                                                resource.getrlimit(resource.RLIMIT_AS)[1]))
+        return None
+    if not available:
+        return None
+    limit = size + int(0.9 * available)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    return limit
 
 
 def run_task(task: dict) -> dict:
@@ -359,7 +362,7 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
             result.pop('impl')
             if alternating:
                 # The times of the alternating rounds are the ones reported
-                for key in ('step_ms', 'step_cpu_ms', 'eval_ms'):
+                for key in ('step_ms', 'step_cpu_ms', 'eval_ms', 'eval_cpu_ms'):
                     result.pop(key)
             rows[impl].update(result)
         peer = rows.get(PEER, {})
