@@ -56,7 +56,8 @@ class BenchmarkSettings(Settings):
     in_features: int = setting(128, 'input features of the random graphs')
     n_heads: int = setting(8, 'attention heads')
     n_hidden: int = setting(8, 'features per head')
-    rounds: int = setting(5, 'alternating rounds kept')
+    rounds: int = setting(5, 'alternating rounds kept, random graphs')
+    cora_rounds: int = setting(40, 'alternating rounds kept, Cora (a round takes a second)')
     warmup: int = setting(1, 'alternating rounds run first and not kept')
     threads: int = setting(1, 'torch threads of every worker process')
     data_dir: Optional[str] = setting(None, 'folder of the Planetoid files (default: '
@@ -68,7 +69,8 @@ class BenchmarkSettings(Settings):
 
     def check(self) -> None:
         super().check()
-        check_at_least(self, 1, ('n_heads', 'n_hidden', 'rounds', 'threads', 'in_features'))
+        check_at_least(self, 1, ('n_heads', 'n_hidden', 'rounds', 'cora_rounds', 'threads',
+                                 'in_features'))
         check_at_least(self, 0, ('warmup',))
         for name, allowed in (('figures', ('cora', 'layer', 'scale')),
                               ('impls', benchmarking.IMPLS), ('scale_impls', benchmarking.IMPLS)):
@@ -102,7 +104,7 @@ def tasks(s: BenchmarkSettings) -> List[tuple]:
     result = []
     if 'cora' in s.figures:
         result.append(('cora', dict(common, level='model', graph='cora', data_dir=s.data_dir,
-                                    impls=s.impls), True, True))
+                                    impls=s.impls, rounds=s.cora_rounds), True, True))
     random = dict(common, graph='random', degree=s.degree, in_features=s.in_features)
     if 'layer' in s.figures:
         for n in s.layer_nodes:
