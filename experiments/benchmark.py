@@ -48,16 +48,16 @@ from labml_gat.settings import Settings, UsageError, check_at_least, command, se
 @dataclass
 class BenchmarkSettings(Settings):
     figures: List[str] = setting(['cora', 'layer'], 'what to measure: cora, layer, scale')
-    layer_nodes: List[int] = setting([100_000], 'nodes of the random graphs of the layer figures')
-    scale_nodes: List[int] = setting([1_000_000], 'nodes of the random graphs of the scale figures')
-    impls: List[str] = setting(['edges', 'lean', 'pyg'], 'implementations: edges, lean, pyg')
-    scale_impls: List[str] = setting(['lean', 'pyg'], 'implementations of the scale figures')
+    layer_nodes: List[int] = setting([100_000], 'nodes of the layer figures\' graphs')
+    scale_nodes: List[int] = setting([1_000_000], 'nodes of the scale figures\' graphs')
+    impls: List[str] = setting(['edges', 'lean', 'pyg'], 'implementations')
+    scale_impls: List[str] = setting(['lean', 'pyg'], 'implementations, scale figures')
     degree: float = setting(10.0, 'random in-edges per node of the random graphs')
     in_features: int = setting(128, 'input features of the random graphs')
     n_heads: int = setting(8, 'attention heads')
     n_hidden: int = setting(8, 'features per head')
     rounds: int = setting(5, 'alternating rounds kept, random graphs')
-    cora_rounds: int = setting(40, 'alternating rounds kept, Cora (a round takes a second)')
+    cora_rounds: int = setting(40, 'alternating rounds kept, Cora (about a second each)')
     warmup: int = setting(1, 'alternating rounds run first and not kept')
     threads: int = setting(1, 'torch threads of every worker process')
     data_dir: Optional[str] = setting(None, 'folder of the Planetoid files (default: '
@@ -69,15 +69,16 @@ class BenchmarkSettings(Settings):
 
     def check(self) -> None:
         super().check()
-        check_at_least(self, 1, ('n_heads', 'n_hidden', 'rounds', 'cora_rounds', 'threads',
-                                 'in_features'))
+        check_at_least(self, 1, ('n_heads', 'n_hidden', 'rounds', 'cora_rounds',
+                                 'threads', 'in_features'))
         check_at_least(self, 0, ('warmup',))
         for name, allowed in (('figures', ('cora', 'layer', 'scale')),
-                              ('impls', benchmarking.IMPLS), ('scale_impls', benchmarking.IMPLS)):
+                              ('impls', benchmarking.IMPLS),
+                              ('scale_impls', benchmarking.IMPLS)):
             for value in getattr(self, name):
                 if value not in allowed:
-                    raise UsageError(f'--{name.replace("_", "-")} takes {", ".join(allowed)}, '
-                                     f'got {value!r}')
+                    raise UsageError(f'--{name.replace("_", "-")} takes '
+                                     f'{", ".join(allowed)}, got {value!r}')
         for name in ('layer_nodes', 'scale_nodes'):
             if min(getattr(self, name)) < 2:
                 raise UsageError(f'--{name.replace("_", "-")} must be at least 2')
@@ -93,8 +94,8 @@ def check_cora(data_dir: Optional[str]) -> None:
     try:
         load_planetoid('cora', data_dir, download=False)
     except (OSError, ValueError) as error:
-        raise UsageError(f'cannot load Cora for the cora figure ({error}); give --data-dir, '
-                         f'or leave it out with --figures layer') from None
+        raise UsageError(f'cannot load Cora for the cora figure ({error}); give '
+                         f'--data-dir, or leave it out with --figures layer') from None
 
 
 def tasks(s: BenchmarkSettings) -> List[tuple]:
@@ -103,8 +104,9 @@ def tasks(s: BenchmarkSettings) -> List[tuple]:
                   rounds=s.rounds, warmup=s.warmup, steps=1)
     result = []
     if 'cora' in s.figures:
-        result.append(('cora', dict(common, level='model', graph='cora', data_dir=s.data_dir,
-                                    impls=s.impls, rounds=s.cora_rounds), True, True))
+        result.append(('cora', dict(common, level='model', graph='cora',
+                                    data_dir=s.data_dir, impls=s.impls,
+                                    rounds=s.cora_rounds), True, True))
     random = dict(common, graph='random', degree=s.degree, in_features=s.in_features)
     if 'layer' in s.figures:
         for n in s.layer_nodes:

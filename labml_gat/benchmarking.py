@@ -28,6 +28,7 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers with
 import gc
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -97,7 +98,8 @@ def make_layer(impl: str, in_features: int, n_heads: int, n_hidden: int,
     if impl == 'edges':
         return EdgeGraphAttentionV2Layer(in_features, n_heads * n_hidden, n_heads,
                                          dropout=dropout)
-    raise ValueError(f'unknown implementation {impl!r}, expected one of {", ".join(IMPLS)}')
+    raise ValueError(f'unknown implementation {impl!r}, '
+                     f'expected one of {", ".join(IMPLS)}')
 
 
 class PyGTwoLayerGAT(nn.Module):
@@ -129,7 +131,8 @@ def make_model(impl: str, in_features: int, n_classes: int, n_heads: int, n_hidd
     if impl == 'pyg':
         return PyGTwoLayerGAT(in_features, n_classes, n_heads, n_hidden, dropout)
     from labml_gat.model import TwoLayerGAT
-    layer_class = {'lean': LeanGraphAttentionV2Layer, 'edges': EdgeGraphAttentionV2Layer}[impl]
+    layer_class = {'lean': LeanGraphAttentionV2Layer,
+                   'edges': EdgeGraphAttentionV2Layer}[impl]
     return TwoLayerGAT(layer_class, in_features, n_classes, n_heads, n_hidden, dropout)
 
 
@@ -142,8 +145,10 @@ class Runner:
 
     def __init__(self, module: nn.Module, x: torch.Tensor, edge_index: torch.Tensor,
                  y: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None):
-        self.module, self.x, self.edge_index, self.y, self.mask = module, x, edge_index, y, mask
-        self.optimizer = torch.optim.Adam(module.parameters(), lr=0.005, weight_decay=5e-4)
+        self.module, self.x, self.edge_index = module, x, edge_index
+        self.y, self.mask = y, mask
+        self.optimizer = torch.optim.Adam(module.parameters(), lr=0.005,
+                                          weight_decay=5e-4)
 
     def step(self) -> None:
         self.module.train()
@@ -175,7 +180,8 @@ def make_runner(task: dict, impl: str) -> Runner:
     if task['level'] == 'layer':
         return Runner(make_layer(impl, x.shape[1], n_heads, n_hidden), x, edge_index)
     n_classes = 7
-    y = torch.randint(0, n_classes, (x.shape[0],), generator=torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(1)
+    y = torch.randint(0, n_classes, (x.shape[0],), generator=generator)
     model = make_model(impl, x.shape[1], n_classes, n_heads, n_hidden)
     return Runner(model, x, edge_index, y, torch.ones_like(y, dtype=torch.bool))
 
@@ -196,7 +202,8 @@ def peak_resident_bytes() -> int:
     """
     try:
         with open('/proc/self/status') as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith('VmHWM:'))
+            return next(int(line.split()[1]) * 1024 for line in f
+                        if line.startswith('VmHWM:'))
     except (OSError, StopIteration):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == 'darwin' else peak * 1024
@@ -303,7 +310,8 @@ def limit_memory() -> Optional[int]:
     if not available:
         return None
     limit = size + int(0.9 * available)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     return limit
 
 
@@ -321,9 +329,10 @@ def run_worker(task: dict) -> dict:
     """
     env = dict(os.environ, OMP_NUM_THREADS=str(task['threads']))
     package_root = str(Path(__file__).resolve().parent.parent)
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (package_root, env.get('PYTHONPATH')) if p)
-    process = subprocess.run([sys.executable, '-m', 'labml_gat.benchmarking', json.dumps(task)],
-                             env=env, capture_output=True, text=True)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (package_root, env.get('PYTHONPATH'))
+                                        if p)
+    process = subprocess.run([sys.executable, '-m', 'labml_gat.benchmarking',
+                              json.dumps(task)], env=env, capture_output=True, text=True)
     if process.returncode < 0:
         return {'error': f'killed by signal {-process.returncode} (out of memory?)'}
     if process.returncode != 0:
@@ -340,7 +349,8 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
     One figure of the benchmark: the alternating times of `task['impls']` and, with `peaks`,
     the peak memory of each in its own process, with the ratios of time and memory to PyG.
     """
-    figure = {'figure': name, **{k: task[k] for k in ('level', 'graph', 'n_heads', 'n_hidden')}}
+    figure = {'figure': name,
+              **{k: task[k] for k in ('level', 'graph', 'n_heads', 'n_hidden')}}
     for key in ('n_nodes', 'degree', 'in_features'):
         if key in task and task['graph'] != 'cora':
             figure[key] = task[key]
@@ -355,7 +365,8 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
             rows[impl].update(row)
     if peaks:
         for impl in task['impls']:
-            result = run_worker({**task, 'mode': 'peak', 'impl': impl, 'limit_memory': True})
+            result = run_worker({**task, 'mode': 'peak', 'impl': impl,
+                                 'limit_memory': True})
             if 'error' in result:
                 rows[impl]['error'] = result['error']
                 continue
@@ -390,7 +401,8 @@ def save_figure(figure: dict, command: str, threads: int, folder: Optional[Path]
     values = {k: v for k, v in figure.items() if k != 'figure'}
     values['threads'] = threads
     # How busy the machine was: on a shared machine the wall-clock times depend on it
-    values['load_average'] = round(os.getloadavg()[0], 1) if hasattr(os, 'getloadavg') else None
+    values['load_average'] = (round(os.getloadavg()[0], 1) if hasattr(os, 'getloadavg')
+                              else None)
     return results.record(record_name(figure['figure']), command, values,
                           folder or results.RESULTS)
 
@@ -453,7 +465,8 @@ def describe(record: dict) -> str:
     if record['graph'] == 'cora':
         what = 'Cora'
     else:
-        what = (f"{record['n_nodes']:,} nodes, {record['degree']:g} random in-edges per node "
+        what = (f"{record['n_nodes']:,} nodes, {record['degree']:g} random in-edges "
+                f"per node "
                 f"+ self loop, {record['in_features']} features")
     model = 'one layer' if record['level'] == 'layer' else 'two-layer model'
     return f"{what}; {model}, {record['n_heads']} heads x {record['n_hidden']}"
@@ -462,6 +475,14 @@ def describe(record: dict) -> str:
 TABLE_HEADER = ('| figure | impl | step | eval | step / PyG | eval / PyG '
                 '| peak train | peak / PyG |\n'
                 '|---|---|---|---|---|---|---|---|')
+
+
+def short_error(error: str) -> str:
+    """An error in a few words: an allocation that failed says how much it asked for."""
+    found = re.search(r'tried to allocate (\d+) bytes', error)
+    if found:
+        return f'out of memory (an allocation of {gib(int(found.group(1)))} failed)'
+    return error[:60]
 
 
 def format_table(records: Sequence[dict]) -> str:
@@ -474,7 +495,7 @@ def format_table(records: Sequence[dict]) -> str:
     for r in records:
         for impl, row in r.get('impls', {}).items():
             if 'error' in row and 'step_cpu_ms' not in row:
-                cells = [row['error'][:60], '', '', '', '', '']
+                cells = [short_error(row['error']), '', '', '', '', '']
             else:
                 cells = [ms(row.get('step_cpu_ms')), ms(row.get('eval_cpu_ms')),
                          ratio(row.get('step_ratio')), ratio(row.get('eval_ratio')),
@@ -490,7 +511,8 @@ def format_provenance(records: Sequence[dict]) -> str:
     """What each record measures and how: command, date, machine and versions."""
     from labml_gat.results import provenance
     def load(r: dict) -> str:
-        return '' if r.get('load_average') is None else f", load average {r['load_average']}"
+        average = r.get('load_average')
+        return '' if average is None else f', load average {average}'
     return '\n'.join(f"* `{r['figure']}`: {describe(r)}, {r['threads']} thread(s)"
                      f"{load(r)}. {provenance(r)}" for r in records)
 
@@ -525,7 +547,8 @@ def plot(records: Sequence[dict], path: Optional[str] = None, title: str = ''):
                                       ('eval_ratio', 'evaluation'),
                                       ('peak_ratio', 'peak training memory'))):
         values = [row.get(key) or 0.0 for _, row in bars]
-        ax.bar([i + (k - 1) * width for i in range(len(bars))], values, width, label=label)
+        ax.bar([i + (k - 1) * width for i in range(len(bars))], values, width,
+               label=label)
     ax.axhline(1.0, color='black', linewidth=0.8)
     ax.set_xticks(range(len(bars)), [name for name, _ in bars], fontsize=8)
     ax.set_ylabel("ratio to PyG's GATv2Conv (lower is better)")

@@ -112,10 +112,15 @@ def test_failed_implementation_is_a_row_of_the_table():
     records = [{'figure': 'scale_9', 'command': 'c', 'date': 'd', 'machine': {}, 'versions': {},
                 'threads': 1, 'level': 'model', 'graph': 'random', 'n_heads': 8, 'n_hidden': 8,
                 'impls': {'lean': {'peak_train_bytes': 2 ** 30, 'step_cpu_ms': 12_000.0},
-                          'pyg': {'error': 'RuntimeError: not enough memory'}}}]
+                          'pyg': {'error': 'RuntimeError: not enough memory'},
+                          'edges': {'error': "RuntimeError: [enforce fail at alloc_cpu.cpp:127]"
+                                             " err == 0. DefaultCPUAllocator: can't allocate "
+                                             "memory: you tried to allocate 2816000000 bytes."}}}]
     table = benchmarking.format_table(records).splitlines()
     assert table[2] == '| scale_9 | lean | 12.0 s |  |  |  | 1.00 GiB |  |'
     assert table[3].startswith('| scale_9 | pyg | RuntimeError: not enough memory |')
+    assert table[4].startswith('| scale_9 | edges | out of memory (an allocation of 2.62 GiB '
+                               'failed) |')
 
 
 @pytest.mark.parametrize('args, message', [
