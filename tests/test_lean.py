@@ -349,3 +349,30 @@ def test_any_leaky_relu_slope(version, slope):
     h = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64)
     weight = torch.randn(n_nodes, lean.out_features, dtype=torch.float64)
     assert_same(run(lean, h, edge_index, weight), run(edge, h, edge_index, weight), 1e-10)
+
+
+@pytest.mark.parametrize('lean_cls, edge_cls', [
+    (LeanGraphAttentionV2Layer, EdgeGraphAttentionV2Layer),
+    (LeanGraphAttentionLayer, EdgeGraphAttentionLayer)])
+def test_two_layer_model_is_the_same(lean_cls, edge_cls):
+    # The paper's model built from the lean layers takes the edge-list model's state_dict and,
+    # under the same random draws, gives the same training loss and gradients
+    from labml_gat.model import TwoLayerGAT
+    n_nodes = 30
+    edge_index = random_graph(n_nodes, 120, self_loops=True)
+    x = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64)
+    y = torch.randint(0, 3, (n_nodes,))
+    torch.manual_seed(0)
+    edge_model = TwoLayerGAT(edge_cls, IN_FEATURES, 3, 4, 2, dropout=0.5).double()
+    lean_model = TwoLayerGAT(lean_cls, IN_FEATURES, 3, 4, 2, dropout=0.5).double()
+    lean_model.load_state_dict(edge_model.state_dict())
+    losses, grads = [], []
+    for model in (edge_model, lean_model):
+        torch.manual_seed(4)
+        loss = torch.nn.functional.cross_entropy(model(x, edge_index), y)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({name: p.grad for name, p in model.named_parameters()})
+    torch.testing.assert_close(losses[1], losses[0], atol=1e-12, rtol=0)
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-10, rtol=0)
