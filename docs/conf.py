@@ -6,6 +6,8 @@ Sphinx configuration of the labml_gat site.
 builds every page and runs the gallery examples, which read the Planetoid files from the folder in
 `LABML_GAT_DATA`. `-D sphinx_gallery_conf.plot_gallery=0` skips running them, for a quick look at the
 pages: the examples' pages then keep the output of the last full build, or have none.
+A rebuild runs only the examples whose code or dependencies changed; without the Planetoid files
+the examples that need them are skipped, and the build says so (see `_ext/gallery_runs.py`).
 
 The pages mirror the repository: `labml_gat/gatv2.py` is `labml_gat/gatv2.html`, `experiments/cora.py` is
 `experiments/cora.html` and the examples of `experiments/gallery/` are `experiments/gallery/*.html`,
@@ -17,7 +19,8 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-# Our extensions (`mathml`, `site_gallery`), and the package itself when it is not installed.
+# This site's own glue (`site_assets`, `site_gallery`, `gallery_runs`), and the packages
+# themselves when they are not installed.
 sys.path[:0] = [str(DOCS / '_ext'), str(DOCS.parent)]
 
 project = 'labml_gat'
@@ -28,22 +31,26 @@ html_title = 'GATv2, annotated'
 extensions = [
     'myst_parser',
     'sphinx_gallery.gen_gallery',
-    'labml_gat.annotate',
-    'mathml',
+    'sidebyside.sphinx',
+    'gallery_runs',
+    'site_assets',
 ]
 
 # Pages and comments are MyST Markdown with `$...$`, `$$...$$` and amsmath environments.
 source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}
 myst_enable_extensions = ['dollarmath', 'amsmath']
 
-exclude_patterns = ['_build', '_ext', 'Thumbs.db', '.DS_Store']
+# `mkdocs/` holds the pages of the MkDocs site (`mkdocs.yml`), which reads this site's home page.
+exclude_patterns = ['_build', '_ext', 'mkdocs', 'Thumbs.db', '.DS_Store']
 
-# Math becomes MathML when the pages are written (see `_ext/mathml.py`): no MathJax, no network.
+# Math becomes MathML when the pages are written (`sidebyside.mathml`): no MathJax, no network.
 html_math_renderer = 'mathml'
 
 html_theme = 'furo'
 html_static_path = ['_static']
 html_css_files = ['site.css']
+# The arrow keys go to the previous and next page, except inside a code block, where they scroll
+# it (`_static/site.js`).
 html_theme_options = {
     'navigation_with_keys': True,
     'top_of_page_buttons': [],
@@ -56,9 +63,10 @@ sphinx_gallery_conf = {
     'gallery_dirs': 'experiments/gallery',
     'filename_pattern': r'/plot_',
     'within_subsection_order': 'site_gallery.ReadingOrder',
-    # Every build runs every example: an example's output also depends on the modules it imports,
-    # which sphinx-gallery's check for changes (a hash of the example's own file) does not see.
-    'run_stale_examples': True,
+    # An example runs again when it or what it imports changed (`_ext/gallery_runs.py` adds
+    # the imported code to sphinx-gallery's check of the example's own file); examples that
+    # need the Planetoid files are not run when the files are missing.
+    'run_stale_examples': False,
     'reset_modules': ('matplotlib', 'site_gallery.one_torch_thread'),
     # A failing example fails the build (after the others ran); its traceback is printed.
     'only_warn_on_example_error': False,
@@ -67,4 +75,6 @@ sphinx_gallery_conf = {
     'write_computation_times': False,
     'download_all_examples': False,
     'show_signature': False,
+    # Figures also at twice the resolution, for high-density screens.
+    'image_srcset': ['2x'],
 }

@@ -221,7 +221,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         argv, 'Train a two-layer GATv2 (or GAT) on Cora or CiteSeer.')
     data = load_planetoid(settings.dataset, settings.data_dir)
     if settings.impl == 'dense':
-        print(check_dense_fits(data.num_nodes, settings.n_heads, settings.n_hidden))
+        print(check_dense_fits(settings.layer, data.num_nodes, settings.n_heads,
+                               settings.n_hidden))
     summary = run_seeds(settings, explicit, data, train_one_seed)
     print(report(summary))
     if settings.summary_json:

@@ -109,7 +109,8 @@ class MiniBatchGAT(TwoLayerGAT):
 
     The [two-layer model](../labml_gat/model.html): the same modules and parameters, so a
     `state_dict` moves between the two. Only `forward` differs: each layer runs on its block.
-    The model runs with the [speed-ups](../labml_gat/fast.html), which keep the features sparse.
+    It takes the features as a sparse CSR matrix, so it runs with the
+    [speed-ups](../labml_gat/fast.html): `fast.speed_up(model)` gives it sparse dropout.
     """
 
     def forward(self, x: torch.Tensor, blocks: List[Block]) -> torch.Tensor:

@@ -7,6 +7,7 @@ edge-list twins (`labml_gat.edges`) and the two-layer model of the GAT paper
 (`labml_gat.model`). Around it: the Planetoid loader (`datasets`), the speed-ups (`fast`),
 neighbour sampling (`sampling`), many seeds side by side (`seeds`), the experiments' settings
 and training helpers (`settings`, `training`) and the recorded results (`results`).
+The pages of the site are made by the package `sidebyside`, which knows nothing of this one.
 
 Import what you need from its module; importing the package itself loads nothing else.
 """

@@ -225,7 +225,7 @@ class ReceptiveField:
     neighbours one hop away, and two hops away; dark edges are the ones computed](../_static/figures/receptive_field.svg)
 
     Computing only the receptive field gives **the same outputs at the targets and the same gradients**
-    as the full graph (`tests/test_cora.py` checks both), in a fraction of the time.
+    as the full graph (`tests/test_fast.py` checks both), in a fraction of the time.
     This is also how PyG's `NeighborLoader` builds a mini-batch when it keeps all neighbours.
 
     * `nodes` are the nodes involved, `[n_field]`, in increasing order; the field's *local* index of

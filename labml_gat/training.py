@@ -86,6 +86,8 @@ class NodeClassificationSettings(Settings):
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
             raise UsageError(f'--data-dir {self.data_dir} is not a folder')
         path = self.summary_json
+        if path is not None and Path(path).is_dir():
+            raise UsageError(f'--summary-json {path} is a folder; give a file name')
         if path is not None and not Path(path).resolve().parent.is_dir():
             raise UsageError(f'--summary-json {path}: its folder does not exist')
 
@@ -161,16 +163,22 @@ class EarlyStopping:
         model.load_state_dict(state)
 
 
-def dense_training_bytes(n_nodes: int, n_heads: int, n_hidden: int,
+def dense_training_bytes(layer: str, n_nodes: int, n_heads: int, n_hidden: int,
                          bytes_per_float: int = 4) -> int:
     r"""
-    ## The cost of the dense layer on a whole graph
+    ## The cost of the dense layers on a whole graph
 
-    The [dense layer](gatv2.html) builds the grid of all $N^2$ node pairs. In its first layer the
-    pair tensor has $N^2 K F'$ entries, and a training step holds about three tensors of that
-    size at once (the pair sums, the LeakyReLU's output and, in the backward pass, their gradient).
+    The [dense GATv2 layer](gatv2.html) builds the grid of all $N^2$ node pairs with $K F'$
+    features each. A training step of its first layer holds about five tensors of that size at
+    once: the two repeated copies, their sum and the LeakyReLU's output in the forward pass, and
+    a gradient of the same size in the backward pass. The [dense GAT layer](gat.html) splits its
+    score before the pairs are formed, so its grids have $N^2 K$ numbers only: the scores, the
+    masked scores, the coefficients, the dropout's mask and output, and their gradients, about
+    ten such tensors.
     """
-    return 3 * n_nodes * n_nodes * n_heads * n_hidden * bytes_per_float
+    if layer == 'gatv2':
+        return 5 * n_nodes * n_nodes * n_heads * n_hidden * bytes_per_float
+    return 10 * n_nodes * n_nodes * n_heads * bytes_per_float
 
 
 def available_memory_bytes() -> int:
@@ -185,12 +193,12 @@ def available_memory_bytes() -> int:
     return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
 
 
-def check_dense_fits(n_nodes: int, n_heads: int, n_hidden: int) -> str:
+def check_dense_fits(layer: str, n_nodes: int, n_heads: int, n_hidden: int) -> str:
     """
     Refuse the dense layer when its estimated peak exceeds the free memory; otherwise return
     a warning to print before the run starts, since it is slow as well as large.
     """
-    needed = dense_training_bytes(n_nodes, n_heads, n_hidden)
+    needed = dense_training_bytes(layer, n_nodes, n_heads, n_hidden)
     available = available_memory_bytes()
     size = (f'{n_nodes}^2 node pairs x {n_heads} heads x {n_hidden} features: '
             f'about {needed / 2 ** 30:.1f} GiB per training step')

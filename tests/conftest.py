@@ -99,10 +99,83 @@ def run_script(name: str, *args: str, timeout: float = 600, **kwargs):
                           **kwargs)
 
 
+# ## Tests write to temporary folders
+#
+# labml keeps runs in `logs/` beside `.labml.yaml`, which is the repository. Every test's runs go
+# to a folder of the session's temporary directory instead: labml is configured in this process,
+# and `LABML_GAT_LOGS` tells processes the tests start (a site build's gallery examples) the same.
+
+@pytest.fixture(scope='session', autouse=True)
+def session_logs(tmp_path_factory) -> Path:
+    # Autouse, so that it is set before session fixtures that start processes (the site build).
+    folder = tmp_path_factory.mktemp('labml') / 'logs'
+    os.environ['LABML_GAT_LOGS'] = str(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _runs_out_of_the_repository(session_logs):
+    """Before every test, since a test may have pointed labml elsewhere and not back."""
+    from labml import lab
+    lab.configure({'experiments_path': str(session_logs)})
+    os.environ['LABML_GAT_LOGS'] = str(session_logs)
+
+
 @pytest.fixture
-def labml_logs(tmp_path):
-    """Keep the test's labml runs in a temporary folder instead of the repository's `logs/`."""
+def labml_logs(tmp_path, session_logs):
+    """The test's own labml runs folder, to look at what it wrote."""
     from labml import lab
     lab.configure({'experiments_path': str(tmp_path / 'logs')})
     yield tmp_path / 'logs'
-    lab.configure({'experiments_path': 'logs'})
+    lab.configure({'experiments_path': str(session_logs)})
+
+
+# The tree must not gain files during the tests. Files that Python and the tools make for
+# themselves are allowed, and so is the gallery sphinx-gallery writes beside the docs' sources
+# (git-ignored) when the site is built.
+ALLOWED_NEW = ('__pycache__', '.pytest_cache', '.egg-info', 'docs/experiments/gallery/')
+# Where outputs used to land: files inside these count even when the folder already existed.
+WATCHED = ('logs', 'screenshots', 'benchmarks', 'data', '_site')
+_TREE = pytest.StashKey[Optional[set]]()
+
+
+def tree_files() -> Optional[set[str]]:
+    """The untracked and ignored paths of the repository (None outside a git checkout)."""
+    import subprocess
+    try:
+        status = subprocess.run(['git', 'status', '--porcelain', '--ignored', '-z'], cwd=REPO,
+                                capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if status.returncode != 0:
+        return None
+    paths = {entry[3:] for entry in status.stdout.split('\0') if entry[:2] in ('??', '!!')}
+    for folder in WATCHED:
+        if (REPO / folder).is_dir():
+            paths |= {str(path.relative_to(REPO)) for path in (REPO / folder).rglob('*')}
+    paths = {path for path in paths if not any(part in path for part in ALLOWED_NEW)}
+    # A new folder is named by its files when they are listed.
+    return {path for path in paths
+            if not (path.endswith('/') and any(other.startswith(path) and other != path
+                                                for other in paths))}
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_TREE] = tree_files()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fails the session, listing them, when the tests left new files in the repository."""
+    before = session.config.stash.get(_TREE, None)
+    if before is None or hasattr(session.config, 'workerinput'):
+        return
+    after = tree_files() or set()
+    new = sorted(after - before)
+    if new:
+        reporter = session.config.pluginmanager.get_plugin('terminalreporter')
+        shown = ', '.join(new[:10]) + (f' and {len(new) - 10} more' if len(new) > 10 else '')
+        if reporter:
+            reporter.ensure_newline()
+            reporter.write_line(f'the tests left new files in the repository: {shown}', red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+

@@ -2,8 +2,9 @@
 The site in a real browser: headless Chromium (Debian's `/usr/bin/chromium`, driven by Playwright)
 reads the full site of `test_site.py` from a server on 127.0.0.1, as a reader would.
 
-Full-page screenshots of every page, at desktop and at phone width, are saved in `screenshots/`
-for a person to look at. Without Chromium or Playwright these tests are skipped, except in CI
+Full-page screenshots of every page, at desktop and at phone width, are saved for a person to
+look at: in the folder named by `LABML_GAT_SCREENSHOTS`, else in the session's temporary folder
+(pytest keeps the folders of its last three sessions); never in the repository. Without Chromium or Playwright these tests are skipped, except in CI
 (`CI` set), where they fail.
 """
 
@@ -25,7 +26,7 @@ from test_site import ANNOTATED, EXAMPLES, GENERATED, site, site_pages  # noqa: 
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
                  '--disable-component-update', '--disable-sync']
-SCREENSHOTS = REPO / 'screenshots'
+SCREENSHOTS_ENV = 'LABML_GAT_SCREENSHOTS'
 DESKTOP = {'width': 1400, 'height': 900}
 PHONE = {'width': 390, 'height': 844}
 
@@ -57,6 +58,17 @@ def server(site) -> Iterator[str]:
     thread.join()
 
 
+@pytest.fixture(scope='session')
+def screenshots(tmp_path_factory) -> Path:
+    """Where the screenshots go: `LABML_GAT_SCREENSHOTS`, else a temporary folder."""
+    folder = os.environ.get(SCREENSHOTS_ENV)
+    return Path(folder) if folder else tmp_path_factory.mktemp('screenshots')
+
+
+def test_screenshots_are_kept_outside_the_repository(screenshots):
+    assert REPO.resolve() not in screenshots.resolve().parents
+
+
 @pytest.fixture(scope='module')
 def browser():
     reason = _missing_browser()
@@ -75,8 +87,9 @@ def browser():
 class Reader:
     """A browser tab that may load only from 127.0.0.1 and remembers what went wrong."""
 
-    def __init__(self, browser, server: str, viewport: dict):
+    def __init__(self, browser, server: str, viewport: dict, screenshots: Path):
         self.server = server
+        self.screenshots = screenshots
         self.context = browser.new_context(viewport=viewport)
         self.blocked: list[str] = []
         self.errors: list[str] = []
@@ -105,8 +118,8 @@ class Reader:
 
     def screenshot(self, path: str, width: str) -> None:
         name = path.removesuffix('.html').replace('/', '.')
-        SCREENSHOTS.joinpath(width).mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=SCREENSHOTS / width / f'{name}.png', full_page=True)
+        self.screenshots.joinpath(width).mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=self.screenshots / width / f'{name}.png', full_page=True)
 
     def close(self) -> None:
         self.context.close()
@@ -115,15 +128,15 @@ class Reader:
 
 
 @pytest.fixture
-def desktop(browser, server) -> Iterator[Reader]:
-    reader = Reader(browser, server, DESKTOP)
+def desktop(browser, server, screenshots) -> Iterator[Reader]:
+    reader = Reader(browser, server, DESKTOP, screenshots)
     yield reader
     reader.close()
 
 
 @pytest.fixture
-def phone(browser, server) -> Iterator[Reader]:
-    reader = Reader(browser, server, PHONE)
+def phone(browser, server, screenshots) -> Iterator[Reader]:
+    reader = Reader(browser, server, PHONE, screenshots)
     yield reader
     reader.close()
 

@@ -5,7 +5,7 @@ One full build (`sphinx-build -W --keep-going -b html docs OUT`, the command of 
 runs every gallery example on the real Cora files) is made once per test session into a temporary
 folder and shared with `test_browser.py`. It takes a few minutes; set `LABML_GAT_SITE` to the HTML folder
 of a site built with that command to check it instead of building one.
-The math extension is also tested alone, on small projects that build in seconds.
+The renderer and its math are tested alone, on small projects, in `test_sidebyside.py`.
 """
 
 import functools
@@ -32,7 +32,15 @@ ANNOTATED = {
     'labml_gat/gat.html': 'labml_gat/gat.py',
     'labml_gat/edges.html': 'labml_gat/edges.py',
     'labml_gat/datasets.html': 'labml_gat/datasets.py',
-    'labml_gat/annotate.html': 'labml_gat/annotate.py',
+    'labml_gat/model.html': 'labml_gat/model.py',
+    'labml_gat/fast.html': 'labml_gat/fast.py',
+    'labml_gat/training.html': 'labml_gat/training.py',
+    'labml_gat/seeds.html': 'labml_gat/seeds.py',
+    'labml_gat/sampling.html': 'labml_gat/sampling.py',
+    'labml_gat/settings.html': 'labml_gat/settings.py',
+    'labml_gat/results.html': 'labml_gat/results.py',
+    'labml_gat/runs.html': 'labml_gat/runs.py',
+    'sidebyside/index.html': 'sidebyside/__init__.py',
     'experiments/cora.html': 'experiments/cora.py',
     'experiments/cora_minibatch.html': 'experiments/cora_minibatch.py',
     'experiments/dictionary_lookup.html': 'experiments/dictionary_lookup.py',
@@ -225,8 +233,8 @@ def test_no_page_loads_anything_from_the_network(site):
 
 
 def test_generated_files_are_git_ignored():
-    # `bash run.sh site` builds into docs/_build, the browser test saves its screenshots in screenshots/,
-    # and sphinx-gallery writes the example pages beside the docs' sources, in docs/experiments/gallery.
+    # `bash run.sh site` builds into docs/_build, screenshots/ is where a person may keep the browser
+    # test's screenshots (LABML_GAT_SCREENSHOTS=screenshots), and sphinx-gallery writes the example pages beside the docs' sources, in docs/experiments/gallery.
     assert {'docs/_build/', 'screenshots/'} <= set((REPO / '.gitignore').read_text(encoding='utf-8').split())
     assert 'docs/experiments/gallery/' in (REPO / '.gitignore').read_text(encoding='utf-8').split()
 
@@ -239,48 +247,27 @@ def test_cora_examples_without_data_fail_with_the_loaders_message(tmp_path, exam
                             text=True, timeout=300)
     assert result.returncode != 0
     message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith('FileNotFoundError: Planetoid \'cora\': missing in') and 'LABML_GAT_DATA' in message
+    assert message.startswith('labml_gat.datasets.MissingDataError: Planetoid \'cora\': missing in')
+    assert 'LABML_GAT_DATA' in message
 
 
-# ## The math extension alone
-
-MATH_CONF = f"""
-import sys
-sys.path.insert(0, {str(DOCS / '_ext')!r})
-project = 'math'
-extensions = ['myst_parser', 'mathml']
-myst_enable_extensions = ['dollarmath', 'amsmath']
-html_math_renderer = 'mathml'
-"""
-
-
-def math_project(root: Path, page: str) -> subprocess.CompletedProcess:
-    source = root / 'src'
-    source.mkdir()
-    (source / 'conf.py').write_text(MATH_CONF, encoding='utf-8')
-    (source / 'index.md').write_text(page, encoding='utf-8')
-    return sphinx_build(source, root)
-
-
-def test_math_becomes_mathml_without_scripts(tmp_path):
-    result = math_project(tmp_path, '# Math\n\nInline $a_i$, then\n\n$$\\sum_j \\alpha_{ij} = 1$$\n\n'
-                                    'In brackets ($x$). Two equations:\n\n$$a = b\n\nc = d$$\n\n'
-                                    '```{math}\n:label: euler\ne^{i\\pi} = -1\n```\n\nA role, {math}`\\beta`.\n')
-    assert result.returncode == 0, result.stderr
-    page = (tmp_path / 'html' / 'index.html').read_text(encoding='utf-8')
-    assert page.count('<math display="block">') == 3 and page.count('<math>') == 3
-    # Punctuation stays on the line of the formula it touches.
-    assert re.search(r'<span class="math-nowrap">\(<span class="math notranslate"><math>.*?</math></span>\)\.</span>',
-                     page)
-    assert re.search(r'<span class="math-nowrap"><span class="math notranslate"><math>.*?</math></span>,</span>', page)
-    # A labelled equation has its number and anchor; several equations in one block are aligned.
-    assert 'id="equation-euler"' in page and '<span class="eqno">(1)' in page
-    assert '<mtable' in page
-    assert not re.search(r'<script[^>]*(mathjax|type="math)', page, re.IGNORECASE)
-
-
-def test_a_formula_math_core_cannot_render_fails_the_build(tmp_path):
-    result = math_project(tmp_path, '# Broken\n\nFine $a$.\n\nBroken $\\notacommand{x}$ here.\n')
-    assert result.returncode != 0
-    [error] = [line for line in result.stderr.splitlines() if 'math-core' in line]
-    assert 'index.md:5' in error and r"'\\notacommand{x}'" in error and 'Unknown command' in error
+def test_without_data_the_site_builds_and_names_the_skipped_examples(tmp_path):
+    """
+    A build without the Planetoid files ends without a traceback: one line says which examples
+    were not run and how to get the files, and their pages say they were not run.
+    (The examples are not run at all here, to keep it quick; which ones would run is checked in
+    `test_gallery_runs.py`.)
+    """
+    empty = tmp_path / 'no-data'
+    empty.mkdir()
+    result = sphinx_build(DOCS, tmp_path / 'out', '-D', 'sphinx_gallery_conf.plot_gallery=0', data=empty)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-6000:]
+    assert 'WARNING' not in log and 'Extension error' not in log and 'Traceback' not in log, log[-6000:]
+    [message] = {line for line in log.splitlines() if line.startswith('Planetoid files not found')}
+    assert str(empty) in message and 'LABML_GAT_DATA' in message and 'ind.cora.*' in message
+    skipped = {Path(name).name for name in re.findall(r'plot_\w+\.py', message)}
+    assert skipped == {'plot_cora_training.py', 'plot_attention.py'}
+    for page in EXAMPLES:
+        text = (tmp_path / 'out' / 'html' / page).read_text(encoding='utf-8')
+        assert ('was not run in this build' in text) == (Path(page).stem + '.py' in skipped), page

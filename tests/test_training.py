@@ -126,10 +126,26 @@ def test_early_stopping_keeps_and_restores_the_best_weights(tmp_path):
 # ## The cost of the dense layer
 
 def test_dense_training_bytes():
-    assert dense_training_bytes(10, 2, 3) == 3 * 100 * 2 * 3 * 4
-    assert dense_training_bytes(10, 2, 3, bytes_per_float=8) == 2 * dense_training_bytes(10, 2, 3)
-    # Cora with the paper's 8 heads of 8 features: about 5.2 GiB a step
-    assert round(dense_training_bytes(2708, 8, 8) / 2 ** 30, 1) == 5.2
+    assert dense_training_bytes('gatv2', 10, 2, 3) == 5 * 100 * 2 * 3 * 4
+    assert dense_training_bytes('gat', 10, 2, 3) == 10 * 100 * 2 * 4
+    assert (dense_training_bytes('gatv2', 10, 2, 3, bytes_per_float=8)
+            == 2 * dense_training_bytes('gatv2', 10, 2, 3))
+    # Cora with the paper's 8 heads of 8 features: about 8.7 GiB a step for GATv2
+    assert round(dense_training_bytes('gatv2', 2708, 8, 8) / 2 ** 30, 1) == 8.7
+
+
+def test_dense_estimate_bounds_the_saved_tensors():
+    """The estimate is at least what autograd keeps for a dense GATv2 step (a deterministic
+    lower bound of the peak: the tensors saved for the backward pass)."""
+    import torch
+    from labml_gat.gatv2 import GraphAttentionV2Layer
+    n, heads, hidden = 60, 2, 4
+    layer = GraphAttentionV2Layer(8, heads * hidden, heads, dropout=0.5)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: saved.append(t.numel() * t.element_size()) or t, lambda t: t):
+        layer(torch.randn(n, 8), torch.ones(n, n, dtype=torch.bool)).sum()
+    assert sum(saved) <= dense_training_bytes('gatv2', n, heads, hidden)
 
 
 def test_available_memory_bytes():
@@ -139,10 +155,16 @@ def test_available_memory_bytes():
 def test_dense_refused_when_too_big(monkeypatch):
     monkeypatch.setattr(training, 'available_memory_bytes', lambda: 2 ** 30)
     with pytest.raises(UsageError, match=r'--impl dense needs 2708\^2 node pairs x 8 heads x 8 features: '
-                                         r'about 5.2 GiB per training step, but only 1.0 GiB is free; '
+                                         r'about 8.7 GiB per training step, but only 1.0 GiB is free; '
                                          r'use --impl edges'):
-        check_dense_fits(2708, 8, 8)
+        check_dense_fits('gatv2', 2708, 8, 8)
     # It fits: a warning to print, not an error
-    warning = check_dense_fits(100, 8, 8)
+    warning = check_dense_fits('gatv2', 100, 8, 8)
     assert warning.startswith('--impl dense computes all 100^2 node pairs') and 'O(edges)' in warning
     assert '\n' not in warning
+
+
+def test_summary_json_must_not_be_a_folder(tmp_path):
+    """Refused before training, rather than a traceback when the summary is written."""
+    with pytest.raises(UsageError, match=f'^--summary-json {tmp_path}'):
+        NodeClassificationSettings(summary_json=str(tmp_path)).check()

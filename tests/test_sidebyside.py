@@ -1,7 +1,9 @@
-"""Tests for the side-by-side page renderer `labml_gat.annotate`."""
+"""Tests for the side-by-side page renderer `sidebyside`: the parser, the Sphinx extension and the
+Python-Markdown extension, which must write the same rows."""
 
 import ast
 import io
+import os
 import re
 import subprocess
 import sys
@@ -9,9 +11,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 from docutils import nodes
 
-from labml_gat.annotate import CSS_FILE, Heading, Section, layout, main, parse, parse_file, render_page
+from sidebyside import CSS_FILE, STYLESHEET, Heading, Section, heading_anchor, layout, parse, parse_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -261,7 +264,7 @@ def test_syntax_error_names_file_and_line(tmp_path):
 
 def test_line_numbers_of_a_real_module():
     """Every section of the repository's own files quotes its lines exactly."""
-    for path in (REPO / 'labml_gat' / 'annotate.py', REPO / 'labml_gat' / 'gatv2.py'):
+    for path in (REPO / 'sidebyside' / '__init__.py', REPO / 'labml_gat' / 'gatv2.py'):
         source = path.read_text(encoding='utf-8')
         sections = parse(source, str(path))
         check_faithful(source, sections)
@@ -326,66 +329,38 @@ def test_headings_become_headings():
     ]
 
 
-def test_standalone_page_escapes_html(tmp_path):
-    path = tmp_path / 'page.py'
-    path.write_text(src('''
-        """
-        # Title with <em>tags</em>
-
-        Prose <script>alert("doc")</script> and $a < b$ and [bad](javascript:alert(1)).
-        """
-
-        # Comment with <b>bold</b> & <img src=x onerror=alert(2)>
-        value = "<script>alert(3)</script>"  # <i>end</i>
-        '''), encoding='utf-8')
-    page = render_page(path)
-    for raw in ('<script>alert', '<b>bold', '<img src=x', '<i>end', '<em>tags', 'href="javascript'):
-        assert raw not in page
-    for escaped in ('&lt;script&gt;alert(&quot;doc&quot;)', '&lt;b&gt;bold&lt;/b&gt; &amp; &lt;img src=x',
-                    '&lt;i&gt;end&lt;/i&gt;', '&lt;script&gt;alert(3)'):
-        assert escaped in page
-    assert '<title>Title with &lt;em&gt;tags&lt;/em&gt;</title>' in page
-
-
-def test_standalone_page_rows_and_line_numbers(tmp_path):
-    path = tmp_path / 'rows.py'
-    path.write_text('"""\n# Top\n\nProse $x^2$.\n"""\n\n# Doc\n\nimport os\n\n\nx = 1\n', encoding='utf-8')
-    page = render_page(path)
-    assert page.startswith('<!DOCTYPE html>') and '.annotate-row' in page
-    assert '<h1 id="top">Top</h1>' in page
-    assert page.count('<div class="annotate-row') == 1
-    for number in (9, 10, 11, 12):
-        assert re.search(f'<span class="linenos"> ?{number}</span>', page)
-    assert not re.search('<span class="linenos"> ?8</span>', page)
-
-
-def test_command_line(tmp_path, capsysbinary):
-    path = tmp_path / 'cli.py'
-    path.write_text('# Größe\nx = 1\n', encoding='utf-8')
-    assert main([str(path)]) == 0
-    page = capsysbinary.readouterr().out.decode('utf-8')
-    assert page.startswith('<!DOCTYPE html>') and 'Größe' in page and 'annotate-row' in page
-    broken = tmp_path / 'broken.py'
-    broken.write_text('def (\n')
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(broken)])
-    assert exit_info.value.code == 1 and 'broken.py, line 1' in capsysbinary.readouterr().err.decode()
-
-
-def test_python_dash_m_prints_the_page(tmp_path):
-    path = tmp_path / 'cli.py'
-    path.write_text('# Doc\nx = "<b>"\n', encoding='utf-8')
-    result = subprocess.run([sys.executable, '-m', 'labml_gat.annotate', str(path)], capture_output=True,
-                            cwd=REPO, check=True)
-    assert b'&lt;b&gt;' in result.stdout and result.stdout.rstrip().endswith(b'</html>')
-
-
-def test_import_needs_only_the_standard_library():
-    """Sphinx, MyST, markdown-it and Pygments are imported inside the functions that use them."""
-    tree = ast.parse((REPO / 'labml_gat' / 'annotate.py').read_text(encoding='utf-8'))
+@pytest.mark.parametrize('module', ['__init__.py', 'mathml.py'])
+def test_import_needs_only_the_standard_library(module):
+    """Sphinx, MyST, markdown-it, math-core and Pygments are imported inside the functions that use
+    them: the parser works in any project, and neither engine is needed to import the package."""
+    tree = ast.parse((REPO / 'sidebyside' / module).read_text(encoding='utf-8'))
     modules = {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
     modules |= {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
     assert {module.split('.')[0] for module in modules} <= set(sys.stdlib_module_names) | {'__future__'}
+
+
+def test_import_without_sphinx_or_markdown():
+    """The package knows nothing of the model code either: a fresh interpreter imports it alone."""
+    code = ('import sys; import sidebyside, sidebyside.mathml; '
+            'assert not {"sphinx", "docutils", "markdown", "markdown_it", "labml_gat", "torch"} & set(sys.modules)')
+    subprocess.run([sys.executable, '-c', code], cwd=REPO, check=True,
+                   env={**os.environ, 'PYTHONPATH': str(REPO)})
+
+
+def test_heading_anchors():
+    """One rule for both engines, docutils' ids, and `-1`, `-2`, ... for repeated titles."""
+    for title in ('Score e_{ij} of GATv2', 'Größe & façade', ' 2. The  step ', 'Über-Graph'):
+        assert heading_anchor(title) == nodes.make_id(title), title
+    assert heading_anchor('Score $e_{ij}$ of GATv2') == 'score-e-ij-of-gatv2'
+    assert heading_anchor('2. Step') == 'step' and heading_anchor('!!!') == 'section'
+    assert heading_anchor('Step', {'step'}) == 'step-1'
+    assert heading_anchor('Step', {'step', 'step-1'}) == 'step-2'
+
+
+def test_one_stylesheet_and_no_css_in_python():
+    assert STYLESHEET.is_file() and '.annotate-row' in STYLESHEET.read_text(encoding='utf-8')
+    for module in (REPO / 'sidebyside').glob('*.py'):
+        assert 'grid-template-columns' not in module.read_text(encoding='utf-8'), module
 
 
 # A source file with everything the Sphinx page must get right.
@@ -434,7 +409,7 @@ def build_site(root: Path, pages: dict[str, str], sources: dict[str, str]):
     docs.mkdir()
     for name, text in sources.items():
         (root / name).write_text(text, encoding='utf-8')
-    pages = {'conf.py': "project = 'test'\nextensions = ['myst_parser', 'labml_gat.annotate']\n"
+    pages = {'conf.py': "project = 'test'\nextensions = ['myst_parser', 'sidebyside.sphinx']\n"
                         "myst_enable_extensions = ['dollarmath', 'amsmath']\n", **pages}
     for name, text in pages.items():
         (docs / name).write_text(text, encoding='utf-8')
@@ -481,9 +456,9 @@ def test_sphinx_page_rows_escaping_and_line_numbers(sphinx_site):
     lines = SAMPLE.split('\n')
     assert f'<span class="linenos">{lines.index("import math") + 1}</span>' in page
     assert f'<span class="linenos">{lines.index("        return 1") + 1}</span>' in page
-    # The link is a plain URL; math is math nodes (here rendered for MathJax), display math outside paragraphs.
+    # The link is a plain URL; math is MathML, display math outside paragraphs.
     assert 'href="other.html"' in page
-    assert r'\(\alpha_i\)' in page and r'\[e = mc^2\]' in page
+    assert '<math><msub><mi>α</mi><mi>i</mi></msub></math>' in page and page.count('<math display="block">') == 2
     assert '<p>inside a paragraph' in page
     assert f'_static/{CSS_FILE}' in page and (html_dir / '_static' / CSS_FILE).is_file()
     assert 'annotate-row' in (html_dir / 'rst_page.html').read_text(encoding='utf-8')
@@ -511,3 +486,145 @@ def test_sphinx_repeated_headings_get_anchors_named_after_them(tmp_path):
     page = (tmp_path / 'html' / 'index.html').read_text(encoding='utf-8')
     assert warnings == ''
     assert '<section id="step">' in page and '<section id="step-1">' in page and 'id="id1"' not in page
+
+
+# ## Math on Sphinx pages (`sidebyside.sphinx` renders MathML)
+
+
+def math_project(root: Path, page: str):
+    """A Sphinx project of one MyST page, built with the extension only."""
+    return build_site(root, {'index.md': page}, {})
+
+
+def test_sphinx_math_becomes_mathml_without_scripts(tmp_path):
+    _, warnings = math_project(tmp_path, '# Math\n\nInline $a_i$, then\n\n$$\\sum_j \\alpha_{ij} = 1$$\n\n'
+                                         'In brackets ($x$). Two equations:\n\n$$a = b\n\nc = d$$\n\n'
+                                         '```{math}\n:label: euler\ne^{i\\pi} = -1\n```\n\nA role, {math}`\\beta`.\n')
+    assert warnings == ''
+    page = (tmp_path / 'html' / 'index.html').read_text(encoding='utf-8')
+    assert page.count('<math display="block">') == 3 and page.count('<math>') == 3
+    # Punctuation stays on the line of the formula it touches.
+    assert re.search(r'<span class="math-nowrap">\(<span class="math notranslate"><math>.*?</math></span>\)\.</span>',
+                     page)
+    assert re.search(r'<span class="math-nowrap"><span class="math notranslate"><math>.*?</math></span>,</span>', page)
+    # A labelled equation has its number and anchor; several equations in one block are aligned.
+    assert 'id="equation-euler"' in page and '<span class="eqno">(1)' in page
+    assert '<mtable' in page
+    assert not re.search(r'<script[^>]*(mathjax|type="math)', page, re.IGNORECASE)
+
+
+def test_sphinx_formula_math_core_cannot_render_fails_the_build(tmp_path):
+    app, warnings = math_project(tmp_path, '# Broken\n\nFine $a$.\n\nBroken $\\notacommand{x}$ here.\n')
+    assert app.statuscode == 1
+    [error] = [line for line in warnings.splitlines() if 'math-core' in line]
+    assert 'index.md:5' in error and r"'\\notacommand{x}'" in error and 'Unknown command' in error
+
+
+# ## The Python-Markdown extension
+
+
+def markdown_page(text: str, root: Path, **config) -> str:
+    """`text` converted by Python-Markdown with the extension, paths relative to `root`."""
+    import markdown
+
+    md = markdown.Markdown(extensions=['tables', 'sidebyside.markdown'],
+                           extension_configs={'sidebyside.markdown': {'base_dir': str(root), **config}})
+    return md.convert(text)
+
+
+def row_summary(html: str, scope: str = '') -> list[tuple]:
+    """Each row: its classes, the line numbers of its code, its formulas, and its doc's text."""
+    page = BeautifulSoup(html, 'html.parser')
+    rows = page.select(f'{scope} .annotate-row'.strip())
+    return [(tuple(c for c in row['class'] if c.startswith('annotate')),
+             tuple(int(n.get_text()) for n in row.select('.annotate-code .linenos')),
+             len(row.select('.annotate-doc math')),
+             ' '.join(row.select_one('.annotate-doc').get_text(' ').split())) for row in rows]
+
+
+def test_markdown_rows_are_the_sphinx_rows(sphinx_site, tmp_path):
+    """The same sample through both engines: the same rows, line numbers, formulas and text,
+    and the same headings with the same anchors."""
+    _, html_dir = sphinx_site
+    (tmp_path / 'sample.py').write_text(SAMPLE, encoding='utf-8')
+    markdown_html = markdown_page('```{annotated-source} sample.py\n```\n', tmp_path)
+    sphinx_html = (html_dir / 'page.html').read_text(encoding='utf-8')
+    assert row_summary(markdown_html) == row_summary(sphinx_html)
+    assert len(row_summary(markdown_html)) == 6
+    headings = BeautifulSoup(markdown_html, 'html.parser').select('h1, h2, h3')
+    assert [(h.name, h['id']) for h in headings] == [('h1', 'sample-module'), ('h2', 'first-part'),
+                                                      ('h2', 'the-thing'), ('h3', 'size')]
+    sphinx_ids = {section['id'] for section in BeautifulSoup(sphinx_html, 'html.parser').select('section')}
+    assert {h['id'] for h in headings} == sphinx_ids
+
+
+def test_markdown_escapes_html_and_keeps_line_numbers(tmp_path):
+    (tmp_path / 'page.py').write_text(src('''
+        """
+        # Title with <em>tags</em>
+
+        Prose <script>alert("doc")</script> and $a < b$ and [bad](javascript:alert(1)).
+        """
+
+        # Comment with <b>bold</b> & <img src=x onerror=alert(2)>
+        value = "<script>alert(3)</script>"  # <i>end</i>
+
+
+        x = 1
+        '''), encoding='utf-8')
+    page = markdown_page('```{annotated-source} page.py\n```\n', tmp_path)
+    for raw in ('<script>alert', '<b>bold', '<img src=x', '<i>end', '<em>tags', 'href="javascript'):
+        assert raw not in page
+    for escaped in ('&lt;script&gt;alert(“doc”)', 'with &lt;em&gt;tags&lt;/em&gt;', '&lt;b&gt;bold&lt;/b&gt; &amp; &lt;img src=x',
+                    '&lt;i&gt;end&lt;/i&gt;', '&lt;script&gt;alert(3)'):
+        assert escaped in page
+    assert row_summary(page)[-1][:2] == (('annotate-row',), (8, 9, 10, 11))
+
+
+def test_markdown_display_math_in_a_paragraph_stands_between_paragraphs(tmp_path):
+    (tmp_path / 'm.py').write_text('# Before, ($x$), then\n# $$e = mc^2$$\n# after.\nx = 1\n', encoding='utf-8')
+    page = BeautifulSoup(markdown_page('```{annotated-source} m.py\n```\n', tmp_path), 'html.parser')
+    doc = page.select_one('.annotate-doc')
+    assert [child.name for child in doc.find_all(recursive=False)] == ['p', 'div', 'p']
+    assert doc.select_one('div.math > math[display="block"]')
+    assert doc.select_one('span.math-nowrap').get_text() == '(x),'
+
+
+def test_markdown_broken_formula_names_file_and_line(tmp_path):
+    (tmp_path / 'bad.py').write_text('x = 1\n\n# Broken $\\notacommand{x}$\ny = 2\n', encoding='utf-8')
+    with pytest.raises(ValueError, match=r"bad\.py, line 3: math-core cannot render .*notacommand"):
+        markdown_page('```{annotated-source} bad.py\n```\n', tmp_path)
+    with pytest.raises(ValueError, match='not valid Python'):
+        (tmp_path / 'broken.py').write_text('def (\n', encoding='utf-8')
+        markdown_page('```{annotated-source} broken.py\n```\n', tmp_path)
+    with pytest.raises(ValueError, match='annotated-source: .*missing.py'):
+        markdown_page('```{annotated-source} missing.py\n```\n', tmp_path)
+
+
+def test_markdown_reads_pages_written_for_myst(tmp_path):
+    """Page math is MathML, a `{doc}` role is a link to the Markdown page, a toctree is dropped,
+    and a block shown inside another fence stays an example."""
+    page = markdown_page(src('''
+        # Home
+
+        Inline $\\alpha_i$ and see {doc}`the layer <labml_gat/gatv2>` or {doc}`plain`.
+
+        $$e_{ij} = a^\\top h$$
+
+        ````md
+        ```{annotated-source} nothing.py
+        ```
+        ````
+
+        ```{toctree}
+        :hidden:
+
+        labml_gat/gatv2
+        ```
+        '''), tmp_path)
+    html = BeautifulSoup(page, 'html.parser')
+    assert html.select_one('span.math > math') and html.select_one('div.math > math[display="block"]')
+    assert [(a['href'], a.get_text()) for a in html.select('a')] == [('labml_gat/gatv2.md', 'the layer'),
+                                                                    ('plain.md', 'plain')]
+    assert 'toctree' not in page and '{annotated-source} nothing.py' in page
+    assert '$' not in html.get_text()

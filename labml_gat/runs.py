@@ -1,0 +1,324 @@
+r"""
+---
+title: Looking at runs offline
+summary: >
+  List the labml runs kept in logs/ with their settings and final numbers, and plot the
+  training curves of one or more runs into an image, without a server.
+---
+
+# Looking at runs offline
+
+Every training run of the experiments is a labml run, kept in a folder
+`logs/<experiment>/<run uuid>/`:
+
+* `run.yaml`: the experiment's name, the run's comment, its date and time;
+* `configs.yaml`: the settings, one entry per setting with its `computed` value;
+* `log.jsonl`: what `tracker` recorded, one JSON object per flush,
+  `{"track": {"loss.train": [[step, [value, ...]], ...], ...}, "time": ...}`;
+* `run_log.jsonl`: the run's status (`completed`, `crashed`, `interrupted`), the last
+  line the latest.
+
+Those files are all there is to read, so two commands need nothing but this module:
+
+```
+python -m labml_gat.runs list [LOGS_DIR]
+python -m labml_gat.runs plot RUN_DIR [RUN_DIR ...] --out curves.png
+```
+
+`list` shows each experiment's runs: the settings shared by all its runs once, then a row
+per run with the settings that differ and the last value of every metric. `plot` draws one
+panel per kind of metric (`loss`, `accuracy`, ...), with a line per run and split:
+training solid, validation dashed, and a value recorded once, such as the test accuracy,
+as a dot.
+Plotting needs matplotlib (the `docs` extra); listing does not.
+
+The folder of the runs is `logs/` of the working directory unless `LABML_GAT_LOGS` names
+another; the tests set that variable so that their runs stay out of the repository.
+"""
+
+import argparse
+import json
+import math
+import os
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import yaml
+
+from labml_gat.settings import UsageError, command
+
+# The environment variable naming the folder of labml runs (for the runs and for `list`)
+LOGS_ENV_VAR = 'LABML_GAT_LOGS'
+
+# Metrics that are about the machine, not the model: left out of plots and of the table.
+HIDDEN_KINDS = ('time',)
+
+
+def logs_folder() -> Path:
+    """The folder of labml runs: `LABML_GAT_LOGS` if set, else `logs/` here."""
+    return Path(os.environ.get(LOGS_ENV_VAR) or 'logs')
+
+
+def use_logs_from_environment() -> Optional[Path]:
+    """
+    Point labml at `LABML_GAT_LOGS`, when it is set, for the runs this process starts.
+    labml itself reads no environment variable: its `logs/` is found beside `.labml.yaml`,
+    so a script started by another process would otherwise write into the repository.
+    """
+    folder = os.environ.get(LOGS_ENV_VAR)
+    if not folder:
+        return None
+    from labml import lab
+    lab.configure({'experiments_path': str(Path(folder).resolve())})
+    return Path(folder)
+
+
+# ## Reading a run
+
+@dataclass
+class Run:
+    """What a run folder holds, read once."""
+    path: Path
+    experiment: str
+    uuid: str
+    comment: str
+    started: str
+    status: str
+    settings: dict = field(default_factory=dict)
+    # metric name -> [(step, value)], in the order of the steps
+    metrics: dict = field(default_factory=dict)
+
+    def label(self) -> str:
+        """The run in a legend: the experiment, a short uuid and the run's comment."""
+        parts = (self.experiment, self.uuid[:8], self.comment)
+        return ' '.join(part for part in parts if part)
+
+
+def read_run(path: Path) -> Run:
+    """The run in `path`; a folder that is not a labml run is a `UsageError`."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UsageError(f'{path}: no such folder')
+    info_file = path / 'run.yaml'
+    if not info_file.is_file():
+        raise UsageError(f'{path} is not a labml run: no run.yaml '
+                         f'(a run is a folder logs/<experiment>/<run uuid>/)')
+    info = _read_yaml(info_file)
+    started = f"{info.get('trial_date', '')} {info.get('trial_time', '')}".strip()
+    return Run(path=path, experiment=str(info.get('name') or path.parent.name),
+               uuid=str(info.get('uuid') or path.name),
+               comment=str(info.get('comment') or ''), started=started,
+               status=read_status(path), settings=read_settings(path),
+               metrics=read_metrics(path))
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        content = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise UsageError(f'{path}: not valid YAML ({error.__class__.__name__})') from None
+    return content if isinstance(content, dict) else {}
+
+
+def read_settings(path: Path) -> dict:
+    """
+    The settings of a run. labml keeps each as a record (`computed`, `value`, `options`,
+    ...); the `computed` value is the one the run used.
+    """
+    configs = path / 'configs.yaml'
+    if not configs.is_file():
+        return {}
+    settings = {}
+    # labml writes types as `<class 'int'>`; safe_load reads those as plain strings.
+    for name, record in _read_yaml(configs).items():
+        settings[name] = record.get('computed', record.get('value')) \
+            if isinstance(record, dict) else record
+    return settings
+
+
+def read_status(path: Path) -> str:
+    """The last status in `run_log.jsonl`; `unknown` when labml wrote none."""
+    status = 'unknown'
+    for entry in _json_lines(path / 'run_log.jsonl'):
+        status = str(entry.get('status', status))
+    return status
+
+
+def read_metrics(path: Path) -> dict:
+    """
+    Every tracked metric of the run as `(step, value)` pairs. labml may record several
+    values for one step (one per `tracker.add` before the step was saved); they are
+    averaged, as its screen output does.
+    """
+    metrics: dict = {}
+    for entry in _json_lines(path / 'log.jsonl'):
+        for name, points in (entry.get('track') or {}).items():
+            for step, values in points:
+                values = [v for v in values if isinstance(v, (int, float))]
+                if values:
+                    metrics.setdefault(name, {})[step] = sum(values) / len(values)
+    return {name: sorted(steps.items()) for name, steps in sorted(metrics.items())}
+
+
+def _json_lines(path: Path):
+    """
+    The JSON objects of a `.jsonl` file. A run that is still writing, or was killed while
+    writing, may end with half a line: that line is left out.
+    """
+    if not path.is_file():
+        return
+    for line in path.read_text(encoding='utf-8', errors='replace').splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            yield entry
+
+
+def find_runs(logs: Path) -> list[Run]:
+    """Every run in `logs/<experiment>/<uuid>/`, oldest first within an experiment."""
+    if not logs.is_dir():
+        raise UsageError(f'{logs}: no such folder (runs are kept in logs/ of the folder '
+                         f'the experiments ran from, or in ${LOGS_ENV_VAR})')
+    runs = [read_run(info.parent) for info in sorted(logs.glob('*/*/run.yaml'))]
+    return sorted(runs, key=lambda run: (run.experiment, run.started, run.uuid))
+
+
+# ## `list`: settings and final numbers
+
+def final_metrics(run: Run) -> dict:
+    """The last value of every metric that is about the model."""
+    return {name: points[-1][1] for name, points in run.metrics.items()
+            if name.split('.')[0] not in HIDDEN_KINDS}
+
+
+def format_value(value) -> str:
+    if isinstance(value, float):
+        return f'{value:.4g}'
+    if isinstance(value, (list, tuple)):
+        return ','.join(map(format_value, value))
+    return str(value)
+
+
+def list_runs(runs: Sequence[Run]) -> str:
+    """
+    One block per experiment. Printing every setting of every run would bury the few that
+    changed, so the settings all runs share are printed once, and each row shows the rest.
+    """
+    blocks = []
+    for experiment in sorted({run.experiment for run in runs}):
+        group = [run for run in runs if run.experiment == experiment]
+        names = sorted({name for run in group for name in run.settings})
+        shared = {name: group[0].settings.get(name) for name in names
+                  if all(_same(run.settings.get(name), group[0].settings.get(name))
+                         for run in group)}
+        varying = [name for name in names if name not in shared] if len(group) > 1 else []
+        metrics = sorted({name for run in group for name in final_metrics(run)})
+        header = ['run', 'started', 'status', *varying, *metrics]
+        rows = [[run.uuid[:8], run.started, run.status,
+                 *(format_value(run.settings.get(name, '')) for name in varying),
+                 *(format_value(final_metrics(run).get(name, '')) for name in metrics)]
+                for run in group]
+        lines = [f'{experiment}: {len(group)} run(s)']
+        if shared:
+            settings = ' '.join(f'{name}={format_value(value)}'
+                                for name, value in shared.items())
+            lines.append(textwrap.fill(settings, 100, initial_indent='  settings: ',
+                                       subsequent_indent=' ' * 12,
+                                       break_long_words=False))
+        lines.extend('  ' + line for line in _table([header, *rows]))
+        blocks.append('\n'.join(lines))
+    return '\n\n'.join(blocks) if blocks else 'no runs'
+
+
+def _same(a, b) -> bool:
+    # NaN is a value a metric or setting can take; it equals itself here.
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return ['  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+            for row in rows]
+
+
+# ## `plot`: the curves
+
+def plot_runs(runs: Sequence[Run], out: Path) -> Path:
+    """
+    One panel per kind of metric, the name before the dot (`loss.train` is a `loss`), so
+    that training and validation share axes and overfitting shows as the gap between them.
+    """
+    kinds = sorted({name.split('.')[0] for run in runs for name in run.metrics
+                    if name.split('.')[0] not in HIDDEN_KINDS})
+    if not kinds:
+        raise UsageError('nothing to plot: the runs have no tracked metrics in log.jsonl '
+                         '(a run started without labml\'s file writer keeps none)')
+    try:
+        import matplotlib
+        matplotlib.use('Agg')  # an image file, with no display needed
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        raise UsageError('plotting needs matplotlib: pip install matplotlib') from None
+
+    figure, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4),
+                                squeeze=False)
+    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    for panel, kind in zip(axes[0], kinds):
+        for index, run in enumerate(runs):
+            colour = colours[index % len(colours)]
+            for name, points in run.metrics.items():
+                if name.split('.')[0] != kind:
+                    continue
+                split = name.partition('.')[2] or kind
+                steps, values = zip(*points)
+                label = f'{run.label()} {split}' if len(runs) > 1 else split
+                style = {'linestyle': '--' if split == 'valid' else '-'}
+                if len(points) == 1:
+                    style = {'marker': 'o', 'linestyle': 'none'}
+                panel.plot(steps, values, color=colour, label=label, **style)
+        panel.set_title(kind)
+        panel.set_xlabel('step')
+        panel.xaxis.set_major_locator(MaxNLocator(integer=True))
+        panel.legend(fontsize='small')
+        panel.grid(alpha=0.3)
+    if len(runs) == 1:
+        figure.suptitle(runs[0].label())
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out
+
+
+# ## The command line
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog='python -m labml_gat.runs',
+        description='Look at labml runs offline: list them, or plot their curves.')
+    commands = parser.add_subparsers(dest='command', required=True)
+    listing = commands.add_parser('list', help='runs, their settings and final numbers')
+    listing.add_argument('logs', nargs='?', type=Path, default=None,
+                         help=f'folder of runs (default: ${LOGS_ENV_VAR}, else logs/)')
+    plotting = commands.add_parser('plot', help='the curves of runs, as an image')
+    plotting.add_argument('runs', nargs='+', type=Path,
+                          help='run folders, logs/<name>/<uuid>')
+    plotting.add_argument('--out', type=Path, default=Path('curves.png'),
+                          help='the image to write (default: curves.png)')
+    args = parser.parse_args(argv)
+    if args.command == 'list':
+        print(list_runs(find_runs(args.logs or logs_folder())))
+    else:
+        runs = [read_run(path) for path in args.runs]
+        print(f'wrote {plot_runs(runs, args.out)}')
+
+
+if __name__ == '__main__':
+    command(main)()

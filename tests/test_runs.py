@@ -1,0 +1,108 @@
+"""`labml_gat.runs` on synthetic run folders laid out as labml writes them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from labml_gat import runs
+from labml_gat.runs import UsageError
+
+
+def make_run(logs: Path, uuid: str, seed: int, valid: list[float], status: str = 'completed',
+             truncated: bool = False) -> Path:
+    """A run folder as labml leaves it: run.yaml, configs.yaml, log.jsonl, run_log.jsonl."""
+    folder = logs / 'cora_gatv2' / uuid
+    folder.mkdir(parents=True)
+    (folder / 'run.yaml').write_text(f"name: cora_gatv2\nuuid: {uuid}\ncomment: seed {seed}\n"
+                                     f"trial_date: '2026-11-30'\ntrial_time: '10:0{seed}:00'\n")
+    record = ("{name}:\n  computed: {value}\n  is_explicitly_specified: false\n  name: {name}\n"
+              "  options: []\n  order: 1\n  type: <class 'int'>\n  value: {value}\n")
+    (folder / 'configs.yaml').write_text(record.format(name='seed', value=seed)
+                                         + record.format(name='epochs', value=len(valid))
+                                         + record.format(name='dropout', value=0.6))
+    lines = [json.dumps({'track': {'loss.train': [[step, [1.0 - step / 10, 1.0 - step / 10]]],
+                                   'accuracy.valid': [[step, [value]]],
+                                   'time.loop': [[step, [0.1]]]}, 'time': 1.0 + step})
+             for step, value in enumerate(valid)]
+    lines.append(json.dumps({'track': {'accuracy.test': [[len(valid), [0.8]]]}, 'time': 9.0}))
+    text = '\n'.join(lines) + '\n'
+    (folder / 'log.jsonl').write_text(text + ('{"track": {"loss.tr' if truncated else ''))
+    (folder / 'run_log.jsonl').write_text(json.dumps({'status': 'running'}) + '\n'
+                                          + json.dumps({'status': status}) + '\n')
+    return folder
+
+
+@pytest.fixture
+def logs(tmp_path) -> Path:
+    make_run(tmp_path / 'logs', 'aaaa1111', 0, [0.2, 0.5, 0.7])
+    make_run(tmp_path / 'logs', 'bbbb2222', 1, [0.3, 0.6], status='crashed', truncated=True)
+    return tmp_path / 'logs'
+
+
+def test_a_run_is_read_whole(logs):
+    run = runs.read_run(logs / 'cora_gatv2' / 'aaaa1111')
+    assert (run.experiment, run.uuid, run.comment, run.status) == \
+        ('cora_gatv2', 'aaaa1111', 'seed 0', 'completed')
+    assert run.settings == {'seed': 0, 'epochs': 3, 'dropout': 0.6}
+    assert run.metrics['accuracy.valid'] == [(0, 0.2), (1, 0.5), (2, 0.7)]
+    # Several values for one step are averaged.
+    assert run.metrics['loss.train'][1] == (1, pytest.approx(0.9))
+    assert runs.final_metrics(run) == {'accuracy.test': 0.8, 'accuracy.valid': 0.7,
+                                       'loss.train': pytest.approx(0.8)}
+
+
+def test_a_half_written_last_line_is_left_out(logs):
+    run = runs.read_run(logs / 'cora_gatv2' / 'bbbb2222')
+    assert run.status == 'crashed'
+    assert run.metrics['accuracy.valid'] == [(0, 0.3), (1, 0.6)]
+
+
+def test_list_shows_shared_settings_once_and_what_differs_per_run(logs):
+    text = runs.list_runs(runs.find_runs(logs))
+    lines = text.splitlines()
+    assert lines[0] == 'cora_gatv2: 2 run(s)'
+    assert lines[1].split() == ['settings:', 'dropout=0.6']
+    header = lines[2].split()
+    assert header[:5] == ['run', 'started', 'status', 'epochs', 'seed']
+    assert 'accuracy.valid' in header and 'time.loop' not in header
+    first, second = lines[3].split(), lines[4].split()
+    assert first[0] == 'aaaa1111'[:8] and 'completed' in first and '0.7' in first
+    assert 'crashed' in second and '0.6' in second
+
+
+def test_plot_writes_an_image(logs, tmp_path):
+    pytest.importorskip('matplotlib')
+    out = runs.plot_runs([runs.read_run(path) for path in sorted(logs.glob('*/*'))],
+                         tmp_path / 'plots' / 'curves.png')
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+@pytest.mark.parametrize('arguments, message', [
+    (['plot', 'missing'], 'missing: no such folder'),
+    (['plot', '.'], 'is not a labml run: no run.yaml'),
+    (['list', 'missing'], 'missing: no such folder'),
+])
+def test_a_wrong_folder_is_one_line_and_status_2(tmp_path, arguments, message):
+    result = subprocess.run([sys.executable, '-m', 'labml_gat.runs', *arguments], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120,
+                            env={'PYTHONPATH': str(REPO), 'PATH': '/usr/bin:/bin'})
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+def test_a_run_without_metrics_cannot_be_plotted(tmp_path):
+    folder = make_run(tmp_path, 'cccc3333', 0, [])
+    (folder / 'log.jsonl').unlink()
+    with pytest.raises(UsageError, match='nothing to plot'):
+        runs.plot_runs([runs.read_run(folder)], tmp_path / 'curves.png')
+
+
+def test_the_logs_folder_comes_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(runs.LOGS_ENV_VAR, str(tmp_path / 'elsewhere'))
+    assert runs.logs_folder() == tmp_path / 'elsewhere'
+    monkeypatch.delenv(runs.LOGS_ENV_VAR)
+    assert runs.logs_folder() == Path('logs')

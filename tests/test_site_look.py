@@ -1,0 +1,364 @@
+"""
+How the site reads, checked in the built site and in Chromium: what a reader would notice first.
+
+Each test guards against a defect that was once there: no navigation on wide screens, code running
+out of its column, arrow keys that leave the page from inside a code block, a run banner or a
+commit message in an example's output, gallery directives shown as text, a math font heavier than
+the rest of the page, tiny primes, pages without a description, figures without a sharp version
+and figures that glare in dark mode. The figures of the layer pages are drawn here too.
+
+It uses the full site of `test_site.py` (set `LABML_GAT_SITE` to check a site already built) and the
+browser of `test_browser.py`.
+"""
+
+import importlib.util
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from bs4 import BeautifulSoup
+
+from conftest import REPO
+from test_browser import CHROMIUM_ARGS, Reader, browser, server  # noqa: F401  (fixtures)
+from test_site import ANNOTATED, EXAMPLES, site, site_pages, soup  # noqa: F401  (fixtures)
+
+
+
+def _load(name: str):
+    """One of the site's extensions, `docs/_ext/NAME.py`, loaded from its file."""
+    spec = importlib.util.spec_from_file_location(name, REPO / 'docs' / '_ext' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+site_figures = _load('site_figures')
+site_assets = _load('site_assets')
+
+MATH_FONT_BUDGET = 150 * 1024
+# labml prints, when a run starts, the experiment's name with the run's uuid and the state of the
+# git repository with the last commit's message: `[clean]: "Cora scripts: ..."`.
+RUN_BANNER = re.compile(r'\[(clean|dirty|modified)\]|\b[0-9a-f]{32}\b|Monitor experiment at')
+
+
+def article_pages(site: Path) -> list[str]:
+    """The pages with an article: every page but the search page and the index."""
+    return [page for page in site_pages(site) if page not in ('search.html', 'genindex.html')]
+
+
+@pytest.fixture(scope='module')
+def reader(browser, server, tmp_path_factory):  # noqa: F811
+    # These tests take no screenshots; a `Reader` wants a folder for them all the same.
+    screenshots = tmp_path_factory.mktemp('screenshots')
+
+    def open_reader(viewport: dict, dark: bool = False) -> Reader:
+        reader = Reader(browser, server, viewport, screenshots)
+        if dark:
+            reader.page.emulate_media(color_scheme='dark')
+        return reader
+    return open_reader
+
+
+# ## Navigation and code
+
+@pytest.mark.parametrize('width', [1200, 1400, 1920])
+def test_navigation_sidebar_is_visible_on_wide_screens(site, reader, width):
+    tab = reader({'width': width, 'height': 900})
+    hidden = []
+    for path in site_pages(site):
+        tab.open(path)
+        box = tab.page.evaluate("""() => { const nav = document.querySelector('.sidebar-drawer');
+            const box = nav.getBoundingClientRect();
+            return {left: box.left, width: box.width, visible: getComputedStyle(nav).visibility}; }""")
+        if box['left'] < 0 or box['width'] < 150 or box['visible'] != 'visible':
+            hidden.append(f'{path}: {box}')
+    tab.close()
+    assert not hidden, '\n'.join(hidden)
+
+
+def test_code_fits_its_column_at_1400_px(site, reader):
+    """Long lines wrap (with a hanging indent) rather than run out of the column or scroll."""
+    tab = reader({'width': 1400, 'height': 900})
+    too_wide = []
+    for path in site_pages(site):
+        tab.open(path)
+        blocks = tab.page.evaluate("""() => [...document.querySelectorAll('article pre')].map(pre =>
+            ({width: pre.clientWidth, content: pre.scrollWidth,
+              line: pre.textContent.split('\\n').reduce((a, b) => a.length > b.length ? a : b, '')}))""")
+        too_wide += [f"{path}: {block['content']} > {block['width']} px: {block['line'][:60]}"
+                     for block in blocks if block['content'] > block['width'] + 1]
+    tab.close()
+    assert not too_wide, '\n'.join(too_wide)
+
+
+def test_wrapped_code_hangs_under_its_line(site, reader):
+    """A long line that wraps continues to the right of where it started: a hanging indent."""
+    tab = reader({'width': 1400, 'height': 900})
+    tab.open('labml_gat/gatv2.html')
+    rows = tab.page.evaluate("""() => [...document.querySelectorAll('article pre > .line')].map(line => {
+        const range = document.createRange(); range.selectNodeContents(line);
+        const boxes = [...range.getClientRects()].filter(box => box.width > 0)
+            .sort((a, b) => a.top - b.top);
+        // Boxes more than half a line apart are on different rows (the line number sits 2 px lower).
+        const rows = [];
+        for (const box of boxes) {
+            const row = rows[rows.length - 1];
+            if (row && box.top - row.top < box.height / 2) row.left = Math.min(row.left, box.left);
+            else rows.push({top: box.top, left: box.left});
+        }
+        return rows.map(row => row.left); })""")
+    tab.close()
+    assert rows, 'no per-line spans in the code blocks'
+    wrapped = [row for row in rows if len(row) > 1]
+    assert wrapped, 'no line of gatv2.py wraps at 1400 px: this check sees nothing'
+    for row in wrapped:
+        assert all(left > row[0] + 20 for left in row[1:]), row
+
+
+def test_code_blocks_are_reachable_and_arrow_keys_stay_on_the_page(site, reader):
+    tab = reader({'width': 1400, 'height': 900})
+    tab.open('labml_gat/gatv2.html')
+    assert tab.page.evaluate("[...document.querySelectorAll('article pre')].every(pre => pre.tabIndex === 0)")
+    start = tab.page.url
+    # From inside a code block the arrow keys scroll the block...
+    tab.page.focus('article pre')
+    for key in ('ArrowRight', 'ArrowLeft', 'ArrowRight'):
+        tab.page.keyboard.press(key)
+    tab.page.wait_for_timeout(500)
+    assert tab.page.url == start
+    # ...elsewhere they still turn the page, so the check above would see a page change.
+    tab.page.evaluate('document.activeElement.blur(); window.getSelection().removeAllRanges()')
+    with tab.page.expect_navigation():
+        tab.page.keyboard.press('ArrowRight')
+    assert tab.page.url != start
+    tab.close()
+
+
+# ## Math
+
+def test_math_font_weighs_under_budget_on_every_page(site, reader):
+    tab = reader({'width': 1400, 'height': 900})
+    heavy, loaded = [], 0
+    for path in site_pages(site):
+        tab.open(path)
+        fonts = tab.page.evaluate("""() => performance.getEntriesByType('resource')
+            .filter(entry => /\\.(woff2?|otf|ttf)(\\?|$)/.test(entry.name))
+            .map(entry => ({name: entry.name, size: entry.encodedBodySize || entry.transferSize}))""")
+        total = sum(font['size'] for font in fonts)
+        loaded += bool(fonts)
+        if total >= MATH_FONT_BUDGET:
+            heavy.append(f'{path}: {total} bytes of fonts {fonts}')
+    tab.close()
+    assert loaded, 'no page loaded the math font'
+    assert not heavy, '\n'.join(heavy)
+
+
+def test_every_formula_character_is_in_the_math_font(site):
+    points = site_assets.math_codepoints()
+    missing = {}
+    for page in site_pages(site):
+        for math in soup(site, page).find_all('math'):
+            for char in set(math.get_text()) - {'\n'}:
+                if ord(char) not in points:
+                    missing.setdefault(char, page)
+    assert not missing, {f'U+{ord(char):04X} {char}': page for char, page in missing.items()}
+
+
+def test_primes_are_not_superscripts(site):
+    """`h'_i` as a prime on the line after h; as a superscript it shrinks to a speck."""
+    primes = re.compile(r'<mo>[\u2032-\u2034\u2057]</mo></(msup|msubsup)>')
+    found = [page for page in site_pages(site)
+             if primes.search((site / page).read_text(encoding='utf-8'))]
+    assert not found
+    gatv2 = (site / 'labml_gat/gatv2.html').read_text(encoding='utf-8')
+    assert '<mo>\u2032</mo>' in gatv2
+
+
+def test_display_formulas_scroll_visibly_on_a_phone(site, reader):
+    """A display formula wider than a phone scrolls in its own box, which shows shadows at its edges."""
+    tab = reader({'width': 390, 'height': 844})
+    hidden = []
+    for path in ['index.html', *ANNOTATED]:
+        tab.open(path)
+        formulas = tab.page.evaluate("""() => [...document.querySelectorAll('article div.math')]
+            .filter(box => box.scrollWidth > box.clientWidth + 1)
+            .map(box => ({tex: box.textContent.slice(0, 40), overflow: getComputedStyle(box).overflowX,
+                          shadow: getComputedStyle(box).backgroundImage.includes('radial-gradient')}))""")
+        hidden += [f'{path}: {formula}' for formula in formulas
+                   if formula['overflow'] not in ('auto', 'scroll') or not formula['shadow']]
+        assert tab.fits(), path
+    tab.close()
+    assert not hidden, '\n'.join(hidden)
+
+
+# ## Gallery
+
+def _outputs(site: Path, page: str) -> str:
+    return '\n'.join(block.get_text() for block in soup(site, page).select('.sphx-glr-script-out'))
+
+
+@pytest.mark.parametrize('page', EXAMPLES)
+def test_gallery_output_has_no_run_banner_or_commit_message(site, page):
+    output = _outputs(site, page)
+    banner = RUN_BANNER.search(output)
+    assert banner is None, f'{page}: {output[max(0, banner.start() - 80):banner.end() + 80]}'
+    last_commit = subprocess.run(['git', 'log', '-1', '--format=%s'], cwd=REPO, capture_output=True,
+                                 text=True).stdout.strip()
+    if last_commit:
+        assert last_commit not in output
+
+
+@pytest.mark.parametrize('page', EXAMPLES)
+def test_no_gallery_directive_in_prose(site, page):
+    article = soup(site, page).select_one('article')
+    for code in article.select('pre, .highlight'):
+        code.decompose()
+    assert 'sphinx_gallery_' not in article.get_text()
+    # ...nor in the notebook offered for download.
+    for notebook in site.glob(f'_downloads/*/{Path(page).stem}.ipynb'):
+        cells = json.loads(notebook.read_text(encoding='utf-8'))['cells']
+        assert not any('sphinx_gallery_' in ''.join(cell['source']) for cell in cells
+                       if cell['cell_type'] == 'markdown'), notebook
+
+
+def test_attention_example_states_its_finding_with_legends(site):
+    page = soup(site, 'experiments/gallery/plot_attention.html')
+    text = page.select_one('article').get_text(' ')
+    assert 'uniform' in text and 'DGL' in text
+    assert re.search(r'What the plots show', text)
+
+
+# ## Figures
+
+@pytest.mark.parametrize('page', EXAMPLES)
+def test_gallery_figures_have_a_2x_version(site, page):
+    images = soup(site, page).select('article img.sphx-glr-single-img, article img.sphx-glr-multi-img')
+    assert images, page
+    for image in images:
+        candidates = [candidate.split() for candidate in image.get('srcset', '').split(',')]
+        densities = [float(parts[1].removesuffix('x')) for parts in candidates if len(parts) == 2]
+        assert densities and max(densities) >= 2, (page, image)
+        for parts in candidates:
+            assert (site / page).parent.joinpath(parts[0]).resolve().is_file(), (page, parts[0])
+
+
+def test_figures_sit_on_a_light_card_in_dark_mode(site, reader):
+    tab = reader({'width': 1400, 'height': 900}, dark=True)
+    tab.open(EXAMPLES[0])
+    colours = tab.page.evaluate("""() => [...document.querySelectorAll('article img')]
+        .map(img => getComputedStyle(img).backgroundColor)""")
+    tab.close()
+    assert colours
+    for colour in colours:
+        red, green, blue = (int(part) for part in re.findall(r'\d+', colour)[:3])
+        assert min(red, green, blue) > 200, colour
+
+
+def test_layer_figures_are_referenced_and_shown(site):
+    """Every figure a page links is one the build drew, and the page shows it."""
+    linked = {}
+    for page in site_pages(site):
+        for image in soup(site, page).select('article img'):
+            src = image.get('src', '')
+            name = Path(src).stem
+            if name in site_figures.FIGURES:
+                linked[name] = page
+                assert (site / page).parent.joinpath(src).resolve().is_file(), (page, src)
+    assert 'pair_grid' in linked
+    assert (site / '_static' / 'figures' / 'pair_grid.svg').is_file()
+
+
+def test_layer_figures_are_drawn(tmp_path):
+    written = site_figures.write_all(tmp_path)
+    assert {path.stem for path in written} == set(site_figures.FIGURES)
+    for path in written:
+        svg = path.read_text(encoding='utf-8')
+        assert svg.lstrip().startswith('<?xml') and '</svg>' in svg and len(svg) > 5000, path
+
+
+def test_receptive_field_figure_walks_as_the_experiment_does():
+    """The figure's hops mark the same nodes as `labml_gat.fast.receptive_field`."""
+    fast = pytest.importorskip('labml_gat.fast')
+    generator = torch.Generator().manual_seed(0)
+    n_nodes = 40
+    edge_index = torch.randint(0, n_nodes, (2, 90), generator=generator)
+    targets = torch.tensor([3, 17])
+    field = fast.receptive_field(edge_index, targets, n_nodes, n_layers=2)
+    hops = site_figures.receptive_field_layers(list(zip(*edge_index.tolist())), targets.tolist())
+    assert set(hops) == set(field.nodes.tolist())
+
+
+# ## Pages
+
+def test_every_page_has_a_meta_description(site):
+    missing = []
+    for page in site_pages(site):
+        meta = soup(site, page).find('meta', attrs={'name': 'description'})
+        content = meta.get('content', '') if meta else ''
+        if len(content) < 30 or content.startswith('Go to the end') or '\\' in content:
+            missing.append(f'{page}: {content!r}')
+    assert not missing, '\n'.join(missing)
+
+
+def test_annotated_page_describes_itself_with_its_summary(site):
+    meta = soup(site, 'labml_gat/gatv2.html').find('meta', attrs={'name': 'description'})
+    assert meta['content'] == site_assets.front_matter_summary(
+        (REPO / 'labml_gat' / 'gatv2.py').read_text(encoding='utf-8'))
+
+
+def test_wrapped_lines_formatter_marks_every_line_with_its_indent():
+    from pygments import highlight
+    from pygments.lexers import PythonLexer
+
+    code = 'def f():\n        return 1\n'
+    out = highlight(code, PythonLexer(), site_assets.WrappedLinesFormatter(linenos='inline'))
+    hangs = [int(value) for value in re.findall(r'--hang: (\d+)ch', out)]
+    assert hangs == [2 + 0 + 4, 2 + 8 + 4]
+    assert '<pre tabindex="0"' in out
+    assert BeautifulSoup(out, 'html.parser').get_text().count('return 1') == 1
+
+
+def test_committed_math_font_is_the_subset_of_its_unicodes():
+    """`docs/_static/fonts/latinmodern-math.woff2` holds every character of `MATH_UNICODES`
+    that Latin Modern Math has (`python docs/_ext/site_assets.py` makes it again), and is small."""
+    from fontTools.ttLib import TTFont
+
+    committed = REPO / 'docs' / '_static' / site_assets.MATH_FONT_WOFF2
+    assert committed.stat().st_size < MATH_FONT_BUDGET
+    full = set(TTFont(str(site_assets.MATH_FONT)).getBestCmap())
+    subset = set(TTFont(str(committed)).getBestCmap())
+    assert full & site_assets.math_codepoints() <= subset <= full
+
+
+@pytest.mark.parametrize('page', ['labml_gat/gatv2.html', 'experiments/cora.html'])
+def test_every_code_line_of_an_annotated_page_has_a_permalink(site, page):
+    """`#L123` points at line 123 of the file, and the line's number is that link."""
+    lines = soup(site, page).select('article .annotate-code pre > .line')
+    assert lines
+    for line in lines:
+        number = line.select_one('.linenos a')
+        assert number is not None and line['id'] == f'L{number.get_text().strip()}', line
+        assert number['href'] == f"#{line['id']}"
+
+
+def test_readable_primes_move_the_prime_onto_the_line():
+    from sidebyside.mathml import readable_primes, to_mathml
+
+    assert to_mathml("F'", False) == '<math><mrow><mi>F</mi><mo>\u2032</mo></mrow></math>'
+    assert to_mathml("h'_i", False) == ('<math><msub><mrow><mi>h</mi><mo>\u2032</mo></mrow>'
+                                        '<mi>i</mi></msub></math>')
+    # A prime with more in its superscript, and MathML without primes, stay as they are.
+    assert '<msup>' in to_mathml("W'^2", False)
+    assert readable_primes('<math><mi>x</mi></math>') == '<math><mi>x</mi></math>'
+
+
+@pytest.mark.parametrize('page', ['labml_gat/gatv2.html', 'labml_gat/gat.html', 'labml_gat/edges.html'])
+def test_layer_page_offers_its_file_to_download(site, page):
+    link = soup(site, page).select_one('article p.site-download a[download]')
+    assert link is not None, page
+    downloaded = (site / page).parent.joinpath(link['href']).resolve()
+    source = REPO / 'labml_gat' / Path(page).with_suffix('.py').name
+    assert downloaded.read_bytes() == source.read_bytes()
