@@ -119,9 +119,16 @@ def experiments_table(names: Sequence[str], folder: Path) -> str:
     return '\n'.join(rows) + '\n\n' + '\n'.join(notes)
 
 
+def benchmark_table(folder: Path) -> str:
+    """The benchmark's figures against PyG (see [the machinery](benchmarking.html))."""
+    from labml_gat import benchmarking
+    return benchmarking.recorded_report(folder)
+
+
 TABLES: Dict[str, Callable[[Path], str]] = {
     'cora': lambda folder: experiments_table(['cora_seeds10', 'cora_minibatch_seeds10'],
                                              folder),
+    'benchmark': benchmark_table,
 }
 
 MARKERS = re.compile(r'(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)'

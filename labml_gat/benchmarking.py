@@ -1,0 +1,565 @@
+r"""
+---
+title: Benchmark machinery
+summary: >
+  Worker processes, peak resident memory, alternating rounds, ratios, recorded results
+  as JSON, and the table and plot rendered from them.
+---
+
+# Benchmark machinery
+
+The [benchmark appendix](../experiments/benchmark.html) compares our layers with PyG's
+`GATv2Conv`. This module holds what it needs, so that the appendix stays short.
+
+* **Times** come from *alternating rounds* in one process: every round takes one training
+  step of each implementation, then one evaluation forward of each, in an order that rotates
+  from round to round. The ratio to the peer is taken within each round and the median over
+  rounds is reported, so that a slow minute of a busy machine hits both sides alike.
+  Both the wall-clock time and the CPU time of the process are recorded; on a shared
+  machine the CPU time is the steadier of the two, and the ratios use it.
+* **Peak memory** is the high-water mark of the resident memory (`VmHWM` on Linux) of a
+  fresh process that builds the graph and the model, resets the mark, and runs the step:
+  the memory *above data and model*.
+* **Records**: each measured figure is written to `experiments/results/benchmark.json` with
+  the command that produced it, the date, the machine and the versions. The README's table
+  and the site's benchmark page are rendered from these records, never typed.
+"""
+
+import gc
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from labml_gat.edges import EdgeGraphAttentionV2Layer
+from labml_gat.lean import LeanGraphAttentionV2Layer
+
+# The implementations of the layer, and the one each is compared with
+IMPLS = ('edges', 'lean', 'pyg')
+PEER = 'pyg'
+
+
+# ## The graphs
+
+def random_graph(n_nodes: int, degree: float, in_features: int, seed: int = 0
+                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+    r"""
+    A random graph with $\text{degree} \cdot N$ random edges $j \to i$ and a self loop per
+    node (so about `degree + 1` in-edges per node), sorted by target, with standard normal
+    features: `(x, edge_index)`. Duplicates are kept: they do not change the cost.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    n_edges = int(degree * n_nodes)
+    src = torch.randint(0, n_nodes, (n_edges,), generator=generator)
+    dst = torch.randint(0, n_nodes, (n_edges,), generator=generator)
+    loops = torch.arange(n_nodes)
+    src, dst = torch.cat([src, loops]), torch.cat([dst, loops])
+    order = torch.argsort(dst, stable=True)
+    edge_index = torch.stack([src[order], dst[order]])
+    del src, dst, order
+    x = torch.randn(n_nodes, in_features, generator=generator)
+    return x, edge_index
+
+
+def load_cora(data_dir: Optional[str]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                  torch.Tensor, int]:
+    """Cora's dense features, edges with self loops, labels, training mask and classes."""
+    from labml_gat.datasets import load_planetoid
+    cora = load_planetoid('cora', data_dir, download=False)
+    return (cora.x, cora.edge_index_with_self_loops(), cora.y, cora.train_mask,
+            cora.num_classes)
+
+
+# ## The layers and the models
+
+def make_layer(impl: str, in_features: int, n_heads: int, n_hidden: int,
+               dropout: float = 0.6, chunk_size: Optional[int] = None) -> nn.Module:
+    """
+    One attention layer, `in_features` to `n_heads` heads of `n_hidden` concatenated:
+    ours on the edge list (`edges`), the lean one (`lean`) or PyG's `GATv2Conv` (`pyg`).
+    All take the same `edge_index`, self loops included.
+    """
+    if impl == 'pyg':
+        from torch_geometric.nn import GATv2Conv
+        return GATv2Conv(in_features, n_hidden, heads=n_heads, dropout=dropout,
+                         add_self_loops=False)
+    if impl == 'lean':
+        return LeanGraphAttentionV2Layer(in_features, n_heads * n_hidden, n_heads,
+                                         dropout=dropout, chunk_size=chunk_size)
+    if impl == 'edges':
+        return EdgeGraphAttentionV2Layer(in_features, n_heads * n_hidden, n_heads,
+                                         dropout=dropout)
+    raise ValueError(f'unknown implementation {impl!r}, '
+                     f'expected one of {", ".join(IMPLS)}')
+
+
+class PyGTwoLayerGAT(nn.Module):
+    """
+    The [two-layer model](model.html) with PyG's `GATv2Conv`: dropout on the input, the
+    hidden layer, ELU, dropout, the output layer with one head. It takes the same dense
+    input and the same `edge_index`, self loops included, as ours.
+    """
+
+    def __init__(self, in_features: int, n_classes: int, n_heads: int, n_hidden: int,
+                 dropout: float):
+        super().__init__()
+        from torch_geometric.nn import GATv2Conv
+        self.dropout = nn.Dropout(dropout)
+        self.layer1 = GATv2Conv(in_features, n_hidden, heads=n_heads, dropout=dropout,
+                                add_self_loops=False)
+        self.activation = nn.ELU()
+        self.output = GATv2Conv(n_heads * n_hidden, n_classes, heads=1, concat=False,
+                                dropout=dropout, add_self_loops=False)
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        x = self.activation(self.layer1(self.dropout(x), edge_index))
+        return self.output(self.dropout(x), edge_index)
+
+
+def make_model(impl: str, in_features: int, n_classes: int, n_heads: int, n_hidden: int,
+               dropout: float = 0.6) -> nn.Module:
+    """The two-layer node classifier of the GAT paper with each implementation."""
+    if impl == 'pyg':
+        return PyGTwoLayerGAT(in_features, n_classes, n_heads, n_hidden, dropout)
+    from labml_gat.model import TwoLayerGAT
+    layer_class = {'lean': LeanGraphAttentionV2Layer,
+                   'edges': EdgeGraphAttentionV2Layer}[impl]
+    return TwoLayerGAT(layer_class, in_features, n_classes, n_heads, n_hidden, dropout)
+
+
+class Runner:
+    """
+    A training step (Adam, a loss, backward, update) and an evaluation forward of one model
+    or layer. For a layer the loss is the mean square of its output; for a model it is the
+    cross-entropy on the labelled nodes.
+    """
+
+    def __init__(self, module: nn.Module, x: torch.Tensor, edge_index: torch.Tensor,
+                 y: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None):
+        self.module, self.x, self.edge_index = module, x, edge_index
+        self.y, self.mask = y, mask
+        self.optimizer = torch.optim.Adam(module.parameters(), lr=0.005,
+                                          weight_decay=5e-4)
+
+    def step(self) -> None:
+        self.module.train()
+        self.optimizer.zero_grad()
+        out = self.module(self.x, self.edge_index)
+        if self.y is None:
+            loss = out.square().mean()
+        else:
+            loss = nn.functional.cross_entropy(out[self.mask], self.y[self.mask])
+        del out
+        loss.backward()
+        self.optimizer.step()
+
+    def evaluate(self) -> None:
+        self.module.eval()
+        with torch.no_grad():
+            self.module(self.x, self.edge_index)
+
+
+def make_runner(task: dict, impl: str) -> Runner:
+    """The runner of one implementation for a task (see `run_task`)."""
+    torch.manual_seed(0)
+    n_heads, n_hidden = task['n_heads'], task['n_hidden']
+    if task['graph'] == 'cora':
+        x, edge_index, y, mask, n_classes = load_cora(task.get('data_dir'))
+        model = make_model(impl, x.shape[1], n_classes, n_heads, n_hidden)
+        return Runner(model, x, edge_index, y, mask)
+    x, edge_index = random_graph(task['n_nodes'], task['degree'], task['in_features'])
+    if task['level'] == 'layer':
+        return Runner(make_layer(impl, x.shape[1], n_heads, n_hidden), x, edge_index)
+    n_classes = 7
+    generator = torch.Generator().manual_seed(1)
+    y = torch.randint(0, n_classes, (x.shape[0],), generator=generator)
+    model = make_model(impl, x.shape[1], n_classes, n_heads, n_hidden)
+    return Runner(model, x, edge_index, y, torch.ones_like(y, dtype=torch.bool))
+
+
+# ## Time and memory
+
+def timed(function: Callable[[], None]) -> Tuple[float, float]:
+    """The wall-clock and CPU seconds of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def peak_resident_bytes() -> int:
+    """
+    The high-water mark of the process's resident memory: `VmHWM` on Linux,
+    else `ru_maxrss` (kilobytes on Linux, bytes on macOS).
+    """
+    try:
+        with open('/proc/self/status') as f:
+            return next(int(line.split()[1]) * 1024 for line in f
+                        if line.startswith('VmHWM:'))
+    except (OSError, StopIteration):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == 'darwin' else peak * 1024
+
+
+def reset_peak() -> int:
+    """
+    Reset the high-water mark to the current resident size where the system allows it
+    (Linux), and return it: the memory of what is built so far, data and model.
+    """
+    gc.collect()
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass
+    return peak_resident_bytes()
+
+
+def alternate(task: dict) -> dict:
+    """
+    ### Alternating rounds
+
+    Times every implementation of `task['impls']` in one process, as described at the top.
+    The first `warmup` rounds are not kept.
+    """
+    impls = list(task['impls'])
+    runners = {impl: make_runner(task, impl) for impl in impls}
+    times = {(impl, kind, clock): [] for impl in impls for kind in ('step', 'eval')
+             for clock in ('wall', 'cpu')}
+    for r in range(task['warmup'] + task['rounds']):
+        order = impls[r % len(impls):] + impls[:r % len(impls)]
+        for kind in ('step', 'eval'):
+            for impl in order:
+                runner = runners[impl]
+                wall, cpu = timed(runner.step if kind == 'step' else runner.evaluate)
+                if r >= task['warmup']:
+                    times[impl, kind, 'wall'].append(wall)
+                    times[impl, kind, 'cpu'].append(cpu)
+
+    rows = {}
+    for impl in impls:
+        row = {}
+        for kind in ('step', 'eval'):
+            row[f'{kind}_ms'] = 1e3 * statistics.median(times[impl, kind, 'wall'])
+            row[f'{kind}_cpu_ms'] = 1e3 * statistics.median(times[impl, kind, 'cpu'])
+            if PEER in impls and impl != PEER:
+                for clock, suffix in (('cpu', ''), ('wall', '_wall')):
+                    row[f'{kind}_ratio{suffix}'] = statistics.median(
+                        mine / theirs for mine, theirs in
+                        zip(times[impl, kind, clock], times[PEER, kind, clock]))
+        rows[impl] = row
+    return {'rounds': task['rounds'], 'impls': rows}
+
+
+def peak(task: dict) -> dict:
+    """
+    ### Peak memory of one implementation
+
+    In a fresh process (see `run_worker`): builds the graph and the model, resets the
+    high-water mark, and runs `steps` training steps; then the same for evaluation.
+    Returns the memory above data and model, and the step's times.
+    """
+    limit = limit_memory() if task.get('limit_memory') else None
+    runner = make_runner(task, task['impl'])
+    setup = reset_peak()
+    step_times = [timed(runner.step) for _ in range(task['steps'])]
+    step_peak = peak_resident_bytes() - setup
+    reset_peak()
+    eval_times = [timed(runner.evaluate) for _ in range(task['steps'])]
+    eval_peak = peak_resident_bytes() - setup
+    return {'impl': task['impl'], 'setup_bytes': setup,
+            'peak_train_bytes': step_peak, 'peak_eval_bytes': eval_peak,
+            'step_ms': 1e3 * min(t[0] for t in step_times),
+            'step_cpu_ms': 1e3 * min(t[1] for t in step_times),
+            'eval_ms': 1e3 * min(t[0] for t in eval_times),
+            'eval_cpu_ms': 1e3 * min(t[1] for t in eval_times),
+            'memory_limit_bytes': limit}
+
+
+def available_memory_bytes() -> int:
+    """The memory the system can still give (`MemAvailable`), or 0 if unknown."""
+    try:
+        with open('/proc/meminfo') as f:
+            return next(int(line.split()[1]) * 1024 for line in f
+                        if line.startswith('MemAvailable:'))
+    except (OSError, StopIteration):
+        return 0
+
+
+def limit_memory() -> Optional[int]:
+    """
+    Cap the address space at its current size plus 90% of the available memory, so that a
+    configuration too big for the machine fails with a clean allocation error instead of
+    waking the kernel's out-of-memory killer. Linux only. Returns the cap, if one was set.
+    """
+    available = available_memory_bytes()
+    try:
+        with open('/proc/self/status') as f:
+            size = next(int(line.split()[1]) * 1024 for line in f
+                        if line.startswith('VmSize:'))
+    except (OSError, StopIteration):
+        return None
+    if not available:
+        return None
+    limit = size + int(0.9 * available)
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    return limit
+
+
+def run_task(task: dict) -> dict:
+    """Run a task in this process: `alternate` or `peak`, with the task's threads."""
+    torch.set_num_threads(task['threads'])
+    return {'alternate': alternate, 'peak': peak}[task['mode']](task)
+
+
+def run_worker(task: dict) -> dict:
+    """
+    Run a task in a fresh Python process (`python -m labml_gat.benchmarking TASK`) with
+    `OMP_NUM_THREADS` set to its threads. A process that fails, for example for lack of
+    memory, gives `{'error': ...}` with the last line it printed.
+    """
+    env = dict(os.environ, OMP_NUM_THREADS=str(task['threads']))
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (package_root, env.get('PYTHONPATH'))
+                                        if p)
+    process = subprocess.run([sys.executable, '-m', 'labml_gat.benchmarking',
+                              json.dumps(task)], env=env, capture_output=True, text=True)
+    if process.returncode < 0:
+        return {'error': f'killed by signal {-process.returncode} (out of memory?)'}
+    if process.returncode != 0:
+        lines = process.stderr.strip().splitlines()
+        return {'error': lines[-1] if lines else f'exit code {process.returncode}'}
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+# ## Figures
+
+def measure_figure(name: str, task: dict, peaks: bool = True,
+                   alternating: bool = True) -> dict:
+    """
+    One figure of the benchmark: the alternating times of `task['impls']` and, with `peaks`,
+    the peak memory of each in its own process, with the ratios of time and memory to PyG.
+    """
+    figure = {'figure': name,
+              **{k: task[k] for k in ('level', 'graph', 'n_heads', 'n_hidden')}}
+    for key in ('n_nodes', 'degree', 'in_features'):
+        if key in task and task['graph'] != 'cora':
+            figure[key] = task[key]
+    rows = {impl: {} for impl in task['impls']}
+    if alternating:
+        result = run_worker({**task, 'mode': 'alternate'})
+        if 'error' in result:
+            figure['error'] = result['error']
+            return figure
+        figure['rounds'] = result['rounds']
+        for impl, row in result['impls'].items():
+            rows[impl].update(row)
+    if peaks:
+        for impl in task['impls']:
+            result = run_worker({**task, 'mode': 'peak', 'impl': impl,
+                                 'limit_memory': True})
+            if 'error' in result:
+                rows[impl]['error'] = result['error']
+                continue
+            result.pop('impl')
+            if alternating:
+                # The times of the alternating rounds are the ones reported
+                for key in ('step_ms', 'step_cpu_ms', 'eval_ms', 'eval_cpu_ms'):
+                    result.pop(key)
+            rows[impl].update(result)
+        peer = rows.get(PEER, {})
+        for impl, row in rows.items():
+            if impl != PEER and 'peak_train_bytes' in row and 'peak_train_bytes' in peer:
+                row['peak_ratio'] = row['peak_train_bytes'] / peer['peak_train_bytes']
+    figure['impls'] = rows
+    return figure
+
+
+# ## Records
+#
+# Each figure is one record of [`labml_gat.results`](results.html),
+# `experiments/results/benchmark_<figure>.json`: the command, the date, the machine, the
+# versions, and the figure's values.
+
+def record_name(figure: str) -> str:
+    return f'benchmark_{figure}'
+
+
+def save_figure(figure: dict, command: str, threads: int, folder: Optional[Path] = None
+                ) -> Path:
+    """Record a measured figure, replacing an earlier record of the same figure."""
+    from labml_gat import results
+    values = {k: v for k, v in figure.items() if k != 'figure'}
+    values['threads'] = threads
+    # How busy the machine was: on a shared machine the wall-clock times depend on it
+    values['load_average'] = (round(os.getloadavg()[0], 1) if hasattr(os, 'getloadavg')
+                              else None)
+    return results.record(record_name(figure['figure']), command, values,
+                          folder or results.RESULTS)
+
+
+def figure_order(name: str) -> tuple:
+    """Cora first, then the layer figures, then the scale figures, each by size."""
+    kind, _, size = name.partition('_')
+    return ({'cora': 0, 'layer': 1, 'scale': 2}.get(kind, 3), int(size) if size.isdigit()
+            else 0, name)
+
+
+def load_results(folder: Optional[Path] = None) -> List[dict]:
+    """
+    The recorded figures, as flat dictionaries: the record's `command`, `date`, `machine`
+    and `versions` with its values and `figure`, the name without `benchmark_`.
+    """
+    from labml_gat import results
+    folder = Path(folder or results.RESULTS)
+    figures = []
+    for path in sorted(folder.glob(record_name('*') + '.json')):
+        r = results.load(path.stem, folder)
+        check_record(r)
+        figures.append({'figure': r['name'][len(record_name('')):],
+                        **{k: r[k] for k in ('command', 'date', 'machine', 'versions')},
+                        **r['values']})
+    return sorted(figures, key=lambda f: figure_order(f['figure']))
+
+
+def check_record(r: dict) -> None:
+    """A record has a name, the provenance and the values of a figure."""
+    missing = [k for k in ('name', 'command', 'date', 'machine', 'versions', 'values')
+               if k not in r]
+    missing += [f'values.{k}' for k in FIGURE_KEYS if k not in r.get('values', {})]
+    if missing:
+        raise ValueError(f'benchmark record {r.get("name")!r} lacks {", ".join(missing)}')
+
+
+# The values every figure has
+FIGURE_KEYS = ('level', 'graph', 'n_heads', 'n_hidden', 'threads')
+
+
+# ## Formatting
+
+def gib(n_bytes: Optional[float]) -> str:
+    return '' if n_bytes is None else f'{n_bytes / 2 ** 30:.2f} GiB'
+
+
+def ms(value: Optional[float]) -> str:
+    if value is None:
+        return ''
+    return f'{value / 1e3:.1f} s' if value >= 10_000 else f'{value:.1f} ms'
+
+
+def ratio(value: Optional[float]) -> str:
+    return '' if value is None else f'{value:.2f}x'
+
+
+def describe(record: dict) -> str:
+    """What a figure measures, in a few words."""
+    if record['graph'] == 'cora':
+        what = 'Cora'
+    else:
+        what = (f"{record['n_nodes']:,} nodes, {record['degree']:g} random in-edges "
+                f"per node "
+                f"+ self loop, {record['in_features']} features")
+    model = 'one layer' if record['level'] == 'layer' else 'two-layer model'
+    return f"{what}; {model}, {record['n_heads']} heads x {record['n_hidden']}"
+
+
+TABLE_HEADER = ('| figure | impl | step | eval | step / PyG | eval / PyG '
+                '| peak train | peak / PyG |\n'
+                '|---|---|---|---|---|---|---|---|')
+
+
+def short_error(error: str) -> str:
+    """An error in a few words: an allocation that failed says how much it asked for."""
+    found = re.search(r'tried to allocate (\d+) bytes', error)
+    if found:
+        return f'out of memory (an allocation of {gib(int(found.group(1)))} failed)'
+    return error[:60]
+
+
+def format_table(records: Sequence[dict]) -> str:
+    """
+    The recorded figures as one Markdown table: CPU times per training step and evaluation
+    forward (medians over the alternating rounds), ratios to PyG, peak training memory above
+    data and model. A failed measurement shows its error.
+    """
+    lines = [TABLE_HEADER]
+    for r in records:
+        for impl, row in r.get('impls', {}).items():
+            if 'error' in row and 'step_cpu_ms' not in row:
+                cells = [short_error(row['error']), '', '', '', '', '']
+            else:
+                cells = [ms(row.get('step_cpu_ms')), ms(row.get('eval_cpu_ms')),
+                         ratio(row.get('step_ratio')), ratio(row.get('eval_ratio')),
+                         gib(row.get('peak_train_bytes')) or row.get('error', '')[:40],
+                         ratio(row.get('peak_ratio'))]
+            lines.append(f"| {r['figure']} | {impl} | " + ' | '.join(cells) + ' |')
+        if 'error' in r:
+            lines.append(f"| {r['figure']} | | {r['error'][:60]} | | | | | |")
+    return '\n'.join(lines)
+
+
+def format_provenance(records: Sequence[dict]) -> str:
+    """What each record measures and how: command, date, machine and versions."""
+    from labml_gat.results import provenance
+    def load(r: dict) -> str:
+        average = r.get('load_average')
+        return '' if average is None else f', load average {average}'
+    return '\n'.join(f"* `{r['figure']}`: {describe(r)}, {r['threads']} thread(s)"
+                     f"{load(r)}. {provenance(r)}" for r in records)
+
+
+def format_report(figures: Sequence[dict]) -> str:
+    """The table of measured figures, with what each one measures."""
+    return format_table(figures) + '\n\n' + '\n'.join(
+        f"* `{r['figure']}`: {describe(r)}" for r in figures)
+
+
+def recorded_report(folder: Optional[Path] = None) -> str:
+    """The table of the recorded figures with their provenance, for the README."""
+    records = load_results(folder)
+    return format_table(records) + '\n\n' + format_provenance(records)
+
+
+def plot(records: Sequence[dict], path: Optional[str] = None, title: str = ''):
+    """
+    A bar chart of the ratios to PyG (training step, evaluation, peak training memory)
+    per figure and implementation; below 1 is better than PyG. Returns the figure.
+    """
+    import matplotlib
+    if path:
+        matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    bars = [(f"{r['figure']}\n{impl}", row) for r in records
+            for impl, row in r.get('impls', {}).items() if impl != PEER]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(bars)), 4.0))
+    width = 0.27
+    for k, (key, label) in enumerate((('step_ratio', 'training step'),
+                                      ('eval_ratio', 'evaluation'),
+                                      ('peak_ratio', 'peak training memory'))):
+        values = [row.get(key) or 0.0 for _, row in bars]
+        ax.bar([i + (k - 1) * width for i in range(len(bars))], values, width,
+               label=label)
+    ax.axhline(1.0, color='black', linewidth=0.8)
+    ax.set_xticks(range(len(bars)), [name for name, _ in bars], fontsize=8)
+    ax.set_ylabel("ratio to PyG's GATv2Conv (lower is better)")
+    ax.set_title(title or 'Time and memory relative to PyG')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=200)
+    return fig
+
+
+if __name__ == '__main__':
+    # A worker process: one task from the command line, the result as the last line of output
+    print(json.dumps(run_task(json.loads(sys.argv[1]))))

@@ -1,0 +1,378 @@
+"""
+Tests for the memory-lean layers in labml_gat/lean.py: the same function as the edge-list layers
+and PyG (outputs, attention, gradients), chunk sizes, errors, and what is kept for backward.
+
+The device-agnostic tests run on every device present: the CPU, and CUDA when it is available
+(on a machine without a GPU only the CPU cases run).
+"""
+
+import itertools
+
+import pytest
+import torch
+
+from conftest import PLANETOID, needs_planetoid
+from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
+from labml_gat.lean import (LeanGraphAttentionLayer, LeanGraphAttentionV2Layer, auto_chunk_size,
+                            available_bytes)
+from test_edges import random_graph
+
+IN_FEATURES = 5
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+V2_CONFIGS = [dict(version=2, is_concat=c, share_weights=s, bias=b)
+              for c, s, b in itertools.product([True, False], repeat=3)]
+V1_CONFIGS = [dict(version=1, is_concat=c, bias=b) for c, b in itertools.product([True, False], repeat=2)]
+
+
+def make_pair(version: int, dtype=torch.float64, device='cpu', chunk_size=None, out_features=6,
+              n_heads=3, in_features=IN_FEATURES, **kwargs):
+    """An edge-list layer and a lean layer with the same parameters (random bias)."""
+    kwargs.setdefault('dropout', 0.0)
+    edge_cls, lean_cls = ((EdgeGraphAttentionV2Layer, LeanGraphAttentionV2Layer) if version == 2
+                          else (EdgeGraphAttentionLayer, LeanGraphAttentionLayer))
+    torch.manual_seed(1)
+    edge = edge_cls(in_features, out_features, n_heads, **kwargs).to(dtype=dtype, device=device)
+    if edge.bias is not None:
+        with torch.no_grad():
+            edge.bias.normal_()
+    lean = lean_cls(in_features, out_features, n_heads, chunk_size=chunk_size, **kwargs)
+    lean.to(dtype=dtype, device=device).load_state_dict(edge.state_dict())
+    return edge, lean
+
+
+def run(layer, h, edge_index, weight, seed=3):
+    """Output, attention and the gradients (of `h` and every parameter, by name) of a loss that
+    uses both the output and the returned attention."""
+    if isinstance(h, tuple):
+        h = tuple(x.detach().clone().requires_grad_() for x in h)
+        inputs = h
+    else:
+        h = h.detach().clone().requires_grad_()
+        inputs = (h,)
+    layer.zero_grad()
+    torch.manual_seed(seed)
+    out, attention = layer(h, edge_index, return_attention=True)
+    ((out * weight).sum() + attention.pow(2).sum()).backward()
+    grads = {name: p.grad.clone() for name, p in layer.named_parameters()}
+    return out.detach(), attention.detach(), [x.grad for x in inputs], grads
+
+
+def assert_same(result, expected, tol):
+    out, attention, h_grads, grads = result
+    out_e, attention_e, h_grads_e, grads_e = expected
+    torch.testing.assert_close(out, out_e, atol=tol, rtol=0)
+    torch.testing.assert_close(attention, attention_e, atol=tol, rtol=0)
+    for g, g_e in zip(h_grads, h_grads_e):
+        torch.testing.assert_close(g, g_e, atol=tol, rtol=0)
+    assert grads.keys() == grads_e.keys()
+    for name in grads_e:
+        torch.testing.assert_close(grads[name], grads_e[name], atol=tol, rtol=0,
+                                   msg=lambda m: f'{name}: {m}')
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+@pytest.mark.parametrize('chunk_size', [1, 7, 1000, None])
+@pytest.mark.parametrize('config', V2_CONFIGS + V1_CONFIGS, ids=str)
+def test_matches_edge_layer(config, chunk_size, dtype, device):
+    # 7 does not divide the number of edges; 1000 is more than all of them
+    n_nodes = 11
+    edge_index = random_graph(n_nodes, 40, self_loops=True).to(device)
+    assert edge_index.shape[1] % 7 != 0
+    edge, lean = make_pair(dtype=dtype, device=device, chunk_size=chunk_size, **config)
+    torch.manual_seed(2)
+    h = torch.randn(n_nodes, IN_FEATURES, dtype=dtype, device=device)
+    weight = torch.randn(n_nodes, lean.out_features, dtype=dtype, device=device)
+    assert_same(run(lean, h, edge_index, weight), run(edge, h, edge_index, weight),
+                TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('config', [dict(version=2), dict(version=2, share_weights=True, bias=True),
+                                    dict(version=1, is_concat=False, bias=True)], ids=str)
+def test_dropout_draws_the_same_mask(config, device):
+    # In training mode the lean layer draws its attention dropout from the same random stream
+    n_nodes = 10
+    edge_index = random_graph(n_nodes, 30, self_loops=True).to(device)
+    edge, lean = make_pair(dropout=0.5, chunk_size=4, device=device, **config)
+    edge.train(), lean.train()
+    h = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64, device=device)
+    weight = torch.randn(n_nodes, lean.out_features, dtype=torch.float64, device=device)
+    result = run(lean, h, edge_index, weight)
+    assert_same(result, run(edge, h, edge_index, weight), 1e-10)
+    # and it is a dropout: the output differs from the evaluation output
+    lean.eval()
+    assert not torch.allclose(result[0], lean(h, edge_index))
+
+
+@pytest.mark.parametrize('version', [2, 1])
+def test_dropout_of_one_drops_everything(version):
+    edge, lean = make_pair(version, dropout=1.0, bias=False, chunk_size=3)
+    edge.train(), lean.train()
+    edge_index = random_graph(8, 20, self_loops=True)
+    h = torch.randn(8, IN_FEATURES, dtype=torch.float64)
+    assert torch.equal(lean(h, edge_index), edge(h, edge_index))
+    assert torch.equal(lean(h, edge_index), torch.zeros(8, lean.out_features, dtype=torch.float64))
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('config', [dict(version=2), dict(version=2, share_weights=True, bias=True),
+                                    dict(version=1, bias=True)], ids=str)
+def test_bipartite_matches_edge_layer(config, device):
+    n_src, n_dst = 12, 5
+    edge_index = random_graph(n_src, 40, self_loops=True, n_isolated=n_src - n_dst).to(device)
+    edge, lean = make_pair(chunk_size=6, device=device, **config)
+    h_src = torch.randn(n_src, IN_FEATURES, dtype=torch.float64, device=device)
+    h_dst = torch.randn(n_dst, IN_FEATURES, dtype=torch.float64, device=device)
+    weight = torch.randn(n_dst, lean.out_features, dtype=torch.float64, device=device)
+    assert_same(run(lean, (h_src, h_dst), edge_index, weight),
+                run(edge, (h_src, h_dst), edge_index, weight), 1e-10)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('version', [2, 1])
+def test_isolated_nodes_and_no_edges(version, device):
+    _, lean = make_pair(version, bias=True, chunk_size=2, device=device)
+    bias = lean.bias.detach()
+    # Nodes 4 and 5 have no in-edges
+    edge_index = torch.tensor([[1, 2, 0, 4, 5, 3], [0, 0, 1, 2, 3, 3]], device=device)
+    h = torch.randn(6, IN_FEATURES, dtype=torch.float64, device=device, requires_grad=True)
+    out = lean(h, edge_index)
+    out.pow(2).sum().backward()
+    torch.testing.assert_close(out[4:], bias.expand(2, -1), atol=0, rtol=0)
+    assert torch.isfinite(out).all() and torch.isfinite(h.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in lean.parameters())
+
+    h = torch.randn(4, IN_FEATURES, dtype=torch.float64, device=device, requires_grad=True)
+    out, attention = lean(h, torch.empty(2, 0, dtype=torch.int64, device=device),
+                          return_attention=True)
+    assert attention.shape == (0, lean.n_heads)
+    torch.testing.assert_close(out, bias.expand(4, -1), atol=0, rtol=0)
+    out.sum().backward()
+    assert torch.equal(h.grad, torch.zeros_like(h))
+
+
+@pytest.mark.parametrize('config', [dict(version=2, bias=True), dict(version=2, share_weights=True),
+                                    dict(version=1, bias=True, is_concat=False)], ids=str)
+def test_gradcheck(config):
+    # float64 gradients of the output and of the returned attention, in chunks of 2 edges
+    _, layer = make_pair(out_features=4, n_heads=2, chunk_size=2, **config)
+    edge_index = torch.tensor([[0, 1, 2, 3, 0, 3, 1], [0, 0, 0, 1, 2, 2, 1]])
+    names = [name for name, _ in layer.named_parameters()]
+    h = torch.randn(4, IN_FEATURES, dtype=torch.float64, requires_grad=True)
+    params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+
+    def function(h, *params):
+        return torch.func.functional_call(layer, dict(zip(names, params)),
+                                          (h, edge_index), {'return_attention': True})
+
+    assert torch.autograd.gradcheck(function, (h, *params))
+
+
+def to_pyg(layer):
+    """PyG's `GATv2Conv` or `GATConv` with the parameters of a lean layer."""
+    from torch_geometric.nn import GATConv, GATv2Conv
+    sizes = dict(in_channels=layer.in_features, out_channels=layer.n_hidden, heads=layer.n_heads,
+                 concat=layer.is_concat, negative_slope=layer.activation.negative_slope,
+                 dropout=0.0, add_self_loops=False, bias=layer.bias is not None)
+    dtype = layer.attn.dtype
+    with torch.no_grad():
+        if isinstance(layer, LeanGraphAttentionV2Layer):
+            conv = GATv2Conv(share_weights=layer.share_weights, **sizes).to(dtype)
+            conv.lin_l.weight.copy_(layer.linear_l.weight)
+            conv.lin_r.weight.copy_(layer.linear_r.weight)
+            for lin in (conv.lin_l, conv.lin_r):
+                if lin.bias is not None:
+                    lin.bias.zero_()
+            conv.att.copy_(layer.attn.view(1, layer.n_heads, layer.n_hidden))
+        else:
+            conv = GATConv(**sizes).to(dtype)
+            conv.lin.weight.copy_(layer.linear.weight)
+            # Our a_1 (target half) is PyG's att_dst, our a_2 (source half) its att_src
+            conv.att_dst.copy_(layer.attn[:, :layer.n_hidden].reshape(1, layer.n_heads, -1))
+            conv.att_src.copy_(layer.attn[:, layer.n_hidden:].reshape(1, layer.n_heads, -1))
+        if layer.bias is not None:
+            conv.bias.copy_(layer.bias)
+    return conv.eval()
+
+
+def pyg_gradients(conv, layer):
+    """PyG's parameter gradients under our parameter names."""
+    if layer.__class__ is LeanGraphAttentionV2Layer:
+        names = {'linear_l.weight': conv.lin_l.weight, 'attn': conv.att}
+        if not layer.share_weights:
+            names['linear_r.weight'] = conv.lin_r.weight
+        grads = {name: p.grad.reshape(layer.get_parameter(name).shape) for name, p in names.items()}
+    else:
+        grads = {'linear.weight': conv.lin.weight.grad,
+                 'attn': torch.cat([conv.att_dst.grad, conv.att_src.grad], dim=-1)[0]}
+    if layer.bias is not None:
+        grads['bias'] = conv.bias.grad
+    return grads
+
+
+def compare_with_pyg(config: dict, edge_index: torch.Tensor, h: torch.Tensor, n_heads: int,
+                     out_features: int, tol: float):
+    dtype = h.dtype
+    _, lean = make_pair(in_features=h.shape[1], n_heads=n_heads, out_features=out_features,
+                        dtype=dtype, chunk_size=997, leaky_relu_negative_slope=0.1, **config)
+    conv = to_pyg(lean)
+    weight = torch.randn(h.shape[0], lean.out_features, dtype=dtype)
+
+    out, attention, (h_grad,), grads = run(lean, h, edge_index, weight)
+    x = h.detach().clone().requires_grad_()
+    out_pyg, (edge_index_pyg, attention_pyg) = conv(x, edge_index, return_attention_weights=True)
+    ((out_pyg * weight).sum() + attention_pyg.pow(2).sum()).backward()
+    assert torch.equal(edge_index_pyg, edge_index)
+    torch.testing.assert_close(out, out_pyg.detach(), atol=tol, rtol=0)
+    torch.testing.assert_close(attention, attention_pyg.detach(), atol=tol, rtol=0)
+    torch.testing.assert_close(h_grad, x.grad, atol=tol, rtol=0)
+    grads_pyg = pyg_gradients(conv, lean)
+    assert grads.keys() == grads_pyg.keys()
+    for name in grads:
+        torch.testing.assert_close(grads[name], grads_pyg[name], atol=tol, rtol=0,
+                                   msg=lambda m: f'{name}: {m}')
+
+
+@pytest.mark.parametrize('config', V2_CONFIGS + V1_CONFIGS, ids=str)
+def test_matches_torch_geometric(config):
+    pytest.importorskip('torch_geometric')
+    n_nodes = 30
+    edge_index = random_graph(n_nodes, 150, self_loops=True)
+    h = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64)
+    compare_with_pyg(config, edge_index, h, n_heads=3, out_features=6, tol=1e-10)
+
+
+@needs_planetoid
+@pytest.mark.parametrize('config', [dict(version=2), dict(version=1)], ids=str)
+def test_matches_torch_geometric_on_cora(config):
+    # The first layer of the GAT paper's Cora model: 1433 features in, 8 heads of 8 features
+    pytest.importorskip('torch_geometric')
+    from labml_gat.datasets import load_planetoid
+    cora = load_planetoid('cora', data_dir=PLANETOID, download=False)
+    edge_index = cora.edge_index_with_self_loops()
+    compare_with_pyg(config, edge_index, cora.x.double(), n_heads=8, out_features=64, tol=1e-9)
+
+
+@pytest.mark.parametrize('version', [2, 1])
+def test_state_dict_and_constructor(version):
+    edge, lean = make_pair(version, bias=True)
+    assert lean.state_dict().keys() == edge.state_dict().keys()
+    assert isinstance(lean, type(edge))
+    with pytest.raises(ValueError, match='chunk_size must be None or a positive integer, got 0'):
+        type(lean)(IN_FEATURES, 6, 3, chunk_size=0)
+    with pytest.raises(ValueError, match='chunk_size must be None or a positive integer, got 1.5'):
+        type(lean)(IN_FEATURES, 6, 3, chunk_size=1.5)
+    with pytest.raises(ValueError, match=r'out_features \(7\) must be divisible by n_heads \(2\)'):
+        type(lean)(IN_FEATURES, 7, 2)
+
+
+def test_auto_chunk_size():
+    like = torch.zeros(1)
+    assert available_bytes(like.device) > 0
+    chunk = auto_chunk_size(like, 64)
+    assert 1024 <= chunk <= 256 * 2 ** 20 // (6 * 64 * 4) + 1024
+
+
+BAD_INPUTS = [
+    ([[0.0] * IN_FEATURES], torch.zeros(2, 1, dtype=torch.int64)),
+    (torch.zeros(3, IN_FEATURES, dtype=torch.int64), torch.zeros(2, 1, dtype=torch.int64)),
+    (torch.zeros(3, 4), torch.zeros(2, 1, dtype=torch.int64)),
+    ((torch.zeros(3, 5),), torch.zeros(2, 1, dtype=torch.int64)),
+    ((torch.zeros(3, 5), torch.zeros(3, 5, dtype=torch.float64)), torch.zeros(2, 1, dtype=torch.int64)),
+    (torch.zeros(3, 5), [[0], [1]]),
+    (torch.zeros(3, 5), torch.zeros(2, 1, dtype=torch.int32)),
+    (torch.zeros(3, 5), torch.zeros(3, 4, dtype=torch.int64)),
+    (torch.zeros(3, 5), torch.zeros(2, 1, dtype=torch.int64, device='meta')),
+    (torch.zeros(3, 5), torch.tensor([[0, -1], [1, 2]])),
+    (torch.zeros(3, 5), torch.tensor([[0, 3], [1, 2]])),
+    ((torch.zeros(4, 5), torch.zeros(2, 5)), torch.tensor([[3, 1], [1, 2]])),
+]
+
+
+@pytest.mark.parametrize('version', [2, 1])
+@pytest.mark.parametrize('h, edge_index', BAD_INPUTS)
+def test_bad_input_same_error_as_edge_layer(version, h, edge_index):
+    edge, lean = make_pair(version, dtype=torch.float32)
+    with pytest.raises(Exception) as expected:
+        edge(h, edge_index)
+    with pytest.raises(expected.type) as raised:
+        lean(h, edge_index)
+    assert str(raised.value) == str(expected.value)
+
+
+def saved_bytes(layer, h, edge_index) -> int:
+    """The total size of the distinct tensors autograd keeps for the backward pass."""
+    seen = {}
+
+    def pack(tensor):
+        key = (tensor.data_ptr(), tensor.numel(), tensor.dtype)
+        seen[key] = tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        layer(h, edge_index).sum().backward()
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize('version', [2, 1])
+def test_saved_tensors_grow_with_heads_not_features(version):
+    # What is kept for backward is O(E * heads): widening each head from 4 to 64 features adds
+    # only node-level tensors for the lean layer, but E * heads * 60 numbers or more for the
+    # edge-list layer.
+    n_nodes, n_heads = 50, 2
+    edge_index = random_graph(n_nodes, 20_000, self_loops=True, n_isolated=0)
+    n_edges = edge_index.shape[1]
+    h = torch.randn(n_nodes, IN_FEATURES, requires_grad=True)
+    sizes = {}
+    for n_hidden in (4, 64):
+        edge, lean = make_pair(version, dtype=torch.float32, out_features=n_hidden * n_heads,
+                               n_heads=n_heads, chunk_size=1000, dropout=0.5)
+        edge.train(), lean.train()
+        sizes[n_hidden] = saved_bytes(lean, h, edge_index), saved_bytes(edge, h, edge_index)
+    lean_growth = sizes[64][0] - sizes[4][0]
+    edge_growth = sizes[64][1] - sizes[4][1]
+    assert lean_growth <= 8 * n_nodes * n_heads * 64 * 4
+    assert edge_growth >= n_edges * n_heads * 60 * 4
+    # Per edge the lean layer keeps alpha, its mask and the two indices (plus GAT's LeakyReLU input)
+    assert sizes[64][0] <= n_edges * (n_heads * (4 + 1 + 4 + 4) + 2 * 8) + lean_growth * 2
+
+
+@pytest.mark.parametrize('slope', [-0.3, 0.0, 1.5])
+@pytest.mark.parametrize('version', [2, 1])
+def test_any_leaky_relu_slope(version, slope):
+    n_nodes = 10
+    edge_index = random_graph(n_nodes, 30, self_loops=True)
+    edge, lean = make_pair(version, chunk_size=4, leaky_relu_negative_slope=slope, bias=True)
+    h = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64)
+    weight = torch.randn(n_nodes, lean.out_features, dtype=torch.float64)
+    assert_same(run(lean, h, edge_index, weight), run(edge, h, edge_index, weight), 1e-10)
+
+
+@pytest.mark.parametrize('lean_cls, edge_cls', [
+    (LeanGraphAttentionV2Layer, EdgeGraphAttentionV2Layer),
+    (LeanGraphAttentionLayer, EdgeGraphAttentionLayer)])
+def test_two_layer_model_is_the_same(lean_cls, edge_cls):
+    # The paper's model built from the lean layers takes the edge-list model's state_dict and,
+    # under the same random draws, gives the same training loss and gradients
+    from labml_gat.model import TwoLayerGAT
+    n_nodes = 30
+    edge_index = random_graph(n_nodes, 120, self_loops=True)
+    x = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64)
+    y = torch.randint(0, 3, (n_nodes,))
+    torch.manual_seed(0)
+    edge_model = TwoLayerGAT(edge_cls, IN_FEATURES, 3, 4, 2, dropout=0.5).double()
+    lean_model = TwoLayerGAT(lean_cls, IN_FEATURES, 3, 4, 2, dropout=0.5).double()
+    lean_model.load_state_dict(edge_model.state_dict())
+    losses, grads = [], []
+    for model in (edge_model, lean_model):
+        torch.manual_seed(4)
+        loss = torch.nn.functional.cross_entropy(model(x, edge_index), y)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({name: p.grad for name, p in model.named_parameters()})
+    torch.testing.assert_close(losses[1], losses[0], atol=1e-12, rtol=0)
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-10, rtol=0)
