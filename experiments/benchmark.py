@@ -51,6 +51,8 @@ class BenchmarkSettings(Settings):
     layer_nodes: List[int] = setting([100_000], 'nodes of the layer figures\' graphs')
     scale_nodes: List[int] = setting([1_000_000], 'nodes of the scale figures\' graphs')
     impls: List[str] = setting(['edges', 'lean', 'pyg'], 'implementations')
+    cora_impls: List[str] = setting(['fast', 'edges', 'lean', 'pyg'], 'implementations, Cora '
+                                    "(fast: the Cora experiment's model, sparse features)")
     scale_impls: List[str] = setting(['lean', 'pyg'], 'implementations, scale figures')
     degree: float = setting(10.0, 'random in-edges per node of the random graphs')
     in_features: int = setting(128, 'input features of the random graphs')
@@ -73,8 +75,9 @@ class BenchmarkSettings(Settings):
                                  'threads', 'in_features'))
         check_at_least(self, 0, ('warmup',))
         for name, allowed in (('figures', ('cora', 'layer', 'scale')),
-                              ('impls', benchmarking.IMPLS),
-                              ('scale_impls', benchmarking.IMPLS)):
+                              ('impls', benchmarking.LAYER_IMPLS),
+                              ('cora_impls', benchmarking.IMPLS),
+                              ('scale_impls', benchmarking.LAYER_IMPLS)):
             for value in getattr(self, name):
                 if value not in allowed:
                     raise UsageError(f'--{name.replace("_", "-")} takes '
@@ -105,7 +108,7 @@ def tasks(s: BenchmarkSettings) -> List[tuple]:
     result = []
     if 'cora' in s.figures:
         result.append(('cora', dict(common, level='model', graph='cora',
-                                    data_dir=s.data_dir, impls=s.impls,
+                                    data_dir=s.data_dir, impls=s.cora_impls,
                                     rounds=s.cora_rounds), True, True))
     random = dict(common, graph='random', degree=s.degree, in_features=s.in_features)
     if 'layer' in s.figures:

@@ -43,8 +43,11 @@ from torch import nn
 from labml_gat.edges import EdgeGraphAttentionV2Layer
 from labml_gat.lean import LeanGraphAttentionV2Layer
 
-# The implementations of the layer, and the one each is compared with
-IMPLS = ('edges', 'lean', 'pyg')
+# The implementations of the layer, and the one each is compared with. `fast` is the Cora
+# experiment's model: the edge-list layer with the speed-ups of `fast.py` on sparse features.
+IMPLS = ('edges', 'lean', 'pyg', 'fast')
+# Those that take any dense features (`fast` needs sparse ones)
+LAYER_IMPLS = ('edges', 'lean', 'pyg')
 PEER = 'pyg'
 
 
@@ -130,10 +133,12 @@ def make_model(impl: str, in_features: int, n_classes: int, n_heads: int, n_hidd
     """The two-layer node classifier of the GAT paper with each implementation."""
     if impl == 'pyg':
         return PyGTwoLayerGAT(in_features, n_classes, n_heads, n_hidden, dropout)
+    from labml_gat import fast
     from labml_gat.model import TwoLayerGAT
-    layer_class = {'lean': LeanGraphAttentionV2Layer,
-                   'edges': EdgeGraphAttentionV2Layer}[impl]
-    return TwoLayerGAT(layer_class, in_features, n_classes, n_heads, n_hidden, dropout)
+    layer_class = {'lean': LeanGraphAttentionV2Layer, 'edges': EdgeGraphAttentionV2Layer,
+                   'fast': EdgeGraphAttentionV2Layer}[impl]
+    model = TwoLayerGAT(layer_class, in_features, n_classes, n_heads, n_hidden, dropout)
+    return fast.speed_up(model) if impl == 'fast' else model
 
 
 class Runner:
@@ -175,6 +180,9 @@ def make_runner(task: dict, impl: str) -> Runner:
     if task['graph'] == 'cora':
         x, edge_index, y, mask, n_classes = load_cora(task.get('data_dir'))
         model = make_model(impl, x.shape[1], n_classes, n_heads, n_hidden)
+        if impl == 'fast':
+            from labml_gat.fast import to_sparse_csr
+            x = to_sparse_csr(x)
         return Runner(model, x, edge_index, y, mask)
     x, edge_index = random_graph(task['n_nodes'], task['degree'], task['in_features'])
     if task['level'] == 'layer':

@@ -188,7 +188,7 @@ def test_recorded_results():
 
 def test_readme_performance_table_is_the_record():
     # The performance section quotes the table rendered from the records, character for
-    # character; `python -m labml_gat.results README-performance.md` renders it anew.
-    text = (REPO / 'README-performance.md').read_text()
+    # character; `python -m labml_gat.results README.md` renders it anew.
+    text = (REPO / 'README.md').read_text()
     assert '<!-- results: benchmark -->' in text
     assert results.update(text) == text
