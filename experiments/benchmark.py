@@ -51,8 +51,9 @@ class BenchmarkSettings(Settings):
     layer_nodes: List[int] = setting([100_000], 'nodes of the layer figures\' graphs')
     scale_nodes: List[int] = setting([1_000_000], 'nodes of the scale figures\' graphs')
     impls: List[str] = setting(['edges', 'lean', 'pyg'], 'implementations')
-    cora_impls: List[str] = setting(['fast', 'edges', 'lean', 'pyg'], 'implementations, Cora '
-                                    "(fast: the Cora experiment's model, sparse features)")
+    cora_impls: List[str] = setting(['fast', 'edges', 'lean', 'pyg'],
+                                    "implementations, Cora (fast: the Cora experiment's "
+                                    'model, on sparse features)')
     scale_impls: List[str] = setting(['lean', 'pyg'], 'implementations, scale figures')
     degree: float = setting(10.0, 'random in-edges per node of the random graphs')
     in_features: int = setting(128, 'input features of the random graphs')

@@ -102,7 +102,7 @@ def make_layer(impl: str, in_features: int, n_heads: int, n_hidden: int,
         return EdgeGraphAttentionV2Layer(in_features, n_heads * n_hidden, n_heads,
                                          dropout=dropout)
     raise ValueError(f'unknown implementation {impl!r}, '
-                     f'expected one of {", ".join(IMPLS)}')
+                     f'expected one of {", ".join(LAYER_IMPLS)}')
 
 
 class PyGTwoLayerGAT(nn.Module):

@@ -163,12 +163,10 @@ class GraphAttentionLayer(nn.Module):
         #
         # $$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{k,j}$$
         # `attn_res` is `[n_nodes, n_heads, n_hidden]`.
-        if torch.isfinite(g).all():
-            attn_res = torch.einsum('ijh,jhf->ihf', a, g)
-        else:
-            # A NaN or infinite message must reach only the nodes that attend to it;
-            # in the einsum, $0 \times \text{NaN}$ would spread it to every row.
-            attn_res = (a.unsqueeze(-1) * g).where(adj_mat.unsqueeze(-1), 0).sum(dim=1)
+        # A message that is not finite (from a NaN or infinite feature) must reach only the
+        # queries that attend to it, whose scores are then not finite either; elsewhere its
+        # coefficient is 0, and $0 \times \text{NaN}$ would still spread it. So it enters the sum as 0.
+        attn_res = torch.einsum('ijh,jhf->ihf', a, g.nan_to_num(0.0, 0.0, 0.0))
 
         # Concatenate or average the heads: `[n_nodes, out_features]`, then add the bias.
         if self.is_concat:

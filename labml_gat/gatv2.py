@@ -235,12 +235,10 @@ class GraphAttentionV2Layer(nn.Module):
         # f a feature; for each head a matrix product](../_static/figures/einsum.svg)
         #
         # `attn_res` is `[n_nodes, n_heads, n_hidden]`.
-        if torch.isfinite(g_l).all():
-            attn_res = torch.einsum('ijh,jhf->ihf', a, g_l)
-        else:
-            # A NaN or infinite message must reach only the nodes that attend to it, as on an
-            # edge list; in the einsum, $0 \times \text{NaN}$ would spread it to every row.
-            attn_res = (a.unsqueeze(-1) * g_l).where(adj_mat.unsqueeze(-1), 0).sum(dim=1)
+        # A message that is not finite (from a NaN or infinite feature) must reach only the
+        # queries that attend to it, whose scores are then not finite either; elsewhere its
+        # coefficient is 0, and $0 \times \text{NaN}$ would still spread it. So it enters the sum as 0.
+        attn_res = torch.einsum('ijh,jhf->ihf', a, g_l.nan_to_num(0.0, 0.0, 0.0))
 
         # Merge the heads: concatenate them,
         # $$h'_i = \Big\Vert_{k=1}^{K} h'_{ik}$$

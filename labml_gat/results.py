@@ -125,7 +125,18 @@ def benchmark_table(folder: Path) -> str:
     return benchmarking.recorded_report(folder)
 
 
+def quickstart_table(folder: Path) -> str:
+    """How long the README's two commands take, from a fresh clone and again."""
+    record = load('quickstart', folder)
+    rows = ['| command | fresh clone | again, nothing changed |', '|---|---|---|']
+    for row in record['values']['commands']:
+        rows.append(f"| `{row['command']}` | {row['fresh_seconds'] / 60:.1f} min | "
+                    f"{row['again_seconds']:.0f} s |")
+    return '\n'.join(rows) + '\n\n' + provenance(record)
+
+
 TABLES: Dict[str, Callable[[Path], str]] = {
+    'quickstart': quickstart_table,
     'cora': lambda folder: experiments_table(['cora_seeds10', 'cora_minibatch_seeds10'],
                                              folder),
     'benchmark': benchmark_table,

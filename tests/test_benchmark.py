@@ -28,7 +28,7 @@ def test_random_graph():
     assert torch.equal(x, x2) and torch.equal(edge_index, edge_index2)
 
 
-@pytest.mark.parametrize('impl', benchmarking.IMPLS)
+@pytest.mark.parametrize('impl', benchmarking.LAYER_IMPLS)
 def test_layers_compute_the_same_shape_and_step(impl):
     if impl == 'pyg':
         pytest.importorskip('torch_geometric')

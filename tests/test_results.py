@@ -39,8 +39,8 @@ def test_records_say_how_they_were_made():
     for path in results.RESULTS.glob('*.json'):
         record = json.loads(path.read_text(encoding='utf-8'))
         assert {'command', 'date', 'machine', 'versions'} <= set(record), path.name
-        assert re.fullmatch(r'\d{4}-\d{2}-\d{2}', record['date']), path.name
-        assert record['command'].startswith('python '), path.name
+        assert re.match(r'\d{4}-\d{2}-\d{2}', record['date']), path.name
+        assert record['command'].startswith(('python ', 'bash ')), path.name
 
 
 def test_record_from_a_summary(tmp_path):
