@@ -61,7 +61,6 @@ for a node without in-edges.
 Nothing here is specific to the CPU: the same code runs on a GPU.
 """
 
-import os
 from typing import Optional, Tuple
 
 import torch
@@ -69,6 +68,7 @@ from torch import nn
 
 from labml_gat.edges import (EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer,
                              NodeFeatures, check_edge_inputs)
+from labml_gat.training import available_memory_bytes
 
 # The largest working set of one chunk when the chunk size is chosen automatically
 MAX_CHUNK_BYTES = 256 * 2 ** 20
@@ -400,15 +400,4 @@ def available_bytes(device: torch.device) -> int:
     """Free memory on `device`: the GPU's free memory, or the system's available RAM."""
     if device.type == 'cuda':
         return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open('/proc/meminfo') as file:
-            for line in file:
-                if line.startswith('MemAvailable:'):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
-    except (ValueError, OSError, AttributeError):
-        # Unknown: assume the largest chunk is affordable
-        return 16 * MAX_CHUNK_BYTES
+    return available_memory_bytes()
