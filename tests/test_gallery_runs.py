@@ -83,16 +83,14 @@ def test_changed_dependencies_make_every_example_run_again(gallery_runs, tmp_pat
 
 # ## A small gallery, built for real
 
-MINI_CONF = f"""
-import sys
-sys.path.insert(0, {str(REPO / 'docs' / '_ext')!r})
+MINI_CONF = """
 project = 'mini'
 extensions = ['sphinx_gallery.gen_gallery', 'gallery_runs']
-sphinx_gallery_conf = {{
+sphinx_gallery_conf = {
     'examples_dirs': '../examples', 'gallery_dirs': 'gallery', 'filename_pattern': '/plot_',
     'run_stale_examples': False, 'only_warn_on_example_error': False,
     'write_computation_times': False, 'download_all_examples': False,
-}}
+}
 """
 COUNTING_EXAMPLE = '''"""
 Counts its runs
@@ -117,7 +115,11 @@ def mini_build(root, data):
     import os
     import subprocess
     import sys
-    env = {**os.environ, 'LABML_GAT_DATA': str(data), 'MINI_GALLERY_RUNS': str(root / 'runs.txt')}
+    # The site's glue (`gallery_runs`) is found on the path the build is given
+    path = os.pathsep.join(filter(None, [str(REPO / 'docs' / '_ext'), str(REPO),
+                                         os.environ.get('PYTHONPATH')]))
+    env = {**os.environ, 'LABML_GAT_DATA': str(data), 'MINI_GALLERY_RUNS': str(root / 'runs.txt'),
+           'PYTHONPATH': path}
     result = subprocess.run([sys.executable, '-m', 'sphinx', '-W', '--keep-going', '-b', 'html',
                              str(root / 'src'), str(root / 'out')], env=env, capture_output=True,
                             text=True, timeout=600)
