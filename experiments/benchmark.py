@@ -17,7 +17,8 @@ table and plot) is in [`labml_gat/benchmarking.py`](../labml_gat/benchmarking.ht
 The figures:
 
 * `cora`: the [two-layer model](../labml_gat/model.html) of the GAT paper on Cora,
-  with the same dense 1433-feature input for ours and PyG's;
+  with the same dense 1433-feature input for ours and PyG's, and the Cora experiment's own
+  model (`fast`: the [speed-ups](../labml_gat/fast.html) on sparse features);
 * `layer_N`: one layer (128 input features, 8 heads of 8 features) on a random graph of `N`
   nodes with about 10 in-edges each: the bar is `GATv2Conv` itself;
 * `scale_N`: one full-batch training step of the two-layer model on a random graph of `N`
@@ -47,6 +48,12 @@ from labml_gat.settings import Settings, UsageError, check_at_least, command, se
 
 @dataclass
 class BenchmarkSettings(Settings):
+    """
+    ## Settings
+
+    What to measure, on which graphs, and how often; the flags follow the experiments'
+    [convention](../labml_gat/settings.html).
+    """
     figures: List[str] = setting(['cora', 'layer'], 'what to measure: cora, layer, scale')
     layer_nodes: List[int] = setting([100_000], 'nodes of the layer figures\' graphs')
     scale_nodes: List[int] = setting([1_000_000], 'nodes of the scale figures\' graphs')
@@ -93,7 +100,10 @@ class BenchmarkSettings(Settings):
 
 
 def check_cora(data_dir: Optional[str]) -> None:
-    """The Cora files must be there before anything is measured (nothing is downloaded)."""
+    """
+    ## Checks before anything runs
+
+    The Cora files must be there before anything is measured (nothing is downloaded)."""
     from labml_gat.datasets import load_planetoid
     try:
         load_planetoid('cora', data_dir, download=False)
@@ -103,7 +113,11 @@ def check_cora(data_dir: Optional[str]) -> None:
 
 
 def tasks(s: BenchmarkSettings) -> List[tuple]:
-    """`(name, task, peaks, alternating)` for every figure asked for."""
+    """
+    ## The figures
+
+    `(name, task, peaks, alternating)` for every figure asked for.
+    """
     common = dict(n_heads=s.n_heads, n_hidden=s.n_hidden, threads=s.threads,
                   rounds=s.rounds, warmup=s.warmup, steps=1)
     result = []
@@ -124,6 +138,12 @@ def tasks(s: BenchmarkSettings) -> List[tuple]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
+    """
+    ## Measuring and recording
+
+    Each figure is measured, printed and recorded in turn, so that a long run keeps what it
+    has measured if it is stopped.
+    """
     s, _ = BenchmarkSettings.from_command_line(argv, description=__doc__.split('---')[-1])
     line = 'python experiments/benchmark.py ' + shlex.join(sys.argv[1:] if argv is None
                                                              else list(argv))

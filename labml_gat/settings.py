@@ -51,7 +51,11 @@ S = TypeVar('S', bound='Settings')
 
 @dataclasses.dataclass
 class Settings:
-    """The base class of an experiment's settings."""
+    """
+    ## The settings of an experiment
+
+    The base class of every experiment's settings dataclass.
+    """
 
     def check(self) -> None:
         """Raise `UsageError` for settings that cannot run. Subclasses add their own checks."""
@@ -131,7 +135,10 @@ def describe_default(value: Any) -> str:
 
 
 def check_at_least(settings: Settings, minimum: int, names: Iterable[str]) -> None:
-    """Each named setting (when not `None`) is a whole number of at least `minimum`."""
+    """
+    ## Checks
+
+    Each named setting (when not `None`) is a whole number of at least `minimum`."""
     for name in names:
         value = getattr(settings, name)
         if value is not None and value < minimum:
@@ -167,6 +174,8 @@ def check_device(device: str) -> None:
 
 def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None]:
     """
+    ## The entry point
+
     The entry point of a script: `main(argv)` with a user's mistakes as one line.
 
     `UsageError` and a missing or corrupt data file (`labml_gat.datasets.MissingDataError`,

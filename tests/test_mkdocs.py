@@ -220,10 +220,10 @@ def server(mkdocs_site) -> Iterator[str]:
     thread.join()
 
 
-def test_layer_page_in_a_browser(browser, server):  # noqa: F811
+def test_layer_page_in_a_browser(browser, server, tmp_path):  # noqa: F811
     """The GATv2 page at 1400 px: docs left of code in every row, the code column the wider one,
     every formula laid out with a size, and no request leaves 127.0.0.1 (checked when the tab closes)."""
-    reader = Reader(browser, server, {'width': 1400, 'height': 900})
+    reader = Reader(browser, server, {'width': 1400, 'height': 900}, tmp_path)
     try:
         reader.open('labml_gat/gatv2.html')
         rows = reader.page.evaluate(ROW_BOXES)
