@@ -131,9 +131,10 @@ def labml_logs(tmp_path, session_logs):
 
 
 # The tree must not gain files during the tests. Files that Python and the tools make for
-# themselves are allowed, and so is the gallery sphinx-gallery writes beside the docs' sources
-# (git-ignored) when the site is built.
-ALLOWED_NEW = ('__pycache__', '.pytest_cache', '.egg-info', 'docs/experiments/gallery/')
+# themselves are allowed, and so are what a site build writes beside the docs' sources
+# (git-ignored): sphinx-gallery's pages and the layer pages' figures.
+ALLOWED_NEW = ('__pycache__', '.pytest_cache', '.egg-info', 'docs/experiments/gallery/',
+               'docs/_static/figures/')
 # Where outputs used to land: files inside these count even when the folder already existed.
 WATCHED = ('logs', 'screenshots', 'benchmarks', 'data', '_site')
 _TREE = pytest.StashKey[Optional[set]]()
