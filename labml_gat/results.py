@@ -125,13 +125,18 @@ def benchmark_table(folder: Path) -> str:
     return benchmarking.recorded_report(folder)
 
 
+def duration(seconds: float) -> str:
+    """Seconds as a person reads them: `4 s`, `2.5 min`."""
+    return f'{seconds:.0f} s' if seconds < 90 else f'{seconds / 60:.1f} min'
+
+
 def quickstart_table(folder: Path) -> str:
     """How long the README's two commands take, from a fresh clone and again."""
     record = load('quickstart', folder)
     rows = ['| command | fresh clone | again, nothing changed |', '|---|---|---|']
     for row in record['values']['commands']:
-        rows.append(f"| `{row['command']}` | {row['fresh_seconds'] / 60:.1f} min | "
-                    f"{row['again_seconds']:.0f} s |")
+        rows.append(f"| `{row['command']}` | {duration(row['fresh_seconds'])} | "
+                    f"{duration(row['again_seconds'])} |")
     return '\n'.join(rows) + '\n\n' + provenance(record)
 
 
