@@ -112,15 +112,8 @@ class EdgeGraphAttentionV2Layer(GraphAttentionV2Layer):
         # Number of targets; equal to the number of nodes unless the graph is bipartite
         n_dst = h_dst.shape[0]
 
-        # The transformations of the sources and the targets, once per node:
-        # $$g_{l,k,j} = W_{l,k} h_j \qquad g_{r,k,i} = W_{r,k} h_i$$
-        # `g_l` is `[n_src, n_heads, n_hidden]` and `g_r` is `[n_dst, n_heads, n_hidden]`.
-        g_l = self.linear_l(h_src).view(-1, self.n_heads, self.n_hidden)
-        if h_dst is h_src and self.share_weights:
-            # With $W_l = W_r$ on a single node set the two are the same tensor.
-            g_r = g_l
-        else:
-            g_r = self.linear_r(h_dst).view(-1, self.n_heads, self.n_hidden)
+        # The transformations of the sources and the targets, once per node
+        g_l, g_r = self.transform(h_src, h_dst)
 
         # #### Calculate the attention scores
         #
@@ -145,6 +138,22 @@ class EdgeGraphAttentionV2Layer(GraphAttentionV2Layer):
         return attend(self, e, g_l_j, dst, n_dst, return_attention)
 
 
+    def transform(self, h_src: torch.Tensor, h_dst: torch.Tensor
+                  ) -> Tuple[torch.Tensor, torch.Tensor]:
+        r"""
+        ### Node transformations
+
+        $$g_{l,k,j} = W_{l,k} h_j \qquad g_{r,k,i} = W_{r,k} h_i$$
+        once per node: `g_l` is `[n_src, n_heads, n_hidden]` and `g_r` is
+        `[n_dst, n_heads, n_hidden]`. With $W_l = W_r$ on a single node set the two are the
+        same tensor.
+        """
+        g_l = self.linear_l(h_src).view(-1, self.n_heads, self.n_hidden)
+        if h_dst is h_src and self.share_weights:
+            return g_l, g_l
+        return g_l, self.linear_r(h_dst).view(-1, self.n_heads, self.n_hidden)
+
+
 class EdgeGraphAttentionLayer(GraphAttentionLayer):
     """
     ## Edge-list GAT layer
@@ -164,9 +173,7 @@ class EdgeGraphAttentionLayer(GraphAttentionLayer):
 
         # $g_{k,j} = W_k h_j$ for the sources, `[n_src, n_heads, n_hidden]`,
         # and $g_{k,i} = W_k h_i$ for the targets, `[n_dst, n_heads, n_hidden]`.
-        g_src = self.linear(h_src).view(-1, self.n_heads, self.n_hidden)
-        g_dst = (g_src if h_dst is h_src
-                 else self.linear(h_dst).view(-1, self.n_heads, self.n_hidden))
+        g_src, g_dst = self.transform(h_src, h_dst)
 
         # #### Calculate the attention scores
         #
@@ -185,6 +192,20 @@ class EdgeGraphAttentionLayer(GraphAttentionLayer):
 
         # #### Normalise, aggregate and merge the heads
         return attend(self, e, g_j, dst, n_dst, return_attention)
+
+
+    def transform(self, h_src: torch.Tensor, h_dst: torch.Tensor
+                  ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """
+        ### Node transformations
+
+        $g_{k,j} = W_k h_j$ for the sources and the targets, once per node:
+        `[n_src, n_heads, n_hidden]` and `[n_dst, n_heads, n_hidden]`.
+        """
+        g_src = self.linear(h_src).view(-1, self.n_heads, self.n_hidden)
+        if h_dst is h_src:
+            return g_src, g_src
+        return g_src, self.linear(h_dst).view(-1, self.n_heads, self.n_hidden)
 
 
 def attend(layer: Union[EdgeGraphAttentionV2Layer, EdgeGraphAttentionLayer],

@@ -102,11 +102,7 @@ class LeanGraphAttentionV2Layer(EdgeGraphAttentionV2Layer):
         # The node-level transformations, as in the edge-list layer:
         # $g_{l,j} = W_l h_j$, `[n_src, n_heads, n_hidden]`, and $g_{r,i} = W_r h_i$,
         # `[n_dst, n_heads, n_hidden]`. These are kept; they are not per edge.
-        g_l = self.linear_l(h_src).view(-1, self.n_heads, self.n_hidden)
-        if h_dst is h_src and self.share_weights:
-            g_r = g_l
-        else:
-            g_r = self.linear_r(h_dst).view(-1, self.n_heads, self.n_hidden)
+        g_l, g_r = self.transform(h_src, h_dst)
 
         # The scores $e_{ijk} = a_k^\top \text{LeakyReLU}(g_{r,k,i} + g_{l,k,j})$,
         # `[n_edges, n_heads]`, chunk by chunk; nothing per edge is kept for backward.
@@ -142,11 +138,7 @@ class LeanGraphAttentionLayer(EdgeGraphAttentionLayer):
         n_dst = h_dst.shape[0]
 
         # $g_{k,j} = W_k h_j$ for the sources and the targets, as in the edge-list layer
-        g_src = self.linear(h_src).view(-1, self.n_heads, self.n_hidden)
-        if h_dst is h_src:
-            g_dst = g_src
-        else:
-            g_dst = self.linear(h_dst).view(-1, self.n_heads, self.n_hidden)
+        g_src, g_dst = self.transform(h_src, h_dst)
 
         # $e_{ijk} = \text{LeakyReLU}(a_{1,k}^\top g_{k,i} + a_{2,k}^\top g_{k,j})$:
         # ordinary autograd is lean here: each tensor is `[n_edges, n_heads]` or per node.

@@ -71,7 +71,7 @@ needs_planetoid = pytest.mark.skipif(
 def load_experiment(name: str):
     """
     Load the script `experiments/<name>.py` by its path, as the module `<name>`. The experiments are
-    scripts in a folder, not a package, and no test edits `sys.path`: anything that needs worker
+    scripts in a folder, not a package, and no test changes the import path: anything that needs worker
     processes runs the script itself, as a subprocess (`run_script`).
     """
     import importlib.util
