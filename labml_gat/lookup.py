@@ -33,6 +33,7 @@ from torch import nn
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.gat import GraphAttentionLayer
 from labml_gat.gatv2 import GraphAttentionV2Layer
+from labml_gat.lean import LeanGraphAttentionV2Layer
 
 # The dense attention layer of each `layer` setting, and its edge-list twin
 LAYERS = {'gatv2': GraphAttentionV2Layer, 'gat': GraphAttentionLayer}
@@ -295,22 +296,27 @@ def train_epoch(model: LookupModel, optimizer: torch.optim.Optimizer, perms: tor
     return total_loss / n_queries, correct / n_queries
 
 
-def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 300,
+def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 50,
           seed: int = 0,
-          max_examples: int = 32000, batch_size: int = 1024, learning_rate: float = 1e-3,
-          patience: int = 30, lr_patience: int = 10, d_model: int = 128,
-          device: str = 'cpu', impl: str = 'dense', epoch_size: int = 0,
+          max_examples: int = 32000, batch_size: int = 32, learning_rate: float = 3e-3,
+          patience: int = 10, lr_patience: int = 5, min_progress: float = 0.05,
+          d_model: int = 128,
+          device: str = 'cpu', impl: str = 'dense', epoch_size: int = 5000,
           on_epoch: Optional[Callable] = None,
           wrap_epochs: Callable = range,
           wrap_batches: Callable = lambda batches, n: batches) -> dict:
     """
     ## Training
 
-    Trains one model on the task of size `k`. Adam, the learning rate halved after
-    `lr_patience` epochs without a better training accuracy; training stops at 100 %
-    training accuracy or after `patience` epochs without a better one, and keeps the
-    weights of the best training epoch. The test set is evaluated after every epoch for
-    the curves, and never used for a decision.
+    Trains one model on the task of size `k`. Adam; an epoch counts as *progress* when
+    it removes at least the fraction `min_progress` of the training errors that remained
+    after the best epoch so far. The learning rate is halved after `lr_patience` epochs
+    without progress; training stops at 100 % training accuracy or after `patience`
+    epochs without progress, and keeps the weights of the epoch with the best training
+    accuracy. Measuring progress on the errors left makes the same rule patient near
+    100 %, where a model that is fitting removes few errors per epoch, and quick to give
+    up on a model stuck at chance that gains a fraction of a percent per epoch. The test
+    set is evaluated after every epoch for the curves, and never used for a decision.
 
     Returns the settings, the numbers of training and test graphs, the epochs run and the
     selected one (`best_epoch`, from 0), the seconds of training, the `train_accuracy` and
@@ -323,6 +329,8 @@ def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 300,
                         ('patience', patience), ('lr_patience', lr_patience)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f'{name} must be a positive integer, got {value!r}')
+    if not 0 <= min_progress < 1:
+        raise ValueError(f'min_progress must be in [0, 1), got {min_progress!r}')
     task = make_task(k, seed, max_examples)
     if len(task.train) == 0 or len(task.test) == 0:
         raise ValueError(f'k = {k} with max_examples = {max_examples} gives '
@@ -336,13 +344,17 @@ def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 300,
         model = LookupModel(k, layer, n_heads, d_model, impl)
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    # The scheduler watches the training error, so that its relative threshold is
+    # `min_progress` of the errors left
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode='max', factor=0.5, patience=lr_patience)
+        optimizer, mode='min', factor=0.5, patience=lr_patience, threshold=min_progress)
     # The order of the training graphs in every epoch comes from `seed` too
     shuffle = torch.Generator().manual_seed(seed)
 
     history = []
     best_accuracy, best_epoch, best_state = -1.0, 0, None
+    # The training error of the last epoch that made progress, and that epoch
+    progress_error, progress_epoch = math.inf, 0
     start = time.perf_counter()
     for epoch in wrap_epochs(epochs):
         learning_rate_used = optimizer.param_groups[0]['lr']
@@ -358,15 +370,17 @@ def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 300,
         if train_accuracy > best_accuracy:
             best_accuracy, best_epoch = train_accuracy, epoch
             best_state = copy.deepcopy(model.state_dict())
-        scheduler.step(train_accuracy)
-        if train_accuracy == 1.0 or epoch - best_epoch >= patience:
+        if 1 - train_accuracy < (1 - min_progress) * progress_error:
+            progress_error, progress_epoch = 1 - train_accuracy, epoch
+        scheduler.step(1 - train_accuracy)
+        if train_accuracy == 1.0 or epoch - progress_epoch >= patience:
             break
     seconds = time.perf_counter() - start
 
     # The final accuracy of the selected weights, on every training and test graph
     model.load_state_dict(best_state)
     return {'k': k, 'layer': layer, 'n_heads': n_heads, 'seed': seed, 'impl': impl,
-            'epoch_size': epoch_size,
+            'epoch_size': epoch_size, 'min_progress': min_progress,
             'n_train': len(task.train), 'n_test': len(task.test),
             'epochs': len(history), 'best_epoch': best_epoch,
             'seconds': round(seconds, 2),
@@ -380,54 +394,100 @@ def time_layers(n_nodes: int, n_graphs: int, density: float, d_model: int = 64,
     r"""
     ## Which layer when
 
-    Seconds of processor time for one forward and backward pass of one GATv2 layer over
-    `n_graphs` random graphs of `n_nodes` nodes each, every node pair an edge with
-    probability `density` (self loops always), computed three ways with the same
-    parameters:
+    One forward and backward pass of one GATv2 layer over `n_graphs` random graphs of
+    `n_nodes` nodes each, every node pair an edge with probability `density` (self loops
+    always), computed four ways with the same parameters:
 
     * `dense_batched`: the dense layer on each graph, mapped over the batch with `vmap`
-      (not timed for a single graph, where it is `dense_single`);
+      (not run for a single graph, where it is `dense_single`);
     * `dense_single`: the dense layer on one graph, the union of all of them, with its
       block-diagonal $N \times N$ adjacency, $N$ = `n_nodes * n_graphs`;
-    * `edges`: the edge-list layer on the union.
+    * `edges`: the edge-list layer on the union;
+    * `lean`: the [memory-lean edge-list layer](lean.html) on the union.
 
-    The fastest of `repeats` passes, in processor time, which a busy machine disturbs less
-    than wall-clock time.
+    For each way, `seconds` is the fastest of `repeats` passes in processor time (which a
+    busy machine disturbs less than wall-clock time), and `saved_bytes` the memory that
+    autograd keeps from the forward pass for the backward pass. A dense way whose
+    $N \times N$ grid of pairs would hold more than `DENSE_LIMIT` numbers is not run.
     """
     generator = torch.Generator().manual_seed(seed)
     dense = GraphAttentionV2Layer(d_model, d_model, n_heads, dropout=0.0)
     edges = EdgeGraphAttentionV2Layer(d_model, d_model, n_heads, dropout=0.0)
+    lean = LeanGraphAttentionV2Layer(d_model, d_model, n_heads, dropout=0.0)
     edges.load_state_dict(dense.state_dict())
-    adj = torch.rand(n_graphs, n_nodes, n_nodes, generator=generator) < density
-    adj |= torch.eye(n_nodes, dtype=torch.bool)
+    lean.load_state_dict(dense.state_dict())
     h = torch.randn(n_graphs, n_nodes, d_model, generator=generator)
     n_total = n_graphs * n_nodes
+    graph, target, source = random_graphs(n_graphs, n_nodes, density, generator)
     # The union: graph $b$ has the nodes $b n, \dots, b n + n - 1$
-    graph, target, source = adj.nonzero(as_tuple=True)
     edge_index = torch.stack([graph * n_nodes + source, graph * n_nodes + target])
 
-    def dense_batched(x):
-        return torch.func.vmap(dense)(x, adj)
+    def adjacency():
+        adj = torch.zeros(n_graphs, n_nodes, n_nodes, dtype=torch.bool)
+        adj[graph, target, source] = True
+        return adj
 
-    def dense_single(x):
-        return dense(x.reshape(n_total, d_model), torch.block_diag(*adj))
-
-    def edge_list(x):
-        return edges(x.reshape(n_total, d_model), edge_index)
-
-    ways = {'dense_batched': dense_batched, 'dense_single': dense_single,
-            'edges': edge_list}
-    if n_graphs == 1:
-        del ways['dense_batched']
-    seconds = {}
+    ways = {'edges': lambda x: edges(x.reshape(n_total, d_model), edge_index),
+            'lean': lambda x: lean(x.reshape(n_total, d_model), edge_index)}
+    if n_graphs > 1 and n_nodes ** 2 * n_graphs * d_model <= DENSE_LIMIT:
+        adj = adjacency()
+        ways['dense_batched'] = lambda x: torch.func.vmap(dense)(x, adj)
+    if n_total ** 2 * d_model <= DENSE_LIMIT:
+        union = torch.block_diag(*adjacency())
+        ways['dense_single'] = lambda x: dense(x.reshape(n_total, d_model), union)
+    seconds, saved_bytes = {}, {}
     for name, forward in ways.items():
-        best = math.inf
-        for _ in range(repeats):
-            x = h.clone().requires_grad_()
-            start = time.process_time()
-            forward(x).sum().backward()
-            best = min(best, time.process_time() - start)
-        seconds[name] = round(best, 5)
+        seconds[name], saved_bytes[name] = time_backward(forward, h, repeats)
     return {'n_nodes': n_nodes, 'n_graphs': n_graphs, 'density': density,
-            'n_edges': int(adj.sum()), 'd_model': d_model, 'n_heads': n_heads,
-            'seconds': seconds, 'fastest': min(seconds, key=seconds.get)}
+            'n_edges': edge_index.shape[1], 'd_model': d_model, 'n_heads': n_heads,
+            'seconds': seconds, 'saved_bytes': saved_bytes,
+            'fastest': min(seconds, key=seconds.get),
+            'leanest': min(saved_bytes, key=saved_bytes.get)}
+
+
+# The most numbers a dense way of `time_layers` may put on its grid of node pairs
+DENSE_LIMIT = 2 ** 28
+
+
+def random_graphs(n_graphs: int, n_nodes: int, density: float,
+                  generator: torch.Generator):
+    """
+    The edges of `n_graphs` random graphs, as the graph, target and source of each:
+    every ordered pair of nodes with probability `density`, and every self loop.
+    Sampled without an $n \times n$ grid when the graphs are large and sparse.
+    """
+    if n_nodes ** 2 * n_graphs <= 2 ** 24:
+        adj = torch.rand(n_graphs, n_nodes, n_nodes, generator=generator) < density
+        adj |= torch.eye(n_nodes, dtype=torch.bool)
+        return adj.nonzero(as_tuple=True)
+    # As many random pairs as the density asks for; a pair drawn twice counts once
+    n_pairs = round(density * n_graphs * n_nodes ** 2)
+    pairs = torch.randint(n_graphs * n_nodes ** 2, (n_pairs,), generator=generator)
+    loops = (torch.arange(n_graphs)[:, None] * n_nodes ** 2
+             + torch.arange(n_nodes) * (n_nodes + 1)).flatten()
+    pairs = torch.cat([pairs, loops]).unique()
+    return pairs // n_nodes ** 2, pairs // n_nodes % n_nodes, pairs % n_nodes
+
+
+def time_backward(forward: Callable, h: torch.Tensor, repeats: int) -> tuple[float, int]:
+    """
+    The fastest of `repeats` forward and backward passes of `forward` on `h`, in seconds
+    of processor time, and the bytes of the tensors autograd saved for the backward pass
+    (each storage counted once).
+    """
+    best, saved = math.inf, {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    for _ in range(repeats):
+        x = h.clone().requires_grad_()
+        saved.clear()
+        start = time.process_time()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            y = forward(x)
+        y.sum().backward()
+        best = min(best, time.process_time() - start)
+    return round(best, 5), sum(saved.values())

@@ -9,6 +9,10 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The tests' tensors are small: one thread computes them as fast as two, and on a busy machine
+# two OpenMP threads spin against each other and against the other processes
+torch.set_num_threads(1)
+
 
 def random_edge_index(n_nodes: int, n_edges: int, generator: torch.Generator,
                       self_loops: bool = True) -> torch.Tensor:

@@ -187,28 +187,58 @@ plt.show()
 # Which layer when
 # ----------------
 #
-# One GATv2 layer, forward and backward, timed by
+# One GATv2 layer, forward and backward, measured by
 # ``python experiments/dictionary_lookup.py --which-layer`` (processor time, one thread)
-# three ways: the dense layer mapped over a batch of graphs, the dense layer on their
-# union as one block-diagonal graph, and the edge-list layer on the union. Read from the
-# record:
+# four ways: the dense layer mapped over a batch of graphs, the dense layer on their
+# union as one block-diagonal graph, the edge-list layer on the union, and the
+# memory-lean edge-list layer on the union; and for each, the memory autograd keeps for
+# the backward pass. Read from the record:
 #
 # * complete graphs (density 1) go to the dense layer: batched when there are many graphs
 #   of more than a handful of nodes, on its grid when there is one;
-# * sparse graphs go to the edge list, small or large;
+# * sparse graphs go to an edge list, small or large;
 # * the union of many small graphs as one dense graph is never the right choice: its grid
-#   grows with the square of all the nodes together.
+#   grows with the square of all the nodes together;
+# * the lean edge list keeps the least for the backward pass once a graph has more than a
+#   few hundred edges, and on large sparse graphs it costs about the time of the readable
+#   edge list: the layer for graphs that would not fit otherwise.
 LAYERS_RECORD = RECORD.with_name('dictionary_lookup_layers.json')
 layers_record = json.loads(LAYERS_RECORD.read_text())
 print(layers_record['command'])
 print(f"{layers_record['date']}, {layers_record['machine']['cpu']}, "
       f"torch {layers_record['versions']['torch']}, {layers_record['unit']}")
-print(f"{'graphs':>6} {'nodes':>5} {'density':>7} {'edges':>7} {'dense batched':>14} "
-      f"{'dense single':>13} {'edge list':>10}  fastest")
-for row in layers_record['rows']:
-    ms = {name: f"{1000 * row['seconds'][name]:.2f} ms" if name in row['seconds'] else '-'
-          for name in ('dense_batched', 'dense_single', 'edges')}
-    print(f"{row['n_graphs']:>6} {row['n_nodes']:>5} {row['density']:>7} "
-          f"{row['n_edges']:>7} "
-          f"{ms['dense_batched']:>14} {ms['dense_single']:>13} {ms['edges']:>10}  "
-          f"{row['fastest'].replace('_', ' ')}")
+WAYS = {'dense_batched': ('dense, batched', 'tab:blue', 's'),
+        'dense_single': ('dense, one graph', 'tab:purple', 'D'),
+        'edges': ('edge list', 'tab:orange', 'o'),
+        'lean': ('lean edge list', 'tab:green', '^')}
+rows = layers_record['rows']
+labels = [f"{r['n_graphs']} x {r['n_nodes']:,} nodes, density {r['density']:.2g}"
+          for r in rows]
+fig, axes = plt.subplots(1, 2, figsize=(11, 0.34 * len(rows) + 1.6), sharey=True,
+                         layout='constrained')
+for ax, key, scale, unit in ((axes[0], 'seconds', 1000, 'ms of processor time'),
+                             (axes[1], 'saved_bytes', 2 ** -20, 'MiB kept for backward')):
+    for way, (name, colour, marker) in WAYS.items():
+        points = [(r[key][way] * scale, y) for y, r in enumerate(rows) if way in r[key]]
+        ax.scatter(*zip(*points), color=colour, marker=marker, label=name, zorder=3)
+    ax.set_xscale('log')
+    ax.set_xlabel(unit)
+    ax.grid(alpha=0.3)
+axes[0].set_yticks(range(len(rows)), labels, fontsize='small')
+axes[0].invert_yaxis()
+axes[0].set_title('time, forward and backward')
+axes[1].set_title('memory')
+axes[1].legend(fontsize='small', loc='lower right')
+plt.show()
+
+# %%
+# The same record as a table: milliseconds / MiB kept for backward, and the fastest and
+# the leanest way for each graph.
+print(f"{'graphs':>6} {'nodes':>7} {'density':>7} {'edges':>9}  " +
+      ''.join(f'{name:>22}' for name, _, _ in WAYS.values()) + '  fastest, leanest')
+for row in rows:
+    cells = [f"{1000 * row['seconds'][way]:.2f} / {row['saved_bytes'][way] / 2 ** 20:.1f}"
+             if way in row['seconds'] else '-' for way in WAYS]
+    print(f"{row['n_graphs']:>6} {row['n_nodes']:>7} {row['density']:>7.2g} "
+          f"{row['n_edges']:>9}  " + ''.join(f'{cell:>22}' for cell in cells) +
+          f"  {WAYS[row['fastest']][0]}, {WAYS[row['leanest']][0]}")
