@@ -178,13 +178,14 @@ def lean_attend(layer, score, messages: torch.Tensor, query: torch.Tensor,
                                   scale, return_attention)
     attn_res = results[0] if return_attention else results
 
-    # Concatenate or average the heads and add the bias, as the other layers do
+    # Concatenate or average the heads and add the bias, as the other layers do; the bias
+    # in place, as `out` is a fresh node-level tensor that nothing has kept
     if layer.is_concat:
         out = attn_res.reshape(n_dst, n_heads * layer.n_hidden)
     else:
         out = attn_res.mean(dim=1)
     if layer.bias is not None:
-        out = out + layer.bias
+        out = out.add_(layer.bias)
 
     if return_attention:
         return out, edges.unsort(results[1])
