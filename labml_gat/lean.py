@@ -3,7 +3,8 @@ r"""
 title: Memory-lean graph attention on an edge list (GATv2 and GAT)
 summary: >
   GATv2 and GAT layers that compute exactly the edge-list layers' function but keep only
-  a few numbers per edge and head for the backward pass, recomputing the rest in chunks.
+  a few node-level numbers and a one-byte dropout mask per edge and head for the backward
+  pass, recomputing the rest in chunks of whole neighbourhoods.
 ---
 
 # Memory-lean graph attention
@@ -22,42 +23,60 @@ $\alpha_{ijk}$ and the dropout mask are only $K$ numbers per edge, $F'/K$ times 
 At 10 million edges, $K = 8$ heads and $F' = 64$ in `float32`, one $|\mathcal{E}| F'$
 tensor is 2.56 GB and one $|\mathcal{E}| K$ tensor is 0.32 GB.
 
+## Neighbourhoods in one piece
+
+Sorted by target, the in-edges $\mathcal{N}_i$ of each node $i$ are one contiguous run
+of the edge list, a *segment* (the rows of a CSR matrix). The layers here cut the sorted
+edge list into chunks of about $C$ edges that never split a segment
+([`TargetChunks`](#the-edges-sorted-by-target-and-cut-into-chunks)). Inside a chunk,
+everything about its targets is complete: the maximum score $m_{ik}$, the softmax's
+denominator, and the sum $h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} g_{k,j}$.
+So a chunk gathers $g_{l,j}$ and $g_{r,i}$ for its edges, computes the scores, normalises
+them, adds the weighted messages into its own rows of $h'$, and drops every per-edge
+tensor before the next chunk starts.
+
+This is also where the speed comes from. The segment reductions over contiguous runs
+(`torch.segment_reduce`, and `index_add_` into the chunk's own rows) replace scatters
+of whole edge tensors into random rows, and the chunks are small enough that their
+buffers are reused by the allocator and stay close to the processor, instead of fresh
+edge-sized tensors being mapped from the system for every operation.
+
 ## What is kept and what is recomputed
 
-The layers here keep, per edge, only what the backward pass cannot get back cheaply:
+Like FlashAttention for sequences, the forward pass keeps per target only the log of the
+softmax's denominator,
+$$\ell_{ik} = m_{ik} + \log \sum_{j' \in \mathcal{N}_i} \exp(e_{ij'k} - m_{ik})
+\qquad \text{so that} \qquad \alpha_{ijk} = \exp(e_{ijk} - \ell_{ik}),$$
+`[n_dst, n_heads]`, and per edge only the attention dropout mask, one byte per edge and
+head, in training. The backward pass goes through the same chunks again: it gathers
+$g_{l,j}$ and $g_{r,i}$ once more, recomputes the scores and $\alpha$ from $\ell$, and
+adds the gradients into the node-level rows. So the memory kept for the backward pass is
 
-* the attention coefficients $\alpha_{ijk}$, `[n_edges, n_heads]`,
-  from which the gradient of the softmax follows without the scores,
-* the attention dropout mask, `[n_edges, n_heads]`, one byte per entry,
-* the edge list itself, which the caller holds anyway.
+$$|\mathcal{E}| \cdot K \quad \text{bytes (the mask) instead of about} \quad
+2 \, |\mathcal{E}| \cdot F' \cdot b$$
 
-Everything with $F'$ numbers per edge is a *gather* of a node-level tensor
-($g_{l,j}$, $g_{r,i}$, $\partial \mathcal{L} / \partial h'_i$) or a cheap function of
-gathers (the sum and its LeakyReLU). These are computed for a chunk of $C$ edges at a
-time, used, and dropped, both in the forward pass and again in the backward pass.
-So the memory kept for the backward pass is
-
-$$|\mathcal{E}| \cdot K \cdot (b + 1) + 2 \cdot 8 \, |\mathcal{E}|
-\quad \text{bytes instead of about} \quad 2 \, |\mathcal{E}| \cdot F' \cdot b$$
-
-for $b$ bytes per number (4 for `float32`), plus the node-level tensors $g_l, g_r$
-(GAT also keeps its $K$ scores per edge for the LeakyReLU), and the working set of a
-chunk is a few $C \cdot F'$ tensors, whatever $|\mathcal{E}|$ is.
-The price is one more gather of the node vectors per edge in the backward pass.
+for $b$ bytes per number (4 for `float32`), plus the node-level tensors ($g_l$, $g_r$ and
+$\ell$, or GAT's $g$ and its two score halves) and the edge list, which the caller holds
+anyway. An edge list that is not sorted by target is sorted when the layer is called
+(a permutation and a sorted copy, $3 \cdot 8 \, |\mathcal{E}|$ bytes, until the backward
+pass); sorting it once beforehand saves that time and memory.
+The working set of a chunk is a few $C \times F'$ tensors, whatever $|\mathcal{E}|$ is.
+The price of keeping so little is one more pair of gathers per edge in the backward pass.
 
 ## The chunk size
 
-`chunk_size` is the number of edges $C$ of a chunk. Left at `None`, it is chosen from the
-memory available on the device when the layer runs, so the same call works on a laptop
-and on a big machine: the chunk's working set, about 6 tensors of $C \times F'$ numbers,
-is kept below a sixteenth of the free memory and at most 256 MiB. Smaller chunks save
-memory, larger chunks run fewer Python steps; beyond some ten thousand edges the speed
-barely changes.
+`chunk_size` is the number of edges $C$ of a chunk (a target with more in-edges gets a
+chunk of its own). Left at `None`, it is chosen when the layer runs: each $C \times F'$
+tensor is at most 2 MiB, which keeps the chunk's buffers in the allocator's reuse and
+out of fresh pages, and the chunk's whole working set, about 8 such tensors, stays below
+a sixteenth of the free memory of the device, so the same call works on a laptop and on
+a big machine. Much smaller chunks pay Python's overhead per chunk; much larger ones
+pay for memory traffic.
 
 The results are the same as the edge-list layers' up to rounding: the same parameters,
 the same `state_dict`, the same `forward(h, edge_index, return_attention=False)`,
-bipartite pairs `(h_src, h_dst)`, attention dropout, `share_weights`, bias, and zero
-for a node without in-edges.
+bipartite pairs `(h_src, h_dst)`, attention dropout drawn from the same random stream,
+`share_weights`, bias, and zero for a node without in-edges.
 Nothing here is specific to the CPU: the same code runs on a GPU.
 """
 
@@ -267,7 +286,7 @@ class GATv2Score:
         r"""
         With $\sigma'(s) \in \{1, \text{slope}\}$ the derivative of LeakyReLU at
         $s = g_{r,i} + g_{l,j}$:
-        $$\frac{\partial \mathcal{L}}{\partial a_k} \mathrel{+}= \sum_{(j,i)}
+        $$\frac{\partial \mathcal{L}}{\partial a_k} = \sum_{(j,i)}
             \frac{\partial \mathcal{L}}{\partial e_{ijk}} \, \text{LeakyReLU}(s_k) \qquad
           \frac{\partial \mathcal{L}}{\partial s_k} =
             \frac{\partial \mathcal{L}}{\partial e_{ijk}} \, a_k \odot \sigma'(s_k)$$
