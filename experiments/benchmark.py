@@ -31,8 +31,10 @@ benchmark page render their numbers from these records.
 
 ```bash
 python experiments/benchmark.py --threads 1                              # cora, layer_100000
-python experiments/benchmark.py --figures layer --layer-nodes 1000000 --threads 1
+python experiments/benchmark.py --figures layer --layer-nodes 1000000 --impls lean pyg \
+    --rounds 2 --warmup 1 --threads 1
 python experiments/benchmark.py --figures scale --scale-nodes 1000000 --threads 1
+python experiments/benchmark.py --figures scale --scale-nodes 10000000 --threads 1
 ```
 """
 

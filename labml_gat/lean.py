@@ -3,7 +3,8 @@ r"""
 title: Memory-lean graph attention on an edge list (GATv2 and GAT)
 summary: >
   GATv2 and GAT layers that compute exactly the edge-list layers' function but keep only
-  a few numbers per edge and head for the backward pass, recomputing the rest in chunks.
+  a few node-level numbers and a one-byte dropout mask per edge and head for the backward
+  pass, recomputing the rest in chunks of whole neighbourhoods.
 ---
 
 # Memory-lean graph attention
@@ -22,46 +23,64 @@ $\alpha_{ijk}$ and the dropout mask are only $K$ numbers per edge, $F'/K$ times 
 At 10 million edges, $K = 8$ heads and $F' = 64$ in `float32`, one $|\mathcal{E}| F'$
 tensor is 2.56 GB and one $|\mathcal{E}| K$ tensor is 0.32 GB.
 
+## Neighbourhoods in one piece
+
+Sorted by target, the in-edges $\mathcal{N}_i$ of each node $i$ are one contiguous run
+of the edge list, a *segment* (the rows of a CSR matrix). The layers here cut the sorted
+edge list into chunks of about $C$ edges that never split a segment
+([`TargetChunks`](#the-edges-sorted-by-target-and-cut-into-chunks)). Inside a chunk,
+everything about its targets is complete: the maximum score $m_{ik}$, the softmax's
+denominator, and the sum $h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} g_{k,j}$.
+So a chunk gathers $g_{l,j}$ and $g_{r,i}$ for its edges, computes the scores, normalises
+them, adds the weighted messages into its own rows of $h'$, and drops every per-edge
+tensor before the next chunk starts.
+
+This is also where the speed comes from. The segment reductions over contiguous runs
+(`torch.segment_reduce`, and `index_add_` into the chunk's own rows) replace scatters
+of whole edge tensors into random rows, and the chunks are small enough that their
+buffers are reused by the allocator and stay close to the processor, instead of fresh
+edge-sized tensors being mapped from the system for every operation.
+
 ## What is kept and what is recomputed
 
-The layers here keep, per edge, only what the backward pass cannot get back cheaply:
+Like FlashAttention for sequences, the forward pass keeps per target only the log of the
+softmax's denominator,
+$$\ell_{ik} = m_{ik} + \log \sum_{j' \in \mathcal{N}_i} \exp(e_{ij'k} - m_{ik})
+\qquad \text{so that} \qquad \alpha_{ijk} = \exp(e_{ijk} - \ell_{ik}),$$
+`[n_dst, n_heads]`, and per edge only the attention dropout mask, one byte per edge and
+head, in training. The backward pass goes through the same chunks again: it gathers
+$g_{l,j}$ and $g_{r,i}$ once more, recomputes the scores and $\alpha$ from $\ell$, and
+adds the gradients into the node-level rows. So the memory kept for the backward pass is
 
-* the attention coefficients $\alpha_{ijk}$, `[n_edges, n_heads]`,
-  from which the gradient of the softmax follows without the scores,
-* the attention dropout mask, `[n_edges, n_heads]`, one byte per entry,
-* the edge list itself, which the caller holds anyway.
+$$|\mathcal{E}| \cdot K \quad \text{bytes (the mask) instead of about} \quad
+2 \, |\mathcal{E}| \cdot F' \cdot b$$
 
-Everything with $F'$ numbers per edge is a *gather* of a node-level tensor
-($g_{l,j}$, $g_{r,i}$, $\partial \mathcal{L} / \partial h'_i$) or a cheap function of
-gathers (the sum and its LeakyReLU). These are computed for a chunk of $C$ edges at a
-time, used, and dropped, both in the forward pass and again in the backward pass.
-So the memory kept for the backward pass is
-
-$$|\mathcal{E}| \cdot K \cdot (b + 1) + 2 \cdot 8 \, |\mathcal{E}|
-\quad \text{bytes instead of about} \quad 2 \, |\mathcal{E}| \cdot F' \cdot b$$
-
-for $b$ bytes per number (4 for `float32`), plus the node-level tensors $g_l, g_r$
-(GAT also keeps its $K$ scores per edge for the LeakyReLU), and the working set of a
-chunk is a few $C \cdot F'$ tensors, whatever $|\mathcal{E}|$ is.
-The price is one more gather of the node vectors per edge in the backward pass.
+for $b$ bytes per number (4 for `float32`), plus the node-level tensors ($g_l$, $g_r$ and
+$\ell$, or GAT's $g$ and its two score halves) and the edge list, which the caller holds
+anyway. An edge list that is not sorted by target is sorted when the layer is called
+(a permutation and a sorted copy, $3 \cdot 8 \, |\mathcal{E}|$ bytes, until the backward
+pass); sorting it once beforehand saves that time and memory.
+The working set of a chunk is a few $C \times F'$ tensors, whatever $|\mathcal{E}|$ is.
+The price of keeping so little is one more pair of gathers per edge in the backward pass.
 
 ## The chunk size
 
-`chunk_size` is the number of edges $C$ of a chunk. Left at `None`, it is chosen from the
-memory available on the device when the layer runs, so the same call works on a laptop
-and on a big machine: the chunk's working set, about 6 tensors of $C \times F'$ numbers,
-is kept below a sixteenth of the free memory and at most 256 MiB. Smaller chunks save
-memory, larger chunks run fewer Python steps; beyond some ten thousand edges the speed
-barely changes.
+`chunk_size` is the number of edges $C$ of a chunk (a target with more in-edges gets a
+chunk of its own). Left at `None`, it is chosen when the layer runs: each $C \times F'$
+tensor is at most 2 MiB, which keeps the chunk's buffers in the allocator's reuse and
+out of fresh pages, and the chunk's whole working set, about 8 such tensors, stays below
+a sixteenth of the free memory of the device, so the same call works on a laptop and on
+a big machine. Much smaller chunks pay Python's overhead per chunk; much larger ones
+pay for memory traffic.
 
 The results are the same as the edge-list layers' up to rounding: the same parameters,
 the same `state_dict`, the same `forward(h, edge_index, return_attention=False)`,
-bipartite pairs `(h_src, h_dst)`, attention dropout, `share_weights`, bias, and zero
-for a node without in-edges.
+bipartite pairs `(h_src, h_dst)`, attention dropout drawn from the same random stream,
+`share_weights`, bias, and zero for a node without in-edges.
 Nothing here is specific to the CPU: the same code runs on a GPU.
 """
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -70,10 +89,10 @@ from labml_gat.edges import (EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer,
                              NodeFeatures, check_edge_inputs)
 from labml_gat.training import available_memory_bytes
 
-# The largest working set of one chunk when the chunk size is chosen automatically
-MAX_CHUNK_BYTES = 256 * 2 ** 20
+# The largest $C \times F'$ tensor of a chunk when the chunk size is chosen automatically
+MAX_CHUNK_TENSOR_BYTES = 2 * 2 ** 20
 # Tensors of $C \times F'$ numbers alive at once in a chunk (gathers, sums, gradients)
-CHUNK_BUFFERS = 6
+CHUNK_BUFFERS = 8
 
 
 class LeanGraphAttentionV2Layer(EdgeGraphAttentionV2Layer):
@@ -97,30 +116,26 @@ class LeanGraphAttentionV2Layer(EdgeGraphAttentionV2Layer):
         """
         h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features,
                                                    self.attn.dtype)
-        n_dst = h_dst.shape[0]
 
         # The node-level transformations, as in the edge-list layer:
         # $g_{l,j} = W_l h_j$, `[n_src, n_heads, n_hidden]`, and $g_{r,i} = W_r h_i$,
         # `[n_dst, n_heads, n_hidden]`. These are kept; they are not per edge.
         g_l, g_r = self.transform(h_src, h_dst)
 
-        # The scores $e_{ijk} = a_k^\top \text{LeakyReLU}(g_{r,k,i} + g_{l,k,j})$,
-        # `[n_edges, n_heads]`, chunk by chunk; nothing per edge is kept for backward.
+        # $e_{ijk} = a_k^\top \text{LeakyReLU}(g_{r,k,i} + g_{l,k,j})$ is computed inside
+        # the chunks from the gathered $g_{l,j}$ and $g_{r,i}$; $g_{l,j}$ is also the message.
         chunk = self.chunk_size or auto_chunk_size(g_l, self.n_heads * self.n_hidden)
-        e = GATv2Scores.apply(g_l, g_r, self.attn, src, dst,
-                              self.activation.negative_slope, chunk)
-
-        # Softmax, dropout and aggregation, keeping only $\alpha$ and the mask per edge
-        return lean_attend(self, e, g_l, src, dst, n_dst, chunk, return_attention)
+        score = GATv2Score(self.attn, self.activation.negative_slope)
+        return lean_attend(self, score, g_l, g_r, None, src, dst, chunk, return_attention)
 
 
 class LeanGraphAttentionLayer(EdgeGraphAttentionLayer):
     """
     ## Memory-lean GAT layer
 
-    The [edge-list GAT layer](edges.html) with a lean aggregation.
-    Its scores already need only $K$ numbers per edge (the two halves of GAT's score are
-    node-level), so only the messages $g_{k,j}$ have to be chunked.
+    The [edge-list GAT layer](edges.html) computed chunk by chunk.
+    Its scores need only $K$ numbers per node (the two halves of GAT's score are
+    node-level), so only the messages $g_{k,j}$ are gathered to the edges.
     """
 
     def __init__(self, *args, chunk_size: Optional[int] = None, **kwargs):
@@ -135,234 +150,298 @@ class LeanGraphAttentionLayer(EdgeGraphAttentionLayer):
         """
         h_src, h_dst, src, dst = check_edge_inputs(h, edge_index, self.in_features,
                                                    self.attn.dtype)
-        n_dst = h_dst.shape[0]
 
         # $g_{k,j} = W_k h_j$ for the sources and the targets, as in the edge-list layer
         g_src, g_dst = self.transform(h_src, h_dst)
 
-        # $e_{ijk} = \text{LeakyReLU}(a_{1,k}^\top g_{k,i} + a_{2,k}^\top g_{k,j})$:
-        # ordinary autograd is lean here: each tensor is `[n_edges, n_heads]` or per node.
+        # The two halves of the score, $a_{1,k}^\top g_{k,i}$, `[n_dst, n_heads]`, and
+        # $a_{2,k}^\top g_{k,j}$, `[n_src, n_heads]`, by ordinary autograd: node-level
         score_query = torch.einsum('ihf,hf->ih', g_dst, self.attn[:, :self.n_hidden])
         score_neighbour = torch.einsum('jhf,hf->jh', g_src, self.attn[:, self.n_hidden:])
-        e = self.activation(score_query.index_select(0, dst)
-                            + score_neighbour.index_select(0, src))
 
         chunk = self.chunk_size or auto_chunk_size(g_src, self.n_heads * self.n_hidden)
-        return lean_attend(self, e, g_src, src, dst, n_dst, chunk, return_attention)
+        score = GATScore(self.activation.negative_slope)
+        return lean_attend(self, score, g_src, score_query, score_neighbour, src, dst,
+                           chunk, return_attention)
 
 
-def lean_attend(layer, e: torch.Tensor, messages: torch.Tensor, src: torch.Tensor,
-                dst: torch.Tensor, n_dst: int, chunk: int, return_attention: bool):
+def lean_attend(layer, score, messages: torch.Tensor, query: torch.Tensor,
+                key: Optional[torch.Tensor], src: torch.Tensor, dst: torch.Tensor,
+                chunk: int, return_attention: bool):
     """
-    ### Normalise, drop, aggregate and merge the heads
+    ### Score, normalise, drop, aggregate and merge the heads
 
-    The lean counterpart of the edge-list layers' `attend`. `messages` is node-level here,
-    `[n_src, n_heads, n_hidden]`; it is gathered to the edges chunk by chunk.
+    The lean counterpart of the edge-list layers' `attend`. `messages` $g_{k,j}$ is
+    node-level here, `[n_src, n_heads, n_hidden]`; `query` and `key` are the node-level
+    inputs of the score (`score` says how they make $e_{ijk}$).
     """
+    n_dst, n_heads = query.shape[0], layer.n_heads
+    edges = TargetChunks(src, dst, n_dst, chunk)
+
     # The dropout on the coefficients, as `nn.Dropout` draws it: a mask of kept entries,
-    # `[n_edges, n_heads]`, and the scale $1 / (1 - p)$ of the kept ones.
-    # It is drawn here, outside the autograd function, so the random stream is that of the
-    # edge-list layer.
+    # `[n_edges, n_heads]`, one byte each, and the scale $1 / (1 - p)$ of the kept ones.
+    # It is drawn for all edges in their given order, so the random stream is that of the
+    # edge-list layer, and then put in the order of the chunks.
     p = layer.dropout.p
     if layer.training and p > 0:
-        keep = torch.empty_like(e).bernoulli_(1 - p).bool() if p < 1 else e.new_zeros(
-            e.shape, dtype=torch.bool)
+        keep = messages.new_empty(src.shape[0], n_heads, dtype=torch.bool)
+        keep = keep.bernoulli_(1 - p) if p < 1 else keep.zero_()
+        keep = edges.sort(keep)
         scale = 1 / (1 - p) if p < 1 else 0.0
     else:
         keep, scale = None, 1.0
 
-    # $h'_{ik}$, `[n_dst, n_heads, n_hidden]`, and $\alpha_{ijk}$ before dropout
-    attn_res, attention = LeanAttend.apply(e, messages, src, dst, n_dst, keep, scale,
-                                           chunk)
+    # $h'_{ik}$, `[n_dst, n_heads, n_hidden]`, and, if asked for, $\alpha_{ijk}$
+    # before dropout in the order of the chunks
+    results = LeanAttention.apply(messages, query, key, score.attn, score, edges, keep,
+                                  scale, return_attention)
+    attn_res = results[0] if return_attention else results
 
-    # Concatenate or average the heads and add the bias, as the other layers do
+    # Concatenate or average the heads and add the bias, as the other layers do; the bias
+    # in place, as `out` is a fresh node-level tensor that nothing has kept
     if layer.is_concat:
-        out = attn_res.reshape(n_dst, layer.n_heads * layer.n_hidden)
+        out = attn_res.reshape(n_dst, n_heads * layer.n_hidden)
     else:
         out = attn_res.mean(dim=1)
     if layer.bias is not None:
-        out = out + layer.bias
+        out = out.add_(layer.bias)
 
     if return_attention:
-        return out, attention
+        return out, edges.unsort(results[1])
     return out
 
 
-class GATv2Scores(torch.autograd.Function):
+class TargetChunks:
     r"""
-    ## GATv2's scores, recomputed in the backward pass
+    ## The edges sorted by target and cut into chunks
 
-    $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j}\big)$$
+    Sorted by target $i$, the in-edges $\mathcal{N}_i$ of every node are one contiguous
+    *segment*, from `ptr[i]` to `ptr[i + 1]` (the row pointer of a CSR matrix).
+    A chunk is a run of whole segments, targets `a` to `b` and edges `e0` to `e1`, about
+    `chunk` edges: the softmax over $\mathcal{N}_i$ and the sum $h'_i$ are then complete
+    inside one chunk, and no per-edge quantity has to outlive it.
 
-    for every edge, from the node-level `g_l`, `[n_src, n_heads, n_hidden]`, and `g_r`,
-    `[n_dst, n_heads, n_hidden]`. It saves only its inputs, which are node-level.
+    Edges already sorted by target (as PyG's `sort_edge_index` and the random graphs of
+    the benchmark give them) are used as they are; otherwise they are sorted here, with a
+    stable sort, once per call.
     """
 
-    @staticmethod
-    def forward(ctx, g_l: torch.Tensor, g_r: torch.Tensor, attn: torch.Tensor,
-                src: torch.Tensor, dst: torch.Tensor, negative_slope: float, chunk: int):
-        n_edges = src.shape[0]
-        e = g_l.new_empty(n_edges, g_l.shape[1])
-        for start in range(0, n_edges, chunk):
-            part = slice(start, start + chunk)
-            # $\text{LeakyReLU}(g_{r,i} + g_{l,j})$ for the chunk's edges,
-            # `[C, n_heads, n_hidden]`
-            s = g_r.index_select(0, dst[part]).add_(g_l.index_select(0, src[part]))
-            s = nn.functional.leaky_relu(s, negative_slope, inplace=True)
-            # The dot product with each head's $a_k$, written into the chunk's rows of `e`
-            e[part] = s.mul_(attn).sum(-1)
-        ctx.save_for_backward(g_l, g_r, attn, src, dst)
-        ctx.negative_slope = negative_slope
-        ctx.chunk = chunk
-        return e
+    def __init__(self, src: torch.Tensor, dst: torch.Tensor, n_dst: int, chunk: int):
+        self.order = None
+        if dst.shape[0] > 1 and not bool((dst[1:] >= dst[:-1]).all()):
+            self.order = torch.argsort(dst, stable=True)
+            src, dst = src.index_select(0, self.order), dst.index_select(0, self.order)
+        self.src, self.dst = src, dst
+        # In-degrees, and the row pointer `ptr`, `[n_dst + 1]`
+        self.degrees = torch.bincount(dst, minlength=n_dst)
+        ptr = self.degrees.new_zeros(n_dst + 1)
+        torch.cumsum(self.degrees, 0, out=ptr[1:])
+        # The first target at or after every multiple of `chunk` edges starts a chunk
+        starts = torch.searchsorted(ptr, torch.arange(0, dst.shape[0], chunk,
+                                                      device=dst.device))
+        nodes = torch.unique(torch.cat([starts, starts.new_tensor([0, n_dst])]))
+        bounds = list(zip(nodes.tolist(), ptr.index_select(0, nodes).tolist()))
+        self.parts: List[Tuple[int, int, int, int]] = [
+            (a, b, e0, e1) for (a, e0), (b, e1) in zip(bounds, bounds[1:]) if e1 > e0]
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_e: torch.Tensor):
+    def sort(self, per_edge: torch.Tensor) -> torch.Tensor:
+        """A per-edge tensor in the given order, put in the order of the chunks."""
+        return per_edge if self.order is None else per_edge.index_select(0, self.order)
+
+    def unsort(self, per_edge: torch.Tensor) -> torch.Tensor:
+        """A per-edge tensor in the order of the chunks, put back in the given order."""
+        if self.order is None:
+            return per_edge
+        return torch.zeros_like(per_edge).index_copy(0, self.order, per_edge)
+
+
+class GATv2Score:
+    r"""
+    ## GATv2's score for a chunk
+
+    $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j}\big)$$
+    from the node-level `messages` $g_l$, `[n_src, n_heads, n_hidden]`, and `query` $g_r$,
+    `[n_dst, n_heads, n_hidden]`. The gathered $g_{l,j}$ is the message as well.
+    """
+
+    def __init__(self, attn: torch.Tensor, negative_slope: float):
+        self.attn, self.slope = attn, negative_slope
+
+    def forward(self, messages, query, key, attn, src, dst, for_backward=False):
+        """`(e, messages_j, state)`: the scores `[C, n_heads]`, the gathered messages, and
+        what `backward` needs."""
+        g_l_j = messages.index_select(0, src)
+        s = query.index_select(0, dst).add_(g_l_j)
+        # With a slope $\ge 0$ LeakyReLU keeps the sign, so its backward can use its output
+        # and `s` can be overwritten; otherwise `s` is kept for the backward pass.
+        in_place = self.slope >= 0 or not for_backward
+        act = nn.functional.leaky_relu(s, self.slope, inplace=in_place)
+        # The dot product with every head's $a_k$ as one matrix product: `blocks`,
+        # `[n_heads, n_heads * n_hidden]`, has $a_k$ in row $k$ at the columns of head $k$
+        blocks = torch.block_diag(*attn.unsqueeze(1))
+        e = act.view(act.shape[0], -1) @ blocks.T
+        return e, g_l_j, (s, act, in_place)
+
+    def backward(self, grad_e, state, attn, src, local, part, grads, grad_messages_j):
         r"""
-        With $s = g_{r,i} + g_{l,j}$ recomputed per chunk and
-        $\sigma'(s) \in \{1, \text{slope}\}$ the derivative of LeakyReLU:
+        With $\sigma'(s) \in \{1, \text{slope}\}$ the derivative of LeakyReLU at
+        $s = g_{r,i} + g_{l,j}$:
         $$\frac{\partial \mathcal{L}}{\partial a_k} = \sum_{(j,i)}
             \frac{\partial \mathcal{L}}{\partial e_{ijk}} \, \text{LeakyReLU}(s_k) \qquad
           \frac{\partial \mathcal{L}}{\partial s_k} =
             \frac{\partial \mathcal{L}}{\partial e_{ijk}} \, a_k \odot \sigma'(s_k)$$
-        and $\partial \mathcal{L} / \partial s$ is added into the rows of $j$ and of $i$.
+        and $\partial \mathcal{L} / \partial s$ is added into the rows of $i$ and of $j$.
         """
-        g_l, g_r, attn, src, dst = ctx.saved_tensors
-        slope = ctx.negative_slope
-        grad_g_l = torch.zeros_like(g_l)
-        grad_g_r = grad_g_l if g_r is g_l else torch.zeros_like(g_r)
-        grad_attn = torch.zeros_like(attn)
-        for start in range(0, src.shape[0], ctx.chunk):
-            part = slice(start, start + ctx.chunk)
-            s = g_r.index_select(0, dst[part]).add_(g_l.index_select(0, src[part]))
-            grad_e_part = grad_e[part].unsqueeze(-1)
-            # $\partial \mathcal{L} / \partial s$, `[C, n_heads, n_hidden]`, by
-            # LeakyReLU's own backward kernel (1 where $s > 0$, the slope elsewhere)
-            grad_s = torch.ops.aten.leaky_relu_backward(grad_e_part * attn, s, slope,
-                                                        False)
-            # `s` becomes LeakyReLU(s) in place, for the gradient of $a$
-            s = nn.functional.leaky_relu(s, slope, inplace=True)
-            grad_attn += s.mul_(grad_e_part).sum(0)
-            grad_g_l.index_add_(0, src[part], grad_s)
-            grad_g_r.index_add_(0, dst[part], grad_s)
-        # When `g_r` is `g_l` (shared weights) both parts are already in one tensor, and
-        # autograd adds what is returned for each input: return it once.
-        if g_r is g_l:
-            return grad_g_l, None, grad_attn, None, None, None, None
-        return grad_g_l, grad_g_r, grad_attn, None, None, None, None
+        s, act, in_place = state
+        grad_messages, grad_query, _, grad_attn = grads
+        n_heads = grad_e.shape[1]
+        # $\sum \partial \mathcal{L} / \partial e_{ijk} \cdot \text{LeakyReLU}(s)$ for all
+        # pairs of heads as one product; the diagonal blocks are the ones wanted
+        pairs = grad_e.T @ act.view(act.shape[0], -1)
+        grad_attn += torch.diagonal(pairs.view(n_heads, n_heads, -1), dim1=0, dim2=1).T
+        grad_s = torch.ops.aten.leaky_relu_backward(grad_e.unsqueeze(-1) * attn,
+                                                    act if in_place else s, self.slope,
+                                                    in_place)
+        a, b = part
+        grad_query[a:b].index_add_(0, local, grad_s)
+        grad_messages_j += grad_s
 
 
-class LeanAttend(torch.autograd.Function):
+class GATScore:
     r"""
-    ## Segment softmax, dropout and aggregation with $\alpha$ kept
+    ## GAT's score for a chunk
 
-    From the scores `e`, `[n_edges, n_heads]`, and the node-level `messages`
-    $g_{k,j}$, `[n_src, n_heads, n_hidden]`, computes
-    $$\alpha_{ijk} = \text{softmax}_j(e_{ijk}) \qquad
-      h'_{ik} = \sum_{j \in \mathcal{N}_i} \tilde\alpha_{ijk} \, g_{k,j}$$
-    with $\tilde\alpha$ the coefficients after dropout. Returns $h'$ and $\alpha$.
+    $e_{ijk} = \text{LeakyReLU}(q_{ik} + n_{jk})$ with the node-level halves
+    $q_{ik} = a_{1,k}^\top g_{k,i}$ (`query`) and $n_{jk} = a_{2,k}^\top g_{k,j}$ (`key`).
+    """
+
+    attn = None
+
+    def __init__(self, negative_slope: float):
+        self.slope = negative_slope
+
+    def forward(self, messages, query, key, attn, src, dst, for_backward=False):
+        pre = query.index_select(0, dst).add_(key.index_select(0, src))
+        e = nn.functional.leaky_relu(pre, self.slope)
+        return e, messages.index_select(0, src), pre
+
+    def backward(self, grad_e, pre, attn, src, local, part, grads, grad_messages_j):
+        _, grad_query, grad_key, _ = grads
+        grad_pre = torch.ops.aten.leaky_relu_backward(grad_e, pre, self.slope, False)
+        a, b = part
+        grad_query[a:b].index_add_(0, local, grad_pre)
+        grad_key.index_add_(0, src, grad_pre)
+
+
+class LeanAttention(torch.autograd.Function):
+    r"""
+    ## Scores, segment softmax, dropout and aggregation, chunk by chunk
+
+    For the edges of each chunk: the scores $e_{ijk}$, then
+    $$\alpha_{ijk} = \exp\big(e_{ijk} - \ell_{ik}\big) \qquad
+      \ell_{ik} = m_{ik} + \log \sum_{j' \in \mathcal{N}_i} \exp(e_{ij'k} - m_{ik})$$
+    with $m_{ik}$ the maximum, and $h'_{ik} = \sum_{j \in \mathcal{N}_i} \tilde\alpha_{ijk}
+    \, g_{k,j}$ with $\tilde\alpha$ the coefficients after dropout.
+    Kept for the backward pass: the node-level inputs, $\ell$ (`[n_dst, n_heads]`, the
+    log of the softmax's denominator), and the dropout mask.
     """
 
     @staticmethod
-    def forward(ctx, e: torch.Tensor, messages: torch.Tensor, src: torch.Tensor,
-                dst: torch.Tensor, n_dst: int, keep: Optional[torch.Tensor], scale: float,
-                chunk: int):
-        # The segment softmax of the edge-list layers, without autograd
-        alpha = segment_softmax_no_grad(e, dst, n_dst, chunk)
+    def forward(ctx, messages, query, key, attn, score, edges: TargetChunks,
+                keep: Optional[torch.Tensor], scale: float, return_attention: bool):
+        n_dst, (n_heads, n_hidden) = query.shape[0], messages.shape[1:]
+        out = messages.new_zeros(n_dst, n_heads, n_hidden)
+        log_denominator = messages.new_full((n_dst, n_heads), -torch.inf)
+        attention = messages.new_empty(edges.src.shape[0], n_heads) if return_attention \
+            else None
+        for a, b, e0, e1 in edges.parts:
+            src, dst = edges.src[e0:e1], edges.dst[e0:e1]
+            # The chunk's targets numbered from 0, and the in-degree of each
+            local, degrees = dst - a, edges.degrees[a:b]
+            e, messages_j, _ = score.forward(messages, query, key, attn, src, dst)
+            # The segment softmax over each target's in-edges, all inside the chunk
+            e_max = torch.segment_reduce(e, 'max', lengths=degrees, unsafe=True)
+            alpha = e.sub_(e_max.index_select(0, local)).exp_()
+            denominator = torch.segment_reduce(alpha, 'sum', lengths=degrees, unsafe=True)
+            alpha /= denominator.index_select(0, local)
+            log_denominator[a:b] = e_max + denominator.log()
+            if attention is not None:
+                attention[e0:e1] = alpha
+            # $h'_{ik}$: the weighted messages added into the rows of their targets
+            weights = dropped(alpha, keep, scale, e0, e1).unsqueeze(-1)
+            out[a:b].index_add_(0, local, messages_j.mul_(weights))
 
-        # $h'_{ik}$: the chunk's messages are gathered, weighted by the coefficients after
-        # dropout, and added into the rows of their targets
-        out = messages.new_zeros(n_dst, *messages.shape[1:])
-        for start in range(0, src.shape[0], chunk):
-            part = slice(start, start + chunk)
-            weighted = messages.index_select(0, src[part])
-            weighted.mul_(dropped(alpha, keep, scale, part).unsqueeze(-1))
-            out.index_add_(0, dst[part], weighted)
-
-        # What the backward pass needs per edge: $\alpha$ and the mask, $K$ numbers each
-        ctx.save_for_backward(alpha, keep, messages, src, dst)
-        ctx.n_dst = n_dst
-        ctx.scale = scale
-        ctx.chunk = chunk
+        ctx.save_for_backward(messages, query, key, attn, log_denominator, keep)
+        ctx.score, ctx.edges, ctx.scale = score, edges, scale
         ctx.set_materialize_grads(False)
-        return out, alpha
+        if attention is not None:
+            return out, attention
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: Optional[torch.Tensor],
-                 grad_alpha: Optional[torch.Tensor]):
+                 grad_attention: Optional[torch.Tensor] = None):
         r"""
-        The gradient of the weights, per chunk,
+        Per chunk, the scores and $\alpha$ are recomputed from the node-level inputs and
+        $\ell$. The gradient of the weights,
         $\partial \mathcal{L} / \partial \tilde\alpha_{ijk} =
         \big(\partial \mathcal{L} / \partial h'_{ik}\big)^\top g_{k,j}$,
-        goes back through the dropout to $\partial \mathcal{L} / \partial \alpha_{ijk}$,
-        and through the softmax, which needs only $\alpha$:
+        goes back through the dropout to $\partial \mathcal{L} / \partial \alpha_{ijk}$
+        (plus the gradient of the returned attention), and through the softmax:
         $$\frac{\partial \mathcal{L}}{\partial e_{ijk}} = \alpha_{ijk} \Big(
           \frac{\partial \mathcal{L}}{\partial \alpha_{ijk}}
           - \sum_{j' \in \mathcal{N}_i} \alpha_{ij'k}
             \frac{\partial \mathcal{L}}{\partial \alpha_{ij'k}} \Big)$$
-        Besides the chunks, it makes one tensor of `[n_edges, n_heads]`, `grad`.
+        The message $g_{k,j}$ gets $\tilde\alpha_{ijk} \, \partial \mathcal{L} /
+        \partial h'_{ik}$ and the score's part, added into row $j$ once.
         """
-        alpha, keep, messages, src, dst = ctx.saved_tensors
-        n_edges, chunk, scale = src.shape[0], ctx.chunk, ctx.scale
-        grad_messages = None
-        # $\partial \mathcal{L} / \partial \alpha$: from the returned attention if used,
-        grad = alpha.new_zeros(alpha.shape) if grad_alpha is None else grad_alpha.clone()
-        if grad_out is not None:
-            grad_messages = torch.zeros_like(messages)
-            for start in range(0, n_edges, chunk):
-                part = slice(start, start + chunk)
-                # $\partial \mathcal{L} / \partial h'_i$ gathered to the chunk's edges
-                grad_out_i = grad_out.index_select(0, dst[part])
-                messages_j = messages.index_select(0, src[part])
-                # and from the output, through the dropout
-                grad_part = messages_j.mul_(grad_out_i).sum(-1)
+        messages, query, key, attn, log_denominator, keep = ctx.saved_tensors
+        score, edges, scale = ctx.score, ctx.edges, ctx.scale
+        grad_messages = torch.zeros_like(messages)
+        # With shared weights on one node set, $g_r$ is $g_l$: one gradient for both
+        grad_query = grad_messages if query is messages else torch.zeros_like(query)
+        grad_key = None if key is None else torch.zeros_like(key)
+        grad_attn = None if attn is None else torch.zeros_like(attn)
+        grads = grad_messages, grad_query, grad_key, grad_attn
+        for a, b, e0, e1 in edges.parts:
+            src, dst = edges.src[e0:e1], edges.dst[e0:e1]
+            local, degrees = dst - a, edges.degrees[a:b]
+            e, messages_j, state = score.forward(messages, query, key, attn, src, dst,
+                                                 for_backward=True)
+            alpha = e.sub_(log_denominator.index_select(0, dst)).exp_()
+            # $\partial \mathcal{L} / \partial \alpha$, `[C, n_heads]`
+            if grad_attention is not None:
+                grad_alpha = grad_attention[e0:e1].clone()
+            else:
+                grad_alpha = alpha.new_zeros(alpha.shape)
+            grad_messages_j = messages_j.new_zeros(messages_j.shape)
+            if grad_out is not None:
+                grad_out_i = grad_out.index_select(0, dst)
+                grad_dropped = grad_out_i.mul(messages_j).sum(-1)
                 if keep is not None:
-                    grad_part.mul_(keep[part]).mul_(scale)
-                grad[part] += grad_part
-                weights = dropped(alpha, keep, scale, part).unsqueeze(-1)
-                grad_messages.index_add_(0, src[part], grad_out_i.mul_(weights))
-        # Back through the softmax, per target and head: `grad` becomes
-        # $\alpha \odot \partial \mathcal{L} / \partial \alpha$, then the scores' gradient
-        grad.mul_(alpha)
-        index = dst.unsqueeze(-1).expand(-1, alpha.shape[1])
-        sums = grad.new_zeros(ctx.n_dst, alpha.shape[1]).scatter_add_(0, index, grad)
-        for start in range(0, n_edges, chunk):
-            part = slice(start, start + chunk)
-            grad[part] -= alpha[part] * sums.index_select(0, dst[part])
-        return grad, grad_messages, None, None, None, None, None, None
+                    grad_dropped.mul_(keep[e0:e1]).mul_(scale)
+                grad_alpha += grad_dropped
+                weights = dropped(alpha, keep, scale, e0, e1).unsqueeze(-1)
+                grad_messages_j = grad_out_i.mul_(weights)
+            # Back through the softmax, per target and head
+            grad_e = grad_alpha.mul_(alpha)
+            sums = torch.segment_reduce(grad_e, 'sum', lengths=degrees, unsafe=True)
+            grad_e -= alpha.mul_(sums.index_select(0, local))
+            # Back through the score, then the messages' rows get their gradient in one go
+            score.backward(grad_e, state, attn, src, local, (a, b), grads,
+                           grad_messages_j)
+            grad_messages.index_add_(0, src, grad_messages_j)
+        return (grad_messages, None if query is messages else grad_query, grad_key,
+                grad_attn, None, None, None, None, None)
 
 
 def dropped(alpha: torch.Tensor, keep: Optional[torch.Tensor], scale: float,
-            part: slice) -> torch.Tensor:
-    r"""$\tilde\alpha$ for a chunk of edges: the coefficients after dropout."""
+            e0: int, e1: int) -> torch.Tensor:
+    r"""$\tilde\alpha$ for the chunk of edges `e0` to `e1`: the coefficients after dropout."""
     if keep is None:
-        return alpha[part]
-    return alpha[part] * keep[part] * scale
-
-
-@torch.no_grad()
-def segment_softmax_no_grad(e: torch.Tensor, target: torch.Tensor, n_targets: int,
-                            chunk: int) -> torch.Tensor:
-    """
-    The [segment softmax](edges.html#segment-softmax) of the edge-list layers,
-    $\alpha$, `[n_edges, n_heads]`, with the per-edge gathers of the maxima and the
-    denominators made chunk by chunk: besides `e`, it makes only its result.
-    """
-    n_heads = e.shape[1]
-    index = target.unsqueeze(-1).expand(-1, n_heads)
-    e_max = e.new_full((n_targets, n_heads), -torch.inf)
-    e_max.scatter_reduce_(0, index, e, 'amax')
-    alpha = torch.empty_like(e)
-    for start in range(0, e.shape[0], chunk):
-        part = slice(start, start + chunk)
-        torch.sub(e[part], e_max.index_select(0, target[part]), out=alpha[part]).exp_()
-    denominator = alpha.new_zeros(n_targets, n_heads).scatter_add_(0, index, alpha)
-    for start in range(0, e.shape[0], chunk):
-        part = slice(start, start + chunk)
-        alpha[part] /= denominator.index_select(0, target[part])
-    return alpha
+        return alpha
+    return alpha * keep[e0:e1] * scale
 
 
 def check_chunk_size(chunk_size: Optional[int]) -> Optional[int]:
@@ -380,12 +459,12 @@ def auto_chunk_size(like: torch.Tensor, features: int) -> int:
     ### The chunk size from the available memory
 
     The number of edges whose working set, `CHUNK_BUFFERS` tensors of `features` numbers
-    per edge, fits in a sixteenth of the free memory of `like`'s device and in
-    `MAX_CHUNK_BYTES`.
+    per edge, fits in a sixteenth of the free memory of `like`'s device, with each tensor
+    at most `MAX_CHUNK_TENSOR_BYTES`.
     """
-    budget = min(available_bytes(like.device) // 16, MAX_CHUNK_BYTES)
-    per_edge = CHUNK_BUFFERS * features * like.element_size()
-    return max(1024, budget // per_edge)
+    per_edge = features * like.element_size()
+    budget = available_bytes(like.device) // (16 * CHUNK_BUFFERS)
+    return max(1024, min(budget, MAX_CHUNK_TENSOR_BYTES) // per_edge)
 
 
 def available_bytes(device: torch.device) -> int:

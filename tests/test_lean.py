@@ -13,8 +13,8 @@ import torch
 
 from conftest import PLANETOID, needs_planetoid
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
-from labml_gat.lean import (LeanGraphAttentionLayer, LeanGraphAttentionV2Layer, auto_chunk_size,
-                            available_bytes)
+from labml_gat.lean import (LeanGraphAttentionLayer, LeanGraphAttentionV2Layer, TargetChunks,
+                            auto_chunk_size, available_bytes)
 from test_edges import random_graph
 
 IN_FEATURES = 5
@@ -272,8 +272,75 @@ def test_state_dict_and_constructor(version):
 def test_auto_chunk_size():
     like = torch.zeros(1)
     assert available_bytes(like.device) > 0
-    chunk = auto_chunk_size(like, 64)
-    assert 1024 <= chunk <= 256 * 2 ** 20 // (6 * 64 * 4) + 1024
+    # Each [C, F'] tensor of a chunk is at most 2 MiB (and a chunk has at least 1024 edges)
+    assert auto_chunk_size(like, 64) == 2 * 2 ** 20 // (64 * 4)
+    assert auto_chunk_size(like.double(), 64) == 2 * 2 ** 20 // (64 * 8)
+    assert auto_chunk_size(like, 4096) == 1024
+
+
+def sorted_by_target(edge_index: torch.Tensor) -> torch.Tensor:
+    return edge_index[:, torch.argsort(edge_index[1], stable=True)]
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('chunk', [1, 3, 7, 1000])
+def test_target_chunks(chunk, device):
+    # The chunks cover every edge once, in the order of the targets, and never split the
+    # in-edges of a target
+    n_nodes = 12
+    edge_index = random_graph(n_nodes, 60, self_loops=True).to(device)
+    src, dst = edge_index
+    edges = TargetChunks(src, dst, n_nodes, chunk)
+    assert edges.order is not None
+    assert torch.equal(edges.dst, dst[edges.order])
+    assert torch.equal(edges.src, src[edges.order])
+    assert torch.equal(edges.sort(dst), edges.dst)
+    assert torch.equal(edges.unsort(edges.src), src)
+    assert torch.equal(edges.dst, torch.sort(dst, stable=True).values)
+    degrees = torch.bincount(dst, minlength=n_nodes)
+    covered = 0
+    for a, b, e0, e1 in edges.parts:
+        assert e0 == covered and e1 > e0
+        covered = e1
+        assert e1 - e0 == degrees[a:b].sum().item()
+        assert ((edges.dst[e0:e1] >= a) & (edges.dst[e0:e1] < b)).all()
+        # A chunk starts at a multiple of `chunk` edges (or the first target after one) and
+        # ends with the target that crosses the next multiple
+        assert e1 - e0 <= chunk - 1 + degrees[b - 1].item()
+    assert covered == src.shape[0]
+    # Edges already sorted by target are used as they are
+    src_sorted, dst_sorted = sorted_by_target(edge_index)
+    edges = TargetChunks(src_sorted, dst_sorted, n_nodes, chunk)
+    assert edges.order is None and edges.src is src_sorted
+    assert TargetChunks(src[:0], dst[:0], n_nodes, chunk).parts == []
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('chunk_size', [1, 5, None])
+@pytest.mark.parametrize('config', [dict(version=2), dict(version=2, share_weights=True, bias=True),
+                                    dict(version=1, bias=True)], ids=str)
+def test_edges_sorted_by_target(config, chunk_size, device):
+    # Sorted edges take the path without a permutation; the attention is in their order
+    n_nodes = 11
+    edge_index = sorted_by_target(random_graph(n_nodes, 40, self_loops=True)).to(device)
+    edge, lean = make_pair(dropout=0.5, chunk_size=chunk_size, device=device, **config)
+    edge.train(), lean.train()
+    h = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64, device=device)
+    weight = torch.randn(n_nodes, lean.out_features, dtype=torch.float64, device=device)
+    assert_same(run(lean, h, edge_index, weight), run(edge, h, edge_index, weight), 1e-10)
+
+
+@pytest.mark.parametrize('version', [2, 1])
+def test_a_target_with_more_in_edges_than_a_chunk(version):
+    # A hub with 50 in-edges, chunks of 4 edges: the hub's softmax is never split
+    n_nodes = 60
+    hub = torch.stack([torch.arange(50), torch.zeros(50, dtype=torch.int64)])
+    loops = torch.arange(n_nodes).expand(2, -1)
+    edge_index = torch.cat([loops, hub], dim=1)
+    edge, lean = make_pair(version, chunk_size=4, bias=True)
+    h = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64)
+    weight = torch.randn(n_nodes, lean.out_features, dtype=torch.float64)
+    assert_same(run(lean, h, edge_index, weight), run(edge, h, edge_index, weight), 1e-10)
 
 
 BAD_INPUTS = [
@@ -336,8 +403,9 @@ def test_saved_tensors_grow_with_heads_not_features(version):
     edge_growth = sizes[64][1] - sizes[4][1]
     assert lean_growth <= 8 * n_nodes * n_heads * 64 * 4
     assert edge_growth >= n_edges * n_heads * 60 * 4
-    # Per edge the lean layer keeps alpha, its mask and the two indices (plus GAT's LeakyReLU input)
-    assert sizes[64][0] <= n_edges * (n_heads * (4 + 1 + 4 + 4) + 2 * 8) + lean_growth * 2
+    # Per edge the lean layer keeps only the dropout mask, one byte per head; the rest is a few
+    # node-level tensors (the input, g_l, g_r, the log-denominators)
+    assert n_edges * n_heads < sizes[4][0] <= n_edges * n_heads + 16 * n_nodes * n_heads * 4 * 4
 
 
 @pytest.mark.parametrize('slope', [-0.3, 0.0, 1.5])
