@@ -113,12 +113,14 @@ in `experiments/results/dictionary_lookup_layers.json`; the gallery example draw
 * **Many small graphs, dense or complete** (DictionaryLookup, molecules): the dense layer,
   batched. Each graph's grid is small, and the batch runs as a few large tensor
   operations.
-* **One small graph, or a dense one**: the dense layer on its $N \times N$ grid.
+* **One small graph, or a dense one** of up to a few hundred nodes: the dense layer on
+  its $N \times N$ grid.
 * **Sparse graphs** (Cora and bigger): an edge list, whose cost grows with the edges, not
-  with $N^2$: the [readable edge-list layer](../labml_gat/edges.html), or the
-  [memory-lean one](../labml_gat/lean.html), which keeps a few numbers per edge for the
-  backward pass instead of a few per edge and feature, at about the same time: the one to
-  pick when a graph would not fit otherwise.
+  with $N^2$: the [readable edge-list layer](../labml_gat/edges.html) for small ones, the
+  [memory-lean one](../labml_gat/lean.html) from about a hundred thousand edges on. The
+  lean layer keeps a byte per edge and head for the backward pass instead of a few
+  numbers per edge and feature, and on large graphs, sparse or complete, it is also the
+  fastest.
 * Putting many small graphs into one block-diagonal dense graph is the worst of both: its
   grid grows with the square of the total.
 

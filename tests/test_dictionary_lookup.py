@@ -466,17 +466,15 @@ def test_recorded_layer_timing_supports_the_prose():
         # Sparse graphs go to an edge list
         if row['density'] <= 0.1:
             assert row['fastest'] in ('edges', 'lean'), row
-        # Complete graphs of more than a handful of nodes go to the dense layer
-        if row['density'] == 1.0 and row['n_nodes'] >= 16:
+        # Complete graphs of a few dozen to a few hundred nodes go to the dense layer
+        if row['density'] == 1.0 and 16 <= row['n_nodes'] <= 256:
             assert row['fastest'].startswith('dense'), row
-        # The lean edge list keeps the least once a graph has a few hundred edges
-        if row['n_edges'] >= 500:
-            assert row['leanest'] == 'lean', row
-    # Large sparse graphs: the lean layer at about the readable edge list's time
-    large = [row for row in record['rows'] if row['n_nodes'] >= 10_000]
-    assert large
-    for row in large:
-        assert row['seconds']['lean'] < 1.5 * row['seconds']['edges'], row
+        # The lean edge list keeps the least on every graph
+        assert row['leanest'] == 'lean', row
+        # and from about a hundred thousand edges on it is the fastest
+        if row['n_edges'] >= 100_000:
+            assert row['fastest'] == 'lean', row
+    assert any(row['n_nodes'] >= 100_000 for row in record['rows'])
 
 
 # ## The gallery example
