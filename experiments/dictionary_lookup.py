@@ -90,8 +90,9 @@ the epoch budget ran out). The table and the figure, drawn from the record, are 
   whose key-value combinations it has never seen, once the training set is large: with
   all $k!$ permutations of a small $k$ there are only a few dozen training graphs, and
   some test answers are guesses.
-* **More heads help GAT, not enough**: eight GAT heads can fit the training graphs, but
-  stay behind eight GATv2 heads on the test graphs.
+* **More heads help GAT, not enough**: eight GAT heads fit the training graphs of small
+  $k$ and come close at large $k$, but stay behind eight GATv2 heads on the test graphs:
+  they learn the training combinations rather than the lookup.
 
 At $k = 2$ the task degenerates: one training graph and one test graph, which a model
 either gets right or not.
