@@ -77,7 +77,9 @@ The results are the same as the edge-list layers' up to rounding: the same param
 the same `state_dict`, the same `forward(h, edge_index, return_attention=False)`,
 bipartite pairs `(h_src, h_dst)`, attention dropout drawn from the same random stream,
 `share_weights`, bias, and zero for a node without in-edges.
-Nothing here is specific to the CPU: the same code runs on a GPU.
+Nothing here is specific to the CPU: every operation has a GPU kernel in PyTorch, and
+the tests run on a GPU when one is present (the machine of the recorded benchmarks has
+none, so only the CPU path has been run).
 """
 
 from typing import List, Optional, Tuple
