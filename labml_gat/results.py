@@ -140,8 +140,30 @@ def quickstart_table(folder: Path) -> str:
     return '\n'.join(rows) + '\n\n' + provenance(record)
 
 
+def lookup_sweep_table(folder: Path) -> str:
+    """The DictionaryLookup sweep: every model's accuracy, epochs and why it stopped."""
+    record = load('dictionary_lookup_sweep', folder)
+    names = {'gatv2': 'GATv2', 'gat': 'GAT'}
+    rows = ['| k | layer | heads | train | test | epochs | stopped by |',
+            '|--:|-------|------:|------:|-----:|-------:|------------|']
+    for run in sorted(record['runs'],
+                      key=lambda r: (r['k'], r['n_heads'], r['layer'] == 'gat')):
+        rows.append(f"| {run['k']} | {names[run['layer']]} | {run['n_heads']} "
+                    f"| {100 * run['train_accuracy']:.1f} % "
+                    f"| {100 * run['test_accuracy']:.1f} % "
+                    f"| {run['epochs']} | {run['stopped_by']} |")
+    machine = record['machine']
+    return ('\n'.join(rows) + '\n\n' +
+            f"The whole sweep took {record['total_seconds'] / 60:.0f} min of wall-clock "
+            f"time and {record['total_cpu_seconds'] / 60:.0f} min of processor time, "
+            f"measured on {record['date']} with `{record['command']}` on "
+            f"{machine['cpu']} ({machine['cores']} cores), "
+            f"PyTorch {record['versions']['torch']}.")
+
+
 TABLES: Dict[str, Callable[[Path], str]] = {
     'quickstart': quickstart_table,
+    'dictionary_lookup': lookup_sweep_table,
     'cora': lambda folder: experiments_table(['cora_seeds10', 'cora_minibatch_seeds10'],
                                              folder),
     'benchmark': benchmark_table,

@@ -492,21 +492,16 @@ def test_gallery_example_uses_ordinary_imports():
 
 # ## The README section quotes the record
 
-def sweep_table(record: dict) -> list:
-    """The rows of the README's table of the recorded sweep, as they must read."""
-    names = {'gatv2': 'GATv2', 'gat': 'GAT'}
-    return [f"| {run['k']} | {names[run['layer']]} | {run['n_heads']} "
-            f"| {100 * run['train_accuracy']:.1f} % | {100 * run['test_accuracy']:.1f} % "
-            f"| {run['epochs']} | {run['stopped_by']} |"
-            for run in sorted(record['runs'], key=lambda r: (r['k'], r['n_heads'],
-                                                              r['layer'] == 'gat'))]
-
-
-def test_readme_section_quotes_the_record():
+def test_readme_section_renders_the_record():
+    """The README's sweep table is the record's, rendered by `labml_gat.results`."""
+    from labml_gat import results
     text = (REPO / 'README.md').read_text()
     record = json.loads(RECORD.read_text())
-    for row in sweep_table(record):
-        assert row in text, row
-    assert f"in {record['total_seconds'] / 60:.0f} minutes" in text
-    assert f"{record['total_cpu_seconds'] / 60:.0f} minutes of processor time" in text
-    assert record['command'] in text
+    assert '<!-- results: dictionary_lookup -->' in text
+    table = results.render('dictionary_lookup')
+    assert table in text
+    # One row per model, with its numbers
+    for run in record['runs']:
+        assert (f"| {100 * run['train_accuracy']:.1f} % | {100 * run['test_accuracy']:.1f} % "
+                f"| {run['epochs']} | {run['stopped_by']} |") in table
+    assert len(table.splitlines()) == len(record['runs']) + 4
