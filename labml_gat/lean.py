@@ -92,8 +92,9 @@ modules, parameters and random draws, that keeps per node only
 * one byte per input feature, the first dropout's mask: $x$ itself is the caller's
   tensor, and each slice of $\text{dropout}(x)$ is made again when a projection or a
   weight's gradient needs it ([`ProjectRows`](#projections-of-an-input-made-on-the-fly));
-* $g_l$, $F'$ numbers: $g_{r,i}$ is needed only by the chunk of $i$'s in-edges, so it is
-  projected there, in both passes, and its gradient goes straight into $W_r$'s;
+* $g_l$, $F'$ numbers: $g_{r,i}$ is needed only by the chunk of the in-edges of $i$, so
+  it is projected there, in both passes, and its gradient goes straight into that of
+  $W_r$;
 * $h^{(1)}$, $F'$ numbers, and one byte per hidden feature, the second dropout's mask;
   the ELU and the dropout are made again slice by slice like the first dropout;
 * the second layer's small tensors ($g_l$, $g_r$ and $\ell$ with one head and as many
@@ -101,8 +102,9 @@ modules, parameters and random draws, that keeps per node only
 
 In the backward pass the gradient of $h^{(1)}$ is written over $h^{(1)}$, which nothing
 needs any more, and the first layer's attention adds the gradient of $g_l$; the most
-that is alive at once is then, per node, the first mask, $g_l$, $h^{(1)}$'s gradient,
-$g_l$'s gradient, $\ell$ and the attention's masks of the $|\mathcal{E}|/N$ in-edges:
+that is alive at once is then, per node, the first mask, $g_l$, the gradients of
+$h^{(1)}$ and of $g_l$, $\ell$ and the attention's masks of the $|\mathcal{E}|/N$
+in-edges:
 $$F + 3 F' b + K b + K \, |\mathcal{E}| / N \quad \text{bytes,}$$
 about 1 kB per node for the sizes above, $K = 8$ heads and 11 in-edges per node, plus
 the chunks' working set. The price is a second projection of the input and of the
@@ -172,7 +174,7 @@ class LeanGraphAttentionV2Layer(EdgeGraphAttentionV2Layer):
         ### The layer on an input made on the fly
 
         The same layer on $h = \text{dropout}(\sigma(x))$ described by a
-        [`NodeInput`](#a-layers-input-made-on-the-fly), which is never a whole tensor:
+        [`NodeInput`](#the-input-of-a-layer-made-on-the-fly), never a whole tensor:
         $g_l = W_l h$ is projected in slices of nodes by `ProjectRows`, and $g_r = W_r h$
         chunk by chunk inside the attention, when the input needs no gradient (the data);
         otherwise both are projected by one `ProjectRows`, so that the gradient of $x$ is
@@ -348,7 +350,8 @@ class GATv2Score:
 
     def forward(self, messages, query, key, attn, src, local, for_backward=False):
         """`(e, messages_j, state)`: the scores `[C, n_heads]`, the gathered messages, and
-        what `backward` needs. `query` is the chunk's rows of $g_r$, numbered by `local`."""
+        what `backward` needs. `query` is the chunk's rows of $g_r$, numbered by
+        `local`."""
         g_l_j = messages.index_select(0, src)
         s = query.index_select(0, local).add_(g_l_j)
         # With a slope $\ge 0$ LeakyReLU keeps the sign, so its backward can use its output
@@ -422,11 +425,12 @@ class LeanAttention(torch.autograd.Function):
     Kept for the backward pass: the node-level inputs, $\ell$ (`[n_dst, n_heads]`, the
     log of the softmax's denominator), and the dropout mask.
 
-    With `projection`, a pair `(h, W_r)` of a [`NodeInput`](#a-layers-input-made-on-the-fly)
-    and the weight $W_r$, `query` is `None`: the chunk's rows $g_{r,i} = W_r h_i$ are
-    projected when the chunk needs them, in the forward and again in the backward pass,
-    and their gradient goes straight into $W_r$'s, so neither $g_r$ nor its gradient is
-    ever a whole `[n_dst, n_heads, n_hidden]` tensor.
+    With `projection`, a pair `(h, W_r)` of a
+    [`NodeInput`](#the-input-of-a-layer-made-on-the-fly) and the weight $W_r$, `query` is
+    `None`: the chunk's rows $g_{r,i} = W_r h_i$ are projected when the chunk needs them,
+    in the forward and again in the backward pass, and their gradient goes straight into
+    that of $W_r$, so neither $g_r$ nor its gradient is ever a whole
+    `[n_dst, n_heads, n_hidden]` tensor.
     """
 
     @staticmethod
@@ -548,7 +552,7 @@ class LeanAttention(torch.autograd.Function):
 def query_chunk(query: Optional[torch.Tensor], projection: Optional['NodeInput'],
                 weight_r: Optional[torch.Tensor], a: int, b: int, n_heads: int
                 ) -> torch.Tensor:
-    """The rows `a` to `b` of the query: a view of `query`, or projected from the input."""
+    """Rows `a` to `b` of the query: a view of `query`, or projected from the input."""
     if projection is None:
         return query[a:b]
     return (projection.rows(a, b) @ weight_r.T).view(b - a, n_heads, -1)
@@ -557,7 +561,7 @@ def query_chunk(query: Optional[torch.Tensor], projection: Optional['NodeInput']
 @dataclass
 class NodeInput:
     r"""
-    ## A layer's input, made on the fly
+    ## The input of a layer, made on the fly
 
     In the [two-layer model](model.html) the first layer's input is $\text{dropout}(x)$,
     and the second's is $\text{dropout}(\text{ELU}(h^{(1)}))$. Each is as large as the
@@ -677,10 +681,11 @@ class LeanTwoLayerGAT(TwoLayerGAT):
 
     The [two-layer model](model.html) with lean GATv2 layers, the same modules, parameters
     and `state_dict`, and the same random draws, but its dropouts and ELU are made inside
-    the layers' projections ([`NodeInput`](#a-layers-input-made-on-the-fly)): what is kept
-    for the backward pass is $x$ itself, one byte per input feature for the first dropout,
-    $g_l$ of the first layer, its output $h^{(1)}$ and one byte per hidden feature for the
-    second dropout, besides the attention's per-edge mask and the small second layer.
+    the layers' projections ([`NodeInput`](#the-input-of-a-layer-made-on-the-fly)): what
+    is kept for the backward pass is $x$ itself, one byte per input feature for the first
+    dropout, $g_l$ of the first layer, its output $h^{(1)}$ and one byte per hidden
+    feature for the second dropout, besides the attention's per-edge mask and the small
+    second layer.
     """
 
     def __init__(self, in_features: int, n_classes: int, n_heads: int, n_hidden: int,
