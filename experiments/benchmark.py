@@ -23,7 +23,9 @@ The figures:
   nodes with about 10 in-edges each: the bar is `GATv2Conv` itself;
 * `scale_N`: one full-batch training step of the two-layer model on a random graph of `N`
   nodes, each implementation in its own process, reporting the peak memory above data and
-  model (or the error, if it does not fit).
+  model (or the error, if it does not fit). Its `lean` row is the
+  [leaner two-layer model](../labml_gat/lean.html#the-two-layer-model-leaner), which makes
+  the model's dropouts and ELU inside the layers' projections instead of keeping them.
 
 Each measured figure replaces its record `experiments/results/benchmark_<figure>.json`,
 with the command, the date, the machine and the versions; the README and the site's
@@ -134,8 +136,10 @@ def tasks(s: BenchmarkSettings) -> List[tuple]:
                                               impls=s.impls), True, True))
     if 'scale' in s.figures:
         for n in s.scale_nodes:
+            # The lean rows use the model whose dropouts and ELU are inside the projections
             result.append((f'scale_{n}', dict(random, level='model', n_nodes=n,
-                                              impls=s.scale_impls), True, False))
+                                              impls=s.scale_impls, lean_model=True),
+                           True, False))
     return result
 
 

@@ -62,12 +62,17 @@ def random_graph(n_nodes: int, degree: float, in_features: int, seed: int = 0
     """
     generator = torch.Generator().manual_seed(seed)
     n_edges = int(degree * n_nodes)
-    src = torch.randint(0, n_nodes, (n_edges,), generator=generator)
-    dst = torch.randint(0, n_nodes, (n_edges,), generator=generator)
-    loops = torch.arange(n_nodes)
-    src, dst = torch.cat([src, loops]), torch.cat([dst, loops])
+    # Drawn straight into the rows of `edge_index`, the loops last, then sorted in place:
+    # besides `edge_index` only the order and one row's copy exist at once
+    edge_index = torch.empty(2, n_edges + n_nodes, dtype=torch.int64)
+    src, dst = edge_index
+    torch.randint(0, n_nodes, (n_edges,), generator=generator, out=src[:n_edges])
+    torch.randint(0, n_nodes, (n_edges,), generator=generator, out=dst[:n_edges])
+    torch.arange(n_nodes, out=src[n_edges:])
+    dst[n_edges:] = src[n_edges:]
     order = torch.argsort(dst, stable=True)
-    edge_index = torch.stack([src[order], dst[order]])
+    dst.copy_(dst.index_select(0, order))
+    src.copy_(src.index_select(0, order))
     del src, dst, order
     x = torch.randn(n_nodes, in_features, generator=generator)
     return x, edge_index
@@ -129,10 +134,17 @@ class PyGTwoLayerGAT(nn.Module):
 
 
 def make_model(impl: str, in_features: int, n_classes: int, n_heads: int, n_hidden: int,
-               dropout: float = 0.6) -> nn.Module:
-    """The two-layer node classifier of the GAT paper with each implementation."""
+               dropout: float = 0.6, lean_model: bool = False) -> nn.Module:
+    """
+    The two-layer node classifier of the GAT paper with each implementation; with
+    `lean_model`, `lean` is the [leaner model](lean.html#the-two-layer-model-leaner) whose
+    dropouts and ELU are made inside the projections (the same function).
+    """
     if impl == 'pyg':
         return PyGTwoLayerGAT(in_features, n_classes, n_heads, n_hidden, dropout)
+    if impl == 'lean' and lean_model:
+        from labml_gat.lean import LeanTwoLayerGAT
+        return LeanTwoLayerGAT(in_features, n_classes, n_heads, n_hidden, dropout)
     from labml_gat import fast
     from labml_gat.model import TwoLayerGAT
     layer_class = {'lean': LeanGraphAttentionV2Layer, 'edges': EdgeGraphAttentionV2Layer,
@@ -190,7 +202,8 @@ def make_runner(task: dict, impl: str) -> Runner:
     n_classes = 7
     generator = torch.Generator().manual_seed(1)
     y = torch.randint(0, n_classes, (x.shape[0],), generator=generator)
-    model = make_model(impl, x.shape[1], n_classes, n_heads, n_hidden)
+    model = make_model(impl, x.shape[1], n_classes, n_heads, n_hidden,
+                       lean_model=task.get('lean_model', False))
     return Runner(model, x, edge_index, y, torch.ones_like(y, dtype=torch.bool))
 
 

@@ -73,6 +73,45 @@ a sixteenth of the free memory of the device, so the same call works on a laptop
 a big machine. Much smaller chunks pay Python's overhead per chunk; much larger ones
 pay for memory traffic.
 
+## The two-layer model around the layers
+
+On a big graph the [two-layer model](model.html) around the layers holds more than the
+attention does. With $N$ nodes, $F$ input features, $F'$ hidden features and $b$ bytes
+per number, autograd keeps for the backward pass, per node, the dropped-out input
+($F$ numbers, which the projections keep for their weights' gradients), the first
+layer's $g_l$ and $g_r$ ($2F'$), its output $h^{(1)}$ (for the ELU's derivative), the
+dropout's scaled mask and the dropped-out $\text{dropout}(\text{ELU}(h^{(1)}))$ (for the
+second layer's weights): $F + 5F'$ numbers, and the backward pass adds the gradients of
+$g_l$, $g_r$ and $h^{(1)}$, $3F'$ more. With $F = 128$, $F' = 64$ and $b = 4$ this is
+about 1.8 kB kept and 0.8 kB more per node, 26 GB at ten million nodes, beside the
+data's own $F b$ = 512 bytes per node.
+
+[`LeanTwoLayerGAT`](#the-two-layer-model-leaner) is the same model, with the same
+modules, parameters and random draws, that keeps per node only
+
+* one byte per input feature, the first dropout's mask: $x$ itself is the caller's
+  tensor, and each slice of $\text{dropout}(x)$ is made again when a projection or a
+  weight's gradient needs it ([`ProjectRows`](#projections-of-an-input-made-on-the-fly));
+* $g_l$, $F'$ numbers: $g_{r,i}$ is needed only by the chunk of the in-edges of $i$, so
+  it is projected there, in both passes, and its gradient goes straight into that of
+  $W_r$;
+* $h^{(1)}$, $F'$ numbers, and one byte per hidden feature, the second dropout's mask;
+  the ELU and the dropout are made again slice by slice like the first dropout;
+* the second layer's small tensors ($g_l$, $g_r$ and $\ell$ with one head and as many
+  features as classes).
+
+In the backward pass the gradient of $h^{(1)}$ is written over $h^{(1)}$, which nothing
+needs any more, and the first layer's attention adds the gradient of $g_l$; the most
+that is alive at once is then, per node, the first mask, $g_l$, the gradients of
+$h^{(1)}$ and of $g_l$, $\ell$ and the attention's masks of the $|\mathcal{E}|/N$
+in-edges:
+$$F + 3 F' b + K b + K \, |\mathcal{E}| / N \quad \text{bytes,}$$
+about 1 kB per node for the sizes above, $K = 8$ heads and 11 in-edges per node, plus
+the chunks' working set. The price is a second projection of the input and of the
+hidden features in the backward pass.
+
+## Same function
+
 The results are the same as the edge-list layers' up to rounding: the same parameters,
 the same `state_dict`, the same `forward(h, edge_index, return_attention=False)`,
 bipartite pairs `(h_src, h_dst)`, attention dropout drawn from the same random stream,
@@ -82,13 +121,15 @@ the tests run on a GPU when one is present (the machine of the recorded benchmar
 none, so only the CPU path has been run).
 """
 
-from typing import List, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from labml_gat.edges import (EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer,
                              NodeFeatures, check_edge_inputs)
+from labml_gat.model import Graph, TwoLayerGAT
 from labml_gat.training import available_memory_bytes
 
 # The largest $C \times F'$ tensor of a chunk when the chunk size is chosen automatically
@@ -130,6 +171,35 @@ class LeanGraphAttentionV2Layer(EdgeGraphAttentionV2Layer):
         score = GATv2Score(self.attn, self.activation.negative_slope)
         return lean_attend(self, score, g_l, g_r, None, src, dst, chunk, return_attention)
 
+    def forward_input(self, h: 'NodeInput', edge_index: torch.Tensor) -> torch.Tensor:
+        r"""
+        ### The layer on an input made on the fly
+
+        The same layer on $h = \text{dropout}(\sigma(x))$ described by a
+        [`NodeInput`](#the-input-of-a-layer-made-on-the-fly), never a whole tensor:
+        $g_l = W_l h$ is projected in slices of nodes by `ProjectRows`, and $g_r = W_r h$
+        chunk by chunk inside the attention, when the input needs no gradient (the data);
+        otherwise both are projected by one `ProjectRows`, so that the gradient of $x$ is
+        made once, not once for each.
+        """
+        _, _, src, dst = check_edge_inputs(h.x, edge_index, self.in_features,
+                                           self.attn.dtype)
+        n_nodes, shape = h.x.shape[0], (-1, self.n_heads, self.n_hidden)
+        projection = None
+        if self.share_weights:
+            g_l, = project(h, self.linear_l.weight)
+            g_r = g_l = g_l.view(shape)
+        elif h.x.requires_grad:
+            g_l, g_r = (g.view(shape) for g in
+                        project(h, self.linear_l.weight, self.linear_r.weight))
+        else:
+            g_l, g_r = project(h, self.linear_l.weight)[0].view(shape), None
+            projection = (h, self.linear_r.weight)
+        chunk = self.chunk_size or auto_chunk_size(g_l, self.n_heads * self.n_hidden)
+        score = GATv2Score(self.attn, self.activation.negative_slope)
+        return lean_attend(self, score, g_l, g_r, None, src, dst, chunk, False,
+                           n_dst=n_nodes, projection=projection, bias_on_heads=True)
+
 
 class LeanGraphAttentionLayer(EdgeGraphAttentionLayer):
     """
@@ -167,17 +237,22 @@ class LeanGraphAttentionLayer(EdgeGraphAttentionLayer):
                            chunk, return_attention)
 
 
-def lean_attend(layer, score, messages: torch.Tensor, query: torch.Tensor,
+def lean_attend(layer, score, messages: torch.Tensor, query: Optional[torch.Tensor],
                 key: Optional[torch.Tensor], src: torch.Tensor, dst: torch.Tensor,
-                chunk: int, return_attention: bool):
+                chunk: int, return_attention: bool, n_dst: Optional[int] = None,
+                projection: Optional[Tuple['NodeInput', torch.Tensor]] = None,
+                bias_on_heads: bool = False):
     """
     ### Score, normalise, drop, aggregate and merge the heads
 
     The lean counterpart of the edge-list layers' `attend`. `messages` $g_{k,j}$ is
     node-level here, `[n_src, n_heads, n_hidden]`; `query` and `key` are the node-level
-    inputs of the score (`score` says how they make $e_{ijk}$).
+    inputs of the score (`score` says how they make $e_{ijk}$). With `projection`,
+    `(h, W_r)`, the query is projected chunk by chunk from `h` (see `LeanAttention`).
+    With `bias_on_heads` and concatenated heads, the bias goes into the attention's
+    output before the heads are merged (the same sum), which saves a gradient's copy.
     """
-    n_dst, n_heads = query.shape[0], layer.n_heads
+    n_dst, n_heads = query.shape[0] if n_dst is None else n_dst, layer.n_heads
     edges = TargetChunks(src, dst, n_dst, chunk)
 
     # The dropout on the coefficients, as `nn.Dropout` draws it: a mask of kept entries,
@@ -195,12 +270,18 @@ def lean_attend(layer, score, messages: torch.Tensor, query: torch.Tensor,
 
     # $h'_{ik}$, `[n_dst, n_heads, n_hidden]`, and, if asked for, $\alpha_{ijk}$
     # before dropout in the order of the chunks
+    h, weight_r = (None, None) if projection is None else projection
     results = LeanAttention.apply(messages, query, key, score.attn, score, edges, keep,
-                                  scale, return_attention)
+                                  scale, return_attention, weight_r, h)
     attn_res = results[0] if return_attention else results
 
     # Concatenate or average the heads and add the bias, as the other layers do; the bias
     # in place, as `out` is a fresh node-level tensor that nothing has kept
+    if layer.is_concat and bias_on_heads and layer.bias is not None:
+        # In place on the attention's own output, not on a view of it: after an in-place
+        # operation on a view, autograd's backward makes a whole new gradient of its base
+        out = attn_res.add_(layer.bias.view(n_heads, layer.n_hidden))
+        return out.view(n_dst, n_heads * layer.n_hidden)
     if layer.is_concat:
         out = attn_res.reshape(n_dst, n_heads * layer.n_hidden)
     else:
@@ -269,11 +350,12 @@ class GATv2Score:
     def __init__(self, attn: torch.Tensor, negative_slope: float):
         self.attn, self.slope = attn, negative_slope
 
-    def forward(self, messages, query, key, attn, src, dst, for_backward=False):
+    def forward(self, messages, query, key, attn, src, local, for_backward=False):
         """`(e, messages_j, state)`: the scores `[C, n_heads]`, the gathered messages, and
-        what `backward` needs."""
+        what `backward` needs. `query` is the chunk's rows of $g_r$, numbered by
+        `local`."""
         g_l_j = messages.index_select(0, src)
-        s = query.index_select(0, dst).add_(g_l_j)
+        s = query.index_select(0, local).add_(g_l_j)
         # With a slope $\ge 0$ LeakyReLU keeps the sign, so its backward can use its output
         # and `s` can be overwritten; otherwise `s` is kept for the backward pass.
         in_place = self.slope >= 0 or not for_backward
@@ -284,7 +366,7 @@ class GATv2Score:
         e = act.view(act.shape[0], -1) @ blocks.T
         return e, g_l_j, (s, act, in_place)
 
-    def backward(self, grad_e, state, attn, src, local, part, grads, grad_messages_j):
+    def backward(self, grad_e, state, attn, src, local, grads, grad_messages_j):
         r"""
         With $\sigma'(s) \in \{1, \text{slope}\}$ the derivative of LeakyReLU at
         $s = g_{r,i} + g_{l,j}$:
@@ -304,8 +386,7 @@ class GATv2Score:
         grad_s = torch.ops.aten.leaky_relu_backward(grad_e.unsqueeze(-1) * attn,
                                                     act if in_place else s, self.slope,
                                                     in_place)
-        a, b = part
-        grad_query[a:b].index_add_(0, local, grad_s)
+        grad_query.index_add_(0, local, grad_s)
         grad_messages_j += grad_s
 
 
@@ -322,16 +403,15 @@ class GATScore:
     def __init__(self, negative_slope: float):
         self.slope = negative_slope
 
-    def forward(self, messages, query, key, attn, src, dst, for_backward=False):
-        pre = query.index_select(0, dst).add_(key.index_select(0, src))
+    def forward(self, messages, query, key, attn, src, local, for_backward=False):
+        pre = query.index_select(0, local).add_(key.index_select(0, src))
         e = nn.functional.leaky_relu(pre, self.slope)
         return e, messages.index_select(0, src), pre
 
-    def backward(self, grad_e, pre, attn, src, local, part, grads, grad_messages_j):
+    def backward(self, grad_e, pre, attn, src, local, grads, grad_messages_j):
         _, grad_query, grad_key, _ = grads
         grad_pre = torch.ops.aten.leaky_relu_backward(grad_e, pre, self.slope, False)
-        a, b = part
-        grad_query[a:b].index_add_(0, local, grad_pre)
+        grad_query.index_add_(0, local, grad_pre)
         grad_key.index_add_(0, src, grad_pre)
 
 
@@ -346,12 +426,21 @@ class LeanAttention(torch.autograd.Function):
     \, g_{k,j}$ with $\tilde\alpha$ the coefficients after dropout.
     Kept for the backward pass: the node-level inputs, $\ell$ (`[n_dst, n_heads]`, the
     log of the softmax's denominator), and the dropout mask.
+
+    With `projection`, a pair `(h, W_r)` of a
+    [`NodeInput`](#the-input-of-a-layer-made-on-the-fly) and the weight $W_r$, `query` is
+    `None`: the chunk's rows $g_{r,i} = W_r h_i$ are projected when the chunk needs them,
+    in the forward and again in the backward pass, and their gradient goes straight into
+    that of $W_r$, so neither $g_r$ nor its gradient is ever a whole
+    `[n_dst, n_heads, n_hidden]` tensor.
     """
 
     @staticmethod
     def forward(ctx, messages, query, key, attn, score, edges: TargetChunks,
-                keep: Optional[torch.Tensor], scale: float, return_attention: bool):
-        n_dst, (n_heads, n_hidden) = query.shape[0], messages.shape[1:]
+                keep: Optional[torch.Tensor], scale: float, return_attention: bool,
+                weight_r: Optional[torch.Tensor] = None,
+                projection: Optional['NodeInput'] = None):
+        n_dst, (n_heads, n_hidden) = edges.degrees.shape[0], messages.shape[1:]
         out = messages.new_zeros(n_dst, n_heads, n_hidden)
         log_denominator = messages.new_full((n_dst, n_heads), -torch.inf)
         attention = messages.new_empty(edges.src.shape[0], n_heads) if return_attention \
@@ -360,7 +449,8 @@ class LeanAttention(torch.autograd.Function):
             src, dst = edges.src[e0:e1], edges.dst[e0:e1]
             # The chunk's targets numbered from 0, and the in-degree of each
             local, degrees = dst - a, edges.degrees[a:b]
-            e, messages_j, _ = score.forward(messages, query, key, attn, src, dst)
+            query_rows = query_chunk(query, projection, weight_r, a, b, n_heads)
+            e, messages_j, _ = score.forward(messages, query_rows, key, attn, src, local)
             # The segment softmax over each target's in-edges, all inside the chunk
             e_max = torch.segment_reduce(e, 'max', lengths=degrees, unsafe=True)
             alpha = e.sub_(e_max.index_select(0, local)).exp_()
@@ -373,8 +463,14 @@ class LeanAttention(torch.autograd.Function):
             weights = dropped(alpha, keep, scale, e0, e1).unsqueeze(-1)
             out[a:b].index_add_(0, local, messages_j.mul_(weights))
 
-        ctx.save_for_backward(messages, query, key, attn, log_denominator, keep)
+        # The projection's input is the caller's tensor and a mask, not a copy
+        input_x, input_keep = (None, None) if projection is None else \
+            (projection.x, projection.keep)
+        ctx.save_for_backward(messages, query, key, attn, log_denominator, keep, weight_r,
+                              input_x, input_keep)
         ctx.score, ctx.edges, ctx.scale = score, edges, scale
+        ctx.projection = None if projection is None else \
+            replace(projection, x=None, keep=None)
         ctx.set_materialize_grads(False)
         if attention is not None:
             return out, attention
@@ -397,20 +493,31 @@ class LeanAttention(torch.autograd.Function):
             \frac{\partial \mathcal{L}}{\partial \alpha_{ij'k}} \Big)$$
         The message $g_{k,j}$ gets $\tilde\alpha_{ijk} \, \partial \mathcal{L} /
         \partial h'_{ik}$ and the score's part, added into row $j$ once.
+        A projected query's rows are complete at the end of their chunk, so
+        $\partial \mathcal{L} / \partial W_r = \sum_i (\partial \mathcal{L} /
+        \partial g_{r,i}) \, h_i^\top$ is added up chunk by chunk.
         """
-        messages, query, key, attn, log_denominator, keep = ctx.saved_tensors
+        (messages, query, key, attn, log_denominator, keep, weight_r, input_x,
+         input_keep) = ctx.saved_tensors
         score, edges, scale = ctx.score, ctx.edges, ctx.scale
+        projection = None if ctx.projection is None else \
+            replace(ctx.projection, x=input_x, keep=input_keep)
+        n_heads = messages.shape[1]
         grad_messages = torch.zeros_like(messages)
         # With shared weights on one node set, $g_r$ is $g_l$: one gradient for both
-        grad_query = grad_messages if query is messages else torch.zeros_like(query)
+        if query is None:
+            grad_query = None
+        else:
+            grad_query = grad_messages if query is messages else torch.zeros_like(query)
         grad_key = None if key is None else torch.zeros_like(key)
         grad_attn = None if attn is None else torch.zeros_like(attn)
-        grads = grad_messages, grad_query, grad_key, grad_attn
+        grad_weight_r = None if weight_r is None else torch.zeros_like(weight_r)
         for a, b, e0, e1 in edges.parts:
             src, dst = edges.src[e0:e1], edges.dst[e0:e1]
             local, degrees = dst - a, edges.degrees[a:b]
-            e, messages_j, state = score.forward(messages, query, key, attn, src, dst,
-                                                 for_backward=True)
+            query_rows = query_chunk(query, projection, weight_r, a, b, n_heads)
+            e, messages_j, state = score.forward(messages, query_rows, key, attn, src,
+                                                 local, for_backward=True)
             alpha = e.sub_(log_denominator.index_select(0, dst)).exp_()
             # $\partial \mathcal{L} / \partial \alpha$, `[C, n_heads]`
             if grad_attention is not None:
@@ -431,11 +538,175 @@ class LeanAttention(torch.autograd.Function):
             sums = torch.segment_reduce(grad_e, 'sum', lengths=degrees, unsafe=True)
             grad_e -= alpha.mul_(sums.index_select(0, local))
             # Back through the score, then the messages' rows get their gradient in one go
-            score.backward(grad_e, state, attn, src, local, (a, b), grads,
-                           grad_messages_j)
+            grad_query_rows = (torch.zeros_like(query_rows) if grad_query is None
+                               else grad_query[a:b])
+            grads = grad_messages, grad_query_rows, grad_key, grad_attn
+            score.backward(grad_e, state, attn, src, local, grads, grad_messages_j)
             grad_messages.index_add_(0, src, grad_messages_j)
-        return (grad_messages, None if query is messages else grad_query, grad_key,
-                grad_attn, None, None, None, None, None)
+            if projection is not None:
+                grad_weight_r.addmm_(grad_query_rows.view(b - a, -1).T,
+                                     projection.rows(a, b))
+        return (grad_messages,
+                None if query is None or query is messages else grad_query, grad_key,
+                grad_attn, None, None, None, None, None, grad_weight_r, None)
+
+
+def query_chunk(query: Optional[torch.Tensor], projection: Optional['NodeInput'],
+                weight_r: Optional[torch.Tensor], a: int, b: int, n_heads: int
+                ) -> torch.Tensor:
+    """Rows `a` to `b` of the query: a view of `query`, or projected from the input."""
+    if projection is None:
+        return query[a:b]
+    return (projection.rows(a, b) @ weight_r.T).view(b - a, n_heads, -1)
+
+
+@dataclass
+class NodeInput:
+    r"""
+    ## The input of a layer, made on the fly
+
+    In the [two-layer model](model.html) the first layer's input is $\text{dropout}(x)$,
+    and the second's is $\text{dropout}(\text{ELU}(h^{(1)}))$. Each is as large as the
+    tensor it comes from, and autograd keeps it for the weight's gradient. Here only `x`
+    is kept, with the dropout as a mask of one byte per number (`keep`, or `None` without
+    dropout) and its scale; `rows(a, b)` makes the rows `a` to `b` of
+    $h = \text{dropout}(\sigma(x))$ when they are needed, $\sigma$ being the ELU with
+    `elu_alpha`, or nothing if it is `None`.
+    """
+    x: torch.Tensor
+    keep: Optional[torch.Tensor] = None
+    scale: float = 1.0
+    elu_alpha: Optional[float] = None
+    # Whether the gradient of `x` may be written over `x` in the backward pass
+    overwrite: bool = False
+
+    @staticmethod
+    def draw(x: torch.Tensor, dropout: nn.Dropout, elu: Optional[nn.ELU] = None,
+             overwrite: bool = False) -> 'NodeInput':
+        """
+        The input of a layer that `dropout` (and `elu`) would make from `x`, with the mask
+        drawn as `nn.Dropout` draws it, so the random stream is the same.
+        """
+        p, keep, scale = dropout.p, None, 1.0
+        if dropout.training and p > 0:
+            keep = x.new_empty(x.shape, dtype=torch.bool)
+            keep = keep.bernoulli_(1 - p) if p < 1 else keep.zero_()
+            scale = 1 / (1 - p) if p < 1 else 0.0
+        return NodeInput(x, keep, scale, None if elu is None else elu.alpha, overwrite)
+
+    def rows(self, a: int, b: int) -> torch.Tensor:
+        """Rows `a` to `b` of $h$."""
+        h = self.x[a:b]
+        if self.elu_alpha is not None:
+            h = nn.functional.elu(h, self.elu_alpha)
+        if self.keep is not None:
+            h = h * self.keep[a:b] * self.scale
+        return h
+
+    def backward_rows(self, grad_h: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        r"""$\partial \mathcal{L} / \partial x$ for rows `a` to `b` from
+        $\partial \mathcal{L} / \partial h$: through the mask and the ELU."""
+        if self.keep is not None:
+            grad_h = grad_h * self.keep[a:b] * self.scale
+        if self.elu_alpha is not None:
+            grad_h = torch.ops.aten.elu_backward(grad_h, self.elu_alpha, 1, 1, False,
+                                                 self.x[a:b])
+        return grad_h
+
+    def slices(self) -> Sequence[Tuple[int, int]]:
+        """Slices of nodes of at most `MAX_CHUNK_TENSOR_BYTES` of `x` each."""
+        n, row = self.x.shape[0], max(1, self.x[:1].numel() * self.x.element_size())
+        step = max(1, MAX_CHUNK_TENSOR_BYTES // row)
+        return [(a, min(a + step, n)) for a in range(0, n, step)]
+
+
+def project(h: NodeInput, *weights: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """$h W^\top$ for each $W$ of `weights`, `[n_nodes, out]`, without making $h$."""
+    return ProjectRows.apply(h.x, h, *weights)
+
+
+class ProjectRows(torch.autograd.Function):
+    r"""
+    ## Projections of an input made on the fly
+
+    $g = h W^\top$ for one or more $W$, in slices of nodes. `nn.Linear` would keep $h$
+    for $\partial \mathcal{L} / \partial W = (\partial \mathcal{L} / \partial g)^\top h$;
+    this keeps $x$ (the caller's tensor) and the mask, and makes each slice of $h$ again
+    in the backward pass. With $x$ needing a gradient (the second layer's input),
+    $\partial \mathcal{L} / \partial x = \sum_W (\partial \mathcal{L} / \partial g) W$,
+    through the mask and the ELU, is made slice by slice as well: over $x$ itself when
+    `h.overwrite` says that nothing else needs $x$ any more.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, h: NodeInput, *weights: torch.Tensor):
+        outs = tuple(x.new_empty(x.shape[0], w.shape[0]) for w in weights)
+        for a, b in h.slices():
+            rows = h.rows(a, b)
+            for w, out in zip(weights, outs):
+                torch.mm(rows, w.T, out=out[a:b])
+        ctx.save_for_backward(x, h.keep, *weights)
+        ctx.h = replace(h, x=None, keep=None)
+        ctx.set_materialize_grads(False)
+        return outs
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grad_outs: Optional[torch.Tensor]):
+        x, keep, *weights = ctx.saved_tensors
+        h = replace(ctx.h, x=x, keep=keep)
+        grad_weights = [None if g is None else torch.zeros_like(w)
+                        for w, g in zip(weights, grad_outs)]
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = x.detach() if h.overwrite else torch.empty_like(x)
+        for a, b in h.slices():
+            rows = h.rows(a, b)
+            grad_h = None
+            for w, g, grad_w in zip(weights, grad_outs, grad_weights):
+                if g is None:
+                    continue
+                grad_w.addmm_(g[a:b].T, rows)
+                if grad_x is not None:
+                    grad_h = g[a:b] @ w if grad_h is None else grad_h.addmm_(g[a:b], w)
+            if grad_x is not None:
+                # The rows of $x$ are read (in `rows` and the ELU's derivative) before
+                # they are written over
+                grad_x[a:b] = (h.backward_rows(grad_h, a, b) if grad_h is not None
+                               else 0)
+        return (grad_x, None, *grad_weights)
+
+
+class LeanTwoLayerGAT(TwoLayerGAT):
+    r"""
+    ## The two-layer model, leaner
+
+    The [two-layer model](model.html) with lean GATv2 layers, the same modules, parameters
+    and `state_dict`, and the same random draws, but its dropouts and ELU are made inside
+    the layers' projections ([`NodeInput`](#the-input-of-a-layer-made-on-the-fly)): what
+    is kept for the backward pass is $x$ itself, one byte per input feature for the first
+    dropout, $g_l$ of the first layer, its output $h^{(1)}$ and one byte per hidden
+    feature for the second dropout, besides the attention's per-edge mask and the small
+    second layer.
+    """
+
+    def __init__(self, in_features: int, n_classes: int, n_heads: int, n_hidden: int,
+                 dropout: float, share_weights: bool = False,
+                 chunk_size: Optional[int] = None):
+        super().__init__(LeanGraphAttentionV2Layer, in_features, n_classes, n_heads,
+                         n_hidden, dropout, share_weights)
+        self.layer1.chunk_size = self.output.chunk_size = check_chunk_size(chunk_size)
+
+    def forward(self, x: torch.Tensor,
+                graph: Union[Graph, Sequence[Graph]]) -> torch.Tensor:
+        """The arguments and result of [`TwoLayerGAT`](model.html#the-model)."""
+        graph1, graph2 = (graph, graph) if isinstance(graph, torch.Tensor) else graph
+        # $h^{(1)}$ before the ELU, `[n_nodes, n_heads * n_hidden]`
+        h = self.layer1.forward_input(NodeInput.draw(x, self.input_dropout), graph1)
+        # $h^{(1)}$ is needed in the backward pass only to make its own gradient, which
+        # can therefore take its place
+        h = NodeInput.draw(h, self.dropout, self.activation, overwrite=True)
+        return self.output.forward_input(h, graph2)
 
 
 def dropped(alpha: torch.Tensor, keep: Optional[torch.Tensor], scale: float,

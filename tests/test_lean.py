@@ -13,8 +13,9 @@ import torch
 
 from conftest import PLANETOID, needs_planetoid
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
-from labml_gat.lean import (LeanGraphAttentionLayer, LeanGraphAttentionV2Layer, TargetChunks,
-                            auto_chunk_size, available_bytes)
+from labml_gat.lean import (LeanGraphAttentionLayer, LeanGraphAttentionV2Layer, LeanTwoLayerGAT,
+                            NodeInput, TargetChunks, auto_chunk_size, available_bytes, project)
+from labml_gat.model import TwoLayerGAT
 from test_edges import random_graph
 
 IN_FEATURES = 5
@@ -444,3 +445,163 @@ def test_two_layer_model_is_the_same(lean_cls, edge_cls):
     torch.testing.assert_close(losses[1], losses[0], atol=1e-12, rtol=0)
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-10, rtol=0)
+
+
+def model_pair(share_weights=False, chunk_size=None, dropout=0.5, in_features=IN_FEATURES,
+               n_heads=4, n_hidden=2, device='cpu'):
+    """The edge-list two-layer model and the lean one with the same state_dict (random biases)."""
+    torch.manual_seed(0)
+    plain = TwoLayerGAT(EdgeGraphAttentionV2Layer, in_features, 3, n_heads, n_hidden, dropout,
+                        share_weights=share_weights).double().to(device)
+    with torch.no_grad():
+        for layer in (plain.layer1, plain.output):
+            layer.bias.normal_()
+    lean = LeanTwoLayerGAT(in_features, 3, n_heads, n_hidden, dropout, share_weights=share_weights,
+                           chunk_size=chunk_size).double().to(device)
+    lean.load_state_dict(plain.state_dict())
+    return plain, lean
+
+
+def loss_and_grads(model, x, edge_index, y, seed=4):
+    model.zero_grad()
+    torch.manual_seed(seed)
+    loss = torch.nn.functional.cross_entropy(model(x, edge_index), y)
+    loss.backward()
+    return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('chunk_size', [5, None])
+@pytest.mark.parametrize('share_weights', [False, True])
+def test_lean_model_is_the_two_layer_model(share_weights, chunk_size, device):
+    # Same state_dict, and in training the same draws of all four dropouts (input, attention,
+    # hidden, attention), so the same loss and gradients; and the same evaluation output
+    n_nodes = 30
+    edge_index = random_graph(n_nodes, 120, self_loops=True).to(device)
+    x = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64, device=device)
+    y = torch.randint(0, 3, (n_nodes,), device=device)
+    plain, lean = model_pair(share_weights, chunk_size, device=device)
+    assert lean.state_dict().keys() == plain.state_dict().keys()
+    loss, grads = loss_and_grads(lean, x, edge_index, y)
+    loss_e, grads_e = loss_and_grads(plain, x, edge_index, y)
+    torch.testing.assert_close(loss, loss_e, atol=1e-12, rtol=0)
+    assert grads.keys() == grads_e.keys()
+    for name in grads_e:
+        torch.testing.assert_close(grads[name], grads_e[name], atol=1e-10, rtol=0,
+                                   msg=lambda m: f'{name}: {m}')
+    # A different seed draws different masks: the dropouts are there
+    assert not torch.allclose(loss_and_grads(lean, x, edge_index, y, seed=5)[0], loss)
+    plain.eval(), lean.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(lean(x, edge_index), plain(x, edge_index), atol=1e-12, rtol=0)
+
+
+def test_lean_model_pair_of_graphs_and_no_dropout():
+    n_nodes = 20
+    graphs = (random_graph(n_nodes, 60, self_loops=True), random_graph(n_nodes, 50, True, seed=1))
+    x = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64)
+    y = torch.randint(0, 3, (n_nodes,))
+    plain, lean = model_pair(chunk_size=3, dropout=0.0)
+    loss, grads = loss_and_grads(lean, x, graphs, y)
+    loss_e, grads_e = loss_and_grads(plain, x, graphs, y)
+    torch.testing.assert_close(loss, loss_e, atol=1e-12, rtol=0)
+    for name in grads_e:
+        torch.testing.assert_close(grads[name], grads_e[name], atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize('elu', [False, True])
+def test_project_rows_gradcheck(elu, monkeypatch):
+    # A fixed mask, slices of 3 rows, and the gradients of x (through mask and ELU) and of W
+    monkeypatch.setattr('labml_gat.lean.MAX_CHUNK_TENSOR_BYTES', 3 * 4 * 8)
+    x = torch.randn(10, 4, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    keep = torch.rand(10, 4) < 0.6
+    alpha = 1.0 if elu else None
+    assert len(NodeInput(x, keep, 2.5, alpha).slices()) == 4
+
+    def function(x, weight):
+        return project(NodeInput(x, keep, 2.5, alpha), weight)[0]
+
+    assert torch.autograd.gradcheck(function, (x, weight))
+    h = x * keep * 2.5
+    h = torch.nn.functional.elu(x) * keep * 2.5 if elu else h
+    torch.testing.assert_close(function(x, weight), h @ weight.T, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize('requires_grad', [False, True])
+def test_forward_input_gradcheck(requires_grad):
+    # The first layer's path (the query projected chunk by chunk, x needs no gradient) and the
+    # second's (one projection for W_l and W_r), in chunks of 2 edges, with a fixed input mask
+    _, layer = make_pair(2, out_features=4, n_heads=2, chunk_size=2, bias=True)
+    edge_index = torch.tensor([[0, 1, 2, 3, 0, 3, 1], [0, 0, 0, 1, 2, 2, 1]])
+    names = [name for name, _ in layer.named_parameters()]
+    x = torch.randn(4, IN_FEATURES, dtype=torch.float64, requires_grad=requires_grad)
+    keep = torch.rand(4, IN_FEATURES) < 0.6
+    params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+
+    def function(*inputs):
+        x_in = inputs[0] if requires_grad else x
+        params = inputs[1:] if requires_grad else inputs
+        h = NodeInput(x_in, keep, 2.5, 1.0)
+        return call_forward_input(layer, names, params, h, edge_index)
+
+    inputs = ((x,) if requires_grad else ()) + tuple(params)
+    assert torch.autograd.gradcheck(function, inputs)
+    # and the same function as the layer on the dropped-out input
+    expected = layer(torch.nn.functional.elu(x) * keep * 2.5, edge_index)
+    torch.testing.assert_close(function(*inputs), expected, atol=1e-12, rtol=0)
+
+
+class ForwardInput(torch.nn.Module):
+    """A layer's `forward_input` as a module's `forward`, for `functional_call`."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, h, edge_index):
+        return self.layer.forward_input(h, edge_index)
+
+
+def call_forward_input(layer, names, params, h, edge_index):
+    """`layer.forward_input(h, edge_index)` with the given parameters."""
+    return torch.func.functional_call(ForwardInput(layer), {
+        f'layer.{name}': p for name, p in zip(names, params)}, (h, edge_index))
+
+
+def saved_tensors(model, x, edge_index, y):
+    """The distinct tensors autograd keeps for the backward pass of a training step."""
+    seen = {}
+
+    def pack(tensor):
+        seen[(tensor.data_ptr(), tensor.numel(), tensor.dtype)] = tensor
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss_and_grads(model, x, edge_index, y)
+    return list(seen.values())
+
+
+def test_lean_model_keeps_no_input_sized_tensor():
+    # The plain model keeps the dropped-out input [N, in_features] (and its dropout's mask as
+    # numbers); the lean one keeps x itself, a byte per input feature and node-level tensors
+    # of the hidden width
+    n_nodes, in_features, n_heads, n_hidden = 200, 64, 4, 4
+    edge_index = random_graph(n_nodes, 2000, self_loops=True)
+    n_edges = edge_index.shape[1]
+    x = torch.randn(n_nodes, in_features, dtype=torch.float64)
+    y = torch.randint(0, 3, (n_nodes,))
+    _, lean = model_pair(in_features=in_features, n_heads=n_heads, n_hidden=n_hidden)
+    plain = TwoLayerGAT(LeanGraphAttentionV2Layer, in_features, 3, n_heads, n_hidden, 0.5
+                        ).double()
+    big = n_nodes * in_features
+    kept_plain = saved_tensors(plain, x, edge_index, y)
+    assert any(t.is_floating_point() and t.numel() == big for t in kept_plain)
+    kept = saved_tensors(lean, x, edge_index, y)
+    others = [t for t in kept if t.data_ptr() != x.data_ptr()]
+    assert not any(t.is_floating_point() and t.numel() >= big for t in others)
+    # Besides x: the input mask (bytes), g_l and h1 (8 bytes per number here) and the hidden
+    # mask, the attention masks (a byte per edge and head) and small node-level tensors
+    hidden = n_heads * n_hidden
+    bound = big + n_nodes * hidden * (2 * 8 + 1) + n_edges * (n_heads + 1) + 64 * n_nodes * 8
+    assert sum(t.numel() * t.element_size() for t in others) <= bound
