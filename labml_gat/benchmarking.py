@@ -35,13 +35,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from labml_gat.edges import EdgeGraphAttentionV2Layer
-from labml_gat.lean import LeanGraphAttentionV2Layer
+from labml_gat.lean import LeanGraphAttentionV2Layer, LeanTwoLayerGAT
+from labml_gat.training import available_memory_bytes
 
 # The implementations of the layer, and the one each is compared with. `fast` is the Cora
 # experiment's model: the edge-list layer with the speed-ups of `fast.py` on sparse features.
@@ -143,7 +144,6 @@ def make_model(impl: str, in_features: int, n_classes: int, n_heads: int, n_hidd
     if impl == 'pyg':
         return PyGTwoLayerGAT(in_features, n_classes, n_heads, n_hidden, dropout)
     if impl == 'lean' and lean_model:
-        from labml_gat.lean import LeanTwoLayerGAT
         return LeanTwoLayerGAT(in_features, n_classes, n_heads, n_hidden, dropout)
     from labml_gat import fast
     from labml_gat.model import TwoLayerGAT
@@ -305,16 +305,6 @@ def peak(task: dict) -> dict:
             'memory_limit_bytes': limit}
 
 
-def available_memory_bytes() -> int:
-    """The memory the system can still give (`MemAvailable`), or 0 if unknown."""
-    try:
-        with open('/proc/meminfo') as f:
-            return next(int(line.split()[1]) * 1024 for line in f
-                        if line.startswith('MemAvailable:'))
-    except (OSError, StopIteration):
-        return 0
-
-
 def limit_memory() -> Optional[int]:
     """
     Cap the address space at its current size plus 90% of the available memory, so that a
@@ -327,8 +317,6 @@ def limit_memory() -> Optional[int]:
             size = next(int(line.split()[1]) * 1024 for line in f
                         if line.startswith('VmSize:'))
     except (OSError, StopIteration):
-        return None
-    if not available:
         return None
     limit = size + int(0.9 * available)
     hard = resource.getrlimit(resource.RLIMIT_AS)[1]

@@ -310,7 +310,7 @@ def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 50,
 
     Trains one model on the task of size `k`. Adam; an epoch counts as *progress* when
     it removes at least the fraction `min_progress` of the training errors that remained
-    after the best epoch so far. The learning rate is halved after `lr_patience` epochs
+    after the last epoch that made progress. The learning rate is halved after `lr_patience` epochs
     without progress; training stops at 100 % training accuracy or after `patience`
     epochs without progress, and keeps the weights of the epoch with the best training
     accuracy. Measuring progress on the errors left makes the same rule patient near
@@ -389,6 +389,10 @@ def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 50,
             'history': history, 'model': model, 'task': task}
 
 
+# The most numbers a dense way of `time_layers` may put on its grid of node pairs
+DENSE_LIMIT = 2 ** 28
+
+
 def time_layers(n_nodes: int, n_graphs: int, density: float, d_model: int = 64,
                 n_heads: int = 1, repeats: int = 3, seed: int = 0) -> dict:
     r"""
@@ -445,16 +449,13 @@ def time_layers(n_nodes: int, n_graphs: int, density: float, d_model: int = 64,
             'leanest': min(saved_bytes, key=saved_bytes.get)}
 
 
-# The most numbers a dense way of `time_layers` may put on its grid of node pairs
-DENSE_LIMIT = 2 ** 28
-
-
 def random_graphs(n_graphs: int, n_nodes: int, density: float,
                   generator: torch.Generator):
     """
     The edges of `n_graphs` random graphs, as the graph, target and source of each:
     every ordered pair of nodes with probability `density`, and every self loop.
-    Sampled without an $n \times n$ grid when the graphs are large and sparse.
+    Drawn on the grid of all pairs when it has at most `2 ** 24` of them, otherwise pair
+    by pair, which for the large sparse graphs it is used for draws far fewer numbers.
     """
     if n_nodes ** 2 * n_graphs <= 2 ** 24:
         adj = torch.rand(n_graphs, n_nodes, n_nodes, generator=generator) < density

@@ -1,6 +1,9 @@
 """Shared fixtures and graph builders for the tests."""
 
+import ast
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -184,3 +187,19 @@ def pytest_sessionfinish(session, exitstatus):
             reporter.write_line(f'the tests left new files in the repository: {shown}', red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+
+
+def imported_modules(path: Path) -> set:
+    """The top-level modules a Python file imports."""
+    tree = ast.parse(path.read_text())
+    modules = {alias.name.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for alias in node.names}
+    return modules | {node.module.split('.')[0] for node in ast.walk(tree)
+                      if isinstance(node, ast.ImportFrom)}
+
+
+def run_copied_alone(path: Path, folder: Path, script: str) -> subprocess.CompletedProcess:
+    """`script` run in a fresh Python beside a copy of `path` in `folder`, and nothing else of ours."""
+    (folder / path.name).write_text(path.read_text())
+    return subprocess.run([sys.executable, '-c', script], cwd=folder, capture_output=True, text=True,
+                          env={'PYTHONPATH': str(folder), 'PATH': ''})

@@ -42,20 +42,25 @@ def _missing_browser() -> str | None:
     return None
 
 
-@pytest.fixture(scope='module')
-def server(site) -> Iterator[str]:
-    """`http://127.0.0.1:PORT/`, serving the site from a free port, quietly."""
+def serve(folder: Path) -> Iterator[str]:
+    """`http://127.0.0.1:PORT/`, serving `folder` from a free port, quietly, until closed."""
 
     class Handler(SimpleHTTPRequestHandler):
         def log_message(self, format, *args):
             pass
 
-    httpd = ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Handler, directory=str(site)))
+    httpd = ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Handler, directory=str(folder)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f'http://127.0.0.1:{httpd.server_address[1]}/'
     httpd.shutdown()
     thread.join()
+
+
+@pytest.fixture(scope='module')
+def server(site) -> Iterator[str]:
+    """The built Sphinx site, served."""
+    yield from serve(site)
 
 
 @pytest.fixture(scope='session')

@@ -1,15 +1,12 @@
 """Tests of the dense GAT (v1) layer: cross-checked against PyG's `GATConv`, and its static attention."""
 
-import ast
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
 from torch import nn
 
-from conftest import REPO, dense_adjacency, random_edge_index
+from conftest import REPO, dense_adjacency, imported_modules, random_edge_index, run_copied_alone
 from labml_gat.gat import GraphAttentionLayer
 
 torch_geometric = pytest.importorskip('torch_geometric')
@@ -192,21 +189,16 @@ def test_a_bad_feature_reaches_only_the_rows_that_attend_to_it(generator, bad):
 
 
 def test_module_imports_only_torch():
-    tree = ast.parse((REPO / 'labml_gat' / 'gat.py').read_text())
-    modules = {alias.name.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-               for alias in node.names}
-    modules |= {node.module.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    modules = imported_modules(REPO / 'labml_gat' / 'gat.py')
     assert modules <= {'math', 'torch'}
 
 
 def test_file_can_be_copied_alone(tmp_path):
     """`gat.py` copied into another project works with nothing else of ours around."""
-    (tmp_path / 'gat.py').write_text((REPO / 'labml_gat' / 'gat.py').read_text())
     script = ('import torch\nfrom gat import GraphAttentionLayer\n'
               'layer = GraphAttentionLayer(4, 8, 2)\n'
               'out = layer(torch.randn(3, 4), torch.eye(3, dtype=torch.bool))\n'
               'print(tuple(out.shape))\n')
-    result = subprocess.run([sys.executable, '-c', script], cwd=tmp_path, capture_output=True, text=True,
-                            env={'PYTHONPATH': str(tmp_path), 'PATH': ''})
+    result = run_copied_alone(REPO / 'labml_gat' / 'gat.py', tmp_path, script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '(3, 8)'

@@ -1,14 +1,11 @@
 """Tests of the dense GATv2 layer: cross-checked against PyG's `GATv2Conv`, and every claim its comments make."""
 
-import ast
-import subprocess
-import sys
 
 import pytest
 import torch
 from torch import nn
 
-from conftest import REPO, dense_adjacency, random_edge_index
+from conftest import REPO, dense_adjacency, imported_modules, random_edge_index, run_copied_alone
 from labml_gat.gatv2 import GraphAttentionV2Layer, describe, edge_index_to_adj_mat
 
 torch_geometric = pytest.importorskip('torch_geometric')
@@ -295,22 +292,17 @@ def test_input_errors(h, adj, error, message):
 
 
 def test_module_imports_only_torch():
-    tree = ast.parse((REPO / 'labml_gat' / 'gatv2.py').read_text())
-    modules = {alias.name.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-               for alias in node.names}
-    modules |= {node.module.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    modules = imported_modules(REPO / 'labml_gat' / 'gatv2.py')
     assert modules <= {'math', 'torch'}
 
 
 def test_file_can_be_copied_alone(tmp_path):
     """A researcher copies `gatv2.py` into their project and uses it, with nothing else of ours around."""
-    (tmp_path / 'gatv2.py').write_text((REPO / 'labml_gat' / 'gatv2.py').read_text())
     script = ('import torch\nfrom gatv2 import GraphAttentionV2Layer\n'
               'layer = GraphAttentionV2Layer(4, 8, 2)\n'
               'out = layer(torch.randn(3, 4), torch.eye(3, dtype=torch.bool))\n'
               'print(tuple(out.shape))\n')
-    result = subprocess.run([sys.executable, '-c', script], cwd=tmp_path, capture_output=True, text=True,
-                            env={'PYTHONPATH': str(tmp_path), 'PATH': ''})
+    result = run_copied_alone(REPO / 'labml_gat' / 'gatv2.py', tmp_path, script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '(3, 8)'
 

@@ -9,9 +9,7 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -19,7 +17,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from conftest import REPO
-from test_browser import ROW_BOXES, Reader, browser  # noqa: F401  (`browser`: the shared fixture)
+from test_browser import ROW_BOXES, Reader, browser, serve  # noqa: F401  (`browser`: the shared fixture)
 from test_site import ASSETS, CSS_REMOTE, REMOTE
 from test_sidebyside import build_site, row_summary
 
@@ -206,18 +204,8 @@ def test_nothing_is_loaded_from_the_network_and_the_stylesheet_is_shared(mkdocs_
 
 @pytest.fixture(scope='module')
 def server(mkdocs_site) -> Iterator[str]:
-    """`http://127.0.0.1:PORT/`, serving the MkDocs site, quietly."""
-
-    class Handler(SimpleHTTPRequestHandler):
-        def log_message(self, format, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Handler, directory=str(mkdocs_site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f'http://127.0.0.1:{httpd.server_address[1]}/'
-    httpd.shutdown()
-    thread.join()
+    """The built MkDocs site, served."""
+    yield from serve(mkdocs_site)
 
 
 def test_layer_page_in_a_browser(browser, server, tmp_path):  # noqa: F811
