@@ -168,8 +168,9 @@ def cora_headline(folder: Path) -> str:
     r = load('cora_seeds10', folder)
     v = r['values']
     accuracy = f"{v['test_mean']:.2f} ± {v['test_std']:.2f} %"
-    return (f"**{accuracy}** test accuracy over {v['seeds']} seeds (`{r['command']}`, "
-            f"{duration(v['wall_seconds'])} on {r['machine']['cores']} cores, {r['date']})")
+    how = (f"`{r['command']}`, {duration(v['wall_seconds'])} "
+           f"on {r['machine']['cores']} cores, {r['date']}")
+    return f"**{accuracy}** test accuracy over {v['seeds']} seeds ({how})"
 
 
 TABLES: Dict[str, Callable[[Path], str]] = {
