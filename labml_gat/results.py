@@ -22,7 +22,8 @@ The README's tables are generated from the records between two markers,
 ```
 
 `python -m labml_gat.results README.md` rewrites them, and a test fails when a table and its
-record disagree.
+record disagree. A page of the site leaves the two markers with nothing between them, and the site
+fills them in from the record while it is built (`fill`): its source never holds a copy.
 """
 
 import json
@@ -161,12 +162,23 @@ def lookup_sweep_table(folder: Path) -> str:
             f"PyTorch {record['versions']['torch']}.")
 
 
+def experiment_result(name: str, folder: Path) -> str:
+    """One experiment's recorded result as a sentence: its test accuracy over the seeds, the
+    validation accuracy, the time, and where it was measured."""
+    r = load(name, folder)
+    v = r['values']
+    return (f"**{v['test_mean']:.2f} ± {v['test_std']:.2f} %** test accuracy over {v['seeds']} "
+            f"seeds (validation {v['val_mean']:.1f} %), in {duration(v['wall_seconds'])} of "
+            f"wall-clock time. {provenance(r)}")
+
+
 TABLES: Dict[str, Callable[[Path], str]] = {
     'quickstart': quickstart_table,
     'dictionary_lookup': lookup_sweep_table,
     'cora': lambda folder: experiments_table(['cora_seeds10', 'cora_minibatch_seeds10'],
                                              folder),
     'benchmark': benchmark_table,
+    'cora_seeds10': lambda folder: experiment_result('cora_seeds10', folder),
 }
 
 MARKERS = re.compile(r'(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)'
@@ -182,6 +194,18 @@ def update(text: str, folder: Path = RESULTS) -> str:
     """`text` with every marked block rendered anew from its records."""
     return MARKERS.sub(
         lambda m: m.group(1) + render(m.group('name'), folder) + m.group(4), text)
+
+
+EMPTY_MARKERS = re.compile(r'<!-- results: (?P<name>[\w-]+) -->\n<!-- end results -->')
+
+
+def fill(text: str, folder: Path = RESULTS) -> str:
+    """
+    `text` with every empty marked block replaced by its rendering, markers and all: a page's
+    filter (`sidebyside_doc_filter`), so that a page states recorded numbers without a copy of
+    them in its source.
+    """
+    return EMPTY_MARKERS.sub(lambda m: render(m.group('name'), folder).rstrip('\n'), text)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -47,7 +47,7 @@ from markdown.inlinepatterns import InlineProcessor
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 
-from . import (Heading, Section, heading_anchor, heading_text, layout, markdown_parser,
+from . import (Heading, Section, filter_docs, heading_anchor, heading_text, layout, markdown_parser,
                parse_file, row_classes)
 from .mathml import CLOSING, OPENING, LatexError, display_tex, to_mathml
 
@@ -68,6 +68,7 @@ class SideBySideExtension(Extension):
         self.config = {
             'base_dir': ['.', 'Folder the paths of `annotated-source` blocks start from'],
             'math': [True, 'Page math as MathML (needs pymdown-extensions)'],
+            'doc_filter': ['', 'A function, `module.function`, applied to the docs of every row'],
         }
         super().__init__(**kwargs)
 
@@ -76,7 +77,7 @@ class SideBySideExtension(Extension):
         so an included page's blocks are found and the stashed rows survive, and before the fenced-code
         extensions (25), which never see them. `attr_list` gives the headings their anchors."""
         md.registerExtensions(['attr_list'], {})
-        blocks = BlockPreprocessor(md, Path(self.getConfig('base_dir')))
+        blocks = BlockPreprocessor(md, Path(self.getConfig('base_dir')), self.getConfig('doc_filter'))
         md.preprocessors.register(blocks, 'sidebyside', 29)
         roles = DocRoleProcessor(DOC_ROLE, md)
         md.inlinePatterns.register(roles, 'sidebyside-doc-role', 200)
@@ -106,9 +107,10 @@ class BlockPreprocessor(Preprocessor):
     """Replaces each `annotated-source` block by the page it describes and drops `toctree` blocks.
     Other fences are skipped whole, so a block shown as an example inside one stays an example."""
 
-    def __init__(self, md: Markdown, base_dir: Path) -> None:
+    def __init__(self, md: Markdown, base_dir: Path, doc_filter: str = '') -> None:
         super().__init__(md)
         self.base_dir = base_dir
+        self.doc_filter = doc_filter
 
     def run(self, lines: list[str]) -> list[str]:
         out: list[str] = []
@@ -133,7 +135,7 @@ class BlockPreprocessor(Preprocessor):
         A title is rendered by the docs' parser too, so `<b>` in it is text, as on the Sphinx page."""
         path = self.base_dir / argument.strip()
         try:
-            items = render_items(path)
+            items = render_items(path, self.doc_filter)
         except OSError as error:
             raise ValueError(f'annotated-source: {error}') from error
         md = _docs_parser()
@@ -158,16 +160,17 @@ def _closing_fence(lines: list[str], start: int, fence: str) -> int:
     return len(lines) - 1
 
 
-def render_items(path: str | Path) -> list[Heading | str]:
+def render_items(path: str | Path, doc_filter: str = '') -> list[Heading | str]:
     """
     ## Rows as HTML
 
     The page of one Python file: its `Heading`s, and each row as an HTML string. Errors name the file,
-    and for math the line where the row's docs start.
+    and for math the line where the row's docs start. `doc_filter` is the site's filter of the docs
+    (`filter_docs`).
     """
     md = _docs_parser()
     items: list[Heading | str] = []
-    for item in layout(parse_file(path), md):
+    for item in layout(filter_docs(parse_file(path), doc_filter), md):
         if isinstance(item, Heading):
             items.append(item)
             continue
