@@ -215,7 +215,8 @@ def _docs_parser() -> MarkdownIt:
     md = markdown_parser().use(amsmath_plugin)
     # Curly quotes, dashes and ellipses, as docutils' smart quotes give the Sphinx pages.
     md.options['typographer'] = True
-    md.enable(['smartquotes', 'replacements'])
+    md.enable(['smartquotes'])
+    md.core.ruler.before('smartquotes', 'sidebyside_replacements', _dashes_and_ellipses)
     md.add_render_rule('math_inline', _inline_math)
     for rule in ('math_block', 'math_block_label', 'math_inline_double'):
         md.add_render_rule(rule, _display_math)
@@ -225,6 +226,16 @@ def _docs_parser() -> MarkdownIt:
     md.core.ruler.push('sidebyside_hoist_display_math', _hoist_display_math)
     md.core.ruler.push('sidebyside_glue_math', _glue_punctuation)
     return md
+
+
+def _dashes_and_ellipses(state: StateCore) -> None:
+    """markdown-it's typographic replacements without `(c)`, `(r)` and `(tm)` as symbols, which
+    docutils leaves alone: `Intel(R)` reads the same on both sites."""
+    from markdown_it.rules_core.replacements import RARE_RE, replace_rare
+
+    for token in state.tokens:
+        if token.type == 'inline' and token.children and RARE_RE.search(token.content):
+            replace_rare(token.children)
 
 
 def _code_block(renderer: Any, tokens: list, index: int, options: Any, env: Any) -> str:

@@ -101,7 +101,10 @@ class Reader:
         self.context.route('**/*', self._route)
         self.page = self.context.new_page()
         self.page.on('pageerror', lambda error: self.errors.append(str(error)))
-        self.page.on('requestfailed', lambda request: self.errors.append(f'{request.url}: {request.failure}'))
+        # A request cut short because the tab moved on to the next page (the icon, say) is not a
+        # failure: what the server refuses is caught below.
+        self.page.on('requestfailed', lambda request: request.failure != 'net::ERR_ABORTED' and
+                     self.errors.append(f'{request.url}: {request.failure}'))
         # Anything the page asks for and does not get (a stylesheet, a figure, the icon) is a defect.
         self.page.on('response', lambda response: response.status >= 400 and self.errors.append(
             f'{response.url}: {response.status}'))

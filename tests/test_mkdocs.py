@@ -75,6 +75,7 @@ def sphinx_pages(tmp_path_factory) -> Path:
     # which this small project does not load.
     pages = {'conf.py': "project = 'test'\nextensions = ['myst_parser', 'sidebyside.sphinx']\n"
                         "myst_enable_extensions = ['dollarmath', 'amsmath']\n"
+                        "sidebyside_doc_filter = 'labml_gat.results.fill'\n"
                         "suppress_warnings = ['image.not_readable']\n",
              'index.md': '# Pages\n\n```{toctree}\n' + '\n'.join(
         page.removesuffix('.html').replace('/', '__') for page in ANNOTATED) + '\n```\n'}
@@ -299,7 +300,7 @@ def test_search_finds_words_in_code_and_prose(browser, server, mkdocs_site, tmp_
     reader = Reader(browser, server, {'width': 1400, 'height': 900}, tmp_path)
     try:
         reader.open('index.html')
-        reader.page.click('label[for="__search"]')
+        reader.page.focus('input.md-search__input')
         reader.page.keyboard.type(word)
         reader.page.wait_for_function(
             "() => document.querySelectorAll('.md-search-result__item').length > 0", timeout=20000)

@@ -148,7 +148,7 @@ def _dedent(body: str) -> str:
 #
 # The few constructs the examples use: headings underlined with `=` and `-`, ``code``,
 # `text <url>`_ links, the roles :math:, :doc: and :mod:, and `.. code-block::` directives.
-HEADING = re.compile(r'^(?P<title>\S.*)\n(?P<line>[=\-~^])(?P=line){2,}\s*$', re.MULTILINE)
+HEADING = re.compile(r'^(?P<title>\S.*)\n(?P<line>[=\-~^])(?P=line){2,}[ \t]*$', re.MULTILINE)
 LEVELS = {'=': '#', '-': '##', '~': '###', '^': '####'}
 
 
