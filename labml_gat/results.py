@@ -167,9 +167,9 @@ def experiment_result(name: str, folder: Path) -> str:
     validation accuracy, the time, and where it was measured."""
     r = load(name, folder)
     v = r['values']
-    return (f"**{v['test_mean']:.2f} ± {v['test_std']:.2f} %** test accuracy over {v['seeds']} "
-            f"seeds (validation {v['val_mean']:.1f} %), in {duration(v['wall_seconds'])} of "
-            f"wall-clock time. {provenance(r)}")
+    return (f"**{v['test_mean']:.2f} ± {v['test_std']:.2f} %** test accuracy over "
+            f"{v['seeds']} seeds (validation {v['val_mean']:.1f} %), in "
+            f"{duration(v['wall_seconds'])} of wall-clock time. {provenance(r)}")
 
 
 TABLES: Dict[str, Callable[[Path], str]] = {
@@ -178,6 +178,10 @@ TABLES: Dict[str, Callable[[Path], str]] = {
     'cora': lambda folder: experiments_table(['cora_seeds10', 'cora_minibatch_seeds10'],
                                              folder),
     'benchmark': benchmark_table,
+}
+
+# Results a page states in a sentence (`fill`)
+SENTENCES: Dict[str, Callable[[Path], str]] = {
     'cora_seeds10': lambda folder: experiment_result('cora_seeds10', folder),
 }
 
@@ -205,7 +209,8 @@ def fill(text: str, folder: Path = RESULTS) -> str:
     filter (`sidebyside_doc_filter`), so that a page states recorded numbers without a copy of
     them in its source.
     """
-    return EMPTY_MARKERS.sub(lambda m: render(m.group('name'), folder).rstrip('\n'), text)
+    blocks = {**TABLES, **SENTENCES}
+    return EMPTY_MARKERS.sub(lambda m: blocks[m.group('name')](folder), text)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -66,8 +66,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
-__all__ = ['CSS_FILE', 'Heading', 'STYLESHEET', 'Section', 'filter_docs', 'heading_anchor',
-           'layout', 'parse', 'parse_file', 'row_classes']
+__all__ = ['CSS_FILE', 'Heading', 'STYLESHEET', 'Section', 'filter_docs',
+           'heading_anchor', 'layout', 'parse', 'parse_file', 'row_classes']
 
 # The one stylesheet of the rows, shipped by both engines.
 STYLESHEET = Path(__file__).resolve().parent / 'static' / 'sidebyside.css'

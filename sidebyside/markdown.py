@@ -32,6 +32,9 @@ Three more things make a page written for MyST readable here:
   when pymdown-extensions is installed; `math: false` leaves page math alone);
 * a MyST `{doc}` role, `` {doc}`title <path>` ``, becomes a link to `path.md`, which MkDocs checks;
 * a `{toctree}` block is dropped: MkDocs takes its navigation from `nav`.
+
+`doc_filter: module.function` names the site's filter of the docs, as `sidebyside_doc_filter` does
+for Sphinx (`filter_docs`).
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ from markdown.inlinepatterns import InlineProcessor
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 
-from . import (Heading, Section, filter_docs, heading_anchor, heading_text, layout, markdown_parser,
-               parse_file, row_classes)
+from . import (Heading, Section, filter_docs, heading_anchor, heading_text, layout,
+               markdown_parser, parse_file, row_classes)
 from .mathml import CLOSING, OPENING, LatexError, display_tex, to_mathml
 
 if TYPE_CHECKING:
@@ -68,7 +71,7 @@ class SideBySideExtension(Extension):
         self.config = {
             'base_dir': ['.', 'Folder the paths of `annotated-source` blocks start from'],
             'math': [True, 'Page math as MathML (needs pymdown-extensions)'],
-            'doc_filter': ['', 'A function, `module.function`, applied to the docs of every row'],
+            'doc_filter': ['', 'A function `module.function` that changes the docs'],
         }
         super().__init__(**kwargs)
 
@@ -77,7 +80,8 @@ class SideBySideExtension(Extension):
         so an included page's blocks are found and the stashed rows survive, and before the fenced-code
         extensions (25), which never see them. `attr_list` gives the headings their anchors."""
         md.registerExtensions(['attr_list'], {})
-        blocks = BlockPreprocessor(md, Path(self.getConfig('base_dir')), self.getConfig('doc_filter'))
+        blocks = BlockPreprocessor(md, Path(self.getConfig('base_dir')),
+                                   self.getConfig('doc_filter'))
         md.preprocessors.register(blocks, 'sidebyside', 29)
         roles = DocRoleProcessor(DOC_ROLE, md)
         md.inlinePatterns.register(roles, 'sidebyside-doc-role', 200)

@@ -36,8 +36,8 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.math import get_node_equation_number
 
-from . import (CSS_FILE, STYLESHEET, Heading, Section, filter_docs, heading_anchor, layout, parse_file,
-               row_classes)
+from . import (CSS_FILE, STYLESHEET, Heading, Section, filter_docs, heading_anchor,
+               layout, parse_file, row_classes)
 from .mathml import CLOSING, OPENING, LatexError, display_tex, to_mathml
 
 if TYPE_CHECKING:
