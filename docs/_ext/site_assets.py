@@ -282,6 +282,19 @@ def name_thumbnails(app: Sphinx, doctree: nodes.document, docname: str) -> None:
             image['alt'] = title.astext() if title else match[1]
 
 
+def depend_on_records(app: Sphinx, doctree: nodes.document) -> None:
+    """A page whose file leaves result markers for the build to fill in
+    (`sidebyside_doc_filter`) is read again when a record changes."""
+    from labml_gat.results import EMPTY_MARKERS
+
+    for dependency in list(app.env.dependencies.get(app.env.docname, ())):
+        path = Path(app.srcdir, dependency)
+        if path.suffix == '.py' and path.is_file() \
+                and EMPTY_MARKERS.search(path.read_text(encoding='utf-8')):
+            for record in sorted(RECORDS.glob('*.json')):
+                app.env.note_dependency(str(record))
+
+
 def copy_records(app: Sphinx, exception: Exception | None) -> None:
     """The records the pages quote, `experiments/results/*.json`, at the same path in the site,
     so that a page can link the record its numbers come from."""
@@ -302,6 +315,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_js_file('site.js', loading_method='defer')
     app.connect('doctree-resolved', name_thumbnails)
     app.connect('build-finished', copy_records)
+    app.connect('doctree-read', depend_on_records)
     return {'version': '1', 'parallel_read_safe': True, 'parallel_write_safe': True}
 
 
