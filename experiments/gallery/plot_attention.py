@@ -91,7 +91,8 @@ terms = -attention * attention.clamp_min(1e-12).log()
 entropy = torch.zeros(n_nodes, n_heads).index_add_(0, target, terms)
 uniform = degree.log()
 
-fig, axes = plt.subplots(2, 4, figsize=(7.8, 4.8), sharex=True, sharey=True)
+fig, axes = plt.subplots(2, 4, figsize=(7.8, 4.8), sharex=True, sharey=True,
+                         layout='constrained')
 bins = torch.linspace(0, float(uniform.max()), 30).numpy()
 for head, ax in enumerate(axes.flat):
     ax.hist(uniform.numpy(), bins=bins, label='uniform attention', color='tab:grey',
@@ -99,14 +100,12 @@ for head, ax in enumerate(axes.flat):
     ax.hist(entropy[:, head].numpy(), bins=bins, label='learned attention',
             color='tab:blue', histtype='step', linewidth=1.8)
     ax.set_title(f'head {head}')
-for ax in axes[1]:
-    ax.set_xlabel('entropy of a node (nats)')
+fig.supxlabel('entropy of a node (nats)')
 for ax in axes[:, 0]:
     ax.set_ylabel('nodes')
 handles, labels = axes[0, 0].get_legend_handles_labels()
-fig.legend(handles, labels, loc='upper right', ncols=2, frameon=False)
+fig.legend(handles, labels, loc='outside upper right', ncols=2, frameon=False)
 fig.suptitle('Attention entropy of every node, first layer', x=0.02, ha='left')
-fig.tight_layout(rect=(0, 0, 1, 0.97))
 mean_uniform = uniform.mean().item()
 print(f'mean entropy, uniform attention: {mean_uniform:.3f} nats')
 for head, value in enumerate(entropy.mean(dim=0).tolist()):
