@@ -27,6 +27,7 @@ project = 'labml_gat'
 author = 'labml_gat contributors'
 copyright = 'labml_gat contributors, MIT licence'
 html_title = 'GATv2, annotated'
+html_favicon = '_static/favicon.svg'
 
 extensions = [
     'myst_parser',
@@ -45,6 +46,9 @@ exclude_patterns = ['_build', '_ext', 'mkdocs', 'Thumbs.db', '.DS_Store']
 
 # Math becomes MathML when the pages are written (`sidebyside.mathml`): no MathJax, no network.
 html_math_renderer = 'mathml'
+# A page's docs may leave the markers of a recorded result empty; the build fills them in from
+# the record (`labml_gat.results.fill`), so a page states its numbers without a copy of them.
+sidebyside_doc_filter = 'labml_gat.results.fill'
 
 html_theme = 'furo'
 html_static_path = ['_static']
@@ -77,4 +81,7 @@ sphinx_gallery_conf = {
     'show_signature': False,
     # Figures also at twice the resolution, for high-density screens.
     'image_srcset': ['2x'],
+    # matplotlib's scraper, which also notes each figure's smallest text in its PNG: the tests
+    # check that the page shows it large enough to read.
+    'image_scrapers': ('site_gallery.scraper',),
 }

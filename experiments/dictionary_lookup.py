@@ -355,7 +355,7 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
 
 def which_layer(settings: LookupSettings, argv: Sequence[str]) -> dict:
     """
-    ## Which layer when
+    ## Measuring the four ways
 
     One GATv2 layer, forward and backward, on each kind of graph of `WHICH_LAYER_GRAPHS`,
     computed by the dense layer mapped over a batch, the dense layer on the union as one

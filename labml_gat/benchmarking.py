@@ -550,20 +550,21 @@ def plot(records: Sequence[dict], path: Optional[str] = None, title: str = ''):
 
     bars = [(f"{r['figure']}\n{impl}", row) for r in records
             for impl, row in r.get('impls', {}).items() if impl != PEER]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(bars)), 4.0))
-    width = 0.27
+    # Horizontal bars: the names stay on one side, readable however many there are.
+    fig, ax = plt.subplots(figsize=(7.8, 1.6 + 0.6 * len(bars)), layout='constrained')
+    height = 0.27
     for k, (key, label) in enumerate((('step_ratio', 'training step'),
                                       ('eval_ratio', 'evaluation'),
                                       ('peak_ratio', 'peak training memory'))):
         values = [row.get(key) or 0.0 for _, row in bars]
-        ax.bar([i + (k - 1) * width for i in range(len(bars))], values, width,
-               label=label)
-    ax.axhline(1.0, color='black', linewidth=0.8)
-    ax.set_xticks(range(len(bars)), [name for name, _ in bars], fontsize=8)
-    ax.set_ylabel("ratio to PyG's GATv2Conv (lower is better)")
+        ax.barh([i + (k - 1) * height for i in range(len(bars))], values, height,
+                label=label)
+    ax.axvline(1.0, color='black', linewidth=0.8)
+    ax.set_yticks(range(len(bars)), [name for name, _ in bars])
+    ax.invert_yaxis()
+    ax.set_xlabel("ratio to PyG's GATv2Conv (lower is better)")
     ax.set_title(title or 'Time and memory relative to PyG')
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(loc='outside lower center', ncols=3)
     if path:
         fig.savefig(path, dpi=200)
     return fig

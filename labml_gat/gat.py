@@ -33,6 +33,9 @@ So the order of the scores $e_{ij}$ over the neighbours $j$ is the order of $a_2
 **the same for every query $i$**.
 Whatever GAT learns, all nodes agree on which key is best; they can only disagree on how sharply to prefer it.
 [GATv2](gatv2.html) fixes this by applying $a$ after the non-linearity.
+[Why GATv2: DictionaryLookup](../experiments/gallery/plot_dictionary_lookup.html) shows the
+consequence on the paper's task: one GAT head cannot fit it, one GATv2 head can; [What did the
+attention learn?](../experiments/gallery/plot_attention.html) looks at trained attention on Cora.
 
 ![Static against dynamic attention: in GAT every query ranks the neighbours in the same order
 (the best one, starred, is the same column); in GATv2 the ranking depends on the query](../_static/figures/ranking.svg)

@@ -43,6 +43,11 @@ Now the score is a two-layer perceptron of the *pair* $(h_i, h_j)$, and the rank
 neighbours can depend on the query: the attention is *dynamic*.
 The fix costs no more parameters than GAT.
 
+**The evidence.** [Why GATv2: DictionaryLookup](../experiments/gallery/plot_dictionary_lookup.html)
+trains both layers on the paper's task that needs dynamic attention: one GATv2 head fits it,
+one GAT head cannot. [What did the attention learn?](../experiments/gallery/plot_attention.html)
+looks at the attention a GATv2 trained on Cora puts on its neighbours.
+
 The attention coefficients are the softmax of the scores over the neighbours of $i$,
 
 $$\alpha_{ij} = \text{softmax}_j(e_{ij}) = \frac{\exp(e_{ij})}{\sum_{j' \in \mathcal{N}_i} \exp(e_{ij'})}$$

@@ -1,12 +1,12 @@
 r"""
 ---
-title: DictionaryLookup, the task and the model
+title: The lookup module, shared by the experiment and its example
 summary: >
   The synthetic task of the GATv2 paper, its model, and training on batches of small
   complete bipartite graphs with the dense attention layers.
 ---
 
-# DictionaryLookup: the task, the model and the training loop
+# The lookup module: examples, model and training loop
 
 The [experiment page](../experiments/dictionary_lookup.html) tells the story; this module
 holds what the experiment and its [gallery

@@ -23,7 +23,9 @@ from the records between two markers,
 ```
 
 `python -m labml_gat.results` rewrites every marked block of those files, and a test fails
-when a table and its record disagree.
+when a table and its record disagree. A page made from a Python file leaves the two markers with
+nothing between them, and the site fills them in from the record while it is built (`fill`):
+its source never holds a copy.
 """
 
 import json
@@ -163,23 +165,27 @@ def lookup_sweep_table(folder: Path) -> str:
             f"PyTorch {record['versions']['torch']}.")
 
 
-def cora_headline(folder: Path) -> str:
-    """The Cora experiment's result in one line, for the README's first page."""
-    r = load('cora_seeds10', folder)
+def experiment_result(name: str, folder: Path) -> str:
+    """One experiment's recorded result as a sentence: its test accuracy over the seeds, the
+    validation accuracy, the time, and where it was measured."""
+    r = load(name, folder)
     v = r['values']
-    accuracy = f"{v['test_mean']:.2f} ± {v['test_std']:.2f} %"
-    how = (f"`{r['command']}`, {duration(v['wall_seconds'])} "
-           f"on {r['machine']['cores']} cores, {r['date']}")
-    return f"**{accuracy}** test accuracy over {v['seeds']} seeds ({how})"
+    return (f"**{v['test_mean']:.2f} ± {v['test_std']:.2f} %** test accuracy over "
+            f"{v['seeds']} seeds (validation {v['val_mean']:.1f} %), in "
+            f"{duration(v['wall_seconds'])} of wall-clock time. {provenance(r)}")
 
 
 TABLES: Dict[str, Callable[[Path], str]] = {
     'quickstart': quickstart_table,
-    'cora-headline': cora_headline,
     'dictionary_lookup': lookup_sweep_table,
     'cora': lambda folder: experiments_table(['cora_seeds10', 'cora_minibatch_seeds10'],
                                              folder),
     'benchmark': benchmark_table,
+}
+
+# Results a page states in a sentence (`fill`)
+SENTENCES: Dict[str, Callable[[Path], str]] = {
+    'cora_seeds10': lambda folder: experiment_result('cora_seeds10', folder),
 }
 
 MARKERS = re.compile(r'(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)'
@@ -188,7 +194,7 @@ MARKERS = re.compile(r'(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)'
 
 def render(name: str, folder: Path = RESULTS) -> str:
     """The block for the marker `name`, rendered from its records."""
-    return TABLES[name](folder) + '\n'
+    return {**TABLES, **SENTENCES}[name](folder) + '\n'
 
 
 def update(text: str, folder: Path = RESULTS) -> str:
@@ -204,6 +210,18 @@ def quoting_files(root: Path = REPOSITORY) -> List[Path]:
     return [path for path in candidates
             if path.is_file() and '_build' not in path.parts
             and MARKERS.search(path.read_text(encoding='utf-8'))]
+
+
+EMPTY_MARKERS = re.compile(r'<!-- results: (?P<name>[\w-]+) -->\n<!-- end results -->')
+
+
+def fill(text: str, folder: Path = RESULTS) -> str:
+    """
+    `text` with every empty marked block replaced by its rendering, markers and all: a page's
+    filter (`sidebyside_doc_filter`), so that a page states recorded numbers without a copy of
+    them in its source.
+    """
+    return EMPTY_MARKERS.sub(lambda m: render(m.group('name'), folder).rstrip('\n'), text)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -66,8 +66,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
-__all__ = ['CSS_FILE', 'Heading', 'STYLESHEET', 'Section', 'heading_anchor', 'layout',
-           'parse', 'parse_file', 'row_classes']
+__all__ = ['CSS_FILE', 'Heading', 'STYLESHEET', 'Section', 'filter_docs',
+           'heading_anchor', 'layout', 'parse', 'parse_file', 'row_classes']
 
 # The one stylesheet of the rows, shipped by both engines.
 STYLESHEET = Path(__file__).resolve().parent / 'static' / 'sidebyside.css'
@@ -355,6 +355,24 @@ class _Rows:
             doc_line = self.docs[0].line if self.docs else first
             self.sections.append(Section(doc, code, first, last, doc_line))
         self.docs, self.code = [], []
+
+
+def filter_docs(sections: Sequence[Section], doc_filter: str | None) -> list[Section]:
+    """
+    ## A site's own filter of the docs
+
+    `doc_filter` names a function, `module.function`, that a site gives both engines
+    (`sidebyside_doc_filter` in Sphinx, `doc_filter` in MkDocs): it takes each row's docs as
+    Markdown and returns them changed, before they are rendered. A site fills in numbers it keeps
+    elsewhere this way, so that the file shows where they come from rather than a copy.
+    """
+    if not doc_filter:
+        return list(sections)
+    import importlib
+
+    module, _, name = doc_filter.rpartition('.')
+    function = getattr(importlib.import_module(module), name)
+    return [replace(section, doc=function(section.doc)) for section in sections]
 
 
 def layout(sections: Sequence[Section],

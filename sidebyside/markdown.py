@@ -32,6 +32,9 @@ Three more things make a page written for MyST readable here:
   when pymdown-extensions is installed; `math: false` leaves page math alone);
 * a MyST `{doc}` role, `` {doc}`title <path>` ``, becomes a link to `path.md`, which MkDocs checks;
 * a `{toctree}` block is dropped: MkDocs takes its navigation from `nav`.
+
+`doc_filter: module.function` names the site's filter of the docs, as `sidebyside_doc_filter` does
+for Sphinx (`filter_docs`).
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ from markdown.inlinepatterns import InlineProcessor
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 
-from . import (Heading, Section, heading_anchor, heading_text, layout, markdown_parser,
-               parse_file, row_classes)
+from . import (Heading, Section, filter_docs, heading_anchor, heading_text, layout,
+               markdown_parser, parse_file, row_classes)
 from .mathml import CLOSING, OPENING, LatexError, display_tex, to_mathml
 
 if TYPE_CHECKING:
@@ -68,6 +71,7 @@ class SideBySideExtension(Extension):
         self.config = {
             'base_dir': ['.', 'Folder the paths of `annotated-source` blocks start from'],
             'math': [True, 'Page math as MathML (needs pymdown-extensions)'],
+            'doc_filter': ['', 'A function `module.function` that changes the docs'],
         }
         super().__init__(**kwargs)
 
@@ -76,7 +80,8 @@ class SideBySideExtension(Extension):
         so an included page's blocks are found and the stashed rows survive, and before the fenced-code
         extensions (25), which never see them. `attr_list` gives the headings their anchors."""
         md.registerExtensions(['attr_list'], {})
-        blocks = BlockPreprocessor(md, Path(self.getConfig('base_dir')))
+        blocks = BlockPreprocessor(md, Path(self.getConfig('base_dir')),
+                                   self.getConfig('doc_filter'))
         md.preprocessors.register(blocks, 'sidebyside', 29)
         roles = DocRoleProcessor(DOC_ROLE, md)
         md.inlinePatterns.register(roles, 'sidebyside-doc-role', 200)
@@ -106,9 +111,10 @@ class BlockPreprocessor(Preprocessor):
     """Replaces each `annotated-source` block by the page it describes and drops `toctree` blocks.
     Other fences are skipped whole, so a block shown as an example inside one stays an example."""
 
-    def __init__(self, md: Markdown, base_dir: Path) -> None:
+    def __init__(self, md: Markdown, base_dir: Path, doc_filter: str = '') -> None:
         super().__init__(md)
         self.base_dir = base_dir
+        self.doc_filter = doc_filter
 
     def run(self, lines: list[str]) -> list[str]:
         out: list[str] = []
@@ -133,7 +139,7 @@ class BlockPreprocessor(Preprocessor):
         A title is rendered by the docs' parser too, so `<b>` in it is text, as on the Sphinx page."""
         path = self.base_dir / argument.strip()
         try:
-            items = render_items(path)
+            items = render_items(path, self.doc_filter)
         except OSError as error:
             raise ValueError(f'annotated-source: {error}') from error
         md = _docs_parser()
@@ -158,16 +164,17 @@ def _closing_fence(lines: list[str], start: int, fence: str) -> int:
     return len(lines) - 1
 
 
-def render_items(path: str | Path) -> list[Heading | str]:
+def render_items(path: str | Path, doc_filter: str = '') -> list[Heading | str]:
     """
     ## Rows as HTML
 
     The page of one Python file: its `Heading`s, and each row as an HTML string. Errors name the file,
-    and for math the line where the row's docs start.
+    and for math the line where the row's docs start. `doc_filter` is the site's filter of the docs
+    (`filter_docs`).
     """
     md = _docs_parser()
     items: list[Heading | str] = []
-    for item in layout(parse_file(path), md):
+    for item in layout(filter_docs(parse_file(path), doc_filter), md):
         if isinstance(item, Heading):
             items.append(item)
             continue
@@ -212,7 +219,8 @@ def _docs_parser() -> MarkdownIt:
     md = markdown_parser().use(amsmath_plugin)
     # Curly quotes, dashes and ellipses, as docutils' smart quotes give the Sphinx pages.
     md.options['typographer'] = True
-    md.enable(['smartquotes', 'replacements'])
+    md.enable(['smartquotes'])
+    md.core.ruler.before('smartquotes', 'sidebyside_replacements', _dashes_and_ellipses)
     md.add_render_rule('math_inline', _inline_math)
     for rule in ('math_block', 'math_block_label', 'math_inline_double'):
         md.add_render_rule(rule, _display_math)
@@ -222,6 +230,16 @@ def _docs_parser() -> MarkdownIt:
     md.core.ruler.push('sidebyside_hoist_display_math', _hoist_display_math)
     md.core.ruler.push('sidebyside_glue_math', _glue_punctuation)
     return md
+
+
+def _dashes_and_ellipses(state: StateCore) -> None:
+    """markdown-it's typographic replacements without `(c)`, `(r)` and `(tm)` as symbols, which
+    docutils leaves alone: `Intel(R)` reads the same on both sites."""
+    from markdown_it.rules_core.replacements import RARE_RE, replace_rare
+
+    for token in state.tokens:
+        if token.type == 'inline' and token.children and RARE_RE.search(token.content):
+            replace_rare(token.children)
 
 
 def _code_block(renderer: Any, tokens: list, index: int, options: Any, env: Any) -> str:

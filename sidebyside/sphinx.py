@@ -36,8 +36,8 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.math import get_node_equation_number
 
-from . import (CSS_FILE, STYLESHEET, Heading, Section, heading_anchor, layout, parse_file,
-               row_classes)
+from . import (CSS_FILE, STYLESHEET, Heading, Section, filter_docs, heading_anchor,
+               layout, parse_file, row_classes)
 from .mathml import CLOSING, OPENING, LatexError, display_tex, to_mathml
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_html_math_renderer('mathml', (visit_math, None), (visit_math_block, None))
     app.add_post_transform(GlueMathPunctuation)
     app.add_css_file(CSS_FILE)
+    app.add_config_value('sidebyside_doc_filter', None, 'env', [str])
     app.connect('config-inited', _configure)
     app.connect('builder-inited', _count_math_errors)
     app.connect('build-finished', _fail_on_math_errors)
@@ -89,7 +90,7 @@ class AnnotatedSource(SphinxDirective):
         _, path = self.env.relfn2path(self.arguments[0], self.env.docname)
         self.env.note_dependency(path)
         try:
-            sections = parse_file(path)
+            sections = filter_docs(parse_file(path), self.config.sidebyside_doc_filter)
         except (OSError, ValueError) as error:
             raise self.error(f'annotated-source: {error}') from error
         builder = _DoctreeBuilder(self.state.document, self.env, str(path))

@@ -101,7 +101,13 @@ class Reader:
         self.context.route('**/*', self._route)
         self.page = self.context.new_page()
         self.page.on('pageerror', lambda error: self.errors.append(str(error)))
-        self.page.on('requestfailed', lambda request: self.errors.append(f'{request.url}: {request.failure}'))
+        # A request cut short because the tab moved on to the next page (the icon, say) is not a
+        # failure: what the server refuses is caught below.
+        self.page.on('requestfailed', lambda request: request.failure != 'net::ERR_ABORTED' and
+                     self.errors.append(f'{request.url}: {request.failure}'))
+        # Anything the page asks for and does not get (a stylesheet, a figure, the icon) is a defect.
+        self.page.on('response', lambda response: response.status >= 400 and self.errors.append(
+            f'{response.url}: {response.status}'))
 
     def _route(self, route) -> None:
         host = urlsplit(route.request.url).hostname
@@ -223,31 +229,45 @@ def _ids(file: Path) -> set[str]:
     return set(re.findall(r'\s(?:id|name)="([^"]*)"', text))
 
 
-def test_every_internal_link_resolves(desktop, site):
-    """Crawls the site from the home page through every link the browser sees: each target file exists,
-    each `#fragment` is an id of its page, and every page of the site is reached."""
-    start = desktop.server + 'index.html'
+def crawl(reader: Reader, folder: Path) -> tuple[set[str], list[str]]:
+    """
+    Reads a site served from `folder` in the browser, from its home page through every link the
+    browser sees (those a script adds included): each link's target file exists, each `#fragment`
+    is an id of its page, and every image of a page loaded (`Reader` also notes any request the
+    server refused). Returns the pages reached, relative to the root, and what was broken.
+    """
+    server = reader.server
+    start = server + 'index.html'
     queue, seen, broken = [start], {start}, []
     while queue:
         url = queue.pop()
-        desktop.open(url.removeprefix(desktop.server))
-        for link in desktop.page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)"):
-            if not link.startswith(desktop.server):
+        reader.open(url.removeprefix(server))
+        images = reader.page.evaluate("() => [...document.querySelectorAll('img')]"
+                                      ".filter(img => !img.complete || !img.naturalWidth).map(img => img.src)")
+        broken += [f'{url} -> {image}: not loaded' for image in images]
+        for link in reader.page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)"):
+            if not link.startswith(server):
                 continue
             parts = urlsplit(link)
             path = unquote(parts.path).lstrip('/') or 'index.html'
             if path.endswith('/'):
                 path += 'index.html'
-            target = site / path
+            target = folder / path
             if not target.is_file():
                 broken.append(f'{url} -> {link}: no file')
                 continue
             if parts.fragment and target.suffix == '.html' and unquote(parts.fragment) not in _ids(target):
                 broken.append(f'{url} -> {link}: no id')
-            page = desktop.server + path
+            page = server + path
             if target.suffix == '.html' and page not in seen:
                 seen.add(page)
                 queue.append(page)
+    return {url.removeprefix(server) for url in seen}, broken
+
+
+def test_every_internal_link_resolves(desktop, site):
+    """The site served on its own: no link, image or request of any page fails, and every page
+    of the site is reached from the home page."""
+    reached, broken = crawl(desktop, site)
     assert not broken, '\n'.join(broken)
-    reached = {url.removeprefix(desktop.server) for url in seen}
     assert set(site_pages(site)) - GENERATED <= reached

@@ -17,7 +17,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from conftest import REPO
-from test_browser import ROW_BOXES, Reader, browser, serve  # noqa: F401  (`browser`: the shared fixture)
+from test_browser import ROW_BOXES, Reader, browser, crawl, serve  # noqa: F401  (`browser`: the shared fixture)
 from test_site import ASSETS, CSS_REMOTE, REMOTE
 from test_sidebyside import build_site, row_summary
 
@@ -75,6 +75,7 @@ def sphinx_pages(tmp_path_factory) -> Path:
     # which this small project does not load.
     pages = {'conf.py': "project = 'test'\nextensions = ['myst_parser', 'sidebyside.sphinx']\n"
                         "myst_enable_extensions = ['dollarmath', 'amsmath']\n"
+                        "sidebyside_doc_filter = 'labml_gat.results.fill'\n"
                         "suppress_warnings = ['image.not_readable']\n",
              'index.md': '# Pages\n\n```{toctree}\n' + '\n'.join(
         page.removesuffix('.html').replace('/', '__') for page in ANNOTATED) + '\n```\n'}
@@ -149,19 +150,54 @@ def test_home_page_is_the_sphinx_home_page(mkdocs_site):
     assert 'experiments/gallery/plot_dictionary_lookup.html' in links
 
 
-def test_examples_link_to_their_executed_version(mkdocs_site):
-    """The gallery runs in the Sphinx build only: each example's page says so, shows its source and
-    links to the executed page of the Sphinx site, built beside this one (`docs/_build/html`)."""
-    examples = sorted((REPO / 'experiments' / 'gallery').glob('plot_*.py'))
-    assert examples
-    for example in examples:
-        page = mkdocs_site / 'experiments' / 'gallery' / f'{example.stem}.html'
-        html = BeautifulSoup(page.read_text(encoding='utf-8'), 'html.parser')
-        assert 'Sphinx site' in html.select_one('.admonition').get_text()
-        executed = [a['href'] for a in html.select('.admonition a[href]')]
-        target = (page.parent / executed[0]).resolve()
-        assert target == (mkdocs_site.parent / 'html' / 'experiments' / 'gallery' / f'{example.stem}.html').resolve()
-        assert example.read_text(encoding='utf-8').split('\n')[1] in html.select_one('.highlight').get_text()
+def _hooks():
+    """The site's MkDocs hooks, `docs/_ext/mkdocs_hooks.py`, loaded from their file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location('mkdocs_hooks', DOCS / '_ext' / 'mkdocs_hooks.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EXAMPLES = sorted((REPO / 'experiments' / 'gallery').glob('plot_*.py'))
+
+
+@pytest.mark.parametrize('example', EXAMPLES, ids=lambda path: path.stem)
+def test_example_pages_are_rendered(mkdocs_site, example):
+    """An example's page is its prose rendered (math as MathML, links as links), its code
+    highlighted and, when the example ran in the Sphinx build, its output and every figure it drew;
+    no reStructuredText or gallery markup is left."""
+    page = mkdocs_site / 'experiments' / 'gallery' / f'{example.stem}.html'
+    article = BeautifulSoup(page.read_text(encoding='utf-8'), 'html.parser').select_one('article')
+    source = example.read_text(encoding='utf-8')
+    assert len(article.select('.highlight')) >= source.count('\n# %%')
+    if ':math:' in source:
+        assert article.select('math')
+    for code in article.select('pre, code'):
+        code.decompose()
+    prose = article.get_text()
+    for markup in ('r"""', '# %%', ':math:', ':mod:', ':doc:', '``', '`_', '.. code-block'):
+        assert markup not in prose, markup
+    hooks = _hooks()
+    images = [img['src'] for img in article.select('img')]
+    if hooks.ran(example.stem):
+        executed = (DOCS / 'experiments' / 'gallery' / f'{example.stem}.rst').read_text(encoding='utf-8')
+        assert len(images) == executed.count('.. image-sg::') > 0
+        assert all((page.parent / src).is_file() for src in images)
+    else:
+        assert not images and 'bash run.sh site' in prose
+
+
+def test_example_markup_becomes_markdown():
+    """The reStructuredText the examples use, as Markdown."""
+    hooks = _hooks()
+    text = ('Title\n=====\n\nSee ``x``, :math:`\\alpha_{ij}`, the `layer\n<../../labml_gat/gatv2.html>`_,\n'
+            ':mod:`labml_gat.lookup` and :doc:`plot_attention`.\n\n.. code-block:: bash\n\n    run it\n')
+    assert hooks.rst_to_markdown(text) == (
+        '# Title\n\nSee `x`, $\\alpha_{ij}$, the [layer](../../labml_gat/gatv2.md),\n'
+        '[`labml_gat.lookup`](../../labml_gat/lookup.md) and '
+        '[What did the attention learn?](plot_attention.md).\n\n```bash\nrun it\n```')
 
 
 @functools.cache
@@ -176,7 +212,7 @@ def test_every_internal_link_resolves(mkdocs_site):
     for page in mkdocs_site.rglob('*.html'):
         for a in soup(page).select('a[href]'):
             parts = urlsplit(a['href'])
-            if parts.scheme or parts.netloc or '/html/' in parts.path or not (parts.path or parts.fragment):
+            if parts.scheme or parts.netloc or not (parts.path or parts.fragment):
                 continue
             # The 404 page links from the site's root, since it is served at any address.
             base = mkdocs_site if parts.path.startswith('/') else page.parent
@@ -225,6 +261,54 @@ def test_layer_page_in_a_browser(browser, server, tmp_path):  # noqa: F811
         assert reader.fits()
     finally:
         reader.close()
+
+
+def test_served_alone_nothing_is_missing(browser, server, mkdocs_site, tmp_path):  # noqa: F811
+    """The MkDocs folder served on its own, read in the browser from its home page: no link,
+    image or request fails, and every page of the navigation is reached."""
+    reader = Reader(browser, server, {'width': 1400, 'height': 900}, tmp_path)
+    try:
+        reached, broken = crawl(reader, mkdocs_site)
+    finally:
+        reader.close()
+    assert not broken, '\n'.join(broken)
+    assert {'index.html', *ANNOTATED, 'experiments/gallery/index.html',
+            *(f'experiments/gallery/{example.stem}.html' for example in EXAMPLES)} <= reached
+
+
+def test_dark_mode_follows_the_reader(browser, server, tmp_path):  # noqa: F811
+    """A reader whose system prefers dark gets the dark scheme, and the switch brings light back."""
+    reader = Reader(browser, server, {'width': 1400, 'height': 900}, tmp_path)
+    background = "getComputedStyle(document.body).backgroundColor"
+    try:
+        reader.page.emulate_media(color_scheme='dark')
+        reader.open('labml_gat/gatv2.html')
+        dark = [int(part) for part in re.findall(r'\d+', reader.page.evaluate(background))[:3]]
+        reader.page.click('label.md-header__button[for^="__palette"]:visible')
+        light = [int(part) for part in re.findall(r'\d+', reader.page.evaluate(background))[:3]]
+    finally:
+        reader.close()
+    assert max(dark) < 80 and min(light) > 200, (dark, light)
+
+
+def test_search_finds_words_in_code_and_prose(browser, server, mkdocs_site, tmp_path):  # noqa: F811
+    """The search finds a word on every page that shows it, in its prose or its code
+    (`torch.einsum(` counts as `einsum`)."""
+    word = 'einsum'
+    pages = {page.relative_to(mkdocs_site).as_posix() for page in mkdocs_site.rglob('*.html')
+             if re.search(rf'\b{word}\b', (soup(page).select_one('article') or soup(page)).get_text())}
+    reader = Reader(browser, server, {'width': 1400, 'height': 900}, tmp_path)
+    try:
+        reader.open('index.html')
+        reader.page.focus('input.md-search__input')
+        reader.page.keyboard.type(word)
+        reader.page.wait_for_function(
+            "() => document.querySelectorAll('.md-search-result__item').length > 0", timeout=20000)
+        found = {urlsplit(href).path.lstrip('/') for href in reader.page.evaluate(
+            "() => [...document.querySelectorAll('.md-search-result__item > a')].map(a => a.href)")}
+    finally:
+        reader.close()
+    assert len(pages) >= 4 and pages <= found, (pages, found)
 
 
 def test_a_readers_project_with_the_readme_configuration(tmp_path):

@@ -112,9 +112,10 @@ def test_home_page_explains_and_links_everything(site):
     assert len(formulas) == 2 and '‖' in formulas[0] and 'LeakyReLU' in formulas[1]
     links = {urlsplit(a['href']).path for a in article.select('a[href]')}
     assert {*ANNOTATED, 'experiments/gallery/index.html', *EXAMPLES} <= links
-    # The example that shows why GATv2 exists is linked by that name.
-    why = article.find_all('a', href='experiments/gallery/plot_dictionary_lookup.html')
-    assert 'Why GATv2' in [a.get_text() for a in why]
+    # Each example is linked by its one name, the title of its page.
+    for example in EXAMPLES:
+        title = soup(site, example).select_one('article h1').get_text().rstrip('#¶ ')
+        assert title in [a.get_text() for a in article.find_all('a', href=example)], example
 
 
 @pytest.mark.parametrize('page', ANNOTATED)
@@ -196,6 +197,45 @@ def test_layer_pages_and_experiment_page_link_each_other(site):
             '../labml_gat/datasets.html'} <= links('experiments/cora.html')
     assert {'gat.html'} <= links('labml_gat/gatv2.html') and {'gatv2.html'} <= links('labml_gat/gat.html')
     assert {'gatv2.html', 'gat.html'} <= links('labml_gat/edges.html')
+
+
+def _links(site: Path, page: str, selector: str = 'article a[href]') -> set[str]:
+    """The pages and files a page links to, as paths from the site's root; each must exist."""
+    targets = set()
+    for a in soup(site, page).select(selector):
+        parts = urlsplit(a['href'])
+        if parts.scheme or parts.netloc or not parts.path:
+            continue
+        target = (site / page).parent.joinpath(parts.path).resolve()
+        assert target.is_file(), (page, a['href'])
+        targets.add(target.relative_to(site.resolve()).as_posix())
+    return targets
+
+
+def test_layer_pages_link_to_their_evidence_and_the_examples_link_back(site):
+    """The reader goes from a layer to the evidence in one click: the layer pages' own text links
+    the DictionaryLookup example and the attention analysis, the Cora page its executed example
+    and its record; the examples link back to the pages they run."""
+    lookup, attention = 'experiments/gallery/plot_dictionary_lookup.html', 'experiments/gallery/plot_attention.html'
+    for layer in ('labml_gat/gatv2.html', 'labml_gat/gat.html'):
+        assert {lookup, attention} <= _links(site, layer, 'article .annotate-doc a[href]'), layer
+    cora = _links(site, 'experiments/cora.html', 'article .annotate-doc a[href]')
+    assert {'experiments/gallery/plot_cora_training.html', 'experiments/results/cora_seeds10.json'} <= cora
+    assert 'experiments/cora.html' in _links(site, 'experiments/gallery/plot_cora_training.html')
+    assert {'labml_gat/gat.html', 'labml_gat/gatv2.html'} <= _links(site, lookup)
+    assert {'labml_gat/gatv2.html', 'experiments/cora.html'} <= _links(site, attention)
+
+
+def test_cora_page_states_the_recorded_result(site):
+    """The Cora page's result is the record's, filled in while the site is built: the experiment's
+    source holds no copy of it."""
+    from labml_gat import results
+
+    record = results.load('cora_seeds10')['values']
+    stated = f"{record['test_mean']:.2f} ± {record['test_std']:.2f} %"
+    assert stated in soup(site, 'experiments/cora.html').select_one('article').get_text()
+    assert stated not in (REPO / 'experiments' / 'cora.py').read_text(encoding='utf-8')
+    assert json.loads((site / 'experiments' / 'results' / 'cora_seeds10.json').read_text())['values'] == record
 
 
 @pytest.mark.parametrize('page', EXAMPLES)

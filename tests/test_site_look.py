@@ -37,6 +37,7 @@ def _load(name: str):
 
 site_figures = _load('site_figures')
 site_assets = _load('site_assets')
+site_gallery = _load('site_gallery')
 
 MATH_FONT_BUDGET = 150 * 1024
 # labml prints, when a run starts, the experiment's name with the run's uuid and the state of the
@@ -243,6 +244,51 @@ def test_gallery_figures_have_a_2x_version(site, page):
         assert densities and max(densities) >= 2, (page, image)
         for parts in candidates:
             assert (site / page).parent.joinpath(parts[0]).resolve().is_file(), (page, parts[0])
+
+
+# The smallest text a reader is asked to read, in CSS pixels on a desktop screen.
+SMALLEST_TEXT_PX = 11
+# Every image of an article, as the browser shows it: its source, the width it is shown at and its
+# own width, and where a click on it leads.
+SHOWN_IMAGES = """() => [...document.querySelectorAll('article img')]
+    .filter(img => !img.closest('.sphx-glr-thumbcontainer'))
+    .map(img => ({src: img.currentSrc, shown: img.getBoundingClientRect().width,
+                  natural: img.naturalWidth, link: img.closest('a') && img.closest('a').href}))"""
+
+
+def test_example_figures_are_readable_at_1400_px_and_every_figure_opens(site, reader):
+    """At 1400 px, the smallest text of every figure of the examples is shown at 11 px or more (each
+    PNG says how large its smallest text is, `site_gallery.scraper`), and a click on any figure of
+    any page opens the image file itself, at its own size."""
+    from PIL import Image
+    from urllib.parse import unquote, urlsplit
+
+    tab = reader({'width': 1400, 'height': 900})
+    small, shut, measured = [], [], 0
+    try:
+        for page in article_pages(site):
+            if not soup(site, page).select('article img'):
+                continue
+            tab.open(page)
+            for image in tab.page.evaluate(SHOWN_IMAGES):
+                path = unquote(urlsplit(image['src']).path).lstrip('/')
+                opened = unquote(urlsplit(image['link'] or '').path).lstrip('/')
+                if not image['link'] or not (site / opened).is_file():
+                    shut.append(f'{page}: {path} does not open ({image["link"]})')
+                if not path.endswith('.png'):
+                    continue
+                with Image.open(site / path) as png:
+                    natural = float(png.text[site_gallery.SMALLEST_TEXT_KEY])
+                text = natural * image['shown'] / image['natural']
+                measured += 1
+                if text < SMALLEST_TEXT_PX:
+                    small.append(f'{page}: {path} shown at {image["shown"]:.0f} of '
+                                 f'{image["natural"]} px, smallest text {text:.1f} px')
+    finally:
+        tab.close()
+    assert measured >= 8
+    assert not small, '\n'.join(small)
+    assert not shut, '\n'.join(shut)
 
 
 def test_figures_sit_on_a_light_card_in_dark_mode(site, reader):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ DOCS = Path(__file__).resolve().parent.parent
 MATH_FONT = DOCS / 'fonts' / 'latinmodern-math.otf'
 MATH_FONT_WOFF2 = 'fonts/latinmodern-math.woff2'
 FIGURES = DOCS / '_static' / 'figures'
+RECORDS = DOCS.parent / 'experiments' / 'results'
 
 # Latin, Greek, the operators, arrows, relations and delimiters of everyday math, and the math
 # italic, bold and script letters that MathML draws `<mi>x</mi>`, `\mathbf` and `\mathcal` with.
@@ -269,6 +271,41 @@ def use_wrapped_lines(app: Sphinx) -> None:
         highlighter.formatter = WrappedLinesFormatter
 
 
+def name_thumbnails(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """A gallery thumbnail says in its `alt` text which example it opens: the example's title
+    (sphinx-gallery leaves it empty)."""
+    for image in doctree.findall(nodes.image):
+        match = re.search(r'images/thumb/sphx_glr_(\w+)_thumb\.', image.get('uri', ''))
+        if match and not image.get('alt'):
+            example = f'{Path(docname).parent.as_posix()}/{match[1]}'
+            title = app.env.titles.get(example)
+            image['alt'] = title.astext() if title else match[1]
+
+
+def depend_on_records(app: Sphinx, doctree: nodes.document) -> None:
+    """A page whose file leaves result markers for the build to fill in
+    (`sidebyside_doc_filter`) is read again when a record changes."""
+    from labml_gat.results import EMPTY_MARKERS
+
+    for dependency in list(app.env.dependencies.get(app.env.docname, ())):
+        path = Path(app.srcdir, dependency)
+        if path.suffix == '.py' and path.is_file() \
+                and EMPTY_MARKERS.search(path.read_text(encoding='utf-8')):
+            for record in sorted(RECORDS.glob('*.json')):
+                app.env.note_dependency(str(record))
+
+
+def copy_records(app: Sphinx, exception: Exception | None) -> None:
+    """The records the pages quote, `experiments/results/*.json`, at the same path in the site,
+    so that a page can link the record its numbers come from."""
+    if exception is not None or app.builder.format != 'html':
+        return
+    target = Path(app.outdir) / 'experiments' / 'results'
+    target.mkdir(parents=True, exist_ok=True)
+    for record in sorted(RECORDS.glob('*.json')):
+        shutil.copyfile(record, target / record.name)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect('builder-inited', make_files)
     app.connect('builder-inited', use_wrapped_lines)
@@ -276,6 +313,9 @@ def setup(app: Sphinx) -> dict[str, Any]:
     # Sphinx's own collector of downloads listens at the default priority, 500.
     app.connect('doctree-read', add_download_link, priority=400)
     app.add_js_file('site.js', loading_method='defer')
+    app.connect('doctree-resolved', name_thumbnails)
+    app.connect('build-finished', copy_records)
+    app.connect('doctree-read', depend_on_records)
     return {'version': '1', 'parallel_read_safe': True, 'parallel_write_safe': True}
 
 

@@ -24,15 +24,21 @@
   }, true);
 })();
 
-// A figure beside the code is drawn small; a click opens it at full size.
+// Every figure opens at full size with a click: an image of the article that is not a link yet
+// becomes a link to its sharpest version (the last candidate of its `srcset`, else its `src`).
+// A gallery thumbnail is not: it opens its example.
 (() => {
+  const sharpest = (img) => {
+    const candidates = (img.getAttribute('srcset') || '').split(',')
+      .map((candidate) => candidate.trim().split(/\s+/)[0]).filter(Boolean);
+    return candidates.length ? candidates[candidates.length - 1] : img.getAttribute('src');
+  };
   const link = () => {
-    document.querySelectorAll('article img[src*="pair_grid"], article img[src*="einsum"], ' +
-      'article img[src*="ranking"], article img[src*="edge_softmax"], ' +
-      'article img[src*="receptive_field"]').forEach((img) => {
-      if (img.closest('a')) return;
+    document.querySelectorAll('article img').forEach((img) => {
+      if (img.closest('a, .sphx-glr-thumbcontainer')) return;
       const anchor = document.createElement('a');
-      anchor.href = img.getAttribute('src');
+      anchor.href = sharpest(img);
+      anchor.className = 'figure-link';
       anchor.title = 'Open the figure at full size';
       img.replaceWith(anchor);
       anchor.appendChild(img);

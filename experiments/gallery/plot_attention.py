@@ -2,9 +2,9 @@ r"""
 What did the attention learn?
 =============================
 
-Train GATv2 on Cora with the `Cora experiment <../cora.html>`_ (one seed, as in
-:doc:`plot_cora_training`), then look at the attention coefficients :math:`\alpha_{ij}` of its
-first layer:
+Train GATv2 (the `layer <../../labml_gat/gatv2.html>`_) on Cora with the `Cora experiment
+<../cora.html>`_ (one seed, as in :doc:`plot_cora_training`), then look at the attention
+coefficients :math:`\alpha_{ij}` of its first layer:
 
 1. how *peaked* each head's attention is, measured by the entropy of every node's attention
    distribution, against the uniform attention that weights all neighbours alike
@@ -91,7 +91,8 @@ terms = -attention * attention.clamp_min(1e-12).log()
 entropy = torch.zeros(n_nodes, n_heads).index_add_(0, target, terms)
 uniform = degree.log()
 
-fig, axes = plt.subplots(2, 4, figsize=(12, 5.2), sharex=True, sharey=True)
+fig, axes = plt.subplots(2, 4, figsize=(7.8, 4.8), sharex=True, sharey=True,
+                         layout='constrained')
 bins = torch.linspace(0, float(uniform.max()), 30).numpy()
 for head, ax in enumerate(axes.flat):
     ax.hist(uniform.numpy(), bins=bins, label='uniform attention', color='tab:grey',
@@ -99,14 +100,12 @@ for head, ax in enumerate(axes.flat):
     ax.hist(entropy[:, head].numpy(), bins=bins, label='learned attention',
             color='tab:blue', histtype='step', linewidth=1.8)
     ax.set_title(f'head {head}')
-for ax in axes[1]:
-    ax.set_xlabel('entropy of a node (nats)')
+fig.supxlabel('entropy of a node (nats)')
 for ax in axes[:, 0]:
     ax.set_ylabel('nodes')
 handles, labels = axes[0, 0].get_legend_handles_labels()
-fig.legend(handles, labels, loc='upper right', ncols=2, frameon=False)
+fig.legend(handles, labels, loc='outside upper right', ncols=2, frameon=False)
 fig.suptitle('Attention entropy of every node, first layer', x=0.02, ha='left')
-fig.tight_layout(rect=(0, 0, 1, 0.97))
 mean_uniform = uniform.mean().item()
 print(f'mean entropy, uniform attention: {mean_uniform:.3f} nats')
 for head, value in enumerate(entropy.mean(dim=0).tolist()):
@@ -148,7 +147,7 @@ nx.draw_networkx_nodes(graph, layout, node_color=classes, cmap='tab10', vmin=0, 
 nx.draw_networkx_edges(graph, layout, width=widths, edge_color=relative,
                        edge_cmap=plt.cm.viridis, edge_vmin=low, edge_vmax=high, ax=ax)
 labels = {edge: f'{value:.2f}' for edge, value in zip(graph.edges, relative)}
-nx.draw_networkx_edge_labels(graph, layout, edge_labels=labels, font_size=8, ax=ax)
+nx.draw_networkx_edge_labels(graph, layout, edge_labels=labels, font_size=9, ax=ax)
 nx.draw_networkx_labels(graph, layout, labels={node: str(node)}, font_color='white',
                         font_size=9, ax=ax)
 scale = plt.cm.ScalarMappable(plt.Normalize(low, high), 'viridis')
@@ -159,7 +158,7 @@ ax.legend(handles=[Line2D([], [], marker='o', linestyle='', markersize=9,
                           markerfacecolor=plt.cm.tab10(c / 9), markeredgecolor='black',
                           label=f'class {c}') for c in present],
           title='true class', loc='upper left', bbox_to_anchor=(0, -0.02),
-          ncols=len(present), frameon=False, fontsize=8, title_fontsize=9)
+          ncols=len(present), frameon=False, fontsize=9, title_fontsize=10)
 ax.set_title(f'Node {node}: {d - 1} neighbours; attention to itself '
              f'{d * self_weight:.2f} x uniform', fontsize=10)
 ax.margins(0.12)

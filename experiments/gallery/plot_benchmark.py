@@ -30,7 +30,7 @@ records = benchmarking.load_results()
 print(benchmarking.recorded_report())
 
 # %%
-# The ratios to PyG as bars: below the line is better than PyG.
+# The ratios to PyG as bars: left of the line is better than PyG.
 import matplotlib.pyplot as plt  # noqa: E402
 
 plt.rcParams['figure.dpi'] = 200

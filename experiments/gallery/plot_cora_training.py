@@ -73,7 +73,7 @@ result = summary['runs'][0]
 # The dashed line is the epoch whose weights were kept.
 history = result['history']
 epochs = range(len(history))
-fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(7.8, 3.4))
 for split, colour in (('train', 'tab:blue'), ('valid', 'tab:orange')):
     ax_loss.plot(epochs, [h[f'loss.{split}'] for h in history], label=split, color=colour)
     ax_acc.plot(epochs, [100 * h[f'accuracy.{split}'] for h in history], label=split,

@@ -1,9 +1,10 @@
 r"""
-DictionaryLookup: accuracy against k, GAT and GATv2
-===================================================
+Why GATv2: DictionaryLookup
+===========================
 
 The `DictionaryLookup experiment <../dictionary_lookup.html>`_ reproduces the synthetic
-task of the GATv2 paper. Each example is a complete bipartite graph: :math:`k` query
+task of the GATv2 paper, with the `GAT <../../labml_gat/gat.html>`_ and the `GATv2
+<../../labml_gat/gatv2.html>`_ layers of this site. Each example is a complete bipartite graph: :math:`k` query
 nodes, each with a key, and :math:`k` key-value nodes; query :math:`i` must output the
 value stored under its own key, so it must attend to a *different* key-value node than
 every other query.
@@ -76,8 +77,8 @@ print(f"{record['date']}, {machine['cpu']}, {machine['cores']} cores, "
 # ------------------
 #
 # As in the paper's figure: training accuracy on the left, test accuracy on the right,
-# one line per layer and head count, first for the recorded sweep, then for the reduced
-# one. One GAT head stays far from fitting the training graphs once there is more than
+# one line per layer and head count, first for the recorded sweep, then (below) for the
+# reduced one. Every figure opens at full size with a click. One GAT head stays far from fitting the training graphs once there is more than
 # one training graph to fit. One GATv2 head fits them at every :math:`k`, and once there
 # are thousands of them it answers the test graphs too, whose key-value combinations it
 # has never seen. Eight GAT heads get further than one, and stay behind GATv2 on the test
@@ -91,7 +92,7 @@ STYLE = {('gat', 8): ('tab:orange', 's', 11), ('gat', 1): ('tab:red', 'o', 9),
 
 def plot_sweep(runs, title):
     """Training and test accuracy against k, one line per model."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True, layout='constrained')
+    fig, axes = plt.subplots(1, 2, figsize=(7.8, 3.8), sharey=True, layout='constrained')
     for ax, split in zip(axes, ('train', 'test')):
         for (layer, n_heads), (colour, marker, size) in STYLE.items():
             mine = sorted((r for r in runs if (r['layer'], r['n_heads']) == (layer, n_heads)),
@@ -106,14 +107,16 @@ def plot_sweep(runs, title):
         ax.grid(alpha=0.3)
     axes[0].set_ylabel('accuracy (%)')
     axes[0].set_ylim(0, 102)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc='outside lower center', ncol=4,
-               fontsize='small')
+    fig.legend(*axes[0].get_legend_handles_labels(), loc='outside lower center', ncol=2)
     fig.suptitle(title)
     plt.show()
 
 
 # sphinx_gallery_thumbnail_number = 1
 plot_sweep(recorded, 'DictionaryLookup (GATv2 paper, Figure 3), recorded')
+
+# %%
+# The reduced sweep of this page, drawn the same way.
 plot_sweep(reduced, 'DictionaryLookup, reduced sweep run for this page')
 
 # %%
@@ -123,11 +126,22 @@ plot_sweep(reduced, 'DictionaryLookup, reduced sweep run for this page')
 # Every model of the recorded sweep: accuracy of the weights selected on training
 # accuracy, the epochs trained and why training stopped (``fitted``: 100 % training
 # accuracy; ``patience``: no progress for 10 epochs; ``epochs``: the epoch budget ran
-# out, so the model might have gone further).
-print(f"{'k':>3} {'layer':>6} {'heads':>5} {'train':>8} {'test':>8} {'epochs':>6} "
-      f"{'stopped':>9} {'minutes':>7}")
+# out, so the model might have gone further), and how many training and test graphs the
+# task of that :math:`k` has.
+#
+# **At k = 2 the numbers mean little.** There are 2! = 2 graphs, and the task allows
+# :math:`\lfloor 0.8^{1/2} \cdot 4 \rfloor = 3` of the 4 (key, value) pairs, so exactly
+# one of the two graphs has all its pairs allowed: **one training graph and one test
+# graph**. The test graph is the other permutation, which gives each query the value the
+# training graph gave the other query. A model that answers each query from its own key,
+# without looking anything up, fits the one training graph (100 %) and gets every test
+# answer wrong (0 %): both models with eight heads did just that. One GAT head cannot fit
+# even the training graph, since both queries rank the two key-value nodes alike (50 %).
+print(f"{'k':>3} {'layer':>6} {'heads':>5} {'graphs':>11} {'train':>8} {'test':>8} "
+      f"{'epochs':>6} {'stopped':>9} {'minutes':>7}")
 for r in recorded:
-    print(f"{r['k']:>3} {r['layer']:>6} {r['n_heads']:>5} "
+    graphs = f"{r['n_train']}/{r['n_test']}"
+    print(f"{r['k']:>3} {r['layer']:>6} {r['n_heads']:>5} {graphs:>11} "
           f"{100 * r['train_accuracy']:>7.2f}% "
           f"{100 * r['test_accuracy']:>7.2f}% {r['epochs']:>6} {r['stopped_by']:>9} "
           f"{r['seconds'] / 60:>7.1f}")
@@ -141,7 +155,7 @@ for r in recorded:
 # training graphs for much longer while their test accuracy levels off far lower: they
 # learn the training combinations. One GAT head stays at chance.
 k_max = max(r['k'] for r in recorded)
-fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True, layout='constrained')
+fig, axes = plt.subplots(1, 2, figsize=(7.8, 3.6), sharey=True, layout='constrained')
 for ax, split in zip(axes, ('train', 'test')):
     for r in recorded:
         if r['k'] == k_max:
@@ -155,7 +169,7 @@ for ax, split in zip(axes, ('train', 'test')):
     ax.set_xlabel('epoch')
     ax.grid(alpha=0.3)
 axes[0].set_ylabel('accuracy (%)')
-axes[1].legend(fontsize='small')
+fig.legend(*axes[0].get_legend_handles_labels(), loc='outside lower center', ncol=3)
 plt.show()
 
 # %%
@@ -169,7 +183,7 @@ plt.show()
 # diagonal. Each panel has its own colour scale.
 k = REDUCED_KS[-1]
 perms = make_task(k, seed=REDUCED['seed'], max_examples=REDUCED['max_examples']).test[:1]
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), layout='constrained')
+fig, axes = plt.subplots(1, 2, figsize=(7.8, 3.6), layout='constrained')
 for ax, layer in zip(axes, ('gat', 'gatv2')):
     model = models[k, layer, 1]
     with torch.no_grad():
@@ -215,7 +229,7 @@ WAYS = {'dense_batched': ('dense, batched', 'tab:blue', 's'),
 rows = layers_record['rows']
 labels = [f"{r['n_graphs']} × {r['n_nodes']:,} nodes, density {r['density']:.2g}"
           for r in rows]
-fig, axes = plt.subplots(1, 2, figsize=(11, 0.34 * len(rows) + 1.6), sharey=True,
+fig, axes = plt.subplots(1, 2, figsize=(7.8, 0.3 * len(rows) + 2.0), sharey=True,
                          layout='constrained')
 for ax, key, scale, unit in ((axes[0], 'seconds', 1000, 'ms of processor time'),
                              (axes[1], 'saved_bytes', 2 ** -20, 'MiB kept for backward')):
@@ -225,12 +239,11 @@ for ax, key, scale, unit in ((axes[0], 'seconds', 1000, 'ms of processor time'),
     ax.set_xscale('log')
     ax.set_xlabel(unit)
     ax.grid(alpha=0.3)
-axes[0].set_yticks(range(len(rows)), labels, fontsize='small')
+axes[0].set_yticks(range(len(rows)), labels)
 axes[0].invert_yaxis()
 axes[0].set_title('time, forward and backward')
 axes[1].set_title('memory')
-fig.legend(*axes[0].get_legend_handles_labels(), loc='outside lower center', ncol=4,
-           fontsize='small')
+fig.legend(*axes[0].get_legend_handles_labels(), loc='outside lower center', ncol=2)
 plt.show()
 
 # %%

@@ -1,0 +1,1 @@
+../_static/site.js
