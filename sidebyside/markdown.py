@@ -189,12 +189,14 @@ def row_html(section: Section, md: MarkdownIt) -> str:
 
 def _highlight(section: Section) -> str:
     """Pygments HTML of the code with inline line numbers that start at the real first line,
-    as Sphinx writes a `literal_block` with `linenos`."""
+    as Sphinx writes a `literal_block` with `linenos`, each line a span that knows its hanging
+    indent (`sidebyside.highlight`)."""
     from pygments import highlight
-    from pygments.formatters import HtmlFormatter
     from pygments.lexers import PythonLexer
 
-    formatter = HtmlFormatter(linenos='inline', linenostart=section.first_line)
+    from .highlight import LineFormatter
+
+    formatter = LineFormatter(linenos='inline', linenostart=section.first_line)
     return highlight(section.code, PythonLexer(stripnl=False), formatter)
 
 

@@ -17,7 +17,8 @@ gives a Sphinx project two things:
   (or, in reStructuredText, `.. annotated-source:: ../labml_gat/gatv2.py`) becomes the file's page:
   its first heading the page's title, the others sections of the page, in its table of contents;
 * math as MathML, written when the pages are built by `sidebyside.mathml`: the HTML math renderer
-  `mathml`, chosen unless `conf.py` names another one.
+  `mathml`, chosen unless `conf.py` names another one;
+* code lines that wrap one indent deeper than they start (`sidebyside.highlight`).
 
 The stylesheet `sidebyside.css` is added to every page. The extension loads `myst_parser`,
 whose configuration (`myst_enable_extensions`: `dollarmath`, `amsmath`, ...) it uses for the docs.
@@ -63,6 +64,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_post_transform(GlueMathPunctuation)
     app.add_css_file(CSS_FILE)
     app.connect('config-inited', _configure)
+    app.connect('builder-inited', _use_line_formatter)
     app.connect('builder-inited', _count_math_errors)
     app.connect('build-finished', _fail_on_math_errors)
     return {'version': '2', 'parallel_read_safe': True, 'parallel_write_safe': False}
@@ -73,6 +75,16 @@ def _configure(app: Sphinx, config: Config) -> None:
     if not config.html_math_renderer:
         config.html_math_renderer = 'mathml'
     config.html_static_path = [*config.html_static_path, str(STYLESHEET.parent)]
+
+
+def _use_line_formatter(app: Sphinx) -> None:
+    """The HTML highlighter writes each code line as a span with its hanging indent
+    (`sidebyside.highlight`), so a wrapped line continues under itself."""
+    from .highlight import LineFormatter
+
+    highlighter = getattr(app.builder, 'highlighter', None)
+    if highlighter is not None and getattr(highlighter, 'dest', None) == 'html':
+        highlighter.formatter = LineFormatter
 
 
 class AnnotatedSource(SphinxDirective):
