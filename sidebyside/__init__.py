@@ -373,6 +373,13 @@ def layout(sections: Sequence[Section],
 
 
 def _split_at_headings(section: Section, md: MarkdownIt) -> list[Heading | Section]:
+    items = _split_at_headings_only(section, md)
+    if items and isinstance(items[-1], Section) and items[-1].code:
+        items[-1:] = _balance(items[-1], md)
+    return items
+
+
+def _split_at_headings_only(section: Section, md: MarkdownIt) -> list[Heading | Section]:
     lines = section.doc.split('\n')
     items: list[Heading | Section] = []
     start = 0
@@ -391,6 +398,61 @@ def _doc_part(section: Section, lines: list[str], start: int, stop: int,
     last_line = section.last_line if code else section.first_line - 1
     return replace(section, doc=doc, code=code, last_line=last_line,
                    doc_line=section.doc_line + start + skipped)
+
+
+# ## Long notes beside short code
+#
+# A row is as tall as the taller of its cells, so a long note beside a few lines of code leaves an
+# empty code box below the code. Heights are estimated from the Markdown, in lines of the docs
+# column: `DOC_CHARS` characters of text to a line, a code line `CODE_LINE` of a text line.
+DOC_CHARS = 50
+CODE_LINE = 0.75
+# A note may be this many lines taller than its code before it is moved.
+SLACK = 5
+
+
+def _balance(section: Section, md: MarkdownIt) -> list[Section]:
+    """
+    When the doc of a row is much taller than its code, its leading blocks (paragraphs, lists,
+    formulas) become a row of their own without code, which spans the page, and the blocks at its
+    end that are about as tall as the code stay beside it. If even the last block is too tall
+    (a long list of parameters beside a short signature), the whole doc spans the page, above
+    its code.
+    """
+    blocks = _doc_blocks(section.doc, md)
+    budget = CODE_LINE * (section.code.count('\n') + 1) + 1 + SLACK
+    if sum(height for _, height in blocks) <= budget:
+        return [section]
+    kept, height = len(blocks), 0.0
+    while kept > 0 and height + blocks[kept - 1][1] <= budget:
+        kept -= 1
+        height += blocks[kept][1]
+    lines = section.doc.split('\n')
+    split = blocks[kept][0] if kept < len(blocks) else len(lines)
+    note = _doc_part(section, lines, 0, split, code='')
+    rest = _doc_part(section, lines, split, len(lines), code=section.code)
+    return [note, rest] if note.doc else [section]
+
+
+def _doc_blocks(doc: str, md: MarkdownIt) -> list[tuple[int, float]]:
+    """`(first line, estimated height)` of each top-level block of the doc."""
+    lines = doc.split('\n')
+    starts = [token for token in md.parse(doc, {})
+              if token.level == 0 and token.nesting >= 0 and token.map and token.type != 'inline']
+    blocks = []
+    for token in starts:
+        begin, end = token.map
+        text = '\n'.join(lines[begin:end])
+        if token.type in ('math_block', 'math_block_label', 'amsmath'):
+            height = 2.5 + text.count('\\\\')
+        elif token.type in ('fence', 'code_block'):
+            height = 1 + CODE_LINE * (end - begin)
+        else:
+            # A list item, or a paragraph, fills whole lines.
+            items = re.split(r'\n(?=\s*(?:[*+-]|\d+[.)])\s)', text)
+            height = 0.5 + sum(-(-len(' '.join(item.split())) // DOC_CHARS) for item in items)
+        blocks.append((begin, height))
+    return blocks
 
 
 def _headings(section: Section, md: MarkdownIt) -> Iterator[tuple[int, int, Heading]]:

@@ -29,8 +29,8 @@ from pygments.formatters import HtmlFormatter
 
 # Continuations are indented this many columns deeper than their line.
 HANG = 4
-# Beyond this indentation a continuation is not moved further right.
-MAX_INDENT = 40
+# Beyond this indentation (a rare, deeply aligned line) a continuation moves no further right.
+MAX_INDENT = 60
 
 _NUMBER = re.compile(r'<span class="linenos[^"]*">(\s*)(\d+)</span>')
 _TAG = re.compile(r'<[^>]+>')
