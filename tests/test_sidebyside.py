@@ -329,6 +329,64 @@ def test_headings_become_headings():
     ]
 
 
+def test_a_long_note_beside_short_code_spans_the_page():
+    """The leading blocks of a note much taller than its code get a row of their own, without code;
+    the last paragraph, about as tall as the code, stays beside it; no text is lost or repeated."""
+    words = ' '.join(['word'] * 60)
+    source = src(f'''
+        # {words}
+        #
+        # * first item {words}
+        # * second item {words}
+        #
+        # Beside the code.
+        import os
+        import sys
+        ''')
+    items = layout(split(source))
+    assert items == [Section(f'{words}\n\n* first item {words}\n* second item {words}', '', 7, 6, 1),
+                     Section('Beside the code.', 'import os\nimport sys', 7, 8, 6)]
+
+
+def test_a_note_as_tall_as_its_code_stays_beside_it():
+    code = '\n'.join(f'x{number} = {number}' for number in range(12))
+    source = f'# One short paragraph.\n#\n# And another.\n{code}\n'
+    assert layout(split(source)) == [Section('One short paragraph.\n\nAnd another.', code, 4, 15, 1)]
+
+
+def test_a_long_list_beside_a_signature_spans_the_page_above_it():
+    """One block taller than the code cannot be split: the whole note goes above the code."""
+    items = '\n'.join(f'        * `arg{number}` is {" ".join(["the"] * 30)}' for number in range(6))
+    source = src(f'''
+        def f(a, b):
+            """
+{items}
+            """
+            return a
+        ''')
+    note, code, body = layout(split(source))
+    assert body.code == '    return a'
+    assert not note.code and note.doc.startswith('* `arg0`') and note.doc.count('* `arg') == 6
+    assert code.doc == '' and code.code == 'def f(a, b):' and code.first_line == 1
+
+
+def test_line_formatter_hangs_each_line_one_indent_deeper():
+    """Each line is a span whose `--hang` is its number's width, its indentation and four columns;
+    a numbered line is a permalink; the text is unchanged."""
+    from pygments import highlight
+    from pygments.lexers import PythonLexer
+
+    from sidebyside.highlight import LineFormatter
+
+    code = 'def f():\n        return 1\n'
+    out = highlight(code, PythonLexer(), LineFormatter(linenos='inline', linenostart=9))
+    lines = BeautifulSoup(out, 'html.parser').select('pre > span.line')
+    assert [line['style'] for line in lines] == ['--hang: 7ch', '--hang: 15ch']
+    assert [line['id'] for line in lines] == ['L9', 'L10']
+    assert lines[1].select_one('.linenos a')['href'] == '#L10'
+    assert [line.get_text() for line in lines] == [' 9def f():\n', '10        return 1\n']
+
+
 @pytest.mark.parametrize('module', ['__init__.py', 'mathml.py'])
 def test_import_needs_only_the_standard_library(module):
     """Sphinx, MyST, markdown-it, math-core and Pygments are imported inside the functions that use
@@ -454,8 +512,9 @@ def test_sphinx_page_rows_escaping_and_line_numbers(sphinx_site):
     for escaped in ('&lt;script&gt;alert', '&lt;b&gt;bold&lt;/b&gt;', '&lt;img src=x', 'trailing &lt;i&gt;'):
         assert escaped in page
     lines = SAMPLE.split('\n')
-    assert f'<span class="linenos">{lines.index("import math") + 1}</span>' in page
-    assert f'<span class="linenos">{lines.index("        return 1") + 1}</span>' in page
+    for line in ('import math', '        return 1'):
+        number = lines.index(line) + 1
+        assert f'<span class="linenos"><a href="#L{number}">{number}</a></span>' in page
     # The link is a plain URL; math is MathML, display math outside paragraphs.
     assert 'href="other.html"' in page
     assert '<math><msub><mi>α</mi><mi>i</mi></msub></math>' in page and page.count('<math display="block">') == 2
@@ -628,3 +687,13 @@ def test_markdown_reads_pages_written_for_myst(tmp_path):
                                                                     ('plain.md', 'plain')]
     assert 'toctree' not in page and '{annotated-source} nothing.py' in page
     assert '$' not in html.get_text()
+
+
+def test_markdown_code_lines_carry_their_hanging_indent(tmp_path):
+    """The MkDocs rows' code is written by the same line formatter as Sphinx's: each line a span
+    with its `--hang`, which `sidebyside.css` turns into a hanging indent."""
+    (tmp_path / 'h.py').write_text('# Doc.\ndef f():\n    return 1\n', encoding='utf-8')
+    page = BeautifulSoup(markdown_page('```{annotated-source} h.py\n```\n', tmp_path), 'html.parser')
+    lines = page.select('.annotate-code pre > span.line')
+    assert [(line['id'], line['style']) for line in lines] == [('L2', '--hang: 6ch'), ('L3', '--hang: 10ch')]
+    assert '.annotate-code pre > .line' in STYLESHEET.read_text(encoding='utf-8')
