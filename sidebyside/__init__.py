@@ -409,12 +409,16 @@ DOC_CHARS = 50
 CODE_LINE = 0.75
 # A note may be this many lines taller than its code before it is moved.
 SLACK = 5
+# A picture (a paragraph that is only an image) is about this many lines tall; so a picture in a long
+# note usually moves to the row that spans the page, where it is shown larger.
+PICTURE_LINES = 12
+_PICTURE = re.compile(r'\s*!\[[^\]]*\]\([^)]*\)\s*', re.DOTALL)
 
 
 def _balance(section: Section, md: MarkdownIt) -> list[Section]:
     """
     When the doc of a row is much taller than its code, its leading blocks (paragraphs, lists,
-    formulas) become a row of their own without code, which spans the page, and the blocks at its
+    formulas, pictures) become a row of their own without code, which spans the page, and the blocks at its
     end that are about as tall as the code stay beside it. If even the last block is too tall
     (a long list of parameters beside a short signature), the whole doc spans the page, above
     its code.
@@ -445,6 +449,8 @@ def _doc_blocks(doc: str, md: MarkdownIt) -> list[tuple[int, float]]:
         text = '\n'.join(lines[begin:end])
         if token.type in ('math_block', 'math_block_label', 'amsmath'):
             height = 2.5 + text.count('\\\\')
+        elif token.type == 'paragraph_open' and _PICTURE.fullmatch(text):
+            height = PICTURE_LINES
         elif token.type in ('fence', 'code_block'):
             height = 1 + CODE_LINE * (end - begin)
         else:
