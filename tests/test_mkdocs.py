@@ -17,7 +17,8 @@ import pytest
 from bs4 import BeautifulSoup
 
 from conftest import REPO
-from test_browser import ROW_BOXES, Reader, browser, serve  # noqa: F401  (`browser`: the shared fixture)
+from test_browser import (CHAPTERS, EMPTY_CODE_BOX, EMPTY_CODE_BOX_LIMIT, ROW_BOXES, TUTORIAL,  # noqa: F401
+                          Reader, browser, check_code_reads_at_1400_px, check_wrapped_code_hangs, serve)
 from test_site import ASSETS, CSS_REMOTE, REMOTE
 from test_sidebyside import build_site, row_summary
 
@@ -223,6 +224,25 @@ def test_layer_page_in_a_browser(browser, server, tmp_path):  # noqa: F811
             .map(math => { const box = math.getBoundingClientRect(); return [box.width, box.height]; })""")
         assert len(formulas) > 20 and all(width > 0 and height > 0 for width, height in formulas)
         assert reader.fits()
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize('path', TUTORIAL + CHAPTERS)
+def test_code_reads_without_wrapping_at_1400_px(browser, server, tmp_path, path):  # noqa: F811
+    reader = Reader(browser, server, {'width': 1400, 'height': 900}, tmp_path)
+    try:
+        check_code_reads_at_1400_px(reader, path)
+        assert reader.page.evaluate(EMPTY_CODE_BOX) <= EMPTY_CODE_BOX_LIMIT
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize('path', ['labml_gat/gatv2.html', 'labml_gat/lean.html'])
+def test_wrapped_code_continues_one_indent_deeper(browser, server, tmp_path, path):  # noqa: F811
+    reader = Reader(browser, server, {'width': 1000, 'height': 900}, tmp_path)
+    try:
+        check_wrapped_code_hangs(reader, path)
     finally:
         reader.close()
 

@@ -80,7 +80,8 @@ def test_navigation_sidebar_is_visible_on_wide_screens(site, reader, width):
 
 
 def test_code_fits_its_column_at_1400_px(site, reader):
-    """Long lines wrap (with a hanging indent) rather than run out of the column or scroll."""
+    """Long lines wrap (with a hanging indent: `test_browser.py`) rather than run out of the column
+    or scroll."""
     tab = reader({'width': 1400, 'height': 900})
     too_wide = []
     for path in site_pages(site):
@@ -92,30 +93,6 @@ def test_code_fits_its_column_at_1400_px(site, reader):
                      for block in blocks if block['content'] > block['width'] + 1]
     tab.close()
     assert not too_wide, '\n'.join(too_wide)
-
-
-def test_wrapped_code_hangs_under_its_line(site, reader):
-    """A long line that wraps continues to the right of where it started: a hanging indent."""
-    tab = reader({'width': 1400, 'height': 900})
-    tab.open('labml_gat/gatv2.html')
-    rows = tab.page.evaluate("""() => [...document.querySelectorAll('article pre > .line')].map(line => {
-        const range = document.createRange(); range.selectNodeContents(line);
-        const boxes = [...range.getClientRects()].filter(box => box.width > 0)
-            .sort((a, b) => a.top - b.top);
-        // Boxes more than half a line apart are on different rows (the line number sits 2 px lower).
-        const rows = [];
-        for (const box of boxes) {
-            const row = rows[rows.length - 1];
-            if (row && box.top - row.top < box.height / 2) row.left = Math.min(row.left, box.left);
-            else rows.push({top: box.top, left: box.left});
-        }
-        return rows.map(row => row.left); })""")
-    tab.close()
-    assert rows, 'no per-line spans in the code blocks'
-    wrapped = [row for row in rows if len(row) > 1]
-    assert wrapped, 'no line of gatv2.py wraps at 1400 px: this check sees nothing'
-    for row in wrapped:
-        assert all(left > row[0] + 20 for left in row[1:]), row
 
 
 def test_code_blocks_are_reachable_and_arrow_keys_stay_on_the_page(site, reader):
