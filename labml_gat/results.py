@@ -13,7 +13,8 @@ twice drifts. So every figure the README or a page quotes comes from one JSON re
 `experiments/results/`: the values, the command that produced them, the date, the machine
 and the versions of Python, PyTorch and PyG.
 
-The README's tables are generated from the records between two markers,
+The tables of the README, `CONTRIBUTING.md` and the site's Markdown pages are generated
+from the records between two markers,
 
 ```markdown
 <!-- results: cora -->
@@ -21,8 +22,8 @@ The README's tables are generated from the records between two markers,
 <!-- end results -->
 ```
 
-`python -m labml_gat.results README.md` rewrites them, and a test fails when a table and its
-record disagree.
+`python -m labml_gat.results` rewrites every marked block of those files, and a test fails
+when a table and its record disagree.
 """
 
 import json
@@ -32,10 +33,11 @@ import re
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 # The records, beside the experiments that make them
-RESULTS = Path(__file__).resolve().parent.parent / 'experiments' / 'results'
+REPOSITORY = Path(__file__).resolve().parent.parent
+RESULTS = REPOSITORY / 'experiments' / 'results'
 
 
 def machine() -> dict:
@@ -101,7 +103,7 @@ def from_summary(summary: dict) -> dict:
                          for run in summary['runs']]}
 
 
-# ## Tables for the README
+# ## Tables for the README and the pages
 #
 # Each marker names a table, made from one or more records.
 
@@ -161,8 +163,19 @@ def lookup_sweep_table(folder: Path) -> str:
             f"PyTorch {record['versions']['torch']}.")
 
 
+def cora_headline(folder: Path) -> str:
+    """The Cora experiment's result in one line, for the README's first page."""
+    r = load('cora_seeds10', folder)
+    v = r['values']
+    accuracy = f"{v['test_mean']:.2f} ± {v['test_std']:.2f} %"
+    how = (f"`{r['command']}`, {duration(v['wall_seconds'])} "
+           f"on {r['machine']['cores']} cores, {r['date']}")
+    return f"**{accuracy}** test accuracy over {v['seeds']} seeds ({how})"
+
+
 TABLES: Dict[str, Callable[[Path], str]] = {
     'quickstart': quickstart_table,
+    'cora-headline': cora_headline,
     'dictionary_lookup': lookup_sweep_table,
     'cora': lambda folder: experiments_table(['cora_seeds10', 'cora_minibatch_seeds10'],
                                              folder),
@@ -184,9 +197,19 @@ def update(text: str, folder: Path = RESULTS) -> str:
         lambda m: m.group(1) + render(m.group('name'), folder) + m.group(4), text)
 
 
+def quoting_files(root: Path = REPOSITORY) -> List[Path]:
+    """The Markdown files that quote records: the README, `CONTRIBUTING.md` and the site's pages."""
+    candidates = [root / 'README.md', root / 'CONTRIBUTING.md',
+                  *sorted((root / 'docs').rglob('*.md'))]
+    return [path for path in candidates
+            if path.is_file() and '_build' not in path.parts
+            and MARKERS.search(path.read_text(encoding='utf-8'))]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """
-    `python -m labml_gat.results FILE.md ...` rewrites the marked blocks of the files;
+    `python -m labml_gat.results` rewrites the marked blocks of every file that quotes records
+    (`python -m labml_gat.results FILE.md ...` only those files);
     `python -m labml_gat.results --record NAME SUMMARY.json COMMAND` records an experiment's
     `--summary-json` as the result `NAME`, made by `COMMAND`.
     """
@@ -195,7 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         name, summary, command = argv[1:]
         record(name, command, from_summary(json.loads(Path(summary).read_text())))
         return
-    for path in map(Path, argv):
+    for path in map(Path, argv) if argv else quoting_files():
         path.write_text(update(path.read_text(encoding='utf-8')), encoding='utf-8')
 
 

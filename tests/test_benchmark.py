@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import PLANETOID, REPO, load_experiment, needs_planetoid, run_script
-from labml_gat import benchmarking, results
+from labml_gat import benchmarking
 
 TINY = dict(level='layer', graph='random', n_nodes=60, degree=3.0, in_features=12, n_heads=2,
             n_hidden=4, threads=1, rounds=2, warmup=0, steps=1)
@@ -184,11 +184,3 @@ def test_recorded_results():
     check_schema(records)
     names = {r['figure'] for r in records}
     assert {'cora', 'layer_100000'} <= names
-
-
-def test_readme_performance_table_is_the_record():
-    # The performance section quotes the table rendered from the records, character for
-    # character; `python -m labml_gat.results README.md` renders it anew.
-    text = (REPO / 'README.md').read_text()
-    assert '<!-- results: benchmark -->' in text
-    assert results.update(text) == text

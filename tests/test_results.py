@@ -1,5 +1,6 @@
 """
-Recorded results: the README quotes them, and a test fails when the two disagree.
+Recorded results: the README, CONTRIBUTING.md and the site's pages quote them, and a test fails
+when a quote and its record disagree.
 """
 
 import json
@@ -9,18 +10,37 @@ from conftest import REPO
 from labml_gat import results
 
 
-def test_readme_tables_match_their_records():
-    """Every marked block of the README is exactly what its records render."""
-    readme = (REPO / 'README.md').read_text(encoding='utf-8')
-    blocks = list(results.MARKERS.finditer(readme))
-    assert blocks, 'the README quotes no recorded result'
-    assert readme == results.update(readme), (
-        'README.md and experiments/results/ disagree: run python -m labml_gat.results README.md')
+def test_quoted_tables_match_their_records():
+    """Every marked block of every quoting file is exactly what its records render."""
+    files = results.quoting_files()
+    assert REPO / 'README.md' in files, 'the README quotes no recorded result'
+    for path in files:
+        text = path.read_text(encoding='utf-8')
+        assert text == results.update(text), (
+            f'{path.relative_to(REPO)} and experiments/results/ disagree: '
+            'run python -m labml_gat.results')
+
+
+def test_every_table_is_quoted_somewhere():
+    quoted = {m.group('name') for path in results.quoting_files()
+              for m in results.MARKERS.finditer(path.read_text(encoding='utf-8'))}
+    assert quoted == set(results.TABLES)
+
+
+def test_quoting_files_are_found_in_the_pages(tmp_path):
+    (tmp_path / 'docs' / 'sub').mkdir(parents=True)
+    (tmp_path / 'docs' / '_build').mkdir()
+    block = '<!-- results: cora -->\n<!-- end results -->\n'
+    for name in ('README.md', 'docs/sub/page.md', 'docs/_build/copy.md'):
+        (tmp_path / name).write_text(block, encoding='utf-8')
+    (tmp_path / 'docs' / 'plain.md').write_text('no numbers\n', encoding='utf-8')
+    found = [p.relative_to(tmp_path).as_posix() for p in results.quoting_files(tmp_path)]
+    assert found == ['README.md', 'docs/sub/page.md']
 
 
 def test_every_table_names_records_that_exist():
     for name, table in results.TABLES.items():
-        assert table(results.RESULTS).startswith('|'), name
+        assert re.search(r'\d', table(results.RESULTS)), name
 
 
 def test_a_changed_record_changes_the_readme(tmp_path):
