@@ -34,8 +34,10 @@ Everything a reader sees is escaped: raw HTML in comments is shown as text, neve
 
 The package has four parts, and only this one is needed to split a file:
 
-* here, `parse(source)` or `parse_file(path)` give the sections, `layout(sections)` adds the headings,
-  `heading_anchor` names a heading's anchor and `row_classes` a row's HTML classes, the same in every engine;
+* here, `parse(source)` or `parse_file(path)` give the sections, `layout(sections)` adds the headings
+  (and lets a long note beside short code span the page), `with_preface` adds a page's own Markdown
+  after the file's introduction, `heading_anchor` names a heading's anchor and `row_classes` a row's
+  HTML classes, the same in every engine;
 * [`sidebyside.sphinx`](sphinx.html), the Sphinx extension: the `annotated-source` directive and math
   as MathML;
 * [`sidebyside.markdown`](markdown.html), the Python-Markdown extension for MkDocs, Material for MkDocs
@@ -58,7 +60,7 @@ import re
 import tokenize
 import unicodedata
 import warnings
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,7 +69,7 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
 __all__ = ['CSS_FILE', 'Heading', 'STYLESHEET', 'Section', 'heading_anchor', 'layout',
-           'parse', 'parse_file', 'row_classes']
+           'parse', 'parse_file', 'preface_items', 'row_classes', 'substitute', 'with_preface']
 
 # The one stylesheet of the rows, shipped by both engines.
 STYLESHEET = Path(__file__).resolve().parent / 'static' / 'sidebyside.css'
@@ -470,6 +472,37 @@ def _headings(section: Section, md: MarkdownIt) -> Iterator[tuple[int, int, Head
             begin, end = opening.map
             level = int(opening.tag[1:])
             yield begin, end, Heading(level, inline.content, section.doc_line + begin)
+
+
+def preface_items(text: str, md: MarkdownIt | None = None,
+                  substitutions: Mapping[str, str] | None = None) -> list[Heading | Section]:
+    """
+    ## A page's own preface
+
+    A page may add Markdown of its own to a file's page (a usage section, say): `text`, with MyST's
+    `{{ name }}` substitutions made, as headings and rows without code, numbered by its own lines.
+    `with_preface` puts them after the file's introduction.
+    """
+    return layout([Section(substitute(text, substitutions or {}), '', 1, 0, 1)], md)
+
+
+def with_preface(items: list[Heading | Section], preface: list[Heading | Section],
+                 ) -> list[Heading | Section]:
+    """The page with `preface` after the file's introduction: before its second heading
+    (at the end, if it has fewer than two)."""
+    headings = [index for index, item in enumerate(items) if isinstance(item, Heading)]
+    position = headings[1] if len(headings) > 1 else len(items)
+    return items[:position] + preface + items[position:]
+
+
+# MyST's substitution syntax, `{{ name }}`.
+_SUBSTITUTION = re.compile(r'\{\{\s*([A-Za-z_][\w-]*)\s*\}\}')
+
+
+def substitute(text: str, substitutions: Mapping[str, str]) -> str:
+    """`{{ name }}` replaced by its Markdown, as MyST's `substitution` extension does; unknown names
+    are left as written."""
+    return _SUBSTITUTION.sub(lambda match: substitutions.get(match[1], match[0]), text)
 
 
 def _trim_blank_lines(lines: list[str]) -> tuple[int, str]:
