@@ -697,3 +697,44 @@ def test_markdown_code_lines_carry_their_hanging_indent(tmp_path):
     lines = page.select('.annotate-code pre > span.line')
     assert [(line['id'], line['style']) for line in lines] == [('L2', '--hang: 6ch'), ('L3', '--hang: 10ch')]
     assert '.annotate-code pre > .line' in STYLESHEET.read_text(encoding='utf-8')
+
+
+PREFACED = '"""\n# Title\n\nIntro.\n\n## Part\n\nText.\n"""\n\nx = 1\n'
+PREFACE = '## Use it\n\nWith {{ thing }} and $a_i$:\n\n```python\nuse(x)\n```\n'
+
+
+def test_preface_follows_the_introduction_in_both_engines(tmp_path):
+    """A page's own Markdown (`:preface:`) sits between the file's introduction and its second
+    heading, with MyST substitutions made, the same rows in both engines."""
+    (tmp_path / 'p.py').write_text(PREFACED, encoding='utf-8')
+    (tmp_path / 'pre.md').write_text(PREFACE, encoding='utf-8')
+    page = markdown_page('```{annotated-source} p.py\n:preface: pre.md\n```\n', tmp_path,
+                         substitutions={'thing': '[a link](https://example.org)'})
+    html = BeautifulSoup(page, 'html.parser')
+    assert [h.get_text() for h in html.select('h1, h2')] == ['Title', 'Use it', 'Part']
+    assert html.select_one('.annotate-doc a[href="https://example.org"]').get_text() == 'a link'
+    assert 'use(x)' in html.select('.annotate-row')[1].get_text()
+    (tmp_path / 'sphinx').mkdir()
+    app, warnings = build_site(tmp_path / 'sphinx', {
+        'conf.py': "project = 'test'\nextensions = ['myst_parser', 'sidebyside.sphinx']\n"
+                   "myst_enable_extensions = ['dollarmath', 'substitution']\n"
+                   "myst_substitutions = {'thing': '[a link](https://example.org)'}\n",
+        'index.md': '```{annotated-source} ../../p.py\n:preface: ../../pre.md\n```\n'}, {})
+    assert warnings == '' and app.statuscode == 0
+    sphinx_html = (tmp_path / 'sphinx' / 'html' / 'index.html').read_text(encoding='utf-8')
+    assert row_summary(page) == row_summary(sphinx_html)
+    assert [s['id'] for s in BeautifulSoup(sphinx_html, 'html.parser').select('section')] == \
+        ['title', 'use-it', 'part']
+
+
+def test_markdown_include_cuts_and_substitutes(tmp_path):
+    """A MyST `{include}` block of a page shared with Sphinx: the named part of the file, from
+    `include_dir`, with substitutions; a missing marker is an error naming the file."""
+    (tmp_path / 'docs').mkdir()
+    (tmp_path / 'docs' / 'part.md').write_text('Skip.\n\nKeep {{ thing }}.\n\nSTOP here.\n', encoding='utf-8')
+    page = markdown_page('```{include} part.md\n:start-after: Skip.\n:end-before: STOP\n```\n', tmp_path,
+                         include_dir=str(tmp_path / 'docs'), substitutions={'thing': '**this**'})
+    assert BeautifulSoup(page, 'html.parser').get_text().split() == ['Keep', 'this.']
+    assert BeautifulSoup(page, 'html.parser').select_one('strong').get_text() == 'this'
+    with pytest.raises(ValueError, match=r"part\.md has no 'NOPE'"):
+        markdown_page('```{include} part.md\n:end-before: NOPE\n```\n', tmp_path, include_dir=str(tmp_path / 'docs'))
