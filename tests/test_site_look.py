@@ -339,3 +339,33 @@ def test_layer_page_offers_its_file_to_download(site, page):
     downloaded = (site / page).parent.joinpath(link['href']).resolve()
     source = REPO / 'labml_gat' / Path(page).with_suffix('.py').name
     assert downloaded.read_bytes() == source.read_bytes()
+
+
+def smallest_label_pt(draw) -> float:
+    """The smallest text of a figure, in points (SVG user units, 4/3 px at its drawn size)."""
+    from matplotlib.text import Text
+
+    plt = site_figures._pyplot()
+    fig = draw()
+    fig.canvas.draw()
+    sizes = [text.get_fontsize() for text in fig.findobj(Text) if text.get_visible() and text.get_text().strip()]
+    plt.close(fig)
+    return min(sizes)
+
+
+def test_layer_figures_have_labels_of_11_px_at_1400_px(site, reader):
+    """The diagrams of the layer pages are shown large enough to read: their smallest label is
+    at least 11 px on the screen (a picture in a long note gets the row that spans the page)."""
+    smallest = {name: smallest_label_pt(draw) for name, draw in site_figures.FIGURES.items()}
+    tab = reader({'width': 1400, 'height': 900})
+    shown = {}
+    for path in ANNOTATED:
+        tab.open(path)
+        for src, width, natural in tab.page.evaluate("""() => [...document.querySelectorAll('article img')]
+                .map(img => [img.src, img.getBoundingClientRect().width, img.naturalWidth])"""):
+            name = src.rsplit('/', 1)[-1].removesuffix('.svg')
+            if name in smallest:
+                shown[name] = smallest[name] * 4 / 3 * width / natural
+    tab.close()
+    assert set(shown) == set(smallest)
+    assert all(size >= 11 for size in shown.values()), shown
