@@ -69,7 +69,8 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
 __all__ = ['CSS_FILE', 'Heading', 'STYLESHEET', 'Section', 'heading_anchor', 'layout',
-           'parse', 'parse_file', 'preface_items', 'row_classes', 'substitute', 'with_preface']
+           'parse', 'parse_file', 'preface_items', 'row_classes', 'substitute',
+           'with_preface']
 
 # The one stylesheet of the rows, shipped by both engines.
 STYLESHEET = Path(__file__).resolve().parent / 'static' / 'sidebyside.css'
@@ -443,8 +444,8 @@ def _balance(section: Section, md: MarkdownIt) -> list[Section]:
 def _doc_blocks(doc: str, md: MarkdownIt) -> list[tuple[int, float]]:
     """`(first line, estimated height)` of each top-level block of the doc."""
     lines = doc.split('\n')
-    starts = [token for token in md.parse(doc, {})
-              if token.level == 0 and token.nesting >= 0 and token.map and token.type != 'inline']
+    starts = [token for token in md.parse(doc, {}) if token.level == 0
+              and token.nesting >= 0 and token.map and token.type != 'inline']
     blocks = []
     for token in starts:
         begin, end = token.map
@@ -458,7 +459,8 @@ def _doc_blocks(doc: str, md: MarkdownIt) -> list[tuple[int, float]]:
         else:
             # A list item, or a paragraph, fills whole lines.
             items = re.split(r'\n(?=\s*(?:[*+-]|\d+[.)])\s)', text)
-            height = 0.5 + sum(-(-len(' '.join(item.split())) // DOC_CHARS) for item in items)
+            lengths = [len(' '.join(item.split())) for item in items]
+            height = 0.5 + sum(-(-length // DOC_CHARS) for length in lengths)
         blocks.append((begin, height))
     return blocks
 
@@ -475,7 +477,8 @@ def _headings(section: Section, md: MarkdownIt) -> Iterator[tuple[int, int, Head
 
 
 def preface_items(text: str, md: MarkdownIt | None = None,
-                  substitutions: Mapping[str, str] | None = None) -> list[Heading | Section]:
+                  substitutions: Mapping[str, str] | None = None,
+                  ) -> list[Heading | Section]:
     """
     ## A page's own preface
 

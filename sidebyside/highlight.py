@@ -59,7 +59,8 @@ class LineFormatter(HtmlFormatter):
             if number is None:
                 yield kind, f'<span class="line" style="--hang: {hang}ch">{line}</span>'
                 continue
-            padding, digits_ = number.groups()
-            line = (f'<span class="linenos">{padding}<a href="#L{digits_}">{digits_}</a></span>'
-                    + line[number.end():])
-            yield kind, f'<span class="line" id="L{digits_}" style="--hang: {hang}ch">{line}</span>'
+            padding, label = number.groups()
+            link = f'<a href="#L{label}">{label}</a>'
+            line = f'<span class="linenos">{padding}{link}</span>' + line[number.end():]
+            style = f'--hang: {hang}ch'
+            yield kind, f'<span class="line" id="L{label}" style="{style}">{line}</span>'

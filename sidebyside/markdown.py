@@ -75,7 +75,7 @@ class SideBySideExtension(Extension):
             'base_dir': ['.', 'Folder the paths of `annotated-source` blocks start from'],
             'include_dir': ['', 'Folder the paths of MyST `{include}` blocks start from '
                                 '(default: base_dir)'],
-            'substitutions': [{}, 'MyST substitutions: `{{ name }}` becomes this Markdown'],
+            'substitutions': [{}, 'MyST substitutions: `{{ name }}` becomes this'],
             'math': [True, 'Page math as MathML (needs pymdown-extensions)'],
         }
         super().__init__(**kwargs)
@@ -86,7 +86,8 @@ class SideBySideExtension(Extension):
         extensions (25), which never see them. `attr_list` gives the headings their anchors."""
         md.registerExtensions(['attr_list'], {})
         base_dir = Path(self.getConfig('base_dir'))
-        blocks = BlockPreprocessor(md, base_dir, Path(self.getConfig('include_dir') or base_dir),
+        include_dir = Path(self.getConfig('include_dir') or base_dir)
+        blocks = BlockPreprocessor(md, base_dir, include_dir,
                                    dict(self.getConfig('substitutions')))
         md.preprocessors.register(blocks, 'sidebyside', 29)
         roles = DocRoleProcessor(DOC_ROLE, md)
@@ -141,8 +142,8 @@ class BlockPreprocessor(Preprocessor):
                 index += 1
                 continue
             end = _closing_fence(lines, index, match['fence'])
-            options = {option['name']: option['value'] for option in map(OPTION.match, lines[index + 1:end])
-                       if option}
+            options = {option['name']: option['value']
+                       for option in map(OPTION.match, lines[index + 1:end]) if option}
             if match['name'] == 'annotated-source':
                 out += self._page(match['argument'], taken, options.get('preface'))
             elif match['name'] == 'include':
@@ -163,16 +164,19 @@ class BlockPreprocessor(Preprocessor):
             if option in options:
                 pieces = text.split(options[option], 1)
                 if len(pieces) < 2:
-                    raise ValueError(f'include: {path} has no {options[option]!r} ({option})')
+                    marker = options[option]
+                    raise ValueError(f'include: {path} has no {marker!r} ({option})')
                 text = pieces[keep]
         return text.split('\n')
 
-    def _page(self, argument: str, taken: set[str], preface: str | None = None) -> list[str]:
+    def _page(self, argument: str, taken: set[str],
+              preface: str | None = None) -> list[str]:
         """Headings as Markdown headings with their anchor (`{#id}`), rows as stashed HTML.
         A title is rendered by the docs' parser too, so `<b>` in it is text, as on the Sphinx page."""
         path = self.base_dir / argument.strip()
         try:
-            items = render_items(path, preface and self.base_dir / preface, self.substitutions)
+            preface_path = preface and self.base_dir / preface
+            items = render_items(path, preface_path, self.substitutions)
         except OSError as error:
             raise ValueError(f'annotated-source: {error}') from error
         md = _docs_parser()
@@ -210,7 +214,8 @@ def render_items(path: str | Path, preface: str | Path | None = None,
     layout_items = layout(parse_file(path), md)
     sources = {}
     if preface:
-        extra = preface_items(Path(preface).read_text(encoding='utf-8'), md, substitutions)
+        text = Path(preface).read_text(encoding='utf-8')
+        extra = preface_items(text, md, substitutions)
         sources = {id(item): preface for item in extra}
         layout_items = with_preface(layout_items, extra)
     items: list[Heading | str] = []
@@ -221,7 +226,8 @@ def render_items(path: str | Path, preface: str | Path | None = None,
         try:
             items.append(row_html(item, md))
         except LatexError as error:
-            raise ValueError(f'{sources.get(id(item), path)}, line {item.doc_line}: {error}') from error
+            source = sources.get(id(item), path)
+            raise ValueError(f'{source}, line {item.doc_line}: {error}') from error
     return items
 
 

@@ -112,15 +112,16 @@ class AnnotatedSource(SphinxDirective):
         builder = _DoctreeBuilder(self.state.document, self.env, str(path))
         items = layout(sections, builder.md)
         if 'preface' in self.options:
-            _, preface_path = self.env.relfn2path(self.options['preface'], self.env.docname)
+            preface = self.options['preface']
+            _, preface_path = self.env.relfn2path(preface, self.env.docname)
             self.env.note_dependency(preface_path)
             try:
                 text = Path(preface_path).read_text(encoding='utf-8')
             except OSError as error:
                 raise self.error(f'annotated-source: {error}') from error
-            preface = preface_items(text, builder.md, self.env.myst_config.substitutions)
-            builder.sources.update({id(item): str(preface_path) for item in preface})
-            items = with_preface(items, preface)
+            extra = preface_items(text, builder.md, self.env.myst_config.substitutions)
+            builder.sources.update({id(item): str(preface_path) for item in extra})
+            items = with_preface(items, extra)
         return builder.build(items)
 
 
@@ -179,7 +180,8 @@ class _DoctreeBuilder:
         section = nodes.section('', title, ids=[anchor],
                                 names=[nodes.fully_normalize_name(title.astext())])
         self.document.note_implicit_target(section, section)
-        return self._locate(section, heading.line, self.sources.get(id(heading), self.path))
+        source = self.sources.get(id(heading), self.path)
+        return self._locate(section, heading.line, source)
 
     def _row(self, section: Section) -> nodes.container:
         """`<div class="annotate-row">` with a docs cell and a code cell (each may be empty).
@@ -194,7 +196,8 @@ class _DoctreeBuilder:
                 highlight_args={'linenostart': section.first_line})
         row = nodes.container('', doc, code, classes=row_classes(section))
         source = self.sources.get(id(section), self.path)
-        return self._locate(row, section.doc_line if source != self.path else section.first_line, source)
+        line = section.first_line if source == self.path else section.doc_line
+        return self._locate(row, line, source)
 
     def _render(self, parent: nodes.Element, markdown: str, line: int,
                 inline: bool = False) -> None:
