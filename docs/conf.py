@@ -23,6 +23,8 @@ DOCS = Path(__file__).resolve().parent
 # themselves when they are not installed.
 sys.path[:0] = [str(DOCS / '_ext'), str(DOCS.parent)]
 
+from project_urls import substitutions  # noqa: E402  (from `_ext/`, on the path above)
+
 project = 'labml_gat'
 author = 'labml_gat contributors'
 copyright = 'labml_gat contributors, MIT licence'
@@ -37,12 +39,15 @@ extensions = [
     'site_assets',
 ]
 
-# Pages and comments are MyST Markdown with `$...$`, `$$...$$` and amsmath environments.
+# Pages and comments are MyST Markdown with `$...$`, `$$...$$` and amsmath environments, and the
+# substitution `{{ repository }}`, a link to the source repository named in pyproject.toml.
 source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}
-myst_enable_extensions = ['dollarmath', 'amsmath']
+myst_enable_extensions = ['dollarmath', 'amsmath', 'substitution']
+myst_substitutions = substitutions()
 
-# `mkdocs/` holds the pages of the MkDocs site (`mkdocs.yml`), which reads this site's home page.
-exclude_patterns = ['_build', '_ext', 'mkdocs', 'Thumbs.db', '.DS_Store']
+# `mkdocs/` holds the pages of the MkDocs site (`mkdocs.yml`), which reads this site's home page;
+# `labml_gat/use_it.md` is a part of the layer page and of the home page, not a page of its own.
+exclude_patterns = ['_build', '_ext', 'mkdocs', 'labml_gat/use_it.md', 'Thumbs.db', '.DS_Store']
 
 # Math becomes MathML when the pages are written (`sidebyside.mathml`): no MathJax, no network.
 html_math_renderer = 'mathml'

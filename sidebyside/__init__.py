@@ -34,8 +34,10 @@ Everything a reader sees is escaped: raw HTML in comments is shown as text, neve
 
 The package has four parts, and only this one is needed to split a file:
 
-* here, `parse(source)` or `parse_file(path)` give the sections, `layout(sections)` adds the headings,
-  `heading_anchor` names a heading's anchor and `row_classes` a row's HTML classes, the same in every engine;
+* here, `parse(source)` or `parse_file(path)` give the sections, `layout(sections)` adds the headings
+  (and lets a long note beside short code span the page), `with_preface` adds a page's own Markdown
+  after the file's introduction, `heading_anchor` names a heading's anchor and `row_classes` a row's
+  HTML classes, the same in every engine;
 * [`sidebyside.sphinx`](sphinx.html), the Sphinx extension: the `annotated-source` directive and math
   as MathML;
 * [`sidebyside.markdown`](markdown.html), the Python-Markdown extension for MkDocs, Material for MkDocs
@@ -58,7 +60,7 @@ import re
 import tokenize
 import unicodedata
 import warnings
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,7 +69,8 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
 __all__ = ['CSS_FILE', 'Heading', 'STYLESHEET', 'Section', 'filter_docs',
-           'heading_anchor', 'layout', 'parse', 'parse_file', 'row_classes']
+           'heading_anchor', 'layout', 'parse', 'parse_file', 'preface_items',
+           'row_classes', 'substitute', 'with_preface']
 
 # The one stylesheet of the rows, shipped by both engines.
 STYLESHEET = Path(__file__).resolve().parent / 'static' / 'sidebyside.css'
@@ -391,6 +394,13 @@ def layout(sections: Sequence[Section],
 
 
 def _split_at_headings(section: Section, md: MarkdownIt) -> list[Heading | Section]:
+    items = _split_at_headings_only(section, md)
+    if items and isinstance(items[-1], Section) and items[-1].code:
+        items[-1:] = _balance(items[-1], md)
+    return items
+
+
+def _split_at_headings_only(section: Section, md: MarkdownIt) -> list[Heading | Section]:
     lines = section.doc.split('\n')
     items: list[Heading | Section] = []
     start = 0
@@ -411,6 +421,68 @@ def _doc_part(section: Section, lines: list[str], start: int, stop: int,
                    doc_line=section.doc_line + start + skipped)
 
 
+# ## Long notes beside short code
+#
+# A row is as tall as the taller of its cells, so a long note beside a few lines of code leaves an
+# empty code box below the code. Heights are estimated from the Markdown, in lines of the docs
+# column: `DOC_CHARS` characters of text to a line, a code line `CODE_LINE` of a text line.
+DOC_CHARS = 50
+CODE_LINE = 0.75
+# A note may be this many lines taller than its code before it is moved.
+SLACK = 5
+# A picture (a paragraph that is only an image) is about this many lines tall; so a picture in a long
+# note usually moves to the row that spans the page, where it is shown larger.
+PICTURE_LINES = 12
+_PICTURE = re.compile(r'\s*!\[[^\]]*\]\([^)]*\)\s*', re.DOTALL)
+
+
+def _balance(section: Section, md: MarkdownIt) -> list[Section]:
+    """
+    When the doc of a row is much taller than its code, its leading blocks (paragraphs, lists,
+    formulas, pictures) become a row of their own without code, which spans the page, and the blocks at its
+    end that are about as tall as the code stay beside it. If even the last block is too tall
+    (a long list of parameters beside a short signature), the whole doc spans the page, above
+    its code.
+    """
+    blocks = _doc_blocks(section.doc, md)
+    budget = CODE_LINE * (section.code.count('\n') + 1) + 1 + SLACK
+    if sum(height for _, height in blocks) <= budget:
+        return [section]
+    kept, height = len(blocks), 0.0
+    while kept > 0 and height + blocks[kept - 1][1] <= budget:
+        kept -= 1
+        height += blocks[kept][1]
+    lines = section.doc.split('\n')
+    split = blocks[kept][0] if kept < len(blocks) else len(lines)
+    note = _doc_part(section, lines, 0, split, code='')
+    rest = _doc_part(section, lines, split, len(lines), code=section.code)
+    return [note, rest] if note.doc else [section]
+
+
+def _doc_blocks(doc: str, md: MarkdownIt) -> list[tuple[int, float]]:
+    """`(first line, estimated height)` of each top-level block of the doc."""
+    lines = doc.split('\n')
+    starts = [token for token in md.parse(doc, {}) if token.level == 0
+              and token.nesting >= 0 and token.map and token.type != 'inline']
+    blocks = []
+    for token in starts:
+        begin, end = token.map
+        text = '\n'.join(lines[begin:end])
+        if token.type in ('math_block', 'math_block_label', 'amsmath'):
+            height = 2.5 + text.count('\\\\')
+        elif token.type == 'paragraph_open' and _PICTURE.fullmatch(text):
+            height = PICTURE_LINES
+        elif token.type in ('fence', 'code_block'):
+            height = 1 + CODE_LINE * (end - begin)
+        else:
+            # A list item, or a paragraph, fills whole lines.
+            items = re.split(r'\n(?=\s*(?:[*+-]|\d+[.)])\s)', text)
+            lengths = [len(' '.join(item.split())) for item in items]
+            height = 0.5 + sum(-(-length // DOC_CHARS) for length in lengths)
+        blocks.append((begin, height))
+    return blocks
+
+
 def _headings(section: Section, md: MarkdownIt) -> Iterator[tuple[int, int, Heading]]:
     """`(first doc line, line after it, Heading)` for every heading at the top level of the doc;
     a `#` inside a fenced code block or a `$$` block is not a heading, and markdown-it knows."""
@@ -420,6 +492,38 @@ def _headings(section: Section, md: MarkdownIt) -> Iterator[tuple[int, int, Head
             begin, end = opening.map
             level = int(opening.tag[1:])
             yield begin, end, Heading(level, inline.content, section.doc_line + begin)
+
+
+def preface_items(text: str, md: MarkdownIt | None = None,
+                  substitutions: Mapping[str, str] | None = None,
+                  ) -> list[Heading | Section]:
+    """
+    ## A page's own preface
+
+    A page may add Markdown of its own to a file's page (a usage section, say): `text`, with MyST's
+    `{{ name }}` substitutions made, as headings and rows without code, numbered by its own lines.
+    `with_preface` puts them after the file's introduction.
+    """
+    return layout([Section(substitute(text, substitutions or {}), '', 1, 0, 1)], md)
+
+
+def with_preface(items: list[Heading | Section], preface: list[Heading | Section],
+                 ) -> list[Heading | Section]:
+    """The page with `preface` after the file's introduction: before its second heading
+    (at the end, if it has fewer than two)."""
+    headings = [index for index, item in enumerate(items) if isinstance(item, Heading)]
+    position = headings[1] if len(headings) > 1 else len(items)
+    return items[:position] + preface + items[position:]
+
+
+# MyST's substitution syntax, `{{ name }}`.
+_SUBSTITUTION = re.compile(r'\{\{\s*([A-Za-z_][\w-]*)\s*\}\}')
+
+
+def substitute(text: str, substitutions: Mapping[str, str]) -> str:
+    """`{{ name }}` replaced by its Markdown, as MyST's `substitution` extension does; unknown names
+    are left as written."""
+    return _SUBSTITUTION.sub(lambda match: substitutions.get(match[1], match[0]), text)
 
 
 def _trim_blank_lines(lines: list[str]) -> tuple[int, str]:

@@ -26,11 +26,17 @@ parser MyST uses, so a comment reads the same on both sites) and math as MathML.
 Its headings become the page's headings, with the anchors of the Sphinx page, so MkDocs puts them
 in the page's table of contents.
 
-Three more things make a page written for MyST readable here:
+The block's option `:preface: PATH` (from `base_dir`) adds a Markdown file of the site's own after the
+file's introduction, as on the Sphinx page.
+
+More things make a page written for MyST readable here:
 
 * `$...$` and `$$...$$` in the page's own text become MathML too (through `pymdownx.arithmatex`,
   when pymdown-extensions is installed; `math: false` leaves page math alone);
 * a MyST `{doc}` role, `` {doc}`title <path>` ``, becomes a link to `path.md`, which MkDocs checks;
+* a MyST `{include}` block becomes the Markdown it names (from `include_dir`, the Sphinx source
+  folder, whose pages MyST reads), cut by its `:start-after:` and `:end-before:` options;
+* `{{ name }}` becomes the Markdown the `substitutions` option gives it, as MyST's substitutions do;
 * a `{toctree}` block is dropped: MkDocs takes its navigation from `nav`.
 
 `doc_filter: module.function` names the site's filter of the docs, as `sidebyside_doc_filter` does
@@ -51,7 +57,8 @@ from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 
 from . import (Heading, Section, filter_docs, heading_anchor, heading_text, layout,
-               markdown_parser, parse_file, row_classes)
+               markdown_parser, parse_file, preface_items, row_classes, substitute,
+               with_preface)
 from .mathml import CLOSING, OPENING, LatexError, display_tex, to_mathml
 
 if TYPE_CHECKING:
@@ -70,6 +77,9 @@ class SideBySideExtension(Extension):
     def __init__(self, **kwargs: Any) -> None:
         self.config = {
             'base_dir': ['.', 'Folder the paths of `annotated-source` blocks start from'],
+            'include_dir': ['', 'Folder the paths of MyST `{include}` blocks start from '
+                                '(default: base_dir)'],
+            'substitutions': [{}, 'MyST substitutions: `{{ name }}` becomes this'],
             'math': [True, 'Page math as MathML (needs pymdown-extensions)'],
             'doc_filter': ['', 'A function `module.function` that changes the docs'],
         }
@@ -80,7 +90,10 @@ class SideBySideExtension(Extension):
         so an included page's blocks are found and the stashed rows survive, and before the fenced-code
         extensions (25), which never see them. `attr_list` gives the headings their anchors."""
         md.registerExtensions(['attr_list'], {})
-        blocks = BlockPreprocessor(md, Path(self.getConfig('base_dir')),
+        base_dir = Path(self.getConfig('base_dir'))
+        include_dir = Path(self.getConfig('include_dir') or base_dir)
+        blocks = BlockPreprocessor(md, base_dir, include_dir,
+                                   dict(self.getConfig('substitutions')),
                                    self.getConfig('doc_filter'))
         md.preprocessors.register(blocks, 'sidebyside', 29)
         roles = DocRoleProcessor(DOC_ROLE, md)
@@ -107,13 +120,23 @@ FENCE = re.compile(r'^ {0,3}(?P<fence>`{3,}|~{3,})\s*'
                    r'(?:\{(?P<name>[\w-]+)\}\s*(?P<argument>.*?)|[^`]*?)\s*$')
 
 
+# A directive option, `:name: value`, on the lines after the fence.
+OPTION = re.compile(r'^\s*:(?P<name>[\w-]+):\s*(?P<value>.*?)\s*$')
+
+
 class BlockPreprocessor(Preprocessor):
-    """Replaces each `annotated-source` block by the page it describes and drops `toctree` blocks.
+    """Replaces each `annotated-source` block by the page it describes (with its `:preface:`),
+    each `{include}` block by the Markdown it names (MyST's options `:start-after:` and
+    `:end-before:` cut it), and drops `toctree` blocks; `{{ name }}` substitutions are made.
     Other fences are skipped whole, so a block shown as an example inside one stays an example."""
 
-    def __init__(self, md: Markdown, base_dir: Path, doc_filter: str = '') -> None:
+    def __init__(self, md: Markdown, base_dir: Path, include_dir: Path | None = None,
+                 substitutions: dict[str, str] | None = None,
+                 doc_filter: str = '') -> None:
         super().__init__(md)
         self.base_dir = base_dir
+        self.include_dir = include_dir or base_dir
+        self.substitutions = substitutions or {}
         self.doc_filter = doc_filter
 
     def run(self, lines: list[str]) -> list[str]:
@@ -123,23 +146,45 @@ class BlockPreprocessor(Preprocessor):
         while index < len(lines):
             match = FENCE.match(lines[index])
             if match is None:
-                out.append(lines[index])
+                out.append(substitute(lines[index], self.substitutions))
                 index += 1
                 continue
             end = _closing_fence(lines, index, match['fence'])
+            options = {option['name']: option['value']
+                       for option in map(OPTION.match, lines[index + 1:end]) if option}
             if match['name'] == 'annotated-source':
-                out += self._page(match['argument'], taken)
+                out += self._page(match['argument'], taken, options.get('preface'))
+            elif match['name'] == 'include':
+                out += self.run(self._include(match['argument'], options))
             elif match['name'] != 'toctree':
                 out += lines[index:end + 1]
             index = end + 1
         return out
 
-    def _page(self, argument: str, taken: set[str]) -> list[str]:
+    def _include(self, argument: str, options: dict[str, str]) -> list[str]:
+        """The lines of the included Markdown file, after `start-after` and before `end-before`."""
+        path = self.include_dir / argument.strip()
+        try:
+            text = path.read_text(encoding='utf-8')
+        except OSError as error:
+            raise ValueError(f'include: {error}') from error
+        for option, keep in (('start-after', 1), ('end-before', 0)):
+            if option in options:
+                pieces = text.split(options[option], 1)
+                if len(pieces) < 2:
+                    marker = options[option]
+                    raise ValueError(f'include: {path} has no {marker!r} ({option})')
+                text = pieces[keep]
+        return text.split('\n')
+
+    def _page(self, argument: str, taken: set[str],
+              preface: str | None = None) -> list[str]:
         """Headings as Markdown headings with their anchor (`{#id}`), rows as stashed HTML.
         A title is rendered by the docs' parser too, so `<b>` in it is text, as on the Sphinx page."""
         path = self.base_dir / argument.strip()
         try:
-            items = render_items(path, self.doc_filter)
+            preface_path = preface and self.base_dir / preface
+            items = render_items(path, preface_path, self.substitutions, self.doc_filter)
         except OSError as error:
             raise ValueError(f'annotated-source: {error}') from error
         md = _docs_parser()
@@ -164,24 +209,34 @@ def _closing_fence(lines: list[str], start: int, fence: str) -> int:
     return len(lines) - 1
 
 
-def render_items(path: str | Path, doc_filter: str = '') -> list[Heading | str]:
+def render_items(path: str | Path, preface: str | Path | None = None,
+                 substitutions: dict[str, str] | None = None,
+                 doc_filter: str = '') -> list[Heading | str]:
     """
     ## Rows as HTML
 
-    The page of one Python file: its `Heading`s, and each row as an HTML string. Errors name the file,
-    and for math the line where the row's docs start. `doc_filter` is the site's filter of the docs
-    (`filter_docs`).
+    The page of one Python file: its `Heading`s, and each row as an HTML string, with the Markdown
+    file `preface` after the file's introduction. Errors name the file, and for math the line where
+    the row's docs start. `doc_filter` is the site's filter of the docs (`filter_docs`).
     """
     md = _docs_parser()
+    layout_items = layout(filter_docs(parse_file(path), doc_filter), md)
+    sources = {}
+    if preface:
+        text = Path(preface).read_text(encoding='utf-8')
+        extra = preface_items(text, md, substitutions)
+        sources = {id(item): preface for item in extra}
+        layout_items = with_preface(layout_items, extra)
     items: list[Heading | str] = []
-    for item in layout(filter_docs(parse_file(path), doc_filter), md):
+    for item in layout_items:
         if isinstance(item, Heading):
             items.append(item)
             continue
         try:
             items.append(row_html(item, md))
         except LatexError as error:
-            raise ValueError(f'{path}, line {item.doc_line}: {error}') from error
+            source = sources.get(id(item), path)
+            raise ValueError(f'{source}, line {item.doc_line}: {error}') from error
     return items
 
 
@@ -196,12 +251,14 @@ def row_html(section: Section, md: MarkdownIt) -> str:
 
 def _highlight(section: Section) -> str:
     """Pygments HTML of the code with inline line numbers that start at the real first line,
-    as Sphinx writes a `literal_block` with `linenos`."""
+    as Sphinx writes a `literal_block` with `linenos`, each line a span that knows its hanging
+    indent (`sidebyside.highlight`)."""
     from pygments import highlight
-    from pygments.formatters import HtmlFormatter
     from pygments.lexers import PythonLexer
 
-    formatter = HtmlFormatter(linenos='inline', linenostart=section.first_line)
+    from .highlight import LineFormatter
+
+    formatter = LineFormatter(linenos='inline', linenostart=section.first_line)
     return highlight(section.code, PythonLexer(stripnl=False), formatter)
 
 

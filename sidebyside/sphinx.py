@@ -17,7 +17,8 @@ gives a Sphinx project two things:
   (or, in reStructuredText, `.. annotated-source:: ../labml_gat/gatv2.py`) becomes the file's page:
   its first heading the page's title, the others sections of the page, in its table of contents;
 * math as MathML, written when the pages are built by `sidebyside.mathml`: the HTML math renderer
-  `mathml`, chosen unless `conf.py` names another one.
+  `mathml`, chosen unless `conf.py` names another one;
+* code lines that wrap one indent deeper than they start (`sidebyside.highlight`).
 
 The stylesheet `sidebyside.css` is added to every page. The extension loads `myst_parser`,
 whose configuration (`myst_enable_extensions`: `dollarmath`, `amsmath`, ...) it uses for the docs.
@@ -27,9 +28,11 @@ from __future__ import annotations
 
 import html
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docutils import nodes
+from docutils.parsers.rst import directives
 from sphinx.locale import _
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
@@ -37,7 +40,7 @@ from sphinx.util.docutils import SphinxDirective
 from sphinx.util.math import get_node_equation_number
 
 from . import (CSS_FILE, STYLESHEET, Heading, Section, filter_docs, heading_anchor,
-               layout, parse_file, row_classes)
+               layout, parse_file, preface_items, row_classes, with_preface)
 from .mathml import CLOSING, OPENING, LatexError, display_tex, to_mathml
 
 if TYPE_CHECKING:
@@ -64,6 +67,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_css_file(CSS_FILE)
     app.add_config_value('sidebyside_doc_filter', None, 'env', [str])
     app.connect('config-inited', _configure)
+    app.connect('builder-inited', _use_line_formatter)
     app.connect('builder-inited', _count_math_errors)
     app.connect('build-finished', _fail_on_math_errors)
     return {'version': '2', 'parallel_read_safe': True, 'parallel_write_safe': False}
@@ -76,15 +80,28 @@ def _configure(app: Sphinx, config: Config) -> None:
     config.html_static_path = [*config.html_static_path, str(STYLESHEET.parent)]
 
 
+def _use_line_formatter(app: Sphinx) -> None:
+    """The HTML highlighter writes each code line as a span with its hanging indent
+    (`sidebyside.highlight`), so a wrapped line continues under itself."""
+    from .highlight import LineFormatter
+
+    highlighter = getattr(app.builder, 'highlighter', None)
+    if highlighter is not None and getattr(highlighter, 'dest', None) == 'html':
+        highlighter.formatter = LineFormatter
+
+
 class AnnotatedSource(SphinxDirective):
     """
     ## The directive
 
     `annotated-source PATH`: the file as rows, its headings as sections of the page. `PATH` is relative
     to the page, or to the source folder if it starts with `/`; the page is rebuilt when the file changes.
+    The option `:preface: MARKDOWN_PATH` (relative in the same way) adds a Markdown file of the site's
+    own after the file's introduction, with the project's MyST substitutions (`myst_substitutions`).
     """
     required_arguments = 1
     final_argument_whitespace = True
+    option_spec = {'preface': directives.unchanged_required}
 
     def run(self) -> list[nodes.Node]:
         _, path = self.env.relfn2path(self.arguments[0], self.env.docname)
@@ -94,7 +111,19 @@ class AnnotatedSource(SphinxDirective):
         except (OSError, ValueError) as error:
             raise self.error(f'annotated-source: {error}') from error
         builder = _DoctreeBuilder(self.state.document, self.env, str(path))
-        return builder.build(layout(sections, builder.md))
+        items = layout(sections, builder.md)
+        if 'preface' in self.options:
+            preface = self.options['preface']
+            _, preface_path = self.env.relfn2path(preface, self.env.docname)
+            self.env.note_dependency(preface_path)
+            try:
+                text = Path(preface_path).read_text(encoding='utf-8')
+            except OSError as error:
+                raise self.error(f'annotated-source: {error}') from error
+            extra = preface_items(text, builder.md, self.env.myst_config.substitutions)
+            builder.sources.update({id(item): str(preface_path) for item in extra})
+            items = with_preface(items, extra)
+        return builder.build(items)
 
 
 class _DoctreeBuilder:
@@ -123,6 +152,8 @@ class _DoctreeBuilder:
         self.renderer.setup_render({**self.md.options, 'document': document}, {})
         self.document = document
         self.path = path
+        # Items that come from another file than `path` (a preface), by `id`.
+        self.sources: dict[int, str] = {}
 
     def build(self, items: list[Heading | Section]) -> list[nodes.Node]:
         r"""Rows go into the innermost open section; a heading of level $n$ closes the open
@@ -150,7 +181,8 @@ class _DoctreeBuilder:
         section = nodes.section('', title, ids=[anchor],
                                 names=[nodes.fully_normalize_name(title.astext())])
         self.document.note_implicit_target(section, section)
-        return self._locate(section, heading.line)
+        source = self.sources.get(id(heading), self.path)
+        return self._locate(section, heading.line, source)
 
     def _row(self, section: Section) -> nodes.container:
         """`<div class="annotate-row">` with a docs cell and a code cell (each may be empty).
@@ -164,7 +196,9 @@ class _DoctreeBuilder:
                 section.code, section.code, language='python', linenos=True, force=True,
                 highlight_args={'linenostart': section.first_line})
         row = nodes.container('', doc, code, classes=row_classes(section))
-        return self._locate(row, section.first_line)
+        source = self.sources.get(id(section), self.path)
+        line = section.first_line if source == self.path else section.doc_line
+        return self._locate(row, line, source)
 
     def _render(self, parent: nodes.Element, markdown: str, line: int,
                 inline: bool = False) -> None:
@@ -175,11 +209,11 @@ class _DoctreeBuilder:
                 self.renderer.nested_render_text(markdown, line - 1, inline=inline)
             _hoist_display_math(parent)
 
-    def _locate(self, node: nodes.Element, line: int) -> Any:
-        """Marks the nodes as coming from the Python file, so later warnings (an unresolved reference,
-        say) name it; nodes without a line get the line of their row or heading."""
+    def _locate(self, node: nodes.Element, line: int, source: str) -> Any:
+        """Marks the nodes as coming from the Python file (or the preface), so later warnings (an
+        unresolved reference, say) name it; nodes without a line get the line of their row or heading."""
         for element in node.findall(nodes.Element):
-            element.source = self.path
+            element.source = source
             element.line = element.line or line
         return node
 

@@ -173,6 +173,107 @@ def test_docs_left_of_code_on_desktop(desktop, path):
     desktop.screenshot(path, 'desktop')
 
 
+# Every line of code in the rows, as the reader sees it: the left edge of each screen line it takes
+# (more than one when it wraps) and where its code starts (after its number and indentation).
+CODE_LINES = r"""() => [...document.querySelectorAll('article .annotate-code pre')].flatMap(pre => {
+    const pieces = [[]];
+    const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);
+    for (let node; (node = walker.nextNode());) {
+        let start = 0;
+        for (let i = 0; i <= node.length; i++) {
+            if (i === node.length || node.data[i] === '\n') {
+                if (i > start) pieces[pieces.length - 1].push([node, start, i]);
+                if (i < node.length) pieces.push([]);
+                start = i + 1;
+            }
+        }
+    }
+    return pieces.filter(line => line.some(([node, a, b]) => node.data.slice(a, b).trim())).map(line => {
+        const boxes = [];
+        let codeLeft = null;
+        for (const [node, a, b] of line) {
+            const range = document.createRange(); range.setStart(node, a); range.setEnd(node, b);
+            boxes.push(...[...range.getClientRects()].filter(box => box.width > 0));
+            const first = node.data.slice(a, b).search(/\S/);
+            if (codeLeft === null && first >= 0 && !node.parentElement.closest('.linenos')) {
+                range.setStart(node, a + first); range.setEnd(node, a + first + 1);
+                codeLeft = range.getBoundingClientRect().left;
+            }
+        }
+        boxes.sort((p, q) => p.top - q.top);
+        // Boxes less than half a line apart are on one screen line (a line number sits lower).
+        const rows = [];
+        for (const box of boxes) {
+            const row = rows[rows.length - 1];
+            if (row && box.top - row.top < box.height / 2) row.left = Math.min(row.left, box.left);
+            else rows.push({top: box.top, left: box.left});
+        }
+        return {text: line.map(([node, a, b]) => node.data.slice(a, b)).join(''), codeLeft,
+                lefts: rows.map(row => row.left)};
+    });
+})"""
+# Pages whose code must not wrap at 1400 px (the tutorial), and pages where a few lines may.
+TUTORIAL = ['labml_gat/gatv2.html', 'labml_gat/gat.html', 'labml_gat/model.html', 'experiments/cora.html']
+CHAPTERS = ['labml_gat/lean.html', 'labml_gat/fast.html', 'labml_gat/sampling.html']
+
+
+def wrapped_code_lines(reader: 'Reader', path: str) -> tuple[list[dict], int]:
+    """The code lines of a page that take more than one screen line, and the number of code lines."""
+    reader.open(path)
+    lines = reader.page.evaluate(CODE_LINES)
+    assert lines, f'{path}: no code lines'
+    return [line for line in lines if len(line['lefts']) > 1], len(lines)
+
+
+def check_code_reads_at_1400_px(reader: 'Reader', path: str) -> None:
+    """No code line of the tutorial wraps at 1400 px, and at most 5 % of a chapter's."""
+    wrapped, total = wrapped_code_lines(reader, path)
+    allowed = 0 if path in TUTORIAL else 0.05 * total
+    assert len(wrapped) <= allowed, (path, [line['text'] for line in wrapped])
+
+
+def check_wrapped_code_hangs(reader: 'Reader', path: str) -> None:
+    """Where a line must wrap (here in a narrow window), each continuation starts to the right of
+    where the line's code starts: one indent deeper, never back at the left edge."""
+    wrapped, _ = wrapped_code_lines(reader, path)
+    assert wrapped, f'{path}: no line wraps at this width, so this check sees nothing'
+    char = reader.page.evaluate("""() => { const span = document.createElement('span');
+        span.textContent = 'x'.repeat(100); document.querySelector('article .annotate-code pre').append(span);
+        const width = span.getBoundingClientRect().width / 100; span.remove(); return width; }""")
+    for line in wrapped:
+        assert all(left >= line['codeLeft'] + 2 * char for left in line['lefts'][1:]), (path, line)
+
+
+# The tallest empty space under the code of a row beside its note.
+EMPTY_CODE_BOX = """() => Math.max(0, ...[...document.querySelectorAll('article .annotate-row:not(.annotate-no-code)')]
+    .map(row => row.querySelector(':scope > .annotate-code'))
+    .filter(code => code.querySelector('pre') && getComputedStyle(code).display !== 'none')
+    .map(code => code.getBoundingClientRect().bottom - code.querySelector('pre').getBoundingClientRect().bottom))"""
+# A row may be this much taller than its code (a few lines of a note that runs on).
+EMPTY_CODE_BOX_LIMIT = 200
+
+
+@pytest.mark.parametrize('path', TUTORIAL + CHAPTERS)
+def test_code_reads_without_wrapping_at_1400_px(desktop, path):
+    check_code_reads_at_1400_px(desktop, path)
+
+
+@pytest.mark.parametrize('path', ['labml_gat/gatv2.html', 'labml_gat/lean.html'])
+def test_wrapped_code_continues_one_indent_deeper(browser, server, screenshots, path):
+    reader = Reader(browser, server, {'width': 1000, 'height': 900}, screenshots)
+    try:
+        check_wrapped_code_hangs(reader, path)
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize('path', ANNOTATED)
+def test_no_row_is_mostly_an_empty_code_box(desktop, path):
+    """A long note beside short code spans the page instead (`sidebyside.layout`)."""
+    desktop.open(path)
+    assert desktop.page.evaluate(EMPTY_CODE_BOX) <= EMPTY_CODE_BOX_LIMIT
+
+
 @pytest.mark.parametrize('path', ANNOTATED)
 def test_docs_above_code_on_a_phone(phone, path):
     phone.open(path)

@@ -17,7 +17,9 @@ import pytest
 from bs4 import BeautifulSoup
 
 from conftest import REPO
-from test_browser import ROW_BOXES, Reader, browser, crawl, serve  # noqa: F401  (`browser`: the shared fixture)
+from test_browser import (CHAPTERS, EMPTY_CODE_BOX, EMPTY_CODE_BOX_LIMIT, ROW_BOXES, TUTORIAL,  # noqa: F401
+                          Reader, browser, check_code_reads_at_1400_px, check_wrapped_code_hangs, crawl,
+                          serve)
 from test_site import ASSETS, CSS_REMOTE, REMOTE
 from test_sidebyside import build_site, row_summary
 
@@ -30,12 +32,20 @@ from sidebyside import STYLESHEET  # noqa: E402
 
 DOCS = REPO / 'docs'
 MKDOCS_DOCS = DOCS / 'mkdocs'
+sys.path.insert(0, str(DOCS / '_ext'))
+from project_urls import project_url, substitutions  # noqa: E402  (the sites' own helper)
+
+SUBSTITUTIONS = substitutions()
 # A MyST directive block that names a Python file.
 BLOCK = re.compile(r'^```\{annotated-source\}\s+(\S+)\s*$', re.MULTILINE)
 
 
 def mkdocs_config() -> dict:
     return yaml.safe_load((REPO / 'mkdocs.yml').read_text(encoding='utf-8'))
+
+
+# Its preface, a Markdown file shown after the Python file's introduction.
+PREFACE = re.compile(r'^:preface:\s*(\S+)\s*$', re.MULTILINE)
 
 
 def annotated_pages() -> dict[str, Path]:
@@ -46,6 +56,16 @@ def annotated_pages() -> dict[str, Path]:
         if match:
             pages[page.relative_to(MKDOCS_DOCS).with_suffix('.html').as_posix()] = REPO / match[1]
     return pages
+
+
+def prefaces() -> dict[str, Path]:
+    """Page -> the Markdown file its block shows after the file's introduction, where it has one."""
+    found = {}
+    for page in ANNOTATED:
+        match = PREFACE.search((MKDOCS_DOCS / page).with_suffix('.md').read_text(encoding='utf-8'))
+        if match:
+            found[page] = REPO / match[1]
+    return found
 
 
 ANNOTATED = annotated_pages()
@@ -74,14 +94,18 @@ def sphinx_pages(tmp_path_factory) -> Path:
     # The pages' figures are drawn by the site's own extension (`docs/_ext/site_assets.py`),
     # which this small project does not load.
     pages = {'conf.py': "project = 'test'\nextensions = ['myst_parser', 'sidebyside.sphinx']\n"
-                        "myst_enable_extensions = ['dollarmath', 'amsmath']\n"
+                        "myst_enable_extensions = ['dollarmath', 'amsmath', 'substitution']\n"
+                        f"myst_substitutions = {SUBSTITUTIONS!r}\n"
                         "sidebyside_doc_filter = 'labml_gat.results.fill'\n"
                         "suppress_warnings = ['image.not_readable']\n",
              'index.md': '# Pages\n\n```{toctree}\n' + '\n'.join(
         page.removesuffix('.html').replace('/', '__') for page in ANNOTATED) + '\n```\n'}
+    with_preface = prefaces()
     for page, source in ANNOTATED.items():
         relative = os.path.relpath(source, root / 'docs')
-        pages[page.removesuffix('.html').replace('/', '__') + '.md'] = f'```{{annotated-source}} {relative}\n```\n'
+        preface = (f':preface: {os.path.relpath(with_preface[page], root / "docs")}\n'
+                   if page in with_preface else '')
+        pages[page.removesuffix('.html').replace('/', '__') + '.md'] = f'```{{annotated-source}} {relative}\n{preface}```\n'
     _, warnings = build_site(root, pages, {})
     assert warnings == ''
     return root / 'html'
@@ -311,6 +335,25 @@ def test_search_finds_words_in_code_and_prose(browser, server, mkdocs_site, tmp_
     assert len(pages) >= 4 and pages <= found, (pages, found)
 
 
+@pytest.mark.parametrize('path', TUTORIAL + CHAPTERS)
+def test_code_reads_without_wrapping_at_1400_px(browser, server, tmp_path, path):  # noqa: F811
+    reader = Reader(browser, server, {'width': 1400, 'height': 900}, tmp_path)
+    try:
+        check_code_reads_at_1400_px(reader, path)
+        assert reader.page.evaluate(EMPTY_CODE_BOX) <= EMPTY_CODE_BOX_LIMIT
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize('path', ['labml_gat/gatv2.html', 'labml_gat/lean.html'])
+def test_wrapped_code_continues_one_indent_deeper(browser, server, tmp_path, path):  # noqa: F811
+    reader = Reader(browser, server, {'width': 1000, 'height': 900}, tmp_path)
+    try:
+        check_wrapped_code_hangs(reader, path)
+    finally:
+        reader.close()
+
+
 def test_a_readers_project_with_the_readme_configuration(tmp_path):
     """The lines README-sidebyside.md gives a reader, in a project of one page and one module."""
     import shutil
@@ -334,3 +377,16 @@ def test_a_readers_project_with_the_readme_configuration(tmp_path):
     assert page.select_one('h1#my-model') and page.select_one('.annotate-doc math')
     assert [int(n.get_text()) for n in page.select('.annotate-code .linenos')] == [8]
     assert page.select_one('link[href="sidebyside.css"]')
+
+
+@pytest.mark.parametrize('page', ['index.html', 'labml_gat/gatv2.html'])
+def test_usage_example_is_on_the_layer_page_and_the_home_page(mkdocs_site, page):
+    """The section of `docs/labml_gat/use_it.md` right after the introduction: its example as written
+    (`test_use_it.py` runs it) and a link to the repository named in pyproject.toml."""
+    from test_use_it import code_text, project_url, usage_example
+
+    article = soup(mkdocs_site / page).select_one('article')
+    headings = [heading.get_text().strip('¶ ') for heading in article.select('h1, h2')]
+    assert headings[1] == 'Use it', headings
+    assert code_text(usage_example()) in [code_text(pre.get_text()) for pre in article.select('pre')]
+    assert project_url('Repository') in [link['href'] for link in article.select('a[href]')]

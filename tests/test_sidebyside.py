@@ -329,6 +329,64 @@ def test_headings_become_headings():
     ]
 
 
+def test_a_long_note_beside_short_code_spans_the_page():
+    """The leading blocks of a note much taller than its code get a row of their own, without code;
+    the last paragraph, about as tall as the code, stays beside it; no text is lost or repeated."""
+    words = ' '.join(['word'] * 60)
+    source = src(f'''
+        # {words}
+        #
+        # * first item {words}
+        # * second item {words}
+        #
+        # Beside the code.
+        import os
+        import sys
+        ''')
+    items = layout(split(source))
+    assert items == [Section(f'{words}\n\n* first item {words}\n* second item {words}', '', 7, 6, 1),
+                     Section('Beside the code.', 'import os\nimport sys', 7, 8, 6)]
+
+
+def test_a_note_as_tall_as_its_code_stays_beside_it():
+    code = '\n'.join(f'x{number} = {number}' for number in range(12))
+    source = f'# One short paragraph.\n#\n# And another.\n{code}\n'
+    assert layout(split(source)) == [Section('One short paragraph.\n\nAnd another.', code, 4, 15, 1)]
+
+
+def test_a_long_list_beside_a_signature_spans_the_page_above_it():
+    """One block taller than the code cannot be split: the whole note goes above the code."""
+    items = '\n'.join(f'        * `arg{number}` is {" ".join(["the"] * 30)}' for number in range(6))
+    source = src(f'''
+        def f(a, b):
+            """
+{items}
+            """
+            return a
+        ''')
+    note, code, body = layout(split(source))
+    assert body.code == '    return a'
+    assert not note.code and note.doc.startswith('* `arg0`') and note.doc.count('* `arg') == 6
+    assert code.doc == '' and code.code == 'def f(a, b):' and code.first_line == 1
+
+
+def test_line_formatter_hangs_each_line_one_indent_deeper():
+    """Each line is a span whose `--hang` is its number's width, its indentation and four columns;
+    a numbered line is a permalink; the text is unchanged."""
+    from pygments import highlight
+    from pygments.lexers import PythonLexer
+
+    from sidebyside.highlight import LineFormatter
+
+    code = 'def f():\n        return 1\n'
+    out = highlight(code, PythonLexer(), LineFormatter(linenos='inline', linenostart=9))
+    lines = BeautifulSoup(out, 'html.parser').select('pre > span.line')
+    assert [line['style'] for line in lines] == ['--hang: 7ch', '--hang: 15ch']
+    assert [line['id'] for line in lines] == ['L9', 'L10']
+    assert lines[1].select_one('.linenos a')['href'] == '#L10'
+    assert [line.get_text() for line in lines] == [' 9def f():\n', '10        return 1\n']
+
+
 @pytest.mark.parametrize('module', ['__init__.py', 'mathml.py'])
 def test_import_needs_only_the_standard_library(module):
     """Sphinx, MyST, markdown-it, math-core and Pygments are imported inside the functions that use
@@ -454,8 +512,9 @@ def test_sphinx_page_rows_escaping_and_line_numbers(sphinx_site):
     for escaped in ('&lt;script&gt;alert', '&lt;b&gt;bold&lt;/b&gt;', '&lt;img src=x', 'trailing &lt;i&gt;'):
         assert escaped in page
     lines = SAMPLE.split('\n')
-    assert f'<span class="linenos">{lines.index("import math") + 1}</span>' in page
-    assert f'<span class="linenos">{lines.index("        return 1") + 1}</span>' in page
+    for line in ('import math', '        return 1'):
+        number = lines.index(line) + 1
+        assert f'<span class="linenos"><a href="#L{number}">{number}</a></span>' in page
     # The link is a plain URL; math is MathML, display math outside paragraphs.
     assert 'href="other.html"' in page
     assert '<math><msub><mi>α</mi><mi>i</mi></msub></math>' in page and page.count('<math display="block">') == 2
@@ -628,3 +687,54 @@ def test_markdown_reads_pages_written_for_myst(tmp_path):
                                                                     ('plain.md', 'plain')]
     assert 'toctree' not in page and '{annotated-source} nothing.py' in page
     assert '$' not in html.get_text()
+
+
+def test_markdown_code_lines_carry_their_hanging_indent(tmp_path):
+    """The MkDocs rows' code is written by the same line formatter as Sphinx's: each line a span
+    with its `--hang`, which `sidebyside.css` turns into a hanging indent."""
+    (tmp_path / 'h.py').write_text('# Doc.\ndef f():\n    return 1\n', encoding='utf-8')
+    page = BeautifulSoup(markdown_page('```{annotated-source} h.py\n```\n', tmp_path), 'html.parser')
+    lines = page.select('.annotate-code pre > span.line')
+    assert [(line['id'], line['style']) for line in lines] == [('L2', '--hang: 6ch'), ('L3', '--hang: 10ch')]
+    assert '.annotate-code pre > .line' in STYLESHEET.read_text(encoding='utf-8')
+
+
+PREFACED = '"""\n# Title\n\nIntro.\n\n## Part\n\nText.\n"""\n\nx = 1\n'
+PREFACE = '## Use it\n\nWith {{ thing }} and $a_i$:\n\n```python\nuse(x)\n```\n'
+
+
+def test_preface_follows_the_introduction_in_both_engines(tmp_path):
+    """A page's own Markdown (`:preface:`) sits between the file's introduction and its second
+    heading, with MyST substitutions made, the same rows in both engines."""
+    (tmp_path / 'p.py').write_text(PREFACED, encoding='utf-8')
+    (tmp_path / 'pre.md').write_text(PREFACE, encoding='utf-8')
+    page = markdown_page('```{annotated-source} p.py\n:preface: pre.md\n```\n', tmp_path,
+                         substitutions={'thing': '[a link](https://example.org)'})
+    html = BeautifulSoup(page, 'html.parser')
+    assert [h.get_text() for h in html.select('h1, h2')] == ['Title', 'Use it', 'Part']
+    assert html.select_one('.annotate-doc a[href="https://example.org"]').get_text() == 'a link'
+    assert 'use(x)' in html.select('.annotate-row')[1].get_text()
+    (tmp_path / 'sphinx').mkdir()
+    app, warnings = build_site(tmp_path / 'sphinx', {
+        'conf.py': "project = 'test'\nextensions = ['myst_parser', 'sidebyside.sphinx']\n"
+                   "myst_enable_extensions = ['dollarmath', 'substitution']\n"
+                   "myst_substitutions = {'thing': '[a link](https://example.org)'}\n",
+        'index.md': '```{annotated-source} ../../p.py\n:preface: ../../pre.md\n```\n'}, {})
+    assert warnings == '' and app.statuscode == 0
+    sphinx_html = (tmp_path / 'sphinx' / 'html' / 'index.html').read_text(encoding='utf-8')
+    assert row_summary(page) == row_summary(sphinx_html)
+    assert [s['id'] for s in BeautifulSoup(sphinx_html, 'html.parser').select('section')] == \
+        ['title', 'use-it', 'part']
+
+
+def test_markdown_include_cuts_and_substitutes(tmp_path):
+    """A MyST `{include}` block of a page shared with Sphinx: the named part of the file, from
+    `include_dir`, with substitutions; a missing marker is an error naming the file."""
+    (tmp_path / 'docs').mkdir()
+    (tmp_path / 'docs' / 'part.md').write_text('Skip.\n\nKeep {{ thing }}.\n\nSTOP here.\n', encoding='utf-8')
+    page = markdown_page('```{include} part.md\n:start-after: Skip.\n:end-before: STOP\n```\n', tmp_path,
+                         include_dir=str(tmp_path / 'docs'), substitutions={'thing': '**this**'})
+    assert BeautifulSoup(page, 'html.parser').get_text().split() == ['Keep', 'this.']
+    assert BeautifulSoup(page, 'html.parser').select_one('strong').get_text() == 'this'
+    with pytest.raises(ValueError, match=r"part\.md has no 'NOPE'"):
+        markdown_page('```{include} part.md\n:end-before: NOPE\n```\n', tmp_path, include_dir=str(tmp_path / 'docs'))

@@ -323,3 +323,16 @@ def test_without_data_the_site_builds_and_names_the_skipped_examples(tmp_path):
     for page in EXAMPLES:
         text = (tmp_path / 'out' / 'html' / page).read_text(encoding='utf-8')
         assert ('was not run in this build' in text) == (Path(page).stem + '.py' in skipped), page
+
+
+@pytest.mark.parametrize('page', ['index.html', 'labml_gat/gatv2.html'])
+def test_usage_example_is_on_the_layer_page_and_the_home_page(site, page):
+    """The section of `docs/labml_gat/use_it.md` right after the introduction: its example as written
+    (`test_use_it.py` runs it) and a link to the repository named in pyproject.toml."""
+    from test_use_it import code_text, project_url, usage_example
+
+    article = soup(site, page).select_one('article')
+    headings = [heading.get_text().strip('¶ ') for heading in article.select('h1, h2')]
+    assert headings[1] == 'Use it', headings
+    assert code_text(usage_example()) in [code_text(pre.get_text()) for pre in article.select('pre')]
+    assert project_url('Repository') in [link['href'] for link in article.select('a[href]')]

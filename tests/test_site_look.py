@@ -81,7 +81,8 @@ def test_navigation_sidebar_is_visible_on_wide_screens(site, reader, width):
 
 
 def test_code_fits_its_column_at_1400_px(site, reader):
-    """Long lines wrap (with a hanging indent) rather than run out of the column or scroll."""
+    """Long lines wrap (with a hanging indent: `test_browser.py`) rather than run out of the column
+    or scroll."""
     tab = reader({'width': 1400, 'height': 900})
     too_wide = []
     for path in site_pages(site):
@@ -93,30 +94,6 @@ def test_code_fits_its_column_at_1400_px(site, reader):
                      for block in blocks if block['content'] > block['width'] + 1]
     tab.close()
     assert not too_wide, '\n'.join(too_wide)
-
-
-def test_wrapped_code_hangs_under_its_line(site, reader):
-    """A long line that wraps continues to the right of where it started: a hanging indent."""
-    tab = reader({'width': 1400, 'height': 900})
-    tab.open('labml_gat/gatv2.html')
-    rows = tab.page.evaluate("""() => [...document.querySelectorAll('article pre > .line')].map(line => {
-        const range = document.createRange(); range.selectNodeContents(line);
-        const boxes = [...range.getClientRects()].filter(box => box.width > 0)
-            .sort((a, b) => a.top - b.top);
-        // Boxes more than half a line apart are on different rows (the line number sits 2 px lower).
-        const rows = [];
-        for (const box of boxes) {
-            const row = rows[rows.length - 1];
-            if (row && box.top - row.top < box.height / 2) row.left = Math.min(row.left, box.left);
-            else rows.push({top: box.top, left: box.left});
-        }
-        return rows.map(row => row.left); })""")
-    tab.close()
-    assert rows, 'no per-line spans in the code blocks'
-    wrapped = [row for row in rows if len(row) > 1]
-    assert wrapped, 'no line of gatv2.py wraps at 1400 px: this check sees nothing'
-    for row in wrapped:
-        assert all(left > row[0] + 20 for left in row[1:]), row
 
 
 def test_code_blocks_are_reachable_and_arrow_keys_stay_on_the_page(site, reader):
@@ -408,3 +385,33 @@ def test_layer_page_offers_its_file_to_download(site, page):
     downloaded = (site / page).parent.joinpath(link['href']).resolve()
     source = REPO / 'labml_gat' / Path(page).with_suffix('.py').name
     assert downloaded.read_bytes() == source.read_bytes()
+
+
+def smallest_label_pt(draw) -> float:
+    """The smallest text of a figure, in points (SVG user units, 4/3 px at its drawn size)."""
+    from matplotlib.text import Text
+
+    plt = site_figures._pyplot()
+    fig = draw()
+    fig.canvas.draw()
+    sizes = [text.get_fontsize() for text in fig.findobj(Text) if text.get_visible() and text.get_text().strip()]
+    plt.close(fig)
+    return min(sizes)
+
+
+def test_layer_figures_have_labels_of_11_px_at_1400_px(site, reader):
+    """The diagrams of the layer pages are shown large enough to read: their smallest label is
+    at least 11 px on the screen (a picture in a long note gets the row that spans the page)."""
+    smallest = {name: smallest_label_pt(draw) for name, draw in site_figures.FIGURES.items()}
+    tab = reader({'width': 1400, 'height': 900})
+    shown = {}
+    for path in ANNOTATED:
+        tab.open(path)
+        for src, width, natural in tab.page.evaluate("""() => [...document.querySelectorAll('article img')]
+                .map(img => [img.src, img.getBoundingClientRect().width, img.naturalWidth])"""):
+            name = src.rsplit('/', 1)[-1].removesuffix('.svg')
+            if name in smallest:
+                shown[name] = smallest[name] * 4 / 3 * width / natural
+    tab.close()
+    assert set(shown) == set(smallest)
+    assert all(size >= 11 for size in shown.values()), shown

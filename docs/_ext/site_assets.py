@@ -11,8 +11,8 @@ Files this site makes from code, and what every page's `<head>` says about the p
   `docs/_static/figures/` (git-ignored), where Sphinx finds the images the pages show; they are
   served as `_static/figures/NAME.svg`, and drawn again only when `site_figures.py` changed.
 * Code blocks whose long lines wrap with a hanging indent: every line of every highlighted block is
-  a `<span class="line">` that knows its own indentation (`WrappedLinesFormatter`), and each `<pre>`
-  can be reached with Tab, to scroll it with the arrow keys.
+  a `<span class="line">` that knows its own indentation (`sidebyside.highlight`), and each `<pre>`
+  can be reached with Tab, to scroll it with the arrow keys (`WrappedLinesFormatter`).
 * A link to download the Python file an annotated page shows, under the page's title.
 * A `<meta name="description">` on every page: the `summary` of the front matter of the module a page
   annotates, else the page's own `summary` or `description`, else its first paragraph.
@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docutils import nodes
-from pygments.formatters import HtmlFormatter
 from sphinx.util import logging
+
+from sidebyside.highlight import LineFormatter
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -221,41 +222,10 @@ def add_description(app: Sphinx, pagename: str, templatename: str, context: dict
     context['metatags'] = context.get('metatags', '') + f'\n<meta name="description" content="{description}">'
 
 
-class WrappedLinesFormatter(HtmlFormatter):
-    """Pygments' HTML formatter, with every line in `<span class="line" style="--hang: Nch">`;
-    a line with a number (the annotated pages' code) has the id `L<number>` and its number links to it.
-
-    `N` is where a wrapped continuation of the line starts: past the line number, past the line's own
-    indentation, and four more columns, as a continued Python line is indented. `site.css` turns
-    the spans into blocks with that hanging indent; a line that fits is shown as before, and copying
-    a block copies the same text.
-    """
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.linespans = 'line'
-
-    def _wrap_linespans(self, inner):
-        lines = list(inner)
-        numbered = self.linenos == 2
-        digits = len(str(self.linenostart + sum(1 for kind, _ in lines if kind) - 1))
-        for kind, line in lines:
-            if not kind:
-                yield kind, line
-                continue
-            code = re.sub(r'<span class="linenos[^"]*">[^<]*</span>', '', line, count=1)
-            text = html.unescape(re.sub(r'<[^>]+>', '', code))
-            indent = len(text) - len(text.lstrip(' '))
-            hang = (digits + 1 if numbered else 0) + min(indent, 40) + 4
-            number = re.match(r'<span class="linenos[^"]*">(\s*)(\d+)</span>', line) if numbered else None
-            if number is None:
-                yield kind, f'<span class="line" style="--hang: {hang}ch">{line}</span>'
-                continue
-            # A numbered line is a permalink target, `#L123`, and its number links to it.
-            padding, digits_ = number.groups()
-            line = (f'<span class="linenos">{padding}<a href="#L{digits_}">{digits_}</a></span>'
-                    + line[number.end():])
-            yield kind, f'<span class="line" id="L{digits_}" style="--hang: {hang}ch">{line}</span>'
+class WrappedLinesFormatter(LineFormatter):
+    """The renderer's formatter (`sidebyside.highlight`: every line a `<span class="line">` with its
+    hanging indent, numbered lines permalinks), for every code block of the site, and each `<pre>`
+    can be reached with Tab, to scroll it with the arrow keys."""
 
     def _wrap_pre(self, inner):
         for kind, piece in super()._wrap_pre(inner):

@@ -72,7 +72,7 @@ def pair_grid():
         ax.text(3.2, y + 0.4, '+', ha='center', va='center')
         _cell(ax, 5.0, y, rf'$g_{{l,{j + 1}}}$', NODE_COLOURS[j], alpha=0.15)
     ax.text(7.3, top / 2 + 0.5, 'row\n$iN + j$\nbecomes\n[i, j]', ha='center', va='bottom',
-            fontsize=FONT_SIZE - 3, color='#444444', linespacing=1.1)
+            fontsize=FONT_SIZE - 2, color='#444444', linespacing=1.1)
     _arrow(ax, (6.3, top / 2), (8.3, top / 2))
     # The same nine sums as an N x N grid: the query i down, the neighbour j across.
     x0, width, height = 10.2, 3.0, 1.6
@@ -83,7 +83,7 @@ def pair_grid():
         for j in range(n):
             x = x0 + j * width
             _cell(ax, x, y, rf'$g_{{r,{i + 1}}} + g_{{l,{j + 1}}}$', NODE_COLOURS[i], width=width,
-                  height=height, alpha=0.35, size=FONT_SIZE - 3)
+                  height=height, alpha=0.35, size=FONT_SIZE - 1)
             ax.add_patch(plt.Rectangle((x + 0.3, y + 0.2), width - 0.6, 0.14, color=NODE_COLOURS[j],
                                        alpha=0.7, linewidth=0))
     for j in range(n):
