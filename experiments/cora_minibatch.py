@@ -318,10 +318,11 @@ def report(summary: dict, data: Planetoid) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     """## From the command line"""
     distributed.quiet_unless_main()
-    settings, explicit = MiniBatchSettings.from_command_line(
-        argv, 'Train a two-layer GATv2 (or GAT) on Cora or CiteSeer with '
-              'neighbour-sampled mini-batches, in one process or under torchrun.')
-    data = load_planetoid(settings.dataset, settings.data_dir)
+    with distributed.checks_said_once():
+        settings, explicit = MiniBatchSettings.from_command_line(
+            argv, 'Train a two-layer GATv2 (or GAT) on Cora or CiteSeer with '
+                  'neighbour-sampled mini-batches, in one process or under torchrun.')
+        data = load_planetoid(settings.dataset, settings.data_dir)
     with distributed.job(settings.device, settings.peer_timeout):
         # Rank 0 gets the summary; the other ranks `None`
         summary = distributed.run_seeds(settings, explicit, data, train_one_seed)

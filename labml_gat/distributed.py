@@ -184,6 +184,25 @@ def quiet_unless_main() -> None:
 
 
 @contextmanager
+def checks_said_once() -> Iterator[None]:
+    """
+    The checks of the settings and the data, said once per machine: the processes of a
+    machine check the same settings against the same files, so only its first (local rank 0)
+    prints what is wrong. Every process still exits with the error, and torchrun ends the job.
+    A machine whose data is missing says so on that machine.
+    """
+    if int(os.environ.get('LOCAL_RANK', 0)) == 0:
+        yield
+        return
+    stderr, sys.stderr = sys.stderr, open(os.devnull, 'w')
+    try:
+        yield
+    finally:
+        sys.stderr.close()
+        sys.stderr = stderr
+
+
+@contextmanager
 def job(device: str, timeout_seconds: float) -> Iterator[Job]:
     """
     ## Joining the job
