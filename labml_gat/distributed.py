@@ -83,11 +83,14 @@ The backend follows `--device`: gloo on the CPU, NCCL on CUDA with one GPU per p
 """
 
 import datetime
+import json
+import math
 import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -160,8 +163,9 @@ def check_settings(settings: Any) -> None:
     processes = world_size()
     if processes == 1:
         return
-    if settings.jobs is not None and settings.jobs != 1:
-        raise UsageError(f'--jobs {settings.jobs} trains seeds in a pool of processes; '
+    jobs = getattr(settings, 'jobs', None)
+    if jobs is not None and jobs != 1:
+        raise UsageError(f'--jobs {jobs} trains seeds in a pool of processes; '
                          f'under torchrun the {processes} processes train each seed together, '
                          f'one seed after another: leave --jobs out')
     if settings.batch_size < processes:
@@ -328,3 +332,100 @@ def run_seeds(settings: Any, explicit: set, data: Any, train: Any) -> Optional[d
     for seed in range(settings.seed, settings.seed + settings.seeds):
         train(settings, data, seed, None)
     return None
+
+
+def gather_shares(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """The rows of every rank's `share` of `range(n_rows)`, in order: one all-gather."""
+    if _job.world_size == 1:
+        return rows
+    sizes = [len(part) for part in torch.arange(n_rows).tensor_split(_job.world_size)]
+    padded = rows.new_zeros(sizes[0], *rows.shape[1:])
+    padded[:len(rows)] = rows
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:size] for part, size in zip(parts, sizes)])
+
+
+# ## One copy of the graph per machine
+#
+# Each rank reads the whole graph, but only reads it. So the first process of every machine
+# writes the graph's tensors to files once, and every process of the machine maps them into its
+# memory with `torch.from_file`: the system keeps one copy of their pages, whatever the number of
+# processes, and a second run on the same machine starts from the files. The copy-on-write mapping
+# keeps a process that writes to them from changing the files or the other processes' tensors.
+
+def shared_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]
+                   ) -> Dict[str, torch.Tensor]:
+    """
+    The tensors that `build()` makes, mapped from files in `folder`, which the first process of
+    each machine writes when they are not there yet (into a temporary folder, renamed when complete,
+    so that an interrupted write leaves nothing half-written).
+    """
+    folder = Path(folder)
+    if int(os.environ.get('LOCAL_RANK', 0)) == 0 and not (folder / 'tensors.json').is_file():
+        partial = folder.with_name(f'{folder.name}.partial-{os.getpid()}')
+        partial.mkdir(parents=True)
+        tensors, shapes = build(), {}
+        for name, tensor in tensors.items():
+            tensor.contiguous().numpy().tofile(partial / f'{name}.bin')
+            shapes[name] = {'shape': list(tensor.shape), 'dtype': str(tensor.dtype)[6:]}
+        (partial / 'tensors.json').write_text(json.dumps(shapes))
+        del tensors
+        os.replace(partial, folder)
+    if _job.world_size > 1:
+        dist.barrier()
+    shapes = json.loads((folder / 'tensors.json').read_text())
+    return {name: torch.from_file(str(folder / f'{name}.bin'), shared=False,
+                                  size=math.prod(kind['shape']),
+                                  dtype=getattr(torch, kind['dtype'])).view(kind['shape'])
+            for name, kind in shapes.items()}
+
+
+def memory() -> Dict[str, int]:
+    """
+    This process's memory in bytes: `rss`, the pages it has in memory, shared or not; `pss`, the
+    same with every shared page divided among the processes that map it (the sum over processes is
+    the machine's memory); and `private`, the pages of this process alone. Linux only.
+    """
+    found = {}
+    with open('/proc/self/smaps_rollup') as f:
+        for line in f:
+            name, _, value = line.partition(':')
+            found[name] = int(value.split()[0]) * 1024
+    return {'rss': found['Rss'], 'pss': found['Pss'],
+            'private': found['Private_Clean'] + found['Private_Dirty']}
+
+
+# ## Evaluation on all nodes, layer by layer
+#
+# Evaluating a batch of targets with all their neighbours recomputes the first layer at every
+# node of their neighbourhoods, once for each batch that reaches it; on a big graph with many
+# targets that repeats the work many times over. Layer by layer, the first layer is computed
+# once at every node (each rank its share, in batches of targets with their in-edges), the ranks
+# exchange their shares so that each holds $h^{(1)}$ of all nodes, and the second layer is computed
+# at the rank's share of the targets.
+
+@torch.no_grad()
+def layer_by_layer(model: nn.Module, sampler: Any, x: torch.Tensor, nodes: torch.Tensor,
+                   batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """
+    The class scores of this rank's `share(nodes)` from the [two-layer model](model.html)
+    `model` in eval mode, with all neighbours: `(share, scores)`, `[n_share, n_classes]`.
+    """
+    model.eval()
+    everyone = torch.arange(sampler.num_nodes)
+    hidden = torch.cat([on_block(model.layer1, x, sampler, targets)
+                        for targets in share(everyone).split(batch_size)])
+    hidden = gather_shares(model.activation(hidden), sampler.num_nodes)
+    mine = share(nodes)
+    return mine, torch.cat([on_block(model.output, hidden, sampler, targets)
+                            for targets in mine.split(batch_size)])
+
+
+def on_block(layer: nn.Module, h: torch.Tensor, sampler: Any,
+             targets: torch.Tensor) -> torch.Tensor:
+    """One layer at `targets` from all their in-neighbours: `[len(targets), out_features]`."""
+    batch = sampler.sample(targets, [-1])
+    device = next(layer.parameters()).device
+    h_src = h[batch.n_id].to(device)
+    return layer((h_src, h_src[:len(targets)]), batch.blocks[0].edge_index.to(device))

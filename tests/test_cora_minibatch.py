@@ -18,7 +18,6 @@ from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.model import TwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
 from labml_gat.settings import UsageError
-from labml_gat.training import accuracy
 
 mb = load_experiment('cora_minibatch')
 SCRIPT = REPO / 'experiments' / 'cora_minibatch.py'
