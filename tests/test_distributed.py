@@ -19,6 +19,7 @@ import torch
 
 from conftest import PLANETOID, REPO, load_experiment, needs_planetoid, small_planetoid
 from labml_gat import distributed, fast
+from labml_gat.lean import LeanTwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
 from labml_gat.settings import UsageError
 
@@ -77,6 +78,14 @@ def train_and_evaluate(data, epochs: int = 2) -> dict:
     return {'steps': steps, 'evaluations': evaluations}
 
 
+def lean_layer_by_layer(data) -> tuple:
+    """The lean model's scores of the validation nodes, layer by layer, in batches of 7."""
+    torch.manual_seed(1)
+    model = LeanTwoLayerGAT(data.num_features, data.num_classes, 2, 4, 0.6)
+    sampler = NeighbourSampler(data.edge_index, data.num_nodes)
+    return model, distributed.layer_by_layer(model, sampler, data.x, data.val_mask.nonzero().squeeze(1), 7)
+
+
 def worker(rank: int, port: int, out: str) -> None:
     """A rank of a two-process job, started by `multiprocessing` as torchrun would start it."""
     torch.set_num_threads(1)
@@ -84,6 +93,7 @@ def worker(rank: int, port: int, out: str) -> None:
     data = small_planetoid(torch.Generator().manual_seed(0), n_nodes=60)
     with distributed.job('cpu', LIMIT):
         result = train_and_evaluate(data)
+        result['layer_by_layer'] = lean_layer_by_layer(data)[1]
     torch.save(result, Path(out) / f'rank{rank}.pt')
 
 
@@ -102,14 +112,19 @@ def run_workers(tmp_path: Path) -> list:
     return [torch.load(tmp_path / f'rank{rank}.pt', weights_only=False) for rank in (0, 1)]
 
 
-def test_one_and_two_processes_take_the_same_steps(tmp_path):
+@pytest.fixture(scope='module')
+def ranks(tmp_path_factory):
+    """What the two ranks of `worker` computed, once for the tests that read it."""
+    return run_workers(tmp_path_factory.mktemp('ranks'))
+
+
+def test_one_and_two_processes_take_the_same_steps(ranks):
     """
     Without dropout and with all neighbours, a global batch of 9 trained as slices of 5 and 4 on two
     processes gives the parameters of one process after every step, and the same evaluation counts.
     """
     data = small_planetoid(torch.Generator().manual_seed(0), n_nodes=60)
     one = train_and_evaluate(data)
-    ranks = run_workers(tmp_path)
     # 20 training nodes in global batches of 9, 9 and 2: 3 steps an epoch, on both ranks
     assert len(one['steps']) == 6 and all(len(r['steps']) == 6 for r in ranks)
     for step, expected in enumerate(one['steps']):
@@ -123,6 +138,51 @@ def test_one_and_two_processes_take_the_same_steps(tmp_path):
             assert rank_accuracy == accuracy and rank_train['accuracy'] == train['accuracy']
             assert rank_loss == pytest.approx(loss, rel=1e-9)
             assert rank_train['loss'] == pytest.approx(train['loss'], rel=1e-9)
+
+
+def test_layer_by_layer_is_the_full_graph_model(ranks):
+    """
+    In one process and split over two, the scores of layer-by-layer evaluation are those of the
+    model on the whole graph with its self loops.
+    """
+    data = small_planetoid(torch.Generator().manual_seed(0), n_nodes=60)
+    model, (nodes, scores) = lean_layer_by_layer(data)
+    val = data.val_mask.nonzero().squeeze(1)
+    expected = model(data.x, data.edge_index_with_self_loops())[val]
+    assert torch.equal(nodes, val)
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-6)
+    shares = [rank['layer_by_layer'] for rank in ranks]
+    assert torch.equal(torch.cat([nodes for nodes, _ in shares]), val)
+    torch.testing.assert_close(torch.cat([scores for _, scores in shares]), expected,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_sampler_from_its_lists(generator):
+    data = small_planetoid(generator, n_nodes=40)
+    sampler = NeighbourSampler(data.edge_index, data.num_nodes)
+    again = NeighbourSampler.from_csr(sampler.ptr, sampler.sources)
+    assert again.num_nodes == 40 and torch.equal(again.in_degree, sampler.in_degree)
+    seeds = torch.tensor([3, 9, 0])
+    one = sampler.sample(seeds, [2, 2], torch.Generator().manual_seed(1))
+    two = again.sample(seeds, [2, 2], torch.Generator().manual_seed(1))
+    assert torch.equal(one.n_id, two.n_id)
+    with pytest.raises(ValueError, match='ptr must hold num_nodes \\+ 1 offsets'):
+        NeighbourSampler.from_csr(sampler.ptr[:-1], sampler.sources)
+
+
+def test_shared_tensors_are_written_once_and_mapped(tmp_path):
+    built = []
+
+    def build():
+        built.append(1)
+        return {'x': torch.arange(12.).view(3, 4), 'ptr': torch.tensor([0, 2, 5])}
+    first = distributed.shared_tensors(tmp_path / 'graph', build)
+    second = distributed.shared_tensors(tmp_path / 'graph', build)
+    assert built == [1] and sorted(p.name for p in tmp_path.iterdir()) == ['graph']
+    assert torch.equal(second['x'], torch.arange(12.).view(3, 4)) and second['ptr'].dtype == torch.int64
+    # A process that writes to its tensors changes neither the files nor the others' tensors
+    first['x'][0, 0] = 100.
+    assert distributed.shared_tensors(tmp_path / 'graph', build)['x'][0, 0] == 0 == second['x'][0, 0]
 
 
 def test_epoch_shares_are_disjoint_equal_in_number_and_cover_the_epoch(monkeypatch):
@@ -289,3 +349,14 @@ def test_a_killed_rank_ends_the_job(tmp_path):
     assert errors(stderr) == [stderr.strip().splitlines()[-1]]
     assert 'rank 0 of 2: another process of the job failed or stopped answering' in stderr
     assert 'Traceback' not in stderr
+
+
+def test_the_synthetic_graph_under_torchrun(tmp_path):
+    """The million-node script on a small graph: two processes, one copy of the graph, one report."""
+    result = torchrun(['--nproc-per-node', '2', '--', 'experiments/synthetic_minibatch.py',
+                       '--nodes', '3000', '--eval-nodes', '500', '--steps', '2', '--batch-size', '64',
+                       '--cache', 'cache'], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('2 process(es), 1 thread(s) each:')
+    assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['graph_3000_10_128_8_0']
