@@ -35,9 +35,9 @@ training node once per epoch. Each rank samples the blocks of its own slice and 
 backward on them. Then
 [`DistributedDataParallel`](https://pytorch.org/docs/stable/notes/ddp.html) (DDP) **averages the
 gradients** over the ranks with an all-reduce, overlapping it with the backward pass. That is the
-only exchange of a training step: one gradient of the model's parameters (for Cora's model 92,000
-numbers), whatever the size of the graph. No features, no hidden vectors, no edges cross between
-ranks.
+only exchange of a training step: one gradient of the model's parameters, as many numbers as the
+model has weights, whatever the size of the graph. No features, no hidden vectors, no edges cross
+between ranks.
 
 With the loss of a rank's slice written as a sum over its targets divided by the size $B$ of the
 global batch, times $N$,
@@ -79,7 +79,18 @@ The `--` ends torchrun's own options. torchrun reads every option of the command
 script's too, and accepts abbreviations of its own: without `--`, `--logs` stops it
 (`ambiguous option: --logs could match --logs-specs, --logs_specs`).
 The backend follows `--device`: gloo on the CPU, NCCL on CUDA with one GPU per process, chosen by
-`LOCAL_RANK`. Only the gloo path has run here: the machine of the records has no GPU.
+`LOCAL_RANK`. Only the gloo path has run here: the machine of the records has no GPU, so the NCCL
+path is untested.
+
+## When a process fails
+
+A mistake in the settings or missing data is found before any process group starts, and said once
+per machine ([`checks_said_once`](#settings-that-do-not-mix-with-several-processes)); the process
+exits with status 2. A process that dies mid-run closes its connections, and one that hangs stops
+answering: the others' next collective fails at once, or after `--peer-timeout` seconds, and they
+end with one line, `another process of the job failed or stopped answering`, and status 1.
+torchrun itself, seeing a process fail, stops the others and prints its own report of the failure
+(with a traceback of torchrun's own code), naming the rank that failed first and its exit status.
 """
 
 import datetime

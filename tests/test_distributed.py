@@ -320,15 +320,18 @@ def test_jobs_under_torchrun_is_one_line(tmp_path):
 
 
 @needs_planetoid
-def test_a_killed_rank_ends_the_job(tmp_path):
+@pytest.mark.parametrize('stop', [signal.SIGKILL, signal.SIGSTOP], ids=['killed', 'hung'])
+def test_a_killed_or_hung_rank_ends_the_job(tmp_path, stop):
     """
     Two processes started as torchrun starts them, but with no agent to stop the survivor: rank 1 is
-    killed mid-run, and rank 0 ends with one line and a non-zero status, long before its epochs are done.
+    killed (its connections close) or stopped (they stay open, and the timeout of the process group
+    ends the wait) mid-run, and rank 0 ends with one line and a non-zero status, long before its
+    epochs are done.
     """
     port = free_port()
     processes = [subprocess.Popen(
         [sys.executable, str(REPO / 'experiments' / 'cora_minibatch.py'), '--data-dir', str(PLANETOID),
-         '--epochs', '100000', '--patience', '100000', '--logs', str(tmp_path / 'runs'), '--peer-timeout', '60'],
+         '--epochs', '100000', '--patience', '100000', '--logs', str(tmp_path / 'runs'), '--peer-timeout', '20'],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
         env={**os.environ, 'OMP_NUM_THREADS': '1', **job_environment(rank, 2, port)}) for rank in (0, 1)]
     try:
@@ -338,7 +341,7 @@ def test_a_killed_rank_ends_the_job(tmp_path):
             time.sleep(0.5)
         time.sleep(3)
         assert processes[0].poll() is None and processes[1].poll() is None
-        processes[1].send_signal(signal.SIGKILL)
+        processes[1].send_signal(stop)
         start = time.monotonic()
         _, stderr = processes[0].communicate(timeout=LIMIT)
         assert time.monotonic() - start < 60
