@@ -158,7 +158,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
 
     The training nodes in a new random order drawn by `order`, one optimiser step per batch,
     the neighbours drawn by `samples`. This rank trains its
-    [slice](../labml_gat/distributed.html#each-ranks-share-of-an-epoch) of every batch.
+    [slice](../labml_gat/distributed.html#each-rank-s-share-of-an-epoch) of every batch.
     `x` is the features of all the nodes, a sparse CSR matrix, and `y` their labels.
     Returns the mean loss and the accuracy over the training nodes, and the mean batch size in nodes
     and edges (of this rank's slices).

@@ -117,7 +117,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     distributed.quiet_unless_main()
     with distributed.checks_said_once():
         s, _ = SyntheticSettings.from_command_line(
-            argv, 'The distributed mini-batch route on a random graph of a million nodes.')
+            argv, 'The distributed mini-batch route on a random graph of a million '
+                  'nodes.')
     torch.set_num_threads(s.threads)
     cache = Path(s.cache or lab.get_data_path() / 'synthetic')
     folder = cache / f'graph_{s.nodes}_{s.degree}_{s.in_features}_{s.classes}_{s.seed}'
@@ -149,7 +150,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             logits = model(x[batch.n_id].to(job.device),
                            [block.edge_index for block in batch.blocks])
             labels = y[seeds].to(job.device)
-            loss = nn.functional.cross_entropy(logits[:len(seeds)], labels, reduction='sum')
+            loss = nn.functional.cross_entropy(logits[:len(seeds)], labels,
+                                               reduction='sum')
             optimizer.zero_grad()
             (loss * job.world_size / global_size).backward()
             optimizer.step()

@@ -29,7 +29,7 @@ Every rank holds
 
 Each epoch every rank shuffles the training nodes the same way, cuts the order into global batches
 of `--batch-size` targets, and takes its own slice $r$ of $N$ of every batch
-([`epoch_shares`](#each-ranks-share-of-an-epoch)). So the ranks train on disjoint targets, have the
+([`epoch_shares`](#each-rank-s-share-of-an-epoch)). So the ranks train on disjoint targets, have the
 same number of steps (no rank waits forever at a step the others never take), and together see every
 training node once per epoch. Each rank samples the blocks of its own slice and runs forward and
 backward on them. Then
@@ -177,11 +177,12 @@ def check_settings(settings: Any) -> None:
     jobs = getattr(settings, 'jobs', None)
     if jobs is not None and jobs != 1:
         raise UsageError(f'--jobs {jobs} trains seeds in a pool of processes; '
-                         f'under torchrun the {processes} processes train each seed together, '
-                         f'one seed after another: leave --jobs out')
+                         f'under torchrun the {processes} processes train each seed '
+                         f'together, one seed after another: leave --jobs out')
     if settings.batch_size < processes:
         raise UsageError(f'--batch-size {settings.batch_size} is smaller than the '
-                         f'{processes} processes: each needs at least one target per batch')
+                         f'{processes} processes: each needs at least one target '
+                         f'per batch')
     device = torch.device(settings.device)
     local = int(os.environ.get('LOCAL_RANK', 0))
     if device.type == 'cuda' and local >= torch.cuda.device_count():
@@ -276,7 +277,8 @@ def wrap(model: nn.Module) -> nn.Module:
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The model inside DDP: its `state_dict` has no `module.` prefix."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    ddp = isinstance(model, nn.parallel.DistributedDataParallel)
+    return model.module if ddp else model
 
 
 def epoch_shares(nodes: torch.Tensor, batch_size: int,
@@ -373,7 +375,8 @@ def shared_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]
     so that an interrupted write leaves nothing half-written).
     """
     folder = Path(folder)
-    if int(os.environ.get('LOCAL_RANK', 0)) == 0 and not (folder / 'tensors.json').is_file():
+    first = int(os.environ.get('LOCAL_RANK', 0)) == 0
+    if first and not (folder / 'tensors.json').is_file():
         partial = folder.with_name(f'{folder.name}.partial-{os.getpid()}')
         partial.mkdir(parents=True)
         tensors, shapes = build(), {}

@@ -166,8 +166,8 @@ def distributed_table(folder: Path) -> str:
     The mini-batch route on several processes: Cora's accuracy under torchrun beside one
     process's, then throughput and memory per rank on the synthetic million-node graph.
     """
-    cora = experiments_table(['cora_minibatch_seeds10', 'cora_minibatch_torchrun_seeds10'],
-                             folder)
+    cora = experiments_table(['cora_minibatch_seeds10',
+                              'cora_minibatch_torchrun_seeds10'], folder)
     record = load('synthetic_minibatch', folder)
     v = record['values']
     rows = ['| processes | targets per second | s per step | memory per rank, MiB '
@@ -183,11 +183,13 @@ def distributed_table(folder: Path) -> str:
               f"{v['rss_ratio_2_over_1']}x the resident memory per rank. "
               if 'speedup_2_over_1' in v else '')
     commands = '; '.join(f"`{run['command']}`" for _, run in sorted(v['runs'].items()))
+    batch_size = next(iter(v['runs'].values()))['batch_size']
+    machine = record['machine']
     return (cora + '\n\n' + '\n'.join(rows) + '\n\n' + ratios +
             f"{v['nodes']:,} nodes, {v['edges']:,} edges, global batches of "
-            f"{next(iter(v['runs'].values()))['batch_size']} targets, one thread per process; "
-            f"measured on {record['date']} with {commands} on {record['machine']['cpu']} "
-            f"({record['machine']['cores']} cores), PyTorch {record['versions']['torch']}.")
+            f"{batch_size} targets, one thread per process; "
+            f"measured on {record['date']} with {commands} on {machine['cpu']} "
+            f"({machine['cores']} cores), PyTorch {record['versions']['torch']}.")
 
 
 TABLES: Dict[str, Callable[[Path], str]] = {

@@ -153,8 +153,8 @@ class NeighbourSampler:
         kept in files that [several processes share](distributed.html).
         """
         if ptr.dim() != 1 or len(ptr) < 2 or ptr[-1] != len(sources):
-            raise ValueError(f'ptr must hold num_nodes + 1 offsets into sources, the last '
-                             f'len(sources) = {len(sources)}')
+            raise ValueError(f'ptr must hold num_nodes + 1 offsets into sources, '
+                             f'the last len(sources) = {len(sources)}')
         sampler = cls.__new__(cls)
         sampler.num_nodes, sampler.ptr, sampler.sources = len(ptr) - 1, ptr, sources
         sampler.in_degree = ptr.diff()
