@@ -363,3 +363,30 @@ def test_the_synthetic_graph_under_torchrun(tmp_path):
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('2 process(es), 1 thread(s) each:')
     assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['graph_3000_10_128_8_0']
+
+
+@needs_planetoid
+def test_a_killed_rank_ends_the_torchrun_job(tmp_path):
+    """Under torchrun: a process killed mid-run, and torchrun ends the job with a non-zero status."""
+    psutil = pytest.importorskip('psutil')
+    (tmp_path / 'experiments').symlink_to(REPO / 'experiments')
+    launch = subprocess.Popen(
+        [str(TORCHRUN), '--nproc-per-node', '2', '--', 'experiments/cora_minibatch.py', '--epochs', '100000',
+         '--patience', '100000', '--logs', 'runs'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path, env={**os.environ, 'OMP_NUM_THREADS': '1', 'LABML_GAT_DATA': str(PLANETOID),
+                           'PET_MASTER_PORT': str(free_port())})
+    try:
+        deadline = time.monotonic() + LIMIT
+        while not list(tmp_path.glob('runs/*/*/log.jsonl')) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)
+        workers = psutil.Process(launch.pid).children()
+        assert len(workers) == 2 and launch.poll() is None
+        workers[1].kill()
+        start = time.monotonic()
+        _, stderr = launch.communicate(timeout=LIMIT)
+        assert time.monotonic() - start < 60
+    finally:
+        launch.kill()
+    assert launch.returncode != 0
+    assert 'exitcode  : -9' in stderr and 'Root Cause' in stderr
