@@ -24,8 +24,9 @@ enough nodes to be useful (batches of 32 or 64 would leave a last batch of 12).
 On the validation set, over 5 seeds, batches of 35, 70 and 140 did equally well; 35 was the fastest
 and has the smallest batches, about 500 nodes.
 Validation and test use **every** neighbour (fanouts $-1$): the exact outputs, with the same code path.
-The validation and test nodes go through in batches of `--eval-batch-size`; on a large graph one would
-instead compute the outputs layer by layer for all nodes, which shares the work between the targets.
+The validation and test nodes go through in batches of `--eval-batch-size`; on a large graph one
+computes the outputs layer by layer for all nodes instead, which shares the work between the targets,
+as the [million-node script](synthetic_minibatch.html) does.
 Everything else (model, Adam, dropout, early stopping, the labml runs) is the Cora experiment's.
 
 ## One process or many
@@ -161,7 +162,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
     [slice](../labml_gat/distributed.html#each-rank-s-share-of-an-epoch) of every batch.
     `x` is the features of all the nodes, a sparse CSR matrix, and `y` their labels.
     Returns the mean loss and the accuracy over the training nodes, and the mean batch size in nodes
-    and edges (of this rank's slices).
+    and edges, summed over the ranks' slices.
     """
     model.train()
     n_ranks = distributed.current().world_size
@@ -187,7 +188,8 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
         n_seeds += len(seeds)
         n_nodes += len(batch.n_id)
         n_edges += batch.blocks[0].edge_index.shape[1]
-    loss_sum, correct, n_seeds = distributed.sum_over_ranks(loss_sum, correct, n_seeds)
+    loss_sum, correct, n_seeds, n_nodes, n_edges = distributed.sum_over_ranks(
+        loss_sum, correct, n_seeds, n_nodes, n_edges)
     return {'loss': loss_sum / n_seeds, 'accuracy': correct / n_seeds,
             'nodes': n_nodes / len(shares), 'edges': n_edges / len(shares)}
 
