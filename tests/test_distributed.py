@@ -331,7 +331,7 @@ def test_a_killed_or_hung_rank_ends_the_job(tmp_path, stop):
     port = free_port()
     processes = [subprocess.Popen(
         [sys.executable, str(REPO / 'experiments' / 'cora_minibatch.py'), '--data-dir', str(PLANETOID),
-         '--epochs', '100000', '--patience', '100000', '--logs', str(tmp_path / 'runs'), '--peer-timeout', '20'],
+         '--epochs', '100000', '--patience', '100000', '--logs', str(tmp_path / 'runs'), '--peer-timeout', '10'],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
         env={**os.environ, 'OMP_NUM_THREADS': '1', **job_environment(rank, 2, port)}) for rank in (0, 1)]
     try:
