@@ -246,6 +246,7 @@ def train_one_seed(settings: MiniBatchSettings, data: Planetoid, seed: int,
                           settings.share_weights)
     module = fast.speed_up(module).to(device)
     model = distributed.wrap(module)
+    distributed.own_dropout(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate,
                                  weight_decay=settings.weight_decay)
 

@@ -135,6 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         module = LeanTwoLayerGAT(s.in_features, s.classes, s.n_heads, s.n_hidden,
                                  s.dropout).to(job.device)
         model = distributed.wrap(module)
+        distributed.own_dropout(s.seed)
         optimizer = torch.optim.Adam(model.parameters(), lr=s.learning_rate)
         shares = distributed.epoch_shares(train_nodes, s.batch_size,
                                           torch.Generator().manual_seed(s.seed))

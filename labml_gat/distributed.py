@@ -25,7 +25,8 @@ Every rank holds
 * a **replica of the model** and of the optimiser's state: the same initial weights (DDP copies rank 0's
   when it wraps the model) and, since every rank applies the same averaged gradient, the same weights
   after every step;
-* its own **random stream for sampling**, and the same stream for the order of the targets.
+* its own **random streams for sampling and dropout**, and the same stream for the order of the
+  targets.
 
 Each epoch every rank shuffles the training nodes the same way, cuts the order into global batches
 of `--batch-size` targets, and takes its own slice $r$ of $N$ of every batch
@@ -323,7 +324,20 @@ def sum_over_ranks(*values: float) -> List[float]:
 
 def sample_generator(seed: int) -> torch.Generator:
     """The random stream of this rank's samples: its own for every seed and rank."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + 7919 * (_job.rank + 1))
+    return torch.Generator().manual_seed(rank_seed(seed))
+
+
+def own_dropout(seed: int) -> None:
+    """
+    After the model is built, the same on every rank, every rank but 0 reseeds PyTorch's
+    global random stream, so that the ranks draw different dropout masks.
+    """
+    if _job.rank:
+        torch.manual_seed(rank_seed(seed) + 1)
+
+
+def rank_seed(seed: int) -> int:
+    return seed * 1_000_003 + 7919 * (_job.rank + 1)
 
 
 def run_seeds(settings: Any, explicit: set, data: Any, train: Any) -> Optional[dict]:
