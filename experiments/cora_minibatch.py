@@ -24,9 +24,19 @@ enough nodes to be useful (batches of 32 or 64 would leave a last batch of 12).
 On the validation set, over 5 seeds, batches of 35, 70 and 140 did equally well; 35 was the fastest
 and has the smallest batches, about 500 nodes.
 Validation and test use **every** neighbour (fanouts $-1$): the exact outputs, with the same code path.
-The validation and test nodes go through in batches of `--eval-batch-size`; on a large graph one would
-instead compute the outputs layer by layer for all nodes, which shares the work between the targets.
+The validation and test nodes go through in batches of `--eval-batch-size`; on a large graph one
+computes the outputs layer by layer for all nodes instead, which shares the work between the targets,
+as the [million-node script](synthetic_minibatch.html) does.
 Everything else (model, Adam, dropout, early stopping, the labml runs) is the Cora experiment's.
+
+## One process or many
+
+The same script runs as one process, or as several under `torchrun`, on one machine or on many:
+each process (*rank*) trains its own slice of every batch and
+[DistributedDataParallel](../labml_gat/distributed.html) averages the gradients, so `--batch-size`
+is the size of the global batch whatever the number of processes. Evaluation is split over the
+ranks too, and only rank 0 prints and writes. The [distributed chapter](../labml_gat/distributed.html)
+explains what each rank holds and what they exchange.
 
 ## Usage
 
@@ -34,7 +44,11 @@ Everything else (model, Adam, dropout, early stopping, the labml runs) is the Co
 python experiments/cora_minibatch.py                         # one seed
 python experiments/cora_minibatch.py --seeds 10              # mean and std over 10 seeds
 python experiments/cora_minibatch.py --fanouts 5 5 --batch-size 70
+torchrun --nproc-per-node 2 -- experiments/cora_minibatch.py --seeds 10 --logs runs
 ```
+
+Under torchrun the seeds run one after another, each trained by all the processes; `--jobs` is
+refused. The `--` keeps torchrun from reading the script's flags as abbreviations of its own.
 
 Every flag of `experiments/cora.py` except `--impl` and `--fast` works here too.
 Each seed is a labml run in
@@ -52,14 +66,14 @@ import torch
 from labml import monit, tracker
 from torch import nn
 
-from labml_gat import fast
+from labml_gat import distributed, fast
 from labml_gat.datasets import Planetoid, load_planetoid
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.model import TwoLayerGAT
 from labml_gat.sampling import Block, NeighbourSampler
-from labml_gat.seeds import format_summary, run_seeds
+from labml_gat.seeds import format_summary
 from labml_gat.settings import UsageError, command, setting
-from labml_gat.training import EarlyStopping, NodeClassificationSettings, accuracy
+from labml_gat.training import EarlyStopping, NodeClassificationSettings
 
 # The edge-list layer for each `--layer`: a block is an edge list
 LAYERS = {'gatv2': EdgeGraphAttentionV2Layer, 'gat': EdgeGraphAttentionLayer}
@@ -81,6 +95,8 @@ class MiniBatchSettings(NodeClassificationSettings):
     batch_size: int = setting(35, 'training nodes per batch: Cora\'s 140 in 4 batches')
     eval_batch_size: int = setting(500, 'validation or test nodes per batch, '
                                         'all neighbours')
+    peer_timeout: int = setting(300, 'under torchrun: seconds a process waits for the '
+                                     'others before the job ends')
 
     def check(self) -> None:
         super().check()
@@ -91,10 +107,11 @@ class MiniBatchSettings(NodeClassificationSettings):
             raise UsageError(f'--fanouts must be -1 (all neighbours) or at least 1 each, '
                              f'got {self.fanouts}; '
                              f'0 would train on the nodes alone, without the graph')
-        for name in ('batch_size', 'eval_batch_size'):
+        for name in ('batch_size', 'eval_batch_size', 'peer_timeout'):
             if getattr(self, name) < 1:
                 raise UsageError(f'--{name.replace("_", "-")} must be at least 1, '
                                  f'got {getattr(self, name)}')
+        distributed.check_settings(self)
 
     def experiment_name(self) -> str:
         return f'{self.dataset}_{self.layer}_minibatch'
@@ -133,41 +150,48 @@ class MiniBatchGAT(TwoLayerGAT):
         return self.output((h, h[:blocks[1].n_dst]), blocks[1].edge_index)
 
 
-def train_epoch(model: MiniBatchGAT, optimizer: torch.optim.Optimizer,
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
                 sampler: NeighbourSampler, x: torch.Tensor, y: torch.Tensor,
                 train_nodes: torch.Tensor, settings: MiniBatchSettings,
-                generator: torch.Generator) -> dict:
+                order: torch.Generator, samples: torch.Generator) -> dict:
     """
     ## Training one epoch
 
-    The training nodes in a new random order, one optimiser step per batch.
+    The training nodes in a new random order drawn by `order`, one optimiser step per batch,
+    the neighbours drawn by `samples`. This rank trains its
+    [slice](../labml_gat/distributed.html#each-rank-s-share-of-an-epoch) of every batch.
     `x` is the features of all the nodes, a sparse CSR matrix, and `y` their labels.
-    Returns the mean loss and the accuracy over the training nodes, and the mean batch size in nodes and edges.
+    Returns the mean loss and the accuracy over the training nodes, and the mean batch size in nodes
+    and edges, summed over the ranks' slices.
     """
     model.train()
+    n_ranks = distributed.current().world_size
     # Sums over the epoch's batches
-    loss_sum = correct = n_nodes = n_edges = 0
-    # The training nodes shuffled and cut into batches of seeds
-    batches = (train_nodes[torch.randperm(len(train_nodes), generator=generator)]
-               .split(settings.batch_size))
-    for seeds in batches:
-        batch = sampler.sample(seeds, settings.fanouts, generator).to(x.device)
+    loss_sum = correct = n_seeds = n_nodes = n_edges = 0
+    shares = distributed.epoch_shares(train_nodes, settings.batch_size, order)
+    for seeds, global_size in shares:
+        batch = sampler.sample(seeds, settings.fanouts, samples).to(x.device)
         # The seeds' labels: the seeds are the first `batch_size` nodes of the batch
         labels = y[batch.n_id[:batch.batch_size]]
-        # One optimiser step on the seeds' loss, reading only the rows `n_id` of the features
+        # One optimiser step, reading only the rows `n_id` of the features. The loss is the sum over
+        # this rank's seeds, over the global batch, times the number of ranks: DDP's average of the
+        # ranks' gradients is then the gradient of the mean loss of the global batch
         optimizer.zero_grad()
         logits = model(fast.csr_rows(x, batch.n_id), batch.blocks)
-        loss = nn.functional.cross_entropy(logits, labels)
-        loss.backward()
+        loss = nn.functional.cross_entropy(logits, labels, reduction='sum')
+        (loss * n_ranks / global_size).backward()
         optimizer.step()
         # Track the loss and the size of the batch
-        tracker.add({'loss.train': loss, 'batch.nodes': len(batch.n_id)})
-        loss_sum += loss.item() * len(seeds)
+        tracker.add({'loss.train': loss / len(seeds), 'batch.nodes': len(batch.n_id)})
+        loss_sum += loss.item()
         correct += (logits.argmax(dim=-1) == labels).sum().item()
+        n_seeds += len(seeds)
         n_nodes += len(batch.n_id)
         n_edges += batch.blocks[0].edge_index.shape[1]
-    return {'loss': loss_sum / len(train_nodes), 'accuracy': correct / len(train_nodes),
-            'nodes': n_nodes / len(batches), 'edges': n_edges / len(batches)}
+    loss_sum, correct, n_seeds, n_nodes, n_edges = distributed.sum_over_ranks(
+        loss_sum, correct, n_seeds, n_nodes, n_edges)
+    return {'loss': loss_sum / n_seeds, 'accuracy': correct / n_seeds,
+            'nodes': n_nodes / len(shares), 'edges': n_edges / len(shares)}
 
 
 @torch.no_grad()
@@ -178,28 +202,35 @@ def evaluate(model: MiniBatchGAT, sampler: NeighbourSampler, x: torch.Tensor,
     ## Evaluation
 
     The loss and accuracy on `nodes`, without dropout and with all their neighbours, in batches.
+    Each rank evaluates its slice of `nodes`; the sums of the losses and of the correct nodes are
+    added over the ranks, so every rank gets the same numbers.
     """
     model.eval()
-    # The class scores of `nodes`, batch by batch, in the order of `nodes`
-    logits = torch.cat([model(fast.csr_rows(x, batch.n_id), batch.blocks)
-                        for batch in (sampler.sample(seeds, ALL_NEIGHBOURS).to(x.device)
-                                      for seeds in nodes.split(batch_size))])
-    labels = y[nodes.to(x.device)]
-    return nn.functional.cross_entropy(logits, labels).item(), accuracy(logits, labels)
+    loss_sum = correct = 0
+    for seeds in distributed.share(nodes).split(batch_size):
+        batch = sampler.sample(seeds, ALL_NEIGHBOURS).to(x.device)
+        logits = model(fast.csr_rows(x, batch.n_id), batch.blocks)
+        labels = y[seeds.to(x.device)]
+        loss_sum += nn.functional.cross_entropy(logits, labels, reduction='sum').item()
+        correct += (logits.argmax(dim=-1) == labels).sum().item()
+    loss_sum, correct = distributed.sum_over_ranks(loss_sum, correct)
+    return loss_sum / len(nodes), correct / len(nodes)
 
 
 def train_one_seed(settings: MiniBatchSettings, data: Planetoid, seed: int,
-                   checkpoint: Path) -> Tuple[dict, MiniBatchGAT]:
+                   checkpoint: Optional[Path]) -> Tuple[dict, MiniBatchGAT]:
     """
     ## Training one seed
 
     As in the Cora experiment: validation after every epoch, early stopping, and one test of the
-    weights of the best epoch. One generator draws the batches and the samples, so a seed fixes both.
+    weights of the best epoch. The seed fixes the initial weights, the dropout, the order of the
+    targets (the same on every rank) and the samples (each rank draws its own).
+    Under torchrun every rank runs this; only rank 0 has a `checkpoint` to write.
     """
-    # The seed fixes the initial weights and dropout, and the generator the batches and samples
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    device = torch.device(settings.device)
+    order = torch.Generator().manual_seed(seed)
+    samples = distributed.sample_generator(seed)
+    device = distributed.device(settings.device)
     sampler = NeighbourSampler(data.edge_index, data.num_nodes)
     # The features as a sparse CSR matrix; the sampler keeps its own lists of in-neighbours
     x = fast.to_sparse_csr(data.x).to(device)
@@ -209,11 +240,13 @@ def train_one_seed(settings: MiniBatchSettings, data: Planetoid, seed: int,
              (('train', data.train_mask), ('valid', data.val_mask),
               ('test', data.test_mask))}
 
-    # The model and its optimiser, as in the Cora experiment
-    model = MiniBatchGAT(LAYERS[settings.layer], data.num_features, data.num_classes,
-                         settings.n_heads, settings.n_hidden, settings.dropout,
-                         settings.share_weights)
-    model = fast.speed_up(model).to(device)
+    # The model and its optimiser, as in the Cora experiment; DDP averages the gradients
+    module = MiniBatchGAT(LAYERS[settings.layer], data.num_features, data.num_classes,
+                          settings.n_heads, settings.n_hidden, settings.dropout,
+                          settings.share_weights)
+    module = fast.speed_up(module).to(device)
+    model = distributed.wrap(module)
+    distributed.own_dropout(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate,
                                  weight_decay=settings.weight_decay)
 
@@ -223,8 +256,8 @@ def train_one_seed(settings: MiniBatchSettings, data: Planetoid, seed: int,
     start = time.perf_counter()
     for epoch in monit.loop(settings.epochs):
         train = train_epoch(model, optimizer, sampler, x, y, nodes['train'], settings,
-                            generator)
-        val_loss, val_acc = evaluate(model, sampler, x, y, nodes['valid'],
+                            order, samples)
+        val_loss, val_acc = evaluate(module, sampler, x, y, nodes['valid'],
                                      settings.eval_batch_size)
         tracker.save(epoch, {'accuracy.train': train['accuracy'],
                              'loss.valid': val_loss, 'accuracy.valid': val_acc})
@@ -233,24 +266,25 @@ def train_one_seed(settings: MiniBatchSettings, data: Planetoid, seed: int,
         batch_nodes.append(train['nodes'])
         batch_edges.append(train['edges'])
 
-        # Keep the weights of the best epoch so far, and stop when patience runs out
-        if early_stopping.update(epoch, model, val_acc, val_loss):
+        # Keep the weights of the best epoch so far, and stop when patience runs out:
+        # the numbers are the same on every rank, so every rank stops at the same epoch
+        if early_stopping.update(epoch, module, val_acc, val_loss):
             break
     seconds = time.perf_counter() - start
 
     # Test the best weights, as saved to and loaded back from the checkpoint
-    early_stopping.restore_best(model, checkpoint)
+    early_stopping.restore_best(module, checkpoint)
     result = {'seed': seed, 'best_epoch': early_stopping.best_epoch, 'epochs': epoch + 1,
               'seconds': round(seconds, 2), 'checkpoint': str(checkpoint),
-              'val_accuracy': evaluate(model, sampler, x, y, nodes['valid'],
+              'val_accuracy': evaluate(module, sampler, x, y, nodes['valid'],
                                        settings.eval_batch_size)[1],
-              'test_accuracy': evaluate(model, sampler, x, y, nodes['test'],
+              'test_accuracy': evaluate(module, sampler, x, y, nodes['test'],
                                         settings.eval_batch_size)[1],
               'nodes_per_batch': round(statistics.fmean(batch_nodes), 1),
               'edges_per_batch': round(statistics.fmean(batch_edges), 1),
               'history': history}
     tracker.save(epoch + 1, {'accuracy.test': result['test_accuracy']})
-    return result, model
+    return result, module
 
 
 def check_blocks(x: torch.Tensor, blocks: List[Block]) -> None:
@@ -286,14 +320,19 @@ def report(summary: dict, data: Planetoid) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     """## From the command line"""
-    settings, explicit = MiniBatchSettings.from_command_line(
-        argv, 'Train a two-layer GATv2 (or GAT) on Cora or CiteSeer with '
-              'neighbour-sampled mini-batches.')
-    data = load_planetoid(settings.dataset, settings.data_dir)
-    summary = run_seeds(settings, explicit, data, train_one_seed)
-    print(report(summary, data))
-    if settings.summary_json:
-        Path(settings.summary_json).write_text(json.dumps(summary, indent=2))
+    distributed.quiet_unless_main()
+    with distributed.checks_said_once():
+        settings, explicit = MiniBatchSettings.from_command_line(
+            argv, 'Train a two-layer GATv2 (or GAT) on Cora or CiteSeer with '
+                  'neighbour-sampled mini-batches, in one process or under torchrun.')
+        data = load_planetoid(settings.dataset, settings.data_dir)
+    with distributed.job(settings.device, settings.peer_timeout):
+        # Rank 0 gets the summary; the other ranks `None`
+        summary = distributed.run_seeds(settings, explicit, data, train_one_seed)
+    if summary is not None:
+        print(report(summary, data))
+        if settings.summary_json:
+            Path(settings.summary_json).write_text(json.dumps(summary, indent=2))
     return summary
 
 

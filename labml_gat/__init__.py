@@ -5,7 +5,8 @@ Annotated Graph Attention Networks. The tutorial: the dense GATv2 layer (`labml_
 the original GAT layer (`labml_gat.gat`) to contrast static with dynamic attention, their
 edge-list twins (`labml_gat.edges`) and the two-layer model of the GAT paper
 (`labml_gat.model`). Around it: the Planetoid loader (`datasets`), the speed-ups (`fast`),
-neighbour sampling (`sampling`), many seeds side by side (`seeds`), the experiments' settings
+neighbour sampling (`sampling`), many processes and machines with torchrun (`distributed`),
+many seeds side by side (`seeds`), the experiments' settings
 and training helpers (`settings`, `training`) and the recorded results (`results`).
 The pages of the site are made by the package `sidebyside`, which knows nothing of this one.
 

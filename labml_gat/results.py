@@ -175,12 +175,44 @@ def experiment_result(name: str, folder: Path) -> str:
             f"{duration(v['wall_seconds'])} of wall-clock time. {provenance(r)}")
 
 
+def distributed_table(folder: Path) -> str:
+    """
+    The mini-batch route on several processes: Cora's accuracy under torchrun beside one
+    process's, then throughput and memory per rank on the synthetic million-node graph.
+    """
+    cora = experiments_table(['cora_minibatch_seeds10',
+                              'cora_minibatch_torchrun_seeds10'], folder)
+    record = load('synthetic_minibatch', folder)
+    v = record['values']
+    rows = ['| processes | targets per second | s per step | memory per rank, MiB '
+            '(resident / proportional / private) | load average (start, end) |',
+            '|---:|---:|---:|---|---|']
+    for _, run in sorted(v['runs'].items()):
+        memory = ', '.join(f"{m['rss']} / {m['pss']} / {m['private']}"
+                           for m in run['memory_mib_per_rank'])
+        rows.append(f"| {run['processes']} | {run['targets_per_second']:.0f} | "
+                    f"{run['step_seconds']:.2f} | {memory} | "
+                    f"{', '.join(map(str, run['load_average']))} |")
+    ratios = (f"Two processes against one: {v['speedup_2_over_1']}x the throughput, "
+              f"{v['rss_ratio_2_over_1']}x the resident memory per rank. "
+              if 'speedup_2_over_1' in v else '')
+    commands = '; '.join(f"`{run['command']}`" for _, run in sorted(v['runs'].items()))
+    batch_size = next(iter(v['runs'].values()))['batch_size']
+    machine = record['machine']
+    return (cora + '\n\n' + '\n'.join(rows) + '\n\n' + ratios +
+            f"{v['nodes']:,} nodes, {v['edges']:,} edges, global batches of "
+            f"{batch_size} targets, one thread per process; "
+            f"measured on {record['date']} with {commands} on {machine['cpu']} "
+            f"({machine['cores']} cores), PyTorch {record['versions']['torch']}.")
+
+
 TABLES: Dict[str, Callable[[Path], str]] = {
     'quickstart': quickstart_table,
     'dictionary_lookup': lookup_sweep_table,
     'cora': lambda folder: experiments_table(['cora_seeds10', 'cora_minibatch_seeds10'],
                                              folder),
     'benchmark': benchmark_table,
+    'distributed': distributed_table,
 }
 
 # Results a page states in a sentence (`fill`)

@@ -145,6 +145,21 @@ class NeighbourSampler:
         self.in_degree = torch.bincount(dst, minlength=num_nodes)
         self.ptr = torch.cat([self.in_degree.new_zeros(1), self.in_degree.cumsum(0)])
 
+    @classmethod
+    def from_csr(cls, ptr: torch.Tensor, sources: torch.Tensor) -> 'NeighbourSampler':
+        """
+        The sampler of lists of in-neighbours made before, `sources[ptr[i]:ptr[i + 1]]` for
+        node $i$ and no self loops: for instance `self.ptr` and `self.sources` of a sampler,
+        kept in files that [several processes share](distributed.html).
+        """
+        if ptr.dim() != 1 or len(ptr) < 2 or ptr[-1] != len(sources):
+            raise ValueError(f'ptr must hold num_nodes + 1 offsets into sources, '
+                             f'the last len(sources) = {len(sources)}')
+        sampler = cls.__new__(cls)
+        sampler.num_nodes, sampler.ptr, sampler.sources = len(ptr) - 1, ptr, sources
+        sampler.in_degree = ptr.diff()
+        return sampler
+
     def sample(self, seeds: torch.Tensor, fanouts: List[int],
                generator: Optional[torch.Generator] = None) -> MiniBatch:
         """

@@ -181,9 +181,12 @@ def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None
     `UsageError` and a missing or corrupt data file (`labml_gat.datasets.MissingDataError`,
     `DataFileError`) end with
     their message and exit status 2; Ctrl-C and `SIGTERM` end with status 130 and 143, after labml
-    has marked the run as interrupted. Anything else is a bug and keeps its traceback.
+    has marked the run as interrupted. A process of a [distributed job](distributed.html) whose
+    peer failed (`LostPeer`) ends with one line and status 1.
+    Anything else is a bug and keeps its traceback.
     """
     from labml_gat.datasets import DataFileError, MissingDataError
+    from labml_gat.distributed import LostPeer
 
     def run() -> None:
         signal.signal(signal.SIGTERM, _interrupt)
@@ -192,6 +195,9 @@ def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None
         except (UsageError, DataFileError, MissingDataError) as error:
             print(f'{prog()}: error: {error}', file=sys.stderr)
             sys.exit(2)
+        except LostPeer as error:
+            print(f'{prog()}: error: {error}', file=sys.stderr)
+            sys.exit(1)
         except KeyboardInterrupt:
             print(f'{prog()}: stopped', file=sys.stderr)
             sys.exit(143 if _terminated else 130)

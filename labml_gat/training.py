@@ -153,9 +153,13 @@ class EarlyStopping:
             self.best_state = copy.deepcopy(model.state_dict())
         return stop
 
-    def restore_best(self, model: nn.Module, checkpoint: Path) -> None:
+    def restore_best(self, model: nn.Module, checkpoint: Optional[Path]) -> None:
         """Save the best weights to `checkpoint` and load them into `model` from the file,
-        with `weights_only=True`: what is tested is what was saved."""
+        with `weights_only=True`: what is tested is what was saved. Without a `checkpoint`
+        (a process other than rank 0 of a distributed job), load them from memory."""
+        if checkpoint is None:
+            model.load_state_dict(self.best_state)
+            return
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         torch.save(self.best_state, checkpoint)
         device = next(model.parameters()).device

@@ -37,6 +37,7 @@ ANNOTATED = {
     'labml_gat/training.html': 'labml_gat/training.py',
     'labml_gat/seeds.html': 'labml_gat/seeds.py',
     'labml_gat/sampling.html': 'labml_gat/sampling.py',
+    'labml_gat/distributed.html': 'labml_gat/distributed.py',
     'labml_gat/settings.html': 'labml_gat/settings.py',
     'labml_gat/results.html': 'labml_gat/results.py',
     'labml_gat/runs.html': 'labml_gat/runs.py',
@@ -44,6 +45,7 @@ ANNOTATED = {
     'sidebyside/index.html': 'sidebyside/__init__.py',
     'experiments/cora.html': 'experiments/cora.py',
     'experiments/cora_minibatch.html': 'experiments/cora_minibatch.py',
+    'experiments/synthetic_minibatch.html': 'experiments/synthetic_minibatch.py',
     'experiments/dictionary_lookup.html': 'experiments/dictionary_lookup.py',
     'experiments/benchmark.html': 'experiments/benchmark.py',
 }

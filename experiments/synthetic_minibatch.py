@@ -1,0 +1,234 @@
+r"""
+---
+title: The mini-batch route on a graph of a million nodes
+summary: >
+  The distributed mini-batch route with the lean layers on the benchmark's synthetic graph of a
+  million nodes and eleven million edges: throughput and memory per process for one process and
+  several, one shared copy of the graph per machine, and layer-by-layer evaluation.
+---
+
+# A million nodes, several processes
+
+Cora's 2,708 nodes fit anywhere; this script runs the [mini-batch route](cora_minibatch.html) where
+the graph matters: the [benchmark's](benchmark.html) random graph of $N = 10^6$ nodes with 10
+random in-edges and a self loop each (11 million edges) and 128 features per node, with the
+[memory-lean two-layer model](../labml_gat/lean.html). It measures what
+[data parallelism](../labml_gat/distributed.html) buys: the targets trained per second by one
+process and by several, each with one thread, on the same global batches, and the memory of each.
+
+The task is made so that the graph matters: the class of a node is the one of its first $C$
+features that is largest on average over its in-neighbours. One process, or several:
+
+```bash
+OMP_NUM_THREADS=1 python experiments/synthetic_minibatch.py --record
+OMP_NUM_THREADS=1 torchrun --nproc-per-node 2 -- experiments/synthetic_minibatch.py --record
+```
+
+The first run on a machine writes the graph, the features and the labels to files in `--cache`
+(about 0.6 GB); every process of the machine maps the same files
+([one copy per machine](../labml_gat/distributed.html#one-copy-of-the-graph-per-machine)).
+It trains `--steps` global batches after `--warmup` more, then evaluates the validation nodes
+[layer by layer](../labml_gat/distributed.html#evaluation-on-all-nodes-layer-by-layer).
+With `--record`, rank 0 adds its numbers to `experiments/results/synthetic_minibatch.json`,
+one entry per number of processes.
+"""
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import torch
+import torch.distributed as dist
+from labml import lab
+from torch import nn
+
+from labml_gat import distributed, results
+from labml_gat.benchmarking import random_graph
+from labml_gat.lean import LeanTwoLayerGAT
+from labml_gat.sampling import NeighbourSampler
+from labml_gat.settings import Settings, UsageError, check_at_least, command, setting
+
+
+@dataclass
+class SyntheticSettings(Settings):
+    """## Settings"""
+    nodes: int = setting(1_000_000, 'nodes N of the random graph')
+    degree: int = setting(10, 'random in-edges per node, besides its self loop')
+    in_features: int = setting(128, 'features per node')
+    classes: int = setting(8, 'classes C')
+    n_heads: int = setting(8, 'attention heads K of the first layer')
+    n_hidden: int = setting(8, "features F' per head of the first layer")
+    dropout: float = setting(0.6, "dropout on the layers' inputs and attention")
+    learning_rate: float = setting(0.005, "Adam's learning rate")
+    fanouts: List[int] = setting([10, 10], 'neighbours sampled per node at hop 1 and 2')
+    batch_size: int = setting(1024, 'target nodes per global batch, over all processes')
+    steps: int = setting(20, 'training steps measured')
+    warmup: int = setting(2, 'training steps before the measured ones')
+    eval_nodes: int = setting(10_000, 'validation nodes, evaluated layer by layer')
+    eval_batch_size: int = setting(20_000, 'target nodes per batch of the evaluation')
+    seed: int = setting(0, 'the seed of the graph, the weights and the batches')
+    threads: int = setting(1, 'PyTorch threads per process')
+    device: str = setting('cpu', 'cpu or cuda (one GPU per process under torchrun)')
+    cache: Optional[str] = setting(None, "folder for the graph's files "
+                                         "(default: labml's data folder)")
+    peer_timeout: int = setting(600, 'under torchrun: seconds a process waits for the '
+                                     'others before the job ends')
+    record: bool = setting(False, 'add the numbers to experiments/results/'
+                                  'synthetic_minibatch.json')
+
+    def check(self) -> None:
+        super().check()
+        check_at_least(self, 1, ('nodes', 'degree', 'in_features', 'n_heads', 'n_hidden',
+                                 'batch_size', 'steps', 'eval_nodes', 'eval_batch_size',
+                                 'threads', 'peer_timeout'))
+        check_at_least(self, 2, ('classes',))
+        check_at_least(self, 0, ('warmup', 'seed'))
+        if self.classes > self.in_features:
+            raise UsageError(f'--classes {self.classes} needs as many features, '
+                             f'got --in-features {self.in_features}')
+        if self.eval_nodes >= self.nodes:
+            raise UsageError(f'--eval-nodes must be fewer than the {self.nodes} nodes')
+        if len(self.fanouts) != 2 or any(f == 0 or f < -1 for f in self.fanouts):
+            raise UsageError(f'--fanouts needs two numbers, -1 or at least 1 each, '
+                             f'got {self.fanouts}')
+        distributed.check_settings(self)
+
+
+def build_graph(s: SyntheticSettings) -> dict:
+    """
+    ## The graph, its features and its labels
+
+    The in-neighbour lists of the [sampler](../labml_gat/sampling.html), the features, and the
+    class of every node: the largest of its in-neighbours' mean first $C$ features.
+    """
+    x, edge_index = random_graph(s.nodes, s.degree, s.in_features, s.seed)
+    sampler = NeighbourSampler(edge_index, s.nodes)
+    src, dst = edge_index
+    mean = torch.zeros(s.nodes, s.classes).index_add_(0, dst, x[src, :s.classes])
+    return {'ptr': sampler.ptr, 'sources': sampler.sources, 'x': x,
+            'y': mean.argmax(dim=1)}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """## Training and measuring"""
+    distributed.quiet_unless_main()
+    with distributed.checks_said_once():
+        s, _ = SyntheticSettings.from_command_line(
+            argv, 'The distributed mini-batch route on a random graph of a million '
+                  'nodes.')
+    torch.set_num_threads(s.threads)
+    cache = Path(s.cache or lab.get_data_path() / 'synthetic')
+    folder = cache / f'graph_{s.nodes}_{s.degree}_{s.in_features}_{s.classes}_{s.seed}'
+    load = os.getloadavg()[0]
+    with distributed.job(s.device, s.peer_timeout) as job:
+        data = distributed.shared_tensors(folder, lambda: build_graph(s))
+        sampler = NeighbourSampler.from_csr(data['ptr'], data['sources'])
+        x, y = data['x'], data['y']
+        # The last `eval_nodes` of a random order are the validation nodes
+        order = torch.randperm(s.nodes, generator=torch.Generator().manual_seed(s.seed))
+        train_nodes, val_nodes = order[:-s.eval_nodes], order[-s.eval_nodes:]
+
+        torch.manual_seed(s.seed)
+        module = LeanTwoLayerGAT(s.in_features, s.classes, s.n_heads, s.n_hidden,
+                                 s.dropout).to(job.device)
+        model = distributed.wrap(module)
+        distributed.own_dropout(s.seed)
+        optimizer = torch.optim.Adam(model.parameters(), lr=s.learning_rate)
+        shares = distributed.epoch_shares(train_nodes, s.batch_size,
+                                          torch.Generator().manual_seed(s.seed))
+        samples = distributed.sample_generator(s.seed)
+
+        # Training steps, the last `steps` of them timed, all ranks together
+        model.train()
+        for step, (seeds, global_size) in enumerate(shares[:s.warmup + s.steps]):
+            if step == s.warmup:
+                barrier()
+                start = time.perf_counter()
+            batch = sampler.sample(seeds, s.fanouts, samples).to(job.device)
+            logits = model(x[batch.n_id].to(job.device),
+                           [block.edge_index for block in batch.blocks])
+            labels = y[seeds].to(job.device)
+            loss = nn.functional.cross_entropy(logits[:len(seeds)], labels,
+                                               reduction='sum')
+            optimizer.zero_grad()
+            (loss * job.world_size / global_size).backward()
+            optimizer.step()
+        barrier()
+        seconds = time.perf_counter() - start
+        memory = gather(distributed.memory())
+
+        # Validation, layer by layer
+        start = time.perf_counter()
+        mine, scores = distributed.layer_by_layer(module, sampler, x, val_nodes,
+                                                  s.eval_batch_size)
+        correct, = distributed.sum_over_ranks(
+            (scores.argmax(dim=1).cpu() == y[mine]).sum().item())
+        eval_seconds = time.perf_counter() - start
+
+    if not job.is_main:
+        return
+    mib = [{kind: round(value / 2 ** 20) for kind, value in m.items()} for m in memory]
+    values = {'processes': job.world_size, 'threads': s.threads,
+              'targets_per_second': round(s.steps * s.batch_size / seconds, 1),
+              'step_seconds': round(seconds / s.steps, 3), 'steps': s.steps,
+              'batch_size': s.batch_size, 'memory_mib_per_rank': mib,
+              'eval_seconds': round(eval_seconds, 1),
+              'val_accuracy_after_steps': round(correct / s.eval_nodes, 4),
+              'load_average': [round(load, 1), round(os.getloadavg()[0], 1)],
+              'command': command_line(argv, job.world_size)}
+    print(f"{job.world_size} process(es), {s.threads} thread(s) each: "
+          f"{values['targets_per_second']} targets/s, {values['step_seconds']} s a step; "
+          f"memory per rank (MiB): {mib}; layer-by-layer validation of "
+          f"{s.eval_nodes} nodes in {values['eval_seconds']} s")
+    if s.record:
+        print(f'recorded in {record(values, s)}')
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def gather(value: dict) -> list:
+    """Every rank's `value`, on every rank."""
+    if not dist.is_initialized():
+        return [value]
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def command_line(argv: Optional[Sequence[str]], processes: int) -> str:
+    """The command that ran this, as the page shows it."""
+    args = ' '.join(sys.argv[1:] if argv is None else argv)
+    launch = ('python' if not distributed.launched()
+              else f'torchrun --nproc-per-node {processes} --')
+    return f'OMP_NUM_THREADS=1 {launch} experiments/synthetic_minibatch.py {args}'.strip()
+
+
+def record(values: dict, s: SyntheticSettings) -> Path:
+    """
+    The record keeps one entry per number of processes, so that the runs with one and with two
+    processes, made by two commands, are read side by side, with the ratio of their throughputs.
+    """
+    name = 'synthetic_minibatch'
+    path = results.RESULTS / f'{name}.json'
+    runs = results.load(name)['values']['runs'] if path.is_file() else {}
+    runs[str(values['processes'])] = values
+    summary = {'runs': runs, 'nodes': s.nodes, 'edges': s.nodes * (s.degree + 1)}
+    if '1' in runs and '2' in runs:
+        one, two = runs['1'], runs['2']
+        summary['speedup_2_over_1'] = round(
+            two['targets_per_second'] / one['targets_per_second'], 2)
+        summary['rss_ratio_2_over_1'] = round(
+            max(m['rss'] for m in two['memory_mib_per_rank'])
+            / one['memory_mib_per_rank'][0]['rss'], 2)
+    commands = ' ; '.join(run['command'] for _, run in sorted(runs.items()))
+    return results.record(name, commands, summary)
+
+
+if __name__ == '__main__':
+    command(main)()

@@ -1,0 +1,459 @@
+r"""
+---
+title: Data parallelism on graphs with torch.distributed
+summary: >
+  The mini-batch route on several processes and machines with torchrun and
+  DistributedDataParallel: what each rank holds, what is exchanged per step (gradients only),
+  one shared copy of the graph per machine, and where replicating the graph stops scaling.
+---
+
+# Data parallelism on graphs
+
+The [mini-batch experiment](../experiments/cora_minibatch.html) trains on batches of target nodes
+with [sampled neighbourhoods](sampling.html). A step needs the rows `x[n_id]` of the features and the
+sampled edges of its own batch, nothing else. That makes it **data parallel** the same way image
+classifiers are: $N$ processes (*ranks*) each take their own share of every batch, compute the
+gradient of their share, and average the gradients before the optimiser's step. This module is the
+machinery for that; the experiment script calls it and runs unchanged as one process or as many.
+
+## What each rank holds, and what is exchanged
+
+Every rank holds
+
+* the **whole graph and all the features**, read-only: the [sampler's](sampling.html) in-neighbour
+  lists and `x`. Ranks on one machine share one copy ([below](#one-copy-of-the-graph-per-machine));
+* a **replica of the model** and of the optimiser's state: the same initial weights (DDP copies rank 0's
+  when it wraps the model) and, since every rank applies the same averaged gradient, the same weights
+  after every step;
+* its own **random streams for sampling and dropout**, and the same stream for the order of the
+  targets.
+
+Each epoch every rank shuffles the training nodes the same way, cuts the order into global batches
+of `--batch-size` targets, and takes its own slice $r$ of $N$ of every batch
+([`epoch_shares`](#each-rank-s-share-of-an-epoch)). So the ranks train on disjoint targets, have the
+same number of steps (no rank waits forever at a step the others never take), and together see every
+training node once per epoch. Each rank samples the blocks of its own slice and runs forward and
+backward on them. Then
+[`DistributedDataParallel`](https://pytorch.org/docs/stable/notes/ddp.html) (DDP) **averages the
+gradients** over the ranks with an all-reduce, overlapping it with the backward pass. That is the
+only exchange of a training step: one gradient of the model's parameters, as many numbers as the
+model has weights, whatever the size of the graph. No features, no hidden vectors, no edges cross
+between ranks.
+
+With the loss of a rank's slice written as a sum over its targets divided by the size $B$ of the
+global batch, times $N$,
+$$\frac{1}{N} \sum_{r=1}^{N} \frac{N}{B} \sum_{i \in \text{slice}_r} \ell_i
+= \frac{1}{B} \sum_{i \in \text{batch}} \ell_i ,$$
+DDP's average is exactly the gradient of one process's mean loss over the global batch, even when
+the slices differ by a node. With dropout off and all neighbours kept, $N$ processes therefore take
+the same steps as one (up to float rounding), which `tests/test_distributed.py` checks.
+
+Evaluation is split the same way: each rank evaluates its slice of the validation or test nodes, and
+one all-reduce sums the losses and the counts of correct nodes ([`sum_over_ranks`](#sums-over-the-ranks)).
+Early stopping decides on those global numbers, so every rank stops at the same epoch.
+Only rank 0 creates the labml run, prints, and writes checkpoints and summaries.
+
+## Where this stops scaling
+
+Replicating the graph is what keeps this simple: any rank can sample any neighbourhood from its own
+memory, with no communication. It stops working when the graph and its features no longer fit in
+one machine's memory; on one machine the ranks share one copy, so the limit is the memory of a
+machine, not of a process. Beyond that the graph must be **partitioned**: each machine keeps a part
+of the nodes, their features and edges, and sampling fetches remote neighbourhoods and feature rows
+over the network. That is what `torch_geometric.distributed` and DistDGL do; this project does not.
+Until then, more ranks buy throughput (more targets per second), not capacity.
+
+## Commands
+
+One machine, two processes:
+```bash
+torchrun --nproc-per-node 2 -- experiments/cora_minibatch.py --logs runs
+```
+Two machines (or two launches on one machine, with `127.0.0.1` as `HOST`), one on each:
+```bash
+torchrun --nnodes 2 --nproc-per-node 1 --node-rank 0 --rdzv-backend c10d \
+    --rdzv-endpoint HOST:29400 -- experiments/cora_minibatch.py
+torchrun --nnodes 2 --nproc-per-node 1 --node-rank 1 --rdzv-backend c10d \
+    --rdzv-endpoint HOST:29400 -- experiments/cora_minibatch.py
+```
+The `--` ends torchrun's own options. torchrun reads every option of the command line, its
+script's too, and accepts abbreviations of its own: without `--`, `--logs` stops it
+(`ambiguous option: --logs could match --logs-specs, --logs_specs`).
+The backend follows `--device`: gloo on the CPU, NCCL on CUDA with one GPU per process, chosen by
+`LOCAL_RANK`. Only the gloo path has run here: the machine of the records has no GPU, so the NCCL
+path is untested.
+
+## When a process fails
+
+A mistake in the settings or missing data is found before any process group starts, and said once
+per machine ([`checks_said_once`](#settings-that-do-not-mix-with-several-processes)); the process
+exits with status 2. A process that dies mid-run closes its connections, and one that hangs stops
+answering: the others' next collective fails at once, or after `--peer-timeout` seconds, and they
+end with one line, `another process of the job failed or stopped answering`, and status 1.
+torchrun itself, seeing a process fail, stops the others and prints its own report of the failure
+(with a traceback of torchrun's own code), naming the rank that failed first and its exit status.
+"""
+
+import datetime
+import json
+import math
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from labml_gat.settings import UsageError
+
+# The environment variables torchrun sets for every process it starts
+ENVIRONMENT = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
+
+
+class LostPeer(RuntimeError):
+    """Another process of the job failed, was stopped, or did not answer in time."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """
+    ## The job
+
+    This process's place in the job: its `rank` among `world_size` processes, and its `device`.
+    A plain `python script.py` is the job of one process, rank 0, without `torch.distributed`.
+    """
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device('cpu')
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 is the one that prints and writes."""
+        return self.rank == 0
+
+
+# The job of this process: one process until `start` joins a process group
+_job = Job()
+
+
+def current() -> Job:
+    """The job this process is part of."""
+    return _job
+
+
+def device(name: str) -> torch.device:
+    """The device of this process: `name`, or under torchrun on CUDA the GPU of its local rank."""
+    return _job.device if _job.world_size > 1 else torch.device(name)
+
+
+def launched() -> bool:
+    """Whether torchrun (or anything that sets its variables) started this process."""
+    return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
+
+
+def world_size() -> int:
+    """The number of processes of the job, known from the environment before any set-up."""
+    return int(os.environ['WORLD_SIZE']) if launched() else 1
+
+
+def rank() -> int:
+    return int(os.environ['RANK']) if launched() else 0
+
+
+def check_settings(settings: Any) -> None:
+    """
+    ## Settings that do not mix with several processes
+
+    Checked with the other settings, before any process group or run starts.
+    `--jobs` trains seeds side by side in a pool of processes; under torchrun the processes
+    train each seed together, one seed after another, so the two do not mix.
+    """
+    processes = world_size()
+    if processes == 1:
+        return
+    jobs = getattr(settings, 'jobs', None)
+    if jobs is not None and jobs != 1:
+        raise UsageError(f'--jobs {jobs} trains seeds in a pool of processes; '
+                         f'under torchrun the {processes} processes train each seed '
+                         f'together, one seed after another: leave --jobs out')
+    if settings.batch_size < processes:
+        raise UsageError(f'--batch-size {settings.batch_size} is smaller than the '
+                         f'{processes} processes: each needs at least one target '
+                         f'per batch')
+    device = torch.device(settings.device)
+    local = int(os.environ.get('LOCAL_RANK', 0))
+    if device.type == 'cuda' and local >= torch.cuda.device_count():
+        raise UsageError(f'--device cuda: local rank {local} needs a GPU of its own, '
+                         f'and there are {torch.cuda.device_count()}')
+    if device.type not in ('cpu', 'cuda'):
+        raise UsageError(f'--device {settings.device}: torchrun runs on cpu (gloo) '
+                         f'or cuda (NCCL)')
+
+
+def quiet_unless_main() -> None:
+    """Only rank 0 prints: the others' standard output goes nowhere. Errors still show."""
+    if rank() != 0:
+        sys.stdout = open(os.devnull, 'w')
+
+
+@contextmanager
+def checks_said_once() -> Iterator[None]:
+    """
+    The checks of the settings and the data, said once per machine: the processes of a
+    machine check the same settings against the same files, so only its first (local rank 0)
+    prints what is wrong. Every process still exits with the error, and torchrun ends the job.
+    A machine whose data is missing says so on that machine.
+    """
+    if int(os.environ.get('LOCAL_RANK', 0)) == 0:
+        yield
+        return
+    stderr, sys.stderr = sys.stderr, open(os.devnull, 'w')
+    try:
+        yield
+    finally:
+        sys.stderr.close()
+        sys.stderr = stderr
+
+
+@contextmanager
+def job(device: str, timeout_seconds: float) -> Iterator[Job]:
+    """
+    ## Joining the job
+
+    Under torchrun, joins the process group with the backend of the device: gloo for the CPU,
+    NCCL for CUDA with the GPU `LOCAL_RANK`. `timeout_seconds` bounds every wait for the
+    others, so a process that hangs ends the job instead of holding it forever; a process that
+    dies closes its connections, which ends the others' waits at once. Either way the others
+    raise `LostPeer`, one line for the user. Without torchrun it is the job of one process.
+    """
+    global _job
+    if not launched():
+        yield replace(_job, device=torch.device(device))
+        return
+    kind = torch.device(device).type
+    local = int(os.environ.get('LOCAL_RANK', 0))
+    if kind == 'cuda':
+        torch.cuda.set_device(local)
+    timeout = datetime.timedelta(seconds=timeout_seconds)
+    try:
+        dist.init_process_group('nccl' if kind == 'cuda' else 'gloo', timeout=timeout)
+        _job = Job(dist.get_rank(), dist.get_world_size(),
+                   torch.device('cuda', local) if kind == 'cuda' else torch.device(kind))
+        yield _job
+        dist.barrier()
+    except (dist.DistError, RuntimeError) as error:
+        if isinstance(error, dist.DistError) or is_communication_error(error):
+            raise LostPeer(f'rank {rank()} of {world_size()}: another process of the job '
+                           f'failed or stopped answering ({first_line(error)})') from None
+        raise
+    finally:
+        _job = Job()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def is_communication_error(error: BaseException) -> bool:
+    """gloo and NCCL report a lost peer or a timeout as a plain `RuntimeError`."""
+    text = str(error)
+    return any(word in text for word in ('gloo', 'Gloo', 'NCCL', 'Connection closed',
+                                         'Timed out', 'timed out'))
+
+
+def first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
+
+
+def wrap(model: nn.Module) -> nn.Module:
+    """The model as DDP wraps it under torchrun: gradients averaged over the ranks."""
+    if _job.world_size == 1:
+        return model
+    ids = [_job.device.index] if _job.device.type == 'cuda' else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside DDP: its `state_dict` has no `module.` prefix."""
+    ddp = isinstance(model, nn.parallel.DistributedDataParallel)
+    return model.module if ddp else model
+
+
+def epoch_shares(nodes: torch.Tensor, batch_size: int,
+                 generator: torch.Generator) -> List[Tuple[torch.Tensor, int]]:
+    """
+    ## Each rank's share of an epoch
+
+    `nodes` in the order drawn by `generator` (the same on every rank), cut into global batches
+    of `batch_size`, and this rank's slice of each: `(slice, size of the global batch)`.
+    The slices of a batch differ in size by one at most. A last batch smaller than the number of
+    ranks is filled up with the first nodes of the order, so that no slice is empty.
+    """
+    n = _job.world_size
+    if len(nodes) < n:
+        raise ValueError(f'{len(nodes)} target nodes cannot be shared by {n} processes')
+    order = nodes[torch.randperm(len(nodes), generator=generator)]
+    batches = list(order.split(batch_size))
+    if len(batches[-1]) < n:
+        batches[-1] = torch.cat([batches[-1], order[:n - len(batches[-1])]])
+    return [(batch.tensor_split(n)[_job.rank], len(batch)) for batch in batches]
+
+
+def share(nodes: torch.Tensor) -> torch.Tensor:
+    """This rank's slice of `nodes`, for evaluation: every node is evaluated by one rank."""
+    return nodes.tensor_split(_job.world_size)[_job.rank]
+
+
+def sum_over_ranks(*values: float) -> List[float]:
+    """
+    ## Sums over the ranks
+
+    The sums of the ranks' `values` (losses, counts), the same on every rank: one all-reduce.
+    In float64, so that counts stay exact.
+    """
+    if _job.world_size == 1:
+        return [float(v) for v in values]
+    total = torch.tensor(values, dtype=torch.float64,
+                         device=_job.device if _job.device.type == 'cuda' else 'cpu')
+    dist.all_reduce(total)
+    return total.tolist()
+
+
+def sample_generator(seed: int) -> torch.Generator:
+    """The random stream of this rank's samples: its own for every seed and rank."""
+    return torch.Generator().manual_seed(rank_seed(seed))
+
+
+def own_dropout(seed: int) -> None:
+    """
+    After the model is built, the same on every rank, every rank but 0 reseeds PyTorch's
+    global random stream, so that the ranks draw different dropout masks.
+    """
+    if _job.rank:
+        torch.manual_seed(rank_seed(seed) + 1)
+
+
+def rank_seed(seed: int) -> int:
+    return seed * 1_000_003 + 7919 * (_job.rank + 1)
+
+
+def run_seeds(settings: Any, explicit: set, data: Any, train: Any) -> Optional[dict]:
+    """
+    ## Seeds under torchrun
+
+    One seed after another, each trained by all the ranks together. Rank 0 runs them through
+    [`run_seeds`](seeds.html) (one labml run each) and returns the summary; the
+    other ranks train the same seeds without a labml run or a checkpoint and return `None`.
+    """
+    from labml_gat.seeds import run_seeds as run_each
+    if _job.world_size == 1:
+        return run_each(settings, explicit, data, train)
+    if _job.is_main:
+        # The summary counts the processes that trained, here the ranks
+        summary = run_each(replace(settings, jobs=1), explicit, data, train)
+        return {**summary, 'jobs': _job.world_size, 'torchrun': True}
+    torch.set_num_threads(settings.threads)
+    for seed in range(settings.seed, settings.seed + settings.seeds):
+        train(settings, data, seed, None)
+    return None
+
+
+def gather_shares(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """The rows of every rank's `share` of `range(n_rows)`, in order: one all-gather."""
+    if _job.world_size == 1:
+        return rows
+    sizes = [len(part) for part in torch.arange(n_rows).tensor_split(_job.world_size)]
+    padded = rows.new_zeros(sizes[0], *rows.shape[1:])
+    padded[:len(rows)] = rows
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:size] for part, size in zip(parts, sizes)])
+
+
+# ## One copy of the graph per machine
+#
+# Each rank reads the whole graph, but only reads it. So the first process of every machine
+# writes the graph's tensors to files once, and every process of the machine maps them into its
+# memory with `torch.from_file`: the system keeps one copy of their pages, whatever the number of
+# processes, and a second run on the same machine starts from the files. The copy-on-write mapping
+# keeps a process that writes to them from changing the files or the other processes' tensors.
+
+def shared_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]
+                   ) -> Dict[str, torch.Tensor]:
+    """
+    The tensors that `build()` makes, mapped from files in `folder`, which the first process of
+    each machine writes when they are not there yet (into a temporary folder, renamed when complete,
+    so that an interrupted write leaves nothing half-written).
+    """
+    folder = Path(folder)
+    first = int(os.environ.get('LOCAL_RANK', 0)) == 0
+    if first and not (folder / 'tensors.json').is_file():
+        partial = folder.with_name(f'{folder.name}.partial-{os.getpid()}')
+        partial.mkdir(parents=True)
+        tensors, shapes = build(), {}
+        for name, tensor in tensors.items():
+            tensor.contiguous().numpy().tofile(partial / f'{name}.bin')
+            shapes[name] = {'shape': list(tensor.shape), 'dtype': str(tensor.dtype)[6:]}
+        (partial / 'tensors.json').write_text(json.dumps(shapes))
+        del tensors
+        os.replace(partial, folder)
+    if _job.world_size > 1:
+        dist.barrier()
+    shapes = json.loads((folder / 'tensors.json').read_text())
+    return {name: torch.from_file(str(folder / f'{name}.bin'), shared=False,
+                                  size=math.prod(kind['shape']),
+                                  dtype=getattr(torch, kind['dtype'])).view(kind['shape'])
+            for name, kind in shapes.items()}
+
+
+def memory() -> Dict[str, int]:
+    """
+    This process's memory in bytes: `rss`, the pages it has in memory, shared or not; `pss`, the
+    same with every shared page divided among the processes that map it (the sum over processes is
+    the machine's memory); and `private`, the pages of this process alone. Linux only.
+    """
+    found = {}
+    with open('/proc/self/smaps_rollup') as f:
+        for line in f:
+            name, _, value = line.partition(':')
+            found[name] = int(value.split()[0]) * 1024
+    return {'rss': found['Rss'], 'pss': found['Pss'],
+            'private': found['Private_Clean'] + found['Private_Dirty']}
+
+
+# ## Evaluation on all nodes, layer by layer
+#
+# Evaluating a batch of targets with all their neighbours recomputes the first layer at every
+# node of their neighbourhoods, once for each batch that reaches it; on a big graph with many
+# targets that repeats the work many times over. Layer by layer, the first layer is computed
+# once at every node (each rank its share, in batches of targets with their in-edges), the ranks
+# exchange their shares so that each holds $h^{(1)}$ of all nodes, and the second layer is computed
+# at the rank's share of the targets.
+
+@torch.no_grad()
+def layer_by_layer(model: nn.Module, sampler: Any, x: torch.Tensor, nodes: torch.Tensor,
+                   batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """
+    The class scores of this rank's `share(nodes)` from the [two-layer model](model.html)
+    `model` in eval mode, with all neighbours: `(share, scores)`, `[n_share, n_classes]`.
+    """
+    model.eval()
+    everyone = torch.arange(sampler.num_nodes)
+    hidden = torch.cat([on_block(model.layer1, x, sampler, targets)
+                        for targets in share(everyone).split(batch_size)])
+    hidden = gather_shares(model.activation(hidden), sampler.num_nodes)
+    mine = share(nodes)
+    return mine, torch.cat([on_block(model.output, hidden, sampler, targets)
+                            for targets in mine.split(batch_size)])
+
+
+def on_block(layer: nn.Module, h: torch.Tensor, sampler: Any,
+             targets: torch.Tensor) -> torch.Tensor:
+    """One layer at `targets` from all their in-neighbours: `[len(targets), out_features]`."""
+    batch = sampler.sample(targets, [-1])
+    device = next(layer.parameters()).device
+    h_src = h[batch.n_id].to(device)
+    return layer((h_src, h_src[:len(targets)]), batch.blocks[0].edge_index.to(device))

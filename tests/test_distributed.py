@@ -1,0 +1,392 @@
+"""
+Tests of the mini-batch route on several processes (`labml_gat/distributed.py` and the mini-batch
+script under torchrun): two CPU processes with gloo on the loopback address, each test bounded in time.
+One and two processes take the same steps; evaluation counts are the same; only rank 0 writes; a killed
+rank ends the job; bad combinations are refused; the documented torchrun commands work as written.
+"""
+
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import PLANETOID, REPO, load_experiment, needs_planetoid, small_planetoid
+from labml_gat import distributed, fast
+from labml_gat.lean import LeanTwoLayerGAT
+from labml_gat.sampling import NeighbourSampler
+from labml_gat.settings import UsageError
+
+mb = load_experiment('cora_minibatch')
+TORCHRUN = Path(sys.executable).with_name('torchrun')
+# Every process of a test ends within this many seconds, or the test fails
+LIMIT = 120
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def job_environment(rank: int, world_size: int, port: int) -> dict:
+    """What torchrun sets for a process of a job on this machine."""
+    return {'RANK': str(rank), 'WORLD_SIZE': str(world_size), 'LOCAL_RANK': str(rank),
+            'LOCAL_WORLD_SIZE': str(world_size), 'MASTER_ADDR': '127.0.0.1',
+            'MASTER_PORT': str(port)}
+
+
+# ## One process and two take the same steps
+
+SETTINGS = dict(batch_size=9, fanouts=[-1, -1], n_heads=2, n_hidden=4, dropout=0.0)
+
+
+def train_and_evaluate(data, epochs: int = 2) -> dict:
+    """
+    Two epochs of the experiment's `train_epoch`, in this process's job, with the parameters after
+    every optimiser step, and the validation numbers of `evaluate` after each epoch. In float64, so
+    that Adam, which divides small gradients by their small root mean square, does not turn the
+    rounding of a sum taken in two parts into visible differences.
+    """
+    settings = mb.MiniBatchSettings(**SETTINGS)
+    torch.manual_seed(0)
+    module = fast.speed_up(mb.MiniBatchGAT(mb.LAYERS['gatv2'], data.num_features, data.num_classes,
+                                           2, 4, 0.0)).double()
+    model = distributed.wrap(module)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    steps, evaluations = [], []
+    step = optimizer.step
+
+    def recorded_step(*args, **kwargs):
+        step(*args, **kwargs)
+        steps.append([p.detach().clone() for p in module.parameters()])
+    optimizer.step = recorded_step
+    sampler = NeighbourSampler(data.edge_index, data.num_nodes)
+    x = fast.to_sparse_csr(data.x.double())
+    order, samples = torch.Generator().manual_seed(0), distributed.sample_generator(0)
+    for _ in range(epochs):
+        train = mb.train_epoch(model, optimizer, sampler, x, data.y, data.train_mask.nonzero().squeeze(1),
+                               settings, order, samples)
+        evaluations.append((train, mb.evaluate(module, sampler, x, data.y,
+                                               data.val_mask.nonzero().squeeze(1), 4)))
+    return {'steps': steps, 'evaluations': evaluations}
+
+
+def lean_layer_by_layer(data) -> tuple:
+    """The lean model's scores of the validation nodes, layer by layer, in batches of 7."""
+    torch.manual_seed(1)
+    model = LeanTwoLayerGAT(data.num_features, data.num_classes, 2, 4, 0.6)
+    sampler = NeighbourSampler(data.edge_index, data.num_nodes)
+    return model, distributed.layer_by_layer(model, sampler, data.x, data.val_mask.nonzero().squeeze(1), 7)
+
+
+def worker(rank: int, port: int, out: str) -> None:
+    """A rank of a two-process job, started by `multiprocessing` as torchrun would start it."""
+    torch.set_num_threads(1)
+    os.environ.update(job_environment(rank, 2, port))
+    data = small_planetoid(torch.Generator().manual_seed(0), n_nodes=60)
+    with distributed.job('cpu', LIMIT):
+        result = train_and_evaluate(data)
+        result['layer_by_layer'] = lean_layer_by_layer(data)[1]
+    torch.save(result, Path(out) / f'rank{rank}.pt')
+
+
+def run_workers(tmp_path: Path) -> list:
+    context = multiprocessing.get_context('spawn')
+    port = free_port()
+    processes = [context.Process(target=worker, args=(rank, port, str(tmp_path))) for rank in (0, 1)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(LIMIT)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    assert [process.exitcode for process in processes] == [0, 0]
+    return [torch.load(tmp_path / f'rank{rank}.pt', weights_only=False) for rank in (0, 1)]
+
+
+@pytest.fixture(scope='module')
+def ranks(tmp_path_factory):
+    """What the two ranks of `worker` computed, once for the tests that read it."""
+    return run_workers(tmp_path_factory.mktemp('ranks'))
+
+
+def test_one_and_two_processes_take_the_same_steps(ranks):
+    """
+    Without dropout and with all neighbours, a global batch of 9 trained as slices of 5 and 4 on two
+    processes gives the parameters of one process after every step, and the same evaluation counts.
+    """
+    data = small_planetoid(torch.Generator().manual_seed(0), n_nodes=60)
+    one = train_and_evaluate(data)
+    # 20 training nodes in global batches of 9, 9 and 2: 3 steps an epoch, on both ranks
+    assert len(one['steps']) == 6 and all(len(r['steps']) == 6 for r in ranks)
+    for step, expected in enumerate(one['steps']):
+        for rank in ranks:
+            for got, want in zip(rank['steps'][step], expected):
+                torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+    for epoch, (train, (loss, accuracy)) in enumerate(one['evaluations']):
+        for rank in ranks:
+            rank_train, (rank_loss, rank_accuracy) = rank['evaluations'][epoch]
+            # Counts summed over the ranks: the same accuracy exactly, the same loss up to rounding
+            assert rank_accuracy == accuracy and rank_train['accuracy'] == train['accuracy']
+            assert rank_loss == pytest.approx(loss, rel=1e-9)
+            assert rank_train['loss'] == pytest.approx(train['loss'], rel=1e-9)
+
+
+def test_layer_by_layer_is_the_full_graph_model(ranks):
+    """
+    In one process and split over two, the scores of layer-by-layer evaluation are those of the
+    model on the whole graph with its self loops.
+    """
+    data = small_planetoid(torch.Generator().manual_seed(0), n_nodes=60)
+    model, (nodes, scores) = lean_layer_by_layer(data)
+    val = data.val_mask.nonzero().squeeze(1)
+    expected = model(data.x, data.edge_index_with_self_loops())[val]
+    assert torch.equal(nodes, val)
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-6)
+    shares = [rank['layer_by_layer'] for rank in ranks]
+    assert torch.equal(torch.cat([nodes for nodes, _ in shares]), val)
+    torch.testing.assert_close(torch.cat([scores for _, scores in shares]), expected,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_sampler_from_its_lists(generator):
+    data = small_planetoid(generator, n_nodes=40)
+    sampler = NeighbourSampler(data.edge_index, data.num_nodes)
+    again = NeighbourSampler.from_csr(sampler.ptr, sampler.sources)
+    assert again.num_nodes == 40 and torch.equal(again.in_degree, sampler.in_degree)
+    seeds = torch.tensor([3, 9, 0])
+    one = sampler.sample(seeds, [2, 2], torch.Generator().manual_seed(1))
+    two = again.sample(seeds, [2, 2], torch.Generator().manual_seed(1))
+    assert torch.equal(one.n_id, two.n_id)
+    with pytest.raises(ValueError, match='ptr must hold num_nodes \\+ 1 offsets'):
+        NeighbourSampler.from_csr(sampler.ptr[:-1], sampler.sources)
+
+
+def test_shared_tensors_are_written_once_and_mapped(tmp_path):
+    built = []
+
+    def build():
+        built.append(1)
+        return {'x': torch.arange(12.).view(3, 4), 'ptr': torch.tensor([0, 2, 5])}
+    first = distributed.shared_tensors(tmp_path / 'graph', build)
+    second = distributed.shared_tensors(tmp_path / 'graph', build)
+    assert built == [1] and sorted(p.name for p in tmp_path.iterdir()) == ['graph']
+    assert torch.equal(second['x'], torch.arange(12.).view(3, 4)) and second['ptr'].dtype == torch.int64
+    # A process that writes to its tensors changes neither the files nor the others' tensors
+    first['x'][0, 0] = 100.
+    assert distributed.shared_tensors(tmp_path / 'graph', build)['x'][0, 0] == 0 == second['x'][0, 0]
+
+
+def test_epoch_shares_are_disjoint_equal_in_number_and_cover_the_epoch(monkeypatch):
+    nodes = torch.arange(100, 123)
+    shares = []
+    for rank in range(3):
+        monkeypatch.setattr(distributed, '_job', distributed.Job(rank, 3))
+        shares.append(distributed.epoch_shares(nodes, 10, torch.Generator().manual_seed(4)))
+    # Batches of 10, 10 and 3: three steps on every rank
+    assert [len(s) for s in shares] == [3, 3, 3]
+    for step in range(3):
+        parts = [s[step][0] for s in shares]
+        assert all(len(part) >= 1 and s[step][1] == sum(map(len, parts)) for part, s in zip(parts, shares))
+        assert len(torch.cat(parts).unique()) == len(torch.cat(parts))
+    assert sorted(torch.cat([part for s in shares for part, _ in s]).tolist()) == nodes.tolist()
+    # A last batch smaller than the ranks is filled up: 21 nodes in batches of 10, 10 and 1
+    monkeypatch.setattr(distributed, '_job', distributed.Job(2, 3))
+    last, size = distributed.epoch_shares(nodes[:21], 10, torch.Generator())[-1]
+    assert len(last) == 1 and size == 3
+    with pytest.raises(ValueError, match='2 target nodes cannot be shared by 3 processes'):
+        distributed.epoch_shares(nodes[:2], 10, torch.Generator())
+
+
+# ## Bad combinations are refused before anything starts
+
+@pytest.mark.parametrize('changes, message', [
+    ({'jobs': 2}, '--jobs 2 trains seeds in a pool of processes; under torchrun the 2 processes'),
+    ({'batch_size': 1}, '--batch-size 1 is smaller than the 2 processes'),
+    ({'peer_timeout': 0}, '--peer-timeout must be at least 1, got 0'),
+])
+def test_bad_combinations(monkeypatch, changes, message):
+    monkeypatch.setenv('RANK', '0')
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    with pytest.raises(UsageError, match=message):
+        mb.MiniBatchSettings(**changes).check()
+    # One process accepts a pool of seeds and batches of one
+    monkeypatch.delenv('RANK')
+    if 'peer_timeout' not in changes:
+        mb.MiniBatchSettings(**changes).check()
+
+
+def test_torchrun_takes_only_logs_for_its_own():
+    """
+    torchrun reads the script's flags as abbreviations of its own when they are the start of one:
+    of the experiment's flags only `--logs` is, which is why the documented commands put `--`
+    before the script. Everything after `--` reaches the script.
+    """
+    from torch.distributed.run import get_args_parser
+    from labml_gat.settings import argument_parser
+    flags = [option for action in argument_parser(mb.MiniBatchSettings, '')._actions
+             for option in action.option_strings if option.startswith('--')]
+    parser = get_args_parser()
+    parser.exit = parser.error = lambda *args, **kwargs: (_ for _ in ()).throw(ValueError(args))
+
+    def collides(flag):
+        try:
+            return parser.parse_args(['script.py', flag, '1']).training_script_args != [flag, '1']
+        except ValueError:
+            return True
+    assert [flag for flag in flags if collides(flag)] == ['--logs']
+    assert parser.parse_args(['--', 'script.py', '--logs', 'x']).training_script_args == ['--logs', 'x']
+
+
+# ## torchrun end to end
+
+def torchrun(args: list, cwd: Path, timeout: float = LIMIT, **env) -> subprocess.CompletedProcess:
+    """`torchrun ARGS` in `cwd`, where `experiments/` is the repository's, on a free port."""
+    if not (cwd / 'experiments').exists():
+        (cwd / 'experiments').symlink_to(REPO / 'experiments')
+    environment = {**os.environ, 'OMP_NUM_THREADS': '1', 'LABML_GAT_DATA': str(PLANETOID),
+                   'PET_MASTER_PORT': str(free_port()), **env}
+    return subprocess.run([str(TORCHRUN), *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, env=environment)
+
+
+def errors(stderr: str) -> list:
+    return [line for line in stderr.splitlines() if 'cora_minibatch.py: error:' in line]
+
+
+@needs_planetoid
+def test_two_processes_on_one_machine_as_documented(tmp_path):
+    """The documented command, with fewer seeds and epochs: only rank 0 prints and writes."""
+    result = torchrun(['--nproc-per-node', '2', '--', 'experiments/cora_minibatch.py', '--seeds', '2',
+                       '--logs', 'runs', '--epochs', '3', '--summary-json', 'summary.json'], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # One report, from rank 0; one labml run and one checkpoint per seed
+    assert result.stdout.count('Mini-batches of 35 training nodes') == 1
+    assert 'test accuracy:' in result.stdout and '(2 processes)' in result.stdout
+    assert len(list((tmp_path / 'runs' / 'cora_gatv2_minibatch').iterdir())) == 2
+    assert len(list(tmp_path.glob('runs/cora_gatv2_minibatch/*/checkpoints/best.pt'))) == 2
+    import json
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert summary['jobs'] == 2 and [run['seed'] for run in summary['runs']] == [0, 1]
+    assert not (tmp_path / 'logs').exists() and 'Traceback' not in result.stderr
+
+
+@needs_planetoid
+def test_two_launches_on_loopback_as_documented(tmp_path):
+    """The two-machine commands, both on this machine: `--nnodes 2`, a c10d rendezvous."""
+    port = free_port()
+    command = [str(TORCHRUN), '--nnodes', '2', '--nproc-per-node', '1', '--node-rank', '{rank}',
+               '--rdzv-backend', 'c10d', '--rdzv-endpoint', f'127.0.0.1:{port}', '--',
+               'experiments/cora_minibatch.py', '--epochs', '3', '--logs', 'runs']
+    (tmp_path / 'experiments').symlink_to(REPO / 'experiments')
+    environment = {**os.environ, 'OMP_NUM_THREADS': '1', 'LABML_GAT_DATA': str(PLANETOID)}
+    launches = [subprocess.Popen([arg.format(rank=rank) for arg in command], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=environment)
+                for rank in (0, 1)]
+    try:
+        outputs = [launch.communicate(timeout=LIMIT) for launch in launches]
+    finally:
+        for launch in launches:
+            launch.kill()
+    assert [launch.returncode for launch in launches] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    # The report comes from the launch of node 0, which holds rank 0
+    assert 'test accuracy:' in outputs[0][0] and '(2 processes)' in outputs[0][0]
+    assert 'test accuracy:' not in outputs[1][0]
+    assert len(list(tmp_path.glob('runs/cora_gatv2_minibatch/*/checkpoints/best.pt'))) == 1
+
+
+@needs_planetoid
+def test_jobs_under_torchrun_is_one_line(tmp_path):
+    """
+    The mistake is said once for the machine, before any process group or run starts; then
+    torchrun reports the failed processes (with a traceback of its own).
+    """
+    result = torchrun(['--nproc-per-node', '2', '--', 'experiments/cora_minibatch.py', '--jobs', '2',
+                       '--logs', 'runs'], tmp_path)
+    assert result.returncode != 0
+    lines = errors(result.stderr)
+    assert len(lines) == 1 and '--jobs 2 trains seeds in a pool of processes' in lines[0]
+    ours = result.stderr.split('torch/distributed/elastic')[0]
+    assert 'Traceback' not in ours and 'exitcode  : 2' in result.stderr
+    assert not (tmp_path / 'runs').exists()
+
+
+@needs_planetoid
+@pytest.mark.parametrize('stop', [signal.SIGKILL, signal.SIGSTOP], ids=['killed', 'hung'])
+def test_a_killed_or_hung_rank_ends_the_job(tmp_path, stop):
+    """
+    Two processes started as torchrun starts them, but with no agent to stop the survivor: rank 1 is
+    killed (its connections close) or stopped (they stay open, and the timeout of the process group
+    ends the wait) mid-run, and rank 0 ends with one line and a non-zero status, long before its
+    epochs are done.
+    """
+    port = free_port()
+    processes = [subprocess.Popen(
+        [sys.executable, str(REPO / 'experiments' / 'cora_minibatch.py'), '--data-dir', str(PLANETOID),
+         '--epochs', '100000', '--patience', '100000', '--logs', str(tmp_path / 'runs'), '--peer-timeout', '10'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, 'OMP_NUM_THREADS': '1', **job_environment(rank, 2, port)}) for rank in (0, 1)]
+    try:
+        # Mid-run: rank 0 has created its labml run and trained for a while
+        deadline = time.monotonic() + LIMIT
+        while not list(tmp_path.glob('runs/*/*/log.jsonl')) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)
+        assert processes[0].poll() is None and processes[1].poll() is None
+        processes[1].send_signal(stop)
+        start = time.monotonic()
+        _, stderr = processes[0].communicate(timeout=LIMIT)
+        assert time.monotonic() - start < 60
+    finally:
+        for process in processes:
+            process.kill()
+    assert processes[0].returncode == 1, stderr[-2000:]
+    assert errors(stderr) == [stderr.strip().splitlines()[-1]]
+    assert 'rank 0 of 2: another process of the job failed or stopped answering' in stderr
+    assert 'Traceback' not in stderr
+
+
+def test_the_synthetic_graph_under_torchrun(tmp_path):
+    """The million-node script on a small graph: two processes, one copy of the graph, one report."""
+    result = torchrun(['--nproc-per-node', '2', '--', 'experiments/synthetic_minibatch.py',
+                       '--nodes', '3000', '--eval-nodes', '500', '--steps', '2', '--batch-size', '64',
+                       '--cache', 'cache'], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('2 process(es), 1 thread(s) each:')
+    assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['graph_3000_10_128_8_0']
+
+
+@needs_planetoid
+def test_a_killed_rank_ends_the_torchrun_job(tmp_path):
+    """Under torchrun: a process killed mid-run, and torchrun ends the job with a non-zero status."""
+    psutil = pytest.importorskip('psutil')
+    (tmp_path / 'experiments').symlink_to(REPO / 'experiments')
+    launch = subprocess.Popen(
+        [str(TORCHRUN), '--nproc-per-node', '2', '--', 'experiments/cora_minibatch.py', '--epochs', '100000',
+         '--patience', '100000', '--logs', 'runs'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path, env={**os.environ, 'OMP_NUM_THREADS': '1', 'LABML_GAT_DATA': str(PLANETOID),
+                           'PET_MASTER_PORT': str(free_port())})
+    try:
+        deadline = time.monotonic() + LIMIT
+        while not list(tmp_path.glob('runs/*/*/log.jsonl')) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)
+        workers = psutil.Process(launch.pid).children()
+        assert len(workers) == 2 and launch.poll() is None
+        workers[1].kill()
+        start = time.monotonic()
+        _, stderr = launch.communicate(timeout=LIMIT)
+        assert time.monotonic() - start < 60
+    finally:
+        launch.kill()
+    assert launch.returncode != 0
+    assert 'exitcode  : -9' in stderr and 'Root Cause' in stderr
