@@ -151,9 +151,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-from labml import experiment, monit, tracker
+from labml import monit, tracker
 
 from labml_gat.lookup import LAYERS, make_task, time_layers, train
+from labml_gat.runs import labml_run
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
                                 check_device, command, setting)
 
@@ -269,15 +270,12 @@ def train_one(settings: LookupSettings) -> dict:
 
     The settings go to `experiment.configs`, the metrics of every epoch to `tracker`.
     """
-    experiment.create(name='dictionary_lookup',
-                      comment=f'{settings.layer}, {settings.n_heads} head(s), '
-                              f'k = {settings.k}',
-                      writers={'file'} if settings.quiet else {'screen', 'file'})
-    experiment.configs(settings.as_dict())
     progress = {} if settings.quiet else {
         'wrap_epochs': monit.loop,
         'wrap_batches': lambda batches, n: monit.iterate('train', batches, n)}
-    with experiment.start():
+    with labml_run('dictionary_lookup', f'{settings.layer}, {settings.n_heads} head(s), '
+                                        f'k = {settings.k}', settings.as_dict(),
+                   screen=not settings.quiet, quiet=settings.quiet):
         result = train(**settings.training(), **progress, on_epoch=track)
         tracker.save(result['epochs'], {'accuracy.final_train': result['train_accuracy'],
                                         'accuracy.final_test': result['test_accuracy']})
@@ -315,9 +313,6 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
     every model so that a stopped sweep keeps what it finished.
     """
     path = Path(settings.record) if settings.record else SWEEP_RECORD
-    experiment.create(name='dictionary_lookup_sweep', comment=f'k = {settings.ks}',
-                      writers={'file'} if settings.quiet else {'screen', 'file'})
-    experiment.configs(settings.as_dict())
     record = {'figure': 'GATv2 paper, Figure 3: DictionaryLookup accuracy against k',
               'command': 'python experiments/dictionary_lookup.py ' + ' '.join(argv),
               'date': datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
@@ -325,7 +320,8 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
                                                  'python': platform.python_version()},
               'settings': settings.as_dict(), 'runs': []}
     start, cpu_start = time.perf_counter(), time.process_time()
-    with experiment.start():
+    with labml_run('dictionary_lookup_sweep', f'k = {settings.ks}', settings.as_dict(),
+                   screen=not settings.quiet, quiet=settings.quiet):
         # One head before eight: the paper's claims are about one head
         for k in settings.ks:
             for n_heads, layer in itertools.product(settings.sweep_heads,

@@ -37,13 +37,16 @@ another; the tests set that variable so that their runs stay out of the reposito
 """
 
 import argparse
+import io
 import json
 import math
 import os
+import signal
 import textwrap
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import yaml
 
@@ -73,6 +76,72 @@ def use_logs_from_environment() -> Optional[Path]:
     from labml import lab
     lab.configure({'experiments_path': str(Path(folder).resolve())})
     return Path(folder)
+
+
+# ## Starting a run
+
+# The signals that stop a run: Ctrl-C, and `SIGTERM` (which `command` turns into a Ctrl-C)
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def labml_run(name: str, comment: str, configs: dict, explicit: Optional[dict] = None,
+              screen: bool = True, quiet: bool = False) -> Iterator[Path]:
+    """
+    One labml run around the block; yields the run's folder.
+
+    labml's banner names the run but also prints the repository's last commit message, which
+    means nothing to a user: it is replaced by one line, the run's comment and its folder.
+    A stop signal that arrives while labml sets the run up is held until the run has started,
+    so that labml always records the run as `interrupted`, never leaves it half made.
+    `screen` keeps labml's per-epoch progress line, which ends without a newline.
+    """
+    from labml import experiment, lab
+    held = _hold_stop_signals()
+    try:
+        with redirect_stdout(io.StringIO()):
+            experiment.create(name=name, comment=comment,
+                              writers={'screen', 'file'} if screen else {'file'})
+            experiment.configs(configs, explicit or {})
+            run = experiment.start()
+        folder = Path(lab.get_experiments_path()) / name / experiment.get_uuid()
+        if not quiet:
+            print(f'{name}: {comment}, run {_shown(folder)}', flush=True)
+        with run:
+            _release(held, STOP_SIGNALS)
+            try:
+                yield folder
+            finally:
+                if screen:
+                    print(flush=True)
+    finally:
+        _release(held)
+
+
+def _hold_stop_signals() -> Optional[set]:
+    """Block the stop signals; returns the signals blocked before (None where signals cannot
+    be blocked)."""
+    if not hasattr(signal, 'pthread_sigmask'):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def _release(held: Optional[set], signals: Optional[set] = None) -> None:
+    """Unblock `signals`, or with none given, block again what was blocked before."""
+    if held is None:
+        return
+    if signals is None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    else:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 # ## Reading a run
