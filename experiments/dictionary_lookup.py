@@ -156,7 +156,7 @@ from labml import monit, tracker
 from labml_gat.lookup import LAYERS, make_task, time_layers, train
 from labml_gat.runs import labml_run
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
-                                check_device, command, setting)
+                                check_device, check_output, command, setting)
 
 # Where `--sweep` writes its record
 SWEEP_RECORD = Path(__file__).parent / 'results' / 'dictionary_lookup_sweep.json'
@@ -234,6 +234,8 @@ class LookupSettings(Settings):
             raise UsageError(f'--min-progress must be a fraction in [0, 1), '
                              f'got {self.min_progress}')
         check_device(self.device)
+        check_output('--summary-json', self.summary_json)
+        check_output('--record', self.record)
         for k in (self.ks if self.sweep else [self.k]):
             task = make_task(k, self.seed, self.max_examples)
             if len(task.train) == 0 or len(task.test) == 0:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_probability, setting)
+                                check_output, check_probability, setting)
 
 
 @dataclass
@@ -85,11 +85,8 @@ class NodeClassificationSettings(Settings):
         check_device(self.device)
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
             raise UsageError(f'--data-dir {self.data_dir} is not a folder')
-        path = self.summary_json
-        if path is not None and Path(path).is_dir():
-            raise UsageError(f'--summary-json {path} is a folder; give a file name')
-        if path is not None and not Path(path).resolve().parent.is_dir():
-            raise UsageError(f'--summary-json {path}: its folder does not exist')
+        check_output('--summary-json', self.summary_json)
+        check_output('--logs', self.logs, folder=True)
 
     def experiment_name(self) -> str:
         """The labml experiment: its runs are kept in `logs/<name>/`."""
