@@ -200,8 +200,10 @@ def format_summary(summary: dict, title: str) -> str:
                      f"{100 * r['val_accuracy']:>7.1f} {100 * r['test_accuracy']:>7.1f} "
                      f"{r['seconds']:>7.1f}")
     test, jobs = summary['test_accuracy'], summary['jobs']
-    lines.append(f"test accuracy: {test['mean']:.2f} ± {test['std']:.2f} % "
-                 f"over {test['n']} seed(s); {summary['seconds']:.1f} s of training, "
+    # One seed has no spread to report
+    spread = (f"{test['mean']:.2f} % with one seed" if test['n'] == 1 else
+              f"{test['mean']:.2f} ± {test['std']:.2f} % over {test['n']} seeds")
+    lines.append(f"test accuracy: {spread}; {summary['seconds']:.1f} s of training, "
                  f"{summary['wall_seconds']:.1f} s in all "
                  f"({jobs} process{'es' * (jobs > 1)})")
     return '\n'.join(lines)

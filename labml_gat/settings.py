@@ -105,9 +105,11 @@ def argument_parser(cls: type, description: str) -> argparse.ArgumentParser:
     defaults = cls()
     for field in dataclasses.fields(cls):
         default = getattr(defaults, field.name)
-        options: dict = {'default': None,
-                         'help': f"{field.metadata.get('help', '')} "
-                                 f"(default: {describe_default(default)})"}
+        help = field.metadata.get('help', '')
+        # A help that says what happens by default keeps its own words
+        if '(default' not in help:
+            help += f' (default: {describe_default(default)})'
+        options: dict = {'default': None, 'help': help}
         if field.metadata.get('choices') is not None:
             options['choices'] = field.metadata['choices']
         if isinstance(default, bool):

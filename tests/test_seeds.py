@@ -75,10 +75,14 @@ def test_format_summary():
     assert lines[0] == 'A title'
     assert lines[1].split() == ['seed', 'epochs', 'best', 'val', '%', 'test', '%', 'time', 's']
     assert lines[2].split() == ['0', '200', '90', '81.0', '83.2', '3.0']
-    assert lines[-1] == ('test accuracy: 82.80 ± 0.57 % over 2 seed(s); 5.0 s of training, '
+    assert lines[-1] == ('test accuracy: 82.80 ± 0.57 % over 2 seeds; 5.0 s of training, '
                          '3.5 s in all (2 processes)')
     summary['jobs'] = 1
     assert format_summary(summary, 'x').endswith('(1 process)')
+    # One seed: its accuracy, with no spread of zero
+    summary.update(runs=summary['runs'][:1], test_accuracy={'mean': 83.2, 'std': 0.0, 'n': 1})
+    assert format_summary(summary, 'x').splitlines()[-1].startswith(
+        'test accuracy: 83.20 % with one seed; ')
 
 
 def test_available_cores():
