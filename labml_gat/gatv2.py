@@ -304,7 +304,30 @@ def edge_index_to_adj_mat(edge_index: torch.Tensor, n_nodes: int,
     (`adj_mat[edge_index[0], edge_index[1]]` would reverse every directed edge).
     With `self_loops` every node also attends to itself, as in the paper.
     Returns a boolean `[n_nodes, n_nodes]`.
+
+    `edge_index` is an integer tensor `[2, n_edges]` of node ids in `[0, n_nodes)`.
+    An edge list `[n_edges, 2]` is refused, since reading its rows as source and target
+    would connect the wrong nodes; with exactly two edges the shapes agree, and a
+    `[2, 2]` tensor is read in PyG's layout, column by column.
     """
+    if isinstance(n_nodes, bool) or not isinstance(n_nodes, int) or n_nodes < 1:
+        raise ValueError(f'n_nodes must be a positive integer, got {n_nodes!r}')
+    if not isinstance(edge_index, torch.Tensor):
+        raise TypeError(f'edge_index must be a tensor, got {describe(edge_index)}')
+    if edge_index.is_floating_point() or edge_index.is_complex() \
+            or edge_index.dtype == torch.bool:
+        raise TypeError(f'edge_index must be an integer tensor (torch.long) of node ids, '
+                        f'got {describe(edge_index)}')
+    if edge_index.dim() == 2 and edge_index.shape[1] == 2 and edge_index.shape[0] != 2:
+        raise ValueError(f'edge_index must have shape [2, n_edges] (PyG\'s layout), got '
+                         f'{list(edge_index.shape)}: transpose it with edge_index.t()')
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f'edge_index must have shape [2, n_edges], got '
+                         f'{list(edge_index.shape)}')
+    if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= n_nodes):
+        raise ValueError(f'edge_index holds node ids from {edge_index.min().item()} to '
+                         f'{edge_index.max().item()}; they must be in [0, {n_nodes}) '
+                         f'for n_nodes = {n_nodes}')
     source, target = edge_index
     adj_mat = torch.zeros(n_nodes, n_nodes, dtype=torch.bool, device=edge_index.device)
     adj_mat[target, source] = True
