@@ -59,7 +59,8 @@ from labml_gat.model import TwoLayerGAT
 from labml_gat.sampling import Block, NeighbourSampler
 from labml_gat.seeds import format_summary, run_seeds
 from labml_gat.settings import UsageError, command, setting
-from labml_gat.training import EarlyStopping, NodeClassificationSettings, accuracy
+from labml_gat.training import (EarlyStopping, NodeClassificationSettings, accuracy,
+                                check_edges_fit)
 
 # The edge-list layer for each `--layer`: a block is an edge list
 LAYERS = {'gatv2': EdgeGraphAttentionV2Layer, 'gat': EdgeGraphAttentionLayer}
@@ -290,6 +291,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         argv, 'Train a two-layer GATv2 (or GAT) on Cora or CiteSeer with '
               'neighbour-sampled mini-batches.')
     data = load_planetoid(settings.dataset, settings.data_dir)
+    # The whole graph bounds what a batch holds
+    check_edges_fit(settings, data.num_nodes, data.edge_index.shape[1] + data.num_nodes,
+                    data.num_features, data.num_classes)
     summary = run_seeds(settings, explicit, data, train_one_seed)
     print(report(summary, data))
     if settings.summary_json:

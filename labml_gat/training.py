@@ -27,6 +27,11 @@ from labml_gat.settings import (Settings, UsageError, check_at_least, check_devi
                                 check_output, check_probability, setting)
 
 
+# The most seeds one command runs: enough for a mean and a spread, and a bound on the labml
+# runs a typing mistake can start
+MAX_SEEDS = 100
+
+
 @dataclass
 class NodeClassificationSettings(Settings):
     """
@@ -72,6 +77,10 @@ class NodeClassificationSettings(Settings):
         check_at_least(self, 1, ('n_heads', 'n_hidden', 'epochs', 'patience', 'seeds',
                                  'jobs', 'threads'))
         check_at_least(self, 0, ('seed',))
+        if self.seeds > MAX_SEEDS:
+            raise UsageError(f'--seeds {self.seeds}: at most {MAX_SEEDS} in one command, '
+                             f'each a labml run; go on later with '
+                             f'--seed {self.seed + MAX_SEEDS}')
         check_probability('dropout', self.dropout)
         if not self.learning_rate > 0:
             raise UsageError(f'--learning-rate must be positive, '
@@ -178,8 +187,29 @@ def dense_training_bytes(layer: str, n_nodes: int, n_heads: int, n_hidden: int,
     return 10 * n_nodes * n_nodes * n_heads * bytes_per_float
 
 
-def available_memory_bytes() -> int:
-    """Memory the system can still give (`MemAvailable` on Linux, else the physical memory)."""
+def edges_training_bytes(n_nodes: int, n_edges: int, n_features: int, n_classes: int,
+                         n_heads: int, n_hidden: int, bytes_per_float: int = 4) -> int:
+    r"""
+    The two-layer model with the [edge-list layers](edges.html) on a whole graph: the weights
+    of both layers ($2 \cdot K F'$ per input feature and per class: $W_l$ and $W_r$) four times
+    over (the weights, their gradients and Adam's two moments), and for a training step about
+    five tensors of $K F'$ features per edge and four per node. An upper bound for GAT, which
+    has one matrix and keeps less per edge.
+    """
+    features = n_heads * n_hidden
+    parameters = 2 * features * (n_features + n_classes + 1) + 2 * n_classes * (features + 1)
+    step = (5 * n_edges + 4 * n_nodes) * features
+    return (4 * parameters + step) * bytes_per_float
+
+
+def available_memory_bytes(device: str = 'cpu') -> int:
+    """
+    Memory that `device` can still give: a CUDA device's free memory; for the processor
+    (and Apple's MPS, which shares it) `MemAvailable` on Linux, else the physical memory.
+    """
+    if torch.device(device).type == 'cuda':
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return free
     try:
         with open('/proc/meminfo') as f:
             for line in f:
@@ -190,19 +220,36 @@ def available_memory_bytes() -> int:
     return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
 
 
-def check_dense_fits(layer: str, n_nodes: int, n_heads: int, n_hidden: int) -> str:
+def check_fits(needed: int, device: str, what: str, instead: str) -> None:
+    """Refuse a run whose estimated peak, `needed` bytes, exceeds what `device` has free."""
+    available = available_memory_bytes(device)
+    if needed > 0.9 * available:
+        raise UsageError(f'{what}: about {needed / 2 ** 30:.1f} GiB per training step, '
+                         f'but only {available / 2 ** 30:.1f} GiB is free on {device}; '
+                         f'{instead}')
+
+
+def check_edges_fit(settings: NodeClassificationSettings, n_nodes: int, n_edges: int,
+                    n_features: int, n_classes: int) -> None:
+    """Refuse heads and features per head too many for the memory, before anything runs."""
+    needed = edges_training_bytes(n_nodes, n_edges, n_features, n_classes,
+                                  settings.n_heads, settings.n_hidden)
+    check_fits(needed, settings.device,
+               f'--n-heads {settings.n_heads} x --n-hidden {settings.n_hidden} features '
+               f'on {n_nodes} nodes and {n_edges} edges', 'use fewer heads or features')
+
+
+def check_dense_fits(layer: str, n_nodes: int, n_heads: int, n_hidden: int,
+                     device: str = 'cpu') -> str:
     """
-    Refuse the dense layer when its estimated peak exceeds the free memory; otherwise return
-    a warning to print before the run starts, since it is slow as well as large.
+    Refuse the dense layer when its estimated peak exceeds the free memory of `device`;
+    otherwise return a warning to print before the run starts, since it is slow as well as
+    large.
     """
     needed = dense_training_bytes(layer, n_nodes, n_heads, n_hidden)
-    available = available_memory_bytes()
-    size = (f'{n_nodes}^2 node pairs x {n_heads} heads x {n_hidden} features: '
-            f'about {needed / 2 ** 30:.1f} GiB per training step')
-    if needed > 0.9 * available:
-        raise UsageError(f'--impl dense needs {size}, '
-                         f'but only {available / 2 ** 30:.1f} GiB is free; '
-                         f'use --impl edges (the same function in O(edges) memory)')
-    return (f'--impl dense computes all {size}; each epoch takes seconds to minutes, '
-            f'so one seed can take hours. '
-            f'--impl edges computes the same function in O(edges).')
+    size = (f'{n_nodes}^2 node pairs x {n_heads} heads x {n_hidden} features')
+    check_fits(needed, device, f'--impl dense needs {size}',
+               'use --impl edges (the same function in O(edges) memory)')
+    return (f'--impl dense computes all {size}: about {needed / 2 ** 30:.1f} GiB per '
+            f'training step; each epoch takes seconds to minutes, so one seed can take '
+            f'hours. --impl edges computes the same function in O(edges).')
