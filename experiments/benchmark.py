@@ -84,7 +84,8 @@ class BenchmarkSettings(Settings):
     warmup: int = setting(1, 'alternating rounds run first and not kept')
     threads: int = setting(1, 'torch threads of every worker process')
     data_dir: Optional[str] = setting(None, 'folder of the Planetoid files (default: '
-                                            '$LABML_GAT_DATA, else the download cache)')
+                                            '$LABML_GAT_DATA, else ../shared/data/planetoid '
+                                            'beside the clone, else the download cache)')
     record: bool = setting(False, "record each measured figure in the project's records, "
                                   'experiments/results/')
     results: Optional[str] = setting(None, 'record each measured figure in this folder '

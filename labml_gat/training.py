@@ -43,8 +43,9 @@ class NodeClassificationSettings(Settings):
     """
     layer: str = setting('gatv2', 'the attention layer', choices=('gatv2', 'gat'))
     dataset: str = setting('cora', 'the Planetoid graph', choices=('cora', 'citeseer'))
-    data_dir: Optional[str] = setting(None, 'folder with the Planetoid files '
-                                            '(default: $LABML_GAT_DATA, else download)')
+    data_dir: Optional[str] = setting(None, 'folder with the Planetoid files (default: '
+                                            '$LABML_GAT_DATA, else ../shared/data/planetoid '
+                                            'beside the clone, else download)')
     n_heads: int = setting(8, 'attention heads K of the first layer')
     n_hidden: int = setting(8, "features F' per head of the first layer")
     dropout: float = setting(0.6, "dropout on the layers' inputs and attention")
