@@ -85,7 +85,8 @@ class GraphAttentionV2Layer(nn.Module):
     This is a single GATv2 layer.
     A GATv2 is made up of several such layers: it takes
     $\mathbf{h} = \{ h_1, h_2, \dots, h_N \}$, $h_i \in \mathbb{R}^F$, as input
-    and outputs $\mathbf{h}' = \{ h'_1, h'_2, \dots, h'_N \}$, $h'_i \in \mathbb{R}^{F'}$.
+    and outputs $\mathbf{h}' = \{ h'_1, h'_2, \dots, h'_N \}$: $K$ heads of $F'$ features each,
+    concatenated ($h'_i \in \mathbb{R}^{K F'}$) or averaged ($h'_i \in \mathbb{R}^{F'}$).
     """
 
     def __init__(self, in_features: int, out_features: int, n_heads: int,
@@ -96,7 +97,8 @@ class GraphAttentionV2Layer(nn.Module):
                  bias: bool = False):
         """
         * `in_features`, $F$, is the number of input features per node
-        * `out_features`, $F'$, is the number of output features per node
+        * `out_features` is the number of output features per node: $K F'$ when the heads
+          are concatenated, $F'$ when they are averaged
         * `n_heads`, $K$, is the number of attention heads
         * `is_concat` whether the heads' outputs are concatenated (`True`) or averaged (`False`)
         * `dropout` is the dropout probability applied to the attention coefficients
@@ -119,8 +121,8 @@ class GraphAttentionV2Layer(nn.Module):
         self.n_heads = n_heads
         self.share_weights = share_weights
 
-        # Each head produces $F'/K$ features when the heads are concatenated,
-        # and $F'$ features when they are averaged.
+        # $F'$, the features of each head: `out_features` split between the heads when they
+        # are concatenated, all of `out_features` when they are averaged.
         self.n_hidden = out_features // n_heads if is_concat else out_features
 
         # $W_l$ for all heads at once: the transformation of the neighbour (source) $j$.
@@ -133,7 +135,7 @@ class GraphAttentionV2Layer(nn.Module):
         else:
             self.linear_r = nn.Linear(in_features, self.n_hidden * n_heads, bias=False)
 
-        # One attention vector $a_k \in \mathbb{R}^{F'/K}$ per head $k$.
+        # One attention vector $a_k \in \mathbb{R}^{F'}$ per head $k$.
         self.attn = nn.Parameter(torch.empty(n_heads, self.n_hidden))
         # The optional output bias, added after the heads are merged.
         if bias:
@@ -155,7 +157,7 @@ class GraphAttentionV2Layer(nn.Module):
         nn.init.xavier_uniform_(self.linear_l.weight)
         if not self.share_weights:
             nn.init.xavier_uniform_(self.linear_r.weight)
-        # Each $a_k$ is a linear map from $F'/K$ features to one score: fan-in $F'/K$, fan-out 1.
+        # Each $a_k$ is a linear map from $F'$ features to one score: fan-in $F'$, fan-out 1.
         bound = math.sqrt(6.0 / (1 + self.n_hidden))
         nn.init.uniform_(self.attn, -bound, bound)
         if self.bias is not None:

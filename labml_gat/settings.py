@@ -14,9 +14,9 @@ Its default is the experiment's default, and the `help` in the field's metadata 
 
 ```python
 @dataclass
-class CoraSettings(Settings):
-    n_heads: int = setting(8, 'attention heads of the first layer')
-    model: str = setting('gatv2', 'the attention layer', choices=('gatv2', 'gat'))
+class NodeClassificationSettings(Settings):
+    n_heads: int = setting(8, 'attention heads K of the first layer')
+    layer: str = setting('gatv2', 'the attention layer', choices=('gatv2', 'gat'))
 ```
 
 `check()` says what is wrong with the settings, before a run starts and before anything is written.

@@ -262,3 +262,22 @@ def test_help_says_each_default_once(script, settings):
     parser = argument_parser(getattr(load_experiment(script), settings), '')
     for action in parser._actions:
         assert (action.help or '').count('(default') <= 1, action.help
+
+
+def test_the_flags_the_pages_name_exist():
+    """A flag named in the layers', the model's or the Cora experiment's text is a flag of cora.py."""
+    import re
+    from conftest import load_experiment
+    parser = argument_parser(load_experiment('cora').CoraSettings, '')
+    flags = {option for action in parser._actions for option in action.option_strings}
+    for name in ('labml_gat/gat.py', 'labml_gat/gatv2.py', 'labml_gat/model.py', 'labml_gat/training.py',
+                 'labml_gat/fast.py', 'labml_gat/seeds.py', 'experiments/cora.py'):
+        for named in re.findall(r'`(--[a-z][a-z-]*)', (REPO / name).read_text()):
+            assert named in flags, f'{name} names {named}, which cora.py does not take'
+
+
+def test_the_package_names_its_modules():
+    import labml_gat
+    modules = {path.stem for path in (REPO / 'labml_gat').glob('*.py')} - {'__init__'}
+    assert {module for module in modules if f'`{module}`' not in labml_gat.__doc__
+            and f'`labml_gat.{module}`' not in labml_gat.__doc__} == set()
