@@ -250,3 +250,35 @@ def test_features_too_many_for_the_memory_are_refused(tmp_path):
     assert process.stderr.splitlines() == [line for line in process.stderr.splitlines()
                                            if line.startswith('cora.py: error: --n-heads 8 x --n-hidden 1000000000')]
     assert not (tmp_path / 'logs').exists()
+
+
+@needs_planetoid
+@pytest.mark.parametrize('script', ['cora', 'cora_minibatch'])
+def test_ctrl_c_stops_every_seed(tmp_path, script):
+    """Ctrl-C in a terminal (SIGINT to the whole process group) while two seeds train side by side."""
+    import os
+    import signal
+    import time
+    from labml_gat.runs import read_status
+    logs = tmp_path / 'logs'
+    process = subprocess.Popen([sys.executable, str(REPO / 'experiments' / f'{script}.py'), '--seeds', '4',
+                                '--jobs', '2', '--epochs', '100000', '--patience', '100000', '--logs', str(logs)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while len(list(logs.glob('*/*/run.yaml'))) < 2:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, 'the seeds did not start'
+            time.sleep(0.2)
+        time.sleep(2)
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130 and err == f'{script}.py: stopped\n', err
+    assert 'seed' not in out
+    runs = sorted(path.parent for path in logs.glob('*/*/run.yaml'))
+    assert [read_status(run) for run in runs] == ['interrupted'] * 2
