@@ -49,8 +49,8 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from labml_gat import benchmarking
-from labml_gat.settings import (Settings, UsageError, check_at_least, check_output, command,
-                                setting)
+from labml_gat.settings import (Settings, UsageError, check_at_least, check_output,
+                                command, setting)
 
 
 # What `--help` says the script does
@@ -84,8 +84,9 @@ class BenchmarkSettings(Settings):
     warmup: int = setting(1, 'alternating rounds run first and not kept')
     threads: int = setting(1, 'torch threads of every worker process')
     data_dir: Optional[str] = setting(None, 'folder of the Planetoid files (default: '
-                                            '$LABML_GAT_DATA, else ../shared/data/planetoid '
-                                            'beside the clone, else the download cache)')
+                                            '$LABML_GAT_DATA, else ../shared/data/'
+                                            'planetoid beside the clone, else the '
+                                            'download cache)')
     record: bool = setting(False, "record each measured figure in the project's records, "
                                   'experiments/results/')
     results: Optional[str] = setting(None, 'record each measured figure in this folder '
@@ -178,7 +179,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         if s.record or s.results:
             benchmarking.save_figure(figures[-1], line.strip(), s.threads,
                                      Path(s.results) if s.results else None)
-    print('\n' + '\n'.join(f"* `{r['figure']}`: {benchmarking.describe(r)}" for r in figures))
+    print('\n' + '\n'.join(f"* `{r['figure']}`: {benchmarking.describe(r)}"
+                           for r in figures))
     if s.plot:
         benchmarking.plot(figures, s.plot)
     return figures

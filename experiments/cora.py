@@ -224,8 +224,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         print(check_dense_fits(settings.layer, data.num_nodes, settings.n_heads,
                                settings.n_hidden, settings.device))
     else:
-        check_edges_fit(settings, data.num_nodes, data.edge_index.shape[1] + data.num_nodes,
-                        data.num_features, data.num_classes)
+        n_edges = data.edge_index.shape[1] + data.num_nodes  # with the self loops
+        check_edges_fit(settings, data.num_nodes, n_edges, data.num_features,
+                        data.num_classes)
     summary = run_seeds(settings, explicit, data, train_one_seed)
     print(report(summary))
     if settings.summary_json:

@@ -292,8 +292,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
               'neighbour-sampled mini-batches.')
     data = load_planetoid(settings.dataset, settings.data_dir)
     # The whole graph bounds what a batch holds
-    check_edges_fit(settings, data.num_nodes, data.edge_index.shape[1] + data.num_nodes,
-                    data.num_features, data.num_classes)
+    n_edges = data.edge_index.shape[1] + data.num_nodes  # with the self loops
+    check_edges_fit(settings, data.num_nodes, n_edges, data.num_features,
+                    data.num_classes)
     summary = run_seeds(settings, explicit, data, train_one_seed)
     print(report(summary, data))
     if settings.summary_json:

@@ -385,10 +385,11 @@ def draw_runs(runs: Sequence[Run]):
             legend.setdefault(label, handle)
     # One legend for all panels, under them: a column per run drawn one by one (its splits
     # under each other), else a column per split
-    columns = sum(len(group) if len(group) <= FEW_RUNS else 0 for group in groups.values())
+    columns = sum(len(group) for group in groups.values() if len(group) <= FEW_RUNS)
     if legend:
         figure.legend(legend.values(), legend.keys(), loc='outside lower center',
-                      ncol=min(columns or len(legend), 6), fontsize='small', frameon=False)
+                      ncol=min(columns or len(legend), 6), fontsize='small',
+                      frameon=False)
     if len(runs) == 1:
         figure.suptitle(runs[0].label())
     elif len(groups) == 1:

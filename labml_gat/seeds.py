@@ -105,8 +105,8 @@ def run_in_parallel(settings: NodeClassificationSettings, explicit: set, data: A
                              initargs=(settings.threads, str(lab.get_experiments_path()),
                                        stop)) as pool:
         try:
-            futures = {pool.submit(run_seed_in_worker, quiet, explicit, data, seed, train):
-                       seed for seed in seeds}
+            futures = {pool.submit(run_seed_in_worker, quiet, explicit, data, seed,
+                                   train): seed for seed in seeds}
             for done, future in enumerate(as_completed(futures), 1):
                 result = future.result()
                 if not settings.quiet:

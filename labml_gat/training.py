@@ -44,8 +44,8 @@ class NodeClassificationSettings(Settings):
     layer: str = setting('gatv2', 'the attention layer', choices=('gatv2', 'gat'))
     dataset: str = setting('cora', 'the Planetoid graph', choices=('cora', 'citeseer'))
     data_dir: Optional[str] = setting(None, 'folder with the Planetoid files (default: '
-                                            '$LABML_GAT_DATA, else ../shared/data/planetoid '
-                                            'beside the clone, else download)')
+                                            '$LABML_GAT_DATA, else ../shared/data/'
+                                            'planetoid beside the clone, else download)')
     n_heads: int = setting(8, 'attention heads K of the first layer')
     n_hidden: int = setting(8, "features F' per head of the first layer")
     dropout: float = setting(0.6, "dropout on the layers' inputs and attention")
@@ -198,7 +198,8 @@ def edges_training_bytes(n_nodes: int, n_edges: int, n_features: int, n_classes:
     has one matrix and keeps less per edge.
     """
     features = n_heads * n_hidden
-    parameters = 2 * features * (n_features + n_classes + 1) + 2 * n_classes * (features + 1)
+    # $W_l$ and $W_r$ of both layers, and the attention vectors
+    parameters = 2 * features * (n_features + n_classes) + features + n_classes
     step = (5 * n_edges + 4 * n_nodes) * features
     return (4 * parameters + step) * bytes_per_float
 
