@@ -29,7 +29,9 @@ python -m labml_gat.runs plot RUN_DIR [RUN_DIR ...] --out curves.png
 per run with the settings that differ and the last value of every metric. `plot` draws one
 panel per kind of metric (`loss`, `accuracy`, ...), with a line per run and split:
 training solid, validation dashed, and a value recorded once, such as the test accuracy,
-as a dot.
+as a dot. More than three runs of one experiment, such as the seeds of `--seeds 10`, are
+drawn as their mean with a band of one standard deviation, each run faint behind it.
+The image goes into a folder that exists (`--out`), as every output of the experiments.
 Plotting needs matplotlib (the `docs` extra); listing does not.
 
 The folder of the runs is `logs/` of the working directory unless `LABML_GAT_LOGS` names
@@ -320,8 +322,8 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 def plot_runs(runs: Sequence[Run], out: Path) -> Path:
     """Draw the runs (`draw_runs`) into the image file `out`, whose folder must exist."""
-    import matplotlib.pyplot as plt
     figure = draw_runs(runs)
+    import matplotlib.pyplot as plt
     figure.savefig(out, dpi=120)
     plt.close(figure)
     return out
