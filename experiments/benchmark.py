@@ -27,16 +27,18 @@ The figures:
   [leaner two-layer model](../labml_gat/lean.html#the-two-layer-model-leaner), which makes
   the model's dropouts and ELU inside the layers' projections instead of keeping them.
 
-Each measured figure replaces its record `experiments/results/benchmark_<figure>.json`,
+With `--record`, each measured figure replaces its record
+`experiments/results/benchmark_<figure>.json`,
 with the command, the date, the machine and the versions; the README and the site's
 benchmark page render their numbers from these records.
 
 ```bash
-python experiments/benchmark.py --threads 1                              # cora, layer_100000
+python experiments/benchmark.py --threads 1 --record                     # cora, layer_100000
 python experiments/benchmark.py --figures layer --layer-nodes 1000000 --impls lean pyg \
-    --rounds 2 --warmup 1 --threads 1
-python experiments/benchmark.py --figures scale --scale-nodes 1000000 --threads 1
-python experiments/benchmark.py --figures scale --scale-nodes 10000000 --threads 1
+    --rounds 2 --warmup 1 --threads 1 --record
+python experiments/benchmark.py --figures scale --scale-nodes 1000000 --threads 1 --record
+python experiments/benchmark.py --figures scale --scale-nodes 10000000 --threads 1 \
+    --record
 ```
 """
 
@@ -47,7 +49,14 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from labml_gat import benchmarking
-from labml_gat.settings import Settings, UsageError, check_at_least, command, setting
+from labml_gat.settings import (Settings, UsageError, check_at_least, check_output,
+                                command, setting)
+
+
+# What `--help` says the script does
+DESCRIPTION = ("Time per training step and evaluation forward, and peak memory, of the "
+               "edge-list and memory-lean GATv2 layers against PyG's GATv2Conv. "
+               "Nothing is recorded unless asked (--record, or --results FOLDER).")
 
 
 @dataclass
@@ -75,10 +84,13 @@ class BenchmarkSettings(Settings):
     warmup: int = setting(1, 'alternating rounds run first and not kept')
     threads: int = setting(1, 'torch threads of every worker process')
     data_dir: Optional[str] = setting(None, 'folder of the Planetoid files (default: '
-                                            '$LABML_GAT_DATA, else the download cache)')
-    record: bool = setting(True, 'record each measured figure')
-    results: Optional[str] = setting(None, 'the folder of the records (default: '
-                                           'experiments/results)')
+                                            '$LABML_GAT_DATA, else ../shared/data/'
+                                            'planetoid beside the clone, else the '
+                                            'download cache)')
+    record: bool = setting(False, "record each measured figure in the project's records, "
+                                  'experiments/results/')
+    results: Optional[str] = setting(None, 'record each measured figure in this folder '
+                                           'instead')
     plot: Optional[str] = setting(None, 'save the ratio plot to this image file')
 
     def check(self) -> None:
@@ -99,6 +111,8 @@ class BenchmarkSettings(Settings):
                 raise UsageError(f'--{name.replace("_", "-")} must be at least 2')
         if self.degree <= 0:
             raise UsageError(f'--degree must be positive, got {self.degree}')
+        check_output('--results', self.results, folder=True)
+        check_output('--plot', self.plot)
         if 'cora' in self.figures:
             check_cora(self.data_dir)
 
@@ -150,19 +164,23 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     Each figure is measured, printed and recorded in turn, so that a long run keeps what it
     has measured if it is stopped.
     """
-    s, _ = BenchmarkSettings.from_command_line(argv, description=__doc__.split('---')[-1])
+    s, _ = BenchmarkSettings.from_command_line(argv, description=DESCRIPTION)
     line = 'python experiments/benchmark.py ' + shlex.join(sys.argv[1:] if argv is None
                                                              else list(argv))
     figures = []
     for name, task, peaks, alternating in tasks(s):
         print(f'measuring {name} ...', file=sys.stderr, flush=True)
         figures.append(benchmarking.measure_figure(name, task, peaks, alternating))
-        print(benchmarking.format_table(figures[-1:]), flush=True)
-        # Each figure is recorded as soon as it is measured
-        if s.record:
+        # The table's header once, then each figure's rows as it is measured
+        table = benchmarking.format_table(figures[-1:])
+        print(table if len(figures) == 1 else table[len(benchmarking.TABLE_HEADER) + 1:],
+              flush=True)
+        # Each figure is recorded as soon as it is measured, when asked to
+        if s.record or s.results:
             benchmarking.save_figure(figures[-1], line.strip(), s.threads,
                                      Path(s.results) if s.results else None)
-    print(benchmarking.format_report(figures))
+    print('\n' + '\n'.join(f"* `{r['figure']}`: {benchmarking.describe(r)}"
+                           for r in figures))
     if s.plot:
         benchmarking.plot(figures, s.plot)
     return figures

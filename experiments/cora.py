@@ -84,7 +84,7 @@ from labml_gat.model import TwoLayerGAT
 from labml_gat.seeds import format_summary, run_seeds
 from labml_gat.settings import command, setting
 from labml_gat.training import (EarlyStopping, NodeClassificationSettings, accuracy,
-                                check_dense_fits)
+                                check_dense_fits, check_edges_fit)
 
 # The layer for each `(--layer, --impl)`: dense layers take an adjacency matrix,
 # edge-list layers an `edge_index`
@@ -232,7 +232,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     data = load_planetoid(settings.dataset, settings.data_dir)
     if settings.impl == 'dense':
         print(check_dense_fits(settings.layer, data.num_nodes, settings.n_heads,
-                               settings.n_hidden))
+                               settings.n_hidden, settings.device))
+    else:
+        n_edges = data.edge_index.shape[1] + data.num_nodes  # with the self loops
+        check_edges_fit(settings, data.num_nodes, n_edges, data.num_features,
+                        data.num_classes)
     summary = run_seeds(settings, explicit, data, train_one_seed)
     print(report(summary))
     if settings.summary_json:

@@ -73,7 +73,8 @@ from labml_gat.model import TwoLayerGAT
 from labml_gat.sampling import Block, NeighbourSampler
 from labml_gat.seeds import format_summary
 from labml_gat.settings import UsageError, command, setting
-from labml_gat.training import EarlyStopping, NodeClassificationSettings
+from labml_gat.training import (EarlyStopping, NodeClassificationSettings,
+                                check_edges_fit)
 
 # The edge-list layer for each `--layer`: a block is an edge list
 LAYERS = {'gatv2': EdgeGraphAttentionV2Layer, 'gat': EdgeGraphAttentionLayer}
@@ -326,6 +327,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             argv, 'Train a two-layer GATv2 (or GAT) on Cora or CiteSeer with '
                   'neighbour-sampled mini-batches, in one process or under torchrun.')
         data = load_planetoid(settings.dataset, settings.data_dir)
+        # The whole graph bounds what a batch holds
+        n_edges = data.edge_index.shape[1] + data.num_nodes  # with the self loops
+        check_edges_fit(settings, data.num_nodes, n_edges, data.num_features,
+                        data.num_classes)
     with distributed.job(settings.device, settings.peer_timeout):
         # Rank 0 gets the summary; the other ranks `None`
         summary = distributed.run_seeds(settings, explicit, data, train_one_seed)

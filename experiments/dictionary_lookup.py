@@ -151,11 +151,12 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-from labml import experiment, monit, tracker
+from labml import monit, tracker
 
 from labml_gat.lookup import LAYERS, make_task, time_layers, train
+from labml_gat.runs import labml_run
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
-                                check_device, command, setting)
+                                check_device, check_output, command, setting)
 
 # Where `--sweep` writes its record
 SWEEP_RECORD = Path(__file__).parent / 'results' / 'dictionary_lookup_sweep.json'
@@ -233,6 +234,8 @@ class LookupSettings(Settings):
             raise UsageError(f'--min-progress must be a fraction in [0, 1), '
                              f'got {self.min_progress}')
         check_device(self.device)
+        check_output('--summary-json', self.summary_json)
+        check_output('--record', self.record)
         for k in (self.ks if self.sweep else [self.k]):
             task = make_task(k, self.seed, self.max_examples)
             if len(task.train) == 0 or len(task.test) == 0:
@@ -269,15 +272,12 @@ def train_one(settings: LookupSettings) -> dict:
 
     The settings go to `experiment.configs`, the metrics of every epoch to `tracker`.
     """
-    experiment.create(name='dictionary_lookup',
-                      comment=f'{settings.layer}, {settings.n_heads} head(s), '
-                              f'k = {settings.k}',
-                      writers={'file'} if settings.quiet else {'screen', 'file'})
-    experiment.configs(settings.as_dict())
     progress = {} if settings.quiet else {
         'wrap_epochs': monit.loop,
         'wrap_batches': lambda batches, n: monit.iterate('train', batches, n)}
-    with experiment.start():
+    with labml_run('dictionary_lookup', f'{settings.layer}, {settings.n_heads} head(s), '
+                                        f'k = {settings.k}', settings.as_dict(),
+                   screen=not settings.quiet, quiet=settings.quiet):
         result = train(**settings.training(), **progress, on_epoch=track)
         tracker.save(result['epochs'], {'accuracy.final_train': result['train_accuracy'],
                                         'accuracy.final_test': result['test_accuracy']})
@@ -315,9 +315,6 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
     every model so that a stopped sweep keeps what it finished.
     """
     path = Path(settings.record) if settings.record else SWEEP_RECORD
-    experiment.create(name='dictionary_lookup_sweep', comment=f'k = {settings.ks}',
-                      writers={'file'} if settings.quiet else {'screen', 'file'})
-    experiment.configs(settings.as_dict())
     record = {'figure': 'GATv2 paper, Figure 3: DictionaryLookup accuracy against k',
               'command': 'python experiments/dictionary_lookup.py ' + ' '.join(argv),
               'date': datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
@@ -325,7 +322,8 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
                                                  'python': platform.python_version()},
               'settings': settings.as_dict(), 'runs': []}
     start, cpu_start = time.perf_counter(), time.process_time()
-    with experiment.start():
+    with labml_run('dictionary_lookup_sweep', f'k = {settings.ks}', settings.as_dict(),
+                   screen=not settings.quiet, quiet=settings.quiet):
         # One head before eight: the paper's claims are about one head
         for k in settings.ks:
             for n_heads, layer in itertools.product(settings.sweep_heads,

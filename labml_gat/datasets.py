@@ -51,7 +51,9 @@ and a `defaultdict`). Unpickling can run arbitrary code, so we
 ## Where the files are found
 
 1. In the folder passed as `data_dir`, or else in the folder named by the `LABML_GAT_DATA`
-   environment variable. These folders are yours: they are read, never written to,
+   environment variable, or else in `shared/data/planetoid` beside the clone of this
+   repository (`../shared/data/planetoid` from its root, where `run.sh` looks too) when that
+   folder exists. These folders are yours: they are read, never written to,
    and missing files are an error.
 2. Otherwise in a cache folder, `labml.lab.get_data_path() / 'planetoid'`, where missing files are
    downloaded from the Planetoid repository, like PyG does. Call
@@ -221,6 +223,11 @@ def row_normalize(x: torch.Tensor) -> torch.Tensor:
 # ## Finding the files
 
 
+def shared_dir() -> Path:
+    """The folder `shared/data/planetoid` beside the clone of this repository."""
+    return Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'planetoid'
+
+
 def cache_dir() -> Path:
     """The folder where downloaded files are kept: `labml.lab.get_data_path() / 'planetoid'`."""
     return lab.get_data_path() / 'planetoid'
@@ -231,10 +238,13 @@ def _find_folder(name: str, data_dir: str | Path | None, download: bool,
     """The folder that holds all files of `name`, downloading into the cache if allowed."""
     # A folder given by the user is read-only for us: we never download into it.
     given = data_dir if data_dir is not None else (os.environ.get(DATA_ENV_VAR) or None)
+    if given is None and shared_dir().is_dir():
+        given = shared_dir()
     if given is not None:
         folder = Path(given).expanduser()
-        _require_files(name, folder, 'This folder was given explicitly (data_dir or '
-                       f'{DATA_ENV_VAR}), so nothing is downloaded into it.')
+        _require_files(name, folder, 'This folder was given (data_dir, '
+                       f'{DATA_ENV_VAR} or {shared_dir()}), so nothing is downloaded '
+                       f'into it.')
         return folder
     # The cache folder is ours, and we fill it if allowed.
     folder = cache_dir()
@@ -301,11 +311,20 @@ def download_planetoid(name: str, folder: str | Path | None = None,
     """
     name = _check_name(name)
     folder = Path(folder).expanduser() if folder is not None else cache_dir()
+    # The folders made here, the innermost last: a failed download removes them again
+    made = [parent for parent in (folder, *folder.parents) if not parent.exists()][::-1]
     folder.mkdir(parents=True, exist_ok=True)
-    for kind in FILE_KINDS:
-        path = folder / _file_name(name, kind)
-        if not path.is_file():
-            _download_file(name, kind, path, base_url)
+    try:
+        for kind in FILE_KINDS:
+            path = folder / _file_name(name, kind)
+            if not path.is_file():
+                _download_file(name, kind, path, base_url)
+    except BaseException:
+        for made_folder in reversed(made):
+            if any(made_folder.iterdir()):
+                break
+            made_folder.rmdir()
+        raise
     return folder
 
 

@@ -49,7 +49,7 @@ As in [`gatv2.py`](gatv2.html): `adj_mat[i, j]` is `True` when node $i$ attends 
 (a message flows $j \to i$; PyG's `edge_index` has the column `[j, i]`), self loops are the caller's choice,
 and a node with no neighbour gets the zero vector (plus the bias).
 Like [`gatv2.py`](gatv2.html), it imports nothing but PyTorch and the standard library.
-The [Cora experiment](../experiments/cora.html) trains it with `--model gat`, as the baseline for GATv2.
+The [Cora experiment](../experiments/cora.html) trains it with `--layer gat`, as the baseline for GATv2.
 """
 
 import math
@@ -72,7 +72,8 @@ class GraphAttentionLayer(nn.Module):
                  bias: bool = False):
         """
         * `in_features`, $F$, is the number of input features per node
-        * `out_features`, $F'$, is the number of output features per node
+        * `out_features` is the number of output features per node: $K F'$ when the heads
+          are concatenated, $F'$ when they are averaged
         * `n_heads`, $K$, is the number of attention heads
         * `is_concat` whether the heads' outputs are concatenated (`True`) or averaged (`False`)
         * `dropout` is the dropout probability applied to the attention coefficients
@@ -93,12 +94,13 @@ class GraphAttentionLayer(nn.Module):
         self.is_concat = is_concat
         self.n_heads = n_heads
 
-        # Features per head: $F'/K$ when concatenating, $F'$ when averaging.
+        # $F'$, the features of each head: `out_features / K` when concatenating, all of
+        # `out_features` when averaging.
         self.n_hidden = out_features // n_heads if is_concat else out_features
 
         # The shared transformation $W$ for all heads at once.
         self.linear = nn.Linear(in_features, self.n_hidden * n_heads, bias=False)
-        # One attention vector $a_k = [a_{1,k} \Vert a_{2,k}] \in \mathbb{R}^{2F'/K}$ per head:
+        # One attention vector $a_k = [a_{1,k} \Vert a_{2,k}] \in \mathbb{R}^{2F'}$ per head:
         # `attn[:, :n_hidden]` is $a_1$ (query side), `attn[:, n_hidden:]` is $a_2$ (neighbour side).
         self.attn = nn.Parameter(torch.empty(n_heads, 2 * self.n_hidden))
         if bias:
@@ -116,7 +118,7 @@ class GraphAttentionLayer(nn.Module):
         ### Initialisation
 
         Glorot (Xavier) uniform, as in the paper's code: $W$ as a matrix, and each half of every $a_k$
-        as a linear map from $F'/K$ features to one score (fan-in $F'/K$, fan-out 1); zeros for the bias.
+        as a linear map from $F'$ features to one score (fan-in $F'$, fan-out 1); zeros for the bias.
         """
         nn.init.xavier_uniform_(self.linear.weight)
         bound = math.sqrt(6.0 / (1 + self.n_hidden))

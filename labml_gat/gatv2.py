@@ -90,7 +90,8 @@ class GraphAttentionV2Layer(nn.Module):
     This is a single GATv2 layer.
     A GATv2 is made up of several such layers: it takes
     $\mathbf{h} = \{ h_1, h_2, \dots, h_N \}$, $h_i \in \mathbb{R}^F$, as input
-    and outputs $\mathbf{h}' = \{ h'_1, h'_2, \dots, h'_N \}$, $h'_i \in \mathbb{R}^{F'}$.
+    and outputs $\mathbf{h}' = \{ h'_1, h'_2, \dots, h'_N \}$: $K$ heads of $F'$ features each,
+    concatenated ($h'_i \in \mathbb{R}^{K F'}$) or averaged ($h'_i \in \mathbb{R}^{F'}$).
     """
 
     def __init__(self, in_features: int, out_features: int, n_heads: int,
@@ -101,7 +102,8 @@ class GraphAttentionV2Layer(nn.Module):
                  bias: bool = False):
         """
         * `in_features`, $F$, is the number of input features per node
-        * `out_features`, $F'$, is the number of output features per node
+        * `out_features` is the number of output features per node: $K F'$ when the heads
+          are concatenated, $F'$ when they are averaged
         * `n_heads`, $K$, is the number of attention heads
         * `is_concat` whether the heads' outputs are concatenated (`True`) or averaged (`False`)
         * `dropout` is the dropout probability applied to the attention coefficients
@@ -124,8 +126,8 @@ class GraphAttentionV2Layer(nn.Module):
         self.n_heads = n_heads
         self.share_weights = share_weights
 
-        # Each head produces $F'/K$ features when the heads are concatenated,
-        # and $F'$ features when they are averaged.
+        # $F'$, the features of each head: `out_features` split between the heads when they
+        # are concatenated, all of `out_features` when they are averaged.
         self.n_hidden = out_features // n_heads if is_concat else out_features
 
         # $W_l$ for all heads at once: the transformation of the neighbour (source) $j$.
@@ -138,7 +140,7 @@ class GraphAttentionV2Layer(nn.Module):
         else:
             self.linear_r = nn.Linear(in_features, self.n_hidden * n_heads, bias=False)
 
-        # One attention vector $a_k \in \mathbb{R}^{F'/K}$ per head $k$.
+        # One attention vector $a_k \in \mathbb{R}^{F'}$ per head $k$.
         self.attn = nn.Parameter(torch.empty(n_heads, self.n_hidden))
         # The optional output bias, added after the heads are merged.
         if bias:
@@ -160,7 +162,7 @@ class GraphAttentionV2Layer(nn.Module):
         nn.init.xavier_uniform_(self.linear_l.weight)
         if not self.share_weights:
             nn.init.xavier_uniform_(self.linear_r.weight)
-        # Each $a_k$ is a linear map from $F'/K$ features to one score: fan-in $F'/K$, fan-out 1.
+        # Each $a_k$ is a linear map from $F'$ features to one score: fan-in $F'$, fan-out 1.
         bound = math.sqrt(6.0 / (1 + self.n_hidden))
         nn.init.uniform_(self.attn, -bound, bound)
         if self.bias is not None:
@@ -309,7 +311,30 @@ def edge_index_to_adj_mat(edge_index: torch.Tensor, n_nodes: int,
     (`adj_mat[edge_index[0], edge_index[1]]` would reverse every directed edge).
     With `self_loops` every node also attends to itself, as in the paper.
     Returns a boolean `[n_nodes, n_nodes]`.
+
+    `edge_index` is an integer tensor `[2, n_edges]` of node ids in `[0, n_nodes)`.
+    An edge list `[n_edges, 2]` is refused, since reading its rows as source and target
+    would connect the wrong nodes; with exactly two edges the shapes agree, and a
+    `[2, 2]` tensor is read in PyG's layout, column by column.
     """
+    if isinstance(n_nodes, bool) or not isinstance(n_nodes, int) or n_nodes < 1:
+        raise ValueError(f'n_nodes must be a positive integer, got {n_nodes!r}')
+    if not isinstance(edge_index, torch.Tensor):
+        raise TypeError(f'edge_index must be a tensor, got {describe(edge_index)}')
+    if edge_index.is_floating_point() or edge_index.is_complex() \
+            or edge_index.dtype == torch.bool:
+        raise TypeError(f'edge_index must be an integer tensor (torch.long) of node ids, '
+                        f'got {describe(edge_index)}')
+    if edge_index.dim() == 2 and edge_index.shape[1] == 2 and edge_index.shape[0] != 2:
+        raise ValueError(f'edge_index must have shape [2, n_edges] (PyG\'s layout), got '
+                         f'{list(edge_index.shape)}: transpose it with edge_index.t()')
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f'edge_index must have shape [2, n_edges], got '
+                         f'{list(edge_index.shape)}')
+    if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= n_nodes):
+        raise ValueError(f'edge_index holds node ids from {edge_index.min().item()} to '
+                         f'{edge_index.max().item()}; they must be in [0, {n_nodes}) '
+                         f'for n_nodes = {n_nodes}')
     source, target = edge_index
     adj_mat = torch.zeros(n_nodes, n_nodes, dtype=torch.bool, device=edge_index.device)
     adj_mat[target, source] = True

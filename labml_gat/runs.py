@@ -29,7 +29,9 @@ python -m labml_gat.runs plot RUN_DIR [RUN_DIR ...] --out curves.png
 per run with the settings that differ and the last value of every metric. `plot` draws one
 panel per kind of metric (`loss`, `accuracy`, ...), with a line per run and split:
 training solid, validation dashed, and a value recorded once, such as the test accuracy,
-as a dot.
+as a dot. More than three runs of one experiment, such as the seeds of `--seeds 10`, are
+drawn as their mean with a band of one standard deviation, each run faint behind it.
+The image goes into a folder that exists (`--out`), as every output of the experiments.
 Plotting needs matplotlib (the `docs` extra); listing does not.
 
 The folder of the runs is `logs/` of the working directory unless `LABML_GAT_LOGS` names
@@ -37,17 +39,20 @@ another; the tests set that variable so that their runs stay out of the reposito
 """
 
 import argparse
+import io
 import json
 import math
 import os
+import signal
 import textwrap
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import yaml
 
-from labml_gat.settings import UsageError, command
+from labml_gat.settings import UsageError, check_output, command
 
 # The environment variable naming the folder of labml runs (for the runs and for `list`)
 LOGS_ENV_VAR = 'LABML_GAT_LOGS'
@@ -73,6 +78,72 @@ def use_logs_from_environment() -> Optional[Path]:
     from labml import lab
     lab.configure({'experiments_path': str(Path(folder).resolve())})
     return Path(folder)
+
+
+# ## Starting a run
+
+# The signals that stop a run: Ctrl-C, and `SIGTERM` (which `command` turns into a Ctrl-C)
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def labml_run(name: str, comment: str, configs: dict, explicit: Optional[dict] = None,
+              screen: bool = True, quiet: bool = False) -> Iterator[Path]:
+    """
+    One labml run around the block; yields the run's folder.
+
+    labml's banner names the run but also prints the repository's last commit message, which
+    means nothing to a user: it is replaced by one line, the run's comment and its folder.
+    A stop signal that arrives while labml sets the run up is held until the run has started,
+    so that labml always records the run as `interrupted`, never leaves it half made.
+    `screen` keeps labml's per-epoch progress line, which ends without a newline.
+    """
+    from labml import experiment, lab
+    held = _hold_stop_signals()
+    try:
+        with redirect_stdout(io.StringIO()):
+            experiment.create(name=name, comment=comment,
+                              writers={'screen', 'file'} if screen else {'file'})
+            experiment.configs(configs, explicit or {})
+            run = experiment.start()
+        folder = Path(lab.get_experiments_path()) / name / experiment.get_uuid()
+        if not quiet:
+            print(f'{name}: {comment}, run {_shown(folder)}', flush=True)
+        with run:
+            _release(held, STOP_SIGNALS)
+            try:
+                yield folder
+            finally:
+                if screen:
+                    print(flush=True)
+    finally:
+        _release(held)
+
+
+def _hold_stop_signals() -> Optional[set]:
+    """Block the stop signals; returns the signals blocked before (None where signals cannot
+    be blocked)."""
+    if not hasattr(signal, 'pthread_sigmask'):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def _release(held: Optional[set], signals: Optional[set] = None) -> None:
+    """Unblock `signals`, or with none given, block again what was blocked before."""
+    if held is None:
+        return
+    if signals is None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    else:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 # ## Reading a run
@@ -250,9 +321,28 @@ def _table(rows: list[list[str]]) -> list[str]:
 # ## `plot`: the curves
 
 def plot_runs(runs: Sequence[Run], out: Path) -> Path:
+    """Draw the runs (`draw_runs`) into the image file `out`, whose folder must exist."""
+    figure = draw_runs(runs)
+    import matplotlib.pyplot as plt
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out
+
+
+# Up to this many runs of one experiment are drawn one by one, each in the legend;
+# more are drawn as their mean and standard deviation, with the runs themselves faint
+FEW_RUNS = 3
+
+
+def draw_runs(runs: Sequence[Run]):
     """
     One panel per kind of metric, the name before the dot (`loss.train` is a `loss`), so
     that training and validation share axes and overfitting shows as the gap between them.
+
+    A few runs are drawn one by one. Many runs of one experiment, the seeds of a
+    `--seeds 10` run, are drawn as what they say together: the mean over the runs at every
+    step, a band of one standard deviation around it, and each run as a faint line.
+    The legends sit under the panels, out of the curves' way. Returns the figure.
     """
     kinds = sorted({name.split('.')[0] for run in runs for name in run.metrics
                     if name.split('.')[0] not in HIDDEN_KINDS})
@@ -267,34 +357,106 @@ def plot_runs(runs: Sequence[Run], out: Path) -> Path:
     except ImportError:
         raise UsageError('plotting needs matplotlib: pip install matplotlib') from None
 
-    figure, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4),
-                                squeeze=False)
-    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault(run.experiment, []).append(run)
+    figure, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 5), squeeze=False,
+                                layout='constrained')
+    legend: dict = {}
     for panel, kind in zip(axes[0], kinds):
-        for index, run in enumerate(runs):
-            colour = colours[index % len(colours)]
-            for name, points in run.metrics.items():
-                if name.split('.')[0] != kind:
-                    continue
-                split = name.partition('.')[2] or kind
-                steps, values = zip(*points)
-                label = f'{run.label()} {split}' if len(runs) > 1 else split
-                style = {'linestyle': '--' if split == 'valid' else '-'}
-                if len(points) == 1:
-                    style = {'marker': 'o', 'linestyle': 'none'}
-                panel.plot(steps, values, color=colour, label=label, **style)
+        colours = iter(plt.rcParams['axes.prop_cycle'].by_key()['color'] * 10)
+        for experiment, group in groups.items():
+            names = sorted({name for run in group for name in run.metrics
+                            if name.split('.')[0] == kind})
+            prefix = f'{experiment} ' if len(groups) > 1 else ''
+            if len(group) <= FEW_RUNS:
+                for run in group:
+                    colour = next(colours)
+                    for name in names:
+                        _draw_one(panel, run, name, colour,
+                                  f'{prefix}{run.comment or run.uuid[:8]}'
+                                  if len(runs) > 1 else '')
+            else:
+                for name in names:
+                    _draw_many(panel, group, name, next(colours), prefix)
         panel.set_title(kind)
         panel.set_xlabel('step')
         panel.xaxis.set_major_locator(MaxNLocator(integer=True))
-        panel.legend(fontsize='small')
         panel.grid(alpha=0.3)
+        for handle, label in zip(*panel.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    # One legend for all panels, under them: a column per run drawn one by one (its splits
+    # under each other), else a column per split
+    columns = sum(len(group) for group in groups.values() if len(group) <= FEW_RUNS)
+    if legend:
+        figure.legend(legend.values(), legend.keys(), loc='outside lower center',
+                      ncol=min(columns or len(legend), 6), fontsize='small',
+                      frameon=False)
     if len(runs) == 1:
         figure.suptitle(runs[0].label())
-    figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
-    plt.close(figure)
-    return out
+    elif len(groups) == 1:
+        figure.suptitle(f'{runs[0].experiment}: {len(runs)} runs')
+    return figure
+
+
+def _split(name: str) -> str:
+    """`train` of `loss.train`; a metric without a dot is its own split."""
+    return name.partition('.')[2] or name
+
+
+def _style(split: str, n_points: int) -> dict:
+    """Training solid, validation dashed, a value recorded once a dot."""
+    if n_points == 1:
+        return {'marker': 'o', 'linestyle': 'none'}
+    return {'linestyle': '--' if split == 'valid' else '-'}
+
+
+def _draw_one(panel, run: Run, name: str, colour: str, label: str) -> None:
+    points = run.metrics.get(name)
+    if not points:
+        return
+    steps, values = zip(*points)
+    panel.plot(steps, values, color=colour, label=f'{label} {_split(name)}'.strip(),
+               **_style(_split(name), len(points)))
+
+
+def _draw_many(panel, group: Sequence[Run], name: str, colour: str, prefix: str) -> None:
+    """The runs of `group` faint, and their mean with a band of one standard deviation."""
+    by_step: dict = {}
+    for run in group:
+        points = run.metrics.get(name, [])
+        if points:
+            steps, values = zip(*points)
+            panel.plot(steps, values, color=colour, alpha=0.2, linewidth=0.8,
+                       **_style(_split(name), len(points)))
+        for step, value in points:
+            by_step.setdefault(step, []).append(value)
+    if not by_step:
+        return
+    steps = sorted(by_step)
+    mean = [sum(by_step[step]) / len(by_step[step]) for step in steps]
+    std = [_std(by_step[step]) for step in steps]
+    n_runs = sum(bool(run.metrics.get(name)) for run in group)
+    label = f'{prefix}{_split(name)}: mean ± std of {n_runs} runs'
+    if all(len(run.metrics.get(name, [])) <= 1 for run in group):
+        # A value recorded once per run, such as the test accuracy: one point per run
+        values = [value for step in steps for value in by_step[step]]
+        panel.errorbar([max(steps)], [sum(values) / len(values)], yerr=[_std(values)],
+                       color=colour, marker='o', capsize=4, label=label)
+        return
+    panel.plot(steps, mean, color=colour, linewidth=2, label=label,
+               **_style(_split(name), len(steps)))
+    panel.fill_between(steps, [m - s for m, s in zip(mean, std)],
+                       [m + s for m, s in zip(mean, std)], color=colour, alpha=0.2,
+                       linewidth=0)
+
+
+def _std(values: Sequence[float]) -> float:
+    """The sample standard deviation; 0 for one value."""
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 # ## The command line
@@ -316,6 +478,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.command == 'list':
         print(list_runs(find_runs(args.logs or logs_folder())))
     else:
+        check_output('--out', str(args.out))
         runs = [read_run(path) for path in args.runs]
         print(f'wrote {plot_runs(runs, args.out)}')
 

@@ -18,22 +18,22 @@ so `jobs` processes train seeds side by side, each with its own `threads`.
 `run_seeds` takes the function that trains one seed as an argument, so any experiment can use it.
 """
 
-import io
 import multiprocessing
 import os
+import signal
 import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import nullcontext, redirect_stdout
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import torch
-from labml import experiment, lab
+from labml import lab
 from torch import nn
 
+from labml_gat.runs import STOP_SIGNALS, labml_run
 from labml_gat.training import NodeClassificationSettings
 
 # A function that trains one seed: `(settings, data, seed, checkpoint path)` to
@@ -77,17 +77,10 @@ def run_seed(settings: NodeClassificationSettings, explicit: set, data: Any, see
     # labml's screen output redraws one line, which only a terminal shows well
     screen = not settings.quiet and sys.stdout.isatty()
     configs = {**settings.as_dict(), 'seed': seed}
-    # labml prints a banner (the run's uuid and the last commit) as a run starts;
-    # `--quiet` keeps it out of the output
-    with redirect_stdout(io.StringIO()) if settings.quiet else nullcontext():
-        experiment.create(name=settings.experiment_name(), comment=settings.comment(seed),
-                          writers={'screen', 'file'} if screen else {'file'})
-        experiment.configs(configs, {name: configs[name] for name in explicit | {'seed'}})
-        run = experiment.start()
-    with run:
-        folder = Path(lab.get_experiments_path()) / settings.experiment_name()
-        checkpoint = folder / experiment.get_uuid() / 'checkpoints' / 'best.pt'
-        result, _ = train(settings, data, seed, checkpoint)
+    with labml_run(settings.experiment_name(), settings.comment(seed), configs,
+                   {name: configs[name] for name in explicit | {'seed'}},
+                   screen=screen, quiet=settings.quiet) as folder:
+        result, _ = train(settings, data, seed, folder / 'checkpoints' / 'best.pt')
     return result
 
 
@@ -99,35 +92,89 @@ def run_in_parallel(settings: NodeClassificationSettings, explicit: set, data: A
     `jobs` worker processes, each with `settings.threads` threads, keep their runs in the same
     `logs/` folder without printing per-epoch progress; a line is printed as each seed ends,
     and the results come back in the order of the seeds.
+
+    Ctrl-C (or `SIGTERM`) stops every seed at once: no worker starts another seed, each
+    running seed is interrupted (labml records its run as `interrupted`), and the
+    `KeyboardInterrupt` goes on to the caller once every worker has stopped.
     """
     quiet = replace(settings, quiet=True)
     context = multiprocessing.get_context('spawn')
+    stop = context.Event()
     start = time.perf_counter()
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=start_worker,
-                             initargs=(settings.threads, str(lab.get_experiments_path()))
-                             ) as pool:
-        futures = {pool.submit(run_seed, quiet, explicit, data, seed, train): seed
-                   for seed in seeds}
-        for done, future in enumerate(as_completed(futures), 1):
-            result = future.result()
-            if not settings.quiet:
-                print(f'seed {futures[future]}: test accuracy '
-                      f'{100 * result["test_accuracy"]:.1f} % '
-                      f'({done}/{len(futures)} seeds, '
-                      f'{time.perf_counter() - start:.0f} s)',
-                      flush=True)
+                             initargs=(settings.threads, str(lab.get_experiments_path()),
+                                       stop)) as pool:
+        try:
+            futures = {pool.submit(run_seed_in_worker, quiet, explicit, data, seed,
+                                   train): seed for seed in seeds}
+            for done, future in enumerate(as_completed(futures), 1):
+                result = future.result()
+                if not settings.quiet:
+                    print(f'seed {futures[future]}: test accuracy '
+                          f'{100 * result["test_accuracy"]:.1f} % '
+                          f'({done}/{len(futures)} seeds, '
+                          f'{time.perf_counter() - start:.0f} s)',
+                          flush=True)
+        except KeyboardInterrupt:
+            stop_workers(pool, stop)
+            raise
     return [future.result() for future in futures]
 
 
-def start_worker(threads: int, experiments_path: str) -> None:
+def stop_workers(pool: ProcessPoolExecutor, stop: Any) -> None:
     """
-    Set up a worker process: its threads and the parent's labml `logs/` folder.
+    Stop the seeds: `stop` keeps the workers from starting another seed, a Ctrl-C sent to
+    each interrupts the seed it trains, and the seeds not yet started are cancelled.
+    Waits for the workers, which only record their runs as interrupted; a second Ctrl-C
+    meanwhile is ignored, so that no run is left half written.
+    """
+    handlers = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
+    try:
+        stop.set()
+        # The pool's workers are this process's children
+        for worker in multiprocessing.active_children():
+            os.kill(worker.pid, signal.SIGINT)
+        pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+# Set in each worker by `start_worker`: once set, the worker starts no other seed
+_stop: Any = None
+
+
+def run_seed_in_worker(settings: NodeClassificationSettings, explicit: set, data: Any,
+                       seed: int, train: TrainOneSeed) -> Optional[dict]:
+    """`run_seed` in a worker, unless the seeds were stopped (then `None`)."""
+    if _stop.is_set():
+        return None
+    return run_seed(settings, explicit, data, seed, train)
+
+
+def start_worker(threads: int, experiments_path: str, stop: Any = None) -> None:
+    """
+    Set up a worker process: its threads, the parent's labml `logs/` folder and the parent's
+    `stop` event.
     Workers print nothing (not even labml's banner of each run): their runs are in `logs/`,
     and their results and errors come back to the parent.
+    A Ctrl-C reaches a worker only while it trains a seed (`labml_run` lets it in), and only
+    the first one interrupts it: a worker between seeds has nothing to interrupt, and a
+    second Ctrl-C must not break labml's record of the interrupted run.
     """
+    global _stop
+    _stop = stop
     torch.set_num_threads(threads)
     lab.configure({'experiments_path': experiments_path})
     sys.stdout = open(os.devnull, 'w')
+    signal.signal(signal.SIGINT, _interrupt_once)
+    if hasattr(signal, 'pthread_sigmask'):
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def _interrupt_once(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def available_cores() -> int:
@@ -153,8 +200,10 @@ def format_summary(summary: dict, title: str) -> str:
                      f"{100 * r['val_accuracy']:>7.1f} {100 * r['test_accuracy']:>7.1f} "
                      f"{r['seconds']:>7.1f}")
     test, jobs = summary['test_accuracy'], summary['jobs']
-    lines.append(f"test accuracy: {test['mean']:.2f} ± {test['std']:.2f} % "
-                 f"over {test['n']} seed(s); {summary['seconds']:.1f} s of training, "
+    # One seed has no spread to report
+    spread = (f"{test['mean']:.2f} % with one seed" if test['n'] == 1 else
+              f"{test['mean']:.2f} ± {test['std']:.2f} % over {test['n']} seeds")
+    lines.append(f"test accuracy: {spread}; {summary['seconds']:.1f} s of training, "
                  f"{summary['wall_seconds']:.1f} s in all "
                  f"({jobs} process{'es' * (jobs > 1)})")
     return '\n'.join(lines)

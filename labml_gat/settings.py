@@ -14,9 +14,9 @@ Its default is the experiment's default, and the `help` in the field's metadata 
 
 ```python
 @dataclass
-class CoraSettings(Settings):
-    n_heads: int = setting(8, 'attention heads of the first layer')
-    model: str = setting('gatv2', 'the attention layer', choices=('gatv2', 'gat'))
+class NodeClassificationSettings(Settings):
+    n_heads: int = setting(8, 'attention heads K of the first layer')
+    layer: str = setting('gatv2', 'the attention layer', choices=('gatv2', 'gat'))
 ```
 
 `check()` says what is wrong with the settings, before a run starts and before anything is written.
@@ -28,6 +28,8 @@ import argparse
 import dataclasses
 import signal
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 import torch
@@ -103,9 +105,11 @@ def argument_parser(cls: type, description: str) -> argparse.ArgumentParser:
     defaults = cls()
     for field in dataclasses.fields(cls):
         default = getattr(defaults, field.name)
-        options: dict = {'default': None,
-                         'help': f"{field.metadata.get('help', '')} "
-                                 f"(default: {describe_default(default)})"}
+        help = field.metadata.get('help', '')
+        # A help that says what happens by default keeps its own words
+        if '(default' not in help:
+            help += f' (default: {describe_default(default)})'
+        options: dict = {'default': None, 'help': help}
         if field.metadata.get('choices') is not None:
             options['choices'] = field.metadata['choices']
         if isinstance(default, bool):
@@ -149,6 +153,34 @@ def check_probability(name: str, value: float) -> None:
     """A dropout probability: in $[0, 1)$, since $p = 1$ would drop everything."""
     if not 0 <= value < 1:
         raise UsageError(f'{flag(name)} must be a probability in [0, 1), got {value}')
+
+
+def check_output(name: str, path: Optional[str], folder: bool = False) -> None:
+    """
+    ### Where outputs go
+
+    One rule for every output, a file (`--summary-json`) or a folder (`--logs`): it goes into a
+    folder that exists and can be written, and it is not a folder where a file is wanted or a
+    file where a folder is wanted. Nothing is created to check it, and no folder is made for it.
+    `name` is the flag as the user typed it.
+    """
+    if path is None:
+        return
+    target = Path(path).expanduser()
+    if folder and target.exists() and not target.is_dir():
+        raise UsageError(f'{name} {path} is a file; give a folder')
+    if not folder and target.is_dir():
+        raise UsageError(f'{name} {path} is a folder; give a file name')
+    home = target if folder and target.is_dir() else target.resolve().parent
+    if home.exists() and not home.is_dir():
+        raise UsageError(f'{name} {path}: {home} is a file, not a folder')
+    if not home.is_dir():
+        raise UsageError(f'{name} {path}: the folder {home} does not exist')
+    try:
+        # An unnamed file that vanishes when closed: proof that the folder takes files
+        tempfile.TemporaryFile(dir=home).close()
+    except OSError:
+        raise UsageError(f'{name} {path}: cannot write into {home}') from None
 
 
 def check_device(device: str) -> None:

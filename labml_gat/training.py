@@ -24,7 +24,12 @@ import torch
 from torch import nn
 
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_probability, setting)
+                                check_output, check_probability, setting)
+
+
+# The most seeds one command runs: enough for a mean and a spread, and a bound on the labml
+# runs a typing mistake can start
+MAX_SEEDS = 100
 
 
 @dataclass
@@ -38,8 +43,9 @@ class NodeClassificationSettings(Settings):
     """
     layer: str = setting('gatv2', 'the attention layer', choices=('gatv2', 'gat'))
     dataset: str = setting('cora', 'the Planetoid graph', choices=('cora', 'citeseer'))
-    data_dir: Optional[str] = setting(None, 'folder with the Planetoid files '
-                                            '(default: $LABML_GAT_DATA, else download)')
+    data_dir: Optional[str] = setting(None, 'folder with the Planetoid files (default: '
+                                            '$LABML_GAT_DATA, else ../shared/data/'
+                                            'planetoid beside the clone, else download)')
     n_heads: int = setting(8, 'attention heads K of the first layer')
     n_hidden: int = setting(8, "features F' per head of the first layer")
     dropout: float = setting(0.6, "dropout on the layers' inputs and attention")
@@ -72,6 +78,10 @@ class NodeClassificationSettings(Settings):
         check_at_least(self, 1, ('n_heads', 'n_hidden', 'epochs', 'patience', 'seeds',
                                  'jobs', 'threads'))
         check_at_least(self, 0, ('seed',))
+        if self.seeds > MAX_SEEDS:
+            raise UsageError(f'--seeds {self.seeds}: at most {MAX_SEEDS} in one command, '
+                             f'each a labml run; go on later with '
+                             f'--seed {self.seed + MAX_SEEDS}')
         check_probability('dropout', self.dropout)
         if not self.learning_rate > 0:
             raise UsageError(f'--learning-rate must be positive, '
@@ -85,11 +95,8 @@ class NodeClassificationSettings(Settings):
         check_device(self.device)
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
             raise UsageError(f'--data-dir {self.data_dir} is not a folder')
-        path = self.summary_json
-        if path is not None and Path(path).is_dir():
-            raise UsageError(f'--summary-json {path} is a folder; give a file name')
-        if path is not None and not Path(path).resolve().parent.is_dir():
-            raise UsageError(f'--summary-json {path}: its folder does not exist')
+        check_output('--summary-json', self.summary_json)
+        check_output('--logs', self.logs, folder=True)
 
     def experiment_name(self) -> str:
         """The labml experiment: its runs are kept in `logs/<name>/`."""
@@ -185,8 +192,30 @@ def dense_training_bytes(layer: str, n_nodes: int, n_heads: int, n_hidden: int,
     return 10 * n_nodes * n_nodes * n_heads * bytes_per_float
 
 
-def available_memory_bytes() -> int:
-    """Memory the system can still give (`MemAvailable` on Linux, else the physical memory)."""
+def edges_training_bytes(n_nodes: int, n_edges: int, n_features: int, n_classes: int,
+                         n_heads: int, n_hidden: int, bytes_per_float: int = 4) -> int:
+    r"""
+    The two-layer model with the [edge-list layers](edges.html) on a whole graph: the weights
+    of both layers ($2 \cdot K F'$ per input feature and per class: $W_l$ and $W_r$) four times
+    over (the weights, their gradients and Adam's two moments), and for a training step about
+    five tensors of $K F'$ features per edge and four per node. An upper bound for GAT, which
+    has one matrix and keeps less per edge.
+    """
+    features = n_heads * n_hidden
+    # $W_l$ and $W_r$ of both layers, and the attention vectors
+    parameters = 2 * features * (n_features + n_classes) + features + n_classes
+    step = (5 * n_edges + 4 * n_nodes) * features
+    return (4 * parameters + step) * bytes_per_float
+
+
+def available_memory_bytes(device: str = 'cpu') -> int:
+    """
+    Memory that `device` can still give: a CUDA device's free memory; for the processor
+    (and Apple's MPS, which shares it) `MemAvailable` on Linux, else the physical memory.
+    """
+    if torch.device(device).type == 'cuda':
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return free
     try:
         with open('/proc/meminfo') as f:
             for line in f:
@@ -197,19 +226,36 @@ def available_memory_bytes() -> int:
     return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
 
 
-def check_dense_fits(layer: str, n_nodes: int, n_heads: int, n_hidden: int) -> str:
+def check_fits(needed: int, device: str, what: str, instead: str) -> None:
+    """Refuse a run whose estimated peak, `needed` bytes, exceeds what `device` has free."""
+    available = available_memory_bytes(device)
+    if needed > 0.9 * available:
+        raise UsageError(f'{what}: about {needed / 2 ** 30:.1f} GiB per training step, '
+                         f'but only {available / 2 ** 30:.1f} GiB is free on {device}; '
+                         f'{instead}')
+
+
+def check_edges_fit(settings: NodeClassificationSettings, n_nodes: int, n_edges: int,
+                    n_features: int, n_classes: int) -> None:
+    """Refuse heads and features per head too many for the memory, before anything runs."""
+    needed = edges_training_bytes(n_nodes, n_edges, n_features, n_classes,
+                                  settings.n_heads, settings.n_hidden)
+    check_fits(needed, settings.device,
+               f'--n-heads {settings.n_heads} x --n-hidden {settings.n_hidden} features '
+               f'on {n_nodes} nodes and {n_edges} edges', 'use fewer heads or features')
+
+
+def check_dense_fits(layer: str, n_nodes: int, n_heads: int, n_hidden: int,
+                     device: str = 'cpu') -> str:
     """
-    Refuse the dense layer when its estimated peak exceeds the free memory; otherwise return
-    a warning to print before the run starts, since it is slow as well as large.
+    Refuse the dense layer when its estimated peak exceeds the free memory of `device`;
+    otherwise return a warning to print before the run starts, since it is slow as well as
+    large.
     """
     needed = dense_training_bytes(layer, n_nodes, n_heads, n_hidden)
-    available = available_memory_bytes()
-    size = (f'{n_nodes}^2 node pairs x {n_heads} heads x {n_hidden} features: '
-            f'about {needed / 2 ** 30:.1f} GiB per training step')
-    if needed > 0.9 * available:
-        raise UsageError(f'--impl dense needs {size}, '
-                         f'but only {available / 2 ** 30:.1f} GiB is free; '
-                         f'use --impl edges (the same function in O(edges) memory)')
-    return (f'--impl dense computes all {size}; each epoch takes seconds to minutes, '
-            f'so one seed can take hours. '
-            f'--impl edges computes the same function in O(edges).')
+    size = (f'{n_nodes}^2 node pairs x {n_heads} heads x {n_hidden} features')
+    check_fits(needed, device, f'--impl dense needs {size}',
+               'use --impl edges (the same function in O(edges) memory)')
+    return (f'--impl dense computes all {size}: about {needed / 2 ** 30:.1f} GiB per '
+            f'training step; each epoch takes seconds to minutes, so one seed can take '
+            f'hours. --impl edges computes the same function in O(edges).')

@@ -158,6 +158,45 @@ def test_script_writes_records(tmp_path):
     assert set(records[1]['impls']) == {'lean'}
 
 
+def test_nothing_is_recorded_unless_asked(tmp_path, monkeypatch, capsys):
+    """A user's quick run leaves the project's records alone, and prints its table once."""
+    monkeypatch.setattr(results, 'RESULTS', tmp_path / 'records')
+    (tmp_path / 'records').mkdir()
+    script = load_experiment('benchmark')
+    quick = ['--figures', 'layer', '--layer-nodes', '30', '40', '--in-features', '8',
+             '--n-heads', '2', '--n-hidden', '2', '--rounds', '1', '--warmup', '0',
+             '--impls', 'edges', 'lean']
+    script.main(quick)
+    assert list((tmp_path / 'records').iterdir()) == []
+    out = capsys.readouterr().out
+    assert out.count(benchmarking.TABLE_HEADER) == 1
+    assert sum(line.startswith('| layer_30 | edges |') for line in out.splitlines()) == 1
+    # `--record` writes the project's records
+    script.main(quick + ['--record'])
+    assert sorted(path.name for path in (tmp_path / 'records').iterdir()) == [
+        'benchmark_layer_30.json', 'benchmark_layer_40.json']
+
+
+@pytest.mark.parametrize('flag', ['--results', '--plot'])
+def test_output_paths_follow_one_rule(tmp_path, flag):
+    """A missing folder, or a file where a folder is wanted: one line, before anything runs."""
+    (tmp_path / 'a file').write_text('')
+    for path in (tmp_path / 'missing' / 'x', tmp_path / 'a file' / 'x'):
+        process = run_script('benchmark', '--figures', 'layer', flag, path)
+        assert process.returncode == 2 and 'Traceback' not in process.stderr
+        last = process.stderr.strip().splitlines()[-1]
+        assert last.startswith(f'benchmark.py: error: {flag} {path}: ')
+        assert process.stdout == ''
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a file']
+
+
+def test_help_is_short_and_says_each_default_once():
+    process = run_script('benchmark', '--help')
+    assert process.returncode == 0
+    assert '```' not in process.stdout and '](' not in process.stdout
+    assert 'default: none) (default' not in ' '.join(process.stdout.split())
+
+
 @needs_planetoid
 def test_cora_runner():
     pytest.importorskip('torch_geometric')

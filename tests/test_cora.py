@@ -175,6 +175,7 @@ MISTAKES = {
     'removed-flag': ['--model', 'gat'],
     'share-weights': ['--share-weights', '--layer', 'gat'],
     'dataset': ['--dataset', 'pubmed'],
+    'many-seeds': ['--seeds', '100000'],
 }
 MESSAGES = {
     'epochs': 'cora.py: error: --epochs must be at least 1, got 0',
@@ -187,6 +188,7 @@ MESSAGES = {
     'removed-flag': 'cora.py: error: unrecognized arguments: --model gat',
     'share-weights': 'cora.py: error: --share-weights is an option of the GATv2 layer',
     'dataset': "cora.py: error: argument --dataset: invalid choice: 'pubmed'",
+    'many-seeds': 'cora.py: error: --seeds 100000: at most 100 in one command',
 }
 
 
@@ -195,6 +197,8 @@ def mistakes(tmp_path_factory):
     """Every mistake run at once, as subprocesses, each with its own `--logs` folder."""
     tmp = tmp_path_factory.mktemp('mistakes')
     (tmp / 'empty').mkdir()
+    # The runs' folders go into a folder that exists, as any output does
+    (tmp / 'logs').mkdir()
     processes = {}
     for name, args in MISTAKES.items():
         if name == 'device' and torch.cuda.is_available():
@@ -221,3 +225,60 @@ def test_a_mistake_is_one_line_with_exit_status_2(mistakes, name):
     assert errors[0].startswith(MESSAGES[name].format(tmp=tmp)), errors[0]
     # Nothing was written: no run folder
     assert not (tmp / 'logs' / name).exists()
+
+
+@pytest.mark.parametrize('logs, message', [
+    ('a file', 'is a file; give a folder'), ('missing/logs', 'the folder {tmp}/missing does not exist'),
+    ('a file/logs', '{tmp}/a file is a file, not a folder')])
+def test_logs_must_be_a_folder_there_is_room_for(tmp_path, logs, message):
+    (tmp_path / 'a file').write_text('')
+    process = subprocess.run([sys.executable, str(SCRIPT), '--logs', str(tmp_path / logs), '--epochs', '1'],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert process.returncode == 2 and 'Traceback' not in process.stderr
+    assert process.stderr.splitlines()[-1].startswith(f'cora.py: error: --logs {tmp_path / logs}')
+    assert message.format(tmp=tmp_path) in process.stderr.splitlines()[-1]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['a file']
+
+
+@needs_planetoid
+def test_features_too_many_for_the_memory_are_refused(tmp_path):
+    """An estimate before anything is allocated: one line, and no run left behind."""
+    process = subprocess.run([sys.executable, str(SCRIPT), '--n-hidden', '1000000000', '--logs',
+                              str(tmp_path / 'logs')], capture_output=True, text=True, timeout=300,
+                             cwd=tmp_path)
+    assert process.returncode == 2 and 'Traceback' not in process.stderr
+    assert process.stderr.splitlines() == [line for line in process.stderr.splitlines()
+                                           if line.startswith('cora.py: error: --n-heads 8 x --n-hidden 1000000000')]
+    assert not (tmp_path / 'logs').exists()
+
+
+@needs_planetoid
+@pytest.mark.parametrize('script', ['cora', 'cora_minibatch'])
+def test_ctrl_c_stops_every_seed(tmp_path, script):
+    """Ctrl-C in a terminal (SIGINT to the whole process group) while two seeds train side by side."""
+    import os
+    import signal
+    import time
+    from labml_gat.runs import read_status
+    logs = tmp_path / 'logs'
+    process = subprocess.Popen([sys.executable, str(REPO / 'experiments' / f'{script}.py'), '--seeds', '4',
+                                '--jobs', '2', '--epochs', '100000', '--patience', '100000', '--logs', str(logs)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while len(list(logs.glob('*/*/run.yaml'))) < 2:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, 'the seeds did not start'
+            time.sleep(0.2)
+        time.sleep(2)
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130 and err == f'{script}.py: stopped\n', err
+    assert 'seed' not in out
+    runs = sorted(path.parent for path in logs.glob('*/*/run.yaml'))
+    assert [read_status(run) for run in runs] == ['interrupted'] * 2

@@ -298,6 +298,7 @@ MISTAKES = {
 def mistakes(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('mistakes')
     (tmp / 'empty').mkdir()
+    (tmp / 'logs').mkdir()
     processes = {name: subprocess.Popen([sys.executable, str(SCRIPT), *[arg.format(tmp=tmp) for arg in args],
                                          '--logs', str(tmp / 'logs' / name)],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)

@@ -18,6 +18,8 @@ from labml_gat import datasets
 from labml_gat.datasets import DataFileError, FILE_KINDS, MissingDataError, Planetoid, load_planetoid
 
 DATA = PLANETOID
+# The real rule, before the tests point it elsewhere
+SHARED_DIR = datasets.shared_dir
 needs_data = needs_planetoid
 
 
@@ -25,6 +27,7 @@ needs_data = needs_planetoid
 def _no_env_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test chooses its folder explicitly; requests to the local server never go through a proxy."""
     monkeypatch.delenv('LABML_GAT_DATA', raising=False)
+    monkeypatch.setattr(datasets, 'shared_dir', lambda: Path('/nonexistent/shared/data/planetoid'))
     monkeypatch.setenv('no_proxy', '127.0.0.1')
     monkeypatch.setenv('NO_PROXY', '127.0.0.1')
 
@@ -285,7 +288,37 @@ def test_download_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     assert f'Could not download {url}/ind.cora.x' in message
     assert str(tmp_path / 'cache') in message and 'LABML_GAT_DATA' in message
     assert all(f'ind.cora.{kind}' in message for kind in FILE_KINDS)
-    assert list((tmp_path / 'cache').iterdir()) == []
+    # The failed download leaves no empty folder behind
+    assert not (tmp_path / 'cache').exists()
+
+
+def test_a_failed_download_removes_only_the_folders_it_made(tmp_path: Path) -> None:
+    url = f'http://127.0.0.1:{_closed_port()}'
+    (tmp_path / 'kept').mkdir()
+    with pytest.raises(MissingDataError):
+        datasets.download_planetoid('cora', tmp_path / 'kept' / 'data' / 'planetoid', base_url=url)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['kept']
+    assert list((tmp_path / 'kept').iterdir()) == []
+
+
+@needs_data
+def test_the_shared_folder_beside_the_clone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without data_dir or LABML_GAT_DATA, ../shared/data/planetoid beside the clone, as run.sh."""
+    shared = _copy_cora(tmp_path / 'shared' / 'data' / 'planetoid')
+    monkeypatch.setattr(datasets, 'shared_dir', lambda: shared)
+    monkeypatch.setattr(datasets, 'cache_dir', lambda: tmp_path / 'cache')
+    assert load_planetoid('cora').num_nodes == 2708
+    # It is the user's folder: a missing file is an error, and nothing is downloaded
+    with pytest.raises(MissingDataError, match=str(shared)):
+        load_planetoid('citeseer')
+    assert not (tmp_path / 'cache').exists()
+
+
+def test_shared_folder_is_beside_the_repository() -> None:
+    """The folder that run.sh and the tests' data finder name too."""
+    from conftest import REPO
+    assert SHARED_DIR() == REPO.parent / 'shared' / 'data' / 'planetoid'
+    assert '../shared/data/planetoid' in (REPO / 'run.sh').read_text()
 
 
 # ## Untrusted files

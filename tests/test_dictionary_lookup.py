@@ -8,8 +8,10 @@ import itertools
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -502,3 +504,48 @@ def test_sweep_table_has_a_row_per_model():
         assert (f"| {100 * run['train_accuracy']:.1f} % | {100 * run['test_accuracy']:.1f} % "
                 f"| {run['epochs']} | {run['stopped_by']} |") in table
     assert len(table.splitlines()) == len(record['runs']) + 4
+
+
+def test_output_names_the_run_and_starts_the_summary_on_its_own_line(tmp_path):
+    result = run_script(['--k', '3', '--epochs', '2', '--batch-size', '2', '--d-model', '8',
+                         '--epoch-size', '0'], tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    # One line names the run and its folder; labml's banner with the last commit is gone
+    run = next((tmp_path / 'logs' / 'dictionary_lookup').iterdir())
+    assert lines[0] == f'dictionary_lookup: gatv2, 1 head(s), k = 3, run logs/{run.parent.name}/{run.name}'
+    assert '[clean]' not in result.stdout and '[dirty]' not in result.stdout
+    # The summary is a line of its own, after labml's progress line
+    assert any(line.startswith('GATV2, 1 head(s), k = 3: train accuracy') for line in lines)
+
+
+def test_ctrl_c_stops_the_sweep(tmp_path):
+    """Ctrl-C during the sweep: one line, exit status 130, the run recorded as interrupted."""
+    from labml_gat.runs import read_status
+    (tmp_path / '.labml.yaml').write_text('check_repo_dirty: false\n')
+    code = ('import runpy, sys\n'
+            'from labml import lab\n'
+            f'lab.configure({{"experiments_path": {str(tmp_path / "logs")!r}}})\n'
+            f'sys.argv = [{str(SCRIPT)!r}, *sys.argv[1:]]\n'
+            f'runpy.run_path({str(SCRIPT)!r}, run_name="__main__")\n')
+    process = subprocess.Popen(
+        [sys.executable, '-c', code, '--sweep', '--ks', '20', '--sweep-heads', '1', '--quiet',
+         '--record', str(tmp_path / 'sweep.json')], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, 'PYTHONPATH': str(REPO)},
+        start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / 'logs').glob('dictionary_lookup_sweep/*/run.yaml')):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, 'the sweep did not start'
+            time.sleep(0.1)
+        time.sleep(1)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert err == 'dictionary_lookup.py: stopped\n' and process.returncode == 130
+    [run] = (tmp_path / 'logs' / 'dictionary_lookup_sweep').iterdir()
+    assert read_status(run) == 'interrupted'

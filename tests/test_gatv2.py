@@ -354,6 +354,29 @@ def test_describe():
     assert describe(None) == 'NoneType'
 
 
+@pytest.mark.parametrize('edge_index, n_nodes, error, message', [
+    (torch.tensor([[0, 1], [1, 2], [2, 0]]), 3, ValueError, r'shape \[2, n_edges\].*got \[3, 2\].*\.t\(\)'),
+    (torch.tensor([0, 1, 2]), 3, ValueError, r'shape \[2, n_edges\], got \[3\]'),
+    (torch.zeros(3, 4, dtype=torch.long), 3, ValueError, r'shape \[2, n_edges\], got \[3, 4\]'),
+    (torch.tensor([[0, 1], [1, 3]]), 3, ValueError, r'node ids from 0 to 3; they must be in \[0, 3\)'),
+    (torch.tensor([[0, -1], [1, 2]]), 3, ValueError, r'node ids from -1 to 2'),
+    (torch.tensor([[0.0, 1.0], [1.0, 2.0]]), 3, TypeError, r'integer tensor .* torch.float32'),
+    (torch.ones(2, 2, dtype=torch.bool), 3, TypeError, r'integer tensor .* torch.bool'),
+    ([[0, 1], [1, 2]], 3, TypeError, r'must be a tensor, got list'),
+    (torch.tensor([[0, 1], [1, 2]]), 0, ValueError, r'n_nodes must be a positive integer, got 0'),
+    (torch.tensor([[0, 1], [1, 2]]), 3.0, ValueError, r'n_nodes must be a positive integer, got 3.0'),
+])
+def test_edge_index_to_adj_mat_says_what_is_wrong(edge_index, n_nodes, error, message):
+    with pytest.raises(error, match=message):
+        edge_index_to_adj_mat(edge_index, n_nodes)
+
+
+def test_edge_index_to_adj_mat_reads_two_edges_in_pygs_layout():
+    # [2, 2] is both layouts; it is read as PyG's: the edges 0 -> 1 and 2 -> 0
+    adj = edge_index_to_adj_mat(torch.tensor([[0, 2], [1, 0]]), 3, self_loops=False)
+    assert adj.nonzero().tolist() == [[0, 2], [1, 0]]
+
+
 def test_edge_index_to_adj_mat(generator):
     """PyG's column `[j, i]` is `adj_mat[i, j]`; self loops are added unless asked not to."""
     edge_index = torch.tensor([[0, 1, 3], [1, 2, 1]])

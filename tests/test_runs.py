@@ -77,8 +77,40 @@ def test_list_shows_shared_settings_once_and_what_differs_per_run(logs):
 def test_plot_writes_an_image(logs, tmp_path):
     pytest.importorskip('matplotlib')
     out = runs.plot_runs([runs.read_run(path) for path in sorted(logs.glob('*/*'))],
-                         tmp_path / 'plots' / 'curves.png')
+                         tmp_path / 'curves.png')
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_ten_runs_read_at_a_glance(tmp_path):
+    """Ten seeds: their mean and spread in a short legend under the panels, not 30 entries over them."""
+    pytest.importorskip('matplotlib')
+    for seed in range(10):
+        make_run(tmp_path, f'{seed:04d}cccc', seed, [0.2 + seed / 100, 0.5, 0.7 - seed / 100])
+    figure = runs.draw_runs([runs.read_run(path) for path in sorted(tmp_path.glob('*/*'))])
+    figure.canvas.draw()
+    [legend] = figure.legends
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert len(labels) <= 4 and all('10 runs' in label for label in labels), labels
+    # The legend is outside the panels, and each panel keeps a third of the figure's width at least
+    box = legend.get_window_extent()
+    for panel in figure.axes:
+        assert not panel.legend_
+        assert box.y1 <= panel.get_window_extent().y0
+        assert panel.get_position().width > 0.3
+        # Each run faint, and the mean over the runs drawn boldly over them
+        faint = [line for line in panel.get_lines() if (line.get_alpha() or 1) < 0.5]
+        assert len(faint) >= 10
+    valid = next(line for line in figure.axes[0].get_lines() if line.get_label().startswith('valid'))
+    assert list(valid.get_ydata()) == pytest.approx([0.245, 0.5, 0.655])
+
+
+def test_plot_writes_into_a_folder_that_exists(logs, tmp_path):
+    result = subprocess.run([sys.executable, '-m', 'labml_gat.runs', 'plot', *map(str, sorted(logs.glob('*/*'))),
+                             '--out', str(tmp_path / 'missing' / 'curves.png')], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, env={'PYTHONPATH': str(REPO), 'PATH': '/usr/bin:/bin'})
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().endswith(f'the folder {tmp_path / "missing"} does not exist')
+    assert not (tmp_path / 'missing').exists()
 
 
 @pytest.mark.parametrize('arguments, message', [

@@ -75,10 +75,14 @@ def test_format_summary():
     assert lines[0] == 'A title'
     assert lines[1].split() == ['seed', 'epochs', 'best', 'val', '%', 'test', '%', 'time', 's']
     assert lines[2].split() == ['0', '200', '90', '81.0', '83.2', '3.0']
-    assert lines[-1] == ('test accuracy: 82.80 ± 0.57 % over 2 seed(s); 5.0 s of training, '
+    assert lines[-1] == ('test accuracy: 82.80 ± 0.57 % over 2 seeds; 5.0 s of training, '
                          '3.5 s in all (2 processes)')
     summary['jobs'] = 1
     assert format_summary(summary, 'x').endswith('(1 process)')
+    # One seed: its accuracy, with no spread of zero
+    summary.update(runs=summary['runs'][:1], test_accuracy={'mean': 83.2, 'std': 0.0, 'n': 1})
+    assert format_summary(summary, 'x').splitlines()[-1].startswith(
+        'test accuracy: 83.20 % with one seed; ')
 
 
 def test_available_cores():
@@ -110,3 +114,95 @@ def test_run_seed_returns_the_result(tmp_path, labml_logs, capsys, quiet):
     else:
         # labml's banner names the run
         assert 'cora_gatv2' in out or 'seed 7' in out
+
+
+# ## Ctrl-C and SIGTERM stop every seed at once
+#
+# A script that trains slow fake seeds, each a labml run, with `command` as its entry point; a
+# seed marks in `data` when it starts, so that the test interrupts only once seeds are running.
+SLOW_SEEDS = '''
+import sys, time
+from pathlib import Path
+from labml import tracker
+from labml_gat.seeds import run_seeds
+from labml_gat.settings import command
+from labml_gat.training import NodeClassificationSettings
+
+
+def train(settings, data, seed, checkpoint):
+    (Path(data) / f'started-{seed}').touch()
+    for step in range(1200):
+        time.sleep(0.05)
+        tracker.save(step, {'loss.train': 1.0})
+    (Path(data) / f'finished-{seed}').touch()
+    return {'seed': seed, 'epochs': 1, 'best_epoch': 0, 'seconds': 1.0, 'val_accuracy': 0.5,
+            'test_accuracy': 0.5}, None
+
+
+def main(argv):
+    seeds, jobs, logs, data = argv
+    settings = NodeClassificationSettings(seeds=int(seeds), jobs=int(jobs), logs=logs)
+    run_seeds(settings, set(), data, train)
+
+
+if __name__ == '__main__':
+    command(main)()
+'''
+
+
+def interrupt_when_running(command, folder, started, signum, whole_group, timeout=120):
+    """
+    Start `command`, wait until `started` seeds have begun, then send `signum` to the process
+    alone, or to its whole process group as a terminal's Ctrl-C does. Returns the exit status,
+    the standard error and how long the process took to stop.
+    """
+    import os
+    import signal
+    import time
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, cwd=folder)
+    try:
+        deadline = time.monotonic() + timeout
+        while len(list(folder.glob('started-*'))) < started:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, 'the seeds did not start'
+            time.sleep(0.1)
+        time.sleep(0.5)
+        sent = time.monotonic()
+        if whole_group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+        return process.returncode, err, time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def statuses(logs):
+    """The last status of every labml run in `logs`."""
+    from labml_gat.runs import read_status
+    return [read_status(run) for run in sorted(logs.glob('*/*')) if run.is_dir()]
+
+
+@pytest.mark.parametrize('signum, whole_group, jobs', [
+    ('SIGINT', True, 2), ('SIGINT', False, 2), ('SIGTERM', False, 2), ('SIGINT', True, 1)])
+def test_a_stop_signal_stops_every_seed(tmp_path, signum, whole_group, jobs):
+    import signal
+    script = tmp_path / 'slow_seeds.py'
+    script.write_text(SLOW_SEEDS)
+    logs = tmp_path / 'logs'
+    status, err, seconds = interrupt_when_running(
+        [sys.executable, str(script), '5', str(jobs), str(logs), str(tmp_path)], tmp_path,
+        started=jobs, signum=getattr(signal, signum), whole_group=whole_group)
+    # One line, the exit status of the signal, and no traceback
+    assert err == 'slow_seeds.py: stopped\n', err
+    assert status == (143 if signum == 'SIGTERM' else 130)
+    # Every seed that started was interrupted at once (a seed trains for a minute) and
+    # recorded as such; no other seed started
+    assert seconds < 30
+    assert len(list(tmp_path.glob('started-*'))) == jobs
+    assert not list(tmp_path.glob('finished-*'))
+    assert statuses(logs) == ['interrupted'] * jobs

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import List, Optional
 
 import pytest
@@ -227,3 +228,56 @@ def test_sigterm_marks_the_labml_run_interrupted(tmp_path):
     [run] = logs.glob('cora_gatv2/*')
     statuses = [json.loads(line)['status'] for line in (run / 'run_log.jsonl').read_text().splitlines()]
     assert statuses[-1] == 'interrupted'
+
+
+# ## One rule for every output path, and one default per flag
+
+def test_check_output(tmp_path):
+    from labml_gat.settings import check_output
+    (tmp_path / 'a file').write_text('')
+    check_output('--out', None)
+    check_output('--out', str(tmp_path / 'new.json'))
+    check_output('--out', str(tmp_path / 'a file'))
+    check_output('--logs', str(tmp_path), folder=True)
+    check_output('--logs', str(tmp_path / 'new folder'), folder=True)
+    mistakes = [('--out', tmp_path, False, 'is a folder; give a file name'),
+                ('--logs', tmp_path / 'a file', True, 'is a file; give a folder'),
+                ('--out', tmp_path / 'missing' / 'x.json', False, 'does not exist'),
+                ('--logs', tmp_path / 'missing' / 'x', True, 'does not exist'),
+                ('--logs', tmp_path / 'a file' / 'x', True, 'is a file, not a folder')]
+    if Path('/proc/self').is_dir():
+        mistakes.append(('--logs', Path('/proc/x'), True, 'cannot write into /proc'))
+    for name, path, folder, message in mistakes:
+        with pytest.raises(UsageError, match=message):
+            check_output(name, str(path), folder=folder)
+    # Checking made nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a file']
+
+
+@pytest.mark.parametrize('script, settings', [
+    ('cora', 'CoraSettings'), ('cora_minibatch', 'MiniBatchSettings'),
+    ('dictionary_lookup', 'LookupSettings'), ('benchmark', 'BenchmarkSettings')])
+def test_help_says_each_default_once(script, settings):
+    from conftest import load_experiment
+    parser = argument_parser(getattr(load_experiment(script), settings), '')
+    for action in parser._actions:
+        assert (action.help or '').count('(default') <= 1, action.help
+
+
+def test_the_flags_the_pages_name_exist():
+    """A flag named in the layers', the model's or the Cora experiment's text is a flag of cora.py."""
+    import re
+    from conftest import load_experiment
+    parser = argument_parser(load_experiment('cora').CoraSettings, '')
+    flags = {option for action in parser._actions for option in action.option_strings}
+    for name in ('labml_gat/gat.py', 'labml_gat/gatv2.py', 'labml_gat/model.py', 'labml_gat/training.py',
+                 'labml_gat/fast.py', 'labml_gat/seeds.py', 'experiments/cora.py'):
+        for named in re.findall(r'`(--[a-z][a-z-]*)', (REPO / name).read_text()):
+            assert named in flags, f'{name} names {named}, which cora.py does not take'
+
+
+def test_the_package_names_its_modules():
+    import labml_gat
+    modules = {path.stem for path in (REPO / 'labml_gat').glob('*.py')} - {'__init__'}
+    assert {module for module in modules if f'`{module}`' not in labml_gat.__doc__
+            and f'`labml_gat.{module}`' not in labml_gat.__doc__} == set()

@@ -48,7 +48,7 @@ def test_defaults_are_the_gat_papers():
     ({'device': 'tpu'}, "--device 'tpu' is not a device"),
     ({'data_dir': '/nonexistent/planetoid'}, '--data-dir /nonexistent/planetoid is not a folder'),
     ({'summary_json': '/nonexistent/folder/summary.json'},
-     '--summary-json /nonexistent/folder/summary.json: its folder does not exist'),
+     '--summary-json /nonexistent/folder/summary.json: the folder /nonexistent/folder does not exist'),
 ])
 def test_bad_settings_are_usage_errors(changes, message):
     settings = NodeClassificationSettings(**changes)
@@ -153,10 +153,10 @@ def test_available_memory_bytes():
 
 
 def test_dense_refused_when_too_big(monkeypatch):
-    monkeypatch.setattr(training, 'available_memory_bytes', lambda: 2 ** 30)
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': 2 ** 30)
     with pytest.raises(UsageError, match=r'--impl dense needs 2708\^2 node pairs x 8 heads x 8 features: '
-                                         r'about 8.7 GiB per training step, but only 1.0 GiB is free; '
-                                         r'use --impl edges'):
+                                         r'about 8.7 GiB per training step, but only 1.0 GiB is free '
+                                         r'on cpu; use --impl edges'):
         check_dense_fits('gatv2', 2708, 8, 8)
     # It fits: a warning to print, not an error
     warning = check_dense_fits('gatv2', 100, 8, 8)
@@ -168,3 +168,38 @@ def test_summary_json_must_not_be_a_folder(tmp_path):
     """Refused before training, rather than a traceback when the summary is written."""
     with pytest.raises(UsageError, match=f'^--summary-json {tmp_path}'):
         NodeClassificationSettings(summary_json=str(tmp_path)).check()
+
+
+def test_free_memory_is_the_devices(monkeypatch):
+    """For a CUDA device, the device's free memory, not the host's."""
+    monkeypatch.setattr(torch.cuda, 'mem_get_info', lambda device: (3 * 2 ** 20, 2 ** 40))
+    assert training.available_memory_bytes('cuda') == 3 * 2 ** 20
+    assert training.available_memory_bytes('cuda:1') == 3 * 2 ** 20
+    assert training.available_memory_bytes('cpu') > 2 ** 20
+    with pytest.raises(UsageError, match='only 0.0 GiB is free on cuda;'):
+        check_dense_fits('gatv2', 2708, 8, 8, 'cuda')
+
+
+def test_edges_training_bytes_grow_with_the_features():
+    from labml_gat.training import edges_training_bytes
+    cora = edges_training_bytes(2708, 13264, 1433, 7, 8, 8)
+    # The paper's model on Cora: tens of megabytes
+    assert 2 ** 20 < cora < 2 ** 27
+    assert edges_training_bytes(2708, 13264, 1433, 7, 8, 16) > 1.9 * cora
+
+
+def test_too_many_features_are_refused_before_anything_runs():
+    from labml_gat.training import check_edges_fit
+    settings = NodeClassificationSettings(n_hidden=1_000_000_000)
+    with pytest.raises(UsageError, match=r'^--n-heads 8 x --n-hidden 1000000000 features on 2708 '
+                                         r'nodes and 13264 edges: about \d+\.\d GiB per training step'):
+        check_edges_fit(settings, 2708, 13264, 1433, 7)
+    check_edges_fit(NodeClassificationSettings(), 2708, 13264, 1433, 7)
+
+
+def test_seeds_are_bounded():
+    from labml_gat.training import MAX_SEEDS
+    NodeClassificationSettings(seeds=MAX_SEEDS).check()
+    with pytest.raises(UsageError, match=f'^--seeds 100000: at most {MAX_SEEDS} in one command.*'
+                                         f'--seed {MAX_SEEDS + 5}$'):
+        NodeClassificationSettings(seeds=100000, seed=5).check()
