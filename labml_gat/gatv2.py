@@ -299,25 +299,29 @@ class GraphAttentionV2Layer(nn.Module):
         """
         if isinstance(h, tuple):
             if len(h) != 2:
-                raise ValueError(f'h must be a tensor or a pair (h_l, h_r), got a tuple of {len(h)}')
+                raise ValueError(f'h must be a tensor or a pair (h_l, h_r), '
+                                 f'got a tuple of {len(h)}')
             named = [('h_l', h[0], 'n_l'), ('h_r', h[1], 'n_r')]
         else:
             named = [('h', h, 'n_nodes')]
         dtype = self.linear_l.weight.dtype
         for name, x, rows in named:
             if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-                raise TypeError(f'{name} must be a floating-point tensor, got {describe(x)}')
+                raise TypeError(f'{name} must be a floating-point tensor, '
+                                f'got {describe(x)}')
             if x.dim() < 2 or x.shape[-1] != self.in_features:
-                raise ValueError(f'{name} must have shape [..., {rows}, {self.in_features}], '
-                                 f'got {list(x.shape)}')
+                shape = f'[..., {rows}, {self.in_features}]'
+                raise ValueError(f'{name} must have shape {shape}, got {list(x.shape)}')
             if x.dtype != dtype:
                 raise TypeError(f'{name} is {x.dtype} but the layer is {dtype}: '
                                 f'pass {name}.to({dtype}) or call layer.to({x.dtype})')
         if not isinstance(adj_mat, torch.Tensor) or adj_mat.dtype != torch.bool:
-            raise TypeError(f'adj_mat must be a boolean tensor, got {describe(adj_mat)}')
-        if len(named) == 2 and not broadcast(h[0].shape[:-2], h[1].shape[:-2]):
-            raise ValueError(f'the batch dimensions of h_l, {list(h[0].shape[:-2])}, and of '
-                             f'h_r, {list(h[1].shape[:-2])}, do not broadcast')
+            raise TypeError(f'adj_mat must be a boolean tensor, '
+                            f'got {describe(adj_mat)}')
+        batches = [list(x.shape[:-2]) for _, x, _ in named]
+        if not broadcast(*batches):
+            raise ValueError(f'the batch dimensions of h_l, {batches[0]}, and of '
+                             f'h_r, {batches[-1]}, do not broadcast')
         # The rows are the queries, the columns the neighbours
         n_r, n_l = named[-1][1].shape[-2], named[0][1].shape[-2]
         nodes = f'{n_r} nodes' if len(named) == 1 else f'{n_r} queries, {n_l} neighbours'
@@ -328,7 +332,8 @@ class GraphAttentionV2Layer(nn.Module):
                              f'got {list(adj_mat.shape)}')
         for name, x, _ in named:
             if adj_mat.device != x.device:
-                raise ValueError(f'adj_mat is on {adj_mat.device} but {name} is on {x.device}')
+                raise ValueError(f'adj_mat is on {adj_mat.device} '
+                                 f'but {name} is on {x.device}')
         return adj_mat.unsqueeze(-1) if adj_mat.dim() == 2 else adj_mat
 
 
@@ -351,7 +356,7 @@ def edge_index_to_adj_mat(edge_index: torch.Tensor, n_nodes: int,
     return adj_mat
 
 
-def broadcast(*shapes: torch.Size) -> bool:
+def broadcast(*shapes: list[int]) -> bool:
     """Whether tensors of these shapes broadcast together."""
     try:
         torch.broadcast_shapes(*shapes)

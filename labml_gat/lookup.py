@@ -141,7 +141,8 @@ class LookupModel(nn.Module):
         self.readout = nn.Linear(d_model, k, bias=False)
         # The adjacency shared by every graph, `[k, k]`: query $q_i$ (row) attends to every
         # key-value node $s_j$ (column). A buffer, so that it moves with the model.
-        self.register_buffer('adj_mat', torch.ones(k, k, dtype=torch.bool), persistent=False)
+        self.register_buffer('adj_mat', torch.ones(k, k, dtype=torch.bool),
+                             persistent=False)
 
     def forward(self, perms: torch.Tensor, return_attention: bool = False):
         r"""

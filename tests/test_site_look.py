@@ -224,13 +224,6 @@ def test_no_gallery_directive_in_prose(site, page):
                        if cell['cell_type'] == 'markdown'), notebook
 
 
-def test_attention_example_states_its_finding_with_legends(site):
-    page = soup(site, 'experiments/gallery/plot_attention.html')
-    text = page.select_one('article').get_text(' ')
-    assert 'uniform' in text and 'DGL' in text
-    assert re.search(r'What the plots show', text)
-
-
 # ## Figures
 
 @pytest.mark.parametrize('page', EXAMPLES)
