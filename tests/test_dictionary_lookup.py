@@ -318,6 +318,7 @@ def run_script(args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('args, message', [
     (['--k', '0'], '--k and --ks must be at least 2'),
     (['--k', '1'], 'nothing to look up'),
@@ -339,6 +340,7 @@ def test_usage_errors_are_one_line_and_start_no_run(tmp_path, args, message):
     assert not (tmp_path / 'logs').exists()
 
 
+@pytest.mark.slow
 def test_device_cuda_without_cuda(tmp_path):
     if torch.cuda.is_available():
         pytest.skip('this machine has CUDA')
@@ -350,6 +352,7 @@ def test_device_cuda_without_cuda(tmp_path):
     assert not (tmp_path / 'logs').exists()
 
 
+@pytest.mark.slow
 def test_command_line_run_writes_summary_and_labml_run(tmp_path):
     summary_path = tmp_path / 'summary.json'
     result = run_script(['--layer', 'gat', '--n-heads', '2', '--k', '3', '--epochs', '2',

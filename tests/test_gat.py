@@ -280,6 +280,7 @@ def test_module_imports_only_torch():
     assert modules <= {'math', 'torch', 'typing'}
 
 
+@pytest.mark.slow
 def test_file_can_be_copied_alone(tmp_path):
     """`gat.py` copied into another project works with nothing else of ours around."""
     script = ('import torch\nfrom gat import GraphAttentionLayer\n'

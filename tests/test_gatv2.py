@@ -440,6 +440,7 @@ def test_module_imports_only_torch():
     assert modules <= {'math', 'torch', 'typing'}
 
 
+@pytest.mark.slow
 def test_file_can_be_copied_alone(tmp_path):
     """A researcher copies `gatv2.py` into their project and uses it, with nothing else of ours around."""
     script = ('import torch\nfrom gatv2 import GraphAttentionV2Layer\n'

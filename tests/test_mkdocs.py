@@ -28,6 +28,9 @@ import yaml  # noqa: E402  (after the skips: MkDocs brings it)
 
 from sidebyside import STYLESHEET  # noqa: E402
 
+# The slow tier (`pytest -m "not slow"` leaves it out): builds the MkDocs site and the Sphinx pages it is compared with (minutes)
+pytestmark = pytest.mark.slow
+
 DOCS = REPO / 'docs'
 MKDOCS_DOCS = DOCS / 'mkdocs'
 # A MyST directive block that names a Python file.

@@ -81,6 +81,7 @@ def test_plot_writes_an_image(logs, tmp_path):
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('arguments, message', [
     (['plot', 'missing'], 'missing: no such folder'),
     (['plot', '.'], 'is not a labml run: no run.yaml'),

@@ -22,6 +22,9 @@ from bs4 import BeautifulSoup
 
 from conftest import PLANETOID, REPO
 
+# The slow tier (`pytest -m "not slow"` leaves it out): every test here builds or reads the Sphinx site (minutes)
+pytestmark = pytest.mark.slow
+
 DOCS = REPO / 'docs'
 GALLERY_SOURCES = REPO / 'experiments' / 'gallery'
 SITE_ENV = 'LABML_GAT_SITE'

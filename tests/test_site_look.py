@@ -25,6 +25,9 @@ from conftest import REPO
 from test_browser import CHROMIUM_ARGS, Reader, browser, server  # noqa: F401  (fixtures)
 from test_site import ANNOTATED, EXAMPLES, site, site_pages, soup  # noqa: F401  (fixtures)
 
+# The slow tier (`pytest -m "not slow"` leaves it out): the built site in a browser (minutes)
+pytestmark = pytest.mark.slow
+
 
 
 def _load(name: str):
