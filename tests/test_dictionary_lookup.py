@@ -251,6 +251,7 @@ def test_training_is_deterministic_under_seed():
         assert torch.equal(x, y), name
 
 
+@pytest.mark.slow
 def test_gatv2_fits_where_gat_cannot():
     """One GATv2 head fits the training graphs and looks up the right key; one GAT head, whose
     attention cannot do that (test above), stays far from fitting them on the same budget."""

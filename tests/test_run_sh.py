@@ -13,9 +13,6 @@ import pytest
 
 from conftest import REPO
 
-# The slow tier (`pytest -m "not slow"` leaves it out): runs `bash run.sh setup` in a fresh clone
-pytestmark = pytest.mark.slow
-
 # Stands for both the interpreter that makes the venv and the venv's own Python: `-m venv DIR`
 # makes DIR/bin/python (this same script), `-m pip ...` is recorded, `-c ...` prints a version.
 FAKE_PYTHON = """#!/usr/bin/env bash
