@@ -68,11 +68,12 @@ there are few examples (all $k!$ permutations), so an epoch repeats them to at l
 authors train with batches of 1024 graphs at $10^{-3}$ for many thousands of epochs on a
 GPU; these settings reach the same verdicts in minutes on a laptop's processor.
 
-Every graph has the same $2k$ nodes' roles and the same edges, so a batch is a tensor of
-node vectors `[B, 2k, d]` and one small adjacency: the [dense
-layer](../labml_gat/gatv2.html) is the right tool, run on all the graphs of a batch at
-once (`--impl edges` trains the [edge-list twin](../labml_gat/edges.html) on the union of
-the graphs instead; a test shows that the two compute the same outputs and gradients).
+Every graph has the same edges, from each of the $k$ key-value nodes to each of the $k$
+queries, so a batch is the key-value nodes' vectors `[B, k, d]`, the queries' `[k, d]`
+and one `[k, k]` adjacency: the [dense layer](../labml_gat/gatv2.html) is the right tool,
+called once on the pair of node sets for all the graphs of a batch (`--impl edges` trains
+the [edge-list twin](../labml_gat/edges.html) on the union of the graphs instead; a test
+shows that the two compute the same outputs and gradients).
 
 ## The paper's sweep
 

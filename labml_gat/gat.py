@@ -53,6 +53,7 @@ The [Cora experiment](../experiments/cora.html) trains it with `--layer gat`, as
 """
 
 import math
+from typing import Union
 
 import torch
 from torch import nn
@@ -126,8 +127,8 @@ class GraphAttentionLayer(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, h: torch.Tensor, adj_mat: torch.Tensor,
-                return_attention: bool = False):
+    def forward(self, h: Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]],
+                adj_mat: torch.Tensor, return_attention: bool = False):
         r"""
         ### Forward pass
 
@@ -136,48 +137,59 @@ class GraphAttentionLayer(nn.Module):
           or `[n_nodes, n_nodes, n_heads]`; `adj_mat[i, j]` is `True` if node $i$ attends to node $j$.
         * `return_attention` if `True`, also return the attention coefficients $\alpha_{ij}$
           of shape `[n_nodes, n_nodes, n_heads]` (before dropout).
+
+        As in [`gatv2.py`](gatv2.html#forward-pass), `h` may be a batch of graphs with the edges
+        of the one `adj_mat`, `[..., n_nodes, in_features]`, or a bipartite graph, the pair
+        `(h_l, h_r)` of the neighbours $j$, `[..., n_l, in_features]`, and the queries $i$,
+        `[..., n_r, in_features]`, with `adj_mat` `[n_r, n_l]`. Both are transformed by the
+        one $W$.
         """
         adj_mat = self.check_inputs(h, adj_mat)
-        n_nodes = h.shape[0]
+        # The neighbours $j$ and the queries $i$; in a graph they are the same nodes
+        h_l, h_r = (h, h) if isinstance(h, torch.Tensor) else h
 
-        # $g_{k,i} = W_k h_i$ for every node and head: `[n_nodes, n_heads, n_hidden]`
-        g = self.linear(h).view(n_nodes, self.n_heads, self.n_hidden)
+        # $g_{k,j} = W_k h_j$ for every neighbour and $g_{k,i} = W_k h_i$ for every query:
+        # `[..., n_l, n_heads, n_hidden]` and `[..., n_r, n_heads, n_hidden]`
+        g_l = self.linear(h_l).unflatten(-1, (self.n_heads, self.n_hidden))
+        g_r = self.linear(h_r).unflatten(-1, (self.n_heads, self.n_hidden))
 
         # #### Calculate the attention scores
         #
         # The query's half of the score, $a_{1,k}^\top g_{k,i}$, and the neighbour's half,
-        # $a_{2,k}^\top g_{k,j}$, one number per node and head: both `[n_nodes, n_heads]`.
-        score_query = torch.einsum('ihf,hf->ih', g, self.attn[:, :self.n_hidden])
-        score_neighbour = torch.einsum('jhf,hf->jh', g, self.attn[:, self.n_hidden:])
+        # $a_{2,k}^\top g_{k,j}$, one number per node and head: `[..., n_r, n_heads]` and
+        # `[..., n_l, n_heads]`.
+        a_1, a_2 = self.attn[:, :self.n_hidden], self.attn[:, self.n_hidden:]
+        score_query = torch.einsum('...ihf,hf->...ih', g_r, a_1)
+        score_neighbour = torch.einsum('...jhf,hf->...jh', g_l, a_2)
         # Broadcasting the query's half down the rows and the neighbour's half along the columns gives
         # $$e_{ijk} = \text{LeakyReLU}\big(a_{1,k}^\top g_{k,i} + a_{2,k}^\top g_{k,j}\big)$$
-        # of shape `[n_nodes, n_nodes, n_heads]`, query $i$ first, neighbour $j$ second.
+        # of shape `[..., n_r, n_l, n_heads]`, query $i$ first, neighbour $j$ second.
         # For a fixed $i$ the order over $j$ is set by `score_neighbour` alone: static attention.
-        e = self.activation(score_query[:, None, :] + score_neighbour[None, :, :])
+        e = self.activation(score_query.unsqueeze(-2) + score_neighbour.unsqueeze(-3))
 
         # #### Normalise over the neighbours
         #
         # $\alpha_{ijk} = \text{softmax}_j(e_{ijk})$ over $j \in \mathcal{N}_i$: non-edges get the lowest
         # finite score, and the mask zeroes the row of a node with no neighbour (no NaN).
         e = e.masked_fill(~adj_mat, torch.finfo(e.dtype).min)
-        a = torch.softmax(e, dim=1) * adj_mat
+        a = torch.softmax(e, dim=-2) * adj_mat
         attention = a
         a = self.dropout(a)
 
         # #### Aggregate
         #
         # $$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{k,j}$$
-        # `attn_res` is `[n_nodes, n_heads, n_hidden]`.
+        # `attn_res` is `[..., n_r, n_heads, n_hidden]`.
         # A message that is not finite (from a NaN or infinite feature) must reach only the
         # queries that attend to it, whose scores are then not finite either; elsewhere its
         # coefficient is 0, and $0 \times \text{NaN}$ would still spread it. So it enters the sum as 0.
-        attn_res = torch.einsum('ijh,jhf->ihf', a, g.nan_to_num(0.0, 0.0, 0.0))
+        attn_res = torch.einsum('...ijh,...jhf->...ihf', a, g_l.nan_to_num(0.0, 0.0, 0.0))
 
-        # Concatenate or average the heads: `[n_nodes, out_features]`, then add the bias.
+        # Concatenate or average the heads: `[..., n_r, out_features]`, then add the bias.
         if self.is_concat:
-            out = attn_res.reshape(n_nodes, self.n_heads * self.n_hidden)
+            out = attn_res.flatten(-2)
         else:
-            out = attn_res.mean(dim=1)
+            out = attn_res.mean(dim=-2)
         if self.bias is not None:
             out = out + self.bias
 
@@ -192,33 +204,61 @@ class GraphAttentionLayer(nn.Module):
                 f'negative_slope={self.activation.negative_slope}, '
                 f'bias={self.bias is not None}')
 
-    def check_inputs(self, h: torch.Tensor, adj_mat: torch.Tensor) -> torch.Tensor:
+    def check_inputs(self, h: Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]],
+                     adj_mat: torch.Tensor) -> torch.Tensor:
         """
         ### Input checks
 
         As in [`gatv2.py`](gatv2.html#input-checks): one clear line for each mistake.
-        Returns the adjacency as `[n_nodes, n_nodes, 1]` or `[n_nodes, n_nodes, n_heads]`.
+        Returns the adjacency as `[n_r, n_l, 1]` or `[n_r, n_l, n_heads]` ($N_r = N_l = N$ in a graph).
         """
-        if not isinstance(h, torch.Tensor) or not h.is_floating_point():
-            raise TypeError(f'h must be a floating-point tensor, got {describe(h)}')
-        if h.dim() != 2 or h.shape[1] != self.in_features:
-            raise ValueError(f'h must have shape [n_nodes, {self.in_features}], '
-                             f'got {list(h.shape)}')
+        if isinstance(h, tuple):
+            if len(h) != 2:
+                raise ValueError(f'h must be a tensor or a pair (h_l, h_r), '
+                                 f'got a tuple of {len(h)}')
+            named = [('h_l', h[0], 'n_l'), ('h_r', h[1], 'n_r')]
+        else:
+            named = [('h', h, 'n_nodes')]
         dtype = self.linear.weight.dtype
-        if h.dtype != dtype:
-            raise TypeError(f'h is {h.dtype} but the layer is {dtype}: '
-                            f'pass h.to({dtype}) or call layer.to({h.dtype})')
+        for name, x, rows in named:
+            if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+                raise TypeError(f'{name} must be a floating-point tensor, '
+                                f'got {describe(x)}')
+            if x.dim() < 2 or x.shape[-1] != self.in_features:
+                shape = f'[..., {rows}, {self.in_features}]'
+                raise ValueError(f'{name} must have shape {shape}, got {list(x.shape)}')
+            if x.dtype != dtype:
+                raise TypeError(f'{name} is {x.dtype} but the layer is {dtype}: '
+                                f'pass {name}.to({dtype}) or call layer.to({x.dtype})')
         if not isinstance(adj_mat, torch.Tensor) or adj_mat.dtype != torch.bool:
-            raise TypeError(f'adj_mat must be a boolean tensor, got {describe(adj_mat)}')
-        n = h.shape[0]
-        shapes = [[n, n], [n, n, 1], [n, n, self.n_heads]]
+            raise TypeError(f'adj_mat must be a boolean tensor, '
+                            f'got {describe(adj_mat)}')
+        batches = [list(x.shape[:-2]) for _, x, _ in named]
+        if not broadcast(*batches):
+            raise ValueError(f'the batch dimensions of h_l, {batches[0]}, and of '
+                             f'h_r, {batches[-1]}, do not broadcast')
+        # The rows are the queries, the columns the neighbours
+        n_r, n_l = named[-1][1].shape[-2], named[0][1].shape[-2]
+        nodes = f'{n_r} nodes' if len(named) == 1 else f'{n_r} queries, {n_l} neighbours'
+        shapes = [[n_r, n_l], [n_r, n_l, 1], [n_r, n_l, self.n_heads]]
         if list(adj_mat.shape) not in shapes:
             raise ValueError(f'adj_mat must have shape {shapes[0]}, {shapes[1]} or '
-                             f'{shapes[2]} for {n} nodes and {self.n_heads} heads, '
+                             f'{shapes[2]} for {nodes} and {self.n_heads} heads, '
                              f'got {list(adj_mat.shape)}')
-        if adj_mat.device != h.device:
-            raise ValueError(f'adj_mat is on {adj_mat.device} but h is on {h.device}')
+        for name, x, _ in named:
+            if adj_mat.device != x.device:
+                raise ValueError(f'adj_mat is on {adj_mat.device} '
+                                 f'but {name} is on {x.device}')
         return adj_mat.unsqueeze(-1) if adj_mat.dim() == 2 else adj_mat
+
+
+def broadcast(*shapes: list[int]) -> bool:
+    """Whether tensors of these shapes broadcast together."""
+    try:
+        torch.broadcast_shapes(*shapes)
+    except RuntimeError:
+        return False
+    return True
 
 
 def describe(x) -> str:

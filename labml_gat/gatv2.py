@@ -78,6 +78,7 @@ The [edge-list layer](edges.html) computes the same function in $O(|\mathcal{E}|
 """
 
 import math
+from typing import Union
 
 import torch
 from torch import nn
@@ -168,8 +169,8 @@ class GraphAttentionV2Layer(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, h: torch.Tensor, adj_mat: torch.Tensor,
-                return_attention: bool = False):
+    def forward(self, h: Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]],
+                adj_mat: torch.Tensor, return_attention: bool = False):
         r"""
         ### Forward pass
 
@@ -179,16 +180,35 @@ class GraphAttentionV2Layer(nn.Module):
           Shapes `[n_nodes, n_nodes]` and `[n_nodes, n_nodes, 1]` share one adjacency across the heads.
         * `return_attention` if `True`, also return the attention coefficients $\alpha_{ij}$
           of shape `[n_nodes, n_nodes, n_heads]` (before dropout).
+
+        **A batch of graphs with the same edges.** `h` may have leading batch dimensions,
+        `[..., n_nodes, in_features]`: graph $b$ has the features $h_{b,i}$, and every graph
+        has the edges of the one `adj_mat`. The output is `[..., n_nodes, out_features]`,
+        the attention `[..., n_nodes, n_nodes, n_heads]`. (For one adjacency per graph, map
+        the layer over the batch with `torch.func.vmap`.)
+
+        **A bipartite graph.** When the queries $i$ and the neighbours $j$ are two different
+        sets of nodes, $N_r$ queries that receive messages and $N_l$ neighbours that send
+        them (PyG's `(x_src, x_dst)`), `h` is the pair `(h_l, h_r)`: the neighbours,
+        `[..., n_l, in_features]`, which $W_l$ transforms, and the queries,
+        `[..., n_r, in_features]`, which $W_r$ transforms. `adj_mat` is then `[n_r, n_l]` (or
+        `[n_r, n_l, 1]`, `[n_r, n_l, n_heads]`), the output `[..., n_r, out_features]` and the
+        attention `[..., n_r, n_l, n_heads]`. A graph is the case $h_l = h_r = h$. The batch
+        dimensions of `h_l` and `h_r` broadcast: queries shared by every graph of a batch
+        can be passed once, without a batch dimension.
         """
         adj_mat = self.check_inputs(h, adj_mat)
-        # Number of nodes $N$
-        n_nodes = h.shape[0]
+        # The neighbours $j$ and the queries $i$; in a graph they are the same $N$ nodes
+        h_l, h_r = (h, h) if isinstance(h, torch.Tensor) else h
+        # The number of neighbours $N_l$ and of queries $N_r$, both $N$ in a graph
+        n_l, n_r = h_l.shape[-2], h_r.shape[-2]
 
         # The initial transformations, for each head:
         # $$g_{l,k,j} = W_{l,k} h_j \qquad g_{r,k,i} = W_{r,k} h_i$$
-        # Both are `[n_nodes, n_heads, n_hidden]`; the first index is the node.
-        g_l = self.linear_l(h).view(n_nodes, self.n_heads, self.n_hidden)
-        g_r = self.linear_r(h).view(n_nodes, self.n_heads, self.n_hidden)
+        # `g_l` is `[..., n_l, n_heads, n_hidden]` and `g_r` is `[..., n_r, n_heads, n_hidden]`:
+        # the batch dimensions `...` (none for one graph), the node, the head, the feature.
+        g_l = self.linear_l(h_l).unflatten(-1, (self.n_heads, self.n_hidden))
+        g_r = self.linear_r(h_r).unflatten(-1, (self.n_heads, self.n_hidden))
 
         # #### Calculate the attention scores
         #
@@ -197,34 +217,37 @@ class GraphAttentionV2Layer(nn.Module):
         # ![repeat_interleave repeats each query's row, repeat tiles the neighbours: row iN + j
         # holds the pair (i, j), and viewed as N x N the pairs form a grid](../_static/figures/pair_grid.svg)
         #
-        # `g_r.repeat_interleave(n_nodes, dim=0)` repeats each row `n_nodes` times in place,
-        # so its row $i N + j$ holds $g_{r,i}$:
+        # `g_r.repeat_interleave(n_l, dim=-3)` repeats each query's row $N_l$ times in place,
+        # so its row $i N_l + j$ holds $g_{r,i}$:
         # $$\{g_{r,1}, g_{r,1}, \dots, g_{r,1}, g_{r,2}, g_{r,2}, \dots, g_{r,2}, \dots\}$$
-        g_r_repeat_interleave = g_r.repeat_interleave(n_nodes, dim=0)
-        # `g_l.repeat(n_nodes, 1, 1)` tiles the whole tensor `n_nodes` times,
-        # so its row $i N + j$ holds $g_{l,j}$:
-        # $$\{g_{l,1}, g_{l,2}, \dots, g_{l,N}, g_{l,1}, g_{l,2}, \dots, g_{l,N}, \dots\}$$
-        g_l_repeat = g_l.repeat(n_nodes, 1, 1)
-        # Adding them gives, in row $i N + j$, the sum $g_{r,i} + g_{l,j} = W_r h_i + W_l h_j$
+        g_r_repeat_interleave = g_r.repeat_interleave(n_l, dim=-3)
+        # `g_l.tile(n_r, 1, 1)` tiles all the neighbours (of each graph) once per query,
+        # so its row $i N_l + j$ holds $g_{l,j}$:
+        # $$\{g_{l,1}, g_{l,2}, \dots, g_{l,N_l}, g_{l,1}, g_{l,2}, \dots, g_{l,N_l}, \dots\}$$
+        g_l_repeat = g_l.tile(n_r, 1, 1)
+        # Adding them gives, in row $i N_l + j$, the sum $g_{r,i} + g_{l,j} = W_r h_i + W_l h_j$
         # for the query $i$ and the neighbour $j$.
         g_sum = g_r_repeat_interleave + g_l_repeat
-        # Viewed as an $N \times N$ grid, `g_sum[i, j]` is $g_{r,i} + g_{l,j}$:
-        # `[n_nodes, n_nodes, n_heads, n_hidden]`, the query $i$ first, the neighbour $j$ second.
-        g_sum = g_sum.view(n_nodes, n_nodes, self.n_heads, self.n_hidden)
+        # Viewed as an $N_r \times N_l$ grid, `g_sum[..., i, j, :, :]` is $g_{r,i} + g_{l,j}$:
+        # `[..., n_r, n_l, n_heads, n_hidden]`, the query $i$ first, the neighbour $j$ second.
+        g_sum = g_sum.unflatten(-3, (n_r, n_l))
 
         # The scores of all pairs and heads,
         # $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j}\big)$$
-        # a dot product over the features `f` with each head's own attention vector $a_k$:
-        # `e` is `[n_nodes, n_nodes, n_heads]`.
-        e = torch.einsum('ijhf,hf->ijh', self.activation(g_sum), self.attn)
+        # a dot product over the features with each head's own attention vector $a_k$:
+        # `attn`, `[n_heads, n_hidden]`, multiplies every pair's LeakyReLU by $a_k$ (it
+        # broadcasts over the pairs), and the sum runs over the features.
+        # `e` is `[..., n_r, n_l, n_heads]`.
+        e = (self.activation(g_sum) * self.attn).sum(dim=-1)
 
         # #### Normalise over the neighbours
         #
         # $$\alpha_{ijk} = \text{softmax}_j(e_{ijk})$$
         # over the neighbours $j \in \mathcal{N}_i$ only: non-edges get the lowest finite score,
         # which `exp` turns into exactly zero whenever $i$ has at least one neighbour.
+        # `adj_mat`, `[n_r, n_l, 1 or n_heads]`, is the same for every graph of a batch.
         e = e.masked_fill(~adj_mat, torch.finfo(e.dtype).min)
-        a = torch.softmax(e, dim=1)
+        a = torch.softmax(e, dim=-2)
         # A query with no neighbour at all would get a uniform row over non-edges;
         # multiplying by the mask makes its row zero, so its output is zero and no NaN appears.
         a = a * adj_mat
@@ -236,26 +259,27 @@ class GraphAttentionV2Layer(nn.Module):
         # #### Aggregate
         #
         # $$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{l,k,j}$$
-        # the einsum sums over the neighbours `j` for every query `i`, head `h` and feature `f`:
+        # the einsum sums over the neighbours `j` for every query `i`, head `h` and feature `f`
+        # (and every graph `...` of a batch):
         #
         # ![The letters of the einsum: i the query, j the neighbour (summed over), h the head,
         # f a feature; for each head a matrix product](../_static/figures/einsum.svg)
         #
-        # `attn_res` is `[n_nodes, n_heads, n_hidden]`.
+        # `attn_res` is `[..., n_r, n_heads, n_hidden]`.
         # A message that is not finite (from a NaN or infinite feature) must reach only the
         # queries that attend to it, whose scores are then not finite either; elsewhere its
         # coefficient is 0, and $0 \times \text{NaN}$ would still spread it. So it enters the sum as 0.
-        attn_res = torch.einsum('ijh,jhf->ihf', a, g_l.nan_to_num(0.0, 0.0, 0.0))
+        attn_res = torch.einsum('...ijh,...jhf->...ihf', a, g_l.nan_to_num(0.0, 0.0, 0.0))
 
         # Merge the heads: concatenate them,
         # $$h'_i = \Big\Vert_{k=1}^{K} h'_{ik}$$
         # or average them,
         # $$h'_i = \frac{1}{K} \sum_{k=1}^{K} h'_{ik}$$
-        # and `out` is `[n_nodes, out_features]`.
+        # and `out` is `[..., n_r, out_features]`.
         if self.is_concat:
-            out = attn_res.reshape(n_nodes, self.n_heads * self.n_hidden)
+            out = attn_res.flatten(-2)
         else:
-            out = attn_res.mean(dim=1)
+            out = attn_res.mean(dim=-2)
 
         if self.bias is not None:
             out = out + self.bias
@@ -271,33 +295,52 @@ class GraphAttentionV2Layer(nn.Module):
                 f'negative_slope={self.activation.negative_slope}, '
                 f'share_weights={self.share_weights}, bias={self.bias is not None}')
 
-    def check_inputs(self, h: torch.Tensor, adj_mat: torch.Tensor) -> torch.Tensor:
+    def check_inputs(self, h: Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]],
+                     adj_mat: torch.Tensor) -> torch.Tensor:
         """
         ### Input checks
 
         One clear line for each mistake, rather than a shape error deep inside `forward`.
-        Returns the adjacency as `[n_nodes, n_nodes, 1]` or `[n_nodes, n_nodes, n_heads]`,
-        ready to broadcast against the scores.
+        Returns the adjacency as `[n_r, n_l, 1]` or `[n_r, n_l, n_heads]` (in a graph
+        $N_r = N_l = N$), ready to broadcast against the scores of every graph of a batch.
         """
-        if not isinstance(h, torch.Tensor) or not h.is_floating_point():
-            raise TypeError(f'h must be a floating-point tensor, got {describe(h)}')
-        if h.dim() != 2 or h.shape[1] != self.in_features:
-            raise ValueError(f'h must have shape [n_nodes, {self.in_features}], '
-                             f'got {list(h.shape)}')
+        if isinstance(h, tuple):
+            if len(h) != 2:
+                raise ValueError(f'h must be a tensor or a pair (h_l, h_r), '
+                                 f'got a tuple of {len(h)}')
+            named = [('h_l', h[0], 'n_l'), ('h_r', h[1], 'n_r')]
+        else:
+            named = [('h', h, 'n_nodes')]
         dtype = self.linear_l.weight.dtype
-        if h.dtype != dtype:
-            raise TypeError(f'h is {h.dtype} but the layer is {dtype}: '
-                            f'pass h.to({dtype}) or call layer.to({h.dtype})')
+        for name, x, rows in named:
+            if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+                raise TypeError(f'{name} must be a floating-point tensor, '
+                                f'got {describe(x)}')
+            if x.dim() < 2 or x.shape[-1] != self.in_features:
+                shape = f'[..., {rows}, {self.in_features}]'
+                raise ValueError(f'{name} must have shape {shape}, got {list(x.shape)}')
+            if x.dtype != dtype:
+                raise TypeError(f'{name} is {x.dtype} but the layer is {dtype}: '
+                                f'pass {name}.to({dtype}) or call layer.to({x.dtype})')
         if not isinstance(adj_mat, torch.Tensor) or adj_mat.dtype != torch.bool:
-            raise TypeError(f'adj_mat must be a boolean tensor, got {describe(adj_mat)}')
-        n = h.shape[0]
-        shapes = [[n, n], [n, n, 1], [n, n, self.n_heads]]
+            raise TypeError(f'adj_mat must be a boolean tensor, '
+                            f'got {describe(adj_mat)}')
+        batches = [list(x.shape[:-2]) for _, x, _ in named]
+        if not broadcast(*batches):
+            raise ValueError(f'the batch dimensions of h_l, {batches[0]}, and of '
+                             f'h_r, {batches[-1]}, do not broadcast')
+        # The rows are the queries, the columns the neighbours
+        n_r, n_l = named[-1][1].shape[-2], named[0][1].shape[-2]
+        nodes = f'{n_r} nodes' if len(named) == 1 else f'{n_r} queries, {n_l} neighbours'
+        shapes = [[n_r, n_l], [n_r, n_l, 1], [n_r, n_l, self.n_heads]]
         if list(adj_mat.shape) not in shapes:
             raise ValueError(f'adj_mat must have shape {shapes[0]}, {shapes[1]} or '
-                             f'{shapes[2]} for {n} nodes and {self.n_heads} heads, '
+                             f'{shapes[2]} for {nodes} and {self.n_heads} heads, '
                              f'got {list(adj_mat.shape)}')
-        if adj_mat.device != h.device:
-            raise ValueError(f'adj_mat is on {adj_mat.device} but h is on {h.device}')
+        for name, x, _ in named:
+            if adj_mat.device != x.device:
+                raise ValueError(f'adj_mat is on {adj_mat.device} '
+                                 f'but {name} is on {x.device}')
         return adj_mat.unsqueeze(-1) if adj_mat.dim() == 2 else adj_mat
 
 
@@ -341,6 +384,15 @@ def edge_index_to_adj_mat(edge_index: torch.Tensor, n_nodes: int,
     if self_loops:
         adj_mat.fill_diagonal_(True)
     return adj_mat
+
+
+def broadcast(*shapes: list[int]) -> bool:
+    """Whether tensors of these shapes broadcast together."""
+    try:
+        torch.broadcast_shapes(*shapes)
+    except RuntimeError:
+        return False
+    return True
 
 
 def describe(x) -> str:

@@ -13,10 +13,12 @@ holds what the experiment and its [gallery
 example](../experiments/gallery/plot_dictionary_lookup.html) share: the task generator,
 the model and the training loop.
 
-Every example is a small complete bipartite graph of $2k$ nodes, and every example has the
-same edges. That is where the [dense layer](gatv2.html) is the right tool: a batch of $B$
-graphs is a tensor `[B, 2k, d]` of node features and **one** `[2k, 2k]` adjacency, and
-`torch.func.vmap` applies the layer, unchanged, to every graph of the batch at once.
+Every example is a small complete bipartite graph: $k$ queries, each attending to all $k$
+key-value nodes, and every example has the same edges. That is where the [dense
+layer](gatv2.html) is the right tool: a batch of $B$ graphs is the key-value nodes'
+features `[B, k, d]`, the queries' `[k, d]` (the same in every graph) and **one**
+`[k, k]` adjacency, and the layer, called on the pair of node sets, computes all the
+graphs at once.
 The [edge-list twins](edges.html) compute the same function on the disjoint union of the
 graphs; `impl='edges'` trains with them, and a test shows that the two agree.
 """
@@ -94,16 +96,6 @@ def make_task(k: int, seed: int = 0, max_examples: int = 32000,
     return Task(k, perms[in_train], perms[~in_train], allowed)
 
 
-def bipartite_adjacency(k: int) -> torch.Tensor:
-    r"""
-    The adjacency of every graph, `[2k, 2k]`: `adj_mat[i, k + j]` is `True`, query $q_i$
-    attends to every key-value node $s_j$. The key-value nodes attend to nothing.
-    """
-    adj_mat = torch.zeros(2 * k, 2 * k, dtype=torch.bool)
-    adj_mat[:k, k:] = True
-    return adj_mat
-
-
 def union_edge_index(n_graphs: int, k: int) -> torch.Tensor:
     r"""
     The same graphs as one graph, their disjoint union, as an edge list `[2, B k^2]`:
@@ -147,8 +139,10 @@ class LookupModel(nn.Module):
                                        dropout=0.0, bias=False, **options)
         # The readout $U$, from $d$ features to the $k$ values
         self.readout = nn.Linear(d_model, k, bias=False)
-        # The adjacency shared by every graph, a buffer so that it moves with the model
-        self.register_buffer('adj_mat', bipartite_adjacency(k), persistent=False)
+        # The adjacency shared by every graph, `[k, k]`: query $q_i$ (row) attends to every
+        # key-value node $s_j$ (column). A buffer, so that it moves with the model.
+        self.register_buffer('adj_mat', torch.ones(k, k, dtype=torch.bool),
+                             persistent=False)
 
     def forward(self, perms: torch.Tensor, return_attention: bool = False):
         r"""
@@ -168,7 +162,10 @@ class LookupModel(nn.Module):
         # The key-value nodes $s_j$, key $j$ and value $\pi(j)$: `[B, k, d]`
         h_key = h_pair[keys, perms]
         if self.impl == 'dense':
-            h, attention = bipartite_attention(self.attention, h_query, h_key)
+            # The dense layer on the batch of bipartite graphs: the key-value nodes send, the
+            # queries receive. `h` is `[B, k, d]`, `attention` is `[B, k, k, n_heads]`.
+            h, attention = self.attention((h_key, h_query), self.adj_mat,
+                                          return_attention=True)
         else:
             h, attention = self.edge_list_forward(h_query, h_key)
         # $\hat{y}_i = U h'_{q_i}$ for the queries, `[B, k, k]`
@@ -185,57 +182,6 @@ class LookupModel(nn.Module):
         h, attention = self.attention(h.reshape(-1, d_model), edge_index,
                                       return_attention=True)
         return h.view(n_graphs, 2 * k, -1)[:, :k], attention.view(n_graphs, k, k, -1)
-
-
-def bipartite_attention(layer: nn.Module, h_query: torch.Tensor, h_key: torch.Tensor):
-    r"""
-    ## The dense layer on a batch of complete bipartite graphs
-
-    The function of the [dense layer](gatv2.html), with its own parameters, on $B$ graphs
-    at once: every query $q_i$ attends to every key-value node $s_j$ of its graph, and
-    nothing else. `h_query` is `[B, k, d]` (or `[k, d]` when the queries are the same in
-    every graph), `h_key` is `[B, k, d]`. Returns the new vectors of the queries, `[B, k,
-    d']`, and the attention $\alpha_{bijk}$, `[B, k, k, n_heads]`.
-
-    It is the dense layer's code with a batch dimension in front, and only the query rows
-    and the key columns of its $2k \times 2k$ grid: the others are masked out there
-    anyway. The adjacency is complete, so there is nothing to mask.
-    """
-    n_heads, n_hidden = layer.n_heads, layer.n_hidden
-    slope = layer.activation.negative_slope
-    if isinstance(layer, GraphAttentionV2Layer):
-        # $g_{r,i} = W_r h_{q_i}$ and $g_{l,j} = W_l h_{s_j}$, per head
-        g_r = layer.linear_r(h_query).unflatten(-1, (n_heads, n_hidden))
-        g_l = layer.linear_l(h_key).unflatten(-1, (n_heads, n_hidden))
-        # $e_{bijk} = a_k^\top \text{LeakyReLU}(g_{r,k,i} + g_{l,k,j})$, `[B, k, k,
-        # n_heads]`
-        pairs = nn.functional.leaky_relu(g_r.unsqueeze(-3) + g_l.unsqueeze(-4), slope)
-        # The dot product with each head's $a_k$ as one matrix product: `attn_blocks`,
-        # `[n_heads, n_heads * n_hidden]`, holds $a_k$ in row $k$ at the columns of head
-        # $k$.
-        attn_blocks = torch.block_diag(*layer.attn.unsqueeze(1))
-        e = pairs.flatten(-2) @ attn_blocks.T
-        messages = g_l
-    else:
-        # GAT: one $W$; the query's half $a_1^\top W h_{q_i}$ and the key's $a_2^\top W
-        # h_{s_j}$
-        g_q = layer.linear(h_query).unflatten(-1, (n_heads, n_hidden))
-        g_s = layer.linear(h_key).unflatten(-1, (n_heads, n_hidden))
-        score_query = torch.einsum('...ihf,hf->...ih', g_q, layer.attn[:, :n_hidden])
-        score_key = torch.einsum('...jhf,hf->...jh', g_s, layer.attn[:, n_hidden:])
-        e = nn.functional.leaky_relu(score_query.unsqueeze(-2) + score_key.unsqueeze(-3),
-                                     slope)
-        messages = g_s
-    # $\alpha_{bijk} = \text{softmax}_j(e_{bijk})$ over the key-value nodes of graph $b$
-    a = torch.softmax(e, dim=-2)
-    attention = a
-    a = layer.dropout(a)
-    # $h'_{bik} = \sum_j \alpha_{bijk} g_{l,k,bj}$, heads concatenated (or averaged)
-    out = torch.einsum('bijh,bjhf->bihf', a, messages)
-    out = out.flatten(-2) if layer.is_concat else out.mean(dim=-2)
-    if layer.bias is not None:
-        out = out + layer.bias
-    return out, attention
 
 
 def batches(perms: torch.Tensor, batch_size: int,

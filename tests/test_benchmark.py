@@ -59,6 +59,7 @@ def test_alternate_in_process():
     assert 'step_ratio' not in result['impls']['pyg']
 
 
+@pytest.mark.slow
 def test_worker_peak_and_error():
     result = benchmarking.run_worker(dict(TINY, mode='peak', impl='lean', level='model'))
     assert {'setup_bytes', 'peak_train_bytes', 'peak_eval_bytes', 'step_ms', 'step_cpu_ms'} \
@@ -69,6 +70,7 @@ def test_worker_peak_and_error():
                               "expected one of edges, lean, pyg"}
 
 
+@pytest.mark.slow
 def test_figure_records_and_rendering(tmp_path):
     pytest.importorskip('torch_geometric')
     figure = benchmarking.measure_figure('layer_60', dict(TINY, impls=['lean', 'pyg']))
@@ -123,6 +125,7 @@ def test_failed_implementation_is_a_row_of_the_table():
                                'failed) |')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('args, message', [
     (['--figures', 'nope'], "--figures takes cora, layer, scale, got 'nope'"),
     (['--n-heads', '0'], '--n-heads must be at least 1, got 0'),
@@ -137,6 +140,7 @@ def test_usage_errors(args, message):
     assert 'Traceback' not in process.stderr
 
 
+@pytest.mark.slow
 def test_empty_data_dir_is_a_usage_error(tmp_path):
     process = run_script('benchmark', '--data-dir', tmp_path, '--results', tmp_path / 'r')
     assert process.returncode == 2
@@ -145,6 +149,7 @@ def test_empty_data_dir_is_a_usage_error(tmp_path):
     assert 'Traceback' not in process.stderr and not (tmp_path / 'r').exists()
 
 
+@pytest.mark.slow
 def test_script_writes_records(tmp_path):
     pytest.importorskip('torch_geometric')
     script = load_experiment('benchmark')

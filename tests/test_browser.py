@@ -23,6 +23,9 @@ import pytest
 from conftest import REPO
 from test_site import ANNOTATED, EXAMPLES, GENERATED, has_tex, site, site_pages  # noqa: F401  (`site`: the shared fixture)
 
+# The slow tier (`pytest -m "not slow"` leaves it out): the built site in a browser (minutes)
+pytestmark = pytest.mark.slow
+
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
                  '--disable-component-update', '--disable-sync']

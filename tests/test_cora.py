@@ -141,6 +141,7 @@ def test_short_run_writes_summary_and_checkpoints(tmp_path, labml_logs, capsys):
     assert not labml_logs.exists()
 
 
+@pytest.mark.slow
 @needs_planetoid
 def test_parallel_seeds_match_sequential(tmp_path, labml_logs):
     """Seeds trained side by side in worker processes give the runs of one process, in seed order."""
@@ -212,6 +213,7 @@ def mistakes(tmp_path_factory):
     return tmp, results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', MISTAKES)
 def test_a_mistake_is_one_line_with_exit_status_2(mistakes, name):
     tmp, results = mistakes

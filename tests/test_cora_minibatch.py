@@ -269,6 +269,7 @@ def test_short_run_writes_summary_and_checkpoints(tmp_path, labml_logs, capsys):
     assert not labml_logs.exists()
 
 
+@pytest.mark.slow
 @needs_planetoid
 def test_parallel_seeds_in_a_subprocess(tmp_path):
     logs, summary_path = tmp_path / 'runs', tmp_path / 'summary.json'
@@ -306,6 +307,7 @@ def mistakes(tmp_path_factory):
     return tmp, {name: (process.wait(timeout=600), *process.communicate()) for name, process in processes.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', MISTAKES)
 def test_a_mistake_is_one_line_with_exit_status_2(mistakes, name):
     tmp, results = mistakes

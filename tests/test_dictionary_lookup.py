@@ -20,8 +20,7 @@ from conftest import REPO
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.gat import GraphAttentionLayer
 from labml_gat.gatv2 import GraphAttentionV2Layer
-from labml_gat.lookup import (LookupModel, bipartite_adjacency, bipartite_attention, make_task,
-                              train, union_edge_index)
+from labml_gat.lookup import LookupModel, make_task, train, union_edge_index
 
 SCRIPT = REPO / 'experiments' / 'dictionary_lookup.py'
 RECORD = REPO / 'experiments' / 'results' / 'dictionary_lookup_sweep.json'
@@ -105,12 +104,8 @@ def test_bad_arguments():
 
 
 def test_graph_layouts():
-    """The dense adjacency and the edge list describe the same complete bipartite graphs."""
+    """The edge list of the union: graph b's edge b k^2 + i k + j is s_j -> q_i."""
     k, n_graphs = 4, 3
-    adj_mat = bipartite_adjacency(k)
-    # Query i (rows 0..k-1) attends to every key-value node (columns k..2k-1), nothing
-    # else
-    assert adj_mat[:k, k:].all() and adj_mat.sum() == k * k
     src, dst = union_edge_index(n_graphs, k)
     for b, i, j in itertools.product(range(n_graphs), range(k), range(k)):
         e = b * k * k + i * k + j
@@ -133,26 +128,31 @@ def layer_pair(layer: str, n_heads: int, d: int = 16):
 
 
 @pytest.mark.parametrize('layer, n_heads', [('gatv2', 1), ('gatv2', 4), ('gat', 1), ('gat', 4)])
-def test_batched_dense_layer_matches_edge_list_and_vmap(layer, n_heads):
+def test_batched_bipartite_layer_matches_each_graph_and_edge_list(layer, n_heads):
     """
-    On a batch of complete bipartite graphs, `bipartite_attention` (the dense layer's
-    maths with a batch dimension), `vmap` of the dense layer itself over the batch, and
-    the edge-list layer on the union of the graphs give the same outputs, attention and
-    gradients.
+    On a batch of complete bipartite graphs, the dense layer called once on the pair (the
+    key-value nodes `[B, k, d]`, the queries `[k, d]`), the same layer on each graph of
+    2k nodes on its own, and the edge-list layer on the union of the graphs give the same
+    outputs, attention and gradients.
     """
     k, n_graphs, d = 5, 6, 16
     dense, edges = layer_pair(layer, n_heads, d)
     h_query = torch.randn(k, d, requires_grad=True)
     h_key = torch.randn(n_graphs, k, d, requires_grad=True)
 
-    out, attention = bipartite_attention(dense, h_query, h_key)
+    out, attention = dense((h_key, h_query), torch.ones(k, k, dtype=torch.bool),
+                           return_attention=True)
+    assert out.shape == (n_graphs, k, d) and attention.shape == (n_graphs, k, k, n_heads)
 
-    # The dense layer, unchanged, on each graph of 2k nodes, mapped over the batch
+    # The dense layer on each graph of 2k nodes, the queries first: query i attends to
+    # every key-value node k + j
     h_graphs = torch.cat([h_query.expand(n_graphs, k, d), h_key], dim=1)
-    vmapped, vmapped_attention = torch.func.vmap(
-        lambda h: dense(h, bipartite_adjacency(k), return_attention=True))(h_graphs)
-    torch.testing.assert_close(out, vmapped[:, :k])
-    torch.testing.assert_close(attention, vmapped_attention[:, :k, k:])
+    graph_adj = torch.zeros(2 * k, 2 * k, dtype=torch.bool)
+    graph_adj[:k, k:] = True
+    for b in range(n_graphs):
+        one, one_attention = dense(h_graphs[b], graph_adj, return_attention=True)
+        torch.testing.assert_close(out[b], one[:k])
+        torch.testing.assert_close(attention[b], one_attention[:k, k:])
 
     # The edge-list twin on the disjoint union of the graphs
     flat, flat_attention = edges(h_graphs.reshape(-1, d), union_edge_index(n_graphs, k),
@@ -167,6 +167,37 @@ def test_batched_dense_layer_matches_edge_list_and_vmap(layer, n_heads):
                                      [h_query, h_key, *edges.parameters()])
     for a, b in zip(grads, edge_grads):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize('layer', ['gatv2', 'gat'])
+def test_training_runs_the_layers_forward(layer, monkeypatch):
+    """
+    The model has no attention code of its own: training calls the dense layer's
+    `forward` on every batch, and a layer that answers differently changes the logits.
+    """
+    layer_class = {'gatv2': GraphAttentionV2Layer, 'gat': GraphAttentionLayer}[layer]
+    calls = []
+    forward = layer_class.forward
+
+    def counting_forward(self, h, adj_mat, return_attention=False):
+        calls.append((h, adj_mat))
+        return forward(self, h, adj_mat, return_attention)
+
+    monkeypatch.setattr(layer_class, 'forward', counting_forward)
+    result = train(4, layer, epochs=1, batch_size=4, d_model=16, epoch_size=0)
+    # One call per batch: training and testing in the epoch, then the final evaluation
+    n_batches = math.ceil(result['n_train'] / 4) + math.ceil(result['n_test'] / 4)
+    assert len(calls) == 2 * n_batches
+    (h_key, h_query), adj_mat = calls[0]
+    assert h_key.shape == (4, 4, 16) and h_query.shape == (4, 16) and adj_mat.all()
+
+    # A layer whose output is doubled changes the model's logits
+    model, perms = result['model'], result['task'].train
+    logits = model(perms)
+    monkeypatch.setattr(layer_class, 'forward',
+                        lambda self, h, adj, return_attention=False:
+                        tuple(2 * x for x in forward(self, h, adj, True)))
+    assert not torch.allclose(model(perms), logits)
 
 
 @pytest.mark.parametrize('layer, n_heads', [('gatv2', 1), ('gat', 8)])
@@ -222,6 +253,7 @@ def test_training_is_deterministic_under_seed():
         assert torch.equal(x, y), name
 
 
+@pytest.mark.slow
 def test_gatv2_fits_where_gat_cannot():
     """One GATv2 head fits the training graphs and looks up the right key; one GAT head, whose
     attention cannot do that (test above), stays far from fitting them on the same budget."""
@@ -289,6 +321,7 @@ def run_script(args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('args, message', [
     (['--k', '0'], '--k and --ks must be at least 2'),
     (['--k', '1'], 'nothing to look up'),
@@ -310,6 +343,7 @@ def test_usage_errors_are_one_line_and_start_no_run(tmp_path, args, message):
     assert not (tmp_path / 'logs').exists()
 
 
+@pytest.mark.slow
 def test_device_cuda_without_cuda(tmp_path):
     if torch.cuda.is_available():
         pytest.skip('this machine has CUDA')
@@ -321,6 +355,7 @@ def test_device_cuda_without_cuda(tmp_path):
     assert not (tmp_path / 'logs').exists()
 
 
+@pytest.mark.slow
 def test_command_line_run_writes_summary_and_labml_run(tmp_path):
     summary_path = tmp_path / 'summary.json'
     result = run_script(['--layer', 'gat', '--n-heads', '2', '--k', '3', '--epochs', '2',

@@ -10,6 +10,9 @@ import pytest
 
 from conftest import REPO
 
+# The slow tier (`pytest -m "not slow"` leaves it out): builds gallery pages with Sphinx in a subprocess
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope='module')
 def gallery_runs():

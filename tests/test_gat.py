@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from conftest import REPO, dense_adjacency, imported_modules, random_edge_index, run_copied_alone
+from labml_gat.edges import EdgeGraphAttentionLayer
 from labml_gat.gat import GraphAttentionLayer
 
 torch_geometric = pytest.importorskip('torch_geometric')
@@ -126,7 +127,7 @@ def test_errors():
     layer = GraphAttentionLayer(3, 4, 2)
     with pytest.raises(TypeError, match='adj_mat must be a boolean tensor'):
         layer(torch.randn(4, 3), torch.ones(4, 4))
-    with pytest.raises(ValueError, match=r'h must have shape \[n_nodes, 3\]'):
+    with pytest.raises(ValueError, match=r'h must have shape \[\.\.\., n_nodes, 3\]'):
         layer(torch.randn(4, 2), torch.ones(4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r'in_features must be a positive integer, got 0'):
         GraphAttentionLayer(0, 4, 2)
@@ -188,11 +189,98 @@ def test_a_bad_feature_reaches_only_the_rows_that_attend_to_it(generator, bad):
     torch.testing.assert_close(out, pyg_twin(layer)(h, edge_index), equal_nan=True)
 
 
+# ## Batches of graphs and bipartite graphs
+
+def test_batch_equals_each_graph(generator):
+    """`h` of `[2, 3, N, F]` with one adjacency: outputs, attention and gradients are those of each graph."""
+    torch.manual_seed(8)
+    n_nodes = 6
+    layer = GraphAttentionLayer(4, 6, 3, dropout=0.0, bias=True).double()
+    nn.init.normal_(layer.bias)
+    adj = dense_adjacency(random_edge_index(n_nodes, 14, generator), n_nodes)
+    adj[2] = False  # an isolated query node
+    h = torch.randn(2, 3, n_nodes, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    weights = torch.randn(2, 3, n_nodes, 6, dtype=torch.float64, generator=generator)
+    out, attention = layer(h, adj, return_attention=True)
+    h_grad, *grads = torch.autograd.grad((out * weights).sum(), [h, *layer.parameters()])
+    summed = [torch.zeros_like(g) for g in grads]
+    for b in range(2):
+        for c in range(3):
+            one = h[b, c].detach().requires_grad_()
+            one_out, one_attention = layer(one, adj, return_attention=True)
+            one_h_grad, *one_grads = torch.autograd.grad((one_out * weights[b, c]).sum(),
+                                                         [one, *layer.parameters()])
+            torch.testing.assert_close(out[b, c], one_out)
+            torch.testing.assert_close(attention[b, c], one_attention)
+            torch.testing.assert_close(h_grad[b, c], one_h_grad)
+            summed = [x + y for x, y in zip(summed, one_grads)]
+    for batched, per_graph in zip(grads, summed):
+        torch.testing.assert_close(batched, per_graph)
+
+
+def test_bipartite_equals_the_graph_of_both_sets_and_pyg(generator):
+    """
+    The pair `(h_l, h_r)`, batched neighbours and shared queries: for each graph of the batch, the
+    graph of both node sets in which the queries attend to the neighbours (dense and edge-list layer,
+    gradients included), and PyG's `GATConv` on `(x_src, x_dst)`.
+    """
+    torch.manual_seed(9)
+    n_l, n_r, n_graphs = 7, 4, 3
+    layer = GraphAttentionLayer(5, 6, 2, dropout=0.0, bias=True).double()
+    nn.init.normal_(layer.bias)
+    edges = EdgeGraphAttentionLayer(5, 6, 2, dropout=0.0, bias=True).double()
+    edges.load_state_dict(layer.state_dict())
+    adj = torch.rand(n_r, n_l, generator=generator) < 0.5
+    adj[1] = False  # a query with no neighbour
+    h_l = torch.randn(n_graphs, n_l, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    h_r = torch.randn(n_r, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    weights = torch.randn(n_graphs, n_r, 6, dtype=torch.float64, generator=generator)
+    out, attention = layer((h_l, h_r), adj, return_attention=True)
+    assert out.shape == (n_graphs, n_r, 6) and attention.shape == (n_graphs, n_r, n_l, 2)
+    grads = torch.autograd.grad((out * weights).sum(), [h_l, h_r, *layer.parameters()])
+
+    union = torch.zeros(n_r + n_l, n_r + n_l, dtype=torch.bool)
+    union[:n_r, n_r:] = adj
+    edge_index = union.nonzero().flip(1).T
+    conv = pyg_twin(layer)
+    pair_index = adj.nonzero().flip(1).T
+    summed = {twin: [torch.zeros_like(g) for g in grads] for twin in ('dense', 'edges')}
+    for b in range(n_graphs):
+        h = torch.cat([h_r, h_l[b]])
+        dense_out, dense_attention = layer(h, union, return_attention=True)
+        edge_out = edges(h, edge_index)
+        torch.testing.assert_close(out[b], dense_out[:n_r])
+        torch.testing.assert_close(attention[b], dense_attention[:n_r, n_r:])
+        torch.testing.assert_close(out[b], edge_out[:n_r])
+        for twin, twin_out, module in (('dense', dense_out, layer), ('edges', edge_out, edges)):
+            twin_grads = torch.autograd.grad((twin_out[:n_r] * weights[b]).sum(),
+                                             [h_l, h_r, *module.parameters()])
+            summed[twin] = [x + y for x, y in zip(summed[twin], twin_grads)]
+        pyg_out = conv((h_l[b], h_r), pair_index, size=(n_l, n_r))
+        torch.testing.assert_close(out[b], pyg_out)
+    for twin in summed:
+        for ours, theirs in zip(grads, summed[twin]):
+            torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize('h, adj, error, message', [
+    ((torch.randn(5, 3), torch.randn(4, 2)), torch.ones(4, 5, dtype=torch.bool), ValueError, r'^h_r must have shape \[\.\.\., n_r, 3\], got \[4, 2\]$'),
+    ((torch.randn(2, 5, 3), torch.randn(3, 4, 3)), torch.ones(4, 5, dtype=torch.bool), ValueError, 'do not broadcast$'),
+    ((torch.randn(5, 3), torch.randn(4, 3)), torch.ones(5, 4, dtype=torch.bool), ValueError, r'for 4 queries, 5 neighbours and 2 heads, got \[5, 4\]$'),
+    (torch.randn(2, 4, 3), torch.ones(2, 4, 4, dtype=torch.bool), ValueError, r'for 4 nodes and 2 heads, got \[2, 4, 4\]$'),
+])
+def test_batch_and_pair_input_errors(h, adj, error, message):
+    layer = GraphAttentionLayer(3, 4, 2)
+    with pytest.raises(error, match=message):
+        layer(h, adj)
+
+
 def test_module_imports_only_torch():
     modules = imported_modules(REPO / 'labml_gat' / 'gat.py')
-    assert modules <= {'math', 'torch'}
+    assert modules <= {'math', 'torch', 'typing'}
 
 
+@pytest.mark.slow
 def test_file_can_be_copied_alone(tmp_path):
     """`gat.py` copied into another project works with nothing else of ours around."""
     script = ('import torch\nfrom gat import GraphAttentionLayer\n'

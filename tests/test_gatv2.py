@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from conftest import REPO, dense_adjacency, imported_modules, random_edge_index, run_copied_alone
+from labml_gat.edges import EdgeGraphAttentionV2Layer
 from labml_gat.gatv2 import GraphAttentionV2Layer, describe, edge_index_to_adj_mat
 
 torch_geometric = pytest.importorskip('torch_geometric')
@@ -85,15 +86,16 @@ def test_matches_pyg(generator, is_concat, share_weights, bias, self_loops):
         torch.testing.assert_close(ours[name], theirs[name], msg=name)
 
 
-def test_pair_sum_index_order():
-    """The comment's claim: row $i N + j$ of the two repeats holds $g_{r,i}$ and $g_{l,j}$."""
-    n_nodes = 5
-    g_r = torch.randn(n_nodes, 2, 3)
-    g_l = torch.randn(n_nodes, 2, 3)
-    g_sum = (g_r.repeat_interleave(n_nodes, dim=0) + g_l.repeat(n_nodes, 1, 1)).view(n_nodes, n_nodes, 2, 3)
-    for i in range(n_nodes):
-        for j in range(n_nodes):
-            torch.testing.assert_close(g_sum[i, j], g_r[i] + g_l[j])
+@pytest.mark.parametrize('batch', [(), (2,)])
+def test_pair_sum_index_order(batch):
+    """The comment's claim: row $i N_l + j$ of the two repeats holds $g_{r,i}$ and $g_{l,j}$, in every graph."""
+    n_r, n_l = 4, 5
+    g_r = torch.randn(*batch, n_r, 2, 3)
+    g_l = torch.randn(*batch, n_l, 2, 3)
+    g_sum = (g_r.repeat_interleave(n_l, dim=-3) + g_l.tile(n_r, 1, 1)).unflatten(-3, (n_r, n_l))
+    for i in range(n_r):
+        for j in range(n_l):
+            torch.testing.assert_close(g_sum[..., i, j, :, :], g_r[..., i, :, :] + g_l[..., j, :, :])
 
 
 def test_scores_follow_the_equation():
@@ -274,7 +276,7 @@ def test_mean_heads_need_no_divisibility():
 
 
 @pytest.mark.parametrize('h, adj, error, message', [
-    (torch.randn(4, 5), torch.ones(4, 4, dtype=torch.bool), ValueError, r'h must have shape \[n_nodes, 3\], got \[4, 5\]'),
+    (torch.randn(4, 5), torch.ones(4, 4, dtype=torch.bool), ValueError, r'h must have shape \[\.\.\., n_nodes, 3\], got \[4, 5\]'),
     (torch.randn(4), torch.ones(4, 4, dtype=torch.bool), ValueError, r'got \[4\]'),
     (torch.ones(4, 3, dtype=torch.long), torch.ones(4, 4, dtype=torch.bool), TypeError, 'floating-point'),
     ([[0.0] * 3] * 4, torch.ones(4, 4, dtype=torch.bool), TypeError, 'got list'),
@@ -291,11 +293,154 @@ def test_input_errors(h, adj, error, message):
         layer(h, adj)
 
 
+# ## Batches of graphs and bipartite graphs
+
+def outputs_and_grads(layer, h, adj, weights):
+    """The output, the attention and the gradients (inputs, then parameters) of `(out * weights).sum()`."""
+    out, attention = layer(h, adj, return_attention=True)
+    inputs = list(h) if isinstance(h, tuple) else [h]
+    grads = torch.autograd.grad((out * weights).sum(), [*inputs, *layer.parameters()])
+    return out, attention, grads
+
+
+@pytest.mark.parametrize('adj_heads', [None, 1, 3])
+@pytest.mark.parametrize('share_weights', [True, False])
+def test_batch_equals_each_graph(generator, adj_heads, share_weights):
+    """`h` of `[2, 3, N, F]` with one adjacency: each graph's output and attention are the layer's on
+    that graph alone, and so are the gradients."""
+    torch.manual_seed(8)
+    n_nodes, n_heads = 6, 3
+    layer = GraphAttentionV2Layer(4, 6, n_heads, dropout=0.0, bias=True,
+                                  share_weights=share_weights).double()
+    nn.init.normal_(layer.bias)
+    adj = dense_adjacency(random_edge_index(n_nodes, 14, generator), n_nodes)
+    adj[2] = False  # an isolated query node
+    if adj_heads is not None:
+        adj = adj[:, :, None].expand(n_nodes, n_nodes, adj_heads).clone()
+        adj[0, 1, -1] = ~adj[0, 1, -1]  # the last head sees one edge more or less
+    h = torch.randn(2, 3, n_nodes, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    weights = torch.randn(2, 3, n_nodes, 6, dtype=torch.float64, generator=generator)
+    out, attention, (h_grad, *param_grads) = outputs_and_grads(layer, h, adj, weights)
+    assert out.shape == (2, 3, n_nodes, 6) and attention.shape == (2, 3, n_nodes, n_nodes, n_heads)
+    summed = [torch.zeros_like(g) for g in param_grads]
+    for b in range(2):
+        for c in range(3):
+            one = h[b, c].detach().requires_grad_()
+            one_out, one_attention, (one_h_grad, *one_grads) = outputs_and_grads(layer, one, adj,
+                                                                             weights[b, c])
+            torch.testing.assert_close(out[b, c], one_out)
+            torch.testing.assert_close(attention[b, c], one_attention)
+            torch.testing.assert_close(h_grad[b, c], one_h_grad)
+            summed = [x + y for x, y in zip(summed, one_grads)]
+    for batched, per_graph in zip(param_grads, summed):
+        torch.testing.assert_close(batched, per_graph)
+
+
+def bipartite_union(h_l, h_r, adj):
+    """The bipartite graph as one graph: the queries first, then the neighbours, edges j -> i only."""
+    n_r, n_l = adj.shape
+    union = torch.zeros(n_r + n_l, n_r + n_l, dtype=torch.bool)
+    union[:n_r, n_r:] = adj
+    return torch.cat([h_r, h_l], dim=-2), union
+
+
+@pytest.mark.parametrize('share_weights', [True, False])
+def test_bipartite_equals_the_graph_of_both_sets_and_pyg(generator, share_weights):
+    """
+    The pair `(h_l, h_r)` is the graph of both node sets in which only the queries attend, to the
+    neighbours: the same outputs for the queries, attention and gradients as that graph (through the
+    dense layer and the edge-list layer), and PyG's `GATv2Conv` on `(x_src, x_dst)`.
+    """
+    torch.manual_seed(9)
+    n_l, n_r, n_heads = 7, 4, 2
+    layer = GraphAttentionV2Layer(5, 6, n_heads, dropout=0.0, bias=True,
+                                  share_weights=share_weights).double()
+    nn.init.normal_(layer.bias)
+    adj = torch.rand(n_r, n_l, generator=generator) < 0.5
+    adj[1] = False  # a query with no neighbour
+    h_l = torch.randn(n_l, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    h_r = torch.randn(n_r, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    weights = torch.randn(n_r, 6, dtype=torch.float64, generator=generator)
+    out, attention, grads = outputs_and_grads(layer, (h_l, h_r), adj, weights)
+    assert out.shape == (n_r, 6) and attention.shape == (n_r, n_l, n_heads)
+
+    # The graph of both sets, through the dense layer and through its edge-list twin
+    h, union = bipartite_union(h_l, h_r, adj)
+    edges = EdgeGraphAttentionV2Layer(5, 6, n_heads, dropout=0.0, bias=True,
+                                      share_weights=share_weights).double()
+    edges.load_state_dict(layer.state_dict())
+    edge_index = union.nonzero().flip(1).T
+    for twin, graph in ((layer, union), (edges, edge_index)):
+        union_out, union_attention = twin(h, graph, return_attention=True)
+        if twin is edges:
+            grid = torch.zeros(n_r + n_l, n_r + n_l, n_heads, dtype=torch.float64)
+            grid[edge_index[1], edge_index[0]] = union_attention
+            union_attention = grid
+        union_grads = torch.autograd.grad((union_out[:n_r] * weights).sum(),
+                                          [h_l, h_r, *twin.parameters()])
+        torch.testing.assert_close(out, union_out[:n_r])
+        torch.testing.assert_close(attention, union_attention[:n_r, n_r:])
+        for ours, theirs in zip(grads, union_grads):
+            torch.testing.assert_close(ours, theirs)
+
+    # PyG's GATv2Conv on the bipartite pair, with the edges as `[j, i]` columns
+    conv = pyg_twin(layer)
+    pair_index = adj.nonzero().flip(1).T
+    pyg_out, (pyg_edges, pyg_alpha) = conv((h_l, h_r), pair_index, return_attention_weights=True)
+    torch.testing.assert_close(out, pyg_out)
+    torch.testing.assert_close(attention[pyg_edges[1], pyg_edges[0]], pyg_alpha)
+
+
+def test_batched_neighbours_with_shared_queries(generator):
+    """Queries without a batch dimension broadcast against a batch of neighbours, as if repeated."""
+    torch.manual_seed(10)
+    layer = GraphAttentionV2Layer(3, 4, 2, dropout=0.0, share_weights=True).double()
+    h_l = torch.randn(5, 6, 3, dtype=torch.float64, generator=generator)
+    h_r = torch.randn(4, 3, dtype=torch.float64, generator=generator)
+    adj = torch.ones(4, 6, dtype=torch.bool)
+    out, attention = layer((h_l, h_r), adj, return_attention=True)
+    repeated, repeated_attention = layer((h_l, h_r.expand(5, 4, 3)), adj, return_attention=True)
+    torch.testing.assert_close(out, repeated)
+    torch.testing.assert_close(attention, repeated_attention)
+    assert torch.autograd.gradcheck(lambda l, r: layer((l, r), adj), (h_l.requires_grad_(),
+                                                                        h_r.requires_grad_()))
+
+
+def test_vmap_gives_each_graph_its_own_adjacency(generator):
+    """The forward's docstring: `torch.func.vmap` maps the layer over graphs with one adjacency each."""
+    torch.manual_seed(11)
+    layer = GraphAttentionV2Layer(3, 4, 2, dropout=0.0)
+    h = torch.randn(3, 5, 3, generator=generator)
+    adj = torch.rand(3, 5, 5, generator=generator) < 0.5
+    out = torch.func.vmap(layer)(h, adj)
+    for b in range(3):
+        torch.testing.assert_close(out[b], layer(h[b], adj[b]))
+
+
+@pytest.mark.parametrize('h, adj, error, message', [
+    (torch.randn(2, 4, 5), torch.ones(4, 4, dtype=torch.bool), ValueError, r'h must have shape \[\.\.\., n_nodes, 3\], got \[2, 4, 5\]'),
+    (torch.randn(2, 4, 3), torch.ones(2, 4, 4, dtype=torch.bool), ValueError, r'\[4, 4, 2\] for 4 nodes and 2 heads, got \[2, 4, 4\]$'),
+    ((torch.randn(5, 3),), torch.ones(4, 5, dtype=torch.bool), ValueError, r'^h must be a tensor or a pair \(h_l, h_r\), got a tuple of 1$'),
+    ((torch.randn(5, 3), [0.0]), torch.ones(4, 5, dtype=torch.bool), TypeError, '^h_r must be a floating-point tensor, got list$'),
+    ((torch.randn(5, 2), torch.randn(4, 3)), torch.ones(4, 5, dtype=torch.bool), ValueError, r'^h_l must have shape \[\.\.\., n_l, 3\], got \[5, 2\]$'),
+    ((torch.randn(5, 3), torch.randn(4, 3, dtype=torch.float64)), torch.ones(4, 5, dtype=torch.bool), TypeError, r'^h_r is torch.float64 but the layer is torch.float32: pass h_r.to'),
+    ((torch.randn(2, 5, 3), torch.randn(3, 4, 3)), torch.ones(4, 5, dtype=torch.bool), ValueError, r'^the batch dimensions of h_l, \[2\], and of h_r, \[3\], do not broadcast$'),
+    ((torch.randn(5, 3), torch.randn(4, 3)), torch.ones(5, 4, dtype=torch.bool), ValueError, r'for 4 queries, 5 neighbours and 2 heads, got \[5, 4\]$'),
+    ((torch.randn(5, 3), torch.randn(4, 3, device='meta')), torch.ones(4, 5, dtype=torch.bool), ValueError, '^adj_mat is on cpu but h_r is on meta$'),
+])
+def test_batch_and_pair_input_errors(h, adj, error, message):
+    """The new forms get one line each too, naming the tensor at fault."""
+    layer = GraphAttentionV2Layer(3, 4, 2)
+    with pytest.raises(error, match=message):
+        layer(h, adj)
+
+
 def test_module_imports_only_torch():
     modules = imported_modules(REPO / 'labml_gat' / 'gatv2.py')
-    assert modules <= {'math', 'torch'}
+    assert modules <= {'math', 'torch', 'typing'}
 
 
+@pytest.mark.slow
 def test_file_can_be_copied_alone(tmp_path):
     """A researcher copies `gatv2.py` into their project and uses it, with nothing else of ours around."""
     script = ('import torch\nfrom gatv2 import GraphAttentionV2Layer\n'

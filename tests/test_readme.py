@@ -4,9 +4,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_readme_usage_example_runs():
     readme = (REPO / 'README.md').read_text()
     blocks = re.findall(r'```python\n(.*?)```', readme, flags=re.DOTALL)

@@ -113,6 +113,7 @@ def test_plot_writes_into_a_folder_that_exists(logs, tmp_path):
     assert not (tmp_path / 'missing').exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('arguments, message', [
     (['plot', 'missing'], 'missing: no such folder'),
     (['plot', '.'], 'is not a labml run: no run.yaml'),

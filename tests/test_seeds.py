@@ -89,6 +89,7 @@ def test_available_cores():
     assert 1 <= seeds.available_cores() <= (__import__('os').cpu_count() or 1)
 
 
+@pytest.mark.slow
 def test_a_worker_prints_nothing_and_uses_its_threads(tmp_path):
     """`start_worker` in a fresh process: its threads, the parent's logs folder, and a silent stdout."""
     script = ('import sys, torch\nfrom labml import lab\nfrom labml_gat.seeds import start_worker\n'

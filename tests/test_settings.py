@@ -186,6 +186,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
         command(main)()
 
 
+@pytest.mark.slow
 def test_sigterm_is_status_143(tmp_path):
     """`SIGTERM` ends the script as Ctrl-C does (labml sees a `KeyboardInterrupt`), with status 143."""
     script = ('import time\nfrom labml_gat.settings import command\n'
@@ -202,6 +203,7 @@ def test_sigterm_is_status_143(tmp_path):
     assert err == 'sleeper.py: stopped\n'
 
 
+@pytest.mark.slow
 @needs_planetoid
 def test_sigterm_marks_the_labml_run_interrupted(tmp_path):
     """A Cora run killed with `SIGTERM` after it started: status 143, and labml's run log says 'interrupted'."""

@@ -25,6 +25,9 @@ from conftest import REPO
 from test_browser import CHROMIUM_ARGS, Reader, browser, server  # noqa: F401  (fixtures)
 from test_site import ANNOTATED, EXAMPLES, site, site_pages, soup  # noqa: F401  (fixtures)
 
+# The slow tier (`pytest -m "not slow"` leaves it out): the built site in a browser (minutes)
+pytestmark = pytest.mark.slow
+
 
 
 def _load(name: str):
@@ -200,13 +203,6 @@ def test_no_gallery_directive_in_prose(site, page):
         cells = json.loads(notebook.read_text(encoding='utf-8'))['cells']
         assert not any('sphinx_gallery_' in ''.join(cell['source']) for cell in cells
                        if cell['cell_type'] == 'markdown'), notebook
-
-
-def test_attention_example_states_its_finding_with_legends(site):
-    page = soup(site, 'experiments/gallery/plot_attention.html')
-    text = page.select_one('article').get_text(' ')
-    assert 'uniform' in text and 'DGL' in text
-    assert re.search(r'What the plots show', text)
 
 
 # ## Figures

@@ -13,6 +13,9 @@ import pytest
 
 from conftest import REPO
 
+# The slow tier (`pytest -m "not slow"` leaves it out): runs pytest sessions in subprocesses
+pytestmark = pytest.mark.slow
+
 
 def test_labml_runs_of_a_test_go_to_a_temporary_folder():
     from labml import lab
