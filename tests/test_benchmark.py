@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import PLANETOID, REPO, load_experiment, needs_planetoid, run_script
-from labml_gat import benchmarking
+from labml_gat import benchmarking, results
 
 TINY = dict(level='layer', graph='random', n_nodes=60, degree=3.0, in_features=12, n_heads=2,
             n_hidden=4, threads=1, rounds=2, warmup=0, steps=1)
