@@ -246,6 +246,45 @@ def test_torchrun_takes_only_logs_for_its_own():
     assert parser.parse_args(['--', 'script.py', '--logs', 'x']).training_script_args == ['--logs', 'x']
 
 
+def documented_torchrun_commands() -> list:
+    """Every `torchrun` command line that the README, the usage page and the module's page show."""
+    import re
+    import shlex
+    texts = [(REPO / name).read_text(encoding='utf-8')
+             for name in ('README.md', 'docs/usage.md', 'labml_gat/distributed.py',
+                          'experiments/synthetic_minibatch.py')]
+    commands = []
+    for text in texts:
+        for block in re.findall(r'```bash\n(.*?)```', text, flags=re.DOTALL):
+            for line in block.replace('\\\n', ' ').splitlines():
+                words = shlex.split(line, comments=True)
+                while words and '=' in words[0]:  # environment variables before the command
+                    words.pop(0)
+                if words[:1] == ['torchrun']:
+                    commands.append(words[1:])
+    return commands
+
+
+def test_documented_torchrun_commands_reach_the_script_whole():
+    """
+    Each documented `torchrun` line, parsed by torchrun's own parser, starts an experiment script
+    and hands it every flag after `--`; the script's own parser accepts them.
+    """
+    from torch.distributed.run import get_args_parser
+    from labml_gat.settings import argument_parser
+    commands = documented_torchrun_commands()
+    assert len(commands) >= 4
+    settings = {'cora_minibatch': mb.MiniBatchSettings,
+                'synthetic_minibatch': load_experiment('synthetic_minibatch').SyntheticSettings}
+    for words in commands:
+        script = words.index('--') + 1
+        args = get_args_parser().parse_args(words)
+        assert args.training_script == words[script], words
+        assert args.training_script_args == words[script + 1:], words
+        name = Path(args.training_script).stem
+        argument_parser(settings[name], '').parse_args(args.training_script_args)
+
+
 # ## torchrun end to end
 
 def torchrun(args: list, cwd: Path, timeout: float = LIMIT, **env) -> subprocess.CompletedProcess:
