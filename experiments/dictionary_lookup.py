@@ -78,7 +78,8 @@ shows that the two compute the same outputs and gradients).
 ## The paper's sweep
 
 `--sweep` trains GAT and GATv2 with 1 and 8 heads for every $k$ of `--ks`, with the
-settings above, and writes the record `experiments/results/dictionary_lookup_sweep.json`:
+settings above; with `--record` it writes the record
+`experiments/results/dictionary_lookup_sweep.json` (with `--results FOLDER`, into that folder):
 the command, the date, the machine and, for every model, its accuracy, its epochs and
 why it stopped (`fitted`, `patience` when it stopped making progress, or `epochs` when
 the epoch budget ran out). The table and the figure, drawn from the record, are in the
@@ -109,8 +110,8 @@ node and stays cheap.
 ## Which layer when
 
 The same layer, four ways (`--which-layer` measures one GATv2 layer, forward and backward:
-its processor time and the memory autograd keeps for the backward pass, and records them
-in `experiments/results/dictionary_lookup_layers.json`; the gallery example draws them):
+its processor time and the memory autograd keeps for the backward pass; `--record` records them
+in `experiments/results/dictionary_lookup_layers.json`, which the gallery example draws):
 
 * **Many small graphs, dense or complete** (DictionaryLookup, molecules): the dense layer,
   batched. Each graph's grid is small, and the batch runs as a few large tensor
@@ -159,10 +160,11 @@ from labml_gat.runs import labml_run
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
                                 check_device, check_output, command, setting)
 
-# Where `--sweep` writes its record
-SWEEP_RECORD = Path(__file__).parent / 'results' / 'dictionary_lookup_sweep.json'
-# Where `--which-layer` writes its record
-LAYERS_RECORD = Path(__file__).parent / 'results' / 'dictionary_lookup_layers.json'
+# The project's records, which `--record` replaces
+RESULTS = Path(__file__).parent / 'results'
+# The names of the records of `--sweep` and `--which-layer`
+SWEEP_RECORD = 'dictionary_lookup_sweep.json'
+LAYERS_RECORD = 'dictionary_lookup_layers.json'
 # The graphs it times, as (nodes, graphs, density): many small graphs of 512 nodes in
 # all, single graphs, and large sparse graphs of about 10 in-edges per node
 WHICH_LAYER_GRAPHS = [(n_nodes, 512 // n_nodes, density) for n_nodes in (4, 16, 64)
@@ -211,8 +213,10 @@ class LookupSettings(Settings):
     sweep_heads: list = setting([1, 8], 'the head counts of --sweep')
     which_layer: bool = setting(
         False, 'time the dense layer (batched, one graph) and the edge-list layers')
-    record: Optional[str] = setting(
-        None, 'where --sweep or --which-layer writes (default: experiments/results/)')
+    record: bool = setting(False, "write the record of --sweep or --which-layer into the "
+                                  "project's records, experiments/results/")
+    results: Optional[str] = setting(None, 'write the record of --sweep or --which-layer '
+                                           'into this folder instead')
 
     def check(self) -> None:
         """Everything that cannot run, said in one line before a labml run is created."""
@@ -236,7 +240,7 @@ class LookupSettings(Settings):
                              f'got {self.min_progress}')
         check_device(self.device)
         check_output('--summary-json', self.summary_json)
-        check_output('--record', self.record)
+        check_output('--results', self.results, folder=True)
         for k in (self.ks if self.sweep else [self.k]):
             task = make_task(k, self.seed, self.max_examples)
             if len(task.train) == 0 or len(task.test) == 0:
@@ -315,7 +319,7 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
     and a record with the command, the machine and every model's numbers, written after
     every model so that a stopped sweep keeps what it finished.
     """
-    path = Path(settings.record) if settings.record else SWEEP_RECORD
+    path = record_path(settings, SWEEP_RECORD)
     record = {'figure': 'GATv2 paper, Figure 3: DictionaryLookup accuracy against k',
               'command': 'python experiments/dictionary_lookup.py ' + ' '.join(argv),
               'date': datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
@@ -346,8 +350,8 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
                               'accuracy.final_test': run['test_accuracy']})
                 record['total_seconds'] = round(time.perf_counter() - start, 1)
                 record['total_cpu_seconds'] = round(time.process_time() - cpu_start, 1)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(record, indent=1) + '\n')
+                if path:
+                    path.write_text(json.dumps(record, indent=1) + '\n')
                 print(report(result), flush=True)
     return record
 
@@ -359,9 +363,9 @@ def which_layer(settings: LookupSettings, argv: Sequence[str]) -> dict:
     One GATv2 layer, forward and backward, on each kind of graph of `WHICH_LAYER_GRAPHS`,
     computed by the dense layer mapped over a batch, the dense layer on the union as one
     graph, the edge-list layer and the memory-lean edge-list layer: the processor time and
-    the memory kept for the backward pass. The record goes to `experiments/results/`.
+    the memory kept for the backward pass, printed and, when asked, recorded.
     """
-    path = Path(settings.record) if settings.record else LAYERS_RECORD
+    path = record_path(settings, LAYERS_RECORD)
     record = {'figure': 'which layer when: dense batched, dense single graph, edge list, '
                         'lean edge list',
               'command': 'python experiments/dictionary_lookup.py ' + ' '.join(argv),
@@ -375,9 +379,16 @@ def which_layer(settings: LookupSettings, argv: Sequence[str]) -> dict:
         row = time_layers(n_nodes, n_graphs, density, seed=settings.seed)
         record['rows'].append(row)
         print(row, flush=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1) + '\n')
+    if path:
+        path.write_text(json.dumps(record, indent=1) + '\n')
     return record
+
+
+def record_path(settings: LookupSettings, name: str) -> Optional[Path]:
+    """Where a record goes: nowhere unless asked, as for every experiment of the project."""
+    if settings.results:
+        return Path(settings.results) / name
+    return RESULTS / name if settings.record else None
 
 
 def stopped_by(result: dict, settings: LookupSettings) -> str:

@@ -388,14 +388,18 @@ def test_threads_setting(tmp_path, labml_logs):
 
 # ## The sweep and its record
 
-def test_sweep_writes_a_record(tmp_path, labml_logs):
+def test_sweep_writes_a_record_only_when_asked(tmp_path, labml_logs, monkeypatch):
     script = load_script()
-    path = tmp_path / 'sweep.json'
+    monkeypatch.setattr(script, 'RESULTS', tmp_path / 'project')
+    (tmp_path / 'project').mkdir()
+    path = tmp_path / script.SWEEP_RECORD
     threads = torch.get_num_threads()
+    argv = ['--sweep', '--ks', '2', '3', '--sweep-heads', '1', '2', '--epochs', '2',
+            '--d-model', '8', '--epoch-size', '64', '--quiet']
     try:
-        script.main(['--sweep', '--ks', '2', '3', '--sweep-heads', '1', '2', '--epochs', '2',
-                     '--d-model', '8', '--epoch-size', '64', '--quiet',
-                     '--record', str(path)])
+        script.main(argv)
+        assert not any((tmp_path / 'project').iterdir()) and not path.exists()
+        script.main([*argv, '--results', str(tmp_path)])
     finally:
         torch.set_num_threads(threads)
     record = json.loads(path.read_text())
@@ -565,7 +569,7 @@ def test_ctrl_c_stops_the_sweep(tmp_path):
             f'runpy.run_path({str(SCRIPT)!r}, run_name="__main__")\n')
     process = subprocess.Popen(
         [sys.executable, '-c', code, '--sweep', '--ks', '20', '--sweep-heads', '1', '--quiet',
-         '--record', str(tmp_path / 'sweep.json')], cwd=tmp_path, stdout=subprocess.PIPE,
+         '--results', str(tmp_path)], cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env={**os.environ, 'PYTHONPATH': str(REPO)},
         start_new_session=True)
     try:
