@@ -497,8 +497,8 @@ class LeanAttention(torch.autograd.Function):
         with torch.autocast(device.type, enabled=False):
             cdt = compute_dtype(dtype)
             score.prepare(attn, cdt)
-            t = ChunkInputs(cdt, messages, query, key, attn.to(cdt), edge_attr,
-                            None if weight_e is None else weight_e.to(cdt))
+            t = ChunkInputs(cdt, messages, query, key, to(attn, cdt), edge_attr,
+                            to(weight_e, cdt))
             n_dst, (n_heads, n_hidden) = edges.degrees.shape[0], messages.shape[1:]
             out = messages.new_zeros(n_dst, n_heads, n_hidden)
             log_denominator = messages.new_full((n_dst, n_heads), -torch.inf, dtype=cdt)
@@ -556,8 +556,8 @@ class LeanAttention(torch.autograd.Function):
         with torch.autocast(messages.device.type, enabled=False):
             cdt = log_denominator.dtype
             score.prepare(attn, cdt)
-            t = ChunkInputs(cdt, messages, None, key, attn.to(cdt), edge_attr,
-                            None if weight_e is None else weight_e.to(cdt))
+            t = ChunkInputs(cdt, messages, None, key, to(attn, cdt), edge_attr,
+                            to(weight_e, cdt))
             g = ChunkInputs(cdt, torch.zeros_like(messages, dtype=cdt), None,
                             *(None if x is None else torch.zeros_like(x, dtype=cdt)
                               for x in (key, attn)))
@@ -617,6 +617,11 @@ def backward_chunk(ctx, t: ChunkInputs, g: ChunkInputs, part, log_denominator, k
     # Back through the score; the messages' rows get their gradient in one go
     score.backward(grad_e, state, t, g, src, local, e0, e1, grad_messages_j)
     g.messages.index_add_(0, src, grad_messages_j)
+
+
+def to(x: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
+    """`x` in `dtype`, or `None`."""
+    return None if x is None else x.to(dtype)
 
 
 def query_chunk(query: Optional[Tensor], projection, weight_r: Optional[Tensor],
