@@ -154,6 +154,17 @@ class GATv2Conv(nn.Module):
                 f'{self.out_channels}, heads={self.heads})')
 
 
+def message_passing_class() -> type:
+    """
+    `GATv2Conv` as a subclass of PyG's `MessagePassing` (PyG imported here, only when this
+    is called), for `to_hetero`, which aggregates the results of the edge types only for
+    `MessagePassing` modules: `GATv2Conv = message_passing_class()` before building the
+    model. `HeteroConv` and `Sequential` take `GATv2Conv` itself.
+    """
+    from torch_geometric.nn import MessagePassing
+    return type('GATv2Conv', (GATv2Conv, MessagePassing), {})
+
+
 def check_not_traced() -> None:
     """`torch.jit.trace` would record one graph's chunks as constants: refuse it."""
     if torch.jit.is_tracing():
@@ -194,10 +205,13 @@ def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
     Returns $h'$, `[n_dst, K, F']`, and, if asked for, PyG's form of the attention.
     """
     n_src, n_dst = g_l.shape[0], g_r.shape[0]
+    if edge_attr is not None and weight_e is None:
+        raise ValueError('edge_attr was given but the layer has no edge_dim')
     src, dst, edge_attr, sparse = edge_list(edge_index, edge_attr, n_src, n_dst)
     if edge_attr is not None:
         if weight_e is None:
-            raise ValueError('edge_attr was given but the layer has no edge_dim')
+            raise ValueError('the sparse adjacency has edge features (values of more than '
+                             'one dimension) but the layer has no edge_dim')
         edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr
     if add_loops:
         src, dst, edge_attr = with_self_loops(src, dst, edge_attr, min(n_src, n_dst),

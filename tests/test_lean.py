@@ -272,7 +272,6 @@ def test_state_dict_and_constructor(version):
 
 def test_auto_chunk_size():
     like = torch.zeros(1)
-
     # Each [C, F'] tensor of a chunk is at most 2 MiB (and a chunk has at least 1024 edges)
     assert auto_chunk_size(like, 64) == 2 * 2 ** 20 // (64 * 4)
     assert auto_chunk_size(like.double(), 64) == 2 * 2 ** 20 // (64 * 8)
