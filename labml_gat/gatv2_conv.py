@@ -446,7 +446,7 @@ class GATv2Score:
         pairs = grad_e.T @ act.view(act.shape[0], -1)
         grads.attn += torch.diagonal(pairs.view(n_heads, n_heads, -1), dim1=0, dim2=1).T
         grad_s = grad_e.unsqueeze(-1) * t.attn
-        grad_s = torch.where((act if in_place else s) > 0, grad_s, grad_s * self.slope)
+        grad_s *= leaky_relu_derivative(act if in_place else s, self.slope)
         grads.query.index_add_(0, local, grad_s)
         grad_messages_j += grad_s
         if t.edge_attr is not None:
@@ -454,6 +454,15 @@ class GATv2Score:
             grads.weight_e.addmm_(flat.T, rows)
             if grads.edge_attr is not None:
                 grads.edge_attr[e0:e1] = flat @ t.weight_e
+
+
+def leaky_relu_derivative(x: Tensor, slope: float) -> Tensor:
+    r"""
+    $\sigma'(s)$ from $x$, which is $s$ or $\text{LeakyReLU}(s)$ with a slope $\ge 0$
+    (both positive exactly where $s$ is): 1 where $x > 0$, else `slope`, from the sign of
+    $x$ clamped to $\{0, 1\}$ (a few times faster on a CPU than `torch.where`).
+    """
+    return torch.sign(x).clamp_(min=0).mul_(1 - slope).add_(slope)
 
 
 class ChunkInputs:

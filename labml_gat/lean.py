@@ -131,7 +131,7 @@ from labml_gat.edges import (EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer,
                              NodeFeatures, check_edge_inputs)
 from labml_gat.gatv2_conv import (CPU_CHUNK_TENSOR_BYTES, ChunkInputs, GATv2Score,
                                   TargetChunks, auto_chunk_size, check_chunk_size,
-                                  draw_dropout, lean_attention)
+                                  draw_dropout, lean_attention, leaky_relu_derivative)
 from labml_gat.model import Graph, TwoLayerGAT
 
 # The largest slice of an input made on the fly, on a CPU (a GPU takes 64 times more)
@@ -308,7 +308,7 @@ class GATScore:
     def backward(self, grad_e, pre, t: ChunkInputs, grads: ChunkInputs, src, local, e0,
                  e1, grad_messages_j):
         """Through the LeakyReLU into the rows of $i$ (`query`) and $j$ (`key`)."""
-        grad_pre = torch.where(pre > 0, grad_e, grad_e * self.slope)
+        grad_pre = grad_e * leaky_relu_derivative(pre, self.slope)
         grads.query.index_add_(0, local, grad_pre)
         grads.key.index_add_(0, src, grad_pre)
 
@@ -362,9 +362,12 @@ class NodeInput:
         if self.keep is not None:
             grad_h = grad_h * self.keep[a:b] * self.scale
         if self.elu_alpha is not None:
-            # $\sigma'(x) = 1$ for $x > 0$, else $\alpha e^x$
+            # $\sigma'(x) = 1$ for $x > 0$, else $\alpha e^x$: $d + p (1 - d)$ with
+            # $d = \alpha e^{\min(x, 0)}$ and $p$ 1 where $x > 0$, else 0
             x = self.x[a:b]
-            grad_h = torch.where(x > 0, grad_h, grad_h * self.elu_alpha * torch.exp(x))
+            d = x.clamp(max=0).exp_().mul_(self.elu_alpha)
+            positive = torch.sign(x).clamp_(min=0)
+            grad_h = grad_h * positive.mul_(1 - d).add_(d)
         return grad_h
 
     def slices(self) -> Sequence[Tuple[int, int]]:
