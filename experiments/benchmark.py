@@ -66,9 +66,9 @@ class BenchmarkSettings(Settings):
     layer_nodes: List[int] = setting([100_000], 'nodes of the layer figures\' graphs')
     scale_nodes: List[int] = setting([1_000_000], 'nodes of the scale figures\' graphs')
     impls: List[str] = setting(['edges', 'lean', 'dropin', 'pyg'], 'implementations')
-    edge_dims: List[int] = setting([0], 'edge features per edge of the layer figures, one '
-                                        'figure each (0: none; beyond 0 only dropin and '
-                                        'pyg are measured)')
+    edge_dims: List[int] = setting([0], 'edge features per edge of the layer figures, '
+                                        'one figure each (0: none; beyond 0 only dropin '
+                                        'and pyg are measured)')
     cora_impls: List[str] = setting(['fast', 'edges', 'lean', 'dropin', 'pyg'],
                                     "implementations, Cora (fast: the Cora experiment's "
                                     'model, on sparse features)')

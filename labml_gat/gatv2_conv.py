@@ -28,6 +28,17 @@ $\ell_{ik}$, and the backward pass recomputes the scores chunk by chunk from it.
 training) instead of about $2 |\mathcal{E}| K F' b$ bytes ($b$ bytes per number), plus
 node-level tensors. At 10M edges, $K = 8$, $F' = 8$ in `float32`: 80 MB instead of
 5.1 GB. A chunk's working set is a few $C \times K F'$ tensors, whatever $|\mathcal{E}|$.
+
+**On a GPU** (not yet run: the recorded benchmarks are from a CPU). The memory kept is
+the same arithmetic on any device, so the peak-memory ratio to PyG should stay near the
+CPU's. The time should not: on a CPU much of the gain comes from chunks that stay in the
+caches and reuse the allocator's buffers, where PyG's edge-sized tensors are fresh pages;
+a GPU's caching allocator and bandwidth hide most of that, and the backward pass's second
+pair of gathers is then a real cost. So expect a training step near PyG's time on a GPU
+(somewhat faster or slower), not a third of it. Chunks there are as large as the free
+memory allows (millions of edges), so the Python loop launches a few dozen kernels per
+chunk for a handful of chunks, and it never waits for the GPU inside the loop: the
+chunks' bounds reach the host once per call.
 """
 
 import math
@@ -210,8 +221,8 @@ def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
     src, dst, edge_attr, sparse = edge_list(edge_index, edge_attr, n_src, n_dst)
     if edge_attr is not None:
         if weight_e is None:
-            raise ValueError('the sparse adjacency has edge features (values of more than '
-                             'one dimension) but the layer has no edge_dim')
+            raise ValueError('the sparse adjacency has edge features (values of more '
+                             'than one dimension) but the layer has no edge_dim')
         edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr
     if add_loops:
         src, dst, edge_attr = with_self_loops(src, dst, edge_attr, min(n_src, n_dst),

@@ -9,116 +9,24 @@ summary: >
 
 # Memory-lean graph attention
 
-The [edge-list layers](edges.html) are linear in the number of edges $|\mathcal{E}|$,
-but the constant is large. With $K$ heads of $F'/K$ features each
-($F'$ numbers per node after the projection), GATv2 gathers to every edge $(j, i)$
+**The idea.** With $K$ heads of $F'$ features (`n_hidden`), the [edge-list
+layers](edges.html) gather $K F'$ numbers to every edge, and autograd keeps two such
+$|\mathcal{E}| \cdot K F'$ tensors for the backward pass. Sorted by target, the in-edges
+of each node are one contiguous run of the edge list; cut into chunks of whole
+neighbourhoods, the softmax and the sum $h'_i$ are complete inside a chunk, whose
+per-edge tensors then die with it. The forward pass keeps per target and head only the
+log of the softmax's denominator, and the backward pass recomputes the scores from it,
+chunk by chunk. The chunked attention is the [drop-in `GATv2Conv`'s](gatv2_conv.html)
+(one implementation); this page builds the project's lean layers and a leaner two-layer
+model on it.
 
-* the source's vector $g_{l,j}$: $F'$ numbers per edge, for the score and as the message,
-* the sum $g_{r,i} + g_{l,j}$ and its LeakyReLU: $F'$ numbers per edge,
-* the weighted message $\alpha_{ijk} \, g_{l,k,j}$: $F'$ numbers per edge,
-
-and autograd keeps two of them, $2 |\mathcal{E}| F'$ numbers, until the backward pass,
-which creates as many again for their gradients. The scores $e_{ijk}$, the coefficients
-$\alpha_{ijk}$ and the dropout mask are only $K$ numbers per edge, $F'/K$ times fewer.
-At 10 million edges, $K = 8$ heads and $F' = 64$ in `float32`, one $|\mathcal{E}| F'$
-tensor is 2.56 GB and one $|\mathcal{E}| K$ tensor is 0.32 GB.
-
-## Neighbourhoods in one piece
-
-Sorted by target, the in-edges $\mathcal{N}_i$ of each node $i$ are one contiguous run
-of the edge list, a *segment* (the rows of a CSR matrix). The layers here cut the sorted
-edge list into chunks of about $C$ edges that never split a segment
-([`TargetChunks`](#the-edges-sorted-by-target-and-cut-into-chunks)). Inside a chunk,
-everything about its targets is complete: the maximum score $m_{ik}$, the softmax's
-denominator, and the sum $h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} g_{k,j}$.
-So a chunk gathers $g_{l,j}$ and $g_{r,i}$ for its edges, computes the scores, normalises
-them, adds the weighted messages into its own rows of $h'$, and drops every per-edge
-tensor before the next chunk starts.
-
-This is also where the speed comes from. The segment reductions over contiguous runs
-(`torch.segment_reduce`, and `index_add_` into the chunk's own rows) replace scatters
-of whole edge tensors into random rows, and the chunks are small enough that their
-buffers are reused by the allocator and stay close to the processor, instead of fresh
-edge-sized tensors being mapped from the system for every operation.
-
-## What is kept and what is recomputed
-
-Like FlashAttention for sequences, the forward pass keeps per target only the log of the
-softmax's denominator,
-$$\ell_{ik} = m_{ik} + \log \sum_{j' \in \mathcal{N}_i} \exp(e_{ij'k} - m_{ik})
-\qquad \text{so that} \qquad \alpha_{ijk} = \exp(e_{ijk} - \ell_{ik}),$$
-`[n_dst, n_heads]`, and per edge only the attention dropout mask, one byte per edge and
-head, in training. The backward pass goes through the same chunks again: it gathers
-$g_{l,j}$ and $g_{r,i}$ once more, recomputes the scores and $\alpha$ from $\ell$, and
-adds the gradients into the node-level rows. So the memory kept for the backward pass is
-
-$$|\mathcal{E}| \cdot K \quad \text{bytes (the mask) instead of about} \quad
-2 \, |\mathcal{E}| \cdot F' \cdot b$$
-
-for $b$ bytes per number (4 for `float32`), plus the node-level tensors ($g_l$, $g_r$ and
-$\ell$, or GAT's $g$ and its two score halves) and the edge list, which the caller holds
-anyway. An edge list that is not sorted by target is sorted when the layer is called
-(a permutation and a sorted copy, $3 \cdot 8 \, |\mathcal{E}|$ bytes, until the backward
-pass); sorting it once beforehand saves that time and memory.
-The working set of a chunk is a few $C \times F'$ tensors, whatever $|\mathcal{E}|$ is.
-The price of keeping so little is one more pair of gathers per edge in the backward pass.
-
-## The chunk size
-
-`chunk_size` is the number of edges $C$ of a chunk (a target with more in-edges gets a
-chunk of its own). Left at `None`, it is chosen when the layer runs: each $C \times F'$
-tensor is at most 2 MiB, which keeps the chunk's buffers in the allocator's reuse and
-out of fresh pages, and the chunk's whole working set, about 8 such tensors, stays below
-a sixteenth of the free memory of the device, so the same call works on a laptop and on
-a big machine. Much smaller chunks pay Python's overhead per chunk; much larger ones
-pay for memory traffic.
-
-## The two-layer model around the layers
-
-On a big graph the [two-layer model](model.html) around the layers holds more than the
-attention does. With $N$ nodes, $F$ input features, $F'$ hidden features and $b$ bytes
-per number, autograd keeps for the backward pass, per node, the dropped-out input
-($F$ numbers, which the projections keep for their weights' gradients), the first
-layer's $g_l$ and $g_r$ ($2F'$), its output $h^{(1)}$ (for the ELU's derivative), the
-dropout's scaled mask and the dropped-out $\text{dropout}(\text{ELU}(h^{(1)}))$ (for the
-second layer's weights): $F + 5F'$ numbers, and the backward pass adds the gradients of
-$g_l$, $g_r$ and $h^{(1)}$, $3F'$ more. With $F = 128$, $F' = 64$ and $b = 4$ this is
-about 1.8 kB kept and 0.8 kB more per node, 26 GB at ten million nodes, beside the
-data's own $F b$ = 512 bytes per node.
-
-[`LeanTwoLayerGAT`](#the-two-layer-model-leaner) is the same model, with the same
-modules, parameters and random draws, that keeps per node only
-
-* one byte per input feature, the first dropout's mask: $x$ itself is the caller's
-  tensor, and each slice of $\text{dropout}(x)$ is made again when a projection or a
-  weight's gradient needs it ([`ProjectRows`](#projections-of-an-input-made-on-the-fly));
-* $g_l$, $F'$ numbers: $g_{r,i}$ is needed only by the chunk of the in-edges of $i$, so
-  it is projected there, in both passes, and its gradient goes straight into that of
-  $W_r$;
-* $h^{(1)}$, $F'$ numbers, and one byte per hidden feature, the second dropout's mask;
-  the ELU and the dropout are made again slice by slice like the first dropout;
-* the second layer's small tensors ($g_l$, $g_r$ and $\ell$ with one head and as many
-  features as classes).
-
-In the backward pass the gradient of $h^{(1)}$ is written over $h^{(1)}$, which nothing
-needs any more, and the first layer's attention adds the gradient of $g_l$; the most
-that is alive at once is then, per node, the first mask, $g_l$, the gradients of
-$h^{(1)}$ and of $g_l$, $\ell$ and the attention's masks of the $|\mathcal{E}|/N$
-in-edges:
-$$F + 3 F' b + K b + K \, |\mathcal{E}| / N \quad \text{bytes,}$$
-about 1 kB per node for the sizes above, $K = 8$ heads and 11 in-edges per node, plus
-the chunks' working set. The price is a second projection of the input and of the
-hidden features in the backward pass.
-
-## Same function
-
-The results are the same as the edge-list layers' up to rounding: the same parameters,
-the same `state_dict`, the same `forward(h, edge_index, return_attention=False)`,
-bipartite pairs `(h_src, h_dst)`, attention dropout drawn from the same random stream,
-`share_weights`, bias, and zero for a node without in-edges.
-Nothing here is specific to the CPU: every operation has a GPU kernel in PyTorch, and
-the tests run on a GPU when one is present (the machine of the recorded benchmarks has
-none, so only the CPU path has been run).
+**The memory.** Kept per edge: $K$ bytes (the dropout mask) instead of about
+$2 K F' b$ ($b$ bytes per number). At 10M edges, $K = 8$ heads and $F' = 8$ in `float32`:
+80 MB instead of 5.1 GB. The two-layer model around the layers then holds more than the
+attention does ($F + 5 K F'$ numbers per node for $F$ input features);
+[`LeanTwoLayerGAT`](#the-two-layer-model-leaner) keeps about 1 kB per node instead of
+2.6 kB. The results are the edge-list layers' up to rounding: the same parameters,
+`state_dict`, arguments and random draws.
 """
 
 from dataclasses import dataclass, replace
@@ -440,12 +348,21 @@ class LeanTwoLayerGAT(TwoLayerGAT):
     ## The two-layer model, leaner
 
     The [two-layer model](model.html) with lean GATv2 layers, the same modules, parameters
-    and `state_dict`, and the same random draws, but its dropouts and ELU are made inside
-    the layers' projections ([`NodeInput`](#the-input-of-a-layer-made-on-the-fly)): what
-    is kept for the backward pass is $x$ itself, one byte per input feature for the first
-    dropout, $g_l$ of the first layer, its output $h^{(1)}$ and one byte per hidden
-    feature for the second dropout, besides the attention's per-edge mask and the small
-    second layer.
+    and `state_dict`, and the same random draws. With $N$ nodes, $F$ input features and
+    $K F'$ hidden features of $b$ bytes, the plain model keeps per node the dropped-out
+    input ($F$, for the projections' weight gradients), $g_l$ and $g_r$ ($2 K F'$),
+    $h^{(1)}$ (for the ELU), the dropout's mask and the dropped-out hidden features: $F +
+    5 K F'$ numbers, and the backward pass adds $3 K F'$ more. With $F = 128$,
+    $K F' = 64$, $b = 4$: 1.8 kB kept and 0.8 kB more per node, 26 GB at 10M nodes.
+
+    Here the dropouts and the ELU are made inside the layers' projections
+    ([`NodeInput`](#the-input-of-a-layer-made-on-the-fly)): kept are $x$ itself (the
+    caller's), one byte per input feature (the first mask), $g_l$ ($g_{r,i}$ is projected
+    inside the chunk of $i$'s in-edges, in both passes), $h^{(1)}$ and one byte per hidden
+    feature, and the small second layer. In the backward pass the gradient of $h^{(1)}$
+    is written over $h^{(1)}$. At most, per node: $F + 3 K F' b + K b + K |\mathcal{E}|/N$
+    bytes, about 1 kB for the sizes above with 11 in-edges per node. The price is a second
+    projection of the input and of the hidden features in the backward pass.
     """
 
     def __init__(self, in_features: int, n_classes: int, n_heads: int, n_hidden: int,
