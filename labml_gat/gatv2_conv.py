@@ -60,7 +60,8 @@ class GATv2Conv(nn.Module):
     ## The layer
 
     The arguments, defaults, parameters and results of PyG's `GATv2Conv`:
-    `in_channels` (an int, or a pair for sources and targets), `out_channels` $F'$ per
+    `in_channels` (an int, -1 to take it from the first input, or a pair for sources
+    and targets), `out_channels` $F'$ per
     head, `heads` $K$, `concat` (else the heads are averaged), `negative_slope`,
     `dropout` on the attention coefficients, `add_self_loops`, `edge_dim` and
     `fill_value` (the self loops' edge features: a number, a tensor, or a reduction of
@@ -79,9 +80,10 @@ class GATv2Conv(nn.Module):
         super().__init__()
         sizes = (in_channels, in_channels) if isinstance(in_channels, int) \
             else tuple(in_channels)
-        if len(sizes) != 2 or any(not isinstance(n, int) or n < 1 for n in sizes):
-            raise ValueError(f'in_channels must be a positive int or a pair of them, '
-                             f'got {in_channels!r} (lazy sizes, -1, are not supported)')
+        if len(sizes) != 2 or any(not isinstance(n, int) or n < 1 and n != -1
+                                  for n in sizes):
+            raise ValueError(f'in_channels must be a positive int, -1 (found at the first '
+                             f'call) or a pair of them, got {in_channels!r}')
         if isinstance(fill_value, str) and fill_value not in FILL_REDUCTIONS:
             raise ValueError(f'fill_value must be a number, a tensor or one of '
                              f'{FILL_REDUCTIONS}, got {fill_value!r}')
@@ -93,16 +95,16 @@ class GATv2Conv(nn.Module):
         self.chunk_size = check_chunk_size(chunk_size)
         # $g_l = W_l x_j + b_l$ for the sources and $g_r = W_r x_i + b_r$ for the targets,
         # each `[n, K F']`; one module under both names with shared weights, as in PyG
-        self.lin_l = nn.Linear(sizes[0], heads * out_channels, bias=bias)
+        self.lin_l = linear(sizes[0], heads * out_channels, bias)
         self.lin_r = self.lin_l if share_weights else \
-            nn.Linear(sizes[1], heads * out_channels, bias=bias)
+            linear(sizes[1], heads * out_channels, bias)
         # $a_k$ of every head, `[1, K, F']`
         self.att = nn.Parameter(torch.empty(1, heads, out_channels))
         # $W_e$ projects an edge's features into the score's sum
         self.lin_edge = None if edge_dim is None else \
             nn.Linear(edge_dim, heads * out_channels, bias=False)
         total = out_channels * (heads if concat else 1)
-        self.res = nn.Linear(sizes[1], total, bias=False) if residual else None
+        self.res = linear(sizes[1], total, False) if residual else None
         self.bias = nn.Parameter(torch.empty(total)) if bias else None
         # PyG's tests look at this; attention is never kept on the module
         self._alpha = None
@@ -111,7 +113,7 @@ class GATv2Conv(nn.Module):
     def reset_parameters(self) -> None:
         """PyG's initialisation: Glorot weights, PyG's uniform linear biases, zero bias."""
         for lin in (self.lin_l, self.lin_r, self.lin_edge, self.res):
-            if lin is not None:
+            if lin is not None and not isinstance(lin, nn.LazyLinear):
                 nn.init.xavier_uniform_(lin.weight)
                 if lin.bias is not None:
                     bound = 1 / math.sqrt(lin.weight.shape[1])
@@ -163,6 +165,14 @@ class GATv2Conv(nn.Module):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.out_channels}, heads={self.heads})')
+
+
+def linear(in_features: int, out_features: int, bias: bool) -> nn.Module:
+    """A linear map, or, for `in_features` -1, a lazy one that takes its input size at the
+    first call (initialised as `nn.Linear` is, not with PyG's Glorot weights)."""
+    if in_features == -1:
+        return nn.LazyLinear(out_features, bias=bias)
+    return nn.Linear(in_features, out_features, bias=bias)
 
 
 def message_passing_class() -> type:

@@ -328,6 +328,12 @@ def test_inside_pyg_models():
     out = hetero(data.x_dict, data.edge_index_dict)
     assert out['paper'].shape == (20, 4) and out['author'].shape == (7, 4)
 
+    # Lazy sizes, as PyG's examples of to_hetero use them
+    lazy = HeteroConv({(src, rel, dst): GATv2Conv((-1, -1), 4, add_self_loops=False,
+                                                  residual=True)
+                       for src, rel, dst in data.edge_types})
+    out = lazy(data.x_dict, data.edge_index_dict)
+    assert out['paper'].shape == (20, 4) and out['author'].shape == (7, 4)
     # to_hetero sums the edge types' results only for PyG's MessagePassing modules
     conv_class = message_passing_class()
     assert issubclass(conv_class, GATv2Conv)
@@ -335,7 +341,7 @@ def test_inside_pyg_models():
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv = conv_class((4, 4), 3, add_self_loops=False)
+            self.conv = conv_class((-1, -1), 3, add_self_loops=False)
 
         def forward(self, x, edge_index):
             return self.conv(x, edge_index)
@@ -397,7 +403,7 @@ def test_unsupported_transforms_fail_with_one_clear_line():
     (lambda c, x, e: c(x, e.float()), ValueError, 'int64 or int32'),
     (lambda c, x, e: c(x, e, torch.randn(3, 2)), ValueError, 'edge_attr was given'),
     (lambda c, x, e: c(x, [e]), TypeError, 'edge_index must be a tensor'),
-    (lambda c, x, e: GATv2Conv(-1, 4), ValueError, 'lazy sizes'),
+    (lambda c, x, e: GATv2Conv(-2, 4), ValueError, 'in_channels must be a positive int'),
     (lambda c, x, e: GATv2Conv(5, 4, edge_dim=2, fill_value='median'), ValueError, 'fill_value'),
     (lambda c, x, e: GATv2Conv(5, 4, chunk_size=0), ValueError, 'chunk_size'),
 ])
