@@ -61,11 +61,11 @@ class GATv2Conv(nn.Module):
 
     The arguments, defaults, parameters and results of PyG's `GATv2Conv`:
     `in_channels` (an int, -1 to take it from the first input, or a pair for sources
-    and targets), `out_channels` $F'$ per
-    head, `heads` $K$, `concat` (else the heads are averaged), `negative_slope`,
-    `dropout` on the attention coefficients, `add_self_loops`, `edge_dim` and
-    `fill_value` (the self loops' edge features: a number, a tensor, or a reduction of
-    the in-edges' features), `bias`, `share_weights` and `residual`.
+    and targets), `out_channels` $F'$ per head, `heads` $K$, `concat` (else the heads
+    are averaged), `negative_slope`, `dropout` on the attention coefficients,
+    `add_self_loops`, `edge_dim` and `fill_value` (the self loops' edge features: a
+    number, a tensor, or a reduction of the in-edges' features), `bias`,
+    `share_weights` and `residual`.
     `chunk_size` (keyword only) is the number of edges per chunk, or `None` to choose it
     per device.
     """
