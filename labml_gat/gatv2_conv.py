@@ -407,6 +407,13 @@ class TargetChunks:
         """A per-edge tensor in the given order, put in the order of the chunks."""
         return per_edge if self.order is None else per_edge.index_select(0, self.order)
 
+    def rows(self, per_edge: Tensor, e0: int, e1: int) -> Tensor:
+        """Edges `e0` to `e1` of the chunks' order from a per-edge tensor in the given
+        order, without a sorted copy of all of it."""
+        if self.order is None:
+            return per_edge[e0:e1]
+        return per_edge.index_select(0, self.order[e0:e1])
+
     def unsort(self, per_edge: Tensor) -> Tensor:
         """A per-edge tensor in the order of the chunks, put back in the given order."""
         if self.order is None:
@@ -444,7 +451,7 @@ class GATv2Score:
         g_l_j = t.messages.index_select(0, src).to(t.dtype)
         s = t.query.index_select(0, local).to(t.dtype).add_(g_l_j)
         if t.edge_attr is not None:
-            s += (t.edge_attr[e0:e1].to(t.dtype) @ t.weight_e.T).view_as(s)
+            s += (t.edges.rows(t.edge_attr, e0, e1).to(t.dtype) @ t.weight_e.T).view_as(s)
         # With a slope $\ge 0$ LeakyReLU keeps the sign, so its backward can use its
         # output and `s` can be overwritten; otherwise `s` is kept for the backward pass
         in_place = self.slope >= 0 or not for_backward
@@ -471,10 +478,14 @@ class GATv2Score:
         grads.query.index_add_(0, local, grad_s)
         grad_messages_j += grad_s
         if t.edge_attr is not None:
-            flat, rows = grad_s.view(grad_s.shape[0], -1), t.edge_attr[e0:e1].to(t.dtype)
-            grads.weight_e.addmm_(flat.T, rows)
+            flat = grad_s.view(grad_s.shape[0], -1)
+            grads.weight_e.addmm_(flat.T, t.edges.rows(t.edge_attr, e0, e1).to(t.dtype))
             if grads.edge_attr is not None:
-                grads.edge_attr[e0:e1] = flat @ t.weight_e
+                grad_rows = (flat @ t.weight_e).to(grads.edge_attr.dtype)
+                if t.edges.order is None:
+                    grads.edge_attr[e0:e1] = grad_rows
+                else:
+                    grads.edge_attr.index_copy_(0, t.edges.order[e0:e1], grad_rows)
 
 
 def leaky_relu_derivative(x: Tensor, slope: float) -> Tensor:
@@ -487,11 +498,14 @@ def leaky_relu_derivative(x: Tensor, slope: float) -> Tensor:
 
 
 class ChunkInputs:
-    """The node-level inputs of the attention (or their gradients) for the chunks."""
+    """The inputs of the attention (or their gradients) for the chunks: node-level, and
+    the edge features in the edges' given order, read chunk by chunk through `edges`."""
 
-    def __init__(self, dtype, messages, query, key, attn, edge_attr=None, weight_e=None):
+    def __init__(self, dtype, messages, query, key, attn, edge_attr=None, weight_e=None,
+                 edges=None):
         self.dtype, self.messages, self.query, self.key = dtype, messages, query, key
         self.attn, self.edge_attr, self.weight_e = attn, edge_attr, weight_e
+        self.edges = edges
 
 
 def lean_attention(score, messages: Tensor, query: Optional[Tensor],
@@ -507,7 +521,6 @@ def lean_attention(score, messages: Tensor, query: Optional[Tensor],
     `rows(a, b)`, the rows of an input $h$) and `weight_r`, `query` is `None` and its
     rows $g_{r,i} = W_r h_i$ are projected chunk by chunk.
     """
-    edge_attr = None if edge_attr is None else edges.sort(edge_attr)
     out, attention = LeanAttention.apply(
         messages, query, key, attn, edge_attr, weight_e, weight_r, score, edges, keep,
         scale, return_attention, attention_dropped, projection)
@@ -542,7 +555,7 @@ class LeanAttention(torch.autograd.Function):
             cdt = compute_dtype(dtype)
             score.prepare(attn, cdt)
             t = ChunkInputs(cdt, messages, query, key, to(attn, cdt), edge_attr,
-                            to(weight_e, cdt))
+                            to(weight_e, cdt), edges)
             n_dst, (n_heads, n_hidden) = edges.degrees.shape[0], messages.shape[1:]
             out = messages.new_zeros(n_dst, n_heads, n_hidden)
             log_denominator = messages.new_full((n_dst, n_heads), -torch.inf, dtype=cdt)
@@ -601,7 +614,7 @@ class LeanAttention(torch.autograd.Function):
             cdt = log_denominator.dtype
             score.prepare(attn, cdt)
             t = ChunkInputs(cdt, messages, None, key, to(attn, cdt), edge_attr,
-                            to(weight_e, cdt))
+                            to(weight_e, cdt), edges)
             g = ChunkInputs(cdt, torch.zeros_like(messages, dtype=cdt), None,
                             *(None if x is None else torch.zeros_like(x, dtype=cdt)
                               for x in (key, attn)))
