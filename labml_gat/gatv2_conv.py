@@ -130,7 +130,7 @@ class GATv2Conv(nn.Module):
         (`int64` or `int32`, row 0 the source $j$, row 1 the target $i$), or a
         `torch.sparse` adjacency (COO, CSR or CSC) with targets as rows, PyG's `adj_t`;
         `edge_attr` is `[|E|, edge_dim]`. The result is `[n_dst, K F']` (or `[n_dst, F']`
-        averaged) and, when `return_attention_weights` is given, PyG's
+        averaged) and, when `return_attention_weights` is true, PyG's
         `(edge_index, alpha)` with $\alpha$ `[|E|, K]` after dropout, over the edges the
         layer used (self loops included), or a sparse adjacency holding $\alpha$.
         """
@@ -147,13 +147,13 @@ class GATv2Conv(nn.Module):
             g_l, g_r, self.att.view(H, C), edge_index, edge_attr, weight_e,
             self.negative_slope, self.dropout if self.training else 0.0,
             self.add_self_loops, self.fill_value, self.chunk_size,
-            return_attention_weights is not None)
+            bool(return_attention_weights))
         out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
         if res is not None:
             out = out + res
         if self.bias is not None:
             out = out + self.bias
-        if return_attention_weights is not None:
+        if return_attention_weights:
             return out, attention
         return out
 

@@ -159,6 +159,16 @@ def test_torch_sparse_adjacency(layout, config):
     torch.testing.assert_close(alpha, alpha_p, atol=1e-10, rtol=0)
 
 
+def test_return_attention_weights_false_returns_the_output_alone():
+    # As PyG's code does (its docstring says "regardless of its actual value")
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair()
+    x, edge_index, _ = graph()
+    for value in (False, None):
+        assert isinstance(pyg(x, edge_index, return_attention_weights=value), torch.Tensor)
+        assert isinstance(ours(x, edge_index, return_attention_weights=value), torch.Tensor)
+
+
 def test_state_dict_both_ways_and_constructor():
     pytest.importorskip('torch_geometric')
     from torch_geometric.nn import GATv2Conv as PyGConv
