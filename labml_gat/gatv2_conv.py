@@ -80,10 +80,10 @@ class GATv2Conv(nn.Module):
         super().__init__()
         sizes = (in_channels, in_channels) if isinstance(in_channels, int) \
             else tuple(in_channels)
-        if len(sizes) != 2 or any(not isinstance(n, int) or n < 1 and n != -1
+        if len(sizes) != 2 or any(not isinstance(n, int) or (n < 1 and n != -1)
                                   for n in sizes):
-            raise ValueError(f'in_channels must be a positive int, -1 (found at the first '
-                             f'call) or a pair of them, got {in_channels!r}')
+            raise ValueError(f'in_channels must be a positive int, -1 (found at the '
+                             f'first call) or a pair of them, got {in_channels!r}')
         if isinstance(fill_value, str) and fill_value not in FILL_REDUCTIONS:
             raise ValueError(f'fill_value must be a number, a tensor or one of '
                              f'{FILL_REDUCTIONS}, got {fill_value!r}')
