@@ -717,6 +717,11 @@ def auto_chunk_size(like: Tensor, features: int) -> int:
     launched from Python once per chunk, so chunks are as large as a sixteenth of the
     free memory allows for the `CHUNK_BUFFERS` tensors of the working set: a graph of
     millions of edges is then one chunk or a few.
+
+    With several CPU threads each of a chunk's few dozen operations is a parallel region
+    whose threads must all run before the next one starts; on a busy machine that wait,
+    not the arithmetic, takes most of the time. Larger chunks (`chunk_size`) mean fewer
+    regions, at the price of a larger working set.
     """
     per_edge = features * compute_dtype(like.dtype).itemsize
     if like.device.type == 'cuda':
