@@ -20,7 +20,9 @@ The figures:
   with the same dense 1433-feature input for ours and PyG's, and the Cora experiment's own
   model (`fast`: the [speed-ups](../labml_gat/fast.html) on sparse features);
 * `layer_N`: one layer (128 input features, 8 heads of 8 features) on a random graph of `N`
-  nodes with about 10 in-edges each: the bar is `GATv2Conv` itself;
+  nodes with about 10 in-edges each: the bar is `GATv2Conv` itself, and the
+  [drop-in `GATv2Conv`](../labml_gat/gatv2_conv.html) (`dropin`) is built with the same
+  arguments; `layer_N_edgeD` gives both `D` edge features per edge (`--edge-dims`);
 * `scale_N`: one full-batch training step of the two-layer model on a random graph of `N`
   nodes, each implementation in its own process, reporting the peak memory above data and
   model (or the error, if it does not fit). Its `lean` row is the
@@ -33,7 +35,9 @@ with the command, the date, the machine and the versions; the README and the sit
 benchmark page render their numbers from these records.
 
 ```bash
-python experiments/benchmark.py --threads 1 --record                     # cora, layer_100000
+python experiments/benchmark.py --threads 1 --edge-dims 0 16 --record  # cora, layer_100000(_edge16)
+python experiments/benchmark.py --figures layer --impls dropin pyg --edge-dims 0 16 --threads 2 \
+    --record
 python experiments/benchmark.py --figures layer --layer-nodes 1000000 --impls lean pyg \
     --rounds 2 --warmup 1 --threads 1 --record
 python experiments/benchmark.py --figures scale --scale-nodes 1000000 --threads 1 --record
@@ -42,6 +46,7 @@ python experiments/benchmark.py --figures scale --scale-nodes 10000000 --threads
 ```
 """
 
+import itertools
 import shlex
 import sys
 from dataclasses import dataclass
@@ -70,8 +75,11 @@ class BenchmarkSettings(Settings):
     figures: List[str] = setting(['cora', 'layer'], 'what to measure: cora, layer, scale')
     layer_nodes: List[int] = setting([100_000], 'nodes of the layer figures\' graphs')
     scale_nodes: List[int] = setting([1_000_000], 'nodes of the scale figures\' graphs')
-    impls: List[str] = setting(['edges', 'lean', 'pyg'], 'implementations')
-    cora_impls: List[str] = setting(['fast', 'edges', 'lean', 'pyg'],
+    impls: List[str] = setting(['edges', 'lean', 'dropin', 'pyg'], 'implementations')
+    edge_dims: List[int] = setting([0], 'edge features per edge of the layer figures, '
+                                        'one figure each (0: none; beyond 0 only dropin '
+                                        'and pyg are measured)')
+    cora_impls: List[str] = setting(['fast', 'edges', 'lean', 'dropin', 'pyg'],
                                     "implementations, Cora (fast: the Cora experiment's "
                                     'model, on sparse features)')
     scale_impls: List[str] = setting(['lean', 'pyg'], 'implementations, scale figures')
@@ -106,6 +114,8 @@ class BenchmarkSettings(Settings):
                 if value not in allowed:
                     raise UsageError(f'--{name.replace("_", "-")} takes '
                                      f'{", ".join(allowed)}, got {value!r}')
+        if min(self.edge_dims) < 0:
+            raise UsageError(f'--edge-dims must be 0 or more, got {min(self.edge_dims)}')
         for name in ('layer_nodes', 'scale_nodes'):
             if min(getattr(self, name)) < 2:
                 raise UsageError(f'--{name.replace("_", "-")} must be at least 2')
@@ -138,20 +148,25 @@ def tasks(s: BenchmarkSettings) -> List[tuple]:
     """
     common = dict(n_heads=s.n_heads, n_hidden=s.n_hidden, threads=s.threads,
                   rounds=s.rounds, warmup=s.warmup, steps=1)
+    # Figures with more than one thread are named for it, beside the one-thread ones
+    threads = '' if s.threads == 1 else f'_threads{s.threads}'
     result = []
     if 'cora' in s.figures:
-        result.append(('cora', dict(common, level='model', graph='cora',
+        result.append((f'cora{threads}', dict(common, level='model', graph='cora',
                                     data_dir=s.data_dir, impls=s.cora_impls,
                                     rounds=s.cora_rounds), True, True))
     random = dict(common, graph='random', degree=s.degree, in_features=s.in_features)
     if 'layer' in s.figures:
-        for n in s.layer_nodes:
-            result.append((f'layer_{n}', dict(random, level='layer', n_nodes=n,
-                                              impls=s.impls), True, True))
+        for n, edge_dim in itertools.product(s.layer_nodes, s.edge_dims):
+            impls = [i for i in s.impls if not edge_dim or
+                     i in benchmarking.EDGE_FEATURE_IMPLS]
+            name = f'layer_{n}' + (f'_edge{edge_dim}' if edge_dim else '') + threads
+            result.append((name, dict(random, level='layer', n_nodes=n, impls=impls,
+                                      edge_dim=edge_dim), True, True))
     if 'scale' in s.figures:
         for n in s.scale_nodes:
             # The lean rows use the model whose dropouts and ELU are inside the projections
-            result.append((f'scale_{n}', dict(random, level='model', n_nodes=n,
+            result.append((f'scale_{n}{threads}', dict(random, level='model', n_nodes=n,
                                               impls=s.scale_impls, lean_model=True),
                            True, False))
     return result

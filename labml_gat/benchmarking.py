@@ -8,8 +8,8 @@ summary: >
 
 # Benchmark machinery
 
-The [benchmark appendix](../experiments/benchmark.html) compares our layers with PyG's
-`GATv2Conv`. This module holds what it needs, so that the appendix stays short.
+The [benchmark appendix](../experiments/benchmark.html) compares our layers, and the
+[drop-in `GATv2Conv`](gatv2_conv.html), with PyG's `GATv2Conv`. This module holds what it needs, so that the appendix stays short.
 
 * **Times** come from *alternating rounds* in one process: every round takes one training
   step of each implementation, then one evaluation forward of each, in an order that rotates
@@ -41,14 +41,18 @@ import torch
 from torch import nn
 
 from labml_gat.edges import EdgeGraphAttentionV2Layer
+from labml_gat.gatv2_conv import GATv2Conv as DropInGATv2Conv
 from labml_gat.lean import LeanGraphAttentionV2Layer, LeanTwoLayerGAT
 from labml_gat.training import available_memory_bytes
 
 # The implementations of the layer, and the one each is compared with. `fast` is the Cora
-# experiment's model: the edge-list layer with the speed-ups of `fast.py` on sparse features.
-IMPLS = ('edges', 'lean', 'pyg', 'fast')
+# experiment's model: the edge-list layer with the speed-ups of `fast.py` on sparse features;
+# `dropin` is the drop-in `GATv2Conv`, built with PyG's arguments.
+IMPLS = ('edges', 'lean', 'dropin', 'pyg', 'fast')
 # Those that take any dense features (`fast` needs sparse ones)
-LAYER_IMPLS = ('edges', 'lean', 'pyg')
+LAYER_IMPLS = ('edges', 'lean', 'dropin', 'pyg')
+# Those that take edge features
+EDGE_FEATURE_IMPLS = ('dropin', 'pyg')
 PEER = 'pyg'
 
 
@@ -91,16 +95,23 @@ def load_cora(data_dir: Optional[str]) -> Tuple[torch.Tensor, torch.Tensor, torc
 # ## The layers and the models
 
 def make_layer(impl: str, in_features: int, n_heads: int, n_hidden: int,
-               dropout: float = 0.6, chunk_size: Optional[int] = None) -> nn.Module:
+               dropout: float = 0.6, chunk_size: Optional[int] = None,
+               edge_dim: Optional[int] = None) -> nn.Module:
     """
     One attention layer, `in_features` to `n_heads` heads of `n_hidden` concatenated:
-    ours on the edge list (`edges`), the lean one (`lean`) or PyG's `GATv2Conv` (`pyg`).
-    All take the same `edge_index`, self loops included.
+    ours on the edge list (`edges`), the lean one (`lean`), the drop-in `GATv2Conv`
+    (`dropin`) or PyG's (`pyg`), the last two with the same arguments and, with
+    `edge_dim`, edge features. All take the same `edge_index`, self loops included.
     """
-    if impl == 'pyg':
-        from torch_geometric.nn import GATv2Conv
+    if edge_dim and impl not in EDGE_FEATURE_IMPLS:
+        raise ValueError(f'{impl!r} takes no edge features')
+    if impl in ('pyg', 'dropin'):
+        if impl == 'pyg':
+            from torch_geometric.nn import GATv2Conv
+        else:
+            GATv2Conv = DropInGATv2Conv
         return GATv2Conv(in_features, n_hidden, heads=n_heads, dropout=dropout,
-                         add_self_loops=False)
+                         add_self_loops=False, edge_dim=edge_dim or None)
     if impl == 'lean':
         return LeanGraphAttentionV2Layer(in_features, n_heads * n_hidden, n_heads,
                                          dropout=dropout, chunk_size=chunk_size)
@@ -113,15 +124,19 @@ def make_layer(impl: str, in_features: int, n_heads: int, n_hidden: int,
 
 class PyGTwoLayerGAT(nn.Module):
     """
-    The [two-layer model](model.html) with PyG's `GATv2Conv`: dropout on the input, the
-    hidden layer, ELU, dropout, the output layer with one head. It takes the same dense
-    input and the same `edge_index`, self loops included, as ours.
+    The [two-layer model](model.html) with PyG's `GATv2Conv` (or, with `drop_in`, the
+    drop-in one): dropout on the input, the hidden layer, ELU, dropout, the output layer
+    with one head. It takes the same dense input and the same `edge_index`, self loops
+    included, as ours.
     """
 
     def __init__(self, in_features: int, n_classes: int, n_heads: int, n_hidden: int,
-                 dropout: float):
+                 dropout: float, drop_in: bool = False):
         super().__init__()
-        from torch_geometric.nn import GATv2Conv
+        if drop_in:
+            GATv2Conv = DropInGATv2Conv
+        else:
+            from torch_geometric.nn import GATv2Conv
         self.dropout = nn.Dropout(dropout)
         self.layer1 = GATv2Conv(in_features, n_hidden, heads=n_heads, dropout=dropout,
                                 add_self_loops=False)
@@ -141,8 +156,9 @@ def make_model(impl: str, in_features: int, n_classes: int, n_heads: int, n_hidd
     `lean_model`, `lean` is the [leaner model](lean.html#the-two-layer-model-leaner) whose
     dropouts and ELU are made inside the projections (the same function).
     """
-    if impl == 'pyg':
-        return PyGTwoLayerGAT(in_features, n_classes, n_heads, n_hidden, dropout)
+    if impl in ('pyg', 'dropin'):
+        return PyGTwoLayerGAT(in_features, n_classes, n_heads, n_hidden, dropout,
+                              drop_in=impl == 'dropin')
     if impl == 'lean' and lean_model:
         return LeanTwoLayerGAT(in_features, n_classes, n_heads, n_hidden, dropout)
     from labml_gat import fast
@@ -161,16 +177,19 @@ class Runner:
     """
 
     def __init__(self, module: nn.Module, x: torch.Tensor, edge_index: torch.Tensor,
-                 y: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None):
+                 y: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
+                 edge_attr: Optional[torch.Tensor] = None):
         self.module, self.x, self.edge_index = module, x, edge_index
         self.y, self.mask = y, mask
+        # The edge features, for the layers that take them
+        self.inputs = (x, edge_index) if edge_attr is None else (x, edge_index, edge_attr)
         self.optimizer = torch.optim.Adam(module.parameters(), lr=0.005,
                                           weight_decay=5e-4)
 
     def step(self) -> None:
         self.module.train()
         self.optimizer.zero_grad()
-        out = self.module(self.x, self.edge_index)
+        out = self.module(*self.inputs)
         if self.y is None:
             loss = out.square().mean()
         else:
@@ -182,7 +201,7 @@ class Runner:
     def evaluate(self) -> None:
         self.module.eval()
         with torch.no_grad():
-            self.module(self.x, self.edge_index)
+            self.module(*self.inputs)
 
 
 def make_runner(task: dict, impl: str) -> Runner:
@@ -198,7 +217,11 @@ def make_runner(task: dict, impl: str) -> Runner:
         return Runner(model, x, edge_index, y, mask)
     x, edge_index = random_graph(task['n_nodes'], task['degree'], task['in_features'])
     if task['level'] == 'layer':
-        return Runner(make_layer(impl, x.shape[1], n_heads, n_hidden), x, edge_index)
+        edge_dim = task.get('edge_dim')
+        edge_attr = None if not edge_dim else torch.randn(
+            edge_index.shape[1], edge_dim, generator=torch.Generator().manual_seed(2))
+        layer = make_layer(impl, x.shape[1], n_heads, n_hidden, edge_dim=edge_dim)
+        return Runner(layer, x, edge_index, edge_attr=edge_attr)
     n_classes = 7
     generator = torch.Generator().manual_seed(1)
     y = torch.randint(0, n_classes, (x.shape[0],), generator=generator)
@@ -360,8 +383,8 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
     """
     figure = {'figure': name,
               **{k: task[k] for k in ('level', 'graph', 'n_heads', 'n_hidden')}}
-    for key in ('n_nodes', 'degree', 'in_features'):
-        if key in task and task['graph'] != 'cora':
+    for key in ('n_nodes', 'degree', 'in_features', 'edge_dim'):
+        if task.get(key) and task['graph'] != 'cora':
             figure[key] = task[key]
     rows = {impl: {} for impl in task['impls']}
     if alternating:
@@ -418,7 +441,8 @@ def save_figure(figure: dict, command: str, threads: int, folder: Optional[Path]
 
 def figure_order(name: str) -> tuple:
     """Cora first, then the layer figures, then the scale figures, each by size."""
-    kind, _, size = name.partition('_')
+    kind, _, rest = name.partition('_')
+    size = rest.partition('_')[0]
     return ({'cora': 0, 'layer': 1, 'scale': 2}.get(kind, 3), int(size) if size.isdigit()
             else 0, name)
 
@@ -477,6 +501,8 @@ def describe(record: dict) -> str:
         what = (f"{record['n_nodes']:,} nodes, {record['degree']:g} random in-edges "
                 f"per node "
                 f"+ self loop, {record['in_features']} features")
+        if record.get('edge_dim'):
+            what += f", {record['edge_dim']} edge features"
     model = 'one layer' if record['level'] == 'layer' else 'two-layer model'
     return f"{what}; {model}, {record['n_heads']} heads x {record['n_hidden']}"
 

@@ -9,133 +9,41 @@ summary: >
 
 # Memory-lean graph attention
 
-The [edge-list layers](edges.html) are linear in the number of edges $|\mathcal{E}|$,
-but the constant is large. With $K$ heads of $F'/K$ features each
-($F'$ numbers per node after the projection), GATv2 gathers to every edge $(j, i)$
+**The idea.** With $K$ heads of $F'$ features (`n_hidden`), the [edge-list
+layers](edges.html) gather $K F'$ numbers to every edge, and autograd keeps two such
+$|\mathcal{E}| \cdot K F'$ tensors for the backward pass. Sorted by target, the in-edges
+of each node are one contiguous run of the edge list; cut into chunks of whole
+neighbourhoods, the softmax and the sum $h'_i$ are complete inside a chunk, whose
+per-edge tensors then die with it. The forward pass keeps per target and head only the
+log of the softmax's denominator, and the backward pass recomputes the scores from it,
+chunk by chunk. The chunked attention is the [drop-in `GATv2Conv`'s](gatv2_conv.html)
+(one implementation); this page builds the project's lean layers and a leaner two-layer
+model on it.
 
-* the source's vector $g_{l,j}$: $F'$ numbers per edge, for the score and as the message,
-* the sum $g_{r,i} + g_{l,j}$ and its LeakyReLU: $F'$ numbers per edge,
-* the weighted message $\alpha_{ijk} \, g_{l,k,j}$: $F'$ numbers per edge,
-
-and autograd keeps two of them, $2 |\mathcal{E}| F'$ numbers, until the backward pass,
-which creates as many again for their gradients. The scores $e_{ijk}$, the coefficients
-$\alpha_{ijk}$ and the dropout mask are only $K$ numbers per edge, $F'/K$ times fewer.
-At 10 million edges, $K = 8$ heads and $F' = 64$ in `float32`, one $|\mathcal{E}| F'$
-tensor is 2.56 GB and one $|\mathcal{E}| K$ tensor is 0.32 GB.
-
-## Neighbourhoods in one piece
-
-Sorted by target, the in-edges $\mathcal{N}_i$ of each node $i$ are one contiguous run
-of the edge list, a *segment* (the rows of a CSR matrix). The layers here cut the sorted
-edge list into chunks of about $C$ edges that never split a segment
-([`TargetChunks`](#the-edges-sorted-by-target-and-cut-into-chunks)). Inside a chunk,
-everything about its targets is complete: the maximum score $m_{ik}$, the softmax's
-denominator, and the sum $h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} g_{k,j}$.
-So a chunk gathers $g_{l,j}$ and $g_{r,i}$ for its edges, computes the scores, normalises
-them, adds the weighted messages into its own rows of $h'$, and drops every per-edge
-tensor before the next chunk starts.
-
-This is also where the speed comes from. The segment reductions over contiguous runs
-(`torch.segment_reduce`, and `index_add_` into the chunk's own rows) replace scatters
-of whole edge tensors into random rows, and the chunks are small enough that their
-buffers are reused by the allocator and stay close to the processor, instead of fresh
-edge-sized tensors being mapped from the system for every operation.
-
-## What is kept and what is recomputed
-
-Like FlashAttention for sequences, the forward pass keeps per target only the log of the
-softmax's denominator,
-$$\ell_{ik} = m_{ik} + \log \sum_{j' \in \mathcal{N}_i} \exp(e_{ij'k} - m_{ik})
-\qquad \text{so that} \qquad \alpha_{ijk} = \exp(e_{ijk} - \ell_{ik}),$$
-`[n_dst, n_heads]`, and per edge only the attention dropout mask, one byte per edge and
-head, in training. The backward pass goes through the same chunks again: it gathers
-$g_{l,j}$ and $g_{r,i}$ once more, recomputes the scores and $\alpha$ from $\ell$, and
-adds the gradients into the node-level rows. So the memory kept for the backward pass is
-
-$$|\mathcal{E}| \cdot K \quad \text{bytes (the mask) instead of about} \quad
-2 \, |\mathcal{E}| \cdot F' \cdot b$$
-
-for $b$ bytes per number (4 for `float32`), plus the node-level tensors ($g_l$, $g_r$ and
-$\ell$, or GAT's $g$ and its two score halves) and the edge list, which the caller holds
-anyway. An edge list that is not sorted by target is sorted when the layer is called
-(a permutation and a sorted copy, $3 \cdot 8 \, |\mathcal{E}|$ bytes, until the backward
-pass); sorting it once beforehand saves that time and memory.
-The working set of a chunk is a few $C \times F'$ tensors, whatever $|\mathcal{E}|$ is.
-The price of keeping so little is one more pair of gathers per edge in the backward pass.
-
-## The chunk size
-
-`chunk_size` is the number of edges $C$ of a chunk (a target with more in-edges gets a
-chunk of its own). Left at `None`, it is chosen when the layer runs: each $C \times F'$
-tensor is at most 2 MiB, which keeps the chunk's buffers in the allocator's reuse and
-out of fresh pages, and the chunk's whole working set, about 8 such tensors, stays below
-a sixteenth of the free memory of the device, so the same call works on a laptop and on
-a big machine. Much smaller chunks pay Python's overhead per chunk; much larger ones
-pay for memory traffic.
-
-## The two-layer model around the layers
-
-On a big graph the [two-layer model](model.html) around the layers holds more than the
-attention does. With $N$ nodes, $F$ input features, $F'$ hidden features and $b$ bytes
-per number, autograd keeps for the backward pass, per node, the dropped-out input
-($F$ numbers, which the projections keep for their weights' gradients), the first
-layer's $g_l$ and $g_r$ ($2F'$), its output $h^{(1)}$ (for the ELU's derivative), the
-dropout's scaled mask and the dropped-out $\text{dropout}(\text{ELU}(h^{(1)}))$ (for the
-second layer's weights): $F + 5F'$ numbers, and the backward pass adds the gradients of
-$g_l$, $g_r$ and $h^{(1)}$, $3F'$ more. With $F = 128$, $F' = 64$ and $b = 4$ this is
-about 1.8 kB kept and 0.8 kB more per node, 26 GB at ten million nodes, beside the
-data's own $F b$ = 512 bytes per node.
-
-[`LeanTwoLayerGAT`](#the-two-layer-model-leaner) is the same model, with the same
-modules, parameters and random draws, that keeps per node only
-
-* one byte per input feature, the first dropout's mask: $x$ itself is the caller's
-  tensor, and each slice of $\text{dropout}(x)$ is made again when a projection or a
-  weight's gradient needs it ([`ProjectRows`](#projections-of-an-input-made-on-the-fly));
-* $g_l$, $F'$ numbers: $g_{r,i}$ is needed only by the chunk of the in-edges of $i$, so
-  it is projected there, in both passes, and its gradient goes straight into that of
-  $W_r$;
-* $h^{(1)}$, $F'$ numbers, and one byte per hidden feature, the second dropout's mask;
-  the ELU and the dropout are made again slice by slice like the first dropout;
-* the second layer's small tensors ($g_l$, $g_r$ and $\ell$ with one head and as many
-  features as classes).
-
-In the backward pass the gradient of $h^{(1)}$ is written over $h^{(1)}$, which nothing
-needs any more, and the first layer's attention adds the gradient of $g_l$; the most
-that is alive at once is then, per node, the first mask, $g_l$, the gradients of
-$h^{(1)}$ and of $g_l$, $\ell$ and the attention's masks of the $|\mathcal{E}|/N$
-in-edges:
-$$F + 3 F' b + K b + K \, |\mathcal{E}| / N \quad \text{bytes,}$$
-about 1 kB per node for the sizes above, $K = 8$ heads and 11 in-edges per node, plus
-the chunks' working set. The price is a second projection of the input and of the
-hidden features in the backward pass.
-
-## Same function
-
-The results are the same as the edge-list layers' up to rounding: the same parameters,
-the same `state_dict`, the same `forward(h, edge_index, return_attention=False)`,
-bipartite pairs `(h_src, h_dst)`, attention dropout drawn from the same random stream,
-`share_weights`, bias, and zero for a node without in-edges.
-Nothing here is specific to the CPU: every operation has a GPU kernel in PyTorch, and
-the tests run on a GPU when one is present (the machine of the recorded benchmarks has
-none, so only the CPU path has been run).
+**The memory.** Kept per edge: $K$ bytes (the dropout mask) instead of about
+$2 K F' b$ ($b$ bytes per number). At 10M edges, $K = 8$ heads and $F' = 8$ in `float32`:
+80 MB instead of 5.1 GB. The two-layer model around the layers then holds more than the
+attention does ($F + 5 K F'$ numbers per node for $F$ input features);
+[`LeanTwoLayerGAT`](#the-two-layer-model-leaner) keeps about 1 kB per node instead of
+2.6 kB. The results are the edge-list layers' up to rounding: the same parameters,
+`state_dict`, arguments and random draws.
 """
 
 from dataclasses import dataclass, replace
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from labml_gat.edges import (EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer,
                              NodeFeatures, check_edge_inputs)
+from labml_gat.gatv2_conv import (CPU_CHUNK_TENSOR_BYTES, ChunkInputs, GATv2Score,
+                                  TargetChunks, auto_chunk_size, check_chunk_size,
+                                  draw_dropout, lean_attention, leaky_relu_derivative)
 from labml_gat.model import Graph, TwoLayerGAT
-from labml_gat.training import available_memory_bytes
 
-# The largest $C \times F'$ tensor of a chunk when the chunk size is chosen automatically
-MAX_CHUNK_TENSOR_BYTES = 2 * 2 ** 20
-# Tensors of $C \times F'$ numbers alive at once in a chunk (gathers, sums, gradients)
-CHUNK_BUFFERS = 8
+# The largest slice of an input made on the fly, on a CPU (a GPU takes 64 times more)
+MAX_CHUNK_TENSOR_BYTES = CPU_CHUNK_TENSOR_BYTES
 
 
 class LeanGraphAttentionV2Layer(EdgeGraphAttentionV2Layer):
@@ -168,7 +76,7 @@ class LeanGraphAttentionV2Layer(EdgeGraphAttentionV2Layer):
         # $e_{ijk} = a_k^\top \text{LeakyReLU}(g_{r,k,i} + g_{l,k,j})$ is computed inside
         # the chunks from the gathered $g_{l,j}$ and $g_{r,i}$; $g_{l,j}$ is also the message.
         chunk = self.chunk_size or auto_chunk_size(g_l, self.n_heads * self.n_hidden)
-        score = GATv2Score(self.attn, self.activation.negative_slope)
+        score = GATv2Score(self.activation.negative_slope)
         return lean_attend(self, score, g_l, g_r, None, src, dst, chunk, return_attention)
 
     def forward_input(self, h: 'NodeInput', edge_index: torch.Tensor) -> torch.Tensor:
@@ -196,7 +104,7 @@ class LeanGraphAttentionV2Layer(EdgeGraphAttentionV2Layer):
             g_l, g_r = project(h, self.linear_l.weight)[0].view(shape), None
             projection = (h, self.linear_r.weight)
         chunk = self.chunk_size or auto_chunk_size(g_l, self.n_heads * self.n_hidden)
-        score = GATv2Score(self.attn, self.activation.negative_slope)
+        score = GATv2Score(self.activation.negative_slope)
         return lean_attend(self, score, g_l, g_r, None, src, dst, chunk, False,
                            n_dst=n_nodes, projection=projection, bias_on_heads=True)
 
@@ -248,32 +156,22 @@ def lean_attend(layer, score, messages: torch.Tensor, query: Optional[torch.Tens
     The lean counterpart of the edge-list layers' `attend`. `messages` $g_{k,j}$ is
     node-level here, `[n_src, n_heads, n_hidden]`; `query` and `key` are the node-level
     inputs of the score (`score` says how they make $e_{ijk}$). With `projection`,
-    `(h, W_r)`, the query is projected chunk by chunk from `h` (see `LeanAttention`).
+    `(h, W_r)`, the query is projected chunk by chunk from `h`.
     With `bias_on_heads` and concatenated heads, the bias goes into the attention's
     output before the heads are merged (the same sum), which saves a gradient's copy.
     """
     n_dst, n_heads = query.shape[0] if n_dst is None else n_dst, layer.n_heads
     edges = TargetChunks(src, dst, n_dst, chunk)
-
-    # The dropout on the coefficients, as `nn.Dropout` draws it: a mask of kept entries,
-    # `[n_edges, n_heads]`, one byte each, and the scale $1 / (1 - p)$ of the kept ones.
-    # It is drawn for all edges in their given order, so the random stream is that of the
-    # edge-list layer, and then put in the order of the chunks.
-    p = layer.dropout.p
-    if layer.training and p > 0:
-        keep = messages.new_empty(src.shape[0], n_heads, dtype=torch.bool)
-        keep = keep.bernoulli_(1 - p) if p < 1 else keep.zero_()
-        keep = edges.sort(keep)
-        scale = 1 / (1 - p) if p < 1 else 0.0
-    else:
-        keep, scale = None, 1.0
+    p = layer.dropout.p if layer.training else 0.0
+    keep, scale = draw_dropout(messages, src.shape[0], n_heads, p, edges)
 
     # $h'_{ik}$, `[n_dst, n_heads, n_hidden]`, and, if asked for, $\alpha_{ijk}$
-    # before dropout in the order of the chunks
+    # before dropout, by the [chunked attention](gatv2_conv.html) of the drop-in layer
     h, weight_r = (None, None) if projection is None else projection
-    results = LeanAttention.apply(messages, query, key, score.attn, score, edges, keep,
-                                  scale, return_attention, weight_r, h)
-    attn_res = results[0] if return_attention else results
+    attn = layer.attn if isinstance(score, GATv2Score) else None
+    attn_res, attention = lean_attention(score, messages, query, key, attn, edges, keep,
+                                         scale, return_attention, False,
+                                         weight_r=weight_r, projection=h)
 
     # Concatenate or average the heads and add the bias, as the other layers do; the bias
     # in place, as `out` is a fresh node-level tensor that nothing has kept
@@ -290,104 +188,8 @@ def lean_attend(layer, score, messages: torch.Tensor, query: Optional[torch.Tens
         out = out.add_(layer.bias)
 
     if return_attention:
-        return out, edges.unsort(results[1])
+        return out, attention
     return out
-
-
-class TargetChunks:
-    r"""
-    ## The edges sorted by target and cut into chunks
-
-    Sorted by target $i$, the in-edges $\mathcal{N}_i$ of every node are one contiguous
-    *segment*, from `ptr[i]` to `ptr[i + 1]` (the row pointer of a CSR matrix).
-    A chunk is a run of whole segments, targets `a` to `b` and edges `e0` to `e1`, about
-    `chunk` edges: the softmax over $\mathcal{N}_i$ and the sum $h'_i$ are then complete
-    inside one chunk, and no per-edge quantity has to outlive it.
-
-    Edges already sorted by target (as PyG's `sort_edge_index` and the random graphs of
-    the benchmark give them) are used as they are; otherwise they are sorted here, with a
-    stable sort, once per call.
-    """
-
-    def __init__(self, src: torch.Tensor, dst: torch.Tensor, n_dst: int, chunk: int):
-        self.order = None
-        if dst.shape[0] > 1 and not bool((dst[1:] >= dst[:-1]).all()):
-            self.order = torch.argsort(dst, stable=True)
-            src, dst = src.index_select(0, self.order), dst.index_select(0, self.order)
-        self.src, self.dst = src, dst
-        # In-degrees, and the row pointer `ptr`, `[n_dst + 1]`
-        self.degrees = torch.bincount(dst, minlength=n_dst)
-        ptr = self.degrees.new_zeros(n_dst + 1)
-        torch.cumsum(self.degrees, 0, out=ptr[1:])
-        # The first target at or after every multiple of `chunk` edges starts a chunk
-        starts = torch.searchsorted(ptr, torch.arange(0, dst.shape[0], chunk,
-                                                      device=dst.device))
-        nodes = torch.unique(torch.cat([starts, starts.new_tensor([0, n_dst])]))
-        bounds = list(zip(nodes.tolist(), ptr.index_select(0, nodes).tolist()))
-        self.parts: List[Tuple[int, int, int, int]] = [
-            (a, b, e0, e1) for (a, e0), (b, e1) in zip(bounds, bounds[1:]) if e1 > e0]
-
-    def sort(self, per_edge: torch.Tensor) -> torch.Tensor:
-        """A per-edge tensor in the given order, put in the order of the chunks."""
-        return per_edge if self.order is None else per_edge.index_select(0, self.order)
-
-    def unsort(self, per_edge: torch.Tensor) -> torch.Tensor:
-        """A per-edge tensor in the order of the chunks, put back in the given order."""
-        if self.order is None:
-            return per_edge
-        return torch.zeros_like(per_edge).index_copy(0, self.order, per_edge)
-
-
-class GATv2Score:
-    r"""
-    ## GATv2's score for a chunk
-
-    $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j}\big)$$
-    from the node-level `messages` $g_l$, `[n_src, n_heads, n_hidden]`, and `query` $g_r$,
-    `[n_dst, n_heads, n_hidden]`. The gathered $g_{l,j}$ is the message as well.
-    """
-
-    def __init__(self, attn: torch.Tensor, negative_slope: float):
-        self.attn, self.slope = attn, negative_slope
-
-    def forward(self, messages, query, key, attn, src, local, for_backward=False):
-        """`(e, messages_j, state)`: the scores `[C, n_heads]`, the gathered messages, and
-        what `backward` needs. `query` is the chunk's rows of $g_r$, numbered by
-        `local`."""
-        g_l_j = messages.index_select(0, src)
-        s = query.index_select(0, local).add_(g_l_j)
-        # With a slope $\ge 0$ LeakyReLU keeps the sign, so its backward can use its output
-        # and `s` can be overwritten; otherwise `s` is kept for the backward pass.
-        in_place = self.slope >= 0 or not for_backward
-        act = nn.functional.leaky_relu(s, self.slope, inplace=in_place)
-        # The dot product with every head's $a_k$ as one matrix product: `blocks`,
-        # `[n_heads, n_heads * n_hidden]`, has $a_k$ in row $k$ at the columns of head $k$
-        blocks = torch.block_diag(*attn.unsqueeze(1))
-        e = act.view(act.shape[0], -1) @ blocks.T
-        return e, g_l_j, (s, act, in_place)
-
-    def backward(self, grad_e, state, attn, src, local, grads, grad_messages_j):
-        r"""
-        With $\sigma'(s) \in \{1, \text{slope}\}$ the derivative of LeakyReLU at
-        $s = g_{r,i} + g_{l,j}$:
-        $$\frac{\partial \mathcal{L}}{\partial a_k} = \sum_{(j,i)}
-            \frac{\partial \mathcal{L}}{\partial e_{ijk}} \, \text{LeakyReLU}(s_k) \qquad
-          \frac{\partial \mathcal{L}}{\partial s_k} =
-            \frac{\partial \mathcal{L}}{\partial e_{ijk}} \, a_k \odot \sigma'(s_k)$$
-        and $\partial \mathcal{L} / \partial s$ is added into the rows of $i$ and of $j$.
-        """
-        s, act, in_place = state
-        grad_messages, grad_query, _, grad_attn = grads
-        n_heads = grad_e.shape[1]
-        # $\sum \partial \mathcal{L} / \partial e_{ijk} \cdot \text{LeakyReLU}(s)$ for all
-        # pairs of heads as one product; the diagonal blocks are the ones wanted
-        pairs = grad_e.T @ act.view(act.shape[0], -1)
-        grad_attn += torch.diagonal(pairs.view(n_heads, n_heads, -1), dim1=0, dim2=1).T
-        grad_s = torch.ops.aten.leaky_relu_backward(grad_e.unsqueeze(-1) * attn,
-                                                    act if in_place else s, self.slope,
-                                                    in_place)
-        grad_query.index_add_(0, local, grad_s)
-        grad_messages_j += grad_s
 
 
 class GATScore:
@@ -398,166 +200,25 @@ class GATScore:
     $q_{ik} = a_{1,k}^\top g_{k,i}$ (`query`) and $n_{jk} = a_{2,k}^\top g_{k,j}$ (`key`).
     """
 
-    attn = None
-
     def __init__(self, negative_slope: float):
         self.slope = negative_slope
 
-    def forward(self, messages, query, key, attn, src, local, for_backward=False):
-        pre = query.index_select(0, local).add_(key.index_select(0, src))
+    def prepare(self, attn, dtype) -> None:
+        """Nothing to prepare: $a$ is in the node-level halves already."""
+
+    def forward(self, t: ChunkInputs, src, local, e0, e1, for_backward=False):
+        """The scores, the gathered messages and the scores' input, in the compute dtype."""
+        pre = t.query.index_select(0, local).to(t.dtype)
+        pre += t.key.index_select(0, src).to(t.dtype)
         e = nn.functional.leaky_relu(pre, self.slope)
-        return e, messages.index_select(0, src), pre
+        return e, t.messages.index_select(0, src).to(t.dtype), pre
 
-    def backward(self, grad_e, pre, attn, src, local, grads, grad_messages_j):
-        _, grad_query, grad_key, _ = grads
-        grad_pre = torch.ops.aten.leaky_relu_backward(grad_e, pre, self.slope, False)
-        grad_query.index_add_(0, local, grad_pre)
-        grad_key.index_add_(0, src, grad_pre)
-
-
-class LeanAttention(torch.autograd.Function):
-    r"""
-    ## Scores, segment softmax, dropout and aggregation, chunk by chunk
-
-    For the edges of each chunk: the scores $e_{ijk}$, then
-    $$\alpha_{ijk} = \exp\big(e_{ijk} - \ell_{ik}\big) \qquad
-      \ell_{ik} = m_{ik} + \log \sum_{j' \in \mathcal{N}_i} \exp(e_{ij'k} - m_{ik})$$
-    with $m_{ik}$ the maximum, and $h'_{ik} = \sum_{j \in \mathcal{N}_i} \tilde\alpha_{ijk}
-    \, g_{k,j}$ with $\tilde\alpha$ the coefficients after dropout.
-    Kept for the backward pass: the node-level inputs, $\ell$ (`[n_dst, n_heads]`, the
-    log of the softmax's denominator), and the dropout mask.
-
-    With `projection`, a pair `(h, W_r)` of a
-    [`NodeInput`](#the-input-of-a-layer-made-on-the-fly) and the weight $W_r$, `query` is
-    `None`: the chunk's rows $g_{r,i} = W_r h_i$ are projected when the chunk needs them,
-    in the forward and again in the backward pass, and their gradient goes straight into
-    that of $W_r$, so neither $g_r$ nor its gradient is ever a whole
-    `[n_dst, n_heads, n_hidden]` tensor.
-    """
-
-    @staticmethod
-    def forward(ctx, messages, query, key, attn, score, edges: TargetChunks,
-                keep: Optional[torch.Tensor], scale: float, return_attention: bool,
-                weight_r: Optional[torch.Tensor] = None,
-                projection: Optional['NodeInput'] = None):
-        n_dst, (n_heads, n_hidden) = edges.degrees.shape[0], messages.shape[1:]
-        out = messages.new_zeros(n_dst, n_heads, n_hidden)
-        log_denominator = messages.new_full((n_dst, n_heads), -torch.inf)
-        attention = messages.new_empty(edges.src.shape[0], n_heads) if return_attention \
-            else None
-        for a, b, e0, e1 in edges.parts:
-            src, dst = edges.src[e0:e1], edges.dst[e0:e1]
-            # The chunk's targets numbered from 0, and the in-degree of each
-            local, degrees = dst - a, edges.degrees[a:b]
-            query_rows = query_chunk(query, projection, weight_r, a, b, n_heads)
-            e, messages_j, _ = score.forward(messages, query_rows, key, attn, src, local)
-            # The segment softmax over each target's in-edges, all inside the chunk
-            e_max = torch.segment_reduce(e, 'max', lengths=degrees, unsafe=True)
-            alpha = e.sub_(e_max.index_select(0, local)).exp_()
-            denominator = torch.segment_reduce(alpha, 'sum', lengths=degrees, unsafe=True)
-            alpha /= denominator.index_select(0, local)
-            log_denominator[a:b] = e_max + denominator.log()
-            if attention is not None:
-                attention[e0:e1] = alpha
-            # $h'_{ik}$: the weighted messages added into the rows of their targets
-            weights = dropped(alpha, keep, scale, e0, e1).unsqueeze(-1)
-            out[a:b].index_add_(0, local, messages_j.mul_(weights))
-
-        # The projection's input is the caller's tensor and a mask, not a copy
-        input_x, input_keep = (None, None) if projection is None else \
-            (projection.x, projection.keep)
-        ctx.save_for_backward(messages, query, key, attn, log_denominator, keep, weight_r,
-                              input_x, input_keep)
-        ctx.score, ctx.edges, ctx.scale = score, edges, scale
-        ctx.projection = None if projection is None else \
-            replace(projection, x=None, keep=None)
-        ctx.set_materialize_grads(False)
-        if attention is not None:
-            return out, attention
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out: Optional[torch.Tensor],
-                 grad_attention: Optional[torch.Tensor] = None):
-        r"""
-        Per chunk, the scores and $\alpha$ are recomputed from the node-level inputs and
-        $\ell$. The gradient of the weights,
-        $\partial \mathcal{L} / \partial \tilde\alpha_{ijk} =
-        \big(\partial \mathcal{L} / \partial h'_{ik}\big)^\top g_{k,j}$,
-        goes back through the dropout to $\partial \mathcal{L} / \partial \alpha_{ijk}$
-        (plus the gradient of the returned attention), and through the softmax:
-        $$\frac{\partial \mathcal{L}}{\partial e_{ijk}} = \alpha_{ijk} \Big(
-          \frac{\partial \mathcal{L}}{\partial \alpha_{ijk}}
-          - \sum_{j' \in \mathcal{N}_i} \alpha_{ij'k}
-            \frac{\partial \mathcal{L}}{\partial \alpha_{ij'k}} \Big)$$
-        The message $g_{k,j}$ gets $\tilde\alpha_{ijk} \, \partial \mathcal{L} /
-        \partial h'_{ik}$ and the score's part, added into row $j$ once.
-        A projected query's rows are complete at the end of their chunk, so
-        $\partial \mathcal{L} / \partial W_r = \sum_i (\partial \mathcal{L} /
-        \partial g_{r,i}) \, h_i^\top$ is added up chunk by chunk.
-        """
-        (messages, query, key, attn, log_denominator, keep, weight_r, input_x,
-         input_keep) = ctx.saved_tensors
-        score, edges, scale = ctx.score, ctx.edges, ctx.scale
-        projection = None if ctx.projection is None else \
-            replace(ctx.projection, x=input_x, keep=input_keep)
-        n_heads = messages.shape[1]
-        grad_messages = torch.zeros_like(messages)
-        # With shared weights on one node set, $g_r$ is $g_l$: one gradient for both
-        if query is None:
-            grad_query = None
-        else:
-            grad_query = grad_messages if query is messages else torch.zeros_like(query)
-        grad_key = None if key is None else torch.zeros_like(key)
-        grad_attn = None if attn is None else torch.zeros_like(attn)
-        grad_weight_r = None if weight_r is None else torch.zeros_like(weight_r)
-        for a, b, e0, e1 in edges.parts:
-            src, dst = edges.src[e0:e1], edges.dst[e0:e1]
-            local, degrees = dst - a, edges.degrees[a:b]
-            query_rows = query_chunk(query, projection, weight_r, a, b, n_heads)
-            e, messages_j, state = score.forward(messages, query_rows, key, attn, src,
-                                                 local, for_backward=True)
-            alpha = e.sub_(log_denominator.index_select(0, dst)).exp_()
-            # $\partial \mathcal{L} / \partial \alpha$, `[C, n_heads]`
-            if grad_attention is not None:
-                grad_alpha = grad_attention[e0:e1].clone()
-            else:
-                grad_alpha = alpha.new_zeros(alpha.shape)
-            grad_messages_j = messages_j.new_zeros(messages_j.shape)
-            if grad_out is not None:
-                grad_out_i = grad_out.index_select(0, dst)
-                grad_dropped = grad_out_i.mul(messages_j).sum(-1)
-                if keep is not None:
-                    grad_dropped.mul_(keep[e0:e1]).mul_(scale)
-                grad_alpha += grad_dropped
-                weights = dropped(alpha, keep, scale, e0, e1).unsqueeze(-1)
-                grad_messages_j = grad_out_i.mul_(weights)
-            # Back through the softmax, per target and head
-            grad_e = grad_alpha.mul_(alpha)
-            sums = torch.segment_reduce(grad_e, 'sum', lengths=degrees, unsafe=True)
-            grad_e -= alpha.mul_(sums.index_select(0, local))
-            # Back through the score, then the messages' rows get their gradient in one go
-            grad_query_rows = (torch.zeros_like(query_rows) if grad_query is None
-                               else grad_query[a:b])
-            grads = grad_messages, grad_query_rows, grad_key, grad_attn
-            score.backward(grad_e, state, attn, src, local, grads, grad_messages_j)
-            grad_messages.index_add_(0, src, grad_messages_j)
-            if projection is not None:
-                grad_weight_r.addmm_(grad_query_rows.view(b - a, -1).T,
-                                     projection.rows(a, b))
-        return (grad_messages,
-                None if query is None or query is messages else grad_query, grad_key,
-                grad_attn, None, None, None, None, None, grad_weight_r, None)
-
-
-def query_chunk(query: Optional[torch.Tensor], projection: Optional['NodeInput'],
-                weight_r: Optional[torch.Tensor], a: int, b: int, n_heads: int
-                ) -> torch.Tensor:
-    """Rows `a` to `b` of the query: a view of `query`, or projected from the input."""
-    if projection is None:
-        return query[a:b]
-    return (projection.rows(a, b) @ weight_r.T).view(b - a, n_heads, -1)
+    def backward(self, grad_e, pre, t: ChunkInputs, grads: ChunkInputs, src, local, e0,
+                 e1, grad_messages_j):
+        """Through the LeakyReLU into the rows of $i$ (`query`) and $j$ (`key`)."""
+        grad_pre = grad_e * leaky_relu_derivative(pre, self.slope)
+        grads.query.index_add_(0, local, grad_pre)
+        grads.key.index_add_(0, src, grad_pre)
 
 
 @dataclass
@@ -609,14 +270,19 @@ class NodeInput:
         if self.keep is not None:
             grad_h = grad_h * self.keep[a:b] * self.scale
         if self.elu_alpha is not None:
-            grad_h = torch.ops.aten.elu_backward(grad_h, self.elu_alpha, 1, 1, False,
-                                                 self.x[a:b])
+            # $\sigma'(x) = 1$ for $x > 0$, else $\alpha e^x$: $d + p (1 - d)$ with
+            # $d = \alpha e^{\min(x, 0)}$ and $p$ 1 where $x > 0$, else 0
+            x = self.x[a:b]
+            d = x.clamp(max=0).exp_().mul_(self.elu_alpha)
+            positive = torch.sign(x).clamp_(min=0)
+            grad_h = grad_h * positive.mul_(1 - d).add_(d)
         return grad_h
 
     def slices(self) -> Sequence[Tuple[int, int]]:
         """Slices of nodes of at most `MAX_CHUNK_TENSOR_BYTES` of `x` each."""
         n, row = self.x.shape[0], max(1, self.x[:1].numel() * self.x.element_size())
-        step = max(1, MAX_CHUNK_TENSOR_BYTES // row)
+        size = MAX_CHUNK_TENSOR_BYTES * (1 if self.x.device.type == 'cpu' else 64)
+        step = max(1, size // row)
         return [(a, min(a + step, n)) for a in range(0, n, step)]
 
 
@@ -682,12 +348,21 @@ class LeanTwoLayerGAT(TwoLayerGAT):
     ## The two-layer model, leaner
 
     The [two-layer model](model.html) with lean GATv2 layers, the same modules, parameters
-    and `state_dict`, and the same random draws, but its dropouts and ELU are made inside
-    the layers' projections ([`NodeInput`](#the-input-of-a-layer-made-on-the-fly)): what
-    is kept for the backward pass is $x$ itself, one byte per input feature for the first
-    dropout, $g_l$ of the first layer, its output $h^{(1)}$ and one byte per hidden
-    feature for the second dropout, besides the attention's per-edge mask and the small
-    second layer.
+    and `state_dict`, and the same random draws. With $N$ nodes, $F$ input features and
+    $K F'$ hidden features of $b$ bytes, the plain model keeps per node the dropped-out
+    input ($F$, for the projections' weight gradients), $g_l$ and $g_r$ ($2 K F'$),
+    $h^{(1)}$ (for the ELU), the dropout's mask and the dropped-out hidden features: $F +
+    5 K F'$ numbers, and the backward pass adds $3 K F'$ more. With $F = 128$,
+    $K F' = 64$, $b = 4$: 1.8 kB kept and 0.8 kB more per node, 26 GB at 10M nodes.
+
+    Here the dropouts and the ELU are made inside the layers' projections
+    ([`NodeInput`](#the-input-of-a-layer-made-on-the-fly)): kept are $x$ itself (the
+    caller's), one byte per input feature (the first mask), $g_l$ ($g_{r,i}$ is projected
+    inside the chunk of $i$'s in-edges, in both passes), $h^{(1)}$ and one byte per hidden
+    feature, and the small second layer. In the backward pass the gradient of $h^{(1)}$
+    is written over $h^{(1)}$. At most, per node: $F + 3 K F' b + K b + K |\mathcal{E}|/N$
+    bytes, about 1 kB for the sizes above with 11 in-edges per node. The price is a second
+    projection of the input and of the hidden features in the backward pass.
     """
 
     def __init__(self, in_features: int, n_classes: int, n_heads: int, n_hidden: int,
@@ -707,41 +382,3 @@ class LeanTwoLayerGAT(TwoLayerGAT):
         # can therefore take its place
         h = NodeInput.draw(h, self.dropout, self.activation, overwrite=True)
         return self.output.forward_input(h, graph2)
-
-
-def dropped(alpha: torch.Tensor, keep: Optional[torch.Tensor], scale: float,
-            e0: int, e1: int) -> torch.Tensor:
-    r"""$\tilde\alpha$ for the chunk of edges `e0` to `e1`: the coefficients after dropout."""
-    if keep is None:
-        return alpha
-    return alpha * keep[e0:e1] * scale
-
-
-def check_chunk_size(chunk_size: Optional[int]) -> Optional[int]:
-    """`chunk_size` must be `None` or a positive number of edges."""
-    if chunk_size is None:
-        return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(
-            f'chunk_size must be None or a positive integer, got {chunk_size!r}')
-    return chunk_size
-
-
-def auto_chunk_size(like: torch.Tensor, features: int) -> int:
-    """
-    ### The chunk size from the available memory
-
-    The number of edges whose working set, `CHUNK_BUFFERS` tensors of `features` numbers
-    per edge, fits in a sixteenth of the free memory of `like`'s device, with each tensor
-    at most `MAX_CHUNK_TENSOR_BYTES`.
-    """
-    per_edge = features * like.element_size()
-    budget = available_bytes(like.device) // (16 * CHUNK_BUFFERS)
-    return max(1024, min(budget, MAX_CHUNK_TENSOR_BYTES) // per_edge)
-
-
-def available_bytes(device: torch.device) -> int:
-    """Free memory on `device`: the GPU's free memory, or the system's available RAM."""
-    if device.type == 'cuda':
-        return torch.cuda.mem_get_info(device)[0]
-    return available_memory_bytes()

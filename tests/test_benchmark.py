@@ -67,7 +67,7 @@ def test_worker_peak_and_error():
     assert result['setup_bytes'] > 0 and result['peak_train_bytes'] >= 0
     error = benchmarking.run_worker(dict(TINY, mode='peak', impl='dense'))
     assert error == {'error': "ValueError: unknown implementation 'dense', "
-                              "expected one of edges, lean, pyg"}
+                              "expected one of edges, lean, dropin, pyg"}
 
 
 @pytest.mark.slow
@@ -129,7 +129,7 @@ def test_failed_implementation_is_a_row_of_the_table():
 @pytest.mark.parametrize('args, message', [
     (['--figures', 'nope'], "--figures takes cora, layer, scale, got 'nope'"),
     (['--n-heads', '0'], '--n-heads must be at least 1, got 0'),
-    (['--impls', 'dense'], "--impls takes edges, lean, pyg, got 'dense'"),
+    (['--impls', 'dense'], "--impls takes edges, lean, dropin, pyg, got 'dense'"),
     (['--layer-nodes', '1'], '--layer-nodes must be at least 2'),
     (['--degree', '0'], '--degree must be positive, got 0.0'),
 ])
@@ -200,6 +200,26 @@ def test_help_is_short_and_says_each_default_once():
     assert process.returncode == 0
     assert '```' not in process.stdout and '](' not in process.stdout
     assert 'default: none) (default' not in ' '.join(process.stdout.split())
+
+
+def test_drop_in_and_edge_feature_figures(tmp_path):
+    # The drop-in GATv2Conv beside PyG's, with and without edge features, and figures of more
+    # than one thread named for it
+    pytest.importorskip('torch_geometric')
+    script = load_experiment('benchmark')
+    script.main(['--figures', 'layer', '--layer-nodes', '50', '--edge-dims', '0', '3',
+                 '--impls', 'lean', 'dropin', 'pyg', '--in-features', '8', '--n-heads', '2',
+                 '--n-hidden', '2', '--rounds', '1', '--warmup', '0', '--threads', '2',
+                 '--results', str(tmp_path)])
+    records = benchmarking.load_results(tmp_path)
+    check_schema(records)
+    assert [r['figure'] for r in records] == ['layer_50_edge3_threads2', 'layer_50_threads2']
+    assert set(records[0]['impls']) == {'dropin', 'pyg'} and records[0]['edge_dim'] == 3
+    assert set(records[1]['impls']) == {'lean', 'dropin', 'pyg'}
+    assert records[0]['threads'] == 2
+    assert '3 edge features' in benchmarking.format_provenance(records)
+    with pytest.raises(ValueError, match="'lean' takes no edge features"):
+        benchmarking.make_layer('lean', 8, 2, 2, edge_dim=3)
 
 
 @needs_planetoid

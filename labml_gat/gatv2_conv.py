@@ -1,0 +1,731 @@
+r"""
+---
+title: A memory-lean GATv2Conv, PyG's layer in one file
+summary: >
+  A drop-in replacement for torch_geometric.nn.GATv2Conv (same arguments, parameters,
+  state_dict and results) that computes attention chunk by chunk over whole
+  neighbourhoods and keeps only a log-denominator per node and a one-byte dropout mask
+  per edge for the backward pass. torch only.
+---
+
+# A memory-lean `GATv2Conv`
+
+Change one import, `from gatv2_conv import GATv2Conv` instead of
+`from torch_geometric.nn import GATv2Conv`, and a PyG model computes the same function
+(outputs, attention, gradients; a PyG `state_dict` loads unchanged) in a fraction of
+the memory. This file needs only torch.
+
+**The idea.** With $K$ heads of $F'$ features each, an edge-list GATv2 gathers $g_{l,j}$,
+$g_{r,i} + g_{l,j}$ and its LeakyReLU, and the weighted message to every edge: tensors
+of $|\mathcal{E}| \cdot K F'$ numbers, two of which autograd keeps for the backward pass.
+Sorted by target, the in-edges of a node are one contiguous run of the edge list, so the
+edges can be cut into chunks of whole neighbourhoods. Inside a chunk the softmax and the
+sum $h'_i$ are complete; the chunk's per-edge tensors die with it. Like FlashAttention,
+the forward pass keeps per target and head only the log of the softmax's denominator
+$\ell_{ik}$, and the backward pass recomputes the scores chunk by chunk from it.
+
+**The memory.** Kept for the backward pass: $K$ bytes per edge (the dropout mask, in
+training) instead of about $2 |\mathcal{E}| K F' b$ bytes ($b$ bytes per number), plus
+node-level tensors. At 10M edges, $K = 8$, $F' = 8$ in `float32`: 80 MB instead of
+5.1 GB. A chunk's working set is a few $C \times K F'$ tensors, whatever $|\mathcal{E}|$.
+
+**On a GPU** (not yet run: the recorded benchmarks are from a CPU). The memory kept is
+the same arithmetic on any device, so the peak-memory ratio to PyG should stay near the
+CPU's. The time should not: on a CPU much of the gain comes from chunks that stay in the
+caches and reuse the allocator's buffers, where PyG's edge-sized tensors are fresh pages;
+a GPU's caching allocator and bandwidth hide most of that, and the backward pass's second
+pair of gathers is then a real cost. So expect a training step near PyG's time on a GPU
+(somewhat faster or slower), not a third of it. Chunks there are as large as the free
+memory allows (millions of edges), so the Python loop launches a few dozen kernels per
+chunk for a handful of chunks, and it never waits for the GPU inside the loop: the
+chunks' bounds reach the host once per call.
+"""
+
+import math
+from typing import List, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+# On a CPU, the largest $C \times K F'$ tensor of a chunk: small enough to stay in the
+# allocator's reuse and close to the cores
+CPU_CHUNK_TENSOR_BYTES = 2 * 2 ** 20
+# Tensors of $C \times K F'$ numbers alive at once in a chunk (gathers, sums, gradients)
+CHUNK_BUFFERS = 8
+FILL_REDUCTIONS = ('add', 'sum', 'mean', 'min', 'max', 'mul')
+
+
+class GATv2Conv(nn.Module):
+    r"""
+    ## The layer
+
+    The arguments, defaults, parameters and results of PyG's `GATv2Conv`:
+    `in_channels` (an int, -1 to take it from the first input, or a pair for sources
+    and targets), `out_channels` $F'$ per head, `heads` $K$, `concat` (else the heads
+    are averaged), `negative_slope`, `dropout` on the attention coefficients,
+    `add_self_loops`, `edge_dim` and `fill_value` (the self loops' edge features: a
+    number, a tensor, or a reduction of the in-edges' features), `bias`,
+    `share_weights` and `residual`.
+    `chunk_size` (keyword only) is the number of edges per chunk, or `None` to choose it
+    per device.
+    """
+
+    def __init__(self, in_channels: Union[int, Tuple[int, int]], out_channels: int,
+                 heads: int = 1, concat: bool = True, negative_slope: float = 0.2,
+                 dropout: float = 0.0, add_self_loops: bool = True,
+                 edge_dim: Optional[int] = None,
+                 fill_value: Union[float, Tensor, str] = 'mean', bias: bool = True,
+                 share_weights: bool = False, residual: bool = False, *,
+                 chunk_size: Optional[int] = None):
+        super().__init__()
+        sizes = (in_channels, in_channels) if isinstance(in_channels, int) \
+            else tuple(in_channels)
+        if len(sizes) != 2 or any(not isinstance(n, int) or (n < 1 and n != -1)
+                                  for n in sizes):
+            raise ValueError(f'in_channels must be a positive int, -1 (found at the '
+                             f'first call) or a pair of them, got {in_channels!r}')
+        if isinstance(fill_value, str) and fill_value not in FILL_REDUCTIONS:
+            raise ValueError(f'fill_value must be a number, a tensor or one of '
+                             f'{FILL_REDUCTIONS}, got {fill_value!r}')
+        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
+        self.concat, self.negative_slope, self.dropout = concat, negative_slope, dropout
+        self.add_self_loops, self.edge_dim, self.fill_value = (add_self_loops, edge_dim,
+                                                               fill_value)
+        self.residual, self.share_weights = residual, share_weights
+        self.chunk_size = check_chunk_size(chunk_size)
+        # $g_l = W_l x_j + b_l$ for the sources and $g_r = W_r x_i + b_r$ for the targets,
+        # each `[n, K F']`; one module under both names with shared weights, as in PyG
+        self.lin_l = linear(sizes[0], heads * out_channels, bias)
+        self.lin_r = self.lin_l if share_weights else \
+            linear(sizes[1], heads * out_channels, bias)
+        # $a_k$ of every head, `[1, K, F']`
+        self.att = nn.Parameter(torch.empty(1, heads, out_channels))
+        # $W_e$ projects an edge's features into the score's sum
+        self.lin_edge = None if edge_dim is None else \
+            nn.Linear(edge_dim, heads * out_channels, bias=False)
+        total = out_channels * (heads if concat else 1)
+        self.res = linear(sizes[1], total, False) if residual else None
+        self.bias = nn.Parameter(torch.empty(total)) if bias else None
+        # PyG's tests look at this; attention is never kept on the module
+        self._alpha = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyG's initialisation: Glorot weights, PyG's uniform linear biases, zero bias."""
+        for lin in (self.lin_l, self.lin_r, self.lin_edge, self.res):
+            if lin is not None and not isinstance(lin, nn.LazyLinear):
+                nn.init.xavier_uniform_(lin.weight)
+                if lin.bias is not None:
+                    bound = 1 / math.sqrt(lin.weight.shape[1])
+                    nn.init.uniform_(lin.bias, -bound, bound)
+        nn.init.xavier_uniform_(self.att.view(self.heads, self.out_channels))
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]], edge_index: Tensor,
+                edge_attr: Optional[Tensor] = None,
+                return_attention_weights: Optional[bool] = None):
+        r"""
+        `x` is `[n, F_in]`, or a pair `(x_src, x_dst)`; `edge_index` is `[2, |E|]`
+        (`int64` or `int32`, row 0 the source $j$, row 1 the target $i$), or a
+        `torch.sparse` adjacency (COO, CSR or CSC) with targets as rows, PyG's `adj_t`;
+        `edge_attr` is `[|E|, edge_dim]`. The result is `[n_dst, K F']` (or `[n_dst, F']`
+        averaged) and, when `return_attention_weights` is true, PyG's
+        `(edge_index, alpha)` with $\alpha$ `[|E|, K]` after dropout, over the edges the
+        layer used (self loops included), or a sparse adjacency holding $\alpha$.
+        """
+        check_not_traced()
+        x_src, x_dst = check_features(x)
+        H, C = self.heads, self.out_channels
+        res = None if self.res is None else self.res(x_dst)
+        # $g_l$, `[n_src, K, F']`, and $g_r$, `[n_dst, K, F']`: node-level, kept
+        g_l = self.lin_l(x_src).view(-1, H, C)
+        g_r = g_l if self.share_weights and x_dst is x_src else \
+            self.lin_r(x_dst).view(-1, H, C)
+        weight_e = None if self.lin_edge is None else self.lin_edge.weight
+        out, attention = attend_gatv2(
+            g_l, g_r, self.att.view(H, C), edge_index, edge_attr, weight_e,
+            self.negative_slope, self.dropout if self.training else 0.0,
+            self.add_self_loops, self.fill_value, self.chunk_size,
+            bool(return_attention_weights))
+        out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
+        if res is not None:
+            out = out + res
+        if self.bias is not None:
+            out = out + self.bias
+        if return_attention_weights:
+            return out, attention
+        return out
+
+    def __prepare_scriptable__(self):
+        raise RuntimeError('GATv2Conv computes attention in chunks with Python control '
+                           'flow and cannot be scripted by torch.jit.script; use '
+                           'torch.compile instead')
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.in_channels}, '
+                f'{self.out_channels}, heads={self.heads})')
+
+
+def linear(in_features: int, out_features: int, bias: bool) -> nn.Module:
+    """A linear map, or, for `in_features` -1, a lazy one that takes its input size at the
+    first call (initialised as `nn.Linear` is, not with PyG's Glorot weights)."""
+    if in_features == -1:
+        return nn.LazyLinear(out_features, bias=bias)
+    return nn.Linear(in_features, out_features, bias=bias)
+
+
+def message_passing_class() -> type:
+    """
+    `GATv2Conv` as a subclass of PyG's `MessagePassing` (PyG imported here, only when this
+    is called), for `to_hetero`, which aggregates the results of the edge types only for
+    `MessagePassing` modules: `GATv2Conv = message_passing_class()` before building the
+    model. `HeteroConv` and `Sequential` take `GATv2Conv` itself.
+    """
+    from torch_geometric.nn import MessagePassing
+    return type('GATv2Conv', (GATv2Conv, MessagePassing), {})
+
+
+def check_not_traced() -> None:
+    """`torch.jit.trace` would record one graph's chunks as constants: refuse it."""
+    if torch.jit.is_tracing():
+        raise RuntimeError('GATv2Conv cannot be traced by torch.jit.trace (its chunks '
+                           'depend on the graph); use torch.compile instead')
+
+
+def check_features(x) -> Tuple[Tensor, Tensor]:
+    """`(x_src, x_dst)` from `x` or a pair, with one clear line for what is wrong."""
+    if isinstance(x, Tensor):
+        pair = (x, x)
+    elif isinstance(x, (tuple, list)) and len(x) == 2:
+        pair = tuple(x)
+        if pair[1] is None:
+            raise ValueError('GATv2 needs the targets\' features for its scores: pass '
+                             'x or (x_src, x_dst), not (x, None)')
+    else:
+        raise TypeError(f'x must be a tensor or a pair (x_src, x_dst), got {type(x)}')
+    for name, t in zip(('x_src', 'x_dst'), pair):
+        if not isinstance(t, Tensor) or t.dim() != 2:
+            raise ValueError(f'{name} must be a 2-d tensor [n_nodes, in_channels], got '
+                             f'{getattr(t, "shape", type(t))}')
+    return pair
+
+
+@torch.compiler.disable
+def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
+                 edge_attr: Optional[Tensor], weight_e: Optional[Tensor], slope: float,
+                 p: float, add_loops: bool, fill_value, chunk_size: Optional[int],
+                 return_attention: bool):
+    r"""
+    ## From the edges to $h'$
+
+    The graph's edges (self loops removed and added as PyG does), the dropout mask, and
+    the chunked attention. `torch.compile` runs this part eagerly (one graph break per
+    layer): its chunks depend on the graph's degrees, and each chunk's kernels are
+    already large, so compiling them would only recompile for every graph.
+    Returns $h'$, `[n_dst, K, F']`, and, if asked for, PyG's form of the attention.
+    """
+    n_src, n_dst = g_l.shape[0], g_r.shape[0]
+    if edge_attr is not None and weight_e is None:
+        raise ValueError('edge_attr was given but the layer has no edge_dim')
+    src, dst, edge_attr, sparse = edge_list(edge_index, edge_attr, n_src, n_dst)
+    if edge_attr is not None:
+        if weight_e is None:
+            raise ValueError('the sparse adjacency has edge features (values of more '
+                             'than one dimension) but the layer has no edge_dim')
+        edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr
+    if add_loops:
+        src, dst, edge_attr = with_self_loops(src, dst, edge_attr, min(n_src, n_dst),
+                                              fill_value)
+    if sparse is not None:
+        # A sparse adjacency's edges, loops included, in its own (row-major) order
+        order = torch.argsort(dst * n_src + src)
+        src, dst = src[order], dst[order]
+        edge_attr = None if edge_attr is None else edge_attr[order]
+    chunk = chunk_size or auto_chunk_size(g_l, g_l.shape[1] * g_l.shape[2])
+    edges = TargetChunks(src, dst, n_dst, chunk)
+    keep, scale = draw_dropout(g_l, src.shape[0], g_l.shape[1], p, edges)
+    score = GATv2Score(slope)
+    out, alpha = lean_attention(score, g_l, g_r, None, att, edges, keep, scale,
+                                return_attention, True, edge_attr=edge_attr,
+                                weight_e=weight_e)
+    if not return_attention:
+        return out, None
+    if sparse is None:
+        return out, (torch.stack([src, dst]), alpha)
+    return out, (sparse_like(sparse, src, dst, alpha, n_dst, n_src), alpha)
+
+
+def edge_list(edge_index: Tensor, edge_attr: Optional[Tensor], n_src: int, n_dst: int):
+    """
+    `(src, dst, edge_attr, layout)`: `int64` sources and targets from an edge index or a
+    `torch.sparse` adjacency (whose multi-dimensional values are edge features), and the
+    adjacency's layout, or `None` for an edge index.
+    """
+    if not isinstance(edge_index, Tensor):
+        raise TypeError(f'edge_index must be a tensor [2, n_edges] or a torch.sparse '
+                        f'adjacency, got {type(edge_index)} (torch_sparse.SparseTensor '
+                        f'is not supported: pass adj.to_torch_sparse_csr_tensor())')
+    layout = edge_index.layout
+    if layout == torch.strided:
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2 or \
+                edge_index.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f'edge_index must be [2, n_edges] of int64 or int32, got '
+                             f'{tuple(edge_index.shape)} of {edge_index.dtype}')
+        src, dst = edge_index.long()
+        layout = None
+    else:
+        if tuple(edge_index.shape[:2]) != (n_dst, n_src):
+            raise ValueError(f'a sparse adjacency must be [n_dst, n_src] = '
+                             f'[{n_dst}, {n_src}], got {tuple(edge_index.shape[:2])}')
+        dst, src, values = sparse_entries(edge_index)
+        if edge_attr is None and values.dim() > 1:
+            edge_attr = values
+    if edge_attr is not None and edge_attr.shape[0] != src.shape[0]:
+        raise ValueError(f'edge_attr has {edge_attr.shape[0]} rows for '
+                         f'{src.shape[0]} edges')
+    return src, dst, edge_attr, layout
+
+
+def sparse_entries(adj: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Rows, columns and values of a COO, CSR or CSC tensor, in its storage order."""
+    if adj.layout == torch.sparse_coo:
+        adj = adj.coalesce()
+        rows, cols = adj.indices()
+        return rows, cols, adj.values()
+    if adj.layout == torch.sparse_csr:
+        ptr, cols = adj.crow_indices(), adj.col_indices()
+        rows = torch.repeat_interleave(torch.arange(ptr.shape[0] - 1, device=ptr.device),
+                                       ptr.diff())
+        return rows, cols.long(), adj.values()
+    if adj.layout == torch.sparse_csc:
+        ptr, rows = adj.ccol_indices(), adj.row_indices()
+        cols = torch.repeat_interleave(torch.arange(ptr.shape[0] - 1, device=ptr.device),
+                                       ptr.diff())
+        return rows.long(), cols, adj.values()
+    raise TypeError(f'unsupported sparse layout {adj.layout}')
+
+
+def sparse_like(layout, src: Tensor, dst: Tensor, alpha: Tensor, n_dst: int,
+                n_src: int) -> Tensor:
+    r"""$\alpha$ as a sparse `[n_dst, n_src, K]` tensor, as PyG returns it for `adj_t`."""
+    size = (n_dst, n_src, alpha.shape[1])
+    if layout == torch.sparse_csr:
+        ptr = torch.zeros(n_dst + 1, dtype=torch.long, device=dst.device)
+        torch.cumsum(torch.bincount(dst, minlength=n_dst), 0, out=ptr[1:])
+        return torch.sparse_csr_tensor(ptr, src, alpha, size)
+    coo = torch.sparse_coo_tensor(torch.stack([dst, src]), alpha, size).coalesce()
+    return coo if layout == torch.sparse_coo else coo.to_sparse_csc()
+
+
+def with_self_loops(src: Tensor, dst: Tensor, edge_attr: Optional[Tensor],
+                    n_loops: int, fill_value):
+    r"""
+    PyG's `remove_self_loops` then `add_self_loops`: every loop $(i, i)$ is dropped and
+    one loop per node $i <$ `n_loops` is appended, with the edge features `fill_value`
+    (a number, a tensor, or a reduction of the features of the node's in-edges).
+    """
+    kept = src != dst
+    src, dst = src[kept], dst[kept]
+    loops = torch.arange(n_loops, device=src.device)
+    if edge_attr is not None:
+        edge_attr = edge_attr[kept]
+        loop_attr = self_loop_attr(edge_attr, dst, n_loops, fill_value)
+        edge_attr = torch.cat([edge_attr, loop_attr])
+    return torch.cat([src, loops]), torch.cat([dst, loops]), edge_attr
+
+
+def self_loop_attr(edge_attr: Tensor, dst: Tensor, n: int, fill_value) -> Tensor:
+    """The self loops' edge features, `[n, edge_dim]`, as PyG's `compute_loop_attr`."""
+    shape = (n,) + tuple(edge_attr.shape[1:])
+    if fill_value is None or isinstance(fill_value, (int, float)):
+        return edge_attr.new_full(shape, 1.0 if fill_value is None else fill_value)
+    if isinstance(fill_value, Tensor):
+        value = fill_value.to(edge_attr.device, edge_attr.dtype)
+        return value.expand(shape).clone()
+    index = dst.view(-1, *[1] * (edge_attr.dim() - 1)).expand_as(edge_attr)
+    if fill_value == 'mul':
+        return edge_attr.new_ones(shape).scatter_reduce(0, index, edge_attr, 'prod')
+    if fill_value in ('min', 'max'):
+        return edge_attr.new_zeros(shape).scatter_reduce(
+            0, index, edge_attr, 'a' + fill_value, include_self=False)
+    total = edge_attr.new_zeros(shape).scatter_add(0, index, edge_attr)
+    if fill_value == 'mean':
+        count = torch.bincount(dst, minlength=n).clamp_(min=1).to(edge_attr.dtype)
+        total = total / count.view(-1, *[1] * (edge_attr.dim() - 1))
+    return total
+
+
+def draw_dropout(like: Tensor, n_edges: int, n_heads: int, p: float,
+                 edges: 'TargetChunks') -> Tuple[Optional[Tensor], float]:
+    r"""
+    The dropout on the coefficients, as `nn.Dropout` draws it: a mask of kept entries,
+    `[|E|, K]`, one byte each, drawn for the edges in their given order (the random
+    stream of a dropout on $\alpha$) and put in the order of the chunks; and the scale
+    $1 / (1 - p)$ of the kept ones.
+    """
+    if p <= 0:
+        return None, 1.0
+    keep = like.new_empty(n_edges, n_heads, dtype=torch.bool)
+    keep = keep.bernoulli_(1 - p) if p < 1 else keep.zero_()
+    return edges.sort(keep), (1 / (1 - p) if p < 1 else 0.0)
+
+
+class TargetChunks:
+    r"""
+    ## The edges sorted by target and cut into chunks
+
+    Sorted by target $i$, the in-edges $\mathcal{N}_i$ of every node are one contiguous
+    *segment*, from `ptr[i]` to `ptr[i + 1]` (the row pointer of a CSR matrix).
+    A chunk is a run of whole segments, targets `a` to `b` and edges `e0` to `e1`, about
+    `chunk` edges (a target with more in-edges gets a chunk of its own): the softmax
+    over $\mathcal{N}_i$ and the sum $h'_i$ are complete inside one chunk, and no
+    per-edge quantity has to outlive it. Edges already sorted by target are used as they
+    are; otherwise they are sorted here with a stable sort, once per call. The chunks'
+    bounds reach the host once, here, not inside the chunk loop.
+    """
+
+    def __init__(self, src: Tensor, dst: Tensor, n_dst: int, chunk: int):
+        self.order = None
+        if dst.shape[0] > 1 and not bool((dst[1:] >= dst[:-1]).all()):
+            self.order = torch.argsort(dst, stable=True)
+            src, dst = src.index_select(0, self.order), dst.index_select(0, self.order)
+        self.src, self.dst = src, dst
+        # In-degrees, and the row pointer `ptr`, `[n_dst + 1]`
+        self.degrees = torch.bincount(dst, minlength=n_dst)
+        ptr = self.degrees.new_zeros(n_dst + 1)
+        torch.cumsum(self.degrees, 0, out=ptr[1:])
+        # The first target at or after every multiple of `chunk` edges starts a chunk
+        starts = torch.searchsorted(ptr, torch.arange(0, dst.shape[0], chunk,
+                                                      device=dst.device))
+        nodes = torch.unique(torch.cat([starts, starts.new_tensor([0, n_dst])]))
+        bounds = list(zip(nodes.tolist(), ptr.index_select(0, nodes).tolist()))
+        self.parts: List[Tuple[int, int, int, int]] = [
+            (a, b, e0, e1) for (a, e0), (b, e1) in zip(bounds, bounds[1:]) if e1 > e0]
+
+    def sort(self, per_edge: Tensor) -> Tensor:
+        """A per-edge tensor in the given order, put in the order of the chunks."""
+        return per_edge if self.order is None else per_edge.index_select(0, self.order)
+
+    def rows(self, per_edge: Tensor, e0: int, e1: int) -> Tensor:
+        """Edges `e0` to `e1` of the chunks' order from a per-edge tensor in the given
+        order, without a sorted copy of all of it."""
+        if self.order is None:
+            return per_edge[e0:e1]
+        return per_edge.index_select(0, self.order[e0:e1])
+
+    def unsort(self, per_edge: Tensor) -> Tensor:
+        """A per-edge tensor in the order of the chunks, put back in the given order."""
+        if self.order is None:
+            return per_edge
+        return torch.zeros_like(per_edge).index_copy(0, self.order, per_edge)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half-precision inputs are scored, normalised and summed in `float32`."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+class GATv2Score:
+    r"""
+    ## GATv2's score for a chunk
+
+    $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j} + W_{e,k} e_{ij}\big)$$
+    from the node-level `messages` $g_l$, `[n_src, K, F']`, the chunk's rows of `query`
+    $g_r$, `[b - a, K, F']` numbered by `local`, and, with edge features, the chunk's
+    rows of `edge_attr` projected here, so no $|\mathcal{E}| \times K F'$ tensor of them
+    ever exists. The gathered $g_{l,j}$ is the message as well.
+    """
+
+    def __init__(self, negative_slope: float):
+        self.slope = negative_slope
+
+    def prepare(self, attn: Tensor, dtype: torch.dtype) -> None:
+        """`blocks`, `[K, K F']`: $a_k$ in row $k$ at the columns of head $k$, so that
+        every head's dot product is one matrix product."""
+        self.blocks = torch.block_diag(*attn.to(dtype).unsqueeze(1))
+
+    def forward(self, t: 'ChunkInputs', src, local, e0, e1, for_backward=False):
+        """`(e, messages_j, state)`: the scores `[C, K]`, the gathered messages
+        `[C, K, F']`, and what `backward` needs; all in the compute dtype."""
+        g_l_j = t.messages.index_select(0, src).to(t.dtype)
+        s = t.query.index_select(0, local).to(t.dtype).add_(g_l_j)
+        if t.edge_attr is not None:
+            s += (t.edges.rows(t.edge_attr, e0, e1).to(t.dtype) @ t.weight_e.T).view_as(s)
+        # With a slope $\ge 0$ LeakyReLU keeps the sign, so its backward can use its
+        # output and `s` can be overwritten; otherwise `s` is kept for the backward pass
+        in_place = self.slope >= 0 or not for_backward
+        act = nn.functional.leaky_relu(s, self.slope, inplace=in_place)
+        e = act.view(act.shape[0], -1) @ self.blocks.T
+        return e, g_l_j, (s, act, in_place)
+
+    def backward(self, grad_e, state, t: 'ChunkInputs', grads: 'ChunkInputs', src,
+                 local, e0, e1, grad_messages_j):
+        r"""
+        With $\sigma'(s) \in \{1, \text{slope}\}$ the derivative of LeakyReLU at $s$:
+        $\partial \mathcal{L} / \partial a_k = \sum_{(j,i)} \partial \mathcal{L} /
+        \partial e_{ijk} \, \text{LeakyReLU}(s_k)$ and $\partial \mathcal{L} / \partial
+        s_k = \partial \mathcal{L} / \partial e_{ijk} \, a_k \odot \sigma'(s_k)$, which
+        goes to the rows of $i$ and $j$ and, through $W_e$, to the edge features.
+        """
+        s, act, in_place = state
+        n_heads = grad_e.shape[1]
+        # All pairs of heads as one product; the diagonal blocks are the ones wanted
+        pairs = grad_e.T @ act.view(act.shape[0], -1)
+        grads.attn += torch.diagonal(pairs.view(n_heads, n_heads, -1), dim1=0, dim2=1).T
+        grad_s = grad_e.unsqueeze(-1) * t.attn
+        grad_s *= leaky_relu_derivative(act if in_place else s, self.slope)
+        grads.query.index_add_(0, local, grad_s)
+        grad_messages_j += grad_s
+        if t.edge_attr is not None:
+            flat = grad_s.view(grad_s.shape[0], -1)
+            grads.weight_e.addmm_(flat.T, t.edges.rows(t.edge_attr, e0, e1).to(t.dtype))
+            if grads.edge_attr is not None:
+                grad_rows = (flat @ t.weight_e).to(grads.edge_attr.dtype)
+                if t.edges.order is None:
+                    grads.edge_attr[e0:e1] = grad_rows
+                else:
+                    grads.edge_attr.index_copy_(0, t.edges.order[e0:e1], grad_rows)
+
+
+def leaky_relu_derivative(x: Tensor, slope: float) -> Tensor:
+    r"""
+    $\sigma'(s)$ from $x$, which is $s$ or $\text{LeakyReLU}(s)$ with a slope $\ge 0$
+    (both positive exactly where $s$ is): 1 where $x > 0$, else `slope`, from the sign of
+    $x$ clamped to $\{0, 1\}$ (a few times faster on a CPU than `torch.where`).
+    """
+    return torch.sign(x).clamp_(min=0).mul_(1 - slope).add_(slope)
+
+
+class ChunkInputs:
+    """The inputs of the attention (or their gradients) for the chunks: node-level, and
+    the edge features in the edges' given order, read chunk by chunk through `edges`."""
+
+    def __init__(self, dtype, messages, query, key, attn, edge_attr=None, weight_e=None,
+                 edges=None):
+        self.dtype, self.messages, self.query, self.key = dtype, messages, query, key
+        self.attn, self.edge_attr, self.weight_e = attn, edge_attr, weight_e
+        self.edges = edges
+
+
+def lean_attention(score, messages: Tensor, query: Optional[Tensor],
+                   key: Optional[Tensor], attn: Tensor, edges: TargetChunks,
+                   keep: Optional[Tensor], scale: float, return_attention: bool,
+                   attention_dropped: bool, edge_attr: Optional[Tensor] = None,
+                   weight_e: Optional[Tensor] = None, weight_r: Optional[Tensor] = None,
+                   projection=None) -> Tuple[Tensor, Optional[Tensor]]:
+    r"""
+    $h'$, `[n_dst, K, F']`, and, if asked for, $\alpha$ (after dropout if
+    `attention_dropped`) in the edges' given order. `score` makes $e_{ijk}$ from
+    `messages`, `query`, `key` and `attn`. With `projection` (any object with
+    `rows(a, b)`, the rows of an input $h$) and `weight_r`, `query` is `None` and its
+    rows $g_{r,i} = W_r h_i$ are projected chunk by chunk.
+    """
+    out, attention = LeanAttention.apply(
+        messages, query, key, attn, edge_attr, weight_e, weight_r, score, edges, keep,
+        scale, return_attention, attention_dropped, projection)
+    return out, None if attention is None else edges.unsort(attention)
+
+
+class LeanAttention(torch.autograd.Function):
+    r"""
+    ## Scores, segment softmax, dropout and aggregation, chunk by chunk
+
+    For the edges of each chunk: the scores $e_{ijk}$, then
+    $$\alpha_{ijk} = \exp\big(e_{ijk} - \ell_{ik}\big) \qquad
+      \ell_{ik} = m_{ik} + \log \sum_{j' \in \mathcal{N}_i} \exp(e_{ij'k} - m_{ik})$$
+    with $m_{ik}$ the maximum, and $h'_{ik} = \sum_{j \in \mathcal{N}_i}
+    \tilde\alpha_{ijk} \, g_{k,j}$ with $\tilde\alpha$ the coefficients after dropout.
+    Kept for the backward pass: the node-level inputs, $\ell$ (`[n_dst, K]`), and the
+    dropout mask.
+
+    **Half precision.** Each chunk is computed in `float32` when the inputs are
+    `float16` or `bfloat16`: a hub's softmax denominator and sum add up as many terms as
+    it has in-edges, which half precision cannot. $h'$ is stored in the inputs' dtype,
+    $\ell$ and the gradients' node-level sums in `float32`. Autocast is off inside:
+    the dtypes here are chosen, not cast.
+    """
+
+    @staticmethod
+    def forward(ctx, messages, query, key, attn, edge_attr, weight_e, weight_r, score,
+                edges: TargetChunks, keep, scale, return_attention, attention_dropped,
+                projection):
+        device, dtype = messages.device, messages.dtype
+        with torch.autocast(device.type, enabled=False):
+            cdt = compute_dtype(dtype)
+            score.prepare(attn, cdt)
+            t = ChunkInputs(cdt, messages, query, key, to(attn, cdt), edge_attr,
+                            to(weight_e, cdt), edges)
+            n_dst, (n_heads, n_hidden) = edges.degrees.shape[0], messages.shape[1:]
+            out = messages.new_zeros(n_dst, n_heads, n_hidden)
+            log_denominator = messages.new_full((n_dst, n_heads), -torch.inf, dtype=cdt)
+            attention = messages.new_empty(edges.src.shape[0], n_heads) \
+                if return_attention else None
+            for a, b, e0, e1 in edges.parts:
+                src, dst = edges.src[e0:e1], edges.dst[e0:e1]
+                # The chunk's targets numbered from 0, and the in-degree of each
+                local, degrees = dst - a, edges.degrees[a:b]
+                t.query = query_chunk(query, projection, weight_r, a, b, n_heads)
+                e, messages_j, _ = score.forward(t, src, local, e0, e1)
+                # The segment softmax over each target's in-edges, inside the chunk
+                e_max = torch.segment_reduce(e, 'max', lengths=degrees, unsafe=True)
+                alpha = e.sub_(e_max.index_select(0, local)).exp_()
+                denominator = torch.segment_reduce(alpha, 'sum', lengths=degrees,
+                                                   unsafe=True)
+                alpha /= denominator.index_select(0, local)
+                log_denominator[a:b] = e_max + denominator.log()
+                weights = dropped(alpha, keep, scale, e0, e1)
+                if attention is not None:
+                    attention[e0:e1] = weights if attention_dropped else alpha
+                # $h'_{ik}$: the weighted messages added into the rows of their targets
+                rows = out[a:b] if cdt == dtype else messages_j.new_zeros(b - a, n_heads,
+                                                                          n_hidden)
+                rows.index_add_(0, local, messages_j.mul_(weights[..., None]))
+                if cdt != dtype:
+                    out[a:b] = rows
+        ctx.save_for_backward(messages, query, key, attn, edge_attr, weight_e, weight_r,
+                              log_denominator, keep)
+        ctx.score, ctx.edges, ctx.scale, ctx.projection = score, edges, scale, projection
+        ctx.attention_dropped = attention_dropped
+        ctx.set_materialize_grads(False)
+        return out, attention
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: Optional[Tensor], grad_attention: Optional[Tensor]):
+        r"""
+        Per chunk, the scores and $\alpha$ are recomputed from the node-level inputs and
+        $\ell$. The gradient of the weights, $\partial \mathcal{L} / \partial
+        \tilde\alpha_{ijk} = (\partial \mathcal{L} / \partial h'_{ik})^\top g_{k,j}$,
+        goes back through the dropout to $\partial \mathcal{L} / \partial \alpha_{ijk}$
+        (plus the returned attention's gradient), and through the softmax:
+        $$\frac{\partial \mathcal{L}}{\partial e_{ijk}} = \alpha_{ijk} \Big(
+          \frac{\partial \mathcal{L}}{\partial \alpha_{ijk}}
+          - \sum_{j' \in \mathcal{N}_i} \alpha_{ij'k}
+            \frac{\partial \mathcal{L}}{\partial \alpha_{ij'k}} \Big)$$
+        The message $g_{k,j}$ gets $\tilde\alpha_{ijk} \, \partial \mathcal{L} /
+        \partial h'_{ik}$ and the score's part, added into row $j$. A projected query's
+        gradient goes straight into that of $W_r$, chunk by chunk.
+        """
+        (messages, query, key, attn, edge_attr, weight_e, weight_r, log_denominator,
+         keep) = ctx.saved_tensors
+        score, edges, scale, projection = ctx.score, ctx.edges, ctx.scale, ctx.projection
+        with torch.autocast(messages.device.type, enabled=False):
+            cdt = log_denominator.dtype
+            score.prepare(attn, cdt)
+            t = ChunkInputs(cdt, messages, None, key, to(attn, cdt), edge_attr,
+                            to(weight_e, cdt), edges)
+            g = ChunkInputs(cdt, torch.zeros_like(messages, dtype=cdt), None,
+                            *(None if x is None else torch.zeros_like(x, dtype=cdt)
+                              for x in (key, attn)))
+            # With shared weights on one node set, $g_r$ is $g_l$: one gradient for both
+            grad_query = g.messages if query is messages else \
+                None if query is None else torch.zeros_like(query, dtype=cdt)
+            if edge_attr is not None:
+                g.weight_e = torch.zeros_like(weight_e, dtype=cdt)
+                if ctx.needs_input_grad[4]:
+                    g.edge_attr = torch.empty_like(edge_attr)
+            grad_weight_r = None if weight_r is None else \
+                torch.zeros_like(weight_r, dtype=cdt)
+            n_heads = messages.shape[1]
+            for a, b, e0, e1 in edges.parts:
+                t.query = query_chunk(query, projection, weight_r, a, b, n_heads)
+                g.query = torch.zeros_like(t.query, dtype=cdt) if grad_query is None \
+                    else grad_query[a:b]
+                backward_chunk(ctx, t, g, (a, b, e0, e1), log_denominator, keep,
+                               grad_out, grad_attention)
+                if projection is not None:
+                    grad_weight_r.addmm_(g.query.reshape(b - a, -1).T,
+                                         projection.rows(a, b).to(cdt))
+        grads = [None if x is None or gx is None else gx.to(x.dtype) for x, gx in
+                 ((messages, g.messages),
+                  (query, None if query is messages else grad_query),
+                  (key, g.key), (attn, g.attn), (edge_attr, g.edge_attr),
+                  (weight_e, g.weight_e), (weight_r, grad_weight_r))]
+        return (*grads, None, None, None, None, None, None, None)
+
+
+def backward_chunk(ctx, t: ChunkInputs, g: ChunkInputs, part, log_denominator, keep,
+                   grad_out, grad_attention) -> None:
+    r"""The backward pass of one chunk, from $\partial \mathcal{L} / \partial h'$ and
+    the returned attention's gradient into the node-level gradients in `g`."""
+    (a, b, e0, e1), score, edges, scale = part, ctx.score, ctx.edges, ctx.scale
+    src, dst = edges.src[e0:e1], edges.dst[e0:e1]
+    local, degrees = dst - a, edges.degrees[a:b]
+    e, messages_j, state = score.forward(t, src, local, e0, e1, for_backward=True)
+    alpha = e.sub_(log_denominator.index_select(0, dst)).exp_()
+    # $\partial \mathcal{L} / \partial \alpha$, `[C, K]`; the returned attention's
+    # gradient goes through the dropout first if it was returned after it
+    grad_alpha = alpha.new_zeros(alpha.shape)
+    if grad_attention is not None:
+        grad_a = grad_attention[e0:e1].to(t.dtype)
+        grad_alpha += dropped(grad_a, keep, scale, e0, e1) if ctx.attention_dropped \
+            else grad_a
+    grad_messages_j = messages_j.new_zeros(messages_j.shape)
+    if grad_out is not None:
+        grad_out_i = grad_out.index_select(0, dst).to(t.dtype)
+        grad_alpha += dropped(grad_out_i.mul(messages_j).sum(-1), keep, scale, e0, e1)
+        weights = dropped(alpha, keep, scale, e0, e1)
+        grad_messages_j = grad_out_i.mul_(weights[..., None])
+    # Back through the softmax, per target and head
+    grad_e = grad_alpha.mul_(alpha)
+    sums = torch.segment_reduce(grad_e, 'sum', lengths=degrees, unsafe=True)
+    grad_e -= alpha.mul_(sums.index_select(0, local))
+    # Back through the score; the messages' rows get their gradient in one go
+    score.backward(grad_e, state, t, g, src, local, e0, e1, grad_messages_j)
+    g.messages.index_add_(0, src, grad_messages_j)
+
+
+def to(x: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
+    """`x` in `dtype`, or `None`."""
+    return None if x is None else x.to(dtype)
+
+
+def query_chunk(query: Optional[Tensor], projection, weight_r: Optional[Tensor],
+                a: int, b: int, n_heads: int) -> Tensor:
+    """Rows `a` to `b` of the query: a view of `query`, or projected from the input."""
+    if projection is None:
+        return query[a:b]
+    return (projection.rows(a, b) @ weight_r.T).view(b - a, n_heads, -1)
+
+
+def dropped(alpha: Tensor, keep: Optional[Tensor], scale: float, e0: int,
+            e1: int) -> Tensor:
+    r"""$\tilde\alpha$ for the chunk of edges `e0` to `e1`: after dropout."""
+    if keep is None:
+        return alpha
+    return alpha * keep[e0:e1] * scale
+
+
+def check_chunk_size(chunk_size: Optional[int]) -> Optional[int]:
+    """`chunk_size` must be `None` or a positive number of edges."""
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(
+            f'chunk_size must be None or a positive integer, got {chunk_size!r}')
+    return chunk_size
+
+
+def auto_chunk_size(like: Tensor, features: int) -> int:
+    r"""
+    ### The chunk size per device
+
+    On a CPU, each $C \times K F'$ tensor is at most `CPU_CHUNK_TENSOR_BYTES`: the
+    chunk's buffers are reused by the allocator and stay in the caches, and a chunk is
+    large enough that Python's overhead per chunk is small. On a GPU the kernels are
+    launched from Python once per chunk, so chunks are as large as a sixteenth of the
+    free memory allows for the `CHUNK_BUFFERS` tensors of the working set: a graph of
+    millions of edges is then one chunk or a few.
+
+    With several CPU threads each of a chunk's few dozen operations is a parallel region
+    whose threads must all run before the next one starts; on a busy machine that wait,
+    not the arithmetic, takes most of the time. Larger chunks (`chunk_size`) mean fewer
+    regions, at the price of a larger working set.
+    """
+    per_edge = features * compute_dtype(like.dtype).itemsize
+    if like.device.type == 'cuda':
+        budget = torch.cuda.mem_get_info(like.device)[0] // (16 * CHUNK_BUFFERS)
+    else:
+        budget = CPU_CHUNK_TENSOR_BYTES
+    return max(1024, budget // per_edge)

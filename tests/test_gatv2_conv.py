@@ -1,0 +1,458 @@
+"""
+Tests for labml_gat/gatv2_conv.py, the drop-in GATv2Conv: the same function as PyG's (outputs,
+attention, every gradient) for each option, a PyG state_dict loaded unchanged, gradcheck, half
+precision against float64, inside PyG's models, torch.compile, clear errors, and the file alone.
+
+The device-agnostic tests run on every device present: the CPU, and CUDA when it is available.
+"""
+
+import ast
+
+import pytest
+import torch
+
+from conftest import PLANETOID, REPO, imported_modules, needs_planetoid, run_copied_alone
+from labml_gat.edges import EdgeGraphAttentionV2Layer
+from labml_gat.gatv2_conv import GATv2Conv, auto_chunk_size, message_passing_class
+from test_edges import random_graph
+
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4}
+FILL_VALUES = [0.5, 'mean', 'add', 'min', 'max', 'mul', 'tensor']
+# Each option on its own, then edge features with each fill value, with and without self loops
+CONFIGS = ([dict(), dict(add_self_loops=False), dict(concat=False), dict(share_weights=True),
+            dict(residual=True), dict(bias=False), dict(negative_slope=-0.3),
+            dict(residual=True, concat=False, share_weights=True, bias=False)]
+           + [dict(edge_dim=3, fill_value=f) for f in FILL_VALUES]
+           + [dict(edge_dim=3, add_self_loops=False), dict(edge_dim=1, residual=True, concat=False)])
+
+
+def make_pair(dtype=torch.float64, device='cpu', chunk_size=7, in_channels=5, out_channels=4,
+              heads=3, **kwargs):
+    """PyG's layer with random parameters (biases included) and ours with its state_dict."""
+    from torch_geometric.nn import GATv2Conv as PyGConv
+    if kwargs.get('fill_value') == 'tensor':
+        kwargs['fill_value'] = torch.arange(kwargs['edge_dim'], dtype=dtype) / 2
+    torch.manual_seed(1)
+    pyg = PyGConv(in_channels, out_channels, heads, **kwargs).to(dtype=dtype, device=device)
+    with torch.no_grad():
+        for p in pyg.parameters():
+            p.normal_()
+    ours = GATv2Conv(in_channels, out_channels, heads, chunk_size=chunk_size, **kwargs)
+    ours.to(dtype=dtype, device=device).load_state_dict(pyg.state_dict())
+    return pyg, ours
+
+
+def run(layer, x, edge_index, edge_attr=None, seed=3):
+    """Output, attention (PyG's form) and the gradients of the inputs and of every parameter, of
+    a loss that uses the output and the returned attention."""
+    xs = tuple(t.detach().clone().requires_grad_() for t in (x if isinstance(x, tuple) else (x,)))
+    attr = None if edge_attr is None else edge_attr.detach().clone().requires_grad_()
+    layer.zero_grad()
+    torch.manual_seed(seed)
+    out, (index, alpha) = layer(xs if isinstance(x, tuple) else xs[0], edge_index, attr,
+                                return_attention_weights=True)
+    weight = torch.randn(out.shape, generator=torch.Generator().manual_seed(4),
+                         dtype=out.dtype).to(out.device)
+    ((out * weight).sum() + alpha.pow(2).sum()).backward()
+    grads = {name: p.grad for name, p in layer.named_parameters()}
+    inputs = [t.grad for t in xs] + ([] if attr is None else [attr.grad])
+    return out.detach(), index, alpha.detach(), inputs, grads
+
+
+def assert_same(ours, pyg, tol):
+    out, index, alpha, inputs, grads = ours
+    out_p, index_p, alpha_p, inputs_p, grads_p = pyg
+    assert torch.equal(index, index_p)
+    torch.testing.assert_close(out, out_p, atol=tol, rtol=tol)
+    torch.testing.assert_close(alpha, alpha_p, atol=tol, rtol=tol)
+    assert len(inputs) == len(inputs_p)
+    for g, g_p in zip(inputs, inputs_p):
+        torch.testing.assert_close(g, g_p, atol=tol, rtol=tol)
+    assert grads.keys() == grads_p.keys()
+    for name in grads_p:
+        torch.testing.assert_close(grads[name], grads_p[name], atol=tol, rtol=tol,
+                                   msg=lambda m: f'{name}: {m}')
+
+
+def graph(n_src=30, n_dst=None, n_edges=150, edge_dim=None, dtype=torch.float64, device='cpu'):
+    """Random features and edges (shuffled, some self loops, some nodes without in-edges)."""
+    n_dst = n_src if n_dst is None else n_dst
+    n_nodes = max(n_src, n_dst)
+    edge_index = random_graph(n_nodes, n_edges, self_loops=True, n_isolated=n_nodes - n_dst + 2)
+    edge_index = edge_index[:, edge_index[0] < n_src].to(device)
+    x = torch.randn(n_src, 5, dtype=dtype, device=device)
+    x = x if n_dst == n_src and n_src == 30 else (x, torch.randn(n_dst, 5, dtype=dtype,
+                                                                 device=device))
+    edge_attr = None if edge_dim is None else \
+        torch.randn(edge_index.shape[1], edge_dim, dtype=dtype, device=device)
+    return x, edge_index, edge_attr
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+@pytest.mark.parametrize('config', CONFIGS, ids=str)
+def test_matches_pyg(config, dtype, device):
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(dtype, device, **config)
+    x, edge_index, edge_attr = graph(edge_dim=config.get('edge_dim'), dtype=dtype, device=device)
+    assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr),
+                TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+@pytest.mark.parametrize('sizes, config', [
+    ((30, 12), dict()), ((30, 12), dict(residual=True, edge_dim=2)),
+    ((30, 12), dict(share_weights=True, concat=False)),
+    # With fewer sources than targets PyG's self loops and 'mean' features need targets below
+    # n_src; without self loops any bipartite graph
+    ((12, 30), dict(add_self_loops=False, edge_dim=2, residual=True)),
+    ((12, 30), dict(add_self_loops=False, share_weights=True))], ids=str)
+def test_bipartite_matches_pyg(sizes, config, dtype):
+    pytest.importorskip('torch_geometric')
+    in_channels = (5, 5) if config.get('share_weights') else (5, 6)
+    pyg, ours = make_pair(dtype, in_channels=in_channels, **config)
+    (x_src, _), edge_index, edge_attr = graph(*sizes, edge_dim=config.get('edge_dim'), dtype=dtype)
+    x = (x_src, torch.randn(sizes[1], in_channels[1], dtype=dtype))
+    assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr),
+                TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize('chunk_size', [1, 1000, None])
+def test_chunk_sizes_int32_and_training_dropout(chunk_size):
+    # Any chunk size and an int32 edge index give PyG's function; in training the attention's
+    # dropout is drawn from PyG's random stream, and the attention is returned after it
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(chunk_size=chunk_size, dropout=0.4, edge_dim=2)
+    pyg.train(), ours.train()
+    x, edge_index, edge_attr = graph(edge_dim=2)
+    expected = run(pyg, x, edge_index, edge_attr)
+    assert_same(run(ours, x, edge_index.int(), edge_attr), expected, 1e-10)
+    assert (expected[2] == 0).any()
+
+
+@pytest.mark.parametrize('layout', ['csr', 'coo', 'csc'])
+@pytest.mark.parametrize('config', [dict(), dict(add_self_loops=False)], ids=str)
+def test_torch_sparse_adjacency(layout, config):
+    # A torch.sparse adjacency with targets as rows (PyG's adj_t): the same output as the edge
+    # index, and the attention back as a sparse [n_dst, n_src, heads] tensor, as PyG returns it
+    pytest.importorskip('torch_geometric')
+    from torch_geometric.utils import to_torch_coo_tensor
+    if layout == 'csc' and config.get('add_self_loops', True):
+        pytest.skip("PyG's add_self_loops does not take a CSC adjacency")
+    pyg, ours = make_pair(**config)
+    x, edge_index, _ = graph()
+    adj_t = to_torch_coo_tensor(edge_index.flip(0), size=(30, 30))
+    adj_t = {'csr': adj_t.to_sparse_csr(), 'coo': adj_t, 'csc': adj_t.to_sparse_csc()}[layout]
+    out, (adj, alpha) = ours(x, adj_t, return_attention_weights=True)
+    torch.testing.assert_close(out, ours(x, edge_index), atol=1e-10, rtol=0)
+    if layout == 'csc':
+        # PyG's GATv2Conv refuses a CSC adjacency ("invalid layout"); ours returns CSC
+        assert adj.layout == torch.sparse_csc and adj.shape == (30, 30, 3)
+        _, (adj_csr, _) = ours(x, adj_t.to_sparse_csr(), return_attention_weights=True)
+        torch.testing.assert_close(adj.to_dense(), adj_csr.to_dense(), atol=1e-12, rtol=0)
+        return
+    torch.testing.assert_close(out, pyg(x, adj_t), atol=1e-10, rtol=0)
+    out_p, (adj_p, alpha_p) = pyg(x, adj_t, return_attention_weights=True)
+    assert adj.layout == adj_p.layout and adj.shape == adj_p.shape == (30, 30, 3)
+    torch.testing.assert_close(adj.to_dense(), adj_p.to_dense(), atol=1e-10, rtol=0)
+    torch.testing.assert_close(alpha, alpha_p, atol=1e-10, rtol=0)
+
+
+def test_return_attention_weights_false_returns_the_output_alone():
+    # As PyG's code does (its docstring says "regardless of its actual value")
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair()
+    x, edge_index, _ = graph()
+    for value in (False, None):
+        assert isinstance(pyg(x, edge_index, return_attention_weights=value), torch.Tensor)
+        assert isinstance(ours(x, edge_index, return_attention_weights=value), torch.Tensor)
+
+
+def test_state_dict_both_ways_and_constructor():
+    pytest.importorskip('torch_geometric')
+    from torch_geometric.nn import GATv2Conv as PyGConv
+    for kwargs in [dict(), dict(share_weights=True, residual=True, edge_dim=4, bias=False)]:
+        pyg, ours = PyGConv(8, 4, 2, **kwargs), GATv2Conv(8, 4, 2, **kwargs)
+        shapes = {k: v.shape for k, v in pyg.state_dict().items()}
+        assert {k: v.shape for k, v in ours.state_dict().items()} == shapes
+        pyg.load_state_dict(ours.state_dict())
+        assert [n for n, _ in ours.named_parameters()] == [n for n, _ in pyg.named_parameters()]
+    assert str(GATv2Conv(8, 32, heads=2)) == str(PyGConv(8, 32, heads=2)) == \
+        'GATv2Conv(8, 32, heads=2)'
+    # PyG's initialisation: zero bias, Glorot weights
+    conv = GATv2Conv(8, 32, heads=2)
+    assert torch.equal(conv.bias, torch.zeros(64))
+    assert conv.lin_l.weight.abs().max() <= (6 / (8 + 64)) ** 0.5
+
+
+@needs_planetoid
+def test_matches_pyg_on_cora():
+    # The first layer of the GAT paper's Cora model, 1433 features in, 8 heads of 8, with PyG's
+    # default self loops and the automatic chunk size
+    pytest.importorskip('torch_geometric')
+    from labml_gat.datasets import load_planetoid
+    cora = load_planetoid('cora', data_dir=PLANETOID, download=False)
+    pyg, ours = make_pair(chunk_size=None, in_channels=cora.x.shape[1], out_channels=8, heads=8)
+    x = cora.x.double()
+    assert_same(run(ours, x, cora.edge_index), run(pyg, x, cora.edge_index), 1e-9)
+
+
+@pytest.mark.parametrize('config', [dict(), dict(edge_dim=2, residual=True, concat=False),
+                                    dict(share_weights=True, dropout=0.3, negative_slope=-0.2),
+                                    dict(edge_dim=1, fill_value=0.3, dropout=0.5)], ids=str)
+def test_gradcheck(config):
+    # Every input: the features, the edge features and every parameter (a fixed dropout draw)
+    conv = GATv2Conv(3, 2, heads=2, chunk_size=4, **config).double()
+    conv.train()
+    with torch.no_grad():
+        for p in conv.parameters():
+            p.normal_()
+    x, edge_index, _ = graph(n_src=9, n_edges=30)
+    x = torch.randn(9, 3, dtype=torch.float64, requires_grad=True)
+    edge_attr = None if 'edge_dim' not in config else \
+        torch.randn(edge_index.shape[1], config['edge_dim'], dtype=torch.float64,
+                    requires_grad=True)
+    params = list(conv.parameters())
+    names = [n for n, _ in conv.named_parameters()]
+
+    def function(x, edge_attr, *values):
+        torch.manual_seed(0)
+        out, (_, alpha) = torch.func.functional_call(conv, dict(zip(names, values)),
+                                                     (x, edge_index, edge_attr, True))
+        return out, alpha
+
+    assert torch.autograd.gradcheck(function, (x, edge_attr, *params))
+
+
+def relative_error(out: torch.Tensor, reference: torch.Tensor) -> float:
+    return ((out.double() - reference).abs().max() / reference.abs().max()).item()
+
+
+def hub_and_dense_graphs():
+    """A hub with 100k in-edges, and 500 nodes of in-degree 200."""
+    n = 100_001
+    yield 'hub', n, torch.stack([torch.arange(1, n), torch.zeros(n - 1, dtype=torch.long)])
+    generator = torch.Generator().manual_seed(0)
+    yield 'degree-200', 500, torch.stack([torch.randint(0, 500, (100_000,), generator=generator),
+                                          torch.arange(500).repeat_interleave(200)])
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_half_precision_within_the_edge_layers_error(dtype, device):
+    # Against a float64 reference, the output and the input's gradient in half precision are as
+    # close as the edge-list layer's (which scatters in half precision); a sum of the hub's 100k
+    # terms in half precision would be off by far more
+    for name, n, edge_index in hub_and_dense_graphs():
+        edge_index = edge_index.to(device)
+        torch.manual_seed(0)
+        x = torch.randn(n, 16, dtype=torch.float64, device=device)
+        conv = GATv2Conv(16, 8, heads=4, add_self_loops=False, bias=False).to(device).double()
+        edge = EdgeGraphAttentionV2Layer(16, 32, 4, dropout=0.0).to(device).double()
+        with torch.no_grad():
+            conv.lin_l.weight.copy_(edge.linear_l.weight)
+            conv.lin_r.weight.copy_(edge.linear_r.weight)
+            conv.att.copy_(edge.attn.view(1, 4, 8))
+        errors = {}
+        for layer in (conv, edge):
+            outputs = []
+            for t in (torch.float64, dtype):
+                h = x.detach().to(t).requires_grad_()
+                out = layer.to(t)(h, edge_index)
+                out.pow(2).sum().backward() if t == torch.float64 else \
+                    out.float().pow(2).sum().backward()
+                outputs.append((out.detach(), h.grad))
+            (out64, grad64), (out_half, grad_half) = outputs
+            assert out_half.dtype == dtype
+            errors[layer] = relative_error(out_half, out64), relative_error(grad_half, grad64)
+        for ours, theirs in zip(errors[conv], errors[edge]):
+            assert ours <= 1.1 * theirs + 1e-4, (name, errors)
+
+
+def test_autocast():
+    # Under autocast the projections run in bfloat16, the attention in float32 inside; the result
+    # is close to float32's, and its gradients reach every parameter in its own dtype
+    conv = GATv2Conv(16, 8, heads=4, edge_dim=3)
+    x, edge_index = torch.randn(50, 16), random_graph(50, 400, self_loops=False)
+    edge_attr = torch.randn(edge_index.shape[1], 3)
+    with torch.autocast('cpu', torch.bfloat16):
+        out = conv(x, edge_index, edge_attr)
+    out.sum().backward()
+    reference = conv(x, edge_index, edge_attr)
+    assert relative_error(out, reference.double()) < 0.05
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in conv.parameters())
+
+
+def test_saved_tensors_grow_with_heads_not_features():
+    # What is kept for backward: per edge one byte per head (the dropout mask) and the edge list
+    # with its features; no edge-sized tensor grows with F', even with edge features
+    n_nodes, heads, edge_dim = 50, 2, 4
+    edge_index = random_graph(n_nodes, 20_000, self_loops=False, n_isolated=0)
+    n_edges = edge_index.shape[1]
+    x = torch.randn(n_nodes, 5, requires_grad=True)
+    edge_attr = torch.randn(n_edges, edge_dim, requires_grad=True)
+    sizes = {}
+    for hidden in (4, 64):
+        conv = GATv2Conv(5, hidden, heads, dropout=0.5, edge_dim=edge_dim, add_self_loops=False,
+                         chunk_size=1000)
+        conv.train()
+        sizes[hidden] = saved_bytes(lambda: conv(x, edge_index, edge_attr))
+    assert sizes[64] - sizes[4] <= 8 * n_nodes * heads * 64 * 4
+    assert sizes[4] <= n_edges * (heads + 2 * 8 + edge_dim * 4) + 32 * n_nodes * heads * 64 * 4
+
+
+def saved_bytes(call) -> int:
+    """The total size of the distinct tensors autograd keeps for the backward pass."""
+    seen = {}
+
+    def pack(tensor):
+        seen[(tensor.data_ptr(), tensor.numel(), tensor.dtype)] = tensor.nbytes
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        call().sum().backward()
+    return sum(seen.values())
+
+
+def test_inside_pyg_models():
+    # Sequential, HeteroConv and to_hetero take it where they take PyG's layer
+    pytest.importorskip('torch_geometric')
+    from torch_geometric.data import HeteroData
+    from torch_geometric.nn import HeteroConv, Sequential, to_hetero
+    x, edge_index = torch.randn(20, 5), random_graph(20, 60, self_loops=False)
+    model = Sequential('x, edge_index', [(GATv2Conv(5, 4, heads=2), 'x, edge_index -> x'),
+                                         torch.nn.ReLU(), (GATv2Conv(8, 3), 'x, edge_index -> x')])
+    assert model(x, edge_index).shape == (20, 3)
+    data = HeteroData()
+    data['paper'].x, data['author'].x = torch.randn(20, 5), torch.randn(7, 6)
+    data['author', 'writes', 'paper'].edge_index = torch.stack([torch.randint(0, 7, (30,)),
+                                                                torch.randint(0, 20, (30,))])
+    data['paper', 'cites', 'paper'].edge_index = edge_index
+    data['paper', 'rev_writes', 'author'].edge_index = \
+        data['author', 'writes', 'paper'].edge_index.flip(0)
+    sizes = {'paper': 5, 'author': 6}
+    hetero = HeteroConv({(src, rel, dst): GATv2Conv((sizes[src], sizes[dst]), 4,
+                                                    add_self_loops=False)
+                         for src, rel, dst in data.edge_types})
+    out = hetero(data.x_dict, data.edge_index_dict)
+    assert out['paper'].shape == (20, 4) and out['author'].shape == (7, 4)
+
+    # Lazy sizes, as PyG's examples of to_hetero use them
+    lazy = HeteroConv({(src, rel, dst): GATv2Conv((-1, -1), 4, add_self_loops=False,
+                                                  residual=True)
+                       for src, rel, dst in data.edge_types})
+    out = lazy(data.x_dict, data.edge_index_dict)
+    assert out['paper'].shape == (20, 4) and out['author'].shape == (7, 4)
+    # to_hetero sums the edge types' results only for PyG's MessagePassing modules
+    conv_class = message_passing_class()
+    assert issubclass(conv_class, GATv2Conv)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = conv_class((-1, -1), 3, add_self_loops=False)
+
+        def forward(self, x, edge_index):
+            return self.conv(x, edge_index)
+
+    data['author'].x = torch.randn(7, 4)
+    data['paper'].x = torch.randn(20, 4)
+    net = to_hetero(Net(), data.metadata(), aggr='sum')
+    out = net(data.x_dict, data.edge_index_dict)
+    assert out['paper'].shape == (20, 3) and out['author'].shape == (7, 3)
+    out['paper'].sum().backward()
+
+
+def test_compile_does_not_recompile_for_new_graph_sizes():
+    # torch.compile(dynamic=True) compiles the projections, residual and bias once; the chunked
+    # attention runs eagerly (one graph break per layer), so new graph sizes reuse the graphs
+    graphs = []
+
+    def backend(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    torch._dynamo.reset()
+    model = torch.nn.Sequential()
+    conv1, conv2 = GATv2Conv(5, 4, heads=2, residual=True), GATv2Conv(8, 3)
+
+    def forward(x, edge_index):
+        return conv2(torch.relu(conv1(x, edge_index)), edge_index)
+
+    compiled = torch.compile(forward, backend=backend, dynamic=True)
+    for n_nodes in (20, 37, 55):
+        x, edge_index = torch.randn(n_nodes, 5), random_graph(n_nodes, 4 * n_nodes, False)
+        torch.testing.assert_close(compiled(x, edge_index), forward(x, edge_index))
+        if n_nodes == 20:
+            n_graphs = len(graphs)
+    assert len(graphs) == n_graphs
+    # Five graphs, none compiled again: each layer's projections, each layer's residual and bias
+    # around its eager attention, and the caller's ReLU between the layers
+    assert n_graphs == 5
+
+
+def test_unsupported_transforms_fail_with_one_clear_line():
+    conv = GATv2Conv(5, 4, heads=2)
+    x, edge_index = torch.randn(10, 5), random_graph(10, 30, self_loops=False)
+    with pytest.raises(RuntimeError, match='cannot be traced by torch.jit.trace'):
+        torch.jit.trace(conv, (x, edge_index))
+    with pytest.raises(RuntimeError, match='cannot be scripted by torch.jit.script'):
+        torch.jit.script(conv)
+    with pytest.raises(RuntimeError, match='setup_context'):
+        torch.func.vmap(lambda x: conv(x, edge_index))(x.unsqueeze(0).expand(2, -1, -1))
+    x.requires_grad_()
+    grad, = torch.autograd.grad(conv(x, edge_index).pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match='differentiate twice'):
+        grad.sum().backward()
+
+
+@pytest.mark.parametrize('call, error, message', [
+    (lambda c, x, e: c((x, None), e), ValueError, r'not \(x, None\)'),
+    (lambda c, x, e: c(x[0], e), ValueError, 'x_src must be a 2-d tensor'),
+    (lambda c, x, e: c(x, e.float()), ValueError, 'int64 or int32'),
+    (lambda c, x, e: c(x, e, torch.randn(3, 2)), ValueError, 'edge_attr was given'),
+    (lambda c, x, e: c(x, [e]), TypeError, 'edge_index must be a tensor'),
+    (lambda c, x, e: GATv2Conv(-2, 4), ValueError, 'in_channels must be a positive int'),
+    (lambda c, x, e: GATv2Conv(5, 4, edge_dim=2, fill_value='median'), ValueError, 'fill_value'),
+    (lambda c, x, e: GATv2Conv(5, 4, chunk_size=0), ValueError, 'chunk_size'),
+])
+def test_bad_input_one_clear_line(call, error, message):
+    conv = GATv2Conv(5, 4, heads=2)
+    with pytest.raises(error, match=message):
+        call(conv, torch.randn(10, 5), random_graph(10, 30, self_loops=False))
+
+
+def test_chunk_size_per_device():
+    # A CPU's chunks keep each [C, K F'] tensor at 2 MiB; half precision is computed in float32
+    like = torch.zeros(1)
+    assert auto_chunk_size(like, 64) == 2 * 2 ** 20 // (64 * 4)
+    assert auto_chunk_size(like.half(), 64) == auto_chunk_size(like, 64)
+    assert auto_chunk_size(like.double(), 4096) == 1024
+    if torch.cuda.is_available():
+        # A GPU's chunks are sized by its free memory: millions of edges
+        assert auto_chunk_size(like.cuda(), 64) > 1_000_000
+
+
+def test_module_imports_only_torch():
+    # PyG only inside message_passing_class, when a to_hetero user calls it
+    path = REPO / 'labml_gat' / 'gatv2_conv.py'
+    assert imported_modules(path) <= {'math', 'typing', 'torch', 'torch_geometric'}
+    top_level = {node.names[0].name if isinstance(node, ast.Import) else node.module
+                 for node in ast.parse(path.read_text()).body
+                 if isinstance(node, (ast.Import, ast.ImportFrom))}
+    assert {name.split('.')[0] for name in top_level} <= {'math', 'typing', 'torch'}
+
+
+def test_file_can_be_copied_alone(tmp_path):
+    # A researcher copies gatv2_conv.py into a project with torch alone and swaps the import
+    script = ('import sys, torch\nfrom gatv2_conv import GATv2Conv\n'
+              'assert "torch_geometric" not in sys.modules and "labml_gat" not in sys.modules\n'
+              'conv = GATv2Conv(4, 8, heads=2, edge_dim=3)\n'
+              'edge_index = torch.tensor([[0, 1, 2], [1, 2, 0]])\n'
+              'out = conv(torch.randn(3, 4), edge_index, torch.randn(3, 3))\n'
+              'out.sum().backward()\n'
+              'print(tuple(out.shape))\n')
+    result = run_copied_alone(REPO / 'labml_gat' / 'gatv2_conv.py', tmp_path, script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '(3, 16)'
