@@ -29,15 +29,13 @@ The figures:
   [leaner two-layer model](../labml_gat/lean.html#the-two-layer-model-leaner), which makes
   the model's dropouts and ELU inside the layers' projections instead of keeping them.
 
-With `--record`, each measured figure replaces its record
-`experiments/results/benchmark_<figure>.json`,
-with the command, the date, the machine and the versions; the README and the site's
-benchmark page render their numbers from these records.
+With `--record`, each figure replaces its record `experiments/results/benchmark_<figure>.json`
+(command, date, machine, versions), from which the pages render their numbers:
 
 ```bash
-python experiments/benchmark.py --threads 1 --edge-dims 0 16 --record  # cora, layer_100000(_edge16)
-python experiments/benchmark.py --figures layer --impls dropin pyg --edge-dims 0 16 --threads 2 \
-    --record
+python experiments/benchmark.py --threads 1 --edge-dims 0 16 --record  # cora, layer_100000
+python experiments/benchmark.py --figures layer --impls dropin pyg --edge-dims 0 16 \
+    --threads 2 --record
 python experiments/benchmark.py --figures layer --layer-nodes 1000000 --impls lean pyg \
     --rounds 2 --warmup 1 --threads 1 --record
 python experiments/benchmark.py --figures scale --scale-nodes 1000000 --threads 1 --record
