@@ -425,9 +425,11 @@ def _doc_part(section: Section, lines: list[str], start: int, stop: int,
 #
 # A row is as tall as the taller of its cells, so a long note beside a few lines of code leaves an
 # empty code box below the code. Heights are estimated from the Markdown, in lines of the docs
-# column: `DOC_CHARS` characters of text to a line, a code line `CODE_LINE` of a text line.
+# column: `DOC_CHARS` characters of text to a line, a code line `CODE_LINE` of a text line, and
+# `FENCE_CHARS` characters to a line of a code block in the note, which wraps there at spaces.
 DOC_CHARS = 50
 CODE_LINE = 0.75
+FENCE_CHARS = 40
 # A note may be this many lines taller than its code before it is moved.
 SLACK = 5
 # A picture (a paragraph that is only an image) is about this many lines tall; so a picture in a long
@@ -473,7 +475,8 @@ def _doc_blocks(doc: str, md: MarkdownIt) -> list[tuple[int, float]]:
         elif token.type == 'paragraph_open' and _PICTURE.fullmatch(text):
             height = PICTURE_LINES
         elif token.type in ('fence', 'code_block'):
-            height = 1 + CODE_LINE * (end - begin)
+            wrapped = sum(max(1, -(-len(line.rstrip()) // FENCE_CHARS)) for line in lines[begin:end])
+            height = 1 + CODE_LINE * wrapped
         else:
             # A list item, or a paragraph, fills whole lines.
             items = re.split(r'\n(?=\s*(?:[*+-]|\d+[.)])\s)', text)

@@ -348,6 +348,19 @@ def test_a_long_note_beside_short_code_spans_the_page():
                      Section('Beside the code.', 'import os\nimport sys', 7, 8, 6)]
 
 
+def test_a_note_with_long_command_lines_beside_short_code_spans_the_page():
+    """A code block in a note wraps in the narrow docs column: its long lines count as the lines
+    they wrap to, so a few long commands beside a few imports move to a row of their own."""
+    command = 'python experiments/benchmark.py ' + ' '.join(['--flag value'] * 5)
+    fence = '\n'.join(['```bash', *[command] * 6, '```'])
+    imports = '\n'.join(f'import m{number}' for number in range(8))
+    source = '\n'.join(f'# {line}'.rstrip() for line in ['Run:', '', *fence.split('\n')]) + '\n' + imports + '\n'
+    note, beside = layout(split(source))
+    assert not note.code and beside.code == imports
+    short = '\n'.join(f'# {line}'.rstrip() for line in ['Run:', '', '```bash', *['ls'] * 6, '```'])
+    assert len(layout(split(short + '\n' + imports + '\n'))) == 1
+
+
 def test_a_note_as_tall_as_its_code_stays_beside_it():
     code = '\n'.join(f'x{number} = {number}' for number in range(12))
     source = f'# One short paragraph.\n#\n# And another.\n{code}\n'
