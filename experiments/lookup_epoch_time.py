@@ -10,47 +10,65 @@ summary: >
 
 A change to the attention layers must not make the [DictionaryLookup
 sweep](dictionary_lookup.html) slower. This script times one training epoch of its model
-(the default settings: batches of 32 graphs, $d = 128$, 5000 graphs at least) for GAT and
-GATv2 with 1 and 8 heads at $k = 10$ and $k = 20$, on one thread, in processor seconds,
-twice over:
+(the default settings: batches of 32 graphs, $d = 128$; `--graphs` training graphs, 5000)
+for GAT and GATv2 with 1 and 8 heads at $k = 10$ and $k = 20$, on one thread, in processor
+seconds, twice over:
 
 * `after`: the `labml_gat` package this script imports (this checkout);
 * `before`: the `labml_gat` package of the revision `--against`, taken with `git archive`
   into a temporary folder and imported from there.
 
 Each measurement runs in a fresh process, and the two alternate, `--repeats` times, so that
-a busy machine disturbs both alike; the record keeps the fastest of each. It is written to
-`experiments/results/dictionary_lookup_epoch.json` with the command, the date, the machine
-and the revisions.
+a busy machine disturbs both alike; the fastest of each is kept. With `--record` they are
+written to `experiments/results/dictionary_lookup_epoch.json` with the command, the date, the
+machine and the revisions:
 
 ```bash
-python experiments/lookup_epoch_time.py --against main
+python experiments/lookup_epoch_time.py --against main --record
 ```
 """
 
-import argparse
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
+
+from labml_gat.results import RESULTS, record
+from labml_gat.settings import (Settings, UsageError, check_at_least, check_output,
+                                command, setting)
 
 REPO = Path(__file__).resolve().parent.parent
+# What `--help` says the script does
+DESCRIPTION = ("Time one DictionaryLookup training epoch with this checkout's layers and "
+               "with another revision's. Nothing is recorded unless asked (--record, or "
+               "--results FOLDER).")
+# The record's name, and the variable that makes a process a worker
+RECORD = 'dictionary_lookup_epoch'
+WORKER = 'LABML_GAT_EPOCH_WORKER'
 # The models timed, as (k, layer, heads)
 MODELS = [(k, layer, n_heads) for k in (10, 20) for layer in ('gat', 'gatv2')
           for n_heads in (1, 8)]
 
 
-def time_epochs() -> dict:
+def time_epochs(package_root: str, graphs: int) -> dict:
     """
-    In a worker process: one training epoch of each model of `MODELS` with the
-    `labml_gat` that this process imports, in processor seconds, keyed `k/layer/heads`.
+    In a worker process: one training epoch of `graphs` examples of each model of `MODELS`
+    with the `labml_gat` of `package_root` (this checkout's when empty), in processor seconds,
+    keyed `k/layer/heads`.
     """
+    if package_root:
+        # This script imported this checkout's `labml_gat`: forget it, and take the other one
+        for name in [name for name in sys.modules if name.split('.')[0] == 'labml_gat']:
+            del sys.modules[name]
+        sys.path.insert(0, package_root)
     import torch
     from labml_gat.lookup import LookupModel, make_task, train_epoch
     torch.set_num_threads(1)
@@ -62,18 +80,17 @@ def time_epochs() -> dict:
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
         shuffle = torch.Generator().manual_seed(0)
         start = time.process_time()
-        train_epoch(model, optimizer, task.train, 32, shuffle, torch.device('cpu'),
-                    epoch_size=5000)
+        train_epoch(model, optimizer, task.train[:graphs], 32, shuffle,
+                    torch.device('cpu'), epoch_size=graphs)
         seconds[f'{k}/{layer}/{n_heads}'] = time.process_time() - start
     return seconds
 
 
-def worker(package_root: Optional[Path]) -> dict:
-    """`time_epochs` in a fresh process, importing `labml_gat` from `package_root`."""
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    if package_root is not None:
-        env['PYTHONPATH'] = str(package_root)
-    output = subprocess.run([sys.executable, __file__, '--worker'], env=env, check=True,
+def worker(package_root: Optional[Path], graphs: int) -> dict:
+    """`time_epochs` in a fresh process, with the `labml_gat` of `package_root`."""
+    job = json.dumps({'package_root': str(package_root or ''), 'graphs': graphs})
+    env = dict(os.environ, OMP_NUM_THREADS='1', **{WORKER: job})
+    output = subprocess.run([sys.executable, __file__], env=env, check=True,
                             capture_output=True, text=True).stdout
     return json.loads(output)
 
@@ -90,33 +107,52 @@ def extract(revision: str, folder: Path) -> str:
     return commit
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n# ')[1].split('\n')[0])
-    parser.add_argument('--against', default='main',
-                        help='the git revision to compare with (default: main)')
-    parser.add_argument('--repeats', type=int, default=3,
-                        help='measurements of each side (default: 3)')
-    parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(time_epochs()))
-        return
-    if args.repeats < 1:
-        parser.error(f'--repeats must be at least 1, got {args.repeats}')
+@dataclass
+class EpochTimeSettings(Settings):
+    """
+    ## Settings
 
-    from labml_gat.results import record
+    The flags follow the experiments' [convention](../labml_gat/settings.html); nothing is
+    recorded unless asked.
+    """
+    against: str = setting('main', 'the git revision to compare with')
+    repeats: int = setting(3, 'measurements of each side')
+    graphs: int = setting(5000, 'training examples in each epoch timed')
+    record: bool = setting(False, "record the timings in the project's records, "
+                                  'experiments/results/')
+    results: Optional[str] = setting(None, 'record the timings in this folder instead')
+
+    def check(self) -> None:
+        super().check()
+        check_at_least(self, 1, ('repeats', 'graphs'))
+        check_output('--results', self.results, folder=True)
+
+
+def measure(s: EpochTimeSettings) -> dict:
+    """Both sides, alternating, `s.repeats` times each: `{'before': [...], 'after': [...]}`
+    and the commit of `--against`."""
     with tempfile.TemporaryDirectory() as folder:
         try:
-            commit = extract(args.against, Path(folder))
+            commit = extract(s.against, Path(folder))
         except subprocess.CalledProcessError as error:
-            sys.exit(f'error: --against {args.against}: {error.stderr.strip()}')
+            raise UsageError(f'--against {s.against}: {error.stderr.strip()}') from None
         runs = {'before': [], 'after': []}
-        for repeat in range(args.repeats):
+        for repeat in range(s.repeats):
             for side, root in (('before', Path(folder)), ('after', None)):
-                runs[side].append(worker(root))
-                print(f'{repeat + 1}/{args.repeats} {side}: {runs[side][-1]}', flush=True)
-    head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO, capture_output=True,
-                          text=True).stdout.strip()
+                runs[side].append(worker(root, s.graphs))
+                print(f'{repeat + 1}/{s.repeats} {side}: {runs[side][-1]}', flush=True)
+    return {'runs': runs, 'commit': commit}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
+    """
+    ## Measuring and recording
+
+    Prints the fastest epoch of each side and their ratio, and records them when asked.
+    """
+    s, _ = EpochTimeSettings.from_command_line(argv, description=DESCRIPTION)
+    measured = measure(s)
+    runs = measured['runs']
     rows = []
     for name in runs['after'][0]:
         before = min(run[name] for run in runs['before'])
@@ -127,14 +163,24 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                      'after_over_before': round(after / before, 3)})
         print(f'{name:>14}: before {before:6.2f} s, after {after:6.2f} s, '
               f'ratio {after / before:.2f}')
-    command = 'python experiments/lookup_epoch_time.py ' + ' '.join(
-        sys.argv[1:] if argv is None else argv)
-    path = record('dictionary_lookup_epoch', command.strip(), {
-        'figure': 'one DictionaryLookup training epoch, processor seconds, one thread',
-        'before_commit': commit, 'after_commit': head, 'repeats': args.repeats,
-        'load_average': [round(x, 2) for x in os.getloadavg()], 'rows': rows})
-    print(f'recorded in {path.relative_to(REPO)}')
+    if s.record or s.results:
+        head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO, capture_output=True,
+                              text=True).stdout.strip()
+        command = 'python experiments/lookup_epoch_time.py ' + shlex.join(
+            sys.argv[1:] if argv is None else list(argv))
+        values = {'figure': 'one DictionaryLookup training epoch, processor seconds, '
+                            'one thread',
+                  'before_commit': measured['commit'], 'after_commit': head,
+                  'repeats': s.repeats, 'graphs': s.graphs,
+                  'load_average': [round(x, 2) for x in os.getloadavg()], 'rows': rows}
+        path = record(RECORD, command.strip(), values,
+                      Path(s.results) if s.results else RESULTS)
+        print(f'recorded in {path}')
+    return rows
 
 
 if __name__ == '__main__':
-    main()
+    if WORKER in os.environ:
+        print(json.dumps(time_epochs(**json.loads(os.environ[WORKER]))))
+    else:
+        command(main)()

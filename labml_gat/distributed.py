@@ -99,6 +99,7 @@ import json
 import math
 import os
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -219,6 +220,10 @@ def checks_said_once() -> Iterator[None]:
         sys.stderr = stderr
 
 
+# How long a process of a finished job lets gloo's threads finish (`job`)
+GLOO_SETTLE_SECONDS = 0.2
+
+
 @contextmanager
 def job(device: str, timeout_seconds: float) -> Iterator[Job]:
     """
@@ -254,6 +259,11 @@ def job(device: str, timeout_seconds: float) -> Iterator[Job]:
         _job = Job()
         if dist.is_initialized():
             dist.destroy_process_group()
+            # gloo's worker threads let go of a collective's tensors just after it completes,
+            # which takes the GIL; the group's destructor joins them holding the GIL. Dropping
+            # the last reference to the group at once (DDP's reducer holds one) can leave both
+            # waiting forever: sleeping releases the GIL so that the threads finish first.
+            time.sleep(GLOO_SETTLE_SECONDS)
 
 
 def is_communication_error(error: BaseException) -> bool:

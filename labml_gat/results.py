@@ -206,6 +206,23 @@ def distributed_table(folder: Path) -> str:
             f"({machine['cores']} cores), PyTorch {record['versions']['torch']}.")
 
 
+def lookup_epoch_table(folder: Path) -> str:
+    """One DictionaryLookup training epoch with two revisions' layers, side by side."""
+    record = load('dictionary_lookup_epoch', folder)
+    v = record['values']
+    names = {'gatv2': 'GATv2', 'gat': 'GAT'}
+    before, after = v['before_commit'][:7], v['after_commit'][:7]
+    rows = [f'| k | layer | heads | `{before}`, s | `{after}`, s | ratio |',
+            '|--:|-------|------:|------:|------:|------:|']
+    for row in v['rows']:
+        rows.append(f"| {row['k']} | {names[row['layer']]} | {row['n_heads']} "
+                    f"| {row['before_seconds']:.2f} | {row['after_seconds']:.2f} "
+                    f"| {row['after_over_before']:.2f} |")
+    note = (f"Processor seconds of the fastest of {v['repeats']} epochs each, one "
+            f"thread, load average {v['load_average']}. {provenance(record)}")
+    return '\n'.join(rows) + '\n\n' + note
+
+
 TABLES: Dict[str, Callable[[Path], str]] = {
     'quickstart': quickstart_table,
     'dictionary_lookup': lookup_sweep_table,
@@ -213,6 +230,7 @@ TABLES: Dict[str, Callable[[Path], str]] = {
                                              folder),
     'benchmark': benchmark_table,
     'distributed': distributed_table,
+    'lookup_epoch': lookup_epoch_table,
 }
 
 # Results a page states in a sentence (`fill`)

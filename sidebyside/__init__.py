@@ -475,8 +475,8 @@ def _doc_blocks(doc: str, md: MarkdownIt) -> list[tuple[int, float]]:
         elif token.type == 'paragraph_open' and _PICTURE.fullmatch(text):
             height = PICTURE_LINES
         elif token.type in ('fence', 'code_block'):
-            wrapped = sum(max(1, -(-len(line.rstrip()) // FENCE_CHARS)) for line in lines[begin:end])
-            height = 1 + CODE_LINE * wrapped
+            wrapped = [-(-len(line.rstrip()) // FENCE_CHARS) for line in lines[begin:end]]
+            height = 1 + CODE_LINE * sum(max(1, n) for n in wrapped)
         else:
             # A list item, or a paragraph, fills whole lines.
             items = re.split(r'\n(?=\s*(?:[*+-]|\d+[.)])\s)', text)

@@ -293,8 +293,17 @@ def torchrun(args: list, cwd: Path, timeout: float = LIMIT, **env) -> subprocess
         (cwd / 'experiments').symlink_to(REPO / 'experiments')
     environment = {**os.environ, 'OMP_NUM_THREADS': '1', 'LABML_GAT_DATA': str(PLANETOID),
                    'PET_MASTER_PORT': str(free_port()), **env}
-    return subprocess.run([str(TORCHRUN), *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout, env=environment)
+    # Its own session, so that a job past its time is ended with every process it started
+    launch = subprocess.Popen([str(TORCHRUN), *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=cwd, env=environment,
+                              start_new_session=True)
+    try:
+        stdout, stderr = launch.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(launch.pid, signal.SIGKILL)
+        launch.communicate()
+        raise
+    return subprocess.CompletedProcess(launch.args, launch.returncode, stdout, stderr)
 
 
 def errors(stderr: str) -> list:
