@@ -234,11 +234,11 @@ class GraphAttentionV2Layer(nn.Module):
 
         # The scores of all pairs and heads,
         # $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j}\big)$$
-        # a dot product over the features with each head's own attention vector $a_k$
-        # (`attn`, `[n_heads, n_hidden]`): the einsum multiplies the LeakyReLU of every pair
-        # `...` and head `h` by $a_h$ and sums over the features `f`.
+        # a dot product over the features with each head's own attention vector $a_k$:
+        # `attn`, `[n_heads, n_hidden]`, multiplies every pair's LeakyReLU by $a_k$ (it
+        # broadcasts over the pairs), and the sum runs over the features.
         # `e` is `[..., n_r, n_l, n_heads]`.
-        e = torch.einsum('...hf,hf->...h', self.activation(g_sum), self.attn)
+        e = (self.activation(g_sum) * self.attn).sum(dim=-1)
 
         # #### Normalise over the neighbours
         #
