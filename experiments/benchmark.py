@@ -36,8 +36,8 @@ With `--record`, each figure replaces its record `experiments/results/benchmark_
 python experiments/benchmark.py --threads 1 --edge-dims 0 16 --record  # cora, layer_100000
 python experiments/benchmark.py --figures layer --impls dropin pyg --edge-dims 0 16 \
     --threads 2 --record
-python experiments/benchmark.py --figures layer --layer-nodes 1000000 --impls lean pyg \
-    --rounds 2 --warmup 1 --threads 1 --record
+python experiments/benchmark.py --figures layer --layer-nodes 1000000 \
+    --impls lean dropin pyg --rounds 2 --warmup 1 --threads 1 --record
 python experiments/benchmark.py --figures scale --scale-nodes 1000000 --threads 1 --record
 python experiments/benchmark.py --figures scale --scale-nodes 10000000 --threads 1 \
     --record
