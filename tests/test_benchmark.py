@@ -163,6 +163,7 @@ def test_script_writes_records(tmp_path):
     assert set(records[1]['impls']) == {'lean'}
 
 
+@pytest.mark.slow
 def test_nothing_is_recorded_unless_asked(tmp_path, monkeypatch, capsys):
     """A user's quick run leaves the project's records alone, and prints its table once."""
     monkeypatch.setattr(results, 'RESULTS', tmp_path / 'records')
@@ -182,6 +183,7 @@ def test_nothing_is_recorded_unless_asked(tmp_path, monkeypatch, capsys):
         'benchmark_layer_30.json', 'benchmark_layer_40.json']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('flag', ['--results', '--plot'])
 def test_output_paths_follow_one_rule(tmp_path, flag):
     """A missing folder, or a file where a folder is wanted: one line, before anything runs."""
@@ -195,6 +197,7 @@ def test_output_paths_follow_one_rule(tmp_path, flag):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['a file']
 
 
+@pytest.mark.slow
 def test_help_is_short_and_says_each_default_once():
     process = run_script('benchmark', '--help')
     assert process.returncode == 0
@@ -202,6 +205,7 @@ def test_help_is_short_and_says_each_default_once():
     assert 'default: none) (default' not in ' '.join(process.stdout.split())
 
 
+@pytest.mark.slow
 def test_drop_in_and_edge_feature_figures(tmp_path):
     # The drop-in GATv2Conv beside PyG's, with and without edge features, and figures of more
     # than one thread named for it

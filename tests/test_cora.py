@@ -229,6 +229,7 @@ def test_a_mistake_is_one_line_with_exit_status_2(mistakes, name):
     assert not (tmp / 'logs' / name).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('logs, message', [
     ('a file', 'is a file; give a folder'), ('missing/logs', 'the folder {tmp}/missing does not exist'),
     ('a file/logs', '{tmp}/a file is a file, not a folder')])
@@ -242,6 +243,7 @@ def test_logs_must_be_a_folder_there_is_room_for(tmp_path, logs, message):
     assert sorted(path.name for path in tmp_path.iterdir()) == ['a file']
 
 
+@pytest.mark.slow
 @needs_planetoid
 def test_features_too_many_for_the_memory_are_refused(tmp_path):
     """An estimate before anything is allocated: one line, and no run left behind."""
@@ -254,6 +256,7 @@ def test_features_too_many_for_the_memory_are_refused(tmp_path):
     assert not (tmp_path / 'logs').exists()
 
 
+@pytest.mark.slow
 @needs_planetoid
 @pytest.mark.parametrize('script', ['cora', 'cora_minibatch'])
 def test_ctrl_c_stops_every_seed(tmp_path, script):

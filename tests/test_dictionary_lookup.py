@@ -545,6 +545,7 @@ def test_sweep_table_has_a_row_per_model():
     assert len(table.splitlines()) == len(record['runs']) + 4
 
 
+@pytest.mark.slow
 def test_output_names_the_run_and_starts_the_summary_on_its_own_line(tmp_path):
     result = run_script(['--k', '3', '--epochs', '2', '--batch-size', '2', '--d-model', '8',
                          '--epoch-size', '0'], tmp_path)
@@ -558,6 +559,7 @@ def test_output_names_the_run_and_starts_the_summary_on_its_own_line(tmp_path):
     assert any(line.startswith('GATV2, 1 head(s), k = 3: train accuracy') for line in lines)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_sweep(tmp_path):
     """Ctrl-C during the sweep: one line, exit status 130, the run recorded as interrupted."""
     from labml_gat.runs import read_status

@@ -118,6 +118,7 @@ def ranks(tmp_path_factory):
     return run_workers(tmp_path_factory.mktemp('ranks'))
 
 
+@pytest.mark.slow
 def test_one_and_two_processes_take_the_same_steps(ranks):
     """
     Without dropout and with all neighbours, a global batch of 9 trained as slices of 5 and 4 on two
@@ -310,6 +311,7 @@ def errors(stderr: str) -> list:
     return [line for line in stderr.splitlines() if 'cora_minibatch.py: error:' in line]
 
 
+@pytest.mark.slow
 @needs_planetoid
 def test_two_processes_on_one_machine_as_documented(tmp_path):
     """The documented command, with fewer seeds and epochs: only rank 0 prints and writes."""
@@ -327,6 +329,7 @@ def test_two_processes_on_one_machine_as_documented(tmp_path):
     assert not (tmp_path / 'logs').exists() and 'Traceback' not in result.stderr
 
 
+@pytest.mark.slow
 @needs_planetoid
 def test_two_launches_on_loopback_as_documented(tmp_path):
     """The two-machine commands, both on this machine: `--nnodes 2`, a c10d rendezvous."""
@@ -351,6 +354,7 @@ def test_two_launches_on_loopback_as_documented(tmp_path):
     assert len(list(tmp_path.glob('runs/cora_gatv2_minibatch/*/checkpoints/best.pt'))) == 1
 
 
+@pytest.mark.slow
 @needs_planetoid
 def test_jobs_under_torchrun_is_one_line(tmp_path):
     """
@@ -367,6 +371,7 @@ def test_jobs_under_torchrun_is_one_line(tmp_path):
     assert not (tmp_path / 'runs').exists()
 
 
+@pytest.mark.slow
 @needs_planetoid
 @pytest.mark.parametrize('stop', [signal.SIGKILL, signal.SIGSTOP], ids=['killed', 'hung'])
 def test_a_killed_or_hung_rank_ends_the_job(tmp_path, stop):
@@ -402,6 +407,7 @@ def test_a_killed_or_hung_rank_ends_the_job(tmp_path, stop):
     assert 'Traceback' not in stderr
 
 
+@pytest.mark.slow
 def test_the_synthetic_graph_under_torchrun(tmp_path):
     """The million-node script on a small graph: two processes, one copy of the graph, one report."""
     result = torchrun(['--nproc-per-node', '2', '--', 'experiments/synthetic_minibatch.py',
@@ -413,6 +419,7 @@ def test_the_synthetic_graph_under_torchrun(tmp_path):
     assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['graph_3000_10_128_8_0']
 
 
+@pytest.mark.slow
 @needs_planetoid
 def test_a_killed_rank_ends_the_torchrun_job(tmp_path):
     """Under torchrun: a process killed mid-run, and torchrun ends the job with a non-zero status."""

@@ -444,6 +444,7 @@ def test_module_imports_only_torch():
     assert {name.split('.')[0] for name in top_level} <= {'math', 'typing', 'torch'}
 
 
+@pytest.mark.slow
 def test_file_can_be_copied_alone(tmp_path):
     # A researcher copies gatv2_conv.py into a project with torch alone and swaps the import
     script = ('import sys, torch\nfrom gatv2_conv import GATv2Conv\n'

@@ -16,6 +16,7 @@ from conftest import REPO, run_script
     (['--graphs', '0'], '--graphs must be at least 1, got 0'),
     (['--against', 'no-such-revision'], '--against no-such-revision: '),
 ])
+@pytest.mark.slow
 def test_usage_errors(args, message):
     process = run_script('lookup_epoch_time', *args)
     assert process.returncode == 2 and 'Traceback' not in process.stderr
@@ -24,6 +25,7 @@ def test_usage_errors(args, message):
     assert process.stdout == ''
 
 
+@pytest.mark.slow
 def test_results_folder_must_exist(tmp_path):
     process = run_script('lookup_epoch_time', '--results', tmp_path / 'missing' / 'x')
     assert process.returncode == 2 and 'Traceback' not in process.stderr

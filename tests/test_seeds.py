@@ -188,6 +188,7 @@ def statuses(logs):
     return [read_status(run) for run in sorted(logs.glob('*/*')) if run.is_dir()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('signum, whole_group, jobs', [
     ('SIGINT', True, 2), ('SIGINT', False, 2), ('SIGTERM', False, 2), ('SIGINT', True, 1)])
 def test_a_stop_signal_stops_every_seed(tmp_path, signum, whole_group, jobs):

@@ -10,6 +10,7 @@ import runpy
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from conftest import REPO
@@ -30,6 +31,7 @@ def code_text(example: str) -> str:
     return ' '.join(example.split())
 
 
+@pytest.mark.slow
 def test_usage_example_runs():
     example = usage_example()
     assert len(example.strip().splitlines()) <= 12
