@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -50,47 +49,45 @@ REPO = Path(__file__).resolve().parent.parent
 DESCRIPTION = ("Time one DictionaryLookup training epoch with this checkout's layers and "
                "with another revision's. Nothing is recorded unless asked (--record, or "
                "--results FOLDER).")
-# The record's name, and the variable that makes a process a worker
+# The record's name
 RECORD = 'dictionary_lookup_epoch'
-WORKER = 'LABML_GAT_EPOCH_WORKER'
 # The models timed, as (k, layer, heads)
 MODELS = [(k, layer, n_heads) for k in (10, 20) for layer in ('gat', 'gatv2')
           for n_heads in (1, 8)]
 
 
-def time_epochs(package_root: str, graphs: int) -> dict:
-    """
-    In a worker process: one training epoch of `graphs` examples of each model of `MODELS`
-    with the `labml_gat` of `package_root` (this checkout's when empty), in processor seconds,
-    keyed `k/layer/heads`.
-    """
-    if package_root:
-        # This script imported this checkout's `labml_gat`: forget it, and take the other one
-        for name in [name for name in sys.modules if name.split('.')[0] == 'labml_gat']:
-            del sys.modules[name]
-        sys.path.insert(0, package_root)
-    import torch
-    from labml_gat.lookup import LookupModel, make_task, train_epoch
-    torch.set_num_threads(1)
-    seconds = {}
-    for k, layer, n_heads in MODELS:
-        torch.manual_seed(0)
-        task = make_task(k, seed=0)
-        model = LookupModel(k, layer, n_heads)
-        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-        shuffle = torch.Generator().manual_seed(0)
-        start = time.process_time()
-        train_epoch(model, optimizer, task.train[:graphs], 32, shuffle,
-                    torch.device('cpu'), epoch_size=graphs)
-        seconds[f'{k}/{layer}/{n_heads}'] = time.process_time() - start
-    return seconds
+# The worker: a fresh Python that imports `labml_gat` (the one first on `PYTHONPATH`) and
+# nothing of this script, times one training epoch of `graphs` examples of each model, in
+# processor seconds, and prints them as JSON, keyed `k/layer/heads`.
+TIME_EPOCHS = """
+import json, sys, time
+import torch
+from labml_gat.lookup import LookupModel, make_task, train_epoch
+models, graphs = json.loads(sys.argv[1])
+torch.set_num_threads(1)
+seconds = {}
+for k, layer, n_heads in models:
+    torch.manual_seed(0)
+    task = make_task(k, seed=0)
+    model = LookupModel(k, layer, n_heads)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    shuffle = torch.Generator().manual_seed(0)
+    start = time.process_time()
+    train_epoch(model, optimizer, task.train[:graphs], 32, shuffle, torch.device('cpu'),
+                epoch_size=graphs)
+    seconds[f'{k}/{layer}/{n_heads}'] = time.process_time() - start
+print(json.dumps(seconds))
+"""
 
 
 def worker(package_root: Optional[Path], graphs: int) -> dict:
-    """`time_epochs` in a fresh process, with the `labml_gat` of `package_root`."""
-    job = json.dumps({'package_root': str(package_root or ''), 'graphs': graphs})
-    env = dict(os.environ, OMP_NUM_THREADS='1', **{WORKER: job})
-    output = subprocess.run([sys.executable, __file__], env=env, check=True,
+    """The worker's timings, with the `labml_gat` of `package_root` (this checkout's when
+    `None`)."""
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    if package_root is not None:
+        env['PYTHONPATH'] = str(package_root)
+    job = json.dumps([MODELS, graphs])
+    output = subprocess.run([sys.executable, '-c', TIME_EPOCHS, job], env=env, check=True,
                             capture_output=True, text=True).stdout
     return json.loads(output)
 
@@ -180,7 +177,4 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
 
 
 if __name__ == '__main__':
-    if WORKER in os.environ:
-        print(json.dumps(time_epochs(**json.loads(os.environ[WORKER]))))
-    else:
-        command(main)()
+    command(main)()

@@ -81,18 +81,23 @@ def load_experiment(name: str):
     scripts in a folder, not a package, and no test changes the import path: anything that needs worker
     processes runs the script itself, as a subprocess (`run_script`).
     """
+    return load_file(REPO / 'experiments' / f'{name}.py')
+
+
+def load_file(path: Path):
+    """The Python file `path`, loaded once as the module named by its stem."""
     import importlib.util
     import sys
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / 'experiments' / f'{name}.py')
+    if path.stem in sys.modules:
+        return sys.modules[path.stem]
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     # Registered before it runs, as an import does: dataclasses and pickling look modules up by name
-    sys.modules[name] = module
+    sys.modules[path.stem] = module
     try:
         spec.loader.exec_module(module)
     except BaseException:
-        del sys.modules[name]
+        del sys.modules[path.stem]
         raise
     return module
 

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from bs4 import BeautifulSoup
 
-from conftest import REPO
+from conftest import REPO, load_file
 from test_browser import (CHAPTERS, EMPTY_CODE_BOX, EMPTY_CODE_BOX_LIMIT, ROW_BOXES, TUTORIAL,  # noqa: F401
                           Reader, browser, check_code_reads_at_1400_px, check_wrapped_code_hangs, crawl,
                           serve)
@@ -35,8 +35,9 @@ pytestmark = pytest.mark.slow
 
 DOCS = REPO / 'docs'
 MKDOCS_DOCS = DOCS / 'mkdocs'
-sys.path.insert(0, str(DOCS / '_ext'))
-from project_urls import project_url, substitutions  # noqa: E402  (the sites' own helper)
+# The sites' own helper
+project_urls = load_file(DOCS / '_ext' / 'project_urls.py')
+project_url, substitutions = project_urls.project_url, project_urls.substitutions
 
 SUBSTITUTIONS = substitutions()
 # A MyST directive block that names a Python file.

@@ -13,11 +13,12 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, load_file
 
 USE_IT = REPO / 'docs' / 'labml_gat' / 'use_it.md'
-sys.path.insert(0, str(REPO / 'docs' / '_ext'))
-from project_urls import project_url, substitutions  # noqa: E402  (the sites' own helper)
+# The sites' own helper
+project_urls = load_file(REPO / 'docs' / '_ext' / 'project_urls.py')
+project_url, substitutions = project_urls.project_url, project_urls.substitutions
 
 
 def usage_example() -> str:
