@@ -214,7 +214,7 @@ class GraphAttentionV2Layer(nn.Module):
         #
         # We need the sum $g_{r,i} + g_{l,j}$ for every pair of a query $i$ and a neighbour $j$.
         #
-        # ![repeat_interleave repeats each query's row, repeat tiles the neighbours: row iN + j
+        # ![repeat_interleave repeats each query's row, tile repeats the neighbours: row iN + j
         # holds the pair (i, j), and viewed as N x N the pairs form a grid](../_static/figures/pair_grid.svg)
         #
         # `g_r.repeat_interleave(n_l, dim=-3)` repeats each query's row $N_l$ times in place,

@@ -54,14 +54,14 @@ def _arrow(ax, start, end, text: str = '', colour: str = '#444444', **kwargs) ->
 
 
 def pair_grid():
-    """`repeat_interleave` and `repeat` line up every query $i$ with every neighbour $j$ (3 nodes)."""
+    """`repeat_interleave` and `tile` line up every query $i$ with every neighbour $j$ (3 nodes)."""
     plt = _pyplot()
     n = 3
     fig, ax = plt.subplots(figsize=(8.4, 4.8))
     top = n * n
-    ax.text(0.9, top + 1.0, 'g_r.repeat_interleave(\n3, dim=0)', ha='center', family='monospace',
+    ax.text(0.9, top + 1.0, 'g_r.repeat_interleave(\n3, dim=-3)', ha='center', family='monospace',
             fontsize=FONT_SIZE - 4, linespacing=1.1)
-    ax.text(5.5, top + 1.0, 'g_l.repeat(\n3, 1, 1)', ha='center', family='monospace',
+    ax.text(5.5, top + 1.0, 'g_l.tile(\n3, 1, 1)', ha='center', family='monospace',
             fontsize=FONT_SIZE - 4, linespacing=1.1)
     ax.text(-0.35, top + 0.2, 'row', ha='right', fontsize=FONT_SIZE - 2, color='#666666')
     for row in range(n * n):
