@@ -102,6 +102,16 @@ def load_file(path: Path):
     return module
 
 
+def sigint_as_in_a_terminal() -> None:
+    """
+    `preexec_fn` of a process a test interrupts with SIGINT: Ctrl-C's signal at its default, as in
+    a terminal. A shell without job control starts its background jobs with SIGINT ignored, and
+    that is inherited; Python then leaves it ignored, and the test would wait for nothing.
+    """
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_script(name: str, *args: str, timeout: float = 600, **kwargs):
     """Run `experiments/<name>.py` with this Python in a subprocess; returns the `CompletedProcess`."""
     import subprocess

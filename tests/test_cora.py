@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import PLANETOID, REPO, dense_adjacency, load_experiment, needs_planetoid, small_planetoid
+from conftest import (PLANETOID, REPO, dense_adjacency, load_experiment, needs_planetoid, sigint_as_in_a_terminal,
+                      small_planetoid)
 from labml_gat import fast
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.gat import GraphAttentionLayer
@@ -269,7 +270,7 @@ def test_ctrl_c_stops_every_seed(tmp_path, script):
     process = subprocess.Popen([sys.executable, str(REPO / 'experiments' / f'{script}.py'), '--seeds', '4',
                                 '--jobs', '2', '--epochs', '100000', '--patience', '100000', '--logs', str(logs)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=sigint_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 180
         while len(list(logs.glob('*/*/run.yaml'))) < 2:

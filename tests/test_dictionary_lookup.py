@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, sigint_as_in_a_terminal
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.gat import GraphAttentionLayer
 from labml_gat.gatv2 import GraphAttentionV2Layer
@@ -573,7 +573,7 @@ def test_ctrl_c_stops_the_sweep(tmp_path):
         [sys.executable, '-c', code, '--sweep', '--ks', '20', '--sweep-heads', '1', '--quiet',
          '--results', str(tmp_path)], cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env={**os.environ, 'PYTHONPATH': str(REPO)},
-        start_new_session=True)
+        start_new_session=True, preexec_fn=sigint_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 120
         while not list((tmp_path / 'logs').glob('dictionary_lookup_sweep/*/run.yaml')):

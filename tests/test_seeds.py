@@ -7,6 +7,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import sigint_as_in_a_terminal
 from labml_gat import seeds
 from labml_gat.seeds import format_summary, run_seeds, summarize
 from labml_gat.training import NodeClassificationSettings
@@ -161,7 +162,8 @@ def interrupt_when_running(command, folder, started, signum, whole_group, timeou
     import signal
     import time
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True, cwd=folder)
+                               start_new_session=True, cwd=folder,
+                               preexec_fn=sigint_as_in_a_terminal)
     try:
         deadline = time.monotonic() + timeout
         while len(list(folder.glob('started-*'))) < started:
