@@ -29,6 +29,10 @@ The figures:
   [leaner two-layer model](../labml_gat/lean.html#the-two-layer-model-leaner), which makes
   the model's dropouts and ELU inside the layers' projections instead of keeping them.
 
+With `--device cuda` the layers run on a GPU: times are wall-clock times between
+synchronisations, peaks are the CUDA allocator's, and the figures are named for the
+device (`layer_100000_cuda`).
+
 With `--record`, each figure replaces its record `experiments/results/benchmark_<figure>.json`
 (command, date, machine, versions), from which the pages render their numbers:
 
@@ -51,9 +55,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from labml_gat import benchmarking
-from labml_gat.settings import (Settings, UsageError, check_at_least, check_output,
-                                command, setting)
+from labml_gat import benchmarking, results
+from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
+                                check_output, command, setting)
 
 
 # What `--help` says the script does
@@ -89,6 +93,8 @@ class BenchmarkSettings(Settings):
     cora_rounds: int = setting(40, 'alternating rounds kept, Cora (about a second each)')
     warmup: int = setting(1, 'alternating rounds run first and not kept')
     threads: int = setting(1, 'torch threads of every worker process')
+    device: str = setting('cpu', 'where the layers run: cpu, or cuda (times by the wall '
+                                 'clock, peaks by the CUDA allocator)')
     data_dir: Optional[str] = setting(None, 'folder of the Planetoid files (default: '
                                             '$LABML_GAT_DATA, else ../shared/data/'
                                             'planetoid beside the clone, else the '
@@ -119,6 +125,9 @@ class BenchmarkSettings(Settings):
                 raise UsageError(f'--{name.replace("_", "-")} must be at least 2')
         if self.degree <= 0:
             raise UsageError(f'--degree must be positive, got {self.degree}')
+        check_device(self.device)
+        if self.device.startswith('mps'):
+            raise UsageError('--device mps: the benchmark measures cpu or cuda')
         check_output('--results', self.results, folder=True)
         check_output('--plot', self.plot)
         if 'cora' in self.figures:
@@ -145,12 +154,15 @@ def tasks(s: BenchmarkSettings) -> List[tuple]:
     `(name, task, peaks, alternating)` for every figure asked for.
     """
     common = dict(n_heads=s.n_heads, n_hidden=s.n_hidden, threads=s.threads,
-                  rounds=s.rounds, warmup=s.warmup, steps=1)
-    # Figures with more than one thread are named for it, beside the one-thread ones
-    threads = '' if s.threads == 1 else f'_threads{s.threads}'
+                  rounds=s.rounds, warmup=s.warmup, steps=1, device=s.device)
+    # Figures with more than one thread, or on a GPU, are named for it, beside the
+    # one-thread CPU ones
+    suffix = '' if s.threads == 1 else f'_threads{s.threads}'
+    if s.device != 'cpu':
+        suffix = '_' + s.device.replace(':', '')
     result = []
     if 'cora' in s.figures:
-        result.append((f'cora{threads}', dict(common, level='model', graph='cora',
+        result.append((f'cora{suffix}', dict(common, level='model', graph='cora',
                                     data_dir=s.data_dir, impls=s.cora_impls,
                                     rounds=s.cora_rounds), True, True))
     random = dict(common, graph='random', degree=s.degree, in_features=s.in_features)
@@ -158,13 +170,13 @@ def tasks(s: BenchmarkSettings) -> List[tuple]:
         for n, edge_dim in itertools.product(s.layer_nodes, s.edge_dims):
             impls = [i for i in s.impls if not edge_dim or
                      i in benchmarking.EDGE_FEATURE_IMPLS]
-            name = f'layer_{n}' + (f'_edge{edge_dim}' if edge_dim else '') + threads
+            name = f'layer_{n}' + (f'_edge{edge_dim}' if edge_dim else '') + suffix
             result.append((name, dict(random, level='layer', n_nodes=n, impls=impls,
                                       edge_dim=edge_dim), True, True))
     if 'scale' in s.figures:
         for n in s.scale_nodes:
             # The lean rows use the model whose dropouts and ELU are inside the projections
-            result.append((f'scale_{n}{threads}', dict(random, level='model', n_nodes=n,
+            result.append((f'scale_{n}{suffix}', dict(random, level='model', n_nodes=n,
                                               impls=s.scale_impls, lean_model=True),
                            True, False))
     return result
@@ -185,14 +197,14 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         print(f'measuring {name} ...', file=sys.stderr, flush=True)
         figures.append(benchmarking.measure_figure(name, task, peaks, alternating))
         # The table's header once, then each figure's rows as it is measured
-        table = benchmarking.format_table(figures[-1:])
-        print(table if len(figures) == 1 else table[len(benchmarking.TABLE_HEADER) + 1:],
+        table = results.figures_table(figures[-1:])
+        print(table if len(figures) == 1 else table[len(results.FIGURES_HEADER) + 1:],
               flush=True)
         # Each figure is recorded as soon as it is measured, when asked to
         if s.record or s.results:
             benchmarking.save_figure(figures[-1], line.strip(), s.threads,
                                      Path(s.results) if s.results else None)
-    print('\n' + '\n'.join(f"* `{r['figure']}`: {benchmarking.describe(r)}"
+    print('\n' + '\n'.join(f"* `{r['figure']}`: {results.describe_figure(r)}"
                            for r in figures))
     if s.plot:
         benchmarking.plot(figures, s.plot)

@@ -16,10 +16,13 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
   from round to round. The ratio to the peer is taken within each round and the median over
   rounds is reported, so that a slow minute of a busy machine hits both sides alike.
   Both the wall-clock time and the CPU time of the process are recorded; on a shared
-  machine the CPU time is the steadier of the two, and the ratios use it.
+  machine the CPU time is the steadier of the two, and the ratios use it. On a GPU
+  (`device` `cuda`) the process's CPU time says nothing of the kernels: every call is
+  timed by the wall clock between two synchronisations, and the ratios use that.
 * **Peak memory** is the high-water mark of the resident memory (`VmHWM` on Linux) of a
   fresh process that builds the graph and the model, resets the mark, and runs the step:
-  the memory *above data and model*.
+  the memory *above data and model*. On a GPU it is the CUDA allocator's high-water mark,
+  the same way.
 * **Records**: each measured figure is written to `experiments/results/benchmark.json` with
   the command that produced it, the date, the machine and the versions. The README's table
   and the site's benchmark page are rendered from these records, never typed.
@@ -28,18 +31,18 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
 import gc
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
+from labml_gat import results
 from labml_gat.edges import EdgeGraphAttentionV2Layer
 from labml_gat.gatv2_conv import GATv2Conv as DropInGATv2Conv
 from labml_gat.lean import LeanGraphAttentionV2Layer, LeanTwoLayerGAT
@@ -53,7 +56,8 @@ IMPLS = ('edges', 'lean', 'dropin', 'pyg', 'fast')
 LAYER_IMPLS = ('edges', 'lean', 'dropin', 'pyg')
 # Those that take edge features
 EDGE_FEATURE_IMPLS = ('dropin', 'pyg')
-PEER = 'pyg'
+# The implementation every other is compared with
+PEER = results.PEER
 
 
 # ## The graphs
@@ -205,7 +209,20 @@ class Runner:
 
 
 def make_runner(task: dict, impl: str) -> Runner:
-    """The runner of one implementation for a task (see `run_task`)."""
+    """The runner of one implementation for a task (see `run_task`), on its device."""
+    runner = build_runner(task, impl)
+    device = torch.device(task.get('device', 'cpu'))
+    runner.module.to(device)
+    runner.inputs = tuple(t.to(device) for t in runner.inputs)
+    runner.x, runner.edge_index = runner.inputs[:2]
+    if runner.y is not None:
+        runner.y, runner.mask = runner.y.to(device), runner.mask.to(device)
+    # The optimizer's state is made at the first step, on the parameters' device
+    return runner
+
+
+def build_runner(task: dict, impl: str) -> Runner:
+    """The runner of one implementation for a task, on the CPU."""
     torch.manual_seed(0)
     n_heads, n_hidden = task['n_heads'], task['n_hidden']
     if task['graph'] == 'cora':
@@ -232,11 +249,23 @@ def make_runner(task: dict, impl: str) -> Runner:
 
 # ## Time and memory
 
-def timed(function: Callable[[], None]) -> Tuple[float, float]:
-    """The wall-clock and CPU seconds of one call."""
+def timed(function: Callable[[], None], device: str = 'cpu') -> Tuple[float, float]:
+    """
+    The wall-clock and CPU seconds of one call; on a GPU, between two synchronisations,
+    so that the kernels it launched are counted.
+    """
+    cuda = torch.device(device).type == 'cuda'
+    if cuda:
+        torch.cuda.synchronize(device)
     wall, cpu = time.perf_counter(), time.process_time()
     function()
+    if cuda:
+        torch.cuda.synchronize(device)
     return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def on_gpu(task: dict) -> bool:
+    return torch.device(task.get('device', 'cpu')).type == 'cuda'
 
 
 def peak_resident_bytes() -> int:
@@ -267,6 +296,20 @@ def reset_peak() -> int:
     return peak_resident_bytes()
 
 
+def cuda_peak_bytes() -> int:
+    """The CUDA allocator's high-water mark on the current device."""
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated()
+
+
+def reset_cuda_peak() -> int:
+    """Reset the CUDA allocator's high-water mark and return what is allocated now."""
+    gc.collect()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    return torch.cuda.memory_allocated()
+
+
 def alternate(task: dict) -> dict:
     """
     ### Alternating rounds
@@ -275,6 +318,7 @@ def alternate(task: dict) -> dict:
     The first `warmup` rounds are not kept.
     """
     impls = list(task['impls'])
+    device = task.get('device', 'cpu')
     runners = {impl: make_runner(task, impl) for impl in impls}
     times = {(impl, kind, clock): [] for impl in impls for kind in ('step', 'eval')
              for clock in ('wall', 'cpu')}
@@ -283,7 +327,8 @@ def alternate(task: dict) -> dict:
         for kind in ('step', 'eval'):
             for impl in order:
                 runner = runners[impl]
-                wall, cpu = timed(runner.step if kind == 'step' else runner.evaluate)
+                wall, cpu = timed(runner.step if kind == 'step' else runner.evaluate,
+                                  device)
                 if r >= task['warmup']:
                     times[impl, kind, 'wall'].append(wall)
                     times[impl, kind, 'cpu'].append(cpu)
@@ -295,7 +340,9 @@ def alternate(task: dict) -> dict:
             row[f'{kind}_ms'] = 1e3 * statistics.median(times[impl, kind, 'wall'])
             row[f'{kind}_cpu_ms'] = 1e3 * statistics.median(times[impl, kind, 'cpu'])
             if PEER in impls and impl != PEER:
-                for clock, suffix in (('cpu', ''), ('wall', '_wall')):
+                # The ratio that counts: CPU time on a CPU, wall clock on a GPU
+                main = 'wall' if on_gpu(task) else 'cpu'
+                for clock, suffix in ((main, ''), ('wall', '_wall')):
                     row[f'{kind}_ratio{suffix}'] = statistics.median(
                         mine / theirs for mine, theirs in
                         zip(times[impl, kind, clock], times[PEER, kind, clock]))
@@ -311,14 +358,18 @@ def peak(task: dict) -> dict:
     high-water mark, and runs `steps` training steps; then the same for evaluation.
     Returns the memory above data and model, and the step's times.
     """
-    limit = limit_memory() if task.get('limit_memory') else None
+    device = task.get('device', 'cpu')
+    # CUDA reserves far more address space than it uses: no cap on a GPU
+    limit = limit_memory() if task.get('limit_memory') and not on_gpu(task) else None
+    high_water, reset = ((cuda_peak_bytes, reset_cuda_peak) if on_gpu(task)
+                         else (peak_resident_bytes, reset_peak))
     runner = make_runner(task, task['impl'])
-    setup = reset_peak()
-    step_times = [timed(runner.step) for _ in range(task['steps'])]
-    step_peak = peak_resident_bytes() - setup
-    reset_peak()
-    eval_times = [timed(runner.evaluate) for _ in range(task['steps'])]
-    eval_peak = peak_resident_bytes() - setup
+    setup = reset()
+    step_times = [timed(runner.step, device) for _ in range(task['steps'])]
+    step_peak = high_water() - setup
+    reset()
+    eval_times = [timed(runner.evaluate, device) for _ in range(task['steps'])]
+    eval_peak = high_water() - setup
     return {'impl': task['impl'], 'setup_bytes': setup,
             'peak_train_bytes': step_peak, 'peak_eval_bytes': eval_peak,
             'step_ms': 1e3 * min(t[0] for t in step_times),
@@ -350,6 +401,8 @@ def limit_memory() -> Optional[int]:
 def run_task(task: dict) -> dict:
     """Run a task in this process: `alternate` or `peak`, with the task's threads."""
     torch.set_num_threads(task['threads'])
+    if on_gpu(task) and torch.device(task['device']).index is not None:
+        torch.cuda.set_device(torch.device(task['device']))
     return {'alternate': alternate, 'peak': peak}[task['mode']](task)
 
 
@@ -386,6 +439,8 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
     for key in ('n_nodes', 'degree', 'in_features', 'edge_dim'):
         if task.get(key) and task['graph'] != 'cora':
             figure[key] = task[key]
+    if on_gpu(task):
+        figure['device'] = task['device']
     rows = {impl: {} for impl in task['impls']}
     if alternating:
         result = run_worker({**task, 'mode': 'alternate'})
@@ -416,152 +471,23 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
     return figure
 
 
-# ## Records
+# ## Records and the plot
 #
 # Each figure is one record of [`labml_gat.results`](results.html),
 # `experiments/results/benchmark_<figure>.json`: the command, the date, the machine, the
-# versions, and the figure's values.
-
-def record_name(figure: str) -> str:
-    return f'benchmark_{figure}'
-
+# versions, and the figure's values. `results` reads them back and renders the table.
 
 def save_figure(figure: dict, command: str, threads: int, folder: Optional[Path] = None
                 ) -> Path:
     """Record a measured figure, replacing an earlier record of the same figure."""
-    from labml_gat import results
     values = {k: v for k, v in figure.items() if k != 'figure'}
     values['threads'] = threads
     # How busy the machine was: on a shared machine the wall-clock times depend on it
     values['load_average'] = (round(os.getloadavg()[0], 1) if hasattr(os, 'getloadavg')
                               else None)
-    return results.record(record_name(figure['figure']), command, values,
-                          folder or results.RESULTS)
-
-
-def figure_order(name: str) -> tuple:
-    """Cora first, then the layer figures, then the scale figures, each by size."""
-    kind, _, rest = name.partition('_')
-    size = rest.partition('_')[0]
-    return ({'cora': 0, 'layer': 1, 'scale': 2}.get(kind, 3), int(size) if size.isdigit()
-            else 0, name)
-
-
-def load_results(folder: Optional[Path] = None) -> List[dict]:
-    """
-    The recorded figures, as flat dictionaries: the record's `command`, `date`, `machine`
-    and `versions` with its values and `figure`, the name without `benchmark_`.
-    """
-    from labml_gat import results
-    folder = Path(folder or results.RESULTS)
-    figures = []
-    for path in sorted(folder.glob(record_name('*') + '.json')):
-        r = results.load(path.stem, folder)
-        check_record(r)
-        figures.append({'figure': r['name'][len(record_name('')):],
-                        **{k: r[k] for k in ('command', 'date', 'machine', 'versions')},
-                        **r['values']})
-    return sorted(figures, key=lambda f: figure_order(f['figure']))
-
-
-def check_record(r: dict) -> None:
-    """A record has a name, the provenance and the values of a figure."""
-    missing = [k for k in ('name', 'command', 'date', 'machine', 'versions', 'values')
-               if k not in r]
-    missing += [f'values.{k}' for k in FIGURE_KEYS if k not in r.get('values', {})]
-    if missing:
-        raise ValueError(f'benchmark record {r.get("name")!r} lacks {", ".join(missing)}')
-
-
-# The values every figure has
-FIGURE_KEYS = ('level', 'graph', 'n_heads', 'n_hidden', 'threads')
-
-
-# ## Formatting
-
-def gib(n_bytes: Optional[float]) -> str:
-    return '' if n_bytes is None else f'{n_bytes / 2 ** 30:.2f} GiB'
-
-
-def ms(value: Optional[float]) -> str:
-    if value is None:
-        return ''
-    return f'{value / 1e3:.1f} s' if value >= 10_000 else f'{value:.1f} ms'
-
-
-def ratio(value: Optional[float]) -> str:
-    return '' if value is None else f'{value:.2f}x'
-
-
-def describe(record: dict) -> str:
-    """What a figure measures, in a few words."""
-    if record['graph'] == 'cora':
-        what = 'Cora'
-    else:
-        what = (f"{record['n_nodes']:,} nodes, {record['degree']:g} random in-edges "
-                f"per node "
-                f"+ self loop, {record['in_features']} features")
-        if record.get('edge_dim'):
-            what += f", {record['edge_dim']} edge features"
-    model = 'one layer' if record['level'] == 'layer' else 'two-layer model'
-    return f"{what}; {model}, {record['n_heads']} heads x {record['n_hidden']}"
-
-
-TABLE_HEADER = ('| figure | impl | step | eval | step / PyG | eval / PyG '
-                '| peak train | peak / PyG |\n'
-                '|---|---|---|---|---|---|---|---|')
-
-
-def short_error(error: str) -> str:
-    """An error in a few words: an allocation that failed says how much it asked for."""
-    found = re.search(r'tried to allocate (\d+) bytes', error)
-    if found:
-        return f'out of memory (an allocation of {gib(int(found.group(1)))} failed)'
-    return error[:60]
-
-
-def format_table(records: Sequence[dict]) -> str:
-    """
-    The recorded figures as one Markdown table: CPU times per training step and evaluation
-    forward (medians over the alternating rounds), ratios to PyG, peak training memory above
-    data and model. A failed measurement shows its error.
-    """
-    lines = [TABLE_HEADER]
-    for r in records:
-        for impl, row in r.get('impls', {}).items():
-            if 'error' in row and 'step_cpu_ms' not in row:
-                cells = [short_error(row['error']), '', '', '', '', '']
-            else:
-                cells = [ms(row.get('step_cpu_ms')), ms(row.get('eval_cpu_ms')),
-                         ratio(row.get('step_ratio')), ratio(row.get('eval_ratio')),
-                         gib(row.get('peak_train_bytes')) or row.get('error', '')[:40],
-                         ratio(row.get('peak_ratio'))]
-            lines.append(f"| {r['figure']} | {impl} | " + ' | '.join(cells) + ' |')
-        if 'error' in r:
-            lines.append(f"| {r['figure']} | | {r['error'][:60]} | | | | | |")
-    return '\n'.join(lines)
-
-
-def format_provenance(records: Sequence[dict]) -> str:
-    """What each record measures and how: command, date, machine and versions."""
-    from labml_gat.results import provenance
-    def load(r: dict) -> str:
-        average = r.get('load_average')
-        return '' if average is None else f', load average {average}'
-    return '\n'.join(f"* `{r['figure']}`: {describe(r)}, {r['threads']} thread(s)"
-                     f"{load(r)}. {provenance(r)}" for r in records)
-
-
-def format_report(figures: Sequence[dict]) -> str:
-    """The table of measured figures, with what each one measures."""
-    return format_table(figures) + '\n\n' + '\n'.join(
-        f"* `{r['figure']}`: {describe(r)}" for r in figures)
-
-
-def recorded_report(folder: Optional[Path] = None) -> str:
-    """The table of the recorded figures with their provenance, for the README."""
-    records = load_results(folder)
-    return format_table(records) + '\n\n' + format_provenance(records)
+    name = results.benchmark_record_name(figure['figure'])
+    return results.record(name, command, values, folder or results.RESULTS,
+                          figure.get('device', 'cpu'))
 
 
 def plot(records: Sequence[dict], path: Optional[str] = None, title: str = ''):

@@ -42,8 +42,11 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 RESULTS = REPOSITORY / 'experiments' / 'results'
 
 
-def machine() -> dict:
-    """The machine a measurement ran on: its CPU, its cores and its memory."""
+def machine(device: str = 'cpu') -> dict:
+    """
+    The machine a measurement ran on: its CPU, its cores and its memory, and the GPU of a
+    measurement on `cuda`.
+    """
     cpu = platform.processor() or platform.machine()
     try:
         with open('/proc/cpuinfo') as f:
@@ -53,8 +56,14 @@ def machine() -> dict:
     except OSError:
         pass
     memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-    return {'cpu': cpu, 'cores': os.cpu_count(), 'memory_gib': round(memory / 2 ** 30),
-            'system': f'{platform.system()} {platform.release()}'}
+    found = {'cpu': cpu, 'cores': os.cpu_count(), 'memory_gib': round(memory / 2 ** 30),
+             'system': f'{platform.system()} {platform.release()}'}
+    if device.startswith('cuda'):
+        import torch
+        properties = torch.cuda.get_device_properties(torch.device(device))
+        found.update(gpu=properties.name,
+                     gpu_memory_gib=round(properties.total_memory / 2 ** 30))
+    return found
 
 
 def versions() -> dict:
@@ -69,10 +78,11 @@ def versions() -> dict:
     return found
 
 
-def record(name: str, command: str, values: dict, folder: Path = RESULTS) -> Path:
-    """Write the record `name` with the values measured by `command`."""
+def record(name: str, command: str, values: dict, folder: Path = RESULTS,
+           device: str = 'cpu') -> Path:
+    """Write the record `name` with the values measured by `command` on `device`."""
     data = {'name': name, 'command': command, 'date': date.today().isoformat(),
-            'machine': machine(), 'versions': versions(), 'values': values}
+            'machine': machine(device), 'versions': versions(), 'values': values}
     path = folder / f'{name}.json'
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + '\n', encoding='utf-8')
@@ -88,8 +98,9 @@ def provenance(result: dict) -> str:
     """One line that says where a record's numbers come from."""
     m, v = result['machine'], result['versions']
     pyg = f", PyG {v['torch_geometric']}" if 'torch_geometric' in v else ''
+    gpu = f" with an {m['gpu']} ({m['gpu_memory_gib']} GiB)" if 'gpu' in m else ''
     return (f"Measured on {result['date']} with `{result['command']}` on "
-            f"{m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB), "
+            f"{m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB){gpu}, "
             f"PyTorch {v['torch']}{pyg}.")
 
 
@@ -121,12 +132,6 @@ def experiments_table(names: Sequence[str], folder: Path) -> str:
                     f"{v['wall_seconds']:.0f} s | {v['load_average']} |")
     notes = [f"- {provenance(r)}" for r in records]
     return '\n'.join(rows) + '\n\n' + '\n'.join(notes)
-
-
-def benchmark_table(folder: Path) -> str:
-    """The benchmark's figures against PyG (see [the machinery](benchmarking.html))."""
-    from labml_gat import benchmarking
-    return benchmarking.recorded_report(folder)
 
 
 def duration(seconds: float) -> str:
@@ -221,6 +226,144 @@ def lookup_epoch_table(folder: Path) -> str:
     note = (f"Processor seconds of the fastest of {v['repeats']} epochs each, one "
             f"thread, load average {v['load_average']}. {provenance(record)}")
     return '\n'.join(rows) + '\n\n' + note
+
+
+# ## The benchmark's figures
+#
+# Each figure of the [benchmark](benchmarking.html) is the record `benchmark_<figure>`; the
+# table of all of them, with what each measures and how, is rendered here.
+
+# The implementation every other is compared with
+PEER = 'pyg'
+
+
+def benchmark_record_name(figure: str) -> str:
+    return f'benchmark_{figure}'
+
+
+def figure_order(name: str) -> tuple:
+    """Cora first, then the layer figures, then the scale figures, each by size."""
+    kind, _, rest = name.partition('_')
+    size = rest.partition('_')[0]
+    return ({'cora': 0, 'layer': 1, 'scale': 2}.get(kind, 3), int(size) if size.isdigit()
+            else 0, name)
+
+
+def load_figures(folder: Optional[Path] = None) -> List[dict]:
+    """
+    The recorded figures, as flat dictionaries: the record's `command`, `date`, `machine`
+    and `versions` with its values and `figure`, the name without `benchmark_`.
+    """
+    folder = Path(folder or RESULTS)
+    figures = []
+    for path in sorted(folder.glob(benchmark_record_name('*') + '.json')):
+        r = load(path.stem, folder)
+        check_figure_record(r)
+        figures.append({'figure': r['name'][len(benchmark_record_name('')):],
+                        **{k: r[k] for k in ('command', 'date', 'machine', 'versions')},
+                        **r['values']})
+    return sorted(figures, key=lambda f: figure_order(f['figure']))
+
+
+def check_figure_record(r: dict) -> None:
+    """A record has a name, the provenance and the values of a figure."""
+    missing = [k for k in ('name', 'command', 'date', 'machine', 'versions', 'values')
+               if k not in r]
+    missing += [f'values.{k}' for k in FIGURE_KEYS if k not in r.get('values', {})]
+    if missing:
+        raise ValueError(f'benchmark record {r.get("name")!r} lacks {", ".join(missing)}')
+
+
+# The values every figure has
+FIGURE_KEYS = ('level', 'graph', 'n_heads', 'n_hidden', 'threads')
+
+
+# ## Formatting
+
+def gib(n_bytes: Optional[float]) -> str:
+    return '' if n_bytes is None else f'{n_bytes / 2 ** 30:.2f} GiB'
+
+
+def ms(value: Optional[float]) -> str:
+    if value is None:
+        return ''
+    return f'{value / 1e3:.1f} s' if value >= 10_000 else f'{value:.1f} ms'
+
+
+def ratio(value: Optional[float]) -> str:
+    return '' if value is None else f'{value:.2f}x'
+
+
+def describe_figure(record: dict) -> str:
+    """What a figure measures, in a few words."""
+    if record['graph'] == 'cora':
+        what = 'Cora'
+    else:
+        what = (f"{record['n_nodes']:,} nodes, {record['degree']:g} random in-edges "
+                f"per node "
+                f"+ self loop, {record['in_features']} features")
+        if record.get('edge_dim'):
+            what += f", {record['edge_dim']} edge features"
+    model = 'one layer' if record['level'] == 'layer' else 'two-layer model'
+    where = f" on {record['device']}" if record.get('device') else ''
+    return f"{what}; {model}, {record['n_heads']} heads x {record['n_hidden']}{where}"
+
+
+FIGURES_HEADER = ('| figure | impl | step | eval | step / PyG | eval / PyG '
+                '| peak train | peak / PyG |\n'
+                '|---|---|---|---|---|---|---|---|')
+
+
+def short_error(error: str) -> str:
+    """An error in a few words: an allocation that failed says how much it asked for."""
+    found = re.search(r'tried to allocate (\d+) bytes', error)
+    if found:
+        return f'out of memory (an allocation of {gib(int(found.group(1)))} failed)'
+    # CUDA's allocator says it in its own units
+    found = re.search(r'Tried to allocate ([\d.]+ [GM]iB)', error)
+    if found:
+        return f'out of memory (an allocation of {found.group(1)} failed)'
+    return error[:60]
+
+
+def figures_table(records: Sequence[dict]) -> str:
+    """
+    The recorded figures as one Markdown table: times per training step and evaluation
+    forward (medians over the alternating rounds; CPU time on a CPU, wall clock on a GPU),
+    ratios to PyG, peak training memory above data and model. A failed measurement shows
+    its error.
+    """
+    lines = [FIGURES_HEADER]
+    for r in records:
+        clock = '' if r.get('device') else '_cpu'
+        for impl, row in r.get('impls', {}).items():
+            if 'error' in row and f'step{clock}_ms' not in row:
+                cells = [short_error(row['error']), '', '', '', '', '']
+            else:
+                cells = [ms(row.get(f'step{clock}_ms')), ms(row.get(f'eval{clock}_ms')),
+                         ratio(row.get('step_ratio')), ratio(row.get('eval_ratio')),
+                         gib(row.get('peak_train_bytes')) or row.get('error', '')[:40],
+                         ratio(row.get('peak_ratio'))]
+            lines.append(f"| {r['figure']} | {impl} | " + ' | '.join(cells) + ' |')
+        if 'error' in r:
+            lines.append(f"| {r['figure']} | | {r['error'][:60]} | | | | | |")
+    return '\n'.join(lines)
+
+
+def figures_provenance(records: Sequence[dict]) -> str:
+    """What each record measures and how: command, date, machine and versions."""
+    def load(r: dict) -> str:
+        average = r.get('load_average')
+        return '' if average is None else f', load average {average}'
+    return '\n'.join(f"* `{r['figure']}`: {describe_figure(r)}, {r['threads']} thread(s)"
+                     f"{load(r)}. {provenance(r)}" for r in records)
+
+
+def benchmark_table(folder: Path = RESULTS) -> str:
+    """The benchmark's figures against PyG (see [the machinery](benchmarking.html)), with
+    what each one measures and how."""
+    records = load_figures(folder)
+    return figures_table(records) + '\n\n' + figures_provenance(records)
 
 
 TABLES: Dict[str, Callable[[Path], str]] = {

@@ -78,7 +78,7 @@ def test_figure_records_and_rendering(tmp_path):
     assert 'peak_train_bytes' in figure['impls']['pyg']
     path = benchmarking.save_figure(figure, 'python experiments/benchmark.py --tiny', 1, tmp_path)
     assert path == tmp_path / 'benchmark_layer_60.json'
-    loaded = benchmarking.load_results(tmp_path)
+    loaded = results.load_figures(tmp_path)
     check_schema(loaded)
     assert loaded[0]['impls'] == json.loads(json.dumps(figure['impls']))
     # A new measurement of the same figure replaces the old record and keeps the others
@@ -87,13 +87,13 @@ def test_figure_records_and_rendering(tmp_path):
     benchmarking.save_figure(dict(figure, figure='cora'), 'python experiments/benchmark.py', 1,
                              tmp_path)
     benchmarking.save_figure(figure, 'python experiments/benchmark.py --again', 1, tmp_path)
-    assert [(r['figure'], r['command'][-5:]) for r in benchmarking.load_results(tmp_path)] == \
+    assert [(r['figure'], r['command'][-5:]) for r in results.load_figures(tmp_path)] == \
         [('cora', 'rk.py'), ('layer_60', 'again'), ('layer_61', '-tiny')]
 
-    table = benchmarking.format_table(loaded)
-    assert table.startswith(benchmarking.TABLE_HEADER)
+    table = results.figures_table(loaded)
+    assert table.startswith(results.FIGURES_HEADER)
     assert '| layer_60 | lean |' in table and '| layer_60 | pyg |' in table
-    report = benchmarking.recorded_report(tmp_path)
+    report = results.benchmark_table(tmp_path)
     assert 'python experiments/benchmark.py --again' in report
     fig = benchmarking.plot(loaded, str(tmp_path / 'plot.png'))
     assert (tmp_path / 'plot.png').stat().st_size > 0
@@ -106,8 +106,8 @@ def test_bad_records(tmp_path):
                                                            'values': {'level': 'layer'}}))
     with pytest.raises(ValueError, match="benchmark record 'benchmark_x' lacks command, date, "
                                          "machine, versions, values.graph"):
-        benchmarking.load_results(tmp_path)
-    assert benchmarking.load_results(tmp_path / 'none') == []
+        results.load_figures(tmp_path)
+    assert results.load_figures(tmp_path / 'none') == []
 
 
 def test_failed_implementation_is_a_row_of_the_table():
@@ -118,7 +118,7 @@ def test_failed_implementation_is_a_row_of_the_table():
                           'edges': {'error': "RuntimeError: [enforce fail at alloc_cpu.cpp:127]"
                                              " err == 0. DefaultCPUAllocator: can't allocate "
                                              "memory: you tried to allocate 2816000000 bytes."}}}]
-    table = benchmarking.format_table(records).splitlines()
+    table = results.figures_table(records).splitlines()
     assert table[2] == '| scale_9 | lean | 12.0 s |  |  |  | 1.00 GiB |  |'
     assert table[3].startswith('| scale_9 | pyg | RuntimeError: not enough memory |')
     assert table[4].startswith('| scale_9 | edges | out of memory (an allocation of 2.62 GiB '
@@ -132,6 +132,11 @@ def test_failed_implementation_is_a_row_of_the_table():
     (['--impls', 'dense'], "--impls takes edges, lean, dropin, pyg, got 'dense'"),
     (['--layer-nodes', '1'], '--layer-nodes must be at least 2'),
     (['--degree', '0'], '--degree must be positive, got 0.0'),
+    (['--device', 'mps' if torch.backends.mps.is_available() else 'cuda:99'],
+     '--device mps: the benchmark measures cpu or cuda' if torch.backends.mps.is_available()
+     else '--device cuda:99: ' + (f'there are {torch.cuda.device_count()} CUDA devices'
+                                  if torch.cuda.is_available()
+                                  else 'PyTorch finds no CUDA device here; use --device cpu')),
 ])
 def test_usage_errors(args, message):
     process = run_script('benchmark', *args)
@@ -156,7 +161,7 @@ def test_script_writes_records(tmp_path):
     script.main(['--figures', 'layer', 'scale', '--layer-nodes', '50', '--scale-nodes', '40',
                  '--in-features', '8', '--n-heads', '2', '--n-hidden', '2', '--rounds', '1',
                  '--warmup', '0', '--results', str(tmp_path), '--scale-impls', 'lean'])
-    records = benchmarking.load_results(tmp_path)
+    records = results.load_figures(tmp_path)
     assert [r['figure'] for r in records] == ['layer_50', 'scale_40']
     check_schema(records)
     assert records[0]['command'].startswith('python experiments/benchmark.py --figures layer')
@@ -175,7 +180,7 @@ def test_nothing_is_recorded_unless_asked(tmp_path, monkeypatch, capsys):
     script.main(quick)
     assert list((tmp_path / 'records').iterdir()) == []
     out = capsys.readouterr().out
-    assert out.count(benchmarking.TABLE_HEADER) == 1
+    assert out.count(results.FIGURES_HEADER) == 1
     assert sum(line.startswith('| layer_30 | edges |') for line in out.splitlines()) == 1
     # `--record` writes the project's records
     script.main(quick + ['--record'])
@@ -215,13 +220,13 @@ def test_drop_in_and_edge_feature_figures(tmp_path):
                  '--impls', 'lean', 'dropin', 'pyg', '--in-features', '8', '--n-heads', '2',
                  '--n-hidden', '2', '--rounds', '1', '--warmup', '0', '--threads', '2',
                  '--results', str(tmp_path)])
-    records = benchmarking.load_results(tmp_path)
+    records = results.load_figures(tmp_path)
     check_schema(records)
     assert [r['figure'] for r in records] == ['layer_50_edge3_threads2', 'layer_50_threads2']
     assert set(records[0]['impls']) == {'dropin', 'pyg'} and records[0]['edge_dim'] == 3
     assert set(records[1]['impls']) == {'lean', 'dropin', 'pyg'}
     assert records[0]['threads'] == 2
-    assert '3 edge features' in benchmarking.format_provenance(records)
+    assert '3 edge features' in results.figures_provenance(records)
     with pytest.raises(ValueError, match="'lean' takes no edge features"):
         benchmarking.make_layer('lean', 8, 2, 2, edge_dim=3)
 
@@ -239,7 +244,7 @@ def test_cora_runner():
 def check_schema(records):
     for r in records:
         assert {'figure', 'command', 'date', 'machine', 'versions', 'threads', 'impls',
-                *benchmarking.FIGURE_KEYS} <= set(r)
+                *results.FIGURE_KEYS} <= set(r)
         assert {'cpu', 'cores', 'memory_gib'} <= set(r['machine'])
         assert {'torch', 'torch_geometric', 'python'} <= set(r['versions'])
         assert r['command'].startswith('python experiments/benchmark.py')
@@ -248,7 +253,45 @@ def check_schema(records):
 
 
 def test_recorded_results():
-    records = benchmarking.load_results()
+    records = results.load_figures()
     check_schema(records)
     names = {r['figure'] for r in records}
     assert {'cora', 'layer_100000'} <= names
+
+
+def test_gpu_figures_are_named_timed_and_described_as_such():
+    # On a GPU a figure is named for its device, its table shows wall-clock times (the process's
+    # CPU time says nothing of the kernels) and its provenance names the GPU
+    settings = load_experiment('benchmark').BenchmarkSettings(figures=['cora', 'layer', 'scale'],
+                                                              edge_dims=[0, 16], device='cuda:1')
+    named = {name: task['device'] for name, task, _, _ in load_experiment('benchmark').tasks(settings)}
+    assert named == dict.fromkeys(['cora_cuda1', 'layer_100000_cuda1', 'layer_100000_edge16_cuda1',
+                                   'scale_1000000_cuda1'], 'cuda:1')
+    record = {'figure': 'layer_9_cuda', 'device': 'cuda', 'threads': 1, 'level': 'layer',
+              'graph': 'random', 'n_nodes': 9, 'degree': 1.0, 'in_features': 4, 'n_heads': 2,
+              'n_hidden': 2, 'command': 'c', 'date': 'd', 'versions': {'torch': 't'},
+              'machine': {'cpu': 'x', 'cores': 16, 'memory_gib': 128, 'gpu': 'NVIDIA H200',
+                          'gpu_memory_gib': 140},
+              'impls': {'lean': {'step_ms': 2.0, 'step_cpu_ms': 9.0, 'eval_ms': 1.0,
+                                 'eval_cpu_ms': 9.0, 'step_ratio': 0.5, 'eval_ratio': 0.25}}}
+    assert results.figures_table([record]).splitlines()[2] == \
+        '| layer_9_cuda | lean | 2.0 ms | 1.0 ms | 0.50x | 0.25x |  |  |'
+    assert results.describe_figure(record).endswith('2 heads x 2 on cuda')
+    assert 'with an NVIDIA H200 (140 GiB)' in results.figures_provenance([record])
+
+
+def test_the_ratio_uses_the_wall_clock_on_a_gpu(monkeypatch):
+    # Times of one round: CPU time says the layer is 4x PyG's, the wall clock 0.5x; on a GPU the
+    # wall clock is the one that counts
+    clocks = {'lean': (1.0, 4.0), 'pyg': (2.0, 1.0)}
+
+    class Fake:
+        def __init__(self, impl):
+            self.step = self.evaluate = lambda: impl
+
+    monkeypatch.setattr(benchmarking, 'make_runner', lambda task, impl: Fake(impl))
+    monkeypatch.setattr(benchmarking, 'timed', lambda function, device: clocks[function()])
+    task = dict(TINY, impls=['lean', 'pyg'], rounds=1)
+    assert benchmarking.alternate(task)['impls']['lean']['step_ratio'] == 4.0
+    monkeypatch.setattr(benchmarking, 'on_gpu', lambda task: True)
+    assert benchmarking.alternate(task)['impls']['lean']['step_ratio'] == 0.5

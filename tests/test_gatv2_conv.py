@@ -7,6 +7,7 @@ The device-agnostic tests run on every device present: the CPU, and CUDA when it
 """
 
 import ast
+import warnings
 
 import pytest
 import torch
@@ -270,13 +271,19 @@ def test_half_precision_within_the_edge_layers_error(dtype, device):
             assert ours <= 1.1 * theirs + 1e-4, (name, errors)
 
 
-def test_autocast():
-    # Under autocast the projections run in bfloat16, the attention in float32 inside; the result
-    # is close to float32's, and its gradients reach every parameter in its own dtype
-    conv = GATv2Conv(16, 8, heads=4, edge_dim=3)
-    x, edge_index = torch.randn(50, 16), random_graph(50, 400, self_loops=False)
-    edge_attr = torch.randn(edge_index.shape[1], 3)
-    with torch.autocast('cpu', torch.bfloat16):
+AUTOCAST = [('cpu', torch.bfloat16)] + ([('cuda', torch.bfloat16), ('cuda', torch.float16)]
+                                         if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize('device, dtype', AUTOCAST, ids=str)
+def test_autocast(device, dtype):
+    # Under autocast the projections run in half precision, the attention in float32 inside; the
+    # result is close to float32's, and its gradients reach every parameter in its own dtype
+    conv = GATv2Conv(16, 8, heads=4, edge_dim=3).to(device)
+    x = torch.randn(50, 16, device=device)
+    edge_index = random_graph(50, 400, self_loops=False).to(device)
+    edge_attr = torch.randn(edge_index.shape[1], 3, device=device)
+    with torch.autocast(device, dtype):
         out = conv(x, edge_index, edge_attr)
     out.sum().backward()
     reference = conv(x, edge_index, edge_attr)
@@ -364,7 +371,8 @@ def test_inside_pyg_models():
     out['paper'].sum().backward()
 
 
-def test_compile_does_not_recompile_for_new_graph_sizes():
+@pytest.mark.parametrize('device', DEVICES)
+def test_compile_does_not_recompile_for_new_graph_sizes(device):
     # torch.compile(dynamic=True) compiles the projections, residual and bias once; the chunked
     # attention runs eagerly (one graph break per layer), so new graph sizes reuse the graphs
     graphs = []
@@ -375,14 +383,15 @@ def test_compile_does_not_recompile_for_new_graph_sizes():
 
     torch._dynamo.reset()
     model = torch.nn.Sequential()
-    conv1, conv2 = GATv2Conv(5, 4, heads=2, residual=True), GATv2Conv(8, 3)
+    conv1, conv2 = GATv2Conv(5, 4, heads=2, residual=True).to(device), GATv2Conv(8, 3).to(device)
 
     def forward(x, edge_index):
         return conv2(torch.relu(conv1(x, edge_index)), edge_index)
 
     compiled = torch.compile(forward, backend=backend, dynamic=True)
     for n_nodes in (20, 37, 55):
-        x, edge_index = torch.randn(n_nodes, 5), random_graph(n_nodes, 4 * n_nodes, False)
+        x = torch.randn(n_nodes, 5, device=device)
+        edge_index = random_graph(n_nodes, 4 * n_nodes, False).to(device)
         torch.testing.assert_close(compiled(x, edge_index), forward(x, edge_index))
         if n_nodes == 20:
             n_graphs = len(graphs)
@@ -390,6 +399,48 @@ def test_compile_does_not_recompile_for_new_graph_sizes():
     # Five graphs, none compiled again: each layer's projections, each layer's residual and bias
     # around its eager attention, and the caller's ReLU between the layers
     assert n_graphs == 5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='Inductor is tried on CUDA only')
+def test_compile_with_inductor_on_cuda():
+    # The default backend generates the projections' kernels; outputs and gradients are eager's
+    torch._dynamo.reset()
+    conv = GATv2Conv(16, 8, heads=4, edge_dim=3, residual=True).cuda()
+    compiled = torch.compile(conv, dynamic=True)
+    for n_nodes in (100, 333):
+        x = torch.randn(n_nodes, 16, device='cuda', requires_grad=True)
+        edge_index = random_graph(n_nodes, 8 * n_nodes, False).cuda()
+        edge_attr = torch.randn(edge_index.shape[1], 3, device='cuda')
+        results = []
+        for module in (compiled, conv):
+            out = module(x, edge_index, edge_attr)
+            grad, = torch.autograd.grad(out.pow(2).sum(), x)
+            results.append((out, grad))
+        torch.testing.assert_close(results[0], results[1], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='host synchronisation is a CUDA matter')
+def test_no_host_synchronisation_inside_the_chunk_loop():
+    # A training step synchronises with the host a fixed number of times (sorting, the chunks'
+    # bounds, self loops), however many chunks it is cut into
+    def synchronisations(chunk_size):
+        torch.manual_seed(0)
+        conv = GATv2Conv(16, 8, heads=4, edge_dim=3, dropout=0.5, chunk_size=chunk_size).cuda()
+        x = torch.randn(500, 16, device='cuda', requires_grad=True)
+        edge_index = random_graph(500, 5000, False).cuda()
+        edge_attr = torch.randn(edge_index.shape[1], 3, device='cuda')
+        torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            torch.cuda.set_sync_debug_mode('warn')
+            try:
+                conv(x, edge_index, edge_attr).pow(2).sum().backward()
+            finally:
+                torch.cuda.set_sync_debug_mode('default')
+        return sum('synchroniz' in str(w.message) for w in caught)
+
+    few, many = synchronisations(1_000_000), synchronisations(50)
+    assert many == few, (few, many)
 
 
 def test_unsupported_transforms_fail_with_one_clear_line():

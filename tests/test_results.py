@@ -6,7 +6,7 @@ when a quote and its record disagree.
 import json
 import re
 
-from conftest import REPO
+from conftest import REPO, imported_modules
 from labml_gat import results
 
 
@@ -94,3 +94,9 @@ def test_a_page_fills_its_empty_markers_from_the_record(tmp_path):
     record['values']['test_mean'] += 1
     (tmp_path / 'cora_seeds10.json').write_text(json.dumps(record), encoding='utf-8')
     assert results.fill(page, tmp_path) != filled
+
+
+def test_results_import_nothing_of_the_package():
+    # The records are read and rendered here; the modules that make them import this one, and
+    # nothing here imports them back
+    assert not any(name == 'labml_gat' for name in imported_modules(REPO / 'labml_gat' / 'results.py'))

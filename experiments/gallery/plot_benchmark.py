@@ -21,13 +21,13 @@ at that size fixed costs dominate and its ratios say little about large graphs.
 # ----------------
 #
 # The table below is rendered from the records. ``step`` and ``eval`` are the median CPU
-# times; ``/ PyG`` the median ratio to PyG within a round; ``peak train`` the high-water mark
-# of resident memory during a training step above the data and the model. A row with an error
-# is a measurement that failed, for example for lack of memory.
-from labml_gat import benchmarking
+# times (on a GPU, wall-clock times); ``/ PyG`` the median ratio to PyG within a round;
+# ``peak train`` the high-water mark of memory during a training step above the data and
+# the model. A row with an error is a measurement that failed, for example for lack of memory.
+from labml_gat import benchmarking, results
 
-records = benchmarking.load_results()
-print(benchmarking.recorded_report())
+records = results.load_figures()
+print(results.benchmark_table())
 
 # %%
 # The ratios to PyG as bars: left of the line is better than PyG.
