@@ -53,7 +53,7 @@ The [Cora experiment](../experiments/cora.html) trains it with `--layer gat`, as
 """
 
 import math
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from torch import nn
@@ -128,13 +128,14 @@ class GraphAttentionLayer(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, h: Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]],
-                adj_mat: torch.Tensor, return_attention: bool = False):
+                adj_mat: Optional[torch.Tensor], return_attention: bool = False):
         r"""
         ### Forward pass
 
         * `h`, $\mathbf{h}$, is the input node embeddings of shape `[n_nodes, in_features]`.
         * `adj_mat` is a boolean adjacency matrix of shape `[n_nodes, n_nodes]`, `[n_nodes, n_nodes, 1]`
           or `[n_nodes, n_nodes, n_heads]`; `adj_mat[i, j]` is `True` if node $i$ attends to node $j$.
+          `None` means every node attends to every node: nothing is masked.
         * `return_attention` if `True`, also return the attention coefficients $\alpha_{ij}$
           of shape `[n_nodes, n_nodes, n_heads]` (before dropout).
 
@@ -171,8 +172,11 @@ class GraphAttentionLayer(nn.Module):
         #
         # $\alpha_{ijk} = \text{softmax}_j(e_{ijk})$ over $j \in \mathcal{N}_i$: non-edges get the lowest
         # finite score, and the mask zeroes the row of a node with no neighbour (no NaN).
-        e = e.masked_fill(~adj_mat, torch.finfo(e.dtype).min)
-        a = torch.softmax(e, dim=-2) * adj_mat
+        if adj_mat is not None:
+            e = e.masked_fill(~adj_mat, torch.finfo(e.dtype).min)
+        a = torch.softmax(e, dim=-2)
+        if adj_mat is not None:
+            a = a * adj_mat
         attention = a
         a = self.dropout(a)
 
@@ -205,7 +209,7 @@ class GraphAttentionLayer(nn.Module):
                 f'bias={self.bias is not None}')
 
     def check_inputs(self, h: Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]],
-                     adj_mat: torch.Tensor) -> torch.Tensor:
+                     adj_mat: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         """
         ### Input checks
 
@@ -230,13 +234,16 @@ class GraphAttentionLayer(nn.Module):
             if x.dtype != dtype:
                 raise TypeError(f'{name} is {x.dtype} but the layer is {dtype}: '
                                 f'pass {name}.to({dtype}) or call layer.to({x.dtype})')
-        if not isinstance(adj_mat, torch.Tensor) or adj_mat.dtype != torch.bool:
-            raise TypeError(f'adj_mat must be a boolean tensor, '
+        if adj_mat is not None and (not isinstance(adj_mat, torch.Tensor)
+                                    or adj_mat.dtype != torch.bool):
+            raise TypeError(f'adj_mat must be a boolean tensor or None, '
                             f'got {describe(adj_mat)}')
         batches = [list(x.shape[:-2]) for _, x, _ in named]
         if not broadcast(*batches):
             raise ValueError(f'the batch dimensions of h_l, {batches[0]}, and of '
                              f'h_r, {batches[-1]}, do not broadcast')
+        if adj_mat is None:
+            return None
         # The rows are the queries, the columns the neighbours
         n_r, n_l = named[-1][1].shape[-2], named[0][1].shape[-2]
         nodes = f'{n_r} nodes' if len(named) == 1 else f'{n_r} queries, {n_l} neighbours'

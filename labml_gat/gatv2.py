@@ -78,7 +78,7 @@ The [edge-list layer](edges.html) computes the same function in $O(|\mathcal{E}|
 """
 
 import math
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from torch import nn
@@ -100,7 +100,8 @@ class GraphAttentionV2Layer(nn.Module):
                  dropout: float = 0.6,
                  leaky_relu_negative_slope: float = 0.2,
                  share_weights: bool = False,
-                 bias: bool = False):
+                 bias: bool = False,
+                 broadcast: bool = False):
         """
         * `in_features`, $F$, is the number of input features per node
         * `out_features` is the number of output features per node: $K F'$ when the heads
@@ -111,6 +112,9 @@ class GraphAttentionV2Layer(nn.Module):
         * `leaky_relu_negative_slope` is the negative slope of the LeakyReLU
         * `share_weights` if `True`, the same matrix is used for the query and the neighbour, $W_l = W_r$
         * `bias` if `True`, a learnable vector is added to the output after the heads are merged
+        * `broadcast` if `True`, the scores are made by `broadcast_scores`: the same numbers
+          without copying the pairs, faster on batches of small graphs (what
+          [DictionaryLookup](lookup.html) trains)
         """
         super().__init__()
         for name, value in (('in_features', in_features), ('out_features', out_features),
@@ -126,6 +130,7 @@ class GraphAttentionV2Layer(nn.Module):
         self.is_concat = is_concat
         self.n_heads = n_heads
         self.share_weights = share_weights
+        self.broadcast = broadcast
 
         # $F'$, the features of each head: `out_features` split between the heads when they
         # are concatenated, all of `out_features` when they are averaged.
@@ -170,7 +175,7 @@ class GraphAttentionV2Layer(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, h: Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]],
-                adj_mat: torch.Tensor, return_attention: bool = False):
+                adj_mat: Optional[torch.Tensor], return_attention: bool = False):
         r"""
         ### Forward pass
 
@@ -178,6 +183,7 @@ class GraphAttentionV2Layer(nn.Module):
         * `adj_mat` is a boolean adjacency matrix of shape `[n_nodes, n_nodes, n_heads]`;
           `adj_mat[i, j]` is `True` if node $i$ attends to node $j$.
           Shapes `[n_nodes, n_nodes]` and `[n_nodes, n_nodes, 1]` share one adjacency across the heads.
+          `None` means every node attends to every node: nothing is masked.
         * `return_attention` if `True`, also return the attention coefficients $\alpha_{ij}$
           of shape `[n_nodes, n_nodes, n_heads]` (before dropout).
 
@@ -216,29 +222,32 @@ class GraphAttentionV2Layer(nn.Module):
         #
         # ![repeat_interleave repeats each query's row, tile repeats the neighbours: row iN + j
         # holds the pair (i, j), and viewed as N x N the pairs form a grid](../_static/figures/pair_grid.svg)
-        #
-        # `g_r.repeat_interleave(n_l, dim=-3)` repeats each query's row $N_l$ times in place,
-        # so its row $i N_l + j$ holds $g_{r,i}$:
-        # $$\{g_{r,1}, g_{r,1}, \dots, g_{r,1}, g_{r,2}, g_{r,2}, \dots, g_{r,2}, \dots\}$$
-        g_r_repeat_interleave = g_r.repeat_interleave(n_l, dim=-3)
-        # `g_l.tile(n_r, 1, 1)` tiles all the neighbours (of each graph) once per query,
-        # so its row $i N_l + j$ holds $g_{l,j}$:
-        # $$\{g_{l,1}, g_{l,2}, \dots, g_{l,N_l}, g_{l,1}, g_{l,2}, \dots, g_{l,N_l}, \dots\}$$
-        g_l_repeat = g_l.tile(n_r, 1, 1)
-        # Adding them gives, in row $i N_l + j$, the sum $g_{r,i} + g_{l,j} = W_r h_i + W_l h_j$
-        # for the query $i$ and the neighbour $j$.
-        g_sum = g_r_repeat_interleave + g_l_repeat
-        # Viewed as an $N_r \times N_l$ grid, `g_sum[..., i, j, :, :]` is $g_{r,i} + g_{l,j}$:
-        # `[..., n_r, n_l, n_heads, n_hidden]`, the query $i$ first, the neighbour $j$ second.
-        g_sum = g_sum.unflatten(-3, (n_r, n_l))
+        if self.broadcast:
+            # The same scores without copying the pairs (see `broadcast_scores` below)
+            e = self.broadcast_scores(g_l, g_r)
+        else:
+            # `g_r.repeat_interleave(n_l, dim=-3)` repeats each query's row $N_l$ times in place,
+            # so its row $i N_l + j$ holds $g_{r,i}$:
+            # $$\{g_{r,1}, g_{r,1}, \dots, g_{r,1}, g_{r,2}, g_{r,2}, \dots, g_{r,2}, \dots\}$$
+            g_r_repeat_interleave = g_r.repeat_interleave(n_l, dim=-3)
+            # `g_l.tile(n_r, 1, 1)` tiles all the neighbours (of each graph) once per query,
+            # so its row $i N_l + j$ holds $g_{l,j}$:
+            # $$\{g_{l,1}, g_{l,2}, \dots, g_{l,N_l}, g_{l,1}, g_{l,2}, \dots, g_{l,N_l}, \dots\}$$
+            g_l_repeat = g_l.tile(n_r, 1, 1)
+            # Adding them gives, in row $i N_l + j$, the sum $g_{r,i} + g_{l,j} = W_r h_i + W_l h_j$
+            # for the query $i$ and the neighbour $j$.
+            g_sum = g_r_repeat_interleave + g_l_repeat
+            # Viewed as an $N_r \times N_l$ grid, `g_sum[..., i, j, :, :]` is $g_{r,i} + g_{l,j}$:
+            # `[..., n_r, n_l, n_heads, n_hidden]`, the query $i$ first, the neighbour $j$ second.
+            g_sum = g_sum.unflatten(-3, (n_r, n_l))
 
-        # The scores of all pairs and heads,
-        # $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j}\big)$$
-        # a dot product over the features with each head's own attention vector $a_k$:
-        # `attn`, `[n_heads, n_hidden]`, multiplies every pair's LeakyReLU by $a_k$ (it
-        # broadcasts over the pairs), and the sum runs over the features.
-        # `e` is `[..., n_r, n_l, n_heads]`.
-        e = (self.activation(g_sum) * self.attn).sum(dim=-1)
+            # The scores of all pairs and heads,
+            # $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j}\big)$$
+            # a dot product over the features with each head's own attention vector $a_k$:
+            # `attn`, `[n_heads, n_hidden]`, multiplies every pair's LeakyReLU by $a_k$ (it
+            # broadcasts over the pairs), and the sum runs over the features.
+            # `e` is `[..., n_r, n_l, n_heads]`.
+            e = (self.activation(g_sum) * self.attn).sum(dim=-1)
 
         # #### Normalise over the neighbours
         #
@@ -246,11 +255,13 @@ class GraphAttentionV2Layer(nn.Module):
         # over the neighbours $j \in \mathcal{N}_i$ only: non-edges get the lowest finite score,
         # which `exp` turns into exactly zero whenever $i$ has at least one neighbour.
         # `adj_mat`, `[n_r, n_l, 1 or n_heads]`, is the same for every graph of a batch.
-        e = e.masked_fill(~adj_mat, torch.finfo(e.dtype).min)
+        if adj_mat is not None:
+            e = e.masked_fill(~adj_mat, torch.finfo(e.dtype).min)
         a = torch.softmax(e, dim=-2)
         # A query with no neighbour at all would get a uniform row over non-edges;
         # multiplying by the mask makes its row zero, so its output is zero and no NaN appears.
-        a = a * adj_mat
+        if adj_mat is not None:
+            a = a * adj_mat
         attention = a
 
         # Dropout on the attention coefficients, as in the paper
@@ -293,10 +304,26 @@ class GraphAttentionV2Layer(nn.Module):
         return (f'{self.in_features}, {self.out_features}, n_heads={self.n_heads}, '
                 f'heads={merge}, dropout={self.dropout.p}, '
                 f'negative_slope={self.activation.negative_slope}, '
-                f'share_weights={self.share_weights}, bias={self.bias is not None}')
+                f'share_weights={self.share_weights}, bias={self.bias is not None}'
+                + (', broadcast=True' if self.broadcast else ''))
+
+    def broadcast_scores(self, g_l: torch.Tensor, g_r: torch.Tensor) -> torch.Tensor:
+        r"""
+        ### The scores, faster
+
+        With `broadcast`, the scores $e_{ijk}$ of `forward` without the copies: `g_r` as a
+        column of queries plus `g_l` as a row of neighbours, added by broadcasting into the
+        grid `[..., n_r, n_l, n_heads, n_hidden]`, and every head's dot product with $a_k$
+        as one matrix product: `blocks`, `[n_heads, n_heads * n_hidden]`, holds $a_k$ in
+        row $k$ at the columns of head $k$. The same numbers, with fewer passes over the
+        grid, which is what a batch of many small graphs spends its time on.
+        """
+        g_sum = g_r.unsqueeze(-3) + g_l.unsqueeze(-4)
+        blocks = torch.block_diag(*self.attn.unsqueeze(1))
+        return self.activation(g_sum).flatten(-2) @ blocks.T
 
     def check_inputs(self, h: Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]],
-                     adj_mat: torch.Tensor) -> torch.Tensor:
+                     adj_mat: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         """
         ### Input checks
 
@@ -322,13 +349,16 @@ class GraphAttentionV2Layer(nn.Module):
             if x.dtype != dtype:
                 raise TypeError(f'{name} is {x.dtype} but the layer is {dtype}: '
                                 f'pass {name}.to({dtype}) or call layer.to({x.dtype})')
-        if not isinstance(adj_mat, torch.Tensor) or adj_mat.dtype != torch.bool:
-            raise TypeError(f'adj_mat must be a boolean tensor, '
+        if adj_mat is not None and (not isinstance(adj_mat, torch.Tensor)
+                                    or adj_mat.dtype != torch.bool):
+            raise TypeError(f'adj_mat must be a boolean tensor or None, '
                             f'got {describe(adj_mat)}')
         batches = [list(x.shape[:-2]) for _, x, _ in named]
         if not broadcast(*batches):
             raise ValueError(f'the batch dimensions of h_l, {batches[0]}, and of '
                              f'h_r, {batches[-1]}, do not broadcast')
+        if adj_mat is None:
+            return None
         # The rows are the queries, the columns the neighbours
         n_r, n_l = named[-1][1].shape[-2], named[0][1].shape[-2]
         nodes = f'{n_r} nodes' if len(named) == 1 else f'{n_r} queries, {n_l} neighbours'

@@ -16,9 +16,10 @@ the model and the training loop.
 Every example is a small complete bipartite graph: $k$ queries, each attending to all $k$
 key-value nodes, and every example has the same edges. That is where the [dense
 layer](gatv2.html) is the right tool: a batch of $B$ graphs is the key-value nodes'
-features `[B, k, d]`, the queries' `[k, d]` (the same in every graph) and **one**
-`[k, k]` adjacency, and the layer, called on the pair of node sets, computes all the
-graphs at once.
+features `[B, k, d]` and the queries' `[k, d]` (the same in every graph), every query
+attends to every key-value node (no adjacency to mask: `None`), and the layer, called
+on the pair of node sets, computes all the graphs at once. Its `broadcast` scores make
+the $B k^2$ pairs without copying them.
 The [edge-list twins](edges.html) compute the same function on the disjoint union of the
 graphs; `impl='edges'` trains with them, and a test shows that the two agree.
 """
@@ -134,15 +135,14 @@ class LookupModel(nn.Module):
         self.value_embedding = nn.Embedding(k + 1, d_model)
         # The attention layer; the edge-list twin has the very same parameters
         options = {'share_weights': True} if layer == 'gatv2' else {}
+        if layer == 'gatv2' and impl == 'dense':
+            # Many small graphs at once: the pair sums by broadcasting, without copies
+            options['broadcast'] = True
         layers = LAYERS if impl == 'dense' else EDGE_LAYERS
         self.attention = layers[layer](d_model, d_model, n_heads, is_concat=True,
                                        dropout=0.0, bias=False, **options)
         # The readout $U$, from $d$ features to the $k$ values
         self.readout = nn.Linear(d_model, k, bias=False)
-        # The adjacency shared by every graph, `[k, k]`: query $q_i$ (row) attends to every
-        # key-value node $s_j$ (column). A buffer, so that it moves with the model.
-        self.register_buffer('adj_mat', torch.ones(k, k, dtype=torch.bool),
-                             persistent=False)
 
     def forward(self, perms: torch.Tensor, return_attention: bool = False):
         r"""
@@ -163,9 +163,9 @@ class LookupModel(nn.Module):
         h_key = h_pair[keys, perms]
         if self.impl == 'dense':
             # The dense layer on the batch of bipartite graphs: the key-value nodes send, the
-            # queries receive. `h` is `[B, k, d]`, `attention` is `[B, k, k, n_heads]`.
-            h, attention = self.attention((h_key, h_query), self.adj_mat,
-                                          return_attention=True)
+            # queries receive. Every query attends to every key-value node, so there is no
+            # adjacency to mask (`None`). `h` is `[B, k, d]`, `attention` `[B, k, k, n_heads]`.
+            h, attention = self.attention((h_key, h_query), None, return_attention=True)
         else:
             h, attention = self.edge_list_forward(h_query, h_key)
         # $\hat{y}_i = U h'_{q_i}$ for the queries, `[B, k, k]`

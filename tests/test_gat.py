@@ -290,3 +290,28 @@ def test_file_can_be_copied_alone(tmp_path):
     result = run_copied_alone(REPO / 'labml_gat' / 'gat.py', tmp_path, script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '(3, 8)'
+
+
+def outputs_and_grads(layer, h, adj, weights):
+    """The output, the attention and the gradients (inputs, then parameters) of `(out * weights).sum()`."""
+    out, attention = layer(h, adj, return_attention=True)
+    inputs = list(h) if isinstance(h, tuple) else [h]
+    grads = torch.autograd.grad((out * weights).sum(), [*inputs, *layer.parameters()])
+    return out, attention, grads
+
+
+@pytest.mark.parametrize('inputs', ['graph', 'batch', 'bipartite batch'])
+def test_no_adjacency_is_the_complete_one(generator, inputs):
+    """`adj_mat=None` is every query attending to every neighbour: the outputs, attention and
+    gradients of an all-`True` adjacency, with nothing masked."""
+    torch.manual_seed(12)
+    layer = GraphAttentionLayer(3, 4, 2, dropout=0.0, bias=True).double()
+    h_l = torch.randn(2, 5, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    h_r = torch.randn(2, 4, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    h, n_r = {'graph': (h_l[0], 5), 'batch': (h_l, 5), 'bipartite batch': ((h_l, h_r), 4)}[inputs]
+    weights = torch.randn(*([] if inputs == 'graph' else [2]), n_r, 4, dtype=torch.float64,
+                          generator=generator)
+    complete = torch.ones(n_r, 5, dtype=torch.bool)
+    for ours, theirs in zip(outputs_and_grads(layer, h, None, weights),
+                            outputs_and_grads(layer, h, complete, weights)):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)

@@ -280,7 +280,7 @@ def test_mean_heads_need_no_divisibility():
     (torch.randn(4), torch.ones(4, 4, dtype=torch.bool), ValueError, r'got \[4\]'),
     (torch.ones(4, 3, dtype=torch.long), torch.ones(4, 4, dtype=torch.bool), TypeError, 'floating-point'),
     ([[0.0] * 3] * 4, torch.ones(4, 4, dtype=torch.bool), TypeError, 'got list'),
-    (torch.randn(4, 3), torch.ones(4, 4), TypeError, 'adj_mat must be a boolean tensor, got a tensor of dtype torch.float32'),
+    (torch.randn(4, 3), torch.ones(4, 4), TypeError, 'adj_mat must be a boolean tensor or None, got a tensor of dtype torch.float32'),
     (torch.randn(4, 3), torch.ones(4, 5, dtype=torch.bool), ValueError, r'for 4 nodes and 2 heads, got \[4, 5\]$'),
     (torch.randn(4, 3), torch.ones(3, 3, dtype=torch.bool), ValueError, r'got \[3, 3\]$'),
     (torch.randn(4, 3), torch.ones(4, 4, 3, dtype=torch.bool), ValueError, r'\[4, 4, 2\] for 4 nodes and 2 heads, got \[4, 4, 3\]'),
@@ -404,6 +404,30 @@ def test_batched_neighbours_with_shared_queries(generator):
     torch.testing.assert_close(attention, repeated_attention)
     assert torch.autograd.gradcheck(lambda l, r: layer((l, r), adj), (h_l.requires_grad_(),
                                                                         h_r.requires_grad_()))
+
+
+@pytest.mark.parametrize('inputs', ['graph', 'batch', 'bipartite batch', 'shared queries'])
+def test_broadcast_pair_sums_are_the_repeated_ones(generator, inputs):
+    """`broadcast=True` makes the same grid of pair sums without the copies: the same outputs,
+    attention and gradients, on graphs, batches and bipartite inputs, with any adjacency."""
+    torch.manual_seed(11)
+    layer = GraphAttentionV2Layer(3, 4, 2, dropout=0.0, bias=True).double()
+    nn.init.normal_(layer.bias)
+    fast = GraphAttentionV2Layer(3, 4, 2, dropout=0.0, bias=True, broadcast=True).double()
+    fast.load_state_dict(layer.state_dict())
+    h_l = torch.randn(2, 5, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    h_r = torch.randn(2, 4, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    h, n_r, n_l = {'graph': (h_l[0], 5, 5), 'batch': (h_l, 5, 5),
+                   'bipartite batch': ((h_l, h_r), 4, 5),
+                   'shared queries': ((h_l, h_r[0]), 4, 5)}[inputs]
+    adj = torch.rand(n_r, n_l, 2, generator=generator) < 0.6
+    adj[1] = False  # a query with no neighbour
+    weights = torch.randn(*([] if inputs == 'graph' else [2]), n_r, 4, dtype=torch.float64,
+                          generator=generator)
+    for ours, theirs in zip(outputs_and_grads(fast, h, adj, weights),
+                            outputs_and_grads(layer, h, adj, weights)):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    assert fast.broadcast and 'broadcast=True' in repr(fast)
 
 
 def test_vmap_gives_each_graph_its_own_adjacency(generator):
@@ -581,3 +605,20 @@ def test_a_bad_feature_reaches_only_the_rows_that_attend_to_it(generator, bad):
     assert not torch.isfinite(out[poisoned]).all(dim=1).any()
     torch.testing.assert_close(out[~poisoned], clean[~poisoned])
     torch.testing.assert_close(out, pyg_twin(layer)(h, edge_index), equal_nan=True)
+
+
+@pytest.mark.parametrize('inputs', ['graph', 'batch', 'bipartite batch'])
+def test_no_adjacency_is_the_complete_one(generator, inputs):
+    """`adj_mat=None` is every query attending to every neighbour: the outputs, attention and
+    gradients of an all-`True` adjacency, with nothing masked."""
+    torch.manual_seed(12)
+    layer = GraphAttentionV2Layer(3, 4, 2, dropout=0.0, bias=True).double()
+    h_l = torch.randn(2, 5, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    h_r = torch.randn(2, 4, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    h, n_r = {'graph': (h_l[0], 5), 'batch': (h_l, 5), 'bipartite batch': ((h_l, h_r), 4)}[inputs]
+    weights = torch.randn(*([] if inputs == 'graph' else [2]), n_r, 4, dtype=torch.float64,
+                          generator=generator)
+    complete = torch.ones(n_r, 5, dtype=torch.bool)
+    for ours, theirs in zip(outputs_and_grads(layer, h, None, weights),
+                            outputs_and_grads(layer, h, complete, weights)):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
