@@ -44,6 +44,8 @@ python experiments/benchmark.py --figures layer --layer-nodes 1000000 \
     --impls lean dropin pyg --rounds 2 --warmup 1 --threads 1 --record
 python experiments/benchmark.py --figures layer --layer-nodes 1000000 \
     --impls dropin pyg --edge-dims 16 --rounds 2 --warmup 1 --threads 1 --record
+python experiments/benchmark.py --figures layer --layer-nodes 1000000 \
+    --impls dropin pyg --edge-dims 0 16 --rounds 2 --warmup 1 --threads 2 --record
 python experiments/benchmark.py --figures scale --scale-nodes 1000000 --threads 1 --record
 python experiments/benchmark.py --figures scale --scale-nodes 10000000 --threads 1 \
     --record
