@@ -9,6 +9,7 @@ from torch import nn
 from conftest import REPO, dense_adjacency, imported_modules, random_edge_index, run_copied_alone
 from labml_gat.edges import EdgeGraphAttentionLayer
 from labml_gat.gat import GraphAttentionLayer
+from test_gatv2 import outputs_and_grads
 
 torch_geometric = pytest.importorskip('torch_geometric')
 from torch_geometric.nn import GATConv  # noqa: E402
@@ -290,14 +291,6 @@ def test_file_can_be_copied_alone(tmp_path):
     result = run_copied_alone(REPO / 'labml_gat' / 'gat.py', tmp_path, script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '(3, 8)'
-
-
-def outputs_and_grads(layer, h, adj, weights):
-    """The output, the attention and the gradients (inputs, then parameters) of `(out * weights).sum()`."""
-    out, attention = layer(h, adj, return_attention=True)
-    inputs = list(h) if isinstance(h, tuple) else [h]
-    grads = torch.autograd.grad((out * weights).sum(), [*inputs, *layer.parameters()])
-    return out, attention, grads
 
 
 @pytest.mark.parametrize('inputs', ['graph', 'batch', 'bipartite batch'])
