@@ -147,9 +147,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             if step == s.warmup:
                 barrier()
                 start = time.perf_counter()
-            batch = sampler.sample(seeds, s.fanouts, samples).to(job.device)
+            # The features stay in the shared CPU copy: their rows `n_id` go to the device
+            batch = sampler.sample(seeds, s.fanouts, samples)
             logits = model(x[batch.n_id].to(job.device),
-                           [block.edge_index for block in batch.blocks])
+                           [block.edge_index.to(job.device) for block in batch.blocks])
             labels = y[seeds].to(job.device)
             loss = nn.functional.cross_entropy(logits[:len(seeds)], labels,
                                                reduction='sum')

@@ -29,20 +29,20 @@ training) instead of about $2 |\mathcal{E}| K F' b$ bytes ($b$ bytes per number)
 node-level tensors. At 10M edges, $K = 8$, $F' = 8$ in `float32`: 80 MB instead of
 5.1 GB. A chunk's working set is a few $C \times K F'$ tensors, whatever $|\mathcal{E}|$.
 
-**On a GPU** (not yet run: the recorded benchmarks are from a CPU; the tests and
-`experiments/benchmark.py --device cuda` are ready for one). What is kept for the
-backward pass is the same arithmetic on any device. The working set is not: chunks there
-are as large as a sixteenth of the free memory allows (millions of edges), so that the
-Python loop launches a few dozen kernels per chunk for a handful of chunks. Expect, then,
-a peak near PyG's on graphs whose edge-sized tensors fit in that sixteenth, and far
-below it on the graphs where PyG runs out of memory. The time should not keep the CPU's
-ratio: there much of the gain comes from chunks that stay in the caches and reuse the
-allocator's buffers, where PyG's edge-sized tensors are fresh pages; a GPU's caching
-allocator and bandwidth hide most of that, and the backward pass's second pair of
-gathers is then a real cost. So expect a training step near PyG's time on a GPU
-(somewhat faster or slower), not a third of it. The loop is written not to wait for the
-GPU (a CUDA test counts the host synchronisations): the chunks' bounds reach the host
-once per call.
+**On a GPU** what is kept for the backward pass is the same arithmetic; the working set
+is not: chunks there are as large as a sixteenth of the free memory allows (millions of
+edges), so the Python loop launches a few dozen kernels per chunk for a handful of
+chunks. Measured on one GPU (the [recorded](../usage.html#performance) `_cuda` figures):
+a graph whose edge-sized tensors fit in that sixteenth is one chunk, and the peak is
+near PyG's; a larger one is cut, and the peak falls well below PyG's; at ten million
+nodes the two-layer model fits where PyG runs out of memory. The time does not keep the
+CPU's ratio: there much of the gain comes from chunks that stay in the caches and reuse
+the allocator's buffers, where PyG's edge-sized tensors are fresh pages. A GPU's caching
+allocator and bandwidth hide most of that, and the backward pass's second round of
+gathers (the scores made again) is then a real cost: a training step takes somewhat
+longer than PyG's, an evaluation about as long. The loop does not wait for the GPU (a
+CUDA test counts the host synchronisations): the chunks' bounds reach the host once per
+call.
 """
 
 import math
@@ -366,18 +366,28 @@ def draw_dropout(like: Tensor, n_edges: int, n_heads: int, p: float,
     The dropout on the coefficients, as `nn.Dropout` draws it: a mask of kept entries,
     `[|E|, K]`, one byte each, drawn for the edges in their given order (the random
     stream of a dropout on $\alpha$) and put in the order of the chunks; and the scale
-    $1 / (1 - p)$ of the kept ones. A CPU's dropout draws a Bernoulli mask; a GPU's
-    fused kernel draws its own way, so there the mask is that kernel's, from a tensor
-    of ones.
+    $1 / (1 - p)$ of the kept ones.
+    """
+    keep, scale = dropout_mask(like, (n_edges, n_heads), p)
+    return None if keep is None else edges.sort(keep), scale
+
+
+def dropout_mask(like: Tensor, shape: Tuple[int, ...], p: float
+                 ) -> Tuple[Optional[Tensor], float]:
+    """
+    The mask `nn.Dropout` would draw for a tensor of `shape` like `like` (same device and
+    dtype), and the scale of the kept entries; `None` without dropout. A CPU's dropout
+    draws a Bernoulli mask; a GPU's fused kernel draws its own way, so there the mask is
+    that kernel's, from a tensor of ones.
     """
     if p <= 0:
         return None, 1.0
-    if like.device.type == 'cuda' and p < 1:
-        _, keep = torch.native_dropout(like.new_ones(n_edges, n_heads), p, True)
-        return edges.sort(keep), 1 / (1 - p)
-    keep = like.new_empty(n_edges, n_heads, dtype=torch.bool)
-    keep = keep.bernoulli_(1 - p) if p < 1 else keep.zero_()
-    return edges.sort(keep), (1 / (1 - p) if p < 1 else 0.0)
+    if p >= 1:
+        return like.new_zeros(shape, dtype=torch.bool), 0.0
+    if like.device.type == 'cuda':
+        return torch.native_dropout(like.new_ones(shape), p, True)[1], 1 / (1 - p)
+    keep = like.new_empty(shape, dtype=torch.bool).bernoulli_(1 - p)
+    return keep, 1 / (1 - p)
 
 
 class TargetChunks:

@@ -39,7 +39,8 @@ from labml_gat.edges import (EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer,
                              NodeFeatures, check_edge_inputs)
 from labml_gat.gatv2_conv import (CPU_CHUNK_TENSOR_BYTES, ChunkInputs, GATv2Score,
                                   TargetChunks, auto_chunk_size, check_chunk_size,
-                                  draw_dropout, lean_attention, leaky_relu_derivative)
+                                  draw_dropout, dropout_mask, lean_attention,
+                                  leaky_relu_derivative)
 from labml_gat.model import Graph, TwoLayerGAT
 
 # The largest slice of an input made on the fly, on a CPU (a GPU takes 64 times more)
@@ -248,11 +249,7 @@ class NodeInput:
         The input of a layer that `dropout` (and `elu`) would make from `x`, with the mask
         drawn as `nn.Dropout` draws it, so the random stream is the same.
         """
-        p, keep, scale = dropout.p, None, 1.0
-        if dropout.training and p > 0:
-            keep = x.new_empty(x.shape, dtype=torch.bool)
-            keep = keep.bernoulli_(1 - p) if p < 1 else keep.zero_()
-            scale = 1 / (1 - p) if p < 1 else 0.0
+        keep, scale = dropout_mask(x, x.shape, dropout.p if dropout.training else 0.0)
         return NodeInput(x, keep, scale, None if elu is None else elu.alpha, overwrite)
 
     def rows(self, a: int, b: int) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 
 from conftest import PLANETOID, REPO, imported_modules, needs_planetoid, run_copied_alone
 from labml_gat.edges import EdgeGraphAttentionV2Layer
-from labml_gat.gatv2_conv import GATv2Conv, auto_chunk_size, message_passing_class
+from labml_gat.gatv2_conv import GATv2Conv, auto_chunk_size, dropout_mask, message_passing_class
 from test_edges import random_graph
 
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
@@ -117,6 +117,25 @@ def test_bipartite_matches_pyg(sizes, config, dtype):
     x = (x_src, torch.randn(sizes[1], in_channels[1], dtype=dtype))
     assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr),
                 TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32, torch.float16])
+@pytest.mark.parametrize('shape', [(1000, 8), (12345, 3), (37, 1)])
+def test_dropout_mask_is_nn_dropouts(shape, dtype, device):
+    # From the same seed, the mask nn.Dropout draws on the device (a CPU's Bernoulli draws,
+    # a GPU's fused kernel), and its scale
+    values = torch.rand(shape, device=device).add_(0.5).to(dtype)
+    for p in (0.3, 0.6):
+        torch.manual_seed(1)
+        dropped = torch.nn.functional.dropout(values, p, training=True)
+        torch.manual_seed(1)
+        keep, scale = dropout_mask(values, shape, p)
+        assert keep.dtype == torch.bool and torch.equal(keep, dropped != 0)
+        torch.testing.assert_close(values * keep * scale, dropped)
+    assert dropout_mask(values, shape, 0.0) == (None, 1.0)
+    keep, scale = dropout_mask(values, shape, 1.0)
+    assert not keep.any() and scale == 0.0
 
 
 @pytest.mark.parametrize('chunk_size', [1, 1000, None])
@@ -439,6 +458,9 @@ def test_no_host_synchronisation_inside_the_chunk_loop():
                 torch.cuda.set_sync_debug_mode('default')
         return sum('synchroniz' in str(w.message) for w in caught)
 
+    # A first step also synchronises for CUDA's lazy initialisation (its handles, the
+    # random generator), once per process, so it is not counted
+    synchronisations(50)
     few, many = synchronisations(1_000_000), synchronisations(50)
     assert many == few, (few, many)
 
