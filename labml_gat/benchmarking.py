@@ -15,10 +15,13 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
   step of each implementation, then one evaluation forward of each, in an order that rotates
   from round to round. The ratio to the peer is taken within each round and the median over
   rounds is reported, so that a slow minute of a busy machine hits both sides alike.
-  Both the wall-clock time and the CPU time of the process are recorded; on a shared
-  machine the CPU time is the steadier of the two, and the ratios use it. On a GPU
-  (`device` `cuda`) the process's CPU time says nothing of the kernels: every call is
-  timed by the wall clock between two synchronisations, and the ratios use that.
+  Both the wall-clock time and the CPU time of the process are recorded. With one
+  thread the CPU time is the steadier of the two on a shared machine (the wall clock less
+  what other processes took), and the ratios use it. With several threads the CPU time
+  adds up the threads, their waits included: the ratios use the wall clock, the time a
+  user waits for a step. On a GPU (`device` `cuda`) the process's CPU time says nothing
+  of the kernels: every call is timed by the wall clock between two synchronisations, and
+  the ratios use that. Each record keeps the ratios of both clocks.
 * **Peak memory** is the high-water mark of the resident memory (`VmHWM` on Linux) of a
   fresh process that builds the graph and the model, resets the mark, and runs the step:
   the memory *above data and model*. On a GPU it is the CUDA allocator's high-water mark,
@@ -268,6 +271,11 @@ def on_gpu(task: dict) -> bool:
     return torch.device(task.get('device', 'cpu')).type == 'cuda'
 
 
+def by_cpu_time(task: dict) -> bool:
+    """Whether a task's times are compared by CPU time: on a CPU with one thread."""
+    return not on_gpu(task) and task.get('threads', 1) == 1
+
+
 def peak_resident_bytes() -> int:
     """
     The high-water mark of the process's resident memory: `VmHWM` on Linux,
@@ -340,9 +348,10 @@ def alternate(task: dict) -> dict:
             row[f'{kind}_ms'] = 1e3 * statistics.median(times[impl, kind, 'wall'])
             row[f'{kind}_cpu_ms'] = 1e3 * statistics.median(times[impl, kind, 'cpu'])
             if PEER in impls and impl != PEER:
-                # The ratio that counts: CPU time on a CPU, wall clock on a GPU
-                main = 'wall' if on_gpu(task) else 'cpu'
-                for clock, suffix in ((main, ''), ('wall', '_wall')):
+                # The ratio that counts, and the ratio of each clock
+                main = 'cpu' if by_cpu_time(task) else 'wall'
+                clocks = ('wall',) if on_gpu(task) else ('wall', 'cpu')
+                for clock, suffix in ((main, ''), *((c, f'_{c}') for c in clocks)):
                     row[f'{kind}_ratio{suffix}'] = statistics.median(
                         mine / theirs for mine, theirs in
                         zip(times[impl, kind, clock], times[PEER, kind, clock]))
@@ -434,8 +443,8 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
     One figure of the benchmark: the alternating times of `task['impls']` and, with `peaks`,
     the peak memory of each in its own process, with the ratios of time and memory to PyG.
     """
-    figure = {'figure': name,
-              **{k: task[k] for k in ('level', 'graph', 'n_heads', 'n_hidden')}}
+    keys = ('level', 'graph', 'n_heads', 'n_hidden', 'threads')
+    figure = {'figure': name, **{k: task[k] for k in keys}}
     for key in ('n_nodes', 'degree', 'in_features', 'edge_dim'):
         if task.get(key) and task['graph'] != 'cora':
             figure[key] = task[key]

@@ -45,8 +45,12 @@ CUDA test counts the host synchronisations): the chunks' bounds reach the host o
 call.
 """
 
+import copy
 import math
-from typing import List, Optional, Tuple, Union
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -56,6 +60,10 @@ from torch import Tensor, nn
 CPU_CHUNK_TENSOR_BYTES = 2 * 2 ** 20
 # Tensors of $C \times K F'$ numbers alive at once in a chunk (gathers, sums, gradients)
 CHUNK_BUFFERS = 8
+# On a CPU with several threads, the fewest chunks worth a thread of their own, and the
+# most threads computing chunks at once (beyond it the turns would keep them waiting)
+MIN_CHUNKS_PER_THREAD = 4
+MAX_CHUNK_THREADS = 4
 FILL_REDUCTIONS = ('add', 'sum', 'mean', 'min', 'max', 'mul')
 
 
@@ -390,6 +398,10 @@ def dropout_mask(like: Tensor, shape: Tuple[int, ...], p: float
     return keep, 1 / (1 - p)
 
 
+# A chunk: its targets `a` to `b` and its edges `e0` to `e1`
+Chunk = Tuple[int, int, int, int]
+
+
 class TargetChunks:
     r"""
     ## The edges sorted by target and cut into chunks
@@ -419,7 +431,7 @@ class TargetChunks:
                                                       device=dst.device))
         nodes = torch.unique(torch.cat([starts, starts.new_tensor([0, n_dst])]))
         bounds = list(zip(nodes.tolist(), ptr.index_select(0, nodes).tolist()))
-        self.parts: List[Tuple[int, int, int, int]] = [
+        self.parts: List[Chunk] = [
             (a, b, e0, e1) for (a, e0), (b, e1) in zip(bounds, bounds[1:]) if e1 > e0]
 
     def sort(self, per_edge: Tensor) -> Tensor:
@@ -478,33 +490,38 @@ class GATv2Score:
         e = act.view(act.shape[0], -1) @ self.blocks.T
         return e, g_l_j, (s, act, in_place)
 
-    def backward(self, grad_e, state, t: 'ChunkInputs', grads: 'ChunkInputs', src,
-                 local, e0, e1, grad_messages_j):
+    def backward(self, grad_e, state, t: 'ChunkInputs', local, e0, e1, grad_messages_j,
+                 grad_edge_attr: Optional[Tensor]) -> 'ChunkInputs':
         r"""
         With $\sigma'(s) \in \{1, \text{slope}\}$ the derivative of LeakyReLU at $s$:
         $\partial \mathcal{L} / \partial a_k = \sum_{(j,i)} \partial \mathcal{L} /
         \partial e_{ijk} \, \text{LeakyReLU}(s_k)$ and $\partial \mathcal{L} / \partial
         s_k = \partial \mathcal{L} / \partial e_{ijk} \, a_k \odot \sigma'(s_k)$, which
         goes to the rows of $i$ and $j$ and, through $W_e$, to the edge features.
+        Returns the chunk's part of the gradients of $a$, of $W_e$ and of the query's
+        rows; the messages' part is added to `grad_messages_j`, and the edge features' rows are
+        written into `grad_edge_attr`.
         """
         s, act, in_place = state
         n_heads = grad_e.shape[1]
+        part = ChunkInputs(t.dtype, None, None, None, None)
         # All pairs of heads as one product; the diagonal blocks are the ones wanted
         pairs = grad_e.T @ act.view(act.shape[0], -1)
-        grads.attn += torch.diagonal(pairs.view(n_heads, n_heads, -1), dim1=0, dim2=1).T
+        part.attn = torch.diagonal(pairs.view(n_heads, n_heads, -1), dim1=0, dim2=1).T
         grad_s = grad_e.unsqueeze(-1) * t.attn
         grad_s *= leaky_relu_derivative(act if in_place else s, self.slope)
-        grads.query.index_add_(0, local, grad_s)
+        part.query = torch.zeros_like(t.query, dtype=t.dtype).index_add_(0, local, grad_s)
         grad_messages_j += grad_s
         if t.edge_attr is not None:
             flat = grad_s.view(grad_s.shape[0], -1)
-            grads.weight_e.addmm_(flat.T, t.edges.rows(t.edge_attr, e0, e1).to(t.dtype))
-            if grads.edge_attr is not None:
-                grad_rows = (flat @ t.weight_e).to(grads.edge_attr.dtype)
+            part.weight_e = flat.T @ t.edges.rows(t.edge_attr, e0, e1).to(t.dtype)
+            if grad_edge_attr is not None:
+                grad_rows = (flat @ t.weight_e).to(grad_edge_attr.dtype)
                 if t.edges.order is None:
-                    grads.edge_attr[e0:e1] = grad_rows
+                    grad_edge_attr[e0:e1] = grad_rows
                 else:
-                    grads.edge_attr.index_copy_(0, t.edges.order[e0:e1], grad_rows)
+                    grad_edge_attr.index_copy_(0, t.edges.order[e0:e1], grad_rows)
+        return part
 
 
 def leaky_relu_derivative(x: Tensor, slope: float) -> Tensor:
@@ -525,6 +542,18 @@ class ChunkInputs:
         self.dtype, self.messages, self.query, self.key = dtype, messages, query, key
         self.attn, self.edge_attr, self.weight_e = attn, edge_attr, weight_e
         self.edges = edges
+
+    def add_chunk(self, part: 'ChunkInputs', src: Tensor, a: int, b: int) -> None:
+        """Adds a chunk's part of the gradients into these: the messages' and keys' per
+        edge into the rows of their sources, the query's into rows `a` to `b`."""
+        self.messages.index_add_(0, src, part.messages)
+        if part.key is not None:
+            self.key.index_add_(0, src, part.key)
+        if self.query is not None:
+            self.query[a:b] += part.query
+        for name in ('attn', 'weight_e'):
+            if getattr(part, name) is not None:
+                getattr(self, name).add_(getattr(part, name))
 
 
 def lean_attention(score, messages: Tensor, query: Optional[Tensor],
@@ -563,6 +592,10 @@ class LeanAttention(torch.autograd.Function):
     it has in-edges, which half precision cannot. $h'$ is stored in the inputs' dtype,
     $\ell$ and the gradients' node-level sums in `float32`. Autocast is off inside:
     the dtypes here are chosen, not cast.
+
+    **Threads.** On a CPU with several threads, the chunks are shared among them
+    ([`ChunkTurns`](#the-chunks-shared-among-cpu-threads)), each chunk's node-level sums
+    added in its turn.
     """
 
     @staticmethod
@@ -580,12 +613,15 @@ class LeanAttention(torch.autograd.Function):
             log_denominator = messages.new_full((n_dst, n_heads), -torch.inf, dtype=cdt)
             attention = messages.new_empty(edges.src.shape[0], n_heads) \
                 if return_attention else None
-            for a, b, e0, e1 in edges.parts:
+
+            def chunk(k: int, part: Chunk) -> None:
+                a, b, e0, e1 = part
                 src, dst = edges.src[e0:e1], edges.dst[e0:e1]
                 # The chunk's targets numbered from 0, and the in-degree of each
                 local, degrees = dst - a, edges.degrees[a:b]
-                t.query = query_chunk(query, projection, weight_r, a, b, n_heads)
-                e, messages_j, _ = score.forward(t, src, local, e0, e1)
+                tc = copy.copy(t)
+                tc.query = query_chunk(query, projection, weight_r, a, b, n_heads)
+                e, messages_j, _ = score.forward(tc, src, local, e0, e1)
                 # The segment softmax over each target's in-edges, inside the chunk
                 e_max = torch.segment_reduce(e, 'max', lengths=degrees, unsafe=True)
                 alpha = e.sub_(e_max.index_select(0, local)).exp_()
@@ -597,11 +633,13 @@ class LeanAttention(torch.autograd.Function):
                 if attention is not None:
                     attention[e0:e1] = weights if attention_dropped else alpha
                 # $h'_{ik}$: the weighted messages added into the rows of their targets
-                rows = out[a:b] if cdt == dtype else messages_j.new_zeros(b - a, n_heads,
-                                                                          n_hidden)
+                rows = out[a:b] if cdt == dtype else \
+                    messages_j.new_zeros(b - a, n_heads, n_hidden)
                 rows.index_add_(0, local, messages_j.mul_(weights[..., None]))
                 if cdt != dtype:
                     out[a:b] = rows
+
+            ChunkTurns(edges.parts, messages).run(chunk)
         ctx.save_for_backward(messages, query, key, attn, edge_attr, weight_e, weight_r,
                               log_denominator, keep)
         ctx.score, ctx.edges, ctx.scale, ctx.projection = score, edges, scale, projection
@@ -628,7 +666,7 @@ class LeanAttention(torch.autograd.Function):
         """
         (messages, query, key, attn, edge_attr, weight_e, weight_r, log_denominator,
          keep) = ctx.saved_tensors
-        score, edges, scale, projection = ctx.score, ctx.edges, ctx.scale, ctx.projection
+        score, edges, projection = ctx.score, ctx.edges, ctx.projection
         with torch.autocast(messages.device.type, enabled=False):
             cdt = log_denominator.dtype
             score.prepare(attn, cdt)
@@ -646,16 +684,25 @@ class LeanAttention(torch.autograd.Function):
                     g.edge_attr = torch.empty_like(edge_attr)
             grad_weight_r = None if weight_r is None else \
                 torch.zeros_like(weight_r, dtype=cdt)
-            n_heads = messages.shape[1]
-            for a, b, e0, e1 in edges.parts:
-                t.query = query_chunk(query, projection, weight_r, a, b, n_heads)
-                g.query = torch.zeros_like(t.query, dtype=cdt) if grad_query is None \
-                    else grad_query[a:b]
-                backward_chunk(ctx, t, g, (a, b, e0, e1), log_denominator, keep,
-                               grad_out, grad_attention)
+            g.query, n_heads = grad_query, messages.shape[1]
+            turns = ChunkTurns(edges.parts, messages)
+
+            def chunk(k: int, part: Chunk) -> None:
+                a, b, e0, e1 = part
+                tc = copy.copy(t)
+                tc.query = query_chunk(query, projection, weight_r, a, b, n_heads)
+                grads = backward_chunk(ctx, tc, part, log_denominator, keep, grad_out,
+                                       grad_attention, g.edge_attr)
                 if projection is not None:
-                    grad_weight_r.addmm_(g.query.reshape(b - a, -1).T,
-                                         projection.rows(a, b).to(cdt))
+                    grad_w = grads.query.reshape(b - a, -1).T @ \
+                        projection.rows(a, b).to(cdt)
+                # The node-level sums in the chunks' order, whatever thread computed them
+                with turns.turn(k):
+                    g.add_chunk(grads, edges.src[e0:e1], a, b)
+                    if projection is not None:
+                        grad_weight_r.add_(grad_w)
+
+            turns.run(chunk)
         grads = [None if x is None or gx is None else gx.to(x.dtype) for x, gx in
                  ((messages, g.messages),
                   (query, None if query is messages else grad_query),
@@ -664,35 +711,39 @@ class LeanAttention(torch.autograd.Function):
         return (*grads, None, None, None, None, None, None, None)
 
 
-def backward_chunk(ctx, t: ChunkInputs, g: ChunkInputs, part, log_denominator, keep,
-                   grad_out, grad_attention) -> None:
+def backward_chunk(ctx, t: ChunkInputs, part, log_denominator, keep, grad_out,
+                   grad_attention, grad_edge_attr) -> ChunkInputs:
     r"""The backward pass of one chunk, from $\partial \mathcal{L} / \partial h'$ and
-    the returned attention's gradient into the node-level gradients in `g`."""
+    the returned attention's gradient: the chunk's part of the node-level gradients,
+    the messages' per edge (the edge features' rows are written into `grad_edge_attr`)."""
     (a, b, e0, e1), score, edges, scale = part, ctx.score, ctx.edges, ctx.scale
     src, dst = edges.src[e0:e1], edges.dst[e0:e1]
     local, degrees = dst - a, edges.degrees[a:b]
     e, messages_j, state = score.forward(t, src, local, e0, e1, for_backward=True)
     alpha = e.sub_(log_denominator.index_select(0, dst)).exp_()
-    # $\partial \mathcal{L} / \partial \alpha$, `[C, K]`; the returned attention's
-    # gradient goes through the dropout first if it was returned after it
-    grad_alpha = alpha.new_zeros(alpha.shape)
+    # $\partial \mathcal{L} / \partial \alpha$, `[C, K]`, from $h'$ and from the returned
+    # attention (through the dropout first if it was returned after it)
+    grad_alpha, grad_messages_j = alpha.new_zeros(alpha.shape), None
+    if grad_out is not None:
+        grad_out_i = grad_out.index_select(0, dst).to(t.dtype)
+        grad_alpha = dropped(grad_out_i.mul(messages_j).sum(-1), keep, scale, e0, e1)
+        weights = dropped(alpha, keep, scale, e0, e1)
+        grad_messages_j = grad_out_i.mul_(weights[..., None])
     if grad_attention is not None:
         grad_a = grad_attention[e0:e1].to(t.dtype)
         grad_alpha += dropped(grad_a, keep, scale, e0, e1) if ctx.attention_dropped \
             else grad_a
-    grad_messages_j = messages_j.new_zeros(messages_j.shape)
-    if grad_out is not None:
-        grad_out_i = grad_out.index_select(0, dst).to(t.dtype)
-        grad_alpha += dropped(grad_out_i.mul(messages_j).sum(-1), keep, scale, e0, e1)
-        weights = dropped(alpha, keep, scale, e0, e1)
-        grad_messages_j = grad_out_i.mul_(weights[..., None])
+    if grad_messages_j is None:
+        grad_messages_j = messages_j.zero_()
     # Back through the softmax, per target and head
     grad_e = grad_alpha.mul_(alpha)
     sums = torch.segment_reduce(grad_e, 'sum', lengths=degrees, unsafe=True)
     grad_e -= alpha.mul_(sums.index_select(0, local))
-    # Back through the score; the messages' rows get their gradient in one go
-    score.backward(grad_e, state, t, g, src, local, e0, e1, grad_messages_j)
-    g.messages.index_add_(0, src, grad_messages_j)
+    # Back through the score, which adds its part of the messages' gradient
+    grads = score.backward(grad_e, state, t, local, e0, e1, grad_messages_j,
+                           grad_edge_attr)
+    grads.messages = grad_messages_j
+    return grads
 
 
 def to(x: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
@@ -716,6 +767,90 @@ def dropped(alpha: Tensor, keep: Optional[Tensor], scale: float, e0: int,
     return alpha * keep[e0:e1] * scale
 
 
+class ChunkTurns:
+    r"""
+    ### The chunks shared among CPU threads
+
+    With several CPU threads, each of a chunk's operations would be a parallel region
+    whose threads wait for each other at its end. Instead several threads, up to
+    `MAX_CHUNK_THREADS`, take the chunks one at a time, in order, and compute them at
+    once, the intra-op threads shared among them (one each on a small machine). What a
+    chunk adds into node-level sums (the gradients of the messages, of $a$, of $W_e$) it
+    adds in its *turn*: in the chunks' order, whatever thread computed it. The sums are
+    then the same as with one thread, and no thread keeps sums of its own.
+    One thread on a GPU, with one intra-op thread, or with few chunks.
+    """
+
+    def __init__(self, parts: List[Chunk], like: Tensor):
+        self.parts, self.taken, self.done, self.failed = parts, 0, 0, False
+        self.lock, self.turns = threading.Lock(), threading.Condition()
+        n = min(torch.get_num_threads(), MAX_CHUNK_THREADS,
+                len(parts) // MIN_CHUNKS_PER_THREAD)
+        self.n_threads = n if like.device.type == 'cpu' and n > 1 else 1
+
+    def run(self, work: Callable[[int, Chunk], None]) -> None:
+        """`work(k, part)` for every chunk, in this thread and the others."""
+        if self.n_threads == 1:
+            return self.work_on(work)
+        threads = torch.get_num_threads()
+        # New threads take their intra-op threads from the last call
+        torch.set_num_threads(max(1, threads // self.n_threads))
+        try:
+            with ThreadPoolExecutor(self.n_threads - 1) as pool:
+                others = [pool.submit(torch.no_grad()(self.work_on), work)
+                          for _ in range(self.n_threads - 1)]
+                errors = [self.call(self.work_on, work)]
+                errors += [done.exception() for done in others]
+        finally:
+            torch.set_num_threads(threads)
+        # The error that stopped the others, not theirs
+        first = [e for e in errors if e is not None and not isinstance(e, Stopped)]
+        if first:
+            raise first[0]
+
+    @staticmethod
+    def call(function, *args) -> Optional[BaseException]:
+        try:
+            function(*args)
+        except Exception as error:
+            return error
+        return None
+
+    def work_on(self, work: Callable[[int, Chunk], None]) -> None:
+        """Takes the next chunk and computes it until none is left; on an error, the
+        other threads stop."""
+        try:
+            while True:
+                with self.lock:
+                    if self.failed or self.taken == len(self.parts):
+                        return
+                    k, self.taken = self.taken, self.taken + 1
+                work(k, self.parts[k])
+        except BaseException:
+            with self.turns:
+                self.failed = True
+                self.turns.notify_all()
+            raise
+
+    @contextmanager
+    def turn(self, k: int):
+        """Waits for chunk `k`'s turn, after all chunks before it had theirs."""
+        with self.turns:
+            self.turns.wait_for(lambda: self.done == k or self.failed)
+            if self.failed:
+                raise Stopped()
+        try:
+            yield
+        finally:
+            with self.turns:
+                self.done += 1
+                self.turns.notify_all()
+
+
+class Stopped(Exception):
+    """A thread stopped because another one failed."""
+
+
 def check_chunk_size(chunk_size: Optional[int]) -> Optional[int]:
     """`chunk_size` must be `None` or a positive number of edges."""
     if chunk_size is None:
@@ -737,10 +872,8 @@ def auto_chunk_size(like: Tensor, features: int) -> int:
     free memory allows for the `CHUNK_BUFFERS` tensors of the working set: a graph of
     millions of edges is then one chunk or a few.
 
-    With several CPU threads each of a chunk's few dozen operations is a parallel region
-    whose threads must all run before the next one starts; on a busy machine that wait,
-    not the arithmetic, takes most of the time. Larger chunks (`chunk_size`) mean fewer
-    regions, at the price of a larger working set.
+    With several CPU threads the chunks are shared among them (`ChunkTurns`), each
+    thread with a working set of its own.
     """
     per_edge = features * compute_dtype(like.dtype).itemsize
     if like.device.type == 'cuda':

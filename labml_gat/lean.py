@@ -214,12 +214,14 @@ class GATScore:
         e = nn.functional.leaky_relu(pre, self.slope)
         return e, t.messages.index_select(0, src).to(t.dtype), pre
 
-    def backward(self, grad_e, pre, t: ChunkInputs, grads: ChunkInputs, src, local, e0,
-                 e1, grad_messages_j):
-        """Through the LeakyReLU into the rows of $i$ (`query`) and $j$ (`key`)."""
+    def backward(self, grad_e, pre, t: ChunkInputs, local, e0, e1, grad_messages_j,
+                 grad_edge_attr) -> ChunkInputs:
+        """Through the LeakyReLU: the chunk's part of the gradients of the rows of $i$
+        (`query`) and, per edge, of $j$ (`key`)."""
         grad_pre = grad_e * leaky_relu_derivative(pre, self.slope)
-        grads.query.index_add_(0, local, grad_pre)
-        grads.key.index_add_(0, src, grad_pre)
+        grad_query = torch.zeros_like(t.query, dtype=t.dtype)
+        grad_query.index_add_(0, local, grad_pre)
+        return ChunkInputs(t.dtype, None, grad_query, grad_pre, None)
 
 
 @dataclass

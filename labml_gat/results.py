@@ -329,13 +329,14 @@ def short_error(error: str) -> str:
 def figures_table(records: Sequence[dict]) -> str:
     """
     The recorded figures as one Markdown table: times per training step and evaluation
-    forward (medians over the alternating rounds; CPU time on a CPU, wall clock on a GPU),
+    forward (medians over the alternating rounds; CPU time on a CPU with one thread, else
+    the wall clock),
     ratios to PyG, peak training memory above data and model. A failed measurement shows
     its error.
     """
     lines = [FIGURES_HEADER]
     for r in records:
-        clock = '' if r.get('device') else '_cpu'
+        clock = '_cpu' if not r.get('device') and r.get('threads', 1) == 1 else ''
         for impl, row in r.get('impls', {}).items():
             if 'error' in row and f'step{clock}_ms' not in row:
                 cells = [short_error(row['error']), '', '', '', '', '']

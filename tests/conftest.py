@@ -17,6 +17,15 @@ REPO = Path(__file__).resolve().parent.parent
 torch.set_num_threads(1)
 
 
+@pytest.fixture(params=[1, 2], ids=['threads1', 'threads2'])
+def threads(request):
+    """torch's threads for one test, one again after it: with two, the lean layers share their
+    chunks between two threads."""
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(1)
+
+
 def random_edge_index(n_nodes: int, n_edges: int, generator: torch.Generator,
                       self_loops: bool = True) -> torch.Tensor:
     r"""

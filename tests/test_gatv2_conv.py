@@ -7,6 +7,8 @@ The device-agnostic tests run on every device present: the CPU, and CUDA when it
 """
 
 import ast
+import threading
+import time
 import warnings
 
 import pytest
@@ -14,7 +16,8 @@ import torch
 
 from conftest import PLANETOID, REPO, imported_modules, needs_planetoid, run_copied_alone
 from labml_gat.edges import EdgeGraphAttentionV2Layer
-from labml_gat.gatv2_conv import GATv2Conv, auto_chunk_size, dropout_mask, message_passing_class
+from labml_gat.gatv2_conv import (ChunkTurns, GATv2Conv, GATv2Score, auto_chunk_size, dropout_mask,
+                                  message_passing_class)
 from test_edges import random_graph
 
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
@@ -93,7 +96,7 @@ def graph(n_src=30, n_dst=None, n_edges=150, edge_dim=None, dtype=torch.float64,
 @pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
 @pytest.mark.parametrize('config', CONFIGS, ids=str)
-def test_matches_pyg(config, dtype, device):
+def test_matches_pyg(config, dtype, device, threads):
     pytest.importorskip('torch_geometric')
     pyg, ours = make_pair(dtype, device, **config)
     x, edge_index, edge_attr = graph(edge_dim=config.get('edge_dim'), dtype=dtype, device=device)
@@ -221,7 +224,7 @@ def test_matches_pyg_on_cora():
 @pytest.mark.parametrize('config', [dict(), dict(edge_dim=2, residual=True, concat=False),
                                     dict(share_weights=True, dropout=0.3, negative_slope=-0.2),
                                     dict(edge_dim=1, fill_value=0.3, dropout=0.5)], ids=str)
-def test_gradcheck(config):
+def test_gradcheck(config, threads):
     # Every input: the features, the edge features and every parameter (a fixed dropout draw)
     conv = GATv2Conv(3, 2, heads=2, chunk_size=4, **config).double()
     conv.train()
@@ -507,14 +510,121 @@ def test_chunk_size_per_device():
         assert auto_chunk_size(like.cuda(), 64) > 1_000_000
 
 
+def chunks(sizes):
+    """Chunks of one target each with the given numbers of edges."""
+    ends = torch.tensor([0] + sizes).cumsum(0).tolist()
+    return [(i, i + 1, e0, e1) for i, (e0, e1) in enumerate(zip(ends, ends[1:]))]
+
+
+@pytest.mark.parametrize('n_threads, n_chunks, device, expected', [
+    (2, 8, 'cpu', 2), (2, 7, 'cpu', 1), (3, 100, 'cpu', 3), (16, 100, 'cpu', 4), (1, 100, 'cpu', 1),
+    (2, 0, 'cpu', 1), (2, 100, 'meta', 1)], ids=str)
+def test_chunk_threads(n_threads, n_chunks, device, expected):
+    # One thread per 4 chunks at least, as many as torch's threads, at most 4, on a CPU only
+    torch.set_num_threads(n_threads)
+    try:
+        turns = ChunkTurns(chunks([10] * n_chunks), torch.zeros(1, device=device))
+    finally:
+        torch.set_num_threads(1)
+    assert turns.n_threads == expected
+
+
+def run_turns(turns, work, timeout=60):
+    """`turns.run(work)` without autograd, as in a layer, in a thread of its own, so that a test
+    fails instead of hanging; returns its error, if any."""
+    result = []
+    thread = threading.Thread(
+        target=lambda: result.append(ChunkTurns.call(torch.no_grad()(turns.run), work)),
+        daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), 'the threads hang'
+    return result[0]
+
+
+def test_chunk_turns_share_the_chunks_and_keep_their_order(threads):
+    # Every chunk is computed once, in as many threads as there are, without autograd, with one
+    # intra-op thread each; the turns come in the chunks' order however long each chunk takes
+    parts = chunks([10] * 40)
+    turns = ChunkTurns(parts, torch.zeros(1))
+    taken, order, delays = [], [], torch.rand(40, generator=torch.Generator().manual_seed(0))
+
+    def work(k, part):
+        taken.append((k, part, threading.get_ident(), torch.get_num_threads(),
+                      torch.is_grad_enabled()))
+        time.sleep(0.01 * delays[k].item())
+        with turns.turn(k):
+            order.append(k)
+
+    assert run_turns(turns, work) is None
+    assert sorted(t[:2] for t in taken) == list(enumerate(parts))
+    assert order == list(range(40))
+    assert len({t[2] for t in taken}) == threads
+    assert {t[3:] for t in taken} == {(1 if threads > 1 else torch.get_num_threads(), False)}
+    assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize('failing', [0, 1, 17, 39])
+def test_chunk_turns_stop_at_the_first_error(failing, threads):
+    # The error of the failing chunk reaches the caller, the other threads stop instead of waiting
+    # for its turn, and torch's threads are as they were
+    turns = ChunkTurns(chunks([10] * 40), torch.zeros(1))
+
+    def work(k, part):
+        if k == failing:
+            raise ValueError(f'chunk {k} failed')
+        with turns.turn(k):
+            pass
+
+    error = run_turns(turns, work)
+    assert isinstance(error, ValueError) and str(error) == f'chunk {failing} failed'
+    assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize('config', [dict(), dict(edge_dim=3, share_weights=True),
+                                    dict(dropout=0.5, concat=False)], ids=str)
+def test_two_threads_compute_what_one_does(config, dtype, monkeypatch):
+    # With two threads the chunks are computed in two threads, and the sums added in the same
+    # order: the same output, attention and gradients, to the bit
+    scored_in = set()
+    forward = GATv2Score.forward
+
+    def spy(self, *args, **kwargs):
+        scored_in.add(threading.get_ident())
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(GATv2Score, 'forward', spy)
+    torch.manual_seed(0)
+    conv = GATv2Conv(5, 4, heads=3, chunk_size=50, **config).to(dtype).train()
+    edge_index = random_graph(300, 3000, self_loops=True)
+    x = torch.randn(300, 5, dtype=dtype)
+    edge_attr = None if 'edge_dim' not in config else \
+        torch.randn(edge_index.shape[1], config['edge_dim'], dtype=dtype)
+    results = {}
+    for n in (1, 2):
+        scored_in.clear()
+        torch.set_num_threads(n)
+        try:
+            results[n] = run(conv, x, edge_index, edge_attr)
+        finally:
+            torch.set_num_threads(1)
+        assert (len(scored_in) > 1) == (n == 2)
+    (out, index, alpha, inputs, grads), (out2, index2, alpha2, inputs2, grads2) = results.values()
+    assert torch.equal(out, out2) and torch.equal(index, index2) and torch.equal(alpha, alpha2)
+    for g, g2 in zip(inputs + list(grads.values()), inputs2 + list(grads2.values())):
+        assert torch.equal(g, g2)
+
+
 def test_module_imports_only_torch():
     # PyG only inside message_passing_class, when a to_hetero user calls it
     path = REPO / 'labml_gat' / 'gatv2_conv.py'
-    assert imported_modules(path) <= {'math', 'typing', 'torch', 'torch_geometric'}
+    standard = {'concurrent', 'contextlib', 'copy', 'math', 'threading', 'typing'}
+    assert imported_modules(path) <= standard | {'torch', 'torch_geometric'}
     top_level = {node.names[0].name if isinstance(node, ast.Import) else node.module
                  for node in ast.parse(path.read_text()).body
                  if isinstance(node, (ast.Import, ast.ImportFrom))}
-    assert {name.split('.')[0] for name in top_level} <= {'math', 'typing', 'torch'}
+    assert {name.split('.')[0] for name in top_level} <= standard | {'torch'}
 
 
 @pytest.mark.slow

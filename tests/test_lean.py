@@ -472,7 +472,7 @@ def loss_and_grads(model, x, edge_index, y, seed=4):
 @pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('chunk_size', [5, None])
 @pytest.mark.parametrize('share_weights', [False, True])
-def test_lean_model_is_the_two_layer_model(share_weights, chunk_size, device):
+def test_lean_model_is_the_two_layer_model(share_weights, chunk_size, device, threads):
     # Same state_dict, and in training the same draws of all four dropouts (input, attention,
     # hidden, attention), so the same loss and gradients; and the same evaluation output
     n_nodes = 30
