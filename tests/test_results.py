@@ -100,3 +100,19 @@ def test_results_import_nothing_of_the_package():
     # The records are read and rendered here; the modules that make them import this one, and
     # nothing here imports them back
     assert not any(name == 'labml_gat' for name in imported_modules(REPO / 'labml_gat' / 'results.py'))
+
+
+def test_figures_compare_the_clock_of_their_threads():
+    # The ratio that counts is CPU time with one CPU thread, else the wall clock; the records that
+    # keep both clocks' ratios say which one it is
+    checked = 0
+    for figure in results.load_figures():
+        one_cpu_thread = not figure.get('device') and figure['threads'] == 1
+        for impl, row in figure['impls'].items():
+            if 'step_ratio_wall' not in row or (one_cpu_thread and 'step_ratio_cpu' not in row):
+                continue
+            clock = '_cpu' if one_cpu_thread else '_wall'
+            for kind in ('step', 'eval'):
+                assert row[f'{kind}_ratio'] == row[f'{kind}_ratio{clock}'], (figure['figure'], impl)
+            checked += 1
+    assert checked >= 10
