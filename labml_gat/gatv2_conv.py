@@ -61,7 +61,7 @@ CPU_CHUNK_TENSOR_BYTES = 2 * 2 ** 20
 # Tensors of $C \times K F'$ numbers alive at once in a chunk (gathers, sums, gradients)
 CHUNK_BUFFERS = 8
 # On a CPU with several threads, the fewest chunks worth a thread of their own, and the
-# most threads computing chunks at once (beyond it the turns would keep them waiting)
+# most threads computing chunks at once (each chunk's turn waits for the chunks before it)
 MIN_CHUNKS_PER_THREAD = 4
 MAX_CHUNK_THREADS = 4
 FILL_REDUCTIONS = ('add', 'sum', 'mean', 'min', 'max', 'mul')
@@ -733,6 +733,7 @@ def backward_chunk(ctx, t: ChunkInputs, part, log_denominator, keep, grad_out,
         grad_a = grad_attention[e0:e1].to(t.dtype)
         grad_alpha += dropped(grad_a, keep, scale, e0, e1) if ctx.attention_dropped \
             else grad_a
+    # Without a gradient of $h'$ the messages get only the score's part
     if grad_messages_j is None:
         grad_messages_j = messages_j.zero_()
     # Back through the softmax, per target and head
@@ -810,6 +811,7 @@ class ChunkTurns:
 
     @staticmethod
     def call(function, *args) -> Optional[BaseException]:
+        """The error `function(*args)` raised, or `None`."""
         try:
             function(*args)
         except Exception as error:
@@ -834,7 +836,8 @@ class ChunkTurns:
 
     @contextmanager
     def turn(self, k: int):
-        """Waits for chunk `k`'s turn, after all chunks before it had theirs."""
+        """Chunk `k`'s turn: it begins when the chunk before it has had its turn. When
+        the chunks take turns, each takes exactly one, or the next ones would wait."""
         with self.turns:
             self.turns.wait_for(lambda: self.done == k or self.failed)
             if self.failed:
