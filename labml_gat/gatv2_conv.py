@@ -46,6 +46,7 @@ call.
 """
 
 import copy
+import functools
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,10 @@ CHUNK_BUFFERS = 8
 MIN_CHUNKS_PER_THREAD = 4
 MAX_CHUNK_THREADS = 4
 FILL_REDUCTIONS = ('add', 'sum', 'mean', 'min', 'max', 'mul')
+# A chunk: its targets `a` to `b` and its edges `e0` to `e1`
+Chunk = Tuple[int, int, int, int]
+# What is done for chunk `k`, `(k, part) -> None`
+Work = Callable[[int, Chunk], None]
 
 
 class GATv2Conv(nn.Module):
@@ -256,11 +261,11 @@ def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
         edge_attr = None if edge_attr is None else edge_attr[order]
     chunk = chunk_size or auto_chunk_size(g_l, g_l.shape[1] * g_l.shape[2])
     edges = TargetChunks(src, dst, n_dst, chunk)
-    keep, scale = draw_dropout(g_l, src.shape[0], g_l.shape[1], p, edges)
+    keep, scale, draw = draw_dropout(g_l, src.shape[0], g_l.shape[1], p, edges)
     score = GATv2Score(slope)
     out, alpha = lean_attention(score, g_l, g_r, None, att, edges, keep, scale,
                                 return_attention, True, edge_attr=edge_attr,
-                                weight_e=weight_e)
+                                weight_e=weight_e, draw=draw)
     if not return_attention:
         return out, None
     if sparse is None:
@@ -369,15 +374,45 @@ def self_loop_attr(edge_attr: Tensor, dst: Tensor, n: int, fill_value) -> Tensor
 
 
 def draw_dropout(like: Tensor, n_edges: int, n_heads: int, p: float,
-                 edges: 'TargetChunks') -> Tuple[Optional[Tensor], float]:
+                 edges: 'TargetChunks') -> Tuple[Optional[Tensor], float, Optional[Work]]:
     r"""
     The dropout on the coefficients, as `nn.Dropout` draws it: a mask of kept entries,
     `[|E|, K]`, one byte each, drawn for the edges in their given order (the random
-    stream of a dropout on $\alpha$) and put in the order of the chunks; and the scale
-    $1 / (1 - p)$ of the kept ones.
+    stream of a dropout on $\alpha$) and put in the order of the chunks; the scale
+    $1 / (1 - p)$ of the kept ones; and `None`, or the function that draws a chunk's
+    rows of the mask.
+
+    The draw is serial. When the edges come in the chunks' order and the CPU's
+    Bernoulli draws one number after another (`bernoulli_in_order`), the mask is left
+    empty here and drawn chunk by chunk, in order, ahead of each chunk's work: the same
+    numbers, and with several threads the draw runs beside the chunks.
     """
+    if like.device.type == 'cpu' and 0 < p < 1 and edges.order is None and \
+            bernoulli_in_order():
+        keep = like.new_empty((n_edges, n_heads), dtype=torch.bool)
+
+        def draw(k: int, part: Chunk) -> None:
+            keep[part[2]:part[3]].bernoulli_(1 - p)
+
+        return keep, 1 / (1 - p), draw
     keep, scale = dropout_mask(like, (n_edges, n_heads), p)
-    return None if keep is None else edges.sort(keep), scale
+    return None if keep is None else edges.sort(keep), scale, None
+
+
+@functools.lru_cache(maxsize=None)
+def bernoulli_in_order() -> bool:
+    """
+    Whether a CPU's `bernoulli_` draws a tensor's entries one after another from the
+    generator, so that its rows drawn in order give the mask drawn at once: PyTorch's
+    own kernel does; MKL's, used on Intel CPUs, draws a new seed at every call.
+    """
+    generator = torch.Generator().manual_seed(0)
+    whole = torch.empty(64, dtype=torch.bool).bernoulli_(0.5, generator=generator)
+    generator.manual_seed(0)
+    rows = torch.empty(64, dtype=torch.bool)
+    for half in rows.split(32):
+        half.bernoulli_(0.5, generator=generator)
+    return torch.equal(whole, rows)
 
 
 def dropout_mask(like: Tensor, shape: Tuple[int, ...], p: float
@@ -396,10 +431,6 @@ def dropout_mask(like: Tensor, shape: Tuple[int, ...], p: float
         return torch.native_dropout(like.new_ones(shape), p, True)[1], 1 / (1 - p)
     keep = like.new_empty(shape, dtype=torch.bool).bernoulli_(1 - p)
     return keep, 1 / (1 - p)
-
-
-# A chunk: its targets `a` to `b` and its edges `e0` to `e1`
-Chunk = Tuple[int, int, int, int]
 
 
 class TargetChunks:
@@ -561,17 +592,19 @@ def lean_attention(score, messages: Tensor, query: Optional[Tensor],
                    keep: Optional[Tensor], scale: float, return_attention: bool,
                    attention_dropped: bool, edge_attr: Optional[Tensor] = None,
                    weight_e: Optional[Tensor] = None, weight_r: Optional[Tensor] = None,
-                   projection=None) -> Tuple[Tensor, Optional[Tensor]]:
+                   projection=None, draw: Optional[Work] = None
+                   ) -> Tuple[Tensor, Optional[Tensor]]:
     r"""
     $h'$, `[n_dst, K, F']`, and, if asked for, $\alpha$ (after dropout if
     `attention_dropped`) in the edges' given order. `score` makes $e_{ijk}$ from
     `messages`, `query`, `key` and `attn`. With `projection` (any object with
     `rows(a, b)`, the rows of an input $h$) and `weight_r`, `query` is `None` and its
-    rows $g_{r,i} = W_r h_i$ are projected chunk by chunk.
+    rows $g_{r,i} = W_r h_i$ are projected chunk by chunk. With `draw`, each chunk's
+    rows of the dropout mask `keep` are drawn ahead of the chunk (`draw_dropout`).
     """
     out, attention = LeanAttention.apply(
         messages, query, key, attn, edge_attr, weight_e, weight_r, score, edges, keep,
-        scale, return_attention, attention_dropped, projection)
+        scale, return_attention, attention_dropped, projection, draw)
     return out, None if attention is None else edges.unsort(attention)
 
 
@@ -601,7 +634,7 @@ class LeanAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, messages, query, key, attn, edge_attr, weight_e, weight_r, score,
                 edges: TargetChunks, keep, scale, return_attention, attention_dropped,
-                projection):
+                projection, draw):
         device, dtype = messages.device, messages.dtype
         with torch.autocast(device.type, enabled=False):
             cdt = compute_dtype(dtype)
@@ -639,7 +672,7 @@ class LeanAttention(torch.autograd.Function):
                 if cdt != dtype:
                     out[a:b] = rows
 
-            ChunkTurns(edges.parts, messages).run(chunk)
+            ChunkTurns(edges.parts, messages).run(chunk, ahead=draw)
         ctx.save_for_backward(messages, query, key, attn, edge_attr, weight_e, weight_r,
                               log_denominator, keep)
         ctx.score, ctx.edges, ctx.scale, ctx.projection = score, edges, scale, projection
@@ -708,7 +741,7 @@ class LeanAttention(torch.autograd.Function):
                   (query, None if query is messages else grad_query),
                   (key, g.key), (attn, g.attn), (edge_attr, g.edge_attr),
                   (weight_e, g.weight_e), (weight_r, grad_weight_r))]
-        return (*grads, None, None, None, None, None, None, None)
+        return (*grads, None, None, None, None, None, None, None, None)
 
 
 def backward_chunk(ctx, t: ChunkInputs, part, log_denominator, keep, grad_out,
@@ -780,26 +813,36 @@ class ChunkTurns:
     adds in its *turn*: in the chunks' order, whatever thread computed it. The sums are
     then the same as with one thread, and no thread keeps sums of its own.
     One thread on a GPU, with one intra-op thread, or with few chunks.
+
+    A serial step per chunk that must come in the chunks' order (drawing its dropout
+    mask), `ahead`, runs on a thread of its own, and a chunk's work waits for its step.
     """
 
     def __init__(self, parts: List[Chunk], like: Tensor):
         self.parts, self.taken, self.done, self.failed = parts, 0, 0, False
+        # How many chunks have had their step ahead
+        self.ready = len(parts)
         self.lock, self.turns = threading.Lock(), threading.Condition()
         n = min(torch.get_num_threads(), MAX_CHUNK_THREADS,
                 len(parts) // MIN_CHUNKS_PER_THREAD)
         self.n_threads = n if like.device.type == 'cpu' and n > 1 else 1
 
-    def run(self, work: Callable[[int, Chunk], None]) -> None:
-        """`work(k, part)` for every chunk, in this thread and the others."""
+    def run(self, work: Work, ahead: Optional[Work] = None) -> None:
+        """`work(k, part)` for every chunk, in this thread and the others, each after
+        `ahead(k, part)` if given."""
         if self.n_threads == 1:
-            return self.work_on(work)
+            return self.work_on(work if ahead is None else one_then_other(ahead, work))
+        if ahead is not None:
+            self.ready = 0
         threads = torch.get_num_threads()
         # New threads take their intra-op threads from the last call
         torch.set_num_threads(max(1, threads // self.n_threads))
         try:
-            with ThreadPoolExecutor(self.n_threads - 1) as pool:
+            with ThreadPoolExecutor(self.n_threads - (ahead is None)) as pool:
                 others = [pool.submit(torch.no_grad()(self.work_on), work)
                           for _ in range(self.n_threads - 1)]
+                if ahead is not None:
+                    others.append(pool.submit(torch.no_grad()(self.go_ahead), ahead))
                 errors = [self.call(self.work_on, work)]
                 errors += [done.exception() for done in others]
         finally:
@@ -818,36 +861,67 @@ class ChunkTurns:
             return error
         return None
 
-    def work_on(self, work: Callable[[int, Chunk], None]) -> None:
-        """Takes the next chunk and computes it until none is left; on an error, the
-        other threads stop."""
+    def work_on(self, work: Work) -> None:
+        """Takes the next chunk and computes it, when its step ahead is done, until none
+        is left; on an error, the other threads stop."""
         try:
             while True:
                 with self.lock:
                     if self.failed or self.taken == len(self.parts):
                         return
                     k, self.taken = self.taken, self.taken + 1
+                self.wait_for(lambda: self.ready > k)
                 work(k, self.parts[k])
         except BaseException:
-            with self.turns:
-                self.failed = True
-                self.turns.notify_all()
+            self.fail()
             raise
+
+    def go_ahead(self, ahead: Work) -> None:
+        """`ahead(k, part)` for every chunk, in order, each chunk ready after it."""
+        try:
+            for k, part in enumerate(self.parts):
+                if self.failed:
+                    return
+                ahead(k, part)
+                with self.turns:
+                    self.ready = k + 1
+                    self.turns.notify_all()
+        except BaseException:
+            self.fail()
+            raise
+
+    def wait_for(self, condition: Callable[[], bool]) -> None:
+        """Waits until `condition()`, or stops if another thread failed."""
+        with self.turns:
+            self.turns.wait_for(lambda: condition() or self.failed)
+            if self.failed:
+                raise Stopped()
+
+    def fail(self) -> None:
+        """Tells the other threads to stop."""
+        with self.turns:
+            self.failed = True
+            self.turns.notify_all()
 
     @contextmanager
     def turn(self, k: int):
         """Chunk `k`'s turn: it begins when the chunk before it has had its turn. When
         the chunks take turns, each takes exactly one, or the next ones would wait."""
-        with self.turns:
-            self.turns.wait_for(lambda: self.done == k or self.failed)
-            if self.failed:
-                raise Stopped()
+        self.wait_for(lambda: self.done == k)
         try:
             yield
         finally:
             with self.turns:
                 self.done += 1
                 self.turns.notify_all()
+
+
+def one_then_other(first: Work, then: Work) -> Work:
+    """`first(k, part)`, then `then(k, part)`, for one thread."""
+    def both(k: int, part: Chunk) -> None:
+        first(k, part)
+        then(k, part)
+    return both
 
 
 class Stopped(Exception):

@@ -164,7 +164,7 @@ def lean_attend(layer, score, messages: torch.Tensor, query: Optional[torch.Tens
     n_dst, n_heads = query.shape[0] if n_dst is None else n_dst, layer.n_heads
     edges = TargetChunks(src, dst, n_dst, chunk)
     p = layer.dropout.p if layer.training else 0.0
-    keep, scale = draw_dropout(messages, src.shape[0], n_heads, p, edges)
+    keep, scale, draw = draw_dropout(messages, src.shape[0], n_heads, p, edges)
 
     # $h'_{ik}$, `[n_dst, n_heads, n_hidden]`, and, if asked for, $\alpha_{ijk}$
     # before dropout, by the [chunked attention](gatv2_conv.html) of the drop-in layer
@@ -172,7 +172,7 @@ def lean_attend(layer, score, messages: torch.Tensor, query: Optional[torch.Tens
     attn = layer.attn if isinstance(score, GATv2Score) else None
     attn_res, attention = lean_attention(score, messages, query, key, attn, edges, keep,
                                          scale, return_attention, False,
-                                         weight_r=weight_r, projection=h)
+                                         weight_r=weight_r, projection=h, draw=draw)
 
     # Concatenate or average the heads and add the bias, as the other layers do; the bias
     # in place, as `out` is a fresh node-level tensor that nothing has kept

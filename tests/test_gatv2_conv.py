@@ -16,8 +16,9 @@ import torch
 
 from conftest import PLANETOID, REPO, imported_modules, needs_planetoid, run_copied_alone
 from labml_gat.edges import EdgeGraphAttentionV2Layer
-from labml_gat.gatv2_conv import (ChunkTurns, GATv2Conv, GATv2Score, auto_chunk_size, dropout_mask,
-                                  message_passing_class)
+from labml_gat import gatv2_conv
+from labml_gat.gatv2_conv import (ChunkTurns, GATv2Conv, GATv2Score, auto_chunk_size,
+                                  bernoulli_in_order, dropout_mask, message_passing_class)
 from test_edges import random_graph
 
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
@@ -152,6 +153,86 @@ def test_chunk_sizes_int32_and_training_dropout(chunk_size):
     expected = run(pyg, x, edge_index, edge_attr)
     assert_same(run(ours, x, edge_index.int(), edge_attr), expected, 1e-10)
     assert (expected[2] == 0).any()
+
+
+@pytest.mark.parametrize('in_order', [True, False], ids=['chunk_by_chunk', 'at_once'])
+def test_dropout_drawn_chunk_by_chunk_is_pygs(in_order, threads, monkeypatch):
+    # Edges sorted by target: the attention's dropout mask is drawn chunk by chunk, in order,
+    # ahead of the chunks (on a thread of its own with two threads), or at once where the CPU's
+    # Bernoulli cannot be drawn in parts; either way PyG's masks, outputs and gradients, and
+    # the random stream after the layer is PyG's
+    pytest.importorskip('torch_geometric')
+    monkeypatch.setattr(gatv2_conv, 'bernoulli_in_order', lambda: in_order)
+    draws, drawn = [], []
+    draw_dropout = gatv2_conv.draw_dropout
+
+    def spy(*args):
+        keep, scale, draw = draw_dropout(*args)
+        draws.append(draw)
+        if draw is None:
+            return keep, scale, None
+
+        def spied(k, part):
+            drawn.append((part[2:], threading.get_ident()))
+            draw(k, part)
+        return keep, scale, spied
+
+    monkeypatch.setattr(gatv2_conv, 'draw_dropout', spy)
+    pyg, ours = make_pair(chunk_size=10, dropout=0.5, add_self_loops=False)
+    pyg.train(), ours.train()
+    x, edge_index, _ = graph()
+    edge_index = edge_index[:, torch.argsort(edge_index[1], stable=True)]
+    expected, expected_state = run(pyg, x, edge_index), torch.get_rng_state()
+    got, state = run(ours, x, edge_index), torch.get_rng_state()
+    assert_same(got, expected, 1e-10)
+    assert (expected[2] == 0).any() and torch.equal(state, expected_state)
+    assert (draws[0] is not None) == in_order
+    if in_order:
+        # Every chunk's rows once, in order, in one thread: the caller's only with one thread
+        ends = [e for (e0, e1), _ in drawn for e in (e0, e1)]
+        assert ends[0] == 0 and ends[-1] == edge_index.shape[1] and ends == sorted(ends)
+        assert len(drawn) >= 8 and len({t for _, t in drawn}) == 1
+        assert (drawn[0][1] == threading.get_ident()) == (threads == 1)
+
+
+def test_bernoulli_in_order_tells_how_the_cpu_draws(monkeypatch):
+    # This CPU's Bernoulli: a mask drawn in parts, in order, is the mask drawn at once exactly
+    # when the check says so; a Bernoulli that seeds every call (as MKL's) fails the check, and
+    # the layer then draws the mask at once: nn.Dropout's
+    def in_parts(p, seed=5):
+        torch.manual_seed(seed)
+        keep = torch.empty(1000, 4, dtype=torch.bool)
+        for rows in keep.split(37):
+            rows.bernoulli_(p)
+        return keep
+
+    torch.manual_seed(5)
+    at_once = torch.empty(1000, 4, dtype=torch.bool).bernoulli_(0.5)
+    assert torch.equal(in_parts(0.5), at_once) == bernoulli_in_order()
+    bernoulli = torch.Tensor.bernoulli_
+
+    def seeded_per_call(self, p, generator=None):
+        seed = torch.randint(2 ** 31, (), generator=generator).item()
+        return bernoulli(self, p, generator=torch.Generator().manual_seed(seed))
+
+    monkeypatch.setattr(torch.Tensor, 'bernoulli_', seeded_per_call)
+    bernoulli_in_order.cache_clear()
+    try:
+        assert not bernoulli_in_order()
+        torch.manual_seed(5)
+        at_once = torch.empty(1000, 4, dtype=torch.bool).bernoulli_(0.5)
+        assert not torch.equal(in_parts(0.5), at_once)
+        conv = GATv2Conv(5, 4, heads=3, dropout=0.5, add_self_loops=False, chunk_size=10)
+        x, edge_index, _ = graph(dtype=torch.float32)
+        edge_index = edge_index[:, torch.argsort(edge_index[1], stable=True)]
+        torch.manual_seed(2)
+        _, (_, alpha) = conv(x, edge_index, return_attention_weights=True)
+        torch.manual_seed(2)
+        keep, _ = dropout_mask(x, (edge_index.shape[1], 3), 0.5)
+        assert torch.equal(alpha != 0, keep)
+    finally:
+        monkeypatch.undo()
+        bernoulli_in_order.cache_clear()
 
 
 @pytest.mark.parametrize('layout', ['csr', 'coo', 'csc'])
@@ -529,12 +610,12 @@ def test_chunk_threads(n_threads, n_chunks, device, expected):
     assert turns.n_threads == expected
 
 
-def run_turns(turns, work, timeout=60):
-    """`turns.run(work)` without autograd, as in a layer, in a thread of its own, so that a test
-    fails instead of hanging; returns its error, if any."""
+def run_turns(turns, work, ahead=None, timeout=60):
+    """`turns.run(work, ahead)` without autograd, as in a layer, in a thread of its own, so that
+    a test fails instead of hanging; returns its error, if any."""
     result = []
     thread = threading.Thread(
-        target=lambda: result.append(ChunkTurns.call(torch.no_grad()(turns.run), work)),
+        target=lambda: result.append(ChunkTurns.call(torch.no_grad()(turns.run), work, ahead)),
         daemon=True)
     thread.start()
     thread.join(timeout)
@@ -564,20 +645,51 @@ def test_chunk_turns_share_the_chunks_and_keep_their_order(threads):
     assert torch.get_num_threads() == threads
 
 
-@pytest.mark.parametrize('failing', [0, 1, 17, 39])
-def test_chunk_turns_stop_at_the_first_error(failing, threads):
-    # The error of the failing chunk reaches the caller, the other threads stop instead of waiting
-    # for its turn, and torch's threads are as they were
-    turns = ChunkTurns(chunks([10] * 40), torch.zeros(1))
+def test_chunk_turns_take_a_step_ahead_of_each_chunk(threads):
+    # `ahead` comes for every chunk, in order, in one thread (of its own with two threads), and
+    # each chunk's work begins after its step, however long the steps take
+    parts = chunks([10] * 40)
+    turns = ChunkTurns(parts, torch.zeros(1))
+    events, lock = [], threading.Lock()
+    delays = torch.rand(40, generator=torch.Generator().manual_seed(1))
+
+    def ahead(k, part):
+        time.sleep(0.005 * delays[k].item())
+        with lock:
+            events.append(('ahead', k, part, threading.get_ident()))
 
     def work(k, part):
-        if k == failing:
-            raise ValueError(f'chunk {k} failed')
-        with turns.turn(k):
-            pass
+        with lock:
+            events.append(('work', k, part, threading.get_ident()))
 
-    error = run_turns(turns, work)
-    assert isinstance(error, ValueError) and str(error) == f'chunk {failing} failed'
+    assert run_turns(turns, work, ahead) is None
+    steps = [e for e in events if e[0] == 'ahead']
+    assert [e[1:3] for e in steps] == list(enumerate(parts))
+    assert all(events.index(steps[k]) < events.index(e) for e in events if e[0] == 'work'
+               for k in [e[1]])
+    workers = {e[3] for e in events if e[0] == 'work'}
+    assert len(workers) == threads and len({e[3] for e in steps}) == 1
+    assert (steps[0][3] in workers) == (threads == 1)
+
+
+@pytest.mark.parametrize('where', ['work', 'ahead'])
+@pytest.mark.parametrize('failing', [0, 1, 17, 39])
+def test_chunk_turns_stop_at_the_first_error(failing, where, threads):
+    # The error of the failing chunk, or of its step ahead, reaches the caller, the other threads
+    # stop instead of waiting for its turn or its step, and torch's threads are as they were
+    turns = ChunkTurns(chunks([10] * 40), torch.zeros(1))
+
+    def fails(name):
+        def step(k, part):
+            if k == failing and name == where:
+                raise ValueError(f'{name} {k} failed')
+            if name == 'work':
+                with turns.turn(k):
+                    pass
+        return step
+
+    error = run_turns(turns, fails('work'), fails('ahead'))
+    assert isinstance(error, ValueError) and str(error) == f'{where} {failing} failed'
     assert torch.get_num_threads() == threads
 
 
@@ -619,7 +731,7 @@ def test_two_threads_compute_what_one_does(config, dtype, monkeypatch):
 def test_module_imports_only_torch():
     # PyG only inside message_passing_class, when a to_hetero user calls it
     path = REPO / 'labml_gat' / 'gatv2_conv.py'
-    standard = {'concurrent', 'contextlib', 'copy', 'math', 'threading', 'typing'}
+    standard = {'concurrent', 'contextlib', 'copy', 'functools', 'math', 'threading', 'typing'}
     assert imported_modules(path) <= standard | {'torch', 'torch_geometric'}
     top_level = {node.names[0].name if isinstance(node, ast.Import) else node.module
                  for node in ast.parse(path.read_text()).body
