@@ -28,6 +28,8 @@ $\ell_{ik}$, and the backward pass recomputes the scores chunk by chunk from it.
 training) instead of about $2 |\mathcal{E}| K F' b$ bytes ($b$ bytes per number), plus
 node-level tensors. At 10M edges, $K = 8$, $F' = 8$ in `float32`: 80 MB instead of
 5.1 GB. A chunk's working set is a few $C \times K F'$ tensors, whatever $|\mathcal{E}|$.
+Only a small graph (Cora: an $|\mathcal{E}| \times K F'$ tensor of a few MB) keeps its
+chunks' tensors for the backward pass: there the time saved matters more.
 
 **On a GPU** what is kept for the backward pass is the same arithmetic; the working set
 is not: chunks there are as large as a sixteenth of the free memory allows (millions of
@@ -61,6 +63,9 @@ from torch import Tensor, nn
 CPU_CHUNK_TENSOR_BYTES = 2 * 2 ** 20
 # Tensors of $C \times K F'$ numbers alive at once in a chunk (gathers, sums, gradients)
 CHUNK_BUFFERS = 8
+# A graph whose $|\mathcal{E}| \times K F'$ tensor is at most this large keeps its
+# chunks' per-edge tensors for the backward pass instead of computing them again
+SMALL_GRAPH_TENSOR_BYTES = 4 * 2 ** 20
 # On a CPU with several threads, the fewest chunks worth a thread of their own, and the
 # most threads computing chunks at once (each chunk's turn waits for the chunks before it)
 MIN_CHUNKS_PER_THREAD = 4
@@ -458,9 +463,11 @@ class TargetChunks:
         ptr = self.degrees.new_zeros(n_dst + 1)
         torch.cumsum(self.degrees, 0, out=ptr[1:])
         # The first target at or after every multiple of `chunk` edges starts a chunk
+        # (in order, as `ptr` is)
         starts = torch.searchsorted(ptr, torch.arange(0, dst.shape[0], chunk,
                                                       device=dst.device))
-        nodes = torch.unique(torch.cat([starts, starts.new_tensor([0, n_dst])]))
+        nodes = torch.unique_consecutive(torch.cat([starts.new_zeros(1), starts,
+                                                    starts.new_tensor([n_dst])]))
         bounds = list(zip(nodes.tolist(), ptr.index_select(0, nodes).tolist()))
         self.parts: List[Chunk] = [
             (a, b, e0, e1) for (a, e0), (b, e1) in zip(bounds, bounds[1:]) if e1 > e0]
@@ -602,9 +609,13 @@ def lean_attention(score, messages: Tensor, query: Optional[Tensor],
     rows $g_{r,i} = W_r h_i$ are projected chunk by chunk. With `draw`, each chunk's
     rows of the dropout mask `keep` are drawn ahead of the chunk (`draw_dropout`).
     """
+    inputs = (messages, query, key, attn, edge_attr, weight_e, weight_r)
+    # A small graph's chunks keep their tensors, if there is to be a backward pass
+    reuse = torch.is_grad_enabled() and is_small(edges, messages) and \
+        any(x is not None and x.requires_grad for x in inputs)
     out, attention = LeanAttention.apply(
-        messages, query, key, attn, edge_attr, weight_e, weight_r, score, edges, keep,
-        scale, return_attention, attention_dropped, projection, draw)
+        *inputs, score, edges, keep, scale, return_attention, attention_dropped,
+        projection, draw, reuse)
     return out, None if attention is None else edges.unsort(attention)
 
 
@@ -618,7 +629,8 @@ class LeanAttention(torch.autograd.Function):
     with $m_{ik}$ the maximum, and $h'_{ik} = \sum_{j \in \mathcal{N}_i}
     \tilde\alpha_{ijk} \, g_{k,j}$ with $\tilde\alpha$ the coefficients after dropout.
     Kept for the backward pass: the node-level inputs, $\ell$ (`[n_dst, K]`), and the
-    dropout mask.
+    dropout mask; for a small graph (`is_small`) also each chunk's gathered messages,
+    LeakyReLU and $\alpha$, which the backward pass then reuses.
 
     **Half precision.** Each chunk is computed in `float32` when the inputs are
     `float16` or `bfloat16`: a hub's softmax denominator and sum add up as many terms as
@@ -634,7 +646,7 @@ class LeanAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, messages, query, key, attn, edge_attr, weight_e, weight_r, score,
                 edges: TargetChunks, keep, scale, return_attention, attention_dropped,
-                projection, draw):
+                projection, draw, reuse):
         device, dtype = messages.device, messages.dtype
         with torch.autocast(device.type, enabled=False):
             cdt = compute_dtype(dtype)
@@ -646,6 +658,8 @@ class LeanAttention(torch.autograd.Function):
             log_denominator = messages.new_full((n_dst, n_heads), -torch.inf, dtype=cdt)
             attention = messages.new_empty(edges.src.shape[0], n_heads) \
                 if return_attention else None
+            # A small graph's chunks' tensors, reused by the backward pass
+            reused = {} if reuse else None
 
             def chunk(k: int, part: Chunk) -> None:
                 a, b, e0, e1 = part
@@ -654,7 +668,8 @@ class LeanAttention(torch.autograd.Function):
                 local, degrees = dst - a, edges.degrees[a:b]
                 tc = copy.copy(t)
                 tc.query = query_chunk(query, projection, weight_r, a, b, n_heads)
-                e, messages_j, _ = score.forward(tc, src, local, e0, e1)
+                e, messages_j, state = score.forward(tc, src, local, e0, e1,
+                                                     for_backward=reused is not None)
                 # The segment softmax over each target's in-edges, inside the chunk
                 e_max = torch.segment_reduce(e, 'max', lengths=degrees, unsafe=True)
                 alpha = e.sub_(e_max.index_select(0, local)).exp_()
@@ -668,7 +683,12 @@ class LeanAttention(torch.autograd.Function):
                 # $h'_{ik}$: the weighted messages added into the rows of their targets
                 rows = out[a:b] if cdt == dtype else \
                     messages_j.new_zeros(b - a, n_heads, n_hidden)
-                rows.index_add_(0, local, messages_j.mul_(weights[..., None]))
+                if reused is not None:
+                    reused[k] = (messages_j, state, alpha)
+                    weighted = messages_j * weights[..., None]
+                else:
+                    weighted = messages_j.mul_(weights[..., None])
+                rows.index_add_(0, local, weighted)
                 if cdt != dtype:
                     out[a:b] = rows
 
@@ -676,7 +696,7 @@ class LeanAttention(torch.autograd.Function):
         ctx.save_for_backward(messages, query, key, attn, edge_attr, weight_e, weight_r,
                               log_denominator, keep)
         ctx.score, ctx.edges, ctx.scale, ctx.projection = score, edges, scale, projection
-        ctx.attention_dropped = attention_dropped
+        ctx.attention_dropped, ctx.reused = attention_dropped, reused
         ctx.set_materialize_grads(False)
         return out, attention
 
@@ -685,7 +705,7 @@ class LeanAttention(torch.autograd.Function):
     def backward(ctx, grad_out: Optional[Tensor], grad_attention: Optional[Tensor]):
         r"""
         Per chunk, the scores and $\alpha$ are recomputed from the node-level inputs and
-        $\ell$. The gradient of the weights, $\partial \mathcal{L} / \partial
+        $\ell$ (or reused, for a small graph). The gradient of the weights, $\partial \mathcal{L} / \partial
         \tilde\alpha_{ijk} = (\partial \mathcal{L} / \partial h'_{ik})^\top g_{k,j}$,
         goes back through the dropout to $\partial \mathcal{L} / \partial \alpha_{ijk}$
         (plus the returned attention's gradient), and through the softmax:
@@ -725,7 +745,8 @@ class LeanAttention(torch.autograd.Function):
                 tc = copy.copy(t)
                 tc.query = query_chunk(query, projection, weight_r, a, b, n_heads)
                 grads = backward_chunk(ctx, tc, part, log_denominator, keep, grad_out,
-                                       grad_attention, g.edge_attr)
+                                       grad_attention, g.edge_attr,
+                                       None if ctx.reused is None else ctx.reused[k])
                 if projection is not None:
                     grad_w = grads.query.reshape(b - a, -1).T @ \
                         projection.rows(a, b).to(cdt)
@@ -741,19 +762,22 @@ class LeanAttention(torch.autograd.Function):
                   (query, None if query is messages else grad_query),
                   (key, g.key), (attn, g.attn), (edge_attr, g.edge_attr),
                   (weight_e, g.weight_e), (weight_r, grad_weight_r))]
-        return (*grads, None, None, None, None, None, None, None, None)
+        return (*grads, None, None, None, None, None, None, None, None, None)
 
 
 def backward_chunk(ctx, t: ChunkInputs, part, log_denominator, keep, grad_out,
-                   grad_attention, grad_edge_attr) -> ChunkInputs:
+                   grad_attention, grad_edge_attr, reused=None) -> ChunkInputs:
     r"""The backward pass of one chunk, from $\partial \mathcal{L} / \partial h'$ and
     the returned attention's gradient: the chunk's part of the node-level gradients,
     the messages' per edge (the edge features' rows are written into `grad_edge_attr`)."""
     (a, b, e0, e1), score, edges, scale = part, ctx.score, ctx.edges, ctx.scale
     src, dst = edges.src[e0:e1], edges.dst[e0:e1]
     local, degrees = dst - a, edges.degrees[a:b]
-    e, messages_j, state = score.forward(t, src, local, e0, e1, for_backward=True)
-    alpha = e.sub_(log_denominator.index_select(0, dst)).exp_()
+    if reused is None:
+        e, messages_j, state = score.forward(t, src, local, e0, e1, for_backward=True)
+        alpha = e.sub_(log_denominator.index_select(0, dst)).exp_()
+    else:
+        messages_j, state, alpha = reused
     # $\partial \mathcal{L} / \partial \alpha$, `[C, K]`, from $h'$ and from the returned
     # attention (through the dropout first if it was returned after it)
     grad_alpha, grad_messages_j = alpha.new_zeros(alpha.shape), None
@@ -768,11 +792,11 @@ def backward_chunk(ctx, t: ChunkInputs, part, log_denominator, keep, grad_out,
             else grad_a
     # Without a gradient of $h'$ the messages get only the score's part
     if grad_messages_j is None:
-        grad_messages_j = messages_j.zero_()
+        grad_messages_j = torch.zeros_like(messages_j)
     # Back through the softmax, per target and head
     grad_e = grad_alpha.mul_(alpha)
     sums = torch.segment_reduce(grad_e, 'sum', lengths=degrees, unsafe=True)
-    grad_e -= alpha.mul_(sums.index_select(0, local))
+    grad_e -= alpha * sums.index_select(0, local)
     # Back through the score, which adds its part of the messages' gradient
     grads = score.backward(grad_e, state, t, local, e0, e1, grad_messages_j,
                            grad_edge_attr)
@@ -926,6 +950,18 @@ def one_then_other(first: Work, then: Work) -> Work:
 
 class Stopped(Exception):
     """A thread stopped because another one failed."""
+
+
+def is_small(edges: TargetChunks, messages: Tensor) -> bool:
+    r"""
+    Whether a graph is small: its $|\mathcal{E}| \times K F'$ tensor at most
+    `SMALL_GRAPH_TENSOR_BYTES`. Its chunks then keep their gathered messages, LeakyReLU
+    and $\alpha$ for the backward pass (a few such tensors): computing them again would
+    cost more time than they take memory.
+    """
+    per_edge = messages.shape[1] * messages.shape[2] * \
+        compute_dtype(messages.dtype).itemsize
+    return edges.src.shape[0] * per_edge <= SMALL_GRAPH_TENSOR_BYTES
 
 
 def check_chunk_size(chunk_size: Optional[int]) -> Optional[int]:

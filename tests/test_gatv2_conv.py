@@ -32,6 +32,14 @@ CONFIGS = ([dict(), dict(add_self_loops=False), dict(concat=False), dict(share_w
            + [dict(edge_dim=3, add_self_loops=False), dict(edge_dim=1, residual=True, concat=False)])
 
 
+@pytest.fixture(params=[True, False], ids=['reused', 'recomputed'])
+def reuse(request, monkeypatch):
+    """Whether the tests' small graphs are small for the layer: their chunks' tensors then reach
+    the backward pass from the forward pass, else the backward pass computes them again."""
+    monkeypatch.setattr(gatv2_conv, 'SMALL_GRAPH_TENSOR_BYTES', 2 ** 62 if request.param else 0)
+    return request.param
+
+
 def make_pair(dtype=torch.float64, device='cpu', chunk_size=7, in_channels=5, out_channels=4,
               heads=3, **kwargs):
     """PyG's layer with random parameters (biases included) and ours with its state_dict."""
@@ -97,7 +105,7 @@ def graph(n_src=30, n_dst=None, n_edges=150, edge_dim=None, dtype=torch.float64,
 @pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
 @pytest.mark.parametrize('config', CONFIGS, ids=str)
-def test_matches_pyg(config, dtype, device, threads):
+def test_matches_pyg(config, dtype, device, threads, reuse):
     pytest.importorskip('torch_geometric')
     pyg, ours = make_pair(dtype, device, **config)
     x, edge_index, edge_attr = graph(edge_dim=config.get('edge_dim'), dtype=dtype, device=device)
@@ -305,7 +313,7 @@ def test_matches_pyg_on_cora():
 @pytest.mark.parametrize('config', [dict(), dict(edge_dim=2, residual=True, concat=False),
                                     dict(share_weights=True, dropout=0.3, negative_slope=-0.2),
                                     dict(edge_dim=1, fill_value=0.3, dropout=0.5)], ids=str)
-def test_gradcheck(config, threads):
+def test_gradcheck(config, threads, reuse):
     # Every input: the features, the edge features and every parameter (a fixed dropout draw)
     conv = GATv2Conv(3, 2, heads=2, chunk_size=4, **config).double()
     conv.train()
@@ -394,9 +402,11 @@ def test_autocast(device, dtype):
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in conv.parameters())
 
 
-def test_saved_tensors_grow_with_heads_not_features():
+def test_saved_tensors_grow_with_heads_not_features(monkeypatch):
     # What is kept for backward: per edge one byte per head (the dropout mask) and the edge list
-    # with its features; no edge-sized tensor grows with F', even with edge features
+    # with its features; no edge-sized tensor grows with F', even with edge features (a graph
+    # that is not small)
+    monkeypatch.setattr(gatv2_conv, 'SMALL_GRAPH_TENSOR_BYTES', 0)
     n_nodes, heads, edge_dim = 50, 2, 4
     edge_index = random_graph(n_nodes, 20_000, self_loops=False, n_isolated=0)
     n_edges = edge_index.shape[1]
@@ -410,6 +420,40 @@ def test_saved_tensors_grow_with_heads_not_features():
         sizes[hidden] = saved_bytes(lambda: conv(x, edge_index, edge_attr))
     assert sizes[64] - sizes[4] <= 8 * n_nodes * heads * 64 * 4
     assert sizes[4] <= n_edges * (heads + 2 * 8 + edge_dim * 4) + 32 * n_nodes * heads * 64 * 4
+
+
+def test_only_a_small_graph_in_training_reuses_its_chunks(monkeypatch):
+    # A graph whose [E, K F'] tensor is at most SMALL_GRAPH_TENSOR_BYTES keeps its chunks' tensors
+    # for the backward pass, and only when there is to be one
+    reused = []
+    apply = gatv2_conv.LeanAttention.apply
+    monkeypatch.setattr(gatv2_conv.LeanAttention, 'apply',
+                        lambda *args: reused.append(args[-1]) or apply(*args))
+    conv = GATv2Conv(5, 4, heads=3, edge_dim=2, add_self_loops=False)
+    x, edge_index, edge_attr = graph(edge_dim=2, dtype=torch.float32)
+    per_edge = 3 * 4 * 4
+    monkeypatch.setattr(gatv2_conv, 'SMALL_GRAPH_TENSOR_BYTES', edge_index.shape[1] * per_edge)
+    conv(x, edge_index, edge_attr)
+    with torch.no_grad():
+        conv(x, edge_index, edge_attr)
+    conv.requires_grad_(False)
+    conv(x, edge_index, edge_attr)
+    conv(x.requires_grad_(), edge_index, edge_attr)
+    monkeypatch.setattr(gatv2_conv, 'SMALL_GRAPH_TENSOR_BYTES', edge_index.shape[1] * per_edge - 1)
+    conv(x, edge_index, edge_attr)
+    assert reused == [True, False, False, True, False]
+
+
+def test_backward_twice_gives_the_same_gradients(reuse):
+    # With the graph retained, a second backward pass computes the same gradients again (the
+    # reused tensors are not overwritten by the first)
+    conv = GATv2Conv(5, 4, heads=3, edge_dim=2, dropout=0.5, negative_slope=-0.2)
+    x, edge_index, edge_attr = graph(edge_dim=2, dtype=torch.float32)
+    x.requires_grad_()
+    out = conv(x, edge_index, edge_attr)
+    first = torch.autograd.grad(out.pow(2).sum(), [x, *conv.parameters()], retain_graph=True)
+    second = torch.autograd.grad(out.pow(2).sum(), [x, *conv.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
 
 
 def saved_bytes(call) -> int:
@@ -696,7 +740,7 @@ def test_chunk_turns_stop_at_the_first_error(failing, where, threads):
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32, torch.bfloat16])
 @pytest.mark.parametrize('config', [dict(), dict(edge_dim=3, share_weights=True),
                                     dict(dropout=0.5, concat=False)], ids=str)
-def test_two_threads_compute_what_one_does(config, dtype, monkeypatch):
+def test_two_threads_compute_what_one_does(config, dtype, monkeypatch, reuse):
     # With two threads the chunks are computed in two threads, and the sums added in the same
     # order: the same output, attention and gradients, to the bit
     scored_in = set()
