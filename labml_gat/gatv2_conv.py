@@ -707,8 +707,9 @@ class LeanAttention(torch.autograd.Function):
     def backward(ctx, grad_out: Optional[Tensor], grad_attention: Optional[Tensor]):
         r"""
         Per chunk, the scores and $\alpha$ are recomputed from the node-level inputs and
-        $\ell$ (or reused, for a small graph). The gradient of the weights, $\partial \mathcal{L} / \partial
-        \tilde\alpha_{ijk} = (\partial \mathcal{L} / \partial h'_{ik})^\top g_{k,j}$,
+        $\ell$ (or reused, for a small graph). The gradient of the weights,
+        $\partial \mathcal{L} / \partial \tilde\alpha_{ijk} =
+        (\partial \mathcal{L} / \partial h'_{ik})^\top g_{k,j}$,
         goes back through the dropout to $\partial \mathcal{L} / \partial \alpha_{ijk}$
         (plus the returned attention's gradient), and through the softmax:
         $$\frac{\partial \mathcal{L}}{\partial e_{ijk}} = \alpha_{ijk} \Big(
