@@ -575,7 +575,8 @@ def leaky_relu_derivative(x: Tensor, slope: float) -> Tensor:
 
 class ChunkInputs:
     """The inputs of the attention (or their gradients) for the chunks: node-level, and
-    the edge features in the edges' given order, read chunk by chunk through `edges`."""
+    the edge features in the edges' given order, read chunk by chunk through `edges`.
+    $a$ reaches the chunks through the score (`prepare`); `attn` holds only its gradient."""
 
     def __init__(self, dtype, messages, query, key, attn, edge_attr=None, weight_e=None,
                  edges=None):
@@ -653,8 +654,8 @@ class LeanAttention(torch.autograd.Function):
         with torch.autocast(device.type, enabled=False):
             cdt = compute_dtype(dtype)
             score.prepare(attn, cdt)
-            t = ChunkInputs(cdt, messages, query, key, to(attn, cdt), edge_attr,
-                            to(weight_e, cdt), edges)
+            t = ChunkInputs(cdt, messages, query, key, None, edge_attr, to(weight_e, cdt),
+                            edges)
             n_dst, (n_heads, n_hidden) = edges.degrees.shape[0], messages.shape[1:]
             out = messages.new_zeros(n_dst, n_heads, n_hidden)
             log_denominator = messages.new_full((n_dst, n_heads), -torch.inf, dtype=cdt)
@@ -726,8 +727,8 @@ class LeanAttention(torch.autograd.Function):
         with torch.autocast(messages.device.type, enabled=False):
             cdt = log_denominator.dtype
             score.prepare(attn, cdt)
-            t = ChunkInputs(cdt, messages, None, key, to(attn, cdt), edge_attr,
-                            to(weight_e, cdt), edges)
+            t = ChunkInputs(cdt, messages, None, key, None, edge_attr, to(weight_e, cdt),
+                            edges)
             g = ChunkInputs(cdt, torch.zeros_like(messages, dtype=cdt), None,
                             *(None if x is None else torch.zeros_like(x, dtype=cdt)
                               for x in (key, attn)))

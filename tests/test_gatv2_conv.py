@@ -743,14 +743,18 @@ def test_chunk_turns_stop_at_the_first_error(failing, where, threads):
 def test_two_threads_compute_what_one_does(config, dtype, monkeypatch, reuse):
     # With two threads the chunks are computed in two threads, and the sums added in the same
     # order: the same output, attention and gradients, to the bit
+    # The threads that score a chunk or take the score's gradient (a reused chunk is not
+    # scored again in the backward pass)
     scored_in = set()
-    forward = GATv2Score.forward
 
-    def spy(self, *args, **kwargs):
-        scored_in.add(threading.get_ident())
-        return forward(self, *args, **kwargs)
+    def spy(method):
+        def spied(self, *args, **kwargs):
+            scored_in.add(threading.get_ident())
+            return method(self, *args, **kwargs)
+        return spied
 
-    monkeypatch.setattr(GATv2Score, 'forward', spy)
+    monkeypatch.setattr(GATv2Score, 'forward', spy(GATv2Score.forward))
+    monkeypatch.setattr(GATv2Score, 'backward', spy(GATv2Score.backward))
     torch.manual_seed(0)
     conv = GATv2Conv(5, 4, heads=3, chunk_size=50, **config).to(dtype).train()
     edge_index = random_graph(300, 3000, self_loops=True)
