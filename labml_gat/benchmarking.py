@@ -22,6 +22,12 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
   user waits for a step. On a GPU (`device` `cuda`) the process's CPU time says nothing
   of the kernels: every call is timed by the wall clock between two synchronisations, and
   the ratios use that. Each record keeps the ratios of both clocks.
+* **Page faults**: each call's minor page faults (a fresh page of memory mapped in) are
+  recorded beside its times. An implementation that allocates edge-sized tensors at every
+  step gets fresh pages from the system each time (the allocator returns such large blocks
+  when they are freed), and each costs a fault. What a fault costs varies between machines
+  and, on a virtual machine, from minute to minute: every alternating worker measures it
+  (`fresh_memory_seconds_per_gib`) before and after its rounds, and the record keeps both.
 * **Peak memory** is the high-water mark of the resident memory (`VmHWM` on Linux) of a
   fresh process that builds the graph and the model, resets the mark, and runs the step:
   the memory *above data and model*. On a GPU it is the CUDA allocator's high-water mark,
@@ -252,19 +258,41 @@ def build_runner(task: dict, impl: str) -> Runner:
 
 # ## Time and memory
 
-def timed(function: Callable[[], None], device: str = 'cpu') -> Tuple[float, float]:
+def timed(function: Callable[[], None], device: str = 'cpu'
+          ) -> Tuple[float, float, int]:
     """
-    The wall-clock and CPU seconds of one call; on a GPU, between two synchronisations,
-    so that the kernels it launched are counted.
+    The wall-clock and CPU seconds of one call, and the page faults it took; on a GPU,
+    between two synchronisations, so that the kernels it launched are counted.
     """
     cuda = torch.device(device).type == 'cuda'
     if cuda:
         torch.cuda.synchronize(device)
+    faults = page_faults()
     wall, cpu = time.perf_counter(), time.process_time()
     function()
     if cuda:
         torch.cuda.synchronize(device)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    return time.perf_counter() - wall, time.process_time() - cpu, page_faults() - faults
+
+
+def page_faults() -> int:
+    """The process's minor page faults so far: each maps a fresh page of memory in."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def fresh_memory_seconds_per_gib(n_bytes: int = 2 ** 28) -> float:
+    """
+    What fresh memory costs here, in seconds per GiB: the first write to a new tensor of
+    `n_bytes` (every page a fault) less a second write to it.
+    """
+    x = torch.empty(n_bytes // 4)
+    start = time.perf_counter()
+    x.fill_(1.0)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    x.fill_(2.0)
+    second = time.perf_counter() - start
+    return (first - second) * 2 ** 30 / n_bytes
 
 
 def on_gpu(task: dict) -> bool:
@@ -329,17 +357,22 @@ def alternate(task: dict) -> dict:
     device = task.get('device', 'cpu')
     runners = {impl: make_runner(task, impl) for impl in impls}
     times = {(impl, kind, clock): [] for impl in impls for kind in ('step', 'eval')
-             for clock in ('wall', 'cpu')}
+             for clock in ('wall', 'cpu', 'faults')}
+    # What fresh memory costs, before and after the rounds (host memory: not on a GPU)
+    fresh_memory = [] if on_gpu(task) else [fresh_memory_seconds_per_gib()]
     for r in range(task['warmup'] + task['rounds']):
         order = impls[r % len(impls):] + impls[:r % len(impls)]
         for kind in ('step', 'eval'):
             for impl in order:
                 runner = runners[impl]
-                wall, cpu = timed(runner.step if kind == 'step' else runner.evaluate,
-                                  device)
+                wall, cpu, faults = timed(
+                    runner.step if kind == 'step' else runner.evaluate, device)
                 if r >= task['warmup']:
                     times[impl, kind, 'wall'].append(wall)
                     times[impl, kind, 'cpu'].append(cpu)
+                    times[impl, kind, 'faults'].append(faults)
+    if fresh_memory:
+        fresh_memory.append(fresh_memory_seconds_per_gib())
 
     rows = {}
     for impl in impls:
@@ -347,6 +380,7 @@ def alternate(task: dict) -> dict:
         for kind in ('step', 'eval'):
             row[f'{kind}_ms'] = 1e3 * statistics.median(times[impl, kind, 'wall'])
             row[f'{kind}_cpu_ms'] = 1e3 * statistics.median(times[impl, kind, 'cpu'])
+            row[f'{kind}_faults'] = statistics.median(times[impl, kind, 'faults'])
             if PEER in impls and impl != PEER:
                 # The ratio that counts, and the ratio of each clock
                 main = 'cpu' if by_cpu_time(task) else 'wall'
@@ -356,7 +390,8 @@ def alternate(task: dict) -> dict:
                         mine / theirs for mine, theirs in
                         zip(times[impl, kind, clock], times[PEER, kind, clock]))
         rows[impl] = row
-    return {'rounds': task['rounds'], 'impls': rows}
+    return {'rounds': task['rounds'], 'impls': rows,
+            'fresh_memory_s_per_gib': fresh_memory}
 
 
 def peak(task: dict) -> dict:
@@ -457,6 +492,8 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
             figure['error'] = result['error']
             return figure
         figure['rounds'] = result['rounds']
+        if result.get('fresh_memory_s_per_gib'):
+            figure['fresh_memory_s_per_gib'] = result['fresh_memory_s_per_gib']
         for impl, row in result['impls'].items():
             rows[impl].update(row)
     if peaks:

@@ -294,6 +294,15 @@ def ratio(value: Optional[float]) -> str:
     return '' if value is None else f'{value:.2f}x'
 
 
+def count(value: Optional[float]) -> str:
+    """A count, in thousands or millions from a thousand on."""
+    if value is None:
+        return ''
+    if value >= 1e6:
+        return f'{value / 1e6:.2f}M'
+    return f'{value / 1e3:.1f}k' if value >= 1e3 else f'{value:.0f}'
+
+
 def describe_figure(record: dict) -> str:
     """What a figure measures, in a few words."""
     if record['graph'] == 'cora':
@@ -310,8 +319,8 @@ def describe_figure(record: dict) -> str:
 
 
 FIGURES_HEADER = ('| figure | impl | step | eval | step / PyG | eval / PyG '
-                '| peak train | peak / PyG |\n'
-                '|---|---|---|---|---|---|---|---|')
+                  '| peak train | peak / PyG | page faults / step |\n'
+                  '|---|---|---|---|---|---|---|---|---|')
 
 
 def short_error(error: str) -> str:
@@ -331,33 +340,39 @@ def figures_table(records: Sequence[dict]) -> str:
     The recorded figures as one Markdown table: times per training step and evaluation
     forward (medians over the alternating rounds; CPU time on a CPU with one thread, else
     the wall clock),
-    ratios to PyG, peak training memory above data and model. A failed measurement shows
-    its error.
+    ratios to PyG, peak training memory above data and model, and the page faults of a
+    training step (fresh pages of memory, median). A failed measurement shows its error.
     """
     lines = [FIGURES_HEADER]
     for r in records:
         clock = '_cpu' if not r.get('device') and r.get('threads', 1) == 1 else ''
         for impl, row in r.get('impls', {}).items():
             if 'error' in row and f'step{clock}_ms' not in row:
-                cells = [short_error(row['error']), '', '', '', '', '']
+                cells = [short_error(row['error']), '', '', '', '', '', '']
             else:
                 cells = [ms(row.get(f'step{clock}_ms')), ms(row.get(f'eval{clock}_ms')),
                          ratio(row.get('step_ratio')), ratio(row.get('eval_ratio')),
                          gib(row.get('peak_train_bytes')) or row.get('error', '')[:40],
-                         ratio(row.get('peak_ratio'))]
+                         ratio(row.get('peak_ratio')), count(row.get('step_faults'))]
             lines.append(f"| {r['figure']} | {impl} | " + ' | '.join(cells) + ' |')
         if 'error' in r:
-            lines.append(f"| {r['figure']} | | {r['error'][:60]} | | | | | |")
+            lines.append(f"| {r['figure']} | | {r['error'][:60]} | | | | | | |")
     return '\n'.join(lines)
 
 
 def figures_provenance(records: Sequence[dict]) -> str:
-    """What each record measures and how: command, date, machine and versions."""
+    """What each record measures and how: command, date, machine and versions, and
+    how busy the machine was and what fresh memory cost on it then, where recorded."""
     def load(r: dict) -> str:
         average = r.get('load_average')
         return '' if average is None else f', load average {average}'
+
+    def fresh(r: dict) -> str:
+        cost = r.get('fresh_memory_s_per_gib')
+        return '' if not cost else \
+            f", fresh memory {' then '.join(f'{c:.2f}' for c in cost)} s/GiB"
     return '\n'.join(f"* `{r['figure']}`: {describe_figure(r)}, {r['threads']} thread(s)"
-                     f"{load(r)}. {provenance(r)}" for r in records)
+                     f"{load(r)}{fresh(r)}. {provenance(r)}" for r in records)
 
 
 def benchmark_table(folder: Path = RESULTS) -> str:

@@ -55,8 +55,12 @@ def test_alternate_in_process():
         row = result['impls'][impl]
         assert {'step_ms', 'step_cpu_ms', 'eval_ms', 'eval_cpu_ms', 'step_ratio', 'eval_ratio',
                 'step_ratio_wall', 'eval_ratio_wall'} <= set(row)
-        assert all(value > 0 for value in row.values())
+        assert all(value > 0 for key, value in row.items() if not key.endswith('_faults'))
+        assert row['step_faults'] >= 0 and row['eval_faults'] >= 0
     assert 'step_ratio' not in result['impls']['pyg']
+    # What fresh memory cost, before and after the rounds
+    assert len(result['fresh_memory_s_per_gib']) == 2
+    assert all(cost > 0 for cost in result['fresh_memory_s_per_gib'])
 
 
 @pytest.mark.slow
@@ -119,7 +123,7 @@ def test_failed_implementation_is_a_row_of_the_table():
                                              " err == 0. DefaultCPUAllocator: can't allocate "
                                              "memory: you tried to allocate 2816000000 bytes."}}}]
     table = results.figures_table(records).splitlines()
-    assert table[2] == '| scale_9 | lean | 12.0 s |  |  |  | 1.00 GiB |  |'
+    assert table[2] == '| scale_9 | lean | 12.0 s |  |  |  | 1.00 GiB |  |  |'
     assert table[3].startswith('| scale_9 | pyg | RuntimeError: not enough memory |')
     assert table[4].startswith('| scale_9 | edges | out of memory (an allocation of 2.62 GiB '
                                'failed) |')
@@ -275,15 +279,39 @@ def test_gpu_figures_are_named_timed_and_described_as_such():
               'impls': {'lean': {'step_ms': 2.0, 'step_cpu_ms': 9.0, 'eval_ms': 1.0,
                                  'eval_cpu_ms': 9.0, 'step_ratio': 0.5, 'eval_ratio': 0.25}}}
     assert results.figures_table([record]).splitlines()[2] == \
-        '| layer_9_cuda | lean | 2.0 ms | 1.0 ms | 0.50x | 0.25x |  |  |'
+        '| layer_9_cuda | lean | 2.0 ms | 1.0 ms | 0.50x | 0.25x |  |  |  |'
     assert results.describe_figure(record).endswith('2 heads x 2 on cuda')
     assert 'with an NVIDIA H200 (140 GiB)' in results.figures_provenance([record])
+
+
+def test_page_faults_count_fresh_memory():
+    # A call that writes 64 MiB of fresh memory maps its pages in (at least one fault per huge
+    # page); one that writes a tensor it already has maps in nothing new
+    old = torch.zeros(2 ** 16)
+    assert benchmarking.timed(lambda: torch.empty(2 ** 24).fill_(1.0))[2] >= 32
+    assert benchmarking.timed(lambda: old.fill_(1.0))[2] < 32
+    assert benchmarking.fresh_memory_seconds_per_gib(2 ** 24) > 0
+
+
+def test_page_faults_and_the_cost_of_fresh_memory_are_rendered():
+    record = {'figure': 'layer_9', 'threads': 2, 'level': 'layer', 'graph': 'random',
+              'n_nodes': 9, 'degree': 1.0, 'in_features': 4, 'n_heads': 2, 'n_hidden': 2,
+              'command': 'c', 'date': 'd', 'versions': {'torch': 't'},
+              'machine': {'cpu': 'x', 'cores': 2, 'memory_gib': 24},
+              'fresh_memory_s_per_gib': [0.3312, 0.95],
+              'impls': {'dropin': {'step_ms': 2.0, 'eval_ms': 1.0, 'step_ratio': 0.5,
+                                   'eval_ratio': 0.25, 'step_faults': 6253.0},
+                        'pyg': {'step_ms': 4.0, 'eval_ms': 4.0, 'step_faults': 1005485.0}}}
+    table = results.figures_table([record]).splitlines()
+    assert table[2].endswith('| 0.50x | 0.25x |  |  | 6.3k |')
+    assert table[3].endswith('|  |  |  |  | 1.01M |')
+    assert 'fresh memory 0.33 then 0.95 s/GiB' in results.figures_provenance([record])
 
 
 def test_the_ratio_uses_the_wall_clock_on_a_gpu(monkeypatch):
     # Times of one round: CPU time says the layer is 4x PyG's, the wall clock 0.5x; on a GPU the
     # wall clock is the one that counts
-    clocks = {'lean': (1.0, 4.0), 'pyg': (2.0, 1.0)}
+    clocks = {'lean': (1.0, 4.0, 0), 'pyg': (2.0, 1.0, 0)}
 
     class Fake:
         def __init__(self, impl):
