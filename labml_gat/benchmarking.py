@@ -22,8 +22,8 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
   user waits for a step. On a GPU (`device` `cuda`) the process's CPU time says nothing
   of the kernels: every call is timed by the wall clock between two synchronisations, and
   the ratios use that. Each record keeps the ratios of both clocks.
-* **Page faults**: each call's minor page faults (a fresh page of memory mapped in) are
-  recorded beside its times. An implementation that allocates edge-sized tensors at every
+* **Page faults**: each call's minor page faults (a fresh page of memory mapped in) and
+  the CPU time it spent in the system are recorded beside its times. An implementation that allocates edge-sized tensors at every
   step gets fresh pages from the system each time (the allocator returns such large blocks
   when they are freed), and each costs a fault. What a fault costs varies between machines
   and, on a virtual machine, from minute to minute: every alternating worker measures it
@@ -258,26 +258,28 @@ def build_runner(task: dict, impl: str) -> Runner:
 
 # ## Time and memory
 
+# What `timed` measures of a call, in its order
+CLOCKS = ('wall', 'cpu', 'system', 'faults')
+
+
 def timed(function: Callable[[], None], device: str = 'cpu'
-          ) -> Tuple[float, float, int]:
+          ) -> Tuple[float, float, float, int]:
     """
-    The wall-clock and CPU seconds of one call, and the page faults it took; on a GPU,
-    between two synchronisations, so that the kernels it launched are counted.
+    The wall-clock and CPU seconds of one call, the part of the CPU seconds spent in the
+    system (mapping fresh pages in, among others), and its page faults; on a GPU, between
+    two synchronisations, so that the kernels it launched are counted.
     """
     cuda = torch.device(device).type == 'cuda'
     if cuda:
         torch.cuda.synchronize(device)
-    faults = page_faults()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     wall, cpu = time.perf_counter(), time.process_time()
     function()
     if cuda:
         torch.cuda.synchronize(device)
-    return time.perf_counter() - wall, time.process_time() - cpu, page_faults() - faults
-
-
-def page_faults() -> int:
-    """The process's minor page faults so far: each maps a fresh page of memory in."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return wall, cpu, after.ru_stime - before.ru_stime, after.ru_minflt - before.ru_minflt
 
 
 def fresh_memory_seconds_per_gib(n_bytes: int = 2 ** 28) -> float:
@@ -357,7 +359,7 @@ def alternate(task: dict) -> dict:
     device = task.get('device', 'cpu')
     runners = {impl: make_runner(task, impl) for impl in impls}
     times = {(impl, kind, clock): [] for impl in impls for kind in ('step', 'eval')
-             for clock in ('wall', 'cpu', 'faults')}
+             for clock in CLOCKS}
     # What fresh memory costs, before and after the rounds (host memory: not on a GPU)
     fresh_memory = [] if on_gpu(task) else [fresh_memory_seconds_per_gib()]
     for r in range(task['warmup'] + task['rounds']):
@@ -365,12 +367,11 @@ def alternate(task: dict) -> dict:
         for kind in ('step', 'eval'):
             for impl in order:
                 runner = runners[impl]
-                wall, cpu, faults = timed(
-                    runner.step if kind == 'step' else runner.evaluate, device)
+                timing = timed(runner.step if kind == 'step' else runner.evaluate,
+                               device)
                 if r >= task['warmup']:
-                    times[impl, kind, 'wall'].append(wall)
-                    times[impl, kind, 'cpu'].append(cpu)
-                    times[impl, kind, 'faults'].append(faults)
+                    for clock, value in zip(CLOCKS, timing):
+                        times[impl, kind, clock].append(value)
     if fresh_memory:
         fresh_memory.append(fresh_memory_seconds_per_gib())
 
@@ -380,6 +381,7 @@ def alternate(task: dict) -> dict:
         for kind in ('step', 'eval'):
             row[f'{kind}_ms'] = 1e3 * statistics.median(times[impl, kind, 'wall'])
             row[f'{kind}_cpu_ms'] = 1e3 * statistics.median(times[impl, kind, 'cpu'])
+            row[f'{kind}_system_ms'] = 1e3 * statistics.median(times[impl, kind, 'system'])
             row[f'{kind}_faults'] = statistics.median(times[impl, kind, 'faults'])
             if PEER in impls and impl != PEER:
                 # The ratio that counts, and the ratio of each clock
