@@ -379,10 +379,11 @@ def alternate(task: dict) -> dict:
     for impl in impls:
         row = {}
         for kind in ('step', 'eval'):
-            row[f'{kind}_ms'] = 1e3 * statistics.median(times[impl, kind, 'wall'])
-            row[f'{kind}_cpu_ms'] = 1e3 * statistics.median(times[impl, kind, 'cpu'])
-            row[f'{kind}_system_ms'] = 1e3 * statistics.median(times[impl, kind, 'system'])
-            row[f'{kind}_faults'] = statistics.median(times[impl, kind, 'faults'])
+            median = {c: statistics.median(times[impl, kind, c]) for c in CLOCKS}
+            row[f'{kind}_ms'] = 1e3 * median['wall']
+            row[f'{kind}_cpu_ms'] = 1e3 * median['cpu']
+            row[f'{kind}_system_ms'] = 1e3 * median['system']
+            row[f'{kind}_faults'] = median['faults']
             if PEER in impls and impl != PEER:
                 # The ratio that counts, and the ratio of each clock
                 main = 'cpu' if by_cpu_time(task) else 'wall'
