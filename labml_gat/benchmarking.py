@@ -23,9 +23,10 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
   of the kernels: every call is timed by the wall clock between two synchronisations, and
   the ratios use that. Each record keeps the ratios of both clocks.
 * **Page faults**: each call's minor page faults (a fresh page of memory mapped in) and
-  the CPU time it spent in the system are recorded beside its times. An implementation that allocates edge-sized tensors at every
-  step gets fresh pages from the system each time (the allocator returns such large blocks
-  when they are freed), and each costs a fault. What a fault costs varies between machines
+  the CPU time it spent in the system are recorded beside its times. An implementation
+  that allocates edge-sized tensors at every step gets fresh pages from the system each
+  time (the allocator returns such large blocks when they are freed), and each costs a
+  fault. What a fault costs varies between machines
   and, on a virtual machine, from minute to minute: every alternating worker measures it
   (`fresh_memory_seconds_per_gib`) before and after its rounds, and the record keeps both.
 * **Peak memory** is the high-water mark of the resident memory (`VmHWM` on Linux) of a
