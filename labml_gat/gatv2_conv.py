@@ -161,9 +161,7 @@ class GATv2Conv(nn.Module):
         H, C = self.heads, self.out_channels
         res = None if self.res is None else self.res(x_dst)
         # $g_l$, `[n_src, K, F']`, and $g_r$, `[n_dst, K, F']`: node-level, kept
-        g_l = self.lin_l(x_src).view(-1, H, C)
-        g_r = g_l if self.share_weights and x_dst is x_src else \
-            self.lin_r(x_dst).view(-1, H, C)
+        g_l, g_r = self.project(x_src, x_dst)
         weight_e = None if self.lin_edge is None else self.lin_edge.weight
         out, attention = attend_gatv2(
             g_l, g_r, self.att.view(H, C), edge_index, edge_attr, weight_e,
@@ -178,6 +176,23 @@ class GATv2Conv(nn.Module):
         if return_attention_weights:
             return out, attention
         return out
+
+    def project(self, x_src: Tensor, x_dst: Tensor) -> Tuple[Tensor, Tensor]:
+        """$g_l$ and $g_r$, `[n, K, F']`. One node set's two projections are one product
+        with $W_l$ and $W_r$ stacked, so that $x$ is read once (the two are views of
+        its halves); in half precision they stay two, rounded as PyG's are."""
+        H, C = self.heads, self.out_channels
+        if x_dst is x_src and self.share_weights:
+            g_l = self.lin_l(x_src).view(-1, H, C)
+            return g_l, g_l
+        lazy = isinstance(self.lin_l.weight, nn.parameter.UninitializedParameter)
+        if x_dst is not x_src or lazy or x_src.dtype in (torch.float16, torch.bfloat16):
+            return self.lin_l(x_src).view(-1, H, C), self.lin_r(x_dst).view(-1, H, C)
+        weight = torch.cat([self.lin_l.weight, self.lin_r.weight])
+        bias = None if self.lin_l.bias is None else \
+            torch.cat([self.lin_l.bias, self.lin_r.bias])
+        g = nn.functional.linear(x_src, weight, bias)
+        return g.view(-1, 2, H, C).unbind(1)
 
     def __prepare_scriptable__(self):
         raise RuntimeError('GATv2Conv computes attention in chunks with Python control '
@@ -522,7 +537,9 @@ class GATv2Score:
         g_l_j = t.messages.index_select(0, src).to(t.dtype)
         s = t.query.index_select(0, local).to(t.dtype).add_(g_l_j)
         if t.edge_attr is not None:
-            s += (t.edges.rows(t.edge_attr, e0, e1).to(t.dtype) @ t.weight_e.T).view_as(s)
+            # $W_e e_{ij}$ added into `s` by the product itself
+            rows = t.edges.rows(t.edge_attr, e0, e1).to(t.dtype)
+            s.view(s.shape[0], -1).addmm_(rows, t.weight_e.T)
         # With a slope $\ge 0$ LeakyReLU keeps the sign, so its backward can use its
         # output and `s` can be overwritten; otherwise `s` is kept for the backward pass
         in_place = self.slope >= 0 or not for_backward
