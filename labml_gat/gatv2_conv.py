@@ -178,15 +178,16 @@ class GATv2Conv(nn.Module):
         return out
 
     def project(self, x_src: Tensor, x_dst: Tensor) -> Tuple[Tensor, Tensor]:
-        """$g_l$ and $g_r$, `[n, K, F']`. One node set's two projections are one product
-        with $W_l$ and $W_r$ stacked, so that $x$ is read once (the two are views of
-        its halves); in half precision they stay two, rounded as PyG's are."""
+        """$g_l$ and $g_r$, `[n, K, F']`. One node set's two projections of an input
+        wider than both together are one product with $W_l$ and $W_r$ stacked: $x$ is
+        then read once (the two are views of the result's halves)."""
         H, C = self.heads, self.out_channels
         if x_dst is x_src and self.share_weights:
             g_l = self.lin_l(x_src).view(-1, H, C)
             return g_l, g_l
-        lazy = isinstance(self.lin_l.weight, nn.parameter.UninitializedParameter)
-        if x_dst is not x_src or lazy or x_src.dtype in (torch.float16, torch.bfloat16):
+        stacked = x_dst is x_src and x_src.shape[-1] > 2 * H * C and \
+            not isinstance(self.lin_l.weight, nn.parameter.UninitializedParameter)
+        if not stacked:
             return self.lin_l(x_src).view(-1, H, C), self.lin_r(x_dst).view(-1, H, C)
         weight = torch.cat([self.lin_l.weight, self.lin_r.weight])
         bias = None if self.lin_l.bias is None else \

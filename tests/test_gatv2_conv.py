@@ -114,6 +114,24 @@ def test_matches_pyg(config, dtype, device, threads, reuse):
 
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+@pytest.mark.parametrize('config', [dict(), dict(bias=False), dict(edge_dim=3, residual=True),
+                                    dict(share_weights=True)], ids=str)
+def test_wide_input_matches_pyg(config, dtype):
+    # An input wider than both projections together is projected by one product of the two
+    # stacked (Cora's 1433 features are): the same function as PyG's; with shared weights the
+    # one projection
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(dtype, in_channels=30, **config)
+    _, edge_index, edge_attr = graph(edge_dim=config.get('edge_dim'), dtype=dtype)
+    x = torch.randn(30, 30, dtype=dtype)
+    assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr),
+                TOLERANCE[dtype])
+    g_l, g_r = ours.project(x, x)
+    assert g_l.untyped_storage().data_ptr() == g_r.untyped_storage().data_ptr()
+    assert (g_l is g_r) == bool(config.get('share_weights'))
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
 @pytest.mark.parametrize('sizes, config', [
     ((30, 12), dict()), ((30, 12), dict(residual=True, edge_dim=2)),
     ((30, 12), dict(share_weights=True, concat=False)),
