@@ -70,6 +70,8 @@ SMALL_GRAPH_TENSOR_BYTES = 4 * 2 ** 20
 # most threads computing chunks at once (each chunk's turn waits for the chunks before it)
 MIN_CHUNKS_PER_THREAD = 4
 MAX_CHUNK_THREADS = 4
+# Entries of a dropout mask drawn at a time on a CPU (`draw_bernoulli`)
+DRAW_BLOCK = 2 ** 16
 FILL_REDUCTIONS = ('add', 'sum', 'mean', 'min', 'max', 'mul')
 # A chunk: its targets `a` to `b` and its edges `e0` to `e1`
 Chunk = Tuple[int, int, int, int]
@@ -404,16 +406,16 @@ def draw_dropout(like: Tensor, n_edges: int, n_heads: int, p: float,
     rows of the mask.
 
     The draw is serial. When the edges come in the chunks' order and the CPU's
-    Bernoulli draws one number after another (`bernoulli_in_order`), the mask is left
-    empty here and drawn chunk by chunk, in order, ahead of each chunk's work: the same
-    numbers, and with several threads the draw runs beside the chunks.
+    Bernoulli draws one uniform number after another (`uniform_is_bernoulli`), the mask
+    is left empty here and drawn chunk by chunk, in order, ahead of each chunk's work:
+    the same numbers, and with several threads the draw runs beside the chunks.
     """
     if like.device.type == 'cpu' and 0 < p < 1 and edges.order is None and \
-            bernoulli_in_order():
+            uniform_is_bernoulli():
         keep = like.new_empty((n_edges, n_heads), dtype=torch.bool)
 
         def draw(k: int, part: Chunk) -> None:
-            keep[part[2]:part[3]].bernoulli_(1 - p)
+            draw_bernoulli(keep[part[2]:part[3]], 1 - p)
 
         return keep, 1 / (1 - p), draw
     keep, scale = dropout_mask(like, (n_edges, n_heads), p)
@@ -421,19 +423,33 @@ def draw_dropout(like: Tensor, n_edges: int, n_heads: int, p: float,
 
 
 @functools.lru_cache(maxsize=None)
-def bernoulli_in_order() -> bool:
+def uniform_is_bernoulli() -> bool:
     """
-    Whether a CPU's `bernoulli_` draws a tensor's entries one after another from the
-    generator, so that its rows drawn in order give the mask drawn at once: PyTorch's
-    own kernel does; MKL's, used on Intel CPUs, draws a new seed at every call.
+    Whether a CPU's `bernoulli_(q)` draws a tensor's entries one after another from the
+    generator, each a uniform double compared with $q$: PyTorch's own kernel does; MKL's,
+    used on Intel CPUs, draws a new seed at every call. Then rows drawn in order give
+    the mask drawn at once, and `uniform_` draws the same mask (`draw_bernoulli`).
     """
     generator = torch.Generator().manual_seed(0)
     whole = torch.empty(64, dtype=torch.bool).bernoulli_(0.5, generator=generator)
     generator.manual_seed(0)
-    rows = torch.empty(64, dtype=torch.bool)
-    for half in rows.split(32):
-        half.bernoulli_(0.5, generator=generator)
-    return torch.equal(whole, rows)
+    rows = [torch.empty(32, dtype=torch.float64).uniform_(generator=generator) < 0.5
+            for _ in range(2)]
+    return torch.equal(whole, torch.cat(rows))
+
+
+def draw_bernoulli(keep: Tensor, q: float) -> Tensor:
+    """
+    `keep.bernoulli_(q)` for a contiguous `bool` tensor on a CPU. Where the two are the
+    same (`uniform_is_bernoulli`), drawn as uniform doubles compared with $q$, a block of
+    entries at a time: the same numbers, in about half the time of the Bernoulli kernel.
+    """
+    if not uniform_is_bernoulli():
+        return keep.bernoulli_(q)
+    for block in keep.view(-1).split(DRAW_BLOCK):
+        uniform = torch.empty(block.shape, dtype=torch.float64).uniform_()
+        torch.lt(uniform, q, out=block)
+    return keep
 
 
 def dropout_mask(like: Tensor, shape: Tuple[int, ...], p: float
@@ -450,7 +466,7 @@ def dropout_mask(like: Tensor, shape: Tuple[int, ...], p: float
         return like.new_zeros(shape, dtype=torch.bool), 0.0
     if like.device.type == 'cuda':
         return torch.native_dropout(like.new_ones(shape), p, True)[1], 1 / (1 - p)
-    keep = like.new_empty(shape, dtype=torch.bool).bernoulli_(1 - p)
+    keep = draw_bernoulli(like.new_empty(shape, dtype=torch.bool), 1 - p)
     return keep, 1 / (1 - p)
 
 

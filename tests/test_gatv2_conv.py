@@ -18,7 +18,7 @@ from conftest import PLANETOID, REPO, imported_modules, needs_planetoid, run_cop
 from labml_gat.edges import EdgeGraphAttentionV2Layer
 from labml_gat import gatv2_conv
 from labml_gat.gatv2_conv import (ChunkTurns, GATv2Conv, GATv2Score, auto_chunk_size,
-                                  bernoulli_in_order, dropout_mask, message_passing_class)
+                                  uniform_is_bernoulli, dropout_mask, message_passing_class)
 from test_edges import random_graph
 
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
@@ -168,6 +168,28 @@ def test_dropout_mask_is_nn_dropouts(shape, dtype, device):
     assert not keep.any() and scale == 0.0
 
 
+@pytest.mark.parametrize('shape', [(1000, 8), (77, 3), (1,)])
+def test_draw_bernoulli_is_bernoulli(shape, monkeypatch):
+    # Drawn as uniform doubles, block by block (several blocks and a ragged last one here), the
+    # mask bernoulli_ draws from the same seed, and the random stream after it is the same
+    if not uniform_is_bernoulli():
+        pytest.skip("this CPU's Bernoulli kernel seeds every call (MKL's)")
+    monkeypatch.setattr(gatv2_conv, 'DRAW_BLOCK', 100)
+    uniform = torch.Tensor.uniform_
+    calls = []
+    monkeypatch.setattr(torch.Tensor, 'uniform_', lambda t, *a, **k: calls.append(t.numel())
+                        or uniform(t, *a, **k))
+    for q in (0.4, 0.7):
+        torch.manual_seed(3)
+        expected = torch.empty(shape, dtype=torch.bool).bernoulli_(q)
+        expected_state = torch.get_rng_state()
+        torch.manual_seed(3)
+        calls.clear()
+        keep = gatv2_conv.draw_bernoulli(torch.empty(shape, dtype=torch.bool), q)
+        assert torch.equal(keep, expected) and torch.equal(torch.get_rng_state(), expected_state)
+        assert sum(calls) == keep.numel() and max(calls) <= 100
+
+
 @pytest.mark.parametrize('chunk_size', [1, 1000, None])
 def test_chunk_sizes_int32_and_training_dropout(chunk_size):
     # Any chunk size and an int32 edge index give PyG's function; in training the attention's
@@ -188,7 +210,7 @@ def test_dropout_drawn_chunk_by_chunk_is_pygs(in_order, threads, monkeypatch):
     # Bernoulli cannot be drawn in parts; either way PyG's masks, outputs and gradients, and
     # the random stream after the layer is PyG's
     pytest.importorskip('torch_geometric')
-    monkeypatch.setattr(gatv2_conv, 'bernoulli_in_order', lambda: in_order)
+    monkeypatch.setattr(gatv2_conv, 'uniform_is_bernoulli', lambda: in_order)
     draws, drawn = [], []
     draw_dropout = gatv2_conv.draw_dropout
 
@@ -221,10 +243,10 @@ def test_dropout_drawn_chunk_by_chunk_is_pygs(in_order, threads, monkeypatch):
         assert (drawn[0][1] == threading.get_ident()) == (threads == 1)
 
 
-def test_bernoulli_in_order_tells_how_the_cpu_draws(monkeypatch):
+def test_uniform_is_bernoulli_tells_how_the_cpu_draws(monkeypatch):
     # This CPU's Bernoulli: a mask drawn in parts, in order, is the mask drawn at once exactly
     # when the check says so; a Bernoulli that seeds every call (as MKL's) fails the check, and
-    # the layer then draws the mask at once: nn.Dropout's
+    # the layer then draws the mask at once with it: nn.Dropout's
     def in_parts(p, seed=5):
         torch.manual_seed(seed)
         keep = torch.empty(1000, 4, dtype=torch.bool)
@@ -234,7 +256,7 @@ def test_bernoulli_in_order_tells_how_the_cpu_draws(monkeypatch):
 
     torch.manual_seed(5)
     at_once = torch.empty(1000, 4, dtype=torch.bool).bernoulli_(0.5)
-    assert torch.equal(in_parts(0.5), at_once) == bernoulli_in_order()
+    assert torch.equal(in_parts(0.5), at_once) == uniform_is_bernoulli()
     bernoulli = torch.Tensor.bernoulli_
 
     def seeded_per_call(self, p, generator=None):
@@ -242,9 +264,9 @@ def test_bernoulli_in_order_tells_how_the_cpu_draws(monkeypatch):
         return bernoulli(self, p, generator=torch.Generator().manual_seed(seed))
 
     monkeypatch.setattr(torch.Tensor, 'bernoulli_', seeded_per_call)
-    bernoulli_in_order.cache_clear()
+    uniform_is_bernoulli.cache_clear()
     try:
-        assert not bernoulli_in_order()
+        assert not uniform_is_bernoulli()
         torch.manual_seed(5)
         at_once = torch.empty(1000, 4, dtype=torch.bool).bernoulli_(0.5)
         assert not torch.equal(in_parts(0.5), at_once)
@@ -258,7 +280,7 @@ def test_bernoulli_in_order_tells_how_the_cpu_draws(monkeypatch):
         assert torch.equal(alpha != 0, keep)
     finally:
         monkeypatch.undo()
-        bernoulli_in_order.cache_clear()
+        uniform_is_bernoulli.cache_clear()
 
 
 @pytest.mark.parametrize('layout', ['csr', 'coo', 'csc'])
