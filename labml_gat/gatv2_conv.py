@@ -52,7 +52,6 @@ import functools
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Callable, List, Optional, Tuple, Union
 
 import torch
@@ -801,10 +800,12 @@ class LeanAttention(torch.autograd.Function):
                     grad_w = grads.query.reshape(b - a, -1).T @ \
                         projection.rows(a, b).to(cdt)
                 # The node-level sums in the chunks' order, whatever thread computed them
-                with turns.turn(k):
+                def add() -> None:
                     g.add_chunk(grads, edges.src[e0:e1], a, b)
                     if projection is not None:
                         grad_weight_r.add_(grad_w)
+
+                turns.in_turn(k, add)
 
             turns.run(chunk)
         grads = [None if x is None or gx is None else gx.to(x.dtype) for x, gx in
@@ -885,7 +886,10 @@ class ChunkTurns:
     once, the intra-op threads shared among them (one each on a small machine). What a
     chunk adds into node-level sums (the gradients of the messages, of $a$, of $W_e$) it
     adds in its *turn*: in the chunks' order, whatever thread computed it. The sums are
-    then the same as with one thread, and no thread keeps sums of its own.
+    then the same as with one thread, and no thread keeps sums of its own. A thread does
+    not wait for its chunk's turn: it leaves the chunk's addition to be made in that turn
+    and takes the next chunk, and whichever thread finishes the turn before it makes it
+    (at most `2 * n_threads` additions wait, so their tensors stay few).
     One thread on a GPU, with one intra-op thread, or with few chunks.
 
     A serial step per chunk that must come in the chunks' order (drawing its dropout
@@ -896,6 +900,10 @@ class ChunkTurns:
         self.parts, self.taken, self.done, self.failed = parts, 0, 0, False
         # How many chunks have had their step ahead
         self.ready = len(parts)
+        # The additions waiting for their turns, by chunk, and whether a thread is making
+        # the additions whose turns have come
+        self.waiting: dict = {}
+        self.adding = False
         self.lock, self.turns = threading.Lock(), threading.Condition()
         n = min(torch.get_num_threads(), MAX_CHUNK_THREADS,
                 len(parts) // MIN_CHUNKS_PER_THREAD)
@@ -905,7 +913,14 @@ class ChunkTurns:
         """`work(k, part)` for every chunk, in this thread and the others, each after
         `ahead(k, part)` if given."""
         if self.n_threads == 1:
-            return self.work_on(work if ahead is None else one_then_other(ahead, work))
+            self.work_on(work if ahead is None else one_then_other(ahead, work))
+        else:
+            self.run_threads(work, ahead)
+        if self.waiting:
+            raise RuntimeError(f'chunk {self.done} had no turn')
+
+    def run_threads(self, work: Work, ahead: Optional[Work]) -> None:
+        """`run` with several threads: this one, the others, and one for `ahead`."""
         if ahead is not None:
             self.ready = 0
         threads = torch.get_num_threads()
@@ -940,6 +955,7 @@ class ChunkTurns:
         is left; on an error, the other threads stop."""
         try:
             while True:
+                self.wait_for(lambda: len(self.waiting) < 2 * self.n_threads)
                 with self.lock:
                     if self.failed or self.taken == len(self.parts):
                         return
@@ -977,17 +993,30 @@ class ChunkTurns:
             self.failed = True
             self.turns.notify_all()
 
-    @contextmanager
-    def turn(self, k: int):
-        """Chunk `k`'s turn: it begins when the chunk before it has had its turn. When
-        the chunks take turns, each takes exactly one, or the next ones would wait."""
-        self.wait_for(lambda: self.done == k)
+    def in_turn(self, k: int, add: Callable[[], None]) -> None:
+        """`add()` in chunk `k`'s turn, after the chunks before it have had theirs: now,
+        in this thread, if its turn has come and no other thread is adding; else by the
+        thread that makes the turn before it. When the chunks take turns, each takes
+        exactly one, or the next ones never come."""
+        with self.turns:
+            self.waiting[k] = add
+            if self.adding:
+                return
+            self.adding = True
         try:
-            yield
-        finally:
-            with self.turns:
-                self.done += 1
-                self.turns.notify_all()
+            while True:
+                with self.turns:
+                    add = self.waiting.pop(self.done, None)
+                    if add is None or self.failed:
+                        self.adding = False
+                        return
+                add()
+                with self.turns:
+                    self.done += 1
+                    self.turns.notify_all()
+        except BaseException:
+            self.fail()
+            raise
 
 
 def one_then_other(first: Work, then: Work) -> Work:

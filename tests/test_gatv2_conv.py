@@ -718,8 +718,7 @@ def test_chunk_turns_share_the_chunks_and_keep_their_order(threads):
         taken.append((k, part, threading.get_ident(), torch.get_num_threads(),
                       torch.is_grad_enabled()))
         time.sleep(0.01 * delays[k].item())
-        with turns.turn(k):
-            order.append(k)
+        turns.in_turn(k, lambda: order.append(k))
 
     assert run_turns(turns, work) is None
     assert sorted(t[:2] for t in taken) == list(enumerate(parts))
@@ -727,6 +726,43 @@ def test_chunk_turns_share_the_chunks_and_keep_their_order(threads):
     assert len({t[2] for t in taken}) == threads
     assert {t[3:] for t in taken} == {(1 if threads > 1 else torch.get_num_threads(), False)}
     assert torch.get_num_threads() == threads
+
+
+def test_a_thread_does_not_wait_for_its_turn():
+    # With two threads, while the first chunk takes long the other thread computes the next
+    # ones, leaving their additions (at most four) to be made in their turns, in order
+    torch.set_num_threads(2)
+    try:
+        turns = ChunkTurns(chunks([10] * 12), torch.zeros(1))
+    finally:
+        torch.set_num_threads(1)
+    events, lock = [], threading.Lock()
+
+    def work(k, part):
+        if k == 0:
+            time.sleep(0.5)
+        with lock:
+            events.append(('computed', k, len(turns.waiting)))
+        turns.in_turn(k, lambda: events.append(('added', k)))
+
+    assert run_turns(turns, work) is None
+    assert [e[1] for e in events if e[0] == 'added'] == list(range(12))
+    first_added = events.index(('added', 0))
+    assert [e[1] for e in events[:first_added]] == [1, 2, 3, 4, 0]
+    assert max(e[2] for e in events if e[0] == 'computed') == 4
+
+
+def test_a_chunk_without_its_turn_is_an_error(threads):
+    # A chunk whose work never takes its turn leaves the additions after it undone: an error,
+    # not sums silently short
+    turns = ChunkTurns(chunks([10] * 40), torch.zeros(1))
+
+    def work(k, part):
+        if k != 38:
+            turns.in_turn(k, lambda: None)
+
+    error = run_turns(turns, work)
+    assert isinstance(error, RuntimeError) and 'chunk 38' in str(error)
 
 
 def test_chunk_turns_take_a_step_ahead_of_each_chunk(threads):
@@ -768,8 +804,7 @@ def test_chunk_turns_stop_at_the_first_error(failing, where, threads):
             if k == failing and name == where:
                 raise ValueError(f'{name} {k} failed')
             if name == 'work':
-                with turns.turn(k):
-                    pass
+                turns.in_turn(k, lambda: None)
         return step
 
     error = run_turns(turns, fails('work'), fails('ahead'))
