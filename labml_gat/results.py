@@ -375,6 +375,29 @@ def figures_provenance(records: Sequence[dict]) -> str:
                      f"{load(r)}{fresh(r)}. {provenance(r)}" for r in records)
 
 
+def second_thread(folder: Path = RESULTS) -> str:
+    """
+    What a second CPU thread gives the drop-in layer and PyG at 100,000 nodes, from the
+    one- and two-thread figures: the step's time (CPU time with one thread, wall-clock with
+    two, as in the table), the speed-up, and the CPU time spent outside the system (the
+    work itself, without mapping in fresh memory) by one thread and by two together.
+    """
+    figures = ('layer_100000', 'layer_100000_threads2')
+    one, two = (load(benchmark_record_name(figure), folder)['values']['impls']
+                for figure in figures)
+    parts = []
+    for impl, name in (('dropin', 'the drop-in layer'), (PEER, 'PyG')):
+        alone, both = one[impl]['step_cpu_ms'], two[impl]['step_ms']
+        work = [r['step_cpu_ms'] - r['step_system_ms'] for r in (one[impl], two[impl])]
+        parts.append(
+            f"{name} {alone:.0f} ms with one thread, {both:.0f} ms with two "
+            f"({alone / both:.2f}x as fast), its CPU time outside the system "
+            f"{work[0]:.0f} ms with one thread and {work[1]:.0f} ms with two together "
+            f"({work[1] / work[0]:.2f}x)")
+    return (f"A training step at 100,000 nodes (`{figures[0]}`, `{figures[1]}`): "
+            f"{'; '.join(parts)}.")
+
+
 def benchmark_table(folder: Path = RESULTS) -> str:
     """The benchmark's figures against PyG (see [the machinery](benchmarking.html)), with
     what each one measures and how."""
@@ -395,6 +418,7 @@ TABLES: Dict[str, Callable[[Path], str]] = {
 # Results a page states in a sentence (`fill`)
 SENTENCES: Dict[str, Callable[[Path], str]] = {
     'cora_seeds10': lambda folder: experiment_result('cora_seeds10', folder),
+    'second_thread': second_thread,
 }
 
 MARKERS = re.compile(r'(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)'

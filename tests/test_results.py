@@ -116,3 +116,22 @@ def test_figures_compare_the_clock_of_their_threads():
                 assert row[f'{kind}_ratio'] == row[f'{kind}_ratio{clock}'], (figure['figure'], impl)
             checked += 1
     assert checked >= 10
+
+
+def test_second_thread_sentence_is_computed_from_both_figures(tmp_path):
+    # One thread: CPU times; two threads: wall-clock, and the CPU time outside the system
+    def figure(name, rows):
+        record = {'name': results.benchmark_record_name(name), 'command': 'c', 'date': 'd',
+                  'machine': {}, 'versions': {}, 'values': {'impls': rows}}
+        path = tmp_path / f"{record['name']}.json"
+        path.write_text(json.dumps(record), encoding='utf-8')
+
+    def row(wall, cpu, system):
+        return {'step_ms': wall, 'step_cpu_ms': cpu, 'step_system_ms': system}
+
+    figure('layer_100000', {'dropin': row(999, 800, 0), results.PEER: row(999, 3000, 1000)})
+    figure('layer_100000_threads2', {'dropin': row(400, 880, 0),
+                                     results.PEER: row(2000, 3500, 1000)})
+    measured = re.findall(r'\d+\.\d+x|\d+ ms', results.second_thread(tmp_path))
+    assert measured == ['800 ms', '400 ms', '2.00x', '800 ms', '880 ms', '1.10x',
+                        '3000 ms', '2000 ms', '1.50x', '2000 ms', '2500 ms', '1.25x']
