@@ -335,6 +335,12 @@ def short_error(error: str) -> str:
     return error[:60]
 
 
+def figure_clock(figure: dict) -> str:
+    """The suffix of the times a figure is read in: `_cpu` (CPU time) on a CPU with one
+    thread, else `''` (the wall clock)."""
+    return '_cpu' if not figure.get('device') and figure.get('threads', 1) == 1 else ''
+
+
 def figures_table(records: Sequence[dict]) -> str:
     """
     The recorded figures as one Markdown table: times per training step and evaluation
@@ -345,7 +351,7 @@ def figures_table(records: Sequence[dict]) -> str:
     """
     lines = [FIGURES_HEADER]
     for r in records:
-        clock = '_cpu' if not r.get('device') and r.get('threads', 1) == 1 else ''
+        clock = figure_clock(r)
         for impl, row in r.get('impls', {}).items():
             if 'error' in row and f'step{clock}_ms' not in row:
                 cells = [short_error(row['error']), '', '', '', '', '', '']
@@ -378,17 +384,19 @@ def figures_provenance(records: Sequence[dict]) -> str:
 def second_thread(folder: Path = RESULTS) -> str:
     """
     What a second CPU thread gives the drop-in layer and PyG at 100,000 nodes, from the
-    one- and two-thread figures: the step's time (CPU time with one thread, wall-clock with
-    two, as in the table), the speed-up, and the CPU time spent outside the system (the
-    work itself, without mapping in fresh memory) by one thread and by two together.
+    one- and two-thread figures: the step's time in the table's clock (`figure_clock`), the
+    speed-up, and the CPU time spent outside the system (the work itself, without mapping
+    in fresh memory) by one thread and by two together.
     """
     figures = ('layer_100000', 'layer_100000_threads2')
-    one, two = (load(benchmark_record_name(figure), folder)['values']['impls']
+    one, two = (load(benchmark_record_name(figure), folder)['values']
                 for figure in figures)
+    clocks = [f'step{figure_clock(values)}_ms' for values in (one, two)]
     parts = []
     for impl, name in (('dropin', 'the drop-in layer'), (PEER, 'PyG')):
-        alone, both = one[impl]['step_cpu_ms'], two[impl]['step_ms']
-        work = [r['step_cpu_ms'] - r['step_system_ms'] for r in (one[impl], two[impl])]
+        rows = [values['impls'][impl] for values in (one, two)]
+        alone, both = (row[clock] for row, clock in zip(rows, clocks))
+        work = [row['step_cpu_ms'] - row['step_system_ms'] for row in rows]
         parts.append(
             f"{name} {alone:.0f} ms with one thread, {both:.0f} ms with two "
             f"({alone / both:.2f}x as fast), its CPU time outside the system "

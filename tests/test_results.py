@@ -122,7 +122,8 @@ def test_second_thread_sentence_is_computed_from_both_figures(tmp_path):
     # One thread: CPU times; two threads: wall-clock, and the CPU time outside the system
     def figure(name, rows):
         record = {'name': results.benchmark_record_name(name), 'command': 'c', 'date': 'd',
-                  'machine': {}, 'versions': {}, 'values': {'impls': rows}}
+                  'machine': {}, 'versions': {},
+                  'values': {'threads': 2 if name.endswith('threads2') else 1, 'impls': rows}}
         path = tmp_path / f"{record['name']}.json"
         path.write_text(json.dumps(record), encoding='utf-8')
 
