@@ -273,17 +273,21 @@ def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
             raise ValueError('the sparse adjacency has edge features (values of more '
                              'than one dimension) but the layer has no edge_dim')
         edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr
+    n_loops = min(n_src, n_dst) if add_loops else 0
     if add_loops:
-        src, dst, edge_attr = with_self_loops(src, dst, edge_attr, min(n_src, n_dst),
-                                              fill_value)
-    if sparse is not None:
+        src, dst, edge_attr = replace_self_loops(src, dst, edge_attr, n_loops, fill_value)
+    chunk = chunk_size or auto_chunk_size(g_l, g_l.shape[1] * g_l.shape[2])
+    if sparse is None:
+        # The loops follow the edges, and `TargetChunks` puts them in among them
+        edges = TargetChunks(src, dst, n_dst, chunk, n_loops)
+    else:
         # A sparse adjacency's edges, loops included, in its own (row-major) order
+        src, dst = appended_loops(src, dst, n_loops)
         order = torch.argsort(dst * n_src + src)
         src, dst = src[order], dst[order]
         edge_attr = None if edge_attr is None else edge_attr[order]
-    chunk = chunk_size or auto_chunk_size(g_l, g_l.shape[1] * g_l.shape[2])
-    edges = TargetChunks(src, dst, n_dst, chunk)
-    keep, scale, draw = draw_dropout(g_l, src.shape[0], g_l.shape[1], p, edges)
+        edges = TargetChunks(src, dst, n_dst, chunk)
+    keep, scale, draw = draw_dropout(g_l, edges.src.shape[0], g_l.shape[1], p, edges)
     score = GATv2Score(slope)
     out, alpha = lean_attention(score, g_l, g_r, None, att, edges, keep, scale,
                                 return_attention, True, edge_attr=edge_attr,
@@ -291,7 +295,7 @@ def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
     if not return_attention:
         return out, None
     if sparse is None:
-        return out, (torch.stack([src, dst]), alpha)
+        return out, (torch.stack(appended_loops(src, dst, n_loops)), alpha)
     return out, (sparse_like(sparse, src, dst, alpha, n_dst, n_src), alpha)
 
 
@@ -357,21 +361,30 @@ def sparse_like(layout, src: Tensor, dst: Tensor, alpha: Tensor, n_dst: int,
     return coo if layout == torch.sparse_coo else coo.to_sparse_csc()
 
 
-def with_self_loops(src: Tensor, dst: Tensor, edge_attr: Optional[Tensor],
-                    n_loops: int, fill_value):
+def replace_self_loops(src: Tensor, dst: Tensor, edge_attr: Optional[Tensor],
+                       n_loops: int, fill_value):
     r"""
-    PyG's `remove_self_loops` then `add_self_loops`: every loop $(i, i)$ is dropped and
-    one loop per node $i <$ `n_loops` is appended, with the edge features `fill_value`
-    (a number, a tensor, or a reduction of the features of the node's in-edges).
+    PyG's `remove_self_loops` then `add_self_loops`, but for the loops themselves: every
+    loop $(i, i)$ is dropped, and the edge features are followed by the features of one
+    new loop per node $i <$ `n_loops` (`fill_value`: a number, a tensor, or a reduction
+    of the features of the node's in-edges). The new loops follow the edges in that
+    order; they are put in where they are needed (`appended_loops`, `TargetChunks`).
     """
     kept = src != dst
-    src, dst = src[kept], dst[kept]
-    loops = torch.arange(n_loops, device=src.device)
+    if not bool(kept.all()):
+        kept = kept.nonzero().squeeze(1)
+        src, dst = src.index_select(0, kept), dst.index_select(0, kept)
+        edge_attr = None if edge_attr is None else edge_attr.index_select(0, kept)
     if edge_attr is not None:
-        edge_attr = edge_attr[kept]
         loop_attr = self_loop_attr(edge_attr, dst, n_loops, fill_value)
         edge_attr = torch.cat([edge_attr, loop_attr])
-    return torch.cat([src, loops]), torch.cat([dst, loops]), edge_attr
+    return src, dst, edge_attr
+
+
+def appended_loops(src: Tensor, dst: Tensor, n_loops: int) -> Tuple[Tensor, Tensor]:
+    """The edges followed by the loops $(i, i)$, $i <$ `n_loops`."""
+    loops = torch.arange(n_loops, device=src.device)
+    return torch.cat([src, loops]), torch.cat([dst, loops])
 
 
 def self_loop_attr(edge_attr: Tensor, dst: Tensor, n: int, fill_value) -> Tensor:
@@ -479,18 +492,23 @@ class TargetChunks:
     `chunk` edges (a target with more in-edges gets a chunk of its own): the softmax
     over $\mathcal{N}_i$ and the sum $h'_i$ are complete inside one chunk, and no
     per-edge quantity has to outlive it. Edges already sorted by target are used as they
-    are; otherwise they are sorted here with a stable sort, once per call. The chunks'
+    are; otherwise they are sorted here with a stable sort, once per call. With
+    `n_loops`, the edges are followed, in their given order, by the self loops $(i, i)$,
+    $i <$ `n_loops`: each is put last in its segment, without sorting again. The chunks'
     bounds reach the host once, here, not inside the chunk loop.
     """
 
-    def __init__(self, src: Tensor, dst: Tensor, n_dst: int, chunk: int):
+    def __init__(self, src: Tensor, dst: Tensor, n_dst: int, chunk: int,
+                 n_loops: int = 0):
         self.order = None
         if dst.shape[0] > 1 and not bool((dst[1:] >= dst[:-1]).all()):
             self.order = torch.argsort(dst, stable=True)
             src, dst = src.index_select(0, self.order), dst.index_select(0, self.order)
-        self.src, self.dst = src, dst
         # In-degrees, and the row pointer `ptr`, `[n_dst + 1]`
         self.degrees = torch.bincount(dst, minlength=n_dst)
+        if n_loops:
+            src, dst = self.insert_loops(src, dst, n_loops)
+        self.src, self.dst = src, dst
         ptr = self.degrees.new_zeros(n_dst + 1)
         torch.cumsum(self.degrees, 0, out=ptr[1:])
         # The first target at or after every multiple of `chunk` edges starts a chunk
@@ -502,6 +520,24 @@ class TargetChunks:
         bounds = list(zip(nodes.tolist(), ptr.index_select(0, nodes).tolist()))
         self.parts: List[Chunk] = [
             (a, b, e0, e1) for (a, e0), (b, e1) in zip(bounds, bounds[1:]) if e1 > e0]
+
+    def insert_loops(self, src: Tensor, dst: Tensor, n_loops: int
+                     ) -> Tuple[Tensor, Tensor]:
+        """The sorted edges with the loops put in: an edge moves down by the loops of the
+        targets before its own, the loop of $i$ follows every edge into $0 \ldots i$."""
+        n_edges, device = dst.shape[0], dst.device
+        loops = torch.arange(n_loops, device=device)
+        at_edges = torch.arange(n_edges, device=device).add_(dst.clamp(max=n_loops))
+        at_loops = torch.cumsum(self.degrees[:n_loops], 0).add_(loops)
+        given = torch.arange(n_edges, device=device) if self.order is None else self.order
+
+        def merged(of_edges: Tensor, of_loops: Tensor) -> Tensor:
+            both = of_edges.new_empty(n_edges + n_loops)
+            return both.scatter_(0, at_edges, of_edges).scatter_(0, at_loops, of_loops)
+
+        self.order = merged(given, loops + n_edges)
+        self.degrees[:n_loops] += 1
+        return merged(src, loops), merged(dst, loops)
 
     def sort(self, per_edge: Tensor) -> Tensor:
         """A per-edge tensor in the given order, put in the order of the chunks."""

@@ -203,6 +203,22 @@ def test_chunk_sizes_int32_and_training_dropout(chunk_size):
     assert (expected[2] == 0).any()
 
 
+@pytest.mark.parametrize('edge_dim', [None, 2])
+def test_edges_sorted_by_target_with_self_loops_added(edge_dim, threads):
+    # Edges already sorted by target, without and with some of their self loops: the layer
+    # removes those and puts its own loops in among them without sorting again; in training
+    # that is PyG's function, attention (after the same dropout) and gradients
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(dropout=0.4, edge_dim=edge_dim, fill_value='mean')
+    pyg.train(), ours.train()
+    x, edge_index, edge_attr = graph(edge_dim=edge_dim)
+    order = torch.argsort(edge_index[1], stable=True)
+    no_loops = edge_index[0, order] != edge_index[1, order]
+    for rows in (order, order[no_loops]):
+        edges, attr = edge_index[:, rows], None if edge_attr is None else edge_attr[rows]
+        assert_same(run(ours, x, edges, attr), run(pyg, x, edges, attr), 1e-10)
+
+
 @pytest.mark.parametrize('in_order', [True, False], ids=['chunk_by_chunk', 'at_once'])
 def test_dropout_drawn_chunk_by_chunk_is_pygs(in_order, threads, monkeypatch):
     # Edges sorted by target: the attention's dropout mask is drawn chunk by chunk, in order,

@@ -316,6 +316,28 @@ def test_target_chunks(chunk, device):
 
 
 @pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('in_order', [True, False], ids=['sorted', 'shuffled'])
+@pytest.mark.parametrize('n_loops', [12, 7])
+def test_target_chunks_put_the_loops_in(n_loops, in_order, device):
+    # The loops (i, i), i < n_loops, given after the edges: the chunks are those of the edges and
+    # loops sorted by target with a stable sort, each loop last among the in-edges of its node
+    n_nodes = 12
+    edge_index = random_graph(n_nodes, 60, self_loops=False).to(device)
+    if in_order:
+        edge_index = sorted_by_target(edge_index)
+    src, dst = edge_index
+    edges = TargetChunks(src, dst, n_nodes, 5, n_loops)
+    loops = torch.arange(n_loops, device=device)
+    src, dst = torch.cat([src, loops]), torch.cat([dst, loops])
+    order = torch.argsort(dst, stable=True)
+    assert torch.equal(edges.order, order)
+    assert torch.equal(edges.src, src[order]) and torch.equal(edges.dst, dst[order])
+    assert torch.equal(edges.degrees, torch.bincount(dst, minlength=n_nodes))
+    assert torch.equal(edges.unsort(edges.src), src)
+    assert edges.parts == TargetChunks(src[order], dst[order], n_nodes, 5).parts
+
+
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('chunk_size', [1, 5, None])
 @pytest.mark.parametrize('config', [dict(version=2), dict(version=2, share_weights=True, bias=True),
                                     dict(version=1, bias=True)], ids=str)
