@@ -523,8 +523,9 @@ class TargetChunks:
 
     def insert_loops(self, src: Tensor, dst: Tensor, n_loops: int
                      ) -> Tuple[Tensor, Tensor]:
-        """The sorted edges with the loops put in: an edge moves down by the loops of the
-        targets before its own, the loop of $i$ follows every edge into $0 \ldots i$."""
+        """The sorted edges with the loops put in: an edge moves down one place for each
+        loop of a target before its own; the loop of $i$ comes after the in-edges of the
+        targets $0$ to $i$ and the $i$ loops before it."""
         n_edges, device = dst.shape[0], dst.device
         loops = torch.arange(n_loops, device=device)
         at_edges = torch.arange(n_edges, device=device).add_(dst.clamp(max=n_loops))
