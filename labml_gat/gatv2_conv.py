@@ -90,7 +90,9 @@ class GATv2Conv(nn.Module):
     number, a tensor, or a reduction of the in-edges' features), `bias`,
     `share_weights` and `residual`.
     `chunk_size` (keyword only) is the number of edges per chunk, or `None` to choose it
-    per device.
+    per device. Edges given sorted by target (`edge_index[1]` in order, as PyG's
+    `sort_edge_index(edge_index, sort_by_row=False)` leaves them) are not sorted again
+    at every call, with or without the self loops the layer adds.
     """
 
     def __init__(self, in_channels: Union[int, Tuple[int, int]], out_channels: int,
