@@ -366,11 +366,11 @@ def sparse_like(layout, src: Tensor, dst: Tensor, alpha: Tensor, n_dst: int,
 def replace_self_loops(src: Tensor, dst: Tensor, edge_attr: Optional[Tensor],
                        n_loops: int, fill_value):
     r"""
-    PyG's `remove_self_loops` then `add_self_loops`, but for the loops themselves: every
-    loop $(i, i)$ is dropped, and the edge features are followed by the features of one
-    new loop per node $i <$ `n_loops` (`fill_value`: a number, a tensor, or a reduction
-    of the features of the node's in-edges). The new loops follow the edges in that
-    order; they are put in where they are needed (`appended_loops`, `TargetChunks`).
+    PyG's `remove_self_loops` then `add_self_loops`, all but putting in the new loops
+    themselves: every loop $(i, i)$ is dropped, and the edge features are followed by
+    the features of one new loop per node $i <$ `n_loops` (`fill_value`: a number, a
+    tensor, or a reduction of the features of the node's in-edges). The new loops
+    follow the edges in that order; `appended_loops` or `TargetChunks` puts them in.
     """
     kept = src != dst
     if not bool(kept.all()):

@@ -205,8 +205,8 @@ def test_chunk_sizes_int32_and_training_dropout(chunk_size):
 
 @pytest.mark.parametrize('edge_dim', [None, 2])
 def test_edges_sorted_by_target_with_self_loops_added(edge_dim, threads):
-    # Edges already sorted by target, without and with some of their self loops: the layer
-    # removes those and puts its own loops in among them without sorting again; in training
+    # Edges already sorted by target, with some self loops and without any: the layer removes
+    # the loops there are and puts its own in among the edges without sorting again; in training
     # that is PyG's function, attention (after the same dropout) and gradients
     pytest.importorskip('torch_geometric')
     pyg, ours = make_pair(dropout=0.4, edge_dim=edge_dim, fill_value='mean')
