@@ -31,6 +31,14 @@ node-level tensors. At 10M edges, $K = 8$, $F' = 8$ in `float32`: 80 MB instead 
 Only a small graph (Cora: an $|\mathcal{E}| \times K F'$ tensor of a few MB) keeps its
 chunks' tensors for the backward pass: there the time saved matters more.
 
+**What PyG's layer does and this one does not**, each with one clear error: second
+derivatives (`create_graph=True`); `torch.func`'s transforms; TorchScript
+(`torch.compile` runs the attention eagerly, one graph break per layer, so neither
+`fullgraph=True` nor `torch.export`); `torch_sparse.SparseTensor` (a `torch.sparse`
+adjacency instead); `MessagePassing`'s own arguments (`aggr`, `flow`) and what hooks
+into its `propagate`, such as the edge masks of PyG's explainers. `to_hetero` takes
+`message_passing_class()`.
+
 **On a GPU** what is kept for the backward pass is the same arithmetic; the working set
 is not: chunks there are as large as a sixteenth of the free memory allows (millions of
 edges), so the Python loop launches a few dozen kernels per chunk for a handful of
@@ -103,8 +111,10 @@ class GATv2Conv(nn.Module):
                  share_weights: bool = False, residual: bool = False, *,
                  chunk_size: Optional[int] = None):
         super().__init__()
-        sizes = (in_channels, in_channels) if isinstance(in_channels, int) \
-            else tuple(in_channels)
+        sizes = tuple(in_channels) if isinstance(in_channels, (tuple, list)) \
+            else (in_channels, in_channels)
+        # Any integer, a NumPy one included, as an `int`
+        sizes = tuple(n.__index__() if hasattr(n, '__index__') else n for n in sizes)
         if len(sizes) != 2 or any(not isinstance(n, int) or (n < 1 and n != -1)
                                   for n in sizes):
             raise ValueError(f'in_channels must be a positive int, -1 (found at the '
@@ -136,13 +146,11 @@ class GATv2Conv(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """PyG's initialisation: Glorot weights, PyG's uniform linear biases, zero bias."""
+        """PyG's initialisation: Glorot weights, PyG's uniform linear biases, zero bias;
+        a lazy map's at its first call."""
         for lin in (self.lin_l, self.lin_r, self.lin_edge, self.res):
             if lin is not None and not isinstance(lin, nn.LazyLinear):
-                nn.init.xavier_uniform_(lin.weight)
-                if lin.bias is not None:
-                    bound = 1 / math.sqrt(lin.weight.shape[1])
-                    nn.init.uniform_(lin.bias, -bound, bound)
+                reset_linear(lin)
         nn.init.xavier_uniform_(self.att.view(self.heads, self.out_channels))
         if self.bias is not None:
             nn.init.zeros_(self.bias)
@@ -210,21 +218,49 @@ class GATv2Conv(nn.Module):
 
 def linear(in_features: int, out_features: int, bias: bool) -> nn.Module:
     """A linear map, or, for `in_features` -1, a lazy one that takes its input size at the
-    first call (initialised as `nn.Linear` is, not with PyG's Glorot weights)."""
+    first call."""
     if in_features == -1:
-        return nn.LazyLinear(out_features, bias=bias)
+        return LazyLinear(out_features, bias=bias)
     return nn.Linear(in_features, out_features, bias=bias)
 
 
+def reset_linear(lin: nn.Linear) -> None:
+    """PyG's initialisation of its linear maps here: Glorot weights, and biases uniform
+    in $\pm 1 / \sqrt{\text{fan-in}}$."""
+    nn.init.xavier_uniform_(lin.weight)
+    if lin.bias is not None:
+        bound = 1 / math.sqrt(lin.weight.shape[1])
+        nn.init.uniform_(lin.bias, -bound, bound)
+
+
+class LazyLinear(nn.LazyLinear):
+    """`nn.LazyLinear` initialised at its first call as PyG's lazy maps are (then an
+    `nn.Linear`): with the same seed, the same weights as PyG's."""
+
+    def reset_parameters(self) -> None:
+        if not self.has_uninitialized_params() and self.in_features != 0:
+            reset_linear(self)
+
+
+@functools.lru_cache(maxsize=None)
 def message_passing_class() -> type:
     """
     `GATv2Conv` as a subclass of PyG's `MessagePassing` (PyG imported here, only when this
     is called), for `to_hetero`, which aggregates the results of the edge types only for
     `MessagePassing` modules: `GATv2Conv = message_passing_class()` before building the
-    model. `HeteroConv` and `Sequential` take `GATv2Conv` itself.
+    model. `HeteroConv` and `Sequential` take `GATv2Conv` itself. The class is this
+    module's `MessagePassingGATv2Conv`, so its modules can be pickled and saved.
     """
     from torch_geometric.nn import MessagePassing
-    return type('GATv2Conv', (GATv2Conv, MessagePassing), {})
+    return type('GATv2Conv', (GATv2Conv, MessagePassing),
+                {'__module__': __name__, '__qualname__': 'MessagePassingGATv2Conv'})
+
+
+def __getattr__(name: str):
+    """`MessagePassingGATv2Conv` made at its first use: where a pickle looks for it."""
+    if name == 'MessagePassingGATv2Conv':
+        return message_passing_class()
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 def check_not_traced() -> None:
@@ -297,7 +333,9 @@ def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
     if not return_attention:
         return out, None
     if sparse is None:
-        return out, (torch.stack(appended_loops(src, dst, n_loops)), alpha)
+        # PyG's edge index: the given one, or with the loops added, `int64`
+        index = torch.stack(appended_loops(src, dst, n_loops))
+        return out, (index if add_loops else index.to(edge_index.dtype), alpha)
     return out, (sparse_like(sparse, src, dst, alpha, n_dst, n_src), alpha)
 
 
@@ -329,7 +367,24 @@ def edge_list(edge_index: Tensor, edge_attr: Optional[Tensor], n_src: int, n_dst
     if edge_attr is not None and edge_attr.shape[0] != src.shape[0]:
         raise ValueError(f'edge_attr has {edge_attr.shape[0]} rows for '
                          f'{src.shape[0]} edges')
+    check_indices(src, dst, n_src, n_dst)
     return src, dst, edge_attr, layout
+
+
+def check_indices(src: Tensor, dst: Tensor, n_src: int, n_dst: int) -> None:
+    """Every source a row of `x_src` and every target one of `x_dst`, as PyG checks (one
+    host synchronisation): else an edge would read or write outside them."""
+    if src.numel() == 0:
+        return
+    (src_low, src_high), (dst_low, dst_high) = torch.aminmax(src), torch.aminmax(dst)
+    outside = (src_low < 0) | (src_high >= n_src) | (dst_low < 0) | (dst_high >= n_dst)
+    if not bool(outside):
+        return
+    for name, low, high, n in (('source', src_low, src_high, n_src),
+                               ('target', dst_low, dst_high, n_dst)):
+        if low < 0 or high >= n:
+            raise IndexError(f'edge_index has {name} nodes from {int(low)} to '
+                             f'{int(high)}, but the {name}s\' features have {n} rows')
 
 
 def sparse_entries(adj: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -700,10 +755,39 @@ def lean_attention(score, messages: Tensor, query: Optional[Tensor],
     # A small graph's chunks keep their tensors, if there is to be a backward pass
     reuse = torch.is_grad_enabled() and is_small(edges, messages) and \
         any(x is not None and x.requires_grad for x in inputs)
-    out, attention = LeanAttention.apply(
-        *inputs, score, edges, keep, scale, return_attention, attention_dropped,
-        projection, draw, reuse)
+    out, attention = apply_function(
+        LeanAttention, *inputs, score, edges, keep, scale, return_attention,
+        attention_dropped, projection, draw, reuse)
     return out, None if attention is None else edges.unsort(attention)
+
+
+def first_derivative_only(backward: Callable) -> Callable:
+    """
+    An autograd `Function`'s `backward` whose gradients are made by hand, not by
+    operations autograd could differentiate again: asked for a graph of them
+    (`create_graph=True`, as for a gradient penalty or a Hessian), it says so
+    rather than give second derivatives that silently leave it out.
+    """
+    @functools.wraps(backward)
+    def checked(ctx, *grads):
+        if torch.is_grad_enabled():
+            raise RuntimeError('the memory-lean layers have no second derivative: no '
+                               'backward pass with create_graph=True (a gradient '
+                               'penalty, a Hessian); PyG\'s GATv2Conv has one')
+        return backward(ctx, *grads)
+    return checked
+
+
+def apply_function(function: type, *args):
+    """`function.apply(*args)`, or one clear line under `torch.func`'s transforms, which
+    take only a `Function` written for them (with `setup_context` and a `vmap` rule)."""
+    try:
+        return function.apply(*args)
+    except RuntimeError as error:
+        if 'functorch transforms' not in str(error):
+            raise
+    raise RuntimeError('the memory-lean layers do not run under torch.func\'s transforms '
+                       '(vmap, grad, jacrev): use torch.autograd, and a loop over graphs')
 
 
 class LeanAttention(torch.autograd.Function):
@@ -788,7 +872,7 @@ class LeanAttention(torch.autograd.Function):
         return out, attention
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    @first_derivative_only
     def backward(ctx, grad_out: Optional[Tensor], grad_attention: Optional[Tensor]):
         r"""
         Per chunk, the scores and $\alpha$ are recomputed from the node-level inputs and
@@ -967,10 +1051,10 @@ class ChunkTurns:
         torch.set_num_threads(max(1, threads // self.n_threads))
         try:
             with ThreadPoolExecutor(self.n_threads - (ahead is None)) as pool:
-                others = [pool.submit(torch.no_grad()(self.work_on), work)
+                others = [pool.submit(in_callers_modes(self.work_on), work)
                           for _ in range(self.n_threads - 1)]
                 if ahead is not None:
-                    others.append(pool.submit(torch.no_grad()(self.go_ahead), ahead))
+                    others.append(pool.submit(in_callers_modes(self.go_ahead), ahead))
                 errors = [self.call(self.work_on, work)]
                 errors += [done.exception() for done in others]
         finally:
@@ -1056,6 +1140,19 @@ class ChunkTurns:
         except BaseException:
             self.fail()
             raise
+
+
+def in_callers_modes(function: Callable) -> Callable:
+    """`function` for another thread: without gradients, and in inference mode if the
+    caller is (both are set per thread; a tensor made in inference mode can only be
+    written in it)."""
+    inference = torch.is_inference_mode_enabled()
+
+    def run(*args) -> None:
+        # `inference_mode(False)` would turn gradients on: no gradients come second
+        with torch.inference_mode(inference), torch.no_grad():
+            function(*args)
+    return run
 
 
 def one_then_other(first: Work, then: Work) -> Work:

@@ -38,8 +38,9 @@ from torch import nn
 from labml_gat.edges import (EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer,
                              NodeFeatures, check_edge_inputs)
 from labml_gat.gatv2_conv import (CPU_CHUNK_TENSOR_BYTES, ChunkInputs, GATv2Score,
-                                  TargetChunks, auto_chunk_size, check_chunk_size,
-                                  draw_dropout, dropout_mask, lean_attention,
+                                  TargetChunks, apply_function, auto_chunk_size,
+                                  check_chunk_size, draw_dropout, dropout_mask,
+                                  first_derivative_only, lean_attention,
                                   leaky_relu_derivative)
 from labml_gat.model import Graph, TwoLayerGAT
 
@@ -287,7 +288,7 @@ class NodeInput:
 
 def project(h: NodeInput, *weights: torch.Tensor) -> Tuple[torch.Tensor, ...]:
     """$h W^\top$ for each $W$ of `weights`, `[n_nodes, out]`, without making $h$."""
-    return ProjectRows.apply(h.x, h, *weights)
+    return apply_function(ProjectRows, h.x, h, *weights)
 
 
 class ProjectRows(torch.autograd.Function):
@@ -316,7 +317,7 @@ class ProjectRows(torch.autograd.Function):
         return outs
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    @first_derivative_only
     def backward(ctx, *grad_outs: Optional[torch.Tensor]):
         x, keep, *weights = ctx.saved_tensors
         h = replace(ctx.h, x=x, keep=keep)

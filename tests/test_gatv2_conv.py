@@ -203,6 +203,18 @@ def test_chunk_sizes_int32_and_training_dropout(chunk_size):
     assert (expected[2] == 0).any()
 
 
+
+@pytest.mark.parametrize('add_self_loops', [False, True])
+def test_attention_edge_index_in_pygs_dtype(add_self_loops):
+    # An int32 edge index comes back as given, or as int64 with the loops added to it
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(add_self_loops=add_self_loops)
+    x, edge_index, _ = graph()
+    index_p = pyg(x, edge_index.int(), return_attention_weights=True)[1][0]
+    index = ours(x, edge_index.int(), return_attention_weights=True)[1][0]
+    assert index.dtype == index_p.dtype == (torch.int64 if add_self_loops else torch.int32)
+    assert torch.equal(index, index_p)
+
 @pytest.mark.parametrize('edge_dim', [None, 2])
 def test_edges_sorted_by_target_with_self_loops_added(edge_dim, threads):
     # Edges already sorted by target, with some self loops and without any: the layer removes
@@ -348,11 +360,42 @@ def test_state_dict_both_ways_and_constructor():
         assert [n for n, _ in ours.named_parameters()] == [n for n, _ in pyg.named_parameters()]
     assert str(GATv2Conv(8, 32, heads=2)) == str(PyGConv(8, 32, heads=2)) == \
         'GATv2Conv(8, 32, heads=2)'
+    # Sizes as NumPy integers, as a dataset's shape may give them
+    numpy = pytest.importorskip('numpy')
+    conv = GATv2Conv((numpy.int64(8), numpy.int32(6)), 4)
+    assert (conv.lin_l.in_features, conv.lin_r.in_features) == (8, 6)
     # PyG's initialisation: zero bias, Glorot weights
     conv = GATv2Conv(8, 32, heads=2)
     assert torch.equal(conv.bias, torch.zeros(64))
     assert conv.lin_l.weight.abs().max() <= (6 / (8 + 64)) ** 0.5
 
+
+
+@pytest.mark.parametrize('in_channels, kwargs', [
+    (-1, dict()), (-1, dict(residual=True, bias=False)), (-1, dict(share_weights=True)),
+    ((-1, -1), dict(residual=True, edge_dim=2)), ((-1, 6), dict()),
+], ids=str)
+def test_lazy_in_channels_initialised_as_pygs(in_channels, kwargs):
+    # Lazy maps take their sizes and PyG's Glorot weights at the first call: with the same seed,
+    # the same parameters and output as PyG's
+    pytest.importorskip('torch_geometric')
+    from torch_geometric.nn import GATv2Conv as PyGConv
+    x = (torch.randn(12, 5), torch.randn(9, 6)) if isinstance(in_channels, tuple) \
+        else torch.randn(12, 5)
+    n_dst = x[1].shape[0] if isinstance(x, tuple) else 12
+    edge_index = torch.stack([torch.randint(0, 12, (40,)), torch.randint(0, n_dst, (40,))])
+    edge_attr = torch.randn(40, 2) if 'edge_dim' in kwargs else None
+    results = []
+    for conv_class in (PyGConv, GATv2Conv):
+        torch.manual_seed(0)
+        conv = conv_class(in_channels, 4, 3, **kwargs)
+        out = conv(x, edge_index, edge_attr)
+        results.append((out, conv.state_dict()))
+    (out_p, state_p), (out, state) = results
+    assert state.keys() == state_p.keys()
+    for name in state_p:
+        assert torch.equal(state[name], state_p[name]), name
+    torch.testing.assert_close(out, out_p)
 
 @needs_planetoid
 def test_matches_pyg_on_cora():
@@ -574,6 +617,27 @@ def test_inside_pyg_models():
     out['paper'].sum().backward()
 
 
+
+@pytest.mark.slow
+def test_message_passing_modules_saved_and_loaded_elsewhere(tmp_path):
+    # A to_hetero model holds modules of the MessagePassing class: saved in one process, they
+    # load in another that never made the class, with the file alone beside it
+    pytest.importorskip('torch_geometric')
+    save = ('import torch\nfrom gatv2_conv import message_passing_class\n'
+            'conv = message_passing_class()(4, 8, heads=2)\n'
+            'x, edge_index = torch.randn(3, 4), torch.tensor([[0, 1, 2], [1, 2, 0]])\n'
+            'torch.save((conv, x, edge_index, conv(x, edge_index)), "saved.pt")\n')
+    load = ('import torch\nfrom torch_geometric.nn import MessagePassing\n'
+            'import gatv2_conv\n'
+            'conv, x, edge_index, out = torch.load("saved.pt", weights_only=False)\n'
+            'assert isinstance(conv, (gatv2_conv.GATv2Conv, MessagePassing))\n'
+            'assert torch.equal(conv(x, edge_index), out)\n'
+            'print(type(conv).__name__, isinstance(conv, MessagePassing))\n')
+    for script in (save, load):
+        result = run_copied_alone(REPO / 'labml_gat' / 'gatv2_conv.py', tmp_path, script)
+        assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'GATv2Conv True'
+
 @pytest.mark.parametrize('device', DEVICES)
 def test_compile_does_not_recompile_for_new_graph_sizes(device):
     # torch.compile(dynamic=True) compiles the projections, residual and bias once; the chunked
@@ -656,12 +720,15 @@ def test_unsupported_transforms_fail_with_one_clear_line():
         torch.jit.trace(conv, (x, edge_index))
     with pytest.raises(RuntimeError, match='cannot be scripted by torch.jit.script'):
         torch.jit.script(conv)
-    with pytest.raises(RuntimeError, match='setup_context'):
+    with pytest.raises(RuntimeError, match="do not run under torch.func's transforms"):
         torch.func.vmap(lambda x: conv(x, edge_index))(x.unsqueeze(0).expand(2, -1, -1))
+    with pytest.raises(RuntimeError, match="do not run under torch.func's transforms"):
+        torch.func.grad(lambda x: conv(x, edge_index).sum())(x)
     x.requires_grad_()
-    grad, = torch.autograd.grad(conv(x, edge_index).pow(2).sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match='differentiate twice'):
-        grad.sum().backward()
+    # A loss linear in the output as well: its second derivatives would leave the layer out
+    for loss in (lambda out: out.pow(2).sum(), lambda out: out.sum()):
+        with pytest.raises(RuntimeError, match='no second derivative'):
+            torch.autograd.grad(loss(conv(x, edge_index)), x, create_graph=True)
 
 
 @pytest.mark.parametrize('call, error, message', [
@@ -670,6 +737,16 @@ def test_unsupported_transforms_fail_with_one_clear_line():
     (lambda c, x, e: c(x, e.float()), ValueError, 'int64 or int32'),
     (lambda c, x, e: c(x, e, torch.randn(3, 2)), ValueError, 'edge_attr was given'),
     (lambda c, x, e: c(x, [e]), TypeError, 'edge_index must be a tensor'),
+    (lambda c, x, e: c(x, torch.cat([e, torch.tensor([[0], [10]])], 1)), IndexError,
+     'target nodes from 0 to 10, but the targets\' features have 10 rows'),
+    (lambda c, x, e: c(x, torch.cat([e, torch.tensor([[-1], [0]])], 1).int()), IndexError,
+     'source nodes from -1 to 9'),
+    (lambda c, x, e: c((x, x[:4]), e), IndexError,
+     r"target nodes from 0 to \d, but the targets' features have 4 rows"),
+    (lambda c, x, e: c(x, torch.sparse_coo_tensor(torch.tensor([[0, 1], [2, 12]]),
+                                                  torch.ones(2), (10, 10),
+                                                  check_invariants=False)),
+     IndexError, 'source nodes from 2 to 12'),
     (lambda c, x, e: GATv2Conv(-2, 4), ValueError, 'in_channels must be a positive int'),
     (lambda c, x, e: GATv2Conv(5, 4, edge_dim=2, fill_value='median'), ValueError, 'fill_value'),
     (lambda c, x, e: GATv2Conv(5, 4, chunk_size=0), ValueError, 'chunk_size'),
@@ -865,6 +942,27 @@ def test_two_threads_compute_what_one_does(config, dtype, monkeypatch, reuse):
     assert torch.equal(out, out2) and torch.equal(index, index2) and torch.equal(alpha, alpha2)
     for g, g2 in zip(inputs + list(grads.values()), inputs2 + list(grads2.values())):
         assert torch.equal(g, g2)
+
+
+@pytest.mark.parametrize('training', [False, True], ids=['eval', 'train'])
+def test_inference_mode_with_two_threads(training):
+    # Inference mode is set per thread: the threads that compute the chunks and draw the
+    # dropout take the caller's, or they could not write into the tensors made in it
+    torch.manual_seed(0)
+    conv = GATv2Conv(5, 4, heads=3, dropout=0.5, chunk_size=50).train(training)
+    x, edge_index = torch.randn(300, 5), random_graph(300, 3000, self_loops=True)
+    results = []
+    for n, mode in ((1, torch.no_grad), (2, torch.inference_mode)):
+        torch.set_num_threads(n)
+        torch.manual_seed(1)
+        try:
+            with mode():
+                results.append(conv(x, edge_index, return_attention_weights=True))
+        finally:
+            torch.set_num_threads(1)
+    (out, (index, alpha)), (out2, (index2, alpha2)) = results
+    assert out2.is_inference()
+    assert torch.equal(out, out2) and torch.equal(index, index2) and torch.equal(alpha, alpha2)
 
 
 def test_module_imports_only_torch():

@@ -553,6 +553,20 @@ def test_project_rows_gradcheck(elu, monkeypatch):
     torch.testing.assert_close(function(x, weight), h @ weight.T, atol=1e-12, rtol=0)
 
 
+def test_project_rows_says_what_it_cannot_do():
+    # Its gradients are made by hand: asked for a graph of them, it says so, with a loss linear
+    # in its output as well (whose second derivatives would silently leave it out); and it says
+    # that torch.func's transforms cannot take it
+    x = torch.randn(10, 4, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    keep = torch.rand(10, 4) < 0.6
+    out = project(NodeInput(x, keep, 2.5, None), weight)[0]
+    with pytest.raises(RuntimeError, match='no second derivative'):
+        torch.autograd.grad(out.sum(), (x, weight), create_graph=True)
+    with pytest.raises(RuntimeError, match="do not run under torch.func's transforms"):
+        torch.func.grad(lambda w: project(NodeInput(x, keep, 2.5, None), w)[0].sum())(weight)
+
+
 @pytest.mark.parametrize('requires_grad', [False, True])
 def test_forward_input_gradcheck(requires_grad):
     # The first layer's path (the query projected chunk by chunk, x needs no gradient) and the
