@@ -318,12 +318,15 @@ def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
     if sparse is None:
         # The loops follow the edges, and `TargetChunks` puts them in among them
         edges = TargetChunks(src, dst, n_dst, chunk, n_loops)
-    else:
-        # A sparse adjacency's edges, loops included, in its own (row-major) order
+    elif n_loops:
+        # A sparse adjacency with the loops: sorted by row, then column, as PyG sorts it
         src, dst = appended_loops(src, dst, n_loops)
         order = torch.argsort(dst * n_src + src)
         src, dst = src[order], dst[order]
         edge_attr = None if edge_attr is None else edge_attr[order]
+        edges = TargetChunks(src, dst, n_dst, chunk)
+    else:
+        # Without: in the order it stores its entries, as PyG takes them
         edges = TargetChunks(src, dst, n_dst, chunk)
     keep, scale, draw = draw_dropout(g_l, edges.src.shape[0], g_l.shape[1], p, edges)
     score = GATv2Score(slope)

@@ -339,6 +339,32 @@ def test_torch_sparse_adjacency(layout, config):
     torch.testing.assert_close(alpha, alpha_p, atol=1e-10, rtol=0)
 
 
+
+@pytest.mark.parametrize('add_self_loops', [False, True])
+def test_csr_with_its_columns_out_of_order(add_self_loops):
+    # A valid CSR whose columns are not sorted within its rows: its entries are taken in the
+    # order it stores them, as PyG takes them (sorted once the loops are added, as PyG sorts
+    # them), so the attention comes back in PyG's order and training drops PyG's entries
+    pytest.importorskip('torch_geometric')
+    from torch_geometric.utils import to_torch_coo_tensor
+    pyg, ours = make_pair(add_self_loops=add_self_loops, dropout=0.5)
+    pyg.train(), ours.train()
+    x, edge_index, _ = graph()
+    csr = to_torch_coo_tensor(edge_index.flip(0), size=(30, 30)).to_sparse_csr()
+    ptr, col = csr.crow_indices(), csr.col_indices()
+    row = torch.repeat_interleave(torch.arange(30), ptr.diff())
+    # Each row's columns in decreasing order
+    order = torch.argsort(row * 30 - col)
+    adj_t = torch.sparse_csr_tensor(ptr, col[order], csr.values()[order], (30, 30))
+    results = []
+    for layer in (pyg, ours):
+        torch.manual_seed(3)
+        out, (adj, alpha) = layer(x, adj_t, return_attention_weights=True)
+        results.append((out, adj.to_dense(), alpha))
+    assert (results[0][2] == 0).any()
+    for got, expected in zip(results[1], results[0]):
+        torch.testing.assert_close(got, expected, atol=1e-10, rtol=0)
+
 def test_return_attention_weights_false_returns_the_output_alone():
     # As PyG's code does (its docstring says "regardless of its actual value")
     pytest.importorskip('torch_geometric')
