@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import torch
-from labml import monit, tracker
+from labml import tracker
 from torch import nn
 
 from labml_gat import fast
@@ -81,6 +81,7 @@ from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.gat import GraphAttentionLayer
 from labml_gat.gatv2 import GraphAttentionV2Layer
 from labml_gat.model import TwoLayerGAT
+from labml_gat.runs import epochs
 from labml_gat.seeds import format_summary, run_seeds
 from labml_gat.settings import command, setting
 from labml_gat.training import (EarlyStopping, NodeClassificationSettings, accuracy,
@@ -162,7 +163,7 @@ def train_one_seed(settings: CoraSettings, data: Planetoid, seed: int,
     early_stopping = EarlyStopping(settings.early_stopping, settings.patience)
     history = []
     start = time.perf_counter()
-    for epoch in monit.loop(settings.epochs):
+    for epoch in epochs(settings.epochs):
         # A training step on the labelled nodes
         model.train()
         optimizer.zero_grad()

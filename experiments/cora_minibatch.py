@@ -63,13 +63,14 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import torch
-from labml import monit, tracker
+from labml import tracker
 from torch import nn
 
 from labml_gat import distributed, fast
 from labml_gat.datasets import Planetoid, load_planetoid
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.model import TwoLayerGAT
+from labml_gat.runs import epochs
 from labml_gat.sampling import Block, NeighbourSampler
 from labml_gat.seeds import format_summary
 from labml_gat.settings import UsageError, command, setting
@@ -255,7 +256,7 @@ def train_one_seed(settings: MiniBatchSettings, data: Planetoid, seed: int,
     early_stopping = EarlyStopping(settings.early_stopping, settings.patience)
     history, batch_nodes, batch_edges = [], [], []
     start = time.perf_counter()
-    for epoch in monit.loop(settings.epochs):
+    for epoch in epochs(settings.epochs):
         train = train_epoch(model, optimizer, sampler, x, y, nodes['train'], settings,
                             order, samples)
         val_loss, val_acc = evaluate(module, sampler, x, y, nodes['valid'],

@@ -71,11 +71,13 @@ torchrun --nproc-per-node 2 -- experiments/cora_minibatch.py --logs runs
 ```
 Two machines (or two launches on one machine, with `127.0.0.1` as `HOST`), one on each:
 ```bash
-torchrun --nnodes 2 --nproc-per-node 1 --node-rank 0 --rdzv-backend c10d \
-    --rdzv-endpoint HOST:29400 -- experiments/cora_minibatch.py
-torchrun --nnodes 2 --nproc-per-node 1 --node-rank 1 --rdzv-backend c10d \
-    --rdzv-endpoint HOST:29400 -- experiments/cora_minibatch.py
+torchrun --nnodes 2 --nproc-per-node 1 --node-rank 0 --master-addr HOST \
+    --master-port 29400 -- experiments/cora_minibatch.py
+torchrun --nnodes 2 --nproc-per-node 1 --node-rank 1 --master-addr HOST \
+    --master-port 29400 -- experiments/cora_minibatch.py
 ```
+`--node-rank` numbers the machines, and machine 0 holds rank 0, the one that prints and writes
+(with `--rdzv-backend c10d` instead, ranks go to the machines in the order they join).
 The `--` ends torchrun's own options. torchrun reads every option of the command line, its
 script's too, and accepts abbreviations of its own: without `--`, `--logs` stops it
 (`ambiguous option: --logs could match --logs-specs, --logs_specs`).
@@ -207,7 +209,8 @@ def checks_said_once() -> Iterator[None]:
     The checks of the settings and the data, said once per machine: the processes of a
     machine check the same settings against the same files, so only its first (local rank 0)
     prints what is wrong. Every process still exits with the error, and torchrun ends the job.
-    A machine whose data is missing says so on that machine.
+    A machine whose data is missing says so on that machine. An error raised here by the
+    others is marked `said_elsewhere`, so that `command` does not print it again.
     """
     if int(os.environ.get('LOCAL_RANK', 0)) == 0:
         yield
@@ -215,6 +218,9 @@ def checks_said_once() -> Iterator[None]:
     stderr, sys.stderr = sys.stderr, open(os.devnull, 'w')
     try:
         yield
+    except Exception as error:
+        error.said_elsewhere = True
+        raise
     finally:
         sys.stderr.close()
         sys.stderr = stderr

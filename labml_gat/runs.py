@@ -38,7 +38,6 @@ The folder of the runs is `logs/` of the working directory unless `LABML_GAT_LOG
 another; the tests set that variable so that their runs stay out of the repository.
 """
 
-import argparse
 import io
 import json
 import math
@@ -52,7 +51,7 @@ from typing import Iterator, Optional, Sequence
 
 import yaml
 
-from labml_gat.settings import UsageError, check_output, command
+from labml_gat.settings import ArgumentParser, UsageError, check_output, command
 
 # The environment variable naming the folder of labml runs (for the runs and for `list`)
 LOGS_ENV_VAR = 'LABML_GAT_LOGS'
@@ -118,6 +117,18 @@ def labml_run(name: str, comment: str, configs: dict, explicit: Optional[dict] =
                     print(flush=True)
     finally:
         _release(held)
+
+
+def epochs(n: int) -> Iterator[int]:
+    """
+    The epochs `0` to `n - 1` of labml's `monit.loop(n)`, left before the loop runs out:
+    a loop that runs out closes the run's `log.jsonl`, and what a run saves after its
+    epochs (its test accuracy) would be lost.
+    """
+    from labml import monit
+    loop = iter(monit.loop(n))
+    for _ in range(n):
+        yield next(loop)
 
 
 def _hold_stop_signals() -> Optional[set]:
@@ -462,7 +473,7 @@ def _std(values: Sequence[float]) -> float:
 # ## The command line
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog='python -m labml_gat.runs',
         description='Look at labml runs offline: list them, or plot their curves.')
     commands = parser.add_subparsers(dest='command', required=True)

@@ -21,11 +21,13 @@ class NodeClassificationSettings(Settings):
 
 `check()` says what is wrong with the settings, before a run starts and before anything is written.
 A mistake a user can fix raises `UsageError`; `command` turns it into one line on standard error and
-exit status 2, as argparse does for an unknown flag. A traceback always means a bug.
+exit status 2, as the parser does for an unknown flag (`--help` shows the usage). A traceback always
+means a bug.
 """
 
 import argparse
 import dataclasses
+import math
 import signal
 import sys
 import tempfile
@@ -77,7 +79,7 @@ class Settings:
                           description: str = '') -> tuple[S, set[str]]:
         """
         Parse the flags into settings and check them. Returns the settings and the names of those
-        given on the command line. A mistake exits with argparse's one-line error.
+        given on the command line. A mistake exits with the parser's one-line error.
         """
         parser = argument_parser(cls, description)
         given = vars(parser.parse_args(argv))
@@ -96,12 +98,20 @@ def flag(name: str) -> str:
     return '--' + name.replace('_', '-')
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose mistakes are one line, `prog: error: ...`, and exit status
+    2, without the usage before it (a dozen lines that hide the one that matters)."""
+
+    def error(self, message: str):
+        self.exit(2, f'{self.prog}: error: {message}\n')
+
+
 def argument_parser(cls: type, description: str) -> argparse.ArgumentParser:
     """
     A flag for every field of the dataclass `cls`. Flags left out are `None`, so that the
     dataclass supplies the default and the settings given explicitly are known.
     """
-    parser = argparse.ArgumentParser(description=description, allow_abbrev=False)
+    parser = ArgumentParser(description=description, allow_abbrev=False)
     defaults = cls()
     for field in dataclasses.fields(cls):
         default = getattr(defaults, field.name)
@@ -153,6 +163,15 @@ def check_probability(name: str, value: float) -> None:
     """A dropout probability: in $[0, 1)$, since $p = 1$ would drop everything."""
     if not 0 <= value < 1:
         raise UsageError(f'{flag(name)} must be a probability in [0, 1), got {value}')
+
+
+def check_positive(name: str, value: float, zero: bool = False) -> None:
+    """A finite number above 0, or at least 0 with `zero`: a learning rate, a weight decay.
+    An infinite one would make every weight NaN at the first step."""
+    if math.isfinite(value) and (value > 0 or (zero and value == 0)):
+        return
+    raise UsageError(f'{flag(name)} must be {"at least 0" if zero else "positive"} and '
+                     f'finite, got {value}')
 
 
 def check_output(name: str, path: Optional[str], folder: bool = False) -> None:
@@ -225,7 +244,9 @@ def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None
         try:
             main(sys.argv[1:])
         except (UsageError, DataFileError, MissingDataError) as error:
-            print(f'{prog()}: error: {error}', file=sys.stderr)
+            # Another process of the machine said it (`distributed.checks_said_once`)
+            if not getattr(error, 'said_elsewhere', False):
+                print(f'{prog()}: error: {error}', file=sys.stderr)
             sys.exit(2)
         except LostPeer as error:
             print(f'{prog()}: error: {error}', file=sys.stderr)

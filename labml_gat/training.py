@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_output, check_probability, setting)
+                                check_output, check_positive, check_probability, setting)
 
 
 # The most seeds one command runs: enough for a mean and a spread, and a bound on the labml
@@ -83,12 +83,8 @@ class NodeClassificationSettings(Settings):
                              f'each a labml run; go on later with '
                              f'--seed {self.seed + MAX_SEEDS}')
         check_probability('dropout', self.dropout)
-        if not self.learning_rate > 0:
-            raise UsageError(f'--learning-rate must be positive, '
-                             f'got {self.learning_rate}')
-        if not self.weight_decay >= 0:
-            raise UsageError(f'--weight-decay must be at least 0, '
-                             f'got {self.weight_decay}')
+        check_positive('learning_rate', self.learning_rate)
+        check_positive('weight_decay', self.weight_decay, zero=True)
         if self.share_weights and self.layer != 'gatv2':
             raise UsageError('--share-weights is an option of the GATv2 layer '
                              '(--layer gatv2)')
@@ -155,7 +151,8 @@ class EarlyStopping:
         """`step`, keeping a copy of the weights when they are the best so far;
         returns whether to stop."""
         keep, stop = self.step(val_acc, val_loss)
-        if keep:
+        # The first epoch is kept whatever it scored: a NaN loss beats nothing
+        if keep or self.best_state is None:
             self.best_epoch = epoch
             self.best_state = copy.deepcopy(model.state_dict())
         return stop

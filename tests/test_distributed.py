@@ -7,6 +7,7 @@ rank ends the job; bad combinations are refused; the documented torchrun command
 
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -332,16 +333,17 @@ def test_two_processes_on_one_machine_as_documented(tmp_path):
 @pytest.mark.slow
 @needs_planetoid
 def test_two_launches_on_loopback_as_documented(tmp_path):
-    """The two-machine commands, both on this machine: `--nnodes 2`, a c10d rendezvous."""
+    """The two-machine commands, both on this machine: `--nnodes 2`, machine 0 at the address
+    and port both are given, started last so that it cannot be rank 0 by arriving first."""
     port = free_port()
     command = [str(TORCHRUN), '--nnodes', '2', '--nproc-per-node', '1', '--node-rank', '{rank}',
-               '--rdzv-backend', 'c10d', '--rdzv-endpoint', f'127.0.0.1:{port}', '--',
+               '--master-addr', '127.0.0.1', '--master-port', str(port), '--',
                'experiments/cora_minibatch.py', '--epochs', '3', '--logs', 'runs']
     (tmp_path / 'experiments').symlink_to(REPO / 'experiments')
     environment = {**os.environ, 'OMP_NUM_THREADS': '1', 'LABML_GAT_DATA': str(PLANETOID)}
     launches = [subprocess.Popen([arg.format(rank=rank) for arg in command], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=environment)
-                for rank in (0, 1)]
+                for rank in (1, 0)][::-1]
     try:
         outputs = [launch.communicate(timeout=LIMIT) for launch in launches]
     finally:
@@ -370,6 +372,23 @@ def test_jobs_under_torchrun_is_one_line(tmp_path):
     assert 'Traceback' not in ours and 'exitcode  : 2' in result.stderr
     assert not (tmp_path / 'runs').exists()
 
+
+
+@pytest.mark.slow
+@needs_planetoid
+def test_a_corrupt_data_file_under_torchrun_is_one_line(tmp_path):
+    """A data file that fails its checksum is said once for the machine as well, though the
+    processes find it while loading the data, after the settings are checked."""
+    data = tmp_path / 'planetoid'
+    shutil.copytree(PLANETOID, data)
+    graph = data / 'ind.cora.graph'
+    graph.write_bytes(graph.read_bytes()[:100])
+    result = torchrun(['--nproc-per-node', '2', '--', 'experiments/cora_minibatch.py',
+                       '--logs', 'runs'], tmp_path, LABML_GAT_DATA=str(data))
+    assert result.returncode != 0
+    lines = errors(result.stderr)
+    assert len(lines) == 1 and 'ind.cora.graph' in lines[0], result.stderr[-3000:]
+    assert 'exitcode  : 2' in result.stderr and not (tmp_path / 'runs').exists()
 
 @pytest.mark.slow
 @needs_planetoid

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,23 @@ def test_the_logs_folder_comes_from_the_environment(monkeypatch, tmp_path):
     assert runs.logs_folder() == tmp_path / 'elsewhere'
     monkeypatch.delenv(runs.LOGS_ENV_VAR)
     assert runs.logs_folder() == Path('logs')
+
+
+@pytest.mark.parametrize('stop_early', [False, True])
+def test_epochs_leave_the_log_open_for_what_comes_after_them(labml_logs, stop_early):
+    # A real labml run that uses all its epochs, or stops early, still records what it saves
+    # after them (a run's test accuracy) in its log.jsonl
+    from labml import tracker
+    with runs.labml_run('epochs_test', 'a comment', {}, screen=False, quiet=True) as folder:
+        for epoch in runs.epochs(3):
+            tracker.save(epoch, {'loss.train': float(epoch)})
+            if stop_early and epoch == 1:
+                break
+        tracker.save(epoch + 1, {'accuracy.test': 0.5})
+    # labml's writer thread writes the log in the background: wait for it, a while
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and 'accuracy.test' not in runs.read_metrics(folder):
+        time.sleep(0.05)
+    metrics = runs.read_metrics(folder)
+    assert metrics['loss.train'] == [(step, float(step)) for step in range(epoch + 1)]
+    assert metrics['accuracy.test'] == [(epoch + 1, 0.5)]

@@ -1,6 +1,7 @@
 """Tests of what the node-classification experiments share: settings, early stopping, accuracy, memory."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -38,8 +39,11 @@ def test_defaults_are_the_gat_papers():
     ({'dropout': 1.0}, r'--dropout must be a probability in \[0, 1\), got 1.0'),
     ({'dropout': 1.5}, r'--dropout must be a probability in \[0, 1\), got 1.5'),
     ({'dropout': -0.1}, r'--dropout must be a probability in \[0, 1\), got -0.1'),
-    ({'learning_rate': 0.0}, '--learning-rate must be positive, got 0.0'),
-    ({'weight_decay': -1e-3}, '--weight-decay must be at least 0, got -0.001'),
+    ({'learning_rate': 0.0}, '--learning-rate must be positive and finite, got 0.0'),
+    ({'learning_rate': math.inf}, '--learning-rate must be positive and finite, got inf'),
+    ({'learning_rate': math.nan}, '--learning-rate must be positive and finite, got nan'),
+    ({'weight_decay': -1e-3}, '--weight-decay must be at least 0 and finite, got -0.001'),
+    ({'weight_decay': math.inf}, '--weight-decay must be at least 0 and finite, got inf'),
     ({'share_weights': True, 'layer': 'gat'}, '--share-weights is an option of the GATv2 layer'),
     ({'layer': 'gcn'}, "--layer must be one of gatv2, gat, got 'gcn'"),
     ({'dataset': 'pubmed'}, "--dataset must be one of cora, citeseer, got 'pubmed'"),
@@ -122,6 +126,17 @@ def test_early_stopping_keeps_and_restores_the_best_weights(tmp_path):
     assert torch.equal(model.weight, best['weight'])
     assert torch.equal(torch.load(checkpoint, weights_only=True)['bias'], best['bias'])
 
+
+
+@pytest.mark.parametrize('criterion', ['gat', 'accuracy'])
+def test_early_stopping_keeps_the_first_epoch_of_a_diverged_run(criterion, tmp_path):
+    # A loss that is NaN from the first epoch on improves nothing, yet there are weights to test
+    model = nn.Linear(3, 2)
+    stopping = EarlyStopping(criterion, patience=2)
+    for epoch in range(3):
+        stopping.update(epoch, model, 0.1, math.nan)
+    assert stopping.best_epoch == 0 and stopping.best_state is not None
+    stopping.restore_best(model, tmp_path / 'best.pt')
 
 # ## The cost of the dense layer
 
