@@ -29,16 +29,23 @@ The first run on a machine writes the graph, the features and the labels to file
 ([one copy per machine](../labml_gat/distributed.html#one-copy-of-the-graph-per-machine)).
 It trains `--steps` global batches after `--warmup` more, then evaluates the validation nodes
 [layer by layer](../labml_gat/distributed.html#evaluation-on-all-nodes-layer-by-layer).
+A graph with fewer training batches than that is trained epoch after epoch, each in a new order.
 With `--record`, rank 0 adds its numbers to `experiments/results/synthetic_minibatch.json`,
-one entry per number of processes.
+one entry per number of processes. The record has one date, machine and set of versions, so it
+keeps the entry of another number of processes only when it was recorded on the same day, machine
+and versions, with the same settings: those two are read side by side, with the ratio of their
+throughputs.
 """
 
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from datetime import date
+from itertools import islice
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -49,7 +56,8 @@ from labml_gat import distributed, results
 from labml_gat.benchmarking import random_graph
 from labml_gat.lean import LeanTwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
-from labml_gat.settings import Settings, UsageError, check_at_least, command, setting
+from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
+                                check_positive, check_probability, command, setting)
 
 
 @dataclass
@@ -72,7 +80,7 @@ class SyntheticSettings(Settings):
     seed: int = setting(0, 'the seed of the graph, the weights and the batches')
     threads: int = setting(1, 'PyTorch threads per process')
     device: str = setting('cpu', 'cpu or cuda (one GPU per process under torchrun)')
-    cache: Optional[str] = setting(None, "folder for the graph's files "
+    cache: Optional[str] = setting(None, "folder for the graph's files, made if missing "
                                          "(default: labml's data folder)")
     peer_timeout: int = setting(600, 'under torchrun: seconds a process waits for the '
                                      'others before the job ends')
@@ -94,7 +102,37 @@ class SyntheticSettings(Settings):
         if len(self.fanouts) != 2 or any(f == 0 or f < -1 for f in self.fanouts):
             raise UsageError(f'--fanouts needs two numbers, -1 or at least 1 each, '
                              f'got {self.fanouts}')
+        check_probability('dropout', self.dropout)
+        check_positive('learning_rate', self.learning_rate)
+        check_device(self.device)
         distributed.check_settings(self)
+        self.check_cache()
+
+    def graph_folder(self) -> Path:
+        """The folder of this graph's files, in the cache."""
+        cache = Path(self.cache).expanduser() if self.cache else \
+            lab.get_data_path() / 'synthetic'
+        return cache / (f'graph_{self.nodes}_{self.degree}_{self.in_features}_'
+                        f'{self.classes}_{self.seed}')
+
+    def check_cache(self) -> None:
+        """
+        The graph's files are there, or can be written: the cache is a folder that takes new
+        files, or it is made, with the folders above it, in the nearest folder that exists.
+        """
+        folder = self.graph_folder()
+        if (folder / 'tensors.json').is_file():
+            return
+        cache = folder.parent.absolute()
+        # A path under a file does not exist either: the first that does is that file
+        found = next(path for path in (cache, *cache.parents) if path.exists())
+        if not found.is_dir():
+            raise UsageError(f'--cache {self.cache}: {found} is a file, not a folder')
+        try:
+            # An unnamed file that vanishes when closed: proof that the folder takes files
+            tempfile.TemporaryFile(dir=found).close()
+        except OSError:
+            raise UsageError(f'--cache {self.cache}: cannot write into {found}') from None
 
 
 def build_graph(s: SyntheticSettings) -> dict:
@@ -120,11 +158,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             argv, 'The distributed mini-batch route on a random graph of a million '
                   'nodes.')
     torch.set_num_threads(s.threads)
-    cache = Path(s.cache or lab.get_data_path() / 'synthetic')
-    folder = cache / f'graph_{s.nodes}_{s.degree}_{s.in_features}_{s.classes}_{s.seed}'
     load = os.getloadavg()[0]
     with distributed.job(s.device, s.peer_timeout) as job:
-        data = distributed.shared_tensors(folder, lambda: build_graph(s))
+        data = distributed.shared_tensors(s.graph_folder(), lambda: build_graph(s))
         sampler = NeighbourSampler.from_csr(data['ptr'], data['sources'])
         x, y = data['x'], data['y']
         # The last `eval_nodes` of a random order are the validation nodes
@@ -137,13 +173,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         model = distributed.wrap(module)
         distributed.own_dropout(s.seed)
         optimizer = torch.optim.Adam(model.parameters(), lr=s.learning_rate)
-        shares = distributed.epoch_shares(train_nodes, s.batch_size,
-                                          torch.Generator().manual_seed(s.seed))
+        shares = list(islice(global_batches(train_nodes, s), s.warmup + s.steps))
         samples = distributed.sample_generator(s.seed)
 
         # Training steps, the last `steps` of them timed, all ranks together
         model.train()
-        for step, (seeds, global_size) in enumerate(shares[:s.warmup + s.steps]):
+        for step, (seeds, global_size) in enumerate(shares):
             if step == s.warmup:
                 barrier()
                 start = time.perf_counter()
@@ -159,6 +194,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             optimizer.step()
         barrier()
         seconds = time.perf_counter() - start
+        # An epoch's last batch can be smaller: the rate counts the targets trained
+        targets = sum(size for _, size in shares[s.warmup:])
         memory = gather(distributed.memory())
 
         # Validation, layer by layer
@@ -173,19 +210,31 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         return
     mib = [{kind: round(value / 2 ** 20) for kind, value in m.items()} for m in memory]
     values = {'processes': job.world_size, 'threads': s.threads,
-              'targets_per_second': round(s.steps * s.batch_size / seconds, 1),
+              'targets_per_second': round(targets / seconds, 1),
               'step_seconds': round(seconds / s.steps, 3), 'steps': s.steps,
               'batch_size': s.batch_size, 'memory_mib_per_rank': mib,
               'eval_seconds': round(eval_seconds, 1),
               'val_accuracy_after_steps': round(correct / s.eval_nodes, 4),
               'load_average': [round(load, 1), round(os.getloadavg()[0], 1)],
-              'command': command_line(argv, job.world_size)}
+              'command': command_line(argv, job.world_size),
+              'settings': measured_settings(s)}
     print(f"{job.world_size} process(es), {s.threads} thread(s) each: "
           f"{values['targets_per_second']} targets/s, {values['step_seconds']} s a step; "
           f"memory per rank (MiB): {mib}; layer-by-layer validation of "
           f"{s.eval_nodes} nodes in {values['eval_seconds']} s")
     if s.record:
         print(f'recorded in {record(values, s)}')
+
+
+def global_batches(nodes: torch.Tensor, s: SyntheticSettings
+                   ) -> Iterator[Tuple[torch.Tensor, int]]:
+    """
+    This rank's shares of the global batches of `nodes`, epoch after epoch, each epoch in a new
+    order: as many as the steps take, however few batches the graph has.
+    """
+    generator = torch.Generator().manual_seed(s.seed)
+    while True:
+        yield from distributed.epoch_shares(nodes, s.batch_size, generator)
 
 
 def barrier() -> None:
@@ -210,15 +259,23 @@ def command_line(argv: Optional[Sequence[str]], processes: int) -> str:
     return f'OMP_NUM_THREADS=1 {launch} experiments/synthetic_minibatch.py {args}'.strip()
 
 
-def record(values: dict, s: SyntheticSettings) -> Path:
+def measured_settings(s: SyntheticSettings) -> dict:
+    """The settings that shape the measurement: all but where files go and how long to wait."""
+    return {key: value for key, value in s.as_dict().items()
+            if key not in ('cache', 'peer_timeout', 'record')}
+
+
+def record(values: dict, s: SyntheticSettings, folder: Optional[Path] = None) -> Path:
     """
     The record keeps one entry per number of processes, so that the runs with one and with two
     processes, made by two commands, are read side by side, with the ratio of their throughputs.
+    Its date, machine and versions are those of this run, so it keeps an earlier entry only
+    when they were that entry's too, and its settings were this run's.
     """
     name = 'synthetic_minibatch'
-    path = results.RESULTS / f'{name}.json'
-    runs = results.load(name)['values']['runs'] if path.is_file() else {}
-    runs[str(values['processes'])] = values
+    folder = folder or results.RESULTS
+    runs = {**earlier_runs(name, folder, s, values['processes']),
+            str(values['processes']): values}
     summary = {'runs': runs, 'nodes': s.nodes, 'edges': s.nodes * (s.degree + 1)}
     if '1' in runs and '2' in runs:
         one, two = runs['1'], runs['2']
@@ -228,7 +285,29 @@ def record(values: dict, s: SyntheticSettings) -> Path:
             max(m['rss'] for m in two['memory_mib_per_rank'])
             / one['memory_mib_per_rank'][0]['rss'], 2)
     commands = ' ; '.join(run['command'] for _, run in sorted(runs.items()))
-    return results.record(name, commands, summary)
+    return results.record(name, commands, summary, folder, s.device)
+
+
+def earlier_runs(name: str, folder: Path, s: SyntheticSettings, processes: int) -> dict:
+    """
+    The entries of the record `name` for other numbers of processes than this run's that were
+    measured as this run is. The others are dropped, and said so.
+    """
+    if not (folder / f'{name}.json').is_file():
+        return {}
+    earlier = results.load(name, folder)
+    alike = (earlier['date'] == date.today().isoformat()
+             and earlier['machine'] == results.machine(s.device)
+             and earlier['versions'] == results.versions())
+    runs = {key: run for key, run in earlier['values']['runs'].items()
+            if key != str(processes)}
+    kept = {key: run for key, run in runs.items()
+            if alike and run.get('settings') == measured_settings(s)}
+    for key in sorted(runs.keys() - kept.keys()):
+        print(f"dropped from the record: the run with {key} process(es) of "
+              f"{earlier['date']}, measured on another day, machine, versions or "
+              f"settings")
+    return kept
 
 
 if __name__ == '__main__':

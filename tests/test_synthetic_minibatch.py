@@ -1,0 +1,184 @@
+"""
+The million-node script's settings, its timing and its record, on graphs of a few thousand nodes.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from conftest import REPO, load_experiment
+from labml_gat import results
+from labml_gat.settings import UsageError
+
+sm = load_experiment('synthetic_minibatch')
+SCRIPT = REPO / 'experiments' / 'synthetic_minibatch.py'
+# A graph of a few thousand nodes, in a test's folder
+SMALL = ['--nodes', '2000', '--eval-nodes', '1000']
+
+
+# ## Settings
+
+@pytest.mark.parametrize('changes, message', [
+    ({'learning_rate': -1.0}, '--learning-rate must be positive and finite, got -1.0'),
+    ({'learning_rate': 0.0}, '--learning-rate must be positive and finite, got 0.0'),
+    ({'learning_rate': float('nan')}, '--learning-rate must be .* got nan'),
+    ({'learning_rate': float('inf')}, '--learning-rate must be .* got inf'),
+    ({'dropout': 1.0}, r'--dropout must be a probability in \[0, 1\), got 1.0'),
+    ({'dropout': float('nan')}, r'--dropout must be a probability in \[0, 1\), got nan'),
+])
+def test_bad_settings(changes, message):
+    with pytest.raises(UsageError, match=message):
+        sm.SyntheticSettings(**changes).check()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has a CUDA device')
+def test_cuda_without_a_cuda_device():
+    with pytest.raises(UsageError, match='--device cuda: PyTorch finds no CUDA device here'):
+        sm.SyntheticSettings(device='cuda').check()
+
+
+def test_a_cache_under_a_file(tmp_path):
+    (tmp_path / 'file').write_text('')
+    for cache in (tmp_path / 'file', tmp_path / 'file' / 'below'):
+        with pytest.raises(UsageError, match=f'--cache {cache}: {tmp_path}/file is a file, '
+                                             f'not a folder'):
+            sm.SyntheticSettings(cache=str(cache)).check()
+
+
+@pytest.mark.skipif(not Path('/proc/self').is_dir(), reason='no /proc here')
+def test_a_cache_that_cannot_be_written():
+    with pytest.raises(UsageError, match='--cache /proc/x: cannot write into /proc$'):
+        sm.SyntheticSettings(cache='/proc/x').check()
+
+
+def test_a_missing_cache_is_made_where_it_can_be(tmp_path):
+    """The cache and the folders above it are made by the run, not by the check."""
+    sm.SyntheticSettings(cache=str(tmp_path / 'a' / 'b')).check()
+    assert list(tmp_path.iterdir()) == []
+
+
+# ## A user's mistake, from the command line
+
+MISTAKES = {
+    'under-a-file': (['--cache', '{tmp}/file/cache'], '--cache {tmp}/file/cache: {tmp}/file is a file'),
+    'proc': (['--cache', '/proc/x'], '--cache /proc/x: cannot write into /proc'),
+    'learning-rate': (['--learning-rate', '-1'], '--learning-rate must be positive and finite'),
+    'dropout': (['--dropout', '1'], '--dropout must be a probability in [0, 1), got 1.0'),
+}
+if not torch.cuda.is_available():
+    MISTAKES['cuda'] = (['--device', 'cuda'], '--device cuda: PyTorch finds no CUDA device')
+
+
+@pytest.fixture(scope='module')
+def mistakes(tmp_path_factory):
+    """Every mistake's script at once, each with a cache of its own unless it names one."""
+    tmp = tmp_path_factory.mktemp('mistakes')
+    (tmp / 'file').write_text('')
+    processes = {name: subprocess.Popen(
+        [sys.executable, str(SCRIPT), *SMALL, '--cache', str(tmp / name),
+         *[arg.format(tmp=tmp) for arg in args]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)
+        for name, (args, _) in MISTAKES.items()}
+    return tmp, {name: (process.wait(timeout=600), *process.communicate())
+                 for name, process in processes.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', MISTAKES)
+def test_a_mistake_is_one_line_with_exit_status_2(mistakes, name):
+    tmp, found = mistakes
+    returncode, out, err = found[name]
+    assert returncode == 2, err
+    assert 'Traceback' not in err and out == ''
+    errors = [line for line in err.splitlines()
+              if line.startswith('synthetic_minibatch.py: error:')]
+    assert len(errors) == 1 and err.splitlines()[-1] == errors[0], err
+    assert errors[0].startswith('synthetic_minibatch.py: error: '
+                                + MISTAKES[name][1].format(tmp=tmp)), errors[0]
+    # Nothing written: the graph's files are made after the checks
+    assert sorted(path.name for path in tmp.iterdir()) == ['file']
+
+
+@pytest.mark.slow
+def test_help():
+    found = subprocess.run([sys.executable, str(SCRIPT), '--help'], capture_output=True,
+                           text=True, timeout=600)
+    assert found.returncode == 0 and '--cache' in found.stdout and found.stderr == ''
+
+
+# ## Timing: as many steps as asked, and the rate of those timed
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A clock of the script that moves one second a reading, and the optimizer steps taken."""
+    readings = iter(range(1000))
+    monkeypatch.setattr(sm, 'time', SimpleNamespace(perf_counter=lambda: float(next(readings))))
+    steps = []
+    adam_step = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        steps.append(1)
+        return adam_step(self, *args, **kwargs)
+    monkeypatch.setattr(torch.optim.Adam, 'step', step)
+    return steps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('args, steps, targets', [
+    # One batch of 1,000 training nodes an epoch, fewer than the warmup
+    (['--nodes', '2000', '--warmup', '2', '--steps', '3'], 5, 3 * 1000),
+    # Batches of 1024, 1024, 1024 and 928 training nodes: 12 epochs and 2 batches
+    (['--nodes', '5000', '--warmup', '0', '--steps', '50'], 50, 12 * 4000 + 2 * 1024),
+])
+def test_a_graph_of_few_batches_trains_epoch_after_epoch(args, steps, targets, clock, tmp_path,
+                                                         capsys):
+    """The timed steps take one second on the script's clock: the rate is their targets."""
+    sm.main([*args, '--eval-nodes', '1000', '--cache', str(tmp_path / 'cache')])
+    assert len(clock) == steps
+    assert f': {targets:.1f} targets/s, ' in capsys.readouterr().out
+
+
+# ## The record: one date, machine and set of versions for all its entries
+
+def run_values(processes: int, s) -> dict:
+    return {'processes': processes, 'targets_per_second': 1000.0 * processes,
+            'memory_mib_per_rank': [{'rss': 100}] * processes, 'command': f'run {processes}',
+            'settings': sm.measured_settings(s)}
+
+
+def record_one_process(folder: Path, s, **changes) -> None:
+    """A record of a run with one process, measured today on this machine, then `changes`."""
+    sm.record(run_values(1, s), s, folder)
+    path = folder / 'synthetic_minibatch.json'
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def test_runs_measured_alike_are_compared(tmp_path):
+    s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000)
+    record_one_process(tmp_path, s)
+    sm.record(run_values(2, s), s, tmp_path)
+    values = results.load('synthetic_minibatch', tmp_path)['values']
+    assert sorted(values['runs']) == ['1', '2'] and values['speedup_2_over_1'] == 2.0
+
+
+@pytest.mark.parametrize('changes, settings', [
+    ({'date': '2000-01-01'}, {}),
+    ({'versions': {'torch': '0.1'}}, {}),
+    ({}, {'steps': 7}),
+])
+def test_runs_measured_otherwise_are_dropped(tmp_path, changes, settings, capsys):
+    """Another day, other versions or other settings: the new run alone, and no ratio."""
+    s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000)
+    record_one_process(tmp_path, s, **changes)
+    other = sm.SyntheticSettings(nodes=2000, eval_nodes=1000, **settings)
+    sm.record(run_values(2, other), other, tmp_path)
+    values = results.load('synthetic_minibatch', tmp_path)['values']
+    assert list(values['runs']) == ['2'] and 'speedup_2_over_1' not in values
+    assert 'dropped from the record: the run with 1 process(es)' in capsys.readouterr().out
