@@ -97,8 +97,11 @@ class SyntheticSettings(Settings):
         if self.classes > self.in_features:
             raise UsageError(f'--classes {self.classes} needs as many features, '
                              f'got --in-features {self.in_features}')
-        if self.eval_nodes >= self.nodes:
-            raise UsageError(f'--eval-nodes must be fewer than the {self.nodes} nodes')
+        # Every process trains at least one of the nodes left for training
+        if self.nodes - self.eval_nodes < distributed.world_size():
+            raise UsageError(f'--eval-nodes {self.eval_nodes} leaves fewer than '
+                             f'{distributed.world_size()} of the {self.nodes} nodes to '
+                             f'train, one per process')
         if len(self.fanouts) != 2 or any(f == 0 or f < -1 for f in self.fanouts):
             raise UsageError(f'--fanouts needs two numbers, -1 or at least 1 each, '
                              f'got {self.fanouts}')

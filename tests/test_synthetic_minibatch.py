@@ -36,6 +36,15 @@ def test_bad_settings(changes, message):
         sm.SyntheticSettings(**changes).check()
 
 
+@pytest.mark.parametrize('processes', [1, 2])
+def test_every_process_has_a_node_to_train(processes, monkeypatch):
+    # Under torchrun each process trains at least one of the nodes left for training
+    monkeypatch.setattr(sm.distributed, 'world_size', lambda: processes)
+    sm.SyntheticSettings(nodes=1000, eval_nodes=1000 - processes).check()
+    with pytest.raises(UsageError, match=f'leaves fewer than {processes} of the 1000 nodes'):
+        sm.SyntheticSettings(nodes=1000, eval_nodes=1001 - processes).check()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has a CUDA device')
 def test_cuda_without_a_cuda_device():
     with pytest.raises(UsageError, match='--device cuda: PyTorch finds no CUDA device here'):
