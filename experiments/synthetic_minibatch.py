@@ -39,7 +39,6 @@ throughputs.
 
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -57,7 +56,8 @@ from labml_gat.benchmarking import random_graph
 from labml_gat.lean import LeanTwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_positive, check_probability, command, setting)
+                                check_positive, check_probability, check_writable,
+                                command, setting)
 
 
 @dataclass
@@ -131,11 +131,7 @@ class SyntheticSettings(Settings):
         found = next(path for path in (cache, *cache.parents) if path.exists())
         if not found.is_dir():
             raise UsageError(f'--cache {self.cache}: {found} is a file, not a folder')
-        try:
-            # An unnamed file that vanishes when closed: proof that the folder takes files
-            tempfile.TemporaryFile(dir=found).close()
-        except OSError:
-            raise UsageError(f'--cache {self.cache}: cannot write into {found}') from None
+        check_writable('--cache', self.cache, found)
 
 
 def build_graph(s: SyntheticSettings) -> dict:

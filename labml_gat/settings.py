@@ -195,11 +195,16 @@ def check_output(name: str, path: Optional[str], folder: bool = False) -> None:
         raise UsageError(f'{name} {path}: {home} is a file, not a folder')
     if not home.is_dir():
         raise UsageError(f'{name} {path}: the folder {home} does not exist')
+    check_writable(name, path, home)
+
+
+def check_writable(name: str, path: str, folder: Path) -> None:
+    """The folder `folder` of the output `path` (given with the flag `name`) takes files."""
     try:
         # An unnamed file that vanishes when closed: proof that the folder takes files
-        tempfile.TemporaryFile(dir=home).close()
+        tempfile.TemporaryFile(dir=folder).close()
     except OSError:
-        raise UsageError(f'{name} {path}: cannot write into {home}') from None
+        raise UsageError(f'{name} {path}: cannot write into {folder}') from None
 
 
 def check_device(device: str) -> None:
