@@ -61,7 +61,7 @@ from typing import List, Optional, Sequence
 
 from labml_gat import benchmarking, results
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_output, command, setting)
+                                check_output, check_positive, command, prog, setting)
 
 
 # What `--help` says the script does
@@ -124,11 +124,16 @@ class BenchmarkSettings(Settings):
                                      f'{", ".join(allowed)}, got {value!r}')
         if min(self.edge_dims) < 0:
             raise UsageError(f'--edge-dims must be 0 or more, got {min(self.edge_dims)}')
+        edge_impls = benchmarking.EDGE_FEATURE_IMPLS
+        if ('layer' in self.figures and max(self.edge_dims) > 0
+                and not set(self.impls) & set(edge_impls)):
+            raise UsageError(f'--edge-dims {max(self.edge_dims)}: none of --impls '
+                             f'{" ".join(self.impls)} takes edge features; only '
+                             f'{" and ".join(edge_impls)} do')
         for name in ('layer_nodes', 'scale_nodes'):
             if min(getattr(self, name)) < 2:
                 raise UsageError(f'--{name.replace("_", "-")} must be at least 2')
-        if self.degree <= 0:
-            raise UsageError(f'--degree must be positive, got {self.degree}')
+        check_positive('degree', self.degree)
         check_device(self.device)
         if self.device.startswith('mps'):
             raise UsageError('--device mps: the benchmark measures cpu or cuda')
@@ -191,12 +196,14 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     ## Measuring and recording
 
     Each figure is measured, printed and recorded in turn, so that a long run keeps what it
-    has measured if it is stopped.
+    has measured if it is stopped. A figure whose measurement failed is printed but never
+    recorded, and the script then ends with status 1; an implementation that runs out of
+    memory is a result of its figure, not a failure.
     """
     s, _ = BenchmarkSettings.from_command_line(argv, description=DESCRIPTION)
     line = 'python experiments/benchmark.py ' + shlex.join(sys.argv[1:] if argv is None
                                                              else list(argv))
-    figures = []
+    figures, failures = [], []
     for name, task, peaks, alternating in tasks(s):
         print(f'measuring {name} ...', file=sys.stderr, flush=True)
         figures.append(benchmarking.measure_figure(name, task, peaks, alternating))
@@ -204,14 +211,20 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         table = results.figures_table(figures[-1:])
         print(table if len(figures) == 1 else table[len(results.FIGURES_HEADER) + 1:],
               flush=True)
+        error = benchmarking.failure(figures[-1])
+        if error:
+            failures.append(f'{name} ({results.short_error(error)})')
         # Each figure is recorded as soon as it is measured, when asked to
-        if s.record or s.results:
+        elif s.record or s.results:
             benchmarking.save_figure(figures[-1], line.strip(), s.threads,
                                      Path(s.results) if s.results else None)
     print('\n' + '\n'.join(f"* `{r['figure']}`: {results.describe_figure(r)}"
                            for r in figures))
     if s.plot:
         benchmarking.plot(figures, s.plot)
+    if failures:
+        raise SystemExit(f'{prog()}: error: the measurement failed, nothing recorded '
+                         f'of it: ' + '; '.join(failures))
     return figures
 
 

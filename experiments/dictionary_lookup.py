@@ -79,7 +79,8 @@ shows that the two compute the same outputs and gradients).
 
 `--sweep` trains GAT and GATv2 with 1 and 8 heads for every $k$ of `--ks`, with the
 settings above; with `--record` it writes the record
-`experiments/results/dictionary_lookup_sweep.json` (with `--results FOLDER`, into that folder):
+`experiments/results/dictionary_lookup_sweep.json` (with `--results FOLDER`, into that folder,
+made if need be, as the benchmark makes its own):
 the command, the date, the machine and, for every model, its accuracy, its epochs and
 why it stopped (`fitted`, `patience` when it stopped making progress, or `epochs` when
 the epoch budget ran out). The table and the figure, drawn from the record, are in the
@@ -137,12 +138,12 @@ python experiments/dictionary_lookup.py --sweep
 python experiments/dictionary_lookup.py --which-layer
 ```
 
-Each run is a labml run in `logs/dictionary_lookup/`; `--quiet` turns off the progress
-output.
+Each run is a labml run in `logs/dictionary_lookup/`. labml's progress line is shown on a
+terminal, and `--quiet` turns it off there too. A flag that the run does not read, such as
+`--record` for one model or `--k` for `--sweep`, is refused before anything runs.
 """
 
 import itertools
-import json
 import os
 import platform
 import sys
@@ -156,9 +157,11 @@ import torch
 from labml import monit, tracker
 
 from labml_gat.lookup import LAYERS, make_task, time_layers, train
-from labml_gat.runs import labml_run
+from labml_gat.results import strict_json
+from labml_gat.runs import epochs, labml_run
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
-                                check_device, check_output, command, setting)
+                                check_device, check_output, check_positive, command, flag,
+                                setting)
 
 # The project's records, which `--record` replaces
 RESULTS = Path(__file__).parent / 'results'
@@ -172,6 +175,13 @@ WHICH_LAYER_GRAPHS = [(n_nodes, 512 // n_nodes, density) for n_nodes in (4, 16, 
                      (n_nodes, 1, density) for n_nodes in (64, 256, 1024)
                      for density in (0.01, 0.1, 1.0)] + [
                      (n_nodes, 1, 10 / n_nodes) for n_nodes in (10_000, 100_000)]
+# The settings each kind of run reads: a flag given for another kind would be ignored
+TRAINING = ('epochs', 'patience', 'lr_patience', 'min_progress', 'learning_rate',
+            'batch_size', 'max_examples', 'epoch_size', 'd_model', 'seed', 'impl',
+            'device', 'threads', 'quiet')
+READS = {'a run of one model': (*TRAINING, 'layer', 'n_heads', 'k', 'summary_json'),
+         '--sweep': (*TRAINING, 'sweep', 'ks', 'sweep_heads', 'record', 'results'),
+         '--which-layer': ('which_layer', 'seed', 'threads', 'record', 'results')}
 
 
 @dataclass
@@ -232,9 +242,7 @@ class LookupSettings(Settings):
             if n_heads < 1 or self.d_model % n_heads:
                 raise UsageError(f'heads ({n_heads}) must be at least 1 and divide '
                                  f'--d-model ({self.d_model})')
-        if not self.learning_rate > 0:
-            raise UsageError(f'--learning-rate must be positive, '
-                             f'got {self.learning_rate}')
+        check_positive('learning_rate', self.learning_rate)
         if not 0 <= self.min_progress < 1:
             raise UsageError(f'--min-progress must be a fraction in [0, 1), '
                              f'got {self.min_progress}')
@@ -247,6 +255,22 @@ class LookupSettings(Settings):
                 raise UsageError(f'--k {k} with --max-examples {self.max_examples} gives '
                                  f'{len(task.train)} training and {len(task.test)} test '
                                  f'graphs: use more examples')
+
+    def check_given(self, given: set) -> None:
+        """The flags given name one kind of run, and that run reads every one of them."""
+        if self.sweep and self.which_layer:
+            raise UsageError('--sweep and --which-layer are two different runs: give one')
+        if self.record and self.results:
+            raise UsageError("--record writes into the project's records and --results "
+                             "into another folder: give one")
+        kind = ('--sweep' if self.sweep else '--which-layer' if self.which_layer
+                else 'a run of one model')
+        unread = sorted(given - set(READS[kind]))
+        if unread:
+            readers = ' and '.join(other for other, names in READS.items()
+                                   if unread[0] in names)
+            raise UsageError(f'{kind} does not read {flag(unread[0])}; '
+                             f'it is for {readers}')
 
     def training(self) -> dict:
         """The arguments of `labml_gat.lookup.train` for one model."""
@@ -268,6 +292,8 @@ def parse(argv: Optional[Sequence[str]]) -> LookupSettings:
              if value is not None}
     settings = LookupSettings(**given)
     settings.check()
+    # `--no-record` and the like ask for what happens anyway
+    settings.check_given({name for name, value in given.items() if value is not False})
     return settings
 
 
@@ -277,12 +303,12 @@ def train_one(settings: LookupSettings) -> dict:
 
     The settings go to `experiment.configs`, the metrics of every epoch to `tracker`.
     """
-    progress = {} if settings.quiet else {
-        'wrap_epochs': monit.loop,
-        'wrap_batches': lambda batches, n: monit.iterate('train', batches, n)}
+    progress = {'wrap_epochs': epochs,
+                'wrap_batches': lambda batches, n: monit.iterate('train', batches, n)
+                } if shows_progress(settings) else {}
     with labml_run('dictionary_lookup', f'{settings.layer}, {settings.n_heads} head(s), '
                                         f'k = {settings.k}', settings.as_dict(),
-                   screen=not settings.quiet, quiet=settings.quiet):
+                   screen=shows_progress(settings), quiet=settings.quiet):
         result = train(**settings.training(), **progress, on_epoch=track)
         tracker.save(result['epochs'], {'accuracy.final_train': result['train_accuracy'],
                                         'accuracy.final_test': result['test_accuracy']})
@@ -290,8 +316,13 @@ def train_one(settings: LookupSettings) -> dict:
                if key not in ('model', 'task')}
     print(report(summary))
     if settings.summary_json:
-        Path(settings.summary_json).write_text(json.dumps(summary, indent=2))
+        Path(settings.summary_json).write_text(strict_json(summary, indent=2))
     return summary
+
+
+def shows_progress(settings: LookupSettings) -> bool:
+    """labml's progress line redraws itself, which only a terminal shows well."""
+    return not settings.quiet and sys.stdout.isatty()
 
 
 def track(epoch: int, record: dict) -> None:
@@ -328,7 +359,7 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
               'settings': settings.as_dict(), 'runs': []}
     start, cpu_start = time.perf_counter(), time.process_time()
     with labml_run('dictionary_lookup_sweep', f'k = {settings.ks}', settings.as_dict(),
-                   screen=not settings.quiet, quiet=settings.quiet):
+                   screen=shows_progress(settings), quiet=settings.quiet):
         # One head before eight: the paper's claims are about one head
         for k in settings.ks:
             for n_heads, layer in itertools.product(settings.sweep_heads,
@@ -351,7 +382,7 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
                 record['total_seconds'] = round(time.perf_counter() - start, 1)
                 record['total_cpu_seconds'] = round(time.process_time() - cpu_start, 1)
                 if path:
-                    path.write_text(json.dumps(record, indent=1) + '\n')
+                    write_record(path, record)
                 print(report(result), flush=True)
     return record
 
@@ -380,7 +411,7 @@ def which_layer(settings: LookupSettings, argv: Sequence[str]) -> dict:
         record['rows'].append(row)
         print(row, flush=True)
     if path:
-        path.write_text(json.dumps(record, indent=1) + '\n')
+        write_record(path, record)
     return record
 
 
@@ -389,6 +420,15 @@ def record_path(settings: LookupSettings, name: str) -> Optional[Path]:
     if settings.results:
         return Path(settings.results) / name
     return RESULTS / name if settings.record else None
+
+
+def write_record(path: Path, record: dict) -> None:
+    """
+    Write a record, making its folder: `check` has seen that the folder's parent takes
+    files, and the benchmark's `--results` makes its folder the same way.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(strict_json(record, indent=1) + '\n')
 
 
 def stopped_by(result: dict, settings: LookupSettings) -> str:

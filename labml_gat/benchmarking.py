@@ -42,6 +42,7 @@ import gc
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -519,6 +520,24 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
                 row['peak_ratio'] = row['peak_train_bytes'] / peer['peak_train_bytes']
     figure['impls'] = rows
     return figure
+
+
+# What a worker says when an implementation does not fit in memory: a result of its figure
+# (the record says it does not fit), where any other error is a measurement that failed
+OUT_OF_MEMORY = ("can't allocate memory", 'MemoryError', 'CUDA out of memory',
+                 f'killed by signal {signal.SIGKILL.value} ')
+
+
+def failure(figure: dict) -> Optional[str]:
+    """
+    The error of a figure whose measurement failed, if any: its own (its alternating rounds
+    did not run), or an implementation's that is not a lack of memory.
+    """
+    if 'error' in figure:
+        return figure['error']
+    errors = [row['error'] for row in figure.get('impls', {}).values() if 'error' in row]
+    return next((error for error in errors
+                 if not any(sign in error for sign in OUT_OF_MEMORY)), None)
 
 
 # ## Records and the plot

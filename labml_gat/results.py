@@ -29,6 +29,7 @@ its source never holds a copy.
 """
 
 import json
+import math
 import os
 import platform
 import re
@@ -85,8 +86,27 @@ def record(name: str, command: str, values: dict, folder: Path = RESULTS,
             'machine': machine(device), 'versions': versions(), 'values': values}
     path = folder / f'{name}.json'
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + '\n', encoding='utf-8')
+    path.write_text(strict_json(data, indent=2) + '\n', encoding='utf-8')
     return path
+
+
+def strict_json(data, indent: int) -> str:
+    """
+    JSON that every reader accepts: a number that is not finite, such as the loss of a
+    model that diverged, is written as `null`, never as `NaN`.
+    """
+    return json.dumps(finite(data), indent=indent, allow_nan=False)
+
+
+def finite(data):
+    """`data` with every float that is not finite replaced by `None`."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(value) for value in data]
+    return data
 
 
 def load(name: str, folder: Path = RESULTS) -> dict:

@@ -137,7 +137,9 @@ def test_failed_implementation_is_a_row_of_the_table():
     (['--n-heads', '0'], '--n-heads must be at least 1, got 0'),
     (['--impls', 'dense'], "--impls takes edges, lean, dropin, pyg, got 'dense'"),
     (['--layer-nodes', '1'], '--layer-nodes must be at least 2'),
-    (['--degree', '0'], '--degree must be positive, got 0.0'),
+    (['--degree', '0'], '--degree must be positive and finite, got 0.0'),
+    (['--figures', 'layer', '--layer-nodes', '50', '--degree', 'nan'],
+     '--degree must be positive and finite, got nan'),
     (['--device', 'mps' if torch.backends.mps.is_available() else 'cuda:99'],
      '--device mps: the benchmark measures cpu or cuda' if torch.backends.mps.is_available()
      else '--device cuda:99: ' + (f'there are {torch.cuda.device_count()} CUDA devices'
@@ -149,6 +151,51 @@ def test_usage_errors(args, message):
     assert process.returncode == 2
     assert process.stderr.strip().splitlines()[-1] == f'benchmark.py: error: {message}'
     assert 'Traceback' not in process.stderr
+
+
+@pytest.mark.slow
+def test_edge_features_need_an_implementation_that_takes_them(tmp_path):
+    process = run_script('benchmark', '--figures', 'layer', '--layer-nodes', '50',
+                         '--edge-dims', '16', '--impls', 'edges', 'lean',
+                         '--results', tmp_path / 'r')
+    assert process.returncode == 2 and process.stdout == ''
+    assert process.stderr.strip().splitlines() == [
+        'benchmark.py: error: --edge-dims 16: none of --impls edges lean takes edge '
+        'features; only dropin and pyg do']
+    assert not (tmp_path / 'r').exists()
+
+
+def test_a_failed_measurement_is_never_recorded(tmp_path, monkeypatch):
+    """
+    A figure whose worker failed, or one of whose implementations failed for another reason
+    than a lack of memory, is not recorded, and the script ends with an error; one that ran
+    out of memory is recorded, as the scale figures record it.
+    """
+    out_of_memory = ("RuntimeError: [enforce fail at alloc_cpu.cpp:127] err == 0. "
+                     "DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes.")
+    peak_errors = {60: 'ValueError: a bug', 70: out_of_memory}
+
+    def worker(task):
+        if task['mode'] == 'alternate':
+            if task['n_nodes'] == 50:
+                return {'error': 'ZeroDivisionError: integer modulo by zero'}
+            times = dict.fromkeys(('step_ms', 'step_cpu_ms', 'eval_ms', 'eval_cpu_ms'), 1.0)
+            return {'rounds': 1, 'impls': {impl: dict(times) for impl in task['impls']}}
+        if task['impl'] == 'lean' and task['n_nodes'] in peak_errors:
+            return {'error': peak_errors[task['n_nodes']]}
+        return {'impl': task['impl'], 'setup_bytes': 1, 'peak_train_bytes': 1,
+                'peak_eval_bytes': 1, 'memory_limit_bytes': None,
+                **dict.fromkeys(('step_ms', 'step_cpu_ms', 'eval_ms', 'eval_cpu_ms'), 1.0)}
+
+    monkeypatch.setattr(benchmarking, 'run_worker', worker)
+    with pytest.raises(SystemExit) as stopped:
+        load_experiment('benchmark').main(['--figures', 'layer', '--layer-nodes', '50', '60',
+                                           '70', '--impls', 'lean', 'pyg',
+                                           '--results', str(tmp_path)])
+    assert str(stopped.value).endswith(
+        'error: the measurement failed, nothing recorded of it: layer_50 (ZeroDivisionError: '
+        'integer modulo by zero); layer_60 (ValueError: a bug)')
+    assert [path.name for path in tmp_path.iterdir()] == ['benchmark_layer_70.json']
 
 
 @pytest.mark.slow

@@ -304,6 +304,10 @@ def test_min_progress_must_be_a_fraction():
 
 # ## The command line
 
+# A sweep of two small models
+TINY_SWEEP = ['--ks', '2', '--sweep-heads', '1', '--epochs', '1', '--d-model', '8']
+
+
 def run_script(args, cwd):
     """
     The script in a subprocess, as `python experiments/dictionary_lookup.py ...` would run
@@ -331,6 +335,17 @@ def run_script(args, cwd):
     (['--sweep', '--ks', '5', '1'], '--ks must be at least 2'),
     (['--k', '8', '--max-examples', '1'], 'use more examples'),
     (['--min-progress', '1'], '--min-progress must be a fraction in [0, 1)'),
+    (['--learning-rate', 'inf'], '--learning-rate must be positive and finite, got inf'),
+    # Flags that the run would ignore; small runs, should one start
+    (['--sweep', '--which-layer', *TINY_SWEEP], '--sweep and --which-layer are two different'),
+    (['--record', '--k', '3', '--epochs', '1', '--d-model', '8', '--epoch-size', '0'],
+     'a run of one model does not read --record; it is for --sweep and --which-layer'),
+    (['--sweep', '--record', '--results', '.', *TINY_SWEEP],
+     "--record writes into the project's records and --results into another folder"),
+    (['--sweep', '--summary-json', 's.json', *TINY_SWEEP],
+     '--sweep does not read --summary-json; it is for a run of one model'),
+    (['--which-layer', '--epochs', '1'],
+     '--which-layer does not read --epochs; it is for a run of one model and --sweep'),
 ])
 def test_usage_errors_are_one_line_and_start_no_run(tmp_path, args, message):
     result = run_script(args, tmp_path)
@@ -339,8 +354,8 @@ def test_usage_errors_are_one_line_and_start_no_run(tmp_path, args, message):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith('dictionary_lookup.py: error: ') and message in lines[0]
     assert 'Traceback' not in result.stderr and result.stdout == ''
-    # Checked before labml creates a run: no run folder
-    assert not (tmp_path / 'logs').exists()
+    # Checked before labml creates a run or anything is written
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['.labml.yaml']
 
 
 @pytest.mark.slow
@@ -372,6 +387,19 @@ def test_command_line_run_writes_summary_and_labml_run(tmp_path):
     assert (run_folder / 'configs.yaml').is_file()
 
 
+def test_summary_of_a_diverged_model_is_strict_json(tmp_path, labml_logs):
+    """A loss that is NaN is written as null, which every JSON reader takes."""
+    def refuse(constant):
+        raise ValueError(f'{constant} is not JSON')
+
+    path = tmp_path / 'summary.json'
+    load_script().main(['--k', '3', '--epochs', '2', '--batch-size', '2', '--d-model', '8',
+                        '--epoch-size', '0', '--quiet', '--learning-rate', '1e30',
+                        '--summary-json', str(path)])
+    summary = json.loads(path.read_text(), parse_constant=refuse)
+    assert [epoch['loss'] for epoch in summary['history']] == [None, None]
+
+
 def test_threads_setting(tmp_path, labml_logs):
     script = load_script()
     threads = torch.get_num_threads()
@@ -392,14 +420,15 @@ def test_sweep_writes_a_record_only_when_asked(tmp_path, labml_logs, monkeypatch
     script = load_script()
     monkeypatch.setattr(script, 'RESULTS', tmp_path / 'project')
     (tmp_path / 'project').mkdir()
-    path = tmp_path / script.SWEEP_RECORD
+    path = tmp_path / 'new' / script.SWEEP_RECORD
     threads = torch.get_num_threads()
     argv = ['--sweep', '--ks', '2', '3', '--sweep-heads', '1', '2', '--epochs', '2',
             '--d-model', '8', '--epoch-size', '64', '--quiet']
     try:
         script.main(argv)
         assert not any((tmp_path / 'project').iterdir()) and not path.exists()
-        script.main([*argv, '--results', str(tmp_path)])
+        # A new folder, as the benchmark's `--results` takes
+        script.main([*argv, '--results', str(path.parent)])
     finally:
         torch.set_num_threads(threads)
     record = json.loads(path.read_text())
@@ -411,6 +440,14 @@ def test_sweep_writes_a_record_only_when_asked(tmp_path, labml_logs, monkeypatch
     for run in record['runs']:
         assert len(run['history']['train']) == run['epochs']
         assert run['stopped_by'] in ('fitted', 'patience', 'epochs')
+
+
+def test_which_layer_records_into_a_new_folder(tmp_path, monkeypatch):
+    script = load_script()
+    monkeypatch.setattr(script, 'WHICH_LAYER_GRAPHS', [(4, 2, 1.0)])
+    script.main(['--which-layer', '--results', str(tmp_path / 'new')])
+    record = json.loads((tmp_path / 'new' / script.LAYERS_RECORD).read_text())
+    assert [row['n_nodes'] for row in record['rows']] == [4]
 
 
 @pytest.mark.skipif(not RECORD.is_file(), reason='no recorded sweep')
@@ -555,8 +592,9 @@ def test_output_names_the_run_and_starts_the_summary_on_its_own_line(tmp_path):
     run = next((tmp_path / 'logs' / 'dictionary_lookup').iterdir())
     assert lines[0] == f'dictionary_lookup: gatv2, 1 head(s), k = 3, run logs/{run.parent.name}/{run.name}'
     assert '[clean]' not in result.stdout and '[dirty]' not in result.stdout
-    # The summary is a line of its own, after labml's progress line
-    assert any(line.startswith('GATV2, 1 head(s), k = 3: train accuracy') for line in lines)
+    # labml's progress line redraws itself on a terminal only: not into a file or a pipe
+    assert '\r' not in result.stdout and '\x1b' not in result.stdout
+    assert lines[1].startswith('GATV2, 1 head(s), k = 3: train accuracy')
 
 
 @pytest.mark.slow

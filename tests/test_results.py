@@ -4,6 +4,7 @@ when a quote and its record disagree.
 """
 
 import json
+import math
 import re
 
 from conftest import REPO, imported_modules
@@ -136,3 +137,13 @@ def test_second_thread_sentence_is_computed_from_both_figures(tmp_path):
     measured = re.findall(r'\d+\.\d+x|\d+ ms', results.second_thread(tmp_path))
     assert measured == ['800 ms', '400 ms', '2.00x', '800 ms', '880 ms', '1.10x',
                         '3000 ms', '2000 ms', '1.50x', '2000 ms', '2500 ms', '1.25x']
+
+
+def test_strict_json_writes_null_for_numbers_that_are_not_finite():
+    def refuse(constant):
+        raise ValueError(f'{constant} is not JSON')
+
+    data = {'a': [1.0, math.nan, {'b': math.inf}], 'c': (2, -math.inf), 'd': 'nan'}
+    text = results.strict_json(data, indent=2)
+    assert json.loads(text, parse_constant=refuse) == {'a': [1.0, None, {'b': None}],
+                                                      'c': [2, None], 'd': 'nan'}
