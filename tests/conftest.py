@@ -130,6 +130,19 @@ def run_script(name: str, *args: str, timeout: float = 600, **kwargs):
                           **kwargs)
 
 
+def the_mistake(returncode: int, out: str, err: str, script: str) -> str:
+    """
+    What a script said of a user's mistake, checked to be said as the project says them: exit
+    status 2, nothing on standard output, no traceback, and one line `SCRIPT: error: ...`, the
+    last on standard error.
+    """
+    assert returncode == 2, err
+    assert 'Traceback' not in err and out == '', err
+    errors = [line for line in err.splitlines() if line.startswith(f'{script}: error: ')]
+    assert len(errors) == 1 and err.splitlines()[-1] == errors[0], err
+    return errors[0][len(f'{script}: error: '):]
+
+
 # ## Tests write to temporary folders
 #
 # labml keeps runs in `logs/` beside `.labml.yaml`, which is the repository. Every test's runs go
