@@ -569,19 +569,24 @@ def plot(records: Sequence[dict], path: Optional[str] = None, title: str = ''):
         matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    bars = [(f"{r['figure']}\n{impl}", row) for r in records
+    bars = [(f"{r['figure']}\n{impl}", row, r['impls'].get(PEER, {})) for r in records
             for impl, row in r.get('impls', {}).items() if impl != PEER]
     # Horizontal bars: the names stay on one side, readable however many there are.
     fig, ax = plt.subplots(figsize=(7.8, 1.6 + 0.6 * len(bars)), layout='constrained')
     height = 0.27
-    for k, (key, label) in enumerate((('step_ratio', 'training step'),
-                                      ('eval_ratio', 'evaluation'),
-                                      ('peak_ratio', 'peak training memory'))):
-        values = [row.get(key) or 0.0 for _, row in bars]
+    ratios = (('step_ratio', 'training step'), ('eval_ratio', 'evaluation'),
+              ('peak_ratio', 'peak training memory'))
+    for k, (key, label) in enumerate(ratios):
+        values = [row.get(key) or 0.0 for _, row, _ in bars]
         ax.barh([i + (k - 1) * height for i in range(len(bars))], values, height,
                 label=label)
+    # Where there is no ratio at all, the reason stands in for the bars
+    for i, (_, row, peer) in enumerate(bars):
+        if not any(row.get(key) for key, _ in ratios):
+            ax.text(0.01, i, no_ratio(row, peer), transform=ax.get_yaxis_transform(),
+                    va='center', fontsize=9)
     ax.axvline(1.0, color='black', linewidth=0.8)
-    ax.set_yticks(range(len(bars)), [name for name, _ in bars])
+    ax.set_yticks(range(len(bars)), [name for name, _, _ in bars])
     ax.invert_yaxis()
     ax.set_xlabel("ratio to PyG's GATv2Conv (lower is better)")
     ax.set_title(title or 'Time and memory relative to PyG')
@@ -589,6 +594,15 @@ def plot(records: Sequence[dict], path: Optional[str] = None, title: str = ''):
     if path:
         fig.savefig(path, dpi=200)
     return fig
+
+
+def no_ratio(row: dict, peer: dict) -> str:
+    """Why an implementation has no ratio to PyG: PyG's failure, else its own."""
+    for who, failed in (('PyG', peer), ('it', row)):
+        if 'error' in failed:
+            memory = any(sign in failed['error'] for sign in OUT_OF_MEMORY)
+            return f"no ratio: {who} {'ran out of memory' if memory else 'failed'}"
+    return 'no ratio'
 
 
 if __name__ == '__main__':

@@ -493,13 +493,13 @@ def _assemble(name: str, paths: dict[str, Path]) -> Planetoid:
                     test_index, n_nodes)
     one_hot = _place_rows(_read_matrix(paths['ally']), _read_matrix(paths['ty']),
                           test_index, n_nodes)
+    # The class of each node: a node without a label (an all-zero row) gets class 0, as in
+    # PyG. The first `len(y)` nodes are the training nodes, the next 500 the validation nodes.
     return Planetoid(
         name=name,
         x=x,
-        # Class of each node; a node without a label (all-zero row) gets class 0, as in PyG.
         y=one_hot.argmax(dim=1),
         edge_index=_edge_index(_read_graph(paths['graph']), n_nodes),
-        # The first `len(y)` nodes are the training nodes, the next 500 the validation nodes.
         train_mask=_mask(torch.arange(n_train), n_nodes),
         val_mask=_mask(torch.arange(n_train, n_train + 500), n_nodes),
         test_mask=_mask(test_index, n_nodes),

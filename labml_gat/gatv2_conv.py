@@ -13,7 +13,8 @@ summary: >
 Change one import, `from gatv2_conv import GATv2Conv` instead of
 `from torch_geometric.nn import GATv2Conv`, and a PyG model computes the same function
 (outputs, attention, gradients; a PyG `state_dict` loads unchanged) in a fraction of
-the memory. This file needs only torch.
+the memory ([measured](../usage.html#performance) against PyG's). This file needs only
+torch.
 
 **The idea.** With $K$ heads of $F'$ features each, an edge-list GATv2 gathers $g_{l,j}$,
 $g_{r,i} + g_{l,j}$ and its LeakyReLU, and the weighted message to every edge: tensors
@@ -31,10 +32,10 @@ node-level tensors. At 10M edges, $K = 8$, $F' = 8$ in `float32`: 80 MB instead 
 Only a small graph (Cora: an $|\mathcal{E}| \times K F'$ tensor of a few MB) keeps its
 chunks' tensors for the backward pass: there the time saved matters more.
 
-**What PyG's layer does and this one does not**, each with one clear error: second
-derivatives (`create_graph=True`); `torch.func`'s transforms; TorchScript
-(`torch.compile` runs the attention eagerly, one graph break per layer, so neither
-`fullgraph=True` nor `torch.export`); `torch_sparse.SparseTensor` (a `torch.sparse`
+**What PyG's layer does and this one does not**, each refused in one line: second
+derivatives (`create_graph=True`); `torch.func`'s transforms; TorchScript and
+`torch.export` (`torch.compile` instead, which runs the attention eagerly: one graph
+break per layer, so no `fullgraph=True`); `torch_sparse.SparseTensor` (a `torch.sparse`
 adjacency instead); `MessagePassing`'s own arguments (`aggr`, `flow`) and what hooks
 into its `propagate`, such as the edge masks of PyG's explainers. `to_hetero` takes
 `message_passing_class()`.
@@ -264,9 +265,13 @@ def __getattr__(name: str):
 
 
 def check_not_traced() -> None:
-    """`torch.jit.trace` would record one graph's chunks as constants: refuse it."""
+    """`torch.jit.trace` would record one graph's chunks as constants, and `torch.export`
+    cannot take chunks that depend on the graph's values: refuse them."""
     if torch.jit.is_tracing():
         raise RuntimeError('GATv2Conv cannot be traced by torch.jit.trace (its chunks '
+                           'depend on the graph); use torch.compile instead')
+    if getattr(torch.compiler, 'is_exporting', lambda: False)():
+        raise RuntimeError('GATv2Conv cannot be exported by torch.export (its chunks '
                            'depend on the graph); use torch.compile instead')
 
 
@@ -884,10 +889,12 @@ class LeanAttention(torch.autograd.Function):
         (\partial \mathcal{L} / \partial h'_{ik})^\top g_{k,j}$,
         goes back through the dropout to $\partial \mathcal{L} / \partial \alpha_{ijk}$
         (plus the returned attention's gradient), and through the softmax:
+
         $$\frac{\partial \mathcal{L}}{\partial e_{ijk}} = \alpha_{ijk} \Big(
-          \frac{\partial \mathcal{L}}{\partial \alpha_{ijk}}
-          - \sum_{j' \in \mathcal{N}_i} \alpha_{ij'k}
-            \frac{\partial \mathcal{L}}{\partial \alpha_{ij'k}} \Big)$$
+          \frac{\partial \mathcal{L}}{\partial \alpha_{ijk}} -
+          \sum_{j' \in \mathcal{N}_i} \alpha_{ij'k}
+          \frac{\partial \mathcal{L}}{\partial \alpha_{ij'k}} \Big)$$
+
         The message $g_{k,j}$ gets $\tilde\alpha_{ijk} \, \partial \mathcal{L} /
         \partial h'_{ik}$ and the score's part, added into row $j$. A projected query's
         gradient goes straight into that of $W_r$, chunk by chunk.

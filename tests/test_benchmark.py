@@ -372,3 +372,13 @@ def test_the_ratio_uses_the_wall_clock_on_a_gpu(monkeypatch):
     assert benchmarking.alternate(task)['impls']['lean']['step_ratio'] == 4.0
     monkeypatch.setattr(benchmarking, 'on_gpu', lambda task: True)
     assert benchmarking.alternate(task)['impls']['lean']['step_ratio'] == 0.5
+
+
+def test_a_missing_ratio_says_why():
+    # The plot writes this where a figure's bars would be
+    pyg_oom = {'error': "RuntimeError: DefaultCPUAllocator: can't allocate memory"}
+    assert benchmarking.no_ratio({'peak_train_bytes': 1}, pyg_oom) == \
+        'no ratio: PyG ran out of memory'
+    assert benchmarking.no_ratio({}, {'error': 'ValueError: bad'}) == 'no ratio: PyG failed'
+    assert benchmarking.no_ratio({'error': 'MemoryError'}, {}) == \
+        'no ratio: it ran out of memory'

@@ -746,6 +746,8 @@ def test_unsupported_transforms_fail_with_one_clear_line():
         torch.jit.trace(conv, (x, edge_index))
     with pytest.raises(RuntimeError, match='cannot be scripted by torch.jit.script'):
         torch.jit.script(conv)
+    with pytest.raises(RuntimeError, match='cannot be exported by torch.export'):
+        torch.export.export(conv, (x, edge_index))
     with pytest.raises(RuntimeError, match="do not run under torch.func's transforms"):
         torch.func.vmap(lambda x: conv(x, edge_index))(x.unsqueeze(0).expand(2, -1, -1))
     with pytest.raises(RuntimeError, match="do not run under torch.func's transforms"):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from sidebyside import _own_line_comments
 
 CODE_COLUMN = 90
 # Every file rendered side by side on the site
@@ -18,16 +19,16 @@ RENDERED = sorted([*REPO.glob('labml_gat/*.py'), *REPO.glob('experiments/*.py'),
 
 
 def prose_lines(source: str) -> set[int]:
-    """The line numbers (from 1) of docstrings and of comment-only lines."""
+    """The line numbers (from 1) of docstrings and of the comments rendered as prose."""
     lines = set()
     for node in ast.walk(ast.parse(source)):
         body = getattr(node, 'body', None)
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
                 and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
             lines.update(range(body[0].lineno, body[0].end_lineno + 1))
-    for number, line in enumerate(source.splitlines(), 1):
-        if line.lstrip().startswith('#'):
-            lines.add(number)
+    # The comments the renderer moves into the prose column: alone on their line, outside
+    # brackets (one between a call's arguments stays in the code)
+    lines.update(number for number, _ in _own_line_comments(source, set()))
     return lines
 
 

@@ -10,8 +10,8 @@ within each round, CPU time) and peak memory above data and model (each implemen
 its own process).
 
 This page first shows the **recorded results**: the figures in
-``experiments/results/benchmark.json``, each with the command that measured it, the date, the
-machine and the versions. Nothing here is typed by hand. Then it runs a **tiny live
+``experiments/results/benchmark_<figure>.json``, each with the command that measured it, the
+date, the machine and the versions. Nothing here is typed by hand. Then it runs a **tiny live
 measurement**, small enough for the site build, which only shows that the machinery works:
 at that size fixed costs dominate and its ratios say little about large graphs.
 """
