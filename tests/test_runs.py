@@ -148,15 +148,16 @@ def test_epochs_leave_the_log_open_for_what_comes_after_them(labml_logs, stop_ea
     # after them (a run's test accuracy) in its log.jsonl
     from labml import tracker
     with runs.labml_run('epochs_test', 'a comment', {}, screen=False, quiet=True) as folder:
+        # Names of its own: labml's tracker is one per process, shared with other tests
         for epoch in runs.epochs(3):
-            tracker.save(epoch, {'loss.train': float(epoch)})
+            tracker.save(epoch, {'epochs_test.train': float(epoch)})
             if stop_early and epoch == 1:
                 break
-        tracker.save(epoch + 1, {'accuracy.test': 0.5})
+        tracker.save(epoch + 1, {'epochs_test.test': 0.5})
     # labml's writer thread writes the log in the background: wait for it, a while
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and 'accuracy.test' not in runs.read_metrics(folder):
+    while time.monotonic() < deadline and 'epochs_test.test' not in runs.read_metrics(folder):
         time.sleep(0.05)
     metrics = runs.read_metrics(folder)
-    assert metrics['loss.train'] == [(step, float(step)) for step in range(epoch + 1)]
-    assert metrics['accuracy.test'] == [(epoch + 1, 0.5)]
+    assert metrics['epochs_test.train'] == [(step, float(step)) for step in range(epoch + 1)]
+    assert metrics['epochs_test.test'] == [(epoch + 1, 0.5)]
