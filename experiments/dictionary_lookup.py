@@ -158,7 +158,7 @@ from labml import monit, tracker
 
 from labml_gat.lookup import LAYERS, make_task, time_layers, train
 from labml_gat.results import strict_json
-from labml_gat.runs import epochs, labml_run
+from labml_gat.runs import epochs, labml_run, progress_on_screen
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
                                 check_device, check_output, check_positive, command, flag,
                                 setting)
@@ -305,10 +305,10 @@ def train_one(settings: LookupSettings) -> dict:
     """
     progress = {'wrap_epochs': epochs,
                 'wrap_batches': lambda batches, n: monit.iterate('train', batches, n)
-                } if shows_progress(settings) else {}
+                } if progress_on_screen(settings.quiet) else {}
     with labml_run('dictionary_lookup', f'{settings.layer}, {settings.n_heads} head(s), '
                                         f'k = {settings.k}', settings.as_dict(),
-                   screen=shows_progress(settings), quiet=settings.quiet):
+                   screen=progress_on_screen(settings.quiet), quiet=settings.quiet):
         result = train(**settings.training(), **progress, on_epoch=track)
         tracker.save(result['epochs'], {'accuracy.final_train': result['train_accuracy'],
                                         'accuracy.final_test': result['test_accuracy']})
@@ -318,11 +318,6 @@ def train_one(settings: LookupSettings) -> dict:
     if settings.summary_json:
         Path(settings.summary_json).write_text(strict_json(summary, indent=2))
     return summary
-
-
-def shows_progress(settings: LookupSettings) -> bool:
-    """labml's progress line redraws itself, which only a terminal shows well."""
-    return not settings.quiet and sys.stdout.isatty()
 
 
 def track(epoch: int, record: dict) -> None:
@@ -359,7 +354,7 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
               'settings': settings.as_dict(), 'runs': []}
     start, cpu_start = time.perf_counter(), time.process_time()
     with labml_run('dictionary_lookup_sweep', f'k = {settings.ks}', settings.as_dict(),
-                   screen=shows_progress(settings), quiet=settings.quiet):
+                   screen=progress_on_screen(settings.quiet), quiet=settings.quiet):
         # One head before eight: the paper's claims are about one head
         for k in settings.ks:
             for n_heads, layer in itertools.product(settings.sweep_heads,

@@ -536,8 +536,12 @@ def failure(figure: dict) -> Optional[str]:
     if 'error' in figure:
         return figure['error']
     errors = [row['error'] for row in figure.get('impls', {}).values() if 'error' in row]
-    return next((error for error in errors
-                 if not any(sign in error for sign in OUT_OF_MEMORY)), None)
+    return next((error for error in errors if not out_of_memory(error)), None)
+
+
+def out_of_memory(error: str) -> bool:
+    """Whether a worker's error says that an implementation did not fit in memory."""
+    return any(sign in error for sign in OUT_OF_MEMORY)
 
 
 # ## Records and the plot
@@ -600,8 +604,8 @@ def no_ratio(row: dict, peer: dict) -> str:
     """Why an implementation has no ratio to PyG: PyG's failure, else its own."""
     for who, failed in (('PyG', peer), ('it', row)):
         if 'error' in failed:
-            memory = any(sign in failed['error'] for sign in OUT_OF_MEMORY)
-            return f"no ratio: {who} {'ran out of memory' if memory else 'failed'}"
+            why = 'ran out of memory' if out_of_memory(failed['error']) else 'failed'
+            return f'no ratio: {who} {why}'
     return 'no ratio'
 
 

@@ -320,19 +320,15 @@ def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
     if add_loops:
         src, dst, edge_attr = replace_self_loops(src, dst, edge_attr, n_loops, fill_value)
     chunk = chunk_size or auto_chunk_size(g_l, g_l.shape[1] * g_l.shape[2])
-    if sparse is None:
-        # The loops follow the edges, and `TargetChunks` puts them in among them
-        edges = TargetChunks(src, dst, n_dst, chunk, n_loops)
-    elif n_loops:
-        # A sparse adjacency with the loops: sorted by row, then column, as PyG sorts it
+    # An edge index's loops follow its edges, and `TargetChunks` puts them in among them.
+    # A sparse adjacency's entries come in the order it stores them, as PyG takes them;
+    # with the loops, sorted by row, then column, as PyG sorts them.
+    if sparse is not None and n_loops:
         src, dst = appended_loops(src, dst, n_loops)
         order = torch.argsort(dst * n_src + src)
         src, dst = src[order], dst[order]
         edge_attr = None if edge_attr is None else edge_attr[order]
-        edges = TargetChunks(src, dst, n_dst, chunk)
-    else:
-        # Without: in the order it stores its entries, as PyG takes them
-        edges = TargetChunks(src, dst, n_dst, chunk)
+    edges = TargetChunks(src, dst, n_dst, chunk, n_loops if sparse is None else 0)
     keep, scale, draw = draw_dropout(g_l, edges.src.shape[0], g_l.shape[1], p, edges)
     score = GATv2Score(slope)
     out, alpha = lean_attention(score, g_l, g_r, None, att, edges, keep, scale,

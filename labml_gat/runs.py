@@ -43,6 +43,7 @@ import json
 import math
 import os
 import signal
+import sys
 import textwrap
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
@@ -117,6 +118,12 @@ def labml_run(name: str, comment: str, configs: dict, explicit: Optional[dict] =
                     print(flush=True)
     finally:
         _release(held)
+
+
+def progress_on_screen(quiet: bool) -> bool:
+    """Whether a run shows labml's progress line: not with `--quiet`, and only on a
+    terminal, since the line redraws itself."""
+    return not quiet and sys.stdout.isatty()
 
 
 def epochs(n: int) -> Iterator[int]:

@@ -33,7 +33,7 @@ import torch
 from labml import lab
 from torch import nn
 
-from labml_gat.runs import STOP_SIGNALS, labml_run
+from labml_gat.runs import STOP_SIGNALS, labml_run, progress_on_screen
 from labml_gat.training import NodeClassificationSettings
 
 # A function that trains one seed: `(settings, data, seed, checkpoint path)` to
@@ -74,8 +74,7 @@ def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
 def run_seed(settings: NodeClassificationSettings, explicit: set, data: Any, seed: int,
              train: TrainOneSeed) -> dict:
     """One seed as one labml run; returns its results."""
-    # labml's screen output redraws one line, which only a terminal shows well
-    screen = not settings.quiet and sys.stdout.isatty()
+    screen = progress_on_screen(settings.quiet)
     configs = {**settings.as_dict(), 'seed': seed}
     with labml_run(settings.experiment_name(), settings.comment(seed), configs,
                    {name: configs[name] for name in explicit | {'seed'}},
