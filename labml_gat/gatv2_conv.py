@@ -65,6 +65,7 @@ from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parameter import UninitializedParameter
 
 # On a CPU, the largest $C \times K F'$ tensor of a chunk: small enough to stay in the
 # allocator's reuse and close to the cores
@@ -81,6 +82,8 @@ MAX_CHUNK_THREADS = 4
 # Entries of a dropout mask drawn at a time on a CPU (`draw_bernoulli`)
 DRAW_BLOCK = 2 ** 16
 FILL_REDUCTIONS = ('add', 'sum', 'mean', 'min', 'max', 'mul')
+# `MessagePassing`'s arguments that PyG's layer takes, with the only values this one has
+MESSAGE_PASSING = {'aggr': 'add', 'flow': 'source_to_target', 'decomposed_layers': 1}
 # A chunk: its targets `a` to `b` and its edges `e0` to `e1`
 Chunk = Tuple[int, int, int, int]
 # What is done for chunk `k`, `(k, part) -> None`
@@ -102,6 +105,11 @@ class GATv2Conv(nn.Module):
     per device. Edges given sorted by target (`edge_index[1]` in order, as PyG's
     `sort_edge_index(edge_index, sort_by_row=False)` leaves them) are not sorted again
     at every call, with or without the self loops the layer adds.
+    The maps `lin_l`, `lin_r`, `lin_edge` and `res` are made as PyG's `Linear` (not
+    `nn.Linear`); one replaced, wrapped (an adapter), pruned or hooked is called as PyG
+    calls it, and such a `lin_edge` then makes an $|\mathcal{E}| \times K F'$ tensor,
+    as PyG's does.
+    Other keyword arguments are `MessagePassing`'s, at PyG's values for this layer only.
     """
 
     def __init__(self, in_channels: Union[int, Tuple[int, int]], out_channels: int,
@@ -110,8 +118,9 @@ class GATv2Conv(nn.Module):
                  edge_dim: Optional[int] = None,
                  fill_value: Union[float, Tensor, str] = 'mean', bias: bool = True,
                  share_weights: bool = False, residual: bool = False, *,
-                 chunk_size: Optional[int] = None):
+                 chunk_size: Optional[int] = None, **kwargs):
         super().__init__()
+        check_message_passing(kwargs)
         sizes = tuple(in_channels) if isinstance(in_channels, (tuple, list)) \
             else (in_channels, in_channels)
         # Any integer, a NumPy one included, as an `int`
@@ -131,16 +140,16 @@ class GATv2Conv(nn.Module):
         self.chunk_size = check_chunk_size(chunk_size)
         # $g_l = W_l x_j + b_l$ for the sources and $g_r = W_r x_i + b_r$ for the targets,
         # each `[n, K F']`; one module under both names with shared weights, as in PyG
-        self.lin_l = linear(sizes[0], heads * out_channels, bias)
+        self.lin_l = Linear(sizes[0], heads * out_channels, bias)
         self.lin_r = self.lin_l if share_weights else \
-            linear(sizes[1], heads * out_channels, bias)
+            Linear(sizes[1], heads * out_channels, bias)
         # $a_k$ of every head, `[1, K, F']`
         self.att = nn.Parameter(torch.empty(1, heads, out_channels))
         # $W_e$ projects an edge's features into the score's sum
         self.lin_edge = None if edge_dim is None else \
-            nn.Linear(edge_dim, heads * out_channels, bias=False)
+            Linear(edge_dim, heads * out_channels, bias=False)
         total = out_channels * (heads if concat else 1)
-        self.res = linear(sizes[1], total, False) if residual else None
+        self.res = Linear(sizes[1], total, False) if residual else None
         self.bias = nn.Parameter(torch.empty(total)) if bias else None
         # PyG's tests look at this; attention is never kept on the module
         self._alpha = None
@@ -150,8 +159,8 @@ class GATv2Conv(nn.Module):
         """PyG's initialisation: Glorot weights, PyG's uniform linear biases, zero bias;
         a lazy map's at its first call."""
         for lin in (self.lin_l, self.lin_r, self.lin_edge, self.res):
-            if lin is not None and not isinstance(lin, nn.LazyLinear):
-                reset_linear(lin)
+            if lin is not None:
+                lin.reset_parameters()
         nn.init.xavier_uniform_(self.att.view(self.heads, self.out_channels))
         if self.bias is not None:
             nn.init.zeros_(self.bias)
@@ -174,9 +183,8 @@ class GATv2Conv(nn.Module):
         res = None if self.res is None else self.res(x_dst)
         # $g_l$, `[n_src, K, F']`, and $g_r$, `[n_dst, K, F']`: node-level, kept
         g_l, g_r = self.project(x_src, x_dst)
-        weight_e = None if self.lin_edge is None else self.lin_edge.weight
         out, attention = attend_gatv2(
-            g_l, g_r, self.att.view(H, C), edge_index, edge_attr, weight_e,
+            g_l, g_r, self.att.view(H, C), edge_index, edge_attr, self.lin_edge,
             self.negative_slope, self.dropout if self.training else 0.0,
             self.add_self_loops, self.fill_value, self.chunk_size,
             bool(return_attention_weights))
@@ -192,13 +200,14 @@ class GATv2Conv(nn.Module):
     def project(self, x_src: Tensor, x_dst: Tensor) -> Tuple[Tensor, Tensor]:
         """$g_l$ and $g_r$, `[n, K, F']`. One node set's two projections of an input
         wider than both together are one product with $W_l$ and $W_r$ stacked: $x$ is
-        then read once (the two are views of the result's halves)."""
+        then read once (the two are views of the result's halves). Maps that are more
+        than their weights (`is_plain`) are called instead."""
         H, C = self.heads, self.out_channels
         if x_dst is x_src and self.share_weights:
             g_l = self.lin_l(x_src).view(-1, H, C)
             return g_l, g_l
         stacked = x_dst is x_src and x_src.shape[-1] > 2 * H * C and \
-            not isinstance(self.lin_l.weight, nn.parameter.UninitializedParameter)
+            is_plain(self.lin_l) and is_plain(self.lin_r) and self.lin_l.in_channels > 0
         if not stacked:
             return self.lin_l(x_src).view(-1, H, C), self.lin_r(x_dst).view(-1, H, C)
         weight = torch.cat([self.lin_l.weight, self.lin_r.weight])
@@ -217,30 +226,72 @@ class GATv2Conv(nn.Module):
                 f'{self.out_channels}, heads={self.heads})')
 
 
-def linear(in_features: int, out_features: int, bias: bool) -> nn.Module:
-    """A linear map, or, for `in_features` -1, a lazy one that takes its input size at the
-    first call."""
-    if in_features == -1:
-        return LazyLinear(out_features, bias=bias)
-    return nn.Linear(in_features, out_features, bias=bias)
+class Linear(nn.Module):
+    r"""
+    PyG's `Linear` as its `GATv2Conv` makes them: $x W^\top + b$ with Glorot weights and
+    biases uniform in $\pm 1 / \sqrt{\text{fan-in}}$; with `in_channels` -1 the weight
+    takes its size at the first call, or from a loaded `state_dict`, and is initialised
+    then. Not an `nn.Linear`, as PyG's is not: code that picks out `nn.Linear` modules
+    (to initialise or quantise them) treats both layers alike.
+    """
 
-
-def reset_linear(lin: nn.Linear) -> None:
-    """PyG's initialisation of its linear maps here: Glorot weights, and biases uniform
-    in $\pm 1 / \sqrt{\text{fan-in}}$."""
-    nn.init.xavier_uniform_(lin.weight)
-    if lin.bias is not None:
-        bound = 1 / math.sqrt(lin.weight.shape[1])
-        nn.init.uniform_(lin.bias, -bound, bound)
-
-
-class LazyLinear(nn.LazyLinear):
-    """`nn.LazyLinear` initialised at its first call as PyG's lazy maps are (then an
-    `nn.Linear`): with the same seed, the same weights as PyG's."""
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels)) \
+            if in_channels > 0 else UninitializedParameter()
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if not self.has_uninitialized_params() and self.in_features != 0:
-            reset_linear(self)
+        if self.in_channels > 0:
+            nn.init.xavier_uniform_(self.weight)
+            if self.bias is not None:
+                bound = 1 / math.sqrt(self.in_channels)
+                nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.in_channels <= 0:
+            self.materialize(x.shape[-1])
+            with torch.no_grad():
+                self.reset_parameters()
+        return nn.functional.linear(x, self.weight, self.bias)
+
+    def materialize(self, in_channels: int) -> None:
+        self.in_channels = in_channels
+        self.weight.materialize((self.out_channels, in_channels))
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        # As PyG's: the weight and bias the map uses (pruned, the masked ones), and a
+        # weight not yet sized as it is (`detach` would fail on it)
+        for name in ('weight', 'bias'):
+            value = getattr(self, name)
+            if value is not None:
+                as_is = keep_vars or isinstance(value, UninitializedParameter)
+                destination[prefix + name] = value if as_is else value.detach()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A sized weight gives a lazy map its size; an unsized one makes it lazy again
+        weight = state_dict.get(prefix + 'weight')
+        if isinstance(weight, UninitializedParameter):
+            self.in_channels, self.weight = -1, UninitializedParameter()
+        elif weight is not None and self.in_channels <= 0:
+            self.materialize(weight.shape[-1])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.in_channels}, {self.out_channels}, '
+                f'bias={self.bias is not None})')
+
+
+def is_plain(lin: nn.Module) -> bool:
+    """Whether calling `lin` is only `x W^T + b` with its `weight` and `bias`: this file's
+    `Linear`, with no hooks (pruning, adapters, a replaced module are called instead)."""
+    hooks = ('_forward_hooks', '_forward_pre_hooks', '_backward_hooks',
+             '_backward_pre_hooks')
+    glob = nn.modules.module
+    return type(lin) is Linear and not any(getattr(lin, h, None) for h in hooks) and \
+        not any(getattr(glob, '_global' + h, None) for h in hooks)
 
 
 @functools.lru_cache(maxsize=None)
@@ -262,6 +313,18 @@ def __getattr__(name: str):
     if name == 'MessagePassingGATv2Conv':
         return message_passing_class()
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def check_message_passing(kwargs: dict) -> None:
+    """PyG's layer passes other keyword arguments to `MessagePassing`: here only the
+    values it has for this layer are taken, anything else refused in one line."""
+    for name, value in kwargs.items():
+        if name not in MESSAGE_PASSING:
+            raise TypeError(f'GATv2Conv got an unexpected keyword argument {name!r}')
+        if not isinstance(value, type(MESSAGE_PASSING[name])) or \
+                value != MESSAGE_PASSING[name]:
+            raise ValueError(f'GATv2Conv sums its messages chunk by chunk: it takes '
+                             f'{name}={MESSAGE_PASSING[name]!r} only, got {value!r}')
 
 
 def check_not_traced() -> None:
@@ -295,7 +358,7 @@ def check_features(x) -> Tuple[Tensor, Tensor]:
 
 @torch.compiler.disable
 def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
-                 edge_attr: Optional[Tensor], weight_e: Optional[Tensor], slope: float,
+                 edge_attr: Optional[Tensor], lin_edge: Optional[nn.Module], slope: float,
                  p: float, add_loops: bool, fill_value, chunk_size: Optional[int],
                  return_attention: bool):
     r"""
@@ -308,11 +371,11 @@ def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
     Returns $h'$, `[n_dst, K, F']`, and, if asked for, PyG's form of the attention.
     """
     n_src, n_dst = g_l.shape[0], g_r.shape[0]
-    if edge_attr is not None and weight_e is None:
+    if edge_attr is not None and lin_edge is None:
         raise ValueError('edge_attr was given but the layer has no edge_dim')
     src, dst, edge_attr, sparse = edge_list(edge_index, edge_attr, n_src, n_dst)
     if edge_attr is not None:
-        if weight_e is None:
+        if lin_edge is None:
             raise ValueError('the sparse adjacency has edge features (values of more '
                              'than one dimension) but the layer has no edge_dim')
         edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr
@@ -330,6 +393,14 @@ def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
         edge_attr = None if edge_attr is None else edge_attr[order]
     edges = TargetChunks(src, dst, n_dst, chunk, n_loops if sparse is None else 0)
     keep, scale, draw = draw_dropout(g_l, edges.src.shape[0], g_l.shape[1], p, edges)
+    # $W_e$ goes to the chunks, which project their edges' rows; a map that is more than
+    # its weight (an adapter, a hook) is called on all the edges' features, as PyG does
+    weight_e = None
+    if edge_attr is not None:
+        if is_plain(lin_edge):
+            weight_e = lin_edge.weight
+        else:
+            edge_attr = lin_edge(edge_attr)
     score = GATv2Score(slope)
     out, alpha = lean_attention(score, g_l, g_r, None, att, edges, keep, scale,
                                 return_attention, True, edge_attr=edge_attr,
@@ -651,9 +722,12 @@ class GATv2Score:
         g_l_j = t.messages.index_select(0, src).to(t.dtype)
         s = t.query.index_select(0, local).to(t.dtype).add_(g_l_j)
         if t.edge_attr is not None:
-            # $W_e e_{ij}$ added into `s` by the product itself
+            # $W_e e_{ij}$ added into `s` by the product itself (or given, without $W_e$)
             rows = t.edges.rows(t.edge_attr, e0, e1).to(t.dtype)
-            s.view(s.shape[0], -1).addmm_(rows, t.weight_e.T)
+            if t.weight_e is None:
+                s.view(s.shape[0], -1).add_(rows)
+            else:
+                s.view(s.shape[0], -1).addmm_(rows, t.weight_e.T)
         # With a slope $\ge 0$ LeakyReLU keeps the sign, so its backward can use its
         # output and `s` can be overwritten; otherwise `s` is kept for the backward pass
         in_place = self.slope >= 0 or not for_backward
@@ -687,9 +761,11 @@ class GATv2Score:
         grad_messages_j += grad_s
         if t.edge_attr is not None:
             flat = grad_s.view(grad_s.shape[0], -1)
-            part.weight_e = flat.T @ t.edges.rows(t.edge_attr, e0, e1).to(t.dtype)
+            if t.weight_e is not None:
+                part.weight_e = flat.T @ t.edges.rows(t.edge_attr, e0, e1).to(t.dtype)
             if grad_edge_attr is not None:
-                grad_rows = (flat @ t.weight_e).to(grad_edge_attr.dtype)
+                grad_rows = flat if t.weight_e is None else flat @ t.weight_e
+                grad_rows = grad_rows.to(grad_edge_attr.dtype)
                 if t.edges.order is None:
                     grad_edge_attr[e0:e1] = grad_rows
                 else:
@@ -910,7 +986,8 @@ class LeanAttention(torch.autograd.Function):
             grad_query = g.messages if query is messages else \
                 None if query is None else torch.zeros_like(query, dtype=cdt)
             if edge_attr is not None:
-                g.weight_e = torch.zeros_like(weight_e, dtype=cdt)
+                g.weight_e = None if weight_e is None else \
+                    torch.zeros_like(weight_e, dtype=cdt)
                 if ctx.needs_input_grad[4]:
                     g.edge_attr = torch.empty_like(edge_attr)
             grad_weight_r = None if weight_r is None else \

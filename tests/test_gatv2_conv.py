@@ -386,10 +386,13 @@ def test_state_dict_both_ways_and_constructor():
         assert [n for n, _ in ours.named_parameters()] == [n for n, _ in pyg.named_parameters()]
     assert str(GATv2Conv(8, 32, heads=2)) == str(PyGConv(8, 32, heads=2)) == \
         'GATv2Conv(8, 32, heads=2)'
+    # MessagePassing's arguments, at the values PyG's layer has
+    assert str(GATv2Conv(8, 32, heads=2, aggr='add', flow='source_to_target',
+                         decomposed_layers=1)) == 'GATv2Conv(8, 32, heads=2)'
     # Sizes as NumPy integers, as a dataset's shape may give them
     numpy = pytest.importorskip('numpy')
     conv = GATv2Conv((numpy.int64(8), numpy.int32(6)), 4)
-    assert (conv.lin_l.in_features, conv.lin_r.in_features) == (8, 6)
+    assert (conv.lin_l.in_channels, conv.lin_r.in_channels) == (8, 6)
     # PyG's initialisation: zero bias, Glorot weights
     conv = GATv2Conv(8, 32, heads=2)
     assert torch.equal(conv.bias, torch.zeros(64))
@@ -422,6 +425,95 @@ def test_lazy_in_channels_initialised_as_pygs(in_channels, kwargs):
     for name in state_p:
         assert torch.equal(state[name], state_p[name]), name
     torch.testing.assert_close(out, out_p)
+
+
+def test_lazy_state_dict_before_the_first_call_loads_both_ways():
+    # A checkpoint of a lazy layer taken before its first call: its sizes come at the first
+    # call after loading, with PyG's initialisation
+    pytest.importorskip('torch_geometric')
+    from torch_geometric.nn import GATv2Conv as PyGConv
+    x, edge_index = torch.randn(12, 5), torch.randint(0, 12, (2, 40))
+    outs = []
+    for source, target in ((GATv2Conv, PyGConv), (PyGConv, GATv2Conv), (PyGConv, PyGConv)):
+        layer = target(-1, 4, 3, residual=True)
+        torch.manual_seed(1)
+        layer.load_state_dict(source(-1, 4, 3, residual=True).state_dict())
+        torch.manual_seed(0)
+        outs.append(layer(x, edge_index))
+    torch.testing.assert_close(outs[0], outs[2])
+    torch.testing.assert_close(outs[1], outs[2])
+    # And a sized state_dict gives a lazy layer its sizes
+    sized = GATv2Conv(5, 4, 3)
+    lazy = GATv2Conv(-1, 4, 3)
+    lazy.load_state_dict(sized.state_dict())
+    torch.testing.assert_close(lazy(x, edge_index), sized(x, edge_index))
+
+
+class Adapter(torch.nn.Module):
+    """A low-rank update beside a linear map (LoRA's form), `base(x) + x A^T`."""
+
+    def __init__(self, base, rank=2):
+        super().__init__()
+        self.base = base
+        self.delta = torch.nn.Linear(base.weight.shape[1], base.weight.shape[0], bias=False)
+
+    def forward(self, x):
+        return self.base(x) + self.delta(x)
+
+
+@pytest.mark.parametrize('in_channels', [5, 40], ids=['separate', 'stacked'])
+def test_maps_that_are_more_than_their_weights_are_called(in_channels):
+    # Adapters, hooks and pruning on lin_l, lin_r and lin_edge change the layer as they change
+    # PyG's: the layer calls those maps, not only reads their weights
+    pytest.importorskip('torch_geometric')
+    from torch.nn.utils import prune
+    x, edge_index = torch.randn(20, in_channels), torch.randint(0, 20, (2, 60))
+    edge_attr = torch.randn(60, 3)
+    results = []
+    for ours in (False, True):
+        pyg, conv = make_pair(torch.float64, in_channels=in_channels, edge_dim=3)
+        layer = conv if ours else pyg
+        called = []
+        for name in ('lin_l', 'lin_r', 'lin_edge'):
+            torch.manual_seed(5)
+            setattr(layer, name, Adapter(getattr(layer, name)).double())
+            getattr(layer, name).register_forward_hook(lambda *_, n=name: called.append(n))
+        results.append(run(layer, x.double(), edge_index, edge_attr.double()))
+        assert sorted(set(called)) == ['lin_edge', 'lin_l', 'lin_r']
+        # Pruned maps train: each step uses the mask's current weights
+        prune.l1_unstructured(layer.lin_l.base, 'weight', 0.5)
+        prune.l1_unstructured(layer.lin_edge.base, 'weight', 0.5)
+        for _ in range(2):
+            layer(x.double(), edge_index, edge_attr.double()).square().sum().backward()
+        results.append((layer.lin_l.base.weight_orig.grad.clone(), layer.state_dict()))
+    assert_same(results[2], results[0], 1e-10)
+    (grad, state), (grad_p, state_p) = results[3], results[1]
+    torch.testing.assert_close(grad, grad_p, atol=1e-10, rtol=1e-10)
+    # PyG saves the masked weights, without the masks
+    assert state.keys() == state_p.keys()
+    torch.testing.assert_close(state['lin_edge.base.weight'], state_p['lin_edge.base.weight'])
+
+
+def test_maps_are_pygs_linear_not_torchs():
+    # Code that picks out nn.Linear modules (to initialise or quantise them) passes over PyG's
+    # layer's maps, and so over ours; they have PyG's attributes
+    pytest.importorskip('torch_geometric')
+    from torch_geometric.nn import GATv2Conv as PyGConv
+
+    def reinitialise(module):
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.ones_(module.weight)
+
+    x, edge_index = torch.randn(12, 5), torch.randint(0, 12, (2, 40))
+    pyg, ours = make_pair(torch.float32, edge_dim=2, residual=True)
+    pyg.apply(reinitialise)
+    ours.apply(reinitialise)
+    edge_attr = torch.randn(40, 2)
+    torch.testing.assert_close(ours(x, edge_index, edge_attr), pyg(x, edge_index, edge_attr))
+    for name in ('lin_l', 'lin_r', 'lin_edge', 'res'):
+        mine, theirs = getattr(ours, name), getattr(pyg, name)
+        assert (mine.in_channels, mine.out_channels) == (theirs.in_channels, theirs.out_channels)
+        assert repr(mine) == repr(theirs)
 
 @needs_planetoid
 def test_matches_pyg_on_cora():
@@ -778,6 +870,9 @@ def test_unsupported_transforms_fail_with_one_clear_line():
     (lambda c, x, e: GATv2Conv(-2, 4), ValueError, 'in_channels must be a positive int'),
     (lambda c, x, e: GATv2Conv(5, 4, edge_dim=2, fill_value='median'), ValueError, 'fill_value'),
     (lambda c, x, e: GATv2Conv(5, 4, chunk_size=0), ValueError, 'chunk_size'),
+    (lambda c, x, e: GATv2Conv(5, 4, aggr='mean'), ValueError, "aggr='add' only"),
+    (lambda c, x, e: GATv2Conv(5, 4, flow='target_to_source'), ValueError, 'flow='),
+    (lambda c, x, e: GATv2Conv(5, 4, node_dimension=0), TypeError, "'node_dimension'"),
 ])
 def test_bad_input_one_clear_line(call, error, message):
     conv = GATv2Conv(5, 4, heads=2)
