@@ -1112,3 +1112,79 @@ def test_file_can_be_copied_alone(tmp_path):
     result = run_copied_alone(REPO / 'labml_gat' / 'gatv2_conv.py', tmp_path, script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '(3, 16)'
+
+
+# ---- proposed tests (mutation review) ----
+
+@pytest.mark.parametrize('dtype, scale', [(torch.float64, 1000.0), (torch.float32, 100.0)])
+def test_large_scores_stay_finite(dtype, scale):
+    # Scores far beyond exp's range (hundreds in float32, thousands in float64): the softmax
+    # subtracts each target's maximum, as PyG's does, so the output is finite and PyG's
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(dtype)
+    x, edge_index, _ = graph(dtype=dtype)
+    out, out_p = ours(x * scale, edge_index), pyg(x * scale, edge_index)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, out_p, atol=TOLERANCE[dtype] * scale, rtol=TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize('p', [0.3, 0.7])
+def test_dropout_drawn_chunk_by_chunk_at_any_rate(p):
+    # Sorted edges without self loops take the chunk-by-chunk draw: each entry kept with
+    # probability 1 - p and scaled by 1 / (1 - p) (at p = 0.5 a swap of p and 1 - p is invisible)
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(chunk_size=10, dropout=p, add_self_loops=False)
+    pyg.train(), ours.train()
+    x, edge_index, _ = graph()
+    edge_index = edge_index[:, torch.argsort(edge_index[1], stable=True)]
+    assert_same(run(ours, x, edge_index), run(pyg, x, edge_index), 1e-10)
+
+
+def test_source_index_equal_to_n_src_is_one_clear_line():
+    # The first source past the last row (n_src itself) is refused with the layer's message
+    conv = GATv2Conv(5, 4, heads=2)
+    edge_index = torch.tensor([[0, 10], [1, 2]])
+    with pytest.raises(IndexError, match='source nodes from 0 to 10'):
+        conv(torch.randn(10, 5), edge_index)
+
+
+def test_bipartite_fewer_sources_with_self_loops_matches_pyg():
+    # PyG adds min(n_src, n_dst) self loops: with 12 sources and 30 targets, loops of 0 to 11
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(in_channels=(5, 6))
+    (x_src, _), edge_index, _ = graph(12, 30)
+    x = (x_src, torch.randn(30, 6, dtype=torch.float64))
+    assert_same(run(ours, x, edge_index), run(pyg, x, edge_index), 1e-10)
+
+
+def test_edge_features_get_their_gradient_with_lin_edge_frozen():
+    # Learnable edge features into a frozen W_e: the features' gradient is still PyG's
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(edge_dim=3)
+    for layer in (pyg, ours):
+        layer.lin_edge.requires_grad_(False)
+    x, edge_index, edge_attr = graph(edge_dim=3)
+    assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr), 1e-10)
+
+
+def test_chunk_turns_take_each_chunk_once_when_threads_race():
+    # A slow len(parts) lets both threads reach the end of the chunks at once: under the lock only
+    # one takes the last chunk, and no thread takes one past the end (and waits for it forever)
+    class SlowLen(list):
+        def __len__(self):
+            time.sleep(0.001)
+            return super().__len__()
+
+    torch.set_num_threads(2)
+    try:
+        turns = ChunkTurns(SlowLen(chunks([10] * 40)), torch.zeros(1))
+    finally:
+        torch.set_num_threads(1)
+    taken = []
+
+    def work(k, part):
+        taken.append(k)
+        turns.in_turn(k, lambda: None)
+
+    assert run_turns(turns, work, timeout=10) is None
+    assert sorted(taken) == list(range(40))
