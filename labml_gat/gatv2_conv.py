@@ -408,9 +408,11 @@ def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
     if not return_attention:
         return out, None
     if sparse is None:
-        # PyG's edge index: the given one, or with the loops added, `int64`
-        index = torch.stack(appended_loops(src, dst, n_loops))
-        return out, (index if add_loops else index.to(edge_index.dtype), alpha)
+        # PyG's edge index: the given one itself (an `EdgeIndex` stays one), or with the
+        # loops added, `int64`
+        if not add_loops:
+            return out, (edge_index, alpha)
+        return out, (torch.stack(appended_loops(src, dst, n_loops)), alpha)
     return out, (sparse_like(sparse, src, dst, alpha, n_dst, n_src), alpha)
 
 

@@ -203,7 +203,6 @@ def test_chunk_sizes_int32_and_training_dropout(chunk_size):
     assert (expected[2] == 0).any()
 
 
-
 @pytest.mark.parametrize('add_self_loops', [False, True])
 def test_attention_edge_index_in_pygs_dtype(add_self_loops):
     # An int32 edge index comes back as given, or as int64 with the loops added to it
@@ -214,6 +213,14 @@ def test_attention_edge_index_in_pygs_dtype(add_self_loops):
     index = ours(x, edge_index.int(), return_attention_weights=True)[1][0]
     assert index.dtype == index_p.dtype == (torch.int64 if add_self_loops else torch.int32)
     assert torch.equal(index, index_p)
+    # PyG's EdgeIndex comes back an EdgeIndex without loops added (with them, a plain tensor)
+    from torch_geometric import EdgeIndex
+    given = EdgeIndex(edge_index, sparse_size=(x.shape[0], x.shape[0]))
+    index_p = pyg(x, given, return_attention_weights=True)[1][0]
+    index = ours(x, given, return_attention_weights=True)[1][0]
+    assert torch.equal(index.as_subclass(torch.Tensor), index_p.as_subclass(torch.Tensor))
+    assert add_self_loops or type(index) is type(index_p) is EdgeIndex
+
 
 @pytest.mark.parametrize('edge_dim', [None, 2])
 def test_edges_sorted_by_target_with_self_loops_added(edge_dim, threads):
