@@ -122,12 +122,57 @@ def test_parameters_and_repr():
     assert 'n_heads=3' in repr(layer) and 'bias=True' in repr(layer)
 
 
+def test_reset_parameters_is_glorot():
+    """Glorot uniform: W as a matrix, each half of every a_k as a map from F' features to one score."""
+    torch.manual_seed(8)
+    layer = GraphAttentionLayer(300, 64, 8)
+    bound_w = (6 / (300 + 64)) ** 0.5
+    assert 0.9 * bound_w < layer.linear.weight.abs().max() <= bound_w
+    bound_a = (6 / (1 + 8)) ** 0.5
+    assert 0.9 * bound_a < layer.attn.abs().max() <= bound_a
+
+
+def test_very_negative_scores_still_normalise(generator):
+    """Scores of about -240 on every edge, far below any small stand-in for minus infinity: the
+    non-edges still get no weight, each row's attention sums to one, and the output is PyG's."""
+    layer = GraphAttentionLayer(2, 2, 1, dropout=0.0)
+    with torch.no_grad():
+        layer.linear.weight.fill_(1.0)
+        layer.attn.fill_(-100.0)
+    edge_index = torch.tensor([[1, 2, 0, 3, 0, 1], [0, 0, 1, 1, 2, 3]])
+    h = torch.rand(4, 2, generator=generator) + 1.0
+    out, attention = layer(h, dense_adjacency(edge_index, 4), return_attention=True)
+    torch.testing.assert_close(attention.sum(dim=1), torch.ones(4, 1))
+    torch.testing.assert_close(out, pyg_twin(layer)(h, edge_index))
+
+
+def test_dropout_applies_after_returned_attention():
+    """In training the returned attention is the one before dropout, and the output sums the messages
+    with those coefficients dropped out: dropout acts on the attention, not on the scores."""
+    torch.manual_seed(9)
+    layer = GraphAttentionLayer(3, 4, 2, dropout=0.5)
+    h, adj = torch.randn(6, 3), torch.rand(6, 6) < 0.6
+    _, attention_eval = layer.eval()(h, adj, return_attention=True)
+    torch.manual_seed(0)
+    out, attention = layer.train()(h, adj, return_attention=True)
+    torch.testing.assert_close(attention, attention_eval)
+    torch.manual_seed(0)
+    dropped = nn.functional.dropout(attention_eval, 0.5, training=True)
+    g = layer.linear(h).view(6, 2, 2)
+    torch.testing.assert_close(out, torch.einsum('ijh,jhf->ihf', dropped, g).flatten(1))
+
+
 def test_errors():
     with pytest.raises(ValueError, match='divisible by n_heads'):
         GraphAttentionLayer(3, 10, 4)
     layer = GraphAttentionLayer(3, 4, 2)
     with pytest.raises(TypeError, match='adj_mat must be a boolean tensor'):
         layer(torch.randn(4, 3), torch.ones(4, 4))
+    with pytest.raises(TypeError, match='adj_mat must be a boolean tensor or None, got a tensor of dtype torch.uint8'):
+        layer(torch.randn(4, 3), torch.ones(4, 4, dtype=torch.uint8))
+    # One node's features without the node dimension: its length is in_features
+    with pytest.raises(ValueError, match=r'h must have shape \[\.\.\., n_nodes, 3\], got \[3\]$'):
+        layer(torch.randn(3), torch.ones(3, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match=r'h must have shape \[\.\.\., n_nodes, 3\]'):
         layer(torch.randn(4, 2), torch.ones(4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r'in_features must be a positive integer, got 0'):
@@ -157,6 +202,8 @@ def test_any_slope_matches_pyg(generator, slope):
     layer = GraphAttentionLayer(5, 6, 2, dropout=0.0, leaky_relu_negative_slope=slope, bias=True)
     nn.init.normal_(layer.bias)
     conv = pyg_twin(layer)
+    # pyg_twin copies the layer's slope: it must be the one asked for
+    assert conv.negative_slope == slope
     edge_index = random_edge_index(n_nodes, 30, generator)
     h = torch.randn(n_nodes, 5, generator=generator)
     h1, h2 = h.clone().requires_grad_(), h.clone().requires_grad_()

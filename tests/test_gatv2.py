@@ -217,6 +217,21 @@ def test_large_scores_do_not_overflow():
     torch.testing.assert_close(attention.sum(dim=1)[:, 0], torch.tensor([1.0, 1.0, 0.0]))
 
 
+def test_very_negative_scores_still_normalise(generator):
+    """Scores of about -1200 on every edge, far below any small stand-in for minus infinity: the
+    non-edges still get no weight, each row's attention sums to one, and the output is PyG's."""
+    layer = GraphAttentionV2Layer(2, 2, 1, dropout=0.0)
+    with torch.no_grad():
+        layer.linear_l.weight.fill_(1.0)
+        layer.linear_r.weight.fill_(1.0)
+        layer.attn.fill_(-100.0)
+    edge_index = torch.tensor([[1, 2, 0, 3, 0, 1], [0, 0, 1, 1, 2, 3]])
+    h = torch.rand(4, 2, generator=generator) + 1.0
+    out, attention = layer(h, edge_index_to_adj_mat(edge_index, 4, self_loops=False), return_attention=True)
+    torch.testing.assert_close(attention.sum(dim=1), torch.ones(4, 1))
+    torch.testing.assert_close(out, pyg_twin(layer)(h, edge_index))
+
+
 def test_share_weights_uses_one_module():
     layer = GraphAttentionV2Layer(3, 4, 2, share_weights=True)
     assert layer.linear_r is layer.linear_l
@@ -238,7 +253,7 @@ def test_reset_parameters_is_glorot():
     assert layer.linear_l.weight.abs().max() <= bound_w
     assert layer.linear_l.weight.abs().max() > 0.9 * bound_w
     bound_a = (6 / (1 + 8)) ** 0.5
-    assert layer.attn.abs().max() <= bound_a
+    assert 0.9 * bound_a < layer.attn.abs().max() <= bound_a
     before = layer.attn.detach().clone()
     layer.reset_parameters()
     assert not torch.equal(before, layer.attn)
@@ -252,6 +267,22 @@ def test_dropout_only_in_training():
     torch.testing.assert_close(layer(h, adj), layer(h, adj))
     layer.train()
     assert not torch.allclose(layer(h, adj), layer(h, adj))
+
+
+def test_dropout_applies_after_returned_attention():
+    """In training the returned attention is the one before dropout, and the output sums the messages
+    with those coefficients dropped out: dropout acts on the attention, not on the scores."""
+    torch.manual_seed(9)
+    layer = GraphAttentionV2Layer(3, 4, 2, dropout=0.5)
+    h, adj = torch.randn(6, 3), torch.rand(6, 6) < 0.6
+    _, attention_eval = layer.eval()(h, adj, return_attention=True)
+    torch.manual_seed(0)
+    out, attention = layer.train()(h, adj, return_attention=True)
+    torch.testing.assert_close(attention, attention_eval)
+    torch.manual_seed(0)
+    dropped = nn.functional.dropout(attention_eval, 0.5, training=True)
+    g_l = layer.linear_l(h).view(6, 2, 2)
+    torch.testing.assert_close(out, torch.einsum('ijh,jhf->ihf', dropped, g_l).flatten(1))
 
 
 def test_repr_is_informative():
@@ -278,9 +309,12 @@ def test_mean_heads_need_no_divisibility():
 @pytest.mark.parametrize('h, adj, error, message', [
     (torch.randn(4, 5), torch.ones(4, 4, dtype=torch.bool), ValueError, r'h must have shape \[\.\.\., n_nodes, 3\], got \[4, 5\]'),
     (torch.randn(4), torch.ones(4, 4, dtype=torch.bool), ValueError, r'got \[4\]'),
+    # One node's features without the node dimension: its length is in_features
+    (torch.randn(3), torch.ones(3, 3, dtype=torch.bool), ValueError, r'h must have shape \[\.\.\., n_nodes, 3\], got \[3\]$'),
     (torch.ones(4, 3, dtype=torch.long), torch.ones(4, 4, dtype=torch.bool), TypeError, 'floating-point'),
     ([[0.0] * 3] * 4, torch.ones(4, 4, dtype=torch.bool), TypeError, 'got list'),
     (torch.randn(4, 3), torch.ones(4, 4), TypeError, 'adj_mat must be a boolean tensor or None, got a tensor of dtype torch.float32'),
+    (torch.randn(4, 3), torch.ones(4, 4, dtype=torch.uint8), TypeError, 'adj_mat must be a boolean tensor or None, got a tensor of dtype torch.uint8'),
     (torch.randn(4, 3), torch.ones(4, 5, dtype=torch.bool), ValueError, r'for 4 nodes and 2 heads, got \[4, 5\]$'),
     (torch.randn(4, 3), torch.ones(3, 3, dtype=torch.bool), ValueError, r'got \[3, 3\]$'),
     (torch.randn(4, 3), torch.ones(4, 4, 3, dtype=torch.bool), ValueError, r'\[4, 4, 2\] for 4 nodes and 2 heads, got \[4, 4, 3\]'),
@@ -570,6 +604,8 @@ def test_any_slope_matches_pyg(generator, slope, share_weights):
                                   share_weights=share_weights)
     nn.init.normal_(layer.bias)
     conv = pyg_twin(layer)
+    # pyg_twin copies the layer's slope: it must be the one asked for
+    assert conv.negative_slope == slope
     edge_index = random_edge_index(n_nodes, 30, generator)
     h = torch.randn(n_nodes, 5, generator=generator)
     h1, h2 = h.clone().requires_grad_(), h.clone().requires_grad_()

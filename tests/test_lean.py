@@ -646,6 +646,25 @@ def test_lean_model_keeps_no_input_sized_tensor():
     assert sum(t.numel() * t.element_size() for t in others) <= bound
 
 
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize('version', [2, 1])
+def test_half_precision_is_summed_in_float32(version, dtype):
+    """A hub with 3000 in-edges, more than a chunk: in float16 or bfloat16 the lean layers score,
+    normalise and sum in float32, so the output is the float64 one (same rounded inputs and weights)
+    up to the rounding of the output; summed in the input's precision, the softmax's denominator
+    and the hub's sum would stall."""
+    n_nodes = 3000
+    hub = torch.stack([torch.arange(1, n_nodes), torch.zeros(n_nodes - 1, dtype=torch.long)])
+    edge_index = torch.cat([hub, torch.arange(n_nodes).expand(2, -1)], dim=1)
+    edge, lean = make_pair(version, chunk_size=64)
+    lean.to(dtype)
+    edge.load_state_dict(lean.state_dict())
+    h = (torch.rand(n_nodes, IN_FEATURES, generator=torch.Generator().manual_seed(0)) + 1).to(dtype)
+    out, expected = lean(h, edge_index), edge(h.double(), edge_index)
+    assert out.dtype == dtype
+    assert (out.double() - expected).abs().max() <= 2e-2 * expected.abs().max()
+
+
 def test_runs_under_autocast():
     # Under CPU autocast the lean layer's projections run in bfloat16 and its attention in
     # float32 inside (the drop-in layer's core); the leaner model runs too, close to float32
