@@ -39,7 +39,7 @@ With `--record`, each figure replaces its record `experiments/results/benchmark_
 ```bash
 python experiments/benchmark.py --threads 1 --edge-dims 0 16 --record  # cora, layer_100000
 python experiments/benchmark.py --figures layer --impls dropin pyg --edge-dims 0 16 \
-    --threads 2 --record
+    --threads 2 --repeats 5 --record
 python experiments/benchmark.py --figures layer --layer-nodes 1000000 \
     --impls lean dropin pyg --rounds 2 --warmup 1 --threads 1 --record
 python experiments/benchmark.py --figures layer --layer-nodes 1000000 \
@@ -96,6 +96,8 @@ class BenchmarkSettings(Settings):
     rounds: int = setting(5, 'alternating rounds kept, random graphs')
     cora_rounds: int = setting(40, 'alternating rounds kept, Cora (about a second each)')
     warmup: int = setting(1, 'alternating rounds run first and not kept')
+    repeats: int = setting(1, 'runs of the alternating rounds, each in a fresh process: '
+                              'the times and ratios are the medians of the runs')
     threads: int = setting(1, 'torch threads of every worker process')
     device: str = setting('cpu', 'where the layers run: cpu, or cuda (times by the wall '
                                  'clock, peaks by the CUDA allocator)')
@@ -112,7 +114,7 @@ class BenchmarkSettings(Settings):
     def check(self) -> None:
         super().check()
         check_at_least(self, 1, ('n_heads', 'n_hidden', 'rounds', 'cora_rounds',
-                                 'threads', 'in_features'))
+                                 'threads', 'in_features', 'repeats'))
         check_at_least(self, 0, ('warmup',))
         for name, allowed in (('figures', ('cora', 'layer', 'scale')),
                               ('impls', benchmarking.LAYER_IMPLS),
@@ -163,7 +165,8 @@ def tasks(s: BenchmarkSettings) -> List[tuple]:
     `(name, task, peaks, alternating)` for every figure asked for.
     """
     common = dict(n_heads=s.n_heads, n_hidden=s.n_hidden, threads=s.threads,
-                  rounds=s.rounds, warmup=s.warmup, steps=1, device=s.device)
+                  rounds=s.rounds, warmup=s.warmup, repeats=s.repeats, steps=1,
+                  device=s.device)
     # Figures with more than one thread, or on a GPU, are named for it, beside the
     # one-thread CPU ones
     suffix = '' if s.threads == 1 else f'_threads{s.threads}'

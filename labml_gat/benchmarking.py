@@ -21,7 +21,9 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
   adds up the threads, their waits included: the ratios use the wall clock, the time a
   user waits for a step. On a GPU (`device` `cuda`) the process's CPU time says nothing
   of the kernels: every call is timed by the wall clock between two synchronisations, and
-  the ratios use that. Each record keeps the ratios of both clocks.
+  the ratios use that. Each record keeps the ratios of both clocks. With `repeats`, the
+  rounds are run that many times, each in a fresh process (`alternate_runs`), and the
+  medians of the runs are reported, with every run's ratio beside them.
 * **Page faults**: each call's minor page faults (a fresh page of memory mapped in) and
   the CPU time it spent in the system are recorded beside its times. An implementation
   that allocates edge-sized tensors at every step gets fresh pages from the system each
@@ -492,13 +494,11 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
         figure['device'] = task['device']
     rows = {impl: {} for impl in task['impls']}
     if alternating:
-        result = run_worker({**task, 'mode': 'alternate'})
+        result = alternate_runs(name, task)
         if 'error' in result:
             figure['error'] = result['error']
             return figure
-        figure['rounds'] = result['rounds']
-        if result.get('fresh_memory_s_per_gib'):
-            figure['fresh_memory_s_per_gib'] = result['fresh_memory_s_per_gib']
+        figure.update((k, v) for k, v in result.items() if k != 'impls')
         for impl, row in result['impls'].items():
             rows[impl].update(row)
     if peaks:
@@ -520,6 +520,39 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
                 row['peak_ratio'] = row['peak_train_bytes'] / peer['peak_train_bytes']
     figure['impls'] = rows
     return figure
+
+
+def alternate_runs(name: str, task: dict) -> dict:
+    """
+    The alternating rounds of `task`, run `task['repeats']` times (default once), each
+    time in a fresh worker process: a process's own state (where the allocator put its
+    tensors, what fresh memory cost while it ran) can make one side faster in all its
+    rounds. With several runs, each time and ratio is the median of the runs' medians,
+    and the figure keeps every run's `step / PyG` (`run_step_ratios`) and fresh-memory
+    costs. The first error of a run is the result.
+    """
+    repeats = task.get('repeats', 1)
+    runs = []
+    for k in range(repeats):
+        if repeats > 1:
+            print(f'  run {k + 1} of {repeats}', file=sys.stderr, flush=True)
+        runs.append(run_worker({**task, 'mode': 'alternate'}))
+        if 'error' in runs[-1]:
+            return runs[-1]
+    result = {'rounds': runs[0]['rounds']}
+    fresh = [cost for run in runs for cost in run.get('fresh_memory_s_per_gib', [])]
+    if fresh:
+        result['fresh_memory_s_per_gib'] = fresh
+    result['impls'] = {impl: {key: statistics.median(run['impls'][impl][key]
+                                                      for run in runs)
+                              for key in row}
+                       for impl, row in runs[0]['impls'].items()}
+    if repeats > 1:
+        result['runs'] = repeats
+        result['run_step_ratios'] = {
+            impl: [run['impls'][impl]['step_ratio'] for run in runs]
+            for impl, row in runs[0]['impls'].items() if 'step_ratio' in row}
+    return result
 
 
 # What a worker says when an implementation does not fit in memory: a result of its figure

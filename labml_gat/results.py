@@ -364,8 +364,8 @@ def figure_clock(figure: dict) -> str:
 def figures_table(records: Sequence[dict]) -> str:
     """
     The recorded figures as one Markdown table: times per training step and evaluation
-    forward (medians over the alternating rounds; CPU time on a CPU with one thread, else
-    the wall clock),
+    forward (medians over the alternating rounds, and over the runs of a figure run several
+    times; CPU time on a CPU with one thread, else the wall clock),
     ratios to PyG, peak training memory above data and model, and the page faults of a
     training step (fresh pages of memory, median). A failed measurement shows its error.
     """
@@ -395,10 +395,22 @@ def figures_provenance(records: Sequence[dict]) -> str:
 
     def fresh(r: dict) -> str:
         cost = r.get('fresh_memory_s_per_gib')
+        if cost and r.get('runs'):
+            return f", fresh memory {min(cost):.2f} to {max(cost):.2f} s/GiB"
         return '' if not cost else \
             f", fresh memory {' then '.join(f'{c:.2f}' for c in cost)} s/GiB"
     return '\n'.join(f"* `{r['figure']}`: {describe_figure(r)}, {r['threads']} thread(s)"
-                     f"{load(r)}{fresh(r)}. {provenance(r)}" for r in records)
+                     f"{load(r)}{fresh(r)}{runs(r)}. {provenance(r)}" for r in records)
+
+
+def runs(r: dict) -> str:
+    """A figure measured in several runs (fresh processes): how many, and each
+    implementation's `step / PyG` in every run, in the order they ran."""
+    if not r.get('runs'):
+        return ''
+    spread = '; '.join(f"{impl} {', '.join(ratio(v) for v in values)}"
+                       for impl, values in r['run_step_ratios'].items())
+    return f"; the median of {r['runs']} runs, step / PyG in each: {spread}"
 
 
 def second_thread(folder: Path = RESULTS) -> str:

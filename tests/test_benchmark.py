@@ -138,6 +138,7 @@ def test_failed_implementation_is_a_row_of_the_table():
     (['--impls', 'dense'], "--impls takes edges, lean, dropin, pyg, got 'dense'"),
     (['--layer-nodes', '1'], '--layer-nodes must be at least 2'),
     (['--degree', '0'], '--degree must be positive and finite, got 0.0'),
+    (['--repeats', '0'], '--repeats must be at least 1, got 0'),
     (['--figures', 'layer', '--layer-nodes', '50', '--degree', 'nan'],
      '--degree must be positive and finite, got nan'),
     (['--device', 'mps' if torch.backends.mps.is_available() else 'cuda:99'],
@@ -331,6 +332,50 @@ def test_gpu_figures_are_named_timed_and_described_as_such():
         '| layer_9_cuda | lean | 2.0 ms | 1.0 ms | 0.50x | 0.25x |  |  |  |'
     assert results.describe_figure(record).endswith('2 heads x 2 on cuda')
     assert 'with an NVIDIA H200 (140 GiB)' in results.figures_provenance([record])
+
+
+def test_several_runs_give_their_medians_and_each_runs_ratio(monkeypatch, capsys):
+    """With `repeats`, each run of the alternating rounds is a fresh worker; the figure's
+    times and ratios are the medians of the runs, and every run's ratio is kept and
+    rendered. A run that fails is the figure's error, and no run follows it."""
+    runs = [(0.3, 30.0), (0.1, 10.0), (0.2, 40.0)]
+    calls = []
+
+    def worker(task):
+        if task['mode'] == 'peak':
+            return {'impl': task['impl'], 'setup_bytes': 1, 'peak_train_bytes': 1,
+                    'peak_eval_bytes': 1, 'memory_limit_bytes': None,
+                    **dict.fromkeys(('step_ms', 'step_cpu_ms', 'eval_ms', 'eval_cpu_ms'), 1.0)}
+        calls.append(task)
+        if task.get('fail_at') == len(calls):
+            return {'error': 'ValueError: a bug'}
+        ratio, step = runs[len(calls) - 1]
+        return {'rounds': 2, 'fresh_memory_s_per_gib': [len(calls), len(calls) + 0.5],
+                'impls': {'dropin': {'step_ms': step, 'step_ratio': ratio},
+                          'pyg': {'step_ms': 100.0}}}
+
+    monkeypatch.setattr(benchmarking, 'run_worker', worker)
+    task = dict(TINY, impls=['dropin', 'pyg'], repeats=3, threads=2)
+    figure = benchmarking.measure_figure('layer_60', task)
+    assert len(calls) == 3 and all(t['mode'] == 'alternate' for t in calls)
+    assert capsys.readouterr().err.splitlines() == [f'  run {k} of 3' for k in (1, 2, 3)]
+    assert figure['impls']['dropin']['step_ratio'] == 0.2
+    assert figure['impls']['dropin']['step_ms'] == 30.0
+    assert figure['run_step_ratios'] == {'dropin': [0.3, 0.1, 0.2]}
+    assert figure['fresh_memory_s_per_gib'] == [1, 1.5, 2, 2.5, 3, 3.5]
+    record = dict(figure, command='c', date='d', versions={'torch': 't'},
+                  machine={'cpu': 'x', 'cores': 2, 'memory_gib': 24})
+    assert results.figures_table([record]).splitlines()[2].startswith(
+        '| layer_60 | dropin | 30.0 ms |  | 0.20x |')
+    assert ', fresh memory 1.00 to 3.50 s/GiB; the median of 3 runs, step / PyG in each: ' \
+        'dropin 0.30x, 0.10x, 0.20x. ' in results.figures_provenance([record])
+    # One run is a figure as before: no runs to tell of
+    calls.clear()
+    single = benchmarking.measure_figure('layer_60', dict(task, repeats=1))
+    assert 'runs' not in single and single['impls']['dropin']['step_ratio'] == 0.3
+    calls.clear()
+    failed = benchmarking.measure_figure('layer_60', dict(task, fail_at=2))
+    assert failed['error'] == 'ValueError: a bug' and len(calls) == 2
 
 
 def test_page_faults_count_fresh_memory():
