@@ -5,7 +5,7 @@ summary: >
   A drop-in replacement for torch_geometric.nn.GATv2Conv (same arguments, parameters,
   state_dict and results) that computes attention chunk by chunk over whole
   neighbourhoods and keeps only a log-denominator per node and a one-byte dropout mask
-  per edge for the backward pass. torch only.
+  per edge for the backward pass; GATConv the same way. torch only.
 ---
 
 # A memory-lean `GATv2Conv`
@@ -14,7 +14,7 @@ Change one import, `from gatv2_conv import GATv2Conv` instead of
 `from torch_geometric.nn import GATv2Conv`, and a PyG model computes the same function
 (outputs, attention, gradients; a PyG `state_dict` loads unchanged) in a fraction of
 the memory ([measured](../usage.html#performance) against PyG's). This file needs only
-torch.
+torch. It holds [GAT's layer](#gat-s-layer), PyG's `GATConv`, the same way.
 
 **The idea.** With $K$ heads of $F'$ features each, an edge-list GATv2 gathers $g_{l,j}$,
 $g_{r,i} + g_{l,j}$ and its LeakyReLU, and the weighted message to every edge: tensors
@@ -121,17 +121,8 @@ class GATv2Conv(nn.Module):
                  chunk_size: Optional[int] = None, **kwargs):
         super().__init__()
         check_message_passing(kwargs)
-        sizes = tuple(in_channels) if isinstance(in_channels, (tuple, list)) \
-            else (in_channels, in_channels)
-        # Any integer, a NumPy one included, as an `int`
-        sizes = tuple(n.__index__() if hasattr(n, '__index__') else n for n in sizes)
-        if len(sizes) != 2 or any(not isinstance(n, int) or (n < 1 and n != -1)
-                                  for n in sizes):
-            raise ValueError(f'in_channels must be a positive int, -1 (found at the '
-                             f'first call) or a pair of them, got {in_channels!r}')
-        if isinstance(fill_value, str) and fill_value not in FILL_REDUCTIONS:
-            raise ValueError(f'fill_value must be a number, a tensor or one of '
-                             f'{FILL_REDUCTIONS}, got {fill_value!r}')
+        sizes = check_in_channels(in_channels)
+        check_fill_value(fill_value)
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         self.concat, self.negative_slope, self.dropout = concat, negative_slope, dropout
         self.add_self_loops, self.edge_dim, self.fill_value = (add_self_loops, edge_dim,
@@ -183,11 +174,13 @@ class GATv2Conv(nn.Module):
         res = None if self.res is None else self.res(x_dst)
         # $g_l$, `[n_src, K, F']`, and $g_r$, `[n_dst, K, F']`: node-level, kept
         g_l, g_r = self.project(x_src, x_dst)
-        out, attention = attend_gatv2(
-            g_l, g_r, self.att.view(H, C), edge_index, edge_attr, self.lin_edge,
-            self.negative_slope, self.dropout if self.training else 0.0,
-            self.add_self_loops, self.fill_value, self.chunk_size,
-            bool(return_attention_weights))
+        edge_features = None if self.lin_edge is None else \
+            projected_per_chunk(self.lin_edge)
+        out, attention = attend(
+            GATv2Score(self.negative_slope), g_l, g_r, None, self.att.view(H, C),
+            g_r.shape[0], edge_index, edge_attr, edge_features,
+            self.dropout if self.training else 0.0, self.add_self_loops,
+            self.fill_value, self.chunk_size, bool(return_attention_weights))
         out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
         if res is not None:
             out = out + res
@@ -224,6 +217,149 @@ class GATv2Conv(nn.Module):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.out_channels}, heads={self.heads})')
+
+
+class GATConv(nn.Module):
+    r"""
+    ## GAT's layer
+
+    PyG's `GATConv` (Veličković et al., 2018) in the same way: its arguments, defaults,
+    parameters and results, with the chunks above and
+    [GAT's score](#gat-s-score-for-a-chunk). Its nodes are projected once, $g = W x$
+    (`lin`, or `lin_src` and `lin_dst` for a pair of input sizes), and its score
+    $e_{ijk} = \text{LeakyReLU}(a_{s,k}^\top g_{k,j} + a_{d,k}^\top g_{k,i} +
+    a_{e,k}^\top W_{e,k} e_{ij})$ is a sum of node-level halves and, with `edge_dim`,
+    an edge's part $e_{ij}^\top M_k$, $M_k = W_{e,k}^\top a_{e,k}$: no $K F'$ numbers per
+    edge are made for it, only for the messages inside a chunk. `forward` takes PyG's
+    `size`, `(n_src, n_dst)`, and `x` as `(x_src, None)`: the targets' half is then
+    left out, as PyG leaves it.
+    """
+
+    def __init__(self, in_channels: Union[int, Tuple[int, int]], out_channels: int,
+                 heads: int = 1, concat: bool = True, negative_slope: float = 0.2,
+                 dropout: float = 0.0, add_self_loops: bool = True,
+                 edge_dim: Optional[int] = None,
+                 fill_value: Union[float, Tensor, str] = 'mean', bias: bool = True,
+                 residual: bool = False, *, chunk_size: Optional[int] = None, **kwargs):
+        super().__init__()
+        check_message_passing(kwargs, 'GATConv')
+        sizes = check_in_channels(in_channels)
+        check_fill_value(fill_value)
+        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
+        self.concat, self.negative_slope, self.dropout = concat, negative_slope, dropout
+        self.add_self_loops, self.edge_dim, self.fill_value = (add_self_loops, edge_dim,
+                                                               fill_value)
+        self.residual, self.chunk_size = residual, check_chunk_size(chunk_size)
+        # $W$, one map for both node sets or one for each, as PyG's
+        self.lin = self.lin_src = self.lin_dst = None
+        if isinstance(in_channels, (tuple, list)):
+            self.lin_src = Linear(sizes[0], heads * out_channels, bias=False)
+            self.lin_dst = Linear(sizes[1], heads * out_channels, bias=False)
+        else:
+            self.lin = Linear(sizes[0], heads * out_channels, bias=False)
+        # $a_s$ and $a_d$ of every head, `[1, K, F']`, and with edge features $W_e$, $a_e$
+        self.att_src = nn.Parameter(torch.empty(1, heads, out_channels))
+        self.att_dst = nn.Parameter(torch.empty(1, heads, out_channels))
+        self.lin_edge = None if edge_dim is None else \
+            Linear(edge_dim, heads * out_channels, bias=False)
+        self.att_edge = None if edge_dim is None else \
+            nn.Parameter(torch.empty(1, heads, out_channels))
+        total = out_channels * (heads if concat else 1)
+        self.res = Linear(sizes[1], total, False) if residual else None
+        self.bias = nn.Parameter(torch.empty(total)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyG's initialisation: Glorot weights and attention vectors, zero bias."""
+        for lin in (self.lin, self.lin_src, self.lin_dst, self.lin_edge, self.res):
+            if lin is not None:
+                lin.reset_parameters()
+        for att in (self.att_src, self.att_dst, self.att_edge):
+            if att is not None:
+                nn.init.xavier_uniform_(att.view(self.heads, self.out_channels))
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: Union[Tensor, Tuple[Tensor, Optional[Tensor]]],
+                edge_index: Tensor, edge_attr: Optional[Tensor] = None,
+                size: Optional[Tuple[int, int]] = None,
+                return_attention_weights: Optional[bool] = None):
+        r"""
+        As `GATv2Conv.forward`, with PyG's `size` and `(x_src, None)`: without the
+        targets' features, their number is `size[1]`, else the adjacency's rows, else
+        the number of sources, as in PyG.
+        """
+        check_not_traced('GATConv')
+        x_src, x_dst = check_features(x, targets_needed=False)
+        H, C = self.heads, self.out_channels
+        n_dst = target_count(x_src, x_dst, edge_index, size)
+        res = None if self.res is None or x_dst is None else self.res(x_dst)
+        lin_src, lin_dst = (self.lin, self.lin) if self.lin is not None else \
+            (self.lin_src, self.lin_dst)
+        # $g_j$, `[n_src, K, F']`, and the node-level halves of the score, `[n, K]`
+        g_src = lin_src(x_src).view(-1, H, C)
+        key = (g_src * self.att_src).sum(-1)
+        if x_dst is None:
+            query = key.new_zeros(n_dst, H)
+        else:
+            g_dst = g_src if self.lin is not None and x_dst is x_src else \
+                lin_dst(x_dst).view(-1, H, C)
+            query = (g_dst * self.att_dst).sum(-1)
+        edge_features = None if self.lin_edge is None else \
+            scored_edges(self.lin_edge, self.att_edge)
+        out, attention = attend(
+            GATScore(self.negative_slope), g_src, query, key, None, n_dst, edge_index,
+            edge_attr, edge_features, self.dropout if self.training else 0.0,
+            self.add_self_loops, self.fill_value, self.chunk_size,
+            bool(return_attention_weights))
+        out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
+        if res is not None:
+            out = out + res
+        if self.bias is not None:
+            out = out + self.bias
+        if return_attention_weights:
+            return out, attention
+        return out
+
+    def __prepare_scriptable__(self):
+        raise RuntimeError('GATConv computes attention in chunks with Python control '
+                           'flow: TorchScript cannot script it; use torch.compile')
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.in_channels}, '
+                f'{self.out_channels}, heads={self.heads})')
+
+
+def scored_edges(lin_edge: nn.Module, att_edge: Tensor) -> Callable:
+    r"""GAT's edge features for the chunks: their part of the score,
+    $c_{ijk} = e_{ij}^\top M_k$, `[|E|, K]`, with $M_k = W_{e,k}^\top a_{e,k}$ made from
+    the weight; a map that is more than its weight is called, as PyG calls it."""
+    def edge_features(edge_attr: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        heads, channels = att_edge.shape[1:]
+        if is_plain(lin_edge) and lin_edge.in_channels > 0:
+            # $M$, `[K, edge_dim]`: row $k$ is $W_{e,k}^\top a_{e,k}$
+            weight = lin_edge.weight.view(heads, channels, -1)
+            m = (weight * att_edge.view(heads, channels, 1)).sum(1)
+            return edge_attr @ m.T, None
+        return (lin_edge(edge_attr).view(-1, heads, channels) * att_edge).sum(-1), None
+    return edge_features
+
+
+def target_count(x_src: Tensor, x_dst: Optional[Tensor], edge_index: Tensor,
+                 size: Optional[Tuple[int, int]]) -> int:
+    """The number of targets, as PyG's `MessagePassing` finds it: `size`, checked
+    against the features, or the targets' features, or the adjacency's rows, or else
+    the number of sources."""
+    if size is not None:
+        given = (x_src.shape[0], None if x_dst is None else x_dst.shape[0])
+        if len(size) != 2 or any(n is not None and n != m for n, m in zip(given, size)):
+            raise ValueError(f'size must be (n_src, n_dst) = {given}, got {size!r}')
+        return int(size[1])
+    if x_dst is not None:
+        return x_dst.shape[0]
+    if isinstance(edge_index, Tensor) and edge_index.layout != torch.strided:
+        return edge_index.shape[0]
+    return x_src.shape[0]
 
 
 class Linear(nn.Module):
@@ -294,62 +430,95 @@ def is_plain(lin: nn.Module) -> bool:
         not any(getattr(glob, '_global' + h, None) for h in hooks)
 
 
+def message_passing_class(layer: Optional[type] = None) -> type:
+    """
+    `GATv2Conv` (or `layer`, `GATConv`) as a subclass of PyG's `MessagePassing` (PyG
+    imported here, only when this is called), for `to_hetero`, which aggregates the
+    results of the edge types only for `MessagePassing` modules:
+    `GATv2Conv = message_passing_class()` before building the model. `HeteroConv` and
+    `Sequential` take the layers themselves. The class is this module's
+    `MessagePassingGATv2Conv` (`MessagePassingGATConv`), so its modules can be pickled
+    and saved.
+    """
+    return message_passing_subclass(GATv2Conv if layer is None else layer)
+
+
 @functools.lru_cache(maxsize=None)
-def message_passing_class() -> type:
-    """
-    `GATv2Conv` as a subclass of PyG's `MessagePassing` (PyG imported here, only when this
-    is called), for `to_hetero`, which aggregates the results of the edge types only for
-    `MessagePassing` modules: `GATv2Conv = message_passing_class()` before building the
-    model. `HeteroConv` and `Sequential` take `GATv2Conv` itself. The class is this
-    module's `MessagePassingGATv2Conv`, so its modules can be pickled and saved.
-    """
+def message_passing_subclass(layer: type) -> type:
     from torch_geometric.nn import MessagePassing
-    return type('GATv2Conv', (GATv2Conv, MessagePassing),
-                {'__module__': __name__, '__qualname__': 'MessagePassingGATv2Conv'})
+    name = 'MessagePassing' + layer.__name__
+    return type(layer.__name__, (layer, MessagePassing),
+                {'__module__': __name__, '__qualname__': name})
 
 
 def __getattr__(name: str):
-    """`MessagePassingGATv2Conv` made at its first use: where a pickle looks for it."""
-    if name == 'MessagePassingGATv2Conv':
-        return message_passing_class()
+    """`MessagePassingGATv2Conv` and `MessagePassingGATConv` made at their first use:
+    where a pickle looks for them."""
+    for layer in (GATv2Conv, GATConv):
+        if name == 'MessagePassing' + layer.__name__:
+            return message_passing_subclass(layer)
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
-def check_message_passing(kwargs: dict) -> None:
+def check_message_passing(kwargs: dict, layer: str = 'GATv2Conv') -> None:
     """PyG's layer passes other keyword arguments to `MessagePassing`: here only the
     values it has for this layer are taken, anything else refused in one line."""
     for name, value in kwargs.items():
         if name not in MESSAGE_PASSING:
-            raise TypeError(f'GATv2Conv got an unexpected keyword argument {name!r}')
+            raise TypeError(f'{layer} got an unexpected keyword argument {name!r}')
         if not isinstance(value, type(MESSAGE_PASSING[name])) or \
                 value != MESSAGE_PASSING[name]:
-            raise ValueError(f'GATv2Conv sums its messages chunk by chunk: it takes '
+            raise ValueError(f'{layer} sums its messages chunk by chunk: it takes '
                              f'{name}={MESSAGE_PASSING[name]!r} only, got {value!r}')
 
 
-def check_not_traced() -> None:
+def check_in_channels(in_channels) -> Tuple[int, int]:
+    """The sources' and targets' input sizes: positive ints, or -1 to be found at the
+    first call."""
+    sizes = tuple(in_channels) if isinstance(in_channels, (tuple, list)) \
+        else (in_channels, in_channels)
+    # Any integer, a NumPy one included, as an `int`
+    sizes = tuple(n.__index__() if hasattr(n, '__index__') else n for n in sizes)
+    if len(sizes) != 2 or any(not isinstance(n, int) or (n < 1 and n != -1)
+                              for n in sizes):
+        raise ValueError(f'in_channels must be a positive int, -1 (found at the '
+                         f'first call) or a pair of them, got {in_channels!r}')
+    return sizes
+
+
+def check_fill_value(fill_value) -> None:
+    if isinstance(fill_value, str) and fill_value not in FILL_REDUCTIONS:
+        raise ValueError(f'fill_value must be a number, a tensor or one of '
+                         f'{FILL_REDUCTIONS}, got {fill_value!r}')
+
+
+def check_not_traced(layer: str = 'GATv2Conv') -> None:
     """`torch.jit.trace` would record one graph's chunks as constants, and `torch.export`
     cannot take chunks that depend on the graph's values: refuse them."""
     if torch.jit.is_tracing():
-        raise RuntimeError('GATv2Conv cannot be traced by torch.jit.trace (its chunks '
-                           'depend on the graph); use torch.compile instead')
+        raise RuntimeError(f'{layer} cannot be traced by torch.jit.trace (its chunks '
+                           f'depend on the graph); use torch.compile instead')
     if getattr(torch.compiler, 'is_exporting', lambda: False)():
-        raise RuntimeError('GATv2Conv cannot be exported by torch.export (its chunks '
-                           'depend on the graph); use torch.compile instead')
+        raise RuntimeError(f'{layer} cannot be exported by torch.export (its chunks '
+                           f'depend on the graph); use torch.compile instead')
 
 
-def check_features(x) -> Tuple[Tensor, Tensor]:
-    """`(x_src, x_dst)` from `x` or a pair, with one clear line for what is wrong."""
+def check_features(x, targets_needed: bool = True
+                   ) -> Tuple[Tensor, Optional[Tensor]]:
+    """`(x_src, x_dst)` from `x` or a pair, with one clear line for what is wrong; GAT
+    takes `(x_src, None)`."""
     if isinstance(x, Tensor):
         pair = (x, x)
     elif isinstance(x, (tuple, list)) and len(x) == 2:
         pair = tuple(x)
-        if pair[1] is None:
+        if pair[1] is None and targets_needed:
             raise ValueError('GATv2 needs the targets\' features for its scores: pass '
                              'x or (x_src, x_dst), not (x, None)')
     else:
         raise TypeError(f'x must be a tensor or a pair (x_src, x_dst), got {type(x)}')
     for name, t in zip(('x_src', 'x_dst'), pair):
+        if name == 'x_dst' and t is None:
+            continue
         if not isinstance(t, Tensor) or t.dim() != 2:
             raise ValueError(f'{name} must be a 2-d tensor [n_nodes, in_channels], got '
                              f'{getattr(t, "shape", type(t))}')
@@ -357,32 +526,37 @@ def check_features(x) -> Tuple[Tensor, Tensor]:
 
 
 @torch.compiler.disable
-def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
-                 edge_attr: Optional[Tensor], lin_edge: Optional[nn.Module], slope: float,
-                 p: float, add_loops: bool, fill_value, chunk_size: Optional[int],
-                 return_attention: bool):
+def attend(score, messages: Tensor, query: Optional[Tensor], key: Optional[Tensor],
+           attn: Optional[Tensor], n_dst: int, edge_index: Tensor,
+           edge_attr: Optional[Tensor], edge_features: Optional[Callable], p: float,
+           add_loops: bool, fill_value, chunk_size: Optional[int],
+           return_attention: bool):
     r"""
     ## From the edges to $h'$
 
     The graph's edges (self loops removed and added as PyG does), the dropout mask, and
-    the chunked attention. `torch.compile` runs this part eagerly (one graph break per
+    the chunked attention with `score` ([GATv2's](#gatv2-s-score-for-a-chunk) or
+    [GAT's](#gat-s-score-for-a-chunk)) over the `n_dst` targets. `edge_features` takes
+    the edge features, self loops' included, to the chunks: `(rows, weight_e)`, the rows
+    the chunks read and the map they project them with, if any; `None` for a layer
+    without `edge_dim`. `torch.compile` runs this part eagerly (one graph break per
     layer): its chunks depend on the graph's degrees, and each chunk's kernels are
     already large, so compiling them would only recompile for every graph.
     Returns $h'$, `[n_dst, K, F']`, and, if asked for, PyG's form of the attention.
     """
-    n_src, n_dst = g_l.shape[0], g_r.shape[0]
-    if edge_attr is not None and lin_edge is None:
+    n_src = messages.shape[0]
+    if edge_attr is not None and edge_features is None:
         raise ValueError('edge_attr was given but the layer has no edge_dim')
     src, dst, edge_attr, sparse = edge_list(edge_index, edge_attr, n_src, n_dst)
     if edge_attr is not None:
-        if lin_edge is None:
+        if edge_features is None:
             raise ValueError('the sparse adjacency has edge features (values of more '
                              'than one dimension) but the layer has no edge_dim')
         edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr
     n_loops = min(n_src, n_dst) if add_loops else 0
     if add_loops:
         src, dst, edge_attr = replace_self_loops(src, dst, edge_attr, n_loops, fill_value)
-    chunk = chunk_size or auto_chunk_size(g_l, g_l.shape[1] * g_l.shape[2])
+    chunk = chunk_size or auto_chunk_size(messages, messages.shape[1] * messages.shape[2])
     # An edge index's loops follow its edges, and `TargetChunks` puts them in among them.
     # A sparse adjacency's entries come in the order it stores them, as PyG takes them;
     # with the loops, sorted by row, then column, as PyG sorts them.
@@ -392,17 +566,12 @@ def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
         src, dst = src[order], dst[order]
         edge_attr = None if edge_attr is None else edge_attr[order]
     edges = TargetChunks(src, dst, n_dst, chunk, n_loops if sparse is None else 0)
-    keep, scale, draw = draw_dropout(g_l, edges.src.shape[0], g_l.shape[1], p, edges)
-    # $W_e$ goes to the chunks, which project their edges' rows; a map that is more than
-    # its weight (an adapter, a hook) is called on all the edges' features, as PyG does
+    keep, scale, draw = draw_dropout(messages, edges.src.shape[0], messages.shape[1], p,
+                                     edges)
     weight_e = None
     if edge_attr is not None:
-        if is_plain(lin_edge):
-            weight_e = lin_edge.weight
-        else:
-            edge_attr = lin_edge(edge_attr)
-    score = GATv2Score(slope)
-    out, alpha = lean_attention(score, g_l, g_r, None, att, edges, keep, scale,
+        edge_attr, weight_e = edge_features(edge_attr)
+    out, alpha = lean_attention(score, messages, query, key, attn, edges, keep, scale,
                                 return_attention, True, edge_attr=edge_attr,
                                 weight_e=weight_e, draw=draw)
     if not return_attention:
@@ -414,6 +583,17 @@ def attend_gatv2(g_l: Tensor, g_r: Tensor, att: Tensor, edge_index: Tensor,
             return out, (edge_index, alpha)
         return out, (torch.stack(appended_loops(src, dst, n_loops)), alpha)
     return out, (sparse_like(sparse, src, dst, alpha, n_dst, n_src), alpha)
+
+
+def projected_per_chunk(lin_edge: nn.Module) -> Callable:
+    """GATv2's edge features for the chunks: $W_e$ goes to the chunks, which project
+    their edges' rows; a map that is more than its weight (an adapter, a hook) is called
+    on all the edges' features, as PyG does."""
+    def edge_features(edge_attr: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        if is_plain(lin_edge):
+            return edge_attr, lin_edge.weight
+        return lin_edge(edge_attr), None
+    return edge_features
 
 
 def edge_list(edge_index: Tensor, edge_attr: Optional[Tensor], n_src: int, n_dst: int):
@@ -767,12 +947,58 @@ class GATv2Score:
                 part.weight_e = flat.T @ t.edges.rows(t.edge_attr, e0, e1).to(t.dtype)
             if grad_edge_attr is not None:
                 grad_rows = flat if t.weight_e is None else flat @ t.weight_e
-                grad_rows = grad_rows.to(grad_edge_attr.dtype)
-                if t.edges.order is None:
-                    grad_edge_attr[e0:e1] = grad_rows
-                else:
-                    grad_edge_attr.index_copy_(0, t.edges.order[e0:e1], grad_rows)
+                write_rows(grad_edge_attr, grad_rows, t.edges, e0, e1)
         return part
+
+
+class GATScore:
+    r"""
+    ## GAT's score for a chunk
+
+    $e_{ijk} = \text{LeakyReLU}(q_{ik} + n_{jk} + c_{ijk})$ with the node-level halves
+    $q_{ik} = a_{d,k}^\top g_{k,i}$ (`query`, `[n_dst, K]`) and
+    $n_{jk} = a_{s,k}^\top g_{k,j}$ (`key`, `[n_src, K]`), and, with edge features,
+    their part $c_{ijk} = a_{e,k}^\top W_{e,k} e_{ij}$ (`edge_attr`, `[|E|, K]`): the
+    score needs no $K F'$ numbers per edge. The messages $g_j$ are gathered for the sum.
+    """
+
+    def __init__(self, negative_slope: float):
+        self.slope = negative_slope
+
+    def prepare(self, attn, dtype) -> None:
+        """Nothing to prepare: $a$ is in the node-level halves already."""
+
+    def forward(self, t: 'ChunkInputs', src, local, e0, e1, for_backward=False):
+        """The scores, the gathered messages and the scores' input, in the compute dtype."""
+        pre = t.query.index_select(0, local).to(t.dtype)
+        pre += t.key.index_select(0, src).to(t.dtype)
+        if t.edge_attr is not None:
+            pre += t.edges.rows(t.edge_attr, e0, e1).to(t.dtype)
+        e = nn.functional.leaky_relu(pre, self.slope)
+        return e, t.messages.index_select(0, src).to(t.dtype), pre
+
+    def backward(self, grad_e, pre, t: 'ChunkInputs', local, e0, e1, grad_messages_j,
+                 grad_edge_attr: Optional[Tensor]) -> 'ChunkInputs':
+        """Through the LeakyReLU: the chunk's part of the gradients of the rows of $i$
+        (`query`) and, per edge, of $j$ (`key`); the edges' part is written into
+        `grad_edge_attr`."""
+        grad_pre = grad_e * leaky_relu_derivative(pre, self.slope)
+        grad_query = torch.zeros_like(t.query, dtype=t.dtype)
+        grad_query.index_add_(0, local, grad_pre)
+        if grad_edge_attr is not None:
+            write_rows(grad_edge_attr, grad_pre, t.edges, e0, e1)
+        return ChunkInputs(t.dtype, None, grad_query, grad_pre, None)
+
+
+def write_rows(per_edge: Tensor, rows: Tensor, edges: 'TargetChunks', e0: int,
+               e1: int) -> None:
+    """Writes the rows of edges `e0` to `e1` of the chunks' order into a per-edge tensor
+    in the given order."""
+    rows = rows.to(per_edge.dtype)
+    if edges.order is None:
+        per_edge[e0:e1] = rows
+    else:
+        per_edge.index_copy_(0, edges.order[e0:e1], rows)
 
 
 def leaky_relu_derivative(x: Tensor, slope: float) -> Tensor:

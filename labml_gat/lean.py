@@ -37,11 +37,10 @@ from torch import nn
 
 from labml_gat.edges import (EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer,
                              NodeFeatures, check_edge_inputs)
-from labml_gat.gatv2_conv import (CPU_CHUNK_TENSOR_BYTES, ChunkInputs, GATv2Score,
+from labml_gat.gatv2_conv import (CPU_CHUNK_TENSOR_BYTES, GATScore, GATv2Score,
                                   TargetChunks, apply_function, auto_chunk_size,
                                   check_chunk_size, draw_dropout, dropout_mask,
-                                  first_derivative_only, lean_attention,
-                                  leaky_relu_derivative)
+                                  first_derivative_only, lean_attention)
 from labml_gat.model import Graph, TwoLayerGAT
 
 # The largest slice of an input made on the fly, on a CPU (a GPU takes 64 times more)
@@ -192,37 +191,6 @@ def lean_attend(layer, score, messages: torch.Tensor, query: Optional[torch.Tens
     if return_attention:
         return out, attention
     return out
-
-
-class GATScore:
-    r"""
-    ## GAT's score for a chunk
-
-    $e_{ijk} = \text{LeakyReLU}(q_{ik} + n_{jk})$ with the node-level halves
-    $q_{ik} = a_{1,k}^\top g_{k,i}$ (`query`) and $n_{jk} = a_{2,k}^\top g_{k,j}$ (`key`).
-    """
-
-    def __init__(self, negative_slope: float):
-        self.slope = negative_slope
-
-    def prepare(self, attn, dtype) -> None:
-        """Nothing to prepare: $a$ is in the node-level halves already."""
-
-    def forward(self, t: ChunkInputs, src, local, e0, e1, for_backward=False):
-        """The scores, the gathered messages and the scores' input, in the compute dtype."""
-        pre = t.query.index_select(0, local).to(t.dtype)
-        pre += t.key.index_select(0, src).to(t.dtype)
-        e = nn.functional.leaky_relu(pre, self.slope)
-        return e, t.messages.index_select(0, src).to(t.dtype), pre
-
-    def backward(self, grad_e, pre, t: ChunkInputs, local, e0, e1, grad_messages_j,
-                 grad_edge_attr) -> ChunkInputs:
-        """Through the LeakyReLU: the chunk's part of the gradients of the rows of $i$
-        (`query`) and, per edge, of $j$ (`key`)."""
-        grad_pre = grad_e * leaky_relu_derivative(pre, self.slope)
-        grad_query = torch.zeros_like(t.query, dtype=t.dtype)
-        grad_query.index_add_(0, local, grad_pre)
-        return ChunkInputs(t.dtype, None, grad_query, grad_pre, None)
 
 
 @dataclass

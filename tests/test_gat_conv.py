@@ -1,0 +1,311 @@
+"""
+Tests for the drop-in GATConv of labml_gat/gatv2_conv.py, GAT's layer on the same chunks as
+GATv2Conv: the same function as PyG's GATConv (outputs, attention, every gradient) for each
+option, PyG's `size` and `(x_src, None)`, a PyG state_dict loaded unchanged, gradcheck, half
+precision against float64, inside PyG's models, clear errors, and the file alone.
+"""
+
+import pytest
+import torch
+
+from conftest import REPO, run_copied_alone
+from labml_gat.edges import EdgeGraphAttentionLayer
+from labml_gat.gatv2_conv import GATConv, GATScore, message_passing_class
+from test_edges import random_graph
+from test_gatv2_conv import (AUTOCAST, DEVICES, FILL_VALUES, TOLERANCE, assert_same, graph,
+                             hub_and_dense_graphs, relative_error, reuse, run)  # noqa: F401
+
+CONFIGS = ([dict(), dict(add_self_loops=False), dict(concat=False), dict(residual=True),
+            dict(bias=False), dict(negative_slope=-0.3),
+            dict(residual=True, concat=False, bias=False)]
+           + [dict(edge_dim=3, fill_value=f) for f in FILL_VALUES]
+           + [dict(edge_dim=3, add_self_loops=False), dict(edge_dim=1, residual=True, concat=False)])
+
+
+def make_pair(dtype=torch.float64, device='cpu', chunk_size=7, in_channels=5, out_channels=4,
+              heads=3, **kwargs):
+    """PyG's GATConv with random parameters (biases included) and ours with its state_dict."""
+    from torch_geometric.nn import GATConv as PyGConv
+    if kwargs.get('fill_value') == 'tensor':
+        kwargs['fill_value'] = torch.arange(kwargs['edge_dim'], dtype=dtype) / 2
+    torch.manual_seed(1)
+    pyg = PyGConv(in_channels, out_channels, heads, **kwargs).to(dtype=dtype, device=device)
+    with torch.no_grad():
+        for p in pyg.parameters():
+            p.normal_()
+    ours = GATConv(in_channels, out_channels, heads, chunk_size=chunk_size, **kwargs)
+    ours.to(dtype=dtype, device=device).load_state_dict(pyg.state_dict())
+    return pyg, ours
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+@pytest.mark.parametrize('config', CONFIGS, ids=str)
+def test_matches_pyg(config, dtype, device, threads, reuse):
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(dtype, device, **config)
+    x, edge_index, edge_attr = graph(edge_dim=config.get('edge_dim'), dtype=dtype, device=device)
+    assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr),
+                TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+@pytest.mark.parametrize('sizes, in_channels, config', [
+    ((30, 12), (5, 6), dict()), ((30, 12), (5, 6), dict(residual=True, edge_dim=2)),
+    # One map for both node sets, as PyG's with an int in_channels and a pair of inputs
+    ((30, 12), 5, dict(concat=False)),
+    # With fewer sources than targets PyG's self loops need targets below n_src; without self
+    # loops any bipartite graph
+    ((12, 30), (5, 6), dict()),
+    ((12, 30), (5, 6), dict(add_self_loops=False, edge_dim=2, residual=True))], ids=str)
+def test_bipartite_matches_pyg(sizes, in_channels, config, dtype):
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(dtype, in_channels=in_channels, **config)
+    (x_src, _), edge_index, edge_attr = graph(*sizes, edge_dim=config.get('edge_dim'), dtype=dtype)
+    n_dst_features = in_channels[1] if isinstance(in_channels, tuple) else in_channels
+    x = (x_src, torch.randn(sizes[1], n_dst_features, dtype=dtype))
+    assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr),
+                TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize('add_self_loops', [True, False])
+def test_targets_without_features_match_pyg(add_self_loops):
+    # (x_src, None): the targets' half of the score is left out; their number comes from size,
+    # else it is the number of sources, as in PyG
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(in_channels=(5, 6), residual=True, add_self_loops=add_self_loops)
+    (x_src, _), edge_index, _ = graph(30, 12)
+    for size in [(30, 12), (30, 20), None]:
+        out, out_p = ours((x_src, None), edge_index, size=size), \
+            pyg((x_src, None), edge_index, size=size)
+        assert out.shape == out_p.shape
+        torch.testing.assert_close(out, out_p, atol=1e-10, rtol=1e-10)
+    # With all features, a size that agrees with them changes nothing
+    x = (x_src, torch.randn(12, 6, dtype=torch.float64))
+    torch.testing.assert_close(ours(x, edge_index, size=(30, 12)), pyg(x, edge_index))
+
+
+@pytest.mark.parametrize('layout', ['csr', 'coo', 'csc'])
+@pytest.mark.parametrize('config', [dict(), dict(add_self_loops=False)], ids=str)
+def test_torch_sparse_adjacency(layout, config):
+    # A torch.sparse adjacency with targets as rows (PyG's adj_t): the same output as the edge
+    # index, and the attention back as a sparse [n_dst, n_src, heads] tensor, as PyG returns it
+    pytest.importorskip('torch_geometric')
+    from torch_geometric.utils import to_torch_coo_tensor
+    pyg, ours = make_pair(**config)
+    x, edge_index, _ = graph()
+    adj_t = to_torch_coo_tensor(edge_index.flip(0), size=(30, 30))
+    adj_t = {'csr': adj_t.to_sparse_csr(), 'coo': adj_t, 'csc': adj_t.to_sparse_csc()}[layout]
+    out, (adj, alpha) = ours(x, adj_t, return_attention_weights=True)
+    torch.testing.assert_close(out, ours(x, edge_index), atol=1e-10, rtol=0)
+    if layout == 'csc':
+        # PyG's GATConv refuses a CSC adjacency ("invalid layout"); ours returns CSC
+        assert adj.layout == torch.sparse_csc and adj.shape == (30, 30, 3)
+        _, (adj_csr, _) = ours(x, adj_t.to_sparse_csr(), return_attention_weights=True)
+        torch.testing.assert_close(adj.to_dense(), adj_csr.to_dense(), atol=1e-12, rtol=0)
+        return
+    out_p, (adj_p, alpha_p) = pyg(x, adj_t, return_attention_weights=True)
+    torch.testing.assert_close(out, out_p, atol=1e-10, rtol=0)
+    assert adj.layout == adj_p.layout and adj.shape == adj_p.shape == (30, 30, 3)
+    torch.testing.assert_close(adj.to_dense(), adj_p.to_dense(), atol=1e-10, rtol=0)
+    torch.testing.assert_close(alpha, alpha_p, atol=1e-10, rtol=0)
+
+
+def test_dropout_is_pygs():
+    # The same random stream as PyG's dropout on the coefficients, chunk by chunk or at once
+    pytest.importorskip('torch_geometric')
+    for add_self_loops in (True, False):
+        pyg, ours = make_pair(dropout=0.4, add_self_loops=add_self_loops, edge_dim=2)
+        pyg.train(), ours.train()
+        x, edge_index, edge_attr = graph(edge_dim=2)
+        edge_index = edge_index[:, torch.argsort(edge_index[1], stable=True)]
+        assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr),
+                    1e-10)
+
+
+@pytest.mark.parametrize('config', [dict(), dict(edge_dim=2, residual=True, concat=False),
+                                    dict(add_self_loops=False, negative_slope=-0.5)], ids=str)
+def test_gradcheck(config, threads, reuse):
+    # float64 gradients against finite differences, through the parameters too (inputs of a
+    # functional call), with edge features and with the targets' features left out
+    torch.manual_seed(0)
+    conv = GATConv((5, 6), 3, heads=2, chunk_size=5, **config).double()
+    with torch.no_grad():
+        for p in conv.parameters():
+            p.normal_()
+    (x_src, _), edge_index, edge_attr = graph(12, 9, 40, edge_dim=config.get('edge_dim'))
+    x_dst = torch.randn(9, 6, dtype=torch.float64)
+    names, params = zip(*conv.named_parameters())
+
+    def function(x_src, x_dst, edge_attr, *values):
+        out = torch.func.functional_call(conv, dict(zip(names, values)),
+                                         ((x_src, x_dst), edge_index, edge_attr))
+        return out
+
+    inputs = (x_src, x_dst, edge_attr, *params)
+    inputs = tuple(None if t is None else t.detach().clone().requires_grad_() for t in inputs)
+    assert torch.autograd.gradcheck(function, inputs)
+    assert torch.autograd.gradcheck(
+        lambda x_src, *values: torch.func.functional_call(
+            conv, dict(zip(names, values)), ((x_src, None), edge_index, edge_attr),
+            dict(size=(12, 9))), (inputs[0], *inputs[3:]))
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_half_precision_within_the_edge_layers_error(dtype, device):
+    # Against a float64 reference, the output and the input's gradient in half precision are as
+    # close as the edge-list GAT layer's (which scatters in half precision)
+    for name, n, edge_index in hub_and_dense_graphs():
+        edge_index = edge_index.to(device)
+        torch.manual_seed(0)
+        x = torch.randn(n, 16, dtype=torch.float64, device=device)
+        conv = GATConv(16, 8, heads=4, add_self_loops=False, bias=False).to(device).double()
+        edge = EdgeGraphAttentionLayer(16, 32, 4, dropout=0.0).to(device).double()
+        with torch.no_grad():
+            conv.lin.weight.copy_(edge.linear.weight)
+            conv.att_dst.copy_(edge.attn[:, :8].view(1, 4, 8))
+            conv.att_src.copy_(edge.attn[:, 8:].view(1, 4, 8))
+        errors = {}
+        for layer in (conv, edge):
+            outputs = []
+            for t in (torch.float64, dtype):
+                h = x.detach().to(t).requires_grad_()
+                out = layer.to(t)(h, edge_index)
+                out.float().pow(2).sum().backward()
+                outputs.append((out.detach(), h.grad))
+            (out64, grad64), (out_half, grad_half) = outputs
+            assert out_half.dtype == dtype
+            errors[layer] = relative_error(out_half, out64), relative_error(grad_half, grad64)
+        # The same function in float64, and no worse than the edge-list layer in half precision
+        assert relative_error(conv.double()(x, edge_index), edge.double()(x, edge_index)) < 1e-12
+        for ours, theirs in zip(errors[conv], errors[edge]):
+            assert ours <= 1.1 * theirs + 1e-4, (name, errors)
+
+
+@pytest.mark.parametrize('device, dtype', AUTOCAST, ids=str)
+def test_autocast(device, dtype):
+    # Under autocast the projections run in half precision, the attention in float32 inside; the
+    # result is close to float32's, and its gradients reach every parameter in its own dtype
+    conv = GATConv(16, 8, heads=4, edge_dim=3).to(device)
+    x = torch.randn(50, 16, device=device)
+    edge_index = random_graph(50, 400, self_loops=False).to(device)
+    edge_attr = torch.randn(edge_index.shape[1], 3, device=device)
+    with torch.autocast(device, dtype):
+        out = conv(x, edge_index, edge_attr)
+    out.sum().backward()
+    reference = conv(x, edge_index, edge_attr)
+    assert relative_error(out, reference.double()) < 0.05
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in conv.parameters())
+
+
+def test_state_dict_repr_and_lazy_sizes():
+    # PyG's parameter names and shapes both ways, its repr, and lazy input sizes
+    pytest.importorskip('torch_geometric')
+    from torch_geometric.nn import GATConv as PyGConv
+    for args, kwargs in [((8, 32), dict(heads=2)), (((8, 16), 4), dict(edge_dim=3, residual=True)),
+                         ((8, 4), dict(bias=False, concat=False, edge_dim=1))]:
+        pyg, ours = PyGConv(*args, **kwargs), GATConv(*args, **kwargs)
+        assert str(ours) == str(pyg)
+        assert {k: v.shape for k, v in ours.state_dict().items()} == \
+            {k: v.shape for k, v in pyg.state_dict().items()}
+        pyg.load_state_dict(ours.state_dict())
+    lazy, lazy_p = GATConv(-1, 4, heads=2), PyGConv(-1, 4, heads=2)
+    x, edge_index, _ = graph(dtype=torch.float32)
+    assert lazy(x, edge_index).shape == lazy_p(x, edge_index).shape == (30, 8)
+    lazy_p.load_state_dict(lazy.state_dict())
+    torch.testing.assert_close(lazy(x, edge_index), lazy_p(x, edge_index))
+
+
+def test_inside_pyg_models():
+    # HeteroConv takes it where it takes PyG's layer; to_hetero its MessagePassing class
+    pytest.importorskip('torch_geometric')
+    from torch_geometric.data import HeteroData
+    from torch_geometric.nn import HeteroConv, to_hetero
+    data = HeteroData()
+    data['paper'].x, data['author'].x = torch.randn(20, 4), torch.randn(7, 4)
+    data['author', 'writes', 'paper'].edge_index = torch.stack([torch.randint(0, 7, (30,)),
+                                                                torch.randint(0, 20, (30,))])
+    data['paper', 'rev_writes', 'author'].edge_index = \
+        data['author', 'writes', 'paper'].edge_index.flip(0)
+    hetero = HeteroConv({edge_type: GATConv((-1, -1), 4, add_self_loops=False)
+                         for edge_type in data.edge_types})
+    out = hetero(data.x_dict, data.edge_index_dict)
+    assert out['paper'].shape == (20, 4) and out['author'].shape == (7, 4)
+    conv_class = message_passing_class(GATConv)
+    assert issubclass(conv_class, GATConv) and conv_class is message_passing_class(GATConv)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = conv_class((-1, -1), 3, add_self_loops=False)
+
+        def forward(self, x, edge_index):
+            return self.conv(x, edge_index)
+
+    net = to_hetero(Net(), data.metadata(), aggr='sum')
+    out = net(data.x_dict, data.edge_index_dict)
+    assert out['paper'].shape == (20, 3) and out['author'].shape == (7, 3)
+
+
+@pytest.mark.parametrize('call, error, message', [
+    (lambda: GATConv(5, 4, aggr='mean'), ValueError, 'GATConv sums its messages chunk by chunk'),
+    (lambda: GATConv(5, 4, normalize=True), TypeError, "unexpected keyword argument 'normalize'"),
+    (lambda: GATConv(0, 4), ValueError, 'in_channels must be a positive int'),
+    (lambda: GATConv(5, 4)(torch.randn(4, 5), torch.tensor([[0], [1]]), size=(4, 3)),
+     ValueError, r'size must be \(n_src, n_dst\) = \(4, 4\), got \(4, 3\)'),
+    (lambda: GATConv(5, 4)(torch.randn(4, 5), torch.tensor([[0], [1]]), torch.randn(1, 2)),
+     ValueError, 'edge_attr was given but the layer has no edge_dim'),
+    (lambda: GATConv(5, 4)(torch.randn(4, 5), torch.tensor([[0], [4]])),
+     IndexError, "target nodes from 4 to 4, but the targets' features have 4 rows"),
+])
+def test_bad_input_one_clear_line(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_the_score_adds_the_edges_part():
+    # GAT's score with an edge's part: LeakyReLU of the three sums, and the edges' gradient
+    # written back in their given order
+    from labml_gat.gatv2_conv import ChunkInputs, TargetChunks
+    src, dst = torch.tensor([2, 0, 1]), torch.tensor([1, 0, 1])
+    edges = TargetChunks(src, dst, 2, 8)
+    query, key = torch.randn(2, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
+    part = torch.randn(3, 2, dtype=torch.float64)
+    t = ChunkInputs(torch.float64, torch.randn(3, 2, 1, dtype=torch.float64), query, key, None,
+                    part, None, edges)
+    score = GATScore(0.1)
+    e, _, pre = score.forward(t, edges.src, edges.dst, 0, 3)
+    expected = torch.nn.functional.leaky_relu(query[dst] + key[src] + part, 0.1)
+    torch.testing.assert_close(e, expected[edges.order])
+    grad_part = torch.zeros_like(part)
+    score.backward(torch.ones_like(e), pre, t, edges.dst, 0, 3, None, grad_part)
+    torch.testing.assert_close(grad_part, torch.where(query[dst] + key[src] + part > 0, 1.0, 0.1)
+                               .double())
+
+
+@pytest.mark.slow
+def test_file_can_be_copied_alone(tmp_path):
+    # A researcher copies gatv2_conv.py into a project with torch alone and swaps the import of
+    # GATConv
+    script = ('import sys, torch\nfrom gatv2_conv import GATConv\n'
+              'assert "torch_geometric" not in sys.modules and "labml_gat" not in sys.modules\n'
+              'conv = GATConv(4, 8, heads=2, edge_dim=3)\n'
+              'edge_index = torch.tensor([[0, 1, 2], [1, 2, 0]])\n'
+              'out = conv(torch.randn(3, 4), edge_index, torch.randn(3, 3))\n'
+              'out.sum().backward()\n'
+              'print(tuple(out.shape))\n')
+    result = run_copied_alone(REPO / 'labml_gat' / 'gatv2_conv.py', tmp_path, script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '(3, 16)'
+
+
+def test_maps_that_are_more_than_their_weights_are_called():
+    # A hook on lin_edge (an adapter, pruning) is called as PyG calls it, not bypassed by the
+    # per-edge part made from its weight: the same function as PyG's with the same hook
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(edge_dim=3)
+    for layer in (pyg, ours):
+        layer.lin_edge.register_forward_hook(lambda module, inputs, out: 2 * out)
+    x, edge_index, edge_attr = graph(edge_dim=3)
+    assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr), 1e-10)
