@@ -311,3 +311,26 @@ def test_maps_that_are_more_than_their_weights_are_called():
         layer.lin_edge.register_forward_hook(lambda module, inputs, out: 2 * out)
     x, edge_index, edge_attr = graph(edge_dim=3)
     assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr), 1e-10)
+
+
+def test_saved_tensors_grow_with_heads_not_features(monkeypatch):
+    # What is kept for backward: per edge one byte per head (the dropout mask), the edge list, its
+    # features and their part of the score (K numbers); no edge-sized tensor grows with F' (a
+    # graph that is not small)
+    from labml_gat import gatv2_conv
+    from test_gatv2_conv import saved_bytes
+    monkeypatch.setattr(gatv2_conv, 'SMALL_GRAPH_TENSOR_BYTES', 0)
+    n_nodes, heads, edge_dim = 50, 2, 4
+    edge_index = random_graph(n_nodes, 20_000, self_loops=False, n_isolated=0)
+    n_edges = edge_index.shape[1]
+    x = torch.randn(n_nodes, 5, requires_grad=True)
+    edge_attr = torch.randn(n_edges, edge_dim, requires_grad=True)
+    sizes = {}
+    for hidden in (4, 64):
+        conv = GATConv(5, hidden, heads, dropout=0.5, edge_dim=edge_dim, add_self_loops=False,
+                       chunk_size=1000)
+        conv.train()
+        sizes[hidden] = saved_bytes(lambda: conv(x, edge_index, edge_attr))
+    assert sizes[64] - sizes[4] <= 8 * n_nodes * heads * 64 * 4
+    assert sizes[4] <= n_edges * (heads + heads * 4 + 2 * 8 + edge_dim * 4) + \
+        32 * n_nodes * heads * 64 * 4
