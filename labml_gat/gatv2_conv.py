@@ -181,14 +181,8 @@ class GATv2Conv(nn.Module):
             g_r.shape[0], edge_index, edge_attr, edge_features,
             self.dropout if self.training else 0.0, self.add_self_loops,
             self.fill_value, self.chunk_size, bool(return_attention_weights))
-        out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
-        if res is not None:
-            out = out + res
-        if self.bias is not None:
-            out = out + self.bias
-        if return_attention_weights:
-            return out, attention
-        return out
+        out = heads_merged(out, self.concat, res, self.bias)
+        return (out, attention) if return_attention_weights else out
 
     def project(self, x_src: Tensor, x_dst: Tensor) -> Tuple[Tensor, Tensor]:
         """$g_l$ and $g_r$, `[n, K, F']`. One node set's two projections of an input
@@ -312,14 +306,8 @@ class GATConv(nn.Module):
             edge_attr, edge_features, self.dropout if self.training else 0.0,
             self.add_self_loops, self.fill_value, self.chunk_size,
             bool(return_attention_weights))
-        out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
-        if res is not None:
-            out = out + res
-        if self.bias is not None:
-            out = out + self.bias
-        if return_attention_weights:
-            return out, attention
-        return out
+        out = heads_merged(out, self.concat, res, self.bias)
+        return (out, attention) if return_attention_weights else out
 
     def __prepare_scriptable__(self):
         raise RuntimeError('GATConv computes attention in chunks with Python control '
@@ -328,6 +316,18 @@ class GATConv(nn.Module):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.out_channels}, heads={self.heads})')
+
+
+def heads_merged(out: Tensor, concat: bool, res: Optional[Tensor],
+                 bias: Optional[Tensor]) -> Tensor:
+    """$h'$, `[n_dst, K, F']`, with its heads concatenated or averaged, then the residual
+    and the bias added, as PyG's layers do."""
+    out = out.flatten(1) if concat else out.mean(dim=1)
+    if res is not None:
+        out = out + res
+    if bias is not None:
+        out = out + bias
+    return out
 
 
 def scored_edges(lin_edge: nn.Module, att_edge: Tensor) -> Callable:

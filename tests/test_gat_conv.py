@@ -1,19 +1,19 @@
 """
 Tests for the drop-in GATConv of labml_gat/gatv2_conv.py, GAT's layer on the same chunks as
 GATv2Conv: the same function as PyG's GATConv (outputs, attention, every gradient) for each
-option, PyG's `size` and `(x_src, None)`, a PyG state_dict loaded unchanged, gradcheck, half
-precision against float64, inside PyG's models, clear errors, and the file alone.
+option, PyG's `size` and `(x_src, None)`, a PyG state_dict loaded unchanged, gradcheck, inside
+PyG's models, and clear errors. What the two layers share (a torch.sparse adjacency, half
+precision, autocast, what is kept for the backward pass, the file alone) is tested in
+test_gatv2_conv.py, on both.
 """
 
 import pytest
 import torch
 
-from conftest import REPO, run_copied_alone
-from labml_gat.edges import EdgeGraphAttentionLayer
 from labml_gat.gatv2_conv import GATConv, GATScore, message_passing_class
-from test_edges import random_graph
-from test_gatv2_conv import (AUTOCAST, DEVICES, FILL_VALUES, TOLERANCE, assert_same, graph,
-                             hub_and_dense_graphs, relative_error, reuse, run)  # noqa: F401
+import test_gatv2_conv
+from test_gatv2_conv import (DEVICES, FILL_VALUES, TOLERANCE, assert_same, graph, reuse,
+                             run)  # noqa: F401
 
 CONFIGS = ([dict(), dict(add_self_loops=False), dict(concat=False), dict(residual=True),
             dict(bias=False), dict(negative_slope=-0.3),
@@ -22,20 +22,9 @@ CONFIGS = ([dict(), dict(add_self_loops=False), dict(concat=False), dict(residua
            + [dict(edge_dim=3, add_self_loops=False), dict(edge_dim=1, residual=True, concat=False)])
 
 
-def make_pair(dtype=torch.float64, device='cpu', chunk_size=7, in_channels=5, out_channels=4,
-              heads=3, **kwargs):
+def make_pair(*args, **kwargs):
     """PyG's GATConv with random parameters (biases included) and ours with its state_dict."""
-    from torch_geometric.nn import GATConv as PyGConv
-    if kwargs.get('fill_value') == 'tensor':
-        kwargs['fill_value'] = torch.arange(kwargs['edge_dim'], dtype=dtype) / 2
-    torch.manual_seed(1)
-    pyg = PyGConv(in_channels, out_channels, heads, **kwargs).to(dtype=dtype, device=device)
-    with torch.no_grad():
-        for p in pyg.parameters():
-            p.normal_()
-    ours = GATConv(in_channels, out_channels, heads, chunk_size=chunk_size, **kwargs)
-    ours.to(dtype=dtype, device=device).load_state_dict(pyg.state_dict())
-    return pyg, ours
+    return test_gatv2_conv.make_pair(*args, layer=GATConv, **kwargs)
 
 
 @pytest.mark.parametrize('device', DEVICES)
@@ -87,32 +76,6 @@ def test_targets_without_features_match_pyg(add_self_loops):
     torch.testing.assert_close(ours(x, edge_index, size=(30, 12)), pyg(x, edge_index))
 
 
-@pytest.mark.parametrize('layout', ['csr', 'coo', 'csc'])
-@pytest.mark.parametrize('config', [dict(), dict(add_self_loops=False)], ids=str)
-def test_torch_sparse_adjacency(layout, config):
-    # A torch.sparse adjacency with targets as rows (PyG's adj_t): the same output as the edge
-    # index, and the attention back as a sparse [n_dst, n_src, heads] tensor, as PyG returns it
-    pytest.importorskip('torch_geometric')
-    from torch_geometric.utils import to_torch_coo_tensor
-    pyg, ours = make_pair(**config)
-    x, edge_index, _ = graph()
-    adj_t = to_torch_coo_tensor(edge_index.flip(0), size=(30, 30))
-    adj_t = {'csr': adj_t.to_sparse_csr(), 'coo': adj_t, 'csc': adj_t.to_sparse_csc()}[layout]
-    out, (adj, alpha) = ours(x, adj_t, return_attention_weights=True)
-    torch.testing.assert_close(out, ours(x, edge_index), atol=1e-10, rtol=0)
-    if layout == 'csc':
-        # PyG's GATConv refuses a CSC adjacency ("invalid layout"); ours returns CSC
-        assert adj.layout == torch.sparse_csc and adj.shape == (30, 30, 3)
-        _, (adj_csr, _) = ours(x, adj_t.to_sparse_csr(), return_attention_weights=True)
-        torch.testing.assert_close(adj.to_dense(), adj_csr.to_dense(), atol=1e-12, rtol=0)
-        return
-    out_p, (adj_p, alpha_p) = pyg(x, adj_t, return_attention_weights=True)
-    torch.testing.assert_close(out, out_p, atol=1e-10, rtol=0)
-    assert adj.layout == adj_p.layout and adj.shape == adj_p.shape == (30, 30, 3)
-    torch.testing.assert_close(adj.to_dense(), adj_p.to_dense(), atol=1e-10, rtol=0)
-    torch.testing.assert_close(alpha, alpha_p, atol=1e-10, rtol=0)
-
-
 def test_dropout_is_pygs():
     # The same random stream as PyG's dropout on the coefficients, chunk by chunk or at once
     pytest.importorskip('torch_geometric')
@@ -151,54 +114,6 @@ def test_gradcheck(config, threads, reuse):
         lambda x_src, *values: torch.func.functional_call(
             conv, dict(zip(names, values)), ((x_src, None), edge_index, edge_attr),
             dict(size=(12, 9))), (inputs[0], *inputs[3:]))
-
-
-@pytest.mark.parametrize('device', DEVICES)
-@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
-def test_half_precision_within_the_edge_layers_error(dtype, device):
-    # Against a float64 reference, the output and the input's gradient in half precision are as
-    # close as the edge-list GAT layer's (which scatters in half precision)
-    for name, n, edge_index in hub_and_dense_graphs():
-        edge_index = edge_index.to(device)
-        torch.manual_seed(0)
-        x = torch.randn(n, 16, dtype=torch.float64, device=device)
-        conv = GATConv(16, 8, heads=4, add_self_loops=False, bias=False).to(device).double()
-        edge = EdgeGraphAttentionLayer(16, 32, 4, dropout=0.0).to(device).double()
-        with torch.no_grad():
-            conv.lin.weight.copy_(edge.linear.weight)
-            conv.att_dst.copy_(edge.attn[:, :8].view(1, 4, 8))
-            conv.att_src.copy_(edge.attn[:, 8:].view(1, 4, 8))
-        errors = {}
-        for layer in (conv, edge):
-            outputs = []
-            for t in (torch.float64, dtype):
-                h = x.detach().to(t).requires_grad_()
-                out = layer.to(t)(h, edge_index)
-                out.float().pow(2).sum().backward()
-                outputs.append((out.detach(), h.grad))
-            (out64, grad64), (out_half, grad_half) = outputs
-            assert out_half.dtype == dtype
-            errors[layer] = relative_error(out_half, out64), relative_error(grad_half, grad64)
-        # The same function in float64, and no worse than the edge-list layer in half precision
-        assert relative_error(conv.double()(x, edge_index), edge.double()(x, edge_index)) < 1e-12
-        for ours, theirs in zip(errors[conv], errors[edge]):
-            assert ours <= 1.1 * theirs + 1e-4, (name, errors)
-
-
-@pytest.mark.parametrize('device, dtype', AUTOCAST, ids=str)
-def test_autocast(device, dtype):
-    # Under autocast the projections run in half precision, the attention in float32 inside; the
-    # result is close to float32's, and its gradients reach every parameter in its own dtype
-    conv = GATConv(16, 8, heads=4, edge_dim=3).to(device)
-    x = torch.randn(50, 16, device=device)
-    edge_index = random_graph(50, 400, self_loops=False).to(device)
-    edge_attr = torch.randn(edge_index.shape[1], 3, device=device)
-    with torch.autocast(device, dtype):
-        out = conv(x, edge_index, edge_attr)
-    out.sum().backward()
-    reference = conv(x, edge_index, edge_attr)
-    assert relative_error(out, reference.double()) < 0.05
-    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in conv.parameters())
 
 
 def test_state_dict_repr_and_lazy_sizes():
@@ -286,22 +201,6 @@ def test_the_score_adds_the_edges_part():
                                .double())
 
 
-@pytest.mark.slow
-def test_file_can_be_copied_alone(tmp_path):
-    # A researcher copies gatv2_conv.py into a project with torch alone and swaps the import of
-    # GATConv
-    script = ('import sys, torch\nfrom gatv2_conv import GATConv\n'
-              'assert "torch_geometric" not in sys.modules and "labml_gat" not in sys.modules\n'
-              'conv = GATConv(4, 8, heads=2, edge_dim=3)\n'
-              'edge_index = torch.tensor([[0, 1, 2], [1, 2, 0]])\n'
-              'out = conv(torch.randn(3, 4), edge_index, torch.randn(3, 3))\n'
-              'out.sum().backward()\n'
-              'print(tuple(out.shape))\n')
-    result = run_copied_alone(REPO / 'labml_gat' / 'gatv2_conv.py', tmp_path, script)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == '(3, 16)'
-
-
 def test_maps_that_are_more_than_their_weights_are_called():
     # A hook on lin_edge (an adapter, pruning) is called as PyG calls it, not bypassed by the
     # per-edge part made from its weight: the same function as PyG's with the same hook
@@ -311,26 +210,3 @@ def test_maps_that_are_more_than_their_weights_are_called():
         layer.lin_edge.register_forward_hook(lambda module, inputs, out: 2 * out)
     x, edge_index, edge_attr = graph(edge_dim=3)
     assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr), 1e-10)
-
-
-def test_saved_tensors_grow_with_heads_not_features(monkeypatch):
-    # What is kept for backward: per edge one byte per head (the dropout mask), the edge list, its
-    # features and their part of the score (K numbers); no edge-sized tensor grows with F' (a
-    # graph that is not small)
-    from labml_gat import gatv2_conv
-    from test_gatv2_conv import saved_bytes
-    monkeypatch.setattr(gatv2_conv, 'SMALL_GRAPH_TENSOR_BYTES', 0)
-    n_nodes, heads, edge_dim = 50, 2, 4
-    edge_index = random_graph(n_nodes, 20_000, self_loops=False, n_isolated=0)
-    n_edges = edge_index.shape[1]
-    x = torch.randn(n_nodes, 5, requires_grad=True)
-    edge_attr = torch.randn(n_edges, edge_dim, requires_grad=True)
-    sizes = {}
-    for hidden in (4, 64):
-        conv = GATConv(5, hidden, heads, dropout=0.5, edge_dim=edge_dim, add_self_loops=False,
-                       chunk_size=1000)
-        conv.train()
-        sizes[hidden] = saved_bytes(lambda: conv(x, edge_index, edge_attr))
-    assert sizes[64] - sizes[4] <= 8 * n_nodes * heads * 64 * 4
-    assert sizes[4] <= n_edges * (heads + heads * 4 + 2 * 8 + edge_dim * 4) + \
-        32 * n_nodes * heads * 64 * 4

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from conftest import PLANETOID, REPO, imported_modules, needs_planetoid, run_copied_alone
-from labml_gat.edges import EdgeGraphAttentionV2Layer
+from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat import gatv2_conv
-from labml_gat.gatv2_conv import (ChunkTurns, GATv2Conv, GATv2Score, auto_chunk_size,
+from labml_gat.gatv2_conv import (ChunkTurns, GATConv, GATv2Conv, GATv2Score, auto_chunk_size,
                                   uniform_is_bernoulli, dropout_mask, message_passing_class)
 from test_edges import random_graph
 
@@ -41,17 +41,19 @@ def reuse(request, monkeypatch):
 
 
 def make_pair(dtype=torch.float64, device='cpu', chunk_size=7, in_channels=5, out_channels=4,
-              heads=3, **kwargs):
-    """PyG's layer with random parameters (biases included) and ours with its state_dict."""
-    from torch_geometric.nn import GATv2Conv as PyGConv
+              heads=3, layer=GATv2Conv, **kwargs):
+    """PyG's layer of the same name as `layer` with random parameters (biases included), and
+    `layer` with its state_dict."""
+    import torch_geometric.nn
     if kwargs.get('fill_value') == 'tensor':
         kwargs['fill_value'] = torch.arange(kwargs['edge_dim'], dtype=dtype) / 2
     torch.manual_seed(1)
-    pyg = PyGConv(in_channels, out_channels, heads, **kwargs).to(dtype=dtype, device=device)
+    pyg = getattr(torch_geometric.nn, layer.__name__)(in_channels, out_channels, heads, **kwargs)
+    pyg.to(dtype=dtype, device=device)
     with torch.no_grad():
         for p in pyg.parameters():
             p.normal_()
-    ours = GATv2Conv(in_channels, out_channels, heads, chunk_size=chunk_size, **kwargs)
+    ours = layer(in_channels, out_channels, heads, chunk_size=chunk_size, **kwargs)
     ours.to(dtype=dtype, device=device).load_state_dict(pyg.state_dict())
     return pyg, ours
 
@@ -318,16 +320,15 @@ def test_uniform_is_bernoulli_tells_how_the_cpu_draws(monkeypatch):
         uniform_is_bernoulli.cache_clear()
 
 
+@pytest.mark.parametrize('layer', [GATv2Conv, GATConv])
 @pytest.mark.parametrize('layout', ['csr', 'coo', 'csc'])
 @pytest.mark.parametrize('config', [dict(), dict(add_self_loops=False)], ids=str)
-def test_torch_sparse_adjacency(layout, config):
+def test_torch_sparse_adjacency(layout, config, layer):
     # A torch.sparse adjacency with targets as rows (PyG's adj_t): the same output as the edge
     # index, and the attention back as a sparse [n_dst, n_src, heads] tensor, as PyG returns it
     pytest.importorskip('torch_geometric')
     from torch_geometric.utils import to_torch_coo_tensor
-    if layout == 'csc' and config.get('add_self_loops', True):
-        pytest.skip("PyG's add_self_loops does not take a CSC adjacency")
-    pyg, ours = make_pair(**config)
+    pyg, ours = make_pair(layer=layer, **config)
     x, edge_index, _ = graph()
     adj_t = to_torch_coo_tensor(edge_index.flip(0), size=(30, 30))
     adj_t = {'csr': adj_t.to_sparse_csr(), 'coo': adj_t, 'csc': adj_t.to_sparse_csc()}[layout]
@@ -574,9 +575,30 @@ def hub_and_dense_graphs():
                                           torch.arange(500).repeat_interleave(200)])
 
 
+def edge_layers_twin(layer: type, device: str):
+    """A drop-in layer (`GATv2Conv` or `GATConv`) and the edge-list layer of the same attention
+    with the same parameters, in float64, 16 features into 4 heads of 8."""
+    if layer is GATv2Conv:
+        conv, edge = GATv2Conv(16, 8, heads=4, add_self_loops=False, bias=False), \
+            EdgeGraphAttentionV2Layer(16, 32, 4, dropout=0.0)
+        copies = [(conv.lin_l.weight, edge.linear_l.weight),
+                  (conv.lin_r.weight, edge.linear_r.weight), (conv.att, edge.attn.view(1, 4, 8))]
+    else:
+        conv, edge = GATConv(16, 8, heads=4, add_self_loops=False, bias=False), \
+            EdgeGraphAttentionLayer(16, 32, 4, dropout=0.0)
+        copies = [(conv.lin.weight, edge.linear.weight),
+                  (conv.att_dst, edge.attn[:, :8].view(1, 4, 8)),
+                  (conv.att_src, edge.attn[:, 8:].view(1, 4, 8))]
+    with torch.no_grad():
+        for ours, theirs in copies:
+            ours.copy_(theirs)
+    return conv.to(device).double(), edge.to(device).double()
+
+
+@pytest.mark.parametrize('layer', [GATv2Conv, GATConv])
 @pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
-def test_half_precision_within_the_edge_layers_error(dtype, device):
+def test_half_precision_within_the_edge_layers_error(dtype, device, layer):
     # Against a float64 reference, the output and the input's gradient in half precision are as
     # close as the edge-list layer's (which scatters in half precision); a sum of the hub's 100k
     # terms in half precision would be off by far more
@@ -584,24 +606,21 @@ def test_half_precision_within_the_edge_layers_error(dtype, device):
         edge_index = edge_index.to(device)
         torch.manual_seed(0)
         x = torch.randn(n, 16, dtype=torch.float64, device=device)
-        conv = GATv2Conv(16, 8, heads=4, add_self_loops=False, bias=False).to(device).double()
-        edge = EdgeGraphAttentionV2Layer(16, 32, 4, dropout=0.0).to(device).double()
-        with torch.no_grad():
-            conv.lin_l.weight.copy_(edge.linear_l.weight)
-            conv.lin_r.weight.copy_(edge.linear_r.weight)
-            conv.att.copy_(edge.attn.view(1, 4, 8))
+        conv, edge = edge_layers_twin(layer, device)
+        # The same function in float64
+        assert relative_error(conv(x, edge_index), edge(x, edge_index).double()) < 1e-12
         errors = {}
-        for layer in (conv, edge):
+        for twin in (conv, edge):
             outputs = []
             for t in (torch.float64, dtype):
                 h = x.detach().to(t).requires_grad_()
-                out = layer.to(t)(h, edge_index)
+                out = twin.to(t)(h, edge_index)
                 out.pow(2).sum().backward() if t == torch.float64 else \
                     out.float().pow(2).sum().backward()
                 outputs.append((out.detach(), h.grad))
             (out64, grad64), (out_half, grad_half) = outputs
             assert out_half.dtype == dtype
-            errors[layer] = relative_error(out_half, out64), relative_error(grad_half, grad64)
+            errors[twin] = relative_error(out_half, out64), relative_error(grad_half, grad64)
         for ours, theirs in zip(errors[conv], errors[edge]):
             assert ours <= 1.1 * theirs + 1e-4, (name, errors)
 
@@ -610,11 +629,12 @@ AUTOCAST = [('cpu', torch.bfloat16)] + ([('cuda', torch.bfloat16), ('cuda', torc
                                          if torch.cuda.is_available() else [])
 
 
+@pytest.mark.parametrize('layer', [GATv2Conv, GATConv])
 @pytest.mark.parametrize('device, dtype', AUTOCAST, ids=str)
-def test_autocast(device, dtype):
+def test_autocast(device, dtype, layer):
     # Under autocast the projections run in half precision, the attention in float32 inside; the
     # result is close to float32's, and its gradients reach every parameter in its own dtype
-    conv = GATv2Conv(16, 8, heads=4, edge_dim=3).to(device)
+    conv = layer(16, 8, heads=4, edge_dim=3).to(device)
     x = torch.randn(50, 16, device=device)
     edge_index = random_graph(50, 400, self_loops=False).to(device)
     edge_attr = torch.randn(edge_index.shape[1], 3, device=device)
@@ -626,10 +646,11 @@ def test_autocast(device, dtype):
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in conv.parameters())
 
 
-def test_saved_tensors_grow_with_heads_not_features(monkeypatch):
+@pytest.mark.parametrize('layer', [GATv2Conv, GATConv])
+def test_saved_tensors_grow_with_heads_not_features(monkeypatch, layer):
     # What is kept for backward: per edge one byte per head (the dropout mask) and the edge list
-    # with its features; no edge-sized tensor grows with F', even with edge features (a graph
-    # that is not small)
+    # with its features (and GAT's edges' part of its score, a number per head); no edge-sized
+    # tensor grows with F', even with edge features (a graph that is not small)
     monkeypatch.setattr(gatv2_conv, 'SMALL_GRAPH_TENSOR_BYTES', 0)
     n_nodes, heads, edge_dim = 50, 2, 4
     edge_index = random_graph(n_nodes, 20_000, self_loops=False, n_isolated=0)
@@ -638,12 +659,14 @@ def test_saved_tensors_grow_with_heads_not_features(monkeypatch):
     edge_attr = torch.randn(n_edges, edge_dim, requires_grad=True)
     sizes = {}
     for hidden in (4, 64):
-        conv = GATv2Conv(5, hidden, heads, dropout=0.5, edge_dim=edge_dim, add_self_loops=False,
-                         chunk_size=1000)
+        conv = layer(5, hidden, heads, dropout=0.5, edge_dim=edge_dim, add_self_loops=False,
+                     chunk_size=1000)
         conv.train()
         sizes[hidden] = saved_bytes(lambda: conv(x, edge_index, edge_attr))
+    scores = heads * 4 if layer is GATConv else 0
     assert sizes[64] - sizes[4] <= 8 * n_nodes * heads * 64 * 4
-    assert sizes[4] <= n_edges * (heads + 2 * 8 + edge_dim * 4) + 32 * n_nodes * heads * 64 * 4
+    assert sizes[4] <= n_edges * (heads + 2 * 8 + edge_dim * 4 + scores) + \
+        32 * n_nodes * heads * 64 * 4
 
 
 def test_only_a_small_graph_in_training_reuses_its_chunks(monkeypatch):
@@ -1108,20 +1131,20 @@ def test_module_imports_only_torch():
 
 @pytest.mark.slow
 def test_file_can_be_copied_alone(tmp_path):
-    # A researcher copies gatv2_conv.py into a project with torch alone and swaps the import
-    script = ('import sys, torch\nfrom gatv2_conv import GATv2Conv\n'
+    # A researcher copies gatv2_conv.py into a project with torch alone and swaps the import of
+    # either layer
+    script = ('import sys, torch\nfrom gatv2_conv import GATConv, GATv2Conv\n'
               'assert "torch_geometric" not in sys.modules and "labml_gat" not in sys.modules\n'
-              'conv = GATv2Conv(4, 8, heads=2, edge_dim=3)\n'
               'edge_index = torch.tensor([[0, 1, 2], [1, 2, 0]])\n'
-              'out = conv(torch.randn(3, 4), edge_index, torch.randn(3, 3))\n'
-              'out.sum().backward()\n'
-              'print(tuple(out.shape))\n')
+              'for layer in (GATv2Conv, GATConv):\n'
+              '    conv = layer(4, 8, heads=2, edge_dim=3)\n'
+              '    out = conv(torch.randn(3, 4), edge_index, torch.randn(3, 3))\n'
+              '    out.sum().backward()\n'
+              '    print(tuple(out.shape))\n')
     result = run_copied_alone(REPO / 'labml_gat' / 'gatv2_conv.py', tmp_path, script)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == '(3, 16)'
+    assert result.stdout.splitlines() == ['(3, 16)', '(3, 16)']
 
-
-# ---- proposed tests (mutation review) ----
 
 @pytest.mark.parametrize('dtype, scale', [(torch.float64, 1000.0), (torch.float32, 100.0)])
 def test_large_scores_stay_finite(dtype, scale):
