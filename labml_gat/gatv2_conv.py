@@ -352,7 +352,8 @@ def target_count(x_src: Tensor, x_dst: Optional[Tensor], edge_index: Tensor,
     the number of sources."""
     if size is not None:
         given = (x_src.shape[0], None if x_dst is None else x_dst.shape[0])
-        if len(size) != 2 or any(None not in (n, m) and n != m for n, m in zip(given, size)):
+        disagree = any(None not in (n, m) and n != m for n, m in zip(given, size))
+        if len(size) != 2 or disagree:
             raise ValueError(f'size must be (n_src, n_dst) = {given}, got {size!r}')
         if size[1] is not None:
             return int(size[1])
