@@ -7,9 +7,12 @@ precision, autocast, what is kept for the backward pass, the file alone) is test
 test_gatv2_conv.py, on both.
 """
 
+import pickle
+
 import pytest
 import torch
 
+from labml_gat import gatv2_conv
 from labml_gat.gatv2_conv import GATConv, GATScore, message_passing_class
 import test_gatv2_conv
 from test_gatv2_conv import (DEVICES, FILL_VALUES, TOLERANCE, assert_same, graph, reuse,
@@ -210,3 +213,81 @@ def test_maps_that_are_more_than_their_weights_are_called():
         layer.lin_edge.register_forward_hook(lambda module, inputs, out: 2 * out)
     x, edge_index, edge_attr = graph(edge_dim=3)
     assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr), 1e-10)
+
+
+def test_dropout_only_in_training():
+    # In eval mode the coefficients are not dropped, as PyG's F.dropout(training=False)
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(dropout=0.6, edge_dim=2)
+    pyg.eval(), ours.eval()
+    x, edge_index, edge_attr = graph(edge_dim=2)
+    assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr), 1e-10)
+
+
+def test_pair_of_sizes_as_pygs():
+    # A list of sizes is a pair, as in PyG (lin_src and lin_dst); with a pair of equal sizes and
+    # one node set, the targets go through lin_dst, not lin_src
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(in_channels=[5, 6], residual=True)
+    assert ours.lin is None and ours.lin_src is not None
+    (x_src, _), edge_index, _ = graph(30, 12)
+    x = (x_src, torch.randn(12, 6, dtype=torch.float64))
+    assert_same(run(ours, x, edge_index), run(pyg, x, edge_index), 1e-10)
+    pyg, ours = make_pair(in_channels=(5, 5))
+    x, edge_index, _ = graph()
+    assert_same(run(ours, x, edge_index), run(pyg, x, edge_index), 1e-10)
+
+
+def test_lazy_edge_dim_matches_pyg():
+    # edge_dim=-1: lin_edge takes its size at the first call, as PyG's lazy Linear
+    pytest.importorskip('torch_geometric')
+    from torch_geometric.nn import GATConv as PyGConv
+    x, edge_index, edge_attr = graph(edge_dim=3)
+    torch.manual_seed(0)
+    ours = GATConv(5, 4, heads=3, edge_dim=-1).double()
+    out = ours(x, edge_index, edge_attr)
+    pyg = PyGConv(5, 4, heads=3, edge_dim=-1).double()
+    pyg(x, edge_index, edge_attr)
+    pyg.load_state_dict(ours.state_dict())
+    torch.testing.assert_close(out, pyg(x, edge_index, edge_attr), atol=1e-10, rtol=1e-10)
+    assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr), 1e-10)
+
+
+@pytest.mark.parametrize('layout', ['coo', 'csc', 'csr'])
+def test_targets_without_features_count_the_adjacencys_rows(layout):
+    # (x_src, None) with a sparse adjacency and no size: the targets are its rows, any layout
+    (x_src, _), edge_index, _ = graph(30, 12)
+    conv = GATConv((5, 6), 4, heads=2, add_self_loops=False).double()
+    adj_t = torch.sparse_coo_tensor(edge_index.flip(0), torch.ones(edge_index.shape[1],
+                                    dtype=torch.float64), (12, 30)).coalesce()
+    adj_t = {'coo': adj_t, 'csc': adj_t.to_sparse_csc(), 'csr': adj_t.to_sparse_csr()}[layout]
+    out = conv((x_src, None), adj_t)
+    assert out.shape == (12, 8)
+    torch.testing.assert_close(out, conv((x_src, None), edge_index, size=(30, 12)),
+                               atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize('call', [
+    lambda: GATConv((5, 6, 7), 4),
+    lambda: GATConv(5, 4)(torch.randn(4, 5), torch.tensor([[0], [1]]), size=(4, 4, 4)),
+])
+def test_malformed_sizes_are_refused(call):
+    with pytest.raises(ValueError, match='in_channels must be|size must be'):
+        call()
+
+
+def test_message_passing_class_pickles_by_its_name():
+    # to_hetero's modules of GATConv's MessagePassing class pickle: the module finds the class
+    # under its name, MessagePassingGATConv, and it is the class itself
+    pytest.importorskip('torch_geometric')
+    conv_class = message_passing_class(GATConv)
+    assert conv_class.__qualname__ == 'MessagePassingGATConv'
+    assert gatv2_conv.MessagePassingGATConv is conv_class
+    assert gatv2_conv.MessagePassingGATv2Conv is message_passing_class()
+    conv = conv_class(4, 8, heads=2)
+    x, edge_index = torch.randn(3, 4), torch.tensor([[0, 1, 2], [1, 2, 0]])
+    loaded = pickle.loads(pickle.dumps(conv))
+    assert type(loaded) is conv_class
+    torch.testing.assert_close(loaded(x, edge_index), conv(x, edge_index))
+    with pytest.raises(AttributeError, match='MessagePassingGCNConv'):
+        gatv2_conv.MessagePassingGCNConv
