@@ -766,6 +766,27 @@ def test_inside_pyg_models():
 
 
 
+@pytest.mark.parametrize('v2', [True, False], ids=['GATv2Conv', 'GATConv'])
+@pytest.mark.parametrize('config', [dict(), dict(edge_dim=3), dict(heads=2, jk='cat'),
+                                    dict(heads=3, concat=False, residual=True)], ids=str)
+def test_pygs_gat_model_built_with_the_drop_in_layers(v2, config, monkeypatch):
+    # PyG's models.GAT (v2 or not) built on the drop-in layers computes the same function as
+    # the one built on PyG's, with its state_dict
+    pytest.importorskip('torch_geometric')
+    from torch_geometric.nn.models import GAT, basic_gnn
+    torch.manual_seed(0)
+    x, edge_index = torch.randn(40, 6), random_graph(40, 200, self_loops=True)
+    inputs = dict(edge_attr=torch.randn(edge_index.shape[1], 3)) if 'edge_dim' in config else {}
+    pygs = GAT(6, 16, 3, out_channels=5, v2=v2, **config)
+    monkeypatch.setattr(basic_gnn, 'GATConv', GATConv)
+    monkeypatch.setattr(basic_gnn, 'GATv2Conv', GATv2Conv)
+    ours = GAT(6, 16, 3, out_channels=5, v2=v2, **config)
+    assert type(ours.convs[0]) is (GATv2Conv if v2 else GATConv)
+    ours.load_state_dict(pygs.state_dict())
+    pygs.eval(), ours.eval()
+    torch.testing.assert_close(ours(x, edge_index, **inputs), pygs(x, edge_index, **inputs))
+
+
 @pytest.mark.slow
 def test_message_passing_modules_saved_and_loaded_elsewhere(tmp_path):
     # A to_hetero model holds modules of the MessagePassing class: saved in one process, they
