@@ -23,6 +23,8 @@ The figures:
   nodes with about 10 in-edges each: the bar is `GATv2Conv` itself, and the
   [drop-in `GATv2Conv`](../labml_gat/gatv2_conv.html) (`dropin`) is built with the same
   arguments; `layer_N_edgeD` gives both `D` edge features per edge (`--edge-dims`);
+  `layer_N_gat` is the same with GAT's layers (`--gat`): PyG's `GATConv` and the
+  drop-in one;
 * `scale_N`: one full-batch training step of the two-layer model on a random graph of `N`
   nodes, each implementation in its own process, reporting the peak memory above data and
   model (or the error, if it does not fit). Its `lean` row is the
@@ -46,6 +48,8 @@ python experiments/benchmark.py --figures layer --layer-nodes 1000000 \
     --impls dropin pyg --edge-dims 16 --rounds 2 --warmup 1 --threads 1 --record
 python experiments/benchmark.py --figures layer --layer-nodes 1000000 \
     --impls dropin pyg --edge-dims 0 16 --rounds 2 --warmup 1 --threads 2 --record
+python experiments/benchmark.py --figures layer --impls dropin pyg --gat --edge-dims 0 16 \
+    --threads 1 --record
 python experiments/benchmark.py --figures scale --scale-nodes 1000000 --threads 1 --record
 python experiments/benchmark.py --figures scale --scale-nodes 10000000 --threads 1 \
     --record
@@ -85,6 +89,8 @@ class BenchmarkSettings(Settings):
     edge_dims: List[int] = setting([0], 'edge features per edge of the layer figures, '
                                         'one figure each (0: none; beyond 0 only dropin '
                                         'and pyg are measured)')
+    gat: bool = setting(False, "layer figures of GAT's layers instead (PyG's GATConv "
+                               'and the drop-in one: dropin and pyg only)')
     cora_impls: List[str] = setting(['fast', 'edges', 'lean', 'dropin', 'pyg'],
                                     "implementations, Cora (fast: the Cora experiment's "
                                     'model, on sparse features)')
@@ -132,6 +138,10 @@ class BenchmarkSettings(Settings):
             raise UsageError(f'--edge-dims {max(self.edge_dims)}: none of --impls '
                              f'{" ".join(self.impls)} takes edge features; only '
                              f'{" and ".join(edge_impls)} do')
+        if self.gat and 'layer' in self.figures and \
+                not set(self.impls) & set(benchmarking.GAT_IMPLS):
+            raise UsageError(f'--gat: none of --impls {" ".join(self.impls)} has a GAT '
+                             f'layer; only {" and ".join(benchmarking.GAT_IMPLS)} do')
         for name in ('layer_nodes', 'scale_nodes'):
             if min(getattr(self, name)) < 2:
                 raise UsageError(f'--{name.replace("_", "-")} must be at least 2')
@@ -180,11 +190,13 @@ def tasks(s: BenchmarkSettings) -> List[tuple]:
     random = dict(common, graph='random', degree=s.degree, in_features=s.in_features)
     if 'layer' in s.figures:
         for n, edge_dim in itertools.product(s.layer_nodes, s.edge_dims):
-            impls = [i for i in s.impls if not edge_dim or
-                     i in benchmarking.EDGE_FEATURE_IMPLS]
-            name = f'layer_{n}' + (f'_edge{edge_dim}' if edge_dim else '') + suffix
+            impls = [i for i in s.impls if (not edge_dim or
+                                            i in benchmarking.EDGE_FEATURE_IMPLS)
+                     and (not s.gat or i in benchmarking.GAT_IMPLS)]
+            name = f'layer_{n}' + ('_gat' if s.gat else '') + \
+                (f'_edge{edge_dim}' if edge_dim else '') + suffix
             result.append((name, dict(random, level='layer', n_nodes=n, impls=impls,
-                                      edge_dim=edge_dim), True, True))
+                                      edge_dim=edge_dim, gat=s.gat), True, True))
     if 'scale' in s.figures:
         for n in s.scale_nodes:
             # The lean rows use the model whose dropouts and ELU are inside the projections

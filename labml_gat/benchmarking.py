@@ -57,6 +57,7 @@ from torch import nn
 
 from labml_gat import results
 from labml_gat.edges import EdgeGraphAttentionV2Layer
+from labml_gat.gatv2_conv import GATConv as DropInGATConv
 from labml_gat.gatv2_conv import GATv2Conv as DropInGATv2Conv
 from labml_gat.lean import LeanGraphAttentionV2Layer, LeanTwoLayerGAT
 from labml_gat.training import available_memory_bytes
@@ -69,6 +70,8 @@ IMPLS = ('edges', 'lean', 'dropin', 'pyg', 'fast')
 LAYER_IMPLS = ('edges', 'lean', 'dropin', 'pyg')
 # Those that take edge features
 EDGE_FEATURE_IMPLS = ('dropin', 'pyg')
+# The implementations with a GAT layer (PyG's GATConv and the drop-in one)
+GAT_IMPLS = ('dropin', 'pyg')
 # The implementation every other is compared with
 PEER = results.PEER
 
@@ -113,22 +116,26 @@ def load_cora(data_dir: Optional[str]) -> Tuple[torch.Tensor, torch.Tensor, torc
 
 def make_layer(impl: str, in_features: int, n_heads: int, n_hidden: int,
                dropout: float = 0.6, chunk_size: Optional[int] = None,
-               edge_dim: Optional[int] = None) -> nn.Module:
+               edge_dim: Optional[int] = None, gat: bool = False) -> nn.Module:
     """
     One attention layer, `in_features` to `n_heads` heads of `n_hidden` concatenated:
     ours on the edge list (`edges`), the lean one (`lean`), the drop-in `GATv2Conv`
     (`dropin`) or PyG's (`pyg`), the last two with the same arguments and, with
-    `edge_dim`, edge features. All take the same `edge_index`, self loops included.
+    `edge_dim`, edge features; with `gat`, the drop-in `GATConv` or PyG's. All take the
+    same `edge_index`, self loops included.
     """
     if edge_dim and impl not in EDGE_FEATURE_IMPLS:
         raise ValueError(f'{impl!r} takes no edge features')
+    if gat and impl not in GAT_IMPLS:
+        raise ValueError(f'{impl!r} has no GAT layer')
     if impl in ('pyg', 'dropin'):
         if impl == 'pyg':
-            from torch_geometric.nn import GATv2Conv
+            from torch_geometric.nn import GATConv, GATv2Conv
         else:
-            GATv2Conv = DropInGATv2Conv
-        return GATv2Conv(in_features, n_hidden, heads=n_heads, dropout=dropout,
-                         add_self_loops=False, edge_dim=edge_dim or None)
+            GATConv, GATv2Conv = DropInGATConv, DropInGATv2Conv
+        return (GATConv if gat else GATv2Conv)(
+            in_features, n_hidden, heads=n_heads, dropout=dropout, add_self_loops=False,
+            edge_dim=edge_dim or None)
     if impl == 'lean':
         return LeanGraphAttentionV2Layer(in_features, n_heads * n_hidden, n_heads,
                                          dropout=dropout, chunk_size=chunk_size)
@@ -250,7 +257,8 @@ def build_runner(task: dict, impl: str) -> Runner:
         edge_dim = task.get('edge_dim')
         edge_attr = None if not edge_dim else torch.randn(
             edge_index.shape[1], edge_dim, generator=torch.Generator().manual_seed(2))
-        layer = make_layer(impl, x.shape[1], n_heads, n_hidden, edge_dim=edge_dim)
+        layer = make_layer(impl, x.shape[1], n_heads, n_hidden, edge_dim=edge_dim,
+                           gat=task.get('gat', False))
         return Runner(layer, x, edge_index, edge_attr=edge_attr)
     n_classes = 7
     generator = torch.Generator().manual_seed(1)
@@ -487,7 +495,7 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
     """
     keys = ('level', 'graph', 'n_heads', 'n_hidden', 'threads')
     figure = {'figure': name, **{k: task[k] for k in keys}}
-    for key in ('n_nodes', 'degree', 'in_features', 'edge_dim'):
+    for key in ('n_nodes', 'degree', 'in_features', 'edge_dim', 'gat'):
         if task.get(key) and task['graph'] != 'cora':
             figure[key] = task[key]
     if on_gpu(task):

@@ -334,6 +334,8 @@ def describe_figure(record: dict) -> str:
         if record.get('edge_dim'):
             what += f", {record['edge_dim']} edge features"
     model = 'one layer' if record['level'] == 'layer' else 'two-layer model'
+    if record.get('gat'):
+        model = "one GAT layer (PyG's GATConv and the drop-in one)"
     where = f" on {record['device']}" if record.get('device') else ''
     return f"{what}; {model}, {record['n_heads']} heads x {record['n_hidden']}{where}"
 

@@ -139,6 +139,8 @@ def test_failed_implementation_is_a_row_of_the_table():
     (['--layer-nodes', '1'], '--layer-nodes must be at least 2'),
     (['--degree', '0'], '--degree must be positive and finite, got 0.0'),
     (['--repeats', '0'], '--repeats must be at least 1, got 0'),
+    (['--figures', 'layer', '--gat', '--impls', 'edges', 'lean'],
+     '--gat: none of --impls edges lean has a GAT layer; only dropin and pyg do'),
     (['--figures', 'layer', '--layer-nodes', '50', '--degree', 'nan'],
      '--degree must be positive and finite, got nan'),
     (['--device', 'mps' if torch.backends.mps.is_available() else 'cuda:99'],
@@ -283,6 +285,27 @@ def test_drop_in_and_edge_feature_figures(tmp_path):
     assert '3 edge features' in results.figures_provenance(records)
     with pytest.raises(ValueError, match="'lean' takes no edge features"):
         benchmarking.make_layer('lean', 8, 2, 2, edge_dim=3)
+
+
+def test_gat_figures(tmp_path):
+    # GAT's layers, the drop-in GATConv beside PyG's, with and without edge features, in figures
+    # of their own; the other implementations have none
+    pytest.importorskip('torch_geometric')
+    script = load_experiment('benchmark')
+    script.main(['--figures', 'layer', '--layer-nodes', '50', '--edge-dims', '0', '3', '--gat',
+                 '--impls', 'lean', 'dropin', 'pyg', '--in-features', '8', '--n-heads', '2',
+                 '--n-hidden', '2', '--rounds', '1', '--warmup', '0',
+                 '--results', str(tmp_path)])
+    records = results.load_figures(tmp_path)
+    check_schema(records)
+    assert [r['figure'] for r in records] == ['layer_50_gat', 'layer_50_gat_edge3']
+    assert all(set(r['impls']) == {'dropin', 'pyg'} and r['gat'] for r in records)
+    assert "one GAT layer (PyG's GATConv" in results.figures_provenance(records)
+    for impl, name in (('dropin', 'labml_gat.gatv2_conv'), ('pyg', 'torch_geometric')):
+        layer = benchmarking.make_layer(impl, 8, 2, 2, gat=True)
+        assert type(layer).__name__ == 'GATConv' and type(layer).__module__.startswith(name)
+    with pytest.raises(ValueError, match="'lean' has no GAT layer"):
+        benchmarking.make_layer('lean', 8, 2, 2, gat=True)
 
 
 @needs_planetoid
