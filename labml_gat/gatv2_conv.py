@@ -37,8 +37,9 @@ derivatives (`create_graph=True`); `torch.func`'s transforms; TorchScript and
 `torch.export` (`torch.compile` instead, which runs the attention eagerly: one graph
 break per layer, so no `fullgraph=True`); `torch_sparse.SparseTensor` (a `torch.sparse`
 adjacency instead); `MessagePassing`'s own arguments (`aggr`, `flow`) and what hooks
-into its `propagate`, such as the edge masks of PyG's explainers. `to_hetero` takes
-`message_passing_class()`.
+into its `propagate`, such as the edge masks of PyG's explainers; the `normalize` of
+PyG's `GATConv` after 2.8.1. `to_hetero` takes `message_passing_class()` (and
+`message_passing_class(GATConv)`).
 
 **On a GPU** what is kept for the backward pass is the same arithmetic; the working set
 is not: chunks there are as large as a sixteenth of the free memory allows (millions of
