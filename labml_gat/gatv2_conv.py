@@ -195,7 +195,7 @@ class GATv2Conv(nn.Module):
             g_l = self.lin_l(x_src).view(-1, H, C)
             return g_l, g_l
         stacked = x_dst is x_src and x_src.shape[-1] > 2 * H * C and \
-            is_plain(self.lin_l) and is_plain(self.lin_r) and self.lin_l.in_channels > 0
+            is_plain(self.lin_l) and is_plain(self.lin_r)
         if not stacked:
             return self.lin_l(x_src).view(-1, H, C), self.lin_r(x_dst).view(-1, H, C)
         weight = torch.cat([self.lin_l.weight, self.lin_r.weight])
@@ -338,7 +338,7 @@ def scored_edges(lin_edge: nn.Module, att_edge: Tensor) -> Callable:
     the weight; a map that is more than its weight is called, as PyG calls it."""
     def edge_features(edge_attr: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         heads, channels = att_edge.shape[1:]
-        if is_plain(lin_edge) and lin_edge.in_channels > 0:
+        if is_plain(lin_edge):
             # $M$, `[K, edge_dim]`: row $k$ is $W_{e,k}^\top a_{e,k}$
             weight = lin_edge.weight.view(heads, channels, -1)
             m = (weight * att_edge.view(heads, channels, 1)).sum(1)
@@ -426,11 +426,13 @@ class Linear(nn.Module):
 
 def is_plain(lin: nn.Module) -> bool:
     """Whether calling `lin` is only `x W^T + b` with its `weight` and `bias`: this file's
-    `Linear`, with no hooks (pruning, adapters, a replaced module are called instead)."""
+    `Linear`, sized, with no hooks (pruning, adapters, a replaced module are called
+    instead, and a lazy map, whose call sizes its weight)."""
     hooks = ('_forward_hooks', '_forward_pre_hooks', '_backward_hooks',
              '_backward_pre_hooks')
     glob = nn.modules.module
-    return type(lin) is Linear and not any(getattr(lin, h, None) for h in hooks) and \
+    return type(lin) is Linear and lin.in_channels > 0 and \
+        not any(getattr(lin, h, None) for h in hooks) and \
         not any(getattr(glob, '_global' + h, None) for h in hooks)
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from labml_gat import gatv2_conv
-from labml_gat.gatv2_conv import GATConv, GATScore, message_passing_class
+from labml_gat.gatv2_conv import GATConv, GATScore, GATv2Conv, message_passing_class
 import test_gatv2_conv
 from test_gatv2_conv import (DEVICES, FILL_VALUES, TOLERANCE, assert_same, graph, reuse,
                              run)  # noqa: F401
@@ -238,13 +238,15 @@ def test_pair_of_sizes_as_pygs():
     assert_same(run(ours, x, edge_index), run(pyg, x, edge_index), 1e-10)
 
 
-def test_lazy_edge_dim_matches_pyg():
+@pytest.mark.parametrize('layer', [GATConv, GATv2Conv])
+def test_lazy_edge_dim_matches_pyg(layer):
     # edge_dim=-1: lin_edge takes its size at the first call, as PyG's lazy Linear
     pytest.importorskip('torch_geometric')
-    from torch_geometric.nn import GATConv as PyGConv
+    import torch_geometric.nn
+    PyGConv = getattr(torch_geometric.nn, layer.__name__)
     x, edge_index, edge_attr = graph(edge_dim=3)
     torch.manual_seed(0)
-    ours = GATConv(5, 4, heads=3, edge_dim=-1).double()
+    ours = layer(5, 4, heads=3, edge_dim=-1).double()
     out = ours(x, edge_index, edge_attr)
     pyg = PyGConv(5, 4, heads=3, edge_dim=-1).double()
     pyg(x, edge_index, edge_attr)
