@@ -502,7 +502,7 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
         figure['device'] = task['device']
     rows = {impl: {} for impl in task['impls']}
     if alternating:
-        result = alternate_runs(name, task)
+        result = alternate_runs(task)
         if 'error' in result:
             figure['error'] = result['error']
             return figure
@@ -530,7 +530,7 @@ def measure_figure(name: str, task: dict, peaks: bool = True,
     return figure
 
 
-def alternate_runs(name: str, task: dict) -> dict:
+def alternate_runs(task: dict) -> dict:
     """
     The alternating rounds of `task`, run `task['repeats']` times (default once), each
     time in a fresh worker process: a process's own state (where the allocator put its

@@ -368,7 +368,7 @@ def target_count(x_src: Tensor, x_dst: Optional[Tensor], edge_index: Tensor,
 
 class Linear(nn.Module):
     r"""
-    PyG's `Linear` as its `GATv2Conv` makes them: $x W^\top + b$ with Glorot weights and
+    PyG's `Linear` as its GAT layers make them: $x W^\top + b$ with Glorot weights and
     biases uniform in $\pm 1 / \sqrt{\text{fan-in}}$; with `in_channels` -1 the weight
     takes its size at the first call, or from a loaded `state_dict`, and is initialised
     then. Not an `nn.Linear`, as PyG's is not: code that picks out `nn.Linear` modules
