@@ -162,10 +162,10 @@ class GATv2Conv(nn.Module):
                 return_attention_weights: Optional[bool] = None):
         r"""
         `x` is `[n, F_in]`, or a pair `(x_src, x_dst)`; `edge_index` is `[2, |E|]`
-        (`int64` or `int32`, row 0 the source $j$, row 1 the target $i$), or a
-        `torch.sparse` adjacency (COO, CSR or CSC) with targets as rows, PyG's `adj_t`;
-        `edge_attr` is `[|E|, edge_dim]`. The result is `[n_dst, K F']` (or `[n_dst, F']`
-        averaged) and, when `return_attention_weights` is true, PyG's
+        (integers, `int64` or `int32` as a rule; row 0 the source $j$, row 1 the target
+        $i$), or a `torch.sparse` adjacency (COO, CSR or CSC) with targets as rows, PyG's
+        `adj_t`; `edge_attr` is `[|E|, edge_dim]`. The result is `[n_dst, K F']` (or
+        `[n_dst, F']` averaged) and, when `return_attention_weights` is true, PyG's
         `(edge_index, alpha)` with $\alpha$ `[|E|, K]` after dropout, over the edges the
         layer used (self loops included), or a sparse adjacency holding $\alpha$.
         """
@@ -584,10 +584,10 @@ def attend(score, messages: Tensor, query: Optional[Tensor], key: Optional[Tenso
         return out, None
     if sparse is None:
         # PyG's edge index: the given one itself (an `EdgeIndex` stays one), or with the
-        # loops added, `int64`
+        # loops added
         if not add_loops:
             return out, (edge_index, alpha)
-        return out, (torch.stack(appended_loops(src, dst, n_loops)), alpha)
+        return out, (loops_added(edge_index, src, dst, n_loops), alpha)
     return out, (sparse_like(sparse, src, dst, alpha, n_dst, n_src), alpha)
 
 
@@ -614,10 +614,11 @@ def edge_list(edge_index: Tensor, edge_attr: Optional[Tensor], n_src: int, n_dst
                         f'is not supported: pass adj.to_torch_sparse_csr_tensor())')
     layout = edge_index.layout
     if layout == torch.strided:
-        if edge_index.dim() != 2 or edge_index.shape[0] != 2 or \
-                edge_index.dtype not in (torch.int64, torch.int32):
-            raise ValueError(f'edge_index must be [2, n_edges] of int64 or int32, got '
-                             f'{tuple(edge_index.shape)} of {edge_index.dtype}')
+        dtype = edge_index.dtype
+        integer = not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2 or not integer:
+            raise ValueError(f'edge_index must be [2, n_edges] of an integer dtype '
+                             f'(int64, int32), got {tuple(edge_index.shape)} of {dtype}')
         src, dst = edge_index.long()
         layout = None
     else:
@@ -705,6 +706,16 @@ def appended_loops(src: Tensor, dst: Tensor, n_loops: int) -> Tuple[Tensor, Tens
     """The edges followed by the loops $(i, i)$, $i <$ `n_loops`."""
     loops = torch.arange(n_loops, device=src.device)
     return torch.cat([src, loops]), torch.cat([dst, loops])
+
+
+def loops_added(edge_index: Tensor, src: Tensor, dst: Tensor, n_loops: int) -> Tensor:
+    """The edge index PyG returns with the loops added: the edges kept and the loops, in
+    `int64`; for PyG's `EdgeIndex`, an `EdgeIndex` of them, made by PyG's own functions
+    (its sizes and sort order as PyG sets them)."""
+    if type(edge_index).__module__.startswith('torch_geometric'):
+        from torch_geometric.utils import add_self_loops, remove_self_loops
+        return add_self_loops(remove_self_loops(edge_index)[0], num_nodes=n_loops)[0]
+    return torch.stack(appended_loops(src, dst, n_loops))
 
 
 def self_loop_attr(edge_attr: Tensor, dst: Tensor, n: int, fill_value) -> Tensor:

@@ -205,23 +205,49 @@ def test_chunk_sizes_int32_and_training_dropout(chunk_size):
     assert (expected[2] == 0).any()
 
 
+@pytest.mark.parametrize('layer', [GATv2Conv, GATConv], ids=['GATv2Conv', 'GATConv'])
 @pytest.mark.parametrize('add_self_loops', [False, True])
-def test_attention_edge_index_in_pygs_dtype(add_self_loops):
+def test_attention_edge_index_in_pygs_dtype(add_self_loops, layer):
     # An int32 edge index comes back as given, or as int64 with the loops added to it
     pytest.importorskip('torch_geometric')
-    pyg, ours = make_pair(add_self_loops=add_self_loops)
+    pyg, ours = make_pair(add_self_loops=add_self_loops, layer=layer)
     x, edge_index, _ = graph()
     index_p = pyg(x, edge_index.int(), return_attention_weights=True)[1][0]
     index = ours(x, edge_index.int(), return_attention_weights=True)[1][0]
     assert index.dtype == index_p.dtype == (torch.int64 if add_self_loops else torch.int32)
     assert torch.equal(index, index_p)
-    # PyG's EdgeIndex comes back an EdgeIndex without loops added (with them, a plain tensor)
+    # PyG's EdgeIndex comes back as PyG returns it: the given one, or PyG's EdgeIndex with
+    # the loops, its sizes and sort order as PyG sets them
     from torch_geometric import EdgeIndex
-    given = EdgeIndex(edge_index, sparse_size=(x.shape[0], x.shape[0]))
-    index_p = pyg(x, given, return_attention_weights=True)[1][0]
-    index = ours(x, given, return_attention_weights=True)[1][0]
-    assert torch.equal(index.as_subclass(torch.Tensor), index_p.as_subclass(torch.Tensor))
-    assert add_self_loops or type(index) is type(index_p) is EdgeIndex
+    for sort_order in (None, 'col'):
+        given = EdgeIndex(edge_index, sparse_size=(x.shape[0], x.shape[0]))
+        if sort_order:
+            given = given.sort_by(sort_order)[0]
+        index_p = pyg(x, given, return_attention_weights=True)[1][0]
+        index = ours(x, given, return_attention_weights=True)[1][0]
+        assert type(index) is type(index_p) is EdgeIndex
+        assert torch.equal(index.as_subclass(torch.Tensor), index_p.as_subclass(torch.Tensor))
+        assert (index.sparse_size(), index.sort_order) == \
+            (index_p.sparse_size(), index_p.sort_order)
+        assert add_self_loops or index is given
+
+
+@pytest.mark.parametrize('layer', [GATv2Conv, GATConv], ids=['GATv2Conv', 'GATConv'])
+@pytest.mark.parametrize('dtype', [torch.int16, torch.int8, torch.uint8], ids=str)
+@pytest.mark.parametrize('add_self_loops', [False, True])
+def test_small_integer_edge_index(add_self_loops, dtype, layer):
+    # An edge index of a smaller integer dtype is the same graph: PyG's function, attention and
+    # gradients with the loops added, the same as the int64 index without them (where PyG's own
+    # layer fails, as it does with the loops' edge features); with the loops the index comes
+    # back as int64, as PyG's does
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(add_self_loops=add_self_loops, edge_dim=2, layer=layer)
+    x, edge_index, edge_attr = graph(edge_dim=2)
+    small = edge_index.to(dtype)
+    assert torch.equal(small.long(), edge_index)
+    got = run(ours, x, small, edge_attr)
+    assert_same(got, run(pyg if add_self_loops else ours, x, edge_index, edge_attr), 1e-10)
+    assert got[1].dtype == (torch.int64 if add_self_loops else dtype)
 
 
 @pytest.mark.parametrize('edge_dim', [None, 2])
@@ -905,7 +931,8 @@ def test_unsupported_transforms_fail_with_one_clear_line():
 @pytest.mark.parametrize('call, error, message', [
     (lambda c, x, e: c((x, None), e), ValueError, r'not \(x, None\)'),
     (lambda c, x, e: c(x[0], e), ValueError, 'x_src must be a 2-d tensor'),
-    (lambda c, x, e: c(x, e.float()), ValueError, 'int64 or int32'),
+    (lambda c, x, e: c(x, e.float()), ValueError, 'of an integer dtype'),
+    (lambda c, x, e: c(x, e > 4), ValueError, 'of an integer dtype'),
     (lambda c, x, e: c(x, e, torch.randn(3, 2)), ValueError, 'edge_attr was given'),
     (lambda c, x, e: c(x, [e]), TypeError, 'edge_index must be a tensor'),
     (lambda c, x, e: c(x, torch.cat([e, torch.tensor([[0], [10]])], 1)), IndexError,
