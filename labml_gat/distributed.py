@@ -97,6 +97,7 @@ torchrun itself, seeing a process fail, stops the others and prints its own repo
 """
 
 import datetime
+import io
 import json
 import math
 import os
@@ -188,10 +189,12 @@ def check_settings(settings: Any) -> None:
                          f'{processes} processes: each needs at least one target '
                          f'per batch')
     device = torch.device(settings.device)
-    local = int(os.environ.get('LOCAL_RANK', 0))
-    if device.type == 'cuda' and local >= torch.cuda.device_count():
-        raise UsageError(f'--device cuda: local rank {local} needs a GPU of its own, '
-                         f'and there are {torch.cuda.device_count()}')
+    # Every process of a machine finds it, so that its first one says it
+    local = int(os.environ.get('LOCAL_WORLD_SIZE', 1))
+    if device.type == 'cuda' and local > torch.cuda.device_count():
+        raise UsageError(f'--device cuda: each of the {local} processes of this machine '
+                         f'needs a GPU of its own, and there are '
+                         f'{torch.cuda.device_count()}')
     if device.type not in ('cpu', 'cuda'):
         raise UsageError(f'--device {settings.device}: torchrun runs on cpu (gloo) '
                          f'or cuda (NCCL)')
@@ -208,22 +211,45 @@ def checks_said_once() -> Iterator[None]:
     """
     The checks of the settings and the data, said once per machine: the processes of a
     machine check the same settings against the same files, so only its first (local rank 0)
-    prints what is wrong. Every process still exits with the error, and torchrun ends the job.
-    A machine whose data is missing says so on that machine. An error raised here by the
-    others is marked `said_elsewhere`, so that `command` does not print it again.
+    prints what is wrong. A machine whose data is missing says so on that machine.
+    The others hold back what they print. Finding a mistake (an error, or the parser's exit),
+    they wait for torchrun to stop them (`SIGTERM`) when the first exits with it: leaving
+    first, one of them would be the failure torchrun reports, and the first might be stopped
+    before it said anything. Their error is then marked `said_elsewhere`, so that `command`
+    does not print it again. One not stopped within `SAID_ONCE_WAIT_SECONDS` found a mistake
+    the first did not, and says it itself.
     """
     if int(os.environ.get('LOCAL_RANK', 0)) == 0:
         yield
         return
-    stderr, sys.stderr = sys.stderr, open(os.devnull, 'w')
+    stderr, sys.stderr = sys.stderr, io.StringIO()
     try:
         yield
-    except Exception as error:
-        error.said_elsewhere = True
+    except (Exception, SystemExit) as error:
+        if isinstance(error, SystemExit) and not error.code:
+            raise
+        said = stopped_within(SAID_ONCE_WAIT_SECONDS)
+        if isinstance(error, Exception):
+            error.said_elsewhere = said
+        if not said:
+            stderr.write(sys.stderr.getvalue())
         raise
     finally:
-        sys.stderr.close()
         sys.stderr = stderr
+
+
+# How long a process waits for its machine's first to say the mistake both found
+SAID_ONCE_WAIT_SECONDS = 30.0
+
+
+def stopped_within(seconds: float) -> bool:
+    """Whether this process is stopped (`SIGTERM` or Ctrl-C, a `KeyboardInterrupt`) within
+    `seconds`."""
+    try:
+        time.sleep(seconds)
+    except KeyboardInterrupt:
+        return True
+    return False
 
 
 # How long a process of a finished job lets gloo's threads finish (`job`)

@@ -226,6 +226,64 @@ def test_bad_combinations(monkeypatch, changes, message):
         mb.MiniBatchSettings(**changes).check()
 
 
+def test_too_few_gpus_found_by_every_process_of_the_machine(monkeypatch):
+    # The first process of a machine finds too few GPUs for its processes, so that it says it
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    for name, value in (('RANK', '0'), ('WORLD_SIZE', '2'), ('LOCAL_RANK', '0'),
+                        ('LOCAL_WORLD_SIZE', '2')):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(UsageError, match='each of the 2 processes of this machine needs a GPU'):
+        mb.MiniBatchSettings(device='cuda').check()
+    # Two machines of one process each
+    monkeypatch.setenv('LOCAL_WORLD_SIZE', '1')
+    mb.MiniBatchSettings(device='cuda').check()
+
+
+def test_a_mistake_is_said_by_the_machines_first_process(monkeypatch, capsys):
+    """
+    Another process of the machine that finds the mistake (an error, or the parser's exit) holds
+    back what it printed and waits for torchrun to stop it (here a signal raises the
+    `KeyboardInterrupt` that `SIGTERM` raises in a script); one not stopped in time found a
+    mistake the first did not, and says it. An exit without a mistake does not wait.
+    """
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    def checked(mistake: BaseException, wait: float, signal_after: float = None):
+        monkeypatch.setattr(distributed, 'SAID_ONCE_WAIT_SECONDS', wait)
+        if signal_after is not None:
+            signal.setitimer(signal.ITIMER_REAL, signal_after)
+        start = time.monotonic()
+        with pytest.raises(type(mistake)) as raised:
+            with distributed.checks_said_once():
+                print('what it printed', file=sys.stderr)
+                raise mistake
+        shown = capsys.readouterr().err
+        return raised.value, shown, time.monotonic() - start
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    try:
+        monkeypatch.setenv('LOCAL_RANK', '1')
+        error, shown, _ = checked(UsageError('--jobs 2 ...'), wait=60, signal_after=0.2)
+        assert error.said_elsewhere and shown == ''
+        error, shown, _ = checked(UsageError('--jobs 2 ...'), wait=0.1)
+        assert not error.said_elsewhere and shown == 'what it printed\n'
+        error, shown, _ = checked(SystemExit(2), wait=60, signal_after=0.2)
+        assert error.code == 2 and shown == ''
+        _, shown, _ = checked(SystemExit(2), wait=0.1)
+        assert shown == 'what it printed\n'
+        _, shown, took = checked(SystemExit(0), wait=60)
+        assert shown == '' and took < 30
+        monkeypatch.setenv('LOCAL_RANK', '0')
+        error, shown, took = checked(UsageError('--jobs 2 ...'), wait=60)
+        assert not getattr(error, 'said_elsewhere', False) and took < 30
+        assert shown == 'what it printed\n'
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_torchrun_takes_only_logs_for_its_own():
     """
     torchrun reads the script's flags as abbreviations of its own when they are the start of one:
@@ -356,15 +414,29 @@ def test_two_launches_on_loopback_as_documented(tmp_path):
     assert len(list(tmp_path.glob('runs/cora_gatv2_minibatch/*/checkpoints/best.pt'))) == 1
 
 
+def first_process_slow(tmp_path: Path, seconds: float = 3.0) -> dict:
+    """The environment in which local rank 0 starts `seconds` later than the others (a
+    `sitecustomize` that sleeps), as it may on a busy machine."""
+    folder = tmp_path / 'slow_first'
+    folder.mkdir()
+    (folder / 'sitecustomize.py').write_text(
+        'import os, time\n'
+        f'if os.environ.get("LOCAL_RANK") == "0":\n    time.sleep({seconds})\n')
+    return {'PYTHONPATH': os.pathsep.join([str(folder), os.environ.get('PYTHONPATH', '')])}
+
+
 @pytest.mark.slow
 @needs_planetoid
-def test_jobs_under_torchrun_is_one_line(tmp_path):
+@pytest.mark.parametrize('first_slow', [False, True], ids=['as_started', 'first_slow'])
+def test_jobs_under_torchrun_is_one_line(tmp_path, first_slow):
     """
-    The mistake is said once for the machine, before any process group or run starts; then
-    torchrun reports the failed processes (with a traceback of its own).
+    The mistake is said once for the machine, before any process group or run starts, also when
+    the first process finds it last; then torchrun reports the failed processes (with a
+    traceback of its own).
     """
+    env = first_process_slow(tmp_path) if first_slow else {}
     result = torchrun(['--nproc-per-node', '2', '--', 'experiments/cora_minibatch.py', '--jobs', '2',
-                       '--logs', 'runs'], tmp_path)
+                       '--logs', 'runs'], tmp_path, **env)
     assert result.returncode != 0
     lines = errors(result.stderr)
     assert len(lines) == 1 and '--jobs 2 trains seeds in a pool of processes' in lines[0]
@@ -376,15 +448,17 @@ def test_jobs_under_torchrun_is_one_line(tmp_path):
 
 @pytest.mark.slow
 @needs_planetoid
-def test_a_corrupt_data_file_under_torchrun_is_one_line(tmp_path):
+@pytest.mark.parametrize('first_slow', [False, True], ids=['as_started', 'first_slow'])
+def test_a_corrupt_data_file_under_torchrun_is_one_line(tmp_path, first_slow):
     """A data file that fails its checksum is said once for the machine as well, though the
     processes find it while loading the data, after the settings are checked."""
     data = tmp_path / 'planetoid'
     shutil.copytree(PLANETOID, data)
     graph = data / 'ind.cora.graph'
     graph.write_bytes(graph.read_bytes()[:100])
+    env = first_process_slow(tmp_path) if first_slow else {}
     result = torchrun(['--nproc-per-node', '2', '--', 'experiments/cora_minibatch.py',
-                       '--logs', 'runs'], tmp_path, LABML_GAT_DATA=str(data))
+                       '--logs', 'runs'], tmp_path, LABML_GAT_DATA=str(data), **env)
     assert result.returncode != 0
     lines = errors(result.stderr)
     assert len(lines) == 1 and 'ind.cora.graph' in lines[0], result.stderr[-3000:]
