@@ -493,6 +493,7 @@ def check_in_channels(in_channels) -> Tuple[int, int]:
 
 
 def check_fill_value(fill_value) -> None:
+    """The self loops' edge features: a number, a tensor or one of PyG's reductions."""
     if isinstance(fill_value, str) and fill_value not in FILL_REDUCTIONS:
         raise ValueError(f'fill_value must be a number, a tensor or one of '
                          f'{FILL_REDUCTIONS}, got {fill_value!r}')
