@@ -85,6 +85,9 @@ DRAW_BLOCK = 2 ** 16
 FILL_REDUCTIONS = ('add', 'sum', 'mean', 'min', 'max', 'mul')
 # `MessagePassing`'s arguments that PyG's layer takes, with the only values this one has
 MESSAGE_PASSING = {'aggr': 'add', 'flow': 'source_to_target', 'decomposed_layers': 1}
+# `aggr`, `flow` and `node_dim` as PyG's layers say them, for code that reads them
+PYG_ATTRIBUTES = {'GATv2Conv': ('sum', 'source_to_target', 0),
+                  'GATConv': ('add', 'source_to_target', 0)}
 # A chunk: its targets `a` to `b` and its edges `e0` to `e1`
 Chunk = Tuple[int, int, int, int]
 # What is done for chunk `k`, `(k, part) -> None`
@@ -122,6 +125,7 @@ class GATv2Conv(nn.Module):
                  chunk_size: Optional[int] = None, **kwargs):
         super().__init__()
         check_message_passing(kwargs)
+        self.aggr, self.flow, self.node_dim = PYG_ATTRIBUTES['GATv2Conv']
         sizes = check_in_channels(in_channels)
         check_fill_value(fill_value)
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
@@ -239,6 +243,7 @@ class GATConv(nn.Module):
                  residual: bool = False, *, chunk_size: Optional[int] = None, **kwargs):
         super().__init__()
         check_message_passing(kwargs, 'GATConv')
+        self.aggr, self.flow, self.node_dim = PYG_ATTRIBUTES['GATConv']
         sizes = check_in_channels(in_channels)
         check_fill_value(fill_value)
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
@@ -374,6 +379,9 @@ class Linear(nn.Module):
     then. Not an `nn.Linear`, as PyG's is not: code that picks out `nn.Linear` modules
     (to initialise or quantise them) treats both layers alike.
     """
+
+    # How PyG's GAT layers ask for their maps to be initialised, in PyG's words
+    weight_initializer, bias_initializer = 'glorot', None
 
     def __init__(self, in_channels: int, out_channels: int, bias: bool = True):
         super().__init__()
@@ -890,6 +898,12 @@ class TargetChunks:
         return torch.zeros_like(per_edge).index_copy(0, self.order, per_edge)
 
 
+def result_dtype(*tensors: Optional[Tensor]) -> torch.dtype:
+    """The dtype of the given tensors' results together, by PyTorch's promotion."""
+    dtypes = [x.dtype for x in tensors if x is not None]
+    return functools.reduce(torch.promote_types, dtypes)
+
+
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """Half-precision inputs are scored, normalised and summed in `float32`."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
@@ -1131,9 +1145,10 @@ class LeanAttention(torch.autograd.Function):
 
     **Half precision.** Each chunk is computed in `float32` when the inputs are
     `float16` or `bfloat16`: a hub's softmax denominator and sum add up as many terms as
-    it has in-edges, which half precision cannot. $h'$ is stored in the inputs' dtype,
-    $\ell$ and the gradients' node-level sums in `float32`. Autocast is off inside:
-    the dtypes here are chosen, not cast.
+    it has in-edges, which half precision cannot. $h'$ and $\alpha$ are stored in the
+    inputs' dtype, as PyG's are (under autocast, where half-precision messages meet a
+    `float32` $a$, in `float32`); $\ell$ and the gradients' node-level sums in `float32`.
+    Autocast is off inside: the dtypes here are chosen, not cast.
 
     **Threads.** On a CPU with several threads, the chunks are shared among them
     ([`ChunkTurns`](#the-chunks-shared-among-cpu-threads)), each chunk's node-level sums
@@ -1144,16 +1159,19 @@ class LeanAttention(torch.autograd.Function):
     def forward(ctx, messages, query, key, attn, edge_attr, weight_e, weight_r, score,
                 edges: TargetChunks, keep, scale, return_attention, attention_dropped,
                 projection, draw, reuse):
-        device, dtype = messages.device, messages.dtype
+        device = messages.device
+        # $h'$ and $\alpha$ in PyG's dtype: the scores' and the messages' promoted (under
+        # autocast, half-precision messages scored with a `float32` $a$ give `float32`)
+        dtype = result_dtype(messages, query, key, attn)
         with torch.autocast(device.type, enabled=False):
-            cdt = compute_dtype(dtype)
+            cdt = compute_dtype(messages.dtype)
             score.prepare(attn, cdt)
             t = ChunkInputs(cdt, messages, query, key, None, edge_attr, to(weight_e, cdt),
                             edges)
             n_dst, (n_heads, n_hidden) = edges.degrees.shape[0], messages.shape[1:]
-            out = messages.new_zeros(n_dst, n_heads, n_hidden)
+            out = messages.new_zeros(n_dst, n_heads, n_hidden, dtype=dtype)
             log_denominator = messages.new_full((n_dst, n_heads), -torch.inf, dtype=cdt)
-            attention = messages.new_empty(edges.src.shape[0], n_heads) \
+            attention = messages.new_empty(edges.src.shape[0], n_heads, dtype=dtype) \
                 if return_attention else None
             # A small graph's chunks' tensors, reused by the backward pass
             reused = {} if reuse else None

@@ -434,6 +434,25 @@ def test_state_dict_both_ways_and_constructor():
 
 
 
+@pytest.mark.parametrize('message_passing', [False, True], ids=['plain', 'MessagePassing'])
+@pytest.mark.parametrize('layer', [GATv2Conv, GATConv])
+def test_attributes_pyg_users_read(layer, message_passing):
+    # What code written for PyG's layers reads of them besides their parameters: the aggregation,
+    # the flow and the node dimension, and how each map is initialised, as PyG's layer has them
+    pytest.importorskip('torch_geometric')
+    import torch_geometric.nn
+    pyg = getattr(torch_geometric.nn, layer.__name__)(8, 4, 2, edge_dim=3, residual=True)
+    ours = (message_passing_class(layer) if message_passing else layer)(8, 4, 2, edge_dim=3,
+                                                                        residual=True)
+    for name in ('aggr', 'flow', 'node_dim'):
+        assert getattr(ours, name) == getattr(pyg, name), name
+    for name, lin in pyg.named_modules():
+        if name and hasattr(lin, 'weight_initializer'):
+            mine = ours.get_submodule(name)
+            assert (mine.weight_initializer, mine.bias_initializer) == \
+                (lin.weight_initializer, lin.bias_initializer), name
+
+
 @pytest.mark.parametrize('in_channels, kwargs', [
     (-1, dict()), (-1, dict(residual=True, bias=False)), (-1, dict(share_weights=True)),
     ((-1, -1), dict(residual=True, edge_dim=2)), ((-1, 6), dict()),
@@ -655,20 +674,29 @@ AUTOCAST = [('cpu', torch.bfloat16)] + ([('cuda', torch.bfloat16), ('cuda', torc
                                          if torch.cuda.is_available() else [])
 
 
+@pytest.mark.parametrize('bias', [True, False])
 @pytest.mark.parametrize('layer', [GATv2Conv, GATConv])
 @pytest.mark.parametrize('device, dtype', AUTOCAST, ids=str)
-def test_autocast(device, dtype, layer):
+def test_autocast(device, dtype, layer, bias):
     # Under autocast the projections run in half precision, the attention in float32 inside; the
-    # result is close to float32's, and its gradients reach every parameter in its own dtype
-    conv = layer(16, 8, heads=4, edge_dim=3).to(device)
+    # output and the attention come in PyG's dtypes (its half-precision messages meet a float32
+    # `att`: float32, with or without the float32 bias), close to float32's, each node's
+    # attention summing to 1 as float32's does, and the gradients reach every parameter in its
+    # own dtype
+    pyg, conv = make_pair(torch.float32, device, chunk_size=None, in_channels=16,
+                          out_channels=8, heads=4, layer=layer, edge_dim=3, bias=bias)
     x = torch.randn(50, 16, device=device)
     edge_index = random_graph(50, 400, self_loops=False).to(device)
     edge_attr = torch.randn(edge_index.shape[1], 3, device=device)
     with torch.autocast(device, dtype):
-        out = conv(x, edge_index, edge_attr)
+        out, (used, alpha) = conv(x, edge_index, edge_attr, return_attention_weights=True)
+        pyg_out, (_, pyg_alpha) = pyg(x, edge_index, edge_attr, return_attention_weights=True)
+    assert (out.dtype, alpha.dtype) == (pyg_out.dtype, pyg_alpha.dtype)
     out.sum().backward()
     reference = conv(x, edge_index, edge_attr)
     assert relative_error(out, reference.double()) < 0.05
+    sums = torch.zeros(50, 4, device=device).index_add_(0, used[1], alpha.float())
+    assert (sums - 1).abs().max() < 1e-5
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in conv.parameters())
 
 
