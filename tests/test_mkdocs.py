@@ -17,7 +17,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from conftest import REPO, load_file
-from test_browser import (CHAPTERS, EMPTY_CODE_BOX, EMPTY_CODE_BOX_LIMIT, ROW_BOXES, TUTORIAL,  # noqa: F401
+from test_browser import (CHAPTERS, EMPTY_CODE_BOX, EMPTY_CODE_BOX_LIMIT, NO_WRAP, ROW_BOXES,  # noqa: F401
                           Reader, browser, check_code_reads_at_1400_px, check_wrapped_code_hangs, crawl,
                           serve)
 from test_site import ASSETS, CSS_REMOTE, REMOTE
@@ -204,6 +204,7 @@ def test_example_pages_are_rendered(mkdocs_site, example):
     assert len(article.select('.highlight')) >= source.count('\n# %%')
     if ':math:' in source:
         assert article.select('math')
+    text = article.get_text()
     for code in article.select('pre, code'):
         code.decompose()
     prose = article.get_text()
@@ -216,7 +217,7 @@ def test_example_pages_are_rendered(mkdocs_site, example):
         assert len(images) == executed.count('.. image-sg::') > 0
         assert all((page.parent / src).is_file() for src in images)
     else:
-        assert not images and 'bash run.sh site' in prose
+        assert not images and 'bash run.sh site' in text
 
 
 def test_example_markup_becomes_markdown():
@@ -306,6 +307,53 @@ def test_served_alone_nothing_is_missing(browser, server, mkdocs_site, tmp_path)
             *(f'experiments/gallery/{example.stem}.html' for example in EXAMPLES)} <= reached
 
 
+# Every code block outside the code column, as the reader sees it: the element that holds its lines
+# (Material's `code`, or the `pre` itself where the block is marked up as Sphinx marks it up), where
+# it ends, the box it must stay in, its background and whether a long line scrolls inside it
+DOC_CODE_BLOCKS = """() => [...document.querySelectorAll('article pre')]
+    .filter(pre => !pre.closest('.annotate-code'))
+    .map(pre => {
+        const lines = pre.querySelector(':scope > code') || pre, style = getComputedStyle(lines);
+        const box = pre.parentElement.closest('.annotate-doc, article').getBoundingClientRect();
+        return {right: lines.getBoundingClientRect().right, limit: box.right, overflow: style.overflowX,
+                fits: lines.scrollWidth <= lines.clientWidth + 1, background: style.backgroundColor,
+                text: pre.textContent.slice(0, 40)};
+    })"""
+
+
+def test_code_blocks_in_the_docs_stay_in_their_column(browser, server, mkdocs_site, tmp_path):  # noqa: F811
+    """At 1400 px every code block of the prose (a command beside the code column, a snippet on the
+    home page) has a background and stays inside its column: a line too long for it scrolls inside
+    the block rather than run over the code beside it."""
+    reader = Reader(browser, server, {'width': 1400, 'height': 900}, tmp_path)
+    wrong, seen = [], 0
+    try:
+        for page in sorted(mkdocs_site.rglob('*.html')):
+            path = page.relative_to(mkdocs_site).as_posix()
+            if path == '404.html':
+                continue
+            reader.open(path)
+            for block in reader.page.evaluate(DOC_CODE_BLOCKS):
+                seen += 1
+                if block['right'] > block['limit'] + 1 or block['background'] == 'rgba(0, 0, 0, 0)' or \
+                        not (block['fits'] or block['overflow'] in ('auto', 'scroll')):
+                    wrong.append(f'{path}: {block}')
+    finally:
+        reader.close()
+    assert seen > 20 and not wrong, '\n'.join(wrong)
+
+
+def test_every_annotated_page_offers_its_file_to_download(mkdocs_site):
+    """Under the title of every annotated page, as on the Sphinx site: a link that downloads the file
+    the page shows, byte for byte."""
+    for page, source in ANNOTATED.items():
+        html = BeautifulSoup((mkdocs_site / page).read_text(encoding='utf-8'), 'html.parser')
+        link = html.select_one('article h1 + p.site-download a[download]')
+        assert link is not None, page
+        downloaded = (mkdocs_site / page).parent.joinpath(link['href']).resolve()
+        assert downloaded.read_bytes() == source.read_bytes(), page
+
+
 def test_dark_mode_follows_the_reader(browser, server, tmp_path):  # noqa: F811
     """A reader whose system prefers dark gets the dark scheme, and the switch brings light back."""
     reader = Reader(browser, server, {'width': 1400, 'height': 900}, tmp_path)
@@ -341,7 +389,7 @@ def test_search_finds_words_in_code_and_prose(browser, server, mkdocs_site, tmp_
     assert len(pages) >= 4 and pages <= found, (pages, found)
 
 
-@pytest.mark.parametrize('path', TUTORIAL + CHAPTERS)
+@pytest.mark.parametrize('path', NO_WRAP + CHAPTERS)
 def test_code_reads_without_wrapping_at_1400_px(browser, server, tmp_path, path):  # noqa: F811
     reader = Reader(browser, server, {'width': 1400, 'height': 900}, tmp_path)
     try:

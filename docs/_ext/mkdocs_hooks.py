@@ -13,6 +13,8 @@ MkDocs hooks of this site.
   example changed since, the page shows the prose and the code and says how to get the rest.
 * The records (`experiments/results/*.json`) and the examples' files are copied into the site,
   at the paths the pages link them from.
+* A page that annotates a Python file offers it under its title, "Download gatv2.py", as the Sphinx
+  site does: the file is copied into `_downloads/`, at its path in the repository.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ GALLERY = REPO / 'experiments' / 'gallery'
 # What the Sphinx build of the gallery leaves beside the docs' sources
 EXECUTED = DOCS / 'experiments' / 'gallery'
 PAGES = 'experiments/gallery/'
+# A page's `annotated-source` block, which names the Python file the page shows
+ANNOTATED = re.compile(r'^```\{annotated-source\}\s+(\S+)\s*$', re.MULTILINE)
+DOWNLOADS = '_downloads/'
 
 log = logging.getLogger('mkdocs.hooks.gallery')
 
@@ -65,9 +70,33 @@ def on_files(files, config):
     if missing:
         log.info('The examples %s have not run in a Sphinx build (bash run.sh site): their pages '
                  'show the code without its output and figures.', ', '.join(missing))
+    extra += [(DOWNLOADS + source, REPO / source) for source in sorted(set(annotated().values()))]
     for uri, path in extra:
         files.append(File.generated(config, uri, abs_src_path=str(path)))
     return files
+
+
+def annotated() -> dict[str, str]:
+    """Page source (`labml_gat/gatv2.md`) -> the Python file it shows, from the repository's root."""
+    pages = {}
+    for page in sorted((DOCS / 'mkdocs').rglob('*.md')):
+        match = ANNOTATED.search(page.read_text(encoding='utf-8'))
+        if match:
+            pages[page.relative_to(DOCS / 'mkdocs').as_posix()] = match[1]
+    return pages
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    """Under the title of a page that annotates a Python file: "Download gatv2.py", the file."""
+    source = annotated().get(page.file.src_uri)
+    if source is None:
+        return html
+    depth = page.file.src_uri.count('/')
+    href = '../' * depth + DOWNLOADS + source
+    name = Path(source).name
+    link = (f'<p class="site-download">Download <a href="{href}" download><code>{name}</code></a>, '
+            f'the file this page shows, to read or copy whole.</p>')
+    return re.sub(r'(</h1>)', lambda m: m[1] + link, html, count=1)
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
