@@ -45,8 +45,12 @@ The fix costs no more parameters than GAT.
 
 **The evidence.** [Why GATv2: DictionaryLookup](../experiments/gallery/plot_dictionary_lookup.html)
 trains both layers on the paper's task that needs dynamic attention: one GATv2 head fits it,
-one GAT head cannot. [What did the attention learn?](../experiments/gallery/plot_attention.html)
-looks at the attention a GATv2 trained on Cora puts on its neighbours.
+one GAT head cannot. [Train GATv2 on Cora](../experiments/gallery/plot_cora_training.html)
+trains the two-layer model of the [Cora experiment](../experiments/cora.html) and draws its
+curves, and [What did the attention learn?](../experiments/gallery/plot_attention.html)
+looks at the attention it puts on its neighbours.
+[What the layers cost](../experiments/gallery/plot_benchmark.html) measures this layer's twins
+on edge lists against PyG's `GATv2Conv` ([the records](../experiments/benchmark.html)).
 
 The attention coefficients are the softmax of the scores over the neighbours of $i$,
 

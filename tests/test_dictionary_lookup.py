@@ -455,9 +455,9 @@ def test_recorded_sweep_supports_the_papers_claims():
     """
     The claims the experiment's page states, against the recorded sweep: one GAT head does not
     fit the training set for any k > 2 (at k = 2 the training set is one graph) and is at
-    chance at the largest k; one GATv2 head fits the training set at every k, and answers the
-    test graphs once the training set is large; eight GAT heads stay behind eight GATv2 heads
-    on the test graphs.
+    chance at the largest k; one GATv2 head fits the training set at every k, and answers at
+    least 99.99 % of the test graphs once the training set is large; eight GAT heads stay behind
+    eight GATv2 heads on the test graphs.
     """
     record = json.loads(RECORD.read_text())
     assert record['command'].startswith('python experiments/dictionary_lookup.py --sweep')
@@ -473,7 +473,7 @@ def test_recorded_sweep_supports_the_papers_claims():
         # Eight GAT heads fit the training graphs, or come close
         assert runs[k, 'gat', 8]['train_accuracy'] >= 0.9, k
         if gatv2['n_train'] >= 1000:
-            assert gatv2['test_accuracy'] > 0.99, k
+            assert gatv2['test_accuracy'] >= 0.9999, k
     assert runs[ks[-1], 'gat', 1]['train_accuracy'] <= 1.5 / ks[-1]
 
 
