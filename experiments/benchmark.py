@@ -65,7 +65,8 @@ from typing import List, Optional, Sequence
 
 from labml_gat import benchmarking, results
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_output, check_positive, command, prog, setting)
+                                check_image, check_one_record, check_output,
+                                check_positive, command, prog, setting)
 
 
 # What `--help` says the script does
@@ -149,8 +150,12 @@ class BenchmarkSettings(Settings):
         check_device(self.device)
         if self.device.startswith('mps'):
             raise UsageError('--device mps: the benchmark measures cpu or cuda')
+        if self.gat and 'layer' not in self.figures:
+            raise UsageError(f'--gat measures the layer figures; --figures '
+                             f'{" ".join(self.figures)} has none')
+        check_one_record(self.record, self.results)
         check_output('--results', self.results, folder=True)
-        check_output('--plot', self.plot)
+        check_image('--plot', self.plot)
         if 'cora' in self.figures:
             check_cora(self.data_dir)
 

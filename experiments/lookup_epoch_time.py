@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from labml_gat.results import RESULTS, record
-from labml_gat.settings import (Settings, UsageError, check_at_least, check_output,
-                                command, setting)
+from labml_gat.settings import (Settings, UsageError, check_at_least, check_one_record,
+                                check_output, command, setting)
 
 REPO = Path(__file__).resolve().parent.parent
 # What `--help` says the script does
@@ -122,6 +122,7 @@ class EpochTimeSettings(Settings):
     def check(self) -> None:
         super().check()
         check_at_least(self, 1, ('repeats', 'graphs'))
+        check_one_record(self.record, self.results)
         check_output('--results', self.results, folder=True)
 
 

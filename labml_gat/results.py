@@ -28,6 +28,7 @@ nothing between them, and the site fills them in from the record while it is bui
 its source never holds a copy.
 """
 
+import argparse
 import json
 import math
 import os
@@ -504,15 +505,47 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     `python -m labml_gat.results` rewrites the marked blocks of every file that quotes records
     (`python -m labml_gat.results FILE.md ...` only those files);
     `python -m labml_gat.results --record NAME SUMMARY.json COMMAND` records an experiment's
-    `--summary-json` as the result `NAME`, made by `COMMAND`.
+    `--summary-json` as the result `NAME`, made by `COMMAND`. A mistake is one line and exit
+    status 2, before anything is written.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ['--record']:
-        name, summary, command = argv[1:]
-        record(name, command, from_summary(json.loads(Path(summary).read_text())))
+    parser = argparse.ArgumentParser(
+        prog='python -m labml_gat.results', allow_abbrev=False,
+        description='Render the tables that quote the records, or record a summary.')
+    parser.add_argument('files', nargs='*', type=Path,
+                        help='the Markdown files to rewrite (default: every file that '
+                             'quotes records)')
+    parser.add_argument('--record', nargs=3, metavar=('NAME', 'SUMMARY', 'COMMAND'),
+                        help="record an experiment's --summary-json as NAME, made by "
+                             'COMMAND')
+    # One line, as every command of the project says a mistake
+    parser.error = lambda message: parser.exit(2, f'{parser.prog}: error: {message}\n')
+    args = parser.parse_args(argv)
+    if args.record:
+        if args.files:
+            parser.error('--record records a summary; it rewrites no file')
+        name, summary, command = args.record
+        if not re.fullmatch(r'[\w-]+', name):
+            parser.error(f'--record {name}: a record\'s name is letters, digits, _ and -')
+        record(name, command, summary_values(Path(summary), parser.error))
         return
-    for path in map(Path, argv) if argv else quoting_files():
+    missing = [str(path) for path in args.files if not path.is_file()]
+    if missing:
+        parser.error(f'{missing[0]}: no such file')
+    for path in args.files or quoting_files():
         path.write_text(update(path.read_text(encoding='utf-8')), encoding='utf-8')
+
+
+def summary_values(path: Path, error: Callable[[str], None]) -> dict:
+    """The values to record of an experiment's `--summary-json`, or `error` with what is
+    wrong with the file."""
+    try:
+        return from_summary(json.loads(path.read_text(encoding='utf-8')))
+    except FileNotFoundError:
+        error(f'--record: {path}: no such file')
+    except (OSError, ValueError, KeyError, TypeError) as problem:
+        error(f"--record: {path} is not an experiment's --summary-json "
+              f'({type(problem).__name__}: {problem})')
+    return {}
 
 
 if __name__ == '__main__':

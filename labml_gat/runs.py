@@ -22,7 +22,7 @@ Those files are all there is to read, so two commands need nothing but this modu
 
 ```
 python -m labml_gat.runs list [LOGS_DIR]
-python -m labml_gat.runs plot RUN_DIR [RUN_DIR ...] --out curves.png
+python -m labml_gat.runs plot RUN_DIR [RUN_DIR ...] [--out IMAGE]
 ```
 
 `list` shows each experiment's runs: the settings shared by all its runs once, then a row
@@ -31,7 +31,8 @@ panel per kind of metric (`loss`, `accuracy`, ...), with a line per run and spli
 training solid, validation dashed, and a value recorded once, such as the test accuracy,
 as a dot. More than three runs of one experiment, such as the seeds of `--seeds 10`, are
 drawn as their mean with a band of one standard deviation, each run faint behind it.
-The image goes into a folder that exists (`--out`), as every output of the experiments.
+The image goes into a folder that exists (`--out`), as every output of the experiments; by
+default `curves.png` beside the logs (`logs/curves.png` for runs in `logs/<name>/<uuid>`).
 Plotting needs matplotlib (the `docs` extra); listing does not.
 
 The folder of the runs is `logs/` of the working directory unless `LABML_GAT_LOGS` names
@@ -52,7 +53,7 @@ from typing import Iterator, Optional, Sequence
 
 import yaml
 
-from labml_gat.settings import ArgumentParser, UsageError, check_output, command
+from labml_gat.settings import ArgumentParser, UsageError, check_image, command
 
 # The environment variable naming the folder of labml runs (for the runs and for `list`)
 LOGS_ENV_VAR = 'LABML_GAT_LOGS'
@@ -490,15 +491,18 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     plotting = commands.add_parser('plot', help='the curves of runs, as an image')
     plotting.add_argument('runs', nargs='+', type=Path,
                           help='run folders, logs/<name>/<uuid>')
-    plotting.add_argument('--out', type=Path, default=Path('curves.png'),
-                          help='the image to write (default: curves.png)')
+    plotting.add_argument('--out', type=Path, default=None,
+                          help='the image to write (default: curves.png in the folder of '
+                               'the experiments, logs/ for logs/<name>/<uuid>)')
     args = parser.parse_args(argv)
     if args.command == 'list':
         print(list_runs(find_runs(args.logs or logs_folder())))
     else:
-        check_output('--out', str(args.out))
+        # Beside the logs, not in the folder the command runs in (a clone, say)
+        out = args.out or args.runs[0].resolve().parent.parent / 'curves.png'
+        check_image('--out', str(out))
         runs = [read_run(path) for path in args.runs]
-        print(f'wrote {plot_runs(runs, args.out)}')
+        print(f'wrote {plot_runs(runs, out)}')
 
 
 if __name__ == '__main__':

@@ -198,6 +198,27 @@ def check_output(name: str, path: Optional[str], folder: bool = False) -> None:
     check_writable(name, path, home)
 
 
+def check_image(name: str, path: Optional[str]) -> None:
+    """An image to write: an output (`check_output`) whose suffix names a format matplotlib
+    writes (`.png`, `.svg`, `.pdf`, ...), checked before the work that draws it."""
+    if path is None:
+        return
+    check_output(name, path)
+    from matplotlib.backend_bases import FigureCanvasBase
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if Path(path).suffix.lower().lstrip('.') not in formats:
+        suffixes = ', '.join('.' + suffix for suffix in sorted(formats))
+        raise UsageError(f'{name} {path}: an image is written as one of {suffixes}; '
+                         f'give its suffix')
+
+
+def check_one_record(record: bool, results: Optional[str]) -> None:
+    """`--record` and `--results FOLDER` say where a record goes: one place, not two."""
+    if record and results:
+        raise UsageError("--record writes into the project's records and --results "
+                         "into another folder: give one")
+
+
 def check_writable(name: str, path: str, folder: Path) -> None:
     """The folder `folder` of the output `path` (given with the flag `name`) takes files."""
     try:

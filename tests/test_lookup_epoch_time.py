@@ -15,6 +15,8 @@ from conftest import REPO, run_script
     (['--repeats', '0'], '--repeats must be at least 1, got 0'),
     (['--graphs', '0'], '--graphs must be at least 1, got 0'),
     (['--against', 'no-such-revision'], '--against no-such-revision: '),
+    (['--record', '--results', '.'], "--record writes into the project's records and --results "
+                                     "into another folder: give one"),
 ])
 @pytest.mark.slow
 def test_usage_errors(args, message):

@@ -7,6 +7,8 @@ import json
 import math
 import re
 
+import pytest
+
 from conftest import REPO, imported_modules
 from labml_gat import results
 
@@ -78,6 +80,36 @@ def test_record_from_a_summary(tmp_path):
     assert path.name == 'x.json' and record['values']['test_mean'] == 82.5
     assert [r['seed'] for r in record['values']['per_seed']] == [0, 1]
     assert 'history' not in record['values']['per_seed'][0]
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['missing.md'], 'missing.md: no such file'),
+    (['--record', 'x'], 'argument --record: expected 3 arguments'),
+    (['--record', 'x', 'missing.json', 'cmd'], '--record: missing.json: no such file'),
+    (['--record', 'a b', 'summary.json', 'cmd'], "--record a b: a record's name is letters"),
+    (['--record', 'x', 'not_a_summary.json', 'cmd'],
+     "--record: not_a_summary.json is not an experiment's --summary-json (KeyError"),
+    (['--record', 'x', 'summary.json', 'cmd', 'README.md'], '--record records a summary; it '),
+    (['--unknown'], 'unrecognized arguments: --unknown'),
+])
+def test_command_line_mistakes_are_one_line_and_write_nothing(argv, message, tmp_path, monkeypatch,
+                                                             capsys):
+    (tmp_path / 'summary.json').write_text('{"test_accuracy": {}}')
+    (tmp_path / 'not_a_summary.json').write_text('{"accuracy": 1}')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(results, 'RESULTS', tmp_path / 'records')
+    with pytest.raises(SystemExit) as exit:
+        results.main(argv)
+    error = capsys.readouterr().err
+    assert exit.value.code == 2 and len(error.strip().splitlines()) == 1
+    assert error.startswith(f'python -m labml_gat.results: error: {message}'), error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['not_a_summary.json', 'summary.json']
+
+
+def test_help_says_what_the_command_does(capsys):
+    with pytest.raises(SystemExit) as exit:
+        results.main(['--help'])
+    assert exit.value.code == 0 and '--record NAME SUMMARY COMMAND' in capsys.readouterr().out
 
 
 def test_a_page_fills_its_empty_markers_from_the_record(tmp_path):

@@ -114,6 +114,24 @@ def test_plot_writes_into_a_folder_that_exists(logs, tmp_path):
     assert not (tmp_path / 'missing').exists()
 
 
+def test_plot_goes_beside_the_logs_and_an_image_needs_its_suffix(logs, tmp_path):
+    # Without --out, the image goes into the folder of the experiments (logs/), not the folder the
+    # command runs in; an --out matplotlib cannot write is one line before any run is read
+    pytest.importorskip('matplotlib')
+    here = tmp_path / 'here'
+    here.mkdir()
+    command = [sys.executable, '-m', 'labml_gat.runs', 'plot', *map(str, sorted(logs.glob('*/*')))]
+    env = {'PYTHONPATH': str(REPO), 'PATH': '/usr/bin:/bin'}
+    result = subprocess.run(command, cwd=here, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (logs / 'curves.png').read_bytes()[:4] == b'\x89PNG' and not any(here.iterdir())
+    result = subprocess.run(command + ['--out', 'curves.txt'], cwd=here, capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert '--out curves.txt: an image is written as one of ' in result.stderr
+    assert not any(here.iterdir())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('arguments, message', [
     (['plot', 'missing'], 'missing: no such folder'),
