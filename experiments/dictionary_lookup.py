@@ -106,7 +106,10 @@ The dense layer on a batch avoids the edge list's gathering and scattering, but 
 score is a perceptron of every pair: a graph has $k^2$ (query, key-value) pairs of $d$
 features, on an edge list just as on the dense grid. That grid, $B k^2 d$ numbers per
 batch, is where the time of the sweep goes at large $k$; GAT's score needs one number per
-node and stays cheap.
+node and stays cheap. It is where the memory goes too, several numbers a pair and feature,
+tens of GiB a batch at $k$ in the thousands: a $k$ of `--k` or `--ks` whose grid or examples
+would not fit in the free memory is refused before anything is made, with the memory it would
+need.
 
 ## Which layer when
 
@@ -156,12 +159,14 @@ from typing import Optional, Sequence
 import torch
 from labml import monit, tracker
 
-from labml_gat.lookup import LAYERS, make_task, time_layers, train
+from labml_gat.lookup import (LAYERS, examples_bytes, make_task, n_examples, time_layers,
+                              train, training_step_bytes)
 from labml_gat.results import strict_json
 from labml_gat.runs import epochs, labml_run, progress_on_screen
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
-                                check_device, check_output, check_positive, command, flag,
-                                setting)
+                                check_device, check_one_record, check_output,
+                                check_positive, command, flag, setting)
+from labml_gat.training import check_fits
 
 # The project's records, which `--record` replaces
 RESULTS = Path(__file__).parent / 'results'
@@ -249,6 +254,9 @@ class LookupSettings(Settings):
         check_device(self.device)
         check_output('--summary-json', self.summary_json)
         check_output('--results', self.results, folder=True)
+        # Every size is checked against the memory before any task is made
+        for k in (self.ks if self.sweep else [self.k]):
+            self.check_memory(k)
         for k in (self.ks if self.sweep else [self.k]):
             task = make_task(k, self.seed, self.max_examples)
             if len(task.train) == 0 or len(task.test) == 0:
@@ -256,13 +264,41 @@ class LookupSettings(Settings):
                                  f'{len(task.train)} training and {len(task.test)} test '
                                  f'graphs: use more examples')
 
+    def check_memory(self, k: int) -> None:
+        """
+        The examples of size `k` and a training step on them fit in the memory, judged from
+        their sizes alone (the estimates of `labml_gat.lookup`), before anything is made: a
+        `--k` of a thousand asks for tens of GiB a step, and would otherwise end in a
+        traceback or the kernel's out-of-memory killer, minutes after the run started.
+        """
+        name = f'k = {k} of --ks' if self.sweep else f'--k {k}'
+        n = n_examples(k, self.max_examples)
+        graphs = min(self.batch_size, n + self.epoch_size)
+        models = (itertools.product(LAYERS, self.sweep_heads) if self.sweep
+                  else [(self.layer, self.n_heads)])
+        step = max(training_step_bytes(k, layer, n_heads, self.d_model, self.impl, graphs)
+                   for layer, n_heads in models)
+        examples = examples_bytes(k, self.max_examples, self.epoch_size)
+        batch = (f'{name}: a batch of {graphs} graphs of {k} x {k} (query, key) pairs, '
+                 f'{self.d_model} features each', 'use a smaller --k, --batch-size or '
+                                                  '--d-model')
+        held = (f'{name}: {n} examples of {k} keys (--max-examples) and an epoch of at '
+                f'least {self.epoch_size} graphs (--epoch-size)',
+                'use a smaller --max-examples or --epoch-size')
+        # The examples stay in the host's memory; a CUDA device holds the step alone
+        if torch.device(self.device).type == 'cuda':
+            check_fits(step, self.device, *batch)
+            check_fits(examples, 'cpu', *held, per='for the examples')
+        else:
+            # One memory for both: the larger part names the flags to change
+            larger = batch if step >= examples else held
+            check_fits(step + examples, self.device, *larger)
+
     def check_given(self, given: set) -> None:
         """The flags given name one kind of run, and that run reads every one of them."""
         if self.sweep and self.which_layer:
             raise UsageError('--sweep and --which-layer are two different runs: give one')
-        if self.record and self.results:
-            raise UsageError("--record writes into the project's records and --results "
-                             "into another folder: give one")
+        check_one_record(self.record, self.results)
         kind = ('--sweep' if self.sweep else '--which-layer' if self.which_layer
                 else 'a run of one model')
         unread = sorted(given - set(READS[kind]))

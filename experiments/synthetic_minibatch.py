@@ -27,6 +27,8 @@ OMP_NUM_THREADS=1 torchrun --nproc-per-node 2 -- experiments/synthetic_minibatch
 The first run on a machine writes the graph, the features and the labels to files in `--cache`
 (about 0.6 GB); every process of the machine maps the same files
 ([one copy per machine](../labml_gat/distributed.html#one-copy-of-the-graph-per-machine)).
+A graph too large for the free memory is refused before anything is made (`graph_bytes`),
+and a build that fails or is stopped leaves nothing in the cache.
 It trains `--steps` global batches after `--warmup` more, then evaluates the validation nodes
 [layer by layer](../labml_gat/distributed.html#evaluation-on-all-nodes-layer-by-layer).
 A graph with fewer training batches than that is trained epoch after epoch, each in a new order.
@@ -58,6 +60,7 @@ from labml_gat.sampling import NeighbourSampler
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
                                 check_positive, check_probability, check_writable,
                                 command, setting)
+from labml_gat.training import check_fits
 
 
 @dataclass
@@ -109,6 +112,7 @@ class SyntheticSettings(Settings):
         check_positive('learning_rate', self.learning_rate)
         check_device(self.device)
         distributed.check_settings(self)
+        self.check_memory()
         self.check_cache()
 
     def graph_folder(self) -> Path:
@@ -117,6 +121,25 @@ class SyntheticSettings(Settings):
             lab.get_data_path() / 'synthetic'
         return cache / (f'graph_{self.nodes}_{self.degree}_{self.in_features}_'
                         f'{self.classes}_{self.seed}')
+
+    def check_memory(self) -> None:
+        """
+        The graph fits in the memory, judged from its size (`graph_bytes`) before any of
+        it is made: a graph too large would otherwise end in a traceback, or the kernel's
+        out-of-memory killer, after its build has taken what the machine has.
+        """
+        cached = (self.graph_folder() / 'tensors.json').is_file()
+        needed, hidden = graph_bytes(self, cached)
+        # The graph stays in the host's memory; the hidden vectors are on the device
+        on_host = torch.device(self.device).type != 'cuda'
+        edges = self.nodes * (self.degree + 1)
+        what = (f'--nodes {self.nodes}: a graph of {edges} edges and {self.in_features} '
+                f'features a node')
+        check_fits(needed + hidden * on_host, 'cpu', what,
+                   'use fewer --nodes, or a smaller --degree or --in-features',
+                   per='to build and train on')
+        if not on_host:
+            check_fits(hidden, self.device, what, 'use fewer --nodes', per='to evaluate')
 
     def check_cache(self) -> None:
         """
@@ -147,6 +170,31 @@ def build_graph(s: SyntheticSettings) -> dict:
     mean = torch.zeros(s.nodes, s.classes).index_add_(0, dst, x[src, :s.classes])
     return {'ptr': sampler.ptr, 'sources': sampler.sources, 'x': x,
             'y': mean.argmax(dim=1)}
+
+
+def graph_bytes(s: SyntheticSettings, cached: bool) -> Tuple[int, int]:
+    r"""
+    ## The memory the graph needs
+
+    In bytes, from the settings alone: the graph's, in the host's memory, and the hidden
+    vectors of the [layer-by-layer
+    evaluation](../labml_gat/distributed.html#evaluation-on-all-nodes-layer-by-layer), on
+    the device. With $N$ nodes, $F$ features, $C$ classes and $E = (\text{degree} + 1) N$
+    edges, `build_graph` holds at once the features, $4 N F$; the edge index, $16 E$;
+    the sampler's edges without loops, their sort and its in-neighbour lists, $32 E$; the
+    first $C$ features of every edge's source, to label the nodes, $4 E C$; and the offsets,
+    in-degrees and labels, $24 N$. That bounds its peak, as the graph's tests check. The
+    run after the build, or from the `cached` files, maps the features, the
+    in-neighbour lists, the offsets and the labels, and holds three orders of the nodes,
+    $8 N$ each; the evaluation makes the first layer's $K F'$ outputs of every node, and
+    their activation.
+    """
+    nodes, edges = s.nodes, s.nodes * (s.degree + 1)
+    build = (4 * nodes * s.in_features + 16 * edges + 32 * edges + 4 * edges * s.classes
+             + 24 * nodes)
+    run = 4 * nodes * s.in_features + 8 * edges + 16 * nodes + 24 * nodes
+    hidden = 2 * 4 * nodes * s.n_heads * s.n_hidden
+    return (run if cached else max(build, run)), hidden
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

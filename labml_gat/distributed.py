@@ -101,6 +101,7 @@ import io
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -427,21 +428,12 @@ def shared_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]
                    ) -> Dict[str, torch.Tensor]:
     """
     The tensors that `build()` makes, mapped from files in `folder`, which the first process of
-    each machine writes when they are not there yet (into a temporary folder, renamed when complete,
-    so that an interrupted write leaves nothing half-written).
+    each machine writes when they are not there yet (`write_tensors`).
     """
     folder = Path(folder)
     first = int(os.environ.get('LOCAL_RANK', 0)) == 0
     if first and not (folder / 'tensors.json').is_file():
-        partial = folder.with_name(f'{folder.name}.partial-{os.getpid()}')
-        partial.mkdir(parents=True)
-        tensors, shapes = build(), {}
-        for name, tensor in tensors.items():
-            tensor.contiguous().numpy().tofile(partial / f'{name}.bin')
-            shapes[name] = {'shape': list(tensor.shape), 'dtype': str(tensor.dtype)[6:]}
-        (partial / 'tensors.json').write_text(json.dumps(shapes))
-        del tensors
-        os.replace(partial, folder)
+        write_tensors(folder, build)
     if _job.world_size > 1:
         dist.barrier()
     shapes = json.loads((folder / 'tensors.json').read_text())
@@ -449,6 +441,39 @@ def shared_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]
                                   size=math.prod(kind['shape']),
                                   dtype=getattr(torch, kind['dtype'])).view(kind['shape'])
             for name, kind in shapes.items()}
+
+
+def write_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]) -> None:
+    """
+    Write the tensors of `build()` into a temporary folder beside `folder`, renamed to it
+    when complete, so that an interrupted write leaves nothing half-written. A build or a
+    write that fails for any reason (no memory, a full disk, Ctrl-C) leaves nothing at all:
+    the temporary folder goes, or every failed try would leave one more (its name has the
+    process's id), and so do the folders made for it.
+    """
+    # The folders made here, the innermost last, as `datasets.download_planetoid` does
+    made = [parent for parent in (folder.parent, *folder.parent.parents)
+            if not parent.exists()][::-1]
+    partial = folder.with_name(f'{folder.name}.partial-{os.getpid()}')
+    try:
+        # Built before anything is written: a build that fails has written nothing
+        tensors, shapes = build(), {}
+        partial.mkdir(parents=True)
+        for name, tensor in tensors.items():
+            tensor.contiguous().numpy().tofile(partial / f'{name}.bin')
+            shapes[name] = {'shape': list(tensor.shape), 'dtype': str(tensor.dtype)[6:]}
+        (partial / 'tensors.json').write_text(json.dumps(shapes))
+        del tensors
+        os.replace(partial, folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        # Those still empty; a build that failed made none of them
+        for made_folder in reversed(made):
+            if made_folder.exists():
+                if any(made_folder.iterdir()):
+                    break
+                made_folder.rmdir()
+        raise
 
 
 def memory() -> Dict[str, int]:

@@ -81,7 +81,7 @@ def make_task(k: int, seed: int = 0, max_examples: int = 32000,
 
     # All $k!$ permutations if there are few enough, else random ones: sorting i.i.d.
     # uniform numbers gives a uniformly random permutation per row. `[n_examples, k]`
-    if math.factorial(k) <= max_examples:
+    if factorial_at_most(k, max_examples) is not None:
         perms = torch.tensor(list(itertools.permutations(range(k))), dtype=torch.long)
     else:
         perms = torch.rand(max_examples, k, generator=generator).argsort(dim=1)
@@ -95,6 +95,70 @@ def make_task(k: int, seed: int = 0, max_examples: int = 32000,
     # A training example has every pair $(i, \pi(i))$ allowed. `[n_examples]`
     in_train = allowed[torch.arange(k), perms].all(dim=1)
     return Task(k, perms[in_train], perms[~in_train], allowed)
+
+
+def factorial_at_most(k: int, limit: int) -> Optional[int]:
+    """
+    $k!$ if it is at most `limit`, else `None`: without computing the factorial of a large
+    $k$, which alone takes seconds at $k = 10^6$ and longer than anyone waits beyond.
+    """
+    product = 1
+    for factor in range(2, k + 1):
+        product *= factor
+        if product > limit:
+            return None
+    return product
+
+
+def n_examples(k: int, max_examples: int) -> int:
+    """The number of examples of `make_task`: the smaller of $k!$ and `max_examples`."""
+    return factorial_at_most(k, max_examples) or max_examples
+
+
+# ## The memory a run needs
+#
+# A $k$ of a thousand looks harmless on the command line, but the examples grow with
+# $k$ and a training step with $B k^2$ pairs. These estimates are arithmetic, so that a
+# run too large for the machine is refused before anything is allocated, rather than
+# found out by the allocator or the kernel's out-of-memory killer minutes later.
+
+def examples_bytes(k: int, max_examples: int, epoch_size: int) -> int:
+    r"""
+    The examples' memory at its peak, in bytes, of $n$ examples of $k$ keys: making them
+    takes 16 bytes a number (the random numbers, their sort and its indices); training
+    keeps them, 8 bytes a number, and shuffles an epoch (`batches`), a repeat of up to
+    $n + E$ rows and its shuffled copy, $E$ = `epoch_size`. $8 k (3 n + 2 E)$ bytes
+    bounds both.
+    """
+    return 8 * k * (3 * n_examples(k, max_examples) + 2 * epoch_size)
+
+
+# The numbers a training step holds for each pair of a query and a key-value node of a
+# batch, per feature (GATv2 adds every pair's two vectors, and the edge lists gather a
+# message per pair) or, for GAT's dense layer, per head (one score a pair and head).
+# GATv2's dense grid is the pair sums, their LeakyReLU and a gradient of each. A step's
+# peak stays below these estimates, as the tests check against what autograd saves.
+PAIR_NUMBERS = {('gatv2', 'dense'): 4, ('gat', 'dense'): 6, ('gatv2', 'edges'): 6,
+                ('gat', 'edges'): 5}
+
+
+def training_step_bytes(k: int, layer: str, n_heads: int, d_model: int, impl: str,
+                        n_graphs: int) -> int:
+    r"""
+    The peak memory of a training step on `n_graphs` graphs of size $k$, in bytes: the
+    pairs' numbers of `PAIR_NUMBERS`, the `[B, k, k]` logits, their log-softmax and
+    gradients, the vectors of every pair of a key and a value (`[k, k + 1, d]`: their sum,
+    its ReLU and gradients), and the weights with their gradients and Adam's moments.
+    """
+    pairs = n_graphs * k * k
+    width = n_heads if (layer, impl) == ('gat', 'dense') else d_model
+    numbers = PAIR_NUMBERS[layer, impl] * pairs * width + 4 * pairs
+    if impl == 'edges':
+        # The edge index, two `int64` an edge, and the scores and coefficients per head
+        numbers += pairs * (4 + 4 * n_heads)
+    numbers += 4 * k * (k + 1) * d_model
+    numbers += 4 * (2 * (k + 1) * d_model + k * d_model + 2 * d_model * d_model)
+    return 4 * numbers
 
 
 def union_edge_index(n_graphs: int, k: int) -> torch.Tensor:

@@ -223,11 +223,15 @@ def available_memory_bytes(device: str = 'cpu') -> int:
     return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
 
 
-def check_fits(needed: int, device: str, what: str, instead: str) -> None:
-    """Refuse a run whose estimated peak, `needed` bytes, exceeds what `device` has free."""
+def check_fits(needed: int, device: str, what: str, instead: str,
+               per: str = 'per training step') -> None:
+    """
+    Refuse a run whose estimated peak, `needed` bytes, exceeds what `device` has free.
+    `per` says what needs them, when it is not a training step (a graph to build).
+    """
     available = available_memory_bytes(device)
     if needed > 0.9 * available:
-        raise UsageError(f'{what}: about {needed / 2 ** 30:.1f} GiB per training step, '
+        raise UsageError(f'{what}: about {needed / 2 ** 30:.1f} GiB {per}, '
                          f'but only {available / 2 ** 30:.1f} GiB is free on {device}; '
                          f'{instead}')
 

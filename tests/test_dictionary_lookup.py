@@ -17,10 +17,12 @@ import pytest
 import torch
 
 from conftest import REPO, sigint_as_in_a_terminal
+from labml_gat import lookup, training
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.gat import GraphAttentionLayer
 from labml_gat.gatv2 import GraphAttentionV2Layer
 from labml_gat.lookup import LookupModel, make_task, train, union_edge_index
+from labml_gat.settings import UsageError
 
 SCRIPT = REPO / 'experiments' / 'dictionary_lookup.py'
 RECORD = REPO / 'experiments' / 'results' / 'dictionary_lookup_sweep.json'
@@ -346,6 +348,12 @@ def run_script(args, cwd):
      '--sweep does not read --summary-json; it is for a run of one model'),
     (['--which-layer', '--epochs', '1'],
      '--which-layer does not read --epochs; it is for a run of one model and --sweep'),
+    # Too large for any memory: refused from the sizes, before a task or a run is made
+    (['--k', '100000', '--quiet'],
+     '--k 100000: a batch of 32 graphs of 100000 x 100000 (query, key) pairs'),
+    (['--sweep', '--ks', '5', '100000', '--quiet'], 'k = 100000 of --ks: a batch of 32'),
+    (['--k', '20', '--max-examples', '10000000000'],
+     '--k 20: 10000000000 examples of 20 keys (--max-examples)'),
 ])
 def test_usage_errors_are_one_line_and_start_no_run(tmp_path, args, message):
     result = run_script(args, tmp_path)
@@ -412,6 +420,82 @@ def test_threads_setting(tmp_path, labml_logs):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
+
+
+# ## The memory a task needs, checked before anything is made
+
+def refuse(*args, **kwargs):
+    raise AssertionError('the check made a task before it checked the memory')
+
+
+@pytest.mark.parametrize('settings, message', [
+    # The dense layer's grid of 32 x 1000^2 pairs x 128 features, four times
+    ({'k': 1000}, r'^--k 1000: a batch of 32 graphs of 1000 x 1000 \(query, key\) pairs, '
+                  r'128 features each: about 64\.2 GiB per training step, but only 16\.0 '
+                  r'GiB is free on cpu; use a smaller --k, --batch-size or --d-model$'),
+    ({'k': 100000}, r'^--k 100000: a batch of 32 graphs of 100000 x 100000 '),
+    ({'k': 1000, 'impl': 'edges', 'layer': 'gat'}, r'^--k 1000: a batch of 32 graphs'),
+    ({'k': 10 ** 9}, r'^--k 1000000000: a batch of 32 graphs'),
+    ({'sweep': True, 'ks': [5, 1000]}, r'^k = 1000 of --ks: a batch of 32 graphs'),
+    ({'k': 20, 'max_examples': 10 ** 10},
+     r'^--k 20: 10000000000 examples of 20 keys \(--max-examples\) and an epoch of at least '
+     r'5000 graphs \(--epoch-size\): about .* use a smaller --max-examples or --epoch-size$'),
+    ({'k': 20, 'epoch_size': 10 ** 10}, r'^--k 20: 32000 examples .* --epoch-size'),
+])
+def test_a_task_too_large_for_the_memory_is_refused_before_it_is_made(settings, message,
+                                                                     monkeypatch):
+    """One line naming the flag, judged from the sizes alone: no task is made."""
+    script = load_script()
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': 2 ** 34)
+    monkeypatch.setattr(script, 'make_task', refuse)
+    with pytest.raises(UsageError, match=message):
+        script.LookupSettings(**settings).check()
+
+
+@pytest.mark.parametrize('k, message', [
+    # A step on the dense grid is most of it, or the examples are
+    (100, '^--k 100: a batch of 32 graphs'), (10, '^--k 10: 32000 examples of 10 keys')])
+def test_a_task_fits_up_to_the_free_memory(k, message, monkeypatch):
+    """The boundary: the estimate within 90 % of the free memory runs, above it is refused."""
+    script = load_script()
+    settings = script.LookupSettings(k=k)
+    needed = (lookup.training_step_bytes(k, 'gatv2', 1, 128, 'dense', 32)
+              + lookup.examples_bytes(k, 32000, 5000))
+    free = math.ceil(needed / 0.9)
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': free - 2)
+    with pytest.raises(UsageError, match=message):
+        settings.check()
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': free)
+    settings.check()
+
+
+@pytest.mark.parametrize('layer, impl', list(itertools.product(('gatv2', 'gat'),
+                                                               ('dense', 'edges'))))
+def test_the_step_estimate_holds_what_autograd_keeps(layer, impl):
+    """A training step keeps at most the estimate for its backward pass."""
+    k, n_graphs, d_model, n_heads = 12, 6, 16, 2
+    model = LookupModel(k, layer, n_heads, d_model, impl)
+    perms = torch.stack([torch.randperm(k) for _ in range(n_graphs)])
+    saved = {}
+
+    def pack(tensor):
+        saved[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(perms).sum()
+    estimate = lookup.training_step_bytes(k, layer, n_heads, d_model, impl, n_graphs)
+    assert 0 < sum(saved.values()) <= estimate
+
+
+def test_the_examples_are_counted_without_the_factorial():
+    """`n_examples` stops multiplying once k! passes the limit: a huge k costs nothing."""
+    assert [lookup.n_examples(k, 32000) for k in (2, 5, 7, 8)] == [2, 120, 5040, 32000]
+    task = make_task(5, max_examples=120)
+    assert lookup.n_examples(5, 120) == len(task.train) + len(task.test) == 120
+    assert lookup.n_examples(10 ** 9, 32000) == 32000
+    # The examples: 8 bytes a number, three times over, and two epochs' worth of rows
+    assert lookup.examples_bytes(20, 32000, 5000) == 8 * 20 * (3 * 32000 + 2 * 5000)
 
 
 # ## The sweep and its record

@@ -3,6 +3,7 @@ The million-node script's settings, its timing and its record, on graphs of a fe
 """
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from conftest import REPO, load_experiment, the_mistake
-from labml_gat import results
+from labml_gat import results, training
 from labml_gat.settings import UsageError
 
 sm = load_experiment('synthetic_minibatch')
@@ -71,6 +72,78 @@ def test_a_missing_cache_is_made_where_it_can_be(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+# ## The memory: a graph too large is refused, and a failed build leaves nothing
+
+def test_a_graph_too_large_for_the_memory_is_refused_from_its_size(tmp_path, monkeypatch):
+    """Judged from the settings alone: nothing is built and nothing is written."""
+    def refuse(*args):
+        raise AssertionError('the check built the graph')
+    monkeypatch.setattr(sm, 'random_graph', refuse)
+    monkeypatch.setattr(sm, 'build_graph', refuse)
+    with pytest.raises(UsageError, match=r'^--nodes 1000000000000: a graph of 11000000000000 '
+                                         r'edges and 128 features a node: about .* GiB to '
+                                         r'build and train on, but only .* use fewer --nodes'):
+        sm.SyntheticSettings(nodes=10 ** 12, cache=str(tmp_path / 'cache')).check()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_graph_fits_up_to_the_free_memory(tmp_path, monkeypatch):
+    """The boundary: the estimate within 90 % of the free memory runs, above it is refused."""
+    s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000, cache=str(tmp_path))
+    needed = sum(sm.graph_bytes(s, cached=False))
+    free = math.ceil(needed / 0.9)
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': free)
+    s.check()
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': free - 2)
+    with pytest.raises(UsageError, match='^--nodes 2000: .* but only 0.0 GiB is free on cpu'):
+        s.check()
+
+
+def test_the_estimate_holds_what_the_build_keeps(tmp_path):
+    """The files a run maps are within the estimate of a run from the cache."""
+    s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000, cache=str(tmp_path))
+    kept = sum(t.numel() * t.element_size() for t in sm.build_graph(s).values())
+    run, _ = sm.graph_bytes(s, cached=True)
+    assert kept <= run <= sm.graph_bytes(s, cached=False)[0]
+
+
+@pytest.mark.parametrize('failure', [MemoryError, KeyboardInterrupt])
+def test_a_failed_build_leaves_nothing_in_the_cache(tmp_path, monkeypatch, failure):
+    """No `.partial-*` folder, nor the cache folder the run made for it."""
+    def build(s):
+        raise failure('cannot allocate memory')
+    monkeypatch.setattr(sm, 'build_graph', build)
+    with pytest.raises(failure):
+        sm.main([*SMALL, '--steps', '1', '--cache', str(tmp_path / 'new' / 'cache')])
+    assert list(tmp_path.iterdir()) == []
+
+
+class Unwritable:
+    """A tensor whose writing fails, after the tensors before it were written."""
+
+    def __init__(self, failure: BaseException):
+        self.failure = failure
+
+    def contiguous(self):
+        raise self.failure
+
+
+@pytest.mark.parametrize('failure', [OSError(28, 'No space left on device'),
+                                     KeyboardInterrupt()])
+def test_a_failed_write_leaves_nothing_in_the_cache(tmp_path, failure):
+    cache = tmp_path / 'cache'
+    with pytest.raises(type(failure)):
+        sm.distributed.shared_tensors(cache / 'graph', lambda: {'x': torch.zeros(3),
+                                                                'y': Unwritable(failure)})
+    assert list(tmp_path.iterdir()) == []
+    # A cache that was there stays, without the temporary folder
+    cache.mkdir()
+    with pytest.raises(type(failure)):
+        sm.distributed.shared_tensors(cache / 'graph', lambda: {'x': torch.zeros(3),
+                                                                'y': Unwritable(failure)})
+    assert list(tmp_path.iterdir()) == [cache] and list(cache.iterdir()) == []
+
+
 # ## A user's mistake, from the command line
 
 MISTAKES = {
@@ -78,6 +151,9 @@ MISTAKES = {
     'proc': (['--cache', '/proc/x'], '--cache /proc/x: cannot write into /proc'),
     'learning-rate': (['--learning-rate', '-1'], '--learning-rate must be positive and finite'),
     'dropout': (['--dropout', '1'], '--dropout must be a probability in [0, 1), got 1.0'),
+    # A graph of petabytes, refused from its size before any of it is made
+    'nodes': (['--nodes', '1000000000000', '--steps', '1'],
+              '--nodes 1000000000000: a graph of 11000000000000 edges'),
 }
 if not torch.cuda.is_available():
     MISTAKES['cuda'] = (['--device', 'cuda'], '--device cuda: PyTorch finds no CUDA device')
