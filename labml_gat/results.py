@@ -34,7 +34,6 @@ import math
 import os
 import platform
 import re
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from conftest import PLANETOID, REPO, load_experiment, needs_planetoid, run_script
+from conftest import PLANETOID, load_experiment, needs_planetoid, run_script
 from labml_gat import benchmarking, results
 
 TINY = dict(level='layer', graph='random', n_nodes=60, degree=3.0, in_features=12, n_heads=2,
