@@ -131,8 +131,12 @@ class EdgeGraphAttentionV2Layer(GraphAttentionV2Layer):
         # $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j}\big)$$
         # as one matrix product: `attn_blocks`, `[n_heads, n_heads * n_hidden]`, has $a_k$ in row $k$
         # at the columns of head $k$ and zeros elsewhere. `e` is `[n_edges, n_heads]`.
-        attn_blocks = torch.block_diag(*self.attn.unsqueeze(1))
-        e = g_sum.reshape(-1, self.n_heads * self.n_hidden) @ attn_blocks.T
+        # Half precision is scored, normalised and summed in `float32` (`acc`), as in
+        # [`gatv2.py`](gatv2.html#forward-pass), and stored in the inputs' dtype.
+        acc = torch.promote_types(torch.promote_types(g_sum.dtype, self.attn.dtype),
+                                  torch.float32)
+        attn_blocks = torch.block_diag(*self.attn.unsqueeze(1)).to(acc)
+        e = g_sum.reshape(-1, self.n_heads * self.n_hidden).to(acc) @ attn_blocks.T
 
         # #### Normalise, aggregate and merge the heads
         return attend(self, e, g_l_j, dst, n_dst, return_attention)
@@ -180,8 +184,12 @@ class EdgeGraphAttentionLayer(GraphAttentionLayer):
         # GAT's score splits into a target part and a source part,
         # so each is a single number per node and head, computed before touching the edges:
         # $a_{1,k}^\top g_{k,i}$ is `[n_dst, n_heads]` and $a_{2,k}^\top g_{k,j}$ is `[n_src, n_heads]`.
-        score_query = torch.einsum('ihf,hf->ih', g_dst, self.attn[:, :self.n_hidden])
-        score_neighbour = torch.einsum('jhf,hf->jh', g_src, self.attn[:, self.n_hidden:])
+        # In `float32` for half-precision inputs (`acc`), as in [`gat.py`](gat.html).
+        acc = torch.promote_types(torch.promote_types(g_src.dtype, self.attn.dtype),
+                                  torch.float32)
+        a_1, a_2 = self.attn.to(acc).split(self.n_hidden, dim=1)
+        score_query = torch.einsum('ihf,hf->ih', g_dst.to(acc), a_1)
+        score_neighbour = torch.einsum('jhf,hf->jh', g_src.to(acc), a_2)
         # Gathering these numbers to the edges is cheap, `[n_edges, n_heads]`:
         # $$e_{ijk} = \text{LeakyReLU}\big(a_{1,k}^\top g_{k,i} + a_{2,k}^\top g_{k,j}\big)$$
         e = self.activation(score_query.index_select(0, dst)
@@ -216,13 +224,16 @@ def attend(layer: Union[EdgeGraphAttentionV2Layer, EdgeGraphAttentionLayer],
 
     The part shared by both layers.
 
-    * `e` is the scores $e_{ijk}$, `[n_edges, n_heads]`
+    * `e` is the scores $e_{ijk}$, `[n_edges, n_heads]`, in the dtype of the computation
+      (`float32` for half-precision inputs)
     * `messages` is the gathered source vectors $g_{k,j}$, `[n_edges, n_heads, n_hidden]`
     * `dst` is the target $i$ of every edge, `[n_edges]`, and `n_dst` the number of targets
     """
     # $\alpha_{ijk} = \text{softmax}_j(e_{ijk})$ over the in-edges of each target, `[n_edges, n_heads]`
     a = segment_softmax(e, dst, n_dst)
-    attention = a
+    # The results in the inputs' dtype
+    dtype = torch.promote_types(messages.dtype, layer.attn.dtype)
+    attention = a.to(dtype)
 
     # Dropout on the attention coefficients, as in the paper
     a = layer.dropout(a)
@@ -230,9 +241,9 @@ def attend(layer: Union[EdgeGraphAttentionV2Layer, EdgeGraphAttentionLayer],
     # Weight each message by its coefficient and add it into the row of its target:
     # $$h'_{ik} = \sum_{j \in \mathcal{N}_i} \alpha_{ijk} \, g_{k,j}$$
     # `attn_res` is `[n_dst, n_heads, n_hidden]`; a target with no in-edge keeps its row of zeros.
-    weighted = messages * a.unsqueeze(-1)
+    weighted = messages.to(e.dtype) * a.unsqueeze(-1)
     attn_res = (weighted.new_zeros(n_dst, layer.n_heads, layer.n_hidden)
-                .index_add_(0, dst, weighted))
+                .index_add_(0, dst, weighted).to(dtype))
 
     # Concatenate the heads, $h'_i = \Big\Vert_{k=1}^{K} h'_{ik}$,
     # or average them, $h'_i = \frac{1}{K} \sum_{k=1}^{K} h'_{ik}$: `[n_dst, out_features]`

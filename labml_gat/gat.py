@@ -53,6 +53,7 @@ The [Cora experiment](../experiments/cora.html) trains it with `--layer gat`, as
 """
 
 import math
+import numbers
 from typing import Optional, Union
 
 import torch
@@ -82,10 +83,13 @@ class GraphAttentionLayer(nn.Module):
         * `bias` if `True`, a learnable vector is added to the output after the heads are merged
         """
         super().__init__()
-        for name, value in (('in_features', in_features), ('out_features', out_features),
-                            ('n_heads', n_heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be a positive integer, got {value!r}')
+        in_features, out_features, n_heads = (
+            positive_int(name, value) for name, value in (
+                ('in_features', in_features), ('out_features', out_features),
+                ('n_heads', n_heads)))
+        check_flags(is_concat=is_concat, bias=bias)
+        check_numbers(dropout=dropout,
+                      leaky_relu_negative_slope=leaky_relu_negative_slope)
         if is_concat and out_features % n_heads != 0:
             raise ValueError(f'out_features ({out_features}) must be divisible by '
                              f'n_heads ({n_heads}) when the heads are concatenated')
@@ -156,12 +160,16 @@ class GraphAttentionLayer(nn.Module):
 
         # #### Calculate the attention scores
         #
+        # As in [GATv2's layer](gatv2.html#forward-pass), half precision is computed in
+        # `float32` (`acc`) and stored in the inputs' dtype (`dtype`).
+        dtype = torch.promote_types(g_l.dtype, self.attn.dtype)
+        acc = torch.promote_types(dtype, torch.float32)
         # The query's half of the score, $a_{1,k}^\top g_{k,i}$, and the neighbour's half,
         # $a_{2,k}^\top g_{k,j}$, one number per node and head: `[..., n_r, n_heads]` and
         # `[..., n_l, n_heads]`.
-        a_1, a_2 = self.attn[:, :self.n_hidden], self.attn[:, self.n_hidden:]
-        score_query = torch.einsum('...ihf,hf->...ih', g_r, a_1)
-        score_neighbour = torch.einsum('...jhf,hf->...jh', g_l, a_2)
+        a_1, a_2 = self.attn.to(acc).split(self.n_hidden, dim=1)
+        score_query = torch.einsum('...ihf,hf->...ih', g_r.to(acc), a_1)
+        score_neighbour = torch.einsum('...jhf,hf->...jh', g_l.to(acc), a_2)
         # Broadcasting the query's half down the rows and the neighbour's half along the columns gives
         # $$e_{ijk} = \text{LeakyReLU}\big(a_{1,k}^\top g_{k,i} + a_{2,k}^\top g_{k,j}\big)$$
         # of shape `[..., n_r, n_l, n_heads]`, query $i$ first, neighbour $j$ second.
@@ -170,14 +178,14 @@ class GraphAttentionLayer(nn.Module):
 
         # #### Normalise over the neighbours
         #
-        # $\alpha_{ijk} = \text{softmax}_j(e_{ijk})$ over $j \in \mathcal{N}_i$: non-edges get the lowest
-        # finite score, and the mask zeroes the row of a node with no neighbour (no NaN).
+        # $\alpha_{ijk} = \text{softmax}_j(e_{ijk})$ over $j \in \mathcal{N}_i$: non-edges get the
+        # score $-\infty$, and `where` zeroes the row of a node with no neighbour (no NaN).
         if adj_mat is not None:
-            e = e.masked_fill(~adj_mat, torch.finfo(e.dtype).min)
+            e = e.masked_fill(~adj_mat, -torch.inf)
         a = torch.softmax(e, dim=-2)
         if adj_mat is not None:
-            a = a * adj_mat
-        attention = a
+            a = torch.where(adj_mat, a, 0.0)
+        attention = a.to(dtype)
         a = self.dropout(a)
 
         # #### Aggregate
@@ -187,7 +195,9 @@ class GraphAttentionLayer(nn.Module):
         # A message that is not finite (from a NaN or infinite feature) must reach only the
         # queries that attend to it, whose scores are then not finite either; elsewhere its
         # coefficient is 0, and $0 \times \text{NaN}$ would still spread it. So it enters the sum as 0.
-        attn_res = torch.einsum('...ijh,...jhf->...ihf', a, g_l.nan_to_num(0.0, 0.0, 0.0))
+        messages = g_l.nan_to_num(0.0, 0.0, 0.0).to(acc)
+        attn_res = torch.einsum('...ijh,...jhf->...ihf', a, messages)
+        attn_res = attn_res.to(dtype)
 
         # Concatenate or average the heads: `[..., n_r, out_features]`, then add the bias.
         if self.is_concat:
@@ -223,7 +233,7 @@ class GraphAttentionLayer(nn.Module):
             named = [('h_l', h[0], 'n_l'), ('h_r', h[1], 'n_r')]
         else:
             named = [('h', h, 'n_nodes')]
-        dtype = self.linear.weight.dtype
+        dtype, device = self.linear.weight.dtype, self.linear.weight.device
         for name, x, rows in named:
             if not isinstance(x, torch.Tensor) or not x.is_floating_point():
                 raise TypeError(f'{name} must be a floating-point tensor, '
@@ -234,10 +244,17 @@ class GraphAttentionLayer(nn.Module):
             if x.dtype != dtype:
                 raise TypeError(f'{name} is {x.dtype} but the layer is {dtype}: '
                                 f'pass {name}.to({dtype}) or call layer.to({x.dtype})')
+            if x.device != device:
+                raise ValueError(f'{name} is on {x.device} but the layer is on {device}: '
+                                 f'pass {name}.to(\'{device}\') or call '
+                                 f'layer.to(\'{x.device}\')')
         if adj_mat is not None and (not isinstance(adj_mat, torch.Tensor)
                                     or adj_mat.dtype != torch.bool):
             raise TypeError(f'adj_mat must be a boolean tensor or None, '
                             f'got {describe(adj_mat)}')
+        if adj_mat is not None and adj_mat.layout != torch.strided:
+            raise TypeError(f'adj_mat must be a dense tensor, got a {adj_mat.layout} '
+                            f'one: pass adj_mat.to_dense()')
         batches = [list(x.shape[:-2]) for _, x, _ in named]
         if not broadcast(*batches):
             raise ValueError(f'the batch dimensions of h_l, {batches[0]}, and of '
@@ -257,6 +274,27 @@ class GraphAttentionLayer(nn.Module):
                 raise ValueError(f'adj_mat is on {adj_mat.device} '
                                  f'but {name} is on {x.device}')
         return adj_mat.unsqueeze(-1) if adj_mat.dim() == 2 else adj_mat
+
+
+def positive_int(name: str, value) -> int:
+    """`value` as an `int`: any integer type (NumPy's too) but `bool`, else one line."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f'{name} must be a positive integer, got {value!r}')
+    return int(value)
+
+
+def check_flags(**flags) -> None:
+    """Options that are `True` or `False` (a string `'no'` would read as `True`)."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f'{name} must be True or False, got {value!r}')
+
+
+def check_numbers(**values) -> None:
+    """Options that are real numbers, checked before they fail inside `forward`."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f'{name} must be a number, got {value!r}')
 
 
 def broadcast(*shapes: list[int]) -> bool:

@@ -82,6 +82,7 @@ The [edge-list layer](edges.html) computes the same function in $O(|\mathcal{E}|
 """
 
 import math
+import numbers
 from typing import Optional, Union
 
 import torch
@@ -121,10 +122,14 @@ class GraphAttentionV2Layer(nn.Module):
           [DictionaryLookup](lookup.html) trains)
         """
         super().__init__()
-        for name, value in (('in_features', in_features), ('out_features', out_features),
-                            ('n_heads', n_heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be a positive integer, got {value!r}')
+        in_features, out_features, n_heads = (
+            positive_int(name, value) for name, value in (
+                ('in_features', in_features), ('out_features', out_features),
+                ('n_heads', n_heads)))
+        check_flags(is_concat=is_concat, share_weights=share_weights,
+                    bias=bias, broadcast=broadcast)
+        check_numbers(dropout=dropout,
+                      leaky_relu_negative_slope=leaky_relu_negative_slope)
         if is_concat and out_features % n_heads != 0:
             raise ValueError(f'out_features ({out_features}) must be divisible by '
                              f'n_heads ({n_heads}) when the heads are concatenated')
@@ -195,7 +200,8 @@ class GraphAttentionV2Layer(nn.Module):
         `[..., n_nodes, in_features]`: graph $b$ has the features $h_{b,i}$, and every graph
         has the edges of the one `adj_mat`. The output is `[..., n_nodes, out_features]`,
         the attention `[..., n_nodes, n_nodes, n_heads]`. (For one adjacency per graph, map
-        the layer over the batch with `torch.func.vmap`.)
+        the layer over the batch with `torch.func.vmap`, with `randomness='different'`
+        for dropout while training.)
 
         **A bipartite graph.** When the queries $i$ and the neighbours $j$ are two different
         sets of nodes, $N_r$ queries that receive messages and $N_l$ neighbours that send
@@ -220,6 +226,12 @@ class GraphAttentionV2Layer(nn.Module):
         g_l = self.linear_l(h_l).unflatten(-1, (self.n_heads, self.n_hidden))
         g_r = self.linear_r(h_r).unflatten(-1, (self.n_heads, self.n_hidden))
 
+        # Half-precision inputs are scored, normalised and summed in `float32` (`acc`), and
+        # the results stored in their dtype (`dtype`): in `float16` a sum of $F'$ products
+        # overflows at 65504, and a softmax adds up as many terms as a node has neighbours.
+        dtype = torch.promote_types(g_l.dtype, self.attn.dtype)
+        acc = torch.promote_types(dtype, torch.float32)
+
         # #### Calculate the attention scores
         #
         # We need the sum $g_{r,i} + g_{l,j}$ for every pair of a query $i$ and a neighbour $j$.
@@ -228,7 +240,7 @@ class GraphAttentionV2Layer(nn.Module):
         # holds the pair (i, j), and viewed as N x N the pairs form a grid](../_static/figures/pair_grid.svg)
         if self.broadcast:
             # The same scores without copying the pairs (see `broadcast_scores` below)
-            e = self.broadcast_scores(g_l, g_r)
+            e = self.broadcast_scores(g_l, g_r, acc)
         else:
             # `g_r.repeat_interleave(n_l, dim=-3)` repeats each query's row $N_l$ times in place,
             # so its row $i N_l + j$ holds $g_{r,i}$:
@@ -251,22 +263,22 @@ class GraphAttentionV2Layer(nn.Module):
             # `attn`, `[n_heads, n_hidden]`, multiplies every pair's LeakyReLU by $a_k$ (it
             # broadcasts over the pairs), and the sum runs over the features.
             # `e` is `[..., n_r, n_l, n_heads]`.
-            e = (self.activation(g_sum) * self.attn).sum(dim=-1)
+            e = (self.activation(g_sum) * self.attn).sum(dim=-1, dtype=acc)
 
         # #### Normalise over the neighbours
         #
         # $$\alpha_{ijk} = \text{softmax}_j(e_{ijk})$$
-        # over the neighbours $j \in \mathcal{N}_i$ only: non-edges get the lowest finite score,
-        # which `exp` turns into exactly zero whenever $i$ has at least one neighbour.
+        # over the neighbours $j \in \mathcal{N}_i$ only: non-edges get the score $-\infty$,
+        # which `exp` turns into exactly zero.
         # `adj_mat`, `[n_r, n_l, 1 or n_heads]`, is the same for every graph of a batch.
         if adj_mat is not None:
-            e = e.masked_fill(~adj_mat, torch.finfo(e.dtype).min)
+            e = e.masked_fill(~adj_mat, -torch.inf)
         a = torch.softmax(e, dim=-2)
-        # A query with no neighbour at all would get a uniform row over non-edges;
-        # multiplying by the mask makes its row zero, so its output is zero and no NaN appears.
+        # A query with no neighbour at all has only $-\infty$ scores, whose softmax is NaN:
+        # `where` gives its row zeros, so its output is zero (and the gradient too).
         if adj_mat is not None:
-            a = a * adj_mat
-        attention = a
+            a = torch.where(adj_mat, a, 0.0)
+        attention = a.to(dtype)
 
         # Dropout on the attention coefficients, as in the paper
         a = self.dropout(a)
@@ -284,7 +296,10 @@ class GraphAttentionV2Layer(nn.Module):
         # A message that is not finite (from a NaN or infinite feature) must reach only the
         # queries that attend to it, whose scores are then not finite either; elsewhere its
         # coefficient is 0, and $0 \times \text{NaN}$ would still spread it. So it enters the sum as 0.
-        attn_res = torch.einsum('...ijh,...jhf->...ihf', a, g_l.nan_to_num(0.0, 0.0, 0.0))
+        messages = g_l.nan_to_num(0.0, 0.0, 0.0).to(acc)
+        attn_res = torch.einsum('...ijh,...jhf->...ihf', a, messages)
+        # Stored in the inputs' dtype
+        attn_res = attn_res.to(dtype)
 
         # Merge the heads: concatenate them,
         # $$h'_i = \Big\Vert_{k=1}^{K} h'_{ik}$$
@@ -311,7 +326,8 @@ class GraphAttentionV2Layer(nn.Module):
                 f'share_weights={self.share_weights}, bias={self.bias is not None}'
                 + (', broadcast=True' if self.broadcast else ''))
 
-    def broadcast_scores(self, g_l: torch.Tensor, g_r: torch.Tensor) -> torch.Tensor:
+    def broadcast_scores(self, g_l: torch.Tensor, g_r: torch.Tensor,
+                         acc: torch.dtype) -> torch.Tensor:
         r"""
         ### The scores, faster
 
@@ -320,11 +336,12 @@ class GraphAttentionV2Layer(nn.Module):
         grid `[..., n_r, n_l, n_heads, n_hidden]`, and every head's dot product with $a_k$
         as one matrix product: `blocks`, `[n_heads, n_heads * n_hidden]`, holds $a_k$ in
         row $k$ at the columns of head $k$. The same numbers, with fewer passes over the
-        grid, which is what a batch of many small graphs spends its time on.
+        grid, which is what a batch of many small graphs spends its time on. The product is
+        in `acc`, `float32` for half-precision inputs.
         """
         g_sum = g_r.unsqueeze(-3) + g_l.unsqueeze(-4)
-        blocks = torch.block_diag(*self.attn.unsqueeze(1))
-        return self.activation(g_sum).flatten(-2) @ blocks.T
+        blocks = torch.block_diag(*self.attn.unsqueeze(1)).to(acc)
+        return self.activation(g_sum).flatten(-2).to(acc) @ blocks.T
 
     def check_inputs(self, h: Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]],
                      adj_mat: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -342,7 +359,7 @@ class GraphAttentionV2Layer(nn.Module):
             named = [('h_l', h[0], 'n_l'), ('h_r', h[1], 'n_r')]
         else:
             named = [('h', h, 'n_nodes')]
-        dtype = self.linear_l.weight.dtype
+        dtype, device = self.linear_l.weight.dtype, self.linear_l.weight.device
         for name, x, rows in named:
             if not isinstance(x, torch.Tensor) or not x.is_floating_point():
                 raise TypeError(f'{name} must be a floating-point tensor, '
@@ -353,10 +370,17 @@ class GraphAttentionV2Layer(nn.Module):
             if x.dtype != dtype:
                 raise TypeError(f'{name} is {x.dtype} but the layer is {dtype}: '
                                 f'pass {name}.to({dtype}) or call layer.to({x.dtype})')
+            if x.device != device:
+                raise ValueError(f'{name} is on {x.device} but the layer is on {device}: '
+                                 f'pass {name}.to(\'{device}\') or call '
+                                 f'layer.to(\'{x.device}\')')
         if adj_mat is not None and (not isinstance(adj_mat, torch.Tensor)
                                     or adj_mat.dtype != torch.bool):
             raise TypeError(f'adj_mat must be a boolean tensor or None, '
                             f'got {describe(adj_mat)}')
+        if adj_mat is not None and adj_mat.layout != torch.strided:
+            raise TypeError(f'adj_mat must be a dense tensor, got a {adj_mat.layout} '
+                            f'one: pass adj_mat.to_dense()')
         batches = [list(x.shape[:-2]) for _, x, _ in named]
         if not broadcast(*batches):
             raise ValueError(f'the batch dimensions of h_l, {batches[0]}, and of '
@@ -390,12 +414,18 @@ def edge_index_to_adj_mat(edge_index: torch.Tensor, n_nodes: int,
     Returns a boolean `[n_nodes, n_nodes]`.
 
     `edge_index` is an integer tensor `[2, n_edges]` of node ids in `[0, n_nodes)`.
+    An edge listed twice is one `True`: a boolean matrix cannot count it twice, where
+    PyG's `GATv2Conv` and the [edge-list layer](edges.html) give it two terms in the
+    softmax. Remove duplicates first (`torch.unique(edge_index, dim=1)`) for the same
+    function.
     An edge list `[n_edges, 2]` is refused, since reading its rows as source and target
     would connect the wrong nodes; with exactly two edges the shapes agree, and a
     `[2, 2]` tensor is read in PyG's layout, column by column.
     """
-    if isinstance(n_nodes, bool) or not isinstance(n_nodes, int) or n_nodes < 1:
-        raise ValueError(f'n_nodes must be a positive integer, got {n_nodes!r}')
+    if isinstance(n_nodes, bool) or not isinstance(n_nodes, numbers.Integral) \
+            or n_nodes < 0:
+        raise ValueError(f'n_nodes must be a non-negative integer, got {n_nodes!r}')
+    n_nodes = int(n_nodes)
     if not isinstance(edge_index, torch.Tensor):
         raise TypeError(f'edge_index must be a tensor, got {describe(edge_index)}')
     if edge_index.is_floating_point() or edge_index.is_complex() \
@@ -412,12 +442,34 @@ def edge_index_to_adj_mat(edge_index: torch.Tensor, n_nodes: int,
         raise ValueError(f'edge_index holds node ids from {edge_index.min().item()} to '
                          f'{edge_index.max().item()}; they must be in [0, {n_nodes}) '
                          f'for n_nodes = {n_nodes}')
-    source, target = edge_index
+    # Any integer dtype is read as node ids (indexing would take `uint8` for a mask)
+    source, target = edge_index.long()
     adj_mat = torch.zeros(n_nodes, n_nodes, dtype=torch.bool, device=edge_index.device)
     adj_mat[target, source] = True
     if self_loops:
         adj_mat.fill_diagonal_(True)
     return adj_mat
+
+
+def positive_int(name: str, value) -> int:
+    """`value` as an `int`: any integer type (NumPy's too) but `bool`, else one line."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f'{name} must be a positive integer, got {value!r}')
+    return int(value)
+
+
+def check_flags(**flags) -> None:
+    """Options that are `True` or `False` (a string `'no'` would read as `True`)."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f'{name} must be True or False, got {value!r}')
+
+
+def check_numbers(**values) -> None:
+    """Options that are real numbers, checked before they fail inside `forward`."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f'{name} must be a number, got {value!r}')
 
 
 def broadcast(*shapes: list[int]) -> bool:

@@ -299,18 +299,20 @@ class GATConv(nn.Module):
             (self.lin_src, self.lin_dst)
         # $g_j$, `[n_src, K, F']`, and the node-level halves of the score, `[n, K]`
         g_src = lin_src(x_src).view(-1, H, C)
-        key = (g_src * self.att_src).sum(-1)
+        dtype = torch.promote_types(g_src.dtype, self.att_src.dtype)
+        acc = compute_dtype(dtype)
+        key = (g_src.to(acc) * self.att_src.to(acc)).sum(-1)
         if x_dst is None:
             query = key.new_zeros(n_dst, H)
         else:
             g_dst = g_src if self.lin is not None and x_dst is x_src else \
                 lin_dst(x_dst).view(-1, H, C)
-            query = (g_dst * self.att_dst).sum(-1)
+            query = (g_dst.to(acc) * self.att_dst.to(acc)).sum(-1)
         edge_features = None if self.lin_edge is None else \
             scored_edges(self.lin_edge, self.att_edge)
         out, attention = attend(
-            GATScore(self.negative_slope), g_src, query, key, None, n_dst, edge_index,
-            edge_attr, edge_features, self.dropout if self.training else 0.0,
+            GATScore(self.negative_slope, dtype), g_src, query, key, None, n_dst,
+            edge_index, edge_attr, edge_features, self.dropout if self.training else 0.0,
             self.add_self_loops, self.fill_value, self.chunk_size,
             bool(return_attention_weights))
         out = heads_merged(out, self.concat, res, self.bias)
@@ -347,8 +349,11 @@ def scored_edges(lin_edge: nn.Module, att_edge: Tensor) -> Callable:
             # $M$, `[K, edge_dim]`: row $k$ is $W_{e,k}^\top a_{e,k}$
             weight = lin_edge.weight.view(heads, channels, -1)
             m = (weight * att_edge.view(heads, channels, 1)).sum(1)
-            return edge_attr @ m.T, None
-        return (lin_edge(edge_attr).view(-1, heads, channels) * att_edge).sum(-1), None
+            acc = compute_dtype(torch.promote_types(edge_attr.dtype, m.dtype))
+            return edge_attr.to(acc) @ m.T.to(acc), None
+        projected = lin_edge(edge_attr).view(-1, heads, channels)
+        acc = compute_dtype(torch.promote_types(projected.dtype, att_edge.dtype))
+        return (projected.to(acc) * att_edge.to(acc)).sum(-1), None
     return edge_features
 
 
@@ -923,6 +928,10 @@ class GATv2Score:
     def __init__(self, negative_slope: float):
         self.slope = negative_slope
 
+    def result_dtype(self, *inputs: Optional[Tensor]) -> torch.dtype:
+        """The dtype of $h'$ and $\alpha$: the scores' inputs' and the messages'."""
+        return result_dtype(*inputs)
+
     def prepare(self, attn: Tensor, dtype: torch.dtype) -> None:
         """$a$, `[K, F']`, in the compute dtype, and `blocks`, `[K, K F']`: $a_k$ in row
         $k$ at the columns of head $k$, so that $a_k$ times every head's gradient is one
@@ -992,10 +1001,16 @@ class GATScore:
     $n_{jk} = a_{s,k}^\top g_{k,j}$ (`key`, `[n_src, K]`), and, with edge features,
     their part $c_{ijk} = a_{e,k}^\top W_{e,k} e_{ij}$ (`edge_attr`, `[|E|, K]`): the
     score needs no $K F'$ numbers per edge. The messages $g_j$ are gathered for the sum.
+    The halves are in `float32` for half-precision messages (their sums over $F'$ would
+    overflow), so the results' dtype, the messages' and $a$'s, is given: `dtype`.
     """
 
-    def __init__(self, negative_slope: float):
-        self.slope = negative_slope
+    def __init__(self, negative_slope: float, dtype: torch.dtype):
+        self.slope, self.dtype = negative_slope, dtype
+
+    def result_dtype(self, *inputs: Optional[Tensor]) -> torch.dtype:
+        """The dtype of $h'$ and $\alpha$, as given."""
+        return self.dtype
 
     def prepare(self, attn, dtype) -> None:
         """Nothing to prepare: $a$ is in the node-level halves already."""
@@ -1162,7 +1177,7 @@ class LeanAttention(torch.autograd.Function):
         device = messages.device
         # $h'$ and $\alpha$ in PyG's dtype: the scores' and the messages' promoted (under
         # autocast, half-precision messages scored with a `float32` $a$ give `float32`)
-        dtype = result_dtype(messages, query, key, attn)
+        dtype = score.result_dtype(messages, query, key, attn)
         with torch.autocast(device.type, enabled=False):
             cdt = compute_dtype(messages.dtype)
             score.prepare(attn, cdt)

@@ -479,3 +479,62 @@ def test_a_bad_feature_poisons_the_same_rows_dense_edges_and_pyg(version, bad):
         torch.testing.assert_close(out[~poisoned], clean[~poisoned], atol=1e-10, rtol=0)
     torch.testing.assert_close(out_d, out_e, equal_nan=True, atol=1e-10, rtol=0)
     torch.testing.assert_close(out_e, out_pyg, equal_nan=True, atol=1e-10, rtol=0)
+
+
+def twins(version: int, **kwargs):
+    """The dense, edge-list and lean layers of one attention with the same parameters, and a
+    broadcast dense GATv2: all compute the same function."""
+    from labml_gat.lean import LeanGraphAttentionLayer, LeanGraphAttentionV2Layer
+    dense, edge = make_layers(version, torch.float32, **kwargs)
+    lean_cls = LeanGraphAttentionV2Layer if version == 2 else LeanGraphAttentionLayer
+    lean = lean_cls(IN_FEATURES, edge.out_features, edge.n_heads, dropout=0.0,
+                    bias=edge.bias is not None)
+    lean.load_state_dict(edge.state_dict())
+    layers = {'dense': dense, 'edges': edge, 'lean': lean.eval()}
+    if version == 2:
+        layers['broadcast'] = make_layers(version, torch.float32, broadcast=True, **kwargs)[0]
+        layers['broadcast'].load_state_dict(edge.state_dict())
+    return layers
+
+
+@pytest.mark.parametrize('sign', [1.0, -1.0])
+@pytest.mark.parametrize('version', [2, 1])
+def test_float16_scores_beyond_its_range(version, sign):
+    # Scores of about 1e5 (features of thousands, summed over 64 features): beyond float16's
+    # largest number, 65504, while every output fits. Summed in float16 the scores would be
+    # infinite and the outputs NaN (or, masked with float16's lowest number, zeros); every
+    # twin scores in float32 and agrees with float64 on the same rounded inputs and weights
+    edge_index = random_graph(12, 60, self_loops=True, n_isolated=0)
+    h = (torch.rand(12, IN_FEATURES, generator=torch.Generator().manual_seed(0)) * 3000).half()
+    for name, layer in twins(version, out_features=64, n_heads=1).items():
+        with torch.no_grad():
+            for p in layer.parameters():
+                p.abs_()
+            layer.attn.fill_(sign * 0.5)
+        graph = dense_adjacency(edge_index, 12) if name in ('dense', 'broadcast') else edge_index
+        out = layer.half()(h, graph)
+        expected = layer.double()(h.double(), graph)
+        assert out.dtype == torch.float16
+        assert (out.double() - expected).abs().max() <= 1e-2 * expected.abs().max(), name
+
+
+@pytest.mark.parametrize('version', [2, 1])
+def test_all_scores_minus_infinity_are_nan_in_every_twin(version):
+    # A feature of -inf makes every score of some queries -inf: their softmax is undefined,
+    # and every twin says so with NaN in those rows (the dense layers once masked non-edges
+    # with the lowest finite number, which then won the softmax and gave a silent zero);
+    # the rows of a node with no neighbour stay zero, and the others finite, in all of them
+    edge_index = random_graph(8, 30, self_loops=False, n_isolated=2)
+    h = torch.randn(8, IN_FEATURES, generator=torch.Generator().manual_seed(3))
+    h[2, 0] = -torch.inf
+    outs = {}
+    for name, layer in twins(version).items():
+        graph = dense_adjacency(edge_index, 8) if name in ('dense', 'broadcast') else edge_index
+        with torch.no_grad():
+            outs[name] = layer(h, graph)
+    nan = outs['edges'].isnan()
+    assert nan.any() and not nan[-2:].any()
+    assert (outs['edges'][-2:] == 0).all()
+    for name, out in outs.items():
+        assert torch.equal(out.isnan(), nan), name
+        torch.testing.assert_close(out[~nan], outs['edges'][~nan], rtol=1e-5, atol=1e-5)

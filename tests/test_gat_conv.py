@@ -194,7 +194,7 @@ def test_the_score_adds_the_edges_part():
     part = torch.randn(3, 2, dtype=torch.float64)
     t = ChunkInputs(torch.float64, torch.randn(3, 2, 1, dtype=torch.float64), query, key, None,
                     part, None, edges)
-    score = GATScore(0.1)
+    score = GATScore(0.1, torch.float64)
     e, _, pre = score.forward(t, edges.src, edges.dst, 0, 3)
     expected = torch.nn.functional.leaky_relu(query[dst] + key[src] + part, 0.1)
     torch.testing.assert_close(e, expected[edges.order])

@@ -1,5 +1,6 @@
 """Tests of the dense GATv2 layer: cross-checked against PyG's `GATv2Conv`, and every claim its comments make."""
 
+import sys
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ from torch import nn
 
 from conftest import REPO, dense_adjacency, imported_modules, random_edge_index, run_copied_alone
 from labml_gat.edges import EdgeGraphAttentionV2Layer
+from labml_gat.gat import GraphAttentionLayer
 from labml_gat.gatv2 import GraphAttentionV2Layer, describe, edge_index_to_adj_mat
 
 torch_geometric = pytest.importorskip('torch_geometric')
@@ -302,6 +304,29 @@ def test_constructor_errors(kwargs, message):
         GraphAttentionV2Layer(**kwargs)
 
 
+@pytest.mark.parametrize('layer', [GraphAttentionV2Layer, GraphAttentionLayer])
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(is_concat='no'), "^is_concat must be True or False, got 'no'$"),
+    (dict(bias=1), '^bias must be True or False, got 1$'),
+    (dict(dropout=None), '^dropout must be a number, got None$'),
+    (dict(leaky_relu_negative_slope='a'),
+     "^leaky_relu_negative_slope must be a number, got 'a'$"),
+])
+def test_options_of_the_wrong_type(layer, kwargs, message):
+    # Each would otherwise be taken (a string for True) or fail only inside forward
+    with pytest.raises(TypeError, match=message):
+        layer(4, 8, 2, **kwargs)
+
+
+@pytest.mark.parametrize('layer', [GraphAttentionV2Layer, GraphAttentionLayer])
+def test_numpy_integers_are_integers(layer):
+    numpy = pytest.importorskip('numpy')
+    built = layer(numpy.int64(4), numpy.int32(8), numpy.int64(2))
+    assert (built.in_features, built.out_features, built.n_heads) == (4, 8, 2)
+    assert type(built.in_features) is int
+    assert built(torch.randn(3, 4), None).shape == (3, 8)
+
+
 def test_mean_heads_need_no_divisibility():
     assert GraphAttentionV2Layer(3, 10, 3, is_concat=False).n_hidden == 10
 
@@ -325,6 +350,17 @@ def test_input_errors(h, adj, error, message):
     layer = GraphAttentionV2Layer(3, 4, 2)
     with pytest.raises(error, match=message):
         layer(h, adj)
+
+
+@pytest.mark.parametrize('layer', [GraphAttentionV2Layer, GraphAttentionLayer])
+def test_a_sparse_adjacency_or_a_layer_elsewhere_is_one_line(layer):
+    adj = torch.ones(3, 3, dtype=torch.bool)
+    with pytest.raises(TypeError, match=r'dense tensor, got a torch.sparse_coo one: pass '
+                                        r'adj_mat.to_dense\(\)$'):
+        layer(4, 8, 2)(torch.randn(3, 4), adj.to_sparse())
+    with pytest.raises(ValueError, match=r"^h is on cpu but the layer is on meta: pass "
+                                         r"h.to\('meta'\) or call layer.to\('cpu'\)$"):
+        layer(4, 8, 2).to('meta')(torch.randn(3, 4), adj)
 
 
 # ## Batches of graphs and bipartite graphs
@@ -484,7 +520,7 @@ def test_vmap_gives_each_graph_its_own_adjacency(generator):
     ((torch.randn(5, 3), torch.randn(4, 3, dtype=torch.float64)), torch.ones(4, 5, dtype=torch.bool), TypeError, r'^h_r is torch.float64 but the layer is torch.float32: pass h_r.to'),
     ((torch.randn(2, 5, 3), torch.randn(3, 4, 3)), torch.ones(4, 5, dtype=torch.bool), ValueError, r'^the batch dimensions of h_l, \[2\], and of h_r, \[3\], do not broadcast$'),
     ((torch.randn(5, 3), torch.randn(4, 3)), torch.ones(5, 4, dtype=torch.bool), ValueError, r'for 4 queries, 5 neighbours and 2 heads, got \[5, 4\]$'),
-    ((torch.randn(5, 3), torch.randn(4, 3, device='meta')), torch.ones(4, 5, dtype=torch.bool), ValueError, '^adj_mat is on cpu but h_r is on meta$'),
+    ((torch.randn(5, 3), torch.randn(4, 3, device='meta')), torch.ones(4, 5, dtype=torch.bool), ValueError, '^h_r is on meta but the layer is on cpu'),
 ])
 def test_batch_and_pair_input_errors(h, adj, error, message):
     """The new forms get one line each too, naming the tensor at fault."""
@@ -495,7 +531,7 @@ def test_batch_and_pair_input_errors(h, adj, error, message):
 
 def test_module_imports_only_torch():
     modules = imported_modules(REPO / 'labml_gat' / 'gatv2.py')
-    assert modules <= {'math', 'torch', 'typing'}
+    assert modules <= set(sys.stdlib_module_names) | {'torch'}
 
 
 @pytest.mark.slow
@@ -566,12 +602,35 @@ def test_describe():
     (torch.tensor([[0.0, 1.0], [1.0, 2.0]]), 3, TypeError, r'integer tensor .* torch.float32'),
     (torch.ones(2, 2, dtype=torch.bool), 3, TypeError, r'integer tensor .* torch.bool'),
     ([[0, 1], [1, 2]], 3, TypeError, r'must be a tensor, got list'),
-    (torch.tensor([[0, 1], [1, 2]]), 0, ValueError, r'n_nodes must be a positive integer, got 0'),
-    (torch.tensor([[0, 1], [1, 2]]), 3.0, ValueError, r'n_nodes must be a positive integer, got 3.0'),
+    (torch.tensor([[0, 1], [1, 2]]), -1, ValueError, r'n_nodes must be a non-negative integer, got -1'),
+    (torch.tensor([[0, 1], [1, 2]]), 3.0, ValueError, r'n_nodes must be a non-negative integer, got 3.0'),
 ])
 def test_edge_index_to_adj_mat_says_what_is_wrong(edge_index, n_nodes, error, message):
     with pytest.raises(error, match=message):
         edge_index_to_adj_mat(edge_index, n_nodes)
+
+
+@pytest.mark.parametrize('dtype', [torch.uint8, torch.int8, torch.int16, torch.int32])
+def test_edge_index_of_any_integer_dtype(dtype):
+    # uint8 ids were read as a boolean mask by indexing
+    edge_index = torch.tensor([[0, 2, 1], [1, 0, 2]])
+    expected = edge_index_to_adj_mat(edge_index, 3)
+    assert torch.equal(edge_index_to_adj_mat(edge_index.to(dtype), 3), expected)
+
+
+def test_edge_index_to_adj_mat_of_no_nodes_and_numpy_sizes():
+    numpy = pytest.importorskip('numpy')
+    empty = torch.zeros(2, 0, dtype=torch.long)
+    assert edge_index_to_adj_mat(empty, 0).shape == (0, 0)
+    adj = edge_index_to_adj_mat(torch.tensor([[0], [1]]), numpy.int64(2), self_loops=False)
+    assert adj.tolist() == [[False, False], [True, False]]
+
+
+def test_a_duplicate_edge_is_one_entry():
+    # As documented: the adjacency cannot count an edge twice; deduplicated, it is the same
+    edge_index = torch.tensor([[0, 0, 2], [1, 1, 0]])
+    assert torch.equal(edge_index_to_adj_mat(edge_index, 3),
+                       edge_index_to_adj_mat(torch.unique(edge_index, dim=1), 3))
 
 
 def test_edge_index_to_adj_mat_reads_two_edges_in_pygs_layout():

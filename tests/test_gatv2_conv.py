@@ -645,8 +645,8 @@ def edge_layers_twin(layer: type, device: str):
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_half_precision_within_the_edge_layers_error(dtype, device, layer):
     # Against a float64 reference, the output and the input's gradient in half precision are as
-    # close as the edge-list layer's (which scatters in half precision); a sum of the hub's 100k
-    # terms in half precision would be off by far more
+    # close as the edge-list layer's (which sums in float32 too); a sum of the hub's 100k terms
+    # in half precision would be off by far more
     for name, n, edge_index in hub_and_dense_graphs():
         edge_index = edge_index.to(device)
         torch.manual_seed(0)
