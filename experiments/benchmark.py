@@ -65,7 +65,7 @@ from typing import List, Optional, Sequence
 
 from labml_gat import benchmarking, results
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_image, check_one_record, check_output,
+                                check_folder, check_image, check_one_record, check_output,
                                 check_positive, command, prog, setting)
 
 
@@ -156,6 +156,7 @@ class BenchmarkSettings(Settings):
         check_one_record(self.record, self.results)
         check_output('--results', self.results, folder=True)
         check_image('--plot', self.plot)
+        check_folder('--data-dir', self.data_dir)
         if 'cora' in self.figures:
             check_cora(self.data_dir)
 
@@ -169,8 +170,9 @@ def check_cora(data_dir: Optional[str]) -> None:
     try:
         load_planetoid('cora', data_dir, download=False)
     except (OSError, ValueError) as error:
-        raise UsageError(f'cannot load Cora for the cora figure ({error}); give '
-                         f'--data-dir, or leave it out with --figures layer') from None
+        raise UsageError(f'cannot load Cora for the cora figure, and the benchmark does '
+                         f'not download: {error} Or leave the figure out with '
+                         f'--figures layer.') from None
 
 
 def tasks(s: BenchmarkSettings) -> List[tuple]:

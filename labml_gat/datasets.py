@@ -67,9 +67,10 @@ import os
 import pickle
 import tempfile
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 import torch
@@ -109,7 +110,8 @@ SHA256: dict[str, dict[str, str]] = {
 
 
 class DataFileError(ValueError):
-    """A data file failed its checksum, could not be parsed, or asked to build a forbidden object."""
+    """A data file could not be read, failed its checksum, could not be parsed, or asked to build
+    a forbidden object."""
 
 
 class MissingDataError(FileNotFoundError):
@@ -178,7 +180,8 @@ def load_planetoid(name: str, data_dir: str | Path | None = None, download: bool
 
     * `name` is `'cora'` or `'citeseer'` (any case)
     * `data_dir` is a folder holding the files; if `None`, the folder in `LABML_GAT_DATA`;
-      if that is not set either, the cache folder
+      if that is not set either, `shared/data/planetoid` beside the clone when it exists
+      (`../shared/data/planetoid` from its root); else the cache folder (`data_folder`)
     * `download` allows downloading missing files into the cache folder (only there)
     * `normalize` divides each feature row by its sum, as the GAT paper does
     * `base_url` is where to download from
@@ -233,45 +236,96 @@ def cache_dir() -> Path:
     return lab.get_data_path() / 'planetoid'
 
 
+# Where the folder of the files came from, as the messages say it
+SOURCES = {
+    'data_dir': 'given with --data-dir (data_dir)',
+    'env': f'named by {DATA_ENV_VAR}',
+    'shared': ('shared/data/planetoid beside the clone, read when neither --data-dir '
+               f'(data_dir) nor {DATA_ENV_VAR} names a folder'),
+    'cache': 'the download cache',
+    'download': 'given to download_planetoid',
+}
+# What to do instead of filling that folder
+_ELSEWHERE = {
+    'data_dir': 'or give --data-dir (data_dir) a folder that has them',
+    'env': f'or set {DATA_ENV_VAR} to a folder that has them',
+}
+_ELSEWHERE_DEFAULT = ('or give a folder that has them with --data-dir (data_dir) or '
+                      f'{DATA_ENV_VAR}')
+
+
+def data_folder(data_dir: str | Path | None = None) -> tuple[Path, str]:
+    """
+    ### The folder of the files
+
+    The folder the files are read from, and where it came from (a key of `SOURCES`):
+    `data_dir`, else the folder in `LABML_GAT_DATA`, else `shared_dir()` when it exists,
+    else `cache_dir()`. Only the cache is ever downloaded into.
+    """
+    if data_dir is not None:
+        return Path(data_dir).expanduser(), 'data_dir'
+    if os.environ.get(DATA_ENV_VAR):
+        return Path(os.environ[DATA_ENV_VAR]).expanduser(), 'env'
+    with _reading(shared_dir()):
+        if shared_dir().is_dir():
+            return shared_dir(), 'shared'
+    return cache_dir(), 'cache'
+
+
 def _find_folder(name: str, data_dir: str | Path | None, download: bool,
                  base_url: str) -> Path:
     """The folder that holds all files of `name`, downloading into the cache if allowed."""
-    # A folder given by the user is read-only for us: we never download into it.
-    given = data_dir if data_dir is not None else (os.environ.get(DATA_ENV_VAR) or None)
-    if given is None and shared_dir().is_dir():
-        given = shared_dir()
-    if given is not None:
-        folder = Path(given).expanduser()
-        _require_files(name, folder, 'This folder was given (data_dir, '
-                       f'{DATA_ENV_VAR} or {shared_dir()}), so nothing is downloaded '
-                       f'into it.')
-        return folder
-    # The cache folder is ours, and we fill it if allowed.
-    folder = cache_dir()
-    if download:
-        download_planetoid(name, folder, base_url)
-    else:
-        _require_files(name, folder, 'Downloading was disabled (download=False).')
+    # `Path('')` is the current folder, which nobody means by an empty path
+    if data_dir == '':
+        raise MissingDataError(f'Planetoid {name!r}: data_dir is empty; give a folder, '
+                               f'or None for {DATA_ENV_VAR} or the default')
+    folder, source = data_folder(data_dir)
+    # The cache folder is ours, and we fill it if allowed; a folder of the user's is only read
+    if source == 'cache' and download:
+        return download_planetoid(name, base_url=base_url)
+    if source in ('data_dir', 'env'):
+        with _reading(folder):
+            is_folder = folder.is_dir()
+        if not is_folder:
+            raise MissingDataError(f'Planetoid {name!r}: {folder} ({SOURCES[source]}) '
+                                   f'is not a folder; give a folder that has the files')
+    reason = ('Nothing is downloaded by this load.' if source == 'cache' else
+              'Nothing is downloaded into a folder of yours.')
+    missing = _missing_files(name, folder)
+    if missing:
+        raise MissingDataError(_missing_message(name, folder, source, missing, reason))
     return folder
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """An error of the system while reading `path` or its folder (no permission, a failing
+    disk) becomes a `DataFileError` that names the path."""
+    try:
+        yield
+    except OSError as err:
+        raise DataFileError(f'cannot read {err.filename or path}: '
+                            f'{err.strerror or err}') from err
+
+
+def _has_file(path: Path) -> bool:
+    with _reading(path):
+        return path.is_file()
 
 
 def _missing_files(name: str, folder: Path) -> list[str]:
     return [_file_name(name, kind) for kind in FILE_KINDS
-            if not (folder / _file_name(name, kind)).is_file()]
+            if not _has_file(folder / _file_name(name, kind))]
 
 
-def _require_files(name: str, folder: Path, reason: str) -> None:
-    """Raise a `FileNotFoundError` that says exactly what to put where, if any file is missing."""
-    missing = _missing_files(name, folder)
-    if missing:
-        raise MissingDataError(_missing_message(name, folder, missing, reason))
-
-
-def _missing_message(name: str, folder: Path, missing: list[str], reason: str) -> str:
-    return (f'Planetoid {name!r}: missing in {folder}: {", ".join(missing)}. {reason} '
+def _missing_message(name: str, folder: Path, source: str, missing: list[str],
+                     reason: str) -> str:
+    """One line: what is missing where, why, and what to do."""
+    return (f'Planetoid {name!r}: missing in {folder} ({SOURCES[source]}): '
+            f'{", ".join(missing)}. {reason} '
             f'Copy the files {_file_name(name, "{" + ",".join(FILE_KINDS) + "}")} from '
             f'{BASE_URL} (the kimiyoung/planetoid repository) into {folder}, '
-            f'or set {DATA_ENV_VAR} (or pass data_dir) to a folder that has them.')
+            f'{_ELSEWHERE.get(source, _ELSEWHERE_DEFAULT)}.')
 
 
 # ## Checksums
@@ -279,7 +333,7 @@ def _missing_message(name: str, folder: Path, missing: list[str], reason: str) -
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, 'rb') as f:
+    with _reading(path), open(path, 'rb') as f:
         while chunk := f.read(1 << 16):
             digest.update(chunk)
     return digest.hexdigest()
@@ -300,6 +354,10 @@ def _verified_path(folder: Path, name: str, kind: str) -> Path:
 # ## Downloading
 
 
+class _DownloadFailed(Exception):
+    """A file could not be fetched; the message says which and why."""
+
+
 def download_planetoid(name: str, folder: str | Path | None = None,
                        base_url: str = BASE_URL) -> Path:
     """
@@ -307,58 +365,116 @@ def download_planetoid(name: str, folder: str | Path | None = None,
 
     Downloads the files of `name` that are missing in `folder` (default: the cache folder)
     from `base_url` and returns the folder. Each file is checked against its SHA-256 sum
-    before it appears under its final name.
+    before it appears under its final name, so no partial or unverified file is ever left.
+    A download that fails keeps the files verified before the failure (a later call fetches
+    only the others) and removes the folders it made while they are still empty.
     """
     name = _check_name(name)
+    source = 'cache' if folder is None else 'download'
     folder = Path(folder).expanduser() if folder is not None else cache_dir()
-    # The folders made here, the innermost last: a failed download removes them again
-    made = [parent for parent in (folder, *folder.parents) if not parent.exists()][::-1]
-    folder.mkdir(parents=True, exist_ok=True)
+    # The folders this call made, outermost first: only those may be removed again
+    made: list[Path] = []
     try:
         for kind in FILE_KINDS:
             path = folder / _file_name(name, kind)
-            if not path.is_file():
-                _download_file(name, kind, path, base_url)
-    except BaseException:
-        for made_folder in reversed(made):
-            if any(made_folder.iterdir()):
-                break
-            made_folder.rmdir()
+            if not _has_file(path):
+                _download_file(name, kind, path, base_url, made)
+    except BaseException as err:
+        _remove_empty(made)
+        if isinstance(err, _DownloadFailed):
+            raise MissingDataError(_missing_message(
+                name, folder, source, _missing_files(name, folder), str(err))) from err
+        if isinstance(err, OSError):
+            raise MissingDataError(
+                _unwritable_message(name, folder, source, err)) from err
         raise
     return folder
 
 
-def _download_file(name: str, kind: str, path: Path, base_url: str) -> None:
+def _unwritable_message(name: str, folder: Path, source: str, err: OSError) -> str:
+    # A file where a folder should be is "File exists", which reads as the opposite
+    why = ' is a file' if isinstance(err, FileExistsError) else f': {err.strerror or err}'
+    return (f'Planetoid {name!r}: cannot write the downloaded files into {folder} '
+            f'({SOURCES[source]}): {err.filename or folder}{why}. Put the files into a '
+            f'folder yourself and give it with --data-dir (data_dir) or {DATA_ENV_VAR}.')
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Make `folder` and its missing parents; the ones made here, outermost first. A folder
+    that another process makes at the same moment is theirs."""
+    made = []
+    for parent in reversed((folder, *folder.parents)):
+        if parent.is_dir():
+            continue
+        try:
+            parent.mkdir()
+        except FileExistsError:
+            if not parent.is_dir():
+                raise
+        else:
+            made.append(parent)
+    return made
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the folders in `made`, innermost first, that are still empty. Another process
+    may have put files into one or removed it: that is theirs to keep or to do."""
+    for folder in reversed(made):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+def _download_file(name: str, kind: str, path: Path, base_url: str,
+                   made: list[Path]) -> None:
     """Download one file atomically: into a temporary file next to it, renamed once verified."""
     url = f'{base_url.rstrip("/")}/{path.name}'
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
-                                    suffix='.part')
+    fd, tmp_name = _temporary_file(path, made)
     try:
         with os.fdopen(fd, 'wb') as out:
-            digest = _fetch(name, url, out, path)
+            digest = _fetch(url, out, path)
             out.flush()
             os.fsync(out.fileno())
         if digest != SHA256[name][kind]:
             raise DataFileError(f'{path.name} downloaded from {url} has SHA-256 '
-                                f'{digest}, expected {SHA256[name][kind]}; nothing was '
-                                f'written to {path.parent}.')
+                                f'{digest}, expected {SHA256[name][kind]}; it was not '
+                                f'saved (the files verified before it are kept in '
+                                f'{path.parent}).')
         os.replace(tmp_name, path)
     finally:
         # After a successful `os.replace` there is nothing left to remove.
         Path(tmp_name).unlink(missing_ok=True)
 
 
-def _fetch(name: str, url: str, out: BinaryIO, path: Path) -> str:
+# How often a folder removed by another process is made again for one file
+_TRIES = 10
+
+
+def _temporary_file(path: Path, made: list[Path]) -> tuple[int, str]:
+    """A new temporary file beside `path`, after making its folders. Another process whose
+    download failed may remove a folder it made just before the file is created; then the
+    folder is made again. Once the file is in it, the folder stays."""
+    tries = 0
+    while True:
+        made += _make_folders(path.parent)
+        try:
+            return tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
+                                    suffix='.part')
+        except FileNotFoundError:
+            tries += 1
+            if tries == _TRIES:
+                raise
+
+
+def _fetch(url: str, out: BinaryIO, path: Path) -> str:
     """Stream `url` into `out` with a progress bar, and return the SHA-256 of what was received."""
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             return _copy_with_progress(response, out, path.name)
-    # Offline or unreachable: say which files to put where instead.
+    # Offline or unreachable: the caller says which files to put where instead.
     except (OSError, http.client.HTTPException) as err:
-        reason = f'Could not download {url} ({err}).'
-        missing = _missing_files(name, path.parent)
-        raise MissingDataError(
-            _missing_message(name, path.parent, missing, reason)) from err
+        raise _DownloadFailed(f'Could not download {url} ({err}).') from err
 
 
 def _copy_with_progress(response: Any, out: BinaryIO, label: str) -> str:
@@ -437,8 +553,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def _unpickle(path: Path) -> Any:
     """Unpickle one Python 2 file; every failure becomes a `DataFileError` naming the file."""
     try:
-        with open(path, 'rb') as f:
+        with _reading(path), open(path, 'rb') as f:
             return _RestrictedUnpickler(f, encoding='latin1').load()
+    except DataFileError:
+        raise
     except Exception as err:
         raise DataFileError(f'{path}: not a valid Planetoid pickle: {err}') from err
 
@@ -472,8 +590,10 @@ def _read_graph(path: Path) -> dict[int, list[int]]:
 
 def _read_test_index(path: Path) -> np.ndarray:
     """The test node indices, one integer per line."""
+    with _reading(path):
+        lines = path.read_text().split()
     try:
-        return np.array([int(line) for line in path.read_text().split()], dtype=np.int64)
+        return np.array([int(line) for line in lines], dtype=np.int64)
     except ValueError as err:
         raise DataFileError(f'{path}: expected one integer per line: {err}') from err
 

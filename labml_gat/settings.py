@@ -198,6 +198,19 @@ def check_output(name: str, path: Optional[str], folder: bool = False) -> None:
     check_writable(name, path, home)
 
 
+def check_folder(name: str, path: Optional[str]) -> None:
+    """
+    An input folder (`--data-dir`): a folder that exists, with `~` for the home folder as the
+    loader reads it. An empty path is a mistake, not the current folder.
+    """
+    if path is None:
+        return
+    if not path:
+        raise UsageError(f'{name} is empty; give a folder')
+    if not Path(path).expanduser().is_dir():
+        raise UsageError(f'{name} {path} is not a folder')
+
+
 def check_image(name: str, path: Optional[str]) -> None:
     """An image to write: an output (`check_output`) whose suffix names a format matplotlib
     writes (`.png`, `.svg`, `.pdf`, ...), checked before the work that draws it."""

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_output, check_positive, check_probability, setting)
+                                check_folder, check_output, check_positive,
+                                check_probability, setting)
 
 
 # The most seeds one command runs: enough for a mean and a spread, and a bound on the labml
@@ -89,8 +90,7 @@ class NodeClassificationSettings(Settings):
             raise UsageError('--share-weights is an option of the GATv2 layer '
                              '(--layer gatv2)')
         check_device(self.device)
-        if self.data_dir is not None and not Path(self.data_dir).is_dir():
-            raise UsageError(f'--data-dir {self.data_dir} is not a folder')
+        check_folder('--data-dir', self.data_dir)
         check_output('--summary-json', self.summary_json)
         check_output('--logs', self.logs, folder=True)
 

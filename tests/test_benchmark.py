@@ -455,3 +455,10 @@ def test_a_missing_ratio_says_why():
     assert benchmarking.no_ratio({}, {'error': 'ValueError: bad'}) == 'no ratio: PyG failed'
     assert benchmarking.no_ratio({'error': 'MemoryError'}, {}) == \
         'no ratio: it ran out of memory'
+
+
+def test_an_empty_data_dir_is_refused():
+    """An empty --data-dir is a mistake, not the current folder."""
+    from labml_gat.settings import UsageError
+    with pytest.raises(UsageError, match='--data-dir is empty'):
+        load_experiment('benchmark').BenchmarkSettings(figures=['cora'], data_dir='').check()

@@ -202,7 +202,8 @@ def test_missing_files_in_given_folder(via_env: bool, monkeypatch: pytest.Monkey
     message = str(err.value)
     # A `FileNotFoundError` still, and one line for the command line
     assert isinstance(err.value, FileNotFoundError) and '\n' not in message
-    assert str(folder) in message and 'LABML_GAT_DATA' in message
+    # It names where the folder came from, and the advice is about that
+    assert str(folder) in message and ('LABML_GAT_DATA' if via_env else '--data-dir') in message
     assert 'ind.cora.ty' in message and 'ind.cora.graph' in message and 'ind.cora.x,' not in message
     # A folder given by the user is never written to.
     assert len(list(folder.iterdir())) == len(FILE_KINDS) - 2
@@ -210,9 +211,68 @@ def test_missing_files_in_given_folder(via_env: bool, monkeypatch: pytest.Monkey
 
 def test_missing_files_without_download(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(datasets, 'cache_dir', lambda: tmp_path / 'cache')
-    with pytest.raises(MissingDataError, match='download=False') as err:
+    with pytest.raises(MissingDataError, match='download cache') as err:
         load_planetoid('citeseer', download=False)
     assert all(f'ind.citeseer.{kind}' in str(err.value) for kind in FILE_KINDS)
+    assert str(tmp_path / 'cache') in str(err.value) and not (tmp_path / 'cache').exists()
+
+
+@needs_data
+def test_the_advice_fits_where_the_folder_came_from(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    """--data-dir wins over LABML_GAT_DATA: the message speaks of --data-dir, and setting
+    LABML_GAT_DATA, which would change nothing, is not suggested."""
+    monkeypatch.setenv('LABML_GAT_DATA', str(_copy_cora(tmp_path / 'good')))
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(MissingDataError) as err:
+        load_planetoid('cora', data_dir=tmp_path / 'empty')
+    message = str(err.value)
+    assert '--data-dir' in message and 'LABML_GAT_DATA' not in message
+    assert '\n' not in message
+
+
+@pytest.mark.parametrize('what', ['a file', 'nothing'])
+def test_labml_gat_data_that_is_not_a_folder(what: str, monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    given = tmp_path / 'data'
+    if what == 'a file':
+        given.write_text('')
+    monkeypatch.setenv('LABML_GAT_DATA', str(given))
+    with pytest.raises(MissingDataError, match='is not a folder') as err:
+        load_planetoid('cora')
+    # Said once, not as eight missing files
+    message = str(err.value)
+    assert str(given) in message and 'LABML_GAT_DATA' in message and 'ind.cora.x' not in message
+
+
+def test_an_empty_data_dir_is_not_the_current_folder(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    monkeypatch.chdir(_copy_cora(tmp_path / 'here') if DATA.is_dir() else tmp_path)
+    with pytest.raises(MissingDataError, match='empty'):
+        load_planetoid('cora', data_dir='')
+
+
+@needs_data
+@pytest.mark.parametrize('unreadable', ['file', 'folder'])
+def test_an_unreadable_file_or_folder_is_a_data_error(unreadable: str,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    """Root reads everything whatever its mode, so the refusal is the system's answer,
+    made up: to open the file, or to look into the folder."""
+    folder = _copy_cora(tmp_path / 'data')
+    refused = folder / 'ind.cora.tx' if unreadable == 'file' else folder
+
+    def refuse(path: Path) -> None:
+        if path == refused or (unreadable == 'folder' and path.parent == refused):
+            raise PermissionError(13, 'Permission denied', str(path))
+
+    real_open, real_is_file = open, Path.is_file
+    monkeypatch.setattr(datasets, 'open', lambda path, *args: refuse(Path(path))
+                        or real_open(path, *args), raising=False)
+    monkeypatch.setattr(Path, 'is_file', lambda path: refuse(path) or real_is_file(path))
+    with pytest.raises(DataFileError, match='cannot read') as err:
+        load_planetoid('cora', data_dir=folder)
+    assert str(refused) in str(err.value) and '\n' not in str(err.value)
 
 
 # ## Downloading
@@ -266,10 +326,12 @@ def test_download_wrong_file(tmp_path: Path) -> None:
     (remote / 'ind.cora.tx').write_bytes((remote / 'ind.cora.allx').read_bytes())
     target = tmp_path / 'target'
     with _serve(remote) as (url, _):
-        with pytest.raises(DataFileError, match=r'ind\.cora\.tx.*SHA-256'):
+        with pytest.raises(DataFileError, match=r'ind\.cora\.tx.*SHA-256') as err:
             datasets.download_planetoid('cora', target, base_url=url)
-    # The files before it in FILE_KINDS arrived; the bad one and everything after it did not.
+    # The files before it in FILE_KINDS arrived and are kept (a later run fetches only the
+    # others); the bad one and everything after it did not, and no partial file is left
     assert sorted(p.name for p in target.iterdir()) == ['ind.cora.x', 'ind.cora.y']
+    assert 'nothing was written' not in str(err.value)
 
 
 def _closed_port() -> int:
@@ -299,6 +361,77 @@ def test_a_failed_download_removes_only_the_folders_it_made(tmp_path: Path) -> N
         datasets.download_planetoid('cora', tmp_path / 'kept' / 'data' / 'planetoid', base_url=url)
     assert sorted(path.name for path in tmp_path.iterdir()) == ['kept']
     assert list((tmp_path / 'kept').iterdir()) == []
+
+
+@pytest.mark.parametrize('obstacle', ['a file', 'no permission'])
+def test_a_cache_folder_that_cannot_be_made(obstacle: str, monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    """A file where the cache folder goes, or a parent folder that takes no new folder."""
+    (tmp_path / 'data').write_text('mine')
+    cache = tmp_path / 'data' / 'planetoid'
+    if obstacle == 'no permission':
+        (tmp_path / 'data').unlink()
+
+        def refuse(path: Path, *args, **kwargs) -> None:
+            raise PermissionError(13, 'Permission denied', str(path))
+        monkeypatch.setattr(Path, 'mkdir', refuse)
+    monkeypatch.setattr(datasets, 'cache_dir', lambda: cache)
+    with pytest.raises(MissingDataError) as err:
+        load_planetoid('cora', base_url=f'http://127.0.0.1:{_closed_port()}')
+    message = str(err.value)
+    assert str(cache) in message and '--data-dir' in message and 'LABML_GAT_DATA' in message
+    assert '\n' not in message
+    if obstacle == 'a file':
+        assert (tmp_path / 'data').read_text() == 'mine'
+
+
+@pytest.mark.parametrize('other', ['makes the folder', 'removes its folder', 'fills the folder'])
+def test_a_download_beside_another_process(other: str, monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path) -> None:
+    """
+    Every process of a torchrun job downloads into the same fresh cache. Offline, each ends
+    with the data error, and keeps out of the other's folders, whatever the other does at the
+    worst moment: makes the cache folder just before this process does, removes the folder
+    it made (its download failed) just before this one puts a file in it, or puts a file into
+    the folder this one made just before this one removes it.
+    """
+    outer, cache = tmp_path / 'cache', tmp_path / 'cache' / 'planetoid'
+    monkeypatch.setattr(datasets, 'cache_dir', lambda: cache)
+    real_mkdir, real_rmdir, real_mkstemp = Path.mkdir, Path.rmdir, datasets.tempfile.mkstemp
+    others = tmp_path / 'cache' / 'planetoid' / '.the other process'
+
+    def mkdir(path: Path, *args, **kwargs) -> None:
+        if other == 'makes the folder' and path == outer and not outer.exists():
+            real_mkdir(path)
+        real_mkdir(path, *args, **kwargs)
+
+    def mkstemp(*args, **kwargs):
+        if other == 'removes its folder' and not others.exists():
+            real_rmdir(cache)
+            others.touch()  # (outside the folder: only marks that it happened once)
+        return real_mkstemp(*args, **kwargs)
+
+    def rmdir(path: Path) -> None:
+        if other == 'fills the folder' and path == cache:
+            others.touch()
+        real_rmdir(path)
+
+    if other == 'removes its folder':
+        others = tmp_path / '.the other process'
+        real_mkdir(cache, parents=True)
+    monkeypatch.setattr(Path, 'mkdir', mkdir)
+    monkeypatch.setattr(Path, 'rmdir', rmdir)
+    monkeypatch.setattr(datasets.tempfile, 'mkstemp', mkstemp)
+    with pytest.raises(MissingDataError, match='Could not download'):
+        load_planetoid('cora', base_url=f'http://127.0.0.1:{_closed_port()}')
+    # The other process's folder and file are still there; this one's are gone
+    if other == 'makes the folder':
+        assert list(tmp_path.iterdir()) == [outer] and list(outer.iterdir()) == []
+    elif other == 'removes its folder':
+        assert sorted(p.name for p in tmp_path.iterdir()) == ['.the other process', 'cache']
+        assert list(outer.iterdir()) == []
+    else:
+        assert list(cache.iterdir()) == [others]
 
 
 @needs_data

@@ -158,3 +158,13 @@ def test_a_real_build_skips_what_needs_data_and_reruns_only_after_a_change(tmp_p
     (tmp_path / 'labml_gat' / 'layer.py').write_text('version = 2\n')
     result, runs = mini_build(tmp_path, empty)
     assert result.returncode == 0 and runs == 2, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_the_build_looks_for_the_data_where_the_loader_does(gallery_runs, monkeypatch, tmp_path):
+    """The folder beside the clone, with LABML_GAT_DATA unset, as the examples' loader."""
+    from labml_gat import datasets
+    monkeypatch.delenv('LABML_GAT_DATA', raising=False)
+    monkeypatch.setattr(datasets, 'shared_dir', lambda: tmp_path)
+    assert gallery_runs.planetoid_folder()[0] == tmp_path
+    monkeypatch.setenv('LABML_GAT_DATA', str(tmp_path / 'elsewhere'))
+    assert gallery_runs.planetoid_folder()[0] == tmp_path / 'elsewhere'

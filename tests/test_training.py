@@ -51,6 +51,8 @@ def test_defaults_are_the_gat_papers():
     ({'device': 'cuda:7' if torch.cuda.is_available() else 'cuda'}, '--device cuda'),
     ({'device': 'tpu'}, "--device 'tpu' is not a device"),
     ({'data_dir': '/nonexistent/planetoid'}, '--data-dir /nonexistent/planetoid is not a folder'),
+    # Not the current folder, as `Path('')` would have it
+    ({'data_dir': ''}, '--data-dir is empty'),
     ({'summary_json': '/nonexistent/folder/summary.json'},
      '--summary-json /nonexistent/folder/summary.json: the folder /nonexistent/folder does not exist'),
 ])
@@ -63,6 +65,13 @@ def test_bad_settings_are_usage_errors(changes, message):
 def test_good_settings_pass(tmp_path):
     NodeClassificationSettings(data_dir=str(tmp_path), summary_json=str(tmp_path / 'summary.json'),
                                share_weights=True, dropout=0.0, jobs=2, weight_decay=0.0).check()
+
+
+def test_a_data_dir_in_the_home_folder(monkeypatch, tmp_path):
+    """`~` is the home folder for the check as for the loader."""
+    monkeypatch.setenv('HOME', str(tmp_path))
+    (tmp_path / 'planetoid').mkdir()
+    NodeClassificationSettings(data_dir='~/planetoid').check()
 
 
 def test_every_setting_has_a_help():

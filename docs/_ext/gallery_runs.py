@@ -11,10 +11,10 @@ last run.
 The hash is only recorded by a build that ran the examples with none failing.
 
 **Without the Planetoid files.** An example that calls `load_planetoid('<name>')` needs that
-dataset's files. When they are not found (in `LABML_GAT_DATA`, or in the loader's download cache
-when that variable is unset; a site build never downloads), those examples are not run: their
-pages are built without output, with a note saying why, and the build says in one line which
-examples were skipped and how to get the files.
+dataset's files. When they are not found where the loader looks (`LABML_GAT_DATA`, else
+`../shared/data/planetoid` beside the clone, else the download cache; a site build never
+downloads), those examples are not run: their pages are built without output, with a note
+saying why, and the build says in one line which examples were skipped and how to get the files.
 
 **labml runs.** Examples that train start labml runs. They go to the folder in `LABML_GAT_LOGS`
 when it is set (the tests set it), else to `gallery-logs/` beside the HTML output folder
@@ -64,12 +64,12 @@ def needed_datasets(examples: Path) -> dict[str, set[str]]:
 
 
 def planetoid_folder() -> tuple[Path, str]:
-    """Where the examples' loader will look, and how that folder was chosen."""
-    from labml_gat.datasets import DATA_ENV_VAR, cache_dir
+    """Where the examples' loader will look, and how that folder was chosen: the loader's
+    own rule (`labml_gat.datasets.data_folder`)."""
+    from labml_gat.datasets import SOURCES, data_folder
 
-    if os.environ.get(DATA_ENV_VAR):
-        return Path(os.environ[DATA_ENV_VAR]).expanduser(), f'{DATA_ENV_VAR}'
-    return cache_dir(), f'the download cache ({DATA_ENV_VAR} is not set)'
+    folder, source = data_folder()
+    return folder, SOURCES[source]
 
 
 def has_dataset(folder: Path, name: str) -> bool:
