@@ -423,6 +423,8 @@ def gather_shares(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
 # memory with `torch.from_file`: the system keeps one copy of their pages, whatever the number of
 # processes, and a second run on the same machine starts from the files. The copy-on-write mapping
 # keeps a process that writes to them from changing the files or the other processes' tensors.
+# Machines that share the folder (a network home), or two launches on one machine, each build
+# the graph: the first to finish writes the files, and the others map those.
 
 def shared_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]
                    ) -> Dict[str, torch.Tensor]:
@@ -446,7 +448,9 @@ def shared_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]
 def write_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]) -> None:
     """
     Write the tensors of `build()` into a temporary folder beside `folder`, renamed to it
-    when complete, so that an interrupted write leaves nothing half-written. A build or a
+    when complete, so that an interrupted write leaves nothing half-written. Two writers
+    at once (two machines, or two launches on one, sharing the folder) both build, and the
+    second to finish finds the first one's files in `folder` and keeps them. A build or a
     write that fails for any reason (no memory, a full disk, Ctrl-C) leaves nothing at all:
     the temporary folder goes, or every failed try would leave one more (its name has the
     process's id), and so do the folders made for it.
@@ -464,7 +468,15 @@ def write_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]) ->
             shapes[name] = {'shape': list(tensor.shape), 'dtype': str(tensor.dtype)[6:]}
         (partial / 'tensors.json').write_text(json.dumps(shapes))
         del tensors
-        os.replace(partial, folder)
+        try:
+            os.replace(partial, folder)
+        except OSError:
+            # Another writer of the folder was first: the first process of another machine
+            # that shares it, or of another launch on this machine. Its files are these
+            # (the folder's name holds everything the build depends on), so they are used
+            if not (folder / 'tensors.json').is_file():
+                raise
+            shutil.rmtree(partial)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         # Those still empty; a build that failed made none of them

@@ -187,6 +187,30 @@ def test_shared_tensors_are_written_once_and_mapped(tmp_path):
     assert distributed.shared_tensors(tmp_path / 'graph', build)['x'][0, 0] == 0 == second['x'][0, 0]
 
 
+def test_a_second_writer_of_the_shared_tensors_keeps_the_first_ones(tmp_path):
+    """
+    Two machines sharing the folder, or two launches on one, both build the tensors: the one that
+    finishes second finds the folder written, drops its own copy and maps the first one's files.
+    """
+    folder = tmp_path / 'graph'
+    tensors = {'x': torch.arange(12.).view(3, 4), 'ptr': torch.tensor([0, 2, 5])}
+
+    def build():
+        # The other writer finishes while this one builds
+        distributed.write_tensors(folder, lambda: tensors)
+        return tensors
+    found = distributed.shared_tensors(folder, build)
+    assert torch.equal(found['x'], tensors['x']) and torch.equal(found['ptr'], tensors['ptr'])
+    assert [p.name for p in tmp_path.iterdir()] == ['graph']
+    # A folder there that is not the tensors' is not taken for them
+    shutil.rmtree(folder)
+    folder.mkdir()
+    (folder / 'other').write_text('')
+    with pytest.raises(OSError):
+        distributed.write_tensors(folder, lambda: tensors)
+    assert [p.name for p in tmp_path.iterdir()] == ['graph']
+
+
 def test_epoch_shares_are_disjoint_equal_in_number_and_cover_the_epoch(monkeypatch):
     nodes = torch.arange(100, 123)
     shares = []
@@ -509,6 +533,32 @@ def test_the_synthetic_graph_under_torchrun(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('2 process(es), 1 thread(s) each:')
+    assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['graph_3000_10_128_8_0']
+
+
+@pytest.mark.slow
+def test_the_synthetic_graph_from_two_launches_sharing_a_cache(tmp_path):
+    """
+    The two-machine commands on this machine, with one cache: both launches build the graph
+    at once, one keeps the other's files, and the job runs.
+    """
+    port = free_port()
+    command = [str(TORCHRUN), '--nnodes', '2', '--nproc-per-node', '1', '--node-rank', '{rank}',
+               '--master-addr', '127.0.0.1', '--master-port', str(port), '--',
+               'experiments/synthetic_minibatch.py', '--nodes', '3000', '--eval-nodes', '500',
+               '--steps', '2', '--batch-size', '64', '--cache', 'cache']
+    (tmp_path / 'experiments').symlink_to(REPO / 'experiments')
+    environment = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    launches = [subprocess.Popen([arg.format(rank=rank) for arg in command], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=environment)
+                for rank in (0, 1)]
+    try:
+        outputs = [launch.communicate(timeout=LIMIT) for launch in launches]
+    finally:
+        for launch in launches:
+            launch.kill()
+    assert [launch.returncode for launch in launches] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert outputs[0][0].startswith('2 process(es), 1 thread(s) each:')
     assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['graph_3000_10_128_8_0']
 
 
