@@ -92,6 +92,8 @@ per machine ([`checks_said_once`](#settings-that-do-not-mix-with-several-process
 exits with status 2. A process that dies mid-run closes its connections, and one that hangs stops
 answering: the others' next collective fails at once, or after `--peer-timeout` seconds, and they
 end with one line, `another process of the job failed or stopped answering`, and status 1.
+A Ctrl-C in the terminal stops every process, and torchrun passes it on to them once more: the
+first process of each machine says `stopped`, once, and they end with status 130.
 torchrun itself, seeing a process fail, stops the others and prints its own report of the failure
 (with a traceback of torchrun's own code), naming the rank that failed first and its exit status.
 """
@@ -207,6 +209,12 @@ def quiet_unless_main() -> None:
         sys.stdout = open(os.devnull, 'w')
 
 
+def first_of_machine() -> bool:
+    """Whether this is the first process of its machine (local rank 0), the one that says
+    what every process of the machine finds: a mistake, or that the job was stopped."""
+    return int(os.environ.get('LOCAL_RANK', 0)) == 0
+
+
 @contextmanager
 def checks_said_once() -> Iterator[None]:
     """
@@ -220,7 +228,7 @@ def checks_said_once() -> Iterator[None]:
     does not print it again. One not stopped within `SAID_ONCE_WAIT_SECONDS` found a mistake
     the first did not, and says it itself.
     """
-    if int(os.environ.get('LOCAL_RANK', 0)) == 0:
+    if first_of_machine():
         yield
         return
     stderr, sys.stderr = sys.stderr, io.StringIO()
@@ -433,8 +441,7 @@ def shared_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]
     each machine writes when they are not there yet (`write_tensors`).
     """
     folder = Path(folder)
-    first = int(os.environ.get('LOCAL_RANK', 0)) == 0
-    if first and not (folder / 'tensors.json').is_file():
+    if first_of_machine() and not (folder / 'tensors.json').is_file():
         write_tensors(folder, build)
     if _job.world_size > 1:
         dist.barrier()

@@ -46,10 +46,11 @@ import os
 import signal
 import sys
 import textwrap
+import threading
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import yaml
 
@@ -96,7 +97,8 @@ def labml_run(name: str, comment: str, configs: dict, explicit: Optional[dict] =
     labml's banner names the run but also prints the repository's last commit message, which
     means nothing to a user: it is replaced by one line, the run's comment and its folder.
     A stop signal that arrives while labml sets the run up is held until the run has started,
-    so that labml always records the run as `interrupted`, never leaves it half made.
+    so that labml always records the run as `interrupted`, never leaves it half made; one that
+    arrives while labml closes the run is handled once it is closed.
     `screen` keeps labml's per-epoch progress line, which ends without a newline.
     """
     from labml import experiment, lab
@@ -110,13 +112,21 @@ def labml_run(name: str, comment: str, configs: dict, explicit: Optional[dict] =
         folder = Path(lab.get_experiments_path()) / name / experiment.get_uuid()
         if not quiet:
             print(f'{name}: {comment}, run {_shown(folder)}', flush=True)
-        with run:
-            _release(held, STOP_SIGNALS)
-            try:
-                yield folder
-            finally:
-                if screen:
-                    print(flush=True)
+        closing = None
+        try:
+            with run:
+                _release(held, STOP_SIGNALS)
+                try:
+                    yield folder
+                finally:
+                    if screen:
+                        print(flush=True)
+                    # A stop signal while labml closes the run would leave labml's writer
+                    # thread waiting for its last record, and the process with it
+                    closing = _StopsDeferred()
+        finally:
+            if closing is not None:
+                closing.release()
     finally:
         _release(held)
 
@@ -155,6 +165,30 @@ def _release(held: Optional[set], signals: Optional[set] = None) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
     else:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
+class _StopsDeferred:
+    """
+    The stop signals, noted instead of handled until `release`, which then hands the first
+    one to its handler. Blocking them would not do: a thread started before (labml's writer,
+    gloo's) takes a signal that this one blocks, and Python's handler runs all the same.
+    """
+
+    def __init__(self):
+        self.noted: list = []
+        # Handlers run in the main thread only, so a run closed in another is not stopped
+        main = threading.current_thread() is threading.main_thread()
+        self.handlers = {signum: signal.signal(signum, self.note)
+                         for signum in STOP_SIGNALS if main}
+
+    def note(self, signum: int, frame: Any) -> None:
+        self.noted.append(signum)
+
+    def release(self) -> None:
+        for signum, handler in self.handlers.items():
+            signal.signal(signum, handler)
+        if self.noted:
+            signal.raise_signal(self.noted[0])
 
 
 def _shown(path: Path) -> str:

@@ -271,15 +271,21 @@ def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None
     `UsageError` and a missing or corrupt data file (`labml_gat.datasets.MissingDataError`,
     `DataFileError`) end with
     their message and exit status 2; Ctrl-C and `SIGTERM` end with status 130 and 143, after labml
-    has marked the run as interrupted. A process of a [distributed job](distributed.html) whose
-    peer failed (`LostPeer`) ends with one line and status 1.
+    has marked the run as interrupted. Only the first stop signal counts: torchrun passes a Ctrl-C
+    on to its processes, which the terminal has already stopped, and a second one would break off
+    the closing of the run. A process of a [distributed job](distributed.html) whose
+    peer failed (`LostPeer`) ends with one line and status 1. Stopped, only the first process of
+    each machine says so, since all of them are stopped together.
     Anything else is a bug and keeps its traceback.
     """
     from labml_gat.datasets import DataFileError, MissingDataError
-    from labml_gat.distributed import LostPeer
+    from labml_gat.distributed import LostPeer, first_of_machine
 
     def run() -> None:
         signal.signal(signal.SIGTERM, _interrupt)
+        # A process started with Ctrl-C ignored (in the background) keeps ignoring it
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _interrupt)
         try:
             main(sys.argv[1:])
         except (UsageError, DataFileError, MissingDataError) as error:
@@ -291,7 +297,8 @@ def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None
             print(f'{prog()}: error: {error}', file=sys.stderr)
             sys.exit(1)
         except KeyboardInterrupt:
-            print(f'{prog()}: stopped', file=sys.stderr)
+            if first_of_machine():
+                print(f'{prog()}: stopped', file=sys.stderr)
             sys.exit(143 if _terminated else 130)
     return run
 
@@ -301,9 +308,12 @@ _terminated = False
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    """`SIGTERM` becomes a `KeyboardInterrupt`, which labml records as an interrupted run."""
+    """Ctrl-C and `SIGTERM` become a `KeyboardInterrupt`, which labml records as an
+    interrupted run; the stop signals after it are ignored."""
     global _terminated
-    _terminated = True
+    _terminated = signum == signal.SIGTERM
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 

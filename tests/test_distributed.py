@@ -525,6 +525,41 @@ def test_a_killed_or_hung_rank_ends_the_job(tmp_path, stop):
 
 
 @pytest.mark.slow
+@needs_planetoid
+def test_ctrl_c_in_the_terminal_stops_the_job_with_one_line(tmp_path):
+    """
+    Ctrl-C reaches torchrun and its processes, and torchrun passes it on to them once more: one
+    process says `stopped`, and none is left for torchrun to kill after its 30 s of grace.
+    """
+    (tmp_path / 'experiments').symlink_to(REPO / 'experiments')
+    launch = subprocess.Popen(
+        [str(TORCHRUN), '--nproc-per-node', '2', '--', 'experiments/cora_minibatch.py', '--epochs', '100000',
+         '--patience', '100000', '--logs', 'runs'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path, env={**os.environ, 'OMP_NUM_THREADS': '1', 'LABML_GAT_DATA': str(PLANETOID),
+                           'PET_MASTER_PORT': str(free_port())}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + LIMIT
+        while not list(tmp_path.glob('runs/*/*/log.jsonl')) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)
+        assert launch.poll() is None
+        # The terminal's Ctrl-C: SIGINT to the whole process group
+        os.killpg(launch.pid, signal.SIGINT)
+        start = time.monotonic()
+        _, stderr = launch.communicate(timeout=LIMIT)
+        assert time.monotonic() - start < 25
+    finally:
+        if launch.poll() is None:
+            os.killpg(launch.pid, signal.SIGKILL)
+            launch.communicate()
+    assert launch.returncode != 0
+    assert [line for line in stderr.splitlines() if line.startswith('cora_minibatch.py:')] == \
+        ['cora_minibatch.py: stopped']
+    # torchrun's own traceback of the signal it got, and none of the processes'
+    assert stderr.count('Traceback') <= 1 and 'KeyboardInterrupt' not in stderr
+
+
+@pytest.mark.slow
 def test_the_synthetic_graph_under_torchrun(tmp_path):
     """The million-node script on a small graph: two processes, one copy of the graph, one report."""
     result = torchrun(['--nproc-per-node', '2', '--', 'experiments/synthetic_minibatch.py',

@@ -5,6 +5,7 @@ exit status 2 for a user's mistake, and the exit statuses of an interrupted run.
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -177,6 +178,18 @@ def test_ctrl_c_is_status_130(monkeypatch, capsys):
     assert capsys.readouterr().err == 'example.py: stopped\n'
 
 
+def test_stopped_is_said_by_the_machines_first_process(monkeypatch, capsys):
+    """torchrun's processes are stopped together: the first of each machine says so."""
+    def main(argv):
+        raise KeyboardInterrupt
+    monkeypatch.setenv('LOCAL_RANK', '1')
+    assert run_command(monkeypatch, main) == 130
+    assert capsys.readouterr().err == ''
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    assert run_command(monkeypatch, main) == 130
+    assert capsys.readouterr().err == 'example.py: stopped\n'
+
+
 def test_a_bug_keeps_its_traceback(monkeypatch):
     def main(argv):
         raise RuntimeError('a bug')
@@ -200,6 +213,66 @@ def test_sigterm_is_status_143(tmp_path):
     out, err = process.communicate(timeout=60)
     assert process.returncode == 143
     assert err == 'sleeper.py: stopped\n'
+
+
+# A script whose labml run is closed while a stop signal arrives, as torchrun sends one to
+# its processes when the terminal's Ctrl-C has stopped them, or when another process failed
+CLOSED_WHILE_STOPPED = """
+import os, signal, time
+from labml import tracker
+from labml.internal.experiment import Experiment
+from labml.internal.tracker.writers import file
+from labml_gat.distributed import LostPeer
+from labml_gat.runs import labml_run, use_logs_from_environment
+from labml_gat.settings import command
+
+file.FREQUENCY = 0  # labml's writer thread starts with the first record
+finish = Experiment.finish
+
+def finish_and_stop(self, *args, **kwargs):
+    os.kill(os.getpid(), signal.{signal_in_close})
+    finish(self, *args, **kwargs)
+
+Experiment.finish = finish_and_stop
+
+def main(argv):
+    use_logs_from_environment()
+    with labml_run('closing', 'a run', {{}}, screen=False, quiet=True):
+        tracker.save(0, {{'loss': 1.0}})
+        {end}
+
+command(main)()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('end, signal_in_close, status', [
+    ('os.kill(os.getpid(), signal.SIGINT); time.sleep(60)', 'SIGINT', 130),
+    ('raise LostPeer("rank 0 of 2: another process of the job failed")', 'SIGTERM', 143),
+], ids=['stopped', 'failed'])
+def test_a_stop_while_the_run_closes_ends_the_process(tmp_path, end, signal_in_close, status):
+    """
+    A stop signal while labml closes the run, after a Ctrl-C or a failure, leaves the run
+    closed (labml's writer thread told to finish) and the process ends at once, with one line.
+    """
+    path = tmp_path / 'closing.py'
+    path.write_text(CLOSED_WHILE_STOPPED.format(end=end, signal_in_close=signal_in_close))
+    logs = tmp_path / 'logs'
+    process = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=REPO,
+                               env={**os.environ, 'LABML_GAT_LOGS': str(logs)})
+    try:
+        # A process left waiting for labml's writer thread would never end
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == status, err
+    assert err == 'closing.py: stopped\n'
+    [run] = logs.glob('closing/*')
+    statuses = [json.loads(line)['status'] for line in (run / 'run_log.jsonl').read_text().splitlines()]
+    assert statuses[-1] in ('interrupted', 'crashed')
 
 
 @pytest.mark.slow
