@@ -299,10 +299,14 @@ def gather(value: dict) -> list:
 
 
 def command_line(argv: Optional[Sequence[str]], processes: int) -> str:
-    """The command that ran this, as the page shows it."""
+    """The command that ran this, as the page shows it: with torchrun on several machines,
+    their number and the processes of each, as torchrun tells its processes."""
     args = ' '.join(sys.argv[1:] if argv is None else argv)
+    machines = int(os.environ.get('GROUP_WORLD_SIZE', 1))
+    per_machine = int(os.environ.get('LOCAL_WORLD_SIZE', processes))
+    nodes = f'--nnodes {machines} ' if machines > 1 else ''
     launch = ('python' if not distributed.launched()
-              else f'torchrun --nproc-per-node {processes} --')
+              else f'torchrun {nodes}--nproc-per-node {per_machine} --')
     return f'OMP_NUM_THREADS=1 {launch} experiments/synthetic_minibatch.py {args}'.strip()
 
 

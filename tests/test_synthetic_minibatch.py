@@ -239,6 +239,19 @@ def record_one_process(folder: Path, s, **changes) -> None:
     path.write_text(json.dumps(data))
 
 
+def test_the_command_recorded_under_torchrun(monkeypatch):
+    for name, value in (('RANK', '0'), ('WORLD_SIZE', '2'), ('LOCAL_WORLD_SIZE', '2'),
+                        ('GROUP_WORLD_SIZE', '1')):
+        monkeypatch.setenv(name, value)
+    assert sm.command_line(['--record'], 2) == \
+        'OMP_NUM_THREADS=1 torchrun --nproc-per-node 2 -- experiments/synthetic_minibatch.py --record'
+    # Two machines of one process each
+    monkeypatch.setenv('LOCAL_WORLD_SIZE', '1')
+    monkeypatch.setenv('GROUP_WORLD_SIZE', '2')
+    assert sm.command_line(['--record'], 2) == ('OMP_NUM_THREADS=1 torchrun --nnodes 2 --nproc-per-node 1 '
+                                                '-- experiments/synthetic_minibatch.py --record')
+
+
 def test_runs_measured_alike_are_compared(tmp_path):
     s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000)
     record_one_process(tmp_path, s)
