@@ -293,3 +293,30 @@ def test_message_passing_class_pickles_by_its_name():
     torch.testing.assert_close(loaded(x, edge_index), conv(x, edge_index))
     with pytest.raises(AttributeError, match='MessagePassingGCNConv'):
         gatv2_conv.MessagePassingGCNConv
+
+
+@pytest.mark.parametrize('sign', [1.0, -1.0])
+@pytest.mark.parametrize('edge_dim', [None, 4])
+@pytest.mark.parametrize('layer', [GATConv, GATv2Conv])
+def test_float16_scores_beyond_its_range(layer, edge_dim, sign):
+    # Scores of about 1e5, beyond float16's largest number, with outputs that fit: the
+    # node-level halves of GAT's score (and its edge features' part) are summed in float32, as
+    # GATv2's scores are, so the result is the float64 one of the same rounded inputs and
+    # weights (summed in float16 they were infinite, and the outputs NaN)
+    generator = torch.Generator().manual_seed(0)
+    edge_index = torch.randint(0, 12, (2, 40), generator=generator)
+    x = (torch.rand(12, 8, generator=generator) * 3000).half()
+    edge_attr = None if edge_dim is None else \
+        (torch.rand(40, edge_dim, generator=generator) * 3000).half()
+    torch.manual_seed(0)
+    conv = layer(8, 64, heads=1, edge_dim=edge_dim)
+    with torch.no_grad():
+        for name, p in conv.named_parameters():
+            p.abs_()
+            if name.startswith('att'):
+                p.fill_(sign * 0.5)
+    out = conv.half()(x, edge_index, edge_attr)
+    expected = conv.double()(x.double(), edge_index,
+                             None if edge_attr is None else edge_attr.double())
+    assert out.dtype == torch.float16
+    assert (out.double() - expected).abs().max() <= 1e-2 * expected.abs().max()
