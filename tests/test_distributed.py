@@ -423,15 +423,7 @@ def test_two_launches_on_loopback_as_documented(tmp_path):
                'experiments/cora_minibatch.py', '--epochs', '3', '--logs', 'runs']
     (tmp_path / 'experiments').symlink_to(REPO / 'experiments')
     environment = {**os.environ, 'OMP_NUM_THREADS': '1', 'LABML_GAT_DATA': str(PLANETOID)}
-    launches = [subprocess.Popen([arg.format(rank=rank) for arg in command], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=environment)
-                for rank in (1, 0)][::-1]
-    try:
-        outputs = [launch.communicate(timeout=LIMIT) for launch in launches]
-    finally:
-        for launch in launches:
-            launch.kill()
-    assert [launch.returncode for launch in launches] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    outputs = two_launches(command, tmp_path, environment, first=1)
     # The report comes from the launch of node 0, which holds rank 0
     assert 'test accuracy:' in outputs[0][0] and '(2 processes)' in outputs[0][0]
     assert 'test accuracy:' not in outputs[1][0]
@@ -584,15 +576,7 @@ def test_the_synthetic_graph_from_two_launches_sharing_a_cache(tmp_path):
                '--steps', '2', '--batch-size', '64', '--cache', 'cache']
     (tmp_path / 'experiments').symlink_to(REPO / 'experiments')
     environment = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    launches = [subprocess.Popen([arg.format(rank=rank) for arg in command], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=environment)
-                for rank in (0, 1)]
-    try:
-        outputs = [launch.communicate(timeout=LIMIT) for launch in launches]
-    finally:
-        for launch in launches:
-            launch.kill()
-    assert [launch.returncode for launch in launches] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    outputs = two_launches(command, tmp_path, environment, first=0)
     assert outputs[0][0].startswith('2 process(es), 1 thread(s) each:')
     assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['graph_3000_10_128_8_0']
 
@@ -623,3 +607,20 @@ def test_a_killed_rank_ends_the_torchrun_job(tmp_path):
         launch.kill()
     assert launch.returncode != 0
     assert 'exitcode  : -9' in stderr and 'Root Cause' in stderr
+
+
+def two_launches(command: list, folder, environment: dict, first: int) -> list:
+    """Runs `command` twice at once, with `{rank}` 0 and 1 (the launch of rank `first` started
+    first), in `folder`; both must succeed in `LIMIT` seconds. Their (stdout, stderr), rank 0's
+    first."""
+    ranks = (first, 1 - first)
+    launches = [subprocess.Popen([arg.format(rank=rank) for arg in command], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd=folder, env=environment)
+                for rank in ranks]
+    try:
+        outputs = [launch.communicate(timeout=LIMIT) for launch in launches]
+    finally:
+        for launch in launches:
+            launch.kill()
+    assert [launch.returncode for launch in launches] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    return outputs if first == 0 else outputs[::-1]
