@@ -182,14 +182,9 @@ class EdgeGraphAttentionLayer(GraphAttentionLayer):
         # #### Calculate the attention scores
         #
         # GAT's score splits into a target part and a source part,
-        # so each is a single number per node and head, computed before touching the edges:
-        # $a_{1,k}^\top g_{k,i}$ is `[n_dst, n_heads]` and $a_{2,k}^\top g_{k,j}$ is `[n_src, n_heads]`.
-        # In `float32` for half-precision inputs (`acc`), as in [`gat.py`](gat.html).
-        acc = torch.promote_types(torch.promote_types(g_src.dtype, self.attn.dtype),
-                                  torch.float32)
-        a_1, a_2 = self.attn.to(acc).split(self.n_hidden, dim=1)
-        score_query = torch.einsum('ihf,hf->ih', g_dst.to(acc), a_1)
-        score_neighbour = torch.einsum('jhf,hf->jh', g_src.to(acc), a_2)
+        # so each is a single number per node and head, computed before touching the edges
+        # (`score_halves`)
+        score_query, score_neighbour = self.score_halves(g_src, g_dst)
         # Gathering these numbers to the edges is cheap, `[n_edges, n_heads]`:
         # $$e_{ijk} = \text{LeakyReLU}\big(a_{1,k}^\top g_{k,i} + a_{2,k}^\top g_{k,j}\big)$$
         e = self.activation(score_query.index_select(0, dst)
@@ -214,6 +209,21 @@ class EdgeGraphAttentionLayer(GraphAttentionLayer):
         if h_dst is h_src:
             return g_src, g_src
         return g_src, self.linear(h_dst).view(-1, self.n_heads, self.n_hidden)
+
+    def score_halves(self, g_src: torch.Tensor, g_dst: torch.Tensor
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+        r"""
+        ### The halves of the score
+
+        $a_{1,k}^\top g_{k,i}$ for the targets, `[n_dst, n_heads]`, and $a_{2,k}^\top g_{k,j}$
+        for the sources, `[n_src, n_heads]`: in `float32` for half-precision inputs (`acc`),
+        as in [`gat.py`](gat.html), since a sum over $F'$ features can overflow `float16`.
+        """
+        acc = torch.promote_types(torch.promote_types(g_src.dtype, self.attn.dtype),
+                                  torch.float32)
+        a_1, a_2 = self.attn.to(acc).split(self.n_hidden, dim=1)
+        return (torch.einsum('ihf,hf->ih', g_dst.to(acc), a_1),
+                torch.einsum('jhf,hf->jh', g_src.to(acc), a_2))
 
 
 def attend(layer: Union[EdgeGraphAttentionV2Layer, EdgeGraphAttentionLayer],

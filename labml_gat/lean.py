@@ -39,8 +39,8 @@ from labml_gat.edges import (EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer,
                              NodeFeatures, check_edge_inputs)
 from labml_gat.gatv2_conv import (CPU_CHUNK_TENSOR_BYTES, GATScore, GATv2Score,
                                   TargetChunks, apply_function, auto_chunk_size,
-                                  check_chunk_size, compute_dtype, draw_dropout,
-                                  dropout_mask, first_derivative_only, lean_attention)
+                                  check_chunk_size, draw_dropout, dropout_mask,
+                                  first_derivative_only, lean_attention)
 from labml_gat.model import Graph, TwoLayerGAT
 
 # The largest slice of an input made on the fly, on a CPU (a GPU takes 64 times more)
@@ -136,13 +136,10 @@ class LeanGraphAttentionLayer(EdgeGraphAttentionLayer):
         g_src, g_dst = self.transform(h_src, h_dst)
 
         # The two halves of the score, $a_{1,k}^\top g_{k,i}$, `[n_dst, n_heads]`, and
-        # $a_{2,k}^\top g_{k,j}$, `[n_src, n_heads]`, by ordinary autograd: node-level
-        # (in `float32` for half precision, as in the drop-in `GATConv`)
+        # $a_{2,k}^\top g_{k,j}$, `[n_src, n_heads]`, as in the edge-list layer, by ordinary
+        # autograd: node-level. In `float32` for half precision, so the results' dtype is given
+        score_query, score_neighbour = self.score_halves(g_src, g_dst)
         dtype = torch.promote_types(g_src.dtype, self.attn.dtype)
-        acc = compute_dtype(dtype)
-        a_1, a_2 = self.attn.to(acc).split(self.n_hidden, dim=1)
-        score_query = torch.einsum('ihf,hf->ih', g_dst.to(acc), a_1)
-        score_neighbour = torch.einsum('jhf,hf->jh', g_src.to(acc), a_2)
 
         chunk = self.chunk_size or auto_chunk_size(g_src, self.n_heads * self.n_hidden)
         score = GATScore(self.activation.negative_slope, dtype)
