@@ -386,7 +386,8 @@ def test_search_finds_words_in_code_and_prose(browser, server, mkdocs_site, tmp_
             "() => [...document.querySelectorAll('.md-search-result__item > a')].map(a => a.href)")}
     finally:
         reader.close()
-    assert len(pages) >= 4 and pages <= found, (pages, found)
+    # The dense chapter shows it in its prose and its code, the edge-list one in its code.
+    assert {'labml_gat/gatv2.html', 'labml_gat/edges.html'} <= pages <= found, (pages, found)
 
 
 @pytest.mark.parametrize('path', NO_WRAP + CHAPTERS)
