@@ -35,7 +35,7 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
   fresh process that builds the graph and the model, resets the mark, and runs the step:
   the memory *above data and model*. On a GPU it is the CUDA allocator's high-water mark,
   the same way.
-* **Records**: each measured figure is written to `experiments/results/benchmark.json` with
+* **Records**: each measured figure is written to `experiments/results/benchmark_<figure>.json` with
   the command that produced it, the date, the machine and the versions. The README's table
   and the site's benchmark page are rendered from these records, never typed.
 """

@@ -24,7 +24,7 @@ is not the attention but the work around it:
 * **Sparse features.** Cora's bag-of-words features are almost all zeros. Kept as a sparse matrix,
   dropout needs random numbers only for the non-zero entries, and the first layer's gradient
   reuses one sorted transpose of the features ([below](#a-faster-gradient-for-the-sparse-input)).
-* **Threads.** Work this small gains nothing from a second thread, and on a busy machine
+* **Threads.** Work this small gains little from a second thread, and on a busy machine
   PyTorch's threads spin waiting for each other. The experiments run one thread per process and
   train several seeds side by side instead ([seeds.py](seeds.html)).
 
@@ -74,11 +74,11 @@ class FastDropout(nn.Module):
 
     Dropout keeps each entry with probability $1 - p$ and scales the kept ones by $\frac{1}{1 - p}$.
     `nn.Dropout` draws each keep/drop decision as a Bernoulli sample, which on a CPU costs more than all
-    the arithmetic the layers do with that entry: it was the largest single cost of a Cora step.
+    the arithmetic the layers do with that entry.
     Here each decision compares one random integer $u$, uniform on $\{0, 1, \dots, 2^{15} - 1\}$,
     with a threshold $t = \text{round}(p \cdot 2^{15})$: the entry is kept when $u \ge t$, which happens
     with probability $1 - t / 2^{15}$, within $2^{-16}$ of $1 - p$ (for $p = 0.6$: $0.399994$ instead of $0.4$).
-    Drawing 16-bit integers is several times faster than drawing Bernoulli samples.
+    Drawing 16-bit integers is faster than drawing Bernoulli samples.
     """
 
     def __init__(self, p: float):
@@ -123,8 +123,7 @@ class SparseInputLinear(nn.Linear):
 
     The first layer multiplies the sparse features $X$, `[n_nodes, in_features]`, by its weights:
     $g = X W^\top$. The gradient of the weights is $\nabla_W = (X^\top \nabla_g)^\top$, and for it
-    PyTorch converts $X^\top$ to a CSR matrix on every step, sorting all of $X$'s entries by column:
-    that sort was the largest single cost of a Cora training step.
+    PyTorch converts $X^\top$ to a CSR matrix on every step, sorting all of $X$'s entries by column.
     But the entries of $X$ keep their places from step to step: dropout changes only their values.
     So this `nn.Linear` sorts once. It keeps $X^\top$'s sparsity pattern, and `order`, which lists the
     entries of $X$ in the order of $X^\top$'s entries; each step then only gathers `values[order]`.

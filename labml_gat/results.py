@@ -467,13 +467,32 @@ MARKERS = re.compile(r'(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)'
                      r'(<!-- end results -->)', re.DOTALL)
 
 
+# Anything that starts like a marker, to find one the two patterns above would skip
+MARKER_LIKE = re.compile(r'<!--\s*results\b')
+
+
 def render(name: str, folder: Path = RESULTS) -> str:
     """The block for the marker `name`, rendered from its records."""
-    return {**TABLES, **SENTENCES}[name](folder) + '\n'
+    blocks = {**TABLES, **SENTENCES}
+    if name not in blocks:
+        raise ValueError(f'<!-- results: {name} -->: no such block (the blocks: '
+                         f'{", ".join(sorted(blocks))})')
+    return blocks[name](folder) + '\n'
+
+
+def check_markers(text: str) -> None:
+    """Every marker of `text` is one the renderer reads: a misspelt one would be left stale."""
+    read = {m.start() for m in MARKERS.finditer(text)}
+    for m in MARKER_LIKE.finditer(text):
+        if m.start() not in read:
+            line = text.count('\n', 0, m.start()) + 1
+            raise ValueError(f'line {line}: a marker must be "<!-- results: NAME -->", '
+                             f'its own line, followed by "<!-- end results -->"')
 
 
 def update(text: str, folder: Path = RESULTS) -> str:
     """`text` with every marked block rendered anew from its records."""
+    check_markers(text)
     return MARKERS.sub(
         lambda m: m.group(1) + render(m.group('name'), folder) + m.group(4), text)
 
@@ -484,7 +503,7 @@ def quoting_files(root: Path = REPOSITORY) -> List[Path]:
                   *sorted((root / 'docs').rglob('*.md'))]
     return [path for path in candidates
             if path.is_file() and '_build' not in path.parts
-            and MARKERS.search(path.read_text(encoding='utf-8'))]
+            and MARKER_LIKE.search(path.read_text(encoding='utf-8'))]
 
 
 EMPTY_MARKERS = re.compile(r'<!-- results: (?P<name>[\w-]+) -->\n<!-- end results -->')
@@ -530,8 +549,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     missing = [str(path) for path in args.files if not path.is_file()]
     if missing:
         parser.error(f'{missing[0]}: no such file')
-    for path in args.files or quoting_files():
-        path.write_text(update(path.read_text(encoding='utf-8')), encoding='utf-8')
+    paths = args.files or quoting_files()
+    # Every file rendered before any is written, so that a mistake writes nothing
+    texts = []
+    for path in paths:
+        try:
+            texts.append(update(path.read_text(encoding='utf-8')))
+        except ValueError as error:
+            parser.error(f'{path}: {error}')
+    for path, text in zip(paths, texts):
+        path.write_text(text, encoding='utf-8')
 
 
 def summary_values(path: Path, error: Callable[[str], None]) -> dict:

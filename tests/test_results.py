@@ -6,10 +6,12 @@ when a quote and its record disagree.
 import json
 import math
 import re
+import pathlib
+import shlex
 
 import pytest
 
-from conftest import REPO, imported_modules
+from conftest import REPO, imported_modules, run_script
 from labml_gat import results
 
 
@@ -179,3 +181,145 @@ def test_strict_json_writes_null_for_numbers_that_are_not_finite():
     text = results.strict_json(data, indent=2)
     assert json.loads(text, parse_constant=refuse) == {'a': [1.0, None, {'b': None}],
                                                       'c': [2, None], 'd': 'nan'}
+
+
+def test_a_misspelt_marker_or_block_is_one_line_and_writes_nothing(tmp_path, capsys):
+    """A marker the renderer would skip, or a block it does not know, would leave a stale number
+    behind: both are one line, and no file is written."""
+    good = tmp_path / 'good.md'
+    good.write_text('<!-- results: cora -->\nstale\n<!-- end results -->\n', encoding='utf-8')
+    for name, text, message in [
+            ('spaces.md', '<!-- results:  cora -->\nold\n<!-- end results -->\n',
+             'line 1: a marker must be'),
+            ('later.md', 'Intro.\n\n<!--results: cora-->\nold\n<!-- end results -->\n',
+             'line 3: a marker must be'),
+            ('unknown.md', '<!-- results: cora_seed10 -->\n<!-- end results -->\n',
+             '<!-- results: cora_seed10 -->: no such block')]:
+        bad = tmp_path / name
+        bad.write_text(text, encoding='utf-8')
+        with pytest.raises(SystemExit) as exit:
+            results.main([str(good), str(bad)])
+        error = capsys.readouterr().err
+        assert exit.value.code == 2 and len(error.strip().splitlines()) == 1, error
+        assert f'error: {bad}: {message}' in error, error
+        assert bad.read_text(encoding='utf-8') == text
+        assert 'stale' in good.read_text(encoding='utf-8')
+
+
+def load_values(name):
+    return results.load(name)['values'] if name.startswith('benchmark') else \
+        results.load(name).get('values', results.load(name))
+
+
+def step_work(row):
+    return row['step_cpu_ms'] - row['step_system_ms']
+
+
+def k2_run(layer, heads):
+    runs = load_values('dictionary_lookup_sweep')['runs']
+    return next(r for r in runs if (r['k'], r['layer'], r['n_heads']) == (2, layer, heads))
+
+
+def layer_row(figure, impl='dropin'):
+    return load_values(results.benchmark_record_name(figure))['impls'][impl]
+
+
+# What the prose beside the records says in words, and what their numbers must then be
+CLAIMS = [
+    ('docs/usage.md', 'Neither layer gets twice the speed from a second thread',
+     lambda: all(layer_row('layer_100000', impl)['step_cpu_ms'] <
+                 2 * layer_row('layer_100000_threads2', impl)['step_ms']
+                 for impl in ('dropin', results.PEER))),
+    ('docs/usage.md', "The drop-in layer's two threads are busy for nearly all of the step",
+     lambda: layer_row('layer_100000_threads2')['step_cpu_ms'] >=
+     0.8 * 2 * layer_row('layer_100000_threads2')['step_ms']),
+    ('docs/usage.md', "both layers' work grows when it is shared, PyG's more than ours",
+     lambda: 1 < step_work(layer_row('layer_100000_threads2')) /
+     step_work(layer_row('layer_100000')) <
+     step_work(layer_row('layer_100000_threads2', results.PEER)) /
+     step_work(layer_row('layer_100000', results.PEER))),
+    ('docs/usage.md', 'about a million fresh pages a step at 100k nodes',
+     lambda: 0.5e6 <= layer_row('layer_100000', results.PEER)['step_faults'] <= 2e6),
+    ('docs/usage.md', "at 100k nodes the whole graph is one chunk and its peak is near PyG's; "
+                      "its training step is a little slower than PyG's there",
+     lambda: 0.75 <= layer_row('layer_100000_cuda')['peak_ratio'] <= 1.25
+     and 1 < layer_row('layer_100000_cuda')['step_ratio'] <= 1.5),
+    ('labml_gat/gatv2_conv.py', "a larger one is cut, and the peak falls well below PyG's",
+     lambda: layer_row('layer_1000000_cuda')['peak_ratio'] <= 0.6),
+    ('labml_gat/gatv2_conv.py', 'at ten million nodes the two-layer model fits where PyG runs '
+                                'out of memory',
+     lambda: 'out of memory' in layer_row('scale_10000000_cuda', results.PEER)['error']
+     and layer_row('scale_10000000_cuda', 'lean').get('error') is None
+     and layer_row('scale_10000000_cuda', 'lean')['step_ms'] > 0),
+    ('labml_gat/gatv2_conv.py', "a training step takes somewhat longer than PyG's, an "
+                                'evaluation about as long',
+     lambda: all(1 < layer_row(f)['step_ratio'] <= 1.5 and layer_row(f)['eval_ratio'] <= 1.2
+                 for f in ('layer_100000_cuda', 'layer_1000000_cuda'))),
+    ('experiments/gallery/plot_dictionary_lookup.py',
+     'gets every test answer wrong (0 %): both models with eight heads did just that',
+     lambda: all(k2_run(layer, 8)['train_accuracy'] == 1 and
+                 k2_run(layer, 8)['test_accuracy'] == 0 for layer in ('gat', 'gatv2'))),
+    ('experiments/gallery/plot_dictionary_lookup.py',
+     'One GAT head cannot fit even the training graph',
+     lambda: k2_run('gat', 1)['train_accuracy'] < 1),
+    ('labml_gat/fast.py', 'Work this small gains little from a second thread, and on a busy '
+                          "machine PyTorch's threads spin waiting for each other",
+     lambda: load_values('cora_threads')['before_quiet_seconds'] * 1.5 >
+     load_values('cora_threads')['after_quiet_seconds']
+     and load_values('cora_threads')['before_busy_seconds'] >
+     2 * load_values('cora_threads')['after_busy_seconds']),
+]
+
+
+@pytest.mark.parametrize('path, words, holds', CLAIMS, ids=[c[1][:40] for c in CLAIMS])
+def test_the_words_beside_the_records_hold(path, words, holds):
+    """A sentence that states a recorded result in words is only as true as its record: each one
+    is here with what its record must say, so that a new record that contradicts it fails."""
+    text = ' '.join(re.sub(r'\s*\n\s*#?\s*', ' ', (REPO / path).read_text(encoding='utf-8'))
+                    .split())
+    assert words in text, f'{path} no longer says: {words}'
+    assert holds(), f'{path} says "{words}", and its record does not'
+
+
+def recorded_commands():
+    """Each record's name, and each experiment script its command runs with the flags it gives
+    (after `torchrun`'s own flags, without the environment): `(name, script, {flag: value})`."""
+    for path in sorted(results.RESULTS.glob('*.json')):
+        record = json.loads(path.read_text(encoding='utf-8'))
+        for part in record['command'].split(';'):
+            words = [w for w in shlex.split(part) if not re.fullmatch(r'[A-Z_]+=\S*', w)]
+            if words[0] == 'torchrun':
+                words = ['python', *words[words.index('--') + 1:]]
+            if words[0] != 'python' or not words[1].startswith('experiments/'):
+                continue
+            flags, flag = {}, None
+            for word in words[2:]:
+                if word.startswith('--'):
+                    flag, _, value = word.partition('=')
+                    flags[flag] = [value] if value else []
+                else:
+                    flags[flag].append(word)
+            yield path.stem, words[1], flags
+
+
+@pytest.mark.slow
+def test_record_commands_are_commands_their_scripts_take():
+    """A record's command is how to make it again: every flag is one its script takes, and the
+    settings the record states (threads, rounds, runs) are the command's."""
+    helps, checked = {}, 0
+    for name, script, flags in recorded_commands():
+        if script not in helps:
+            done = run_script(pathlib.Path(script).stem, '--help', timeout=300)
+            assert done.returncode == 0, done.stderr
+            helps[script] = done.stdout
+        for flag in flags:
+            assert re.search(rf'(?<![\w-]){re.escape(flag)}(?![\w-])', helps[script]), \
+                f'{name}: {script} takes no {flag}'
+        values = results.load(name).get('values', {})
+        for flag, key in (('--threads', 'threads'), ('--rounds', 'rounds'), ('--repeats', 'runs')):
+            if flag in flags and key in values:
+                assert [str(values[key])] == flags[flag], f'{name}: {flag} {flags[flag]}'
+        checked += 1
+    assert checked >= 20 and {'benchmark.py', 'cora.py', 'cora_minibatch.py',
+                               'dictionary_lookup.py', 'lookup_epoch_time.py',
+                               'synthetic_minibatch.py'} <= {pathlib.Path(s).name for s in helps}
