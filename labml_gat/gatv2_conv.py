@@ -60,6 +60,7 @@ call.
 import copy
 import functools
 import math
+import numbers
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Tuple, Union
@@ -168,13 +169,17 @@ class GATv2Conv(nn.Module):
         `x` is `[n, F_in]`, or a pair `(x_src, x_dst)`; `edge_index` is `[2, |E|]`
         (integers, `int64` or `int32` as a rule; row 0 the source $j$, row 1 the target
         $i$), or a `torch.sparse` adjacency (COO, CSR or CSC) with targets as rows, PyG's
-        `adj_t`; `edge_attr` is `[|E|, edge_dim]`. The result is `[n_dst, K F']` (or
+        `adj_t` (PyG's `to_torch_csc_tensor(edge_index)` has sources as rows: pass its
+        `.t()`); `edge_attr` is `[|E|, edge_dim]`. The result is `[n_dst, K F']` (or
         `[n_dst, F']` averaged) and, when `return_attention_weights` is true, PyG's
         `(edge_index, alpha)` with $\alpha$ `[|E|, K]` after dropout, over the edges the
         layer used (self loops included), or a sparse adjacency holding $\alpha$.
         """
         check_not_traced()
+        check_dropout(self.dropout)
         x_src, x_dst = check_features(x)
+        check_sizes(x_src, x_dst, edge_index_size(edge_index),
+                    'the edge index\'s sparse_size')
         H, C = self.heads, self.out_channels
         res = None if self.res is None else self.res(x_dst)
         # $g_l$, `[n_src, K, F']`, and $g_r$, `[n_dst, K, F']`: node-level, kept
@@ -291,9 +296,12 @@ class GATConv(nn.Module):
         the number of sources, as in PyG.
         """
         check_not_traced('GATConv')
+        check_dropout(self.dropout)
         x_src, x_dst = check_features(x, targets_needed=False)
         H, C = self.heads, self.out_channels
         n_dst = target_count(x_src, x_dst, edge_index, size)
+        # Without `edge_dim` PyG's GATConv does not read the edge features
+        edge_attr = None if self.lin_edge is None else edge_attr
         res = None if self.res is None or x_dst is None else self.res(x_dst)
         lin_src, lin_dst = (self.lin, self.lin) if self.lin is not None else \
             (self.lin_src, self.lin_dst)
@@ -346,6 +354,7 @@ def scored_edges(lin_edge: nn.Module, att_edge: Tensor) -> Callable:
     def edge_features(edge_attr: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         heads, channels = att_edge.shape[1:]
         if is_plain(lin_edge):
+            check_edge_dim(edge_attr, lin_edge)
             # $M$, `[K, edge_dim]`: row $k$ is $W_{e,k}^\top a_{e,k}$
             weight = lin_edge.weight.view(heads, channels, -1)
             m = (weight * att_edge.view(heads, channels, 1)).sum(1)
@@ -359,14 +368,14 @@ def scored_edges(lin_edge: nn.Module, att_edge: Tensor) -> Callable:
 
 def target_count(x_src: Tensor, x_dst: Optional[Tensor], edge_index: Tensor,
                  size: Optional[Tuple[int, int]]) -> int:
-    """The number of targets, as PyG's `MessagePassing` finds it: `size`, checked
-    against the features, or the targets' features, or the adjacency's rows, or else
-    the number of sources."""
+    """The number of targets, as PyG's `MessagePassing` finds it: `size` (or the sizes
+    a PyG `EdgeIndex` carries), checked against the features, or the targets' features,
+    or the adjacency's rows, or else the number of sources."""
+    name = 'size'
+    if size is None:
+        size, name = edge_index_size(edge_index), 'the edge index\'s sparse_size'
     if size is not None:
-        given = (x_src.shape[0], None if x_dst is None else x_dst.shape[0])
-        disagree = any(None not in (n, m) and n != m for n, m in zip(given, size))
-        if len(size) != 2 or disagree:
-            raise ValueError(f'size must be (n_src, n_dst) = {given}, got {size!r}')
+        check_sizes(x_src, x_dst, size, name)
         if size[1] is not None:
             return int(size[1])
     if x_dst is not None:
@@ -374,6 +383,30 @@ def target_count(x_src: Tensor, x_dst: Optional[Tensor], edge_index: Tensor,
     if isinstance(edge_index, Tensor) and edge_index.layout != torch.strided:
         return edge_index.shape[0]
     return x_src.shape[0]
+
+
+def edge_index_size(edge_index: Tensor) -> Optional[Tuple[int, int]]:
+    """The `(n_src, n_dst)` a PyG `EdgeIndex` carries (either may be `None`), or `None`
+    for a plain tensor; read without importing PyG."""
+    sparse_size = getattr(edge_index, 'sparse_size', None)
+    return tuple(sparse_size()) if callable(sparse_size) else None
+
+
+def check_sizes(x_src: Tensor, x_dst: Optional[Tensor], size, name: str) -> None:
+    """`size`, `(n_src, n_dst)` with `None` for unknown, must agree with the features."""
+    if size is None:
+        return
+    given = (x_src.shape[0], None if x_dst is None else x_dst.shape[0])
+    disagree = len(size) != 2 or \
+        any(None not in (n, m) and n != m for n, m in zip(given, size))
+    if disagree:
+        raise ValueError(f'{name} must be (n_src, n_dst) = {given}, got {tuple(size)!r}')
+
+
+def check_dropout(p) -> None:
+    r"""The dropout on $\alpha$ is a probability, as PyG's `F.dropout` requires."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f'dropout probability has to be between 0 and 1, but got {p!r}')
 
 
 class Linear(nn.Module):
@@ -611,9 +644,17 @@ def projected_per_chunk(lin_edge: nn.Module) -> Callable:
     on all the edges' features, as PyG does."""
     def edge_features(edge_attr: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         if is_plain(lin_edge):
+            check_edge_dim(edge_attr, lin_edge)
             return edge_attr, lin_edge.weight
         return lin_edge(edge_attr), None
     return edge_features
+
+
+def check_edge_dim(edge_attr: Tensor, lin_edge: 'Linear') -> None:
+    """The edge features, `[|E|, edge_dim]`, are as wide as $W_e$ takes."""
+    if edge_attr.shape[1] != lin_edge.in_channels:
+        raise ValueError(f'edge_attr has {edge_attr.shape[1]} features per edge, but the '
+                         f'layer\'s edge_dim is {lin_edge.in_channels}')
 
 
 def edge_list(edge_index: Tensor, edge_attr: Optional[Tensor], n_src: int, n_dst: int):
@@ -799,7 +840,7 @@ def draw_bernoulli(keep: Tensor, q: float) -> Tensor:
     """
     `keep.bernoulli_(q)` for a contiguous `bool` tensor on a CPU. Where the two are the
     same (`uniform_is_bernoulli`), drawn as uniform doubles compared with $q$, a block of
-    entries at a time: the same numbers, in about half the time of the Bernoulli kernel.
+    entries at a time: the same numbers, faster than the Bernoulli kernel.
     """
     if not uniform_is_bernoulli():
         return keep.bernoulli_(q)
@@ -1052,7 +1093,7 @@ def leaky_relu_derivative(x: Tensor, slope: float) -> Tensor:
     r"""
     $\sigma'(s)$ from $x$, which is $s$ or $\text{LeakyReLU}(s)$ with a slope $\ge 0$
     (both positive exactly where $s$ is): 1 where $x > 0$, else `slope`, from the sign of
-    $x$ (a few times faster on a CPU than `torch.where`): with a slope in $[0, 1]$ the
+    $x$ (on a CPU faster than `torch.where`): with a slope in $[0, 1]$ the
     sign clamped from below at the slope; with any other, the sign clamped to $\{0, 1\}$
     and scaled.
     """
@@ -1063,7 +1104,7 @@ def leaky_relu_derivative(x: Tensor, slope: float) -> Tensor:
 
 def feature_sums(x: Tensor) -> Tensor:
     """`x`, `[C, K, F']`, summed over its last dimension, `[C, K]`, as one matrix-vector
-    product: on a CPU a few times faster than `sum(-1)` over so short a dimension."""
+    product: on a CPU faster than `sum(-1)` over so short a dimension."""
     return x.view(-1, x.shape[-1]).mv(x.new_ones(x.shape[-1])).view(x.shape[:-1])
 
 

@@ -11,6 +11,7 @@ import pickle
 
 import pytest
 import torch
+from torch import Tensor
 
 from labml_gat import gatv2_conv
 from labml_gat.gatv2_conv import GATConv, GATScore, GATv2Conv, message_passing_class
@@ -174,8 +175,6 @@ def test_inside_pyg_models():
     (lambda: GATConv(0, 4), ValueError, 'in_channels must be a positive int'),
     (lambda: GATConv(5, 4)(torch.randn(4, 5), torch.tensor([[0], [1]]), size=(4, 3)),
      ValueError, r'size must be \(n_src, n_dst\) = \(4, 4\), got \(4, 3\)'),
-    (lambda: GATConv(5, 4)(torch.randn(4, 5), torch.tensor([[0], [1]]), torch.randn(1, 2)),
-     ValueError, 'edge_attr was given but the layer has no edge_dim'),
     (lambda: GATConv(5, 4)(torch.randn(4, 5), torch.tensor([[0], [4]])),
      IndexError, "target nodes from 4 to 4, but the targets' features have 4 rows"),
 ])
@@ -320,3 +319,58 @@ def test_float16_scores_beyond_its_range(layer, edge_dim, sign):
                              None if edge_attr is None else edge_attr.double())
     assert out.dtype == torch.float16
     assert (out.double() - expected).abs().max() <= 1e-2 * expected.abs().max()
+
+
+def test_edge_features_without_edge_dim_are_not_read_as_pygs():
+    # A model that passes data.edge_attr to every layer: PyG's GATConv without edge_dim ignores it
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair()
+    x, edge_index, edge_attr = graph(edge_dim=3)
+    assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr), 1e-10)
+    torch.testing.assert_close(ours(x, edge_index, edge_attr), ours(x, edge_index), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('layer', [GATConv, GATv2Conv])
+@pytest.mark.parametrize('p', [1.5, -0.1, None, True, '0.5'])
+def test_dropout_that_is_not_a_probability_is_refused(layer, p):
+    # As PyG's F.dropout, in training and in evaluation; never a silent "drop all" or "drop none"
+    conv = layer(5, 4, dropout=p)
+    x, edge_index = torch.randn(6, 5), torch.tensor([[0, 1, 2], [1, 2, 3]])
+    for mode in (True, False):
+        with pytest.raises(ValueError, match='dropout probability has to be between 0 and 1'):
+            conv.train(mode)(x, edge_index)
+
+
+@pytest.mark.parametrize('layer', [GATConv, GATv2Conv])
+def test_the_sizes_of_pygs_edge_index_are_read(layer):
+    # A PyG EdgeIndex carries (n_src, n_dst): with (x_src, None) the targets are its n_dst, and
+    # features that disagree with it are refused, as in PyG
+    pytest.importorskip('torch_geometric')
+    from torch_geometric import EdgeIndex
+    import torch_geometric.nn
+    torch.manual_seed(0)
+    pairs = torch.stack([torch.randint(0, 20, (50,)), torch.randint(0, 7, (50,))])
+    edge_index = EdgeIndex(pairs, sparse_size=(20, 7))
+    pyg = getattr(torch_geometric.nn, layer.__name__)((5, 6), 4, heads=2, add_self_loops=False)
+    ours = layer((5, 6), 4, heads=2, add_self_loops=False)
+    ours.load_state_dict(pyg.state_dict())
+    x_src = torch.randn(20, 5)
+    if layer is GATConv:
+        out = ours((x_src, None), edge_index)
+        assert out.shape == (7, 8)
+        torch.testing.assert_close(out, pyg((x_src, None), edge_index))
+        assert ours((x_src, None), EdgeIndex(pairs)).shape == (20, 8)
+    assert ours((x_src, torch.randn(7, 6)), edge_index).shape == (7, 8)
+    for x in (torch.randn(20, 5), (x_src, torch.randn(9, 6))):
+        with pytest.raises(ValueError, match=r"the edge index's sparse_size must be \(n_src, "):
+            (layer(5, 4, add_self_loops=False) if isinstance(x, Tensor) else ours)(x, edge_index)
+
+
+@pytest.mark.parametrize('layer', [GATConv, GATv2Conv])
+def test_edge_features_of_another_width_are_refused(layer):
+    conv = layer(5, 4, heads=2, edge_dim=3)
+    x, edge_index = torch.randn(6, 5), torch.tensor([[0, 1, 2], [1, 2, 3]])
+    for edge_attr, width in ((torch.randn(3, 2), 2), (torch.randn(3), 1)):
+        with pytest.raises(ValueError, match=f"edge_attr has {width} features per edge, but "
+                                             "the layer's edge_dim is 3"):
+            conv(x, edge_index, edge_attr)
