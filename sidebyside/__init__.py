@@ -185,14 +185,18 @@ def _docstring_docs(tree: ast.Module, source: str, lines: list[str]) -> list[_Do
     return docs
 
 
-# A page's metadata block at the top of the module docstring (`---` lines around YAML) is not prose.
-_FRONT_MATTER = re.compile(r'\A---\n.*?\n---[ \t]*(\n|\Z)', re.DOTALL)
+# A page's metadata block at the top of the module docstring (`---` lines around YAML) is not prose;
+# its lines that are not indented are `key: value`, else the `---` are thematic breaks in prose.
+_FRONT_MATTER = re.compile(r'\A---\n(?P<body>.*?)\n---[ \t]*(\n|\Z)', re.DOTALL)
+_YAML_KEY = re.compile(r'[\w-]+:(\s|$)')
 
 
 def _without_front_matter(text: str) -> tuple[str, int]:
     """The text without its front matter, and the number of lines dropped from its top."""
     match = _FRONT_MATTER.match(text)
-    if match is None:
+    lines = [] if match is None else match['body'].split('\n')
+    keys = [line for line in lines if line.strip() and not line[0].isspace()]
+    if not keys or not all(_YAML_KEY.match(line) for line in keys):
         return text, 0
     skipped, rest = _trim_blank_lines(text[match.end():].split('\n'))
     return rest, match.group().count('\n') + skipped
@@ -371,11 +375,27 @@ def filter_docs(sections: Sequence[Section], doc_filter: str | None) -> list[Sec
     """
     if not doc_filter:
         return list(sections)
+    function = doc_filter_function(doc_filter)
+    return [replace(section, doc=function(section.doc)) for section in sections]
+
+
+def doc_filter_function(doc_filter: str) -> Callable[[str], str]:
+    """The function `module.function` names, or a `ValueError` that says what is wrong with the
+    name: the engines check it once, as a configuration error, before any page is built."""
     import importlib
 
     module, _, name = doc_filter.rpartition('.')
-    function = getattr(importlib.import_module(module), name)
-    return [replace(section, doc=function(section.doc)) for section in sections]
+    if not module or not name:
+        raise ValueError(f'doc_filter {doc_filter!r} must name a function as '
+                         'module.function')
+    try:
+        function = getattr(importlib.import_module(module), name, None)
+    except ImportError as error:
+        raise ValueError(f'doc_filter {doc_filter!r}: cannot import {module} '
+                         f'({error})') from None
+    if not callable(function):
+        raise ValueError(f'doc_filter {doc_filter!r}: {module} has no function {name}')
+    return function
 
 
 def layout(sections: Sequence[Section],
@@ -390,7 +410,17 @@ def layout(sections: Sequence[Section],
     so both agree); it defaults to CommonMark with `$` math.
     """
     md = md or markdown_parser()
-    return [item for section in sections for item in _split_at_headings(section, md)]
+    items = [item for section in sections for item in _split_at_headings(section, md)]
+    return title_first(items)
+
+
+def title_first(items: list[Heading | Section]) -> list[Heading | Section]:
+    """The page's title first: a level-1 heading that only rows without a heading come before (a
+    licence's comments, a shebang) is put above them, where both engines take it as the title."""
+    first = next((i for i, item in enumerate(items) if isinstance(item, Heading)), 0)
+    if first and items[first].level == 1:
+        return [items[first], *items[:first], *items[first + 1:]]
+    return items
 
 
 def _split_at_headings(section: Section, md: MarkdownIt) -> list[Heading | Section]:

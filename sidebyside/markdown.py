@@ -56,9 +56,9 @@ from markdown.inlinepatterns import InlineProcessor
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 
-from . import (Heading, Section, filter_docs, heading_anchor, heading_text, layout,
-               markdown_parser, parse_file, preface_items, row_classes, substitute,
-               with_preface)
+from . import (Heading, Section, doc_filter_function, filter_docs, heading_anchor,
+               heading_text, layout, markdown_parser, parse_file, preface_items,
+               row_classes, substitute, with_preface)
 from .mathml import CLOSING, OPENING, LatexError, display_tex, to_mathml
 
 if TYPE_CHECKING:
@@ -92,6 +92,9 @@ class SideBySideExtension(Extension):
         md.registerExtensions(['attr_list'], {})
         base_dir = Path(self.getConfig('base_dir'))
         include_dir = Path(self.getConfig('include_dir') or base_dir)
+        if self.getConfig('doc_filter'):
+            # A name that calls nothing is the configuration's mistake, said before any page
+            doc_filter_function(self.getConfig('doc_filter'))
         blocks = BlockPreprocessor(md, base_dir, include_dir,
                                    dict(self.getConfig('substitutions')),
                                    self.getConfig('doc_filter'))
@@ -153,6 +156,12 @@ class BlockPreprocessor(Preprocessor):
             options = {option['name']: option['value']
                        for option in map(OPTION.match, lines[index + 1:end]) if option}
             if match['name'] == 'annotated-source':
+                unknown = set(options) - {'preface'}
+                if unknown:
+                    # As Sphinx's directive refuses it: a misspelt option is not ignored
+                    name = sorted(unknown)[0]
+                    raise ValueError(f'annotated-source {match["argument"]}: unknown '
+                                     f'option {name!r} (it takes :preface:)')
                 out += self._page(match['argument'], taken, options.get('preface'))
             elif match['name'] == 'include':
                 out += self.run(self._include(match['argument'], options))

@@ -33,14 +33,16 @@ from typing import TYPE_CHECKING, Any
 
 from docutils import nodes
 from docutils.parsers.rst import directives
+from sphinx.errors import ConfigError
 from sphinx.locale import _
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.math import get_node_equation_number
 
-from . import (CSS_FILE, STYLESHEET, Heading, Section, filter_docs, heading_anchor,
-               layout, parse_file, preface_items, row_classes, with_preface)
+from . import (CSS_FILE, STYLESHEET, Heading, Section, doc_filter_function,
+               filter_docs, heading_anchor, layout, parse_file, preface_items,
+               row_classes, with_preface)
 from .mathml import CLOSING, OPENING, LatexError, display_tex, to_mathml
 
 if TYPE_CHECKING:
@@ -74,7 +76,13 @@ def setup(app: Sphinx) -> dict[str, Any]:
 
 
 def _configure(app: Sphinx, config: Config) -> None:
-    """MathML is the math renderer unless the project chose one; the stylesheet's folder is static."""
+    """MathML is the math renderer unless the project chose one; the stylesheet's folder is static;
+    the filter of the docs, if any, is one that can be called (else a configuration error)."""
+    if config.sidebyside_doc_filter:
+        try:
+            doc_filter_function(config.sidebyside_doc_filter)
+        except ValueError as error:
+            raise ConfigError(f'sidebyside_doc_filter: {error}') from None
     if not config.html_math_renderer:
         config.html_math_renderer = 'mathml'
     config.html_static_path = [*config.html_static_path, str(STYLESHEET.parent)]

@@ -751,3 +751,81 @@ def test_markdown_include_cuts_and_substitutes(tmp_path):
     assert BeautifulSoup(page, 'html.parser').select_one('strong').get_text() == 'this'
     with pytest.raises(ValueError, match=r"part\.md has no 'NOPE'"):
         markdown_page('```{include} part.md\n:end-before: NOPE\n```\n', tmp_path, include_dir=str(tmp_path / 'docs'))
+
+
+BAD_FILTERS = [('fill', 'must name a function as module.function'),
+               ('no_such_module_here.fill', 'cannot import no_such_module_here'),
+               ('os.path.no_such_function', 'os.path has no function no_such_function'),
+               ('os.sep', 'os has no function sep')]
+
+
+@pytest.mark.parametrize('name, message', BAD_FILTERS)
+def test_a_doc_filter_that_calls_nothing_is_a_configuration_error(name, message, tmp_path):
+    """A site's `doc_filter` that names no function stops both engines before any page, with a
+    line that names the setting, not a traceback from inside the build."""
+    from sphinx.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f'sidebyside_doc_filter: doc_filter {name!r}'
+                                          f'.*{re.escape(message)}'):
+        build_site(tmp_path, {'conf.py': "extensions = ['sidebyside.sphinx']\n"
+                                         f'sidebyside_doc_filter = {name!r}\n',
+                              'index.md': '```{annotated-source} ../sample.py\n```\n'},
+                   {'sample.py': SAMPLE})
+    assert not list((tmp_path / 'html').rglob('*.html'))
+    with pytest.raises(ValueError, match=f'doc_filter {name!r}.*{re.escape(message)}'):
+        markdown_page('```{annotated-source} sample.py\n```\n', tmp_path, doc_filter=name)
+
+
+def test_a_doc_filter_changes_the_docs_in_both_engines(tmp_path, monkeypatch):
+    (tmp_path / 'site_filter.py').write_text(
+        "def fill(doc):\n    return doc.replace('Prose with', 'Filtered prose with')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sphinx_root, markdown_root = tmp_path / 'sphinx', tmp_path / 'markdown'
+    sphinx_root.mkdir(), markdown_root.mkdir()
+    build_site(sphinx_root, {'conf.py': "extensions = ['sidebyside.sphinx']\n"
+                                        "myst_enable_extensions = ['dollarmath']\n"
+                                        "sidebyside_doc_filter = 'site_filter.fill'\n",
+                             'index.md': '```{annotated-source} ../sample.py\n```\n'},
+               {'sample.py': SAMPLE})
+    (markdown_root / 'sample.py').write_text(SAMPLE, encoding='utf-8')
+    pages = [(sphinx_root / 'html' / 'index.html').read_text(encoding='utf-8'),
+             markdown_page('```{annotated-source} sample.py\n```\n', markdown_root,
+                           doc_filter='site_filter.fill')]
+    for html in pages:
+        assert 'Filtered prose with' in html
+
+
+@pytest.mark.parametrize('head', ['# Copyright 2026 A. Author\n# SPDX-License-Identifier: MIT\n',
+                                  '#!/usr/bin/env python\n'])
+def test_the_title_comes_before_a_licence_or_a_shebang(head, tmp_path):
+    """A file's first heading is the page's title in both engines, though a licence's comments or
+    a shebang come above its docstring: the heading is put first, and nothing is lost."""
+    source = head + '"""\n# Licensed module\n\nText.\n"""\n\nx = 1\n'
+    items = layout(parse(source))
+    assert items[0] == Heading(1, 'Licensed module', head.count('\n') + 2)
+    rest = '\n'.join(f'{item.doc}\n{item.code}' for item in items[1:])
+    assert not any(isinstance(item, Heading) for item in items[1:])
+    for line in [*head.splitlines(), 'Text.', 'x = 1']:
+        assert line.lstrip('# ') in rest, line
+    (tmp_path / 'licensed.py').write_text(source, encoding='utf-8')
+    html = markdown_page('```{annotated-source} licensed.py\n```\n', tmp_path)
+    first = BeautifulSoup(html, 'html.parser').find(True)
+    assert first.name == 'h1' and first.get_text().startswith('Licensed module')
+
+
+def test_markdown_refuses_an_unknown_option_as_sphinx_does(tmp_path):
+    (tmp_path / 'sample.py').write_text(SAMPLE, encoding='utf-8')
+    (tmp_path / 'extra.md').write_text('Extra.\n', encoding='utf-8')
+    with pytest.raises(ValueError, match="annotated-source sample.py: unknown option 'prefce'"):
+        markdown_page('```{annotated-source} sample.py\n:prefce: extra.md\n```\n', tmp_path)
+    assert 'Extra.' in markdown_page('```{annotated-source} sample.py\n:preface: extra.md\n```\n',
+                                     tmp_path)
+
+
+def test_front_matter_is_yaml_and_thematic_breaks_stay_prose():
+    """Only `key: value` lines between two `---` at the top are the page's metadata; prose
+    between two thematic breaks is prose, and nothing of it is dropped."""
+    meta = parse('"""\n---\ntitle: T\nsummary: >\n  two lines\n---\n\n# Title\n"""\nx = 1\n')
+    assert meta[0].doc == '# Title' and meta[0].doc_line == 8
+    prose = parse('"""\n---\nIntro paragraph one.\n\n---\n\n# Title\n"""\nx = 1\n')
+    assert prose[0].doc.startswith('---\nIntro paragraph one.') and prose[0].doc_line == 2
