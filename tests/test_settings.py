@@ -16,7 +16,7 @@ from typing import List, Optional
 import pytest
 import torch
 
-from conftest import PLANETOID, REPO, needs_planetoid
+from conftest import PLANETOID, REPO, needs_planetoid, sigint_as_in_a_terminal
 from labml_gat.datasets import DataFileError, MissingDataError
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least, check_device,
                                 check_probability, command, describe_default, flag, prog, setting)
@@ -260,7 +260,8 @@ def test_a_stop_while_the_run_closes_ends_the_process(tmp_path, end, signal_in_c
     logs = tmp_path / 'logs'
     process = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, cwd=REPO,
-                               env={**os.environ, 'LABML_GAT_LOGS': str(logs)})
+                               env={**os.environ, 'LABML_GAT_LOGS': str(logs)},
+                               preexec_fn=sigint_as_in_a_terminal)
     try:
         # A process left waiting for labml's writer thread would never end
         out, err = process.communicate(timeout=60)
