@@ -329,10 +329,16 @@ def test_other_pages_at_both_widths(desktop, phone, path):
         reader.screenshot(path, width)
 
 
-def _ids(file: Path) -> set[str]:
-    """The ids (and old-style anchor names) of an HTML file, the targets of `#fragment` links."""
-    text = file.read_text(encoding='utf-8')
-    return set(re.findall(r'\s(?:id|name)="([^"]*)"', text))
+def _ids(file: Path) -> frozenset[str]:
+    """The ids (and old-style anchor names) of an HTML file, the targets of `#fragment` links: read
+    once per version of the file, not once per link."""
+    stat = file.stat()
+    return _ids_of(file, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.cache
+def _ids_of(file: Path, mtime_ns: int, size: int) -> frozenset[str]:
+    return frozenset(re.findall(r'\s(?:id|name)="([^"]*)"', file.read_text(encoding='utf-8')))
 
 
 def crawl(reader: Reader, folder: Path) -> tuple[set[str], list[str]]:

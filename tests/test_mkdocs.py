@@ -237,6 +237,13 @@ def soup(page: Path) -> BeautifulSoup:
     return BeautifulSoup(page.read_text(encoding='utf-8'), 'html.parser')
 
 
+@functools.cache
+def ids(page: Path) -> frozenset[str]:
+    """The ids of a built page, the targets of its `#fragment` links, collected once: the site has
+    thousands of such links, and a search of the whole page for each is slow."""
+    return frozenset(tag['id'] for tag in soup(page).find_all(id=True))
+
+
 def test_every_internal_link_resolves(mkdocs_site):
     """Every link between pages reaches a file and, with a `#fragment`, an id of it."""
     broken = []
@@ -252,7 +259,7 @@ def test_every_internal_link_resolves(mkdocs_site):
                 target = target / 'index.html'
             if not target.is_file():
                 broken.append(f'{page.relative_to(mkdocs_site)} -> {a["href"]}')
-            elif parts.fragment and target.suffix == '.html' and not soup(target).find(id=parts.fragment):
+            elif parts.fragment and target.suffix == '.html' and parts.fragment not in ids(target):
                 broken.append(f'{page.relative_to(mkdocs_site)} -> {a["href"]}: no id')
     assert not broken, '\n'.join(broken)
 
