@@ -215,9 +215,22 @@ def step_work(row):
     return row['step_cpu_ms'] - row['step_system_ms']
 
 
-def k2_run(layer, heads):
+def sweep_run(k, layer, heads):
     runs = load_values('dictionary_lookup_sweep')['runs']
-    return next(r for r in runs if (r['k'], r['layer'], r['n_heads']) == (2, layer, heads))
+    return next(r for r in runs if (r['k'], r['layer'], r['n_heads']) == (k, layer, heads))
+
+
+def k2_run(layer, heads):
+    return sweep_run(2, layer, heads)
+
+
+def sweep_ks(skip_first=0):
+    """The recorded sweep's k, smallest first."""
+    return sorted({r['k'] for r in load_values('dictionary_lookup_sweep')['runs']})[skip_first:]
+
+
+def gap(run):
+    return run['train_accuracy'] - run['test_accuracy']
 
 
 def layer_row(figure, impl='dropin'):
@@ -262,6 +275,34 @@ CLAIMS = [
     ('experiments/gallery/plot_dictionary_lookup.py',
      'One GAT head cannot fit even the training graph',
      lambda: k2_run('gat', 1)['train_accuracy'] < 1),
+    ('experiments/gallery/plot_dictionary_lookup.py',
+     'one GAT head stays far from fitting the training graphs once there is more than one '
+     'training graph to fit. One GATv2 head fits them at every',
+     lambda: all(sweep_run(k, 'gat', 1)['train_accuracy'] < 0.5 for k in sweep_ks(1))
+     and all(sweep_run(k, 'gatv2', 1)['train_accuracy'] == 1 for k in sweep_ks())),
+    ('experiments/gallery/plot_dictionary_lookup.py',
+     'Eight GAT heads get further than one, and beyond k = 2 stay behind GATv2 on the test graphs',
+     lambda: all(sweep_run(k, 'gat', 1)['test_accuracy'] < sweep_run(k, 'gat', 8)['test_accuracy']
+                 < min(sweep_run(k, 'gatv2', h)['test_accuracy'] for h in (1, 8))
+                 for k in sweep_ks(1))),
+    ('experiments/gallery/plot_dictionary_lookup.py',
+     'GATv2 fits within a few epochs, on the training and the test graphs together',
+     lambda: all(sweep_run(k, 'gatv2', h)['stopped_by'] == 'fitted'
+                 and sweep_run(k, 'gatv2', h)['epochs'] <= 5 and gap(sweep_run(k, 'gatv2', h)) < 0.05
+                 for k in sweep_ks(-2) for h in (1, 8))),
+    ('experiments/gallery/plot_dictionary_lookup.py', 'One GAT head stays at chance',
+     lambda: all(max(sweep_run(k, 'gat', 1)['history']['train']) <= 1 / k + 0.01
+                 for k in sweep_ks(-2))),
+    ('experiments/gallery/plot_dictionary_lookup.py',
+     'their test accuracy levels off far below their training accuracy',
+     lambda: gap(sweep_run(sweep_ks(-2)[0], 'gat', 8)) > 0.2),
+    ('experiments/gallery/plot_dictionary_lookup.py',
+     'At the larger, both still rise together when the epochs run out, the test accuracy a few '
+     'points behind',
+     lambda: sweep_run(sweep_ks(-1)[0], 'gat', 8)['stopped_by'] == 'epochs'
+     and 0 < gap(sweep_run(sweep_ks(-1)[0], 'gat', 8)) < 0.1
+     and all(history[-1] > history[len(history) // 2] for history in
+             sweep_run(sweep_ks(-1)[0], 'gat', 8)['history'].values())),
     ('labml_gat/fast.py', 'Work this small gains little from a second thread, and on a busy '
                           "machine PyTorch's threads spin waiting for each other",
      lambda: load_values('cora_threads')['before_quiet_seconds'] * 1.5 >
