@@ -633,12 +633,22 @@ def plot(records: Sequence[dict], path: Optional[str] = None, title: str = ''):
     ax.axvline(1.0, color='black', linewidth=0.8)
     ax.set_yticks(range(len(bars)), [name for name, _, _ in bars])
     ax.invert_yaxis()
-    ax.set_xlabel("ratio to PyG's GATv2Conv (lower is better)")
+    ax.set_xlabel(f"ratio to {peer_name(records)} (lower is better)")
     ax.set_title(title or 'Time and memory relative to PyG')
     fig.legend(loc='outside lower center', ncols=3)
     if path:
         fig.savefig(path, dpi=200)
     return fig
+
+
+def peer_name(records: Sequence[dict]) -> str:
+    """The layer of PyG the ratios of `records` are to: `GATConv` in GAT's figures."""
+    gat = {bool(r.get('gat')) for r in records}
+    if gat == {True}:
+        return "PyG's GATConv"
+    if gat == {True, False}:
+        return "PyG's layer (GATConv in the gat figures, GATv2Conv in the others)"
+    return "PyG's GATv2Conv"
 
 
 def no_ratio(row: dict, peer: dict) -> str:

@@ -107,6 +107,21 @@ def test_figure_records_and_rendering(tmp_path):
     plt.close(fig)
 
 
+def test_the_plot_names_the_layer_its_ratios_are_to():
+    # GAT's figures are measured against PyG's GATConv, the others against its GATv2Conv
+    import matplotlib.pyplot as plt
+    row = {'step_ratio': 0.5, 'eval_ratio': 0.5, 'peak_ratio': 0.2}
+    v2 = {'figure': 'layer_10', 'impls': {'dropin': row, 'pyg': {}}}
+    gat = {**v2, 'figure': 'layer_10_gat', 'gat': True}
+    for records, named, not_named in (([v2], "PyG's GATv2Conv", 'GATConv'),
+                                      ([gat], "PyG's GATConv", 'GATv2Conv'),
+                                      ([v2, gat], 'GATConv in the gat figures', None)):
+        fig = benchmarking.plot(records)
+        label = fig.axes[0].get_xlabel()
+        plt.close(fig)
+        assert named in label and (not_named is None or not_named not in label), label
+
+
 def test_bad_records(tmp_path):
     (tmp_path / 'benchmark_x.json').write_text(json.dumps({'name': 'benchmark_x',
                                                            'values': {'level': 'layer'}}))
