@@ -353,6 +353,11 @@ def scored_edges(lin_edge: nn.Module, att_edge: Tensor) -> Callable:
     the weight; a map that is more than its weight is called, as PyG calls it."""
     def edge_features(edge_attr: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         heads, channels = att_edge.shape[1:]
+        if edge_attr.shape[0] == 0:
+            # Without edges PyG's GATConv leaves out the edge features: their parameters
+            # get no gradient (`None`), and an optimiser leaves them as they are
+            acc = compute_dtype(torch.promote_types(edge_attr.dtype, att_edge.dtype))
+            return edge_attr.new_zeros(0, heads, dtype=acc), None
         if is_plain(lin_edge):
             check_edge_dim(edge_attr, lin_edge)
             # $M$, `[K, edge_dim]`: row $k$ is $W_{e,k}^\top a_{e,k}$

@@ -330,6 +330,26 @@ def test_edge_features_without_edge_dim_are_not_read_as_pygs():
     torch.testing.assert_close(ours(x, edge_index, edge_attr), ours(x, edge_index), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize('self_loops', [False, True])
+def test_a_graph_without_edges_gives_the_edge_parameters_pygs_gradients(self_loops):
+    # Without an edge PyG leaves the edge features out: its edge parameters get no gradient, and
+    # an optimiser leaves them as they are (momentum and weight decay included); with self loops
+    # the loops' features are read, and every parameter gets one
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(edge_dim=2, add_self_loops=self_loops)
+    x, edge_index = torch.randn(5, 5, dtype=torch.float64), torch.empty(2, 0, dtype=torch.long)
+    edge_attr = torch.empty(0, 2, dtype=torch.float64)
+    grads = {}
+    for name, conv in (('pyg', pyg), ('ours', ours)):
+        conv(x, edge_index, edge_attr).sum().backward()
+        grads[name] = {n: None if q.grad is None else q.grad.clone()
+                       for n, q in conv.named_parameters()}
+    assert {n for n, g in grads['ours'].items() if g is None} == \
+        {n for n, g in grads['pyg'].items() if g is None}
+    assert self_loops or {'att_edge', 'lin_edge.weight'} <= \
+        {n for n, g in grads['ours'].items() if g is None}
+
+
 @pytest.mark.parametrize('layer', [GATConv, GATv2Conv])
 @pytest.mark.parametrize('p', [1.5, -0.1, None, True, '0.5'])
 def test_dropout_that_is_not_a_probability_is_refused(layer, p):
