@@ -458,11 +458,16 @@ def limit_memory() -> Optional[int]:
 
 
 def run_task(task: dict) -> dict:
-    """Run a task in this process: `alternate` or `peak`, with the task's threads."""
+    """Run a task in this process: `alternate` or `peak`, with the task's threads (and
+    this process's threads as they were after it)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(task['threads'])
-    if on_gpu(task) and torch.device(task['device']).index is not None:
-        torch.cuda.set_device(torch.device(task['device']))
-    return {'alternate': alternate, 'peak': peak}[task['mode']](task)
+    try:
+        if on_gpu(task) and torch.device(task['device']).index is not None:
+            torch.cuda.set_device(torch.device(task['device']))
+        return {'alternate': alternate, 'peak': peak}[task['mode']](task)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def run_worker(task: dict) -> dict:

@@ -107,6 +107,14 @@ def test_figure_records_and_rendering(tmp_path):
     plt.close(fig)
 
 
+def test_a_task_run_in_this_process_leaves_its_threads_as_they_were():
+    # An example that measures in its own process (the gallery's benchmark page) leaves the
+    # examples after it the threads they had
+    before = torch.get_num_threads()
+    benchmarking.run_task(dict(TINY, mode='alternate', impls=['lean'], threads=before + 1))
+    assert torch.get_num_threads() == before
+
+
 def test_the_plot_names_the_layer_its_ratios_are_to():
     # GAT's figures are measured against PyG's GATConv, the others against its GATv2Conv
     import matplotlib.pyplot as plt
