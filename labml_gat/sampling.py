@@ -81,10 +81,12 @@ for batch in loader:
 
 `batch.n_id` is our `n_id`, `batch.x` is `x[n_id]`, `batch.batch_size` is $B$ (the seeds are the first
 nodes), `batch.edge_index` holds all the sampled edges in local numbers, and `num_neighbors[k - 1]` is
-our $f_k$. PyG runs every layer on the whole subgraph and keeps the first `batch_size` rows, which gives
-the seeds the same outputs; `trim_to_layer`, with `batch.num_sampled_nodes` and
-`batch.num_sampled_edges`, cuts it to our blocks. PyG's sampler needs the `pyg-lib` or `torch-sparse`
-package; the one here is a few lines of PyTorch.
+our $f_k$. It has no self loops added (PyG's `GATv2Conv` adds them itself), where our blocks have one
+per target, as our layers expect: give them PyG's `edge_index` through PyG's `add_self_loops`. PyG
+runs every layer on the whole subgraph and keeps the first `batch_size` rows, which gives the seeds
+the same outputs; `trim_to_layer`, with `batch.num_sampled_nodes` and `batch.num_sampled_edges`, cuts
+it to our blocks. PyG's sampler needs the `pyg-lib` or `torch-sparse` package; the one here is a few
+lines of PyTorch.
 
 """
 

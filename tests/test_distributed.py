@@ -211,6 +211,21 @@ def test_a_second_writer_of_the_shared_tensors_keeps_the_first_ones(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ['graph']
 
 
+def test_each_process_and_seed_draws_its_own_samples_and_dropout(monkeypatch):
+    # The processes of a job share the model and the order of the epoch, not their random draws: a
+    # sampler's stream, and the dropout masks of every process but the first, differ by seed and rank
+    streams, dropouts = {}, {}
+    for rank in range(3):
+        monkeypatch.setattr(distributed, '_job', distributed.Job(rank, 3))
+        for seed in range(3):
+            streams[seed, rank] = tuple(torch.rand(4, generator=distributed.sample_generator(seed)).tolist())
+            torch.manual_seed(seed)
+            distributed.own_dropout(seed)
+            dropouts[seed, rank] = tuple(torch.rand(4).tolist())
+    assert len(set(streams.values())) == len(streams)
+    assert len(set(dropouts.values())) == len(dropouts)
+
+
 def test_epoch_shares_are_disjoint_equal_in_number_and_cover_the_epoch(monkeypatch):
     nodes = torch.arange(100, 123)
     shares = []

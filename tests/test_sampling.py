@@ -148,6 +148,25 @@ def test_sampling_is_uniform():
     assert (counts - n_targets * fanout / degree).abs().max() < 100, counts
 
 
+def test_every_set_of_neighbours_is_as_likely():
+    """Each neighbour drawn equally often is not enough (a window of `fanout` neighbours in a row from a
+    random start is): 3000 targets with 4 in-neighbours, 2 sampled, each of the 6 pairs a sixth of the time."""
+    n_targets, degree, fanout = 3000, 4, 2
+    targets = torch.arange(n_targets).repeat_interleave(degree)
+    sources = n_targets + torch.arange(n_targets * degree)
+    sampler = NeighbourSampler(torch.stack([sources, targets]), n_targets * (degree + 1))
+    batch = sampler.sample(torch.arange(n_targets), [fanout], torch.Generator().manual_seed(0))
+    src, dst = batch.n_id[batch.blocks[0].edge_index]
+    keep = src != dst
+    # The pair of each target, as a bit mask of which of its 4 neighbours were drawn
+    masks = torch.zeros(n_targets, dtype=torch.long).index_add_(
+        0, dst[keep], 2 ** ((src[keep] - n_targets) % degree))
+    counts = torch.bincount(masks, minlength=2 ** degree)[[3, 5, 6, 9, 10, 12]]
+    assert counts.sum() == n_targets
+    # 500 expected for each, with a standard deviation of about 20
+    assert (counts - n_targets / 6).abs().max() < 100, counts
+
+
 def test_the_graphs_self_loops_are_not_counted_twice(graph):
     edge_index, n_nodes = graph
     loops = torch.arange(n_nodes).expand(2, -1)
