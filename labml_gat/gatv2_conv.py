@@ -4,8 +4,9 @@ title: A memory-lean GATv2Conv, PyG's layer in one file
 summary: >
   A drop-in replacement for torch_geometric.nn.GATv2Conv (same arguments, parameters,
   state_dict and results) that computes attention chunk by chunk over whole
-  neighbourhoods and keeps only a log-denominator per node and a one-byte dropout mask
-  per edge for the backward pass; GATConv the same way. torch only.
+  neighbourhoods and keeps only a log-denominator per node, the sorted edges and a
+  one-byte dropout mask per edge for the backward pass; GATConv the same way. torch
+  only.
 ---
 
 # A memory-lean `GATv2Conv`
@@ -25,10 +26,11 @@ sum $h'_i$ are complete; the chunk's per-edge tensors die with it. Like FlashAtt
 the forward pass keeps per target and head only the log of the softmax's denominator
 $\ell_{ik}$, and the backward pass recomputes the scores chunk by chunk from it.
 
-**The memory.** Kept for the backward pass: $K$ bytes per edge (the dropout mask, in
-training) instead of about $2 |\mathcal{E}| K F' b$ bytes ($b$ bytes per number), plus
-node-level tensors. At 10M edges, $K = 8$, $F' = 8$ in `float32`: 80 MB instead of
-5.1 GB. A chunk's working set is a few $C \times K F'$ tensors, whatever $|\mathcal{E}|$.
+**The memory.** Kept for the backward pass, per edge: the edge sorted by target (its
+two indices, 16 bytes in `int64`, and 8 more for its place if the edges came unsorted)
+and $K$ bytes (the dropout mask, in training) instead of about $2 K F' b$ bytes ($b$
+bytes per number); and node-level tensors. At 10M edges, $K = 8$, $F' = 8$ in `float32`: at most 320 MB instead
+of 5.1 GB. A chunk's working set is a few $C \times K F'$ tensors, whatever $|\mathcal{E}|$.
 Only a small graph (Cora: an $|\mathcal{E}| \times K F'$ tensor of a few MB) keeps its
 chunks' tensors for the backward pass: there the time saved matters more.
 
@@ -53,8 +55,8 @@ the allocator's buffers, where PyG's edge-sized tensors are fresh pages. A GPU's
 allocator and bandwidth hide most of that, and the backward pass's second round of
 gathers (the scores made again) is then a real cost: a training step takes somewhat
 longer than PyG's, an evaluation about as long. The loop does not wait for the GPU (a
-CUDA test counts the host synchronisations): the chunks' bounds reach the host once per
-call.
+CUDA test counts the host synchronisations): it waits a fixed number of times per call,
+never inside the chunk loop.
 """
 
 import copy
@@ -878,15 +880,16 @@ class TargetChunks:
     ## The edges sorted by target and cut into chunks
 
     Sorted by target $i$, the in-edges $\mathcal{N}_i$ of every node are one contiguous
-    *segment*, from `ptr[i]` to `ptr[i + 1]` (the row pointer of a CSR matrix).
-    A chunk is a run of whole segments, targets `a` to `b` and edges `e0` to `e1`, about
-    `chunk` edges (a target with more in-edges gets a chunk of its own): the softmax
-    over $\mathcal{N}_i$ and the sum $h'_i$ are complete inside one chunk, and no
-    per-edge quantity has to outlive it. Edges already sorted by target are used as they
-    are; otherwise they are sorted here with a stable sort, once per call. With
-    `n_loops`, the edges are followed, in their given order, by the self loops $(i, i)$,
-    $i <$ `n_loops`: each is put last in its segment, without sorting again. The chunks'
-    bounds reach the host once, here, not inside the chunk loop.
+    *segment*, from `ptr[i]` to `ptr[i + 1]` (the row pointer of a CSR matrix). A chunk
+    is a run of whole segments, targets `a` to `b` and edges `e0` to `e1`, about `chunk`
+    edges (more where a target's in-edges run past the chunk's end: they all stay in
+    it): the softmax over $\mathcal{N}_i$ and the sum $h'_i$ are complete inside one
+    chunk, and no per-edge quantity has to outlive it. Edges already sorted by target
+    are used as they are; otherwise they are sorted here with a stable sort, once per
+    call. With `n_loops`, the edges are followed, in their given order, by the self
+    loops $(i, i)$, $i <$ `n_loops`: each is put last in its segment, without sorting
+    again. The chunks' bounds reach the host here, once per call, never inside the chunk
+    loop.
     """
 
     def __init__(self, src: Tensor, dst: Tensor, n_dst: int, chunk: int,
@@ -1200,8 +1203,10 @@ class LeanAttention(torch.autograd.Function):
       \ell_{ik} = m_{ik} + \log \sum_{j' \in \mathcal{N}_i} \exp(e_{ij'k} - m_{ik})$$
     with $m_{ik}$ the maximum, and $h'_{ik} = \sum_{j \in \mathcal{N}_i}
     \tilde\alpha_{ijk} \, g_{k,j}$ with $\tilde\alpha$ the coefficients after dropout.
-    Kept for the backward pass: the node-level inputs, $\ell$ (`[n_dst, K]`), and the
-    dropout mask; for a small graph (`is_small`) also each chunk's gathered messages,
+    In the code, a chunk is targets `a` to `b` and edges `e0` to `e1` (`TargetChunks`),
+    `local` numbers its targets from 0, and `cdt` is the dtype it is computed in.
+    Kept for the backward pass: the node-level inputs, $\ell$ (`[n_dst, K]`), the sorted
+    edges and the dropout mask; for a small graph (`is_small`) also each chunk's gathered messages,
     LeakyReLU and $\alpha$, which the backward pass then reuses.
 
     **Half precision.** Each chunk is computed in `float32` when the inputs are

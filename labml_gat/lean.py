@@ -3,29 +3,23 @@ r"""
 title: Memory-lean graph attention on an edge list (GATv2 and GAT)
 summary: >
   GATv2 and GAT layers that compute exactly the edge-list layers' function but keep only
-  a few node-level numbers and a one-byte dropout mask per edge and head for the backward
-  pass, recomputing the rest in chunks of whole neighbourhoods.
+  a few node-level numbers, the sorted edges and a one-byte dropout mask per edge and
+  head for the backward pass, recomputing the rest in chunks of whole neighbourhoods.
 ---
 
 # Memory-lean graph attention
 
-**The idea.** With $K$ heads of $F'$ features (`n_hidden`), the [edge-list
-layers](edges.html) gather $K F'$ numbers to every edge, and autograd keeps two such
-$|\mathcal{E}| \cdot K F'$ tensors for the backward pass. Sorted by target, the in-edges
-of each node are one contiguous run of the edge list; cut into chunks of whole
-neighbourhoods, the softmax and the sum $h'_i$ are complete inside a chunk, whose
-per-edge tensors then die with it. The forward pass keeps per target and head only the
-log of the softmax's denominator, and the backward pass recomputes the scores from it,
-chunk by chunk. The chunked attention is the [drop-in `GATv2Conv`'s](gatv2_conv.html)
-(one implementation); this page builds the project's lean layers and a leaner two-layer
-model on it.
-
-**The memory.** Kept per edge: $K$ bytes (the dropout mask) instead of about
-$2 K F' b$ ($b$ bytes per number). At 10M edges, $K = 8$ heads and $F' = 8$ in `float32`:
-80 MB instead of 5.1 GB. The two-layer model around the layers then holds more than the
-attention does ($F + 5 K F'$ numbers per node for $F$ input features);
-[`LeanTwoLayerGAT`](#the-two-layer-model-leaner) keeps about 1 kB per node instead of
-2.6 kB. The results are the edge-list layers' up to rounding: the same parameters,
+With $K$ heads of $F'$ features (`n_hidden`), the [edge-list layers](edges.html) gather
+$K F'$ numbers to every edge, and autograd keeps two such $|\mathcal{E}| \cdot K F'$
+tensors for the backward pass. The lean layers compute the same function with the
+[chunked attention of the drop-in `GATv2Conv`](gatv2_conv.html), which that page
+explains (one implementation): chunks of whole neighbourhoods, and per target and head
+only the log of the softmax's denominator kept for the backward pass, which recomputes
+the scores from it. This page builds the project's lean layers and a leaner two-layer
+model on it. The model around the layers then holds about as much as the attention
+does, or more ($F + 5 K F'$ numbers per node for $F$ input features);
+[`LeanTwoLayerGAT`](#the-two-layer-model-leaner) keeps about 1.6 kB per node, the
+attention's part included, where the plain model keeps 2.6 kB besides its attention. The results are the edge-list layers' up to rounding: the same parameters,
 `state_dict`, arguments and random draws.
 """
 
@@ -107,7 +101,7 @@ class LeanGraphAttentionV2Layer(EdgeGraphAttentionV2Layer):
         chunk = self.chunk_size or auto_chunk_size(g_l, self.n_heads * self.n_hidden)
         score = GATv2Score(self.activation.negative_slope)
         return lean_attend(self, score, g_l, g_r, None, src, dst, chunk, False,
-                           n_dst=n_nodes, projection=projection, bias_on_heads=True)
+                           n_dst=n_nodes, projection=projection)
 
 
 class LeanGraphAttentionLayer(EdgeGraphAttentionLayer):
@@ -115,8 +109,9 @@ class LeanGraphAttentionLayer(EdgeGraphAttentionLayer):
     ## Memory-lean GAT layer
 
     The [edge-list GAT layer](edges.html) computed chunk by chunk.
-    Its scores need only $K$ numbers per node (the two halves of GAT's score are
-    node-level), so only the messages $g_{k,j}$ are gathered to the edges.
+    Its scores need only $2K$ numbers per node (the two halves of GAT's score, for the
+    node as a target and as a source, are node-level), so only the messages $g_{k,j}$
+    are gathered to the edges.
     """
 
     def __init__(self, *args, chunk_size: Optional[int] = None, **kwargs):
@@ -150,8 +145,7 @@ class LeanGraphAttentionLayer(EdgeGraphAttentionLayer):
 def lean_attend(layer, score, messages: torch.Tensor, query: Optional[torch.Tensor],
                 key: Optional[torch.Tensor], src: torch.Tensor, dst: torch.Tensor,
                 chunk: int, return_attention: bool, n_dst: Optional[int] = None,
-                projection: Optional[Tuple['NodeInput', torch.Tensor]] = None,
-                bias_on_heads: bool = False):
+                projection: Optional[Tuple['NodeInput', torch.Tensor]] = None):
     """
     ### Score, normalise, drop, aggregate and merge the heads
 
@@ -159,8 +153,6 @@ def lean_attend(layer, score, messages: torch.Tensor, query: Optional[torch.Tens
     node-level here, `[n_src, n_heads, n_hidden]`; `query` and `key` are the node-level
     inputs of the score (`score` says how they make $e_{ijk}$). With `projection`,
     `(h, W_r)`, the query is projected chunk by chunk from `h`.
-    With `bias_on_heads` and concatenated heads, the bias goes into the attention's
-    output before the heads are merged (the same sum), which saves a gradient's copy.
     """
     n_dst, n_heads = query.shape[0] if n_dst is None else n_dst, layer.n_heads
     edges = TargetChunks(src, dst, n_dst, chunk)
@@ -175,19 +167,18 @@ def lean_attend(layer, score, messages: torch.Tensor, query: Optional[torch.Tens
                                          scale, return_attention, False,
                                          weight_r=weight_r, projection=h, draw=draw)
 
-    # Concatenate or average the heads and add the bias, as the other layers do; the bias
-    # in place, as `out` is a fresh node-level tensor that nothing has kept
-    if layer.is_concat and bias_on_heads and layer.bias is not None:
-        # In place on the attention's own output, not on a view of it: after an in-place
-        # operation on a view, autograd's backward makes a whole new gradient of its base
-        out = attn_res.add_(layer.bias.view(n_heads, layer.n_hidden))
-        return out.view(n_dst, n_heads * layer.n_hidden)
+    # Concatenate or average the heads and add the bias, as the other layers do. The bias
+    # in place (nothing has kept these node-level tensors): with concatenated heads on
+    # the attention's own output, head by head (the same sum), not on a view of it, of
+    # whose base autograd's backward would make a whole new gradient
     if layer.is_concat:
-        out = attn_res.reshape(n_dst, n_heads * layer.n_hidden)
+        if layer.bias is not None:
+            attn_res.add_(layer.bias.view(n_heads, layer.n_hidden))
+        out = attn_res.view(n_dst, n_heads * layer.n_hidden)
     else:
         out = attn_res.mean(dim=1)
-    if layer.bias is not None:
-        out = out.add_(layer.bias)
+        if layer.bias is not None:
+            out.add_(layer.bias)
 
     if return_attention:
         return out, attention
@@ -328,10 +319,12 @@ class LeanTwoLayerGAT(TwoLayerGAT):
     ([`NodeInput`](#the-input-of-a-layer-made-on-the-fly)): kept are $x$ itself (the
     caller's), one byte per input feature (the first mask), $g_l$ ($g_{r,i}$ is projected
     inside the chunk of $i$'s in-edges, in both passes), $h^{(1)}$ and one byte per hidden
-    feature, and the small second layer. In the backward pass the gradient of $h^{(1)}$
-    is written over $h^{(1)}$. At most, per node: $F + 3 K F' b + K b + K |\mathcal{E}|/N$
-    bytes, about 1 kB for the sizes above with 11 in-edges per node. The price is a second
-    projection of the input and of the hidden features in the backward pass.
+    feature, and the small second layer; with the attention, each layer's edges sorted by
+    target ($s$ = 16 bytes per edge, 24 if they came unsorted) and the first layer's mask
+    ($K$ bytes per edge). In the backward pass the gradient of $h^{(1)}$ is written over
+    $h^{(1)}$. At most, per node: $F + K F' + 3 K F' b + K b + (K + 2 s)|\mathcal{E}|/N$
+    bytes, about 1.6 kB for the sizes above with 11 in-edges per node. The price is a
+    second projection of the input and of the hidden features in the backward pass.
     """
 
     def __init__(self, in_features: int, n_classes: int, n_heads: int, n_hidden: int,
