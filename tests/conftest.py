@@ -240,3 +240,15 @@ def run_copied_alone(path: Path, folder: Path, script: str) -> subprocess.Comple
     (folder / path.name).write_text(path.read_text())
     return subprocess.run([sys.executable, '-c', script], cwd=folder, capture_output=True, text=True,
                           env={'PYTHONPATH': str(folder), 'PATH': ''})
+
+
+def assert_same_runs(runs, others):
+    """The same seeds' runs: the epochs kept and trained, the accuracies, and every number of every
+    epoch's history (not their times or their folders)."""
+    assert len(runs) == len(others)
+    for one, other in zip(runs, others):
+        assert {key: one[key] for key in one if key not in ('seconds', 'checkpoint', 'history')} == \
+            {key: other[key] for key in other if key not in ('seconds', 'checkpoint', 'history')}
+        assert [sorted(epoch) for epoch in one['history']] == [sorted(epoch) for epoch in other['history']]
+        for epoch, again in zip(one['history'], other['history']):
+            assert epoch == pytest.approx(again, rel=1e-4)

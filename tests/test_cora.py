@@ -3,6 +3,7 @@ Tests of the Cora experiment: its settings and flags, its inputs, a training run
 with and without the speed-ups, and the command line end to end (mistakes, parallel seeds).
 """
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import (PLANETOID, REPO, dense_adjacency, load_experiment, needs_planetoid, sigint_as_in_a_terminal,
-                      small_planetoid, the_mistake)
+from conftest import (PLANETOID, REPO, assert_same_runs, dense_adjacency, load_experiment, needs_planetoid,
+                      sigint_as_in_a_terminal, small_planetoid, the_mistake)
 from labml_gat import fast
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.gat import GraphAttentionLayer
@@ -82,6 +83,20 @@ def test_train_one_seed(generator, tmp_path):
     # The same seed, the same run
     again, _ = train(settings, data, tmp_path)
     assert again['history'] == result['history']
+
+
+def test_training_never_reads_the_test_labels(generator, tmp_path):
+    # Early stopping chooses on the validation set: with other test labels, training, the epoch
+    # kept and its weights are the same; only the test accuracy may change
+    data = small_planetoid(generator, n_nodes=60)
+    settings = cora.CoraSettings(epochs=12, patience=4, n_heads=2, n_hidden=4)
+    result, model = train(settings, data, tmp_path)
+    y = data.y.clone()
+    y[data.test_mask] = (y[data.test_mask] + 1) % data.num_classes
+    again, other = train(settings, dataclasses.replace(data, y=y), tmp_path)
+    assert again['history'] == result['history'] and again['best_epoch'] == result['best_epoch']
+    assert all(torch.equal(value, other.state_dict()[name]) for name, value in model.state_dict().items())
+    assert again['test_accuracy'] != result['test_accuracy']
 
 
 @pytest.mark.parametrize('layer', ['gatv2', 'gat'])
@@ -156,9 +171,7 @@ def test_parallel_seeds_match_sequential(tmp_path, labml_logs):
     sequential, parallel = json.loads(sequential.read_text()), json.loads(parallel.read_text())
     assert (sequential['jobs'], parallel['jobs']) == (1, 2)
     assert [run['seed'] for run in parallel['runs']] == [0, 1]
-    for one, other in zip(sequential['runs'], parallel['runs']):
-        assert [epoch['loss.train'] for epoch in one['history']] == pytest.approx(
-            [epoch['loss.train'] for epoch in other['history']], rel=1e-4)
+    assert_same_runs(sequential['runs'], parallel['runs'])
     # The workers keep their runs in the parent's `--logs` folder
     assert len(list((tmp_path / 'two').glob('cora_gatv2/*/checkpoints/best.pt'))) == 2
     assert not (tmp_path / 'logs').exists()

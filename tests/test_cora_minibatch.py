@@ -3,6 +3,7 @@ Tests of the mini-batch Cora experiment: the model on blocks against the full-ba
 the settings, and the command line end to end. The sampler has its own tests (`test_sampling.py`).
 """
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import (PLANETOID, REPO, load_experiment, needs_planetoid, random_edge_index, small_planetoid,
-                      the_mistake)
+from conftest import (PLANETOID, REPO, assert_same_runs, load_experiment, needs_planetoid, random_edge_index,
+                      small_planetoid, the_mistake)
 from labml_gat import fast
 from labml_gat.datasets import load_planetoid
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
@@ -204,6 +205,27 @@ def test_train_one_seed(generator, tmp_path):
     assert again['history'] == result['history']
 
 
+def test_training_never_reads_the_test_labels(generator, tmp_path, monkeypatch):
+    # As in the full-batch experiment: other test labels, the same training and the same epoch kept;
+    # and the test nodes are evaluated once, after the kept weights are restored
+    data = small_planetoid(generator, n_nodes=60)
+    settings = mb.MiniBatchSettings(epochs=8, batch_size=8, fanouts=[3, 3], n_heads=2, n_hidden=4)
+    on_test, evaluate = [], mb.evaluate
+
+    def recorded(model, sampler, x, y, nodes, batch_size):
+        on_test.append(torch.equal(nodes, data.test_mask.nonzero().squeeze(1)))
+        return evaluate(model, sampler, x, y, nodes, batch_size)
+    monkeypatch.setattr(mb, 'evaluate', recorded)
+    result, model = mb.train_one_seed(settings, data, 4, tmp_path / 'best.pt')
+    assert on_test == [False] * (len(on_test) - 1) + [True]
+    y = data.y.clone()
+    y[data.test_mask] = (y[data.test_mask] + 1) % data.num_classes
+    again, other = mb.train_one_seed(settings, dataclasses.replace(data, y=y), 4, tmp_path / 'again.pt')
+    assert again['history'] == result['history'] and again['best_epoch'] == result['best_epoch']
+    assert all(torch.equal(value, other.state_dict()[name]) for name, value in model.state_dict().items())
+    assert again['test_accuracy'] != result['test_accuracy']
+
+
 # ## Settings
 
 @pytest.mark.parametrize('changes, message', [
@@ -272,7 +294,7 @@ def test_short_run_writes_summary_and_checkpoints(tmp_path, labml_logs, capsys):
 
 @pytest.mark.slow
 @needs_planetoid
-def test_parallel_seeds_in_a_subprocess(tmp_path):
+def test_parallel_seeds_in_a_subprocess(tmp_path, labml_logs):
     logs, summary_path = tmp_path / 'runs', tmp_path / 'summary.json'
     result = subprocess.run([sys.executable, str(SCRIPT), '--data-dir', str(PLANETOID), '--epochs', '2',
                              '--seeds', '2', '--jobs', '2', '--logs', str(logs), '--summary-json', str(summary_path)],
@@ -281,6 +303,10 @@ def test_parallel_seeds_in_a_subprocess(tmp_path):
     summary = json.loads(summary_path.read_text())
     assert summary['jobs'] == 2 and [run['seed'] for run in summary['runs']] == [0, 1]
     assert len(list(logs.glob('cora_gatv2_minibatch/*/checkpoints/best.pt'))) == 2
+    # The runs of one process, seed by seed
+    sequential = mb.main(['--data-dir', str(PLANETOID), '--epochs', '2', '--seeds', '2', '--jobs', '1',
+                          '--quiet', '--logs', str(tmp_path / 'one')])
+    assert_same_runs(sequential['runs'], summary['runs'])
     # A line per seed as it ends, then the report
     assert result.stdout.count('seed ') >= 2 and 'Mini-batches of 35 training nodes' in result.stdout
     assert not (tmp_path / 'logs').exists()
