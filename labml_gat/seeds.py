@@ -94,7 +94,9 @@ def run_in_parallel(settings: NodeClassificationSettings, explicit: set, data: A
 
     Ctrl-C (or `SIGTERM`) stops every seed at once: no worker starts another seed, each
     running seed is interrupted (labml records its run as `interrupted`), and the
-    `KeyboardInterrupt` goes on to the caller once every worker has stopped.
+    `KeyboardInterrupt` goes on to the caller once every worker has stopped. A seed that
+    fails stops the others the same way, and its error goes on to the caller, as it does
+    in one process.
     """
     quiet = replace(settings, quiet=True)
     context = multiprocessing.get_context('spawn')
@@ -114,7 +116,8 @@ def run_in_parallel(settings: NodeClassificationSettings, explicit: set, data: A
                           f'({done}/{len(futures)} seeds, '
                           f'{time.perf_counter() - start:.0f} s)',
                           flush=True)
-        except KeyboardInterrupt:
+        except BaseException:
+            # Ctrl-C, or a seed that failed: as in one process, no other seed starts
             stop_workers(pool, stop)
             raise
     return [future.result() for future in futures]

@@ -210,3 +210,23 @@ def test_a_stop_signal_stops_every_seed(tmp_path, signum, whole_group, jobs):
     assert len(list(tmp_path.glob('started-*'))) == jobs
     assert not list(tmp_path.glob('finished-*'))
     assert statuses(logs) == ['interrupted'] * jobs
+
+
+FAILING_SEEDS = SLOW_SEEDS.replace(
+    "    (Path(data) / f'started-{seed}').touch()\n",
+    "    (Path(data) / f'started-{seed}').touch()\n"
+    "    if seed == 1:\n"
+    "        raise RuntimeError('seed 1 failed')\n").replace('range(1200)', 'range(40)')
+
+
+@pytest.mark.slow
+def test_a_failed_seed_stops_the_others_as_in_one_process(tmp_path):
+    # Seeds side by side: when one fails, no other seed starts (a seed already taken by a worker is
+    # interrupted), and its error ends the process, as it would in one process
+    script = tmp_path / 'failing_seeds.py'
+    script.write_text(FAILING_SEEDS)
+    process = subprocess.run([sys.executable, str(script), '6', '2', str(tmp_path / 'logs'), str(tmp_path)],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert process.returncode != 0 and 'seed 1 failed' in process.stderr, process.stderr
+    assert len(list(tmp_path.glob('started-*'))) <= 3
+    assert not list(tmp_path.glob('finished-*'))
