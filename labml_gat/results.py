@@ -140,15 +140,25 @@ def from_summary(summary: dict) -> dict:
 #
 # Each marker names a table, made from one or more records.
 
+def over_seeds(values: dict, bold: bool = False) -> str:
+    """A record's test accuracy over its seeds: the mean and the sample standard deviation
+    (`82.57 ± 0.62 % over 10 seeds`), or the one seed's."""
+    mark = '**' if bold else ''
+    if values['seeds'] == 1:
+        return f"{mark}{values['test_mean']:.2f} %{mark} with one seed"
+    return (f"{mark}{values['test_mean']:.2f} ± {values['test_std']:.2f} %{mark} "
+            f"over {values['seeds']} seeds")
+
+
 def experiments_table(names: Sequence[str], folder: Path) -> str:
     """Test accuracy and time of experiment runs, one record a row."""
     records = [load(name, folder) for name in names]
-    rows = ['| command | test accuracy | validation | wall time | machine load |',
+    rows = ['| command | test accuracy (mean ± sample std) | validation | wall time '
+            '| machine load |',
             '|---|---|---|---|---|']
     for r in records:
         v = r['values']
-        rows.append(f"| `{r['command']}` | {v['test_mean']:.2f} ± {v['test_std']:.2f} % "
-                    f"over {v['seeds']} seeds | {v['val_mean']:.1f} % | "
+        rows.append(f"| `{r['command']}` | {over_seeds(v)} | {v['val_mean']:.1f} % | "
                     f"{v['wall_seconds']:.0f} s | {v['load_average']} |")
     notes = [f"- {provenance(r)}" for r in records]
     return '\n'.join(rows) + '\n\n' + '\n'.join(notes)
@@ -195,8 +205,9 @@ def experiment_result(name: str, folder: Path) -> str:
     validation accuracy, the time, and where it was measured."""
     r = load(name, folder)
     v = r['values']
-    return (f"**{v['test_mean']:.2f} ± {v['test_std']:.2f} %** test accuracy over "
-            f"{v['seeds']} seeds (validation {v['val_mean']:.1f} %), in "
+    spread = 'mean ± sample standard deviation; ' if v['seeds'] > 1 else ''
+    return (f"Test accuracy {over_seeds(v, bold=True)} ({spread}"
+            f"validation {v['val_mean']:.1f} %), in "
             f"{duration(v['wall_seconds'])} of wall-clock time. {provenance(r)}")
 
 

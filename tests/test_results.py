@@ -237,6 +237,18 @@ def layer_row(figure, impl='dropin'):
     return load_values(results.benchmark_record_name(figure))['impls'][impl]
 
 
+def test_a_record_of_one_seed_has_no_spread(tmp_path):
+    # One seed has no standard deviation to show: its accuracy alone, in the table and the sentence
+    record = json.loads((results.RESULTS / 'cora_seeds10.json').read_text(encoding='utf-8'))
+    record['values'].update(seeds=1, test_std=0.0)
+    (tmp_path / 'cora_seeds10.json').write_text(json.dumps(record), encoding='utf-8')
+    table = results.experiments_table(['cora_seeds10'], tmp_path)
+    sentence = results.experiment_result('cora_seeds10', tmp_path)
+    for text in (table, sentence):
+        assert '82.57 %' in text and 'with one seed' in text, text
+        assert '82.57 ±' not in text and '1 seeds' not in text and 'deviation' not in text, text
+
+
 # What the prose beside the records says in words, and what their numbers must then be
 CLAIMS = [
     ('docs/usage.md', 'Neither layer gets twice the speed from a second thread',
