@@ -133,17 +133,22 @@ def test_sampling_is_reproducible_with_a_generator(graph):
     assert not (torch.equal(other_n_id, n_id) and all(map(torch.equal, other_blocks, blocks)))
 
 
-def test_sampling_is_uniform():
-    """2000 targets with 10 in-neighbours each, 3 sampled per target: every neighbour is drawn 30% of the time."""
-    n_targets, degree, fanout = 2000, 10, 3
+def sampled_neighbours(n_targets: int, degree: int, fanout: int):
+    """Targets `0..n_targets - 1`, each with `degree` in-neighbours of its own, `fanout` of them sampled
+    once: the sampled edges but the self loops, as `(which of its target's neighbours, target)`."""
     targets = torch.arange(n_targets).repeat_interleave(degree)
     sources = n_targets + torch.arange(n_targets * degree)
     sampler = NeighbourSampler(torch.stack([sources, targets]), n_targets * (degree + 1))
     batch = sampler.sample(torch.arange(n_targets), [fanout], torch.Generator().manual_seed(0))
     src, dst = batch.n_id[batch.blocks[0].edge_index]
-    # Which of its target's 10 neighbours each sampled source is
-    k = (src[src != dst] - n_targets) % degree
-    counts = torch.bincount(k, minlength=degree)
+    keep = src != dst
+    return (src[keep] - n_targets) % degree, dst[keep]
+
+
+def test_sampling_is_uniform():
+    """2000 targets with 10 in-neighbours each, 3 sampled per target: every neighbour is drawn 30% of the time."""
+    n_targets, degree, fanout = 2000, 10, 3
+    counts = torch.bincount(sampled_neighbours(n_targets, degree, fanout)[0], minlength=degree)
     # 600 expected for each, with a standard deviation of about 20
     assert (counts - n_targets * fanout / degree).abs().max() < 100, counts
 
@@ -152,15 +157,9 @@ def test_every_set_of_neighbours_is_as_likely():
     """Each neighbour drawn equally often is not enough (a window of `fanout` neighbours in a row from a
     random start is): 3000 targets with 4 in-neighbours, 2 sampled, each of the 6 pairs a sixth of the time."""
     n_targets, degree, fanout = 3000, 4, 2
-    targets = torch.arange(n_targets).repeat_interleave(degree)
-    sources = n_targets + torch.arange(n_targets * degree)
-    sampler = NeighbourSampler(torch.stack([sources, targets]), n_targets * (degree + 1))
-    batch = sampler.sample(torch.arange(n_targets), [fanout], torch.Generator().manual_seed(0))
-    src, dst = batch.n_id[batch.blocks[0].edge_index]
-    keep = src != dst
+    k, dst = sampled_neighbours(n_targets, degree, fanout)
     # The pair of each target, as a bit mask of which of its 4 neighbours were drawn
-    masks = torch.zeros(n_targets, dtype=torch.long).index_add_(
-        0, dst[keep], 2 ** ((src[keep] - n_targets) % degree))
+    masks = torch.zeros(n_targets, dtype=torch.long).index_add_(0, dst, 2 ** k)
     counts = torch.bincount(masks, minlength=2 ** degree)[[3, 5, 6, 9, 10, 12]]
     assert counts.sum() == n_targets
     # 500 expected for each, with a standard deviation of about 20
