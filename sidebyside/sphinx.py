@@ -313,7 +313,8 @@ def _split_text(parent: nodes.Element, index: int, pattern: Any, at_start: bool)
     if rest:
         parent[index] = nodes.Text(rest)
     else:
-        parent.remove(parent[index])
+        # By its place: another text node equal to it (a `(` that starts a line) may come first
+        del parent[index]
     return match.group()
 
 

@@ -585,6 +585,17 @@ def test_sphinx_math_becomes_mathml_without_scripts(tmp_path):
     assert not re.search(r'<script[^>]*(mathjax|type="math)', page, re.IGNORECASE)
 
 
+def test_sphinx_punctuation_glued_to_a_formula_leaves_the_same_punctuation_elsewhere(tmp_path):
+    # Two lines that start with `(`: the one before the formula goes with it, the one before the
+    # link stays where it is
+    _, warnings = math_project(tmp_path, '# Page\n\nFirst\n([a link](https://example.org)): then\n'
+                                         '($x$ after) end.\n')
+    assert warnings == ''
+    text = BeautifulSoup((tmp_path / 'html' / 'index.html').read_text(encoding='utf-8'),
+                         'html.parser').select_one('section p').get_text()
+    assert ' '.join(text.split()) == 'First (a link): then (x after) end.'
+
+
 def test_sphinx_formula_math_core_cannot_render_fails_the_build(tmp_path):
     app, warnings = math_project(tmp_path, '# Broken\n\nFine $a$.\n\nBroken $\\notacommand{x}$ here.\n')
     assert app.statuscode == 1
