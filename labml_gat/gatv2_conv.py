@@ -26,13 +26,14 @@ sum $h'_i$ are complete; the chunk's per-edge tensors die with it. Like FlashAtt
 the forward pass keeps per target and head only the log of the softmax's denominator
 $\ell_{ik}$, and the backward pass recomputes the scores chunk by chunk from it.
 
-**The memory.** Kept for the backward pass, per edge: the edge sorted by target (its
-two indices, 16 bytes in `int64`, and 8 more for its place if the edges came unsorted)
-and $K$ bytes (the dropout mask, in training) instead of about $2 K F' b$ bytes ($b$
-bytes per number); and node-level tensors. At 10M edges, $K = 8$, $F' = 8$ in `float32`: at most 320 MB instead
-of 5.1 GB. A chunk's working set is a few $C \times K F'$ tensors, whatever $|\mathcal{E}|$.
-Only a small graph (Cora: an $|\mathcal{E}| \times K F'$ tensor of a few MB) keeps its
-chunks' tensors for the backward pass: there the time saved matters more.
+**The memory.** Kept for the backward pass, per edge: the edge sorted by target (its two
+indices, 16 bytes in `int64`, and 8 more for its place if the edges came unsorted) and
+$K$ bytes (the dropout mask, in training) instead of about $2 K F' b$ bytes ($b$ bytes
+per number); and node-level tensors. At 10M edges, $K = 8$, $F' = 8$ in `float32`: at
+most 320 MB instead of 5.1 GB. A chunk's working set is a few $C \times K F'$ tensors,
+whatever $|\mathcal{E}|$. Only a small graph (Cora: an $|\mathcal{E}| \times K F'$
+tensor of a few MB) keeps its chunks' tensors for the backward pass: there the time
+saved matters more.
 
 **What PyG's layer does and this one does not**, each refused in one line: second
 derivatives (`create_graph=True`); `torch.func`'s transforms; TorchScript and
@@ -1204,10 +1205,10 @@ class LeanAttention(torch.autograd.Function):
     with $m_{ik}$ the maximum, and $h'_{ik} = \sum_{j \in \mathcal{N}_i}
     \tilde\alpha_{ijk} \, g_{k,j}$ with $\tilde\alpha$ the coefficients after dropout.
     In the code, a chunk is targets `a` to `b` and edges `e0` to `e1` (`TargetChunks`),
-    `local` numbers its targets from 0, and `cdt` is the dtype it is computed in.
-    Kept for the backward pass: the node-level inputs, $\ell$ (`[n_dst, K]`), the sorted
-    edges and the dropout mask; for a small graph (`is_small`) also each chunk's gathered messages,
-    LeakyReLU and $\alpha$, which the backward pass then reuses.
+    `local` numbers its targets from 0, and `cdt` is the dtype it is computed in. Kept
+    for the backward pass: the node-level inputs, $\ell$ (`[n_dst, K]`), the sorted
+    edges and the dropout mask; for a small graph (`is_small`) also each chunk's
+    gathered messages, LeakyReLU and $\alpha$, which the backward pass then reuses.
 
     **Half precision.** Each chunk is computed in `float32` when the inputs are
     `float16` or `bfloat16`: a hub's softmax denominator and sum add up as many terms as

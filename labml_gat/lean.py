@@ -16,11 +16,12 @@ tensors for the backward pass. The lean layers compute the same function with th
 explains (one implementation): chunks of whole neighbourhoods, and per target and head
 only the log of the softmax's denominator kept for the backward pass, which recomputes
 the scores from it. This page builds the project's lean layers and a leaner two-layer
-model on it. The model around the layers then holds about as much as the attention
-does, or more ($F + 5 K F'$ numbers per node for $F$ input features);
+model on it. The model around the layers then holds about as much as the attention does,
+or more ($F + 5 K F'$ numbers per node for $F$ input features);
 [`LeanTwoLayerGAT`](#the-two-layer-model-leaner) keeps about 1.6 kB per node, the
-attention's part included, where the plain model keeps 2.6 kB besides its attention. The results are the edge-list layers' up to rounding: the same parameters,
-`state_dict`, arguments and random draws.
+attention's part included, where the plain model keeps 2.6 kB besides its attention. The
+results are the edge-list layers' up to rounding: the same parameters, `state_dict`,
+arguments and random draws.
 """
 
 from dataclasses import dataclass, replace
@@ -168,9 +169,9 @@ def lean_attend(layer, score, messages: torch.Tensor, query: Optional[torch.Tens
                                          weight_r=weight_r, projection=h, draw=draw)
 
     # Concatenate or average the heads and add the bias, as the other layers do. The bias
-    # in place (nothing has kept these node-level tensors): with concatenated heads on
-    # the attention's own output, head by head (the same sum), not on a view of it, of
-    # whose base autograd's backward would make a whole new gradient
+    # in place, as nothing has kept these node-level tensors: with concatenated heads,
+    # head by head on the attention's own output (the same sum), not on the merged view,
+    # since after an in-place operation on a view autograd copies the gradient of its base
     if layer.is_concat:
         if layer.bias is not None:
             attn_res.add_(layer.bias.view(n_heads, layer.n_hidden))
