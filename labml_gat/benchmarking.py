@@ -28,9 +28,10 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
   the CPU time it spent in the system are recorded beside its times. An implementation
   that allocates edge-sized tensors at every step gets fresh pages from the system each
   time (the allocator returns such large blocks when they are freed), and each costs a
-  fault. What a fault costs varies between machines
-  and, on a virtual machine, from minute to minute: every alternating worker measures it
-  (`fresh_memory_seconds_per_gib`) before and after its rounds, and the record keeps both.
+  fault (a system that counts none, as some sandboxes, records no count). What a fault
+  costs varies between machines and, on a virtual machine, from minute to minute: every
+  alternating worker measures it (`fresh_memory_seconds_per_gib`) before and after its
+  rounds, and the record keeps both.
 * **Peak memory** is the high-water mark of the resident memory (`VmHWM` on Linux) of a
   fresh process that builds the graph and the model, resets the mark, and runs the step:
   the memory *above data and model*. On a GPU it is the CUDA allocator's high-water mark,
@@ -40,8 +41,10 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
   and the site's benchmark page are rendered from these records, never typed.
 """
 
+import functools
 import gc
 import json
+import mmap
 import os
 import resource
 import signal
@@ -274,12 +277,26 @@ def build_runner(task: dict, impl: str) -> Runner:
 CLOCKS = ('wall', 'cpu', 'system', 'faults')
 
 
+@functools.lru_cache(maxsize=None)
+def counts_page_faults() -> bool:
+    """
+    Whether this system counts the process's page faults: some sandboxes report none. The
+    first write to 8 MiB of fresh memory faults at least once per 2 MiB huge page.
+    """
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    with mmap.mmap(-1, 2 ** 23) as fresh:
+        for offset in range(0, 2 ** 23, mmap.PAGESIZE):
+            fresh[offset] = 1
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before >= 4
+
+
 def timed(function: Callable[[], None], device: str = 'cpu'
-          ) -> Tuple[float, float, float, int]:
+          ) -> Tuple[float, float, float, Optional[int]]:
     """
     The wall-clock and CPU seconds of one call, the part of the CPU seconds spent in the
-    system (mapping fresh pages in, among others), and its page faults; on a GPU, between
-    two synchronisations, so that the kernels it launched are counted.
+    system (mapping fresh pages in, among others), and its page faults (`None` where the
+    system counts none); on a GPU, between two synchronisations, so that the kernels it
+    launched are counted.
     """
     cuda = torch.device(device).type == 'cuda'
     if cuda:
@@ -291,7 +308,8 @@ def timed(function: Callable[[], None], device: str = 'cpu'
         torch.cuda.synchronize(device)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     after = resource.getrusage(resource.RUSAGE_SELF)
-    return wall, cpu, after.ru_stime - before.ru_stime, after.ru_minflt - before.ru_minflt
+    faults = after.ru_minflt - before.ru_minflt if counts_page_faults() else None
+    return wall, cpu, after.ru_stime - before.ru_stime, faults
 
 
 def fresh_memory_seconds_per_gib(n_bytes: int = 2 ** 28) -> float:
@@ -391,11 +409,13 @@ def alternate(task: dict) -> dict:
     for impl in impls:
         row = {}
         for kind in ('step', 'eval'):
-            median = {c: statistics.median(times[impl, kind, c]) for c in CLOCKS}
+            median = {c: statistics.median(times[impl, kind, c]) for c in CLOCKS
+                      if None not in times[impl, kind, c]}
             row[f'{kind}_ms'] = 1e3 * median['wall']
             row[f'{kind}_cpu_ms'] = 1e3 * median['cpu']
             row[f'{kind}_system_ms'] = 1e3 * median['system']
-            row[f'{kind}_faults'] = median['faults']
+            if 'faults' in median:
+                row[f'{kind}_faults'] = median['faults']
             if PEER in impls and impl != PEER:
                 # The ratio that counts, and the ratio of each clock
                 main = 'cpu' if by_cpu_time(task) else 'wall'
