@@ -160,7 +160,8 @@ class EarlyStopping:
     def restore_best(self, model: nn.Module, checkpoint: Optional[Path]) -> None:
         """Save the best weights to `checkpoint` and load them into `model` from the file,
         with `weights_only=True`: what is tested is what was saved. Without a `checkpoint`
-        (a process other than rank 0 of a distributed job), load them from memory."""
+        (a process other than rank 0 of a distributed job, a run that keeps no files), load
+        them from memory."""
         if checkpoint is None:
             model.load_state_dict(self.best_state)
             return

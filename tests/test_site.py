@@ -59,8 +59,10 @@ GENERATED = {'genindex.html', 'search.html'}
 
 
 def sphinx_build(source: Path, out: Path, *options: str, data: Path | None = None) -> subprocess.CompletedProcess:
-    """`python -m sphinx -W --keep-going -b html SOURCE OUT/html`, the doctrees in `OUT/doctrees`."""
-    env = {**os.environ, 'LABML_GAT_DATA': str(data or '')}
+    """`python -m sphinx -W --keep-going -b html SOURCE OUT/html`, the doctrees in `OUT/doctrees`,
+    temporary files in `OUT/tmp`."""
+    (out / 'tmp').mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, 'LABML_GAT_DATA': str(data or ''), 'TMPDIR': str(out / 'tmp')}
     command = [sys.executable, '-m', 'sphinx', '-W', '--keep-going', '-b', 'html', '-d', str(out / 'doctrees'),
                *options, str(source), str(out / 'html')]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
@@ -298,6 +300,16 @@ def test_generated_files_are_git_ignored():
     # test's screenshots (LABML_GAT_SCREENSHOTS=screenshots), and sphinx-gallery writes the example pages beside the docs' sources, in docs/experiments/gallery.
     assert {'docs/_build/', 'screenshots/'} <= set((REPO / '.gitignore').read_text(encoding='utf-8').split())
     assert 'docs/experiments/gallery/' in (REPO / '.gitignore').read_text(encoding='utf-8').split()
+
+
+def test_the_examples_leave_no_temporary_files(site):
+    # The examples ran in this build (a fresh clone has no gallery to reuse) with their own
+    # TMPDIR. What is left there is the libraries' own: torch's compiler cache and the modules
+    # PyG generates for its layers
+    if os.environ.get(SITE_ENV):
+        pytest.skip(f'{SITE_ENV}: a site built elsewhere')
+    left = [path.name for path in (site.parent / 'tmp').iterdir()]
+    assert all(name.startswith(('torchinductor_', 'torch_geometric.')) for name in left), left
 
 
 @pytest.mark.parametrize('example', ['plot_cora_training.py', 'plot_attention.py'])

@@ -30,6 +30,7 @@ query.
 # temporary folder. To keep the site's build short it trains for at most 200 epochs, whose test
 # accuracy is printed below; :doc:`plot_cora_training` trains to the end.
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,7 @@ model = TwoLayerGAT(EdgeGraphAttentionV2Layer, data.num_features, data.num_class
                     share_weights=settings['share_weights'])
 model.load_state_dict(torch.load(run['checkpoint'], weights_only=True))
 model.eval()
+shutil.rmtree(work)  # the run's files are read: nothing is left behind
 edge_index = data.edge_index_with_self_loops()
 with torch.no_grad():
     _, attention = model.layer1(data.x, edge_index, return_attention=True)

@@ -22,8 +22,6 @@ model learned is the subject of :doc:`plot_attention`.
 #
 # 2708 papers with 1433-word bag-of-words features, 7 topics, and the public split
 # of 140 training, 500 validation and 1000 test nodes.
-import tempfile
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -89,8 +87,8 @@ for epoch in range(settings.epochs):
                              history[-1]['loss.valid']):
         break
 
-# The weights of the best epoch, tested once on the whole graph
-early_stopping.restore_best(model, Path(tempfile.mkdtemp()) / 'best.pt')
+# The weights of the best epoch (kept in memory: no file), tested once on the whole graph
+early_stopping.restore_best(model, None)
 model.eval()
 with torch.no_grad():
     logits = model(x, edge_index)
