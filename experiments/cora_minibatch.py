@@ -306,15 +306,18 @@ def check_blocks(x: torch.Tensor, blocks: List[Block]) -> None:
 
 
 def report(summary: dict, data: Planetoid) -> str:
-    """The size of the batches, then the table of the seeds."""
+    """The size of the batches, then the table of the seeds. Under torchrun each process
+    samples the neighbours of its slice of a batch: the sizes are the sums of the slices'."""
     settings = summary['settings']
     nodes = statistics.fmean(r['nodes_per_batch'] for r in summary['runs'])
     edges = statistics.fmean(r['edges_per_batch'] for r in summary['runs'])
     n_edges = data.edge_index.shape[1] + data.num_nodes
+    sliced = (f", summed over the {summary['jobs']} processes' slices"
+              if summary.get('torchrun') else '')
     return '\n'.join([
         f"Mini-batches of {settings['batch_size']} training nodes, fanouts "
         f"{settings['fanouts']}: "
-        f"{nodes:.0f} nodes and {edges:.0f} edges per batch on average "
+        f"{nodes:.0f} nodes and {edges:.0f} edges per batch on average{sliced} "
         f"(the graph: {data.num_nodes} nodes, {n_edges} edges with self loops)",
         format_summary(summary, f"{settings['layer'].upper()} on {settings['dataset']}, "
                                 f"mini-batches")])

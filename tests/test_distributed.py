@@ -419,6 +419,7 @@ def test_two_processes_on_one_machine_as_documented(tmp_path):
     # One report, from rank 0; one labml run and one checkpoint per seed
     assert result.stdout.count('Mini-batches of 35 training nodes') == 1
     assert 'test accuracy:' in result.stdout and '(2 processes)' in result.stdout
+    assert "summed over the 2 processes' slices" in result.stdout
     assert len(list((tmp_path / 'runs' / 'cora_gatv2_minibatch').iterdir())) == 2
     assert len(list(tmp_path.glob('runs/cora_gatv2_minibatch/*/checkpoints/best.pt'))) == 2
     import json
