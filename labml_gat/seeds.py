@@ -50,7 +50,9 @@ def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
     Trains the seeds `settings.seed`, `settings.seed + 1`, ... with `train`, one labml run each.
     `explicit` names the settings given on the command line (labml marks them in `configs.yaml`).
     Returns the per-seed results, their mean and standard deviation, the training time summed
-    over the seeds and the wall-clock time of the whole run.
+    over the seeds and the wall-clock time of the whole run. A run stopped (Ctrl-C) or failed
+    after some seeds finished says which on `stderr`, with their test accuracy and where their
+    labml runs are, before the stop or the error goes on.
     """
     if settings.logs is not None:
         lab.configure({'experiments_path': str(Path(settings.logs).resolve())})
@@ -60,10 +62,19 @@ def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
     # How busy the machine was as the run started: on a busy machine times are longer
     load = round(os.getloadavg()[0], 1)
     start = time.perf_counter()
-    if jobs == 1:
-        results = [run_seed(settings, explicit, data, seed, train) for seed in seeds]
-    else:
-        results = run_in_parallel(settings, explicit, data, seeds, train, jobs)
+    # The results of the seeds that finished, by seed
+    finished = {}
+    try:
+        if jobs == 1:
+            for seed in seeds:
+                finished[seed] = run_seed(settings, explicit, data, seed, train)
+        else:
+            run_in_parallel(settings, explicit, data, seeds, train, jobs, finished)
+    except BaseException:
+        if finished:
+            say_finished(finished, len(seeds))
+        raise
+    results = [finished[seed] for seed in seeds]
     return {'settings': settings.as_dict(), 'runs': results,
             'test_accuracy': summarize([r['test_accuracy'] for r in results]),
             'val_accuracy': summarize([r['val_accuracy'] for r in results]),
@@ -83,14 +94,24 @@ def run_seed(settings: NodeClassificationSettings, explicit: set, data: Any, see
     return result
 
 
+def say_finished(finished: dict, n_seeds: int) -> None:
+    """The seeds a stopped or failed run finished: their test accuracy, where their runs are."""
+    names = ', '.join(str(seed) for seed in sorted(finished))
+    test = summarize([result['test_accuracy'] for result in finished.values()])
+    seed = 'seeds' if len(finished) > 1 else 'seed'
+    print(f'{len(finished)} of {n_seeds} seeds finished ({seed} {names}): test accuracy '
+          f'{spread(test)}; their runs are in {lab.get_experiments_path()}',
+          file=sys.stderr, flush=True)
+
+
 def run_in_parallel(settings: NodeClassificationSettings, explicit: set, data: Any,
-                    seeds: range, train: TrainOneSeed, jobs: int) -> list:
+                    seeds: range, train: TrainOneSeed, jobs: int, finished: dict) -> None:
     """
     ### Seeds side by side
 
     `jobs` worker processes, each with `settings.threads` threads, keep their runs in the same
     `logs/` folder without printing per-epoch progress; a line is printed as each seed ends,
-    and the results come back in the order of the seeds.
+    and its results go into `finished`.
 
     Ctrl-C (or `SIGTERM`) stops every seed at once: no worker starts another seed, each
     running seed is interrupted (labml records its run as `interrupted`), and the
@@ -109,7 +130,7 @@ def run_in_parallel(settings: NodeClassificationSettings, explicit: set, data: A
             futures = {pool.submit(run_seed_in_worker, quiet, explicit, data, seed,
                                    train): seed for seed in seeds}
             for done, future in enumerate(as_completed(futures), 1):
-                result = future.result()
+                result = finished[futures[future]] = future.result()
                 if not settings.quiet:
                     print(f'seed {futures[future]}: test accuracy '
                           f'{100 * result["test_accuracy"]:.1f} % '
@@ -117,10 +138,14 @@ def run_in_parallel(settings: NodeClassificationSettings, explicit: set, data: A
                           f'{time.perf_counter() - start:.0f} s)',
                           flush=True)
         except BaseException:
-            # Ctrl-C, or a seed that failed: as in one process, no other seed starts
+            # Ctrl-C, or a seed that failed: as in one process, no other seed starts. A seed
+            # may have finished meanwhile
             stop_workers(pool, stop)
+            for future, seed in futures.items():
+                done = future.done() and not future.cancelled()
+                if done and future.exception() is None and future.result() is not None:
+                    finished[seed] = future.result()
             raise
-    return [future.result() for future in futures]
 
 
 def stop_workers(pool: ProcessPoolExecutor, stop: Any) -> None:
@@ -193,6 +218,13 @@ def summarize(values: list) -> dict:
     return {'mean': round(mean, 2), 'std': round(std, 2), 'n': len(values)}
 
 
+def spread(test: dict) -> str:
+    """The mean ± the sample standard deviation of `summarize`; one seed has no spread."""
+    if test['n'] == 1:
+        return f"{test['mean']:.2f} % with one seed"
+    return f"{test['mean']:.2f} ± {test['std']:.2f} % over {test['n']} seeds"
+
+
 def format_summary(summary: dict, title: str) -> str:
     """The table of the seeds: epochs, best epoch, accuracies and time, then the mean and std."""
     lines = [title, f"{'seed':>6} {'epochs':>7} {'best':>5} {'val %':>7} {'test %':>7} "
@@ -201,11 +233,9 @@ def format_summary(summary: dict, title: str) -> str:
         lines.append(f"{r['seed']:>6} {r['epochs']:>7} {r['best_epoch']:>5} "
                      f"{100 * r['val_accuracy']:>7.1f} {100 * r['test_accuracy']:>7.1f} "
                      f"{r['seconds']:>7.1f}")
-    test, jobs = summary['test_accuracy'], summary['jobs']
-    # One seed has no spread to report
-    spread = (f"{test['mean']:.2f} % with one seed" if test['n'] == 1 else
-              f"{test['mean']:.2f} ± {test['std']:.2f} % over {test['n']} seeds")
-    lines.append(f"test accuracy: {spread}; {summary['seconds']:.1f} s of training, "
+    jobs = summary['jobs']
+    lines.append(f"test accuracy: {spread(summary['test_accuracy'])}; "
+                 f"{summary['seconds']:.1f} s of training, "
                  f"{summary['wall_seconds']:.1f} s in all "
                  f"({jobs} process{'es' * (jobs > 1)})")
     return '\n'.join(lines)

@@ -54,6 +54,26 @@ def test_run_seeds_runs_each_seed_as_a_labml_run(tmp_path, labml_logs, capsys):
     assert not labml_logs.exists()
 
 
+def test_a_stopped_run_says_which_seeds_finished(tmp_path, labml_logs, capsys):
+    # Seeds 4 and 5 finish, seed 6 is stopped: the two finished ones are said, and the stop goes on
+    def stopped_at_6(settings, data, seed, checkpoint):
+        if seed == 6:
+            raise KeyboardInterrupt
+        return fake_train(settings, data, seed, checkpoint)
+
+    settings = NodeClassificationSettings(seed=4, seeds=4, quiet=True, logs=str(tmp_path / 'runs'),
+                                          jobs=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_seeds(settings, set(), None, stopped_at_6)
+    assert capsys.readouterr().err == (f'2 of 4 seeds finished (seeds 4, 5): test accuracy 84.50 ± 0.71 % '
+                                       f'over 2 seeds; their runs are in {tmp_path / "runs"}\n')
+    # Stopped before any seed finished: nothing to say
+    with pytest.raises(KeyboardInterrupt):
+        run_seeds(NodeClassificationSettings(seed=6, seeds=2, quiet=True, logs=str(tmp_path), jobs=1),
+                  set(), None, stopped_at_6)
+    assert capsys.readouterr().err == ''
+
+
 def test_one_seed_needs_one_process(tmp_path, labml_logs):
     settings = NodeClassificationSettings(seeds=1, jobs=4, quiet=True, logs=str(tmp_path))
     summary = run_seeds(settings, set(), None, fake_train)
@@ -217,6 +237,30 @@ FAILING_SEEDS = SLOW_SEEDS.replace(
     "    (Path(data) / f'started-{seed}').touch()\n"
     "    if seed == 1:\n"
     "        raise RuntimeError('seed 1 failed')\n").replace('range(1200)', 'range(40)')
+
+
+FAILING_LATER = SLOW_SEEDS.replace(
+    "    (Path(data) / f'started-{seed}').touch()\n",
+    "    (Path(data) / f'started-{seed}').touch()\n"
+    "    if seed == 1:\n"
+    "        while not (Path(data) / 'finished-0').exists():\n"
+    "            time.sleep(0.05)\n"
+    "        time.sleep(1)\n"
+    "        raise RuntimeError('seed 1 failed')\n").replace('range(1200)', 'range(10 if seed == 0 else 1200)')
+
+
+@pytest.mark.slow
+def test_seeds_side_by_side_say_which_finished_before_one_failed(tmp_path):
+    # Seed 0 finishes (in half a second), then seed 1 fails while seed 2 trains: the error goes on,
+    # after the line that names seed 0
+    script = tmp_path / 'failing_later.py'
+    script.write_text(FAILING_LATER)
+    logs = tmp_path / 'logs'
+    process = subprocess.run([sys.executable, str(script), '6', '2', str(logs), str(tmp_path)],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert process.returncode != 0 and 'seed 1 failed' in process.stderr, process.stderr
+    said = f'1 of 6 seeds finished (seed 0): test accuracy 50.00 % with one seed; their runs are in {logs}\n'
+    assert said in process.stderr, process.stderr
 
 
 @pytest.mark.slow
