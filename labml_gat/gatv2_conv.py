@@ -235,9 +235,11 @@ class GATConv(nn.Module):
     [GAT's score](#gat-s-score-for-a-chunk). Its nodes are projected once, $g = W x$
     (`lin`, or `lin_src` and `lin_dst` for a pair of input sizes), and its score
     $e_{ijk} = \text{LeakyReLU}(a_{s,k}^\top g_{k,j} + a_{d,k}^\top g_{k,i} +
-    a_{e,k}^\top W_{e,k} e_{ij})$ is a sum of node-level halves and, with `edge_dim`,
-    an edge's part $e_{ij}^\top M_k$, $M_k = W_{e,k}^\top a_{e,k}$: no $K F'$ numbers per
-    edge are made for it, only for the messages inside a chunk
+    a_{e,k}^\top W_{e,k} e_{ij})$ (PyG's `att_src`, `att_dst` and `att_edge`: $a_{s,k}$
+    and $a_{d,k}$ are the $a_2$ and $a_1$ of the [GAT layer](gat.html)) is a sum of
+    node-level halves and, with `edge_dim`, an edge's part $e_{ij}^\top M_k$,
+    $M_k = W_{e,k}^\top a_{e,k}$: no $K F'$ numbers per edge are made for it, only for
+    the messages inside a chunk
     ([measured](../usage.html#performance) against PyG's `GATConv`: the `layer_N_gat`
     figures). `forward` takes PyG's `size`, `(n_src, n_dst)`, and `x` as
     `(x_src, None)`: the targets' half is then left out, as PyG leaves it.
