@@ -11,6 +11,20 @@ extra_css:
   - sidebyside.css   # a copy of sidebyside/static/sidebyside.css in the docs folder
 ```
 
+Material for MkDocs and Zensical colour the code's Pygments classes. MkDocs' own themes (`mkdocs`,
+`readthedocs`) colour code with highlight.js, fetched from a CDN: turn it off, and give Pygments'
+colours a stylesheet of their own,
+`python -m pygments -S default -f html -a .highlight > docs/pygments.css`:
+
+```yaml
+theme:
+  name: mkdocs
+  highlightjs: false
+extra_css:
+  - sidebyside.css
+  - pygments.css
+```
+
 A page then holds the same block as a Sphinx page, a fence that names the Python file:
 
 ````md

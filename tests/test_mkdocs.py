@@ -4,6 +4,7 @@ and checked against the Sphinx renderer: the same annotated pages, in the same n
 same rows, line numbers, formulas and anchors. One page is read in Chromium, as in `test_browser.py`.
 """
 
+import contextlib
 import functools
 import os
 import re
@@ -416,29 +417,56 @@ def test_wrapped_code_continues_one_indent_deeper(browser, server, tmp_path, pat
         reader.close()
 
 
-def test_a_readers_project_with_the_readme_configuration(tmp_path):
-    """The lines README-sidebyside.md gives a reader, in a project of one page and one module."""
+def build_readers_project(root: Path, theme: str, css: tuple = (), code: str = 'x = 1\n') -> BeautifulSoup:
+    """A project of one page and one module, its `mkdocs.yml` the lines `sidebyside.markdown`
+    gives a reader, with `theme` and the stylesheets `css` of `docs/`; built, and its page returned."""
     import shutil
 
     import sidebyside
 
-    (tmp_path / 'docs').mkdir()
-    (tmp_path / 'mypackage').mkdir()
-    (tmp_path / 'mypackage' / 'model.py').write_text('"""\n# My model\n\nIt has $x^2$.\n"""\n\n# Doc\nx = 1\n',
-                                                   encoding='utf-8')
-    (tmp_path / 'docs' / 'index.md').write_text('```{annotated-source} mypackage/model.py\n```\n', encoding='utf-8')
-    (tmp_path / 'mkdocs.yml').write_text('site_name: Mine\ntheme:\n  name: material\n  font: false\n'
-                                         'markdown_extensions:\n  - sidebyside.markdown\n'
-                                         'extra_css:\n  - sidebyside.css\n', encoding='utf-8')
-    shutil.copy(sidebyside.STYLESHEET, tmp_path / 'docs')
+    (root / 'docs').mkdir(exist_ok=True)
+    (root / 'mypackage').mkdir()
+    (root / 'mypackage' / 'model.py').write_text('"""\n# My model\n\nIt has $x^2$.\n"""\n\n# Doc\n' + code,
+                                                encoding='utf-8')
+    (root / 'docs' / 'index.md').write_text('```{annotated-source} mypackage/model.py\n```\n', encoding='utf-8')
+    (root / 'mkdocs.yml').write_text('site_name: Mine\n' + theme + 'markdown_extensions:\n  - sidebyside.markdown\n'
+                                     'extra_css:\n  - sidebyside.css\n' + ''.join(f'  - {name}\n' for name in css),
+                                     encoding='utf-8')
+    shutil.copy(sidebyside.STYLESHEET, root / 'docs')
     env = {**os.environ, 'PYTHONPATH': str(REPO), 'NO_MKDOCS_2_WARNING': '1'}
-    result = subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--strict'], cwd=tmp_path, env=env,
+    result = subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--strict'], cwd=root, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    page = BeautifulSoup((tmp_path / 'site' / 'index.html').read_text(encoding='utf-8'), 'html.parser')
+    return BeautifulSoup((root / 'site' / 'index.html').read_text(encoding='utf-8'), 'html.parser')
+
+
+def test_a_readers_project_with_the_documented_configuration(tmp_path):
+    """The lines `sidebyside.markdown` gives a reader, in a project of one page and one module."""
+    page = build_readers_project(tmp_path, 'theme:\n  name: material\n  font: false\n')
     assert page.select_one('h1#my-model') and page.select_one('.annotate-doc math')
     assert [int(n.get_text()) for n in page.select('.annotate-code .linenos')] == [8]
     assert page.select_one('link[href="sidebyside.css"]')
+
+
+def test_mkdocs_own_theme_as_documented_colours_the_code_offline(browser, tmp_path):  # noqa: F811
+    """MkDocs' own theme with the two more lines `sidebyside.markdown` gives for it: no script from
+    a CDN (the tab may load only from 127.0.0.1), and the code in Pygments' colours."""
+    (tmp_path / 'docs').mkdir()
+    colours = subprocess.run([sys.executable, '-m', 'pygments', '-S', 'default', '-f', 'html', '-a', '.highlight'],
+                             capture_output=True, text=True, check=True).stdout
+    (tmp_path / 'docs' / 'pygments.css').write_text(colours, encoding='utf-8')
+    page = build_readers_project(tmp_path, 'theme:\n  name: mkdocs\n  highlightjs: false\n', ('pygments.css',),
+                                 code='def f():\n    return 1\n')
+    assert page.select_one('.annotate-code .k')
+    with contextlib.contextmanager(serve)(tmp_path / 'site') as url:
+        reader = Reader(browser, url, {'width': 1400, 'height': 900}, tmp_path)
+        try:
+            reader.open('index.html')
+            keyword, plain = reader.page.evaluate("""() => ['.annotate-code .k', '.annotate-code pre']
+                .map(selector => getComputedStyle(document.querySelector(selector)).color)""")
+        finally:
+            reader.close()
+    assert keyword != plain
 
 
 @pytest.mark.parametrize('page', ['index.html', 'labml_gat/gatv2.html'])
