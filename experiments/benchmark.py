@@ -56,7 +56,9 @@ python experiments/benchmark.py --figures scale --scale-nodes 10000000 --threads
 ```
 """
 
+import importlib.util
 import itertools
+import json
 import shlex
 import sys
 from dataclasses import dataclass
@@ -66,7 +68,7 @@ from typing import List, Optional, Sequence
 from labml_gat import benchmarking, results
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
                                 check_folder, check_image, check_one_record, check_output,
-                                check_positive, command, prog, setting)
+                                check_positive, command, flag, prog, setting)
 
 
 # What `--help` says the script does
@@ -111,12 +113,13 @@ class BenchmarkSettings(Settings):
     data_dir: Optional[str] = setting(None, 'folder of the Planetoid files (default: '
                                             '$LABML_GAT_DATA, else ../shared/data/'
                                             'planetoid beside the clone, else the '
-                                            'download cache)')
+                                            'download cache)', path=True)
     record: bool = setting(False, "record each measured figure in the project's records, "
                                   'experiments/results/')
     results: Optional[str] = setting(None, 'record each measured figure in this folder '
-                                           'instead')
-    plot: Optional[str] = setting(None, 'save the ratio plot to this image file')
+                                           'instead', path=True)
+    plot: Optional[str] = setting(None, 'save the ratio plot to this image file',
+                                  path=True)
 
     def check(self) -> None:
         super().check()
@@ -153,7 +156,20 @@ class BenchmarkSettings(Settings):
         if self.gat and 'layer' not in self.figures:
             raise UsageError(f'--gat measures the layer figures; --figures '
                              f'{" ".join(self.figures)} has none')
+        for name in ('figures', 'impls', 'cora_impls', 'scale_impls', 'layer_nodes',
+                     'scale_nodes', 'edge_dims'):
+            values = getattr(self, name)
+            twice = [value for value in values if values.count(value) > 1]
+            if twice:
+                raise UsageError(f'{flag(name)} names {twice[0]} twice')
+        measured = {impl for _, task, _, _ in tasks(self) for impl in task['impls']}
+        if benchmarking.PEER in measured and not importlib.util.find_spec('torch_geometric'):
+            raise UsageError(f"{benchmarking.PEER} (PyG's layers, the bar of every ratio) "
+                             f'needs torch_geometric, which is not installed: pip install '
+                             f'torch_geometric, or leave {benchmarking.PEER} out')
         check_one_record(self.record, self.results)
+        if self.record:
+            check_replaced_records(self)
         check_output('--results', self.results, folder=True)
         check_image('--plot', self.plot)
         check_folder('--data-dir', self.data_dir)
@@ -175,6 +191,28 @@ def check_cora(data_dir: Optional[str]) -> None:
                          f'--figures layer.') from None
 
 
+def check_replaced_records(s: BenchmarkSettings) -> None:
+    """
+    `--record` replaces the records the pages quote: not with another graph or model under
+    the same name, nor without some of their rows.
+    """
+    for name, task, _, _ in tasks(s):
+        path = results.RESULTS / f'{results.benchmark_record_name(name)}.json'
+        if not path.is_file():
+            continue
+        old = json.loads(path.read_text(encoding='utf-8'))['values']
+        for key in ('degree', 'in_features', 'n_heads', 'n_hidden'):
+            if key in old and old[key] != task.get(key, old[key]):
+                raise UsageError(f'--record would replace {path.name}, measured with '
+                                 f'{flag(key)} {old[key]}, by one with {flag(key)} '
+                                 f'{task[key]}: record it elsewhere with --results FOLDER')
+        lost = [impl for impl in old['impls'] if impl not in task['impls']]
+        if lost:
+            raise UsageError(f'--record would replace {path.name} without its rows of '
+                             f'{" and ".join(lost)}: measure them too, or record '
+                             f'elsewhere with --results FOLDER')
+
+
 def tasks(s: BenchmarkSettings) -> List[tuple]:
     """
     ## The figures
@@ -187,7 +225,7 @@ def tasks(s: BenchmarkSettings) -> List[tuple]:
     # Figures with more than one thread, or on a GPU, are named for it, beside the
     # one-thread CPU ones
     suffix = '' if s.threads == 1 else f'_threads{s.threads}'
-    if s.device != 'cpu':
+    if benchmarking.on_gpu(dict(device=s.device)):
         suffix = '_' + s.device.replace(':', '')
     result = []
     if 'cora' in s.figures:

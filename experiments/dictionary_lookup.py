@@ -165,7 +165,7 @@ from labml_gat.results import strict_json
 from labml_gat.runs import epochs, labml_run, progress_on_screen
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
                                 check_device, check_one_record, check_output,
-                                check_positive, command, flag, setting)
+                                check_positive, check_seed, command, flag, setting)
 from labml_gat.training import check_fits
 
 # The project's records, which `--record` replaces
@@ -220,7 +220,7 @@ class LookupSettings(Settings):
     device: str = setting('cpu', 'torch device')
     threads: int = setting(1, 'torch threads: a batch of small graphs keeps one busy')
     summary_json: Optional[str] = setting(
-        None, 'write the final numbers and the history here')
+        None, 'write the final numbers and the history here', path=True)
     quiet: bool = setting(False, 'no progress output (the run is still kept by labml)')
     sweep: bool = setting(
         False, 'train GAT and GATv2 with each of --sweep-heads for each k of --ks')
@@ -231,7 +231,7 @@ class LookupSettings(Settings):
     record: bool = setting(False, "write the record of --sweep or --which-layer into the "
                                   "project's records, experiments/results/")
     results: Optional[str] = setting(None, 'write the record of --sweep or --which-layer '
-                                           'into this folder instead')
+                                           'into this folder instead', path=True)
 
     def check(self) -> None:
         """Everything that cannot run, said in one line before a labml run is created."""
@@ -241,6 +241,7 @@ class LookupSettings(Settings):
                              'has one neighbour, there is nothing to look up and no test '
                              'graph')
         check_at_least(self, 0, ('epoch_size',))
+        check_seed(self.seed)
         check_at_least(self, 1, ('n_heads', 'epochs', 'patience', 'lr_patience',
                                  'batch_size', 'max_examples', 'd_model', 'threads'))
         for n_heads in [self.n_heads, *self.sweep_heads]:

@@ -117,7 +117,8 @@ class EpochTimeSettings(Settings):
     graphs: int = setting(5000, 'training examples in each epoch timed')
     record: bool = setting(False, "record the timings in the project's records, "
                                   'experiments/results/')
-    results: Optional[str] = setting(None, 'record the timings in this folder instead')
+    results: Optional[str] = setting(None, 'record the timings in this folder instead',
+                                     path=True)
 
     def check(self) -> None:
         super().check()

@@ -58,8 +58,8 @@ from labml_gat.benchmarking import random_graph
 from labml_gat.lean import LeanTwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_positive, check_probability, check_writable,
-                                command, setting)
+                                check_positive, check_probability, check_seed,
+                                check_writable, command, setting)
 from labml_gat.training import check_fits
 
 
@@ -84,7 +84,7 @@ class SyntheticSettings(Settings):
     threads: int = setting(1, 'PyTorch threads per process')
     device: str = setting('cpu', 'cpu or cuda (one GPU per process under torchrun)')
     cache: Optional[str] = setting(None, "folder for the graph's files, made if missing "
-                                         "(default: labml's data folder)")
+                                         "(default: labml's data folder)", path=True)
     peer_timeout: int = setting(600, 'under torchrun: seconds a process waits for the '
                                      'others before the job ends')
     record: bool = setting(False, 'add the numbers to experiments/results/'
@@ -96,7 +96,8 @@ class SyntheticSettings(Settings):
                                  'batch_size', 'steps', 'eval_nodes', 'eval_batch_size',
                                  'threads', 'peer_timeout'))
         check_at_least(self, 2, ('classes',))
-        check_at_least(self, 0, ('warmup', 'seed'))
+        check_at_least(self, 0, ('warmup',))
+        check_seed(self.seed)
         if self.classes > self.in_features:
             raise UsageError(f'--classes {self.classes} needs as many features, '
                              f'got --in-features {self.in_features}')
@@ -146,6 +147,8 @@ class SyntheticSettings(Settings):
         The graph's files are there, or can be written: the cache is a folder that takes new
         files, or it is made, with the folders above it, in the nearest folder that exists.
         """
+        if self.cache == '':
+            raise UsageError('--cache is empty; give a folder')
         folder = self.graph_folder()
         if (folder / 'tensors.json').is_file():
             return

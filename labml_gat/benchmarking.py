@@ -21,7 +21,7 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
   adds up the threads, their waits included: the ratios use the wall clock, the time a
   user waits for a step. On a GPU (`device` `cuda`) the process's CPU time says nothing
   of the kernels: every call is timed by the wall clock between two synchronisations, and
-  the ratios use that. Each record keeps the ratios of both clocks. With `repeats`, the
+  the ratios use that. On a CPU each record keeps the ratios of both clocks. With `repeats`, the
   rounds are run that many times, each in a fresh process (`alternate_runs`), and the
   medians of the runs are reported, with every run's ratio beside them.
 * **Page faults**: each call's minor page faults (a fresh page of memory mapped in) and
@@ -34,8 +34,11 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
   rounds, and the record keeps both.
 * **Peak memory** is the high-water mark of the resident memory (`VmHWM` on Linux) of a
   fresh process that builds the graph and the model, resets the mark, and runs the step:
-  the memory *above data and model*. On a GPU it is the CUDA allocator's high-water mark,
-  the same way.
+  the memory *above data and model*, with what the first call sets up once (thread pools,
+  first buffers). On a GPU it is the CUDA allocator's high-water mark, the same way. The
+  evaluation's mark (`peak_eval_bytes`, in no table) is taken after the step: on a CPU it
+  still holds what the step left (gradients, Adam's state, the allocator's retained heap),
+  so it is not the evaluation's own peak.
 * **Records**: each measured figure is written to `experiments/results/benchmark_<figure>.json` with
   the command that produced it, the date, the machine and the versions. The README's table
   and the site's benchmark page are rendered from these records, never typed.

@@ -395,7 +395,7 @@ def figures_table(records: Sequence[dict]) -> str:
                          ratio(row.get('peak_ratio')), count(row.get('step_faults'))]
             lines.append(f"| {r['figure']} | {impl} | " + ' | '.join(cells) + ' |')
         if 'error' in r:
-            lines.append(f"| {r['figure']} | | {r['error'][:60]} | | | | | | |")
+            lines.append(f"| {r['figure']} | | {short_error(r['error'])} | | | | | | |")
     return '\n'.join(lines)
 
 

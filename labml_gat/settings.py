@@ -41,9 +41,12 @@ class UsageError(Exception):
     """A setting or an input the user can fix: it is printed as one line, with exit status 2."""
 
 
-def setting(default: Any, help: str, choices: Optional[Sequence] = None) -> Any:
-    """A dataclass field that is also a flag: its default, its help and its allowed values."""
-    metadata = {'help': help, 'choices': choices}
+def setting(default: Any, help: str, choices: Optional[Sequence] = None,
+            path: bool = False) -> Any:
+    """A dataclass field that is also a flag: its default, its help and its allowed values.
+    A `path` (a file or a folder) starts at the home folder where it starts with `~`, as
+    the shell would have it, wherever it is used."""
+    metadata = {'help': help, 'choices': choices, 'path': path}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default),
                                  metadata=metadata)
@@ -130,8 +133,18 @@ def argument_parser(cls: type, description: str) -> argparse.ArgumentParser:
             options['type'] = type(default)
         else:
             options['type'] = field_type(field)
+        if field.metadata.get('path'):
+            options['type'] = home_path
         parser.add_argument(flag(field.name), **options)
     return parser
+
+
+def home_path(text: str) -> str:
+    """A path flag's value, where `~` is the home folder, as the shell would have it."""
+    try:
+        return str(Path(text).expanduser()) if text else text
+    except RuntimeError as error:  # `~name` of no user
+        raise argparse.ArgumentTypeError(f'{text}: {error}') from None
 
 
 def field_type(field: dataclasses.Field) -> Callable:
@@ -157,6 +170,19 @@ def check_at_least(settings: Settings, minimum: int, names: Iterable[str]) -> No
         value = getattr(settings, name)
         if value is not None and value < minimum:
             raise UsageError(f'{flag(name)} must be at least {minimum}, got {value}')
+
+
+# Seeds are below this: each process's own seeds are derived from them in 64 bits
+SEED_LIMIT = 2 ** 32
+
+
+def check_seed(seed: int, seeds: int = 1) -> None:
+    """The seeds `seed` to `seed + seeds - 1`, each a whole number in `[0, 2**32)`."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise UsageError(f'--seed must be in [0, 2**32), got {seed}')
+    if seed + seeds > SEED_LIMIT:
+        raise UsageError(f'--seed {seed} --seeds {seeds}: the last seed, '
+                         f'{seed + seeds - 1}, must be below 2**32')
 
 
 def check_probability(name: str, value: float) -> None:
@@ -185,6 +211,8 @@ def check_output(name: str, path: Optional[str], folder: bool = False) -> None:
     """
     if path is None:
         return
+    if not path:
+        raise UsageError(f'{name} is empty; give a {"folder" if folder else "file name"}')
     target = Path(path).expanduser()
     if folder and target.exists() and not target.is_dir():
         raise UsageError(f'{name} {path} is a file; give a folder')

@@ -25,7 +25,7 @@ from torch import nn
 
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
                                 check_folder, check_output, check_positive,
-                                check_probability, setting)
+                                check_probability, check_seed, setting)
 
 
 # The most seeds one command runs: enough for a mean and a spread, and a bound on the labml
@@ -46,7 +46,8 @@ class NodeClassificationSettings(Settings):
     dataset: str = setting('cora', 'the Planetoid graph', choices=('cora', 'citeseer'))
     data_dir: Optional[str] = setting(None, 'folder with the Planetoid files (default: '
                                             '$LABML_GAT_DATA, else ../shared/data/'
-                                            'planetoid beside the clone, else download)')
+                                            'planetoid beside the clone, else download)',
+                                      path=True)
     n_heads: int = setting(8, 'attention heads K of the first layer')
     n_hidden: int = setting(8, "features F' per head of the first layer")
     dropout: float = setting(0.6, "dropout on the layers' inputs and attention")
@@ -68,9 +69,9 @@ class NodeClassificationSettings(Settings):
     threads: int = setting(1, 'PyTorch threads per process')
     device: str = setting('cpu', 'cpu, cuda, cuda:1 or mps')
     logs: Optional[str] = setting(None, 'folder for the labml runs '
-                                        "(default: labml's logs/)")
+                                        "(default: labml's logs/)", path=True)
     summary_json: Optional[str] = setting(None, 'write the final numbers to this '
-                                                'JSON file')
+                                                'JSON file', path=True)
     quiet: bool = setting(False, 'no per-epoch progress; the runs are still kept')
 
     def check(self) -> None:
@@ -78,11 +79,11 @@ class NodeClassificationSettings(Settings):
         super().check()
         check_at_least(self, 1, ('n_heads', 'n_hidden', 'epochs', 'patience', 'seeds',
                                  'jobs', 'threads'))
-        check_at_least(self, 0, ('seed',))
         if self.seeds > MAX_SEEDS:
             raise UsageError(f'--seeds {self.seeds}: at most {MAX_SEEDS} in one command, '
                              f'each a labml run; go on later with '
                              f'--seed {self.seed + MAX_SEEDS}')
+        check_seed(self.seed, self.seeds)
         check_probability('dropout', self.dropout)
         check_positive('learning_rate', self.learning_rate)
         check_positive('weight_decay', self.weight_decay, zero=True)

@@ -12,6 +12,7 @@ import torch
 
 from conftest import PLANETOID, load_experiment, needs_planetoid, run_script
 from labml_gat import benchmarking, results
+from labml_gat.settings import prog
 
 TINY = dict(level='layer', graph='random', n_nodes=60, degree=3.0, in_features=12, n_heads=2,
             n_hidden=4, threads=1, rounds=2, warmup=0, steps=1)
@@ -184,6 +185,50 @@ def test_usage_errors(args, message):
     assert process.returncode == 2
     assert process.stderr.strip().splitlines()[-1].startswith(f'benchmark.py: error: {message}')
     assert 'Traceback' not in process.stderr and process.stdout == ''
+
+
+def benchmark_mistake(capsys, *argv) -> str:
+    """The one line the benchmark's settings say of `argv`, with exit status 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        load_experiment('benchmark').BenchmarkSettings.from_command_line(list(argv))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--impls', 'pyg', 'dropin', 'pyg'], '--impls names pyg twice'),
+    (['--figures', 'layer', '--layer-nodes', '50', '50'], '--layer-nodes names 50 twice'),
+    (['--figures', 'layer', '--edge-dims', '0', '16', '0'], '--edge-dims names 0 twice'),
+    (['--results', ''], '--results is empty; give a folder'),
+    # `--record` replaces a record the pages quote: not by another graph, nor without some rows
+    (['--figures', 'layer', '--degree', '3', '--record'],
+     '--record would replace benchmark_layer_100000.json, measured with --degree 10.0, by one with '
+     '--degree 3.0'),
+    (['--figures', 'layer', '--impls', 'dropin', 'pyg', '--record'],
+     '--record would replace benchmark_layer_100000.json without its rows of edges and lean'),
+])
+def test_mistakes_found_before_anything_runs(capsys, args, message):
+    assert benchmark_mistake(capsys, *args).startswith(f'{prog()}: error: {message}')
+
+
+def test_pyg_is_asked_for_before_anything_runs(monkeypatch, capsys):
+    # Without torch_geometric (it is not a dependency of the package), PyG's rows cannot run:
+    # said at once, not after the workers have started
+    script = load_experiment('benchmark')
+    find_spec = script.importlib.util.find_spec
+    monkeypatch.setattr(script.importlib.util, 'find_spec',
+                        lambda name: None if name == 'torch_geometric' else find_spec(name))
+    assert 'needs torch_geometric, which is not installed' in benchmark_mistake(capsys, '--figures', 'layer')
+    settings, _ = script.BenchmarkSettings.from_command_line(['--figures', 'layer', '--impls', 'dropin'])
+    assert [name for name, *_ in script.tasks(settings)] == ['layer_100000']
+
+
+def test_a_cpu_device_with_an_index_is_the_cpu():
+    script = load_experiment('benchmark')
+    settings, _ = script.BenchmarkSettings.from_command_line(['--figures', 'layer', '--device', 'cpu:0',
+                                                              '--threads', '2'])
+    assert [name for name, *_ in script.tasks(settings)] == ['layer_100000_threads2']
 
 
 @pytest.mark.slow

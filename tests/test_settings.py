@@ -102,6 +102,36 @@ def test_a_mistake_is_one_line_and_exit_status_2(capsys, argv, message):
     assert message in err
 
 
+def test_a_path_starts_at_home_where_it_starts_with_a_tilde(monkeypatch, tmp_path, capsys):
+    # As the shell would have it where it did not expand it (quoted, or after `=`); every use of
+    # the setting then writes where it was checked
+    from labml_gat.training import NodeClassificationSettings
+    monkeypatch.setenv('HOME', str(tmp_path))
+    settings, _ = NodeClassificationSettings.from_command_line(['--summary-json=~/s.json', '--logs', '~/runs'])
+    assert (settings.summary_json, settings.logs) == (str(tmp_path / 's.json'), str(tmp_path / 'runs'))
+    # The home of a user who does not exist is a mistake, not a traceback; an empty path too
+    for argv, message in ((['--summary-json', '~no_such_user_here/s.json'], 'argument --summary-json: '),
+                          (['--summary-json='], '--summary-json is empty; give a file name'),
+                          (['--logs', ''], '--logs is empty; give a folder')):
+        with pytest.raises(SystemExit) as exit_info:
+            NodeClassificationSettings.from_command_line(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+@pytest.mark.parametrize('seed, seeds, ok', [(0, 1, True), (2 ** 32 - 1, 1, True), (2 ** 32 - 2, 2, True),
+                                             (-1, 1, False), (2 ** 32, 1, False), (2 ** 32 - 1, 2, False),
+                                             (2 ** 64, 1, False)])
+def test_check_seed(seed, seeds, ok):
+    # Seeds are below 2**32: the seeds derived from them for each process stay within 64 bits
+    from labml_gat.settings import check_seed
+    if ok:
+        check_seed(seed, seeds)
+    else:
+        with pytest.raises(UsageError, match='--seed'):
+            check_seed(seed, seeds)
+
+
 def test_choices_are_checked_for_settings_built_in_code():
     with pytest.raises(UsageError, match="^--layer must be one of gatv2, gat, got 'gcn'$"):
         ExampleSettings(layer='gcn').check()

@@ -35,7 +35,7 @@ def test_defaults_are_the_gat_papers():
     ({'n_heads': 0}, '--n-heads must be at least 1, got 0'),
     ({'n_hidden': -2}, '--n-hidden must be at least 1, got -2'),
     ({'patience': 0}, '--patience must be at least 1, got 0'),
-    ({'seed': -1}, '--seed must be at least 0, got -1'),
+    ({'seed': -1}, r'--seed must be in \[0, 2\*\*32\), got -1'),
     ({'dropout': 1.0}, r'--dropout must be a probability in \[0, 1\), got 1.0'),
     ({'dropout': 1.5}, r'--dropout must be a probability in \[0, 1\), got 1.5'),
     ({'dropout': -0.1}, r'--dropout must be a probability in \[0, 1\), got -0.1'),
