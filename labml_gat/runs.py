@@ -35,8 +35,11 @@ The image goes into a folder that exists (`--out`), as every output of the exper
 default `curves.png` beside the logs (`logs/curves.png` for runs in `logs/<name>/<uuid>`).
 Plotting needs matplotlib (the `docs` extra); listing does not.
 
-The folder of the runs is `logs/` of the working directory unless `LABML_GAT_LOGS` names
-another; the tests set that variable so that their runs stay out of the repository.
+The experiments keep their runs in `--logs`, else in the folder `LABML_GAT_LOGS` names,
+else in labml's `logs/` beside `.labml.yaml`, at the top of the clone, wherever they run
+from (the tests and the site's build set the variable, so that their runs stay out of the
+clone). `list` reads `LABML_GAT_LOGS`, else `logs/` of the folder it runs in; it takes
+the folder of the runs, of one experiment's runs, or of one run.
 """
 
 import io
@@ -54,7 +57,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import yaml
 
-from labml_gat.settings import ArgumentParser, UsageError, check_image, command
+from labml_gat.settings import ArgumentParser, UsageError, check_image, command, home_path
 
 # The environment variable naming the folder of labml runs (for the runs and for `list`)
 LOGS_ENV_VAR = 'LABML_GAT_LOGS'
@@ -278,8 +281,14 @@ def read_metrics(path: Path) -> dict:
     """
     metrics: dict = {}
     for entry in _json_lines(path / 'log.jsonl'):
-        for name, points in (entry.get('track') or {}).items():
-            for step, values in points:
+        track = entry.get('track')
+        # What is not of labml's shape is left out, as a half-written line is
+        for name, points in (track.items() if isinstance(track, dict) else ()):
+            for point in (points if isinstance(points, list) else ()):
+                if not (isinstance(point, list) and len(point) == 2
+                        and isinstance(point[0], (int, float)) and isinstance(point[1], list)):
+                    continue
+                step, values = point
                 values = [v for v in values if isinstance(v, (int, float))]
                 if values:
                     metrics.setdefault(name, {})[step] = sum(values) / len(values)
@@ -305,9 +314,14 @@ def _json_lines(path: Path):
 def find_runs(logs: Path) -> list[Run]:
     """Every run in `logs/<experiment>/<uuid>/`, oldest first within an experiment."""
     if not logs.is_dir():
-        raise UsageError(f'{logs}: no such folder (runs are kept in logs/ of the folder '
-                         f'the experiments ran from, or in ${LOGS_ENV_VAR})')
-    runs = [read_run(info.parent) for info in sorted(logs.glob('*/*/run.yaml'))]
+        raise UsageError(f'{logs}: no such folder (runs are kept in logs/ at the top of '
+                         f'the clone, or in --logs or ${LOGS_ENV_VAR})')
+    # The folder of the runs, of one experiment's runs, or one run
+    for pattern in ('*/*/run.yaml', '*/run.yaml', 'run.yaml'):
+        found = sorted(logs.glob(pattern))
+        if found:
+            break
+    runs = [read_run(info.parent) for info in found]
     return sorted(runs, key=lambda run: (run.experiment, run.started, run.uuid))
 
 
@@ -517,25 +531,26 @@ def _std(values: Sequence[float]) -> float:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = ArgumentParser(
         prog='python -m labml_gat.runs',
-        description='Look at labml runs offline: list them, or plot their curves.')
+        description='Look at labml runs offline: list them, or plot their curves.',
+        allow_abbrev=False)
     commands = parser.add_subparsers(dest='command', required=True)
     listing = commands.add_parser('list', help='runs, their settings and final numbers')
-    listing.add_argument('logs', nargs='?', type=Path, default=None,
+    listing.add_argument('logs', nargs='?', type=home_path, default=None,
                          help=f'folder of runs (default: ${LOGS_ENV_VAR}, else logs/)')
     plotting = commands.add_parser('plot', help='the curves of runs, as an image')
-    plotting.add_argument('runs', nargs='+', type=Path,
+    plotting.add_argument('runs', nargs='+', type=home_path,
                           help='run folders, logs/<name>/<uuid>')
-    plotting.add_argument('--out', type=Path, default=None,
+    plotting.add_argument('--out', type=home_path, default=None,
                           help='the image to write (default: curves.png in the folder of '
                                'the experiments, logs/ for logs/<name>/<uuid>)')
     args = parser.parse_args(argv)
     if args.command == 'list':
-        print(list_runs(find_runs(args.logs or logs_folder())))
+        print(list_runs(find_runs(Path(args.logs) if args.logs else logs_folder())))
     else:
         # Beside the logs, not in the folder the command runs in (a clone, say)
-        out = args.out or args.runs[0].resolve().parent.parent / 'curves.png'
+        out = Path(args.out or Path(args.runs[0]).resolve().parent.parent / 'curves.png')
         check_image('--out', str(out))
-        runs = [read_run(path) for path in args.runs]
+        runs = [read_run(Path(path)) for path in args.runs]
         print(f'wrote {plot_runs(runs, out)}')
 
 

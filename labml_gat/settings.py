@@ -304,12 +304,15 @@ def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None
     the closing of the run. A process of a [distributed job](distributed.html) whose
     peer failed (`LostPeer`) ends with one line and status 1. Stopped, only the first process of
     each machine says so, since all of them are stopped together.
-    Anything else is a bug and keeps its traceback.
+    Anything else is a bug and keeps its traceback. The labml runs go to the folder that
+    `LABML_GAT_LOGS` names, where it is set and `--logs` is not given.
     """
     from labml_gat.datasets import DataFileError, MissingDataError
     from labml_gat.distributed import LostPeer, first_of_machine
 
     def run() -> None:
+        from labml_gat.runs import use_logs_from_environment
+        use_logs_from_environment()
         signal.signal(signal.SIGTERM, _interrupt)
         # A process started with Ctrl-C ignored (in the background) keeps ignoring it
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:

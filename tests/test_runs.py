@@ -62,6 +62,25 @@ def test_a_half_written_last_line_is_left_out(logs):
     assert run.metrics['accuracy.valid'] == [(0, 0.3), (1, 0.6)]
 
 
+@pytest.mark.parametrize('line', ['{"track": [1, 2]}', '{"track": {"loss.train": [1, 2]}}',
+                                  '{"track": {"loss.train": [[0, 0.5]]}}', '{"track": {"loss.train": [[[0], [0.5]]]}}',
+                                  '{"track": {"loss.train": [[0, [0.5], 3]]}}'])
+def test_a_line_not_of_labmls_shape_is_left_out(logs, line):
+    # A damaged log: the line is left out, as a half-written one, and the rest is read
+    folder = logs / 'cora_gatv2' / 'aaaa1111'
+    with open(folder / 'log.jsonl', 'a', encoding='utf-8') as log:
+        log.write(line + '\n')
+    assert runs.read_run(folder).metrics['accuracy.valid'] == [(0, 0.2), (1, 0.5), (2, 0.7)]
+    assert 'aaaa1111' in runs.list_runs(runs.find_runs(logs))
+
+
+def test_list_takes_the_runs_of_one_experiment_or_one_run(logs):
+    everything = [run.uuid for run in runs.find_runs(logs)]
+    assert everything == ['aaaa1111', 'bbbb2222']
+    assert [run.uuid for run in runs.find_runs(logs / 'cora_gatv2')] == everything
+    assert [run.uuid for run in runs.find_runs(logs / 'cora_gatv2' / 'bbbb2222')] == ['bbbb2222']
+
+
 def test_list_shows_shared_settings_once_and_what_differs_per_run(logs):
     text = runs.list_runs(runs.find_runs(logs))
     lines = text.splitlines()
@@ -112,6 +131,18 @@ def test_plot_writes_into_a_folder_that_exists(logs, tmp_path):
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert result.stderr.strip().endswith(f'the folder {tmp_path / "missing"} does not exist')
     assert not (tmp_path / 'missing').exists()
+
+
+def test_an_image_under_the_home_folder(logs, tmp_path):
+    # `~` is the home folder, where the shell left it (quoted, or after `=`): checked and written alike
+    pytest.importorskip('matplotlib')
+    command = [sys.executable, '-m', 'labml_gat.runs', 'plot', *map(str, sorted(logs.glob('*/*'))),
+               '--out=~/curves.png']
+    env = {'PYTHONPATH': str(REPO), 'PATH': '/usr/bin:/bin', 'HOME': str(tmp_path / 'home')}
+    (tmp_path / 'home').mkdir()
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / 'home' / 'curves.png').read_bytes()[:4] == b'\x89PNG' and not (tmp_path / '~').exists()
 
 
 def test_plot_goes_beside_the_logs_and_an_image_needs_its_suffix(logs, tmp_path):

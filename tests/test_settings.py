@@ -201,6 +201,17 @@ def test_the_arguments_reach_main(monkeypatch):
     assert received == [['--epochs', '3']]
 
 
+def test_the_runs_go_where_the_environment_says(monkeypatch, tmp_path):
+    # `LABML_GAT_LOGS` names the folder of the runs of a script started from anywhere (the tests'
+    # subprocesses, the site's build); without it labml keeps its own `logs/` of the clone
+    from labml import lab
+    seen = []
+    monkeypatch.setattr(sys, 'argv', ['example.py'])
+    monkeypatch.setenv('LABML_GAT_LOGS', str(tmp_path / 'elsewhere'))
+    command(lambda argv: seen.append(Path(lab.get_experiments_path())))()
+    assert seen == [(tmp_path / 'elsewhere').resolve()]
+
+
 def test_ctrl_c_is_status_130(monkeypatch, capsys):
     def main(argv):
         raise KeyboardInterrupt
