@@ -98,7 +98,8 @@ class BenchmarkSettings(Settings):
                                     "implementations, Cora (fast: the Cora experiment's "
                                     'model, on sparse features)')
     scale_impls: List[str] = setting(['lean', 'pyg'], 'implementations, scale figures')
-    degree: float = setting(10.0, 'random in-edges per node of the random graphs')
+    degree: float = setting(10.0, 'random in-edges per node of the random graphs, on '
+                                  'average')
     in_features: int = setting(128, 'input features of the random graphs')
     n_heads: int = setting(8, 'attention heads')
     n_hidden: int = setting(8, 'features per head')
@@ -163,10 +164,11 @@ class BenchmarkSettings(Settings):
             if twice:
                 raise UsageError(f'{flag(name)} names {twice[0]} twice')
         measured = {impl for _, task, _, _ in tasks(self) for impl in task['impls']}
-        if benchmarking.PEER in measured and not importlib.util.find_spec('torch_geometric'):
-            raise UsageError(f"{benchmarking.PEER} (PyG's layers, the bar of every ratio) "
-                             f'needs torch_geometric, which is not installed: pip install '
-                             f'torch_geometric, or leave {benchmarking.PEER} out')
+        peer = benchmarking.PEER
+        if peer in measured and not importlib.util.find_spec('torch_geometric'):
+            raise UsageError(f"{peer} (PyG's layers, the bar of every ratio) needs "
+                             f'torch_geometric, which is not installed: pip install '
+                             f'torch_geometric, or leave {peer} out')
         check_one_record(self.record, self.results)
         if self.record:
             check_replaced_records(self)
@@ -205,7 +207,8 @@ def check_replaced_records(s: BenchmarkSettings) -> None:
             if key in old and old[key] != task.get(key, old[key]):
                 raise UsageError(f'--record would replace {path.name}, measured with '
                                  f'{flag(key)} {old[key]}, by one with {flag(key)} '
-                                 f'{task[key]}: record it elsewhere with --results FOLDER')
+                                 f'{task[key]}: record it elsewhere with --results '
+                                 f'FOLDER')
         lost = [impl for impl in old['impls'] if impl not in task['impls']]
         if lost:
             raise UsageError(f'--record would replace {path.name} without its rows of '

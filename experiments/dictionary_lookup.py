@@ -24,10 +24,12 @@ message to every $q_i$, a complete bipartite graph. The label of $q_i$ is $\pi(i
 value stored under its key: every query must attend to a **different** neighbour, chosen
 by its own key.
 
-About 80 % of the examples are for training and the rest for testing, split so that every
-test graph stores some value under a key where no training graph ever stored it: only a
-model that really looks the key up can answer it. With $k! \le 32000$ all permutations are
-used, otherwise 32000 random ones.
+Most of the examples are for training and the rest for testing (a share that nears 80 %
+as $k$ grows; rounding the number of allowed pairs down makes it smaller at small $k$),
+split so that every test graph stores some value under a key where no training graph ever
+stored it: only a model that really looks the key up can answer it. With $k! \le 32000$ all
+permutations are used, otherwise 32000 drawn at random (with repeats, each on one side of
+the split).
 
 ### Why GAT cannot do it
 
@@ -58,7 +60,8 @@ Adam with learning rate $3 \cdot 10^{-3}$, batches of 32 graphs, the gradient no
 clipped to 1, no dropout. Small batches make many updates per pass, and a small batch of
 small graphs stays in the processor's cache. An epoch makes *progress* when it removes
 at least 5 % of the training errors left after the last epoch that made progress; the
-learning rate is halved after 5 epochs without progress, and training stops at 100 %
+learning rate is halved after 6 epochs without progress (more than 5, as PyTorch's
+`ReduceLROnPlateau` counts), and training stops at 100 %
 training accuracy or after 10 epochs without progress, keeping the weights of the best
 training epoch: the test set never influences a decision. Counting the errors left makes the rule patient
 near 100 %, where a model that is fitting removes few errors per epoch, and quick to
@@ -203,7 +206,7 @@ class LookupSettings(Settings):
     patience: int = setting(
         10, 'stop after this many epochs without progress')
     lr_patience: int = setting(
-        5, 'halve the learning rate after this many epochs without progress')
+        5, 'halve the learning rate after more than this many epochs without progress')
     min_progress: float = setting(
         0.05, 'an epoch makes progress when it removes this fraction of the training '
               'errors left')

@@ -11,7 +11,8 @@ summary: >
 
 Cora's 2,708 nodes fit anywhere; this script runs the [mini-batch route](cora_minibatch.html) where
 the graph matters: the [benchmark's](benchmark.html) random graph of $N = 10^6$ nodes with 10
-random in-edges and a self loop each (11 million edges) and 128 features per node, with the
+random in-edges each on average (their targets are drawn at random) and a self loop each
+(11 million edges) and 128 features per node, with the
 [memory-lean two-layer model](../labml_gat/lean.html). It measures what
 [data parallelism](../labml_gat/distributed.html) buys: the targets trained per second by one
 process and by several, each with one thread, on the same global batches, and the memory of each.
@@ -67,7 +68,8 @@ from labml_gat.training import check_fits
 class SyntheticSettings(Settings):
     """## Settings"""
     nodes: int = setting(1_000_000, 'nodes N of the random graph')
-    degree: int = setting(10, 'random in-edges per node, besides its self loop')
+    degree: int = setting(10, 'random in-edges per node on average, besides its self '
+                              'loop')
     in_features: int = setting(128, 'features per node')
     classes: int = setting(8, 'classes C')
     n_heads: int = setting(8, 'attention heads K of the first layer')

@@ -320,8 +320,8 @@ def train(k: int, layer: str = 'gatv2', n_heads: int = 1, epochs: int = 50,
 
     Trains one model on the task of size `k`. Adam; an epoch counts as *progress* when
     it removes at least the fraction `min_progress` of the training errors that remained
-    after the last epoch that made progress. The learning rate is halved after `lr_patience` epochs
-    without progress; training stops at 100 % training accuracy or after `patience`
+    after the last epoch that made progress. The learning rate is halved once more than
+    `lr_patience` epochs in a row made no progress (`ReduceLROnPlateau`'s count); training stops at 100 % training accuracy or after `patience`
     epochs without progress, and keeps the weights of the epoch with the best training
     accuracy. Measuring progress on the errors left makes the same rule patient near
     100 %, where a model that is fitting removes few errors per epoch, and quick to give

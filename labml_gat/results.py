@@ -340,8 +340,7 @@ def describe_figure(record: dict) -> str:
         what = 'Cora'
     else:
         what = (f"{record['n_nodes']:,} nodes, {record['degree']:g} random in-edges "
-                f"per node "
-                f"+ self loop, {record['in_features']} features")
+                f"per node on average + self loop, {record['in_features']} features")
         if record.get('edge_dim'):
             what += f", {record['edge_dim']} edge features"
     model = 'one layer' if record['level'] == 'layer' else 'two-layer model'

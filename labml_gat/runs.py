@@ -285,10 +285,11 @@ def read_metrics(path: Path) -> dict:
         # What is not of labml's shape is left out, as a half-written line is
         for name, points in (track.items() if isinstance(track, dict) else ()):
             for point in (points if isinstance(points, list) else ()):
-                if not (isinstance(point, list) and len(point) == 2
-                        and isinstance(point[0], (int, float)) and isinstance(point[1], list)):
+                if not (isinstance(point, list) and len(point) == 2):
                     continue
                 step, values = point
+                if not (isinstance(step, (int, float)) and isinstance(values, list)):
+                    continue
                 values = [v for v in values if isinstance(v, (int, float))]
                 if values:
                     metrics.setdefault(name, {})[step] = sum(values) / len(values)
