@@ -123,12 +123,22 @@ def run_in_parallel(settings: NodeClassificationSettings, explicit: set, data: A
     context = multiprocessing.get_context('spawn')
     stop = context.Event()
     start = time.perf_counter()
+    futures = {}
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=start_worker,
                              initargs=(settings.threads, str(lab.get_experiments_path()),
                                        stop)) as pool:
         try:
-            futures = {pool.submit(run_seed_in_worker, quiet, explicit, data, seed,
-                                   train): seed for seed in seeds}
+            # The workers are spawned as seeds are submitted, and keep the stop signals
+            # ignored, as they are here meanwhile, until `start_worker` sets their handler:
+            # a Ctrl-C while they import torch is not theirs to raise
+            handlers = {signum: signal.signal(signum, signal.SIG_IGN)
+                        for signum in STOP_SIGNALS}
+            try:
+                futures = {pool.submit(run_seed_in_worker, quiet, explicit, data, seed,
+                                       train): seed for seed in seeds}
+            finally:
+                for signum, handler in handlers.items():
+                    signal.signal(signum, handler)
             for done, future in enumerate(as_completed(futures), 1):
                 result = finished[futures[future]] = future.result()
                 if not settings.quiet:

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -230,6 +231,48 @@ def test_a_stop_signal_stops_every_seed(tmp_path, signum, whole_group, jobs):
     assert len(list(tmp_path.glob('started-*'))) == jobs
     assert not list(tmp_path.glob('finished-*'))
     assert statuses(logs) == ['interrupted'] * jobs
+
+
+def children(pid: int) -> list:
+    """The processes whose parent is `pid` (Linux: read from /proc)."""
+    found = []
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try:
+            fields = stat.read_text().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path('/proc/self/stat').is_file(), reason='reads the processes from /proc')
+def test_a_ctrl_c_while_the_workers_start_stops_without_a_traceback(tmp_path):
+    # The terminal's Ctrl-C reaches the workers too, while they still import torch: they ignore it
+    # until their handler is set, and the parent stops them
+    import os
+    import signal
+    import time
+    script = tmp_path / 'slow_seeds.py'
+    script.write_text(SLOW_SEEDS)
+    process = subprocess.Popen([sys.executable, str(script), '4', '2', str(tmp_path / 'logs'), str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               cwd=tmp_path, preexec_fn=sigint_as_in_a_terminal)
+    try:
+        deadline = time.monotonic() + 120
+        # The pool's two workers and multiprocessing's resource tracker
+        while len(children(process.pid)) < 2:
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert (process.returncode, err) == (130, 'slow_seeds.py: stopped\n'), err
+    assert not list(tmp_path.glob('started-*'))
 
 
 FAILING_SEEDS = SLOW_SEEDS.replace(
