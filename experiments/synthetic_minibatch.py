@@ -33,6 +33,7 @@ and a build that fails or is stopped leaves nothing in the cache.
 It trains `--steps` global batches after `--warmup` more, then evaluates the validation nodes
 [layer by layer](../labml_gat/distributed.html#evaluation-on-all-nodes-layer-by-layer).
 A graph with fewer training batches than that is trained epoch after epoch, each in a new order.
+Rank 0 says how far it is on the standard error and prints the result, one line, on the output.
 With `--record`, rank 0 adds its numbers to `experiments/results/synthetic_minibatch.json`,
 one entry per number of processes. The record has one date, machine and set of versions, so it
 keeps the entry of another number of processes only when it was recorded on the same day, machine
@@ -45,6 +46,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
@@ -212,6 +214,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     torch.set_num_threads(s.threads)
     load = os.getloadavg()[0]
     with distributed.job(s.device, s.peer_timeout) as job:
+        # Progress goes to the standard error, from the first process: the output is the result
+        say = (partial(print, file=sys.stderr, flush=True) if job.is_main
+               else lambda text: None)
+        if not (s.graph_folder() / 'tensors.json').is_file():
+            say(f'building the graph of {s.nodes} nodes into {s.graph_folder()} '
+                f'(once: later runs read it)')
         data = distributed.shared_tensors(s.graph_folder(), lambda: build_graph(s))
         sampler = NeighbourSampler.from_csr(data['ptr'], data['sources'])
         x, y = data['x'], data['y']
@@ -230,10 +238,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
         # Training steps, the last `steps` of them timed, all ranks together
         model.train()
+        say(f'{len(shares)} training steps, the first {s.warmup} not timed')
         for step, (seeds, global_size) in enumerate(shares):
             if step == s.warmup:
                 barrier()
                 start = time.perf_counter()
+            if step % max(1, len(shares) // 10) == 0:
+                say(f'step {step + 1} of {len(shares)}')
             # The features stay in the shared CPU copy: their rows `n_id` go to the device
             batch = sampler.sample(seeds, s.fanouts, samples)
             logits = model(x[batch.n_id].to(job.device),
@@ -251,6 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         memory = gather(distributed.memory())
 
         # Validation, layer by layer
+        say(f'validation of {s.eval_nodes} nodes, layer by layer')
         start = time.perf_counter()
         mine, scores = distributed.layer_by_layer(module, sampler, x, val_nodes,
                                                   s.eval_batch_size)

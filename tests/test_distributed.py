@@ -577,6 +577,10 @@ def test_the_synthetic_graph_under_torchrun(tmp_path):
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('2 process(es), 1 thread(s) each:')
     assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['graph_3000_10_128_8_0']
+    # Progress on the standard error, from the first process only
+    progress = [line for line in result.stderr.splitlines() if not line.startswith(('W', '[W', '*'))]
+    assert progress[0].startswith('building the graph of 3000 nodes into ') and progress[-1] == \
+        'validation of 500 nodes, layer by layer' and progress.count('step 1 of 4') == 1, result.stderr
 
 
 @pytest.mark.slow
