@@ -144,8 +144,8 @@ python experiments/dictionary_lookup.py --sweep
 python experiments/dictionary_lookup.py --which-layer
 ```
 
-Each run is a labml run in `logs/dictionary_lookup/`. labml's progress line is shown on a
-terminal, and `--quiet` turns it off there too. A flag that the run does not read, such as
+Each run is a labml run in `logs/dictionary_lookup/` (or in `--logs`). labml's progress line
+is shown on a terminal, and `--quiet` turns it off there too. A flag that the run does not read, such as
 `--record` for one model or `--k` for `--sweep`, is refused before anything runs.
 """
 
@@ -160,7 +160,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-from labml import monit, tracker
+from labml import lab, monit, tracker
 
 from labml_gat.lookup import (LAYERS, examples_bytes, make_task, n_examples, time_layers,
                               train, training_step_bytes)
@@ -186,7 +186,7 @@ WHICH_LAYER_GRAPHS = [(n_nodes, 512 // n_nodes, density) for n_nodes in (4, 16, 
 # The settings each kind of run reads: a flag given for another kind would be ignored
 TRAINING = ('epochs', 'patience', 'lr_patience', 'min_progress', 'learning_rate',
             'batch_size', 'max_examples', 'epoch_size', 'd_model', 'seed', 'impl',
-            'device', 'threads', 'quiet')
+            'device', 'threads', 'quiet', 'logs')
 READS = {'a run of one model': (*TRAINING, 'layer', 'n_heads', 'k', 'summary_json'),
          '--sweep': (*TRAINING, 'sweep', 'ks', 'sweep_heads', 'record', 'results'),
          '--which-layer': ('which_layer', 'seed', 'threads', 'record', 'results')}
@@ -224,6 +224,8 @@ class LookupSettings(Settings):
     threads: int = setting(1, 'torch threads: a batch of small graphs keeps one busy')
     summary_json: Optional[str] = setting(
         None, 'write the final numbers and the history here', path=True)
+    logs: Optional[str] = setting(None, 'folder for the labml runs '
+                                        "(default: labml's logs/)", path=True)
     quiet: bool = setting(False, 'no progress output (the run is still kept by labml)')
     sweep: bool = setting(
         False, 'train GAT and GATv2 with each of --sweep-heads for each k of --ks')
@@ -257,6 +259,7 @@ class LookupSettings(Settings):
                              f'got {self.min_progress}')
         check_device(self.device)
         check_output('--summary-json', self.summary_json)
+        check_output('--logs', self.logs, folder=True)
         check_output('--results', self.results, folder=True)
         # Every size is checked against the memory before any task is made
         for k in (self.ks if self.sweep else [self.k]):
@@ -499,6 +502,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     settings = parse(argv)
     torch.set_num_threads(settings.threads)
+    if settings.logs is not None:
+        lab.configure({'experiments_path': str(Path(settings.logs).resolve())})
     if settings.sweep:
         return sweep(settings, argv)
     if settings.which_layer:

@@ -408,6 +408,14 @@ def test_summary_of_a_diverged_model_is_strict_json(tmp_path, labml_logs):
     assert [epoch['loss'] for epoch in summary['history']] == [None, None]
 
 
+def test_the_run_goes_into_logs(tmp_path, labml_logs):
+    # `--logs`, as the Cora experiments take it
+    load_script().main(['--k', '3', '--epochs', '1', '--batch-size', '2', '--d-model', '8', '--epoch-size', '0',
+                        '--quiet', '--logs', str(tmp_path / 'runs')])
+    assert len(list((tmp_path / 'runs' / 'dictionary_lookup').glob('*/run.yaml'))) == 1
+    assert not labml_logs.exists()
+
+
 def test_threads_setting(tmp_path, labml_logs):
     script = load_script()
     threads = torch.get_num_threads()
