@@ -565,8 +565,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for path in paths:
         try:
             texts.append(update(path.read_text(encoding='utf-8')))
-        except ValueError as error:
+        except (ValueError, OSError) as error:
             parser.error(f'{path}: {error}')
+        except KeyError as error:
+            parser.error(f'{path}: a record it quotes has no {error}')
     for path, text in zip(paths, texts):
         path.write_text(text, encoding='utf-8')
 

@@ -206,6 +206,24 @@ def test_a_misspelt_marker_or_block_is_one_line_and_writes_nothing(tmp_path, cap
         assert 'stale' in good.read_text(encoding='utf-8')
 
 
+@pytest.mark.parametrize('damage, message', [
+    (FileNotFoundError(2, 'No such file or directory'), 'No such file or directory'),
+    (KeyError('values'), "a record it quotes has no 'values'")])
+def test_a_missing_or_incomplete_record_is_one_line(tmp_path, monkeypatch, capsys, damage, message):
+    page = tmp_path / 'page.md'
+    page.write_text('<!-- results: cora -->\nstale\n<!-- end results -->\n', encoding='utf-8')
+
+    def load(name, folder=results.RESULTS):
+        raise damage
+
+    monkeypatch.setattr(results, 'load', load)
+    with pytest.raises(SystemExit) as exit:
+        results.main([str(page)])
+    error = capsys.readouterr().err
+    assert exit.value.code == 2 and len(error.strip().splitlines()) == 1 and message in error, error
+    assert 'stale' in page.read_text(encoding='utf-8')
+
+
 def load_values(name):
     return results.load(name)['values'] if name.startswith('benchmark') else \
         results.load(name).get('values', results.load(name))
