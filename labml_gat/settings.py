@@ -349,5 +349,9 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def prog() -> str:
-    """The script's name, as argparse prints it."""
+    """The command's name: the script's, as argparse prints it, or `python -m module` for a
+    module run as one (`python -m labml_gat.runs`)."""
+    spec = getattr(sys.modules.get('__main__'), '__spec__', None)
+    if spec is not None and not spec.name.endswith('__main__'):
+        return f'python -m {spec.name}'
     return argparse.ArgumentParser().prog

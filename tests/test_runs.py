@@ -173,7 +173,7 @@ def test_a_wrong_folder_is_one_line_and_status_2(tmp_path, arguments, message):
     result = subprocess.run([sys.executable, '-m', 'labml_gat.runs', *arguments], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120,
                             env={'PYTHONPATH': str(REPO), 'PATH': '/usr/bin:/bin'})
-    assert result.returncode == 2
+    assert result.returncode == 2 and result.stderr.startswith('python -m labml_gat.runs: error: ')
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
 
 
