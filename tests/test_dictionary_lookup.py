@@ -313,17 +313,10 @@ TINY_SWEEP = ['--ks', '2', '--sweep-heads', '1', '--epochs', '1', '--d-model', '
 def run_script(args, cwd):
     """
     The script in a subprocess, as `python experiments/dictionary_lookup.py ...` would run
-    it, with labml's runs in `cwd/logs` (labml finds its settings beside the calling
-    script, so the folder is set before the script runs).
+    it, with labml's runs in `cwd/logs` (`LABML_GAT_LOGS`, as a user may set it).
     """
-    (cwd / '.labml.yaml').write_text('check_repo_dirty: false\n')
-    code = ('import runpy, sys\n'
-            'from labml import lab\n'
-            f'lab.configure({{"experiments_path": {str(cwd / "logs")!r}}})\n'
-            f'sys.argv = [{str(SCRIPT)!r}, *sys.argv[1:]]\n'
-            f'runpy.run_path({str(SCRIPT)!r}, run_name="__main__")\n')
-    env = {**os.environ, 'PYTHONPATH': str(REPO)}
-    return subprocess.run([sys.executable, '-c', code, *args], cwd=cwd, env=env,
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'LABML_GAT_LOGS': str(cwd / 'logs')}
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -363,7 +356,7 @@ def test_usage_errors_are_one_line_and_start_no_run(tmp_path, args, message):
     assert lines[0].startswith('dictionary_lookup.py: error: ') and message in lines[0]
     assert 'Traceback' not in result.stderr and result.stdout == ''
     # Checked before labml creates a run or anything is written
-    assert sorted(path.name for path in tmp_path.iterdir()) == ['.labml.yaml']
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow
@@ -390,7 +383,7 @@ def test_command_line_run_writes_summary_and_labml_run(tmp_path):
     assert (summary['k'], summary['layer'], summary['n_heads']) == (3, 'gat', 2)
     assert summary['n_train'] + summary['n_test'] == 6
     assert 1 <= len(summary['history']) <= 2
-    # The run and its settings are kept by labml, in the folder of `.labml.yaml`
+    # The run and its settings are kept by labml, in the folder `LABML_GAT_LOGS` names
     run_folder = next((tmp_path / 'logs' / 'dictionary_lookup').iterdir())
     assert (run_folder / 'configs.yaml').is_file()
 
@@ -693,15 +686,9 @@ def test_output_names_the_run_and_starts_the_summary_on_its_own_line(tmp_path):
 def test_ctrl_c_stops_the_sweep(tmp_path):
     """Ctrl-C during the sweep: one line, exit status 130, the run recorded as interrupted."""
     from labml_gat.runs import read_status
-    (tmp_path / '.labml.yaml').write_text('check_repo_dirty: false\n')
-    code = ('import runpy, sys\n'
-            'from labml import lab\n'
-            f'lab.configure({{"experiments_path": {str(tmp_path / "logs")!r}}})\n'
-            f'sys.argv = [{str(SCRIPT)!r}, *sys.argv[1:]]\n'
-            f'runpy.run_path({str(SCRIPT)!r}, run_name="__main__")\n')
     process = subprocess.Popen(
-        [sys.executable, '-c', code, '--sweep', '--ks', '20', '--sweep-heads', '1', '--quiet',
-         '--results', str(tmp_path)], cwd=tmp_path, stdout=subprocess.PIPE,
+        [sys.executable, str(SCRIPT), '--sweep', '--ks', '20', '--sweep-heads', '1', '--quiet',
+         '--results', str(tmp_path), '--logs', str(tmp_path / 'logs')], cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env={**os.environ, 'PYTHONPATH': str(REPO)},
         start_new_session=True, preexec_fn=sigint_as_in_a_terminal)
     try:
