@@ -58,7 +58,6 @@ python experiments/benchmark.py --figures scale --scale-nodes 10000000 --threads
 
 import importlib.util
 import itertools
-import json
 import shlex
 import sys
 from dataclasses import dataclass
@@ -199,10 +198,11 @@ def check_replaced_records(s: BenchmarkSettings) -> None:
     the same name, nor without some of their rows.
     """
     for name, task, _, _ in tasks(s):
-        path = results.RESULTS / f'{results.benchmark_record_name(name)}.json'
+        record = results.benchmark_record_name(name)
+        path = results.RESULTS / f'{record}.json'
         if not path.is_file():
             continue
-        old = json.loads(path.read_text(encoding='utf-8'))['values']
+        old = results.load(record)['values']
         for key in ('degree', 'in_features', 'n_heads', 'n_hidden'):
             if key in old and old[key] != task.get(key, old[key]):
                 raise UsageError(f'--record would replace {path.name}, measured with '
