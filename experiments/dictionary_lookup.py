@@ -167,8 +167,9 @@ from labml_gat.lookup import (LAYERS, examples_bytes, make_task, n_examples, tim
 from labml_gat.results import strict_json
 from labml_gat.runs import epochs, labml_run, progress_on_screen
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
-                                check_device, check_one_record, check_output,
-                                check_positive, check_seed, command, flag, setting)
+                                check_device, check_logs, check_one_record,
+                                check_output, check_positive, check_seed, command, flag,
+                                setting)
 from labml_gat.training import check_fits
 
 # The project's records, which `--record` replaces
@@ -259,7 +260,7 @@ class LookupSettings(Settings):
                              f'got {self.min_progress}')
         check_device(self.device)
         check_output('--summary-json', self.summary_json)
-        check_output('--logs', self.logs, folder=True)
+        check_logs(self.logs)
         check_output('--results', self.results, folder=True)
         # Every size is checked against the memory before any task is made
         for k in (self.ks if self.sweep else [self.k]):

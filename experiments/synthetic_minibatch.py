@@ -62,7 +62,7 @@ from labml_gat.lean import LeanTwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
                                 check_positive, check_probability, check_seed,
-                                check_writable, command, setting)
+                                check_writable, command, path_errors, setting)
 from labml_gat.training import check_fits
 
 
@@ -117,8 +117,8 @@ class SyntheticSettings(Settings):
         check_positive('learning_rate', self.learning_rate)
         check_device(self.device)
         distributed.check_settings(self)
-        self.check_memory()
         self.check_cache()
+        self.check_memory()
 
     def graph_folder(self) -> Path:
         """The folder of this graph's files, in the cache."""
@@ -153,12 +153,13 @@ class SyntheticSettings(Settings):
         """
         if self.cache == '':
             raise UsageError('--cache is empty; give a folder')
-        folder = self.graph_folder()
-        if (folder / 'tensors.json').is_file():
-            return
-        cache = folder.parent.absolute()
-        # A path under a file does not exist either: the first that does is that file
-        found = next(path for path in (cache, *cache.parents) if path.exists())
+        with path_errors('--cache', self.cache):
+            folder = self.graph_folder()
+            if (folder / 'tensors.json').is_file():
+                return
+            cache = folder.parent.absolute()
+            # A path under a file does not exist either: the first that does is that file
+            found = next(path for path in (cache, *cache.parents) if path.exists())
         if not found.is_dir():
             raise UsageError(f'--cache {self.cache}: {found} is a file, not a folder')
         check_writable('--cache', self.cache, found)

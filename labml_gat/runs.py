@@ -38,7 +38,8 @@ Plotting needs matplotlib (the `docs` extra); listing does not.
 The experiments keep their runs in `--logs`, else in the folder `LABML_GAT_LOGS` names,
 else in labml's `logs/` beside `.labml.yaml`, at the top of the clone, wherever they run
 from (the tests and the site's build set the variable, so that their runs stay out of the
-clone). `list` reads `LABML_GAT_LOGS`, else `logs/` of the folder it runs in; it takes
+clone). `--logs` must be in a folder that exists; the folder the variable names is made, with
+the folders above it, as labml makes its own. `list` reads `LABML_GAT_LOGS`, else `logs/` of the folder it runs in; it takes
 the folder of the runs, of one experiment's runs, or of one run.
 """
 
@@ -57,7 +58,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 import yaml
 
-from labml_gat.settings import ArgumentParser, UsageError, check_image, command, home_path
+from labml_gat.settings import (ArgumentParser, UsageError, check_image, command,
+                                home_path, path_errors)
 
 # The environment variable naming the folder of labml runs (for the runs and for `list`)
 LOGS_ENV_VAR = 'LABML_GAT_LOGS'
@@ -546,12 +548,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                'the experiments, logs/ for logs/<name>/<uuid>)')
     args = parser.parse_args(argv)
     if args.command == 'list':
-        print(list_runs(find_runs(Path(args.logs) if args.logs else logs_folder())))
+        logs = Path(args.logs) if args.logs else logs_folder()
+        with path_errors('', logs):
+            print(list_runs(find_runs(logs)))
     else:
         # Beside the logs, not in the folder the command runs in (a clone, say)
         out = Path(args.out or Path(args.runs[0]).resolve().parent.parent / 'curves.png')
         check_image('--out', str(out))
-        runs = [read_run(Path(path)) for path in args.runs]
+        runs = []
+        for path in args.runs:
+            with path_errors('', path):
+                runs.append(read_run(Path(path)))
         print(f'wrote {plot_runs(runs, out)}')
 
 

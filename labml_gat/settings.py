@@ -26,13 +26,15 @@ means a bug.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import math
+import os
 import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 import torch
 
@@ -214,16 +216,38 @@ def check_output(name: str, path: Optional[str], folder: bool = False) -> None:
     if not path:
         raise UsageError(f'{name} is empty; give a {"folder" if folder else "file name"}')
     target = Path(path).expanduser()
-    if folder and target.exists() and not target.is_dir():
-        raise UsageError(f'{name} {path} is a file; give a folder')
-    if not folder and target.is_dir():
-        raise UsageError(f'{name} {path} is a folder; give a file name')
-    home = target if folder and target.is_dir() else target.resolve().parent
-    if home.exists() and not home.is_dir():
-        raise UsageError(f'{name} {path}: {home} is a file, not a folder')
-    if not home.is_dir():
-        raise UsageError(f'{name} {path}: the folder {home} does not exist')
+    with path_errors(name, path):
+        if folder and target.exists() and not target.is_dir():
+            raise UsageError(f'{name} {path} is a file; give a folder')
+        if not folder and target.is_dir():
+            raise UsageError(f'{name} {path} is a folder; give a file name')
+        home = target if folder and target.is_dir() else target.resolve().parent
+        if home.exists() and not home.is_dir():
+            raise UsageError(f'{name} {path}: {home} is a file, not a folder')
+        if not home.is_dir():
+            raise UsageError(f'{name} {path}: the folder {home} does not exist')
     check_writable(name, path, home)
+
+
+def check_logs(logs: Optional[str]) -> None:
+    """
+    Where the labml runs go: `--logs`, an output folder (`check_output`), else the folder
+    `LABML_GAT_LOGS` names, if set, which labml makes, with the folders above it: the
+    nearest of them that exists is a folder that takes files.
+    """
+    if logs is not None:
+        check_output('--logs', logs, folder=True)
+        return
+    from labml_gat.runs import LOGS_ENV_VAR
+    folder = os.environ.get(LOGS_ENV_VAR)
+    if not folder:
+        return
+    name, path = f'${LOGS_ENV_VAR}', Path(folder).absolute()
+    with path_errors(name, folder):
+        found = next(above for above in (path, *path.parents) if above.exists())
+        if not found.is_dir():
+            raise UsageError(f'{name} {folder}: {found} is a file, not a folder')
+    check_writable(name, folder, found)
 
 
 def check_folder(name: str, path: Optional[str]) -> None:
@@ -235,8 +259,22 @@ def check_folder(name: str, path: Optional[str]) -> None:
         return
     if not path:
         raise UsageError(f'{name} is empty; give a folder')
-    if not Path(path).expanduser().is_dir():
+    with path_errors(name, path):
+        is_folder = Path(path).expanduser().is_dir()
+    if not is_folder:
         raise UsageError(f'{name} {path} is not a folder')
+
+
+@contextlib.contextmanager
+def path_errors(name: str, path: Any) -> Iterator[None]:
+    """A path the system will not look at (a name too long for it, a folder that may not
+    be read) is a mistake in the path: one line, with the system's reason. `name` is the
+    flag, or `''` for an argument."""
+    try:
+        yield
+    except OSError as error:
+        given = f'{name} {path}' if name else str(path)
+        raise UsageError(f'{given}: {error.strerror or error}') from None
 
 
 def check_image(name: str, path: Optional[str]) -> None:

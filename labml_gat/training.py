@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_folder, check_output, check_positive,
-                                check_probability, check_seed, setting)
+                                check_folder, check_logs, check_output,
+                                check_positive, check_probability, check_seed, setting)
 
 
 # The most seeds one command runs: enough for a mean and a spread, and a bound on the labml
@@ -93,7 +93,7 @@ class NodeClassificationSettings(Settings):
         check_device(self.device)
         check_folder('--data-dir', self.data_dir)
         check_output('--summary-json', self.summary_json)
-        check_output('--logs', self.logs, folder=True)
+        check_logs(self.logs)
 
     def experiment_name(self) -> str:
         """The labml experiment: its runs are kept in `logs/<name>/`."""

@@ -192,6 +192,7 @@ MISTAKES = {
     'share-weights': ['--share-weights', '--layer', 'gat'],
     'dataset': ['--dataset', 'pubmed'],
     'many-seeds': ['--seeds', '100000'],
+    'long-name': ['--summary-json', '{tmp}/' + 's' * 300 + '.json'],
 }
 MESSAGES = {
     'epochs': 'cora.py: error: --epochs must be at least 1, got 0',
@@ -206,6 +207,7 @@ MESSAGES = {
     'share-weights': 'cora.py: error: --share-weights is an option of the GATv2 layer',
     'dataset': "cora.py: error: argument --dataset: invalid choice: 'pubmed'",
     'many-seeds': 'cora.py: error: --seeds 100000: at most 100 in one command',
+    'long-name': 'cora.py: error: --summary-json {tmp}/' + 's' * 300 + '.json: ',
 }
 
 

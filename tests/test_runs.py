@@ -177,6 +177,16 @@ def test_a_wrong_folder_is_one_line_and_status_2(tmp_path, arguments, message):
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
 
 
+@pytest.mark.parametrize('arguments', [['list', 'r' * 300], ['plot', 'r' * 300],
+                                       ['plot', '.', '--out', 'r' * 300 + '.png']])
+def test_a_name_the_system_refuses_is_a_mistake(tmp_path, monkeypatch, arguments):
+    # Longer than a file system takes: the system's reason in one line, not a traceback
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError):
+        runs.main(arguments)
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_run_without_metrics_cannot_be_plotted(tmp_path):
     folder = make_run(tmp_path, 'cccc3333', 0, [])
     (folder / 'log.jsonl').unlink()

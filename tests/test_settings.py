@@ -370,6 +370,51 @@ def test_check_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['a file']
 
 
+# A name longer than a file system takes (255 bytes on Linux, macOS and Windows)
+LONG = 'n' * 300
+
+
+@pytest.mark.parametrize('path', [LONG, f'{LONG}/x', f'x/{LONG}'])
+def test_a_path_the_system_refuses_is_a_mistake(tmp_path, path):
+    from labml_gat.settings import check_folder, check_output
+    path = str(tmp_path / path)
+    for check in (lambda: check_output('--out', path), lambda: check_folder('--in', path),
+                  lambda: check_output('--logs', path, folder=True)):
+        with pytest.raises(UsageError):
+            check()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_folder_of_the_runs_in_the_environment_is_checked(monkeypatch, tmp_path):
+    """`LABML_GAT_LOGS` is checked where `--logs` is not given: labml makes the folder and
+    those above it, so they need not exist, but the nearest that does must be a folder that takes
+    files; `--logs` wins over it."""
+    from labml_gat.settings import check_logs
+    (tmp_path / 'a file').write_text('')
+    for fine in (tmp_path, tmp_path / 'new' / 'logs'):
+        monkeypatch.setenv('LABML_GAT_LOGS', str(fine))
+        check_logs(None)
+    for wrong in (tmp_path / 'a file' / 'logs', tmp_path / LONG, Path('/proc/x')):
+        monkeypatch.setenv('LABML_GAT_LOGS', str(wrong))
+        with pytest.raises(UsageError, match='LABML_GAT_LOGS'):
+            check_logs(None)
+        check_logs(str(tmp_path))
+    monkeypatch.delenv('LABML_GAT_LOGS')
+    check_logs(None)
+    with pytest.raises(UsageError):
+        check_logs(str(tmp_path / 'a file'))
+    # Checking made nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a file']
+
+
+def test_a_script_checks_the_folder_of_the_runs_in_the_environment(monkeypatch, capsys, tmp_path):
+    from labml_gat.training import NodeClassificationSettings
+    (tmp_path / 'a file').write_text('')
+    monkeypatch.setenv('LABML_GAT_LOGS', str(tmp_path / 'a file' / 'logs'))
+    assert run_command(monkeypatch, NodeClassificationSettings.from_command_line) == 2
+    assert capsys.readouterr().err.startswith('example.py: error: $LABML_GAT_LOGS ')
+
+
 @pytest.mark.parametrize('script, settings', [
     ('cora', 'CoraSettings'), ('cora_minibatch', 'MiniBatchSettings'),
     ('dictionary_lookup', 'LookupSettings'), ('benchmark', 'BenchmarkSettings')])

@@ -149,6 +149,8 @@ def test_a_failed_write_leaves_nothing_in_the_cache(tmp_path, failure):
 MISTAKES = {
     'under-a-file': (['--cache', '{tmp}/file/cache'], '--cache {tmp}/file/cache: {tmp}/file is a file'),
     'proc': (['--cache', '/proc/x'], '--cache /proc/x: cannot write into /proc'),
+    # A name longer than the file system takes: the system's reason, not a traceback
+    'long-name': (['--cache', '{tmp}/' + 'c' * 300], '--cache {tmp}/' + 'c' * 300 + ': '),
     'learning-rate': (['--learning-rate', '-1'], '--learning-rate must be positive and finite'),
     'dropout': (['--dropout', '1'], '--dropout must be a probability in [0, 1), got 1.0'),
     # A graph of petabytes, refused from its size before any of it is made
