@@ -34,8 +34,9 @@ It trains `--steps` global batches after `--warmup` more, then evaluates the val
 [layer by layer](../labml_gat/distributed.html#evaluation-on-all-nodes-layer-by-layer).
 A graph with fewer training batches than that is trained epoch after epoch, each in a new order.
 Rank 0 says how far it is on the standard error and prints the result, one line, on the output.
-With `--record`, rank 0 adds its numbers to `experiments/results/synthetic_minibatch.json`,
-one entry per number of processes. The record has one date, machine and set of versions, so it
+With `--record`, rank 0 adds its numbers to `experiments/results/synthetic_minibatch.json`
+(with `--results FOLDER`, to `synthetic_minibatch.json` there), one entry per number of
+processes. The record has one date, machine and set of versions, so it
 keeps the entry of another number of processes only when it was recorded on the same day, machine
 and versions, with the same settings: those two are read side by side, with the ratio of their
 throughputs.
@@ -61,8 +62,9 @@ from labml_gat.benchmarking import random_graph
 from labml_gat.lean import LeanTwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_positive, check_probability, check_seed,
-                                check_writable, command, path_errors, setting)
+                                check_one_record, check_output, check_positive,
+                                check_probability, check_seed, check_writable, command,
+                                path_errors, setting)
 from labml_gat.training import check_fits
 
 
@@ -93,6 +95,8 @@ class SyntheticSettings(Settings):
                                      'others before the job ends')
     record: bool = setting(False, 'add the numbers to experiments/results/'
                                   'synthetic_minibatch.json')
+    results: Optional[str] = setting(None, 'add the numbers to the record in this folder '
+                                           'instead', path=True)
 
     def check(self) -> None:
         super().check()
@@ -117,6 +121,8 @@ class SyntheticSettings(Settings):
         check_positive('learning_rate', self.learning_rate)
         check_device(self.device)
         distributed.check_settings(self)
+        check_one_record(self.record, self.results)
+        check_output('--results', self.results, folder=True)
         self.check_cache()
         self.check_memory()
 
@@ -287,8 +293,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
           f"{values['targets_per_second']} targets/s, {values['step_seconds']} s a step; "
           f"memory per rank (MiB): {mib}; layer-by-layer validation of "
           f"{s.eval_nodes} nodes in {values['eval_seconds']} s")
-    if s.record:
-        print(f'recorded in {record(values, s)}')
+    if s.record or s.results:
+        print(f'recorded in {record(values, s, s.results and Path(s.results))}')
 
 
 def global_batches(nodes: torch.Tensor, s: SyntheticSettings
@@ -331,7 +337,7 @@ def command_line(argv: Optional[Sequence[str]], processes: int) -> str:
 def measured_settings(s: SyntheticSettings) -> dict:
     """The settings that shape the measurement: all but where files go and how long to wait."""
     return {key: value for key, value in s.as_dict().items()
-            if key not in ('cache', 'peer_timeout', 'record')}
+            if key not in ('cache', 'peer_timeout', 'record', 'results')}
 
 
 def record(values: dict, s: SyntheticSettings, folder: Optional[Path] = None) -> Path:

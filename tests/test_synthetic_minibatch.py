@@ -149,6 +149,8 @@ def test_a_failed_write_leaves_nothing_in_the_cache(tmp_path, failure):
 MISTAKES = {
     'under-a-file': (['--cache', '{tmp}/file/cache'], '--cache {tmp}/file/cache: {tmp}/file is a file'),
     'proc': (['--cache', '/proc/x'], '--cache /proc/x: cannot write into /proc'),
+    'record-twice': (['--record', '--results', '{tmp}/r'], "--record writes into the project's"),
+    'results-nowhere': (['--results', '{tmp}/missing/r'], '--results {tmp}/missing/r: the folder'),
     # A name longer than the file system takes: the system's reason, not a traceback
     'long-name': (['--cache', '{tmp}/' + 'c' * 300], '--cache {tmp}/' + 'c' * 300 + ': '),
     'learning-rate': (['--learning-rate', '-1'], '--learning-rate must be positive and finite'),
@@ -222,6 +224,18 @@ def test_a_graph_of_few_batches_trains_epoch_after_epoch(args, steps, targets, c
     sm.main([*args, '--eval-nodes', '1000', '--cache', str(tmp_path / 'cache')])
     assert len(clock) == steps
     assert f': {targets:.1f} targets/s, ' in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_results_records_in_the_folder_given_not_the_projects(clock, tmp_path, capsys):
+    project = sm.results.RESULTS / 'synthetic_minibatch.json'
+    before = project.read_bytes()
+    sm.main(['--nodes', '2000', '--warmup', '0', '--steps', '2', '--eval-nodes', '1000',
+             '--cache', str(tmp_path / 'cache'), '--results', str(tmp_path)])
+    written = json.loads((tmp_path / 'synthetic_minibatch.json').read_text())
+    assert list(written['values']['runs']) == ['1'] and written['values']['nodes'] == 2000
+    assert f'recorded in {tmp_path}' in capsys.readouterr().out
+    assert project.read_bytes() == before
 
 
 # ## The record: one date, machine and set of versions for all its entries
