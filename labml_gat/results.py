@@ -36,7 +36,7 @@ import platform
 import re
 from datetime import date
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 # The records, beside the experiments that make them
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -554,7 +554,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         name, summary, command = args.record
         if not re.fullmatch(r'[\w-]+', name):
             parser.error(f'--record {name}: a record\'s name is letters, digits, _ and -')
-        record(name, command, summary_values(Path(summary), parser.error))
+        values, device = summary_values(Path(summary), parser.error)
+        record(name, command, values, RESULTS, device)
         return
     missing = [str(path) for path in args.files if not path.is_file()]
     if missing:
@@ -573,17 +574,35 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         path.write_text(text, encoding='utf-8')
 
 
-def summary_values(path: Path, error: Callable[[str], None]) -> dict:
-    """The values to record of an experiment's `--summary-json`, or `error` with what is
-    wrong with the file."""
+def summary_values(path: Path, error: Callable[[str], None]) -> Tuple[dict, str]:
+    """The values to record of an experiment's `--summary-json` and the device it ran on
+    (its machine is recorded with that device's GPU), or `error` with what is wrong."""
     try:
-        return from_summary(json.loads(path.read_text(encoding='utf-8')))
+        summary = json.loads(path.read_text(encoding='utf-8'))
+        values = from_summary(summary)
+        device = str(summary.get('settings', {}).get('device', 'cpu'))
     except FileNotFoundError:
         error(f'--record: {path}: no such file')
-    except (OSError, ValueError, KeyError, TypeError) as problem:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as problem:
         error(f"--record: {path} is not an experiment's --summary-json "
               f'({type(problem).__name__}: {problem})')
-    return {}
+    else:
+        if device.startswith('cuda') and not cuda_device_exists(device):
+            error(f'--record: {path} was measured on {device}, which this machine does '
+                  f'not have: record it on the machine it ran on')
+        return values, device
+    return {}, 'cpu'
+
+
+def cuda_device_exists(device: str) -> bool:
+    """Whether `device` (`cuda`, `cuda:1`) is a CUDA device of this machine."""
+    import torch
+    try:
+        index = torch.device(device).index
+    except RuntimeError:
+        return False
+    return torch.cuda.is_available() and (index is None or
+                                          index < torch.cuda.device_count())
 
 
 if __name__ == '__main__':

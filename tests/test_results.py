@@ -70,18 +70,32 @@ def test_records_say_how_they_were_made():
         assert command.startswith(('python ', 'bash ', 'torchrun ')), path.name
 
 
+# An experiment's `--summary-json`, as `seeds.run_seeds` writes it
+SUMMARY = {'settings': {'device': 'cpu'},
+           'test_accuracy': {'mean': 82.5, 'std': 0.5, 'n': 2},
+           'val_accuracy': {'mean': 81.0, 'std': 0.1, 'n': 2},
+           'seconds': 10.0, 'wall_seconds': 6.0, 'jobs': 2, 'load_average': 0.5,
+           'runs': [{'seed': s, 'epochs': 5, 'best_epoch': 3, 'val_accuracy': 0.81,
+                     'test_accuracy': 0.825, 'history': []} for s in (0, 1)]}
+
+
 def test_record_from_a_summary(tmp_path):
-    summary = {'test_accuracy': {'mean': 82.5, 'std': 0.5, 'n': 2},
-               'val_accuracy': {'mean': 81.0, 'std': 0.1, 'n': 2},
-               'seconds': 10.0, 'wall_seconds': 6.0, 'jobs': 2, 'load_average': 0.5,
-               'runs': [{'seed': s, 'epochs': 5, 'best_epoch': 3, 'val_accuracy': 0.81,
-                         'test_accuracy': 0.825, 'history': []} for s in (0, 1)]}
     path = results.record('x', 'python experiments/cora.py --seeds 2',
-                          results.from_summary(summary), tmp_path)
+                          results.from_summary(SUMMARY), tmp_path)
     record = results.load('x', tmp_path)
     assert path.name == 'x.json' and record['values']['test_mean'] == 82.5
     assert [r['seed'] for r in record['values']['per_seed']] == [0, 1]
     assert 'history' not in record['values']['per_seed'][0]
+
+
+@pytest.mark.parametrize('device', ['cpu', 'cuda:1'])
+def test_a_summary_is_recorded_with_the_machine_of_its_device(tmp_path, monkeypatch, device):
+    (tmp_path / 'summary.json').write_text(json.dumps({**SUMMARY, 'settings': {'device': device}}))
+    monkeypatch.setattr(results, 'RESULTS', tmp_path)
+    monkeypatch.setattr(results, 'cuda_device_exists', lambda found: found == 'cuda:1')
+    monkeypatch.setattr(results, 'machine', lambda found='cpu': {'device': found})
+    results.main(['--record', 'x', str(tmp_path / 'summary.json'), 'python experiments/cora.py'])
+    assert results.load('x', tmp_path)['machine'] == {'device': device}
 
 
 @pytest.mark.parametrize('argv, message', [
@@ -93,11 +107,14 @@ def test_record_from_a_summary(tmp_path):
      "--record: not_a_summary.json is not an experiment's --summary-json (KeyError"),
     (['--record', 'x', 'summary.json', 'cmd', 'README.md'], '--record records a summary; it '),
     (['--unknown'], 'unrecognized arguments: --unknown'),
+    (['--record', 'x', 'on_a_gpu.json', 'cmd'], '--record: on_a_gpu.json was measured on cuda:7'),
 ])
 def test_command_line_mistakes_are_one_line_and_write_nothing(argv, message, tmp_path, monkeypatch,
                                                              capsys):
     (tmp_path / 'summary.json').write_text('{"test_accuracy": {}}')
     (tmp_path / 'not_a_summary.json').write_text('{"accuracy": 1}')
+    on_a_gpu = {**SUMMARY, 'settings': {'device': 'cuda:7'}}
+    (tmp_path / 'on_a_gpu.json').write_text(json.dumps(on_a_gpu))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(results, 'RESULTS', tmp_path / 'records')
     with pytest.raises(SystemExit) as exit:
@@ -105,7 +122,8 @@ def test_command_line_mistakes_are_one_line_and_write_nothing(argv, message, tmp
     error = capsys.readouterr().err
     assert exit.value.code == 2 and len(error.strip().splitlines()) == 1
     assert error.startswith(f'python -m labml_gat.results: error: {message}'), error
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['not_a_summary.json', 'summary.json']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['not_a_summary.json', 'on_a_gpu.json',
+                                                          'summary.json']
 
 
 def test_help_says_what_the_command_does(capsys):
