@@ -25,7 +25,6 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Tuple
 
@@ -83,13 +82,14 @@ def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
 
 
 def run_seed(settings: NodeClassificationSettings, explicit: set, data: Any, seed: int,
-             train: TrainOneSeed) -> dict:
-    """One seed as one labml run; returns its results."""
-    screen = progress_on_screen(settings.quiet)
+             train: TrainOneSeed, shown: bool = True) -> dict:
+    """One seed as one labml run; returns its results. Not `shown` (in a worker), it
+    prints nothing, whatever `--quiet` says, and its run keeps the settings as given."""
+    screen = shown and progress_on_screen(settings.quiet)
     configs = {**settings.as_dict(), 'seed': seed}
     with labml_run(settings.experiment_name(), settings.comment(seed), configs,
                    {name: configs[name] for name in explicit | {'seed'}},
-                   screen=screen, quiet=settings.quiet) as folder:
+                   screen=screen, quiet=settings.quiet or not shown) as folder:
         result, _ = train(settings, data, seed, folder / 'checkpoints' / 'best.pt')
     return result
 
@@ -119,7 +119,6 @@ def run_in_parallel(settings: NodeClassificationSettings, explicit: set, data: A
     fails stops the others the same way, and its error goes on to the caller, as it does
     in one process.
     """
-    quiet = replace(settings, quiet=True)
     context = multiprocessing.get_context('spawn')
     stop = context.Event()
     start = time.perf_counter()
@@ -134,7 +133,7 @@ def run_in_parallel(settings: NodeClassificationSettings, explicit: set, data: A
             handlers = {signum: signal.signal(signum, signal.SIG_IGN)
                         for signum in STOP_SIGNALS}
             try:
-                futures = {pool.submit(run_seed_in_worker, quiet, explicit, data, seed,
+                futures = {pool.submit(run_seed_in_worker, settings, explicit, data, seed,
                                        train): seed for seed in seeds}
             finally:
                 for signum, handler in handlers.items():
@@ -186,7 +185,7 @@ def run_seed_in_worker(settings: NodeClassificationSettings, explicit: set, data
     """`run_seed` in a worker, unless the seeds were stopped (then `None`)."""
     if _stop.is_set():
         return None
-    return run_seed(settings, explicit, data, seed, train)
+    return run_seed(settings, explicit, data, seed, train, shown=False)
 
 
 def start_worker(threads: int, experiments_path: str, stop: Any = None) -> None:

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from conftest import sigint_as_in_a_terminal
-from labml_gat import seeds
+from labml_gat import runs, seeds
 from labml_gat.seeds import format_summary, run_seeds, summarize
 from labml_gat.training import NodeClassificationSettings
 
@@ -137,6 +137,16 @@ def test_run_seed_returns_the_result(tmp_path, labml_logs, capsys, quiet):
     else:
         # labml's banner names the run
         assert 'cora_gatv2' in out or 'seed 7' in out
+
+
+def test_a_workers_run_prints_nothing_and_keeps_the_settings_given(tmp_path, labml_logs, capsys):
+    # A worker's seed is silent whatever `--quiet` says; its run records `--quiet` as given
+    settings = NodeClassificationSettings(quiet=False)
+    seeds.lab.configure({'experiments_path': str(tmp_path)})
+    seeds.run_seed(settings, set(), 'data', 7, fake_train, shown=False)
+    assert capsys.readouterr().out == 'training seed 7\n'
+    [run] = runs.find_runs(tmp_path)
+    assert run.settings['quiet'] is False and run.settings['seed'] == 7
 
 
 # ## Ctrl-C and SIGTERM stop every seed at once
