@@ -550,10 +550,14 @@ def check_in_channels(in_channels) -> Tuple[int, int]:
 
 
 def check_fill_value(fill_value) -> None:
-    """The self loops' edge features: a number, a tensor or one of PyG's reductions."""
+    """The self loops' edge features: `None` (ones), a number (NumPy's too), a tensor or
+    one of PyG's reductions."""
     if isinstance(fill_value, str) and fill_value not in FILL_REDUCTIONS:
         raise ValueError(f'fill_value must be a number, a tensor or one of '
                          f'{FILL_REDUCTIONS}, got {fill_value!r}')
+    if not isinstance(fill_value, (type(None), numbers.Real, Tensor, str)):
+        raise TypeError(f'fill_value must be None, a number, a tensor or one of '
+                        f'{FILL_REDUCTIONS}, got a {type(fill_value).__name__}')
 
 
 def check_not_traced(layer: str = 'GATv2Conv') -> None:
@@ -787,8 +791,8 @@ def loops_added(edge_index: Tensor, src: Tensor, dst: Tensor, n_loops: int) -> T
 def self_loop_attr(edge_attr: Tensor, dst: Tensor, n: int, fill_value) -> Tensor:
     """The self loops' edge features, `[n, edge_dim]`, as PyG's `compute_loop_attr`."""
     shape = (n,) + tuple(edge_attr.shape[1:])
-    if fill_value is None or isinstance(fill_value, (int, float)):
-        return edge_attr.new_full(shape, 1.0 if fill_value is None else fill_value)
+    if fill_value is None or isinstance(fill_value, numbers.Real):
+        return edge_attr.new_full(shape, 1.0 if fill_value is None else float(fill_value))
     if isinstance(fill_value, Tensor):
         value = fill_value.to(edge_attr.device, edge_attr.dtype)
         return value.expand(shape).clone()

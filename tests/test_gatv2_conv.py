@@ -23,7 +23,7 @@ from test_edges import random_graph
 
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4}
-FILL_VALUES = [0.5, 'mean', 'add', 'min', 'max', 'mul', 'tensor']
+FILL_VALUES = [0.5, 2, 'mean', 'add', 'sum', 'min', 'max', 'mul', 'tensor']
 # Each option on its own, then edge features with each fill value, with and without self loops
 CONFIGS = ([dict(), dict(add_self_loops=False), dict(concat=False), dict(share_weights=True),
             dict(residual=True), dict(bias=False), dict(negative_slope=-0.3),
@@ -113,6 +113,17 @@ def test_matches_pyg(config, dtype, device, threads, reuse):
     x, edge_index, edge_attr = graph(edge_dim=config.get('edge_dim'), dtype=dtype, device=device)
     assert_same(run(ours, x, edge_index, edge_attr), run(pyg, x, edge_index, edge_attr),
                 TOLERANCE[dtype])
+
+
+def test_a_numpy_fill_value_is_its_number():
+    # PyG takes Python's numbers only; NumPy's (a value read from a config file) are numbers too
+    np = pytest.importorskip('numpy')
+    x, edge_index, edge_attr = graph(edge_dim=3, dtype=torch.float32)
+    torch.manual_seed(0)
+    python = GATv2Conv(5, 4, heads=2, edge_dim=3, fill_value=2.0)
+    numpy = GATv2Conv(5, 4, heads=2, edge_dim=3, fill_value=np.float32(2))
+    numpy.load_state_dict(python.state_dict())
+    assert torch.equal(numpy(x, edge_index, edge_attr), python(x, edge_index, edge_attr))
 
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
@@ -975,6 +986,7 @@ def test_unsupported_transforms_fail_with_one_clear_line():
      IndexError, 'source nodes from 2 to 12'),
     (lambda c, x, e: GATv2Conv(-2, 4), ValueError, 'in_channels must be a positive int'),
     (lambda c, x, e: GATv2Conv(5, 4, edge_dim=2, fill_value='median'), ValueError, 'fill_value'),
+    (lambda c, x, e: GATv2Conv(5, 4, edge_dim=2, fill_value=[1.0, 2.0]), TypeError, 'fill_value'),
     (lambda c, x, e: GATv2Conv(5, 4, chunk_size=0), ValueError, 'chunk_size'),
     (lambda c, x, e: GATv2Conv(5, 4, aggr='mean'), ValueError, "aggr='add' only"),
     (lambda c, x, e: GATv2Conv(5, 4, flow='target_to_source'), ValueError, 'flow='),
