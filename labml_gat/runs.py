@@ -38,9 +38,10 @@ Plotting needs matplotlib (the `docs` extra); listing does not.
 The experiments keep their runs in `--logs`, else in the folder `LABML_GAT_LOGS` names,
 else in labml's `logs/` beside `.labml.yaml`, at the top of the clone, wherever they run
 from (the tests and the site's build set the variable, so that their runs stay out of the
-clone). `--logs` must be in a folder that exists; the folder the variable names is made, with
-the folders above it, as labml makes its own. `list` reads `LABML_GAT_LOGS`, else `logs/` of the folder it runs in; it takes
-the folder of the runs, of one experiment's runs, or of one run.
+clone). `--logs` must be in a folder that exists; the folder the variable names is made,
+with the folders above it, as labml makes its own. `list` reads `LABML_GAT_LOGS`, else
+`logs/` of the folder it runs in; it takes the folder of the runs, of one experiment's
+runs, or of one run.
 """
 
 import io
