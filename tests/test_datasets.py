@@ -186,6 +186,9 @@ def test_unknown_name() -> None:
 @needs_data
 def test_env_var_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv('LABML_GAT_DATA', str(_copy_cora(tmp_path / 'data')))
+    # The variable comes before the shared folder beside the clone, here one without the files
+    (tmp_path / 'shared').mkdir()
+    monkeypatch.setattr(datasets, 'shared_dir', lambda: tmp_path / 'shared')
     assert load_planetoid('cora').num_nodes == 2708
 
 
@@ -466,6 +469,19 @@ def test_forbidden_global_is_not_run(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.parametrize('module, name', [('__builtin__', 'eval'), ('numpy', 'load'),
+                                          ('collections', 'OrderedDict')])
+def test_only_the_named_globals_of_an_allowed_module(tmp_path: Path, module: str, name: str) -> None:
+    # A module the files use (Python 2's builtins, NumPy) is no licence for its other names
+    marker = tmp_path / 'executed'
+    path = tmp_path / 'ind.cora.graph'
+    call = f"open({str(marker)!r}, 'w')" if name == 'eval' else 'x'
+    path.write_bytes(f"c{module}\n{name}\n(S{call!r}\ntR.".encode())
+    with pytest.raises(DataFileError, match=rf'forbidden global {module}\.{name}'):
+        datasets._unpickle(path)
+    assert not marker.exists()
+
+
 def test_truncated_pickle(tmp_path: Path) -> None:
     path = tmp_path / 'ind.cora.graph'
     # The start of a dict of lists, cut off before its end.
@@ -485,7 +501,7 @@ def test_tampered_file_rejected_before_unpickling(tmp_path: Path) -> None:
 
 
 @needs_data
-@pytest.mark.parametrize('kind', ['allx', 'test.index'])
+@pytest.mark.parametrize('kind', ['allx', 'test.index', 'x'])
 def test_truncated_file(kind: str, tmp_path: Path) -> None:
     folder = _copy_cora(tmp_path / 'data')
     path = folder / f'ind.cora.{kind}'

@@ -224,6 +224,19 @@ def test_each_process_and_seed_draws_its_own_samples_and_dropout(monkeypatch):
             dropouts[seed, rank] = tuple(torch.rand(4).tolist())
     assert len(set(streams.values())) == len(streams)
     assert len(set(dropouts.values())) == len(dropouts)
+    # A rank's dropout stream is not its sampler's, so the two draws are not the same numbers
+    assert not set(streams.values()) & set(dropouts.values())
+
+
+def test_one_process_keeps_the_global_random_stream(monkeypatch):
+    # The first process (and so a run of one) draws its dropout masks from `torch.manual_seed`'s
+    # stream, as a run without torchrun does
+    monkeypatch.setattr(distributed, '_job', distributed.Job(0, 1))
+    torch.manual_seed(5)
+    expected = torch.rand(4)
+    torch.manual_seed(5)
+    distributed.own_dropout(5)
+    assert torch.equal(torch.rand(4), expected)
 
 
 def test_epoch_shares_are_disjoint_equal_in_number_and_cover_the_epoch(monkeypatch):
@@ -239,12 +252,29 @@ def test_epoch_shares_are_disjoint_equal_in_number_and_cover_the_epoch(monkeypat
         assert all(len(part) >= 1 and s[step][1] == sum(map(len, parts)) for part, s in zip(parts, shares))
         assert len(torch.cat(parts).unique()) == len(torch.cat(parts))
     assert sorted(torch.cat([part for s in shares for part, _ in s]).tolist()) == nodes.tolist()
+    # Each epoch in a new order, drawn by the generator
+    monkeypatch.setattr(distributed, '_job', distributed.Job(0, 1))
+    generator = torch.Generator().manual_seed(4)
+    first, second = (torch.cat([part for part, _ in distributed.epoch_shares(nodes, 10, generator)])
+                     for _ in range(2))
+    assert not torch.equal(first, second) and torch.equal(first.sort()[0], second.sort()[0])
     # A last batch smaller than the ranks is filled up: 21 nodes in batches of 10, 10 and 1
     monkeypatch.setattr(distributed, '_job', distributed.Job(2, 3))
     last, size = distributed.epoch_shares(nodes[:21], 10, torch.Generator())[-1]
     assert len(last) == 1 and size == 3
     with pytest.raises(ValueError, match='2 target nodes cannot be shared by 3 processes'):
         distributed.epoch_shares(nodes[:2], 10, torch.Generator())
+
+
+@pytest.mark.parametrize('n_nodes, batch_size', [(23, 10), (4, 4), (30, 4), (9, 9)])
+def test_the_slices_of_a_batch_differ_by_one_at_most(monkeypatch, n_nodes, batch_size):
+    nodes = torch.arange(n_nodes)
+    sizes = []
+    for rank in range(3):
+        monkeypatch.setattr(distributed, '_job', distributed.Job(rank, 3))
+        sizes.append([len(part) for part, _ in distributed.epoch_shares(nodes, batch_size, torch.Generator())])
+    for step in zip(*sizes):
+        assert max(step) - min(step) <= 1 and min(step) >= 1
 
 
 # ## Bad combinations are refused before anything starts
