@@ -99,6 +99,55 @@ def test_training_never_reads_the_test_labels(generator, tmp_path):
     assert again['test_accuracy'] != result['test_accuracy']
 
 
+def test_training_alternates_modes_and_reports_the_best_epoch(generator, tmp_path):
+    # Dropout in the training steps, none in validation or the test; the validation accuracy
+    # reported is the best epoch's, found again with its weights, which the test then used
+    data = small_planetoid(generator, n_nodes=60)
+    settings = cora.CoraSettings(epochs=40, patience=3, n_heads=2, n_hidden=4,
+                                 early_stopping='accuracy')
+    modes = []
+
+    def record_mode(module, args):
+        if isinstance(module, TwoLayerGAT):
+            modes.append(module.training)
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(record_mode)
+    try:
+        result, model = train(settings, data, tmp_path)
+    finally:
+        hook.remove()
+    assert modes == [True, False] * result['epochs'] + [False]
+    best = result['best_epoch']
+    # The run is one where the best epoch is not the last, or the test would prove nothing
+    assert best < result['epochs'] - 1
+    assert result['val_accuracy'] == result['history'][best]['accuracy.valid']
+    assert result['val_accuracy'] > result['history'][-1]['accuracy.valid']
+
+
+@pytest.mark.parametrize('impl', ['edges', 'dense'])
+def test_each_step_is_adam_on_the_training_loss(generator, tmp_path, impl):
+    # Without dropout the training losses are those of a plain loop written out here: one
+    # Adam step on fresh gradients of the cross-entropy of the training nodes, epoch after epoch
+    data = small_planetoid(generator, n_nodes=60)
+    settings = cora.CoraSettings(epochs=4, patience=10, n_heads=2, n_hidden=4, dropout=0.0,
+                                 impl=impl, fast=False)
+    result, _ = train(settings, data, tmp_path)
+    torch.manual_seed(0)
+    model = TwoLayerGAT(cora.LAYERS['gatv2', impl], data.num_features, data.num_classes, 2, 4,
+                        0.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate,
+                                 weight_decay=settings.weight_decay)
+    graph = cora.graph_of(data, impl)
+    losses = []
+    for _ in range(4):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(data.x, graph)[data.train_mask],
+                                                 data.y[data.train_mask])
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert [epoch['loss.train'] for epoch in result['history']] == pytest.approx(losses, rel=1e-6)
+
+
 @pytest.mark.parametrize('layer', ['gatv2', 'gat'])
 def test_fast_and_literal_training_are_the_same_function(generator, tmp_path, layer):
     """

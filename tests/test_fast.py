@@ -195,6 +195,8 @@ def test_fast_dropout_keeps_one_minus_p():
     assert (out != 0).float().mean().item() == pytest.approx(keep, abs=0.002)
     assert fast.FastDropout(0.0).train()(x) is x
     assert (fast.FastDropout(0.1).train()(x) != 0).float().mean().item() == pytest.approx(0.9, abs=0.002)
+    # A rate below half a step of 2^-15 rounds to a threshold of 0: every entry is kept
+    assert torch.count_nonzero(fast.FastDropout(1e-6).train()(torch.ones(2 ** 20))) == 2 ** 20
 
 
 def test_fast_dropout_is_unbiased_and_has_dropout_gradients():

@@ -103,6 +103,21 @@ def test_early_stopping_gat_criterion():
         assert stopping.step(acc, loss) == expected
 
 
+@pytest.mark.parametrize('steps', [
+    # A tie with the best accuracy improves, though the loss is worse: no stop after two more
+    [((0.5, 1.0), (True, False)), ((0.5, 1.1), (False, False)), ((0.4, 1.2), (False, False))],
+    # A tie with the lowest loss improves too, and keeps the weights only if the accuracy ties too
+    [((0.5, 1.0), (True, False)), ((0.4, 1.0), (False, False)), ((0.4, 1.2), (False, False))],
+    # The best accuracy stays the best after an epoch that improved only the loss
+    [((0.6, 1.0), (True, False)), ((0.5, 0.9), (False, False)), ((0.55, 1.2), (False, False)),
+     ((0.55, 1.2), (False, True))],
+], ids=['accuracy-tie', 'loss-tie', 'best-of-each'])
+def test_early_stopping_gat_criterion_ties_and_bests(steps):
+    stopping = EarlyStopping('gat', patience=2)
+    for (acc, loss), expected in steps:
+        assert stopping.step(acc, loss) == expected
+
+
 def test_early_stopping_accuracy_criterion():
     stopping = EarlyStopping('accuracy', patience=2)
     steps = [((0.5, 1.0), (True, False)),
@@ -134,6 +149,11 @@ def test_early_stopping_keeps_and_restores_the_best_weights(tmp_path):
     assert checkpoint.is_file()
     assert torch.equal(model.weight, best['weight'])
     assert torch.equal(torch.load(checkpoint, weights_only=True)['bias'], best['bias'])
+    # Without a checkpoint (a run that keeps no files), from memory
+    with torch.no_grad():
+        model.weight.fill_(9)
+    stopping.restore_best(model, None)
+    assert torch.equal(model.weight, best['weight'])
 
 
 
