@@ -14,7 +14,7 @@ import torch
 
 from conftest import (PLANETOID, REPO, assert_same_runs, load_experiment, needs_planetoid, random_edge_index,
                       small_planetoid, the_mistake)
-from labml_gat import fast
+from labml_gat import distributed, fast
 from labml_gat.datasets import load_planetoid
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.model import TwoLayerGAT
@@ -191,6 +191,40 @@ def test_train_epoch_and_evaluate(generator):
     loss, val_accuracy = mb.evaluate(model, sampler, x, data.y, data.val_mask.nonzero().squeeze(1), 6)
     assert loss > 0 and 0 <= val_accuracy <= 1
     assert not model.training
+    # The next epoch trains with dropout again
+    mb.train_epoch(model, torch.optim.Adam(model.parameters()), sampler, x, data.y, train_nodes, settings,
+                   torch.Generator(), torch.Generator())
+    assert model.training
+
+
+def test_each_step_is_adam_on_its_batch(generator):
+    # Without dropout the epoch's loss is that of a plain loop written out here: one Adam step on
+    # fresh gradients of each batch's cross-entropy, the batches drawn as the epoch draws them
+    data = small_planetoid(generator, n_nodes=60)
+    settings = mb.MiniBatchSettings(batch_size=4, fanouts=[3, 2], n_heads=2, n_hidden=4, dropout=0.0)
+    sampler = NeighbourSampler(data.edge_index, data.num_nodes)
+    x = fast.to_sparse_csr(data.x)
+    train_nodes = data.train_mask.nonzero().squeeze(1)
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = fast.speed_up(mb.MiniBatchGAT(mb.LAYERS['gatv2'], 20, 3, 2, 4, 0.0))
+        models.append((model, torch.optim.Adam(model.parameters(), lr=0.005)))
+    (model, optimizer), (reference, reference_optimizer) = models
+    result = mb.train_epoch(model, optimizer, sampler, x, data.y, train_nodes, settings,
+                            torch.Generator().manual_seed(0), torch.Generator().manual_seed(1))
+    samples, losses = torch.Generator().manual_seed(1), []
+    batches = distributed.epoch_shares(train_nodes, 4, torch.Generator().manual_seed(0))
+    assert len(batches) >= 3
+    for seeds, _ in batches:
+        batch = sampler.sample(seeds, [3, 2], samples)
+        reference_optimizer.zero_grad()
+        logits = reference(fast.csr_rows(x, batch.n_id), batch.blocks)
+        loss = torch.nn.functional.cross_entropy(logits, data.y[seeds], reduction='sum')
+        (loss / len(seeds)).backward()
+        reference_optimizer.step()
+        losses.append(loss.item())
+    assert result['loss'] == pytest.approx(sum(losses) / len(train_nodes), rel=1e-6)
 
 
 def test_train_one_seed(generator, tmp_path):

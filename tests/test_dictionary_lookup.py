@@ -256,6 +256,32 @@ def test_training_is_deterministic_under_seed():
 
 
 @pytest.mark.slow
+def test_each_step_is_clipped_adam_on_its_batch():
+    # An epoch's running loss is that of a plain loop written out here: one Adam step a batch on
+    # fresh gradients of its cross-entropy, their norm clipped to 1, in the batches' shuffled order
+    task = make_task(4, seed=0)
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = LookupModel(4, 'gatv2', 1, d_model=16)
+        models.append((model, torch.optim.Adam(model.parameters(), lr=0.05)))
+    (model, optimizer), (reference, reference_optimizer) = models
+    loss, _ = lookup.train_epoch(model, optimizer, task.train, 4, torch.Generator().manual_seed(3),
+                                 torch.device('cpu'))
+    losses = []
+    for batch in lookup.batches(task.train, 4, torch.Generator().manual_seed(3)):
+        reference_optimizer.zero_grad()
+        step_loss = torch.nn.functional.cross_entropy(reference(batch).flatten(0, 1), batch.flatten())
+        step_loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(reference.parameters(), 1.0)
+        reference_optimizer.step()
+        losses.append((step_loss.item(), batch.numel(), norm.item()))
+    # The test would prove nothing if no gradient were clipped, or there were one batch
+    assert len(losses) >= 3 and max(norm for _, _, norm in losses) > 1
+    total = sum(step_loss * n for step_loss, n, _ in losses) / sum(n for _, n, _ in losses)
+    assert loss == pytest.approx(total, rel=1e-6)
+
+
 def test_gatv2_fits_where_gat_cannot():
     """One GATv2 head fits the training graphs and looks up the right key; one GAT head, whose
     attention cannot do that (test above), stays far from fitting them on the same budget."""
