@@ -62,8 +62,8 @@ from labml_gat.benchmarking import random_graph
 from labml_gat.lean import LeanTwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_one_record, check_output, check_positive,
-                                check_probability, check_seed, check_writable, command,
+                                check_folder_to_make, check_one_record, check_output,
+                                check_positive, check_probability, check_seed, command,
                                 path_errors, setting)
 from labml_gat.training import check_fits
 
@@ -163,12 +163,7 @@ class SyntheticSettings(Settings):
             folder = self.graph_folder()
             if (folder / 'tensors.json').is_file():
                 return
-            cache = folder.parent.absolute()
-            # A path under a file does not exist either: the first that does is that file
-            found = next(path for path in (cache, *cache.parents) if path.exists())
-        if not found.is_dir():
-            raise UsageError(f'--cache {self.cache}: {found} is a file, not a folder')
-        check_writable('--cache', self.cache, found)
+        check_folder_to_make('--cache', self.cache, folder.parent.absolute())
 
 
 def build_graph(s: SyntheticSettings) -> dict:

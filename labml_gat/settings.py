@@ -232,8 +232,7 @@ def check_output(name: str, path: Optional[str], folder: bool = False) -> None:
 def check_logs(logs: Optional[str]) -> None:
     """
     Where the labml runs go: `--logs`, an output folder (`check_output`), else the folder
-    `LABML_GAT_LOGS` names, if set, which labml makes, with the folders above it: the
-    nearest of them that exists is a folder that takes files.
+    `LABML_GAT_LOGS` names, if set, which labml makes (`check_folder_to_make`).
     """
     if logs is not None:
         check_output('--logs', logs, folder=True)
@@ -242,12 +241,18 @@ def check_logs(logs: Optional[str]) -> None:
     folder = os.environ.get(LOGS_ENV_VAR)
     if not folder:
         return
-    name, path = f'${LOGS_ENV_VAR}', Path(folder).absolute()
-    with path_errors(name, folder):
-        found = next(above for above in (path, *path.parents) if above.exists())
+    check_folder_to_make(f'${LOGS_ENV_VAR}', folder, Path(folder).absolute())
+
+
+def check_folder_to_make(name: str, given: str, folder: Path) -> None:
+    """A `folder` made when needed, with the folders above it (`given` as the user gave it):
+    the nearest of them that exists is a folder that takes files."""
+    with path_errors(name, given):
+        # A path under a file does not exist either: the first that does is that file
+        found = next(above for above in (folder, *folder.parents) if above.exists())
         if not found.is_dir():
-            raise UsageError(f'{name} {folder}: {found} is a file, not a folder')
-    check_writable(name, folder, found)
+            raise UsageError(f'{name} {given}: {found} is a file, not a folder')
+    check_writable(name, given, found)
 
 
 def check_folder(name: str, path: Optional[str]) -> None:
