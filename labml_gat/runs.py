@@ -155,6 +155,25 @@ def epochs(n: int) -> Iterator[int]:
         yield next(loop)
 
 
+@contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """
+    The stop signals held over the block and handled after it: blocked in this thread, so
+    that the processes it starts meanwhile start with them blocked too (a child inherits
+    its parent's signal mask, while a handler of its parent's is reset), and noted where
+    another thread takes one.
+    """
+    held = _hold_stop_signals()
+    deferred = _StopsDeferred()
+    try:
+        yield
+    finally:
+        try:
+            deferred.release()
+        finally:
+            _release(held)
+
+
 def _hold_stop_signals() -> Optional[set]:
     """Block the stop signals; returns the signals blocked before (None where signals cannot
     be blocked)."""

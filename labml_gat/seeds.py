@@ -32,7 +32,8 @@ import torch
 from labml import lab
 from torch import nn
 
-from labml_gat.runs import STOP_SIGNALS, labml_run, progress_on_screen
+from labml_gat.runs import (STOP_SIGNALS, labml_run, progress_on_screen,
+                            stop_signals_held)
 from labml_gat.training import NodeClassificationSettings
 
 # A function that trains one seed: `(settings, data, seed, checkpoint path)` to
@@ -127,17 +128,12 @@ def run_in_parallel(settings: NodeClassificationSettings, explicit: set, data: A
                              initargs=(settings.threads, str(lab.get_experiments_path()),
                                        stop)) as pool:
         try:
-            # The workers are spawned as seeds are submitted, and keep the stop signals
-            # ignored, as they are here meanwhile, until `start_worker` sets their handler:
-            # a Ctrl-C while they import torch is not theirs to raise
-            handlers = {signum: signal.signal(signum, signal.SIG_IGN)
-                        for signum in STOP_SIGNALS}
-            try:
+            # The workers are spawned as seeds are submitted, with the stop signals held
+            # as they are here meanwhile: a Ctrl-C while they import torch is not theirs
+            # to raise, and this process handles it once the seeds are submitted
+            with stop_signals_held():
                 futures = {pool.submit(run_seed_in_worker, settings, explicit, data, seed,
                                        train): seed for seed in seeds}
-            finally:
-                for signum, handler in handlers.items():
-                    signal.signal(signum, handler)
             for done, future in enumerate(as_completed(futures), 1):
                 result = finished[futures[future]] = future.result()
                 if not settings.quiet:
@@ -196,7 +192,8 @@ def start_worker(threads: int, experiments_path: str, stop: Any = None) -> None:
     and their results and errors come back to the parent.
     A Ctrl-C reaches a worker only while it trains a seed (`labml_run` lets it in), and only
     the first one interrupts it: a worker between seeds has nothing to interrupt, and a
-    second Ctrl-C must not break labml's record of the interrupted run.
+    second Ctrl-C must not break labml's record of the interrupted run. A `SIGTERM` is the
+    parent's to handle: it stops the workers with a Ctrl-C.
     """
     global _stop
     _stop = stop
@@ -204,6 +201,7 @@ def start_worker(threads: int, experiments_path: str, stop: Any = None) -> None:
     lab.configure({'experiments_path': experiments_path})
     sys.stdout = open(os.devnull, 'w')
     signal.signal(signal.SIGINT, _interrupt_once)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if hasattr(signal, 'pthread_sigmask'):
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 

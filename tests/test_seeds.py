@@ -223,7 +223,8 @@ def statuses(logs):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('signum, whole_group, jobs', [
-    ('SIGINT', True, 2), ('SIGINT', False, 2), ('SIGTERM', False, 2), ('SIGINT', True, 1)])
+    ('SIGINT', True, 2), ('SIGINT', False, 2), ('SIGTERM', False, 2), ('SIGTERM', True, 2),
+    ('SIGINT', True, 1)])
 def test_a_stop_signal_stops_every_seed(tmp_path, signum, whole_group, jobs):
     import signal
     script = tmp_path / 'slow_seeds.py'
@@ -259,19 +260,20 @@ def children(pid: int) -> list:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path('/proc/self/stat').is_file(), reason='reads the processes from /proc')
 def test_a_ctrl_c_while_the_workers_start_stops_without_a_traceback(tmp_path):
-    # The terminal's Ctrl-C reaches the workers too, while they still import torch: they ignore it
-    # until their handler is set, and the parent stops them
+    # The terminal's Ctrl-C reaches the workers too, while they still import torch: they hold it
+    # until their handler is set, and the parent stops them. It comes while the parent still
+    # spawns workers (four, one by one): the parent must not lose it
     import os
     import signal
     import time
     script = tmp_path / 'slow_seeds.py'
     script.write_text(SLOW_SEEDS)
-    process = subprocess.Popen([sys.executable, str(script), '4', '2', str(tmp_path / 'logs'), str(tmp_path)],
+    process = subprocess.Popen([sys.executable, str(script), '8', '4', str(tmp_path / 'logs'), str(tmp_path)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                                cwd=tmp_path, preexec_fn=sigint_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 120
-        # The pool's two workers and multiprocessing's resource tracker
+        # Multiprocessing's resource tracker and the pool's first worker
         while len(children(process.pid)) < 2:
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()
             time.sleep(0.02)
