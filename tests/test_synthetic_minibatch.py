@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import REPO, load_experiment, the_mistake
-from labml_gat import results, training
+from labml_gat import distributed, results, training
 from labml_gat.settings import UsageError
 
 sm = load_experiment('synthetic_minibatch')
@@ -236,6 +236,50 @@ def test_results_records_in_the_folder_given_not_the_projects(clock, tmp_path, c
     assert list(written['values']['runs']) == ['1'] and written['values']['nodes'] == 2000
     assert f'recorded in {tmp_path}' in capsys.readouterr().out
     assert project.read_bytes() == before
+
+
+# ## Training: the steps of a plain loop
+
+@pytest.mark.slow
+def test_each_step_is_adam_on_the_mean_loss_of_its_global_batch(tmp_path, monkeypatch, capsys):
+    # Without dropout the trained model is that of a plain loop written out here: one Adam step on
+    # fresh gradients of each global batch's mean cross-entropy, on its targets' logits, the
+    # batches drawn epoch after epoch (2,000 training nodes: 700, 700 and 600, then a new epoch)
+    from labml_gat.lean import LeanTwoLayerGAT
+    from labml_gat.sampling import NeighbourSampler
+    trained = []
+
+    class Kept(LeanTwoLayerGAT):
+        def __init__(self, *args):
+            super().__init__(*args)
+            trained.append(self)
+    monkeypatch.setattr(sm, 'LeanTwoLayerGAT', Kept)
+    args = ['--nodes', '3000', '--eval-nodes', '1000', '--batch-size', '700', '--warmup', '1',
+            '--steps', '3', '--dropout', '0', '--in-features', '16', '--n-heads', '2',
+            '--n-hidden', '4', '--fanouts', '3', '2', '--cache', str(tmp_path)]
+    sm.main(args)
+    s, _ = sm.SyntheticSettings.from_command_line(args, '')
+    data = sm.build_graph(s)
+    sampler = NeighbourSampler.from_csr(data['ptr'], data['sources'])
+    train_nodes = torch.randperm(3000, generator=torch.Generator().manual_seed(0))[:2000]
+    torch.manual_seed(0)
+    reference = LeanTwoLayerGAT(16, 8, 2, 4, 0.0)
+    initial = {name: value.clone() for name, value in reference.state_dict().items()}
+    optimizer = torch.optim.Adam(reference.parameters(), lr=0.005)
+    order = torch.Generator().manual_seed(0)
+    batches = [distributed.epoch_shares(train_nodes, 700, order) for _ in range(2)]
+    samples = distributed.sample_generator(0)
+    for seeds, size in [*batches[0], batches[1][0]]:
+        assert size == len(seeds)
+        batch = sampler.sample(seeds, [3, 2], samples)
+        optimizer.zero_grad()
+        logits = reference(data['x'][batch.n_id], [block.edge_index for block in batch.blocks])
+        torch.nn.functional.cross_entropy(logits[:len(seeds)], data['y'][seeds]).backward()
+        optimizer.step()
+    model, = trained
+    assert not all(torch.equal(value, initial[name]) for name, value in model.state_dict().items())
+    for (name, value), expected in zip(model.named_parameters(), reference.parameters()):
+        assert torch.allclose(value, expected, rtol=1e-5, atol=1e-7), name
 
 
 # ## The record: one date, machine and set of versions for all its entries
