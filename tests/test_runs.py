@@ -220,3 +220,36 @@ def test_epochs_leave_the_log_open_for_what_comes_after_them(labml_logs, stop_ea
     metrics = runs.read_metrics(folder)
     assert metrics['epochs_test.train'] == [(step, float(step)) for step in range(epoch + 1)]
     assert metrics['epochs_test.test'] == [(epoch + 1, 0.5)]
+
+
+
+@pytest.mark.skipif(not hasattr(__import__('signal'), 'pthread_sigmask'), reason='POSIX signal masks')
+@pytest.mark.parametrize('taken_by', ['this thread', 'another thread'])
+def test_a_stop_signal_in_a_held_block_is_handled_after_it(taken_by):
+    # A Ctrl-C in the block, whichever thread takes it, waits for the block's end; a process started
+    # in the block starts with the stop signals blocked
+    import signal
+    import threading
+    handled = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: handled.append('handled'))
+    # A thread started before the block: it does not block the signal
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
+    blocked = 'import signal; print(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))'
+    try:
+        with runs.stop_signals_held():
+            if taken_by == 'this thread':
+                signal.raise_signal(signal.SIGINT)
+            else:
+                signal.pthread_kill(other.ident, signal.SIGINT)
+            child = subprocess.run([sys.executable, '-c', blocked], capture_output=True, text=True)
+            handled.append('block ended')
+        handled.append('after')
+    finally:
+        done.set()
+        other.join()
+        signal.signal(signal.SIGINT, previous)
+    assert handled == ['block ended', 'handled', 'after']
+    assert child.stdout == 'True\n'
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
