@@ -253,3 +253,70 @@ def test_a_stop_signal_in_a_held_block_is_handled_after_it(taken_by):
     assert handled == ['block ended', 'handled', 'after']
     assert child.stdout == 'True\n'
     assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_a_run_leaves_the_signal_mask_as_it_found_it(labml_logs):
+    # A worker blocks the stop signals between seeds: a run lets them in only while it lasts
+    import signal
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, runs.STOP_SIGNALS)
+    try:
+        with runs.labml_run('mask_test', 'a comment', {}, screen=False, quiet=True):
+            assert not runs.STOP_SIGNALS & signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        assert runs.STOP_SIGNALS <= signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def test_of_the_stop_signals_noted_the_first_is_handled():
+    # A Ctrl-C then a SIGTERM while a run closes: the Ctrl-C's handler runs, once
+    import signal
+    handled = []
+    before = {signum: signal.signal(signum, lambda signum, frame: handled.append(signum))
+              for signum in runs.STOP_SIGNALS}
+    try:
+        deferred = runs._StopsDeferred()
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGTERM)
+        assert handled == []
+        deferred.release()
+        assert handled == [signal.SIGINT]
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def test_a_run_closed_in_another_thread_defers_nothing():
+    # Handlers are the main thread's: a run closed in another thread sets none and fails nothing
+    import threading
+    errors = []
+
+    def close():
+        try:
+            runs._StopsDeferred().release()
+        except Exception as error:
+            errors.append(error)
+    thread = threading.Thread(target=close)
+    thread.start()
+    thread.join()
+    assert errors == []
+
+
+def test_holding_the_stop_signals_keeps_the_others_blocked():
+    import signal
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+    try:
+        with runs.stop_signals_held():
+            assert signal.SIGUSR1 in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        assert signal.SIGUSR1 in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def test_values_of_one_step_are_averaged(tmp_path):
+    (tmp_path / 'log.jsonl').write_text(json.dumps({'track': {'loss.train': [[1, [1.0, 4.0]], [2, [2.0]]]}}) + '\n')
+    assert runs.read_metrics(tmp_path) == {'loss.train': [(1, 2.5), (2, 2.0)]}
+
+
+def test_the_band_of_a_plot_is_the_sample_standard_deviation():
+    assert runs._std([1.0, 3.0]) == pytest.approx(2 ** 0.5)
+    assert runs._std([5.0]) == 0.0

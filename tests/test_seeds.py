@@ -75,6 +75,59 @@ def test_a_stopped_run_says_which_seeds_finished(tmp_path, labml_logs, capsys):
     assert capsys.readouterr().err == ''
 
 
+def test_every_runs_seed_is_marked_as_given(tmp_path, labml_logs):
+    # Each run has its own seed, given to it whether or not `--seed` was on the command line
+    settings = NodeClassificationSettings(seeds=2, quiet=True, logs=str(tmp_path), jobs=1)
+    run_seeds(settings, {'seeds'}, None, fake_train)
+    configs = [yaml.safe_load((run / 'configs.yaml').read_text()) for run in (tmp_path / 'cora_gatv2').iterdir()]
+    assert sorted(c['seed']['value'] for c in configs) == [0, 1]
+    assert all(c['seed']['is_explicitly_specified'] for c in configs)
+    assert not any(c['dropout']['is_explicitly_specified'] for c in configs)
+
+
+def test_the_seeds_finished_are_said_in_order(labml_logs, capsys):
+    seeds.say_finished({5: {'test_accuracy': 0.8}, 4: {'test_accuracy': 0.82}}, 3)
+    assert capsys.readouterr().err.startswith('2 of 3 seeds finished (seeds 4, 5): test accuracy 81.00 ± 1.41 % ')
+
+
+@pytest.mark.slow
+def test_seeds_side_by_side_say_each_as_it_ends(tmp_path, labml_logs, capsys):
+    summary = run_seeds(NodeClassificationSettings(seeds=2, jobs=2, logs=str(tmp_path)), set(), None, fake_train)
+    assert summary['jobs'] == 2 and [run['seed'] for run in summary['runs']] == [0, 1]
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.startswith('seed ') for line in lines)
+    assert [line.split('(')[1].split(' seeds')[0] for line in lines] == ['1/2', '2/2']
+
+
+def test_stopping_the_workers_leaves_the_stop_signals_as_they_were():
+    # The stop ignores a second Ctrl-C while the workers record their runs, then hands the signals back
+    import multiprocessing
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+
+    def mine(signum, frame):
+        pass
+    before = {signum: signal.signal(signum, mine) for signum in runs.STOP_SIGNALS}
+    try:
+        seeds.stop_workers(ProcessPoolExecutor(1), multiprocessing.get_context('spawn').Event())
+        assert all(signal.getsignal(signum) is mine for signum in runs.STOP_SIGNALS)
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def test_a_workers_first_ctrl_c_interrupts_and_the_next_are_ignored():
+    import signal
+    before = signal.signal(signal.SIGINT, seeds._interrupt_once)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        signal.raise_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_one_seed_needs_one_process(tmp_path, labml_logs):
     settings = NodeClassificationSettings(seeds=1, jobs=4, quiet=True, logs=str(tmp_path))
     summary = run_seeds(settings, set(), None, fake_train)
@@ -83,6 +136,7 @@ def test_one_seed_needs_one_process(tmp_path, labml_logs):
 
 def test_summarize():
     assert summarize([0.8, 0.84]) == {'mean': 82.0, 'std': 2.83, 'n': 2}
+    assert summarize([0.81234, 0.81234]) == {'mean': 81.23, 'std': 0.0, 'n': 2}
     assert summarize([0.8]) == {'mean': 80.0, 'std': 0.0, 'n': 1}
 
 

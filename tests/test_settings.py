@@ -445,3 +445,57 @@ def test_the_package_names_its_modules():
     modules = {path.stem for path in (REPO / 'labml_gat').glob('*.py')} - {'__init__'}
     assert {module for module in modules if f'`{module}`' not in labml_gat.__doc__
             and f'`labml_gat.{module}`' not in labml_gat.__doc__} == set()
+
+
+# ## Stop signals: the first counts, and a process started ignoring Ctrl-C keeps ignoring it
+
+def test_after_the_first_stop_signal_both_are_ignored(monkeypatch):
+    # A SIGTERM after a Ctrl-C (or the other way round) must not break off the closing of the run
+    from labml_gat import settings
+    monkeypatch.setattr(settings, '_terminated', False)
+    before = {signum: signal.signal(signum, settings._interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGTERM)
+        assert settings._terminated
+        assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+SLEEPER = """
+import sys, time
+from pathlib import Path
+from labml_gat.settings import command
+
+def main(argv):
+    Path(argv[0]).touch()
+    time.sleep(60)
+
+command(main)()
+"""
+
+
+@pytest.mark.slow
+def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path):
+    # As a shell's background job (`cmd &`): the terminal's Ctrl-C is not for it; SIGTERM still stops it
+    script, started = tmp_path / 'sleeper.py', tmp_path / 'started'
+    script.write_text(SLEEPER)
+    process = subprocess.Popen([sys.executable, str(script), str(started)], stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert (process.returncode, err) == (143, 'sleeper.py: stopped\n')
