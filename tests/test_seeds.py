@@ -315,8 +315,8 @@ def children(pid: int) -> list:
 @pytest.mark.skipif(not Path('/proc/self/stat').is_file(), reason='reads the processes from /proc')
 def test_a_ctrl_c_while_the_workers_start_stops_without_a_traceback(tmp_path):
     # The terminal's Ctrl-C reaches the workers too, while they still import torch: they hold it
-    # until their handler is set, and the parent stops them. It comes while the parent still
-    # spawns workers (four, one by one): the parent must not lose it
+    # (blocked, as the parent had it when it spawned them), and the parent stops them. It comes
+    # while the parent still spawns workers (four, one by one): the parent must not lose it
     import os
     import signal
     import time
