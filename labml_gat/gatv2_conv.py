@@ -15,7 +15,7 @@ Change one import, `from gatv2_conv import GATv2Conv` instead of
 `from torch_geometric.nn import GATv2Conv`, and a PyG model computes the same function
 (outputs, attention, gradients; a PyG `state_dict` loads unchanged) in a fraction of
 the memory ([measured](../usage.html#performance) against PyG's). This file needs only
-torch. It holds [GAT's layer](#gat-s-layer), PyG's `GATConv`, the same way.
+torch, 2.5 or later. It holds [GAT's layer](#gat-s-layer), PyG's `GATConv`, the same way.
 
 **The idea.** With $K$ heads of $F'$ features each, an edge-list GATv2 gathers $g_{l,j}$,
 $g_{r,i} + g_{l,j}$ and its LeakyReLU, and the weighted message to every edge: tensors
@@ -42,7 +42,8 @@ break per layer, so no `fullgraph=True`); `torch_sparse.SparseTensor` (a `torch.
 adjacency instead); `MessagePassing`'s own arguments (`aggr`, `flow`) and what hooks
 into its `propagate`, such as the edge masks of PyG's explainers; the `normalize` of
 PyG's `GATConv` after 2.8.1. `to_hetero` takes `message_passing_class()` (and
-`message_passing_class(GATConv)`).
+`message_passing_class(GATConv)`). Before PyTorch 2.10, `torch.export` and `torch.func`
+may stop inside PyTorch instead, with an error of its own.
 
 **On a GPU** what is kept for the backward pass is the same arithmetic; the working set
 is not: chunks there are as large as a sixteenth of the free memory allows (millions of

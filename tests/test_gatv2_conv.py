@@ -219,14 +219,16 @@ def test_chunk_sizes_int32_and_training_dropout(chunk_size):
 @pytest.mark.parametrize('layer', [GATv2Conv, GATConv], ids=['GATv2Conv', 'GATConv'])
 @pytest.mark.parametrize('add_self_loops', [False, True])
 def test_attention_edge_index_in_pygs_dtype(add_self_loops, layer):
-    # An int32 edge index comes back as given, or as int64 with the loops added to it
+    # An int32 edge index comes back as given, or as int64 with the loops added to it (PyG
+    # itself takes one from PyTorch 2.8 on: before, its scatter wants int64)
     pytest.importorskip('torch_geometric')
     pyg, ours = make_pair(add_self_loops=add_self_loops, layer=layer)
     x, edge_index, _ = graph()
-    index_p = pyg(x, edge_index.int(), return_attention_weights=True)[1][0]
     index = ours(x, edge_index.int(), return_attention_weights=True)[1][0]
-    assert index.dtype == index_p.dtype == (torch.int64 if add_self_loops else torch.int32)
-    assert torch.equal(index, index_p)
+    assert index.dtype == (torch.int64 if add_self_loops else torch.int32)
+    if torch.__version__ >= '2.8':
+        index_p = pyg(x, edge_index.int(), return_attention_weights=True)[1][0]
+        assert index.dtype == index_p.dtype and torch.equal(index, index_p)
     # PyG's EdgeIndex comes back as PyG returns it: the given one, or PyG's EdgeIndex with
     # the loops, its sizes and sort order as PyG sets them
     from torch_geometric import EdgeIndex
@@ -237,7 +239,7 @@ def test_attention_edge_index_in_pygs_dtype(add_self_loops, layer):
         index_p = pyg(x, given, return_attention_weights=True)[1][0]
         index = ours(x, given, return_attention_weights=True)[1][0]
         assert type(index) is type(index_p) is EdgeIndex
-        assert torch.equal(index.as_subclass(torch.Tensor), index_p.as_subclass(torch.Tensor))
+        assert torch.equal(index.as_tensor(), index_p.as_tensor())
         assert (index.sparse_size(), index.sort_order) == \
             (index_p.sparse_size(), index_p.sort_order)
         assert add_self_loops or index is given
@@ -284,6 +286,8 @@ def test_dropout_drawn_chunk_by_chunk_is_pygs(in_order, threads, monkeypatch):
     # Bernoulli cannot be drawn in parts; either way PyG's masks, outputs and gradients, and
     # the random stream after the layer is PyG's
     pytest.importorskip('torch_geometric')
+    if in_order and not uniform_is_bernoulli():
+        pytest.skip("this CPU's Bernoulli kernel seeds every call (MKL's)")
     monkeypatch.setattr(gatv2_conv, 'uniform_is_bernoulli', lambda: in_order)
     draws, drawn = [], []
     draw_dropout = gatv2_conv.draw_dropout
@@ -954,11 +958,14 @@ def test_unsupported_transforms_fail_with_one_clear_line():
         torch.jit.trace(conv, (x, edge_index))
     with pytest.raises(RuntimeError, match='cannot be scripted by torch.jit.script'):
         torch.jit.script(conv)
-    with pytest.raises(RuntimeError, match='cannot be exported by torch.export'):
+    # Before PyTorch 2.10 the export and the transforms may stop inside PyTorch, with its error
+    ours = torch.__version__ >= '2.10'
+    with pytest.raises(RuntimeError, match='cannot be exported by torch.export' if ours else None):
         torch.export.export(conv, (x, edge_index))
-    with pytest.raises(RuntimeError, match="do not run under torch.func's transforms"):
+    transforms = "do not run under torch.func's transforms" if ours else None
+    with pytest.raises(RuntimeError, match=transforms):
         torch.func.vmap(lambda x: conv(x, edge_index))(x.unsqueeze(0).expand(2, -1, -1))
-    with pytest.raises(RuntimeError, match="do not run under torch.func's transforms"):
+    with pytest.raises(RuntimeError, match=transforms):
         torch.func.grad(lambda x: conv(x, edge_index).sum())(x)
     x.requires_grad_()
     # A loss linear in the output as well: its second derivatives would leave the layer out
