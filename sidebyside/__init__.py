@@ -499,6 +499,9 @@ def _doc_blocks(doc: str, md: MarkdownIt) -> list[tuple[int, float]]:
     blocks = []
     for token in starts:
         begin, end = token.map
+        if blocks and blocks[-1][0] == begin:
+            # The pieces of one paragraph split around its display math are one block
+            continue
         text = '\n'.join(lines[begin:end])
         if token.type in ('math_block', 'math_block_label', 'amsmath'):
             height = 2.5 + text.count('\\\\')

@@ -840,3 +840,277 @@ def test_front_matter_is_yaml_and_thematic_breaks_stay_prose():
     assert meta[0].doc == '# Title' and meta[0].doc_line == 8
     prose = parse('"""\n---\nIntro paragraph one.\n\n---\n\n# Title\n"""\nx = 1\n')
     assert prose[0].doc.startswith('---\nIntro paragraph one.') and prose[0].doc_line == 2
+
+
+# ## More of the parser and the layout
+
+
+def test_old_mac_line_endings():
+    assert parse('# Doc\rx = 1\r# More\ry = 2\r') == parse('# Doc\nx = 1\n# More\ny = 2\n')
+
+
+def test_a_file_that_is_only_a_docstring():
+    assert split('"""Only a docstring."""') == [Section('Only a docstring.', '', 2, 1, 1)]
+
+
+def test_a_note_at_the_end_of_the_file_is_placed_after_it():
+    assert split('\n\n# Note') == [Section('Note', '', 4, 3, 3)]
+
+
+def test_empty_comments_add_no_doc():
+    assert split('#\n\n# Doc\nx = 1\n') == [Section('Doc', 'x = 1', 4, 4, 3)]
+    source = 'def f():\n    """"""\n    # Doc\n    return 1\n'
+    assert split(source) == [Section('', 'def f():', 1, 1, 1),
+                             Section('Doc', '    return 1', 4, 4, 3)]
+
+
+def test_trailing_spaces_of_a_comment_are_no_line_break():
+    """Two spaces at the end of a Markdown line would break it; in a comment they are invisible."""
+    [section] = split('# Line one  \n# line two\t\nx = 1\n')
+    assert section.doc == 'Line one\nline two'
+
+
+def test_a_comment_after_a_decorator_stays_with_its_definition():
+    source = src('''
+        import functools
+
+
+        @functools.cache
+        # keep me with the code
+        def f():
+            pass
+        ''')
+    [section] = split(source)
+    assert '# keep me with the code' in section.code and not section.doc
+
+
+def test_comments_after_braces_are_docs_again():
+    source = src('''
+        table = {
+            # in the dict
+            1: 2,
+        }
+
+        # After the dict
+        x = 1
+        ''')
+    first, second = split(source)
+    assert '# in the dict' in first.code
+    assert second == Section('After the dict', 'x = 1', 7, 7, 6)
+
+
+def test_docstrings_with_a_u_prefix_or_in_pieces():
+    """A `u` prefix is a docstring's source text too; a docstring in pieces is its value."""
+    source = src('''
+        def f():
+            u"""$\\frac{a}{b}$"""
+            return 1
+
+
+        def g():
+            "Two " "pieces."
+            return 2
+        ''')
+    docs = [section.doc for section in parse(source) if section.doc]
+    assert docs == ['$\\frac{a}{b}$', 'Two pieces.']
+
+
+def test_front_matter_needs_every_line_to_be_a_key():
+    [section] = parse('"""\n---\ntitle: T\nIntro paragraph.\n---\n\nText.\n"""\nx = 1\n')
+    assert section.doc == '---\ntitle: T\nIntro paragraph.\n---\n\nText.' and section.doc_line == 2
+
+
+def test_headings_inside_quotes_and_lists_stay_in_the_doc():
+    items = layout(split('# > # Quoted\n#\n# * ## In a list\nx = 1\n'))
+    assert items == [Section('> # Quoted\n\n* ## In a list', 'x = 1', 4, 4, 1)]
+
+
+def test_only_a_level_one_heading_is_put_first():
+    items = layout(parse('# Licence\n"""\n## Part\n\nText.\n"""\nx = 1\n'))
+    assert [type(item) for item in items] == [Section, Heading, Section]
+    assert items[0].doc == 'Licence'
+
+
+def test_a_long_note_without_code_stays_one_row():
+    words = ' '.join(['word'] * 60)
+    doc = '\n\n'.join([words] * 4)
+    assert layout(split(f'"""\n{doc}\n"""\n')) == [Section(doc, '', 10, 9, 2)]
+
+
+def test_a_code_line_in_a_note_that_wraps_once_counts_twice():
+    """Lines of 50 characters wrap in the narrow docs column; lines of 30 do not."""
+    code = '\n'.join(f'x{number} = {number}' for number in range(8))
+
+    def rows(width: int) -> int:
+        fence = ['```', *['x' * width] * 10, '```']
+        note = '\n'.join(f'# {line}'.rstrip() for line in ['Run:', '', *fence])
+        return len(layout(split(f'{note}\n{code}\n')))
+
+    assert rows(50) == 2 and rows(30) == 1
+
+
+def test_a_preface_goes_at_the_end_of_a_page_with_fewer_than_two_headings():
+    from sidebyside import preface_items, with_preface
+
+    extra = preface_items('Extra.\n')
+    one = layout(parse('"""\n# Title\n\nIntro.\n"""\nx = 1\n'))
+    assert with_preface(one, extra) == one + extra
+    none = layout(parse('x = 1\n'))
+    assert with_preface(none, extra) == none + extra
+
+
+def test_unknown_substitutions_are_left_as_written():
+    from sidebyside import substitute
+
+    assert substitute('A {{ known }}, {{unknown}}.', {'known': 'K'}) == 'A K, {{unknown}}.'
+
+
+def test_default_markdown_parser_keeps_tex_escaped():
+    from sidebyside import markdown_parser
+
+    html = markdown_parser().render('$$a < b$$\n\nand $c < d$\n')
+    assert 'a &lt; b' in html and 'c &lt; d' in html
+
+
+def test_row_classes_name_the_empty_cell():
+    from sidebyside import row_classes
+
+    assert row_classes(Section('Doc', 'x = 1', 1, 1, 1)) == ['annotate-row']
+    assert row_classes(Section('Doc', '', 1, 0, 1)) == ['annotate-row', 'annotate-no-code']
+    assert row_classes(Section('', 'x = 1', 1, 1, 1)) == ['annotate-row', 'annotate-no-doc']
+
+
+# ## More of the math and the code lines
+
+
+def test_a_prime_follows_its_letter_on_the_line():
+    """`F'` and `h'_i`: the prime after the letter, not a superscript; `<` beside it is kept."""
+    from sidebyside.mathml import to_mathml
+
+    assert to_mathml("F'", False) == '<math><mrow><mi>F</mi><mo>′</mo></mrow></math>'
+    primed = '<msub><mrow><mi>h</mi><mo>′</mo></mrow><mi>i</mi></msub>'
+    assert to_mathml("h'_i < a", False) == f'<math>{primed}<mo>&lt;</mo><mi>a</mi></math>'
+
+
+@pytest.mark.parametrize('tex', ['a = b \\\\ c = d', 'a = b\n\nc = d'])
+def test_display_lines_and_equations_are_aligned_rows(tex):
+    from sidebyside.mathml import display_tex, to_mathml
+
+    mathml = to_mathml(display_tex(tex), True)
+    assert mathml.count('<mtr>') == 2 and mathml.count('<mtable') == 1
+
+
+def test_line_formatter_hang_counts_the_last_number_and_stops_deepening():
+    """Lines 8 and 9 have one digit; an indentation past `MAX_INDENT` hangs no further."""
+    from pygments import highlight
+    from pygments.lexers import PythonLexer
+
+    from sidebyside.highlight import LineFormatter
+
+    def hangs(code: str, start: int) -> list[str]:
+        out = highlight(code, PythonLexer(), LineFormatter(linenos='inline', linenostart=start))
+        return [line['style'] for line in BeautifulSoup(out, 'html.parser').select('span.line')]
+
+    assert hangs('a\nb\n', 8) == ['--hang: 6ch', '--hang: 6ch']
+    assert hangs(' ' * 70 + 'x\n', 1) == ['--hang: 66ch']
+
+
+# ## More of the engines
+
+
+def test_markdown_include_starts_after_the_first_marker(tmp_path):
+    (tmp_path / 'part.md').write_text('Intro.\n\nSTART\n\nKeep START twice.\n\nEND\n',
+                                      encoding='utf-8')
+    page = markdown_page('```{include} part.md\n:start-after: START\n:end-before: END\n```\n',
+                         tmp_path)
+    assert BeautifulSoup(page, 'html.parser').get_text().split() == ['Keep', 'START', 'twice.']
+
+
+def test_markdown_heading_anchors_are_the_sphinx_ones(tmp_path):
+    """An anchor is made from the title's text, as Sphinx makes it: a link's address, code and
+    math are not markup; a repeated title gets `-1`."""
+    step = '    """\n    ## Step\n    """\n'
+    title = 'The `size` of $e_{ij}$, [linked](https://x.org)'
+    (tmp_path / 'h.py').write_text(f'"""\n# {title}\n"""\n\n'
+                                   f'def f():\n{step}\n\ndef g():\n{step}', encoding='utf-8')
+    html = markdown_page('```{annotated-source} h.py\n```\n', tmp_path)
+    page = BeautifulSoup(html, 'html.parser')
+    assert [h['id'] for h in page.select('h1, h2')] == ['the-size-of-e-ij-linked', 'step', 'step-1']
+
+
+def test_markdown_display_math_of_several_lines_is_aligned(tmp_path):
+    (tmp_path / 'a.py').write_text('# $$a = b \\\\ c = d$$\nx = 1\n', encoding='utf-8')
+    rows = markdown_page('```{annotated-source} a.py\n```\n', tmp_path)
+    assert rows.count('<mtr>') == 2
+    page = markdown_page('Page:\n\n$$\na = b \\\\ c = d\n$$\n', tmp_path)
+    assert page.count('<mtr>') == 2
+
+
+def test_markdown_code_blocks_in_the_docs_are_python_without_a_language(tmp_path):
+    (tmp_path / 'c.py').write_text('# ```\n# def f(): pass\n# ```\nx = 1\n', encoding='utf-8')
+    html = markdown_page('```{annotated-source} c.py\n```\n', tmp_path)
+    page = BeautifulSoup(html, 'html.parser')
+    assert page.select_one('.annotate-doc .highlight .k').get_text() == 'def'
+
+
+def test_sphinx_keeps_the_projects_own_math_renderer(tmp_path):
+    conf = ("extensions = ['myst_parser', 'sidebyside.sphinx']\n"
+            "myst_enable_extensions = ['dollarmath']\nhtml_math_renderer = 'mathjax'\n")
+    pages = {'conf.py': conf, 'index.md': '# Math\n\nInline $a_i$.\n'}
+    _, warnings = build_site(tmp_path, pages, {})
+    page = (tmp_path / 'html' / 'index.html').read_text(encoding='utf-8')
+    assert warnings == '' and '<math' not in page and 'mathjax' in page.lower()
+
+
+def test_sphinx_names_the_python_line_of_a_broken_formula(tmp_path):
+    source = '# One\n#\n# Two\n#\n# Broken $\\notacommand{x}$\ny = 2\n'
+    page = '# P\n\n```{annotated-source} ../bad.py\n```\n'
+    app, warnings = build_site(tmp_path, {'index.md': page}, {'bad.py': source})
+    [error] = [line for line in warnings.splitlines() if 'math-core' in line]
+    assert 'bad.py:5:' in error and app.statuscode == 1
+
+
+def test_sphinx_page_depends_on_its_file_and_its_preface(tmp_path):
+    app, warnings = build_site(tmp_path, {'index.md': '```{annotated-source} ../p.py\n'
+                                                      ':preface: ../pre.md\n```\n'},
+                               {'p.py': '"""\n# Title\n"""\nx = 1\n', 'pre.md': 'Extra.\n'})
+    assert warnings == ''
+    assert {Path(path).name for path in app.env.dependencies['index']} == {'p.py', 'pre.md'}
+
+
+def test_sphinx_nowrap_math_is_the_tex_as_written(tmp_path):
+    _, warnings = math_project(tmp_path, '# Math\n\n```{math}\n:nowrap:\na = b \\\\ c = d\n```\n')
+    page = (tmp_path / 'html' / 'index.html').read_text(encoding='utf-8')
+    assert warnings == '' and '<math display="block">' in page and '<mtable' not in page
+
+
+def test_sphinx_formula_that_fails_fails_the_build_without_w(tmp_path):
+    """Without `-W` Sphinx exits with 0 after an error; a formula left as TeX still fails it."""
+    from sphinx.application import Sphinx
+    from sphinx.util.docutils import docutils_namespace
+
+    docs = tmp_path / 'docs'
+    docs.mkdir()
+    (docs / 'conf.py').write_text("extensions = ['myst_parser', 'sidebyside.sphinx']\n"
+                                  "myst_enable_extensions = ['dollarmath']\n", encoding='utf-8')
+    (docs / 'index.md').write_text('# Broken\n\n$\\notacommand{x}$\n', encoding='utf-8')
+    with docutils_namespace():
+        app = Sphinx(docs, docs, tmp_path / 'html', tmp_path / 'doctrees', 'html', status=None,
+                     warning=io.StringIO(), freshenv=True)
+        app.build()
+    assert app.statuscode == 1
+    assert 'math-error' in (tmp_path / 'html' / 'index.html').read_text(encoding='utf-8')
+
+
+def test_display_math_in_a_paragraph_is_one_block_in_both_engines(tmp_path):
+    """A paragraph split around its `$$...$$` is still one block of the note: a note beside
+    short code gets the same rows in both engines."""
+    words = ' '.join(['word'] * 38)
+    source = (f'# Intro.\n#\n# Before $$e = mc^2$$ after {words}\n'
+              + ''.join(f'x{number} = {number}\n' for number in range(4)))
+    _, warnings = build_site(tmp_path, {'index.md': '```{annotated-source} ../s.py\n```\n'},
+                             {'s.py': source})
+    assert warnings == ''
+    sphinx_rows = row_summary((tmp_path / 'html' / 'index.html').read_text(encoding='utf-8'))
+    markdown_rows = row_summary(markdown_page('```{annotated-source} s.py\n```\n', tmp_path))
+    assert markdown_rows == sphinx_rows and len(sphinx_rows) == 1
