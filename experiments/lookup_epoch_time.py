@@ -87,8 +87,10 @@ def worker(package_root: Optional[Path], graphs: int) -> dict:
     if package_root is not None:
         env['PYTHONPATH'] = str(package_root)
     job = json.dumps([MODELS, graphs])
+    # `python -c` imports from its working folder first: the package's own folder
     output = subprocess.run([sys.executable, '-c', TIME_EPOCHS, job], env=env, check=True,
-                            capture_output=True, text=True).stdout
+                            cwd=package_root or REPO, capture_output=True,
+                            text=True).stdout
     return json.loads(output)
 
 

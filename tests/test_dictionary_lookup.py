@@ -3,7 +3,9 @@ generator and its split, the dense layer on a batch against the edge-list layer,
 static
 ranking, a short training run, the command line and its one-line errors, and the sweep's record."""
 
+import copy
 import importlib.util
+import inspect
 import itertools
 import json
 import math
@@ -54,6 +56,13 @@ def test_all_permutations_when_few(k):
     perms = torch.cat([task.train, task.test])
     assert len(perms) == math.factorial(k)
     assert {tuple(p) for p in perms.tolist()} == set(itertools.permutations(range(k)))
+
+
+def test_all_permutations_when_as_many_as_the_limit():
+    """k! equal to `max_examples` is few enough: every permutation once, none drawn at random."""
+    task = make_task(5, max_examples=120)
+    perms = torch.cat([task.train, task.test])
+    assert sorted(map(tuple, perms.tolist())) == list(itertools.permutations(range(5)))
 
 
 @pytest.mark.parametrize('k', [8, 10, 20])
@@ -222,6 +231,23 @@ def test_model_dense_and_edges_agree(layer, n_heads):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize('impl', ['dense', 'edges'])
+def test_model_computes_the_documented_function(impl):
+    """h = ReLU(E_key[key] + E_value[value]) for every node, the queries' value the empty one, k;
+    the layer from the key-value nodes to the queries; the readout U on the queries' outputs."""
+    k, d = 5, 16
+    torch.manual_seed(0)
+    model = LookupModel(k, 'gatv2', 2, d_model=d, impl=impl)
+    layer = GraphAttentionV2Layer(d, d, 2, dropout=0.0, share_weights=True)
+    layer.load_state_dict(model.attention.state_dict())
+    perms = make_task(k, seed=0).train[:3]
+    key, value = model.key_embedding.weight, model.value_embedding.weight
+    h_query = torch.relu(key[:k] + value[k])
+    h_key = torch.relu(key[:k] + value[perms])
+    expected = model.readout(layer((h_key, h_query), torch.ones(k, k, dtype=torch.bool)))
+    torch.testing.assert_close(model(perms), expected)
+
+
 def test_attention_grid():
     k = 5
     model = LookupModel(k, 'gat', 4, d_model=16)
@@ -323,6 +349,128 @@ def test_progress_rule():
     # The weights kept are those of the best epoch, progress or not
     accuracies = [record['train_accuracy'] for record in history]
     assert result['best_epoch'] == accuracies.index(max(accuracies))
+
+
+def test_batches_repeat_a_small_set_to_the_epoch_size():
+    """Every example equally often, at least `epoch_size` graphs in all, the last batch partial;
+    in order without a generator, in the generator's order with one."""
+    perms = torch.arange(20).view(10, 2)
+    for epoch_size, copies in ((0, 1), (10, 1), (25, 3), (30, 3)):
+        batches = list(lookup.batches(perms, 4, torch.Generator().manual_seed(0), epoch_size))
+        rows = torch.cat(batches)
+        assert len(rows) == 10 * copies >= epoch_size
+        assert sorted(rows.tolist()) == sorted(perms.tolist() * copies)
+        assert [len(batch) for batch in batches[:-1]] == [4] * (len(batches) - 1)
+        assert len(batches) == math.ceil(len(rows) / 4)
+    assert torch.equal(torch.cat(list(lookup.batches(perms, 4))), perms)
+    shuffled = torch.cat(list(lookup.batches(perms, 4, torch.Generator().manual_seed(1))))
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(shuffled, perms[order]) and not torch.equal(shuffled, perms)
+
+
+@pytest.mark.parametrize('epoch_size', [0, 10, 25])
+def test_an_epoch_tells_wrap_its_number_of_batches(epoch_size):
+    """The progress bar's total is the number of batches the epoch trains on."""
+    task = make_task(4, seed=0)
+    assert len(task.train) % 4, 'a partial last batch must be counted'
+    seen = []
+
+    def wrap(batches, n):
+        batches = list(batches)
+        seen.append((len(batches), n))
+        return batches
+
+    model = LookupModel(4, 'gatv2', 1, d_model=8)
+    lookup.train_epoch(model, torch.optim.Adam(model.parameters()), task.train, 4,
+                       torch.Generator().manual_seed(0), torch.device('cpu'), wrap, epoch_size)
+    [(n_batches, n)] = seen
+    assert n == n_batches
+
+
+def test_the_seed_makes_the_split_the_first_weights_and_the_order(monkeypatch):
+    """`seed` alone makes the task's split, the initial weights and the batches' order, and the
+    caller's random state is left as it was."""
+    made, orders = [], []
+    model_class, train_epoch = lookup.LookupModel, lookup.train_epoch
+
+    def make_model(*args):
+        model = model_class(*args)
+        made.append(copy.deepcopy(model.state_dict()))
+        return model
+
+    def epoch(model, optimizer, perms, batch_size, generator, *args):
+        orders.append(generator.get_state())
+        return train_epoch(model, optimizer, perms, batch_size, generator, *args)
+
+    monkeypatch.setattr(lookup, 'LookupModel', make_model)
+    monkeypatch.setattr(lookup, 'train_epoch', epoch)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    result = train(k=4, seed=3, epochs=1, d_model=8, batch_size=8, epoch_size=0)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(result['task'].allowed, make_task(4, seed=3).allowed)
+    assert torch.equal(result['task'].train, make_task(4, seed=3).train)
+    torch.manual_seed(3)
+    for name, tensor in model_class(4, 'gatv2', 1, 8).state_dict().items():
+        assert torch.equal(made[0][name], tensor), name
+    assert torch.equal(orders[0], torch.Generator().manual_seed(3).get_state())
+
+
+def scripted_training(monkeypatch, accuracies, **settings):
+    """
+    `train` with the training accuracy of every epoch given, and the weights after each epoch:
+    every epoch still trains the model, so that the weights differ from epoch to epoch.
+    """
+    train_epoch, weights = lookup.train_epoch, []
+
+    def epoch(model, *args, **kwargs):
+        train_epoch(model, *args, **kwargs)
+        weights.append(copy.deepcopy(model.state_dict()))
+        return 1.0, accuracies[len(weights) - 1]
+
+    monkeypatch.setattr(lookup, 'train_epoch', epoch)
+    result = train(k=4, d_model=8, batch_size=8, epoch_size=0, epochs=len(accuracies),
+                   **settings)
+    return result, weights
+
+
+def assert_weights(model, weights):
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+
+
+def test_progress_is_a_fraction_of_the_errors_left(monkeypatch):
+    """
+    The rule on a scripted run: an epoch makes progress when its training error is below
+    (1 - min_progress) times the error of the last epoch that made progress (equal to it is
+    not); the learning rate halves once more than `lr_patience` epochs in a row made none;
+    training stops `patience` epochs after the last progress and keeps the weights of the first
+    epoch with the best training accuracy.
+    """
+    errors = [0.75, 0.375, 0.25, 0.1875, 0.15625, 0.125, 0.0625, 0.03125, 0.03125, 0.09375,
+              0.5, 0.0]
+    # Progress at epochs 0, 2 and 6; halvings after epochs 4 and 8; the stop at epoch 10;
+    # the best accuracy at epochs 7 and 8
+    result, weights = scripted_training(monkeypatch, [1 - error for error in errors],
+                                        learning_rate=0.01, min_progress=0.5, patience=4,
+                                        lr_patience=1)
+    assert result['epochs'] == 11
+    assert [h['learning_rate'] for h in result['history']] == pytest.approx(
+        [0.01] * 5 + [0.005] * 4 + [0.0025] * 2)
+    assert result['best_epoch'] == 7
+    assert_weights(result['model'], weights[7])
+
+
+def test_training_stops_at_a_fitted_training_set(monkeypatch):
+    result, weights = scripted_training(monkeypatch, [0.5, 1.0, 1.0], patience=5)
+    assert result['epochs'] == 2 and result['best_epoch'] == 1
+    assert_weights(result['model'], weights[1])
+
+
+def test_a_model_that_never_answers_keeps_its_first_epoch(monkeypatch):
+    result, weights = scripted_training(monkeypatch, [0.0, 0.0, 0.0, 0.0], patience=2)
+    assert result['epochs'] == 3 and result['best_epoch'] == 0
+    assert_weights(result['model'], weights[0])
 
 
 def test_min_progress_must_be_a_fraction():
@@ -449,6 +597,79 @@ def test_threads_setting(tmp_path, labml_logs):
         torch.set_num_threads(threads)
 
 
+def test_a_run_is_trained_with_every_setting():
+    """Every argument of `train` but the callbacks comes from the settings."""
+    script = load_script()
+    settings = script.LookupSettings(
+        layer='gat', n_heads=2, k=5, epochs=7, patience=3, lr_patience=2, min_progress=0.25,
+        learning_rate=0.01, batch_size=16, max_examples=100, epoch_size=10, d_model=8, seed=4,
+        impl='edges')
+    names = set(inspect.signature(train).parameters) - {'on_epoch', 'wrap_epochs',
+                                                         'wrap_batches'}
+    assert settings.training() == {name: getattr(settings, name) for name in names}
+
+
+def test_every_epoch_goes_to_labml(labml_logs, monkeypatch):
+    """labml's tracker gets every epoch's numbers, then the final accuracies."""
+    script = load_script()
+    saved = []
+    monkeypatch.setattr(script.tracker, 'save', lambda *args: saved.append(args))
+    summary = script.main(['--k', '3', '--epochs', '3', '--batch-size', '2', '--d-model', '8',
+                           '--epoch-size', '0', '--min-progress', '0', '--quiet'])
+    assert saved[:-1] == [(h['epoch'], {'loss.train': h['loss'],
+                                        'accuracy.train': h['train_accuracy'],
+                                        'accuracy.test': h['test_accuracy']})
+                          for h in summary['history']]
+    assert saved[-1] == (summary['epochs'], {'accuracy.final_train': summary['train_accuracy'],
+                                             'accuracy.final_test': summary['test_accuracy']})
+
+
+def test_stopped_by_names_why_training_ended():
+    script = load_script()
+    settings = script.LookupSettings(epochs=3)
+
+    def ended(*accuracies):
+        return script.stopped_by({'epochs': len(accuracies), 'history': [
+            {'train_accuracy': accuracy} for accuracy in accuracies]}, settings)
+
+    assert ended(0.5, 1.0) == ended(0.2, 0.5, 1.0) == 'fitted'
+    assert ended(0.2, 0.5, 0.999) == 'epochs'
+    assert ended(0.2, 0.5) == 'patience'
+
+
+@pytest.mark.parametrize('argv', [
+    ['--k', '3', '--no-record', '--no-sweep', '--no-which-layer'],
+    ['--sweep', '--record', '--ks', '3'],
+    ['--sweep', '--results', '.', '--ks', '3', '--no-quiet'],
+])
+def test_flags_the_run_reads_are_taken(argv, tmp_path, monkeypatch):
+    """A flag is refused only when the run does not read it: `--no-...` asks for the default."""
+    monkeypatch.chdir(tmp_path)
+    assert load_script().parse(argv)
+
+
+@pytest.mark.parametrize('settings, message', [
+    ({'epoch_size': -1}, '--epoch-size must be at least 0'),
+    ({'sweep': True, 'sweep_heads': [1, 3]}, r'heads \(3\) must be at least 1 and divide'),
+    ({'sweep': True, 'k': 2, 'ks': [2, 8], 'max_examples': 2, 'seed': 2},
+     '--k 8 with --max-examples 2 gives 2 training and 0 test graphs'),
+    ({'k': 8, 'max_examples': 1, 'seed': 0}, '1 training and 0 test graphs'),
+    ({'k': 8, 'max_examples': 1, 'seed': 1}, '0 training and 1 test graphs'),
+    ({'sweep': True, 'results': 'missing/x'}, '^--results missing/x: '),
+])
+def test_settings_that_cannot_run_are_refused(settings, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': 2 ** 34)
+    with pytest.raises(UsageError, match=message):
+        load_script().LookupSettings(**settings).check()
+
+
+def test_a_batch_is_no_larger_than_the_examples(monkeypatch):
+    """A `--batch-size` above the examples makes batches of all of them: its memory is theirs."""
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': 2 ** 34)
+    load_script().LookupSettings(k=3, batch_size=10 ** 9, epoch_size=0).check()
+
+
 # ## The memory a task needs, checked before anything is made
 
 def refuse(*args, **kwargs):
@@ -499,7 +720,10 @@ def test_a_task_fits_up_to_the_free_memory(k, message, monkeypatch):
 @pytest.mark.parametrize('layer, impl', list(itertools.product(('gatv2', 'gat'),
                                                                ('dense', 'edges'))))
 def test_the_step_estimate_holds_what_autograd_keeps(layer, impl):
-    """A training step keeps at most the estimate for its backward pass."""
+    """
+    A training step keeps at most the estimate for its backward pass, and the estimate is not
+    many times more: a run that fits is not refused.
+    """
     k, n_graphs, d_model, n_heads = 12, 6, 16, 2
     model = LookupModel(k, layer, n_heads, d_model, impl)
     perms = torch.stack([torch.randperm(k) for _ in range(n_graphs)])
@@ -512,7 +736,7 @@ def test_the_step_estimate_holds_what_autograd_keeps(layer, impl):
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         model(perms).sum()
     estimate = lookup.training_step_bytes(k, layer, n_heads, d_model, impl, n_graphs)
-    assert 0 < sum(saved.values()) <= estimate
+    assert 0 < sum(saved.values()) <= estimate < 4 * sum(saved.values())
 
 
 def test_the_examples_are_counted_without_the_factorial():
@@ -546,11 +770,41 @@ def test_sweep_writes_a_record_only_when_asked(tmp_path, labml_logs, monkeypatch
     assert record['command'].startswith('python experiments/dictionary_lookup.py --sweep')
     assert {'date', 'machine', 'versions', 'settings', 'total_seconds'} <= set(record)
     assert {'cpu', 'cores', 'memory_gb'} <= set(record['machine'])
-    runs = {(r['k'], r['layer'], r['n_heads']) for r in record['runs']}
-    assert runs == set(itertools.product((2, 3), ('gatv2', 'gat'), (1, 2)))
+    # For every k in turn, one head before more, GATv2 before GAT
+    runs = [(r['k'], r['n_heads'], r['layer']) for r in record['runs']]
+    assert runs == list(itertools.product((2, 3), (1, 2), ('gatv2', 'gat')))
     for run in record['runs']:
-        assert len(run['history']['train']) == run['epochs']
+        assert {'n_train', 'n_test', 'best_epoch', 'seconds', 'cpu_seconds', 'train_accuracy',
+                'test_accuracy'} <= set(run)
+        assert len(run['history']['train']) == len(run['history']['test']) == run['epochs']
         assert run['stopped_by'] in ('fitted', 'patience', 'epochs')
+        assert run['history']['train'][run['best_epoch']] == max(run['history']['train'])
+    # Each run's processor time is its own, not the sweep's so far (each rounded)
+    cpu_seconds = sum(run['cpu_seconds'] for run in record['runs'])
+    assert cpu_seconds <= record['total_cpu_seconds'] + 0.05 + 0.005 * len(record['runs'])
+
+
+def test_sweep_records_each_models_numbers_and_curves(tmp_path, labml_logs, monkeypatch):
+    """A run of the record is its model's result, with the curves of both splits rounded."""
+    script = load_script()
+
+    def trained(**settings):
+        history = [{'train_accuracy': 0.25, 'test_accuracy': 1 / 3},
+                   {'train_accuracy': 1.0, 'test_accuracy': 0.5}]
+        return {**{key: settings[key] for key in ('k', 'layer', 'n_heads')}, 'n_train': 3,
+                'n_test': 2, 'epochs': 2, 'best_epoch': 1, 'seconds': 0.5,
+                'train_accuracy': 1.0, 'test_accuracy': 0.5, 'history': history}
+
+    monkeypatch.setattr(script, 'train', trained)
+    record = script.main(['--sweep', '--ks', '4', '--sweep-heads', '2', '--quiet',
+                          '--results', str(tmp_path)])
+    assert json.loads((tmp_path / script.SWEEP_RECORD).read_text())['runs'] == record['runs']
+    for run, layer in zip(record['runs'], ('gatv2', 'gat'), strict=True):
+        assert run.pop('cpu_seconds') >= 0
+        assert run == {'k': 4, 'layer': layer, 'n_heads': 2, 'n_train': 3, 'n_test': 2,
+                       'epochs': 2, 'best_epoch': 1, 'seconds': 0.5, 'train_accuracy': 1.0,
+                       'test_accuracy': 0.5, 'stopped_by': 'fitted',
+                       'history': {'train': [0.25, 1.0], 'test': [0.33333, 0.5]}}
 
 
 def test_which_layer_records_into_a_new_folder(tmp_path, monkeypatch):
@@ -559,6 +813,16 @@ def test_which_layer_records_into_a_new_folder(tmp_path, monkeypatch):
     script.main(['--which-layer', '--results', str(tmp_path / 'new')])
     record = json.loads((tmp_path / 'new' / script.LAYERS_RECORD).read_text())
     assert [row['n_nodes'] for row in record['rows']] == [4]
+
+
+def test_which_layer_draws_its_graphs_from_the_seed(monkeypatch):
+    script = load_script()
+    monkeypatch.setattr(script, 'WHICH_LAYER_GRAPHS', [(4, 2, 0.5)])
+    edges = {seed: lookup.time_layers(4, 2, 0.5, repeats=1, seed=seed)['n_edges']
+             for seed in (0, 1)}
+    assert edges[0] != edges[1]
+    record = script.main(['--which-layer', '--seed', '1'])
+    assert [row['n_edges'] for row in record['rows']] == [edges[1]]
 
 
 @pytest.mark.skipif(not RECORD.is_file(), reason='no recorded sweep')
