@@ -8,6 +8,7 @@ import math
 import re
 import pathlib
 import shlex
+from datetime import date
 
 import pytest
 
@@ -412,3 +413,60 @@ def test_record_commands_are_commands_their_scripts_take():
     assert checked >= 20 and {'benchmark.py', 'cora.py', 'cora_minibatch.py',
                                'dictionary_lookup.py', 'lookup_epoch_time.py',
                                'synthetic_minibatch.py'} <= {pathlib.Path(s).name for s in helps}
+
+
+def test_a_summary_records_each_value_under_its_name():
+    values = results.from_summary(SUMMARY)
+    assert {key: values[key] for key in ('seeds', 'test_mean', 'test_std', 'val_mean',
+                                         'train_seconds', 'wall_seconds', 'jobs',
+                                         'load_average')} == \
+        {'seeds': 2, 'test_mean': 82.5, 'test_std': 0.5, 'val_mean': 81.0, 'train_seconds': 10.0,
+         'wall_seconds': 6.0, 'jobs': 2, 'load_average': 0.5}
+
+
+def test_a_record_is_dated_the_day_it_is_written(tmp_path):
+    before = date.today().isoformat()
+    results.record('x', 'python experiments/cora.py', {}, tmp_path)
+    assert results.load('x', tmp_path)['date'] in {before, date.today().isoformat()}
+
+
+def test_every_block_of_a_file_is_rendered_anew(tmp_path):
+    for path in results.RESULTS.glob('*.json'):
+        (tmp_path / path.name).write_text(path.read_text(encoding='utf-8'), encoding='utf-8')
+    text = ''.join(f'<!-- results: {name} -->\nstale\n<!-- end results -->\n\nProse.\n\n'
+                   for name in ('quickstart', 'lookup_epoch', 'cora'))
+    updated = results.update(text, tmp_path)
+    assert 'stale' not in updated and updated.count('Prose.') == 3
+    assert updated == results.update(updated, tmp_path)
+
+
+def test_a_filled_sentence_stays_in_its_paragraph():
+    page = 'Before:\n<!-- results: cora_seeds10 -->\n<!-- end results -->\nafter.'
+    filled = results.fill(page)
+    assert filled.startswith('Before:\nTest accuracy ') and filled.endswith('.\nafter.')
+    assert '\n\n' not in filled
+
+
+@pytest.mark.parametrize('device, exists', [('cuda', True), ('cuda:0', True), ('cuda:1', True),
+                                            ('cuda:2', False)])
+def test_a_cuda_device_exists_when_its_index_is_below_the_count(monkeypatch, device, exists):
+    import torch
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    assert results.cuda_device_exists(device) is exists
+
+
+def test_a_figure_record_needs_its_threads(tmp_path):
+    record = {'name': 'benchmark_x', 'command': 'c', 'date': 'd', 'machine': {}, 'versions': {},
+              'values': {'level': 'layer', 'graph': 'random', 'n_heads': 2, 'n_hidden': 2}}
+    (tmp_path / 'benchmark_x.json').write_text(json.dumps(record), encoding='utf-8')
+    with pytest.raises(ValueError, match="'benchmark_x' lacks values.threads"):
+        results.load_figures(tmp_path)
+
+
+@pytest.mark.parametrize('render, value, shown', [
+    ('ms', 9_999.0, '9999.0 ms'), ('ms', 10_000.0, '10.0 s'), ('count', 999.0, '999'),
+    ('count', 1_000.0, '1.0k'), ('count', 999_000.0, '999.0k'), ('count', 1e6, '1.00M'),
+    ('gib', 2 ** 30, '1.00 GiB')])
+def test_units_change_at_their_thresholds(render, value, shown):
+    assert getattr(results, render)(value) == shown
