@@ -84,10 +84,8 @@ def worker(package_root: Optional[Path], graphs: int) -> dict:
     """The worker's timings, with the `labml_gat` of `package_root` (this checkout's when
     `None`)."""
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    if package_root is not None:
-        env['PYTHONPATH'] = str(package_root)
     job = json.dumps([MODELS, graphs])
-    # `python -c` imports from its working folder first: the package's own folder
+    # `python -c` imports from its working folder first: the folder of the package to time
     output = subprocess.run([sys.executable, '-c', TIME_EPOCHS, job], env=env, check=True,
                             cwd=package_root or REPO, capture_output=True,
                             text=True).stdout
