@@ -790,3 +790,22 @@ def test_each_figure_is_asked_for_its_rounds_and_runs():
     tasks = {name: task for name, task, _, _ in script.tasks(settings)}
     assert (tasks['cora']['rounds'], tasks['layer_100000']['rounds']) == (7, 3)
     assert all(task['repeats'] == 4 and task['warmup'] == 2 for task in tasks.values())
+
+
+def test_the_plots_labels_are_inside_the_figure():
+    # The axis label names both of PyG's layers when the records mix GAT's figures with the
+    # others: the whole of it is drawn, "(lower is better)" included, not cut at the edge
+    import matplotlib.pyplot as plt
+    row = {'step_ratio': 0.5, 'eval_ratio': 0.5, 'peak_ratio': 0.2}
+    v2 = {'figure': 'layer_1000000_edge16_threads2', 'impls': {'dropin': row, 'pyg': {}}}
+    gat = {**v2, 'figure': 'layer_100000_gat_edge16', 'gat': True}
+    fig = benchmarking.plot([v2, gat])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    texts = [fig.axes[0].xaxis.label, fig.axes[0].title, *fig.axes[0].get_yticklabels()]
+    outside = [text.get_text() for text in texts
+               if not (box.x0 - 1 <= text.get_window_extent(renderer).x0
+                       and text.get_window_extent(renderer).x1 <= box.x1 + 1)]
+    plt.close(fig)
+    assert not outside, outside
