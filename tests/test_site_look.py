@@ -104,6 +104,22 @@ def test_code_fits_its_column_at_1400_px(site, reader):
     assert not wrapping, '\n'.join(wrapping)
 
 
+def test_example_code_fits_at_1400_px(site, reader):
+    """An example's code is read, not run in a terminal: at desktop width none of its lines hides
+    behind a scroll bar (its printed output may scroll, as a terminal's would)."""
+    tab = reader({'width': 1400, 'height': 900})
+    too_wide = []
+    for path in EXAMPLES:
+        tab.open(path)
+        too_wide += [f'{path}: {content} > {width} px: {line[:60]}' for content, width, line in
+                     tab.page.evaluate("""() => [...document.querySelectorAll(
+                         'article .highlight-Python pre')].map(pre => [pre.scrollWidth, pre.clientWidth,
+                         pre.textContent.split('\\n').reduce((a, b) => a.length > b.length ? a : b, '')])""")
+                     if content > width + 1]
+    tab.close()
+    assert not too_wide, '\n'.join(too_wide)
+
+
 def test_the_benchmark_table_fits_at_1400_px(site, reader):
     """Every column of the usage page's tables, the benchmark's nine included, is in view at
     desktop width, without a scroll bar."""

@@ -144,8 +144,8 @@ for edge, weight in zip(incoming.tolist(), weights.tolist()):
 self_weight = float(weights[source[incoming] == node].sum())
 
 fig, ax = plt.subplots(figsize=(7.5, 6))
-# The neighbours evenly on a circle around the node, in the order of the attention it gives them:
-# no two edges, and no two labels, lie on one another
+# The neighbours evenly on a circle around the node, in the order of the attention it gives
+# them: no two edges, and no two labels, lie on one another
 around = sorted(graph.neighbors(node), key=lambda n: graph.edges[node, n]['weight'])
 layout = nx.shell_layout(graph, nlist=[[node], around])
 edge_weights = [graph.edges[e]['weight'] for e in graph.edges]
