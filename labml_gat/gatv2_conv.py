@@ -40,10 +40,12 @@ derivatives (`create_graph=True`); `torch.func`'s transforms; TorchScript and
 `torch.export` (`torch.compile` instead, which runs the attention eagerly: one graph
 break per layer, so no `fullgraph=True`); `torch_sparse.SparseTensor` (a `torch.sparse`
 adjacency instead); `MessagePassing`'s own arguments (`aggr`, `flow`) and what hooks
-into its `propagate`, such as the edge masks of PyG's explainers; the `normalize` of
-PyG's `GATConv` after 2.8.1. `to_hetero` takes `message_passing_class()` (and
-`message_passing_class(GATConv)`). Before PyTorch 2.10, `torch.export` and `torch.func`
-may stop inside PyTorch instead, with an error of its own.
+into its `propagate`, such as the edge masks of PyG's explainers (refused by
+`message_passing_class()`'s layers; PyG's explainers do not see the plain layers, whose
+edges an explanation of a model that mixes them with PyG's layers leaves out); the
+`normalize` of PyG's `GATConv` after 2.8.1. `to_hetero` takes `message_passing_class()`
+(and `message_passing_class(GATConv)`). Before PyTorch 2.10, `torch.export` and
+`torch.func` may stop inside PyTorch instead, with an error of its own.
 
 **On a GPU** what is kept for the backward pass is the same arithmetic; the working set
 is not: chunks there are as large as a sixteenth of the free memory allows (millions of
@@ -91,6 +93,10 @@ DRAW_BLOCK = 2 ** 16
 FILL_REDUCTIONS = ('add', 'sum', 'mean', 'min', 'max', 'mul')
 # `MessagePassing`'s arguments that PyG's layer takes, with the only values this one has
 MESSAGE_PASSING = {'aggr': 'add', 'flow': 'source_to_target', 'decomposed_layers': 1}
+# `MessagePassing`'s hooks into its `propagate`, which these layers never run
+PROPAGATE_HOOKS = tuple(f'register_{step}_forward{pre}_hook' for step in (
+    'propagate', 'message', 'aggregate', 'message_and_aggregate', 'edge_update')
+    for pre in ('_pre', ''))
 # `aggr`, `flow` and `node_dim` as PyG's layers say them, for code that reads them
 PYG_ATTRIBUTES = {'GATv2Conv': ('sum', 'source_to_target', 0),
                   'GATConv': ('add', 'source_to_target', 0)}
@@ -502,7 +508,8 @@ def message_passing_class(layer: Optional[type] = None) -> type:
     `GATv2Conv = message_passing_class()` before building the model. `HeteroConv` and
     `Sequential` take the layers themselves. The class is this module's
     `MessagePassingGATv2Conv` (`MessagePassingGATConv`), so its modules can be pickled
-    and saved.
+    and saved. It never runs `propagate`: an explainer's edge mask (`explain = True`) and
+    the hooks into `propagate` are refused in one line.
     """
     return message_passing_subclass(GATv2Conv if layer is None else layer)
 
@@ -511,8 +518,35 @@ def message_passing_class(layer: Optional[type] = None) -> type:
 def message_passing_subclass(layer: type) -> type:
     from torch_geometric.nn import MessagePassing
     name = 'MessagePassing' + layer.__name__
-    return type(layer.__name__, (layer, MessagePassing),
-                {'__module__': __name__, '__qualname__': name})
+    namespace = {'__module__': __name__, '__qualname__': name,
+                 'explain': property(MessagePassing.explain.fget,
+                                     explain_refused(layer.__name__))}
+    namespace.update({hook: propagate_hook_refused(layer.__name__, hook)
+                      for hook in PROPAGATE_HOOKS})
+    return type(layer.__name__, (layer, MessagePassing), namespace)
+
+
+def explain_refused(layer: str) -> Callable:
+    """`MessagePassing.explain`'s setter for a layer that never runs `propagate`: PyG's
+    explainers set it to `True` to mask the messages there, which would leave this
+    layer's edges out of the explanation, so `True` is refused in one line."""
+    def set_explain(self, explain: Optional[bool]) -> None:
+        if explain:
+            raise RuntimeError(f'{layer} does not run MessagePassing.propagate, so PyG\'s '
+                               f'explainers cannot mask its edges: explain with PyG\'s '
+                               f'{layer} (its state_dict loads) or edge_mask_type=None')
+        self._explain = explain
+    return set_explain
+
+
+def propagate_hook_refused(layer: str, hook: str) -> Callable:
+    """`MessagePassing`'s `hook` (such as `register_message_forward_hook`, which
+    `to_hetero_with_bases` and PyG's `AttentionExplainer` use) refused in one line: the
+    layer never runs `propagate`, so the hook would never be called."""
+    def register(self, *args, **kwargs):
+        raise RuntimeError(f'{layer} does not run MessagePassing.propagate: a hook '
+                           f'registered by {hook} would never be called')
+    return register
 
 
 def __getattr__(name: str):

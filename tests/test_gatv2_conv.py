@@ -835,6 +835,38 @@ def test_inside_pyg_models():
 
 
 
+@pytest.mark.parametrize('layer', [GATv2Conv, GATConv])
+def test_message_passing_class_refuses_what_hooks_into_propagate(layer):
+    # Beside PyG's own layers, an explainer's edge mask or a hook into propagate would leave
+    # the drop-in's edges out without a word: both are refused in one line
+    pytest.importorskip('torch_geometric')
+    from torch_geometric.explain import Explainer, GNNExplainer
+    from torch_geometric.nn import GCNConv
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gcn, self.conv = GCNConv(5, 8), message_passing_class(layer)(8, 3)
+
+        def forward(self, x, edge_index):
+            return self.conv(self.gcn(x, edge_index).relu(), edge_index)
+
+    model = Net()
+    x, edge_index = torch.randn(10, 5), random_graph(10, 30, self_loops=False)
+    explainer = Explainer(model, GNNExplainer(epochs=2), explanation_type='model',
+                          node_mask_type=None, edge_mask_type='object',
+                          model_config=dict(mode='multiclass_classification',
+                                            task_level='node', return_type='raw'))
+    with pytest.raises(RuntimeError, match="PyG's explainers cannot mask its edges"):
+        explainer(x, edge_index, index=0)
+    with pytest.raises(RuntimeError, match='register_message_forward_hook would never be'):
+        model.conv.register_message_forward_hook(lambda *args: None)
+    # What PyG's models set otherwise is taken, and the layer runs
+    model.conv.explain = False
+    model.conv.explain = None
+    assert model(x, edge_index).shape == (10, 3)
+
+
 @pytest.mark.parametrize('v2', [True, False], ids=['GATv2Conv', 'GATConv'])
 @pytest.mark.parametrize('config', [dict(), dict(edge_dim=3), dict(heads=2, jk='cat'),
                                     dict(heads=3, concat=False, residual=True)], ids=str)
