@@ -16,7 +16,8 @@ seconds, twice over:
 
 * `after`: the `labml_gat` package this script imports (this checkout);
 * `before`: the `labml_gat` package of the revision `--against`, taken with `git archive`
-  into a temporary folder and imported from there.
+  into a temporary folder and imported from there; a revision whose package cannot train
+  that epoch (one older than the model timed) is a mistake, said in one line.
 
 Each measurement runs in a fresh process, and the two alternate, `--repeats` times, so that
 a busy machine disturbs both alike; the fastest of each is kept. With `--record` they are
@@ -138,9 +139,25 @@ def measure(s: EpochTimeSettings) -> dict:
         runs = {'before': [], 'after': []}
         for repeat in range(s.repeats):
             for side, root in (('before', Path(folder)), ('after', None)):
-                runs[side].append(worker(root, s.graphs))
+                try:
+                    runs[side].append(worker(root, s.graphs))
+                except subprocess.CalledProcessError as error:
+                    if root is None:
+                        # This checkout's side failing is a bug: the worker's traceback
+                        sys.stderr.write(error.stderr)
+                        raise
+                    # A revision without the model and the epoch timed (older than them)
+                    why = last_line(error.stderr)
+                    raise UsageError(f'--against {s.against}: its labml_gat cannot train '
+                                     f'the epoch timed ({why})') from None
                 print(f'{repeat + 1}/{s.repeats} {side}: {runs[side][-1]}', flush=True)
     return {'runs': runs, 'commit': commit}
+
+
+def last_line(text: str) -> str:
+    """The last line of a worker's error: the exception Python ended it with."""
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else 'it ended without a word'
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[dict]:

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from conftest import REPO, run_script
+from labml_gat.settings import UsageError
 
 
 def load_script():
@@ -151,3 +152,20 @@ def test_a_worker_times_an_epoch_of_the_package_it_is_given(tmp_path, monkeypatc
     assert set(seconds) == {f'{k}/{layer}/{n_heads}' for k, layer, n_heads in script.MODELS}
     epochs = (tmp_path / 'labml_gat' / 'epochs').read_text().splitlines()
     assert epochs == ['7 32 7'] * len(script.MODELS)
+
+
+def test_a_revision_whose_package_cannot_be_timed_is_one_line(tmp_path, monkeypatch):
+    """A revision older than the model and the epoch timed is the user's mistake: one line that
+    says why its worker failed, not the worker's command in a traceback."""
+    script = load_script()
+
+    def extract(revision, folder):
+        (folder / 'labml_gat').mkdir()
+        (folder / 'labml_gat' / '__init__.py').write_text('')
+        (folder / 'labml_gat' / 'lookup.py').write_text('')
+        return 'abc'
+
+    monkeypatch.setattr(script, 'extract', extract)
+    with pytest.raises(UsageError, match=r"^--against old: its labml_gat cannot train the epoch "
+                                         r"timed \(ImportError: cannot import name 'LookupModel'"):
+        script.measure(script.EpochTimeSettings(against='old', repeats=1, graphs=7))
