@@ -171,14 +171,24 @@ def rank() -> int:
     return int(os.environ['RANK']) if launched() else 0
 
 
+# The longest `--peer-timeout`, in seconds
+MAX_PEER_TIMEOUT = 10 ** 9
+
+
 def check_settings(settings: Any) -> None:
     """
     ## Settings that do not mix with several processes
 
     Checked with the other settings, before any process group or run starts.
     `--jobs` trains seeds side by side in a pool of processes; under torchrun the processes
-    train each seed together, one seed after another, so the two do not mix.
+    train each seed together, one seed after another, so the two do not mix. A
+    `--peer-timeout` is one the process group can keep, checked in one process too.
     """
+    # A wait longer than this overflows the process group's clock: torch's timeouts end at
+    # once, hang or fail in Python, by how far it is over
+    if settings.peer_timeout > MAX_PEER_TIMEOUT:
+        raise UsageError(f'--peer-timeout must be at most {MAX_PEER_TIMEOUT} seconds '
+                         f'(about 31 years), got {settings.peer_timeout}')
     processes = world_size()
     if processes == 1:
         return

@@ -295,6 +295,21 @@ def test_bad_combinations(monkeypatch, changes, message):
         mb.MiniBatchSettings(**changes).check()
 
 
+@pytest.mark.parametrize('script', ['cora_minibatch', 'synthetic_minibatch'])
+@pytest.mark.parametrize('processes', [1, 2])
+def test_a_peer_timeout_beyond_the_process_groups_clock_is_refused(monkeypatch, script, processes):
+    """torch's process group fails in Python (`timedelta`), at once or hangs with a wait of
+    more than a few billion seconds: one line instead, in one process as under torchrun."""
+    if processes > 1:
+        monkeypatch.setenv('RANK', '0')
+        monkeypatch.setenv('WORLD_SIZE', str(processes))
+    settings = getattr(load_experiment(script), 'MiniBatchSettings' if script == 'cora_minibatch'
+                       else 'SyntheticSettings')
+    with pytest.raises(UsageError, match=r'^--peer-timeout must be at most 1000000000 seconds '
+                                         r'\(about 31 years\), got 100000000000000$'):
+        settings(peer_timeout=10 ** 14).check()
+
+
 def test_too_few_gpus_found_by_every_process_of_the_machine(monkeypatch):
     # The first process of a machine finds too few GPUs for its processes, so that it says it
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
