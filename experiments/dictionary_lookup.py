@@ -254,6 +254,12 @@ class LookupSettings(Settings):
             if n_heads < 1 or self.d_model % n_heads:
                 raise UsageError(f'heads ({n_heads}) must be at least 1 and divide '
                                  f'--d-model ({self.d_model})')
+        # Each model of the sweep once: twice would train it again and record it twice
+        for name in ('ks', 'sweep_heads'):
+            values = getattr(self, name)
+            twice = [value for value in values if values.count(value) > 1]
+            if twice:
+                raise UsageError(f'{flag(name)} names {twice[0]} twice')
         check_positive('learning_rate', self.learning_rate)
         if not 0 <= self.min_progress < 1:
             raise UsageError(f'--min-progress must be a fraction in [0, 1), '

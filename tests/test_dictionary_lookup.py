@@ -656,6 +656,9 @@ def test_flags_the_run_reads_are_taken(argv, tmp_path, monkeypatch):
     ({'k': 8, 'max_examples': 1, 'seed': 0}, '1 training and 0 test graphs'),
     ({'k': 8, 'max_examples': 1, 'seed': 1}, '0 training and 1 test graphs'),
     ({'sweep': True, 'results': 'missing/x'}, '^--results missing/x: '),
+    # As the benchmark's lists: a model twice would be trained and recorded twice
+    ({'sweep': True, 'ks': [2, 5, 2]}, '^--ks names 2 twice$'),
+    ({'sweep': True, 'sweep_heads': [8, 1, 8]}, '^--sweep-heads names 8 twice$'),
 ])
 def test_settings_that_cannot_run_are_refused(settings, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
