@@ -40,8 +40,8 @@ derivatives (`create_graph=True`); `torch.func`'s transforms; TorchScript and
 `torch.export` (`torch.compile` instead, which runs the attention eagerly: one graph
 break per layer, so no `fullgraph=True`); `torch_sparse.SparseTensor` (a `torch.sparse`
 adjacency instead); `MessagePassing`'s own arguments (`aggr`, `flow`) and what hooks
-into its `propagate`, such as the edge masks of PyG's explainers (refused by
-`message_passing_class()`'s layers; PyG's explainers do not see the plain layers, whose
+into its `propagate`, such as the edge masks of PyG's explainers (the layers of
+`message_passing_class()` refuse them; PyG's explainers do not see the plain layers, whose
 edges an explanation of a model that mixes them with PyG's layers leaves out); the
 `normalize` of PyG's `GATConv` after 2.8.1. `to_hetero` takes `message_passing_class()`
 (and `message_passing_class(GATConv)`). Before PyTorch 2.10, `torch.export` and
