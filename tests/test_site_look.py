@@ -104,16 +104,17 @@ def test_code_fits_its_column_at_1400_px(site, reader):
     assert not wrapping, '\n'.join(wrapping)
 
 
-def test_example_code_fits_at_1400_px(site, reader):
-    """An example's code is read, not run in a terminal: at desktop width none of its lines hides
-    behind a scroll bar (its printed output may scroll, as a terminal's would)."""
+def test_example_code_and_output_fit_at_1400_px(site, reader):
+    """An example's code and what it prints are read, not run in a terminal: at desktop width none
+    of their lines hides behind a scroll bar (a table it prints is narrow enough to read whole)."""
     tab = reader({'width': 1400, 'height': 900})
     too_wide = []
     for path in EXAMPLES:
         tab.open(path)
         too_wide += [f'{path}: {content} > {width} px: {line[:60]}' for content, width, line in
                      tab.page.evaluate("""() => [...document.querySelectorAll(
-                         'article .highlight-Python pre')].map(pre => [pre.scrollWidth, pre.clientWidth,
+                         'article .highlight-Python pre, article .sphx-glr-script-out pre'
+                         )].map(pre => [pre.scrollWidth, pre.clientWidth,
                          pre.textContent.split('\\n').reduce((a, b) => a.length > b.length ? a : b, '')])""")
                      if content > width + 1]
     tab.close()

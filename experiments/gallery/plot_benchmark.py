@@ -20,14 +20,39 @@ at that size fixed costs dominate and its ratios say little about large graphs.
 # Recorded results
 # ----------------
 #
-# The table below is rendered from the records. ``step`` and ``eval`` are the median CPU
-# times (on a GPU, wall-clock times); ``/ PyG`` the median ratio to PyG within a round;
-# ``peak train`` the high-water mark of memory during a training step above the data and
-# the model. A row with an error is a measurement that failed, for example for lack of memory.
+# Each figure's rows, read from its record: ``step`` is the median time of a training step
+# (CPU time with one CPU thread, else the wall clock), ``peak`` the high-water mark of memory
+# during a step above the data and the model, each ``/PyG`` the median ratio to PyG's layer
+# in the same rounds (``eval``: a forward pass without gradients). A failed measurement
+# shows its error, for example for lack of memory. The evaluation times, the page faults
+# and each record's command and versions are in the tables of the `performance section
+# <../../usage.html#performance>`_.
 from labml_gat import benchmarking, results
 
 records = results.load_figures()
-print(results.benchmark_table())
+print(f"{'figure':29} {'impl':6} {'step':>9} {'step/PyG':>8} {'eval/PyG':>8} "
+      f"{'peak':>9} {'peak/PyG':>8}")
+for record in records:
+    step = f'step{results.figure_clock(record)}_ms'
+    for impl, row in record.get('impls', {}).items():
+        if step not in row:
+            cells = results.short_error(row['error'])
+        else:
+            cells = (f"{results.ms(row[step]):>9} {results.ratio(row.get('step_ratio')):>8} "
+                     f"{results.ratio(row.get('eval_ratio')):>8} "
+                     f"{results.gib(row.get('peak_train_bytes')):>9} "
+                     f"{results.ratio(row.get('peak_ratio')):>8}")
+        print(f"{record['figure']:29} {impl:6} {cells}".rstrip())
+    if 'error' in record:
+        print(f"{record['figure']:29} {results.short_error(record['error'])}")
+
+# %%
+# Where and when each figure was measured: the machines differ, and so do the ratios.
+for record in records:
+    machine = record['machine']
+    device = f", {machine['gpu']}" if record.get('device') == 'cuda' else \
+        f", {record['threads']} thread{'s' * (record['threads'] > 1)}"
+    print(f"{record['figure']:29} {record['date']}, {machine['cpu']}{device}")
 
 # %%
 # The ratios to PyG as bars: left of the line is better than PyG.

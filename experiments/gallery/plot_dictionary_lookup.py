@@ -70,8 +70,8 @@ recorded = record['runs']
 print(record['command'])
 machine = record['machine']
 print(f"{record['date']}, {machine['cpu']}, {machine['cores']} cores, "
-      f"torch {record['versions']['torch']}; "
-      f"{record['total_seconds'] / 60:.0f} min for the whole sweep")
+      f"torch {record['versions']['torch']}")
+print(f"{record['total_seconds'] / 60:.0f} min for the whole sweep")
 
 # %%
 # Accuracy against k
@@ -231,7 +231,8 @@ LAYERS_RECORD = RECORD.with_name('dictionary_lookup_layers.json')
 layers_record = json.loads(LAYERS_RECORD.read_text())
 print(layers_record['command'])
 print(f"{layers_record['date']}, {layers_record['machine']['cpu']}, "
-      f"torch {layers_record['versions']['torch']}, {layers_record['unit']}")
+      f"torch {layers_record['versions']['torch']}")
+print(layers_record['unit'])
 WAYS = {'dense_batched': ('dense, batched', 'tab:blue', 's'),
         'dense_single': ('dense, one graph', 'tab:purple', 'D'),
         'edges': ('edge list', 'tab:orange', 'o'),
@@ -257,13 +258,18 @@ fig.legend(*axes[0].get_legend_handles_labels(), loc='outside lower center', nco
 plt.show()
 
 # %%
-# The same record as a table: milliseconds / MiB kept for backward, and the fastest and
-# the leanest way for each graph.
-print(f"{'graphs':>6} {'nodes':>7} {'density':>7} {'edges':>9}  " +
-      ''.join(f'{name:>22}' for name, _, _ in WAYS.values()) + '  fastest / leanest')
-for row in rows:
-    cells = [f"{1000 * row['seconds'][way]:.2f} / {row['saved_bytes'][way] / 2 ** 20:.1f}"
-             if way in row['seconds'] else '-' for way in WAYS]
-    print(f"{row['n_graphs']:>6} {row['n_nodes']:>7} {row['density']:>7.2g} "
-          f"{row['n_edges']:>9}  " + ''.join(f'{cell:>22}' for cell in cells) +
-          f"  {WAYS[row['fastest']][0]} / {WAYS[row['leanest']][0]}")
+# The same record as two tables, milliseconds of processor time and MiB kept for the
+# backward pass, with the best way for each graph: ``batched`` and ``one graph`` are the
+# dense layer's two ways, ``edges`` and ``lean`` the two edge lists.
+SHORT = {'dense_batched': 'batched', 'dense_single': 'one graph', 'edges': 'edges',
+         'lean': 'lean'}
+for key, scale, title, best in (
+        ('seconds', 1000, 'ms of processor time, forward and backward', 'fastest'),
+        ('saved_bytes', 2 ** -20, 'MiB kept for the backward pass', 'leanest')):
+    print(f"\n{title}\n{'graphs':>6} {'nodes':>7} {'density':>7} {'edges':>8}" +
+          ''.join(f'{SHORT[way]:>11}' for way in WAYS) + f'  {best}')
+    for row in rows:
+        cells = [f'{row[key][way] * scale:.2f}' if way in row[key] else '-' for way in WAYS]
+        print(f"{row['n_graphs']:>6} {row['n_nodes']:>7} {row['density']:>7.2g} "
+              f"{row['n_edges']:>8}" + ''.join(f'{cell:>11}' for cell in cells) +
+              f"  {SHORT[row[best]]}")
