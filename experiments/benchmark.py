@@ -188,8 +188,8 @@ def check_cora(data_dir: Optional[str]) -> None:
         load_planetoid('cora', data_dir, download=False)
     except (OSError, ValueError) as error:
         raise UsageError(f'cannot load Cora for the cora figure, and the benchmark does '
-                         f'not download: {error} Or leave the figure out with '
-                         f'--figures layer.') from None
+                         f'not download: {str(error).rstrip(".")}; or leave the figure '
+                         f'out with --figures layer') from None
 
 
 def check_replaced_records(s: BenchmarkSettings) -> None:
@@ -261,7 +261,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     Each figure is measured, printed and recorded in turn, so that a long run keeps what it
     has measured if it is stopped. A figure whose measurement failed is printed but never
     recorded, and the script then ends with status 1; an implementation that runs out of
-    memory is a result of its figure, not a failure.
+    memory is a result of its figure, not a failure, unless every one of them did.
     """
     s, _ = BenchmarkSettings.from_command_line(argv, description=DESCRIPTION)
     line = 'python experiments/benchmark.py ' + shlex.join(sys.argv[1:] if argv is None

@@ -600,11 +600,15 @@ OUT_OF_MEMORY = ("can't allocate memory", 'MemoryError', 'CUDA out of memory',
 def failure(figure: dict) -> Optional[str]:
     """
     The error of a figure whose measurement failed, if any: its own (its alternating rounds
-    did not run), or an implementation's that is not a lack of memory.
+    did not run), an implementation's that is not a lack of memory, or the lack of memory
+    of every implementation (nothing was measured: the graph itself did not fit).
     """
     if 'error' in figure:
         return figure['error']
-    errors = [row['error'] for row in figure.get('impls', {}).values() if 'error' in row]
+    impls = figure.get('impls', {})
+    errors = [row['error'] for row in impls.values() if 'error' in row]
+    if impls and len(errors) == len(impls):
+        return errors[0]
     return next((error for error in errors if not out_of_memory(error)), None)
 
 

@@ -291,6 +291,7 @@ def test_empty_data_dir_is_a_usage_error(tmp_path):
     assert process.returncode == 2
     last = process.stderr.strip().splitlines()[-1]
     assert last.startswith('benchmark.py: error: cannot load Cora for the cora figure')
+    assert last.endswith('; or leave the figure out with --figures layer')
     assert 'Traceback' not in process.stderr and not (tmp_path / 'r').exists()
 
 
@@ -626,6 +627,13 @@ def test_a_lack_of_memory_is_a_result_and_any_other_error_a_failure(error, lack_
     figure = {'impls': {'lean': {'error': error}, 'pyg': {'peak_train_bytes': 1}}}
     assert benchmarking.out_of_memory(error) is lack_of_memory
     assert benchmarking.failure(figure) == (None if lack_of_memory else error)
+
+
+def test_a_figure_where_every_implementation_ran_out_of_memory_failed():
+    # Nothing of it was measured (the graph itself did not fit): not a record to keep
+    error = "RuntimeError: DefaultCPUAllocator: can't allocate memory: you tried to allocate 9"
+    figure = {'impls': {'lean': {'error': error}, 'pyg': {'error': 'MemoryError'}}}
+    assert benchmarking.failure(figure) == error
 
 
 def test_a_worker_the_system_killed_ran_out_of_memory(monkeypatch):
