@@ -250,10 +250,11 @@ class LookupSettings(Settings):
         check_seed(self.seed)
         check_at_least(self, 1, ('n_heads', 'epochs', 'patience', 'lr_patience',
                                  'batch_size', 'max_examples', 'd_model', 'threads'))
-        for n_heads in [self.n_heads, *self.sweep_heads]:
+        for name, n_heads in [('n_heads', self.n_heads),
+                              *(('sweep_heads', n) for n in self.sweep_heads)]:
             if n_heads < 1 or self.d_model % n_heads:
-                raise UsageError(f'heads ({n_heads}) must be at least 1 and divide '
-                                 f'--d-model ({self.d_model})')
+                raise UsageError(f'{flag(name)} {n_heads}: the heads must be at least 1 '
+                                 f'and divide --d-model ({self.d_model})')
         # Each model of the sweep once: twice would train it again and record it twice
         for name in ('ks', 'sweep_heads'):
             values = getattr(self, name)

@@ -650,7 +650,10 @@ def test_flags_the_run_reads_are_taken(argv, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('settings, message', [
     ({'epoch_size': -1}, '--epoch-size must be at least 0'),
-    ({'sweep': True, 'sweep_heads': [1, 3]}, r'heads \(3\) must be at least 1 and divide'),
+    ({'sweep': True, 'sweep_heads': [1, 3]},
+     r'^--sweep-heads 3: the heads must be at least 1 and divide --d-model \(128\)$'),
+    ({'n_heads': 3}, r'^--n-heads 3: the heads must be at least 1 and divide --d-model'),
+    ({'n_heads': 0}, r'^--n-heads must be at least 1'),
     ({'sweep': True, 'k': 2, 'ks': [2, 8], 'max_examples': 2, 'seed': 2},
      '--k 8 with --max-examples 2 gives 2 training and 0 test graphs'),
     ({'k': 8, 'max_examples': 1, 'seed': 0}, '1 training and 0 test graphs'),
