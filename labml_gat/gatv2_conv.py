@@ -532,9 +532,10 @@ def explain_refused(layer: str) -> Callable:
     layer's edges out of the explanation, so `True` is refused in one line."""
     def set_explain(self, explain: Optional[bool]) -> None:
         if explain:
-            raise RuntimeError(f'{layer} does not run MessagePassing.propagate, so PyG\'s '
-                               f'explainers cannot mask its edges: explain with PyG\'s '
-                               f'{layer} (its state_dict loads) or edge_mask_type=None')
+            raise RuntimeError(f'{layer} does not run MessagePassing.propagate, so '
+                               f'PyG\'s explainers cannot mask its edges: explain with '
+                               f'PyG\'s {layer} (its state_dict loads) or '
+                               f'edge_mask_type=None')
         self._explain = explain
     return set_explain
 
