@@ -56,6 +56,7 @@ import ast
 import html
 import inspect
 import io
+import math
 import re
 import tokenize
 import unicodedata
@@ -455,11 +456,13 @@ def _doc_part(section: Section, lines: list[str], start: int, stop: int,
 #
 # A row is as tall as the taller of its cells, so a long note beside a few lines of code leaves an
 # empty code box below the code. Heights are estimated from the Markdown, in lines of the docs
-# column: `DOC_CHARS` characters of text to a line, a code line `CODE_LINE` of a text line, and
-# `FENCE_CHARS` characters to a line of a code block in the note, which wraps there at spaces.
+# column: `DOC_CHARS` characters of text to a line, and a code line `CODE_LINE` of a text line.
+# A code block in a note keeps its lines (commands are copied whole): one with a line longer
+# than `FENCE_CHARS`, the width of the docs column beside code, would scroll there, so it is
+# moved to the row that spans the page, with the blocks before it.
 DOC_CHARS = 50
 CODE_LINE = 0.75
-FENCE_CHARS = 40
+FENCE_CHARS = 46
 # A note may be this many lines taller than its code before it is moved.
 SLACK = 5
 # A picture (a paragraph that is only an image) is about this many lines tall; so a picture in a long
@@ -508,8 +511,8 @@ def _doc_blocks(doc: str, md: MarkdownIt) -> list[tuple[int, float]]:
         elif token.type == 'paragraph_open' and _PICTURE.fullmatch(text):
             height = PICTURE_LINES
         elif token.type in ('fence', 'code_block'):
-            wrapped = [-(-len(line.rstrip()) // FENCE_CHARS) for line in lines[begin:end]]
-            height = 1 + CODE_LINE * sum(max(1, n) for n in wrapped)
+            too_wide = any(len(line.rstrip()) > FENCE_CHARS for line in lines[begin:end])
+            height = math.inf if too_wide else 1 + CODE_LINE * (end - begin)
         else:
             # A list item, or a paragraph, fills whole lines.
             items = re.split(r'\n(?=\s*(?:[*+-]|\d+[.)])\s)', text)

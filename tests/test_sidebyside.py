@@ -349,8 +349,8 @@ def test_a_long_note_beside_short_code_spans_the_page():
 
 
 def test_a_note_with_long_command_lines_beside_short_code_spans_the_page():
-    """A code block in a note wraps in the narrow docs column: its long lines count as the lines
-    they wrap to, so a few long commands beside a few imports move to a row of their own."""
+    """A code block in a note keeps its lines, which would scroll in the narrow docs column: a few
+    long commands beside a few imports move to a row of their own, where they are read whole."""
     command = 'python experiments/benchmark.py ' + ' '.join(['--flag value'] * 5)
     fence = '\n'.join(['```bash', *[command] * 6, '```'])
     imports = '\n'.join(f'import m{number}' for number in range(8))
@@ -937,16 +937,17 @@ def test_a_long_note_without_code_stays_one_row():
     assert layout(split(f'"""\n{doc}\n"""\n')) == [Section(doc, '', 10, 9, 2)]
 
 
-def test_a_code_line_in_a_note_that_wraps_once_counts_twice():
-    """Lines of 50 characters wrap in the narrow docs column; lines of 30 do not."""
+def test_one_code_line_in_a_note_wider_than_the_docs_column_moves_its_block():
+    """A line of 47 characters would scroll in the docs column beside code, and one line is
+    enough to move the block, however short the others; lines of 46 fit, even many of them."""
     code = '\n'.join(f'x{number} = {number}' for number in range(8))
 
-    def rows(width: int) -> int:
-        fence = ['```', *['x' * width] * 10, '```']
+    def rows(*widths: int) -> int:
+        fence = ['```', *['x' * width for width in widths], '```']
         note = '\n'.join(f'# {line}'.rstrip() for line in ['Run:', '', *fence])
         return len(layout(split(f'{note}\n{code}\n')))
 
-    assert rows(50) == 2 and rows(30) == 1
+    assert rows(10, 47) == 2 and rows(*[46] * 10) == 1 and rows(30) == 1
 
 
 def test_a_preface_goes_at_the_end_of_a_page_with_fewer_than_two_headings():
