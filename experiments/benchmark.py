@@ -266,7 +266,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     s, _ = BenchmarkSettings.from_command_line(argv, description=DESCRIPTION)
     line = 'python experiments/benchmark.py ' + shlex.join(sys.argv[1:] if argv is None
                                                              else list(argv))
-    figures, failures = [], []
+    figures, failures, recorded = [], [], []
     for name, task, peaks, alternating in tasks(s):
         print(f'measuring {name} ...', file=sys.stderr, flush=True)
         figures.append(benchmarking.measure_figure(name, task, peaks, alternating))
@@ -279,10 +279,12 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
             failures.append(f'{name} ({results.short_error(error)})')
         # Each figure is recorded as soon as it is measured, when asked to
         elif s.record or s.results:
-            benchmarking.save_figure(figures[-1], line.strip(), s.threads,
-                                     Path(s.results) if s.results else None)
+            recorded.append(benchmarking.save_figure(figures[-1], line.strip(), s.threads,
+                                                     Path(s.results) if s.results else None))
     print('\n' + '\n'.join(f"* `{r['figure']}`: {results.describe_figure(r)}"
                            for r in figures))
+    for path in recorded:
+        print(f'recorded in {path}')
     if s.plot:
         benchmarking.plot(figures, s.plot)
     if failures:

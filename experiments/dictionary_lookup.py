@@ -430,6 +430,8 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
                 if path:
                     write_record(path, record)
                 print(report(result), flush=True)
+    if path:
+        print(f'recorded in {path}')
     return record
 
 
@@ -458,6 +460,7 @@ def which_layer(settings: LookupSettings, argv: Sequence[str]) -> dict:
         print(row, flush=True)
     if path:
         write_record(path, record)
+        print(f'recorded in {path}')
     return record
 
 

@@ -252,7 +252,7 @@ def test_edge_features_need_an_implementation_that_takes_them(tmp_path):
     assert not (tmp_path / 'r').exists()
 
 
-def test_a_failed_measurement_is_never_recorded(tmp_path, monkeypatch):
+def test_a_failed_measurement_is_never_recorded(tmp_path, monkeypatch, capsys):
     """
     A figure whose worker failed, or one of whose implementations failed for another reason
     than a lack of memory, is not recorded, and the script ends with an error; one that ran
@@ -283,6 +283,9 @@ def test_a_failed_measurement_is_never_recorded(tmp_path, monkeypatch):
         'error: the measurement failed, nothing recorded of it: layer_50 (ZeroDivisionError: '
         'integer modulo by zero); layer_60 (ValueError: a bug)')
     assert [path.name for path in tmp_path.iterdir()] == ['benchmark_layer_70.json']
+    # The figure recorded says where it went
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        f"recorded in {tmp_path / 'benchmark_layer_70.json'}"
 
 
 @pytest.mark.slow

@@ -757,7 +757,7 @@ def test_the_examples_are_counted_without_the_factorial():
 
 # ## The sweep and its record
 
-def test_sweep_writes_a_record_only_when_asked(tmp_path, labml_logs, monkeypatch):
+def test_sweep_writes_a_record_only_when_asked(tmp_path, labml_logs, monkeypatch, capsys):
     script = load_script()
     monkeypatch.setattr(script, 'RESULTS', tmp_path / 'project')
     (tmp_path / 'project').mkdir()
@@ -768,10 +768,12 @@ def test_sweep_writes_a_record_only_when_asked(tmp_path, labml_logs, monkeypatch
     try:
         script.main(argv)
         assert not any((tmp_path / 'project').iterdir()) and not path.exists()
+        assert 'recorded in' not in capsys.readouterr().out
         # A new folder, as the benchmark's `--results` takes
         script.main([*argv, '--results', str(path.parent)])
     finally:
         torch.set_num_threads(threads)
+    assert capsys.readouterr().out.splitlines()[-1] == f'recorded in {path}'
     record = json.loads(path.read_text())
     assert record['command'].startswith('python experiments/dictionary_lookup.py --sweep')
     assert {'date', 'machine', 'versions', 'settings', 'total_seconds'} <= set(record)
@@ -813,10 +815,12 @@ def test_sweep_records_each_models_numbers_and_curves(tmp_path, labml_logs, monk
                        'history': {'train': [0.25, 1.0], 'test': [0.33333, 0.5]}}
 
 
-def test_which_layer_records_into_a_new_folder(tmp_path, monkeypatch):
+def test_which_layer_records_into_a_new_folder(tmp_path, monkeypatch, capsys):
     script = load_script()
     monkeypatch.setattr(script, 'WHICH_LAYER_GRAPHS', [(4, 2, 1.0)])
     script.main(['--which-layer', '--results', str(tmp_path / 'new')])
+    path = tmp_path / 'new' / script.LAYERS_RECORD
+    assert capsys.readouterr().out.splitlines()[-1] == f'recorded in {path}'
     record = json.loads((tmp_path / 'new' / script.LAYERS_RECORD).read_text())
     assert [row['n_nodes'] for row in record['rows']] == [4]
 
