@@ -656,6 +656,9 @@ def attend(score, messages: Tensor, query: Optional[Tensor], key: Optional[Tenso
         if edge_features is None:
             raise ValueError('the sparse adjacency has edge features (values of more '
                              'than one dimension) but the layer has no edge_dim')
+        if edge_attr.dim() > 2:
+            raise ValueError(f'edge_attr must be [n_edges, edge_dim] (or [n_edges] with '
+                             f'edge_dim 1), got a tensor of shape {list(edge_attr.shape)}')
         edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr
     n_loops = min(n_src, n_dst) if add_loops else 0
     if add_loops:
@@ -758,7 +761,9 @@ def check_indices(src: Tensor, dst: Tensor, n_src: int, n_dst: int) -> None:
 
 
 def sparse_entries(adj: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """Rows, columns and values of a COO, CSR or CSC tensor, in its storage order."""
+    """Rows, columns and values of a COO, CSR or CSC tensor, in its storage order. A COO
+    tensor is coalesced first, as a sparse matrix means: entries given twice are one edge,
+    their values summed (PyG's layer refuses an uncoalesced one without self loops)."""
     if adj.layout == torch.sparse_coo:
         adj = adj.coalesce()
         rows, cols = adj.indices()

@@ -394,3 +394,9 @@ def test_edge_features_of_another_width_are_refused(layer):
         with pytest.raises(ValueError, match=f"edge_attr has {width} features per edge, but "
                                              "the layer's edge_dim is 3"):
             conv(x, edge_index, edge_attr)
+    # Edge features with a dimension too many (which PyG's layers take where the middle one
+    # is 1) are named by their shape, not by the width of a dimension
+    with pytest.raises(ValueError, match=r'^edge_attr must be \[n_edges, edge_dim\] \(or '
+                                         r'\[n_edges\] with edge_dim 1\), got a tensor of '
+                                         r'shape \[3, 1, 3\]$'):
+        conv(x, edge_index, torch.randn(3, 1, 3))

@@ -389,6 +389,21 @@ def test_torch_sparse_adjacency(layout, config, layer):
 
 
 
+@pytest.mark.parametrize('layer', [GATv2Conv, GATConv])
+def test_an_uncoalesced_coo_adjacency_is_the_matrix_it_means(layer):
+    # An entry given twice is one edge, as in the coalesced matrix (not two edges, as the same
+    # pair twice in an edge index is)
+    conv = layer(5, 4, heads=3, dropout=0.0)
+    x = torch.randn(6, 5, dtype=torch.float64)
+    conv = conv.double()
+    pairs = torch.tensor([[1, 2, 3, 1], [0, 0, 1, 0]])
+    adj_t = torch.sparse_coo_tensor(pairs.flip(0), torch.ones(4), (6, 6))
+    assert not adj_t.is_coalesced()
+    once = conv(x, pairs[:, :3])
+    torch.testing.assert_close(conv(x, adj_t), once, atol=1e-12, rtol=0)
+    assert not torch.allclose(conv(x, pairs), once)
+
+
 @pytest.mark.parametrize('add_self_loops', [False, True])
 def test_csr_with_its_columns_out_of_order(add_self_loops):
     # A valid CSR whose columns are not sorted within its rows: its entries are taken in the
