@@ -279,8 +279,9 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
             failures.append(f'{name} ({results.short_error(error)})')
         # Each figure is recorded as soon as it is measured, when asked to
         elif s.record or s.results:
+            folder = Path(s.results) if s.results else None
             recorded.append(benchmarking.save_figure(figures[-1], line.strip(), s.threads,
-                                                     Path(s.results) if s.results else None))
+                                                     folder))
     print('\n' + '\n'.join(f"* `{r['figure']}`: {results.describe_figure(r)}"
                            for r in figures))
     for path in recorded:

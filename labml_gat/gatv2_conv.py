@@ -658,7 +658,8 @@ def attend(score, messages: Tensor, query: Optional[Tensor], key: Optional[Tenso
                              'than one dimension) but the layer has no edge_dim')
         if edge_attr.dim() > 2:
             raise ValueError(f'edge_attr must be [n_edges, edge_dim] (or [n_edges] with '
-                             f'edge_dim 1), got a tensor of shape {list(edge_attr.shape)}')
+                             f'edge_dim 1), got a tensor of shape '
+                             f'{list(edge_attr.shape)}')
         edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr
     n_loops = min(n_src, n_dst) if add_loops else 0
     if add_loops:
