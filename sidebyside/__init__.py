@@ -352,7 +352,7 @@ class _Rows:
         """Blank lines at either end of the code are separators, not content.
         Only the end of the file closes a section that has no code."""
         numbers = [number for number in self.code if self.lines[number - 1].strip()]
-        doc = '\n\n'.join(block.text for block in self.docs)
+        doc = _joined(self.docs)
         if numbers:
             first, last = numbers[0], numbers[-1]
         else:
@@ -363,6 +363,17 @@ class _Rows:
             doc_line = self.docs[0].line if self.docs else first
             self.sections.append(Section(doc, code, first, last, doc_line))
         self.docs, self.code = [], []
+
+
+def _joined(docs: list[_Doc]) -> str:
+    """The doc blocks of a row as one Markdown text, a blank line or more between two: as many
+    lines apart as in the file, so that a line of the text is `doc_line` plus its index,
+    for the messages that name a line."""
+    text = docs[0].text if docs else ''
+    for before, block in zip(docs, docs[1:]):
+        end = before.line + before.text.count('\n') + 1
+        text += '\n' * (1 + max(1, block.line - end)) + block.text
+    return text
 
 
 def filter_docs(sections: Sequence[Section], doc_filter: str | None) -> list[Section]:

@@ -156,7 +156,9 @@ def test_docstring_goes_above_its_decorated_header():
             return a + b
         ''')
     header, body = split(source)
-    assert header == Section('Comment before\n\nDocstring of `f`.', '@decorator\ndef f(a,\n      b):', 2, 4, 1)
+    # The docstring's text keeps its distance from the comment's, in lines, as in the file
+    assert header == Section('Comment before\n\n\n\n\nDocstring of `f`.', '@decorator\ndef f(a,\n      b):',
+                             2, 4, 1)
     assert body == Section('', '    return a + b', 8, 8, 8)
 
 
@@ -1069,6 +1071,18 @@ def test_sphinx_names_the_python_line_of_a_broken_formula(tmp_path):
     app, warnings = build_site(tmp_path, {'index.md': page}, {'bad.py': source})
     [error] = [line for line in warnings.splitlines() if 'math-core' in line]
     assert 'bad.py:5:' in error and app.statuscode == 1
+
+
+# A docstring, a blank line, then a comment: the row's doc joins them, and a line of it is still
+# the file's line (8 in the file, not 7)
+DOCSTRING_THEN_BROKEN_COMMENT = '"""\nDoc,\non two lines.\n"""\n\n# Fine.\n#\n# Broken $\\notacommand{x}$\ny = 2\n'
+
+
+def test_sphinx_names_the_file_line_of_a_formula_in_joined_docs(tmp_path):
+    page = '# P\n\n```{annotated-source} ../bad.py\n```\n'
+    app, warnings = build_site(tmp_path, {'index.md': page}, {'bad.py': DOCSTRING_THEN_BROKEN_COMMENT})
+    [error] = [line for line in warnings.splitlines() if 'math-core' in line]
+    assert 'bad.py:8:' in error and app.statuscode == 1
 
 
 def test_sphinx_page_depends_on_its_file_and_its_preface(tmp_path):
