@@ -41,7 +41,9 @@ $$e_{ij} = a^\top \text{LeakyReLU}\big(W_r h_i + W_l h_j\big)$$
 
 Now the score is a two-layer perceptron of the *pair* $(h_i, h_j)$, and the ranking of the
 neighbours can depend on the query: the attention is *dynamic*.
-The fix costs no more parameters than GAT.
+The fix itself costs no parameters ($a_k$ shrinks from $2F'$ to $F'$ numbers). With
+`share_weights` ($W_l = W_r$) the layer has $K F'$ fewer parameters than GAT; by default
+$W_l$ and $W_r$ are two matrices, about twice GAT's weights.
 
 **The evidence.** [Why GATv2: DictionaryLookup](../experiments/gallery/plot_dictionary_lookup.html)
 trains both layers on the paper's task that needs dynamic attention: one GATv2 head fits it,

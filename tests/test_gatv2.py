@@ -568,6 +568,23 @@ def test_dynamic_attention_can_rank_differently():
     assert best_key.tolist() == [0, 1, 2]
 
 
+@pytest.mark.parametrize('in_features, n_heads, n_hidden', [(1433, 8, 8), (16, 4, 8), (64, 1, 7)])
+def test_parameters_against_gat(in_features, n_heads, n_hidden):
+    """The module docstring: the fix itself costs no parameters ($a_k$ has $F'$ numbers, GAT's
+    $2F'$); with `share_weights` GATv2 has $K F'$ fewer parameters than GAT, and by default its
+    two matrices make it about twice as large (not "no more parameters than GAT")."""
+    def count(layer: nn.Module) -> int:
+        return sum(p.numel() for p in layer.parameters())
+
+    out_features = n_heads * n_hidden
+    gat = count(GraphAttentionLayer(in_features, out_features, n_heads))
+    shared = count(GraphAttentionV2Layer(in_features, out_features, n_heads, share_weights=True))
+    default = count(GraphAttentionV2Layer(in_features, out_features, n_heads))
+    assert shared == gat - n_heads * n_hidden
+    assert default == 2 * in_features * out_features + out_features > gat
+    assert 1.8 < default / gat <= 2
+
+
 def test_float64_input_into_float32_layer_says_what_to_do():
     layer = GraphAttentionV2Layer(3, 4, 2)
     adj = torch.ones(4, 4, dtype=torch.bool)
