@@ -27,13 +27,13 @@ the forward pass keeps per target and head only the log of the softmax's denomin
 $\ell_{ik}$, and the backward pass recomputes the scores chunk by chunk from it.
 
 **The memory.** Kept for the backward pass, per edge: the edge sorted by target (its two
-indices, 16 bytes in `int64`, and 8 more for its place if the edges came unsorted) and
-$K$ bytes (the dropout mask, in training) instead of about $2 K F' b$ bytes ($b$ bytes
-per number); and node-level tensors. At 10M edges, $K = 8$, $F' = 8$ in `float32`: at
-most 320 MB instead of 5.1 GB. A chunk's working set is a few $C \times K F'$ tensors,
-whatever $|\mathcal{E}|$. Only a small graph (Cora: an $|\mathcal{E}| \times K F'$
-tensor of a few MB) keeps its chunks' tensors for the backward pass: there the time
-saved matters more.
+indices, 16 bytes in `int64`, and 8 more for its place if the edges came unsorted or the
+layer put its self loops in among them) and $K$ bytes (the dropout mask, in training)
+instead of about $2 K F' b$ bytes ($b$ bytes per number); and node-level tensors. At 10M
+edges, $K = 8$, $F' = 8$ in `float32`: at most 320 MB instead of 5.1 GB. A chunk's
+working set is a few $C \times K F'$ tensors, whatever $|\mathcal{E}|$. Only a small
+graph (Cora: an $|\mathcal{E}| \times K F'$ tensor of a few MB) keeps its chunks'
+tensors for the backward pass: there the time saved matters more.
 
 **What PyG's layer does and this one does not**, each refused in one line: second
 derivatives (`create_graph=True`); `torch.func`'s transforms; TorchScript and
