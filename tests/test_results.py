@@ -317,6 +317,15 @@ CLAIMS = [
                                 'evaluation about as long',
      lambda: all(1 < layer_row(f)['step_ratio'] <= 1.5 and layer_row(f)['eval_ratio'] <= 1.2
                  for f in ('layer_100000_cuda', 'layer_1000000_cuda'))),
+    ('docs/usage.md', 'one GAT head fits the training set at no $k$, not even the single '
+                      'training graph of $k = 2$, and at the largest $k$ it stays at chance',
+     lambda: k2_run('gat', 1)['n_train'] == 1
+     and all(sweep_run(k, 'gat', 1)['train_accuracy'] < 1 for k in sweep_ks())
+     and abs(sweep_run(sweep_ks(-1)[0], 'gat', 1)['train_accuracy'] - 1 / sweep_ks(-1)[0]) < 0.01),
+    ('docs/usage.md', 'it answers the queries of the test graphs, whose key-value combinations it '
+                      'never saw, with almost no error over the whole test set',
+     lambda: all(sweep_run(k, 'gatv2', 1)['test_accuracy'] >= 0.9999
+                 for k in sweep_ks() if k >= 10)),
     ('experiments/gallery/plot_dictionary_lookup.py',
      'gets every test answer wrong (0 %): both models with eight heads did just that',
      lambda: all(k2_run(layer, 8)['train_accuracy'] == 1 and
