@@ -113,6 +113,16 @@ def test_the_numbers_quoted_for_cora():
     assert 450 < sum(sizes) / len(sizes) < 550
 
 
+def test_the_batch_sizes_quoted_for_cora():
+    """The module docstring: batches of 35 split Cora's 140 training nodes into 4, batches of 32 or
+    64 would leave a last batch of 12, and of the sizes from 32 up that split them evenly
+    (35, 70, 140) 35 is the smallest (smaller ones, 28 or 20, split them evenly too)."""
+    n_train = 140
+    assert mb.MiniBatchSettings().batch_size == 35 and n_train // 35 == 4 and n_train % 35 == 0
+    assert n_train % 32 == n_train % 64 == 12
+    assert [size for size in range(32, n_train + 1) if n_train % size == 0] == [35, 70, 140]
+
+
 def test_a_sampled_batch_is_the_full_model_on_its_subgraph(graph, generator):
     """What PyG does with `NeighborLoader`: every layer on the whole sampled subgraph, the first
     `batch_size` rows kept. It gives the seeds the outputs of the blocks."""
