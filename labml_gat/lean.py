@@ -313,7 +313,7 @@ class LeanTwoLayerGAT(TwoLayerGAT):
     $K F'$ hidden features of $b$ bytes, the plain model keeps per node the dropped-out
     input ($F$, for the projections' weight gradients), $g_l$ and $g_r$ ($2 K F'$),
     $h^{(1)}$ (for the ELU), the dropout's mask and the dropped-out hidden features: $F +
-    5 K F'$ numbers, and the backward pass adds $3 K F'$ more. With $F = 128$,
+    5 K F'$ numbers, and the backward pass adds $3 K F'$ more. With $F = 128$, $K = 8$,
     $K F' = 64$, $b = 4$: 1.8 kB kept and 0.8 kB more per node, 26 GB at 10M nodes.
 
     Here the dropouts and the ELU are made inside the layers' projections
