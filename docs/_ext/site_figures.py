@@ -148,8 +148,9 @@ def einsum():
 
 def _ranking_scores():
     """Scores of five queries for five neighbours with one-dimensional features $h = 1..5$:
-    GAT with $a = (1, 1)$, $W = 1$; GATv2 with two hidden units that compute $h_i - h_j$ and
-    $h_j - h_i$ and $a = (-1, -1)$, so that its score is $-0.8 |h_i - h_j|$."""
+    GAT with $a = (0.5, 1)$, $W = 1$, the neighbour's term shifted by $-3$ so that the scores
+    take both signs; GATv2 with two hidden units that compute $h_i - h_j$ and $h_j - h_i$
+    and $a = (-1, -1)$, so that its score is $-0.8 |h_i - h_j|$."""
     import numpy as np
 
     h = np.arange(1.0, 6.0)
