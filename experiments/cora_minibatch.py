@@ -336,6 +336,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         check_edges_fit(settings, data.num_nodes, n_edges, data.num_features,
                         data.num_classes)
     with distributed.job(settings.device, settings.peer_timeout):
+        # Every launch of the job was given the same settings
+        distributed.check_same_settings(settings)
         # Rank 0 gets the summary; the other ranks `None`
         summary = distributed.run_seeds(settings, explicit, data, train_one_seed)
     if summary is not None:

@@ -216,6 +216,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     torch.set_num_threads(s.threads)
     load = os.getloadavg()[0]
     with distributed.job(s.device, s.peer_timeout) as job:
+        # Every launch of the job was given the same settings
+        distributed.check_same_settings(s)
         # Progress goes to the standard error, from the first process: the output is the result
         say = (partial(print, file=sys.stderr, flush=True) if job.is_main
                else lambda text: None)

@@ -89,8 +89,11 @@ path is untested.
 
 A mistake in the settings or missing data is found before any process group starts, and said once
 per machine ([`checks_said_once`](#settings-that-do-not-mix-with-several-processes)); the process
-exits with status 2. A process that dies mid-run closes its connections, and one that hangs stops
-answering: the others' next collective fails at once, or after `--peer-timeout` seconds, and they
+exits with status 2. So are launches given different settings, found as the job starts
+([`check_same_settings`](#the-same-settings-on-every-machine)): each machine types its own
+command line, and a process trained otherwise than rank 0 would go unnoticed or abort.
+A process that dies mid-run closes its connections, and one that hangs stops answering: the
+others' next collective fails at once, or after `--peer-timeout` seconds, and they
 end with one line, `another process of the job failed or stopped answering`, and status 1.
 A Ctrl-C in the terminal stops every process, and torchrun passes it on to them once more: the
 first process of each machine says `stopped`, once, and they end with status 130.
@@ -115,7 +118,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from labml_gat.settings import UsageError
+from labml_gat.settings import UsageError, flag
 
 # The environment variables torchrun sets for every process it starts
 ENVIRONMENT = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
@@ -211,6 +214,49 @@ def check_settings(settings: Any) -> None:
     if device.type not in ('cpu', 'cuda'):
         raise UsageError(f'--device {settings.device}: torchrun runs on cpu (gloo) '
                          f'or cuda (NCCL)')
+
+
+# The settings each machine may have of its own: where files are read and written, what it
+# prints, its threads, how long it waits, and its device (under torchrun, its local rank's GPU)
+LOCAL_SETTINGS = ('data_dir', 'logs', 'summary_json', 'quiet', 'threads', 'device',
+                  'jobs', 'peer_timeout', 'cache', 'record', 'results')
+
+
+def check_same_settings(settings: Any) -> None:
+    """
+    ## The same settings on every machine
+
+    Each launch of torchrun hands its own command line to its processes, and the launches of a
+    job on several machines are typed apart. Processes trained with other settings than rank 0's
+    take other steps (a learning rate, a seed, a dropout: the run is silently not the one rank 0
+    records) or another number of them (the epochs, the batches: a collective that does not match
+    ends in gloo's abort). So, as the job starts, every process compares its settings but the
+    `LOCAL_SETTINGS` with everyone's, and all of them end with the same one line when any
+    differ, said once per machine.
+    """
+    if _job.world_size == 1:
+        return
+    mine = {name: value for name, value in settings.as_dict().items()
+            if name not in LOCAL_SETTINGS}
+    everyone = [None] * _job.world_size
+    dist.all_gather_object(everyone, mine)
+    differ = [name for name in mine if any(other.get(name) != everyone[0].get(name)
+                                             for other in everyone)]
+    with checks_said_once():
+        if differ:
+            shown = '; '.join(f'{flag(name)} {by_rank([s.get(name) for s in everyone])}'
+                              for name in differ)
+            raise UsageError(f'the processes of the job were given different settings: '
+                             f'{shown}; give every launch the same flags after --')
+
+
+def by_rank(values: List[Any]) -> str:
+    """`values`, one per rank, as `0.005 on rank 0, 0.5 on ranks 1, 2`."""
+    ranks: Dict[str, List[int]] = {}
+    for index, value in enumerate(values):
+        ranks.setdefault(repr(value), []).append(index)
+    return ', '.join(f'{value} on rank{"s" if len(held) > 1 else ""} '
+                     f'{", ".join(map(str, held))}' for value, held in ranks.items())
 
 
 def quiet_unless_main() -> None:

@@ -324,6 +324,32 @@ def test_too_few_gpus_found_by_every_process_of_the_machine(monkeypatch):
     mb.MiniBatchSettings(device='cuda').check()
 
 
+def test_settings_that_differ_between_processes_are_refused(monkeypatch):
+    """
+    Every process compares its settings with everyone's as the job starts: one that trains
+    otherwise than rank 0 (the learning rate, the epochs) is a mistake said in one line on every
+    process; where each machine reads and writes its files, and its threads, may differ.
+    """
+    given = {0: mb.MiniBatchSettings(), 1: mb.MiniBatchSettings(logs='elsewhere', threads=2,
+                                                               data_dir='data', peer_timeout=9)}
+
+    def all_gather_object(out, _):
+        out[:] = [{name: value for name, value in given[rank].as_dict().items()
+                   if name not in distributed.LOCAL_SETTINGS} for rank in (0, 1)]
+    monkeypatch.setattr(distributed.dist, 'all_gather_object', all_gather_object)
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    for rank in (0, 1):
+        monkeypatch.setattr(distributed, '_job', distributed.Job(rank, 2))
+        distributed.check_same_settings(given[rank])
+    given[1] = mb.MiniBatchSettings(learning_rate=0.5, epochs=4)
+    with pytest.raises(UsageError, match=r'^the processes of the job were given different '
+                                         r'settings: --learning-rate 0.005 on rank 0, 0.5 on rank 1; '
+                                         r'--epochs 1000 on rank 0, 4 on rank 1; give every launch '
+                                         r'the same flags after --$'):
+        distributed.check_same_settings(given[1])
+    assert distributed.by_rank(['gat', 'gatv2', 'gat']) == "'gat' on ranks 0, 2, 'gatv2' on rank 1"
+
+
 def test_a_mistake_is_said_by_the_machines_first_process(monkeypatch, capsys):
     """
     Another process of the machine that finds the mistake (an error, or the parser's exit) holds
@@ -575,6 +601,35 @@ def test_a_killed_or_hung_rank_ends_the_job(tmp_path, stop):
     assert errors(stderr) == [stderr.strip().splitlines()[-1]]
     assert 'rank 0 of 2: another process of the job failed or stopped answering' in stderr
     assert 'Traceback' not in stderr
+
+
+@pytest.mark.slow
+@needs_planetoid
+def test_launches_given_different_settings_end_before_training(tmp_path):
+    """
+    Two machines of one process each (here two processes on this machine, as torchrun starts
+    them), whose command lines differ in the learning rate: each says so in one line and exits
+    with status 2, before any labml run, instead of training apart from what rank 0 records.
+    """
+    port = free_port()
+    environment = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    processes = [subprocess.Popen(
+        [sys.executable, str(REPO / 'experiments' / 'cora_minibatch.py'), '--data-dir', str(PLANETOID),
+         '--epochs', '2', '--logs', str(tmp_path / 'runs'), '--peer-timeout', '30', *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**environment, **job_environment(rank, 2, port), 'LOCAL_RANK': '0', 'LOCAL_WORLD_SIZE': '1'})
+        for rank, extra in ((0, []), (1, ['--learning-rate', '0.5']))]
+    try:
+        outputs = [process.communicate(timeout=LIMIT) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert [process.returncode for process in processes] == [2, 2], outputs
+    for _, stderr in outputs:
+        assert errors(stderr) == [stderr.strip()] == [
+            'cora_minibatch.py: error: the processes of the job were given different settings: '
+            '--learning-rate 0.005 on rank 0, 0.5 on rank 1; give every launch the same flags after --']
+    assert not (tmp_path / 'runs').exists()
 
 
 @pytest.mark.slow
