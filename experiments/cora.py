@@ -80,7 +80,7 @@ from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.gat import GraphAttentionLayer
 from labml_gat.gatv2 import GraphAttentionV2Layer
 from labml_gat.model import TwoLayerGAT
-from labml_gat.results import strict_json
+from labml_gat.results import write_json
 from labml_gat.runs import epochs
 from labml_gat.seeds import format_summary, run_seeds
 from labml_gat.settings import command, setting
@@ -241,7 +241,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     summary = run_seeds(settings, explicit, data, train_one_seed)
     print(report(summary))
     if settings.summary_json:
-        Path(settings.summary_json).write_text(strict_json(summary, indent=2))
+        write_json(Path(settings.summary_json), summary)
     return summary
 
 

@@ -69,7 +69,7 @@ from labml_gat import distributed, fast
 from labml_gat.datasets import Planetoid, load_planetoid
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.model import TwoLayerGAT
-from labml_gat.results import strict_json
+from labml_gat.results import write_json
 from labml_gat.runs import epochs
 from labml_gat.sampling import Block, NeighbourSampler
 from labml_gat.seeds import format_summary
@@ -343,7 +343,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if summary is not None:
         print(report(summary, data))
         if settings.summary_json:
-            Path(settings.summary_json).write_text(strict_json(summary, indent=2))
+            write_json(Path(settings.summary_json), summary)
     return summary
 
 

@@ -164,7 +164,7 @@ from labml import lab, monit, tracker
 
 from labml_gat.lookup import (LAYERS, examples_bytes, make_task, n_examples, time_layers,
                               train, training_step_bytes)
-from labml_gat.results import strict_json
+from labml_gat.results import write_json
 from labml_gat.runs import epochs, labml_run, progress_on_screen
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
                                 check_device, check_logs, check_one_record,
@@ -367,7 +367,7 @@ def train_one(settings: LookupSettings) -> dict:
                if key not in ('model', 'task')}
     print(report(summary))
     if settings.summary_json:
-        Path(settings.summary_json).write_text(strict_json(summary, indent=2))
+        write_json(Path(settings.summary_json), summary)
     return summary
 
 
@@ -477,7 +477,7 @@ def write_record(path: Path, record: dict) -> None:
     files, and the benchmark's `--results` makes its folder the same way.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(strict_json(record, indent=1) + '\n')
+    write_json(path, record, indent=1)
 
 
 def stopped_by(result: dict, settings: LookupSettings) -> str:

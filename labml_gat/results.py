@@ -86,8 +86,28 @@ def record(name: str, command: str, values: dict, folder: Path = RESULTS,
             'machine': machine(device), 'versions': versions(), 'values': values}
     path = folder / f'{name}.json'
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(strict_json(data, indent=2) + '\n', encoding='utf-8')
+    write_json(path, data)
     return path
+
+
+def write_json(path: Path, data, indent: int = 2) -> None:
+    """
+    `data` as strict JSON into `path`, whole or not at all: written into a file beside it,
+    then put in its place, so that a run stopped while it writes leaves the file it had
+    (or none), never half of one. A link is followed (the file it names is replaced); what
+    is not a file, such as `/dev/stdout`, is written as it is.
+    """
+    text = strict_json(data, indent) + '\n'
+    path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        path.write_text(text, encoding='utf-8')
+        return
+    partial = path.with_name(f'.{path.name}.{os.getpid()}.part')
+    try:
+        partial.write_text(text, encoding='utf-8')
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def strict_json(data, indent: int) -> str:

@@ -5,6 +5,7 @@ when a quote and its record disagree.
 
 import json
 import math
+import os
 import re
 import pathlib
 import shlex
@@ -190,6 +191,40 @@ def test_second_thread_sentence_is_computed_from_both_figures(tmp_path):
     measured = re.findall(r'\d+\.\d+x|\d+ ms', results.second_thread(tmp_path))
     assert measured == ['800 ms', '400 ms', '2.00x', '800 ms', '880 ms', '1.10x',
                         '3000 ms', '2000 ms', '1.50x', '2000 ms', '2500 ms', '1.25x']
+
+
+def test_json_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    # A stop between writing and replacing leaves the old file as it was, and nothing beside it
+    path = tmp_path / 'summary.json'
+    results.write_json(path, {'a': 1})
+    assert json.loads(path.read_text()) == {'a': 1}
+
+    def stopped(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results.os, 'replace', stopped)
+    with pytest.raises(KeyboardInterrupt):
+        results.write_json(path, {'a': 2})
+    assert json.loads(path.read_text()) == {'a': 1}
+    assert [p.name for p in tmp_path.iterdir()] == ['summary.json']
+
+
+def test_json_follows_a_link_and_writes_into_what_is_not_a_file(tmp_path):
+    import threading
+
+    target = tmp_path / 'target.json'
+    (tmp_path / 'link.json').symlink_to(target)
+    results.write_json(tmp_path / 'link.json', {'a': 1})
+    assert (tmp_path / 'link.json').is_symlink() and json.loads(target.read_text()) == {'a': 1}
+    # A pipe, as /dev/stdout may be: written into, not replaced by a file
+    pipe = tmp_path / 'pipe'
+    os.mkfifo(pipe)
+    read = []
+    reader = threading.Thread(target=lambda: read.append(pipe.read_text()))
+    reader.start()
+    results.write_json(pipe, {'b': 2})
+    reader.join(timeout=10)
+    assert json.loads(read[0]) == {'b': 2} and not pipe.is_file()
 
 
 def test_strict_json_writes_null_for_numbers_that_are_not_finite():
