@@ -44,7 +44,8 @@ all-zero features and label $0$, and leave them out of every mask.
 All files but `test.index` are pickles written by Python 2 (scipy sparse matrices, numpy arrays
 and a `defaultdict`). Unpickling can run arbitrary code, so we
 
-1. check every file against a SHA-256 sum kept in this module before reading it, and
+1. check every file against a SHA-256 sum kept in this module before reading it, and read the
+   bytes that were checked, not the file again (which could have been replaced meanwhile), and
 2. unpickle with an unpickler that can only build the few classes these files need; scipy is not
    needed at all, a tiny stand-in takes the sparse matrices apart.
 
@@ -63,6 +64,7 @@ and a `defaultdict`). Unpickling can run arbitrary code, so we
 import collections
 import hashlib
 import http.client
+import io
 import os
 import pickle
 import tempfile
@@ -189,8 +191,8 @@ def load_planetoid(name: str, data_dir: str | Path | None = None, download: bool
     name = _check_name(name)
     folder = _find_folder(name, data_dir, download, base_url)
     # Verify all the checksums first, so that nothing is read from a file set with a bad file.
-    paths = {kind: _verified_path(folder, name, kind) for kind in FILE_KINDS}
-    graph = _assemble(name, paths)
+    files = {kind: _verified_file(folder, name, kind) for kind in FILE_KINDS}
+    graph = _assemble(name, files)
     if normalize:
         graph.x = row_normalize(graph.x)
     return graph
@@ -330,25 +332,32 @@ def _missing_message(name: str, folder: Path, source: str, missing: list[str],
 
 # ## Checksums
 
+# More than the largest file (CiteSeer's `allx`, 0.6 MB): a file is read whole, once
+MAX_BYTES = 1 << 22
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+
+def _read_bytes(path: Path) -> bytes:
+    """The content of `path`, read once: the bytes that are checked are the bytes parsed."""
     with _reading(path), open(path, 'rb') as f:
-        while chunk := f.read(1 << 16):
-            digest.update(chunk)
-    return digest.hexdigest()
+        content = f.read(MAX_BYTES + 1)
+    if len(content) > MAX_BYTES:
+        raise DataFileError(f'{path}: larger than {MAX_BYTES} bytes, larger than any '
+                            f'Planetoid file; it is not the Planetoid file. '
+                            f'Replace it with the original from {BASE_URL}.')
+    return content
 
 
-def _verified_path(folder: Path, name: str, kind: str) -> Path:
-    """The path of one file, after checking its SHA-256 sum."""
+def _verified_file(folder: Path, name: str, kind: str) -> tuple[Path, bytes]:
+    """The path of one file and its content, after checking its SHA-256 sum."""
     path = folder / _file_name(name, kind)
-    digest = _sha256(path)
+    content = _read_bytes(path)
+    digest = hashlib.sha256(content).hexdigest()
     if digest != SHA256[name][kind]:
         raise DataFileError(f'{path}: SHA-256 {digest} does not match the expected '
                             f'{SHA256[name][kind]}; the file is corrupt, truncated or '
                             f'not the Planetoid file. '
                             f'Replace it with the original from {BASE_URL}.')
-    return path
+    return path, content
 
 
 # ## Downloading
@@ -550,13 +559,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return _ALLOWED_GLOBALS[(module, name)]
 
 
-def _unpickle(path: Path) -> Any:
-    """Unpickle one Python 2 file; every failure becomes a `DataFileError` naming the file."""
+def _unpickle(path: Path, content: bytes) -> Any:
+    """Unpickle the `content` of one Python 2 file; every failure becomes a `DataFileError`
+    naming the file."""
     try:
-        with _reading(path), open(path, 'rb') as f:
-            return _RestrictedUnpickler(f, encoding='latin1').load()
-    except DataFileError:
-        raise
+        return _RestrictedUnpickler(io.BytesIO(content), encoding='latin1').load()
     except Exception as err:
         raise DataFileError(f'{path}: not a valid Planetoid pickle: {err}') from err
 
@@ -564,9 +571,9 @@ def _unpickle(path: Path) -> Any:
 # ## Reading the files
 
 
-def _read_matrix(path: Path) -> np.ndarray:
+def _read_matrix(path: Path, content: bytes) -> np.ndarray:
     """A dense numeric matrix from a pickled sparse matrix (features) or array (one-hot labels)."""
-    obj = _unpickle(path)
+    obj = _unpickle(path, content)
     try:
         matrix = obj.to_dense() if isinstance(obj, _CsrMatrix) else obj
     except Exception as err:
@@ -578,9 +585,9 @@ def _read_matrix(path: Path) -> np.ndarray:
     return matrix
 
 
-def _read_graph(path: Path) -> dict[int, list[int]]:
+def _read_graph(path: Path, content: bytes) -> dict[int, list[int]]:
     """The adjacency lists: node -> list of neighbours."""
-    graph = _unpickle(path)
+    graph = _unpickle(path, content)
     if (not isinstance(graph, dict)
             or not all(isinstance(v, list) for v in graph.values())):
         raise DataFileError(f'{path}: expected a dict of adjacency lists, '
@@ -588,30 +595,32 @@ def _read_graph(path: Path) -> dict[int, list[int]]:
     return graph
 
 
-def _read_test_index(path: Path) -> np.ndarray:
+def _read_test_index(path: Path, content: bytes) -> np.ndarray:
     """The test node indices, one integer per line."""
-    with _reading(path):
-        lines = path.read_text().split()
     try:
-        return np.array([int(line) for line in lines], dtype=np.int64)
-    except ValueError as err:
+        index = np.array([int(line) for line in content.decode('ascii').split()],
+                         dtype=np.int64)
+    except (ValueError, OverflowError) as err:
         raise DataFileError(f'{path}: expected one integer per line: {err}') from err
+    if not len(index):
+        raise DataFileError(f'{path}: expected one integer per line, found none')
+    return index
 
 
 # ## Building the graph
 
 
-def _assemble(name: str, paths: dict[str, Path]) -> Planetoid:
+def _assemble(name: str, files: dict[str, tuple[Path, bytes]]) -> Planetoid:
     """Put the pieces together in the node numbering and split of the Planetoid paper (and PyG)."""
     # `x` is the first rows of `allx` (its checksum was verified, its content is not needed);
     # `y` tells how many rows that is.
-    n_train = _read_matrix(paths['y']).shape[0]
-    test_index = torch.from_numpy(_read_test_index(paths['test.index']))
+    n_train = _read_matrix(*files['y']).shape[0]
+    test_index = torch.from_numpy(_read_test_index(*files['test.index']))
     # Nodes are numbered `allx` first, then up to the largest test index.
     n_nodes = int(test_index.max()) + 1
-    x = _place_rows(_read_matrix(paths['allx']), _read_matrix(paths['tx']),
+    x = _place_rows(_read_matrix(*files['allx']), _read_matrix(*files['tx']),
                     test_index, n_nodes)
-    one_hot = _place_rows(_read_matrix(paths['ally']), _read_matrix(paths['ty']),
+    one_hot = _place_rows(_read_matrix(*files['ally']), _read_matrix(*files['ty']),
                           test_index, n_nodes)
     # The class of each node: a node without a label (an all-zero row) gets class 0, as in
     # PyG. The first `len(y)` nodes are the training nodes, the next 500 the validation nodes.
@@ -619,7 +628,7 @@ def _assemble(name: str, paths: dict[str, Path]) -> Planetoid:
         name=name,
         x=x,
         y=one_hot.argmax(dim=1),
-        edge_index=_edge_index(_read_graph(paths['graph']), n_nodes),
+        edge_index=_edge_index(_read_graph(*files['graph']), n_nodes),
         train_mask=_mask(torch.arange(n_train), n_nodes),
         val_mask=_mask(torch.arange(n_train, n_train + 500), n_nodes),
         test_mask=_mask(test_index, n_nodes),
@@ -645,10 +654,17 @@ def _place_rows(all_rows: np.ndarray, test_rows: np.ndarray, test_index: torch.T
 
 
 def _edge_index(graph: dict[int, list[int]], n_nodes: int) -> torch.Tensor:
-    """
+    r"""
     `[2, n_edges]`: every adjacency-list entry in both directions, without self loops and
     duplicates, sorted by target $i$ and then source $j$ (PyG's `coalesce(sort_by_row=False)`).
+    Every node is one of $0, \dots, N - 1$: one outside would become another edge.
     """
+    for node in (*graph, *(j for neighbours in graph.values() for j in neighbours)):
+        if not isinstance(node, (int, np.integer)):
+            raise DataFileError(f'the graph has {node!r}, which is not a node number')
+        if not 0 <= node < n_nodes:
+            raise DataFileError(f'the graph has node {node}, out of range for '
+                                f'{n_nodes} nodes')
     source = torch.tensor([node for node, neighbours in graph.items()
                            for _ in neighbours], dtype=torch.long)
     target = torch.tensor([j for neighbours in graph.values() for j in neighbours],

@@ -1,6 +1,7 @@
 """Tests for `labml_gat.datasets`: counts, equality with PyG, downloading, and untrusted files."""
 
 import functools
+import pickle
 import http.server
 import shutil
 import socket
@@ -465,7 +466,7 @@ def test_forbidden_global_is_not_run(tmp_path: Path) -> None:
     path = tmp_path / 'ind.cora.graph'
     path.write_bytes(_evil_pickle(marker))
     with pytest.raises(DataFileError, match=r'ind\.cora\.graph.*forbidden global os\.system'):
-        datasets._unpickle(path)
+        datasets._unpickle(path, path.read_bytes())
     assert not marker.exists()
 
 
@@ -478,7 +479,7 @@ def test_only_the_named_globals_of_an_allowed_module(tmp_path: Path, module: str
     call = f"open({str(marker)!r}, 'w')" if name == 'eval' else 'x'
     path.write_bytes(f"c{module}\n{name}\n(S{call!r}\ntR.".encode())
     with pytest.raises(DataFileError, match=rf'forbidden global {module}\.{name}'):
-        datasets._unpickle(path)
+        datasets._unpickle(path, path.read_bytes())
     assert not marker.exists()
 
 
@@ -487,7 +488,7 @@ def test_truncated_pickle(tmp_path: Path) -> None:
     # The start of a dict of lists, cut off before its end.
     path.write_bytes(b'\x80\x02}q\x00(K\x00]q\x01')
     with pytest.raises(DataFileError, match=r'ind\.cora\.graph.*not a valid Planetoid pickle'):
-        datasets._unpickle(path)
+        datasets._unpickle(path, path.read_bytes())
 
 
 @needs_data
@@ -515,4 +516,45 @@ def test_real_truncated_pickle_names_file(tmp_path: Path) -> None:
     path = tmp_path / 'ind.cora.allx'
     path.write_bytes((DATA / 'ind.cora.allx').read_bytes()[:1000])
     with pytest.raises(DataFileError, match=r'ind\.cora\.allx'):
-        datasets._read_matrix(path)
+        datasets._read_matrix(path, path.read_bytes())
+
+
+@needs_data
+def test_the_bytes_verified_are_the_bytes_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A file replaced after its checksum passed (by another process, in a folder others can
+    write to) is not read: what is parsed is what was verified."""
+    folder = _copy_cora(tmp_path / 'data')
+    real_assemble = datasets._assemble
+
+    def swap_then_assemble(*args, **kwargs):
+        (folder / 'ind.cora.graph').write_bytes(pickle.dumps({0: [1], 1: [0]}, protocol=2))
+        return real_assemble(*args, **kwargs)
+    monkeypatch.setattr(datasets, '_assemble', swap_then_assemble)
+    graph = load_planetoid('cora', data_dir=folder)
+    assert graph.edge_index.shape == (2, 10556)
+
+
+@needs_data
+def test_a_file_larger_than_any_planetoid_file_is_not_read_whole(tmp_path: Path) -> None:
+    folder = _copy_cora(tmp_path / 'data')
+    with open(folder / 'ind.cora.allx', 'r+b') as f:
+        f.truncate(datasets.MAX_BYTES + 1)
+    with pytest.raises(DataFileError, match=r'ind\.cora\.allx.*larger than'):
+        load_planetoid('cora', data_dir=folder)
+
+
+@pytest.mark.parametrize('graph, why', [({0: [1], 1: [-1]}, 'out of range'),
+                                        ({0: [1], 1: [2708]}, 'out of range'),
+                                        ({0: [1], 1: ['0']}, 'not a node')])
+def test_graph_nodes_out_of_range(graph: dict, why: str) -> None:
+    """Never a silent wrong graph: a node outside 0..N-1 wrapped into another edge."""
+    with pytest.raises(DataFileError, match=why):
+        datasets._edge_index(graph, 2708)
+
+
+@pytest.mark.parametrize('content', [b'\xff\xfe', b'99999999999999999999', b''])
+def test_test_index_that_is_not_node_numbers(content: bytes, tmp_path: Path) -> None:
+    path = tmp_path / 'ind.cora.test.index'
+    path.write_bytes(content)
+    with pytest.raises(DataFileError, match=r'ind\.cora\.test\.index'):
+        datasets._read_test_index(path, content)
