@@ -59,6 +59,7 @@ from torch import nn
 
 from labml_gat import distributed, results
 from labml_gat.benchmarking import random_graph
+from labml_gat.datasets import DataFileError
 from labml_gat.lean import LeanTwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
@@ -181,6 +182,35 @@ def build_graph(s: SyntheticSettings) -> dict:
             'y': mean.argmax(dim=1)}
 
 
+def check_graph(data: dict, s: SyntheticSettings) -> None:
+    """
+    The graph read from the cache is the one of the settings: the tensors `build_graph` makes,
+    of their shapes, the offsets growing from 0 to the number of edges, and every node and
+    class in range. A folder from another version, or changed by hand, is a `DataFileError`
+    that says to remove it, not a traceback or the training of another graph.
+    """
+    ptr, sources = data.get('ptr'), data.get('sources')
+    shapes = {'ptr': ((s.nodes + 1,), torch.int64), 'y': ((s.nodes,), torch.int64),
+              'x': ((s.nodes, s.in_features), torch.float32)}
+    why = None
+    if data.keys() != {'ptr', 'sources', 'x', 'y'}:
+        why = f'its tensors are {", ".join(sorted(data))}'
+    elif any((tuple(data[name].shape), data[name].dtype) != kind
+             for name, kind in shapes.items()) or sources.dtype != torch.int64 \
+            or sources.dim() != 1:
+        why = 'its tensors have other shapes or types than these settings make'
+    elif ptr[0] != 0 or ptr[-1] != len(sources) or (ptr.diff() < 0).any():
+        why = 'its offsets are not those of its in-neighbour lists'
+    elif len(sources) and (sources.min() < 0 or sources.max() >= s.nodes):
+        why = 'it has in-neighbours out of range'
+    elif data['y'].min() < 0 or data['y'].max() >= s.classes:
+        why = 'it has classes out of range'
+    if why:
+        raise DataFileError(f'{s.graph_folder()}: not the graph of these settings '
+                            f'({why}); '
+                            f'remove the folder, and the graph is written again')
+
+
 def graph_bytes(s: SyntheticSettings, cached: bool) -> Tuple[int, int]:
     r"""
     ## The memory the graph needs
@@ -225,6 +255,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             say(f'building the graph of {s.nodes} nodes into {s.graph_folder()} '
                 f'(once: later runs read it)')
         data = distributed.shared_tensors(s.graph_folder(), lambda: build_graph(s))
+        check_graph(data, s)
         sampler = NeighbourSampler.from_csr(data['ptr'], data['sources'])
         x, y = data['x'], data['y']
         # The last `eval_nodes` of a random order are the validation nodes

@@ -501,11 +501,51 @@ def shared_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]
         write_tensors(folder, build)
     if _job.world_size > 1:
         dist.barrier()
-    shapes = json.loads((folder / 'tensors.json').read_text())
     return {name: torch.from_file(str(folder / f'{name}.bin'), shared=False,
-                                  size=math.prod(kind['shape']),
-                                  dtype=getattr(torch, kind['dtype'])).view(kind['shape'])
-            for name, kind in shapes.items()}
+                                  size=math.prod(shape), dtype=dtype).view(shape)
+            for name, (shape, dtype) in read_shapes(folder).items()}
+
+
+# The types of the tensors that `write_tensors` writes, by the names `tensors.json` gives them
+DTYPES = {str(dtype)[6:]: dtype for dtype in (
+    torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+    torch.float16, torch.bfloat16, torch.float32, torch.float64)}
+
+
+def read_shapes(folder: Path) -> Dict[str, Tuple[List[int], torch.dtype]]:
+    """
+    The shape and type of every tensor in `folder/tensors.json`, each of whose files holds
+    exactly that many bytes. A folder changed by hand, cut short or written by another
+    version is a `DataFileError` that says to remove it: never a traceback, a mapping of
+    what the file does not hold, or a file outside the folder.
+    """
+    from labml_gat.datasets import DataFileError
+
+    def damaged(why: str) -> DataFileError:
+        return DataFileError(f'{folder}: not the files of a graph as written here '
+                             f'({why}); '
+                             f'remove the folder, and the graph is written again')
+    try:
+        shapes = json.loads((folder / 'tensors.json').read_text(encoding='utf-8'))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise damaged(f'tensors.json: {err}') from None
+    if not isinstance(shapes, dict) or not shapes:
+        raise damaged('tensors.json names no tensors')
+    found = {}
+    for name, kind in shapes.items():
+        if not (name.isidentifier() and isinstance(kind, dict)
+                and kind.get('dtype') in DTYPES and isinstance(kind.get('shape'), list)
+                and all(type(n) is int and n >= 0 for n in kind['shape'])):
+            raise damaged(f'tensors.json: {name!r}: {kind!r}')
+        shape, dtype = kind['shape'], DTYPES[kind['dtype']]
+        path = folder / f'{name}.bin'
+        size = path.stat().st_size if path.is_file() else None
+        expected = math.prod(shape) * dtype.itemsize
+        if size != expected:
+            raise damaged(f'{path.name} is not a file' if size is None else
+                          f'{path.name} holds {size} bytes, {expected} expected')
+        found[name] = shape, dtype
+    return found
 
 
 def write_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]) -> None:

@@ -744,3 +744,26 @@ def two_launches(command: list, folder, environment: dict, first: int) -> list:
             launch.kill()
     assert [launch.returncode for launch in launches] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
     return outputs if first == 0 else outputs[::-1]
+
+
+@pytest.mark.parametrize('damage', [
+    'tensors.json:{', 'tensors.json:', 'tensors.json:[]',
+    'tensors.json:{"x": {"shape": [-1, 4], "dtype": "float32"}}',
+    'tensors.json:{"x": {"shape": [3000000000, 4], "dtype": "float32"}}',
+    'tensors.json:{"x": {"shape": [3, 4], "dtype": "load"}}',
+    'tensors.json:{"../x": {"shape": [3, 4], "dtype": "float32"}}',
+    'x.bin:', 'ptr.bin:-'])
+def test_a_damaged_cache_is_one_data_error(tmp_path, damage):
+    """A cache changed by hand, cut short or from another version: one clear error, not a
+    traceback of torch or json, and no tensor mapped from what the file does not hold."""
+    from labml_gat.datasets import DataFileError
+    tensors = {'x': torch.arange(12.).view(3, 4), 'ptr': torch.tensor([0, 2, 5])}
+    folder = tmp_path / 'graph'
+    distributed.write_tensors(folder, lambda: tensors)
+    name, text = damage.split(':', 1)
+    (folder / name).unlink()
+    if text != '-':
+        (folder / name).write_text(text)
+    with pytest.raises(DataFileError, match='remove the folder') as err:
+        distributed.shared_tensors(folder, lambda: tensors)
+    assert str(folder) in str(err.value) and '\n' not in str(err.value)

@@ -334,3 +334,46 @@ def test_runs_measured_otherwise_are_dropped(tmp_path, changes, settings, capsys
     values = results.load('synthetic_minibatch', tmp_path)['values']
     assert list(values['runs']) == ['2'] and 'speedup_2_over_1' not in values
     assert 'dropped from the record: the run with 1 process(es)' in capsys.readouterr().out
+
+
+# ## A cache that is not the graph of the settings
+
+def _damaged(data, damage):
+    """The graph's tensors, damaged as a folder changed by hand or from another version."""
+    if damage == 'no labels':
+        del data['y']
+    elif damage == 'fewer nodes':
+        data['x'] = data['x'][:1000]
+    elif damage == 'sources':
+        data['sources'][0] = 10 ** 9
+    elif damage == 'offsets':
+        data['ptr'][1:] = data['ptr'][-1]
+        data['ptr'][1] = -1
+    elif damage == 'classes':
+        data['y'][0] = 99
+    return data
+
+
+@pytest.mark.parametrize('damage', ['no labels', 'fewer nodes', 'sources', 'offsets', 'classes'])
+def test_a_cached_graph_not_of_the_settings_is_a_data_error(damage):
+    """Without the check, a graph of other nodes trains, or ends in a traceback of indexing."""
+    from labml_gat.datasets import DataFileError
+    s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000, cache='cache')
+    sm.check_graph(sm.build_graph(s), s)
+    with pytest.raises(DataFileError, match='remove the folder'):
+        sm.check_graph(_damaged(sm.build_graph(s), damage), s)
+
+
+@pytest.mark.slow
+def test_a_damaged_cache_ends_in_one_line_with_exit_status_2(tmp_path):
+    cache = tmp_path / 'cache'
+    args = [sys.executable, str(SCRIPT), *SMALL, '--steps', '1', '--warmup', '0',
+            '--cache', str(cache)]
+    assert subprocess.run(args, capture_output=True, timeout=600).returncode == 0
+    (tensors,) = cache.glob('*/tensors.json')
+    shapes = json.loads(tensors.read_text())
+    shapes['x']['shape'] = [3_000_000_000, 128]
+    tensors.write_text(json.dumps(shapes))
+    found = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    message = the_mistake(found.returncode, found.stdout, found.stderr, 'synthetic_minibatch.py')
+    assert message.startswith(f'{tensors.parent}: not the files of a graph'), message
