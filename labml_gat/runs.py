@@ -268,6 +268,13 @@ def _read_yaml(path: Path) -> dict:
         content = yaml.safe_load(path.read_text(encoding='utf-8'))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise UsageError(f'{path}: not valid YAML ({error.__class__.__name__})') from None
+    try:
+        # YAML's anchors can make a value that holds itself (`a: &a [*a]`), which no
+        # setting is, and which would recurse without end when printed or compared
+        json.dumps(content, default=str)
+    except ValueError:
+        raise UsageError(f'{path}: a value in it holds itself, which no setting '
+                         f'does') from None
     return content if isinstance(content, dict) else {}
 
 

@@ -56,6 +56,19 @@ def test_a_run_is_read_whole(logs):
                                        'loss.train': pytest.approx(0.8)}
 
 
+def test_a_setting_that_holds_itself_is_one_line(logs):
+    # YAML's anchors can make a list that holds itself: printing or comparing it would recurse
+    configs = logs / 'cora_gatv2' / 'aaaa1111' / 'configs.yaml'
+    configs.write_text('seed: &a [*a]\n')
+    with pytest.raises(UsageError, match=r'configs\.yaml: a value in it holds itself'):
+        runs.read_run(configs.parent)
+    process = subprocess.run([sys.executable, '-m', 'labml_gat.runs', 'list', str(logs)],
+                             capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert process.returncode == 2 and 'Traceback' not in process.stderr
+    assert process.stderr.strip().splitlines()[-1].endswith('a value in it holds itself, '
+                                                            'which no setting does')
+
+
 def test_a_half_written_last_line_is_left_out(logs):
     run = runs.read_run(logs / 'cora_gatv2' / 'bbbb2222')
     assert run.status == 'crashed'
