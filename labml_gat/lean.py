@@ -321,9 +321,11 @@ class LeanTwoLayerGAT(TwoLayerGAT):
     caller's), one byte per input feature (the first mask), $g_l$ ($g_{r,i}$ is projected
     inside the chunk of $i$'s in-edges, in both passes), $h^{(1)}$ and one byte per hidden
     feature, and the small second layer; with the attention, each layer's edges sorted by
-    target ($s$ = 16 bytes per edge, 24 if they came unsorted) and the first layer's mask
-    ($K$ bytes per edge). In the backward pass the gradient of $h^{(1)}$ is written over
-    $h^{(1)}$. At most, per node: $F + K F' + 3 K F' b + K b + (K + 2 s)|\mathcal{E}|/N$
+    target ($s$ = 16 bytes per edge, 24 if they came unsorted) and the layers' masks ($K$
+    bytes per edge, and one for the output's head). In the backward pass the gradient of
+    $h^{(1)}$ is written over $h^{(1)}$, so a forward pass has one backward pass (a second,
+    with `retain_graph=True`, is refused by autograd: $h^{(1)}$ was modified). At most, per
+    node: $F + K F' + 3 K F' b + K b + (K + 1 + 2 s)|\mathcal{E}|/N$
     bytes, about 1.6 kB for the sizes above with 11 in-edges per node. The price is a
     second projection of the input and of the hidden features in the backward pass.
     """

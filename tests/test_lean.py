@@ -534,6 +534,19 @@ def test_lean_model_pair_of_graphs_and_no_dropout():
         torch.testing.assert_close(grads[name], grads_e[name], atol=1e-10, rtol=0)
 
 
+def test_lean_model_has_one_backward_pass_per_forward():
+    # The first backward pass writes the gradient of h1 over h1: a second one is refused by
+    # autograd (h1 was modified), never computed from the overwritten values
+    n_nodes = 12
+    graph = random_graph(n_nodes, 40, self_loops=True)
+    x = torch.randn(n_nodes, IN_FEATURES, dtype=torch.float64)
+    _, lean = model_pair(chunk_size=3, dropout=0.0)
+    out = lean(x, graph)
+    out.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match='modified by an inplace operation'):
+        out.sum().backward()
+
+
 @pytest.mark.parametrize('elu', [False, True])
 def test_project_rows_gradcheck(elu, monkeypatch):
     # A fixed mask, slices of 3 rows, and the gradients of x (through mask and ELU) and of W
