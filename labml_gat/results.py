@@ -442,7 +442,10 @@ def runs(r: dict) -> str:
         return ''
     spread = '; '.join(f"{impl} {', '.join(ratio(v) for v in values)}"
                        for impl, values in r['run_step_ratios'].items())
-    return f"; the median of {r['runs']} runs, step / PyG in each: {spread}"
+    peaks = '; '.join(f"{impl} {', '.join(ratio(v) for v in values)}"
+                      for impl, values in r.get('run_peak_ratios', {}).items())
+    return (f"; the median of {r['runs']} runs, step / PyG in each: {spread}"
+            + (f"; peak / PyG in each: {peaks}" if peaks else ''))
 
 
 def second_thread(folder: Path = RESULTS) -> str:

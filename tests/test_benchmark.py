@@ -478,7 +478,8 @@ def test_several_runs_give_their_medians_and_each_runs_ratio(monkeypatch, capsys
     assert results.figures_table([record]).splitlines()[2].startswith(
         '| layer_60 | dropin | 30.0 ms |  | 0.20x |')
     assert ', fresh memory 1.00 to 3.50 s/GiB; the median of 3 runs, step / PyG in each: ' \
-        'dropin 0.30x, 0.10x, 0.20x. ' in results.figures_provenance([record])
+        'dropin 0.30x, 0.10x, 0.20x; peak / PyG in each: dropin 1.00x, 1.00x, 1.00x. ' in \
+        results.figures_provenance([record])
     # One run is a figure as before: no runs to tell of
     calls.clear()
     single = benchmarking.measure_figure('layer_60', dict(task, repeats=1))
@@ -486,6 +487,42 @@ def test_several_runs_give_their_medians_and_each_runs_ratio(monkeypatch, capsys
     calls.clear()
     failed = benchmarking.measure_figure('layer_60', dict(task, fail_at=2))
     assert failed['error'] == 'ValueError: a bug' and len(calls) == 2
+
+
+def test_several_runs_measure_each_peak_as_often_and_keep_the_median(monkeypatch):
+    """With `repeats`, each implementation's peak is measured in as many fresh processes:
+    one process's peak varies from run to run (where the allocator's heap stands when the
+    step ends), and one sample would make the ratio. The median is kept, and each run's
+    `peak / PyG` is recorded and rendered."""
+    peaks = {'dropin': [130, 100, 110], 'pyg': [950, 1000, 900]}
+    calls = []
+
+    def worker(task):
+        if task['mode'] == 'alternate':
+            return {'rounds': 2, 'impls': {'dropin': {'step_ratio': 0.5}, 'pyg': {}}}
+        calls.append(task['impl'])
+        train = peaks[task['impl']][calls.count(task['impl']) - 1]
+        return {'impl': task['impl'], 'setup_bytes': 1, 'peak_train_bytes': train,
+                'peak_eval_bytes': train // 10, 'memory_limit_bytes': None,
+                **dict.fromkeys(('step_ms', 'step_cpu_ms', 'eval_ms', 'eval_cpu_ms'), 1.0)}
+
+    monkeypatch.setattr(benchmarking, 'run_worker', worker)
+    figure = benchmarking.measure_figure('layer_60', dict(TINY, impls=['dropin', 'pyg'],
+                                                          repeats=3))
+    assert sorted(calls) == ['dropin'] * 3 + ['pyg'] * 3
+    rows = figure['impls']
+    assert (rows['dropin']['peak_train_bytes'], rows['pyg']['peak_train_bytes']) == (110, 950)
+    assert rows['dropin']['peak_ratio'] == 110 / 950
+    assert figure['run_peak_ratios'] == {'dropin': [130 / 950, 100 / 1000, 110 / 900]}
+    record = dict(figure, figure='layer_60', command='c', date='d', versions={'torch': 't'},
+                  machine={'cpu': 'x', 'cores': 2, 'memory_gib': 24}, runs=3,
+                  run_step_ratios={'dropin': [0.5, 0.5, 0.5]})
+    assert '; peak / PyG in each: dropin 0.14x, 0.10x, 0.12x' in \
+        results.figures_provenance([record])
+    # One run: one peak each, as before
+    calls.clear()
+    single = benchmarking.measure_figure('layer_60', dict(TINY, impls=['dropin', 'pyg']))
+    assert calls == ['dropin', 'pyg'] and 'run_peak_ratios' not in single
 
 
 def test_page_faults_count_fresh_memory():
