@@ -39,7 +39,7 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
   evaluation's mark (`peak_eval_bytes`, in no table) is taken after the step: on a CPU it
   still holds what the step left (gradients, Adam's state, the allocator's retained heap),
   so it is not the evaluation's own peak. One process's peak varies from run to run (on a
-  CPU, by a tenth or more for the drop-in layer at 50,000 nodes): with `repeats`, each is
+  CPU, with where the allocator's heap stands): with `repeats`, each is
   measured that many times, each in a fresh process, and the median is kept, with every
   run's ratio (`run_peak_ratios`).
 * **Records**: each measured figure is written to `experiments/results/benchmark_<figure>.json` with
