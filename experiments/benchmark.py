@@ -106,9 +106,9 @@ class BenchmarkSettings(Settings):
     rounds: int = setting(5, 'alternating rounds kept, random graphs')
     cora_rounds: int = setting(40, 'alternating rounds kept, Cora (about a second each)')
     warmup: int = setting(1, 'alternating rounds run first and not kept')
-    repeats: int = setting(1, 'runs of the alternating rounds and of each peak, each in a '
-                              'fresh process: the times, peaks and ratios are the medians '
-                              'of the runs')
+    repeats: int = setting(1, 'runs of the alternating rounds and of each peak, each '
+                              'in a fresh process: the times, peaks and ratios are the '
+                              'medians of the runs')
     threads: int = setting(1, 'torch threads of every worker process')
     device: str = setting('cpu', 'where the layers run: cpu, or cuda (times by the wall '
                                  'clock, peaks by the CUDA allocator)')
