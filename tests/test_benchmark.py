@@ -772,6 +772,32 @@ def test_the_peak_is_the_memory_above_data_and_model(monkeypatch):
     assert (result['step_ms'], result['step_cpu_ms'], result['eval_ms']) == (1000, 1000, 2000)
 
 
+def test_the_page_fault_probe_is_not_inside_the_peak(monkeypatch):
+    # The probe's 8 MiB of fresh memory are written before the high-water mark is reset, once
+    mapped, at_reset = [], []
+    real_mmap = benchmarking.mmap.mmap
+
+    def mmap(*args, **kwargs):
+        mapped.append(args)
+        return real_mmap(*args, **kwargs)
+
+    def reset():
+        at_reset.append(len(mapped))
+        return 0
+
+    runner = SimpleNamespace(step=lambda: None, evaluate=lambda: None)
+    monkeypatch.setattr(benchmarking, 'make_runner', lambda task, impl: runner)
+    monkeypatch.setattr(benchmarking.mmap, 'mmap', mmap)
+    monkeypatch.setattr(benchmarking, 'reset_peak', reset)
+    monkeypatch.setattr(benchmarking, 'peak_resident_bytes', lambda: 0)
+    benchmarking.counts_page_faults.cache_clear()
+    try:
+        benchmarking.peak(dict(TINY, impl='lean', steps=2))
+    finally:
+        benchmarking.counts_page_faults.cache_clear()
+    assert len(mapped) == 1 and at_reset == [1, 1]
+
+
 def test_the_high_water_mark_outlives_freed_memory_until_it_is_reset():
     if not pathlib.Path('/proc/self/clear_refs').exists():
         pytest.skip('the system keeps no high-water mark to reset')
