@@ -12,8 +12,8 @@ This script measures our [edge-list](../labml_gat/edges.html) and
 [memory-lean](../labml_gat/lean.html) GATv2 layers against PyG's `GATv2Conv`,
 with the same inputs for all: the same dense features and the same `edge_index`, self
 loops included (the layers add none). The random graphs' edges are sorted by target, the
-order in which the drop-in layer neither sorts them nor keeps their order. The machinery (worker processes, peak memory, alternating rounds, records,
-table and plot) is in [`labml_gat/benchmarking.py`](../labml_gat/benchmarking.html).
+order in which the drop-in layer neither sorts them nor keeps their order. The machinery
+(worker processes, peak memory, alternating rounds, records, table and plot) is in [`labml_gat/benchmarking.py`](../labml_gat/benchmarking.html).
 
 The figures:
 

@@ -21,8 +21,8 @@ A step's memory then depends on the batch size and the fanouts, not on the size 
 Cora has only 140 training nodes. Batches of 35 split them into 4 equal batches per epoch, about
 5 nodes per class each: 4 optimiser steps per epoch instead of one, each on a gradient averaged over
 enough nodes to be useful (batches of 32 or 64 would leave a last batch of 12).
-Of the sizes from 32 up that split them evenly (35, 70, 140), 35 gives the smallest batches with their
-neighbourhoods, so the most steps for the same work.
+Of the sizes from 32 up that split them evenly (35, 70, 140), 35 gives the smallest batches with
+their neighbourhoods, so the most steps for the same work.
 Validation and test use **every** neighbour (fanouts $-1$): the exact outputs, with the same code path.
 The validation and test nodes go through in batches of `--eval-batch-size`; on a large graph one
 computes the outputs layer by layer for all nodes instead, which shares the work between the targets,

@@ -39,9 +39,9 @@ The [benchmark appendix](../experiments/benchmark.html) compares our layers, and
   evaluation's mark (`peak_eval_bytes`, in no table) is taken after the step: on a CPU it
   still holds what the step left (gradients, Adam's state, the allocator's retained heap),
   so it is not the evaluation's own peak. One process's peak varies from run to run (on a
-  CPU, with where the allocator's heap stands): with `repeats`, each is
-  measured that many times, each in a fresh process, and the median is kept, with every
-  run's ratio (`run_peak_ratios`).
+  CPU, with where the allocator's heap stands): with `repeats`, each is measured that many
+  times, each in a fresh process, and the median is kept, with every run's ratio
+  (`run_peak_ratios`).
 * **Records**: each measured figure is written to `experiments/results/benchmark_<figure>.json` with
   the command that produced it, the date, the machine and the versions. The README's table
   and the site's benchmark page are rendered from these records, never typed.

@@ -15,7 +15,7 @@ swaps the layer. With features $x_i$ and the graph's neighbourhoods $\mathcal{N}
 
 1. dropout on the input features, then the first layer with $K$ heads of $F'$ features each,
    concatenated to $K F'$ features, plus a bias, then an ELU:
-   $$h_i = \text{ELU}\Big(\Big\Vert_{k=1}^{K} \sum_{j \in \mathcal{N}_i} \alpha^{(1)}_{ijk} W_k x_j + b^{(1)}\Big)$$
+   $$h_i = \text{ELU}\Big(\Big[\Big\Vert_{k=1}^{K} \sum_{j \in \mathcal{N}_i} \alpha^{(1)}_{ijk} W_k x_j\Big] + b^{(1)}\Big)$$
 2. dropout again, then an output layer with one head that maps $h_i$ to a score per class:
    $$z_i = \sum_{j \in \mathcal{N}_i} \alpha^{(2)}_{ij} W h_j + b^{(2)}$$
 

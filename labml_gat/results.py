@@ -437,15 +437,19 @@ def figures_provenance(records: Sequence[dict]) -> str:
 
 def runs(r: dict) -> str:
     """A figure measured in several runs (fresh processes): how many, and each
-    implementation's `step / PyG` in every run, in the order they ran."""
+    implementation's `step / PyG` (and `peak / PyG`, where recorded) in every run, in the
+    order they ran."""
     if not r.get('runs'):
         return ''
-    spread = '; '.join(f"{impl} {', '.join(ratio(v) for v in values)}"
-                       for impl, values in r['run_step_ratios'].items())
-    peaks = '; '.join(f"{impl} {', '.join(ratio(v) for v in values)}"
-                      for impl, values in r.get('run_peak_ratios', {}).items())
-    return (f"; the median of {r['runs']} runs, step / PyG in each: {spread}"
-            + (f"; peak / PyG in each: {peaks}" if peaks else ''))
+
+    def each(ratios: dict) -> str:
+        return '; '.join(f"{impl} {', '.join(ratio(v) for v in values)}"
+                         for impl, values in ratios.items())
+
+    peaks = each(r.get('run_peak_ratios', {}))
+    steps = each(r['run_step_ratios'])
+    return (f"; the median of {r['runs']} runs, step / PyG in each: {steps}"
+            + (f'; peak / PyG in each: {peaks}' if peaks else ''))
 
 
 def second_thread(folder: Path = RESULTS) -> str:
