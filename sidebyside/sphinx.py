@@ -22,10 +22,13 @@ gives a Sphinx project two things:
 
 The stylesheet `sidebyside.css` is added to every page. The extension loads `myst_parser`,
 whose configuration (`myst_enable_extensions`: `dollarmath`, `amsmath`, ...) it uses for the docs.
+An incremental build reads every page again when the renderer's own code changed
+(`renderer_digest`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 from dataclasses import replace
 from pathlib import Path
@@ -61,6 +64,14 @@ def setup(app: Sphinx) -> dict[str, Any]:
     The directive, the math renderer and its post-transform, and the stylesheet, which is a static file
     of this package: its folder joins `html_static_path`. Formulas that fail are counted in the process
     that writes the pages, so the pages are written in one process.
+
+    Sphinx reads a page again when its source or a file it depends on changed, or when a
+    configuration value marked `'env'` differs from the last build's. The renderer's code is none of
+    these, so the digest of its files is such a value, `sidebyside_renderer` (set by the extension,
+    not by `conf.py`): after a change to the renderer an incremental build reads every page again
+    ("The configuration has changed") and writes it with the new layout, as a fresh build would.
+    Every page, not only the annotated ones: the math renderer and the code lines are the renderer's
+    on all of them.
     """
     app.setup_extension('myst_parser')
     app.add_directive('annotated-source', AnnotatedSource)
@@ -68,11 +79,22 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_post_transform(GlueMathPunctuation)
     app.add_css_file(CSS_FILE)
     app.add_config_value('sidebyside_doc_filter', None, 'env', [str])
+    app.add_config_value('sidebyside_renderer', renderer_digest(), 'env', [str])
     app.connect('config-inited', _configure)
     app.connect('builder-inited', _use_line_formatter)
     app.connect('builder-inited', _count_math_errors)
     app.connect('build-finished', _fail_on_math_errors)
     return {'version': '2', 'parallel_read_safe': True, 'parallel_write_safe': False}
+
+
+def renderer_digest(package: Path = Path(__file__).resolve().parent) -> str:
+    """The SHA-256 of the package's Python files, names and contents: it changes with any change
+    to the code that makes the pages (the stylesheet is copied by every build anyway)."""
+    digest = hashlib.sha256()
+    for path in sorted(package.glob('*.py')):
+        code = path.read_bytes()
+        digest.update(f'{path.name}\0{len(code)}\0'.encode() + code)
+    return digest.hexdigest()
 
 
 def _configure(app: Sphinx, config: Config) -> None:

@@ -1129,3 +1129,37 @@ def test_display_math_in_a_paragraph_is_one_block_in_both_engines(tmp_path):
     sphinx_rows = row_summary((tmp_path / 'html' / 'index.html').read_text(encoding='utf-8'))
     markdown_rows = row_summary(markdown_page('```{annotated-source} s.py\n```\n', tmp_path))
     assert markdown_rows == sphinx_rows and len(sphinx_rows) == 1
+
+
+def test_sphinx_reads_pages_again_when_the_renderer_changed(tmp_path):
+    """An incremental build after a change to the renderer's code alone writes the pages with the new
+    layout, as a fresh build would; without a change it reads nothing again. The renderer is a copy
+    of the package, changed in place as a developer changes it, built by `sphinx-build` in a process
+    of its own."""
+    import shutil
+
+    shutil.copytree(REPO / 'sidebyside', tmp_path / 'lib' / 'sidebyside',
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    docs = tmp_path / 'docs'
+    docs.mkdir()
+    (docs / 'conf.py').write_text("extensions = ['sidebyside.sphinx']\n", encoding='utf-8')
+    (docs / 'index.md').write_text('```{annotated-source} ../s.py\n```\n', encoding='utf-8')
+    (tmp_path / 's.py').write_text('"""\n# Title\n"""\n# A note.\nx = 1\n', encoding='utf-8')
+    page = tmp_path / 'html' / 'index.html'
+
+    def build() -> str:
+        result = subprocess.run([sys.executable, '-m', 'sphinx', '-W', '-b', 'html', str(docs),
+                                 str(tmp_path / 'html')], capture_output=True, text=True,
+                                env={**os.environ, 'PYTHONPATH': str(tmp_path / 'lib')})
+        assert result.returncode == 0, result.stdout + result.stderr
+        return page.read_text(encoding='utf-8')
+
+    assert 'class="annotate-doc docutils container"' in build()
+    written = page.stat().st_mtime_ns
+    assert 'class="annotate-doc docutils container"' in build() and page.stat().st_mtime_ns == written
+    renderer = tmp_path / 'lib' / 'sidebyside' / 'sphinx.py'
+    code = renderer.read_text(encoding='utf-8')
+    assert code.count("classes=['annotate-doc']") == 1
+    renderer.write_text(code.replace("classes=['annotate-doc']", "classes=['annotate-doc', 'changed']"),
+                        encoding='utf-8')
+    assert 'class="annotate-doc changed docutils container"' in build()
