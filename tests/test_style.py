@@ -1,7 +1,8 @@
 """
 Style rules that the site's pages depend on: the code column of an annotated page is about
 90 characters wide, so a code line longer than that would scroll sideways. Docstrings and
-comments are rendered as prose in the left column and may be longer.
+comments are rendered as prose in the left column and may be longer. The code blocks of the
+pages written in Markdown (the commands of the usage page) are as wide as the code column.
 """
 
 import ast
@@ -51,3 +52,41 @@ def test_the_rule_sees_a_long_line(tmp_path):
     long = 'x' * CODE_COLUMN
     path.write_text(f'"""\n{long} doc\n"""\n# {long}\ny = "{long}"\n', encoding='utf-8')
     assert [line.split(':')[1] for line in long_code_lines(path, tmp_path)] == ['5']
+
+
+# The site's pages written in Markdown: a code block there is as wide as the article, which holds
+# as many characters of code as the code column (at 1400 px: `test_site_look.py`).
+MARKDOWN_PAGES = sorted(REPO.glob('docs/*.md'))
+
+
+def long_block_lines(path: Path, root: Path = REPO) -> list[str]:
+    """The lines of a Markdown page's code blocks that are longer than the code column (the body
+    of a MyST directive, such as `{toctree}`, is not code)."""
+    from markdown_it import MarkdownIt
+
+    long = []
+    for token in MarkdownIt().parse(path.read_text(encoding='utf-8')):
+        if token.type == 'fence' and not token.info.startswith('{'):
+            # `map` starts at the fence's line, counted from 0
+            long += [f'{path.relative_to(root)}:{token.map[0] + 2 + number}: {len(line)} characters'
+                     for number, line in enumerate(token.content.splitlines())
+                     if len(line) > CODE_COLUMN]
+    return long
+
+
+@pytest.mark.parametrize('path', MARKDOWN_PAGES, ids=lambda path: str(path.relative_to(REPO)))
+def test_commands_fit_the_page(path):
+    """A long command goes on over lines ending in `\\`, its comment on the line above it."""
+    pytest.importorskip('markdown_it')
+    assert long_block_lines(path) == []
+
+
+def test_the_rule_sees_a_long_command(tmp_path):
+    """The check itself: a long line of a code block is found, a long line of prose or of a
+    directive is not."""
+    pytest.importorskip('markdown_it')
+    path = tmp_path / 'page.md'
+    long = 'x' * CODE_COLUMN
+    path.write_text(f'{long} text\n\n```bash\nrun {long}\n```\n\n```{{toctree}}\n{long}\n```\n',
+                    encoding='utf-8')
+    assert [line.split(':')[1] for line in long_block_lines(path, tmp_path)] == ['4']
