@@ -1150,7 +1150,8 @@ def test_sphinx_reads_pages_again_when_the_renderer_changed(tmp_path):
     def build() -> str:
         result = subprocess.run([sys.executable, '-m', 'sphinx', '-W', '-b', 'html', str(docs),
                                  str(tmp_path / 'html')], capture_output=True, text=True,
-                                env={**os.environ, 'PYTHONPATH': str(tmp_path / 'lib')})
+                                env={**os.environ, 'PYTHONPATH': str(tmp_path / 'lib')},
+                                cwd=tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
         return page.read_text(encoding='utf-8')
 
