@@ -98,8 +98,7 @@ class BenchmarkSettings(Settings):
                                     "implementations, Cora (fast: the Cora experiment's "
                                     'model, on sparse features)')
     scale_impls: List[str] = setting(['lean', 'pyg'], 'implementations, scale figures')
-    degree: float = setting(10.0, 'random in-edges per node of the random graphs, on '
-                                  'average')
+    degree: float = setting(10.0, benchmarking.DEGREE_HELP)
     in_features: int = setting(128, 'input features of the random graphs')
     n_heads: int = setting(8, 'attention heads')
     n_hidden: int = setting(8, 'features per head')

@@ -58,7 +58,7 @@ from labml import lab
 from torch import nn
 
 from labml_gat import distributed, results
-from labml_gat.benchmarking import random_graph
+from labml_gat.benchmarking import DEGREE_HELP, random_graph
 from labml_gat.datasets import DataFileError
 from labml_gat.lean import LeanTwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
@@ -73,8 +73,7 @@ from labml_gat.training import check_fits
 class SyntheticSettings(Settings):
     """## Settings"""
     nodes: int = setting(1_000_000, 'nodes N of the random graph')
-    degree: int = setting(10, 'random in-edges per node on average, besides its self '
-                              'loop')
+    degree: float = setting(10.0, DEGREE_HELP)
     in_features: int = setting(128, 'features per node')
     classes: int = setting(8, 'classes C')
     n_heads: int = setting(8, 'attention heads K of the first layer')
@@ -101,9 +100,10 @@ class SyntheticSettings(Settings):
 
     def check(self) -> None:
         super().check()
-        check_at_least(self, 1, ('nodes', 'degree', 'in_features', 'n_heads', 'n_hidden',
+        check_at_least(self, 1, ('nodes', 'in_features', 'n_heads', 'n_hidden',
                                  'batch_size', 'steps', 'eval_nodes', 'eval_batch_size',
                                  'threads', 'peer_timeout'))
+        check_positive('degree', self.degree)
         check_at_least(self, 2, ('classes',))
         check_at_least(self, 0, ('warmup',))
         check_seed(self.seed)
@@ -127,11 +127,23 @@ class SyntheticSettings(Settings):
         self.check_cache()
         self.check_memory()
 
+    def edges(self) -> int:
+        """The edges of the graph, as `random_graph` draws them: `degree` random in-edges
+        per node on average, then a self loop each."""
+        return int(self.degree * self.nodes) + self.nodes
+
     def graph_folder(self) -> Path:
-        """The folder of this graph's files, in the cache."""
+        """
+        The folder of this graph's files, in the cache. Each degree has a folder of its
+        own: a whole degree is named as a whole number (`10`), as when `--degree` took
+        whole numbers only, so that those folders are read again, and any other in full
+        (`2.5`), never rounded into the name of another.
+        """
         cache = Path(self.cache).expanduser() if self.cache else \
             lab.get_data_path() / 'synthetic'
-        return cache / (f'graph_{self.nodes}_{self.degree}_{self.in_features}_'
+        degree = (str(int(self.degree)) if float(self.degree).is_integer()
+                  else repr(float(self.degree)))
+        return cache / (f'graph_{self.nodes}_{degree}_{self.in_features}_'
                         f'{self.classes}_{self.seed}')
 
     def check_memory(self) -> None:
@@ -144,9 +156,8 @@ class SyntheticSettings(Settings):
         needed, hidden = graph_bytes(self, cached)
         # The graph stays in the host's memory; the hidden vectors are on the device
         on_host = torch.device(self.device).type != 'cuda'
-        edges = self.nodes * (self.degree + 1)
-        what = (f'--nodes {self.nodes}: a graph of {edges} edges and {self.in_features} '
-                f'features a node')
+        what = (f'--nodes {self.nodes}: a graph of {self.edges()} edges and '
+                f'{self.in_features} features a node')
         check_fits(needed + hidden * on_host, 'cpu', what,
                    'use fewer --nodes, or a smaller --degree or --in-features',
                    per='to build and train on')
@@ -218,8 +229,8 @@ def graph_bytes(s: SyntheticSettings, cached: bool) -> Tuple[int, int]:
     In bytes, from the settings alone: the graph's, in the host's memory, and the hidden
     vectors of the [layer-by-layer
     evaluation](../labml_gat/distributed.html#evaluation-on-all-nodes-layer-by-layer), on
-    the device. With $N$ nodes, $F$ features, $C$ classes and $E = (\text{degree} + 1) N$
-    edges, `build_graph` holds at once the features, $4 N F$; the edge index, $16 E$;
+    the device. With $N$ nodes, $F$ features, $C$ classes and
+    $E = \lfloor \text{degree} \cdot N \rfloor + N$ edges (`edges`), `build_graph` holds at once the features, $4 N F$; the edge index, $16 E$;
     the sampler's edges without loops, their sort and its in-neighbour lists, $32 E$; the
     first $C$ features of every edge's source, to label the nodes, $4 E C$; and the offsets,
     in-degrees and labels, $24 N$. That bounds its peak, as the graph's tests check. The
@@ -228,7 +239,7 @@ def graph_bytes(s: SyntheticSettings, cached: bool) -> Tuple[int, int]:
     $8 N$ each; the evaluation makes the first layer's $K F'$ outputs of every node, and
     their activation.
     """
-    nodes, edges = s.nodes, s.nodes * (s.degree + 1)
+    nodes, edges = s.nodes, s.edges()
     build = (4 * nodes * s.in_features + 16 * edges + 32 * edges + 4 * edges * s.classes
              + 24 * nodes)
     run = 4 * nodes * s.in_features + 8 * edges + 16 * nodes + 24 * nodes
@@ -379,7 +390,7 @@ def record(values: dict, s: SyntheticSettings, folder: Optional[Path] = None) ->
     folder = folder or results.RESULTS
     runs = {**earlier_runs(name, folder, s, values['processes']),
             str(values['processes']): values}
-    summary = {'runs': runs, 'nodes': s.nodes, 'edges': s.nodes * (s.degree + 1)}
+    summary = {'runs': runs, 'nodes': s.nodes, 'edges': s.edges()}
     if '1' in runs and '2' in runs:
         one, two = runs['1'], runs['2']
         summary['speedup_2_over_1'] = round(

@@ -87,6 +87,10 @@ PEER = results.PEER
 
 # ## The graphs
 
+# The help of `--degree`, the random graphs' average in-degree, in every script that takes it
+DEGREE_HELP = 'random in-edges per node on average, besides its self loop'
+
+
 def random_graph(n_nodes: int, degree: float, in_features: int, seed: int = 0
                  ) -> Tuple[torch.Tensor, torch.Tensor]:
     r"""

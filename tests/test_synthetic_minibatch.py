@@ -31,10 +31,59 @@ SMALL = ['--nodes', '2000', '--eval-nodes', '1000']
     ({'learning_rate': float('inf')}, '--learning-rate must be .* got inf'),
     ({'dropout': 1.0}, r'--dropout must be a probability in \[0, 1\), got 1.0'),
     ({'dropout': float('nan')}, r'--dropout must be a probability in \[0, 1\), got nan'),
+    ({'degree': 0.0}, '--degree must be positive and finite, got 0.0'),
+    ({'degree': -2.5}, '--degree must be positive and finite, got -2.5'),
+    ({'degree': float('nan')}, '--degree must be positive and finite, got nan'),
+    ({'degree': float('inf')}, '--degree must be positive and finite, got inf'),
 ])
 def test_bad_settings(changes, message):
     with pytest.raises(UsageError, match=message):
         sm.SyntheticSettings(**changes).check()
+
+
+# ## The degree: an average, as the benchmark's
+
+def test_the_degree_is_the_benchmarks_average_in_degree(tmp_path):
+    """`--degree` takes a fraction, as the benchmark's does, with the same default and help:
+    one flag of one meaning in both scripts."""
+    from labml_gat.settings import argument_parser
+    bm = load_experiment('benchmark')
+    s, _ = sm.SyntheticSettings.from_command_line([*SMALL, '--degree', '2.5',
+                                                   '--cache', str(tmp_path)])
+    assert s.degree == 2.5
+    flags = [{action.dest: action for action in argument_parser(cls, '')._actions}['degree']
+             for cls in (sm.SyntheticSettings, bm.BenchmarkSettings)]
+    assert [(f.type, f.default, f.help) for f in flags] == [(float, None, flags[1].help)] * 2
+    assert sm.SyntheticSettings().degree == bm.BenchmarkSettings().degree
+
+
+@pytest.mark.parametrize('degree', [2.5, 0.3, 3.0])
+def test_the_graph_has_the_edges_of_its_degree(degree):
+    """`degree` random in-edges per node on average, and a self loop each: the edges the
+    memory check and the record count are the ones drawn."""
+    s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000, degree=degree)
+    _, edge_index = sm.random_graph(s.nodes, s.degree, s.in_features, s.seed)
+    assert s.edges() == edge_index.shape[1] == int(degree * 2000) + 2000
+    assert type(s.edges()) is int
+
+
+def test_each_degree_has_its_own_graph_in_the_cache(tmp_path):
+    """A cached graph of one degree is never read for another; a whole degree keeps the name
+    of the folders written when the degree was a whole number, which are read again."""
+    folders = {degree: sm.SyntheticSettings(cache=str(tmp_path), degree=degree).graph_folder()
+               for degree in (10, 10.0, 2.5, 2.4999999999, 2.0, 0.1)}
+    assert folders[10] == folders[10.0] == tmp_path / 'graph_1000000_10_128_8_0'
+    assert len({folders[d] for d in (10.0, 2.5, 2.4999999999, 2.0, 0.1)}) == 5
+
+
+@pytest.mark.slow
+def test_a_fractional_degree_runs_and_is_recorded(clock, tmp_path, capsys):
+    sm.main([*SMALL, '--degree', '2.5', '--warmup', '0', '--steps', '1',
+             '--cache', str(tmp_path / 'cache'), '--results', str(tmp_path)])
+    values = results.load('synthetic_minibatch', tmp_path)['values']
+    assert values['edges'] == 2000 * 2.5 + 2000 and type(values['edges']) is int
+    assert values['runs']['1']['settings']['degree'] == 2.5
+    assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['graph_2000_2.5_128_8_0']
 
 
 @pytest.mark.parametrize('processes', [1, 2])
