@@ -97,8 +97,7 @@ class MiniBatchSettings(NodeClassificationSettings):
     batch_size: int = setting(35, 'training nodes per batch: Cora\'s 140 in 4 batches')
     eval_batch_size: int = setting(500, 'validation or test nodes per batch, '
                                         'all neighbours')
-    peer_timeout: int = setting(300, 'under torchrun: seconds a process waits for the '
-                                     'others before the job ends')
+    peer_timeout: int = setting(distributed.PEER_TIMEOUT, distributed.PEER_TIMEOUT_HELP)
 
     def check(self) -> None:
         super().check()

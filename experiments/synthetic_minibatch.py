@@ -91,8 +91,7 @@ class SyntheticSettings(Settings):
     device: str = setting('cpu', 'cpu or cuda (one GPU per process under torchrun)')
     cache: Optional[str] = setting(None, "folder for the graph's files, made if missing "
                                          "(default: labml's data folder)", path=True)
-    peer_timeout: int = setting(600, 'under torchrun: seconds a process waits for the '
-                                     'others before the job ends')
+    peer_timeout: int = setting(distributed.PEER_TIMEOUT, distributed.PEER_TIMEOUT_HELP)
     record: bool = setting(False, 'add the numbers to experiments/results/'
                                   'synthetic_minibatch.json')
     results: Optional[str] = setting(None, 'add the numbers to the record in this folder '

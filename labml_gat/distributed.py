@@ -93,7 +93,7 @@ exits with status 2. So are launches given different settings, found as the job 
 ([`check_same_settings`](#the-same-settings-on-every-machine)): each machine types its own
 command line, and a process trained otherwise than rank 0 would go unnoticed or abort.
 A process that dies mid-run closes its connections, and one that hangs stops answering: the
-others' next collective fails at once, or after `--peer-timeout` seconds, and they
+others' next collective fails at once, or after `--peer-timeout` seconds (600 by default), and they
 end with one line, `another process of the job failed or stopped answering`, and status 1.
 A Ctrl-C in the terminal stops every process, and torchrun passes it on to them once more: the
 first process of each machine says `stopped`, once, and they end with status 130.
@@ -173,6 +173,16 @@ def world_size() -> int:
 def rank() -> int:
     return int(os.environ['RANK']) if launched() else 0
 
+
+# The default `--peer-timeout` of every script, in seconds. It must outlast the longest
+# wait of a healthy job: the first process of each machine builds the synthetic script's
+# graph and writes it to the cache while the others wait at a barrier, some seconds for
+# the default million nodes, ten times that for ten million (`--nodes`), longer on a busy
+# machine or with the cache in a network folder. A timeout shorter than that would end a
+# job that was only building; a longer one only makes a job whose process hangs end later.
+PEER_TIMEOUT = 600
+PEER_TIMEOUT_HELP = ('under torchrun: seconds a process waits for the others before the '
+                     'job ends')
 
 # The longest `--peer-timeout`, in seconds
 MAX_PEER_TIMEOUT = 10 ** 9

@@ -310,6 +310,24 @@ def test_a_peer_timeout_beyond_the_process_groups_clock_is_refused(monkeypatch, 
         settings(peer_timeout=10 ** 14).check()
 
 
+def test_every_script_waits_as_long_for_a_peer_by_default():
+    """One default `--peer-timeout`, with one help, in both scripts that run under torchrun:
+    a job of either ends as late after a process hangs. The pages state the same default."""
+    import re
+    from labml_gat.settings import argument_parser
+    classes = (mb.MiniBatchSettings, load_experiment('synthetic_minibatch').SyntheticSettings)
+    timeouts = [cls().peer_timeout for cls in classes]
+    assert timeouts[0] == timeouts[1], timeouts
+    assert timeouts[0] == distributed.PEER_TIMEOUT
+    helps = {action.help for cls in classes for action in argument_parser(cls, '')._actions
+             if action.dest == 'peer_timeout'}
+    assert len(helps) == 1
+    stated = [int(n) for name in ('docs/usage.md', 'labml_gat/distributed.py')
+              for n in re.findall(r'`--peer-timeout` seconds\s+\((\d+) by default',
+                                  (REPO / name).read_text(encoding='utf-8'))]
+    assert len(stated) == 2 and set(stated) == {distributed.PEER_TIMEOUT}
+
+
 def test_too_few_gpus_found_by_every_process_of_the_machine(monkeypatch):
     # The first process of a machine finds too few GPUs for its processes, so that it says it
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
