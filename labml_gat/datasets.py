@@ -45,9 +45,12 @@ All files but `test.index` are pickles written by Python 2 (scipy sparse matrice
 and a `defaultdict`). Unpickling can run arbitrary code, so we
 
 1. check every file against a SHA-256 sum kept in this module before reading it, and read the
-   bytes that were checked, not the file again (which could have been replaced meanwhile), and
+   bytes that were checked, not the file again (which could have been replaced meanwhile),
 2. unpickle with an unpickler that can only build the few classes these files need; scipy is not
-   needed at all, a tiny stand-in takes the sparse matrices apart.
+   needed at all, a tiny stand-in takes the sparse matrices apart, and
+3. check what they hold before anything is made of it, for the files of a table extended
+   with other sums: the declared shape of a matrix, the columns and rows of its entries, and
+   its values, which are finite.
 
 ## Where the files are found
 
@@ -508,6 +511,13 @@ def _copy_with_progress(response: Any, out: BinaryIO, label: str) -> str:
 # (the graph). Nothing else can be built while unpickling.
 
 
+# More entries than the largest matrix the files make, CiteSeer's features of its 3327 nodes
+# (3327 × 3703 = 12.3 M): a dense matrix is never larger, whatever shape a file declares
+MAX_ENTRIES = 1 << 25
+# The attributes of a pickled `csr_matrix` that make its matrix
+_CSR_KEYS = {'_shape', 'indptr', 'indices', 'data'}
+
+
 class _CsrMatrix:
     """
     A stand-in for `scipy.sparse.csr_matrix`: the unpickler creates it empty and hands it the
@@ -518,18 +528,55 @@ class _CsrMatrix:
         self.state = state
 
     def to_dense(self) -> np.ndarray:
-        """Row $r$ has the values `data[indptr[r]:indptr[r + 1]]` in the columns `indices[...]`."""
-        n_rows, n_cols = self.state['_shape']
-        indptr, indices, data = (np.asarray(self.state[key])
+        """Row $r$ has the values `data[indptr[r]:indptr[r + 1]]` in the columns `indices[...]`.
+        Every part is checked before the dense matrix is made: its shape declares its size,
+        and a column index outside it would land in another column (a negative one counts
+        from the end) or fail deep in numpy."""
+        state = getattr(self, 'state', None)
+        if not isinstance(state, dict) or not _CSR_KEYS <= state.keys():
+            raise ValueError(f'expected the attributes {", ".join(sorted(_CSR_KEYS))}')
+        n_rows, n_cols = self._shape()
+        indptr, indices, data = (np.asarray(state[key])
                                  for key in ('indptr', 'indices', 'data'))
-        if (indptr.shape != (n_rows + 1,) or indptr[-1] != len(indices)
-                or len(indices) != len(data)):
-            raise ValueError(f'inconsistent sparse matrix of shape {(n_rows, n_cols)}')
+        _check_row_pointers(indptr, n_rows, len(indices))
+        if len(indices) != len(data) or indices.ndim != 1 or data.ndim != 1:
+            raise ValueError(f'{len(indices)} column indices for {len(data)} values')
+        if indices.dtype.kind not in 'iu' or data.dtype.kind not in 'biuf':
+            raise ValueError(f'column indices of type {indices.dtype} and values of type '
+                             f'{data.dtype}; expected integers and numbers')
+        outside = indices[(indices < 0) | (indices >= n_cols)]
+        if len(outside):
+            raise ValueError(f'column index {outside[0]} outside the {n_cols} columns')
         rows = np.repeat(np.arange(n_rows), np.diff(indptr))
         dense = np.zeros((n_rows, n_cols), dtype=data.dtype)
-        # Duplicate entries add up, as in scipy.
-        np.add.at(dense, (rows, indices), data)
+        # Duplicate entries add up, as in scipy; a sum too large becomes infinity, which
+        # `_read_matrix` refuses.
+        with np.errstate(over='ignore'):
+            np.add.at(dense, (rows, indices), data)
         return dense
+
+    def _shape(self) -> tuple[int, int]:
+        """The declared shape: two sizes, of at most `MAX_ENTRIES` entries together."""
+        shape = self.state['_shape']
+        if not (isinstance(shape, tuple) and len(shape) == 2
+                and all(isinstance(n, (int, np.integer)) and n >= 0 for n in shape)):
+            raise ValueError(f'its shape {shape!r} is not two sizes')
+        n_rows, n_cols = int(shape[0]), int(shape[1])
+        if n_rows * n_cols > MAX_ENTRIES:
+            raise ValueError(f'its shape {shape!r} has more than {MAX_ENTRIES} entries, '
+                             f'more than any Planetoid matrix')
+        return n_rows, n_cols
+
+
+def _check_row_pointers(indptr: np.ndarray, n_rows: int, n_entries: int) -> None:
+    """One pointer per row and one past the last, from 0 to `n_entries`, never going back:
+    row $r$'s entries are `indptr[r]` up to `indptr[r + 1]`. Neighbours are compared, not
+    subtracted: the difference of unsigned pointers is never negative."""
+    if (indptr.shape != (n_rows + 1,) or indptr.dtype.kind not in 'iu'
+            or indptr[0] != 0 or indptr[-1] != n_entries
+            or (indptr[1:] < indptr[:-1]).any()):
+        raise ValueError(f'its row pointers are not {n_rows + 1} integers growing from 0 '
+                         f'to its {n_entries} entries')
 
 
 def _reconstruct(subtype: type, shape: tuple, dtype: Any) -> np.ndarray:
@@ -582,6 +629,9 @@ def _read_matrix(path: Path, content: bytes) -> np.ndarray:
             or matrix.dtype.kind not in 'biuf'):
         raise DataFileError(f'{path}: expected a numeric 2-d matrix, '
                             f'got {type(matrix).__name__}')
+    # Checked on the matrix, not its entries: duplicate entries can add up to infinity
+    if not np.isfinite(matrix).all():
+        raise DataFileError(f'{path}: has values that are not finite (NaN or infinity)')
     return matrix
 
 

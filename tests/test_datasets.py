@@ -1,6 +1,7 @@
 """Tests for `labml_gat.datasets`: counts, equality with PyG, downloading, and untrusted files."""
 
 import functools
+import hashlib
 import pickle
 import http.server
 import shutil
@@ -48,6 +49,19 @@ def _copy_cora(folder: Path) -> Path:
     for kind in FILE_KINDS:
         shutil.copy(DATA / f'ind.cora.{kind}', folder)
     return folder
+
+
+def _sparse_pickle(shape: tuple, indptr: list, indices: list, data: list,
+                   index_type: type = np.int32) -> bytes:
+    """A sparse matrix pickled as the Planetoid files have them (a `scipy.sparse.csr.csr_matrix`
+    whose attributes are numpy arrays), of whatever shape and entries a test gives it."""
+    state = {'_shape': shape, 'indptr': np.array(indptr, dtype=index_type),
+             'indices': np.array(indices, dtype=index_type),
+             'data': np.array(data, dtype=np.float32)}
+    # The arrays under the name of numpy's module that Python 2's numpy wrote
+    body = pickle.dumps(state, protocol=3).replace(b'numpy._core.', b'numpy.core.')
+    # The class, made empty (NEWOBJ) and given the state (BUILD), as scipy pickles it
+    return b'\x80\x02cscipy.sparse.csr\ncsr_matrix\n)\x81' + body[2:-1] + b'b.'
 
 
 def _evil_pickle(marker: Path) -> bytes:
@@ -558,3 +572,61 @@ def test_test_index_that_is_not_node_numbers(content: bytes, tmp_path: Path) -> 
     path.write_bytes(content)
     with pytest.raises(DataFileError, match=r'ind\.cora\.test\.index'):
         datasets._read_test_index(path, content)
+
+
+def test_a_sparse_matrix_pickled_as_the_files_have_it(tmp_path: Path) -> None:
+    """The pickles the next tests damage are read as the files are, when sound."""
+    path = tmp_path / 'ind.cora.allx'
+    content = _sparse_pickle((2, 3), [0, 1, 3], [2, 0, 0], [1.0, 2.0, 0.5])
+    assert np.array_equal(datasets._read_matrix(path, content), [[0, 0, 1], [2.5, 0, 0]])
+
+
+@pytest.mark.parametrize('shape, indptr, indices, data, why', [
+    # A shape far larger than any Planetoid matrix: refused from the shape, before its zeros
+    ((1, 1 << 40), [0, 0], [], [], r'shape \(1, 1099511627776\) has more than'),
+    ((1 << 14, 1 << 14), [0] * ((1 << 14) + 1), [], [], r'shape \(16384, 16384\) has more'),
+    ((-1, 3), [0], [], [], r'shape \(-1, 3\) is not two sizes'),
+    # Columns outside the shape: a negative one would count from the end, in another column
+    ((2, 3), [0, 1, 2], [0, -1], [1.0, 1.0], 'column index -1 outside the 3 columns'),
+    ((2, 3), [0, 1, 2], [0, 3], [1.0, 1.0], 'column index 3 outside the 3 columns'),
+    # Rows: the row pointers start at 0 and never go back
+    ((2, 3), [1, 1, 2], [0, 1], [1.0, 1.0], 'row pointers'),
+    ((2, 3), [0, 2, 1], [0], [1.0], 'row pointers'),
+    ((2, 3), [0, -1, 2], [0, 1], [1.0, 1.0], 'row pointers'),
+    # Values that are no numbers, or add up to none
+    ((2, 3), [0, 1, 2], [0, 1], [float('nan'), 1.0], 'not finite'),
+    ((2, 3), [0, 1, 2], [0, 1], [float('-inf'), 1.0], 'not finite'),
+    ((1, 1), [0, 2], [0, 0], [3e38, 3e38], 'not finite'),
+])
+def test_a_sparse_matrix_that_is_not_a_matrix(shape: tuple, indptr: list, indices: list,
+                                             data: list, why: str, tmp_path: Path) -> None:
+    """A file past its checksum (one of a table extended for other files) is still checked:
+    never a matrix of terabytes of zeros, a value in another column, or NaN features."""
+    path = tmp_path / 'ind.cora.allx'
+    with pytest.raises(DataFileError, match=rf'^{tmp_path}/ind\.cora\.allx: .*{why}'):
+        datasets._read_matrix(path, _sparse_pickle(shape, indptr, indices, data))
+
+
+def test_unsigned_row_pointers_that_go_back(tmp_path: Path) -> None:
+    """Their differences wrap around to four billion entries in a row, not below zero."""
+    content = _sparse_pickle((2, 3), [0, 2, 1], [0], [1.0], index_type=np.uint32)
+    with pytest.raises(DataFileError, match='row pointers'):
+        datasets._read_matrix(tmp_path / 'ind.cora.allx', content)
+
+
+def test_a_sparse_matrix_without_its_attributes(tmp_path: Path) -> None:
+    content = b'\x80\x02cscipy.sparse.csr\ncsr_matrix\n)\x81}b.'
+    with pytest.raises(DataFileError, match='expected the attributes _shape, data'):
+        datasets._read_matrix(tmp_path / 'ind.cora.allx', content)
+
+
+@needs_data
+def test_a_file_of_ones_own_checksum_is_checked_too(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    """The SHA-256 table names the files that are read; a file added to it is not trusted."""
+    folder = _copy_cora(tmp_path / 'data')
+    hostile = _sparse_pickle((1, 1 << 40), [0, 0], [], [])
+    (folder / 'ind.cora.allx').write_bytes(hostile)
+    monkeypatch.setitem(datasets.SHA256['cora'], 'allx', hashlib.sha256(hostile).hexdigest())
+    with pytest.raises(DataFileError, match=r'ind\.cora\.allx: .*has more than'):
+        load_planetoid('cora', data_dir=folder)
