@@ -47,7 +47,8 @@ and a `defaultdict`). Unpickling can run arbitrary code, so we
 1. check every file against a SHA-256 sum kept in this module before reading it, and read the
    bytes that were checked, not the file again (which could have been replaced meanwhile),
 2. unpickle with an unpickler that can only build the few classes these files need; scipy is not
-   needed at all, a tiny stand-in takes the sparse matrices apart, and
+   needed at all, and tiny stand-ins take the sparse matrices and numpy's arrays apart (numpy's
+   own unpickling of an array trusts the file: one of objects crashes the process), and
 3. check what they hold before anything is made of it, for the files of a table extended
    with other sums: the declared shape of a matrix, the columns and rows of its entries, and
    its values, which are finite.
@@ -68,6 +69,7 @@ import collections
 import hashlib
 import http.client
 import io
+import math
 import os
 import pickle
 import tempfile
@@ -508,7 +510,9 @@ def _copy_with_progress(response: Any, out: BinaryIO, label: str) -> str:
 # `pickletools.dis` shows that the pickles reference exactly these globals:
 # `scipy.sparse.csr.csr_matrix` (features), `numpy.core.multiarray._reconstruct`, `numpy.ndarray`
 # and `numpy.dtype` (the arrays inside), and `collections.defaultdict` with `__builtin__.list`
-# (the graph). Nothing else can be built while unpickling.
+# (the graph). Nothing else can be built while unpickling, and none of numpy's own
+# `__setstate__` methods ever sees what a file says: small stand-ins take the arrays and their
+# types apart, as `_CsrMatrix` does the sparse matrices.
 
 
 # More entries than the largest matrix the files make, CiteSeer's features of its 3327 nodes
@@ -536,7 +540,7 @@ class _CsrMatrix:
         if not isinstance(state, dict) or not _CSR_KEYS <= state.keys():
             raise ValueError(f'expected the attributes {", ".join(sorted(_CSR_KEYS))}')
         n_rows, n_cols = self._shape()
-        indptr, indices, data = (np.asarray(state[key])
+        indptr, indices, data = (_array(state[key], key)
                                  for key in ('indptr', 'indices', 'data'))
         _check_row_pointers(indptr, n_rows, len(indices))
         if len(indices) != len(data) or indices.ndim != 1 or data.ndim != 1:
@@ -568,6 +572,14 @@ class _CsrMatrix:
         return n_rows, n_cols
 
 
+def _array(value: Any, name: str) -> np.ndarray:
+    """The numpy array of an unpickled `_Array` (or of an array, for the tests)."""
+    array = value.array if isinstance(value, _Array) else value
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f'its {name} is {type(value).__name__}, not an array')
+    return array
+
+
 def _check_row_pointers(indptr: np.ndarray, n_rows: int, n_entries: int) -> None:
     """One pointer per row and one past the last, from 0 to `n_entries`, never going back:
     row $r$'s entries are `indptr[r]` up to `indptr[r + 1]`. Neighbours are compared, not
@@ -579,19 +591,70 @@ def _check_row_pointers(indptr: np.ndarray, n_rows: int, n_entries: int) -> None
                          f'to its {n_entries} entries')
 
 
-def _reconstruct(subtype: type, shape: tuple, dtype: Any) -> np.ndarray:
-    """numpy pickles an array as an empty array, filled in afterwards by `ndarray.__setstate__`."""
-    if subtype is not np.ndarray:
+class _DType:
+    """
+    A stand-in for `numpy.dtype`: the type of an array's numbers, from its code (`'i4'`, `'f8'`)
+    and the byte order in its pickled state. numpy's `dtype.__setstate__` also takes flags from
+    the file, which can declare a type of numbers to hold Python objects; an array of such a
+    type (or of `object`) is filled from a list, which numpy reads past its end when the shape
+    is longer: a crash, or the process's memory in the array. Only numbers are built here,
+    and their flags are never read.
+    """
+
+    def __init__(self, code: Any, align: Any = False, copy: Any = True) -> None:
+        self.dtype = np.dtype(code) if isinstance(code, str) else None
+        if self.dtype is None or self.dtype.kind not in 'biuf':
+            raise pickle.UnpicklingError(f'array type {code!r} is not a number type')
+
+    def __setstate__(self, state: Any) -> None:
+        # `(version, byte order, subarray, names, fields, item size, alignment, flags)`
+        order = state[1] if isinstance(state, tuple) and len(state) > 1 else None
+        if order not in ('<', '>', '=', '|'):
+            raise pickle.UnpicklingError(f'array type with byte order {order!r}')
+        if order in '<>':
+            self.dtype = self.dtype.newbyteorder(order)
+
+
+class _Array:
+    """
+    A stand-in for `numpy.ndarray`: numpy pickles an array as an empty one (`_reconstruct`),
+    given `(version, shape, type, is_fortran, bytes)` by `ndarray.__setstate__`. Here the bytes
+    become exactly as many numbers of the `_DType` as the shape holds; the array is `array`.
+    """
+    array = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise pickle.UnpicklingError('an array state of other than 5 parts')
+        _, shape, dtype, fortran, data = state
+        if not isinstance(dtype, _DType):
+            raise pickle.UnpicklingError(f'an array of {type(dtype).__name__}, '
+                                         f'not a number type')
+        # A `str` of Python 2, which the unpickler decodes as Latin-1
+        if isinstance(data, str):
+            data = data.encode('latin1')
+        if not (isinstance(shape, tuple) and isinstance(data, bytes)
+                and all(type(n) is int and n >= 0 for n in shape)
+                and math.prod(shape) * dtype.dtype.itemsize == len(data)):
+            raise pickle.UnpicklingError(f'an array of shape {shape!r} and type '
+                                         f'{dtype.dtype} that its data does not fill')
+        self.array = np.frombuffer(data, dtype.dtype).reshape(
+            shape, order='F' if fortran else 'C').copy()
+
+
+def _reconstruct(subtype: type, shape: Any, dtype: Any) -> _Array:
+    """numpy pickles an array as an empty array, filled in afterwards (`_Array.__setstate__`)."""
+    if subtype is not _Array:
         raise pickle.UnpicklingError(f'array subtype {subtype!r} is not allowed')
-    return np.ndarray(shape, dtype)
+    return _Array()
 
 
 # The only globals a file may reference, as written by Python 2, and what they become.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ('scipy.sparse.csr', 'csr_matrix'): _CsrMatrix,
     ('numpy.core.multiarray', '_reconstruct'): _reconstruct,
-    ('numpy', 'ndarray'): np.ndarray,
-    ('numpy', 'dtype'): np.dtype,
+    ('numpy', 'ndarray'): _Array,
+    ('numpy', 'dtype'): _DType,
     ('collections', 'defaultdict'): collections.defaultdict,
     ('__builtin__', 'list'): list,
 }
@@ -622,7 +685,8 @@ def _read_matrix(path: Path, content: bytes) -> np.ndarray:
     """A dense numeric matrix from a pickled sparse matrix (features) or array (one-hot labels)."""
     obj = _unpickle(path, content)
     try:
-        matrix = obj.to_dense() if isinstance(obj, _CsrMatrix) else obj
+        matrix = obj.to_dense() if isinstance(obj, _CsrMatrix) else \
+            obj.array if isinstance(obj, _Array) else obj
     except Exception as err:
         raise DataFileError(f'{path}: not a valid sparse matrix: {err}') from err
     if (not isinstance(matrix, np.ndarray) or matrix.ndim != 2

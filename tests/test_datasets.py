@@ -4,8 +4,11 @@ import functools
 import hashlib
 import pickle
 import http.server
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PLANETOID, needs_planetoid
+from conftest import PLANETOID, REPO, needs_planetoid
 from labml_gat import datasets
 from labml_gat.datasets import DataFileError, FILE_KINDS, MissingDataError, Planetoid, load_planetoid
 
@@ -630,3 +633,64 @@ def test_a_file_of_ones_own_checksum_is_checked_too(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(datasets.SHA256['cora'], 'allx', hashlib.sha256(hostile).hexdigest())
     with pytest.raises(DataFileError, match=r'ind\.cora\.allx: .*has more than'):
         load_planetoid('cora', data_dir=folder)
+
+
+def test_an_array_pickled_as_numpy_pickles_it(tmp_path: Path) -> None:
+    """The stand-ins for numpy's arrays and types take the byte order and the order of the
+    dimensions from the pickle, as numpy does."""
+    labels = np.asfortranarray(np.array([[1, 0, 0], [0, 1, 0]], dtype='>i4'))
+    content = pickle.dumps(labels, protocol=3).replace(b'numpy._core.', b'numpy.core.')
+    read = datasets._read_matrix(tmp_path / 'ind.cora.ally', content)
+    assert np.array_equal(read, labels) and read.dtype == labels.dtype
+
+
+class _PickledArray:
+    """Pickles as numpy pickles an array: an empty one (`_reconstruct`), given `state` by
+    `ndarray.__setstate__`, `(version, shape, dtype, is_fortran, data)`."""
+
+    def __init__(self, state: tuple) -> None:
+        self.state = state
+
+    def __reduce__(self) -> tuple:
+        return np.array(0).__reduce__()[0], (np.ndarray, (0,), b'b'), self.state
+
+
+def _flagged_as_objects(dtype: np.dtype) -> np.dtype:
+    """`dtype` pickled with the flags of a type that holds Python objects."""
+    class Flagged:
+        def __reduce__(self) -> tuple:
+            made, args, state = dtype.__reduce__()
+            return made, args, (*state[:-1], 63)
+    return Flagged()
+
+
+# Arrays of Python objects, filled from a list shorter than their shape: numpy reads past the
+# list's end, which crashes the process or shows its memory in the array. What is said of them:
+OBJECT_ARRAYS = {
+    'object type': (_PickledArray((1, (100000,), np.dtype(object), False, [1])),
+                    "array type 'O8' is not a number type"),
+    # The flags are not read: numbers, of which the list is not the bytes
+    'number type flagged as objects': (
+        _PickledArray((1, (100000,), _flagged_as_objects(np.dtype('i8')), False, [1])),
+        'an array of shape (100000,) and type int64 that its data does not fill'),
+}
+
+
+def test_arrays_are_only_of_numbers(tmp_path: Path) -> None:
+    """In a process of its own: numpy crashes on what the unpickler once let through."""
+    for name, (array, _) in OBJECT_ARRAYS.items():
+        content = pickle.dumps(array, protocol=3).replace(b'numpy._core.', b'numpy.core.')
+        (tmp_path / f'{name}.pickle').write_bytes(content)
+    read = (f'from pathlib import Path\n'
+            f'from labml_gat import datasets\n'
+            f'for path in sorted(Path({str(tmp_path)!r}).glob("*.pickle")):\n'
+            f'    try:\n'
+            f'        datasets._read_matrix(path, path.read_bytes())\n'
+            f'    except datasets.DataFileError as error:\n'
+            f'        print(path.stem, error, sep="\\t")\n')
+    found = subprocess.run([sys.executable, '-c', read], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, 'PYTHONPATH': str(REPO)})
+    assert found.returncode == 0, found.stderr[-2000:]
+    said = dict(line.split('\t') for line in found.stdout.splitlines())
+    assert said == {name: f'{tmp_path / name}.pickle: not a valid Planetoid pickle: {why}'
+                    for name, (_, why) in OBJECT_ARRAYS.items()}
