@@ -693,6 +693,8 @@ def _read_matrix(path: Path, content: bytes) -> np.ndarray:
             or matrix.dtype.kind not in 'biuf'):
         raise DataFileError(f'{path}: expected a numeric 2-d matrix, '
                             f'got {type(matrix).__name__}')
+    if 0 in matrix.shape:
+        raise DataFileError(f'{path}: an empty matrix, of shape {matrix.shape}')
     # Checked on the matrix, not its entries: duplicate entries can add up to infinity
     if not np.isfinite(matrix).all():
         raise DataFileError(f'{path}: has values that are not finite (NaN or infinity)')
@@ -706,6 +708,13 @@ def _read_graph(path: Path, content: bytes) -> dict[int, list[int]]:
             or not all(isinstance(v, list) for v in graph.values())):
         raise DataFileError(f'{path}: expected a dict of adjacency lists, '
                             f'got {type(graph).__name__}')
+    # Every neighbour takes a byte of the file at least, unless the lists are one list,
+    # written once and named again (the pickle's memo): a few kilobytes of them would make
+    # billions of edges.
+    n_neighbours = sum(len(neighbours) for neighbours in graph.values())
+    if n_neighbours > len(content):
+        raise DataFileError(f'{path}: {n_neighbours} neighbours in {len(content)} bytes; '
+                            f'its adjacency lists share their entries')
     return graph
 
 
@@ -732,10 +741,15 @@ def _assemble(name: str, files: dict[str, tuple[Path, bytes]]) -> Planetoid:
     test_index = torch.from_numpy(_read_test_index(*files['test.index']))
     # Nodes are numbered `allx` first, then up to the largest test index.
     n_nodes = int(test_index.max()) + 1
-    x = _place_rows(_read_matrix(*files['allx']), _read_matrix(*files['tx']),
-                    test_index, n_nodes)
-    one_hot = _place_rows(_read_matrix(*files['ally']), _read_matrix(*files['ty']),
-                          test_index, n_nodes)
+    x = _place_rows(files, 'allx', 'tx', test_index, n_nodes)
+    one_hot = _place_rows(files, 'ally', 'ty', test_index, n_nodes)
+    # The training and validation nodes are nodes of `allx`, which the test nodes follow:
+    # more of them would be test nodes too, or no nodes at all.
+    n_all = int(test_index.min())
+    if n_train + 500 > n_all:
+        raise DataFileError(f'{files["y"][0]}: {n_train} training nodes and 500 '
+                            f'validation nodes, more than the {n_all} nodes before the '
+                            f'test nodes')
     # The class of each node: a node without a label (an all-zero row) gets class 0, as in
     # PyG. The first `len(y)` nodes are the training nodes, the next 500 the validation nodes.
     return Planetoid(
@@ -750,18 +764,30 @@ def _assemble(name: str, files: dict[str, tuple[Path, bytes]]) -> Planetoid:
     )
 
 
-def _place_rows(all_rows: np.ndarray, test_rows: np.ndarray, test_index: torch.Tensor,
-                n_nodes: int) -> torch.Tensor:
+def _place_rows(files: dict[str, tuple[Path, bytes]], all_kind: str, test_kind: str,
+                test_index: torch.Tensor, n_nodes: int) -> torch.Tensor:
     """
     `[n_nodes, d]`: the rows of `allx` (or `ally`) for the first nodes, row $k$ of `tx` (or `ty`)
     for node `test_index[k]`, and zeros for the nodes in neither (CiteSeer's isolated papers).
+    The files are checked to fit together before the matrix of all nodes is made.
     """
+    all_rows, test_rows = _read_matrix(*files[all_kind]), _read_matrix(*files[test_kind])
+    all_name, index_path = files[all_kind][0].name, files['test.index'][0]
+    (n_all, width), n_test = all_rows.shape, len(test_index)
     # The test nodes must come right after `allx`; PyG's numbering assumes the same.
-    if (int(test_index.min()) != all_rows.shape[0]
-            or len(test_index.unique()) != len(test_index)):
-        raise DataFileError(f'test indices must be distinct and start at '
-                            f'{all_rows.shape[0]}')
-    out = torch.zeros(n_nodes, all_rows.shape[1], dtype=torch.float32)
+    if int(test_index.min()) != n_all or len(test_index.unique()) != n_test:
+        raise DataFileError(f'{index_path}: the test indices must be distinct and start '
+                            f'at {n_all}, after the rows of {all_name}')
+    if test_rows.shape != (n_test, width):
+        raise DataFileError(f'{files[test_kind][0]}: {test_rows.shape[0]} rows of '
+                            f'{test_rows.shape[1]} for the {n_test} test nodes of '
+                            f'{index_path.name} and the {width} columns of {all_name}')
+    # Never larger than the largest matrix of the files, whatever the largest test index
+    if n_nodes * width > MAX_ENTRIES:
+        raise DataFileError(f'{index_path}: a test index of {n_nodes - 1} makes '
+                            f'{n_nodes} nodes of {width} columns, more than '
+                            f'{MAX_ENTRIES} entries, more than any Planetoid graph')
+    out = torch.zeros(n_nodes, width, dtype=torch.float32)
     out[:all_rows.shape[0]] = torch.from_numpy(all_rows.astype(np.float32))
     out[test_index] = torch.from_numpy(test_rows.astype(np.float32))
     return out

@@ -61,10 +61,22 @@ def _sparse_pickle(shape: tuple, indptr: list, indices: list, data: list,
     state = {'_shape': shape, 'indptr': np.array(indptr, dtype=index_type),
              'indices': np.array(indices, dtype=index_type),
              'data': np.array(data, dtype=np.float32)}
-    # The arrays under the name of numpy's module that Python 2's numpy wrote
-    body = pickle.dumps(state, protocol=3).replace(b'numpy._core.', b'numpy.core.')
+    body = _numpy_pickle(state)
     # The class, made empty (NEWOBJ) and given the state (BUILD), as scipy pickles it
     return b'\x80\x02cscipy.sparse.csr\ncsr_matrix\n)\x81' + body[2:-1] + b'b.'
+
+
+def _numpy_pickle(obj: object) -> bytes:
+    """`obj` pickled with its arrays under the name of numpy's module that Python 2's numpy
+    wrote (numpy 2 writes `numpy._core`)."""
+    return pickle.dumps(obj, protocol=3).replace(b'numpy._core.', b'numpy.core.')
+
+
+def _cora_with(folder: Path, kind: str, content: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cora's file `kind` in `folder` replaced by `content`, with its SHA-256 in the table, as
+    for files of one's own: what it holds is read."""
+    (folder / f'ind.cora.{kind}').write_bytes(content)
+    monkeypatch.setitem(datasets.SHA256['cora'], kind, hashlib.sha256(content).hexdigest())
 
 
 def _evil_pickle(marker: Path) -> bytes:
@@ -628,9 +640,7 @@ def test_a_file_of_ones_own_checksum_is_checked_too(monkeypatch: pytest.MonkeyPa
                                                     tmp_path: Path) -> None:
     """The SHA-256 table names the files that are read; a file added to it is not trusted."""
     folder = _copy_cora(tmp_path / 'data')
-    hostile = _sparse_pickle((1, 1 << 40), [0, 0], [], [])
-    (folder / 'ind.cora.allx').write_bytes(hostile)
-    monkeypatch.setitem(datasets.SHA256['cora'], 'allx', hashlib.sha256(hostile).hexdigest())
+    _cora_with(folder, 'allx', _sparse_pickle((1, 1 << 40), [0, 0], [], []), monkeypatch)
     with pytest.raises(DataFileError, match=r'ind\.cora\.allx: .*has more than'):
         load_planetoid('cora', data_dir=folder)
 
@@ -639,7 +649,7 @@ def test_an_array_pickled_as_numpy_pickles_it(tmp_path: Path) -> None:
     """The stand-ins for numpy's arrays and types take the byte order and the order of the
     dimensions from the pickle, as numpy does."""
     labels = np.asfortranarray(np.array([[1, 0, 0], [0, 1, 0]], dtype='>i4'))
-    content = pickle.dumps(labels, protocol=3).replace(b'numpy._core.', b'numpy.core.')
+    content = _numpy_pickle(labels)
     read = datasets._read_matrix(tmp_path / 'ind.cora.ally', content)
     assert np.array_equal(read, labels) and read.dtype == labels.dtype
 
@@ -679,7 +689,7 @@ OBJECT_ARRAYS = {
 def test_arrays_are_only_of_numbers(tmp_path: Path) -> None:
     """In a process of its own: numpy crashes on what the unpickler once let through."""
     for name, (array, _) in OBJECT_ARRAYS.items():
-        content = pickle.dumps(array, protocol=3).replace(b'numpy._core.', b'numpy.core.')
+        content = _numpy_pickle(array)
         (tmp_path / f'{name}.pickle').write_bytes(content)
     read = (f'from pathlib import Path\n'
             f'from labml_gat import datasets\n'
@@ -694,3 +704,43 @@ def test_arrays_are_only_of_numbers(tmp_path: Path) -> None:
     said = dict(line.split('\t') for line in found.stdout.splitlines())
     assert said == {name: f'{tmp_path / name}.pickle: not a valid Planetoid pickle: {why}'
                     for name, (_, why) in OBJECT_ARRAYS.items()}
+
+
+def test_graph_lists_that_share_their_entries(tmp_path: Path) -> None:
+    """One list written once and named by every node (through the pickle's memo): a file of
+    a few kilobytes would make as many edges as the square of its nodes."""
+    shared = list(range(1000))
+    content = pickle.dumps({node: shared for node in range(1000)}, protocol=2)
+    with pytest.raises(DataFileError, match=r'ind\.cora\.graph: 1000000 neighbours in '):
+        datasets._read_graph(tmp_path / 'ind.cora.graph', content)
+
+
+def _largest_test_index_far_away(content: bytes) -> bytes:
+    return content.replace(b'\n2707\n', b'\n1000000000000\n')
+
+
+@needs_data
+@pytest.mark.parametrize('kind, content, why', [
+    # Features of other columns than those of the other nodes
+    ('tx', lambda _: _sparse_pickle((1000, 1000), [0] * 1001, [], []),
+     r'ind\.cora\.tx: 1000 rows of 1000 for the 1000 test nodes .* 1433 columns'),
+    ('ty', lambda _: _numpy_pickle(np.zeros((999, 7), dtype=np.int64)),
+     r'ind\.cora\.ty: 999 rows of 7 for the 1000 test nodes'),
+    # A test node of that index makes a trillion nodes, of terabytes of features
+    ('test.index', _largest_test_index_far_away,
+     r'ind\.cora\.test\.index: a test index of 1000000000000 makes 1000000000001'),
+    # More training nodes than fit before the validation and test nodes: the masks overlapped
+    ('y', lambda _: _numpy_pickle(np.zeros((1300, 7), dtype=np.int64)),
+     r'ind\.cora\.y: 1300 training nodes and 500 validation nodes, more than the 1708'),
+    # Labels of no class
+    ('ally', lambda _: _numpy_pickle(np.zeros((1708, 0), dtype=np.int64)),
+     r'ind\.cora\.ally: an empty matrix'),
+])
+def test_files_that_do_not_fit_together(kind: str, content, why: str,
+                                        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each file may be sound alone and the set not: one clear error, not a tensor error, an
+    allocation of terabytes, or masks that overlap."""
+    folder = _copy_cora(tmp_path / 'data')
+    _cora_with(folder, kind, content((folder / f'ind.cora.{kind}').read_bytes()), monkeypatch)
+    with pytest.raises(DataFileError, match=why):
+        load_planetoid('cora', data_dir=folder)
