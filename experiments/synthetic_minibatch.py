@@ -29,7 +29,8 @@ The first run on a machine writes the graph, the features and the labels to file
 (about 0.6 GB); every process of the machine maps the same files
 ([one copy per machine](../labml_gat/distributed.html#one-copy-of-the-graph-per-machine)).
 A graph too large for the free memory is refused before anything is made (`graph_bytes`),
-and a build that fails or is stopped leaves nothing in the cache.
+and so is a folder in the graph's place that is not its files (one made by hand, say); a build
+that fails or is stopped leaves nothing in the cache.
 It trains `--steps` global batches after `--warmup` more, then evaluates the validation nodes
 [layer by layer](../labml_gat/distributed.html#evaluation-on-all-nodes-layer-by-layer).
 A graph with fewer training batches than that is trained epoch after epoch, each in a new order.
@@ -167,11 +168,14 @@ class SyntheticSettings(Settings):
         """
         The graph's files are there, or can be written: the cache is a folder that takes new
         files, or it is made, with the folders above it, in the nearest folder that exists.
+        What is in the graph's place and is not its files (a folder made by hand, or by
+        another version) is a `DataFileError`, said before the graph is built.
         """
         if self.cache == '':
             raise UsageError('--cache is empty; give a folder')
         with path_errors('--cache', self.cache):
             folder = self.graph_folder()
+            distributed.check_graph_folder(folder)
             if (folder / 'tensors.json').is_file():
                 return
         check_folder_to_make('--cache', self.cache, folder.parent.absolute())

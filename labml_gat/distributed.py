@@ -529,33 +529,53 @@ def read_shapes(folder: Path) -> Dict[str, Tuple[List[int], torch.dtype]]:
     version is a `DataFileError` that says to remove it: never a traceback, a mapping of
     what the file does not hold, or a file outside the folder.
     """
-    from labml_gat.datasets import DataFileError
-
-    def damaged(why: str) -> DataFileError:
-        return DataFileError(f'{folder}: not the files of a graph as written here '
-                             f'({why}); '
-                             f'remove the folder, and the graph is written again')
     try:
         shapes = json.loads((folder / 'tensors.json').read_text(encoding='utf-8'))
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise damaged(f'tensors.json: {err}') from None
+        raise not_a_graph(folder, f'tensors.json: {err}') from None
     if not isinstance(shapes, dict) or not shapes:
-        raise damaged('tensors.json names no tensors')
+        raise not_a_graph(folder, 'tensors.json names no tensors')
     found = {}
     for name, kind in shapes.items():
         if not (name.isidentifier() and isinstance(kind, dict)
                 and kind.get('dtype') in DTYPES and isinstance(kind.get('shape'), list)
                 and all(type(n) is int and n >= 0 for n in kind['shape'])):
-            raise damaged(f'tensors.json: {name!r}: {kind!r}')
+            raise not_a_graph(folder, f'tensors.json: {name!r}: {kind!r}')
         shape, dtype = kind['shape'], DTYPES[kind['dtype']]
         path = folder / f'{name}.bin'
         size = path.stat().st_size if path.is_file() else None
         expected = math.prod(shape) * dtype.itemsize
         if size != expected:
-            raise damaged(f'{path.name} is not a file' if size is None else
-                          f'{path.name} holds {size} bytes, {expected} expected')
+            raise not_a_graph(folder, f'{path.name} is not a file' if size is None
+                              else f'{path.name} holds {size} bytes, {expected} expected')
         found[name] = shape, dtype
     return found
+
+
+def not_a_graph(folder: Path, why: str) -> Exception:
+    """The `DataFileError` of what is at `folder` but not a graph's files written here: one
+    line that says what is wrong, and to remove it."""
+    from labml_gat.datasets import DataFileError
+    what = 'the folder' if folder.is_dir() and not folder.is_symlink() else 'it'
+    return DataFileError(f'{folder}: not the files of a graph as written here ({why}); '
+                         f'remove {what}, and the graph is written again')
+
+
+def check_graph_folder(folder: Path) -> None:
+    """
+    `folder` holds the files of a graph (its `tensors.json`, which `read_shapes` checks), or
+    nothing yet: no such path, or an empty folder, which the written folder replaces. Anything
+    else is not ours to write into or to replace (a folder made by hand or by another program,
+    a file): a `DataFileError`, checked before the build, which takes minutes for a big graph
+    whose files could then not be put in their place.
+    """
+    if (folder / 'tensors.json').is_file():
+        return
+    if folder.is_dir() and not folder.is_symlink():
+        if next(folder.iterdir(), None) is not None:
+            raise not_a_graph(folder, 'it has no tensors.json')
+    elif folder.is_symlink() or folder.exists():
+        raise not_a_graph(folder, 'it is a file or a link, not a folder')
 
 
 def write_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]) -> None:
@@ -566,8 +586,11 @@ def write_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]) ->
     second to finish finds the first one's files in `folder` and keeps them. A build or a
     write that fails for any reason (no memory, a full disk, Ctrl-C) leaves nothing at all:
     the temporary folder goes, or every failed try would leave one more (its name has the
-    process's id), and so do the folders made for it.
+    process's id), and so do the folders made for it. What is at `folder` and not a graph's
+    files is a `DataFileError` (`check_graph_folder`), before the build or, when it came
+    during the build, after it.
     """
+    check_graph_folder(folder)
     # The folders made here, the innermost last, as `datasets.download_planetoid` does
     made = [parent for parent in (folder.parent, *folder.parent.parents)
             if not parent.exists()][::-1]
@@ -588,6 +611,8 @@ def write_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]) ->
             # that shares it, or of another launch on this machine. Its files are these
             # (the folder's name holds everything the build depends on), so they are used
             if not (folder / 'tensors.json').is_file():
+                # Or something else came there during the build, which is not the files
+                check_graph_folder(folder)
                 raise
             shutil.rmtree(partial)
     except BaseException:

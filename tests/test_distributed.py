@@ -202,12 +202,56 @@ def test_a_second_writer_of_the_shared_tensors_keeps_the_first_ones(tmp_path):
     found = distributed.shared_tensors(folder, build)
     assert torch.equal(found['x'], tensors['x']) and torch.equal(found['ptr'], tensors['ptr'])
     assert [p.name for p in tmp_path.iterdir()] == ['graph']
-    # A folder there that is not the tensors' is not taken for them
-    shutil.rmtree(folder)
-    folder.mkdir()
-    (folder / 'other').write_text('')
-    with pytest.raises(OSError):
-        distributed.write_tensors(folder, lambda: tensors)
+
+
+def _something_there(folder: Path, there: str) -> None:
+    if there == 'file':
+        folder.write_text('mine')
+    else:
+        folder.mkdir()
+        (folder / 'mine').write_text('mine')
+
+
+def _as_it_was(tmp_path: Path, folder: Path, there: str) -> bool:
+    """Only `folder` in `tmp_path` (no temporary folder beside it), holding what it held."""
+    return ([p.name for p in tmp_path.iterdir()] == [folder.name]
+            and (folder / 'mine' if there == 'folder' else folder).read_text() == 'mine')
+
+
+@pytest.mark.parametrize('there', ['folder', 'file'])
+def test_what_is_not_the_tensors_is_neither_replaced_nor_written_into(tmp_path, there):
+    """
+    A folder without `tensors.json` (made by hand or by another program), or a file, where the
+    tensors go: one error that says to remove it, before the build (minutes, for a big graph),
+    not a traceback of the rename after it, and nothing written.
+    """
+    from labml_gat.datasets import DataFileError
+    folder, built = tmp_path / 'graph', []
+    _something_there(folder, there)
+    with pytest.raises(DataFileError, match=rf'^{folder}: not the files of a graph as written '
+                                            rf'here \(.*\); remove ') as err:
+        distributed.shared_tensors(folder, lambda: built.append(1))
+    assert built == [] and '\n' not in str(err.value) and _as_it_was(tmp_path, folder, there)
+
+
+@pytest.mark.parametrize('there', ['folder', 'file'])
+def test_what_comes_there_during_the_build_is_not_taken_for_the_tensors(tmp_path, there):
+    from labml_gat.datasets import DataFileError
+    folder = tmp_path / 'graph'
+
+    def build():
+        _something_there(folder, there)
+        return {'x': torch.arange(12.).view(3, 4)}
+    with pytest.raises(DataFileError, match=f'^{folder}: not the files of a graph'):
+        distributed.write_tensors(folder, build)
+    assert _as_it_was(tmp_path, folder, there)
+
+
+def test_an_empty_folder_there_is_replaced_by_the_tensors(tmp_path):
+    """An empty folder holds nothing to keep: made by hand for the cache, say."""
+    (tmp_path / 'graph').mkdir()
+    found = distributed.shared_tensors(tmp_path / 'graph', lambda: {'x': torch.arange(3.)})
+    assert torch.equal(found['x'], torch.arange(3.))
     assert [p.name for p in tmp_path.iterdir()] == ['graph']
 
 

@@ -413,6 +413,31 @@ def test_a_cached_graph_not_of_the_settings_is_a_data_error(damage):
         sm.check_graph(_damaged(sm.build_graph(s), damage), s)
 
 
+def test_a_folder_there_that_is_not_a_graph_is_a_data_error(tmp_path):
+    """Said with the settings, before the graph is built for minutes and then not written."""
+    from labml_gat.datasets import DataFileError
+    s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000, cache=str(tmp_path))
+    s.graph_folder().mkdir()
+    (s.graph_folder() / 'mine').write_text('')
+    with pytest.raises(DataFileError, match=f'{s.graph_folder()}: not the files of a graph '
+                                            f'as written here .*remove the folder'):
+        s.check()
+
+
+@pytest.mark.slow
+def test_a_folder_there_that_is_not_a_graph_ends_in_one_line_with_exit_status_2(tmp_path):
+    s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000, cache=str(tmp_path / 'cache'))
+    s.graph_folder().mkdir(parents=True)
+    (s.graph_folder() / 'mine').write_text('mine')
+    found = subprocess.run([sys.executable, str(SCRIPT), *SMALL, '--steps', '1', '--warmup', '0',
+                            '--cache', s.cache], capture_output=True, text=True, timeout=600)
+    message = the_mistake(found.returncode, found.stdout, found.stderr, 'synthetic_minibatch.py')
+    assert message.startswith(f'{s.graph_folder()}: not the files of a graph'), message
+    # Nothing written: no temporary folder beside it, nothing in it
+    assert list((tmp_path / 'cache').iterdir()) == [s.graph_folder()]
+    assert [p.name for p in s.graph_folder().iterdir()] == ['mine']
+
+
 @pytest.mark.slow
 def test_a_damaged_cache_ends_in_one_line_with_exit_status_2(tmp_path):
     cache = tmp_path / 'cache'
