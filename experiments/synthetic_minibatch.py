@@ -23,6 +23,7 @@ features that is largest on average over its in-neighbours. One process, or seve
 ```bash
 OMP_NUM_THREADS=1 python experiments/synthetic_minibatch.py --record
 OMP_NUM_THREADS=1 torchrun --nproc-per-node 2 -- experiments/synthetic_minibatch.py --record
+OMP_NUM_THREADS=1 python experiments/synthetic_minibatch.py --summary-json summary.json
 ```
 
 The first run on a machine writes the graph, the features and the labels to files in `--cache`
@@ -40,7 +41,9 @@ With `--record`, rank 0 adds its numbers to `experiments/results/synthetic_minib
 processes. The record has one date, machine and set of versions, so it
 keeps the entry of another number of processes only when it was recorded on the same day, machine
 and versions, with the same settings: those two are read side by side, with the ratio of their
-throughputs.
+throughputs. With `--summary-json PATH`, rank 0 writes the run's numbers to `PATH`, in the
+shape of the Cora experiments' summaries (`summary`, below), whole or not at all; as every
+output, the path is checked before anything runs.
 """
 
 import os
@@ -63,6 +66,7 @@ from labml_gat.benchmarking import DEGREE_HELP, random_graph
 from labml_gat.datasets import DataFileError
 from labml_gat.lean import LeanTwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
+from labml_gat.seeds import summarize
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
                                 check_folder_to_make, check_one_record, check_output,
                                 check_positive, check_probability, check_seed, command,
@@ -97,6 +101,8 @@ class SyntheticSettings(Settings):
                                   'synthetic_minibatch.json')
     results: Optional[str] = setting(None, 'add the numbers to the record in this folder '
                                            'instead', path=True)
+    summary_json: Optional[str] = setting(None, 'write the final numbers to this '
+                                                'JSON file', path=True)
 
     def check(self) -> None:
         super().check()
@@ -124,6 +130,7 @@ class SyntheticSettings(Settings):
         distributed.check_settings(self)
         check_one_record(self.record, self.results)
         check_output('--results', self.results, folder=True)
+        check_output('--summary-json', self.summary_json)
         self.check_cache()
         self.check_memory()
 
@@ -259,6 +266,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                   'nodes.')
     torch.set_num_threads(s.threads)
     load = os.getloadavg()[0]
+    wall_start = time.perf_counter()
     with distributed.job(s.device, s.peer_timeout) as job:
         # Every launch of the job was given the same settings
         distributed.check_same_settings(s)
@@ -318,6 +326,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         correct, = distributed.sum_over_ranks(
             (scores.argmax(dim=1).cpu() == y[mine]).sum().item())
         eval_seconds = time.perf_counter() - start
+    wall_seconds = time.perf_counter() - wall_start
 
     if not job.is_main:
         return
@@ -337,6 +346,33 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
           f"{s.eval_nodes} nodes in {values['eval_seconds']} s")
     if s.record or s.results:
         print(f'recorded in {record(values, s, s.results and Path(s.results))}')
+    if s.summary_json:
+        results.write_json(Path(s.summary_json),
+                           summary(values, s, seconds, wall_seconds, load))
+
+
+def summary(values: dict, s: SyntheticSettings, seconds: float, wall_seconds: float,
+            load: float) -> dict:
+    """
+    ## The summary
+
+    What `--summary-json` writes, in the shape of the mini-batch Cora experiment's summary
+    where it applies: all the settings, the one seed's run, the validation accuracy over the
+    seeds (one, the `mean` in percent), the seconds of the timed steps, the processes, the
+    wall-clock time and the load average as the run started; under torchrun, `torchrun`.
+    The run holds the numbers of a record's entry, its validation accuracy
+    (`val_accuracy_after_steps` there) as a fraction. There is no test accuracy: the run
+    measures a few steps of training, not a trained model.
+    """
+    accuracy = values['val_accuracy_after_steps']
+    run = {'seed': s.seed, 'val_accuracy': accuracy, 'seconds': round(seconds, 2),
+           **{key: value for key, value in values.items()
+              if key not in ('settings', 'val_accuracy_after_steps')}}
+    processes = values['processes']
+    return {'settings': s.as_dict(), 'runs': [run], 'val_accuracy': summarize([accuracy]),
+            'seconds': run['seconds'], 'jobs': processes,
+            'wall_seconds': round(wall_seconds, 2), 'load_average': round(load, 1),
+            **({'torchrun': True} if processes > 1 else {})}
 
 
 def global_batches(nodes: torch.Tensor, s: SyntheticSettings
@@ -379,7 +415,7 @@ def command_line(argv: Optional[Sequence[str]], processes: int) -> str:
 def measured_settings(s: SyntheticSettings) -> dict:
     """The settings that shape the measurement: all but where files go and how long to wait."""
     return {key: value for key, value in s.as_dict().items()
-            if key not in ('cache', 'peer_timeout', 'record', 'results')}
+            if key not in ('cache', 'peer_timeout', 'record', 'results', 'summary_json')}
 
 
 def record(values: dict, s: SyntheticSettings, folder: Optional[Path] = None) -> Path:

@@ -200,6 +200,9 @@ MISTAKES = {
     'proc': (['--cache', '/proc/x'], '--cache /proc/x: cannot write into /proc'),
     'record-twice': (['--record', '--results', '{tmp}/r'], "--record writes into the project's"),
     'results-nowhere': (['--results', '{tmp}/missing/r'], '--results {tmp}/missing/r: the folder'),
+    'summary-nowhere': (['--summary-json', '{tmp}/missing/s.json'],
+                        '--summary-json {tmp}/missing/s.json: the folder {tmp}/missing does not exist'),
+    'summary-a-folder': (['--summary-json', '{tmp}'], '--summary-json {tmp} is a folder; give a file name'),
     # A name longer than the file system takes: the system's reason, not a traceback
     'long-name': (['--cache', '{tmp}/' + 'c' * 300], '--cache {tmp}/' + 'c' * 300 + ': '),
     'learning-rate': (['--learning-rate', '-1'], '--learning-rate must be positive and finite'),
@@ -285,6 +288,63 @@ def test_results_records_in_the_folder_given_not_the_projects(clock, tmp_path, c
     assert list(written['values']['runs']) == ['1'] and written['values']['nodes'] == 2000
     assert f'recorded in {tmp_path}' in capsys.readouterr().out
     assert project.read_bytes() == before
+
+
+# ## The summary: the numbers of the run, in the shape of the Cora experiments' summaries
+
+@pytest.mark.slow
+def test_summary_json_writes_the_numbers_of_the_run(clock, tmp_path, capsys):
+    path = tmp_path / 'summary.json'
+    project = sm.results.RESULTS / 'synthetic_minibatch.json'
+    before = project.read_bytes()
+    sm.main(['--nodes', '2000', '--warmup', '0', '--steps', '2', '--eval-nodes', '1000',
+             '--cache', str(tmp_path / 'cache'), '--summary-json', str(path)])
+    summary = json.loads(path.read_text())
+    # The keys of `cora_minibatch.py`'s summary, but the test accuracy: no model is tested
+    assert sorted(summary) == ['jobs', 'load_average', 'runs', 'seconds', 'settings', 'val_accuracy',
+                               'wall_seconds']
+    assert summary['settings'] == {**sm.SyntheticSettings().as_dict(), 'nodes': 2000, 'warmup': 0,
+                                   'steps': 2, 'eval_nodes': 1000, 'cache': str(tmp_path / 'cache'),
+                                   'summary_json': str(path)}
+    [run] = summary['runs']
+    assert run['seed'] == 0 and run['steps'] == 2 and run['processes'] == summary['jobs'] == 1
+    # Two steps timed in one second of the script's clock: the 1,000 training nodes twice
+    assert run['seconds'] == summary['seconds'] == 1.0 and run['targets_per_second'] == 2000.0
+    assert 0 <= run['val_accuracy'] <= 1 and 'val_accuracy_after_steps' not in run
+    assert summary['val_accuracy'] == {'mean': round(100 * run['val_accuracy'], 2), 'std': 0.0, 'n': 1}
+    assert summary['wall_seconds'] >= summary['seconds'] + run['eval_seconds']
+    assert isinstance(summary['load_average'], float) and 'torchrun' not in summary
+    # The output says the same rate; the file is whole, with nothing beside it, and no record
+    assert ': 2000.0 targets/s, ' in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['cache', 'summary.json']
+    assert project.read_bytes() == before
+
+
+def test_the_summary_under_torchrun_counts_the_processes():
+    s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000)
+    values = {**run_values(2, s), 'val_accuracy_after_steps': 0.25}
+    summary = sm.summary(values, s, seconds=3.0, wall_seconds=9.0, load=1.26)
+    assert summary['jobs'] == 2 and summary['torchrun'] is True
+    assert summary['val_accuracy'] == {'mean': 25.0, 'std': 0.0, 'n': 1}
+    assert (summary['seconds'], summary['wall_seconds'], summary['load_average']) == (3.0, 9.0, 1.3)
+    assert summary['runs'] == [{'seed': 0, 'val_accuracy': 0.25, 'seconds': 3.0, 'processes': 2,
+                                'targets_per_second': 2000.0,
+                                'memory_mib_per_rank': [{'rss': 100}] * 2, 'command': 'run 2'}]
+
+
+def test_a_summary_that_cannot_be_written_is_refused_before_the_graph(tmp_path, monkeypatch, capsys):
+    def refuse(*args):
+        raise AssertionError('the graph was built')
+    monkeypatch.setattr(sm, 'build_graph', refuse)
+    missing = tmp_path / 'missing' / 'summary.json'
+    with pytest.raises(SystemExit) as exit_info:
+        sm.main([*SMALL, '--cache', str(tmp_path / 'cache'), '--summary-json', str(missing)])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == '' and len(err.splitlines()) == 1
+    assert err.rstrip().endswith(f'error: --summary-json {missing}: the folder {missing.parent} '
+                                 f'does not exist')
+    assert list(tmp_path.iterdir()) == []
 
 
 # ## Training: the steps of a plain loop
