@@ -37,9 +37,13 @@ from labml_gat.runs import (STOP_SIGNALS, labml_run, progress_on_screen,
 from labml_gat.training import NodeClassificationSettings
 
 # A function that trains one seed: `(settings, data, seed, checkpoint path)` to
-# `(results, model)`; the results hold at least the seed's `val_accuracy` and `test_accuracy`
+# `(results, model)`; the results hold at least the seed's `test_accuracy` and the accuracy
+# its weights were chosen on: `val_accuracy`, or `train_accuracy` for a task without a
+# validation set (DictionaryLookup)
 TrainOneSeed = Callable[[NodeClassificationSettings, Any, int, Path],
                         Tuple[dict, nn.Module]]
+# The accuracies a summary gives the mean and spread of, those the seeds' results hold
+ACCURACIES = ('test_accuracy', 'val_accuracy', 'train_accuracy')
 
 
 def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
@@ -49,10 +53,11 @@ def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
 
     Trains the seeds `settings.seed`, `settings.seed + 1`, ... with `train`, one labml run each.
     `explicit` names the settings given on the command line (labml marks them in `configs.yaml`).
-    Returns the per-seed results, their mean and standard deviation, the training time summed
-    over the seeds and the wall-clock time of the whole run. A run stopped (Ctrl-C) or failed
-    after some seeds finished says which on `stderr`, with their test accuracy and where their
-    labml runs are, before the stop or the error goes on.
+    Returns the per-seed results, the mean and standard deviation of each of their accuracies
+    (`ACCURACIES`), the training time summed over the seeds and the wall-clock time of the
+    whole run. A run stopped (Ctrl-C) or failed after some seeds finished says which on
+    `stderr`, with their test accuracy and where their labml runs are, before the stop or the
+    error goes on.
     """
     if settings.logs is not None:
         lab.configure({'experiments_path': str(Path(settings.logs).resolve())})
@@ -76,8 +81,8 @@ def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
         raise
     results = [finished[seed] for seed in seeds]
     return {'settings': settings.as_dict(), 'runs': results,
-            'test_accuracy': summarize([r['test_accuracy'] for r in results]),
-            'val_accuracy': summarize([r['val_accuracy'] for r in results]),
+            **{name: summarize([r[name] for r in results]) for name in ACCURACIES
+               if name in results[0]},
             'seconds': round(sum(r['seconds'] for r in results), 2), 'jobs': jobs,
             'wall_seconds': round(time.perf_counter() - start, 2), 'load_average': load}
 
@@ -233,13 +238,16 @@ def spread(test: dict) -> str:
 
 
 def format_summary(summary: dict, title: str) -> str:
-    """The table of the seeds: epochs, best epoch, accuracies and time, then the mean and std."""
-    lines = [title, f"{'seed':>6} {'epochs':>7} {'best':>5} {'val %':>7} {'test %':>7} "
-                    f"{'time s':>7}"]
+    """The table of the seeds: epochs, best epoch, accuracies and time, then the mean and std.
+    The accuracy beside the test's is the validation's, or the training set's for runs
+    without a validation set."""
+    chosen = 'val' if 'val_accuracy' in summary['runs'][0] else 'train'
+    lines = [title, f"{'seed':>6} {'epochs':>7} {'best':>5} {chosen + ' %':>7} "
+                    f"{'test %':>7} {'time s':>7}"]
     for r in summary['runs']:
         lines.append(f"{r['seed']:>6} {r['epochs']:>7} {r['best_epoch']:>5} "
-                     f"{100 * r['val_accuracy']:>7.1f} {100 * r['test_accuracy']:>7.1f} "
-                     f"{r['seconds']:>7.1f}")
+                     f"{100 * r[chosen + '_accuracy']:>7.1f} "
+                     f"{100 * r['test_accuracy']:>7.1f} {r['seconds']:>7.1f}")
     jobs = summary['jobs']
     lines.append(f"test accuracy: {spread(summary['test_accuracy'])}; "
                  f"{summary['seconds']:.1f} s of training, "

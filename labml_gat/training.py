@@ -77,13 +77,9 @@ class NodeClassificationSettings(Settings):
     def check(self) -> None:
         """Everything that can be checked before a run starts."""
         super().check()
-        check_at_least(self, 1, ('n_heads', 'n_hidden', 'epochs', 'patience', 'seeds',
-                                 'jobs', 'threads'))
-        if self.seeds > MAX_SEEDS:
-            raise UsageError(f'--seeds {self.seeds}: at most {MAX_SEEDS} in one command, '
-                             f'each a labml run; go on later with '
-                             f'--seed {self.seed + MAX_SEEDS}')
-        check_seed(self.seed, self.seeds)
+        check_at_least(self, 1, ('n_heads', 'n_hidden', 'epochs', 'patience'))
+        check_seeds(self)
+        check_at_least(self, 1, ('threads',))
         check_probability('dropout', self.dropout)
         check_positive('learning_rate', self.learning_rate)
         check_positive('weight_decay', self.weight_decay, zero=True)
@@ -102,6 +98,20 @@ class NodeClassificationSettings(Settings):
     def comment(self, seed: int) -> str:
         """The comment of a seed's labml run."""
         return f'seed {seed}'
+
+
+def check_seeds(settings: Settings) -> None:
+    """
+    The seeds of a run of many (`--seed`, `--seeds`, `--jobs`): at least one seed and one
+    process, at most `MAX_SEEDS` seeds, each below $2^{32}$. Every experiment that runs
+    [seeds side by side](seeds.html) checks them so.
+    """
+    check_at_least(settings, 1, ('seeds', 'jobs'))
+    if settings.seeds > MAX_SEEDS:
+        raise UsageError(f'--seeds {settings.seeds}: at most {MAX_SEEDS} in one command, '
+                         f'each a labml run; go on later with '
+                         f'--seed {settings.seed + MAX_SEEDS}')
+    check_seed(settings.seed, settings.seeds)
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

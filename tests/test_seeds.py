@@ -134,6 +134,23 @@ def test_one_seed_needs_one_process(tmp_path, labml_logs):
     assert summary['jobs'] == 1 and summary['test_accuracy']['std'] == 0.0
 
 
+def test_the_summary_gives_the_accuracies_the_results_hold(tmp_path, labml_logs):
+    """A task without a validation set (DictionaryLookup) chooses on the training accuracy: its
+    summary gives that accuracy's mean and spread beside the test's, and no validation's."""
+    def without_validation(settings, data, seed, checkpoint):
+        result, model = fake_train(settings, data, seed, checkpoint)
+        del result['val_accuracy']
+        return {**result, 'train_accuracy': 0.9 + seed / 100}, model
+
+    settings = NodeClassificationSettings(seeds=2, jobs=1, quiet=True, logs=str(tmp_path))
+    summary = run_seeds(settings, set(), None, without_validation)
+    assert summary['train_accuracy'] == {'mean': 90.5, 'std': 0.71, 'n': 2}
+    assert summary['test_accuracy'] == {'mean': 80.5, 'std': 0.71, 'n': 2}
+    assert 'val_accuracy' not in summary
+    # The Cora experiments' results have no training accuracy, and their summaries none
+    assert 'train_accuracy' not in run_seeds(settings, set(), None, fake_train)
+
+
 def test_summarize():
     assert summarize([0.8, 0.84]) == {'mean': 82.0, 'std': 2.83, 'n': 2}
     assert summarize([0.81234, 0.81234]) == {'mean': 81.23, 'std': 0.0, 'n': 2}
@@ -159,6 +176,12 @@ def test_format_summary():
     summary.update(runs=summary['runs'][:1], test_accuracy={'mean': 83.2, 'std': 0.0, 'n': 1})
     assert format_summary(summary, 'x').splitlines()[-1].startswith(
         'test accuracy: 83.20 % with one seed; ')
+    # Runs without a validation set: the training accuracy beside the test's
+    for run in summary['runs']:
+        run['train_accuracy'] = run.pop('val_accuracy') + 0.1
+    lines = format_summary(summary, 'x').splitlines()
+    assert lines[1].split() == ['seed', 'epochs', 'best', 'train', '%', 'test', '%', 'time', 's']
+    assert lines[2].split() == ['0', '200', '90', '91.0', '83.2', '3.0']
 
 
 def test_available_cores():
