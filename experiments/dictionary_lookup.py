@@ -140,6 +140,7 @@ in `experiments/results/dictionary_lookup_layers.json`, which the gallery exampl
 python experiments/dictionary_lookup.py --layer gatv2 --n-heads 1 --k 10
 python experiments/dictionary_lookup.py --layer gat --n-heads 8 --k 10 \
     --summary-json gat8.json
+python experiments/dictionary_lookup.py --layer gat --n-heads 8 --k 15 --seeds 5
 python experiments/dictionary_lookup.py --sweep
 python experiments/dictionary_lookup.py --which-layer
 ```
@@ -147,6 +148,14 @@ python experiments/dictionary_lookup.py --which-layer
 Each run is a labml run in `logs/dictionary_lookup/` (or in `--logs`). labml's progress line
 is shown on a terminal, and `--quiet` turns it off there too. A flag that the run does not read, such as
 `--record` for one model or `--k` for `--sweep`, is refused before anything runs.
+
+With `--seeds N` the model is trained with the seeds `--seed` to `--seed` + N - 1, each its own
+labml run (its comment ends with its seed) with its weights in `checkpoints/best.pt`, `--jobs`
+of them side by side, as the Cora experiments train theirs; the seed makes the split, the first
+weights and the order of the batches. The script prints the table of the seeds and the mean and
+sample standard deviation of the test and the training accuracy, and `--summary-json` writes
+the seeds' summary of the Cora experiments, with the training accuracy where theirs have the
+validation accuracy: this task has no validation set. `--sweep` and `--which-layer` run one seed.
 """
 
 import itertools
@@ -157,7 +166,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 from labml import lab, monit, tracker
@@ -166,11 +175,11 @@ from labml_gat.lookup import (LAYERS, examples_bytes, make_task, n_examples, tim
                               train, training_step_bytes)
 from labml_gat.results import write_json
 from labml_gat.runs import epochs, labml_run, progress_on_screen
+from labml_gat.seeds import available_cores, format_summary, run_seeds, spread
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
                                 check_device, check_logs, check_one_record,
-                                check_output, check_positive, check_seed, command, flag,
-                                setting)
-from labml_gat.training import check_fits
+                                check_output, check_positive, command, flag, setting)
+from labml_gat.training import check_fits, check_seeds
 
 # The project's records, which `--record` replaces
 RESULTS = Path(__file__).parent / 'results'
@@ -188,7 +197,9 @@ WHICH_LAYER_GRAPHS = [(n_nodes, 512 // n_nodes, density) for n_nodes in (4, 16, 
 TRAINING = ('epochs', 'patience', 'lr_patience', 'min_progress', 'learning_rate',
             'batch_size', 'max_examples', 'epoch_size', 'd_model', 'seed', 'impl',
             'device', 'threads', 'quiet', 'logs')
-READS = {'a run of one model': (*TRAINING, 'layer', 'n_heads', 'k', 'summary_json'),
+ONE_MODEL = (*TRAINING, 'layer', 'n_heads', 'k', 'summary_json')
+READS = {'a run of one model': ONE_MODEL,
+         'runs of one model over seeds': (*ONE_MODEL, 'seeds', 'jobs'),
          '--sweep': (*TRAINING, 'sweep', 'ks', 'sweep_heads', 'record', 'results'),
          '--which-layer': ('which_layer', 'seed', 'threads', 'record', 'results')}
 
@@ -218,7 +229,11 @@ class LookupSettings(Settings):
     epoch_size: int = setting(
         5000, 'repeat a smaller training set to this many graphs per epoch (0: one pass)')
     d_model: int = setting(128, 'features per node')
-    seed: int = setting(0, 'seed of the split, the weights and the order of the batches')
+    seed: int = setting(0, 'seed of the split, the weights and the order of the batches '
+                           '(with --seeds, the first seed)')
+    seeds: int = setting(1, 'how many seeds to run, from --seed on')
+    jobs: Optional[int] = setting(None, 'processes training seeds side by side '
+                                        '(default: one per core, at most one per seed)')
     impl: str = setting('dense', 'dense layer on a batch, or edge list on the union',
                         choices=('dense', 'edges'))
     device: str = setting('cpu', 'torch device')
@@ -247,7 +262,7 @@ class LookupSettings(Settings):
                              'has one neighbour, there is nothing to look up and no test '
                              'graph')
         check_at_least(self, 0, ('epoch_size',))
-        check_seed(self.seed)
+        check_seeds(self)
         check_at_least(self, 1, ('n_heads', 'epochs', 'patience', 'lr_patience',
                                  'batch_size', 'max_examples', 'd_model', 'threads'))
         for name, n_heads in [('n_heads', self.n_heads),
@@ -285,21 +300,27 @@ class LookupSettings(Settings):
         their sizes alone (the estimates of `labml_gat.lookup`), before anything is made: a
         `--k` of a thousand asks for tens of GiB a step, and would otherwise end in a
         traceback or the kernel's out-of-memory killer, minutes after the run started.
+        Seeds trained side by side (`--seeds` with `--jobs`) each hold their own.
         """
         name = f'k = {k} of --ks' if self.sweep else f'--k {k}'
+        processes = min(self.jobs or available_cores(), self.seeds)
+        fewer = ', or fewer --jobs' if processes > 1 else ''
+        if processes > 1:
+            name = f'{name} in each of {processes} processes (--jobs)'
         n = n_examples(k, self.max_examples)
         graphs = min(self.batch_size, n + self.epoch_size)
         models = (itertools.product(LAYERS, self.sweep_heads) if self.sweep
                   else [(self.layer, self.n_heads)])
-        step = max(training_step_bytes(k, layer, n_heads, self.d_model, self.impl, graphs)
-                   for layer, n_heads in models)
-        examples = examples_bytes(k, self.max_examples, self.epoch_size)
+        step = processes * max(training_step_bytes(k, layer, n_heads, self.d_model,
+                                                   self.impl, graphs)
+                               for layer, n_heads in models)
+        examples = processes * examples_bytes(k, self.max_examples, self.epoch_size)
         batch = (f'{name}: a batch of {graphs} graphs of {k} x {k} (query, key) pairs, '
                  f'{self.d_model} features each', 'use a smaller --k, --batch-size or '
-                                                  '--d-model')
+                                                  f'--d-model{fewer}')
         held = (f'{name}: {n} examples of {k} keys (--max-examples) and an epoch of at '
                 f'least {self.epoch_size} graphs (--epoch-size)',
-                'use a smaller --max-examples or --epoch-size')
+                f'use a smaller --max-examples or --epoch-size{fewer}')
         # The examples stay in the host's memory; a CUDA device holds the step alone
         if torch.device(self.device).type == 'cuda':
             check_fits(step, self.device, *batch)
@@ -315,13 +336,28 @@ class LookupSettings(Settings):
             raise UsageError('--sweep and --which-layer are two different runs: give one')
         check_one_record(self.record, self.results)
         kind = ('--sweep' if self.sweep else '--which-layer' if self.which_layer
+                else 'runs of one model over seeds' if 'seeds' in given
                 else 'a run of one model')
         unread = sorted(given - set(READS[kind]))
         if unread:
-            readers = ' and '.join(other for other, names in READS.items()
-                                   if unread[0] in names)
+            readers = [other for other, names in READS.items() if unread[0] in names]
+            # Runs over seeds read what a run of one model reads, and the seeds
+            if 'a run of one model' in readers:
+                readers.remove('runs of one model over seeds')
             raise UsageError(f'{kind} does not read {flag(unread[0])}; '
-                             f'it is for {readers}')
+                             f'it is for {" and ".join(readers)}')
+
+    def experiment_name(self) -> str:
+        """The labml experiment of a model's runs: they are kept in `logs/<name>/`."""
+        return 'dictionary_lookup'
+
+    def model(self) -> str:
+        """The model trained, as its labml run names it."""
+        return f'{self.layer}, {self.n_heads} head(s), k = {self.k}'
+
+    def comment(self, seed: int) -> str:
+        """The comment of the labml run of one seed of `--seeds`."""
+        return f'{self.model()}, seed {seed}'
 
     def training(self) -> dict:
         """The arguments of `labml_gat.lookup.train` for one model."""
@@ -332,10 +368,11 @@ class LookupSettings(Settings):
         return {name: getattr(self, name) for name in names}
 
 
-def parse(argv: Optional[Sequence[str]]) -> LookupSettings:
+def parse(argv: Optional[Sequence[str]]) -> Tuple[LookupSettings, set]:
     """
-    The flags as settings. A flag argparse cannot read ends with argparse's message; a
-    value that cannot run raises `UsageError`, which `command` prints as one line.
+    The flags as settings, and the names of those given, as `Settings.from_command_line`
+    returns them. A flag argparse cannot read ends with argparse's message; a value that
+    cannot run raises `UsageError`, which `command` prints as one line.
     """
     parser = argument_parser(LookupSettings, 'Train GATv2 or GAT on the DictionaryLookup '
                                              'task of the GATv2 paper.')
@@ -345,7 +382,7 @@ def parse(argv: Optional[Sequence[str]]) -> LookupSettings:
     settings.check()
     # `--no-record` and the like ask for what happens anyway
     settings.check_given({name for name, value in given.items() if value is not False})
-    return settings
+    return settings, set(given)
 
 
 def train_one(settings: LookupSettings) -> dict:
@@ -354,18 +391,58 @@ def train_one(settings: LookupSettings) -> dict:
 
     The settings go to `experiment.configs`, the metrics of every epoch to `tracker`.
     """
+    with labml_run(settings.experiment_name(), settings.model(), settings.as_dict(),
+                   screen=progress_on_screen(settings.quiet), quiet=settings.quiet):
+        result = train_tracked(settings, settings.seed)
+    summary = numbers(result)
+    print(report(summary))
+    if settings.summary_json:
+        write_json(Path(settings.summary_json), summary)
+    return summary
+
+
+def train_tracked(settings: LookupSettings, seed: int) -> dict:
+    """The model of the settings trained with `seed`, in the labml run around it: the
+    numbers of every epoch, then the final accuracies, go to its `tracker`."""
     progress = {'wrap_epochs': epochs,
                 'wrap_batches': lambda batches, n: monit.iterate('train', batches, n)
                 } if progress_on_screen(settings.quiet) else {}
-    with labml_run('dictionary_lookup', f'{settings.layer}, {settings.n_heads} head(s), '
-                                        f'k = {settings.k}', settings.as_dict(),
-                   screen=progress_on_screen(settings.quiet), quiet=settings.quiet):
-        result = train(**settings.training(), **progress, on_epoch=track)
-        tracker.save(result['epochs'], {'accuracy.final_train': result['train_accuracy'],
-                                        'accuracy.final_test': result['test_accuracy']})
-    summary = {key: value for key, value in result.items()
-               if key not in ('model', 'task')}
-    print(report(summary))
+    result = train(**{**settings.training(), 'seed': seed}, **progress, on_epoch=track)
+    tracker.save(result['epochs'], {'accuracy.final_train': result['train_accuracy'],
+                                    'accuracy.final_test': result['test_accuracy']})
+    return result
+
+
+def numbers(result: dict) -> dict:
+    """The numbers of a trained model: the result of `train` without the model and the task."""
+    return {key: value for key, value in result.items() if key not in ('model', 'task')}
+
+
+def train_one_seed(settings: LookupSettings, data: None, seed: int,
+                   checkpoint: Optional[Path]) -> Tuple[dict, torch.nn.Module]:
+    """
+    ## One model over many seeds
+
+    With `--seeds`, the model is trained once per seed, each its own labml run, by the
+    [seeds' runner](../labml_gat/seeds.html), side by side with `--jobs`, as the Cora
+    experiments train theirs. The seed makes the task's split, the first weights and the
+    order of the batches, so the seeds' spread is that of all three. A seed's weights, the
+    best training epoch's, go to its run's `checkpoints/best.pt`. There is no validation
+    set: the summary gives the mean and spread of the training accuracy beside the test's.
+    The task is made from the seed, so there is no `data` to share between the seeds.
+    """
+    result = train_tracked(settings, seed)
+    model = result['model']
+    if checkpoint is not None:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), checkpoint)
+    return {**numbers(result), 'checkpoint': str(checkpoint)}, model
+
+
+def train_seeds(settings: LookupSettings, explicit: set) -> dict:
+    """The seeds of `--seeds`, their table, and their summary in `--summary-json`."""
+    summary = run_seeds(settings, explicit, None, train_one_seed)
+    print(report_seeds(summary))
     if settings.summary_json:
         write_json(Path(settings.summary_json), summary)
     return summary
@@ -386,6 +463,14 @@ def report(result: dict) -> str:
             f"weights of "
             f"epoch {result['best_epoch'] + 1} of {result['epochs']}, "
             f"{result['seconds']:.0f} s of training)")
+
+
+def report_seeds(summary: dict) -> str:
+    """The table of the seeds, and the mean and spread of the training accuracy."""
+    s = summary['settings']
+    title = f"{s['layer'].upper()}, {s['n_heads']} head(s), k = {s['k']}"
+    return '\n'.join([format_summary(summary, title),
+                      f"train accuracy: {spread(summary['train_accuracy'])}"])
 
 
 def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
@@ -508,10 +593,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     """
     ## Running from the command line
 
-    The settings are checked before anything runs; then one model, or the sweep.
+    The settings are checked before anything runs; then one model, its seeds, the sweep
+    or the layers' timing.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    settings = parse(argv)
+    settings, explicit = parse(argv)
     torch.set_num_threads(settings.threads)
     if settings.logs is not None:
         lab.configure({'experiments_path': str(Path(settings.logs).resolve())})
@@ -519,6 +605,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         return sweep(settings, argv)
     if settings.which_layer:
         return which_layer(settings, argv)
+    if 'seeds' in explicit:
+        return train_seeds(settings, explicit)
     return train_one(settings)
 
 

@@ -15,7 +15,9 @@ with its settings, its metrics and its best checkpoint in `logs/<experiment>/<ru
 
 A step on a small graph is too small to keep several threads busy, while seeds are independent:
 so `jobs` processes train seeds side by side, each with its own `threads`.
-`run_seeds` takes the function that trains one seed as an argument, so any experiment can use it.
+`run_seeds` takes the function that trains one seed as an argument, so any experiment can use it:
+the [Cora experiments](../experiments/cora.html) and
+[DictionaryLookup](../experiments/dictionary_lookup.html) do.
 """
 
 import multiprocessing

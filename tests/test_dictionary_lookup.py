@@ -515,6 +515,11 @@ def run_script(args, cwd):
      '--sweep does not read --summary-json; it is for a run of one model'),
     (['--which-layer', '--epochs', '1'],
      '--which-layer does not read --epochs; it is for a run of one model and --sweep'),
+    # The seeds, checked as the Cora experiments check them
+    (['--seeds', '0'], '--seeds must be at least 1, got 0'),
+    (['--seeds', '2', '--jobs', '0'], '--jobs must be at least 1, got 0'),
+    (['--jobs', '2'], 'a run of one model does not read --jobs; it is for runs of one model over seeds'),
+    (['--sweep', '--seeds', '2', *TINY_SWEEP], '--sweep does not read --seeds; it is for runs of one'),
     # Too large for any memory: refused from the sizes, before a task or a run is made
     (['--k', '100000', '--quiet'],
      '--k 100000: a batch of 32 graphs of 100000 x 100000 (query, key) pairs'),
@@ -622,6 +627,130 @@ def test_every_epoch_goes_to_labml(labml_logs, monkeypatch):
                           for h in summary['history']]
     assert saved[-1] == (summary['epochs'], {'accuracy.final_train': summary['train_accuracy'],
                                              'accuracy.final_test': summary['test_accuracy']})
+
+
+# ## Many seeds, as the Cora experiments run them
+
+# A model of a few seconds' training
+TINY = ['--k', '3', '--epochs', '2', '--batch-size', '2', '--d-model', '8', '--epoch-size', '0', '--quiet']
+
+
+def same_model(run: dict, other: dict) -> bool:
+    """The same model trained: every number but the seconds and where its weights went."""
+    def numbers(result):
+        return {key: value for key, value in result.items() if key not in ('seconds', 'checkpoint')}
+    return numbers(run) == numbers(other)
+
+
+def test_seeds_train_the_model_once_per_seed_as_the_cora_experiments_do(tmp_path, labml_logs, capsys):
+    from labml_gat.lookup import LookupModel
+    from labml_gat.seeds import summarize
+    script = load_script()
+    path, logs = tmp_path / 'summary.json', tmp_path / 'runs'
+    summary = script.main([*TINY, '--seed', '5', '--seeds', '2', '--jobs', '1', '--logs', str(logs),
+                           '--summary-json', str(path)])
+    # The summary of `cora.py`, with the training accuracy where it has the validation accuracy
+    assert json.loads(path.read_text()) == json.loads(json.dumps(summary))
+    assert sorted(summary) == ['jobs', 'load_average', 'runs', 'seconds', 'settings', 'test_accuracy',
+                               'train_accuracy', 'wall_seconds']
+    assert summary['settings'] == script.LookupSettings(
+        k=3, epochs=2, batch_size=2, d_model=8, epoch_size=0, quiet=True, seed=5, seeds=2, jobs=1,
+        logs=str(logs), summary_json=str(path)).as_dict()
+    runs = summary['runs']
+    assert [run['seed'] for run in runs] == [5, 6] and summary['jobs'] == 1
+    for name in ('train_accuracy', 'test_accuracy'):
+        assert summary[name] == summarize([run[name] for run in runs])
+    assert summary['seconds'] == round(sum(run['seconds'] for run in runs), 2)
+    # Each seed is a labml run in `--logs`: its comment names the seed, which is marked as given,
+    # and it keeps the model's weights
+    folders = sorted((logs / 'dictionary_lookup').iterdir())
+    assert sorted(str(folder / 'checkpoints' / 'best.pt') for folder in folders) == \
+        sorted(run['checkpoint'] for run in runs)
+    comments = sorted(yaml_value(folder / 'run.yaml', 'comment') for folder in folders)
+    assert comments == ['gatv2, 1 head(s), k = 3, seed 5', 'gatv2, 1 head(s), k = 3, seed 6']
+    for folder in folders:
+        seed = yaml_value(folder / 'configs.yaml', 'seed')
+        assert seed['is_explicitly_specified'] and seed['value'] in (5, 6)
+        state = torch.load(folder / 'checkpoints' / 'best.pt', weights_only=True)
+        assert state.keys() == LookupModel(3, 'gatv2', 1, 8).state_dict().keys()
+    # The table of the seeds, then the spread of both accuracies
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == ['GATV2, 1 head(s), k = 3', '  seed  epochs  best train %  test %  time s']
+    assert out[4].startswith('test accuracy: ') and out[4].endswith('(1 process)')
+    assert out[5] == f"train accuracy: {summary['train_accuracy']['mean']:.2f} ± " \
+                     f"{summary['train_accuracy']['std']:.2f} % over 2 seeds"
+    # Each seed is the run of one model with that seed, which is as it was without --seeds
+    one = ['--logs', str(tmp_path / 'one')]
+    for run in runs:
+        assert same_model(run, script.main([*TINY, *one, '--seed', str(run['seed'])]))
+    assert 'runs' not in script.main([*TINY, *one])
+
+
+def yaml_value(path, key):
+    import yaml
+    return yaml.safe_load(path.read_text())[key]
+
+
+@pytest.mark.parametrize('argv, cora', [
+    (['--seeds', '0'], {'seeds': 0}),
+    (['--seeds', '101'], {'seeds': 101}),
+    (['--seeds', '2', '--jobs', '0'], {'seeds': 2, 'jobs': 0}),
+    (['--seed', str(2 ** 32 - 1), '--seeds', '2'], {'seed': 2 ** 32 - 1, 'seeds': 2}),
+    (['--seed', str(2 ** 32)], {'seed': 2 ** 32}),
+])
+def test_seeds_are_checked_as_the_cora_experiments_check_them(argv, cora, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError) as theirs:
+        training.NodeClassificationSettings(**cora).check()
+    with pytest.raises(UsageError) as ours:
+        load_script().parse(argv)
+    assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--jobs', '2'], 'a run of one model does not read --jobs; it is for runs of one model over seeds'),
+    (['--sweep', '--seeds', '2'], '--sweep does not read --seeds; it is for runs of one model over seeds'),
+    (['--which-layer', '--seeds', '2'], '--which-layer does not read --seeds; it is for runs of one model'),
+    (['--seeds', '2', '--record'], 'runs of one model over seeds does not read --record; it is for --sweep '
+                                   'and --which-layer$'),
+    # A flag of both kinds of runs of one model names the first
+    (['--which-layer', '--k', '3'], '--which-layer does not read --k; it is for a run of one model$'),
+])
+def test_seeds_are_for_runs_of_one_model(argv, message, tmp_path, monkeypatch):
+    """The sweep and the layers' timing run one seed; `--jobs` runs seeds side by side."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=f'^{message}'):
+        load_script().parse(argv)
+
+
+def test_seeds_side_by_side_each_need_their_memory(monkeypatch):
+    """`--jobs` processes each hold their examples and their step: refused from the sizes."""
+    script = load_script()
+    needed = (lookup.training_step_bytes(100, 'gatv2', 1, 128, 'dense', 32)
+              + lookup.examples_bytes(100, 32000, 5000))
+    free = math.ceil(needed / 0.9)
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': free)
+    script.LookupSettings(k=100, seeds=4, jobs=1).check()
+    with pytest.raises(UsageError, match=r'^--k 100 in each of 4 processes \(--jobs\): a batch of 32 '
+                                         r'graphs .* or --d-model, or fewer --jobs$'):
+        script.LookupSettings(k=100, seeds=4, jobs=4).check()
+    # At most one process per seed
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': 2 * free)
+    script.LookupSettings(k=100, seeds=2, jobs=4).check()
+
+
+@pytest.mark.slow
+def test_seeds_side_by_side_train_what_one_process_trains(tmp_path, labml_logs):
+    path = tmp_path / 'summary.json'
+    result = run_script([*TINY, '--seeds', '3', '--jobs', '2', '--summary-json', str(path)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(path.read_text())
+    assert summary['jobs'] == 2 and [run['seed'] for run in summary['runs']] == [0, 1, 2]
+    assert len(list((tmp_path / 'logs' / 'dictionary_lookup').glob('*/checkpoints/best.pt'))) == 3
+    one = load_script().main([*TINY, '--seeds', '3', '--jobs', '1'])
+    assert all(same_model(run, other)
+               for run, other in zip(summary['runs'], json.loads(json.dumps(one['runs']))))
+    assert '(2 processes)\ntrain accuracy: ' in result.stdout
 
 
 def test_stopped_by_names_why_training_ended():
