@@ -238,7 +238,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         n_edges = data.edge_index.shape[1] + data.num_nodes  # with the self loops
         check_edges_fit(settings, data.num_nodes, n_edges, data.num_features,
                         data.num_classes)
-    summary = run_seeds(settings, explicit, data, train_one_seed)
+    summary = run_seeds(settings, explicit, data, train_one_seed, argv)
     print(report(summary))
     if settings.summary_json:
         write_json(Path(settings.summary_json), summary)

@@ -338,7 +338,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         # Every launch of the job was given the same settings
         distributed.check_same_settings(settings)
         # Rank 0 gets the summary; the other ranks `None`
-        summary = distributed.run_seeds(settings, explicit, data, train_one_seed)
+        summary = distributed.run_seeds(settings, explicit, data, train_one_seed, argv)
     if summary is not None:
         print(report(summary, data))
         if settings.summary_json:

@@ -439,9 +439,9 @@ def train_one_seed(settings: LookupSettings, data: None, seed: int,
     return {**numbers(result), 'checkpoint': str(checkpoint)}, model
 
 
-def train_seeds(settings: LookupSettings, explicit: set) -> dict:
+def train_seeds(settings: LookupSettings, explicit: set, argv: Sequence[str]) -> dict:
     """The seeds of `--seeds`, their table, and their summary in `--summary-json`."""
-    summary = run_seeds(settings, explicit, None, train_one_seed)
+    summary = run_seeds(settings, explicit, None, train_one_seed, argv)
     print(report_seeds(summary))
     if settings.summary_json:
         write_json(Path(settings.summary_json), summary)
@@ -606,7 +606,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if settings.which_layer:
         return which_layer(settings, argv)
     if 'seeds' in explicit:
-        return train_seeds(settings, explicit)
+        return train_seeds(settings, explicit, argv)
     return train_one(settings)
 
 

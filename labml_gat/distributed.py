@@ -112,7 +112,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -457,20 +457,22 @@ def rank_seed(seed: int) -> int:
     return seed * 1_000_003 + 7919 * (_job.rank + 1)
 
 
-def run_seeds(settings: Any, explicit: set, data: Any, train: Any) -> Optional[dict]:
+def run_seeds(settings: Any, explicit: set, data: Any, train: Any,
+              argv: Optional[Sequence[str]] = None) -> Optional[dict]:
     """
     ## Seeds under torchrun
 
     One seed after another, each trained by all the ranks together. Rank 0 runs them through
-    [`run_seeds`](seeds.html) (one labml run each) and returns the summary; the
-    other ranks train the same seeds without a labml run or a checkpoint and return `None`.
+    [`run_seeds`](seeds.html) (one labml run each, `argv` the script's words) and returns
+    the summary; the other ranks train the same seeds without a labml run or a checkpoint
+    and return `None`.
     """
     from labml_gat.seeds import run_seeds as run_each
     if _job.world_size == 1:
-        return run_each(settings, explicit, data, train)
+        return run_each(settings, explicit, data, train, argv)
     if _job.is_main:
         # The summary counts the processes that trained, here the ranks
-        summary = run_each(replace(settings, jobs=1), explicit, data, train)
+        summary = run_each(replace(settings, jobs=1), explicit, data, train, argv)
         return {**summary, 'jobs': _job.world_size, 'torchrun': True}
     torch.set_num_threads(settings.threads)
     for seed in range(settings.seed, settings.seed + settings.seeds):

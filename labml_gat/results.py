@@ -34,7 +34,10 @@ import math
 import os
 import platform
 import re
+import shlex
+from collections import Counter
 from datetime import date
+from itertools import chain
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -560,8 +563,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     `python -m labml_gat.results` rewrites the marked blocks of every file that quotes records
     (`python -m labml_gat.results FILE.md ...` only those files);
     `python -m labml_gat.results --record NAME SUMMARY.json COMMAND` records an experiment's
-    `--summary-json` as the result `NAME`, made by `COMMAND`. A mistake is one line and exit
-    status 2, before anything is written.
+    `--summary-json` as the result `NAME`, made by `COMMAND`, which must be the command of
+    the summary's run (`command_mismatch`). A mistake is one line and exit status 2, before
+    anything is written.
     """
     parser = argparse.ArgumentParser(
         prog='python -m labml_gat.results', allow_abbrev=False,
@@ -581,7 +585,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         name, summary, command = args.record
         if not re.fullmatch(r'[\w-]+', name):
             parser.error(f'--record {name}: a record\'s name is letters, digits, _ and -')
-        values, device = summary_values(Path(summary), parser.error)
+        values, device, run = summary_values(Path(summary), parser.error)
+        mismatch = command_mismatch(command, run)
+        if mismatch:
+            parser.error(f'--record: {summary} {mismatch}')
         record(name, command, values, RESULTS, device)
         return
     missing = [str(path) for path in args.files if not path.is_file()]
@@ -601,9 +608,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         path.write_text(text, encoding='utf-8')
 
 
-def summary_values(path: Path, error: Callable[[str], None]) -> Tuple[dict, str]:
-    """The values to record of an experiment's `--summary-json` and the device it ran on
-    (its machine is recorded with that device's GPU), or `error` with what is wrong."""
+def summary_values(path: Path, error: Callable[[str], None]) -> Tuple[dict, str, dict]:
+    """The values to record of an experiment's `--summary-json`, the device it ran on
+    (its machine is recorded with that device's GPU) and the summary, or `error` with what
+    is wrong."""
+    summary: dict = {}
     try:
         summary = json.loads(path.read_text(encoding='utf-8'))
         values = from_summary(summary)
@@ -617,8 +626,97 @@ def summary_values(path: Path, error: Callable[[str], None]) -> Tuple[dict, str]
         if device.startswith('cuda') and not cuda_device_exists(device):
             error(f'--record: {path} was measured on {device}, which this machine does '
                   f'not have: record it on the machine it ran on')
-        return values, device
-    return {}, 'cpu'
+        return values, device, summary
+    return {}, 'cpu', summary
+
+
+# ## The command of a record made from a summary
+#
+# A record says which command made its numbers, and `--record` is told it: it must be the
+# command the summary's run was started with, or the pages would quote one command's numbers
+# as another's. A summary says the file name of its script and the words after it (`script`,
+# `argv`); the flags are compared as written, in any order, but those that do not change what
+# a run measures: where it reads and writes files, and how long it waits for the other
+# processes of a job.
+UNMEASURED = ('--data-dir', '--logs', '--summary-json', '--peer-timeout')
+
+
+def command_mismatch(command: str, summary: dict) -> Optional[str]:
+    """
+    What keeps `command` from being the command of the run `summary` sums up, in a few
+    words, or `None`: it runs the summary's script, under torchrun with as many processes
+    where the run had them, with the run's flags (`flag_groups`).
+    """
+    script, argv = summary.get('script'), summary.get('argv')
+    if not isinstance(script, str) or not isinstance(argv, list):
+        return ('does not say the command of its run (a summary of an older version?): '
+                'run the experiment again')
+    try:
+        words = shlex.split(command)
+    except ValueError as problem:
+        return f'cannot be checked against the command {command!r}: {problem}'
+    ran = flag_groups(argv)
+    flags = list(chain(*ran))
+    # Environment variables first (`OMP_NUM_THREADS=1 python ...`)
+    start = 0
+    while start < len(words) and re.fullmatch(r'[A-Za-z_]\w*=.*', words[start]):
+        start += 1
+    at = next((at for at in range(start, len(words)) if words[at].endswith('.py')), None)
+    if at is None or Path(words[at]).name != script:
+        runs = 'no script' if at is None else Path(words[at]).name
+        return f'was run with {shlex.join([script, *flags])!r}; the command runs {runs}'
+    problem = launch_mismatch(words[start:at], summary)
+    if problem:
+        return problem
+    said = flag_groups(words[at + 1:])
+    extra = shlex.join(chain(*(Counter(said) - Counter(ran)).elements()))
+    missing = shlex.join(chain(*(Counter(ran) - Counter(said)).elements()))
+    if not extra and not missing:
+        return None
+    differs = (f'says {extra} but not {missing}' if extra and missing else
+               f'says {extra}' if extra else f'does not say {missing}')
+    return f'was run with {shlex.join(words[:at + 1] + flags)!r}; the command {differs}'
+
+
+def flag_groups(words: Sequence[str]) -> List[Tuple[str, ...]]:
+    """
+    The flags of a command line but the `UNMEASURED` ones: each a word that starts with
+    `--` and the words after it up to the next such word, `--name=value` as `--name value`.
+    """
+    groups: List[Tuple[str, ...]] = []
+    for word in words:
+        if word.startswith('--'):
+            groups.append(tuple(word.split('=', 1)))
+        elif groups:
+            groups[-1] += (word,)
+        else:
+            groups.append((word,))
+    return [group for group in groups if group[0] not in UNMEASURED]
+
+
+def launch_mismatch(launcher: List[str], summary: dict) -> Optional[str]:
+    """The words before the script start it as the run was started: under torchrun, by
+    as many processes where they say how many (`--nnodes`, `--nproc-per-node`), or not."""
+    torchrun = any(Path(word).name == 'torchrun' or word == 'torch.distributed.run'
+                   for word in launcher)
+    if not summary.get('torchrun'):
+        return 'was run without torchrun; the command runs torchrun' if torchrun else None
+    processes = summary.get('jobs')
+    if not torchrun:
+        return (f'was run under torchrun, by {processes} processes; the command does not '
+                f'run torchrun')
+    options = {}
+    for at, word in enumerate(launcher):
+        name, given, value = word.partition('=')
+        name = name.replace('_', '-')
+        if name in ('--nnodes', '--nproc-per-node'):
+            options[name] = value if given else ''.join(launcher[at + 1:at + 2])
+    machines, each = options.get('--nnodes', '1'), options.get('--nproc-per-node', '1')
+    # Elastic bounds (`--nnodes 1:4`) or `--nproc-per-node gpu` say no number
+    if machines.isdigit() and each.isdigit() and int(machines) * int(each) != processes:
+        return (f'was run by {processes} processes; the command starts '
+                f'{int(machines) * int(each)}')
+    return None
 
 
 def cuda_device_exists(device: str) -> bool:

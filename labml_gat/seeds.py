@@ -20,6 +20,7 @@ the [Cora experiments](../experiments/cora.html) and
 [DictionaryLookup](../experiments/dictionary_lookup.html) do.
 """
 
+import inspect
 import multiprocessing
 import os
 import signal
@@ -28,7 +29,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import torch
 from labml import lab
@@ -49,15 +50,18 @@ ACCURACIES = ('test_accuracy', 'val_accuracy', 'train_accuracy')
 
 
 def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
-              train: TrainOneSeed) -> dict:
+              train: TrainOneSeed, argv: Optional[Sequence[str]] = None) -> dict:
     """
     ## Running the seeds
 
     Trains the seeds `settings.seed`, `settings.seed + 1`, ... with `train`, one labml run each.
-    `explicit` names the settings given on the command line (labml marks them in `configs.yaml`).
-    Returns the per-seed results, the mean and standard deviation of each of their accuracies
-    (`ACCURACIES`), the training time summed over the seeds and the wall-clock time of the
-    whole run. A run stopped (Ctrl-C) or failed after some seeds finished says which on
+    `explicit` names the settings given on the command line (labml marks them in `configs.yaml`),
+    `argv` the words after the script that its parser read (`None`: `sys.argv[1:]`, as for
+    argparse). Returns the settings, the command of the run (the file name of the script of
+    the settings, and `argv`: `python -m labml_gat.results --record` checks a record's command
+    against them), the per-seed results, the mean and standard deviation of each of their
+    accuracies (`ACCURACIES`), the training time summed over the seeds and the wall-clock time
+    of the whole run. A run stopped (Ctrl-C) or failed after some seeds finished says which on
     `stderr`, with their test accuracy and where their labml runs are, before the stop or the
     error goes on.
     """
@@ -82,7 +86,9 @@ def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
             say_finished(finished, len(seeds))
         raise
     results = [finished[seed] for seed in seeds]
-    return {'settings': settings.as_dict(), 'runs': results,
+    return {'settings': settings.as_dict(),
+            'script': Path(inspect.getfile(type(settings))).name,
+            'argv': list(sys.argv[1:] if argv is None else argv), 'runs': results,
             **{name: summarize([r[name] for r in results]) for name in ACCURACIES
                if name in results[0]},
             'seconds': round(sum(r['seconds'] for r in results), 2), 'jobs': jobs,

@@ -321,9 +321,12 @@ def test_report(generator):
 @needs_planetoid
 def test_short_run_writes_summary_and_checkpoints(tmp_path, labml_logs, capsys):
     summary_path, logs = tmp_path / 'summary.json', tmp_path / 'runs'
-    mb.main(['--data-dir', str(PLANETOID), '--epochs', '3', '--seeds', '2', '--seed', '5', '--quiet', '--jobs', '1',
-             '--batch-size', '64', '--fanouts', '4', '3', '--logs', str(logs), '--summary-json', str(summary_path)])
+    argv = ['--data-dir', str(PLANETOID), '--epochs', '3', '--seeds', '2', '--seed', '5', '--quiet', '--jobs', '1',
+            '--batch-size', '64', '--fanouts', '4', '3', '--logs', str(logs), '--summary-json', str(summary_path)]
+    mb.main(argv)
     summary = json.loads(summary_path.read_text())
+    # The command of the run, which a record of it must give
+    assert (summary['script'], summary['argv']) == ('cora_minibatch.py', argv)
     assert summary['settings']['fanouts'] == [4, 3] and summary['settings']['batch_size'] == 64
     assert [run['seed'] for run in summary['runs']] == [5, 6]
     assert all(run['epochs'] == 3 and len(run['history']) == 3 for run in summary['runs'])

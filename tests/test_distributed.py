@@ -558,6 +558,10 @@ def test_two_processes_on_one_machine_as_documented(tmp_path):
     import json
     summary = json.loads((tmp_path / 'summary.json').read_text())
     assert summary['jobs'] == 2 and [run['seed'] for run in summary['runs']] == [0, 1]
+    # The command of the run, which a record of it must give, torchrun's words aside
+    assert summary['torchrun'] and summary['script'] == 'cora_minibatch.py'
+    assert summary['argv'] == ['--seeds', '2', '--logs', 'runs', '--epochs', '3', '--summary-json',
+                               'summary.json']
     assert not (tmp_path / 'logs').exists() and 'Traceback' not in result.stderr
 
 

@@ -13,7 +13,7 @@ from datetime import date
 
 import pytest
 
-from conftest import REPO, imported_modules, run_script
+from conftest import REPO, imported_modules, needs_planetoid, run_script
 from labml_gat import results
 
 
@@ -72,8 +72,10 @@ def test_records_say_how_they_were_made():
         assert command.startswith(('python ', 'bash ', 'torchrun ')), path.name
 
 
-# An experiment's `--summary-json`, as `seeds.run_seeds` writes it
-SUMMARY = {'settings': {'device': 'cpu'},
+# An experiment's `--summary-json`, as `seeds.run_seeds` writes it, of a run of
+# `python experiments/cora.py --seeds 2 --summary-json summary.json`
+SUMMARY = {'settings': {'device': 'cpu', 'seeds': 2}, 'script': 'cora.py',
+           'argv': ['--seeds', '2', '--summary-json', 'summary.json'],
            'test_accuracy': {'mean': 82.5, 'std': 0.5, 'n': 2},
            'val_accuracy': {'mean': 81.0, 'std': 0.1, 'n': 2},
            'seconds': 10.0, 'wall_seconds': 6.0, 'jobs': 2, 'load_average': 0.5,
@@ -92,11 +94,14 @@ def test_record_from_a_summary(tmp_path):
 
 @pytest.mark.parametrize('device', ['cpu', 'cuda:1'])
 def test_a_summary_is_recorded_with_the_machine_of_its_device(tmp_path, monkeypatch, device):
-    (tmp_path / 'summary.json').write_text(json.dumps({**SUMMARY, 'settings': {'device': device}}))
+    (tmp_path / 'summary.json').write_text(json.dumps(
+        {**SUMMARY, 'settings': {**SUMMARY['settings'], 'device': device},
+         'argv': [*SUMMARY['argv'], '--device', device]}))
     monkeypatch.setattr(results, 'RESULTS', tmp_path)
     monkeypatch.setattr(results, 'cuda_device_exists', lambda found: found == 'cuda:1')
     monkeypatch.setattr(results, 'machine', lambda found='cpu': {'device': found})
-    results.main(['--record', 'x', str(tmp_path / 'summary.json'), 'python experiments/cora.py'])
+    results.main(['--record', 'x', str(tmp_path / 'summary.json'),
+                  f'python experiments/cora.py --seeds 2 --device {device}'])
     assert results.load('x', tmp_path)['machine'] == {'device': device}
 
 
@@ -110,6 +115,19 @@ def test_a_summary_is_recorded_with_the_machine_of_its_device(tmp_path, monkeypa
     (['--record', 'x', 'summary.json', 'cmd', 'README.md'], '--record records a summary; it '),
     (['--unknown'], 'unrecognized arguments: --unknown'),
     (['--record', 'x', 'on_a_gpu.json', 'cmd'], '--record: on_a_gpu.json was measured on cuda:7'),
+    # A command that is not the one of the summary's run
+    (['--record', 'x', 'two_seeds.json', 'python experiments/cora.py --seeds 10'],
+     "--record: two_seeds.json was run with 'python experiments/cora.py --seeds 2'; the command "
+     "says --seeds 10 but not --seeds 2\n"),
+    (['--record', 'x', 'two_seeds.json', 'python experiments/cora_minibatch.py --seeds 2'],
+     "--record: two_seeds.json was run with 'cora.py --seeds 2'; the command runs "
+     "cora_minibatch.py\n"),
+    (['--record', 'x', 'older.json', 'python experiments/cora.py --seeds 2'],
+     '--record: older.json does not say the command of its run (a summary of an older '
+     'version?): run the experiment again\n'),
+    # A summary of the version that kept the script's defaults, not its words
+    (['--record', 'x', 'defaults.json', 'python experiments/cora.py --seeds 2'],
+     '--record: defaults.json does not say the command of its run'),
 ])
 def test_command_line_mistakes_are_one_line_and_write_nothing(argv, message, tmp_path, monkeypatch,
                                                              capsys):
@@ -117,6 +135,12 @@ def test_command_line_mistakes_are_one_line_and_write_nothing(argv, message, tmp
     (tmp_path / 'not_a_summary.json').write_text('{"accuracy": 1}')
     on_a_gpu = {**SUMMARY, 'settings': {'device': 'cuda:7'}}
     (tmp_path / 'on_a_gpu.json').write_text(json.dumps(on_a_gpu))
+    (tmp_path / 'two_seeds.json').write_text(json.dumps(SUMMARY))
+    older = {key: value for key, value in SUMMARY.items() if key not in ('script', 'argv')}
+    (tmp_path / 'older.json').write_text(json.dumps(older))
+    (tmp_path / 'defaults.json').write_text(json.dumps(
+        {**older, 'script': 'cora.py', 'defaults': {'seeds': 1}}))
+    made = sorted(p.name for p in tmp_path.iterdir())
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(results, 'RESULTS', tmp_path / 'records')
     with pytest.raises(SystemExit) as exit:
@@ -124,8 +148,138 @@ def test_command_line_mistakes_are_one_line_and_write_nothing(argv, message, tmp
     error = capsys.readouterr().err
     assert exit.value.code == 2 and len(error.strip().splitlines()) == 1
     assert error.startswith(f'python -m labml_gat.results: error: {message}'), error
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['not_a_summary.json', 'on_a_gpu.json',
-                                                          'summary.json']
+    assert sorted(p.name for p in tmp_path.iterdir()) == made
+
+
+def run_of(flags: str, script: str = 'cora.py', torchrun: int = 0) -> dict:
+    """The summary of a run of `script FLAGS`, under torchrun with that many processes, if
+    any: what `command_mismatch` reads of it."""
+    summary = {'script': script, 'argv': shlex.split(flags), 'jobs': 1}
+    return {**summary, 'jobs': torchrun, 'torchrun': True} if torchrun else summary
+
+
+@pytest.mark.parametrize('command, flags', [
+    ('python experiments/cora.py --seeds 10', '--seeds 10'),
+    ('python experiments/cora.py', ''),
+    # The flags in any order
+    ('python experiments/cora.py --layer gat --seeds 10 --no-fast',
+     '--seeds 10 --no-fast --layer gat'),
+    # `--name=value` as `--name value`, on either side, a list's values too
+    ('python experiments/cora.py --seeds=10 --fanouts 5 5', '--seeds 10 --fanouts=5 5'),
+    # Where files go, and how long a process waits for the others, on either side
+    ('OMP_NUM_THREADS=1 python3 cora.py --seeds 10 --data-dir=elsewhere --logs runs',
+     '--data-dir data --seeds 10 --summary-json s.json --peer-timeout 60'),
+])
+def test_a_command_with_the_flags_of_the_run_is_its_command(command, flags):
+    """The flags are compared as groups, a flag and its values, in any order: the same run
+    whichever way its flags are written. One flag more is the one difference found."""
+    summary = run_of(flags)
+    assert results.command_mismatch(command, summary) is None
+    assert results.command_mismatch(command + ' --epochs 7', summary).endswith(
+        '; the command says --epochs 7')
+
+
+@pytest.mark.parametrize('command, flags, mismatch', [
+    ('python experiments/cora.py --seeds 10', '--seeds 2',
+     "was run with 'python experiments/cora.py --seeds 2'; the command says --seeds 10 but not "
+     "--seeds 2"),
+    # The run's command, as the command would say it, without where its files went
+    ('OMP_NUM_THREADS=1 python experiments/cora.py --seeds 3 --data-dir d',
+     '--summary-json s.json --seeds 10 --layer gat --logs runs',
+     "was run with 'OMP_NUM_THREADS=1 python experiments/cora.py --seeds 10 --layer gat'; the "
+     "command says --seeds 3 but not --seeds 10 --layer gat"),
+    # A flag the run did not give is not read as its default
+    ('python experiments/cora.py --seeds 10 --fast', '--seeds 10',
+     "was run with 'python experiments/cora.py --seeds 10'; the command says --fast"),
+    ('python experiments/cora.py --seeds 10', '--seeds 10 --quiet',
+     "was run with 'python experiments/cora.py --seeds 10 --quiet'; the command does not say "
+     "--quiet"),
+    ('python experiments/cora.py --seeds 10 --seeds 10', '--seeds 10',
+     "was run with 'python experiments/cora.py --seeds 10'; the command says --seeds 10"),
+    ('python experiments/cora.py --fanouts 5 5', '--fanouts 5',
+     "was run with 'python experiments/cora.py --fanouts 5'; the command says --fanouts 5 5 but "
+     "not --fanouts 5"),
+    ('python experiments/cora.py 10', '', "was run with 'python experiments/cora.py'; the "
+                                          "command says 10"),
+    ("python 'experiments/cora.py", '', 'cannot be checked against the command '
+                                        '"python \'experiments/cora.py": No closing quotation'),
+    ('python experiments/train.py --seeds 10', '--seeds 10 --logs runs',
+     "was run with 'cora.py --seeds 10'; the command runs train.py"),
+    ('echo done', '', "was run with 'cora.py'; the command runs no script"),
+    ('torchrun --nproc-per-node 2 -- experiments/cora.py', '',
+     'was run without torchrun; the command runs torchrun'),
+])
+def test_the_command_of_a_record_is_the_one_of_its_summary(command, flags, mismatch):
+    """A summary says its script and the words after it: a command given for it runs that
+    script with the same flags, or `command_mismatch` says how it differs, with the run's."""
+    assert results.command_mismatch(command, run_of(flags)) == mismatch
+
+
+@pytest.mark.parametrize('command, mismatch', [
+    ('torchrun --nproc-per-node 2 -- experiments/cora_minibatch.py --seeds 10', None),
+    ('torchrun --nnodes 2 --nproc-per-node 1 --node-rank 0 --master-addr HOST -- '
+     'experiments/cora_minibatch.py --seeds 10', None),
+    # Elastic bounds say no number of processes
+    ('torchrun --nnodes=1:2 --nproc_per_node=2 -- experiments/cora_minibatch.py --seeds 10', None),
+    ('torchrun --nproc-per-node 4 -- experiments/cora_minibatch.py --seeds 10',
+     'was run by 2 processes; the command starts 4'),
+    ('python experiments/cora_minibatch.py --seeds 10',
+     'was run under torchrun, by 2 processes; the command does not run torchrun'),
+    ('torchrun --nproc-per-node 2 -- experiments/cora_minibatch.py --seeds 10 --fanouts 5 5',
+     "was run with 'torchrun --nproc-per-node 2 -- experiments/cora_minibatch.py --seeds 10'; "
+     "the command says --fanouts 5 5"),
+])
+def test_the_command_of_a_torchrun_summary_runs_as_many_processes(command, mismatch):
+    summary = run_of('--seeds 10 --peer-timeout 60', 'cora_minibatch.py', torchrun=2)
+    assert results.command_mismatch(command, summary) == mismatch
+    # The same command but for the number of seeds is refused
+    if mismatch is None:
+        assert results.command_mismatch(command.replace('10', '3'), summary).endswith(
+            '; the command says --seeds 3 but not --seeds 10')
+
+
+def test_the_usage_pages_record_has_the_command_of_its_summary():
+    """The usage page runs an experiment with --summary-json, then records the summary with a
+    command: the command its check takes for the run's."""
+    # A command continued on the next line (`\`) is one line
+    text = (REPO / 'docs' / 'usage.md').read_text(encoding='utf-8').replace('\\\n', '')
+    run = re.search(r'^python experiments/(cora\.py) (.*--summary-json summary\.json)$', text,
+                    re.M)
+    record = re.search(r'^python -m labml_gat\.results --record \w+ summary\.json (.*)$', text,
+                       re.M)
+    summary = run_of(run.group(2), run.group(1))
+    command = shlex.split(record.group(1))[0]
+    assert results.command_mismatch(command, summary) is None
+    assert results.command_mismatch(command, run_of('--seeds 3', run.group(1))) is not None
+
+
+@needs_planetoid
+def test_a_summary_is_recorded_only_with_its_command(tmp_path, monkeypatch, capsys):
+    """The usage page's two commands: an experiment's --summary-json recorded with the command
+    that made it; another command is refused in one line, with status 2, and writes nothing."""
+    from conftest import PLANETOID, load_experiment
+    summary = tmp_path / 'summary.json'
+    argv = ['--seeds', '2', '--epochs', '2', '--jobs', '1', '--quiet', '--data-dir',
+            str(PLANETOID), '--logs', str(tmp_path / 'runs'), '--summary-json', str(summary)]
+    load_experiment('cora').main(argv)
+    assert {key: value for key, value in json.loads(summary.read_text()).items()
+            if key in ('script', 'argv')} == {'script': 'cora.py', 'argv': argv}
+    monkeypatch.setattr(results, 'RESULTS', tmp_path / 'records')
+    for command, differs in (('python experiments/cora.py --seeds 2 --epochs 2 --jobs 1',
+                              'does not say --quiet'),
+                             ('python experiments/cora.py --seeds 10', 'says --seeds 10 but not '
+                              '--seeds 2 --epochs 2 --jobs 1 --quiet')):
+        with pytest.raises(SystemExit) as exit:
+            results.main(['--record', 'x', str(summary), command])
+        error = capsys.readouterr().err
+        assert exit.value.code == 2 and len(error.splitlines()) == 1, error
+        assert error == (f'python -m labml_gat.results: error: --record: {summary} was run '
+                         f"with 'python experiments/cora.py --seeds 2 --epochs 2 --jobs 1 "
+                         f"--quiet'; the command {differs}\n"), error
+    assert not (tmp_path / 'records').exists()
+    command = 'python experiments/cora.py --seeds 2 --epochs 2 --jobs 1 --quiet'
+    results.main(['--record', 'x', str(summary), command])
+    assert results.load('x', tmp_path / 'records')['command'] == command
 
 
 def test_help_says_what_the_command_does(capsys):

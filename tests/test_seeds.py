@@ -28,11 +28,15 @@ def fake_train(settings, data, seed, checkpoint):
 def test_run_seeds_runs_each_seed_as_a_labml_run(tmp_path, labml_logs, capsys):
     settings = NodeClassificationSettings(seed=4, seeds=3, quiet=True, logs=str(tmp_path / 'runs'),
                                           n_heads=2, jobs=1)
-    summary = run_seeds(settings, {'seed', 'seeds', 'n_heads'}, 'the data', fake_train)
+    argv = ['--seed', '4', '--seeds=3', '--n-heads', '2', '--logs', str(tmp_path / 'runs')]
+    summary = run_seeds(settings, {'seed', 'seeds', 'n_heads'}, 'the data', fake_train, argv)
     # The results in seed order, each with the data it was given
     assert [run['seed'] for run in summary['runs']] == [4, 5, 6]
     assert all(run['data'] == 'the data' for run in summary['runs'])
     assert summary['settings'] == settings.as_dict() and summary['jobs'] == 1
+    # With the command of the run, to check a record's command by: the file name of the
+    # script its settings are of, and the words after it
+    assert summary['script'] == 'training.py' and summary['argv'] == argv
     assert summary['test_accuracy'] == {'mean': 85.0, 'std': 1.0, 'n': 3}
     assert summary['val_accuracy'] == {'mean': 55.0, 'std': 1.0, 'n': 3}
     assert summary['seconds'] == 0.75 and summary['wall_seconds'] >= 0
@@ -128,10 +132,13 @@ def test_a_workers_first_ctrl_c_interrupts_and_the_next_are_ignored():
         signal.signal(signal.SIGINT, before)
 
 
-def test_one_seed_needs_one_process(tmp_path, labml_logs):
+def test_one_seed_needs_one_process(tmp_path, labml_logs, monkeypatch):
     settings = NodeClassificationSettings(seeds=1, jobs=4, quiet=True, logs=str(tmp_path))
+    # No words given, the run's are the process's, as for argparse
+    monkeypatch.setattr(sys, 'argv', ['experiments/cora.py', '--seeds', '1', '--jobs', '4'])
     summary = run_seeds(settings, set(), None, fake_train)
     assert summary['jobs'] == 1 and summary['test_accuracy']['std'] == 0.0
+    assert summary['argv'] == ['--seeds', '1', '--jobs', '4']
 
 
 def test_the_summary_gives_the_accuracies_the_results_hold(tmp_path, labml_logs):
