@@ -4,7 +4,6 @@ static
 ranking, a short training run, the command line and its one-line errors, and the sweep's record."""
 
 import copy
-import importlib.util
 import inspect
 import itertools
 import json
@@ -18,7 +17,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, sigint_as_in_a_terminal
+from conftest import REPO, load_experiment, sigint_as_in_a_terminal
 from labml_gat import lookup, training
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.gat import GraphAttentionLayer
@@ -36,11 +35,9 @@ SMOKE = dict(k=8, max_examples=2000, batch_size=64, d_model=64, learning_rate=1e
 
 
 def load_script():
-    """The experiment script as a module, by its file (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location('dictionary_lookup', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The experiment script as a module, by its file (it is a script, not a package),
+    registered under its name as an import would (the seeds' summary names its file)."""
+    return load_experiment('dictionary_lookup')
 
 
 def pairs(perms: torch.Tensor) -> set:
@@ -651,8 +648,10 @@ def test_seeds_train_the_model_once_per_seed_as_the_cora_experiments_do(tmp_path
                            '--summary-json', str(path)])
     # The summary of `cora.py`, with the training accuracy where it has the validation accuracy
     assert json.loads(path.read_text()) == json.loads(json.dumps(summary))
-    assert sorted(summary) == ['jobs', 'load_average', 'runs', 'seconds', 'settings', 'test_accuracy',
-                               'train_accuracy', 'wall_seconds']
+    assert sorted(summary) == ['argv', 'jobs', 'load_average', 'runs', 'script', 'seconds', 'settings',
+                               'test_accuracy', 'train_accuracy', 'wall_seconds']
+    # The command of the run, as `--record` compares it
+    assert summary['script'] == 'dictionary_lookup.py' and '--seeds' in summary['argv']
     assert summary['settings'] == script.LookupSettings(
         k=3, epochs=2, batch_size=2, d_model=8, epoch_size=0, quiet=True, seed=5, seeds=2, jobs=1,
         logs=str(logs), summary_json=str(path)).as_dict()
