@@ -96,7 +96,11 @@ A process that dies mid-run closes its connections, and one that hangs stops ans
 others' next collective fails at once, or after `--peer-timeout` seconds (600 by default), and they
 end with one line, `another process of the job failed or stopped answering`, and status 1.
 A Ctrl-C in the terminal stops every process, and torchrun passes it on to them once more: the
-first process of each machine says `stopped`, once, and they end with status 130.
+first process of each machine says `stopped`, once, and they end with status 130. So does a
+process stopped while it waits for the others to join ([`joined`](#waiting-for-the-others-to-join)).
+torchrun's launch for one machine of several waits for the other launches itself, before it
+starts any process, and takes a Ctrl-C there only when that wait ends (after 600 s, or
+`--rdzv-conf timeout=SECONDS`), with a traceback of its own; `kill` (`SIGTERM`) stops it at once.
 torchrun itself, seeing a process fail, stops the others and prints its own report of the failure
 (with a traceback of torchrun's own code), naming the rank that failed first and its exit status.
 """
@@ -108,6 +112,7 @@ import math
 import os
 import shutil
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -341,6 +346,8 @@ def job(device: str, timeout_seconds: float) -> Iterator[Job]:
     others, so a process that hangs ends the job instead of holding it forever; a process that
     dies closes its connections, which ends the others' waits at once. Either way the others
     raise `LostPeer`, one line for the user. Without torchrun it is the job of one process.
+    A stop signal while the process waits for the others to join stops it at once
+    ([`joined`](#waiting-for-the-others-to-join)).
     """
     global _job
     if not launched():
@@ -352,7 +359,7 @@ def job(device: str, timeout_seconds: float) -> Iterator[Job]:
         torch.cuda.set_device(local)
     timeout = datetime.timedelta(seconds=timeout_seconds)
     try:
-        dist.init_process_group('nccl' if kind == 'cuda' else 'gloo', timeout=timeout)
+        joined('nccl' if kind == 'cuda' else 'gloo', timeout, local)
         _job = Job(dist.get_rank(), dist.get_world_size(),
                    torch.device('cuda', local) if kind == 'cuda' else torch.device(kind))
         yield _job
@@ -371,6 +378,48 @@ def job(device: str, timeout_seconds: float) -> Iterator[Job]:
             # the last reference to the group at once (DDP's reducer holds one) can leave both
             # waiting forever: sleeping releases the GIL so that the threads finish first.
             time.sleep(GLOO_SETTLE_SECONDS)
+
+
+def joined(backend: str, timeout: datetime.timedelta, local: int) -> None:
+    """
+    ### Waiting for the others to join
+
+    Joins the process group, which waits for every process of the job to come: a process
+    started by hand with torchrun's variables before the others, or under torchrun one
+    whose peer on another machine is still starting or failed before it joined, waits
+    there until they come, or for `timeout`. That wait is in torch's C++ code, and Python
+    runs its handler of a signal only between two of its own steps: a Ctrl-C or a `SIGTERM`
+    (torchrun's, stopping its processes) would be handled only when the wait ends, minutes
+    later, after torch's errors.
+    So the process group is joined in a thread of its own, and the main thread waits for it
+    in Python, where a stop signal raises at once. The joining thread, a daemon, is left in
+    its wait as the process ends: nothing has been written yet.
+    """
+    def join() -> None:
+        if backend == 'nccl':
+            # The current GPU is set for each thread
+            torch.cuda.set_device(local)
+        dist.init_process_group(backend, timeout=timeout)
+    in_thread(join)
+
+
+def in_thread(function: Callable[[], Any]) -> Any:
+    """`function()` run in a daemon thread and waited for in this one, where a stop signal
+    raises its `KeyboardInterrupt` at once: its result, or its error."""
+    outcome: Dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome['result'] = function()
+        except BaseException as error:
+            outcome['error'] = error
+    thread = threading.Thread(target=run, name=function.__name__, daemon=True)
+    thread.start()
+    # A wait without a time limit, which a signal interrupts
+    thread.join()
+    if 'error' in outcome:
+        raise outcome['error']
+    return outcome['result']
 
 
 def is_communication_error(error: BaseException) -> bool:

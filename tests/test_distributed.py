@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import PLANETOID, REPO, load_experiment, needs_planetoid, small_planetoid
+from conftest import (PLANETOID, REPO, load_experiment, needs_planetoid, sigint_as_in_a_terminal,
+                      small_planetoid)
 from labml_gat import distributed, fast
 from labml_gat.lean import LeanTwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
@@ -667,6 +668,58 @@ def test_a_killed_or_hung_rank_ends_the_job(tmp_path, stop):
     assert errors(stderr) == [stderr.strip().splitlines()[-1]]
     assert 'rank 0 of 2: another process of the job failed or stopped answering' in stderr
     assert 'Traceback' not in stderr
+
+
+@pytest.mark.slow
+@needs_planetoid
+@pytest.mark.parametrize('rank, stop, status', [(0, signal.SIGINT, 130), (1, signal.SIGTERM, 143)],
+                         ids=['rank0_ctrl_c', 'rank1_sigterm'])
+def test_a_stop_signal_while_waiting_for_the_others_to_join(tmp_path, rank, stop, status):
+    """
+    One process of a job of two, started alone as torchrun would start it, waits for the other to
+    join: rank 0 for it to connect to the port rank 0 listens on; rank 1 here for an answer from a
+    port that accepts and says nothing (a rank 0 that hangs). A Ctrl-C, or the `SIGTERM` torchrun
+    stops its processes with, stops it at once with one line and its status, not when
+    `--peer-timeout` ends the wait; and nothing is written.
+    """
+    psutil = pytest.importorskip('psutil')
+    port, connection = free_port(), None
+    with socket.socket() as silent:
+        if rank == 1:
+            silent.bind(('127.0.0.1', port))
+            silent.listen()
+            silent.settimeout(LIMIT)
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / 'experiments' / 'cora_minibatch.py'), '--data-dir', str(PLANETOID),
+             '--epochs', '2', '--logs', str(tmp_path / 'runs'), '--peer-timeout', '300'],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+            env={**os.environ, 'OMP_NUM_THREADS': '1', **job_environment(rank, 2, port), 'LOCAL_RANK': '0',
+                 'LOCAL_WORLD_SIZE': '1'}, preexec_fn=sigint_as_in_a_terminal)
+        try:
+            # Until it waits: rank 0 listens on the port, rank 1 has connected to it
+            if rank == 0:
+                deadline = time.monotonic() + LIMIT
+                while not any(c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                              for c in psutil.Process(process.pid).net_connections()):
+                    assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+                    time.sleep(0.2)
+            else:
+                # Held open, unanswered, until the process has ended
+                connection, _ = silent.accept()
+            time.sleep(1)
+            process.send_signal(stop)
+            start = time.monotonic()
+            _, stderr = process.communicate(timeout=30)
+            took = time.monotonic() - start
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+            if connection is not None:
+                connection.close()
+    assert process.returncode == status and took < 10, stderr[-2000:]
+    assert stderr == 'cora_minibatch.py: stopped\n'
+    assert not (tmp_path / 'runs').exists()
 
 
 @pytest.mark.slow
