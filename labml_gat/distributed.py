@@ -125,9 +125,6 @@ from torch import nn
 
 from labml_gat.settings import UsageError, flag
 
-# The environment variables torchrun sets for every process it starts
-ENVIRONMENT = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
-
 
 class LostPeer(RuntimeError):
     """Another process of the job failed, was stopped, or did not answer in time."""
@@ -440,12 +437,6 @@ def wrap(model: nn.Module) -> nn.Module:
         return model
     ids = [_job.device.index] if _job.device.type == 'cuda' else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside DDP: its `state_dict` has no `module.` prefix."""
-    ddp = isinstance(model, nn.parallel.DistributedDataParallel)
-    return model.module if ddp else model
 
 
 def epoch_shares(nodes: torch.Tensor, batch_size: int,
