@@ -60,8 +60,13 @@ class Task(NamedTuple):
     allowed: torch.Tensor
 
 
-def make_task(k: int, seed: int = 0, max_examples: int = 32000,
-              train_fraction: float = 0.8) -> Task:
+# $p$: a permutation is a training example with probability about $p$ (the share of the
+# examples that the training set nears as $k$ grows), each of its $k$ pairs being allowed
+# with probability $p^{1/k}$
+TRAIN_FRACTION = 0.8
+
+
+def make_task(k: int, seed: int = 0, max_examples: int = 32000) -> Task:
     r"""
     ## Generating the examples and the split
 
@@ -75,8 +80,6 @@ def make_task(k: int, seed: int = 0, max_examples: int = 32000,
     if (isinstance(max_examples, bool) or not isinstance(max_examples, int)
             or max_examples < 1):
         raise ValueError(f'max_examples must be a positive integer, got {max_examples!r}')
-    if not 0 < train_fraction < 1:
-        raise ValueError(f'train_fraction must be in (0, 1), got {train_fraction!r}')
     generator = torch.Generator().manual_seed(seed)
 
     # All $k!$ permutations if there are few enough, else random ones: sorting i.i.d.
@@ -87,7 +90,7 @@ def make_task(k: int, seed: int = 0, max_examples: int = 32000,
         perms = torch.rand(max_examples, k, generator=generator).argsort(dim=1)
 
     # The allowed pairs $(i, v)$, sampled without replacement, as a mask `[k, k]`
-    n_allowed = int(train_fraction ** (1 / k) * k * k)
+    n_allowed = int(TRAIN_FRACTION ** (1 / k) * k * k)
     allowed = torch.zeros(k * k, dtype=torch.bool)
     allowed[torch.randperm(k * k, generator=generator)[:n_allowed]] = True
     allowed = allowed.view(k, k)
