@@ -39,9 +39,9 @@ GATv2 moves the attention vector $a$ outside the non-linearity:
 
 $$e_{ij} = a^\top \text{LeakyReLU}\big(W_r h_i + W_l h_j\big)$$
 
-Now the score is a two-layer perceptron of the *pair* $(h_i, h_j)$, and the ranking of the
+The score is then a two-layer perceptron of the *pair* $(h_i, h_j)$, and the ranking of the
 neighbours can depend on the query: the attention is *dynamic*.
-The fix itself costs no parameters ($a_k$ shrinks from $2F'$ to $F'$ numbers). With
+Dynamic attention costs no parameters: $a_k$ has $F'$ numbers, where GAT's has $2F'$. With
 `share_weights` ($W_l = W_r$) the layer has $K F'$ fewer parameters than GAT; by default
 $W_l$ and $W_r$ are two matrices, about twice GAT's weights.
 

@@ -570,7 +570,7 @@ def test_dynamic_attention_can_rank_differently():
 
 @pytest.mark.parametrize('in_features, n_heads, n_hidden', [(1433, 8, 8), (16, 4, 8), (64, 1, 7)])
 def test_parameters_against_gat(in_features, n_heads, n_hidden):
-    """The module docstring: the fix itself costs no parameters ($a_k$ has $F'$ numbers, GAT's
+    """The module docstring: dynamic attention costs no parameters ($a_k$ has $F'$ numbers, GAT's
     $2F'$); with `share_weights` GATv2 has $K F'$ fewer parameters than GAT, and by default its
     two matrices make it about twice as large (not "no more parameters than GAT")."""
     def count(layer: nn.Module) -> int:
