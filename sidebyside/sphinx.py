@@ -87,11 +87,11 @@ def setup(app: Sphinx) -> dict[str, Any]:
     return {'version': '2', 'parallel_read_safe': True, 'parallel_write_safe': False}
 
 
-def renderer_digest(package: Path = Path(__file__).resolve().parent) -> str:
+def renderer_digest() -> str:
     """The SHA-256 of the package's Python files, names and contents: it changes with any change
     to the code that makes the pages (the stylesheet is copied by every build anyway)."""
     digest = hashlib.sha256()
-    for path in sorted(package.glob('*.py')):
+    for path in sorted(Path(__file__).resolve().parent.glob('*.py')):
         code = path.read_bytes()
         digest.update(f'{path.name}\0{len(code)}\0'.encode() + code)
     return digest.hexdigest()
