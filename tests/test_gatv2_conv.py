@@ -581,7 +581,6 @@ def test_maps_are_pygs_linear_not_torchs():
     # Code that picks out nn.Linear modules (to initialise or quantise them) passes over PyG's
     # layer's maps, and so over ours; they have PyG's attributes
     pytest.importorskip('torch_geometric')
-    from torch_geometric.nn import GATv2Conv as PyGConv
 
     def reinitialise(module):
         if isinstance(module, torch.nn.Linear):
@@ -934,7 +933,6 @@ def test_compile_does_not_recompile_for_new_graph_sizes(device):
         return graph_module.forward
 
     torch._dynamo.reset()
-    model = torch.nn.Sequential()
     conv1, conv2 = GATv2Conv(5, 4, heads=2, residual=True).to(device), GATv2Conv(8, 3).to(device)
 
     def forward(x, edge_index):
