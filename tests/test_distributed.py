@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
@@ -682,7 +683,6 @@ def test_a_stop_signal_while_waiting_for_the_others_to_join(tmp_path, rank, stop
     stops its processes with, stops it at once with one line and its status, not when
     `--peer-timeout` ends the wait; and nothing is written.
     """
-    psutil = pytest.importorskip('psutil')
     port, connection = free_port(), None
     with socket.socket() as silent:
         if rank == 1:
@@ -824,7 +824,6 @@ def test_the_synthetic_graph_from_two_launches_sharing_a_cache(tmp_path):
 @needs_planetoid
 def test_a_killed_rank_ends_the_torchrun_job(tmp_path):
     """Under torchrun: a process killed mid-run, and torchrun ends the job with a non-zero status."""
-    psutil = pytest.importorskip('psutil')
     (tmp_path / 'experiments').symlink_to(REPO / 'experiments')
     launch = subprocess.Popen(
         [str(TORCHRUN), '--nproc-per-node', '2', '--', 'experiments/cora_minibatch.py', '--epochs', '100000',
