@@ -148,14 +148,21 @@ def provenance(result: dict) -> str:
 
 
 def from_summary(summary: dict) -> dict:
-    """The values to record of an experiment's `--summary-json`: accuracies and times."""
-    test, valid = summary['test_accuracy'], summary['val_accuracy']
+    """
+    The values to record of an experiment's `--summary-json`: accuracies and times. The
+    accuracy the weights were chosen on is the validation's (`val_mean`), or the training
+    set's (`train_mean`) for a task without a validation set (DictionaryLookup's seeds).
+    """
+    test = summary['test_accuracy']
+    chosen = 'val' if 'val_accuracy' in summary else 'train'
     return {'seeds': test['n'], 'test_mean': test['mean'], 'test_std': test['std'],
-            'val_mean': valid['mean'], 'train_seconds': summary['seconds'],
+            f'{chosen}_mean': summary[f'{chosen}_accuracy']['mean'],
+            'train_seconds': summary['seconds'],
             'wall_seconds': summary['wall_seconds'], 'jobs': summary['jobs'],
             'load_average': summary['load_average'],
             'per_seed': [{key: run[key] for key in ('seed', 'epochs', 'best_epoch',
-                                                    'val_accuracy', 'test_accuracy')}
+                                                    f'{chosen}_accuracy',
+                                                    'test_accuracy')}
                          for run in summary['runs']]}
 
 

@@ -92,6 +92,36 @@ def test_record_from_a_summary(tmp_path):
     assert 'history' not in record['values']['per_seed'][0]
 
 
+# The `--summary-json` of `python experiments/dictionary_lookup.py --seeds 2`: the task has no
+# validation set, and its summary gives the training accuracy in the validation's place
+LOOKUP_SUMMARY = {
+    **{key: value for key, value in SUMMARY.items() if key != 'val_accuracy'},
+    'script': 'dictionary_lookup.py', 'argv': ['--seeds', '2'],
+    'train_accuracy': {'mean': 99.0, 'std': 1.0, 'n': 2},
+    'runs': [{'seed': s, 'epochs': 5, 'best_epoch': 3, 'train_accuracy': 0.99,
+              'test_accuracy': 0.825, 'history': []} for s in (0, 1)]}
+
+
+def test_a_summary_without_a_validation_set_is_recorded(tmp_path, monkeypatch, capsys):
+    """DictionaryLookup's seeds: the training accuracy is recorded as what it is, and the
+    command is checked against the run's, as for the Cora experiments."""
+    path = tmp_path / 'summary.json'
+    path.write_text(json.dumps(LOOKUP_SUMMARY))
+    monkeypatch.setattr(results, 'RESULTS', tmp_path / 'records')
+    with pytest.raises(SystemExit) as exit:
+        results.main(['--record', 'x', str(path), 'python experiments/cora.py --seeds 2'])
+    assert exit.value.code == 2 and capsys.readouterr().err == (
+        f"python -m labml_gat.results: error: --record: {path} was run with "
+        f"'dictionary_lookup.py --seeds 2'; the command runs cora.py\n")
+    results.main(['--record', 'x', str(path),
+                  'python experiments/dictionary_lookup.py --seeds 2'])
+    values = results.load('x', tmp_path / 'records')['values']
+    assert (values['test_mean'], values['train_mean'], values['seeds']) == (82.5, 99.0, 2)
+    assert 'val_mean' not in values
+    assert values['per_seed'][0] == {'seed': 0, 'epochs': 5, 'best_epoch': 3,
+                                     'train_accuracy': 0.99, 'test_accuracy': 0.825}
+
+
 @pytest.mark.parametrize('device', ['cpu', 'cuda:1'])
 def test_a_summary_is_recorded_with_the_machine_of_its_device(tmp_path, monkeypatch, device):
     (tmp_path / 'summary.json').write_text(json.dumps(
