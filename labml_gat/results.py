@@ -166,6 +166,17 @@ def from_summary(summary: dict) -> dict:
                          for run in summary['runs']]}
 
 
+def over_seeds_missing(summary) -> bool:
+    """
+    Whether `summary` is an experiment's, but not of a test accuracy over seeds, the one
+    number every record of an experiment gives: the million-node script's (a few steps
+    timed, no model tested) or DictionaryLookup's of one model (without `--seeds`).
+    """
+    return (isinstance(summary, dict)
+            and ('runs' in summary or 'test_accuracy' in summary)
+            and not isinstance(summary.get('test_accuracy'), dict))
+
+
 # ## Tables for the README and the pages
 #
 # Each marker names a table, made from one or more records.
@@ -622,6 +633,11 @@ def summary_values(path: Path, error: Callable[[str], None]) -> Tuple[dict, str,
     summary: dict = {}
     try:
         summary = json.loads(path.read_text(encoding='utf-8'))
+        if over_seeds_missing(summary):
+            error(f'--record: {path} has no test accuracy over seeds to record: a record '
+                  f'is made from the summary of cora.py, cora_minibatch.py or '
+                  f'dictionary_lookup.py --seeds (synthetic_minibatch.py records its '
+                  f'numbers with its own --record)')
         values = from_summary(summary)
         device = str(summary.get('settings', {}).get('device', 'cpu'))
     except FileNotFoundError:

@@ -122,6 +122,30 @@ def test_a_summary_without_a_validation_set_is_recorded(tmp_path, monkeypatch, c
                                      'train_accuracy': 0.99, 'test_accuracy': 0.825}
 
 
+@pytest.mark.parametrize('summary, script', [
+    # The million-node script's: a few steps timed, no model tested
+    ({'settings': {'device': 'cpu'}, 'script': 'synthetic_minibatch.py', 'argv': [],
+      'runs': [{'seed': 0, 'val_accuracy': 0.1, 'seconds': 1.0}],
+      'val_accuracy': {'mean': 10.0, 'std': 0.0, 'n': 1}, 'seconds': 1.0, 'jobs': 1,
+      'wall_seconds': 2.0, 'load_average': 0.5}, 'synthetic_minibatch.py'),
+    # DictionaryLookup's of one model, without --seeds: its numbers, not a summary of seeds
+    ({'layer': 'gat', 'n_heads': 8, 'k': 10, 'train_accuracy': 0.75, 'test_accuracy': 0.63,
+      'history': []}, 'dictionary_lookup.py'),
+])
+def test_a_summary_without_a_test_accuracy_over_seeds_is_refused_in_words(
+        summary, script, tmp_path, monkeypatch, capsys):
+    path = tmp_path / 'summary.json'
+    path.write_text(json.dumps(summary))
+    monkeypatch.setattr(results, 'RESULTS', tmp_path / 'records')
+    with pytest.raises(SystemExit) as exit:
+        results.main(['--record', 'x', str(path), f'python experiments/{script}'])
+    error = capsys.readouterr().err
+    assert exit.value.code == 2 and len(error.splitlines()) == 1, error
+    assert error.startswith(f'python -m labml_gat.results: error: --record: {path} has no '
+                            f'test accuracy over seeds to record'), error
+    assert not (tmp_path / 'records').exists()
+
+
 @pytest.mark.parametrize('device', ['cpu', 'cuda:1'])
 def test_a_summary_is_recorded_with_the_machine_of_its_device(tmp_path, monkeypatch, device):
     (tmp_path / 'summary.json').write_text(json.dumps(
