@@ -348,18 +348,20 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f'recorded in {record(values, s, s.results and Path(s.results))}')
     if s.summary_json:
         results.write_json(Path(s.summary_json),
-                           summary(values, s, seconds, wall_seconds, load))
+                           summary(values, s, seconds, wall_seconds, load, argv))
 
 
 def summary(values: dict, s: SyntheticSettings, seconds: float, wall_seconds: float,
-            load: float) -> dict:
+            load: float, argv: Optional[Sequence[str]] = None) -> dict:
     """
     ## The summary
 
     What `--summary-json` writes, in the shape of the mini-batch Cora experiment's summary
     where it applies: all the settings, the one seed's run, the validation accuracy over the
     seeds (one, the `mean` in percent), the seconds of the timed steps, the processes, the
-    wall-clock time and the load average as the run started; under torchrun, `torchrun`.
+    wall-clock time and the load average as the run started; under torchrun, `torchrun`;
+    and, as every summary says, the script's file name and the words after it (`argv`,
+    `None`: `sys.argv[1:]`).
     The run holds the numbers of a record's entry, its validation accuracy
     (`val_accuracy_after_steps` there) as a fraction. There is no test accuracy: the run
     measures a few steps of training, not a trained model.
@@ -369,7 +371,9 @@ def summary(values: dict, s: SyntheticSettings, seconds: float, wall_seconds: fl
            **{key: value for key, value in values.items()
               if key not in ('settings', 'val_accuracy_after_steps')}}
     processes = values['processes']
-    return {'settings': s.as_dict(), 'runs': [run], 'val_accuracy': summarize([accuracy]),
+    return {'settings': s.as_dict(), 'script': Path(__file__).name,
+            'argv': list(sys.argv[1:] if argv is None else argv),
+            'runs': [run], 'val_accuracy': summarize([accuracy]),
             'seconds': run['seconds'], 'jobs': processes,
             'wall_seconds': round(wall_seconds, 2), 'load_average': round(load, 1),
             **({'torchrun': True} if processes > 1 else {})}

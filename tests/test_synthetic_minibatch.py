@@ -301,8 +301,8 @@ def test_summary_json_writes_the_numbers_of_the_run(clock, tmp_path, capsys):
              '--cache', str(tmp_path / 'cache'), '--summary-json', str(path)])
     summary = json.loads(path.read_text())
     # The keys of `cora_minibatch.py`'s summary, but the test accuracy: no model is tested
-    assert sorted(summary) == ['jobs', 'load_average', 'runs', 'seconds', 'settings', 'val_accuracy',
-                               'wall_seconds']
+    assert sorted(summary) == ['argv', 'jobs', 'load_average', 'runs', 'script', 'seconds', 'settings',
+                               'val_accuracy', 'wall_seconds']
     assert summary['settings'] == {**sm.SyntheticSettings().as_dict(), 'nodes': 2000, 'warmup': 0,
                                    'steps': 2, 'eval_nodes': 1000, 'cache': str(tmp_path / 'cache'),
                                    'summary_json': str(path)}
@@ -330,6 +330,18 @@ def test_the_summary_under_torchrun_counts_the_processes():
     assert summary['runs'] == [{'seed': 0, 'val_accuracy': 0.25, 'seconds': 3.0, 'processes': 2,
                                 'targets_per_second': 2000.0,
                                 'memory_mib_per_rank': [{'rss': 100}] * 2, 'command': 'run 2'}]
+
+
+def test_the_summary_says_its_command_as_the_cora_experiments_summaries_do():
+    """The script's file name and the words after it, which `results --record` reads."""
+    s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000)
+    values = {**run_values(1, s), 'val_accuracy_after_steps': 0.25}
+    argv = ['--nodes', '2000', '--eval-nodes', '1000']
+    summary = sm.summary(values, s, seconds=3.0, wall_seconds=9.0, load=1.0, argv=argv)
+    assert summary['script'] == 'synthetic_minibatch.py' and summary['argv'] == argv
+    cora = {'script', 'argv', 'settings', 'runs', 'val_accuracy', 'seconds', 'jobs',
+            'wall_seconds', 'load_average'}
+    assert cora <= set(summary)
 
 
 def test_a_summary_that_cannot_be_written_is_refused_before_the_graph(tmp_path, monkeypatch, capsys):
