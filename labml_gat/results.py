@@ -191,6 +191,14 @@ def over_seeds(values: dict, bold: bool = False) -> str:
             f"over {values['seeds']} seeds")
 
 
+def chosen_accuracy(values: dict) -> Tuple[str, float]:
+    """The accuracy a record's weights were chosen on, and what it is the accuracy of: the
+    validation set, or the training set of a task without one (DictionaryLookup)."""
+    if 'val_mean' in values:
+        return 'validation', values['val_mean']
+    return 'training', values['train_mean']
+
+
 def experiments_table(names: Sequence[str], folder: Path) -> str:
     """Test accuracy and time of experiment runs, one record a row."""
     records = [load(name, folder) for name in names]
@@ -199,7 +207,9 @@ def experiments_table(names: Sequence[str], folder: Path) -> str:
             '|---|---|---|---|---|']
     for r in records:
         v = r['values']
-        rows.append(f"| `{r['command']}` | {over_seeds(v)} | {v['val_mean']:.1f} % | "
+        split, mean = chosen_accuracy(v)
+        chosen = f'{mean:.1f} %' + (f' ({split})' if split != 'validation' else '')
+        rows.append(f"| `{r['command']}` | {over_seeds(v)} | {chosen} | "
                     f"{v['wall_seconds']:.0f} s | {v['load_average']} |")
     notes = [f"- {provenance(r)}" for r in records]
     return '\n'.join(rows) + '\n\n' + '\n'.join(notes)
@@ -243,12 +253,13 @@ def lookup_sweep_table(folder: Path) -> str:
 
 def experiment_result(name: str, folder: Path) -> str:
     """One experiment's recorded result as a sentence: its test accuracy over the seeds, the
-    validation accuracy, the time, and where it was measured."""
+    validation accuracy (`chosen_accuracy`), the time, and where it was measured."""
     r = load(name, folder)
     v = r['values']
     spread = 'mean ± sample standard deviation; ' if v['seeds'] > 1 else ''
+    split, mean = chosen_accuracy(v)
     return (f"Test accuracy {over_seeds(v, bold=True)} ({spread}"
-            f"validation {v['val_mean']:.1f} %), in "
+            f"{split} {mean:.1f} %), in "
             f"{duration(v['wall_seconds'])} of wall-clock time. {provenance(r)}")
 
 

@@ -122,6 +122,18 @@ def test_a_summary_without_a_validation_set_is_recorded(tmp_path, monkeypatch, c
                                      'train_accuracy': 0.99, 'test_accuracy': 0.825}
 
 
+def test_a_record_without_a_validation_set_is_rendered_with_its_training_accuracy(tmp_path):
+    """A record of DictionaryLookup's seeds under a name a table quotes renders, its training
+    accuracy in the validation's column said to be the training set's."""
+    values = results.from_summary(LOOKUP_SUMMARY)
+    command = 'python experiments/dictionary_lookup.py --seeds 2'
+    results.record('cora_seeds10', command, values, tmp_path)
+    assert f'| `{command}` | 82.50 ± 0.50 % over 2 seeds | 99.0 % (training) | 6 s |' in \
+        results.experiments_table(['cora_seeds10'], tmp_path)
+    assert '(mean ± sample standard deviation; training 99.0 %)' in \
+        results.experiment_result('cora_seeds10', tmp_path)
+
+
 @pytest.mark.parametrize('summary, script', [
     # The million-node script's: a few steps timed, no model tested
     ({'settings': {'device': 'cpu'}, 'script': 'synthetic_minibatch.py', 'argv': [],
