@@ -730,15 +730,29 @@ def flag_groups(words: Sequence[str]) -> List[Tuple[str, ...]]:
 
 def launch_mismatch(launcher: List[str], summary: dict) -> Optional[str]:
     """The words before the script start it as the run was started: under torchrun, by
-    as many processes where they say how many (`--nnodes`, `--nproc-per-node`), or not."""
+    as many processes where they say how many (`--nnodes`, `--nproc-per-node`), or not.
+    torchrun of one process runs the script as `python` does, and writes the same summary:
+    it is the command of a run without torchrun, and the other way round."""
     torchrun = any(Path(word).name == 'torchrun' or word == 'torch.distributed.run'
                    for word in launcher)
+    started = torchrun_processes(launcher) if torchrun else None
     if not summary.get('torchrun'):
-        return 'was run without torchrun; the command runs torchrun' if torchrun else None
+        if torchrun and started != 1:
+            return 'was run without torchrun; the command runs torchrun'
+        return None
     processes = summary.get('jobs')
     if not torchrun:
         return (f'was run under torchrun, by {processes} processes; the command does not '
                 f'run torchrun')
+    if started is not None and started != processes:
+        return f'was run by {processes} processes; the command starts {started}'
+    return None
+
+
+def torchrun_processes(launcher: List[str]) -> Optional[int]:
+    """The processes torchrun's options start (`--nnodes` times `--nproc-per-node`, each 1
+    by default), or `None` where they say no number: elastic bounds (`--nnodes 1:4`) or
+    `--nproc-per-node gpu`."""
     options = {}
     for at, word in enumerate(launcher):
         name, given, value = word.partition('=')
@@ -746,10 +760,8 @@ def launch_mismatch(launcher: List[str], summary: dict) -> Optional[str]:
         if name in ('--nnodes', '--nproc-per-node'):
             options[name] = value if given else ''.join(launcher[at + 1:at + 2])
     machines, each = options.get('--nnodes', '1'), options.get('--nproc-per-node', '1')
-    # Elastic bounds (`--nnodes 1:4`) or `--nproc-per-node gpu` say no number
-    if machines.isdigit() and each.isdigit() and int(machines) * int(each) != processes:
-        return (f'was run by {processes} processes; the command starts '
-                f'{int(machines) * int(each)}')
+    if machines.isdigit() and each.isdigit():
+        return int(machines) * int(each)
     return None
 
 

@@ -274,6 +274,12 @@ def test_a_command_with_the_flags_of_the_run_is_its_command(command, flags):
     ('echo done', '', "was run with 'cora.py'; the command runs no script"),
     ('torchrun --nproc-per-node 2 -- experiments/cora.py', '',
      'was run without torchrun; the command runs torchrun'),
+    ('torchrun --nnodes 2 --nproc-per-node 1 -- experiments/cora.py', '',
+     'was run without torchrun; the command runs torchrun'),
+    # torchrun of one process runs the script as python does, and its summary is the same
+    ('torchrun --nproc-per-node 1 -- experiments/cora.py --seeds 10', '--seeds 10', None),
+    ('torchrun --standalone --nproc_per_node=1 experiments/cora.py', '', None),
+    ('torchrun -- experiments/cora.py', '', None),
 ])
 def test_the_command_of_a_record_is_the_one_of_its_summary(command, flags, mismatch):
     """A summary says its script and the words after it: a command given for it runs that
