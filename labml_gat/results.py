@@ -35,6 +35,7 @@ import os
 import platform
 import re
 import shlex
+import sys
 from collections import Counter
 from datetime import date
 from itertools import chain
@@ -607,7 +608,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                              'COMMAND')
     # One line, as every command of the project says a mistake
     parser.error = lambda message: parser.exit(2, f'{parser.prog}: error: {message}\n')
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.record and (unknown or any(path.suffix != '.md' for path in args.files)):
+        # A command not quoted: its first word is COMMAND, the others files or flags
+        at = argv.index('--record')
+        command = shlex.quote(shlex.join(argv[at + 3:]))
+        parser.error(f'--record takes the command as one argument: quote it, '
+                     f'{shlex.join(argv[at:at + 3])} {command}')
+    if unknown:
+        parser.error(f'unrecognized arguments: {" ".join(unknown)}')
     if args.record:
         if args.files:
             parser.error('--record records a summary; it rewrites no file')

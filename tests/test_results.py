@@ -179,6 +179,13 @@ def test_a_summary_is_recorded_with_the_machine_of_its_device(tmp_path, monkeypa
     (['--record', 'x', 'not_a_summary.json', 'cmd'],
      "--record: not_a_summary.json is not an experiment's --summary-json (KeyError"),
     (['--record', 'x', 'summary.json', 'cmd', 'README.md'], '--record records a summary; it '),
+    # The command not quoted: its words after the first are taken for files or flags
+    (['--record', 'x', 'summary.json', 'python', 'experiments/cora.py', '--seeds', '2'],
+     "--record takes the command as one argument: quote it, --record x summary.json "
+     "'python experiments/cora.py --seeds 2'\n"),
+    (['--record', 'x', 'summary.json', 'python', 'experiments/cora.py'],
+     "--record takes the command as one argument: quote it, --record x summary.json "
+     "'python experiments/cora.py'\n"),
     (['--unknown'], 'unrecognized arguments: --unknown'),
     (['--record', 'x', 'on_a_gpu.json', 'cmd'], '--record: on_a_gpu.json was measured on cuda:7'),
     # A command that is not the one of the summary's run
