@@ -131,8 +131,10 @@ class SyntheticSettings(Settings):
         check_one_record(self.record, self.results)
         check_output('--results', self.results, folder=True)
         check_output('--summary-json', self.summary_json)
-        self.check_cache()
+        # The size first: a graph too large for any memory has a folder name too long for
+        # any file system, which is not a fault of --cache
         self.check_memory()
+        self.check_cache()
 
     def edges(self) -> int:
         """The edges of the graph, as `random_graph` draws them: `degree` random in-edges
@@ -159,7 +161,11 @@ class SyntheticSettings(Settings):
         it is made: a graph too large would otherwise end in a traceback, or the kernel's
         out-of-memory killer, after its build has taken what the machine has.
         """
-        cached = (self.graph_folder() / 'tensors.json').is_file()
+        try:
+            cached = (self.graph_folder() / 'tensors.json').is_file()
+        except OSError:
+            # The cache cannot be read, which `check_cache` says, or the name is too long
+            cached = False
         needed, hidden = graph_bytes(self, cached)
         # The graph stays in the host's memory; the hidden vectors are on the device
         on_host = torch.device(self.device).type != 'cuda'

@@ -76,6 +76,16 @@ def test_each_degree_has_its_own_graph_in_the_cache(tmp_path):
     assert len({folders[d] for d in (10.0, 2.5, 2.4999999999, 2.0, 0.1)}) == 5
 
 
+@pytest.mark.parametrize('changes', [{'degree': 1e300}, {'nodes': 10 ** 300}])
+def test_a_graph_too_large_to_name_is_refused_for_its_size(changes, tmp_path):
+    """A size whose folder's name is longer than a file name can be is a graph too large for
+    any memory, said as such: not an error of --cache, which is fine."""
+    s = sm.SyntheticSettings(**{'eval_nodes': 1000, 'cache': str(tmp_path), **changes})
+    with pytest.raises(UsageError, match=r'^--nodes \d+: a graph of \d+ edges .* to build '
+                                         r'and train on, but only'):
+        s.check()
+
+
 @pytest.mark.slow
 def test_a_fractional_degree_runs_and_is_recorded(clock, tmp_path, capsys):
     sm.main([*SMALL, '--degree', '2.5', '--warmup', '0', '--steps', '1',
