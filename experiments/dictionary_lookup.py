@@ -159,12 +159,9 @@ validation accuracy: this task has no validation set. `--sweep` and `--which-lay
 """
 
 import itertools
-import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
@@ -173,7 +170,7 @@ from labml import lab, monit, tracker
 
 from labml_gat.lookup import (LAYERS, examples_bytes, make_task, n_examples, time_layers,
                               train, training_step_bytes)
-from labml_gat.results import write_json
+from labml_gat.results import RESULTS, record, write_json
 from labml_gat.runs import epochs, labml_run, progress_on_screen
 from labml_gat.seeds import available_cores, format_summary, run_seeds, spread
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
@@ -181,11 +178,10 @@ from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_
                                 check_output, check_positive, command, flag, setting)
 from labml_gat.training import check_fits, check_seeds
 
-# The project's records, which `--record` replaces
-RESULTS = Path(__file__).parent / 'results'
-# The names of the records of `--sweep` and `--which-layer`
-SWEEP_RECORD = 'dictionary_lookup_sweep.json'
-LAYERS_RECORD = 'dictionary_lookup_layers.json'
+# The names of the records of `--sweep` and `--which-layer`, which `--record` replaces in
+# the project's records (`RESULTS`)
+SWEEP_RECORD = 'dictionary_lookup_sweep'
+LAYERS_RECORD = 'dictionary_lookup_layers'
 # The graphs it times, as (nodes, graphs, density): many small graphs of 512 nodes in
 # all, single graphs, and large sparse graphs of about 10 in-edges per node
 WHICH_LAYER_GRAPHS = [(n_nodes, 512 // n_nodes, density) for n_nodes in (4, 16, 64)
@@ -479,14 +475,11 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
 
     GAT and GATv2, with each head count, for every $k$: one labml run for the whole sweep,
     and a record with the command, the machine and every model's numbers, written after
-    every model so that a stopped sweep keeps what it finished.
+    every model so that a stopped sweep keeps what it finished. It returns the record's
+    values.
     """
-    path = record_path(settings, SWEEP_RECORD)
-    record = {'figure': 'GATv2 paper, Figure 3: DictionaryLookup accuracy against k',
-              'command': 'python experiments/dictionary_lookup.py ' + ' '.join(argv),
-              'date': datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-              'machine': machine(), 'versions': {'torch': torch.__version__,
-                                                 'python': platform.python_version()},
+    folder, path = record_folder(settings), None
+    values = {'figure': 'GATv2 paper, Figure 3: DictionaryLookup accuracy against k',
               'settings': settings.as_dict(), 'runs': []}
     start, cpu_start = time.perf_counter(), time.process_time()
     with labml_run('dictionary_lookup_sweep', f'k = {settings.ks}', settings.as_dict(),
@@ -506,18 +499,19 @@ def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
                 run['history'] = {
                     split: [round(h[f'{split}_accuracy'], 5) for h in result['history']]
                     for split in ('train', 'test')}
-                record['runs'].append(run)
-                tracker.save(len(record['runs']),
+                values['runs'].append(run)
+                tracker.save(len(values['runs']),
                              {'accuracy.final_train': run['train_accuracy'],
                               'accuracy.final_test': run['test_accuracy']})
-                record['total_seconds'] = round(time.perf_counter() - start, 1)
-                record['total_cpu_seconds'] = round(time.process_time() - cpu_start, 1)
-                if path:
-                    write_record(path, record)
+                values['total_seconds'] = round(time.perf_counter() - start, 1)
+                values['total_cpu_seconds'] = round(time.process_time() - cpu_start, 1)
+                if folder:
+                    path = record(SWEEP_RECORD, made_by(argv), values, folder,
+                                  settings.device)
                 print(report(result), flush=True)
     if path:
         print(f'recorded in {path}')
-    return record
+    return values
 
 
 def which_layer(settings: LookupSettings, argv: Sequence[str]) -> dict:
@@ -527,42 +521,38 @@ def which_layer(settings: LookupSettings, argv: Sequence[str]) -> dict:
     One GATv2 layer, forward and backward, on each kind of graph of `WHICH_LAYER_GRAPHS`,
     computed by the dense layer mapped over a batch, the dense layer on the union as one
     graph, the edge-list layer and the memory-lean edge-list layer: the processor time and
-    the memory kept for the backward pass, printed and, when asked, recorded.
+    the memory kept for the backward pass, printed and, when asked, recorded. It returns
+    the record's values.
     """
-    path = record_path(settings, LAYERS_RECORD)
-    record = {'figure': 'which layer when: dense batched, dense single graph, edge list, '
+    values = {'figure': 'which layer when: dense batched, dense single graph, edge list, '
                         'lean edge list',
-              'command': 'python experiments/dictionary_lookup.py ' + ' '.join(argv),
-              'date': datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-              'machine': machine(), 'versions': {'torch': torch.__version__,
-                                                 'python': platform.python_version()},
               'threads': settings.threads,
               'unit': 'processor seconds, forward and backward; bytes saved for backward',
               'rows': []}
     for n_nodes, n_graphs, density in WHICH_LAYER_GRAPHS:
         row = time_layers(n_nodes, n_graphs, density, seed=settings.seed)
-        record['rows'].append(row)
+        values['rows'].append(row)
         print(row, flush=True)
-    if path:
-        write_record(path, record)
-        print(f'recorded in {path}')
-    return record
+    folder = record_folder(settings)
+    if folder:
+        print(f'recorded in {record(LAYERS_RECORD, made_by(argv), values, folder)}')
+    return values
 
 
-def record_path(settings: LookupSettings, name: str) -> Optional[Path]:
-    """Where a record goes: nowhere unless asked, as for every experiment of the project."""
+def record_folder(settings: LookupSettings) -> Optional[Path]:
+    """
+    Where a record goes: nowhere unless asked, as for every experiment of the project. The
+    record of `labml_gat.results` makes the folder: `check` has seen that its parent takes
+    files.
+    """
     if settings.results:
-        return Path(settings.results) / name
-    return RESULTS / name if settings.record else None
+        return Path(settings.results)
+    return RESULTS if settings.record else None
 
 
-def write_record(path: Path, record: dict) -> None:
-    """
-    Write a record, making its folder: `check` has seen that the folder's parent takes
-    files, and the benchmark's `--results` makes its folder the same way.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, record, indent=1)
+def made_by(argv: Sequence[str]) -> str:
+    """The command of a record: this script with the flags it was given."""
+    return 'python experiments/dictionary_lookup.py ' + ' '.join(argv)
 
 
 def stopped_by(result: dict, settings: LookupSettings) -> str:
@@ -570,23 +560,6 @@ def stopped_by(result: dict, settings: LookupSettings) -> str:
     if result['history'][-1]['train_accuracy'] == 1.0:
         return 'fitted'
     return 'epochs' if result['epochs'] == settings.epochs else 'patience'
-
-
-def machine() -> dict:
-    """The CPU model, its cores and the memory of this machine, for the record."""
-    cpu, memory = platform.processor() or platform.machine(), None
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
-        for line in Path('/proc/meminfo').read_text().splitlines():
-            if line.startswith('MemTotal'):
-                memory = round(int(line.split()[1]) / 2 ** 20, 1)
-    except OSError:
-        pass
-    return {'cpu': cpu, 'cores': os.cpu_count(), 'memory_gb': memory,
-            'system': platform.system()}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

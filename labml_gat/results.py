@@ -234,22 +234,20 @@ def quickstart_table(folder: Path) -> str:
 def lookup_sweep_table(folder: Path) -> str:
     """The DictionaryLookup sweep: every model's accuracy, epochs and why it stopped."""
     record = load('dictionary_lookup_sweep', folder)
+    v = record['values']
     names = {'gatv2': 'GATv2', 'gat': 'GAT'}
     rows = ['| k | layer | heads | train | test | epochs | stopped by |',
             '|--:|-------|------:|------:|-----:|-------:|------------|']
-    for run in sorted(record['runs'],
+    for run in sorted(v['runs'],
                       key=lambda r: (r['k'], r['n_heads'], r['layer'] == 'gat')):
         rows.append(f"| {run['k']} | {names[run['layer']]} | {run['n_heads']} "
                     f"| {100 * run['train_accuracy']:.1f} % "
                     f"| {100 * run['test_accuracy']:.1f} % "
                     f"| {run['epochs']} | {run['stopped_by']} |")
-    machine = record['machine']
     return ('\n'.join(rows) + '\n\n' +
-            f"The whole sweep took {record['total_seconds'] / 60:.0f} min of wall-clock "
-            f"time and {record['total_cpu_seconds'] / 60:.0f} min of processor time, "
-            f"measured on {record['date']} with `{record['command']}` on "
-            f"{machine['cpu']} ({machine['cores']} cores), "
-            f"PyTorch {record['versions']['torch']}.")
+            f"The whole sweep took {v['total_seconds'] / 60:.0f} min of wall-clock "
+            f"time and {v['total_cpu_seconds'] / 60:.0f} min of processor time. "
+            f"{provenance(record)}")
 
 
 def experiment_result(name: str, folder: Path) -> str:

@@ -889,7 +889,7 @@ def test_sweep_writes_a_record_only_when_asked(tmp_path, labml_logs, monkeypatch
     script = load_script()
     monkeypatch.setattr(script, 'RESULTS', tmp_path / 'project')
     (tmp_path / 'project').mkdir()
-    path = tmp_path / 'new' / script.SWEEP_RECORD
+    path = tmp_path / 'new' / f'{script.SWEEP_RECORD}.json'
     threads = torch.get_num_threads()
     argv = ['--sweep', '--ks', '2', '3', '--sweep-heads', '1', '2', '--epochs', '2',
             '--d-model', '8', '--epoch-size', '64', '--quiet']
@@ -904,8 +904,12 @@ def test_sweep_writes_a_record_only_when_asked(tmp_path, labml_logs, monkeypatch
     assert capsys.readouterr().out.splitlines()[-1] == f'recorded in {path}'
     record = json.loads(path.read_text())
     assert record['command'].startswith('python experiments/dictionary_lookup.py --sweep')
-    assert {'date', 'machine', 'versions', 'settings', 'total_seconds'} <= set(record)
-    assert {'cpu', 'cores', 'memory_gb'} <= set(record['machine'])
+    # The provenance of every record of the project, and the values beside it
+    assert set(record) == {'name', 'command', 'date', 'machine', 'versions', 'values'}
+    assert record['name'] == script.SWEEP_RECORD
+    assert {'cpu', 'cores', 'memory_gib', 'system'} <= set(record['machine'])
+    assert {'settings', 'total_seconds'} <= set(record['values'])
+    record = record['values']
     # For every k in turn, one head before more, GATv2 before GAT
     runs = [(r['k'], r['n_heads'], r['layer']) for r in record['runs']]
     assert runs == list(itertools.product((2, 3), (1, 2), ('gatv2', 'gat')))
@@ -934,7 +938,8 @@ def test_sweep_records_each_models_numbers_and_curves(tmp_path, labml_logs, monk
     monkeypatch.setattr(script, 'train', trained)
     record = script.main(['--sweep', '--ks', '4', '--sweep-heads', '2', '--quiet',
                           '--results', str(tmp_path)])
-    assert json.loads((tmp_path / script.SWEEP_RECORD).read_text())['runs'] == record['runs']
+    written = json.loads((tmp_path / f'{script.SWEEP_RECORD}.json').read_text())
+    assert written['values'] == record
     for run, layer in zip(record['runs'], ('gatv2', 'gat'), strict=True):
         assert run.pop('cpu_seconds') >= 0
         assert run == {'k': 4, 'layer': layer, 'n_heads': 2, 'n_train': 3, 'n_test': 2,
@@ -947,10 +952,12 @@ def test_which_layer_records_into_a_new_folder(tmp_path, monkeypatch, capsys):
     script = load_script()
     monkeypatch.setattr(script, 'WHICH_LAYER_GRAPHS', [(4, 2, 1.0)])
     script.main(['--which-layer', '--results', str(tmp_path / 'new')])
-    path = tmp_path / 'new' / script.LAYERS_RECORD
+    path = tmp_path / 'new' / f'{script.LAYERS_RECORD}.json'
     assert capsys.readouterr().out.splitlines()[-1] == f'recorded in {path}'
-    record = json.loads((tmp_path / 'new' / script.LAYERS_RECORD).read_text())
-    assert [row['n_nodes'] for row in record['rows']] == [4]
+    record = json.loads(path.read_text())
+    assert record['name'] == script.LAYERS_RECORD
+    assert {'cpu', 'cores', 'memory_gib', 'system'} <= set(record['machine'])
+    assert [row['n_nodes'] for row in record['values']['rows']] == [4]
 
 
 def test_which_layer_draws_its_graphs_from_the_seed(monkeypatch):
@@ -974,7 +981,7 @@ def test_recorded_sweep_supports_the_papers_claims():
     """
     record = json.loads(RECORD.read_text())
     assert record['command'].startswith('python experiments/dictionary_lookup.py --sweep')
-    runs = {(r['k'], r['layer'], r['n_heads']): r for r in record['runs']}
+    runs = {(r['k'], r['layer'], r['n_heads']): r for r in record['values']['runs']}
     ks = sorted({k for k, _, _ in runs})
     assert {2, 5, 10, 20} <= set(ks)
     for k in ks:
@@ -1050,7 +1057,7 @@ def test_recorded_layer_timing_supports_the_prose():
     """What the page says about which layer wins, against the record."""
     record = json.loads(LAYERS_RECORD.read_text())
     assert record['command'] == 'python experiments/dictionary_lookup.py --which-layer --record'
-    for row in record['rows']:
+    for row in record['values']['rows']:
         assert row['fastest'] == min(row['seconds'], key=row['seconds'].get)
         assert row['leanest'] == min(row['saved_bytes'], key=row['saved_bytes'].get)
         # The union of many graphs as one dense graph is never the fastest
@@ -1067,7 +1074,7 @@ def test_recorded_layer_timing_supports_the_prose():
         # and from about a hundred thousand edges on it is the fastest
         if row['n_edges'] >= 100_000:
             assert row['fastest'] == 'lean', row
-    assert any(row['n_nodes'] >= 100_000 for row in record['rows'])
+    assert any(row['n_nodes'] >= 100_000 for row in record['values']['rows'])
 
 
 # ## The gallery example
@@ -1086,13 +1093,13 @@ def test_gallery_example_uses_ordinary_imports():
 def test_sweep_table_has_a_row_per_model():
     """The table the pages quote shows every model of the record with its numbers."""
     from labml_gat import results
-    record = json.loads(RECORD.read_text())
+    runs = json.loads(RECORD.read_text())['values']['runs']
     table = results.render('dictionary_lookup')
     # One row per model, with its numbers
-    for run in record['runs']:
+    for run in runs:
         assert (f"| {100 * run['train_accuracy']:.1f} % | {100 * run['test_accuracy']:.1f} % "
                 f"| {run['epochs']} | {run['stopped_by']} |") in table
-    assert len(table.splitlines()) == len(record['runs']) + 4
+    assert len(table.splitlines()) == len(runs) + 4
 
 
 @pytest.mark.slow

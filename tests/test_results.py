@@ -63,10 +63,16 @@ def test_a_changed_record_changes_the_readme(tmp_path):
 
 
 def test_records_say_how_they_were_made():
+    """Every record has the one layout `results.record` writes: its name, the command, the
+    date, the machine and the versions, and the measured values apart from them."""
     for path in results.RESULTS.glob('*.json'):
         record = json.loads(path.read_text(encoding='utf-8'))
-        assert {'command', 'date', 'machine', 'versions'} <= set(record), path.name
-        assert re.match(r'\d{4}-\d{2}-\d{2}', record['date']), path.name
+        assert set(record) == {'name', 'command', 'date', 'machine', 'versions', 'values'}, \
+            path.name
+        assert record['name'] == path.stem
+        assert {'cpu', 'cores', 'memory_gib', 'system'} <= set(record['machine']), path.name
+        assert {'python', 'torch'} <= set(record['versions']), path.name
+        assert re.fullmatch(r'\d{4}-\d{2}-\d{2}', record['date']), path.name
         # A command may set environment variables first (`OMP_NUM_THREADS=1 python ...`)
         command = re.sub(r'^([A-Z_]+=\S+ )+', '', record['command'])
         assert command.startswith(('python ', 'bash ', 'torchrun ')), path.name
@@ -512,8 +518,7 @@ def test_a_missing_or_incomplete_record_is_one_line(tmp_path, monkeypatch, capsy
 
 
 def load_values(name):
-    return results.load(name)['values'] if name.startswith('benchmark') else \
-        results.load(name).get('values', results.load(name))
+    return results.load(name)['values']
 
 
 def step_work(row):

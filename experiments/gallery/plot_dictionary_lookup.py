@@ -27,14 +27,12 @@ the **recorded sweep** of the full setting, read from
 # The task, the model and the training loop are those of the experiment
 # (:mod:`labml_gat.lookup`), with its training rule; only the sizes are smaller: 32
 # features, at most 3000 examples, epochs of 2000 graphs and at most 6 of them.
-import json
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
-import labml_gat
+from labml_gat import results
 from labml_gat.lookup import make_task, train
 
 torch.set_num_threads(1)
@@ -63,15 +61,10 @@ print(f'reduced sweep: {len(reduced)} models in {time.perf_counter() - start:.0f
 # The full setting (128 features, up to 32000 examples), as recorded by
 # ``python experiments/dictionary_lookup.py --sweep``; the record says with which flags,
 # when, on which machine, and how long each model trained.
-RECORD = (Path(labml_gat.__file__).resolve().parent.parent
-          / 'experiments' / 'results' / 'dictionary_lookup_sweep.json')
-record = json.loads(RECORD.read_text())
-recorded = record['runs']
-print(record['command'])
-machine = record['machine']
-print(f"{record['date']}, {machine['cpu']}, {machine['cores']} cores, "
-      f"torch {record['versions']['torch']}")
-print(f"{record['total_seconds'] / 60:.0f} min for the whole sweep")
+record = results.load('dictionary_lookup_sweep')
+recorded = record['values']['runs']
+print(results.provenance(record))
+print(f"{record['values']['total_seconds'] / 60:.0f} min for the whole sweep")
 
 # %%
 # Accuracy against k
@@ -227,17 +220,14 @@ plt.show()
 # * the lean edge list keeps the least for the backward pass on every graph, and from
 #   about a hundred thousand edges on, sparse or complete, it is also the fastest: the
 #   layer for large graphs.
-LAYERS_RECORD = RECORD.with_name('dictionary_lookup_layers.json')
-layers_record = json.loads(LAYERS_RECORD.read_text())
-print(layers_record['command'])
-print(f"{layers_record['date']}, {layers_record['machine']['cpu']}, "
-      f"torch {layers_record['versions']['torch']}")
-print(layers_record['unit'])
+layers_record = results.load('dictionary_lookup_layers')
+print(results.provenance(layers_record))
+print(layers_record['values']['unit'])
 WAYS = {'dense_batched': ('dense, batched', 'tab:blue', 's'),
         'dense_single': ('dense, one graph', 'tab:purple', 'D'),
         'edges': ('edge list', 'tab:orange', 'o'),
         'lean': ('lean edge list', 'tab:green', '^')}
-rows = layers_record['rows']
+rows = layers_record['values']['rows']
 labels = [f"{r['n_graphs']} × {r['n_nodes']:,} nodes, density {r['density']:.2g}"
           for r in rows]
 fig, axes = plt.subplots(1, 2, figsize=(7.8, 0.3 * len(rows) + 2.0), sharey=True,
