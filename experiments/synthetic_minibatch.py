@@ -57,7 +57,6 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
-import torch.distributed as dist
 from labml import lab
 from torch import nn
 
@@ -304,7 +303,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         say(f'{len(shares)} training steps, the first {s.warmup} not timed')
         for step, (seeds, global_size) in enumerate(shares):
             if step == s.warmup:
-                barrier()
+                distributed.barrier()
                 start = time.perf_counter()
             if step % max(1, len(shares) // 10) == 0:
                 say(f'step {step + 1} of {len(shares)}')
@@ -318,11 +317,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             optimizer.zero_grad()
             (loss * job.world_size / global_size).backward()
             optimizer.step()
-        barrier()
+        distributed.barrier()
         seconds = time.perf_counter() - start
         # An epoch's last batch can be smaller: the rate counts the targets trained
         targets = sum(size for _, size in shares[s.warmup:])
-        memory = gather(distributed.memory())
+        memory = distributed.gather(distributed.memory())
 
         # Validation, layer by layer
         say(f'validation of {s.eval_nodes} nodes, layer by layer')
@@ -394,20 +393,6 @@ def global_batches(nodes: torch.Tensor, s: SyntheticSettings
     generator = torch.Generator().manual_seed(s.seed)
     while True:
         yield from distributed.epoch_shares(nodes, s.batch_size, generator)
-
-
-def barrier() -> None:
-    if dist.is_initialized():
-        dist.barrier()
-
-
-def gather(value: dict) -> list:
-    """Every rank's `value`, on every rank."""
-    if not dist.is_initialized():
-        return [value]
-    values = [None] * dist.get_world_size()
-    dist.all_gather_object(values, value)
-    return values
 
 
 def command_line(argv: Optional[Sequence[str]], processes: int) -> str:

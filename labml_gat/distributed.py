@@ -250,8 +250,7 @@ def check_same_settings(settings: Any) -> None:
         return
     mine = {name: value for name, value in settings.as_dict().items()
             if name not in LOCAL_SETTINGS}
-    everyone = [None] * _job.world_size
-    dist.all_gather_object(everyone, mine)
+    everyone = gather(mine)
     differ = [name for name in mine if any(other.get(name) != everyone[0].get(name)
                                              for other in everyone)]
     with checks_said_once():
@@ -360,7 +359,7 @@ def job(device: str, timeout_seconds: float) -> Iterator[Job]:
         _job = Job(dist.get_rank(), dist.get_world_size(),
                    torch.device('cuda', local) if kind == 'cuda' else torch.device(kind))
         yield _job
-        dist.barrier()
+        barrier()
     except (dist.DistError, RuntimeError) as error:
         if isinstance(error, dist.DistError) or is_communication_error(error):
             raise LostPeer(f'rank {rank()} of {world_size()}: another process of the job '
@@ -479,6 +478,22 @@ def sum_over_ranks(*values: float) -> List[float]:
     return total.tolist()
 
 
+def barrier() -> None:
+    """Wait until every rank is here; a job of one process has no one to wait for."""
+    if _job.world_size > 1:
+        dist.barrier()
+
+
+def gather(value: Any) -> List[Any]:
+    """Every rank's `value` (anything that pickles), in the order of the ranks, on every
+    rank: one all-gather."""
+    if _job.world_size == 1:
+        return [value]
+    values = [None] * _job.world_size
+    dist.all_gather_object(values, value)
+    return values
+
+
 def sample_generator(seed: int) -> torch.Generator:
     """The random stream of this rank's samples: its own for every seed and rank."""
     return torch.Generator().manual_seed(rank_seed(seed))
@@ -551,8 +566,7 @@ def shared_tensors(folder: Path, build: Callable[[], Dict[str, torch.Tensor]]
     folder = Path(folder)
     if first_of_machine() and not (folder / 'tensors.json').is_file():
         write_tensors(folder, build)
-    if _job.world_size > 1:
-        dist.barrier()
+    barrier()
     return {name: torch.from_file(str(folder / f'{name}.bin'), shared=False,
                                   size=math.prod(shape), dtype=dtype).view(shape)
             for name, (shape, dtype) in read_shapes(folder).items()}

@@ -285,6 +285,15 @@ def test_one_process_keeps_the_global_random_stream(monkeypatch):
     assert torch.equal(torch.rand(4), expected)
 
 
+def test_the_collectives_of_one_process_need_no_process_group(monkeypatch):
+    """A job of one process waits for no one and gathers its own value: `barrier` and `gather`
+    call no collective, which would need a process group."""
+    monkeypatch.setattr(distributed, '_job', distributed.Job(0, 1))
+    assert not torch.distributed.is_initialized()
+    distributed.barrier()
+    assert distributed.gather({'rss': 1}) == [{'rss': 1}]
+
+
 def test_epoch_shares_are_disjoint_equal_in_number_and_cover_the_epoch(monkeypatch):
     nodes = torch.arange(100, 123)
     shares = []
