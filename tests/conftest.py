@@ -2,6 +2,7 @@
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -252,3 +253,20 @@ def assert_same_runs(runs, others):
         assert [sorted(epoch) for epoch in one['history']] == [sorted(epoch) for epoch in other['history']]
         for epoch, again in zip(one['history'], other['history']):
             assert epoch == pytest.approx(again, rel=1e-4)
+
+
+def quoted(pattern: str, text: str) -> tuple:
+    """
+    The groups of `pattern` in a docstring's `text`, read as one line (every break and indent
+    one space, so that a sentence is found wherever its lines break): the sizes a sentence
+    states and the numbers it quotes, to compute the one from the other.
+    """
+    found = re.search(pattern, ' '.join(text.split()))
+    assert found, f'no {pattern!r} in the docstring'
+    return found.groups()
+
+
+def rounds_to(quoted: str, value: float) -> bool:
+    """Whether `quoted`, a number as prose writes it (`1.8`, `26`), is `value` to its digits."""
+    decimals = len(quoted.partition('.')[2])
+    return quoted == f'{value:.{decimals}f}'

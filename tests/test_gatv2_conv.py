@@ -14,7 +14,8 @@ import warnings
 import pytest
 import torch
 
-from conftest import PLANETOID, REPO, imported_modules, needs_planetoid, run_copied_alone
+from conftest import (PLANETOID, REPO, imported_modules, needs_planetoid, quoted, rounds_to,
+                      run_copied_alone)
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat import gatv2_conv
 from labml_gat.gatv2_conv import (ChunkTurns, GATConv, GATv2Conv, GATv2Score, auto_chunk_size,
@@ -1358,3 +1359,22 @@ def test_chunk_turns_take_each_chunk_once_when_threads_race():
 
     assert run_turns(turns, work, timeout=10) is None
     assert sorted(taken) == list(range(40))
+
+
+def test_the_memory_quoted_for_ten_million_edges():
+    """
+    The module docstring: kept for the backward pass per edge, the two indices of the edge sorted
+    by target, its place when the edges came unsorted and $K$ bytes of the dropout mask, instead
+    of $2 K F' b$ bytes; at 10M edges, $K = 8$, $F' = 8$ in `float32`, at most 320 MB instead of
+    5.1 GB (MB and GB of 10^6 and 10^9 bytes). A changed number, size or formula fails.
+    """
+    indices, place = quoted(r"its two indices, (\d+) bytes in `int64`, and (\d+) more for its "
+                            r"place if the edges came unsorted", gatv2_conv.__doc__)
+    assert int(indices) == 2 * torch.int64.itemsize
+    millions, K, F, dtype, at_most, instead = quoted(
+        r"and \$K\$ bytes \(the dropout mask, in training\) instead of about \$2 K F' b\$ bytes "
+        r".*? At (\d+)M edges, \$K = (\d+)\$, \$F' = (\d+)\$ in `(\w+)`: at most ([\d.]+) MB "
+        r"instead of ([\d.]+) GB\.", gatv2_conv.__doc__)
+    edges, K, F, b = int(millions) * 10 ** 6, int(K), int(F), getattr(torch, dtype).itemsize
+    assert rounds_to(at_most, (int(indices) + int(place) + K) * edges / 1e6)
+    assert rounds_to(instead, 2 * K * F * b * edges / 1e9)

@@ -11,7 +11,8 @@ import itertools
 import pytest
 import torch
 
-from conftest import PLANETOID, needs_planetoid
+import labml_gat.lean
+from conftest import PLANETOID, needs_planetoid, quoted, rounds_to
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.lean import (LeanGraphAttentionLayer, LeanGraphAttentionV2Layer, LeanTwoLayerGAT,
                             NodeInput, TargetChunks, auto_chunk_size, project)
@@ -691,3 +692,35 @@ def test_runs_under_autocast():
         reference = module(x, edge_index)
         assert (out.float() - reference).abs().max() <= 0.05 * reference.abs().max()
         assert all(p.grad is not None for p in module.parameters())
+
+
+def test_the_memory_quoted_per_node():
+    """
+    The bytes per node the docstrings quote, computed from the formulas and the sizes they state
+    (kB and GB of 1000 and 10^9 bytes): the plain two-layer model keeps $F + 5 K F'$ numbers and
+    its backward pass adds $3 K F'$ (1.8 kB and 0.8 kB, 26 GB at 10M nodes, 2.6 kB in all on the
+    page); the lean model at most the bytes of its formula, with the edges that came unsorted
+    (about 1.6 kB). A changed number, size or formula fails.
+    """
+    model, page = LeanTwoLayerGAT.__doc__, labml_gat.lean.__doc__
+    F, K, KF, b, kept, more, total, millions = quoted(
+        r"\$F \+ 5 K F'\$ numbers, and the backward pass adds \$3 K F'\$ more\. "
+        r"With \$F = (\d+)\$, \$K = (\d+)\$, \$K F' = (\d+)\$, \$b = (\d+)\$: ([\d.]+) kB kept "
+        r"and ([\d.]+) kB more per node, ([\d.]+) GB at (\d+)M nodes\.", model)
+    F, K, KF, b = int(F), int(K), int(KF), int(b)
+    plain, backward = (F + 5 * KF) * b, 3 * KF * b
+    assert rounds_to(kept, plain / 1e3) and rounds_to(more, backward / 1e3)
+    assert rounds_to(total, (plain + backward) * int(millions) * 1e6 / 1e9)
+    _, s = quoted(r"\(\$s\$ = (\d+) bytes per edge, (\d+) if they came unsorted\)", model)
+    at_most, degree = quoted(
+        r"At most, per node: \$F \+ K F' \+ 3 K F' b \+ K b \+ \(K \+ 1 \+ 2 s\)"
+        r"\|\\mathcal\{E\}\|/N\$ bytes, about ([\d.]+) kB for the sizes above with (\d+) "
+        r"in-edges per node\.", model)
+    lean = F + KF + 3 * KF * b + K * b + (K + 1 + 2 * int(s)) * int(degree)
+    assert rounds_to(at_most, lean / 1e3)
+    page_lean, page_plain = quoted(
+        r"\(\$F \+ 5 K F'\$ numbers per node for \$F\$ input features\); "
+        r"\[`LeanTwoLayerGAT`\]\(#the-two-layer-model-leaner\) keeps about ([\d.]+) kB per "
+        r"node, the attention's part included, where the plain model keeps ([\d.]+) kB besides "
+        r"its attention\.", page)
+    assert rounds_to(page_lean, lean / 1e3) and rounds_to(page_plain, (plain + backward) / 1e3)
