@@ -603,7 +603,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                              'quotes records)')
     parser.add_argument('--record', nargs=3, metavar=('NAME', 'SUMMARY', 'COMMAND'),
                         help="record an experiment's --summary-json as NAME, made by "
-                             'COMMAND')
+                             'COMMAND, the quoted command of its run')
     # One line, as every command of the project says a mistake
     parser.error = lambda message: parser.exit(2, f'{parser.prog}: error: {message}\n')
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -622,6 +622,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         name, summary, command = args.record
         if not re.fullmatch(r'[\w-]+', name):
             parser.error(f'--record {name}: a record\'s name is letters, digits, _ and -')
+        taken = taken_by(name, RESULTS)
+        if taken:
+            parser.error(f'--record {name}: {taken}; choose another name')
         values, device, run = summary_values(Path(summary), parser.error)
         mismatch = command_mismatch(command, run)
         if mismatch:
@@ -643,6 +646,26 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             parser.error(f'{path}: a record it quotes has no {error}')
     for path, text in zip(paths, texts):
         path.write_text(text, encoding='utf-8')
+
+
+def taken_by(name: str, folder: Path = RESULTS) -> Optional[str]:
+    """
+    Why `name` cannot be a summary's record, or `None`: the benchmark's figures are the
+    records named `benchmark_...`, and a record of another kind (a sweep's, a figure's) would
+    be replaced by one the pages that quote it cannot read. A summary's record is replaced
+    by a newer one of the same name: that is how a result is measured again.
+    """
+    if name.startswith(benchmark_record_name('')):
+        return f'the names {benchmark_record_name("...")} are the benchmark\'s figures'
+    path = folder / f'{name}.json'
+    try:
+        values = json.loads(path.read_text(encoding='utf-8'))['values'] \
+            if path.exists() else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return f'the file of that record, {path}, is not a record'
+    if values and 'test_mean' not in values:
+        return f'it is the record of another kind of result ({path})'
+    return None
 
 
 def summary_values(path: Path, error: Callable[[str], None]) -> Tuple[dict, str, dict]:

@@ -126,6 +126,12 @@ def test_a_summary_without_a_validation_set_is_recorded(tmp_path, monkeypatch, c
     assert 'val_mean' not in values
     assert values['per_seed'][0] == {'seed': 0, 'epochs': 5, 'best_epoch': 3,
                                      'train_accuracy': 0.99, 'test_accuracy': 0.825}
+    # A summary's record is measured again under its name
+    newer = {**LOOKUP_SUMMARY, 'test_accuracy': {**LOOKUP_SUMMARY['test_accuracy'], 'mean': 90.0}}
+    path.write_text(json.dumps(newer))
+    results.main(['--record', 'x', str(path),
+                  'python experiments/dictionary_lookup.py --seeds 2'])
+    assert results.load('x', tmp_path / 'records')['values']['test_mean'] == 90.0
 
 
 def test_a_record_without_a_validation_set_is_rendered_with_its_training_accuracy(tmp_path):
@@ -207,6 +213,13 @@ def test_a_summary_is_recorded_with_the_machine_of_its_device(tmp_path, monkeypa
     # A summary of the version that kept the script's defaults, not its words
     (['--record', 'x', 'defaults.json', 'python experiments/cora.py --seeds 2'],
      '--record: defaults.json does not say the command of its run'),
+    # A name the pages read as another kind of record
+    (['--record', 'benchmark_x', 'two_seeds.json', 'python experiments/cora.py --seeds 2'],
+     "--record benchmark_x: the names benchmark_... are the benchmark's figures; choose "),
+    (['--record', 'sweep', 'two_seeds.json', 'python experiments/cora.py --seeds 2'],
+     '--record sweep: it is the record of another kind of result'),
+    (['--record', 'broken', 'two_seeds.json', 'python experiments/cora.py --seeds 2'],
+     '--record broken: the file of that record, '),
 ])
 def test_command_line_mistakes_are_one_line_and_write_nothing(argv, message, tmp_path, monkeypatch,
                                                              capsys):
@@ -219,7 +232,10 @@ def test_command_line_mistakes_are_one_line_and_write_nothing(argv, message, tmp
     (tmp_path / 'older.json').write_text(json.dumps(older))
     (tmp_path / 'defaults.json').write_text(json.dumps(
         {**older, 'script': 'cora.py', 'defaults': {'seeds': 1}}))
-    made = sorted(p.name for p in tmp_path.iterdir())
+    (tmp_path / 'records').mkdir()
+    (tmp_path / 'records' / 'sweep.json').write_text('{"values": {"runs": []}}')
+    (tmp_path / 'records' / 'broken.json').write_text('{"values"')
+    made = sorted(p.name for p in tmp_path.rglob('*'))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(results, 'RESULTS', tmp_path / 'records')
     with pytest.raises(SystemExit) as exit:
@@ -227,7 +243,7 @@ def test_command_line_mistakes_are_one_line_and_write_nothing(argv, message, tmp
     error = capsys.readouterr().err
     assert exit.value.code == 2 and len(error.strip().splitlines()) == 1
     assert error.startswith(f'python -m labml_gat.results: error: {message}'), error
-    assert sorted(p.name for p in tmp_path.iterdir()) == made
+    assert sorted(p.name for p in tmp_path.rglob('*')) == made
 
 
 def run_of(flags: str, script: str = 'cora.py', torchrun: int = 0) -> dict:
