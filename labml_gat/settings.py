@@ -219,7 +219,8 @@ def check_output(name: str, path: Optional[str], folder: bool = False) -> None:
     with path_errors(name, path):
         if folder and target.exists() and not target.is_dir():
             raise UsageError(f'{name} {path} is a file; give a folder')
-        if not folder and target.is_dir():
+        # `new/` names a folder, even where none is yet
+        if not folder and (target.is_dir() or path.endswith(('/', os.sep))):
             raise UsageError(f'{name} {path} is a folder; give a file name')
         home = target if folder and target.is_dir() else target.resolve().parent
         if home.exists() and not home.is_dir():

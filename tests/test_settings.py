@@ -357,6 +357,7 @@ def test_check_output(tmp_path):
     check_output('--logs', str(tmp_path), folder=True)
     check_output('--logs', str(tmp_path / 'new folder'), folder=True)
     mistakes = [('--out', tmp_path, False, 'is a folder; give a file name'),
+                ('--out', f'{tmp_path / "new"}/', False, 'is a folder; give a file name'),
                 ('--logs', tmp_path / 'a file', True, 'is a file; give a folder'),
                 ('--out', tmp_path / 'missing' / 'x.json', False, 'does not exist'),
                 ('--logs', tmp_path / 'missing' / 'x', True, 'does not exist'),
