@@ -131,7 +131,7 @@ class SyntheticSettings(Settings):
         check_output('--results', self.results, folder=True)
         check_output('--summary-json', self.summary_json)
         # The size first: a graph too large for any memory has a folder name too long for
-        # any file system, which is not a fault of --cache
+        # any file system, which is not a fault of `--cache`
         self.check_memory()
         self.check_cache()
 

@@ -63,7 +63,8 @@ print(f'reduced sweep: {len(reduced)} models in {time.perf_counter() - start:.0f
 # when, on which machine, and how long each model trained.
 record = results.load('dictionary_lookup_sweep')
 recorded = record['values']['runs']
-print(results.provenance(record))
+print(record['command'])
+print(f"{record['date']}, {record['machine']['cpu']}, torch {record['versions']['torch']}")
 print(f"{record['values']['total_seconds'] / 60:.0f} min for the whole sweep")
 
 # %%
@@ -221,7 +222,9 @@ plt.show()
 #   about a hundred thousand edges on, sparse or complete, it is also the fastest: the
 #   layer for large graphs.
 layers_record = results.load('dictionary_lookup_layers')
-print(results.provenance(layers_record))
+print(layers_record['command'])
+print(f"{layers_record['date']}, {layers_record['machine']['cpu']}, "
+      f"torch {layers_record['versions']['torch']}")
 print(layers_record['values']['unit'])
 WAYS = {'dense_batched': ('dense, batched', 'tab:blue', 's'),
         'dense_single': ('dense, one graph', 'tab:purple', 'D'),
