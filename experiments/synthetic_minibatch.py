@@ -143,9 +143,8 @@ class SyntheticSettings(Settings):
     def graph_folder(self) -> Path:
         """
         The folder of this graph's files, in the cache. Each degree has a folder of its
-        own: a whole degree is named as a whole number (`10`), as when `--degree` took
-        whole numbers only, so that those folders are read again, and any other in full
-        (`2.5`), never rounded into the name of another.
+        own: a whole degree is named as a whole number (`10`, so `10` and `10.0` share
+        it), any other in full (`2.5`), never rounded into the name of another.
         """
         cache = Path(self.cache).expanduser() if self.cache else \
             lab.get_data_path() / 'synthetic'
