@@ -99,8 +99,9 @@ A Ctrl-C in the terminal stops every process, and torchrun passes it on to them 
 first process of each machine says `stopped`, once, and they end with status 130. So does a
 process stopped while it waits for the others to join ([`joined`](#waiting-for-the-others-to-join)).
 torchrun's launch for one machine of several waits for the other launches itself, before it
-starts any process, and takes a Ctrl-C there only when that wait ends (after 600 s, or
-`--rdzv-conf timeout=SECONDS`), with a traceback of its own; `kill` (`SIGTERM`) stops it at once.
+starts any process, and takes a Ctrl-C there only when that wait ends (after 900 s, torchrun's
+default, or `--rdzv-conf timeout=SECONDS`: `--peer-timeout` is the script's, read only once its
+processes run), with a traceback of its own; `kill` (`SIGTERM`) stops it at once.
 torchrun itself, seeing a process fail, stops the others and prints its own report of the failure
 (with a traceback of torchrun's own code), naming the rank that failed first and its exit status.
 """
