@@ -363,8 +363,9 @@ def summary(values: dict, s: SyntheticSettings, seconds: float, wall_seconds: fl
     What `--summary-json` writes, in the shape of the mini-batch Cora experiment's summary
     where it applies: all the settings, the one seed's run, the validation accuracy over the
     seeds (one, the `mean` in percent), the seconds of the timed steps, the processes, the
-    wall-clock time and the load average as the run started; under torchrun, `torchrun`;
-    and, as every summary says, the script's file name and the words after it (`argv`,
+    wall-clock time and the load average as the run started; `torchrun` where torchrun
+    started more than one process (torchrun of one runs the script as `python` does, and
+    its summary is the same); and, as every summary says, the script's file name and the words after it (`argv`,
     `None`: `sys.argv[1:]`).
     The run holds the numbers of a record's entry, its validation accuracy
     (`val_accuracy_after_steps` there) as a fraction. There is no test accuracy: the run
