@@ -49,9 +49,10 @@ and a `defaultdict`). Unpickling can run arbitrary code, so we
 2. unpickle with an unpickler that can only build the few classes these files need; scipy is not
    needed at all, and tiny stand-ins take the sparse matrices and numpy's arrays apart (numpy's
    own unpickling of an array trusts the file: one of objects crashes the process), and
-3. check what they hold before anything is made of it, for the files of a table extended
-   with other sums: the declared shape of a matrix, the columns and rows of its entries, and
-   its values, which are finite.
+3. check what they hold before anything is made of it: the declared shape of a matrix, the
+   columns and rows of its entries, and its values, which must be finite. The published files,
+   known by their sums, pass these checks; they guard the files of any sum added to the table
+   (`SHA256`), another dataset's, say.
 
 ## Where the files are found
 
