@@ -29,7 +29,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Protocol, Sequence, Tuple
 
 import torch
 from labml import lab
@@ -37,19 +37,36 @@ from torch import nn
 
 from labml_gat.runs import (STOP_SIGNALS, labml_run, progress_on_screen,
                             stop_signals_held)
-from labml_gat.training import NodeClassificationSettings
+
+
+class SeedSettings(Protocol):
+    """What the runner reads of an experiment's settings: the Cora experiments'
+    (`NodeClassificationSettings`) and DictionaryLookup's have it."""
+    seed: int
+    seeds: int
+    jobs: Optional[int]
+    threads: int
+    logs: Optional[str]
+    quiet: bool
+
+    def as_dict(self) -> dict: ...
+
+    def experiment_name(self) -> str: ...
+
+    def comment(self, seed: int) -> str: ...
+
 
 # A function that trains one seed: `(settings, data, seed, checkpoint path)` to
 # `(results, model)`; the results hold at least the seed's `test_accuracy` and the accuracy
 # its weights were chosen on: `val_accuracy`, or `train_accuracy` for a task without a
 # validation set (DictionaryLookup)
-TrainOneSeed = Callable[[NodeClassificationSettings, Any, int, Path],
+TrainOneSeed = Callable[[SeedSettings, Any, int, Path],
                         Tuple[dict, nn.Module]]
 # The accuracies a summary gives the mean and spread of, those the seeds' results hold
 ACCURACIES = ('test_accuracy', 'val_accuracy', 'train_accuracy')
 
 
-def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
+def run_seeds(settings: SeedSettings, explicit: set, data: Any,
               train: TrainOneSeed, argv: Optional[Sequence[str]] = None) -> dict:
     """
     ## Running the seeds
@@ -95,7 +112,7 @@ def run_seeds(settings: NodeClassificationSettings, explicit: set, data: Any,
             'wall_seconds': round(time.perf_counter() - start, 2), 'load_average': load}
 
 
-def run_seed(settings: NodeClassificationSettings, explicit: set, data: Any, seed: int,
+def run_seed(settings: SeedSettings, explicit: set, data: Any, seed: int,
              train: TrainOneSeed, shown: bool = True) -> dict:
     """One seed as one labml run; returns its results. Not `shown` (in a worker), it
     prints nothing, whatever `--quiet` says, and its run keeps the settings as given."""
@@ -118,7 +135,7 @@ def say_finished(finished: dict, n_seeds: int) -> None:
           file=sys.stderr, flush=True)
 
 
-def run_in_parallel(settings: NodeClassificationSettings, explicit: set, data: Any,
+def run_in_parallel(settings: SeedSettings, explicit: set, data: Any,
                     seeds: range, train: TrainOneSeed, jobs: int, finished: dict) -> None:
     """
     ### Seeds side by side
@@ -189,7 +206,7 @@ def stop_workers(pool: ProcessPoolExecutor, stop: Any) -> None:
 _stop: Any = None
 
 
-def run_seed_in_worker(settings: NodeClassificationSettings, explicit: set, data: Any,
+def run_seed_in_worker(settings: SeedSettings, explicit: set, data: Any,
                        seed: int, train: TrainOneSeed) -> Optional[dict]:
     """`run_seed` in a worker, unless the seeds were stopped (then `None`)."""
     if _stop.is_set():
