@@ -565,11 +565,11 @@ class _CsrMatrix:
         shape = self.state['_shape']
         if not (isinstance(shape, tuple) and len(shape) == 2
                 and all(isinstance(n, (int, np.integer)) and n >= 0 for n in shape)):
-            raise ValueError(f'its shape {shape!r} is not two sizes')
+            raise ValueError(f'its shape {_short(shape)} is not two sizes')
         n_rows, n_cols = int(shape[0]), int(shape[1])
         if n_rows * n_cols > MAX_ENTRIES:
-            raise ValueError(f'its shape {shape!r} has more than {MAX_ENTRIES} entries, '
-                             f'more than any Planetoid matrix')
+            raise ValueError(f'its shape {_short(shape)} has more than {MAX_ENTRIES} '
+                             f'entries, more than any Planetoid matrix')
         return n_rows, n_cols
 
 
@@ -592,6 +592,33 @@ def _check_row_pointers(indptr: np.ndarray, n_rows: int, n_entries: int) -> None
                          f'to its {n_entries} entries')
 
 
+def _short(value: Any, depth: int = 2) -> str:
+    """
+    What a file holds, as an error message shows it. A file past its checksum can make values
+    whose `repr` is not a line of a message: a list nested deeper than Python's recursion limit
+    (a `RecursionError` instead of the message), an integer of more digits than Python writes
+    (a `ValueError`), or one list of thousands named thousands of times in another (the pickle's
+    memo), a few bytes of the file for gigabytes of text. So a number or a string is shown
+    whole only when short, a tuple or list by its first items, and anything else by its type.
+    """
+    if value is None or isinstance(value, (bool, float)):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if value.bit_length() <= 64 else \
+            f'an integer of {value.bit_length()} bits'
+    if isinstance(value, (str, bytes)):
+        return repr(value) if len(value) <= 40 else \
+            f'a {type(value).__name__} of {len(value)} characters'
+    if isinstance(value, (tuple, list)) and depth:
+        items = [_short(item, depth - 1) for item in value[:4]]
+        if len(value) > 4:
+            items.append(f'... {len(value)} items')
+        if isinstance(value, list):
+            return f'[{", ".join(items)}]'
+        return f'({", ".join(items)}{"," if len(value) == 1 else ""})'
+    return f'a {type(value).__name__}'
+
+
 class _DType:
     """
     A stand-in for `numpy.dtype`: the type of an array's numbers, from its code (`'i4'`, `'f8'`)
@@ -605,13 +632,14 @@ class _DType:
     def __init__(self, code: Any, align: Any = False, copy: Any = True) -> None:
         self.dtype = np.dtype(code) if isinstance(code, str) else None
         if self.dtype is None or self.dtype.kind not in 'biuf':
-            raise pickle.UnpicklingError(f'array type {code!r} is not a number type')
+            raise pickle.UnpicklingError(f'array type {_short(code)} is not a number '
+                                         f'type')
 
     def __setstate__(self, state: Any) -> None:
         # `(version, byte order, subarray, names, fields, item size, alignment, flags)`
         order = state[1] if isinstance(state, tuple) and len(state) > 1 else None
         if order not in ('<', '>', '=', '|'):
-            raise pickle.UnpicklingError(f'array type with byte order {order!r}')
+            raise pickle.UnpicklingError(f'array type with byte order {_short(order)}')
         if order in '<>':
             self.dtype = self.dtype.newbyteorder(order)
 
@@ -637,7 +665,7 @@ class _Array:
         if not (isinstance(shape, tuple) and isinstance(data, bytes)
                 and all(type(n) is int and n >= 0 for n in shape)
                 and math.prod(shape) * dtype.dtype.itemsize == len(data)):
-            raise pickle.UnpicklingError(f'an array of shape {shape!r} and type '
+            raise pickle.UnpicklingError(f'an array of shape {_short(shape)} and type '
                                          f'{dtype.dtype} that its data does not fill')
         self.array = np.frombuffer(data, dtype.dtype).reshape(
             shape, order='F' if fortran else 'C').copy()
@@ -646,7 +674,7 @@ class _Array:
 def _reconstruct(subtype: type, shape: Any, dtype: Any) -> _Array:
     """numpy pickles an array as an empty array, filled in afterwards (`_Array.__setstate__`)."""
     if subtype is not _Array:
-        raise pickle.UnpicklingError(f'array subtype {subtype!r} is not allowed')
+        raise pickle.UnpicklingError(f'array subtype {_short(subtype)} is not allowed')
     return _Array()
 
 
@@ -802,9 +830,10 @@ def _edge_index(graph: dict[int, list[int]], n_nodes: int) -> torch.Tensor:
     """
     for node in (*graph, *(j for neighbours in graph.values() for j in neighbours)):
         if not isinstance(node, (int, np.integer)):
-            raise DataFileError(f'the graph has {node!r}, which is not a node number')
+            raise DataFileError(f'the graph has {_short(node)}, which is not a node '
+                                f'number')
         if not 0 <= node < n_nodes:
-            raise DataFileError(f'the graph has node {node}, out of range for '
+            raise DataFileError(f'the graph has node {_short(node)}, out of range for '
                                 f'{n_nodes} nodes')
     source = torch.tensor([node for node, neighbours in graph.items()
                            for _ in neighbours], dtype=torch.long)

@@ -581,6 +581,29 @@ def test_graph_nodes_out_of_range(graph: dict, why: str) -> None:
         datasets._edge_index(graph, 2708)
 
 
+
+def _nested(depth: int) -> list:
+    nested: list = []
+    for _ in range(depth):
+        nested = [nested]
+    return nested
+
+
+@pytest.mark.parametrize('node, shown', [
+    # Deeper than Python's recursion limit: its `repr` is a `RecursionError`
+    (_nested(100_000), r'\[\[a list\]\]'),
+    # More digits than Python writes: a `ValueError`
+    (10 ** 5000, 'an integer of 16610 bits'),
+    # One list named in another a thousand times: megabytes of text, gigabytes when larger
+    ([list(range(1000))] * 1000,
+     r'\[\[0, 1, 2, 3, \.\.\. 1000 items\], .* 1000 items\]'),
+], ids=['deep', 'long', 'shared'])
+def test_graph_nodes_shown_in_a_line(node: object, shown: str) -> None:
+    """What a file holds is shown short in the message, whatever its `repr` would be."""
+    with pytest.raises(DataFileError, match=rf'^the graph has (node )?{shown}, ') as err:
+        datasets._edge_index({0: [node]}, 2708)
+    assert len(str(err.value)) < 200
+
 @pytest.mark.parametrize('content', [b'\xff\xfe', b'99999999999999999999', b''])
 def test_test_index_that_is_not_node_numbers(content: bytes, tmp_path: Path) -> None:
     path = tmp_path / 'ind.cora.test.index'
