@@ -66,7 +66,6 @@ and a `defaultdict`). Unpickling can run arbitrary code, so we
    `download_planetoid(name, folder)` to fetch the files into a folder of your choice.
 """
 
-import collections
 import hashlib
 import http.client
 import io
@@ -513,7 +512,8 @@ def _copy_with_progress(response: Any, out: BinaryIO, label: str) -> str:
 # and `numpy.dtype` (the arrays inside), and `collections.defaultdict` with `__builtin__.list`
 # (the graph). Nothing else can be built while unpickling, and none of numpy's own
 # `__setstate__` methods ever sees what a file says: small stand-ins take the arrays and their
-# types apart, as `_CsrMatrix` does the sparse matrices.
+# types apart, as `_CsrMatrix` does the sparse matrices, and Python's own `list` and
+# `defaultdict` are never called.
 
 
 # More entries than the largest matrix the files make, CiteSeer's features of its 3327 nodes
@@ -678,14 +678,38 @@ def _reconstruct(subtype: type, shape: Any, dtype: Any) -> _Array:
     return _Array()
 
 
+
+def _list(*args: Any) -> list:
+    """
+    Python's `list` as the graph file names it: only the default factory of its `defaultdict`,
+    never called (the lists are the pickle's own). Called, `list` copies whatever it is given:
+    one list of a million entries written once and copied by every call, five bytes of the
+    file each, would make terabytes.
+    """
+    raise pickle.UnpicklingError('list is only the default factory of the graph')
+
+
+def _defaultdict(*args: Any) -> dict:
+    """
+    The graph is pickled as `defaultdict(list)` filled with its items afterwards; a plain dict
+    takes them. `defaultdict` also copies a dict or pairs it is given, which a file could name
+    again and again as it could a list for `list`. And a `defaultdict` is freed without the
+    guard of a dict against nesting: one of thousands nested in each other, a few bytes of the
+    file each, overflows the C stack when freed, a crash of the process.
+    """
+    if len(args) != 1 or args[0] is not _list:
+        raise pickle.UnpicklingError('a defaultdict other than defaultdict(list)')
+    return {}
+
+
 # The only globals a file may reference, as written by Python 2, and what they become.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ('scipy.sparse.csr', 'csr_matrix'): _CsrMatrix,
     ('numpy.core.multiarray', '_reconstruct'): _reconstruct,
     ('numpy', 'ndarray'): _Array,
     ('numpy', 'dtype'): _DType,
-    ('collections', 'defaultdict'): collections.defaultdict,
-    ('__builtin__', 'list'): list,
+    ('collections', 'defaultdict'): _defaultdict,
+    ('__builtin__', 'list'): _list,
 }
 
 

@@ -738,6 +738,49 @@ def test_graph_lists_that_share_their_entries(tmp_path: Path) -> None:
         datasets._read_graph(tmp_path / 'ind.cora.graph', content)
 
 
+# The globals of the graph file, kept in the pickle's memo as it keeps them
+_DEFAULTDICT, _LIST = b'ccollections\ndefaultdict\nq\x01', b'c__builtin__\nlist\nq\x02'
+
+
+@pytest.mark.parametrize('content, why', [
+    # `list` called on one list of the file: a copy for every five bytes of the file
+    (b'\x80\x02' + _LIST + b']q\x03(K\x00K\x01eh\x02h\x03\x85R' + b'0h\x02h\x03\x85R' * 3 + b'.',
+     'list is only the default factory'),
+    # `defaultdict` given a dict to copy, or a factory other than `list`
+    (b'\x80\x02' + _DEFAULTDICT + _LIST + b'h\x01h\x02}\x86R.', r'other than defaultdict\(list\)'),
+    (b'\x80\x02' + _DEFAULTDICT + b'N\x85R.', r'other than defaultdict\(list\)'),
+], ids=['list copies', 'defaultdict copies', 'other factory'])
+def test_list_and_defaultdict_are_not_called_to_copy(content: bytes, why: str,
+                                                    tmp_path: Path) -> None:
+    with pytest.raises(DataFileError, match=why):
+        datasets._unpickle(tmp_path / 'ind.cora.graph', content)
+
+
+def test_the_graph_is_read_into_a_plain_dict(tmp_path: Path) -> None:
+    content = b'\x80\x02' + _DEFAULTDICT + _LIST + b'\x85R(K\x00]K\x01aK\x01]K\x00au.'
+    graph = datasets._unpickle(tmp_path / 'ind.cora.graph', content)
+    assert type(graph) is dict and graph == {0: [1], 1: [0]}
+
+
+def test_defaultdicts_nested_in_each_other(tmp_path: Path) -> None:
+    """In a process of its own: freeing a `defaultdict` nested a million deep crashed it."""
+    step = b'h\x01h\x02\x85RK\x00j\x04\x00\x00\x00sr\x04\x00\x00\x000'
+    content = (b'\x80\x02' + _DEFAULTDICT + _LIST + b'h\x01h\x02\x85Rr\x04\x00\x00\x00'
+               + step * 1_000_000 + b'j\x04\x00\x00\x00.')
+    path = tmp_path / 'ind.cora.graph'
+    path.write_bytes(content)
+    read = (f'from pathlib import Path\n'
+            f'from labml_gat import datasets\n'
+            f'path = Path({str(path)!r})\n'
+            f'try:\n'
+            f'    datasets._read_graph(path, path.read_bytes())\n'
+            f'except datasets.DataFileError as error:\n'
+            f'    print(error)\n')
+    found = subprocess.run([sys.executable, '-c', read], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, 'PYTHONPATH': str(REPO)})
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert 'ind.cora.graph' in found.stdout
+
 def _largest_test_index_far_away(content: bytes) -> bytes:
     return content.replace(b'\n2707\n', b'\n1000000000000\n')
 
