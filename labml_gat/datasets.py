@@ -66,6 +66,7 @@ and a `defaultdict`). Unpickling can run arbitrary code, so we
    `download_planetoid(name, folder)` to fetch the files into a folder of your choice.
 """
 
+import contextvars
 import hashlib
 import http.client
 import io
@@ -567,7 +568,8 @@ class _CsrMatrix:
                 and all(isinstance(n, (int, np.integer)) and n >= 0 for n in shape)):
             raise ValueError(f'its shape {_short(shape)} is not two sizes')
         n_rows, n_cols = int(shape[0]), int(shape[1])
-        if n_rows * n_cols > MAX_ENTRIES:
+        # Each size first: the product of two sizes of a million digits takes seconds
+        if max(n_rows, n_cols) > MAX_ENTRIES or n_rows * n_cols > MAX_ENTRIES:
             raise ValueError(f'its shape {_short(shape)} has more than {MAX_ENTRIES} '
                              f'entries, more than any Planetoid matrix')
         return n_rows, n_cols
@@ -644,6 +646,11 @@ class _DType:
             self.dtype = self.dtype.newbyteorder(order)
 
 
+# The bytes that the arrays of the file being unpickled may still take (`_unpickle` sets it)
+_array_bytes_left: contextvars.ContextVar[int] = contextvars.ContextVar(
+    '_array_bytes_left', default=MAX_BYTES)
+
+
 class _Array:
     """
     A stand-in for `numpy.ndarray`: numpy pickles an array as an empty one (`_reconstruct`),
@@ -662,11 +669,22 @@ class _Array:
         # A `str` of Python 2, which the unpickler decodes as Latin-1
         if isinstance(data, str):
             data = data.encode('latin1')
-        if not (isinstance(shape, tuple) and isinstance(data, bytes)
-                and all(type(n) is int and n >= 0 for n in shape)
+        # One or two sizes, of no more entries than a matrix may have: the product of a
+        # million sizes of thousands of digits each, a few bytes of the file each (the
+        # pickle's memo), would take hours and gigabytes.
+        if not (isinstance(shape, tuple) and isinstance(data, bytes) and len(shape) <= 2
+                and all(type(n) is int and 0 <= n <= MAX_ENTRIES for n in shape)
                 and math.prod(shape) * dtype.dtype.itemsize == len(data)):
             raise pickle.UnpicklingError(f'an array of shape {_short(shape)} and type '
                                          f'{dtype.dtype} that its data does not fill')
+        # Every array is a copy of its bytes. A file names the bytes of its arrays once each,
+        # but could name the same bytes again and again through the pickle's memo, a few
+        # bytes of the file for another copy: so the arrays of a file may hold no more bytes
+        # together than the file has.
+        left = _array_bytes_left.get() - len(data)
+        if left < 0:
+            raise pickle.UnpicklingError('arrays of more bytes than the file has')
+        _array_bytes_left.set(left)
         self.array = np.frombuffer(data, dtype.dtype).reshape(
             shape, order='F' if fortran else 'C').copy()
 
@@ -725,10 +743,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def _unpickle(path: Path, content: bytes) -> Any:
     """Unpickle the `content` of one Python 2 file; every failure becomes a `DataFileError`
     naming the file."""
+    budget = _array_bytes_left.set(len(content))
     try:
         return _RestrictedUnpickler(io.BytesIO(content), encoding='latin1').load()
     except Exception as err:
         raise DataFileError(f'{path}: not a valid Planetoid pickle: {err}') from err
+    finally:
+        _array_bytes_left.reset(budget)
 
 
 # ## Reading the files

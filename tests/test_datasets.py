@@ -677,6 +677,39 @@ def test_an_array_pickled_as_numpy_pickles_it(tmp_path: Path) -> None:
     assert np.array_equal(read, labels) and read.dtype == labels.dtype
 
 
+
+def _pickled_arrays(n_arrays: int, shape: bytes, data: bytes) -> bytes:
+    """A list of `n_arrays` arrays of float64 of the pickled `shape` (a tuple), all of the
+    same `data`, written once and named again through the pickle's memo."""
+    dtype = (b'cnumpy\ndtype\n(U\x02f8K\x00K\x01tR(K\x03U\x01<NNNJ\xff\xff\xff\xff'
+             b'J\xff\xff\xff\xffK\x00tb')
+    state = b'(K\x01' + shape + dtype + b'\x89B' + len(data).to_bytes(4, 'little') + data
+    return (b'\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x01cnumpy\nndarray\nq\x02'
+            b'K\x00\x85U\x01b\x87q\x03](h\x01h\x03R' + state + b'tq\x04b'
+            + b'h\x01h\x03Rh\x04b' * (n_arrays - 1) + b'e.')
+
+
+def test_arrays_of_the_same_bytes(tmp_path: Path) -> None:
+    """Every array is a copy of its bytes: one array of 2 MB named a million times, a few
+    bytes of the file each, would make terabytes."""
+    path = tmp_path / 'ind.cora.ally'
+    content = _pickled_arrays(2, b'K\x08\x85', bytes(64))
+    assert len(datasets._unpickle(path, content)) == 2
+    with pytest.raises(DataFileError, match='arrays of more bytes than the file has'):
+        datasets._unpickle(path, _pickled_arrays(100, b'K\x08\x85', bytes(64)))
+
+
+@pytest.mark.parametrize('shape, data', [
+    # No entries, of a size no array has: numpy's error, and of sizes of a thousand digits
+    # named many times, a product that takes longer the more of them there are
+    (b'(\x8b\x09\x00\x00\x00' + b'\x7f' * 9 + b'K\x00t', b''),
+    (b'(K\x01K\x01K\x01t', bytes(8)),
+], ids=['no entries of a size no array has', 'three dimensions'])
+def test_array_shapes_of_one_or_two_sizes(shape: bytes, data: bytes, tmp_path: Path) -> None:
+    with pytest.raises(DataFileError, match='that its data does not fill'):
+        datasets._unpickle(tmp_path / 'ind.cora.ally', _pickled_arrays(1, shape, data))
+
+
 class _PickledArray:
     """Pickles as numpy pickles an array: an empty one (`_reconstruct`), given `state` by
     `ndarray.__setstate__`, `(version, shape, dtype, is_fortran, data)`."""
