@@ -73,6 +73,7 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import tempfile
 import urllib.request
 from contextlib import contextmanager
@@ -740,11 +741,66 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return _ALLOWED_GLOBALS[(module, name)]
 
 
+
+# Deeper than any object of the files nests: a sparse matrix's attributes hold arrays that hold
+# their type and its state, seven levels as counted here
+MAX_DEPTH = 32
+# The opcodes that name an object in the memo, or name it again
+_MEMO_PUT = {'PUT', 'BINPUT', 'LONG_BINPUT', 'MEMOIZE'}
+_MEMO_GET = {'GET', 'BINGET', 'LONG_BINGET'}
+# The opcodes that fill the object under the others they take, rather than make a new one
+_FILLING = {'APPEND', 'APPENDS', 'SETITEM', 'SETITEMS', 'ADDITEMS', 'BUILD'}
+
+
+def _check_nesting(content: bytes) -> None:
+    """
+    Refuse a pickle whose objects nest deeper than `MAX_DEPTH`. Python hashes a tuple by
+    hashing its items, in C and without a guard against depth: a dictionary key of tuples nested
+    a million deep, one byte of the file each, overflows the C stack, a crash of the process
+    that no unpickler's hook can stop. So the opcodes are read first, and the stack of the
+    unpickler followed with the depth of each object: an object made from others is one deeper
+    than the deepest of them. A list or dict filled after it went into another is counted at
+    what it was then; only tuples and frozen sets hash their items, and neither changes.
+    """
+    stack: list[int | None] = []   # the depth of each object, `None` for a mark
+    memo: dict[Any, int] = {}
+    for op, arg, _ in pickletools.genops(content):
+        if op.name in _MEMO_PUT:
+            if stack[-1] is None:
+                raise pickle.UnpicklingError('a mark put in the memo')
+            memo[len(memo) if op.name == 'MEMOIZE' else arg] = stack[-1]
+        elif op.name in _MEMO_GET:
+            stack.append(memo[arg])
+        elif op.name == 'DUP':
+            stack.append(stack[-1])
+        elif op.name == 'MARK':
+            stack.append(None)
+        else:
+            # The objects it takes, up to the mark if it takes the items after one
+            taken: list[int | None] = []
+            before = op.stack_before
+            if pickletools.markobject in before:
+                while (depth := stack.pop()) is not None:
+                    taken.append(depth)
+                before = before[:before.index(pickletools.markobject)]
+            taken += [stack.pop() for _ in before]
+            if None in taken:
+                raise pickle.UnpicklingError(f'{op.name} takes a mark')
+            depth = 1 + max(taken, default=-1)
+            if op.name in _FILLING:
+                # The object filled, taken last, is as deep as it was or than its new parts
+                depth = max(taken[-1], 1 + max(taken[:-1], default=-1))
+            if depth > MAX_DEPTH:
+                raise pickle.UnpicklingError(f'objects nested more than {MAX_DEPTH} deep')
+            stack += [depth] * len(op.stack_after)
+
+
 def _unpickle(path: Path, content: bytes) -> Any:
     """Unpickle the `content` of one Python 2 file; every failure becomes a `DataFileError`
     naming the file."""
     budget = _array_bytes_left.set(len(content))
     try:
+        _check_nesting(content)
         return _RestrictedUnpickler(io.BytesIO(content), encoding='latin1').load()
     except Exception as err:
         raise DataFileError(f'{path}: not a valid Planetoid pickle: {err}') from err

@@ -814,6 +814,32 @@ def test_defaultdicts_nested_in_each_other(tmp_path: Path) -> None:
     assert found.returncode == 0, found.stderr[-2000:]
     assert 'ind.cora.graph' in found.stdout
 
+
+@pytest.mark.parametrize('content', [
+    # A dict keyed by a tuple nested a million deep, one byte each: hashing it overflowed
+    # the C stack
+    b'\x80\x02}N' + b'\x85' * 1_000_000 + b'Ns.',
+    # The same through the memo, and a frozen set of it
+    b'\x80\x02}N' + b'q\x01h\x01\x86' * 300_000 + b'Ns.',
+    b'\x80\x04(N' + b'\x85' * 1_000_000 + b'\x91.',
+], ids=['tuple', 'memo', 'frozenset'])
+def test_objects_nested_too_deep(content: bytes, tmp_path: Path) -> None:
+    """In a process of its own: the crash was of the process."""
+    path = tmp_path / 'ind.cora.graph'
+    path.write_bytes(content)
+    read = (f'from pathlib import Path\n'
+            f'from labml_gat import datasets\n'
+            f'path = Path({str(path)!r})\n'
+            f'try:\n'
+            f'    datasets._unpickle(path, path.read_bytes())\n'
+            f'except datasets.DataFileError as error:\n'
+            f'    print(error)\n')
+    found = subprocess.run([sys.executable, '-c', read], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, 'PYTHONPATH': str(REPO)})
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert found.stdout.endswith('objects nested more than 32 deep\n')
+
+
 def _largest_test_index_far_away(content: bytes) -> bytes:
     return content.replace(b'\n2707\n', b'\n1000000000000\n')
 
