@@ -825,9 +825,13 @@ def _read_matrix(path: Path, content: bytes) -> np.ndarray:
                             f'got {type(matrix).__name__}')
     if 0 in matrix.shape:
         raise DataFileError(f'{path}: an empty matrix, of shape {matrix.shape}')
-    # Checked on the matrix, not its entries: duplicate entries can add up to infinity
-    if not np.isfinite(matrix).all():
-        raise DataFileError(f'{path}: has values that are not finite (NaN or infinity)')
+    # Checked on the matrix, not its entries: duplicate entries can add up to infinity;
+    # and in `float32`, the features' type, where a larger `float64` becomes infinity
+    with np.errstate(over='ignore', invalid='ignore'):
+        finite = np.isfinite(matrix.astype(np.float32)).all()
+    if not finite:
+        raise DataFileError(f'{path}: has values that are not finite (NaN or infinity) '
+                            f'in float32')
     return matrix
 
 
@@ -930,7 +934,8 @@ def _edge_index(graph: dict[int, list[int]], n_nodes: int) -> torch.Tensor:
     Every node is one of $0, \dots, N - 1$: one outside would become another edge.
     """
     for node in (*graph, *(j for neighbours in graph.values() for j in neighbours)):
-        if not isinstance(node, (int, np.integer)):
+        # `True` is an `int` to Python, not a node number to the file's writer
+        if isinstance(node, bool) or not isinstance(node, (int, np.integer)):
             raise DataFileError(f'the graph has {_short(node)}, which is not a node '
                                 f'number')
         if not 0 <= node < n_nodes:

@@ -55,12 +55,12 @@ def _copy_cora(folder: Path) -> Path:
 
 
 def _sparse_pickle(shape: tuple, indptr: list, indices: list, data: list,
-                   index_type: type = np.int32) -> bytes:
+                   index_type: type = np.int32, data_type: type = np.float32) -> bytes:
     """A sparse matrix pickled as the Planetoid files have them (a `scipy.sparse.csr.csr_matrix`
     whose attributes are numpy arrays), of whatever shape and entries a test gives it."""
     state = {'_shape': shape, 'indptr': np.array(indptr, dtype=index_type),
              'indices': np.array(indices, dtype=index_type),
-             'data': np.array(data, dtype=np.float32)}
+             'data': np.array(data, dtype=data_type)}
     body = _numpy_pickle(state)
     # The class, made empty (NEWOBJ) and given the state (BUILD), as scipy pickles it
     return b'\x80\x02cscipy.sparse.csr\ncsr_matrix\n)\x81' + body[2:-1] + b'b.'
@@ -574,12 +574,12 @@ def test_a_file_larger_than_any_planetoid_file_is_not_read_whole(tmp_path: Path)
 
 @pytest.mark.parametrize('graph, why', [({0: [1], 1: [-1]}, 'out of range'),
                                         ({0: [1], 1: [2708]}, 'out of range'),
-                                        ({0: [1], 1: ['0']}, 'not a node')])
+                                        ({0: [1], 1: ['0']}, 'not a node'),
+                                        ({0: [True], 1: [False]}, 'not a node')])
 def test_graph_nodes_out_of_range(graph: dict, why: str) -> None:
     """Never a silent wrong graph: a node outside 0..N-1 wrapped into another edge."""
     with pytest.raises(DataFileError, match=why):
         datasets._edge_index(graph, 2708)
-
 
 
 def _nested(depth: int) -> list:
@@ -603,6 +603,7 @@ def test_graph_nodes_shown_in_a_line(node: object, shown: str) -> None:
     with pytest.raises(DataFileError, match=rf'^the graph has (node )?{shown}, ') as err:
         datasets._edge_index({0: [node]}, 2708)
     assert len(str(err.value)) < 200
+
 
 @pytest.mark.parametrize('content', [b'\xff\xfe', b'99999999999999999999', b''])
 def test_test_index_that_is_not_node_numbers(content: bytes, tmp_path: Path) -> None:
@@ -643,6 +644,13 @@ def test_a_sparse_matrix_that_is_not_a_matrix(shape: tuple, indptr: list, indice
     path = tmp_path / 'ind.cora.allx'
     with pytest.raises(DataFileError, match=rf'^{tmp_path}/ind\.cora\.allx: .*{why}'):
         datasets._read_matrix(path, _sparse_pickle(shape, indptr, indices, data))
+
+
+def test_values_beyond_float32_are_not_finite_features(tmp_path: Path) -> None:
+    """A `float64` value past `float32`'s range would become an infinite feature."""
+    content = _sparse_pickle((2, 3), [0, 1, 2], [0, 1], [1e300, 1.0], data_type=np.float64)
+    with pytest.raises(DataFileError, match='not finite'):
+        datasets._read_matrix(tmp_path / 'ind.cora.allx', content)
 
 
 def test_unsigned_row_pointers_that_go_back(tmp_path: Path) -> None:
