@@ -167,8 +167,11 @@ class SyntheticSettings(Settings):
         needed, hidden = graph_bytes(self, cached)
         # The graph stays in the host's memory; the hidden vectors are on the device
         on_host = torch.device(self.device).type != 'cuda'
-        what = (f'--nodes {self.nodes}: a graph of {self.edges()} edges and '
-                f'{self.in_features} features a node')
+        # Counts past any memory in three digits, not in the hundreds of a huge size
+        def count(n: int) -> str:
+            return f'{n}' if n < 10 ** 15 else f'{float(n):.3g}'
+        what = (f'--nodes {count(self.nodes)}: a graph of {count(self.edges())} edges '
+                f'and {self.in_features} features a node')
         check_fits(needed + hidden * on_host, 'cpu', what,
                    'use fewer --nodes, or a smaller --degree or --in-features',
                    per='to build and train on')
