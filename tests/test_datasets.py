@@ -755,19 +755,26 @@ def test_arrays_are_only_of_numbers(tmp_path: Path) -> None:
     for name, (array, _) in OBJECT_ARRAYS.items():
         content = _numpy_pickle(array)
         (tmp_path / f'{name}.pickle').write_bytes(content)
-    read = (f'from pathlib import Path\n'
+    said = _errors_in_a_process(sorted(tmp_path.glob('*.pickle')), '_read_matrix')
+    assert said == {f'{name}.pickle':
+                    f'{tmp_path / name}.pickle: not a valid Planetoid pickle: {why}'
+                    for name, (_, why) in OBJECT_ARRAYS.items()}
+
+
+def _errors_in_a_process(paths: list, read: str) -> dict:
+    """`datasets.<read>(path, its bytes)` for each of `paths` in a process of its own, where
+    a crash is that process's, not the tests': the `DataFileError` each raised, by file name."""
+    code = (f'from pathlib import Path\n'
             f'from labml_gat import datasets\n'
-            f'for path in sorted(Path({str(tmp_path)!r}).glob("*.pickle")):\n'
+            f'for path in map(Path, {[str(path) for path in paths]!r}):\n'
             f'    try:\n'
-            f'        datasets._read_matrix(path, path.read_bytes())\n'
+            f'        datasets.{read}(path, path.read_bytes())\n'
             f'    except datasets.DataFileError as error:\n'
-            f'        print(path.stem, error, sep="\\t")\n')
-    found = subprocess.run([sys.executable, '-c', read], capture_output=True, text=True,
+            f'        print(path.name, error, sep="\\t")\n')
+    found = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                            timeout=120, env={**os.environ, 'PYTHONPATH': str(REPO)})
     assert found.returncode == 0, found.stderr[-2000:]
-    said = dict(line.split('\t') for line in found.stdout.splitlines())
-    assert said == {name: f'{tmp_path / name}.pickle: not a valid Planetoid pickle: {why}'
-                    for name, (_, why) in OBJECT_ARRAYS.items()}
+    return dict(line.split('\t', 1) for line in found.stdout.splitlines())
 
 
 def test_graph_lists_that_share_their_entries(tmp_path: Path) -> None:
@@ -810,17 +817,7 @@ def test_defaultdicts_nested_in_each_other(tmp_path: Path) -> None:
                + step * 1_000_000 + b'j\x04\x00\x00\x00.')
     path = tmp_path / 'ind.cora.graph'
     path.write_bytes(content)
-    read = (f'from pathlib import Path\n'
-            f'from labml_gat import datasets\n'
-            f'path = Path({str(path)!r})\n'
-            f'try:\n'
-            f'    datasets._read_graph(path, path.read_bytes())\n'
-            f'except datasets.DataFileError as error:\n'
-            f'    print(error)\n')
-    found = subprocess.run([sys.executable, '-c', read], capture_output=True, text=True,
-                           timeout=120, env={**os.environ, 'PYTHONPATH': str(REPO)})
-    assert found.returncode == 0, found.stderr[-2000:]
-    assert 'ind.cora.graph' in found.stdout
+    assert 'ind.cora.graph' in _errors_in_a_process([path], '_read_graph')[path.name]
 
 
 @pytest.mark.parametrize('content', [
@@ -835,17 +832,8 @@ def test_objects_nested_too_deep(content: bytes, tmp_path: Path) -> None:
     """In a process of its own: the crash was of the process."""
     path = tmp_path / 'ind.cora.graph'
     path.write_bytes(content)
-    read = (f'from pathlib import Path\n'
-            f'from labml_gat import datasets\n'
-            f'path = Path({str(path)!r})\n'
-            f'try:\n'
-            f'    datasets._unpickle(path, path.read_bytes())\n'
-            f'except datasets.DataFileError as error:\n'
-            f'    print(error)\n')
-    found = subprocess.run([sys.executable, '-c', read], capture_output=True, text=True,
-                           timeout=120, env={**os.environ, 'PYTHONPATH': str(REPO)})
-    assert found.returncode == 0, found.stderr[-2000:]
-    assert found.stdout.endswith('objects nested more than 32 deep\n')
+    said = _errors_in_a_process([path], '_unpickle')[path.name]
+    assert said.endswith('objects nested more than 32 deep')
 
 
 def _largest_test_index_far_away(content: bytes) -> bytes:
