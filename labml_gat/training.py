@@ -243,7 +243,7 @@ def check_fits(needed: int, device: str, what: str, instead: str,
     """
     available = available_memory_bytes(device)
     if needed > 0.9 * available:
-        # One decimal, or three digits past any memory (a huge `--degree`'s hundreds)
+        # One decimal, or three digits past any memory (not the hundreds of a huge graph)
         need = needed / 2 ** 30
         shown = f'{need:.1f}' if need < 10 ** 9 else f'{need:.3g}'
         raise UsageError(f'{what}: about {shown} GiB {per}, '
