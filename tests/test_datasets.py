@@ -836,6 +836,25 @@ def test_objects_nested_too_deep(content: bytes, tmp_path: Path) -> None:
     assert said.endswith('objects nested more than 32 deep')
 
 
+@needs_data
+def test_the_real_files_nest_seven_deep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`MAX_DEPTH`'s comment: the features' sparse matrices nest seven levels as
+    `_check_nesting` counts them, the deepest of the files; 32 leaves room."""
+    def nests_within(content: bytes, depth: int) -> bool:
+        monkeypatch.setattr(datasets, 'MAX_DEPTH', depth)
+        try:
+            datasets._check_nesting(content)
+        except pickle.UnpicklingError:
+            return False
+        return True
+    deepest = 0
+    for path in sorted(PLANETOID.glob('ind.*')):
+        if path.suffix != '.index':
+            content = path.read_bytes()
+            deepest = max(deepest, min(d for d in range(33) if nests_within(content, d)))
+    assert deepest == 7 < 32
+
+
 def _largest_test_index_far_away(content: bytes) -> bytes:
     return content.replace(b'\n2707\n', b'\n1000000000000\n')
 
