@@ -701,9 +701,9 @@ def summary_values(path: Path, error: Callable[[str], None]) -> Tuple[dict, str,
 # command the summary's run was started with, or the pages would quote one command's numbers
 # as another's. A summary says the file name of its script and the words after it (`script`,
 # `argv`); the flags are compared as written, in any order, but those that do not change what
-# a run measures: where it reads and writes files, and how long it waits for the other
-# processes of a job.
-UNMEASURED = ('--data-dir', '--logs', '--summary-json', '--peer-timeout')
+# a run measures: where it reads and writes files (the synthetic graph's `--cache` among
+# them), and how long it waits for the other processes of a job.
+UNMEASURED = ('--data-dir', '--logs', '--summary-json', '--peer-timeout', '--cache')
 
 
 def command_mismatch(command: str, summary: dict) -> Optional[str]:

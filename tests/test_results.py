@@ -383,6 +383,13 @@ def test_a_summary_is_recorded_only_with_its_command(tmp_path, monkeypatch, caps
     assert results.load('x', tmp_path / 'records')['command'] == command
 
 
+def test_the_synthetic_graphs_cache_is_not_measured():
+    """`--cache` says only where the graph's files are, as `--data-dir` does for Cora's."""
+    summary = run_of('--steps 5 --cache /some/dir', 'synthetic_minibatch.py')
+    assert results.command_mismatch('python experiments/synthetic_minibatch.py --steps 5',
+                                    summary) is None
+
+
 def test_help_says_what_the_command_does(capsys):
     with pytest.raises(SystemExit) as exit:
         results.main(['--help'])
