@@ -551,7 +551,8 @@ def record_folder(settings: LookupSettings) -> Optional[Path]:
 
 
 def made_by(argv: Sequence[str]) -> str:
-    """The command of a record: this script with the flags it was given."""
+    """The command of a record: this script with the flags it was given (the record
+    leaves out those that only say where files go, `results.rerun_command`)."""
     return 'python experiments/dictionary_lookup.py ' + ' '.join(argv)
 
 

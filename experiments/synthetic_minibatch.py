@@ -400,14 +400,17 @@ def global_batches(nodes: torch.Tensor, s: SyntheticSettings
 
 def command_line(argv: Optional[Sequence[str]], processes: int) -> str:
     """The command that ran this, as the page shows it: with torchrun on several machines,
-    their number and the processes of each, as torchrun tells its processes."""
+    their number and the processes of each, as torchrun tells its processes; as every
+    record's, without the flags that only say where files go (`--cache`, `--summary-json`)
+    or how long to wait for the other processes (`results.rerun_command`)."""
     args = ' '.join(sys.argv[1:] if argv is None else argv)
     machines = int(os.environ.get('GROUP_WORLD_SIZE', 1))
     per_machine = int(os.environ.get('LOCAL_WORLD_SIZE', processes))
     nodes = f'--nnodes {machines} ' if machines > 1 else ''
     launch = ('python' if not distributed.launched()
               else f'torchrun {nodes}--nproc-per-node {per_machine} --')
-    return f'OMP_NUM_THREADS=1 {launch} experiments/synthetic_minibatch.py {args}'.strip()
+    return results.rerun_command(
+        f'OMP_NUM_THREADS=1 {launch} experiments/synthetic_minibatch.py {args}'.strip())
 
 
 def measured_settings(s: SyntheticSettings) -> dict:

@@ -85,9 +85,12 @@ def versions() -> dict:
 
 def record(name: str, command: str, values: dict, folder: Path = RESULTS,
            device: str = 'cpu') -> Path:
-    """Write the record `name` with the values measured by `command` on `device`."""
-    data = {'name': name, 'command': command, 'date': date.today().isoformat(),
-            'machine': machine(device), 'versions': versions(), 'values': values}
+    """Write the record `name` with the values measured by `command` on `device`. The
+    record keeps the command to run again, without the flags that say only where this
+    machine keeps its files and how long it waits (`rerun_command`)."""
+    data = {'name': name, 'command': rerun_command(command),
+            'date': date.today().isoformat(), 'machine': machine(device),
+            'versions': versions(), 'values': values}
     path = folder / f'{name}.json'
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, data)
@@ -592,7 +595,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     (`python -m labml_gat.results FILE.md ...` only those files);
     `python -m labml_gat.results --record NAME SUMMARY.json COMMAND` records an experiment's
     `--summary-json` as the result `NAME`, made by `COMMAND`, which must be the command of
-    the summary's run (`command_mismatch`). A mistake is one line and exit status 2, before
+    the summary's run (`command_mismatch`); the record keeps it without the flags that say
+    only where files go and how long to wait (`rerun_command`). A mistake is one line and exit status 2, before
     anything is written.
     """
     parser = argparse.ArgumentParser(
@@ -703,6 +707,12 @@ def summary_values(path: Path, error: Callable[[str], None]) -> Tuple[dict, str,
 # `argv`); the flags are compared as written, in any order, but those that do not change what
 # a run measures: where it reads and writes files (the synthetic graph's `--cache` among
 # them), and how long it waits for the other processes of a job.
+#
+# The pages show a record's command as the one to run again, so a record keeps it without
+# those flags (`rerun_command`): their values are this machine's folders and files, such as
+# `--data-dir /home/me/planetoid`, which another machine lacks, and a reader's run finds its
+# own by default (`$LABML_GAT_DATA`, labml's folders). The comparison leaves them out too, so
+# the command of the run may be given as it was typed.
 UNMEASURED = ('--data-dir', '--logs', '--summary-json', '--peer-timeout', '--cache')
 
 
@@ -722,11 +732,7 @@ def command_mismatch(command: str, summary: dict) -> Optional[str]:
         return f'cannot be checked against the command {command!r}: {problem}'
     ran = flag_groups(argv)
     flags = list(chain(*ran))
-    # Environment variables first (`OMP_NUM_THREADS=1 python ...`)
-    start = 0
-    while start < len(words) and re.fullmatch(r'[A-Za-z_]\w*=.*', words[start]):
-        start += 1
-    at = next((at for at in range(start, len(words)) if words[at].endswith('.py')), None)
+    start, at = script_at(words)
     if at is None or Path(words[at]).name != script:
         runs = 'no script' if at is None else Path(words[at]).name
         return f'was run with {shlex.join([script, *flags])!r}; the command runs {runs}'
@@ -743,20 +749,82 @@ def command_mismatch(command: str, summary: dict) -> Optional[str]:
     return f'was run with {shlex.join(words[:at + 1] + flags)!r}; the command {differs}'
 
 
+def script_at(words: Sequence[str]) -> Tuple[int, Optional[int]]:
+    """Where a command's launcher starts, after its environment variables
+    (`OMP_NUM_THREADS=1 python ...`), and where its script is (`None` where it runs none)."""
+    start = 0
+    while start < len(words) and re.fullmatch(r'[A-Za-z_]\w*=.*', words[start]):
+        start += 1
+    return start, next((at for at in range(start, len(words))
+                        if words[at].endswith('.py')), None)
+
+
+def word_groups(words: Sequence[str]) -> List[List[str]]:
+    """The words of a command line, as written, in flags: each a word that starts with `--`
+    and the words after it up to the next such word."""
+    groups: List[List[str]] = []
+    for word in words:
+        if word.startswith('--') or not groups:
+            groups.append([word])
+        else:
+            groups[-1].append(word)
+    return groups
+
+
+def measured(group: Sequence[str]) -> bool:
+    """Whether a flag (`word_groups`) is not one of the `UNMEASURED`, in either spelling,
+    `--name value` or `--name=value`."""
+    return group[0].split('=', 1)[0] not in UNMEASURED
+
+
 def flag_groups(words: Sequence[str]) -> List[Tuple[str, ...]]:
     """
-    The flags of a command line but the `UNMEASURED` ones: each a word that starts with
-    `--` and the words after it up to the next such word, `--name=value` as `--name value`.
+    The flags of a command line but the `UNMEASURED` ones (`word_groups`), `--name=value`
+    as `--name value`.
     """
-    groups: List[Tuple[str, ...]] = []
-    for word in words:
-        if word.startswith('--'):
-            groups.append(tuple(word.split('=', 1)))
-        elif groups:
-            groups[-1] += (word,)
+    return [(*group[0].split('=', 1), *group[1:]) if group[0].startswith('--')
+            else tuple(group) for group in word_groups(words) if measured(group)]
+
+
+# A command's text in pieces: quoted, escaped, a separator of commands (`;`, `&&`, `|`), or
+# any other character. Each command of a line such as `A --record ; B --record` is its own.
+SHELL_PIECES = re.compile(r"""'[^']*'|"(?:[^"\\]|\\.)*"|\\.|(?P<separator>[;&|]+)|.""",
+                          re.DOTALL)
+
+
+def rerun_command(command: str) -> str:
+    """
+    `command` as a record keeps it, to be run again on another machine: each of its
+    commands without the `UNMEASURED` flags its script is given, and their values. The
+    words before the script (environment variables, torchrun and its options) are kept,
+    and a command with nothing to leave out is kept as it is written.
+    """
+    pieces: List[str] = []
+    current = ''
+    for piece in SHELL_PIECES.finditer(command):
+        if piece.group('separator'):
+            pieces += [measured_command(current), piece.group()]
+            current = ''
         else:
-            groups.append((word,))
-    return [group for group in groups if group[0] not in UNMEASURED]
+            current += piece.group()
+    return ''.join(pieces + [measured_command(current)])
+
+
+def measured_command(command: str) -> str:
+    """One command of `rerun_command`, without the `UNMEASURED` flags of its script, in
+    the words of `shlex.join`, or as it is where it has none (or cannot be split)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    _, at = script_at(words)
+    groups = word_groups(words[at + 1:]) if at is not None else []
+    kept = [group for group in groups if measured(group)]
+    if len(kept) == len(groups):
+        return command
+    # The spaces around it, which part it from its separators
+    before, after = re.fullmatch(r'(\s*).*?(\s*)', command, re.DOTALL).groups()
+    return before + shlex.join(words[:at + 1] + list(chain(*kept))) + after
 
 
 def launch_mismatch(launcher: List[str], summary: dict) -> Optional[str]:

@@ -383,11 +383,71 @@ def test_a_summary_is_recorded_only_with_its_command(tmp_path, monkeypatch, caps
     assert results.load('x', tmp_path / 'records')['command'] == command
 
 
+@pytest.mark.parametrize('command, kept', [
+    # Where the files were, in either spelling, the last word too
+    ('python experiments/cora.py --seeds 2 --data-dir /home/me/planetoid '
+     '--summary-json=/tmp/x.json', 'python experiments/cora.py --seeds 2'),
+    ('python experiments/cora.py --logs=/tmp/runs --seeds 2 --summary-json',
+     'python experiments/cora.py --seeds 2'),
+    # The words before the script are kept: the environment, torchrun and its options
+    ('OMP_NUM_THREADS=1 torchrun --nproc-per-node 2 -- experiments/cora_minibatch.py '
+     '--peer-timeout 600 --seeds 10 --logs /tmp/runs',
+     'OMP_NUM_THREADS=1 torchrun --nproc-per-node 2 -- experiments/cora_minibatch.py --seeds 10'),
+    # The synthetic graph's cache, out of each command of a line
+    ('OMP_NUM_THREADS=1 python experiments/synthetic_minibatch.py --record --cache /some/dir ; '
+     'OMP_NUM_THREADS=1 torchrun --nproc-per-node 2 -- experiments/synthetic_minibatch.py '
+     '--cache=/some/dir --record',
+     'OMP_NUM_THREADS=1 python experiments/synthetic_minibatch.py --record ; '
+     'OMP_NUM_THREADS=1 torchrun --nproc-per-node 2 -- experiments/synthetic_minibatch.py '
+     '--record'),
+    # A quoted folder is one value, whatever it holds
+    ("python experiments/cora.py --data-dir '/my data; old' --seeds 2",
+     'python experiments/cora.py --seeds 2'),
+    # Nothing to leave out (a flag only named like one is another): the command as written
+    ('python experiments/cora.py  --seeds=2 --data-dirs x',
+     'python experiments/cora.py  --seeds=2 --data-dirs x'),
+    ('bash run.sh setup; bash run.sh test', 'bash run.sh setup; bash run.sh test'),
+])
+def test_a_record_keeps_the_command_to_run_again(command, kept, tmp_path):
+    """A record's command is the one its page gives to run again, on any machine: without the
+    flags that name this machine's folders and files, or its patience, and their values."""
+    results.record('x', command, {}, tmp_path)
+    assert results.load('x', tmp_path)['command'] == kept
+
+
+def test_a_summary_is_recorded_with_its_command_as_typed(tmp_path, monkeypatch):
+    """The command of the run may be given as it was typed, where its files went and all; its
+    record keeps it without them."""
+    typed = ('python experiments/cora.py --seeds 2 --data-dir /home/me/planetoid '
+             '--summary-json=/tmp/x.json')
+    path = tmp_path / 'summary.json'
+    path.write_text(json.dumps({**SUMMARY, 'argv': shlex.split(typed)[2:]}))
+    monkeypatch.setattr(results, 'RESULTS', tmp_path / 'records')
+    results.main(['--record', 'x', str(path), typed])
+    assert results.load('x', tmp_path / 'records')['command'] == \
+        'python experiments/cora.py --seeds 2'
+
+
 def test_the_synthetic_graphs_cache_is_not_measured():
     """`--cache` says only where the graph's files are, as `--data-dir` does for Cora's."""
     summary = run_of('--steps 5 --cache /some/dir', 'synthetic_minibatch.py')
     assert results.command_mismatch('python experiments/synthetic_minibatch.py --steps 5',
                                     summary) is None
+
+
+def test_the_recorded_commands_run_on_any_machine():
+    """No record's command, nor the command of any of its entries, names the folders and files
+    of the machine that made it."""
+    def commands(data):
+        if isinstance(data, dict):
+            for key, value in data.items():
+                yield from [value] if key == 'command' else commands(value)
+        elif isinstance(data, list):
+            for value in data:
+                yield from commands(value)
+    for path in sorted(results.RESULTS.glob('*.json')):
+        for command in commands(json.loads(path.read_text(encoding='utf-8'))):
+            assert results.rerun_command(command) == command, path.name
 
 
 def test_help_says_what_the_command_does(capsys):

@@ -445,6 +445,17 @@ def test_the_command_recorded_under_torchrun(monkeypatch):
                                                 '-- experiments/synthetic_minibatch.py --record')
 
 
+def test_the_command_recorded_leaves_out_where_the_files_go(monkeypatch):
+    """The entries' commands, as the record's, say no folder or file of this machine."""
+    for name, value in (('RANK', '0'), ('WORLD_SIZE', '2'), ('LOCAL_WORLD_SIZE', '2'),
+                        ('GROUP_WORLD_SIZE', '1')):
+        monkeypatch.setenv(name, value)
+    argv = ['--cache', '/some/dir', '--steps', '5', '--peer-timeout=60', '--record',
+            '--summary-json', 's.json']
+    assert sm.command_line(argv, 2) == ('OMP_NUM_THREADS=1 torchrun --nproc-per-node 2 -- '
+                                        'experiments/synthetic_minibatch.py --steps 5 --record')
+
+
 def test_runs_measured_alike_are_compared(tmp_path):
     s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000)
     record_one_process(tmp_path, s)
