@@ -596,8 +596,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     `python -m labml_gat.results --record NAME SUMMARY.json COMMAND` records an experiment's
     `--summary-json` as the result `NAME`, made by `COMMAND`, which must be the command of
     the summary's run (`command_mismatch`); the record keeps it without the flags that say
-    only where files go and how long to wait (`rerun_command`). A mistake is one line and exit status 2, before
-    anything is written.
+    only where files go and how long to wait (`rerun_command`). A mistake is one line and
+    exit status 2, before anything is written.
     """
     parser = argparse.ArgumentParser(
         prog='python -m labml_gat.results', allow_abbrev=False,
