@@ -176,7 +176,7 @@ from labml_gat.seeds import available_cores, format_summary, run_seeds, spread
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
                                 check_device, check_logs, check_one_record,
                                 check_output, check_positive, command, flag, setting)
-from labml_gat.training import check_fits, check_seeds
+from labml_gat.training import check_fits, check_jobs, check_seeds
 
 # The names of the records of `--sweep` and `--which-layer`, which `--record` replaces in
 # the project's records (`RESULTS`)
@@ -334,6 +334,9 @@ class LookupSettings(Settings):
         kind = ('--sweep' if self.sweep else '--which-layer' if self.which_layer
                 else 'runs of one model over seeds' if 'seeds' in given
                 else 'a run of one model')
+        # In the words of every experiment that runs seeds side by side
+        if kind == 'a run of one model':
+            check_jobs(given)
         unread = sorted(given - set(READS[kind]))
         if unread:
             readers = [other for other, names in READS.items() if unread[0] in names]

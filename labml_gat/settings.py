@@ -93,9 +93,14 @@ class Settings:
             settings = cls(**{name: value for name, value in given.items()
                               if value is not None})
             settings.check()
+            settings.check_given(explicit)
         except UsageError as error:
             parser.error(str(error))
         return settings, explicit
+
+    def check_given(self, given: set) -> None:
+        """Raise `UsageError` for a flag given (`given` names the settings given on the
+        command line) that the run would not read. Subclasses add their own checks."""
 
 
 def flag(name: str) -> str:

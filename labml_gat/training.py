@@ -91,6 +91,10 @@ class NodeClassificationSettings(Settings):
         check_output('--summary-json', self.summary_json)
         check_logs(self.logs)
 
+    def check_given(self, given: set) -> None:
+        """The flags given are read: `--jobs` by runs over seeds alone."""
+        check_jobs(given)
+
     def experiment_name(self) -> str:
         """The labml experiment: its runs are kept in `logs/<name>/`."""
         return f'{self.dataset}_{self.layer}'
@@ -112,6 +116,17 @@ def check_seeds(settings: Settings) -> None:
                          f'each a labml run; go on later with '
                          f'--seed {settings.seed + MAX_SEEDS}')
     check_seed(settings.seed, settings.seeds)
+
+
+def check_jobs(given: set) -> None:
+    """
+    `--jobs` given without `--seeds` (`given` names the settings given on the command
+    line): one seed trains, in this process, and a `--jobs` would be silently ignored.
+    Every experiment that runs [seeds side by side](seeds.html) refuses it so.
+    """
+    if 'jobs' in given and 'seeds' not in given:
+        raise UsageError('a run without --seeds trains one seed and does not read '
+                         '--jobs; it is for the seeds of --seeds, side by side')
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

@@ -368,6 +368,7 @@ MISTAKES = {
     'batch-size': (['--batch-size', '0'], '--batch-size must be at least 1, got 0'),
     'epochs': (['--epochs', '0'], '--epochs must be at least 1, got 0'),
     'jobs': (['--jobs', '0'], '--jobs must be at least 1, got 0'),
+    'jobs-without-seeds': (['--jobs', '2'], 'a run without --seeds trains one seed and does not read --jobs'),
     'empty-data-dir': (['--data-dir', '{tmp}/empty'], "Planetoid 'cora': missing in {tmp}/empty"),
 }
 

@@ -515,7 +515,7 @@ def run_script(args, cwd):
     # The seeds, checked as the Cora experiments check them
     (['--seeds', '0'], '--seeds must be at least 1, got 0'),
     (['--seeds', '2', '--jobs', '0'], '--jobs must be at least 1, got 0'),
-    (['--jobs', '2'], 'a run of one model does not read --jobs; it is for runs of one model over seeds'),
+    (['--jobs', '2'], 'a run without --seeds trains one seed and does not read --jobs'),
     (['--sweep', '--seeds', '2', *TINY_SWEEP], '--sweep does not read --seeds; it is for runs of one'),
     # Too large for any memory: refused from the sizes, before a task or a run is made
     (['--k', '100000', '--quiet'],
@@ -696,18 +696,22 @@ def yaml_value(path, key):
     (['--seeds', '2', '--jobs', '0'], {'seeds': 2, 'jobs': 0}),
     (['--seed', str(2 ** 32 - 1), '--seeds', '2'], {'seed': 2 ** 32 - 1, 'seeds': 2}),
     (['--seed', str(2 ** 32)], {'seed': 2 ** 32}),
+    # One seed does not read `--jobs`
+    (['--jobs', '2'], {'jobs': 2}),
 ])
 def test_seeds_are_checked_as_the_cora_experiments_check_them(argv, cora, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UsageError) as theirs:
-        training.NodeClassificationSettings(**cora).check()
+        settings = training.NodeClassificationSettings(**cora)
+        settings.check()
+        settings.check_given(set(cora))
     with pytest.raises(UsageError) as ours:
         load_script().parse(argv)
     assert str(ours.value) == str(theirs.value)
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['--jobs', '2'], 'a run of one model does not read --jobs; it is for runs of one model over seeds'),
+    (['--jobs', '2'], 'a run without --seeds trains one seed and does not read --jobs'),
     (['--sweep', '--seeds', '2'], '--sweep does not read --seeds; it is for runs of one model over seeds'),
     (['--which-layer', '--seeds', '2'], '--which-layer does not read --seeds; it is for runs of one model'),
     (['--seeds', '2', '--record'], 'runs of one model over seeds does not read --record; it is for --sweep '

@@ -67,6 +67,25 @@ def test_good_settings_pass(tmp_path):
                                share_weights=True, dropout=0.0, jobs=2, weight_decay=0.0).check()
 
 
+JOBS_WITHOUT_SEEDS = 'a run without --seeds trains one seed and does not read --jobs'
+
+
+@pytest.mark.parametrize('argv, refused', [
+    (['--jobs', '2'], True), (['--jobs', '1'], True), (['--seeds', '1', '--jobs', '2'], False),
+    (['--seeds', '3', '--jobs', '2'], False), (['--seeds', '3'], False), ([], False)])
+def test_jobs_is_read_with_seeds_alone(argv, refused, capsys):
+    """Without `--seeds` one seed trains in this process: a `--jobs` given would be ignored,
+    and is refused in one line, with exit status 2, as any flag the run does not read."""
+    if not refused:
+        NodeClassificationSettings.from_command_line(argv)
+        return
+    with pytest.raises(SystemExit) as exit_info:
+        NodeClassificationSettings.from_command_line(argv)
+    assert exit_info.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.endswith(f'error: {JOBS_WITHOUT_SEEDS}; it is for the seeds of --seeds, side by side')
+
+
 def test_a_data_dir_in_the_home_folder(monkeypatch, tmp_path):
     """`~` is the home folder for the check as for the loader."""
     monkeypatch.setenv('HOME', str(tmp_path))
