@@ -61,7 +61,7 @@ from labml import lab
 from torch import nn
 
 from labml_gat import distributed, results
-from labml_gat.benchmarking import DEGREE_HELP, random_graph
+from labml_gat.benchmarking import DEGREE_HELP, random_edges, random_graph
 from labml_gat.datasets import DataFileError
 from labml_gat.lean import LeanTwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
@@ -137,8 +137,8 @@ class SyntheticSettings(Settings):
 
     def edges(self) -> int:
         """The edges of the graph, as `random_graph` draws them: `degree` random in-edges
-        per node on average, then a self loop each."""
-        return int(self.degree * self.nodes) + self.nodes
+        per node on average (`random_edges`), then a self loop each."""
+        return random_edges(self.nodes, self.degree) + self.nodes
 
     def graph_folder(self) -> Path:
         """
@@ -247,7 +247,7 @@ def graph_bytes(s: SyntheticSettings, cached: bool) -> Tuple[int, int]:
     vectors of the [layer-by-layer
     evaluation](../labml_gat/distributed.html#evaluation-on-all-nodes-layer-by-layer), on
     the device. With $N$ nodes, $F$ features, $C$ classes and
-    $E = \lfloor \text{degree} \cdot N \rfloor + N$ edges (`edges`), `build_graph` holds at once the features, $4 N F$; the edge index, $16 E$;
+    $E = \text{degree} \cdot N + N$ edges (`edges`, the first term rounded to a whole number), `build_graph` holds at once the features, $4 N F$; the edge index, $16 E$;
     the sampler's edges without loops, their sort and its in-neighbour lists, $32 E$; the
     first $C$ features of every edge's source, to label the nodes, $4 E C$; and the offsets,
     in-degrees and labels, $24 N$. That bounds its peak, as the graph's tests check. The

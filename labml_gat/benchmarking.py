@@ -91,15 +91,26 @@ PEER = results.PEER
 DEGREE_HELP = 'random in-edges per node on average, besides its self loop'
 
 
+def random_edges(n_nodes: int, degree: float) -> int:
+    """
+    The random edges of `random_graph`, `degree` per node on average: the whole number
+    nearest to `degree * n_nodes`. Floating point puts some products just below the whole
+    number they are, 0.29 * 100 at 28.999999999999996, which cutting the fraction off would
+    make 28. A whole degree's product is exact, and so is its count.
+    """
+    return round(degree * n_nodes)
+
+
 def random_graph(n_nodes: int, degree: float, in_features: int, seed: int = 0
                  ) -> Tuple[torch.Tensor, torch.Tensor]:
     r"""
-    A random graph with $\text{degree} \cdot N$ random edges $j \to i$ and a self loop per
-    node (so about `degree + 1` in-edges per node), sorted by target, with standard normal
-    features: `(x, edge_index)`. Duplicates are kept: they do not change the cost.
+    A random graph with $\text{degree} \cdot N$ random edges $j \to i$ (`random_edges`) and
+    a self loop per node (so about `degree + 1` in-edges per node), sorted by target, with
+    standard normal features: `(x, edge_index)`. Duplicates are kept: they do not change
+    the cost.
     """
     generator = torch.Generator().manual_seed(seed)
-    n_edges = int(degree * n_nodes)
+    n_edges = random_edges(n_nodes, degree)
     # Drawn straight into the rows of `edge_index`, the loops last, then sorted in place:
     # besides `edge_index` only the order and one row's copy exist at once
     edge_index = torch.empty(2, n_edges + n_nodes, dtype=torch.int64)

@@ -35,6 +35,22 @@ def test_random_graph():
     assert torch.equal(x, x2) and torch.equal(edge_index, edge_index2)
 
 
+@pytest.mark.parametrize('n_nodes', [1, 7, 100, 10 ** 5, 10 ** 6, 10 ** 7, 2 ** 40])
+@pytest.mark.parametrize('degree', [1.0, 3.0, 10.0, 64.0])
+def test_a_whole_degree_draws_its_product(n_nodes, degree):
+    """A whole degree draws `degree * n_nodes` random edges exactly: the same count, so
+    the same random draws, whatever rounds a fractional product."""
+    assert benchmarking.random_edges(n_nodes, degree) == int(degree) * n_nodes
+
+
+def test_a_fractional_degree_draws_the_nearest_count():
+    # 0.29 * 100 is 28.999999999999996 in floating point
+    assert benchmarking.random_edges(100, 0.29) == 29
+    assert benchmarking.random_graph(100, 0.29, in_features=3)[1].shape == (2, 129)
+    assert benchmarking.random_edges(100, 0.294) == 29
+    assert benchmarking.random_edges(100, 0.296) == 30
+
+
 @pytest.mark.parametrize('impl', benchmarking.LAYER_IMPLS)
 def test_layers_compute_the_same_shape_and_step(impl):
     if impl == 'pyg':

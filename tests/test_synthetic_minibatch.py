@@ -57,13 +57,17 @@ def test_the_degree_is_the_benchmarks_average_in_degree(tmp_path):
     assert sm.SyntheticSettings().degree == bm.BenchmarkSettings().degree
 
 
-@pytest.mark.parametrize('degree', [2.5, 0.3, 3.0])
-def test_the_graph_has_the_edges_of_its_degree(degree):
-    """`degree` random in-edges per node on average, and a self loop each: the edges the
-    memory check and the record count are the ones drawn."""
-    s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000, degree=degree)
+@pytest.mark.parametrize('nodes, degree, random', [
+    (2000, 2.5, 5000), (2000, 0.3, 600), (2000, 3.0, 6000),
+    # Products that floating point puts just below their whole number: 28.999999999999996
+    (100, 0.29, 29), (100, 1.15, 115), (1000, 2.01, 2010)])
+def test_the_graph_has_the_edges_of_its_degree(nodes, degree, random):
+    """`degree` random in-edges per node on average, the whole number nearest to
+    `degree * nodes`, and a self loop each: the edges the memory check and the record count
+    are the ones drawn."""
+    s = sm.SyntheticSettings(nodes=nodes, eval_nodes=nodes // 2, degree=degree)
     _, edge_index = sm.random_graph(s.nodes, s.degree, s.in_features, s.seed)
-    assert s.edges() == edge_index.shape[1] == int(degree * 2000) + 2000
+    assert s.edges() == edge_index.shape[1] == random + nodes
     assert type(s.edges()) is int
 
 
