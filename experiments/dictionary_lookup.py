@@ -149,13 +149,14 @@ Each run is a labml run in `logs/dictionary_lookup/` (or in `--logs`). labml's p
 is shown on a terminal, and `--quiet` turns it off there too. A flag that the run does not read, such as
 `--record` for one model or `--k` for `--sweep`, is refused before anything runs.
 
-With `--seeds N` the model is trained with the seeds `--seed` to `--seed` + N - 1, each its own
-labml run (its comment ends with its seed) with its weights in `checkpoints/best.pt`, `--jobs`
-of them side by side, as the Cora experiments train theirs; the seed makes the split, the first
-weights and the order of the batches. The script prints the table of the seeds and the mean and
-sample standard deviation of the test and the training accuracy, and `--summary-json` writes
-the seeds' summary of the Cora experiments, with the training accuracy where theirs have the
-validation accuracy: this task has no validation set. `--sweep` and `--which-layer` run one seed.
+A model is trained as the Cora experiments train theirs: with the seed `--seed`, or with
+`--seeds N` the seeds `--seed` to `--seed` + N - 1, `--jobs` of them side by side. Each seed is
+its own labml run (its comment ends with its seed) with its weights in `checkpoints/best.pt`;
+the seed makes the split, the first weights and the order of the batches. The script prints the
+table of the seeds and the mean and sample standard deviation of the test and the training
+accuracy, and `--summary-json` writes the seeds' summary of the Cora experiments, one seed's
+too, with the training accuracy where theirs have the validation accuracy: this task has no
+validation set. `--sweep` and `--which-layer` run one seed.
 """
 
 import itertools
@@ -193,9 +194,8 @@ WHICH_LAYER_GRAPHS = [(n_nodes, 512 // n_nodes, density) for n_nodes in (4, 16, 
 TRAINING = ('epochs', 'patience', 'lr_patience', 'min_progress', 'learning_rate',
             'batch_size', 'max_examples', 'epoch_size', 'd_model', 'seed', 'impl',
             'device', 'threads', 'quiet', 'logs')
-ONE_MODEL = (*TRAINING, 'layer', 'n_heads', 'k', 'summary_json')
-READS = {'a run of one model': ONE_MODEL,
-         'runs of one model over seeds': (*ONE_MODEL, 'seeds', 'jobs'),
+READS = {'a run of one model': (*TRAINING, 'layer', 'n_heads', 'k', 'summary_json',
+                                'seeds', 'jobs'),
          '--sweep': (*TRAINING, 'sweep', 'ks', 'sweep_heads', 'record', 'results'),
          '--which-layer': ('which_layer', 'seed', 'threads', 'record', 'results')}
 
@@ -332,19 +332,14 @@ class LookupSettings(Settings):
             raise UsageError('--sweep and --which-layer are two different runs: give one')
         check_one_record(self.record, self.results)
         kind = ('--sweep' if self.sweep else '--which-layer' if self.which_layer
-                else 'runs of one model over seeds' if 'seeds' in given
                 else 'a run of one model')
-        # In the words of every experiment that runs seeds side by side
-        if kind == 'a run of one model':
-            check_jobs(given)
         unread = sorted(given - set(READS[kind]))
         if unread:
             readers = [other for other, names in READS.items() if unread[0] in names]
-            # Runs over seeds read what a run of one model reads, and the seeds
-            if 'a run of one model' in readers:
-                readers.remove('runs of one model over seeds')
             raise UsageError(f'{kind} does not read {flag(unread[0])}; '
                              f'it is for {" and ".join(readers)}')
+        # `--jobs` without `--seeds`, in the words of every experiment that runs seeds
+        check_jobs(given)
 
     def experiment_name(self) -> str:
         """The labml experiment of a model's runs: they are kept in `logs/<name>/`."""
@@ -355,7 +350,7 @@ class LookupSettings(Settings):
         return f'{self.layer}, {self.n_heads} head(s), k = {self.k}'
 
     def comment(self, seed: int) -> str:
-        """The comment of the labml run of one seed of `--seeds`."""
+        """The comment of the labml run of one seed."""
         return f'{self.model()}, seed {seed}'
 
     def training(self) -> dict:
@@ -384,22 +379,6 @@ def parse(argv: Optional[Sequence[str]]) -> Tuple[LookupSettings, set]:
     return settings, set(given)
 
 
-def train_one(settings: LookupSettings) -> dict:
-    """
-    ## One model, one labml run
-
-    The settings go to `experiment.configs`, the metrics of every epoch to `tracker`.
-    """
-    with labml_run(settings.experiment_name(), settings.model(), settings.as_dict(),
-                   screen=progress_on_screen(settings.quiet), quiet=settings.quiet):
-        result = train_tracked(settings, settings.seed)
-    summary = numbers(result)
-    print(report(summary))
-    if settings.summary_json:
-        write_json(Path(settings.summary_json), summary)
-    return summary
-
-
 def train_tracked(settings: LookupSettings, seed: int) -> dict:
     """The model of the settings trained with `seed`, in the labml run around it: the
     numbers of every epoch, then the final accuracies, go to its `tracker`."""
@@ -420,11 +399,12 @@ def numbers(result: dict) -> dict:
 def train_one_seed(settings: LookupSettings, data: None, seed: int,
                    checkpoint: Optional[Path]) -> Tuple[dict, torch.nn.Module]:
     """
-    ## One model over many seeds
+    ## One model, one labml run per seed
 
-    With `--seeds`, the model is trained once per seed, each its own labml run, by the
-    [seeds' runner](../labml_gat/seeds.html), side by side with `--jobs`, as the Cora
-    experiments train theirs. The seed makes the task's split, the first weights and the
+    The model is trained once per seed (one without `--seeds`), each its own labml run, by
+    the [seeds' runner](../labml_gat/seeds.html), side by side with `--jobs`, as the Cora
+    experiments train theirs: the settings go to the run's configs, the metrics of every
+    epoch to its `tracker`. The seed makes the task's split, the first weights and the
     order of the batches, so the seeds' spread is that of all three. A seed's weights, the
     best training epoch's, go to its run's `checkpoints/best.pt`. There is no validation
     set: the summary gives the mean and spread of the training accuracy beside the test's.
@@ -439,7 +419,7 @@ def train_one_seed(settings: LookupSettings, data: None, seed: int,
 
 
 def train_seeds(settings: LookupSettings, explicit: set, argv: Sequence[str]) -> dict:
-    """The seeds of `--seeds`, their table, and their summary in `--summary-json`."""
+    """The seeds, their table, and their summary in `--summary-json`."""
     summary = run_seeds(settings, explicit, None, train_one_seed, argv)
     print(report_seeds(summary))
     if settings.summary_json:
@@ -570,8 +550,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     """
     ## Running from the command line
 
-    The settings are checked before anything runs; then one model, its seeds, the sweep
-    or the layers' timing.
+    The settings are checked before anything runs; then one model over its seeds, the
+    sweep or the layers' timing.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     settings, explicit = parse(argv)
@@ -582,9 +562,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         return sweep(settings, argv)
     if settings.which_layer:
         return which_layer(settings, argv)
-    if 'seeds' in explicit:
-        return train_seeds(settings, explicit, argv)
-    return train_one(settings)
+    return train_seeds(settings, explicit, argv)
 
 
 if __name__ == '__main__':

@@ -174,7 +174,7 @@ def over_seeds_missing(summary) -> bool:
     """
     Whether `summary` is an experiment's, but not of a test accuracy over seeds, the one
     number every record of an experiment gives: the million-node script's (a few steps
-    timed, no model tested) or DictionaryLookup's of one model (without `--seeds`).
+    timed, no model tested), or the numbers of one trained model alone.
     """
     return (isinstance(summary, dict)
             and ('runs' in summary or 'test_accuracy' in summary)
@@ -682,8 +682,8 @@ def summary_values(path: Path, error: Callable[[str], None]) -> Tuple[dict, str,
         if over_seeds_missing(summary):
             error(f'--record: {path} has no test accuracy over seeds to record: a record '
                   f'is made from the summary of cora.py, cora_minibatch.py or '
-                  f'dictionary_lookup.py --seeds (synthetic_minibatch.py records its '
-                  f'numbers with its own --record)')
+                  f'dictionary_lookup.py (synthetic_minibatch.py records its numbers '
+                  f'with its own --record)')
         values = from_summary(summary)
         device = str(summary.get('settings', {}).get('device', 'cpu'))
     except FileNotFoundError:

@@ -516,7 +516,7 @@ def run_script(args, cwd):
     (['--seeds', '0'], '--seeds must be at least 1, got 0'),
     (['--seeds', '2', '--jobs', '0'], '--jobs must be at least 1, got 0'),
     (['--jobs', '2'], 'a run without --seeds trains one seed and does not read --jobs'),
-    (['--sweep', '--seeds', '2', *TINY_SWEEP], '--sweep does not read --seeds; it is for runs of one'),
+    (['--sweep', '--seeds', '2', *TINY_SWEEP], '--sweep does not read --seeds; it is for a run of one model'),
     # Too large for any memory: refused from the sizes, before a task or a run is made
     (['--k', '100000', '--quiet'],
      '--k 100000: a batch of 32 graphs of 100000 x 100000 (query, key) pairs'),
@@ -556,9 +556,10 @@ def test_command_line_run_writes_summary_and_labml_run(tmp_path):
                         tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads(summary_path.read_text())
-    assert (summary['k'], summary['layer'], summary['n_heads']) == (3, 'gat', 2)
-    assert summary['n_train'] + summary['n_test'] == 6
-    assert 1 <= len(summary['history']) <= 2
+    settings, [run] = summary['settings'], summary['runs']
+    assert (settings['k'], settings['layer'], settings['n_heads']) == (3, 'gat', 2)
+    assert run['n_train'] + run['n_test'] == 6
+    assert 1 <= len(run['history']) <= 2
     # The run and its settings are kept by labml, in the folder `LABML_GAT_LOGS` names
     run_folder = next((tmp_path / 'logs' / 'dictionary_lookup').iterdir())
     assert (run_folder / 'configs.yaml').is_file()
@@ -574,7 +575,7 @@ def test_summary_of_a_diverged_model_is_strict_json(tmp_path, labml_logs):
                         '--epoch-size', '0', '--quiet', '--learning-rate', '1e30',
                         '--summary-json', str(path)])
     summary = json.loads(path.read_text(), parse_constant=refuse)
-    assert [epoch['loss'] for epoch in summary['history']] == [None, None]
+    assert [epoch['loss'] for epoch in summary['runs'][0]['history']] == [None, None]
 
 
 def test_the_run_goes_into_logs(tmp_path, labml_logs):
@@ -616,8 +617,8 @@ def test_every_epoch_goes_to_labml(labml_logs, monkeypatch):
     script = load_script()
     saved = []
     monkeypatch.setattr(script.tracker, 'save', lambda *args: saved.append(args))
-    summary = script.main(['--k', '3', '--epochs', '3', '--batch-size', '2', '--d-model', '8',
-                           '--epoch-size', '0', '--min-progress', '0', '--quiet'])
+    [summary] = script.main(['--k', '3', '--epochs', '3', '--batch-size', '2', '--d-model', '8',
+                             '--epoch-size', '0', '--min-progress', '0', '--quiet'])['runs']
     assert saved[:-1] == [(h['epoch'], {'loss.train': h['loss'],
                                         'accuracy.train': h['train_accuracy'],
                                         'accuracy.test': h['test_accuracy']})
@@ -678,11 +679,34 @@ def test_seeds_train_the_model_once_per_seed_as_the_cora_experiments_do(tmp_path
     assert out[4].startswith('test accuracy: ') and out[4].endswith('(1 process)')
     assert out[5] == f"train accuracy: {summary['train_accuracy']['mean']:.2f} ± " \
                      f"{summary['train_accuracy']['std']:.2f} % over 2 seeds"
-    # Each seed is the run of one model with that seed, which is as it was without --seeds
+    # Each seed is the run of one model with that seed, without --seeds
     one = ['--logs', str(tmp_path / 'one')]
     for run in runs:
-        assert same_model(run, script.main([*TINY, *one, '--seed', str(run['seed'])]))
-    assert 'runs' not in script.main([*TINY, *one])
+        assert same_model(run, script.main([*TINY, *one, '--seed', str(run['seed'])])['runs'][0])
+
+
+def test_one_seed_is_summed_up_as_the_seeds_are(tmp_path, labml_logs, capsys):
+    """Without `--seeds` the model is trained as one seed of the seeds' runner, as the Cora
+    experiments train theirs: one summary of one shape, which `--record` takes, a labml run
+    named for its seed, and the weights kept in it."""
+    from labml_gat import results
+    script = load_script()
+    path, logs = tmp_path / 'summary.json', tmp_path / 'runs'
+    summary = script.main([*TINY, '--seed', '3', '--logs', str(logs), '--summary-json', str(path)])
+    assert json.loads(path.read_text()) == json.loads(json.dumps(summary))
+    seeds = script.main([*TINY, '--seed', '3', '--seeds', '1', '--logs', str(tmp_path / 'seeds')])
+    assert sorted(summary) == sorted(seeds) and summary['argv'] != seeds['argv']
+    [run], [other] = summary['runs'], seeds['runs']
+    assert run['seed'] == 3 and same_model(run, other)
+    assert summary['test_accuracy'] == {'mean': round(100 * run['test_accuracy'], 2), 'std': 0.0, 'n': 1}
+    assert not results.over_seeds_missing(summary)
+    assert results.from_summary(summary)['seeds'] == 1
+    [folder] = (logs / 'dictionary_lookup').iterdir()
+    assert yaml_value(folder / 'run.yaml', 'comment') == 'gatv2, 1 head(s), k = 3, seed 3'
+    assert run['checkpoint'] == str(folder / 'checkpoints' / 'best.pt')
+    assert (folder / 'checkpoints' / 'best.pt').is_file()
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        'GATV2, 1 head(s), k = 3', '  seed  epochs  best train %  test %  time s']
 
 
 def yaml_value(path, key):
@@ -712,11 +736,11 @@ def test_seeds_are_checked_as_the_cora_experiments_check_them(argv, cora, tmp_pa
 
 @pytest.mark.parametrize('argv, message', [
     (['--jobs', '2'], 'a run without --seeds trains one seed and does not read --jobs'),
-    (['--sweep', '--seeds', '2'], '--sweep does not read --seeds; it is for runs of one model over seeds'),
-    (['--which-layer', '--seeds', '2'], '--which-layer does not read --seeds; it is for runs of one model'),
-    (['--seeds', '2', '--record'], 'runs of one model over seeds does not read --record; it is for --sweep '
+    (['--sweep', '--seeds', '2'], '--sweep does not read --seeds; it is for a run of one model$'),
+    (['--which-layer', '--seeds', '2'], '--which-layer does not read --seeds; it is for a run of one model$'),
+    (['--sweep', '--jobs', '2'], '--sweep does not read --jobs; it is for a run of one model$'),
+    (['--seeds', '2', '--record'], 'a run of one model does not read --record; it is for --sweep '
                                    'and --which-layer$'),
-    # A flag of both kinds of runs of one model names the first
     (['--which-layer', '--k', '3'], '--which-layer does not read --k; it is for a run of one model$'),
 ])
 def test_seeds_are_for_runs_of_one_model(argv, message, tmp_path, monkeypatch):
@@ -1114,11 +1138,11 @@ def test_output_names_the_run_and_starts_the_summary_on_its_own_line(tmp_path):
     lines = result.stdout.splitlines()
     # One line names the run and its folder; labml's banner with the last commit is gone
     run = next((tmp_path / 'logs' / 'dictionary_lookup').iterdir())
-    assert lines[0] == f'dictionary_lookup: gatv2, 1 head(s), k = 3, run logs/{run.parent.name}/{run.name}'
+    assert lines[0] == f'dictionary_lookup: gatv2, 1 head(s), k = 3, seed 0, run logs/{run.parent.name}/{run.name}'
     assert '[clean]' not in result.stdout and '[dirty]' not in result.stdout
     # labml's progress line redraws itself on a terminal only: not into a file or a pipe
     assert '\r' not in result.stdout and '\x1b' not in result.stdout
-    assert lines[1].startswith('GATV2, 1 head(s), k = 3: train accuracy')
+    assert lines[1:3] == ['GATV2, 1 head(s), k = 3', '  seed  epochs  best train %  test %  time s']
 
 
 @pytest.mark.slow

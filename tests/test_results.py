@@ -152,7 +152,7 @@ def test_a_record_without_a_validation_set_is_rendered_with_its_training_accurac
       'runs': [{'seed': 0, 'val_accuracy': 0.1, 'seconds': 1.0}],
       'val_accuracy': {'mean': 10.0, 'std': 0.0, 'n': 1}, 'seconds': 1.0, 'jobs': 1,
       'wall_seconds': 2.0, 'load_average': 0.5}, 'synthetic_minibatch.py'),
-    # DictionaryLookup's of one model, without --seeds: its numbers, not a summary of seeds
+    # The numbers of one trained model, as `labml_gat.lookup.train` returns them: not a summary of seeds
     ({'layer': 'gat', 'n_heads': 8, 'k': 10, 'train_accuracy': 0.75, 'test_accuracy': 0.63,
       'history': []}, 'dictionary_lookup.py'),
 ])
