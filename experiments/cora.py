@@ -80,7 +80,7 @@ from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.gat import GraphAttentionLayer
 from labml_gat.gatv2 import GraphAttentionV2Layer
 from labml_gat.model import TwoLayerGAT
-from labml_gat.results import write_json
+from labml_gat.results import LAYER_NAMES, write_json
 from labml_gat.runs import epochs
 from labml_gat.seeds import format_summary, run_seeds
 from labml_gat.settings import command, setting
@@ -214,7 +214,7 @@ def inputs_for(settings: CoraSettings, x: torch.Tensor, graph: torch.Tensor,
 def report(summary: dict) -> str:
     """The table of the seeds, and the published results to compare with."""
     settings = summary['settings']
-    lines = [format_summary(summary, f"{settings['layer'].upper()} "
+    lines = [format_summary(summary, f"{LAYER_NAMES[settings['layer']]} "
                                      f"({settings['impl']} layer) "
                                      f"on {settings['dataset']}")]
     if settings['dataset'] == 'cora':

@@ -69,7 +69,7 @@ from labml_gat import distributed, fast
 from labml_gat.datasets import Planetoid, load_planetoid
 from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.model import TwoLayerGAT
-from labml_gat.results import write_json
+from labml_gat.results import LAYER_NAMES, write_json
 from labml_gat.runs import epochs
 from labml_gat.sampling import Block, NeighbourSampler
 from labml_gat.seeds import format_summary
@@ -318,8 +318,8 @@ def report(summary: dict, data: Planetoid) -> str:
         f"{settings['fanouts']}: "
         f"{nodes:.0f} nodes and {edges:.0f} edges per batch on average{sliced} "
         f"(the graph: {data.num_nodes} nodes, {n_edges} edges with self loops)",
-        format_summary(summary, f"{settings['layer'].upper()} on {settings['dataset']}, "
-                                f"mini-batches")])
+        format_summary(summary, f"{LAYER_NAMES[settings['layer']]} on "
+                                f"{settings['dataset']}, mini-batches")])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

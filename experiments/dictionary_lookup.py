@@ -171,7 +171,7 @@ from labml import lab, monit, tracker
 
 from labml_gat.lookup import (LAYERS, examples_bytes, make_task, n_examples, time_layers,
                               train, training_step_bytes)
-from labml_gat.results import RESULTS, record, write_json
+from labml_gat.results import LAYER_NAMES, RESULTS, record, write_json
 from labml_gat.runs import epochs, labml_run, progress_on_screen
 from labml_gat.seeds import available_cores, format_summary, run_seeds, spread
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
@@ -435,7 +435,8 @@ def track(epoch: int, record: dict) -> None:
 
 def report(result: dict) -> str:
     """The final numbers of one model."""
-    return (f"{result['layer'].upper()}, {result['n_heads']} head(s), k = {result['k']}: "
+    return (f"{LAYER_NAMES[result['layer']]}, {result['n_heads']} head(s), "
+            f"k = {result['k']}: "
             f"train accuracy {100 * result['train_accuracy']:.2f} %, "
             f"test accuracy {100 * result['test_accuracy']:.2f} % "
             f"({result['n_train']} training and {result['n_test']} test graphs; "
@@ -447,7 +448,7 @@ def report(result: dict) -> str:
 def report_seeds(summary: dict) -> str:
     """The table of the seeds, and the mean and spread of the training accuracy."""
     s = summary['settings']
-    title = f"{s['layer'].upper()}, {s['n_heads']} head(s), k = {s['k']}"
+    title = f"{LAYER_NAMES[s['layer']]}, {s['n_heads']} head(s), k = {s['k']}"
     return '\n'.join([format_summary(summary, title),
                       f"train accuracy: {spread(summary['train_accuracy'])}"])
 

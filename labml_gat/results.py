@@ -45,6 +45,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 # The records, beside the experiments that make them
 REPOSITORY = Path(__file__).resolve().parent.parent
 RESULTS = REPOSITORY / 'experiments' / 'results'
+# The layers of the `--layer` flags as the papers write them, in tables and titles
+LAYER_NAMES = {'gatv2': 'GATv2', 'gat': 'GAT'}
 
 
 def machine(device: str = 'cpu') -> dict:
@@ -238,12 +240,11 @@ def lookup_sweep_table(folder: Path) -> str:
     """The DictionaryLookup sweep: every model's accuracy, epochs and why it stopped."""
     record = load('dictionary_lookup_sweep', folder)
     v = record['values']
-    names = {'gatv2': 'GATv2', 'gat': 'GAT'}
     rows = ['| k | layer | heads | train | test | epochs | stopped by |',
             '|--:|-------|------:|------:|-----:|-------:|------------|']
     for run in sorted(v['runs'],
                       key=lambda r: (r['k'], r['n_heads'], r['layer'] == 'gat')):
-        rows.append(f"| {run['k']} | {names[run['layer']]} | {run['n_heads']} "
+        rows.append(f"| {run['k']} | {LAYER_NAMES[run['layer']]} | {run['n_heads']} "
                     f"| {100 * run['train_accuracy']:.1f} % "
                     f"| {100 * run['test_accuracy']:.1f} % "
                     f"| {run['epochs']} | {run['stopped_by']} |")
@@ -300,12 +301,11 @@ def lookup_epoch_table(folder: Path) -> str:
     """One DictionaryLookup training epoch with two revisions' layers, side by side."""
     record = load('dictionary_lookup_epoch', folder)
     v = record['values']
-    names = {'gatv2': 'GATv2', 'gat': 'GAT'}
     before, after = v['before_commit'][:7], v['after_commit'][:7]
     rows = [f'| k | layer | heads | `{before}`, s | `{after}`, s | ratio |',
             '|--:|-------|------:|------:|------:|------:|']
     for row in v['rows']:
-        rows.append(f"| {row['k']} | {names[row['layer']]} | {row['n_heads']} "
+        rows.append(f"| {row['k']} | {LAYER_NAMES[row['layer']]} | {row['n_heads']} "
                     f"| {row['before_seconds']:.2f} | {row['after_seconds']:.2f} "
                     f"| {row['after_over_before']:.2f} |")
     note = (f"Processor seconds of the fastest of {v['repeats']} epochs each, one "

@@ -177,7 +177,7 @@ def test_report_lists_seeds_and_anchors():
                'test_accuracy': {'mean': 83.2, 'std': 0.0, 'n': 1}, 'seconds': 3.0, 'wall_seconds': 4.5,
                'jobs': 1}
     text = cora.report(summary)
-    assert text.startswith('GATV2 (edges layer) on cora')
+    assert text.startswith('GATv2 (edges layer) on cora')
     assert '83.2' in text and '83.0 ± 0.7' in text and '82.1' in text
     assert '3.0 s of training, 4.5 s in all (1 process)' in text
     summary['settings']['dataset'] = 'citeseer'
@@ -202,7 +202,7 @@ def test_short_run_writes_summary_and_checkpoints(tmp_path, labml_logs, capsys):
     assert (checkpoints[0].parent.parent / 'configs.yaml').is_file()
     state = torch.load(checkpoints[0], weights_only=True)
     assert state['layer1.attn'].shape == (8, 8)
-    assert 'GATV2 (edges layer) on cora' in capsys.readouterr().out
+    assert 'GATv2 (edges layer) on cora' in capsys.readouterr().out
     assert not labml_logs.exists()
 
 

@@ -310,7 +310,7 @@ def test_report(generator):
     n_edges = data.edge_index.shape[1] + data.num_nodes
     assert lines[0] == ('Mini-batches of 35 training nodes, fanouts [10, 10]: 500 nodes and 1800 edges per batch '
                         f'on average (the graph: 30 nodes, {n_edges} edges with self loops)')
-    assert lines[1] == 'GATV2 on cora, mini-batches'
+    assert lines[1] == 'GATv2 on cora, mini-batches'
     # Under torchrun each process samples its slice of a batch: the sizes say they are the sums
     lines = mb.report({**summary, 'jobs': 2, 'torchrun': True}, data).splitlines()
     assert "edges per batch on average, summed over the 2 processes' slices (the graph" in lines[0]

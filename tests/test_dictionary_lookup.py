@@ -675,7 +675,7 @@ def test_seeds_train_the_model_once_per_seed_as_the_cora_experiments_do(tmp_path
         assert state.keys() == LookupModel(3, 'gatv2', 1, 8).state_dict().keys()
     # The table of the seeds, then the spread of both accuracies
     out = capsys.readouterr().out.splitlines()
-    assert out[:2] == ['GATV2, 1 head(s), k = 3', '  seed  epochs  best train %  test %  time s']
+    assert out[:2] == ['GATv2, 1 head(s), k = 3', '  seed  epochs  best train %  test %  time s']
     assert out[4].startswith('test accuracy: ') and out[4].endswith('(1 process)')
     assert out[5] == f"train accuracy: {summary['train_accuracy']['mean']:.2f} ± " \
                      f"{summary['train_accuracy']['std']:.2f} % over 2 seeds"
@@ -706,7 +706,7 @@ def test_one_seed_is_summed_up_as_the_seeds_are(tmp_path, labml_logs, capsys):
     assert run['checkpoint'] == str(folder / 'checkpoints' / 'best.pt')
     assert (folder / 'checkpoints' / 'best.pt').is_file()
     assert capsys.readouterr().out.splitlines()[:2] == [
-        'GATV2, 1 head(s), k = 3', '  seed  epochs  best train %  test %  time s']
+        'GATv2, 1 head(s), k = 3', '  seed  epochs  best train %  test %  time s']
 
 
 def yaml_value(path, key):
@@ -1142,7 +1142,7 @@ def test_output_names_the_run_and_starts_the_summary_on_its_own_line(tmp_path):
     assert '[clean]' not in result.stdout and '[dirty]' not in result.stdout
     # labml's progress line redraws itself on a terminal only: not into a file or a pipe
     assert '\r' not in result.stdout and '\x1b' not in result.stdout
-    assert lines[1:3] == ['GATV2, 1 head(s), k = 3', '  seed  epochs  best train %  test %  time s']
+    assert lines[1:3] == ['GATv2, 1 head(s), k = 3', '  seed  epochs  best train %  test %  time s']
 
 
 @pytest.mark.slow

@@ -82,7 +82,6 @@ print(f"{record['values']['total_seconds'] / 60:.0f} min for the whole sweep")
 # stay behind GATv2 on the test graphs. The reduced sweep has only a few test graphs at its
 # smallest :math:`k` (printed above): there one model's test accuracy moves by many points
 # with the seed, and need not follow the recorded order.
-NAMES = {'gatv2': 'GATv2', 'gat': 'GAT'}
 # Colour, marker and marker size; GAT first and larger, so that where the lines meet at
 # 100 % every marker still shows around the next one
 STYLE = {('gat', 8): ('tab:orange', 's', 11), ('gat', 1): ('tab:red', 'o', 9),
@@ -99,7 +98,8 @@ def plot_sweep(runs, title):
             ax.plot([r['k'] for r in mine], [100 * r[f'{split}_accuracy'] for r in mine],
                     color=colour, marker=marker, markersize=size,
                     linestyle='-' if n_heads == 1 else '--',
-                    label=f"{NAMES[layer]}, {n_heads} head{'s' * (n_heads > 1)}")
+                    label=f"{results.LAYER_NAMES[layer]}, "
+                          f"{n_heads} head{'s' * (n_heads > 1)}")
         ax.set_xticks(sorted({r['k'] for r in runs}))
         ax.set_xlabel('k (number of keys)')
         ax.set_title(f'{split} accuracy')
@@ -163,7 +163,7 @@ for row, k in zip(axes, ks):
         for r in recorded:
             if r['k'] == k:
                 colour, marker, _ = STYLE[r['layer'], r['n_heads']]
-                name = f"{NAMES[r['layer']]}, {r['n_heads']} head(s)"
+                name = f"{results.LAYER_NAMES[r['layer']]}, {r['n_heads']} head(s)"
                 epochs = range(1, len(r['history'][split]) + 1)
                 ax.plot(epochs, [100 * a for a in r['history'][split]], color=colour,
                         marker=marker, markersize=3, label=name)
@@ -195,7 +195,7 @@ for ax, layer in zip(axes, ('gat', 'gatv2')):
     alpha = attention[0, :, :, 0]
     image = ax.imshow(alpha, cmap='viridis', vmin=0)
     fig.colorbar(image, ax=ax, label=r'attention $\alpha_{ij}$')
-    ax.set_title(f'{NAMES[layer]}, 1 head')
+    ax.set_title(f'{results.LAYER_NAMES[layer]}, 1 head')
     ax.set_xlabel('key of the key-value node $j$')
     ax.set_ylabel('key of the query $i$')
     print(f'{layer:>6}: the most attended key of each query: '
