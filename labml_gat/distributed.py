@@ -118,7 +118,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import torch
 import torch.distributed as dist
@@ -368,7 +368,9 @@ def job(device: str, timeout_seconds: float) -> Iterator[Job]:
         raise
     finally:
         _job = Job()
-        if dist.is_initialized():
+        # A thread left in a wait by a stop signal still uses the group, and the process
+        # ends without destroying it (`end_while_waiting`)
+        if dist.is_initialized() and not _waiting:
             dist.destroy_process_group()
             # gloo's worker threads let go of a collective's tensors just after it completes,
             # which takes the GIL; the group's destructor joins them holding the GIL. Dropping
@@ -390,7 +392,8 @@ def joined(backend: str, timeout: datetime.timedelta, local: int) -> None:
     later, after torch's errors.
     So the process group is joined in a thread of its own, and the main thread waits for it
     in Python, where a stop signal raises at once. The joining thread, a daemon, is left in
-    its wait as the process ends: nothing has been written yet.
+    its wait, and the process ends without Python's shutdown (`end_while_waiting`): nothing
+    has been written yet.
     """
     def join() -> None:
         if backend == 'nccl':
@@ -400,9 +403,14 @@ def joined(backend: str, timeout: datetime.timedelta, local: int) -> None:
     in_thread(join)
 
 
+# The threads of `in_thread` not yet seen to end: those a stop signal left in their wait
+_waiting: Set[threading.Thread] = set()
+
+
 def in_thread(function: Callable[[], Any]) -> Any:
     """`function()` run in a daemon thread and waited for in this one, where a stop signal
-    raises its `KeyboardInterrupt` at once: its result, or its error."""
+    raises its `KeyboardInterrupt` at once: its result, or its error. A thread the signal
+    leaves in its wait keeps the process from Python's shutdown (`end_while_waiting`)."""
     outcome: Dict[str, Any] = {}
 
     def run() -> None:
@@ -411,12 +419,46 @@ def in_thread(function: Callable[[], Any]) -> Any:
         except BaseException as error:
             outcome['error'] = error
     thread = threading.Thread(target=run, name=function.__name__, daemon=True)
+    # Counted from before it starts until it is seen to end, so that a stop signal at any
+    # moment between finds it counted
+    _waiting.add(thread)
     thread.start()
     # A wait without a time limit, which a signal interrupts
     thread.join()
+    _waiting.discard(thread)
     if 'error' in outcome:
         raise outcome['error']
     return outcome['result']
+
+
+def end_while_waiting(status: int) -> None:
+    """
+    ### Ending while a thread waits
+
+    Ends the process with `status` at once when a stop signal left a thread of `in_thread` in
+    its wait; otherwise returns. Python's shutdown must not run then: a thread whose wait in
+    torch's C++ code ends (the peer comes) while the interpreter finalizes is ended inside
+    that code, which aborts the process (`terminate called without an active exception`,
+    no status of ours), and destroying the process group would pull it from under the
+    thread. So the process ends without the shutdown, once what the stop had to do is done:
+    the blocks the `KeyboardInterrupt` left have run (labml's run is marked interrupted, a
+    graph cut short is removed); the threads that are not daemons, labml's writer of the
+    run's last records among them, are waited for, as the shutdown would; and what is
+    printed is flushed.
+    """
+    if not _waiting:
+        return
+    for thread in threading.enumerate():
+        if not thread.daemon and thread is not threading.current_thread():
+            thread.join()
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            # A closed stream, or a reader gone: nothing more can be said on it
+            pass
+    os._exit(status)
 
 
 def is_communication_error(error: BaseException) -> bool:

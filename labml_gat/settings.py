@@ -357,7 +357,7 @@ def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None
     `LABML_GAT_LOGS` names, where it is set and `--logs` is not given.
     """
     from labml_gat.datasets import DataFileError, MissingDataError
-    from labml_gat.distributed import LostPeer, first_of_machine
+    from labml_gat.distributed import LostPeer, end_while_waiting, first_of_machine
 
     def run() -> None:
         from labml_gat.runs import use_logs_from_environment
@@ -379,7 +379,10 @@ def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None
         except KeyboardInterrupt:
             if first_of_machine():
                 print(f'{prog()}: stopped', file=sys.stderr)
-            sys.exit(143 if _terminated else 130)
+            status = 143 if _terminated else 130
+            # Stopped while it waited for the others, it ends here, without Python's shutdown
+            end_while_waiting(status)
+            sys.exit(status)
     return run
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Tuple
 
 import psutil
 import pytest
@@ -727,6 +728,73 @@ def test_a_stop_signal_while_waiting_for_the_others_to_join(tmp_path, rank, stop
             if connection is not None:
                 connection.close()
     assert process.returncode == status and took < 10, stderr[-2000:]
+    assert stderr == 'cora_minibatch.py: stopped\n'
+    assert not (tmp_path / 'runs').exists()
+
+
+def held_at(tmp_path: Path, rank: int, name: str) -> Tuple[dict, Path, Path]:
+    """
+    The environment in which rank `rank`, as it calls `distributed.NAME`, makes the file
+    `held` and waits until the file `go` is made (a `sitecustomize`). Returns the
+    environment, `held` and `go`.
+    """
+    folder, held, go = tmp_path / 'held_at', tmp_path / 'held', tmp_path / 'go'
+    folder.mkdir()
+    (folder / 'sitecustomize.py').write_text(
+        'import os, time\n'
+        f'if os.environ.get("RANK") == "{rank}":\n'
+        '    from labml_gat import distributed\n'
+        f'    function = distributed.{name}\n'
+        '    def held(*args):\n'
+        f'        open({str(held)!r}, "w").close()\n'
+        f'        while not os.path.exists({str(go)!r}):\n'
+        '            time.sleep(0.001)\n'
+        '        return function(*args)\n'
+        f'    distributed.{name} = held\n')
+    return ({'PYTHONPATH': os.pathsep.join([str(folder), os.environ.get('PYTHONPATH', '')])},
+            held, go)
+
+
+@pytest.mark.slow
+@needs_planetoid
+@pytest.mark.parametrize('stop, status', [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=['ctrl_c', 'sigterm'])
+def test_a_stop_signal_as_the_others_join(tmp_path, stop, status):
+    """
+    Rank 0 waits for rank 1 to join, and rank 1, held until then, joins as rank 0 is
+    stopped: the thread of rank 0's join ends its wait in a process that is ending, which
+    must not abort it (`terminate called without an active exception`). Rank 0 ends with
+    one line and its status, and nothing written.
+    """
+    environment, held, go = held_at(tmp_path, 1, 'joined')
+    port = free_port()
+    processes = [subprocess.Popen(
+        [sys.executable, str(REPO / 'experiments' / 'cora_minibatch.py'), '--data-dir', str(PLANETOID),
+         '--epochs', '2', '--logs', str(tmp_path / 'runs'), '--peer-timeout', '300'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, 'OMP_NUM_THREADS': '1', **environment, **job_environment(rank, 2, port),
+             'LOCAL_RANK': '0', 'LOCAL_WORLD_SIZE': '1'}, preexec_fn=sigint_as_in_a_terminal)
+        for rank in (0, 1)]
+    try:
+        # Until rank 1 is held and rank 0 listens on the port for it
+        deadline = time.monotonic() + LIMIT
+        while not (held.exists() and any(
+                c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                for c in psutil.Process(processes[0].pid).net_connections())):
+            assert all(p.poll() is None for p in processes) and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1)
+        processes[0].send_signal(stop)
+        go.touch()
+        start = time.monotonic()
+        _, stderr = processes[0].communicate(timeout=30)
+        took = time.monotonic() - start
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+    assert processes[0].returncode == status and took < 5, stderr[-2000:]
     assert stderr == 'cora_minibatch.py: stopped\n'
     assert not (tmp_path / 'runs').exists()
 
