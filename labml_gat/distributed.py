@@ -97,7 +97,9 @@ others' next collective fails at once, or after `--peer-timeout` seconds (600 by
 end with one line, `another process of the job failed or stopped answering`, and status 1.
 A Ctrl-C in the terminal stops every process, and torchrun passes it on to them once more: the
 first process of each machine says `stopped`, once, and they end with status 130. So does a
-process stopped while it waits for the others to join ([`joined`](#waiting-for-the-others-to-join)).
+process stopped while it waits for the others to join ([`joined`](#waiting-for-the-others-to-join)),
+or for them at a barrier (the first process of its machine building the synthetic graph) or
+another collective ([`collective`](#waiting-in-a-collective)), at once.
 torchrun's launch for one machine of several waits for the other launches itself, before it
 starts any process, and takes a Ctrl-C there only when that wait ends (after 900 s, torchrun's
 default, or `--rdzv-conf timeout=SECONDS`: `--peer-timeout` is the script's, read only once its
@@ -431,6 +433,35 @@ def in_thread(function: Callable[[], Any]) -> Any:
     return outcome['result']
 
 
+def collective(function: Callable[[], Any]) -> Any:
+    """
+    ### Waiting in a collective
+
+    `function()`, a collective of the process group, which waits until every process has
+    come to it: the first process of a machine that builds the synthetic script's graph
+    keeps the others at the barrier after it for minutes, and a peer that hangs keeps
+    everyone until `--peer-timeout`. That wait is in torch's C++ code, as the join's is, so
+    the collective runs in a thread too (`in_thread`), and a stop signal ends the wait at
+    once. The barriers, the gathers, the sums and DDP's wrapping do. The exchanges inside a
+    training step do not (the gradients' all-reduce, DDP's broadcast of its buckets' order
+    on the second step): DDP starts them inside the forward and the backward pass, in
+    torch's autograd engine, so every step's passes would have to run in another thread,
+    with the state autograd keeps per thread, for a wait that is short in a healthy job,
+    since the ranks take the same steps. A peer stopped mid-step closes its connections,
+    which ends that wait, and one that hangs ends it after `--peer-timeout`. With NCCL a
+    collective only queues the exchange on the GPU, and the wait comes where its result is
+    read; gloo's, the one that has run here, is covered.
+    """
+    device = _job.device
+
+    def run() -> Any:
+        if device.type == 'cuda':
+            # The current GPU is set for each thread, and NCCL's barrier uses it
+            torch.cuda.set_device(device)
+        return function()
+    return in_thread(run)
+
+
 def end_while_waiting(status: int) -> None:
     """
     ### Ending while a thread waits
@@ -474,11 +505,12 @@ def first_line(error: BaseException) -> str:
 
 
 def wrap(model: nn.Module) -> nn.Module:
-    """The model as DDP wraps it under torchrun: gradients averaged over the ranks."""
+    """The model as DDP wraps it under torchrun: gradients averaged over the ranks. Wrapping
+    is a collective: every rank gets rank 0's weights."""
     if _job.world_size == 1:
         return model
     ids = [_job.device.index] if _job.device.type == 'cuda' else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return collective(lambda: nn.parallel.DistributedDataParallel(model, device_ids=ids))
 
 
 def epoch_shares(nodes: torch.Tensor, batch_size: int,
@@ -517,14 +549,14 @@ def sum_over_ranks(*values: float) -> List[float]:
         return [float(v) for v in values]
     total = torch.tensor(values, dtype=torch.float64,
                          device=_job.device if _job.device.type == 'cuda' else 'cpu')
-    dist.all_reduce(total)
+    collective(lambda: dist.all_reduce(total))
     return total.tolist()
 
 
 def barrier() -> None:
     """Wait until every rank is here; a job of one process has no one to wait for."""
     if _job.world_size > 1:
-        dist.barrier()
+        collective(dist.barrier)
 
 
 def gather(value: Any) -> List[Any]:
@@ -533,7 +565,7 @@ def gather(value: Any) -> List[Any]:
     if _job.world_size == 1:
         return [value]
     values = [None] * _job.world_size
-    dist.all_gather_object(values, value)
+    collective(lambda: dist.all_gather_object(values, value))
     return values
 
 
@@ -586,7 +618,7 @@ def gather_shares(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
     padded = rows.new_zeros(sizes[0], *rows.shape[1:])
     padded[:len(rows)] = rows
     parts = [torch.empty_like(padded) for _ in sizes]
-    dist.all_gather(parts, padded)
+    collective(lambda: dist.all_gather(parts, padded))
     return torch.cat([part[:size] for part, size in zip(parts, sizes)])
 
 

@@ -5,6 +5,7 @@ One and two processes take the same steps; evaluation counts are the same; only 
 rank ends the job; bad combinations are refused; the documented torchrun commands work as written.
 """
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -567,7 +568,6 @@ def test_two_processes_on_one_machine_as_documented(tmp_path):
     assert "summed over the 2 processes' slices" in result.stdout
     assert len(list((tmp_path / 'runs' / 'cora_gatv2_minibatch').iterdir())) == 2
     assert len(list(tmp_path.glob('runs/cora_gatv2_minibatch/*/checkpoints/best.pt'))) == 2
-    import json
     summary = json.loads((tmp_path / 'summary.json').read_text())
     assert summary['jobs'] == 2 and [run['seed'] for run in summary['runs']] == [0, 1]
     # The command of the run, which a record of it must give, torchrun's words aside
@@ -797,6 +797,99 @@ def test_a_stop_signal_as_the_others_join(tmp_path, stop, status):
     assert processes[0].returncode == status and took < 5, stderr[-2000:]
     assert stderr == 'cora_minibatch.py: stopped\n'
     assert not (tmp_path / 'runs').exists()
+
+
+# When the held rank of `test_a_stop_signal_while_waiting_in_a_collective` goes on after
+# the signal, in seconds: never, at once, or while the stopped process would still be
+# shutting down Python
+PEER_COMES = {'peer_hangs': None, 'peer_comes_at_once': 0.0, 'peer_comes_later': 0.3}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('stop, status', [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=['ctrl_c', 'sigterm'])
+@pytest.mark.parametrize('peer', list(PEER_COMES))
+def test_a_stop_signal_while_waiting_in_a_collective(tmp_path, stop, status, peer):
+    """
+    Two processes of the synthetic script, started as torchrun starts them on two machines:
+    rank 0 is held before it builds the graph, as a build of minutes holds it, and rank 1,
+    whose own build was quick, waits for it at the barrier after the build. A Ctrl-C or a
+    `SIGTERM` stops rank 1 at once with one line and its status, not when `--peer-timeout`
+    ends the wait; also when rank 0 comes to the barrier as the signal arrives, or while
+    rank 1 ends: the thread of the wait then ends in a process that is ending, which must
+    not abort it (`terminate called without an active exception`).
+    """
+    environment, held, go = held_at(tmp_path, 0, 'write_tensors')
+    port = free_port()
+    processes = [subprocess.Popen(
+        [sys.executable, str(REPO / 'experiments' / 'synthetic_minibatch.py'), '--nodes', '3000',
+         '--eval-nodes', '500', '--steps', '2', '--batch-size', '64', '--cache', f'cache{rank}',
+         '--peer-timeout', '300'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, 'OMP_NUM_THREADS': '1', **environment, **job_environment(rank, 2, port),
+             'LOCAL_RANK': '0', 'LOCAL_WORLD_SIZE': '1'}, preexec_fn=sigint_as_in_a_terminal)
+        for rank in (0, 1)]
+    try:
+        # Until rank 0 is held and rank 1 has written its graph, just before the barrier
+        deadline = time.monotonic() + LIMIT
+        while not (held.exists() and list(tmp_path.glob('cache1/*/tensors.json'))):
+            assert all(p.poll() is None for p in processes) and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1)
+        processes[1].send_signal(stop)
+        start = time.monotonic()
+        if PEER_COMES[peer] is not None:
+            time.sleep(PEER_COMES[peer])
+            go.touch()
+        _, stderr = processes[1].communicate(timeout=30)
+        took = time.monotonic() - start
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+    assert processes[1].returncode == status and took < 5, stderr[-2000:]
+    assert stderr == 'synthetic_minibatch.py: stopped\n'
+
+
+@pytest.mark.slow
+@needs_planetoid
+def test_a_stop_signal_while_waiting_in_a_collective_of_a_run(tmp_path):
+    """
+    Rank 0 waits in the sum over the ranks of its first epoch, inside its labml run, for
+    rank 1, held there: a `SIGTERM` stops it at once, and its run is closed as one that
+    was interrupted, with the records of labml's writer, before the process ends.
+    """
+    environment, held, _ = held_at(tmp_path, 1, 'sum_over_ranks')
+    port = free_port()
+    processes = [subprocess.Popen(
+        [sys.executable, str(REPO / 'experiments' / 'cora_minibatch.py'), '--data-dir', str(PLANETOID),
+         '--epochs', '2', '--logs', str(tmp_path / 'runs'), '--peer-timeout', '300'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, 'OMP_NUM_THREADS': '1', **environment, **job_environment(rank, 2, port)})
+        for rank in (0, 1)]
+    try:
+        deadline = time.monotonic() + LIMIT
+        while not held.exists():
+            assert all(p.poll() is None for p in processes) and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1)
+        processes[0].send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        _, stderr = processes[0].communicate(timeout=30)
+        took = time.monotonic() - start
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+    assert processes[0].returncode == 143 and took < 5, stderr[-2000:]
+    assert stderr == 'cora_minibatch.py: stopped\n'
+    [run] = (tmp_path / 'runs').glob('cora_gatv2_minibatch/*')
+    statuses = [json.loads(line)['status'] for line in
+                (run / 'run_log.jsonl').read_text().splitlines()]
+    assert statuses[-1] == 'interrupted'
+    assert (run / 'log.jsonl').read_text().endswith('\n')
 
 
 @pytest.mark.slow
