@@ -726,6 +726,11 @@ def command_mismatch(command: str, summary: dict) -> Optional[str]:
     if not isinstance(script, str) or not isinstance(argv, list):
         return ('does not say the command of its run (a summary of an older version?): '
                 'run the experiment again')
+    syntax = shell_syntax(command)
+    if syntax:
+        return (f'takes the command of its run alone, in plain words: the shell\'s '
+                f'{syntax!r} (a redirection, pipe, second command or expansion) '
+                f'cannot be recorded')
     try:
         words = shlex.split(command)
     except ValueError as problem:
@@ -786,10 +791,24 @@ def flag_groups(words: Sequence[str]) -> List[Tuple[str, ...]]:
             else tuple(group) for group in word_groups(words) if measured(group)]
 
 
-# A command's text in pieces: quoted, escaped, a separator of commands (`;`, `&&`, `|`), or
-# any other character. Each command of a line such as `A --record ; B --record` is its own.
-SHELL_PIECES = re.compile(r"""'[^']*'|"(?:[^"\\]|\\.)*"|\\.|(?P<separator>[;&|]+)|.""",
-                          re.DOTALL)
+# A command's text in pieces: quoted, escaped, a separator of commands (`;`, `&&`, `|`), the
+# shell's other syntax (a redirection, an expansion, a comment, a line's end), or any other
+# character. Each command of a line such as `A --record ; B --record` is its own.
+SHELL_PIECES = re.compile(r"""'[^']*'|"(?:[^"\\]|\\.)*"|\\.|(?P<separator>[;&|]+)"""
+                          r"""|(?P<syntax>[<>$`#\n])|.""", re.DOTALL)
+
+
+def shell_syntax(command: str) -> Optional[str]:
+    """The first of the shell's separators, redirections or expansions in `command` (`$`
+    inside double quotes too), or `None`: a command of plain words, whose flags
+    `rerun_command` can leave out without changing what the rest means."""
+    for piece in SHELL_PIECES.finditer(command):
+        if piece.group('separator') or piece.group('syntax'):
+            return piece.group()
+        expansion = re.search(r'[$`]', piece.group()) if piece.group()[0] == '"' else None
+        if expansion:
+            return expansion.group()
+    return None
 
 
 def rerun_command(command: str) -> str:

@@ -210,6 +210,25 @@ def test_a_summary_is_recorded_with_the_machine_of_its_device(tmp_path, monkeypa
     (['--record', 'x', 'older.json', 'python experiments/cora.py --seeds 2'],
      '--record: older.json does not say the command of its run (a summary of an older '
      'version?): run the experiment again\n'),
+    # The shell's syntax, which the record would keep, or lose with a flag it leaves out
+    (['--record', 'x', 'two_seeds.json',
+      'python experiments/cora.py --seeds 2 --summary-json s.json 2>&1 | tee log.txt'],
+     "--record: two_seeds.json takes the command of its run alone, in plain words: the "
+     "shell's '>' (a redirection, pipe, second command or expansion) cannot be recorded\n"),
+    (['--record', 'x', 'two_seeds.json',
+      'OMP_NUM_THREADS=$(nproc) python experiments/cora.py --seeds 2'],
+     "--record: two_seeds.json takes the command of its run alone, in plain words: the "
+     "shell's '$' (a redirection"),
+    (['--record', 'x', 'two_seeds.json',
+      'python experiments/cora.py --seeds 2 --data-dir "$HOME/planetoid"'],
+     "--record: two_seeds.json takes the command of its run alone, in plain words: the "
+     "shell's '$' (a redirection"),
+    (['--record', 'x', 'two_seeds.json', 'python experiments/cora.py --seeds 2; ls'],
+     "--record: two_seeds.json takes the command of its run alone, in plain words: the "
+     "shell's ';' (a redirection"),
+    (['--record', 'x', 'two_seeds.json', 'python experiments/cora.py --seeds 2 > out.txt'],
+     "--record: two_seeds.json takes the command of its run alone, in plain words: the "
+     "shell's '>' (a redirection"),
     # A summary of the version that kept the script's defaults, not its words
     (['--record', 'x', 'defaults.json', 'python experiments/cora.py --seeds 2'],
      '--record: defaults.json does not say the command of its run'),
