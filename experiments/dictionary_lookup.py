@@ -228,8 +228,9 @@ class LookupSettings(Settings):
     seed: int = setting(0, 'seed of the split, the weights and the order of the batches '
                            '(with --seeds, the first seed)')
     seeds: int = setting(1, 'how many seeds to run, from --seed on')
-    jobs: Optional[int] = setting(None, 'processes training seeds side by side '
-                                        '(default: one per core, at most one per seed)')
+    jobs: Optional[int] = setting(None, 'processes training the seeds of --seeds side '
+                                        'by side (default: one per core, at most one per '
+                                        'seed)')
     impl: str = setting('dense', 'dense layer on a batch, or edge list on the union',
                         choices=('dense', 'edges'))
     device: str = setting('cpu', 'torch device')
@@ -446,11 +447,14 @@ def report(result: dict) -> str:
 
 
 def report_seeds(summary: dict) -> str:
-    """The table of the seeds, and the mean and spread of the training accuracy."""
+    """The table of the seeds, the mean and spread of the training accuracy, and how many
+    graphs each seed's split has: at a small $k$ a few test graphs make each percent."""
     s = summary['settings']
     title = f"{LAYER_NAMES[s['layer']]}, {s['n_heads']} head(s), k = {s['k']}"
+    n_train, n_test = (summary['runs'][0][key] for key in ('n_train', 'n_test'))
     return '\n'.join([format_summary(summary, title),
-                      f"train accuracy: {spread(summary['train_accuracy'])}"])
+                      f"train accuracy: {spread(summary['train_accuracy'])}",
+                      f"each seed's split: {n_train} training and {n_test} test graphs"])
 
 
 def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:

@@ -64,8 +64,9 @@ class NodeClassificationSettings(Settings):
                                          'W_l = W_r')
     seed: int = setting(0, 'the first seed')
     seeds: int = setting(1, 'how many seeds to run, from --seed on')
-    jobs: Optional[int] = setting(None, 'processes training seeds side by side '
-                                        '(default: one per core, at most one per seed)')
+    jobs: Optional[int] = setting(None, 'processes training the seeds of --seeds side '
+                                        'by side (default: one per core, at most one per '
+                                        'seed)')
     threads: int = setting(1, 'PyTorch threads per process')
     device: str = setting('cpu', 'cpu, cuda, cuda:1 or mps')
     logs: Optional[str] = setting(None, 'folder for the labml runs '

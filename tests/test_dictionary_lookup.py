@@ -679,6 +679,9 @@ def test_seeds_train_the_model_once_per_seed_as_the_cora_experiments_do(tmp_path
     assert out[4].startswith('test accuracy: ') and out[4].endswith('(1 process)')
     assert out[5] == f"train accuracy: {summary['train_accuracy']['mean']:.2f} ± " \
                      f"{summary['train_accuracy']['std']:.2f} % over 2 seeds"
+    # and how many graphs each percent stands for, the same in every seed's split
+    assert {(run['n_train'], run['n_test']) for run in runs} == {(4, 2)}
+    assert out[6] == "each seed's split: 4 training and 2 test graphs"
     # Each seed is the run of one model with that seed, without --seeds
     one = ['--logs', str(tmp_path / 'one')]
     for run in runs:
