@@ -142,14 +142,16 @@ class SyntheticSettings(Settings):
 
     def graph_folder(self) -> Path:
         """
-        The folder of this graph's files, in the cache. Each degree has a folder of its
-        own: a whole degree is named as a whole number (`10`, so `10` and `10.0` share
-        it), any other in full (`2.5`), never rounded into the name of another.
+        The folder of this graph's files, in the cache. The graph is drawn from its number
+        of random edges: a whole degree names it as a whole number (`10`, so `10` and
+        `10.0` share it), any other by the number of random edges it draws (`2.5` at 1000
+        nodes is `2500e`), so two degrees that draw as many edges share the graph, and a
+        change in how a degree turns into a count changes the name.
         """
         cache = Path(self.cache).expanduser() if self.cache else \
             lab.get_data_path() / 'synthetic'
         degree = (str(int(self.degree)) if float(self.degree).is_integer()
-                  else repr(float(self.degree)))
+                  else f'{random_edges(self.nodes, self.degree)}e')
         return cache / (f'graph_{self.nodes}_{degree}_{self.in_features}_'
                         f'{self.classes}_{self.seed}')
 

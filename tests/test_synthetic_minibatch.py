@@ -71,13 +71,22 @@ def test_the_graph_has_the_edges_of_its_degree(nodes, degree, random):
     assert type(s.edges()) is int
 
 
-def test_each_degree_has_its_own_graph_in_the_cache(tmp_path):
-    """A cached graph of one degree is never read for another; a whole degree keeps the name
-    of the folders written when the degree was a whole number, which are read again."""
+def test_each_number_of_edges_has_its_own_graph_in_the_cache(tmp_path):
+    """A cached graph is never read for another number of random edges, and is shared by the
+    degrees that draw the same graph; a whole degree keeps the name of the folders written
+    when the degree was a whole number, which are read again."""
     folders = {degree: sm.SyntheticSettings(cache=str(tmp_path), degree=degree).graph_folder()
-               for degree in (10, 10.0, 2.5, 2.4999999999, 2.0, 0.1)}
+               for degree in (10, 10.0, 2.5, 2.4999999999, 2.0, 0.1, 0.3)}
     assert folders[10] == folders[10.0] == tmp_path / 'graph_1000000_10_128_8_0'
-    assert len({folders[d] for d in (10.0, 2.5, 2.4999999999, 2.0, 0.1)}) == 5
+    assert folders[2.5] == folders[2.4999999999] == tmp_path / 'graph_1000000_2500000e_128_8_0'
+    assert len({folders[d] for d in (10.0, 2.5, 2.0, 0.1, 0.3)}) == 5
+    # Two degrees of one folder draw one graph
+    assert all(torch.equal(a, b) for a, b in zip(sm.random_graph(1000, 2.5, 4),
+                                                 sm.random_graph(1000, 2.4999999999, 4)))
+    # A count that differs by one edge is another folder
+    small = {d: sm.SyntheticSettings(cache=str(tmp_path), nodes=100, degree=d).graph_folder()
+             for d in (0.29, 0.28)}
+    assert small[0.29].name == 'graph_100_29e_128_8_0' and small[0.28] != small[0.29]
 
 
 @pytest.mark.parametrize('changes', [{'degree': 1e300}, {'nodes': 10 ** 300}])
@@ -99,7 +108,7 @@ def test_a_fractional_degree_runs_and_is_recorded(clock, tmp_path, capsys):
     values = results.load('synthetic_minibatch', tmp_path)['values']
     assert values['edges'] == 2000 * 2.5 + 2000 and type(values['edges']) is int
     assert values['runs']['1']['settings']['degree'] == 2.5
-    assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['graph_2000_2.5_128_8_0']
+    assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['graph_2000_5000e_128_8_0']
 
 
 @pytest.mark.parametrize('processes', [1, 2])
