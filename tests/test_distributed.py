@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Tuple
+from typing import Callable, Optional, Tuple
 
 import psutil
 import pytest
@@ -755,6 +755,45 @@ def held_at(tmp_path: Path, rank: int, name: str) -> Tuple[dict, Path, Path]:
             held, go)
 
 
+def stopped_while_held(tmp_path: Path, held: int, name: str, command: list, ready: Callable,
+                       stop: int, go_after: Optional[float] = 0.0) -> Tuple[int, str, float]:
+    """
+    The two ranks of `command` (a script and its flags, `{rank}` in them the rank's), as
+    torchrun starts them on two machines, rank `held` held at `distributed.<name>`
+    (`held_at`): once `ready(processes, held_file, port)`, the other rank is sent `stop`,
+    and `go_after` seconds later (`None`: never) the held rank goes on. The stopped rank's status, its `stderr`, and the seconds it took
+    to end.
+    """
+    environment, held_file, go = held_at(tmp_path, held, name)
+    port = free_port()
+    processes = [subprocess.Popen(
+        [sys.executable, str(REPO / 'experiments' / command[0]),
+         *(word.format(rank=rank) for word in command[1:])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, 'OMP_NUM_THREADS': '1', **environment, **job_environment(rank, 2, port),
+             'LOCAL_RANK': '0', 'LOCAL_WORLD_SIZE': '1'}, preexec_fn=sigint_as_in_a_terminal)
+        for rank in (0, 1)]
+    stopped = processes[1 - held]
+    try:
+        deadline = time.monotonic() + LIMIT
+        while not ready(processes, held_file, port):
+            assert all(p.poll() is None for p in processes) and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1)
+        stopped.send_signal(stop)
+        start = time.monotonic()
+        if go_after is not None:
+            time.sleep(go_after)
+            go.touch()
+        _, stderr = stopped.communicate(timeout=30)
+        return stopped.returncode, stderr, time.monotonic() - start
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+
+
 @pytest.mark.slow
 @needs_planetoid
 @pytest.mark.parametrize('stop, status', [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
@@ -766,35 +805,16 @@ def test_a_stop_signal_as_the_others_join(tmp_path, stop, status):
     must not abort it (`terminate called without an active exception`). Rank 0 ends with
     one line and its status, and nothing written.
     """
-    environment, held, go = held_at(tmp_path, 1, 'joined')
-    port = free_port()
-    processes = [subprocess.Popen(
-        [sys.executable, str(REPO / 'experiments' / 'cora_minibatch.py'), '--data-dir', str(PLANETOID),
-         '--epochs', '2', '--logs', str(tmp_path / 'runs'), '--peer-timeout', '300'],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, 'OMP_NUM_THREADS': '1', **environment, **job_environment(rank, 2, port),
-             'LOCAL_RANK': '0', 'LOCAL_WORLD_SIZE': '1'}, preexec_fn=sigint_as_in_a_terminal)
-        for rank in (0, 1)]
-    try:
-        # Until rank 1 is held and rank 0 listens on the port for it
-        deadline = time.monotonic() + LIMIT
-        while not (held.exists() and any(
-                c.status == psutil.CONN_LISTEN and c.laddr.port == port
-                for c in psutil.Process(processes[0].pid).net_connections())):
-            assert all(p.poll() is None for p in processes) and time.monotonic() < deadline
-            time.sleep(0.1)
-        time.sleep(1)
-        processes[0].send_signal(stop)
-        go.touch()
-        start = time.monotonic()
-        _, stderr = processes[0].communicate(timeout=30)
-        took = time.monotonic() - start
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-            process.communicate()
-    assert processes[0].returncode == status and took < 5, stderr[-2000:]
+    def listening(processes, held, port):
+        # Rank 1 is held and rank 0 listens on the port for it
+        return held.exists() and any(
+            c.status == psutil.CONN_LISTEN and c.laddr.port == port
+            for c in psutil.Process(processes[0].pid).net_connections())
+    returncode, stderr, took = stopped_while_held(
+        tmp_path, 1, 'joined', ['cora_minibatch.py', '--data-dir', str(PLANETOID), '--epochs', '2',
+                                '--logs', str(tmp_path / 'runs'), '--peer-timeout', '300'],
+        listening, stop)
+    assert returncode == status and took < 5, stderr[-2000:]
     assert stderr == 'cora_minibatch.py: stopped\n'
     assert not (tmp_path / 'runs').exists()
 
@@ -819,36 +839,15 @@ def test_a_stop_signal_while_waiting_in_a_collective(tmp_path, stop, status, pee
     rank 1 ends: the thread of the wait then ends in a process that is ending, which must
     not abort it (`terminate called without an active exception`).
     """
-    environment, held, go = held_at(tmp_path, 0, 'write_tensors')
-    port = free_port()
-    processes = [subprocess.Popen(
-        [sys.executable, str(REPO / 'experiments' / 'synthetic_minibatch.py'), '--nodes', '3000',
-         '--eval-nodes', '500', '--steps', '2', '--batch-size', '64', '--cache', f'cache{rank}',
-         '--peer-timeout', '300'],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, 'OMP_NUM_THREADS': '1', **environment, **job_environment(rank, 2, port),
-             'LOCAL_RANK': '0', 'LOCAL_WORLD_SIZE': '1'}, preexec_fn=sigint_as_in_a_terminal)
-        for rank in (0, 1)]
-    try:
-        # Until rank 0 is held and rank 1 has written its graph, just before the barrier
-        deadline = time.monotonic() + LIMIT
-        while not (held.exists() and list(tmp_path.glob('cache1/*/tensors.json'))):
-            assert all(p.poll() is None for p in processes) and time.monotonic() < deadline
-            time.sleep(0.1)
-        time.sleep(1)
-        processes[1].send_signal(stop)
-        start = time.monotonic()
-        if PEER_COMES[peer] is not None:
-            time.sleep(PEER_COMES[peer])
-            go.touch()
-        _, stderr = processes[1].communicate(timeout=30)
-        took = time.monotonic() - start
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-            process.communicate()
-    assert processes[1].returncode == status and took < 5, stderr[-2000:]
+    def built(processes, held, port):
+        # Rank 0 is held and rank 1 has written its graph, just before the barrier
+        return held.exists() and bool(list(tmp_path.glob('cache1/*/tensors.json')))
+    returncode, stderr, took = stopped_while_held(
+        tmp_path, 0, 'write_tensors',
+        ['synthetic_minibatch.py', '--nodes', '3000', '--eval-nodes', '500', '--steps', '2',
+         '--batch-size', '64', '--cache', 'cache{rank}', '--peer-timeout', '300'],
+        built, stop, PEER_COMES[peer])
+    assert returncode == status and took < 5, stderr[-2000:]
     assert stderr == 'synthetic_minibatch.py: stopped\n'
 
 
@@ -860,30 +859,12 @@ def test_a_stop_signal_while_waiting_in_a_collective_of_a_run(tmp_path):
     rank 1, held there: a `SIGTERM` stops it at once, and its run is closed as one that
     was interrupted, with the records of labml's writer, before the process ends.
     """
-    environment, held, _ = held_at(tmp_path, 1, 'sum_over_ranks')
-    port = free_port()
-    processes = [subprocess.Popen(
-        [sys.executable, str(REPO / 'experiments' / 'cora_minibatch.py'), '--data-dir', str(PLANETOID),
-         '--epochs', '2', '--logs', str(tmp_path / 'runs'), '--peer-timeout', '300'],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, 'OMP_NUM_THREADS': '1', **environment, **job_environment(rank, 2, port)})
-        for rank in (0, 1)]
-    try:
-        deadline = time.monotonic() + LIMIT
-        while not held.exists():
-            assert all(p.poll() is None for p in processes) and time.monotonic() < deadline
-            time.sleep(0.1)
-        time.sleep(1)
-        processes[0].send_signal(signal.SIGTERM)
-        start = time.monotonic()
-        _, stderr = processes[0].communicate(timeout=30)
-        took = time.monotonic() - start
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-            process.communicate()
-    assert processes[0].returncode == 143 and took < 5, stderr[-2000:]
+    returncode, stderr, took = stopped_while_held(
+        tmp_path, 1, 'sum_over_ranks',
+        ['cora_minibatch.py', '--data-dir', str(PLANETOID), '--epochs', '2',
+         '--logs', str(tmp_path / 'runs'), '--peer-timeout', '300'],
+        lambda processes, held, port: held.exists(), signal.SIGTERM, None)
+    assert returncode == 143 and took < 5, stderr[-2000:]
     assert stderr == 'cora_minibatch.py: stopped\n'
     [run] = (tmp_path / 'runs').glob('cora_gatv2_minibatch/*')
     statuses = [json.loads(line)['status'] for line in
