@@ -337,6 +337,9 @@ class LookupSettings(Settings):
         unread = sorted(given - set(READS[kind]))
         if unread:
             readers = [other for other, names in READS.items() if unread[0] in names]
+            # A run of one model reads `--jobs` with `--seeds` alone (`check_jobs`)
+            if unread[0] == 'jobs':
+                readers = ['the seeds of a run of one model with --seeds']
             raise UsageError(f'{kind} does not read {flag(unread[0])}; '
                              f'it is for {" and ".join(readers)}')
         # `--jobs` without `--seeds`, in the words of every experiment that runs seeds

@@ -741,7 +741,10 @@ def test_seeds_are_checked_as_the_cora_experiments_check_them(argv, cora, tmp_pa
     (['--jobs', '2'], 'a run without --seeds trains one seed and does not read --jobs'),
     (['--sweep', '--seeds', '2'], '--sweep does not read --seeds; it is for a run of one model$'),
     (['--which-layer', '--seeds', '2'], '--which-layer does not read --seeds; it is for a run of one model$'),
-    (['--sweep', '--jobs', '2'], '--sweep does not read --jobs; it is for a run of one model$'),
+    (['--sweep', '--jobs', '2'],
+     '--sweep does not read --jobs; it is for the seeds of a run of one model with --seeds$'),
+    (['--which-layer', '--seeds', '2', '--jobs', '2'],
+     '--which-layer does not read --jobs; it is for the seeds of a run of one model with --seeds$'),
     (['--seeds', '2', '--record'], 'a run of one model does not read --record; it is for --sweep '
                                    'and --which-layer$'),
     (['--which-layer', '--k', '3'], '--which-layer does not read --k; it is for a run of one model$'),
