@@ -249,7 +249,8 @@ def graph_bytes(s: SyntheticSettings, cached: bool) -> Tuple[int, int]:
     vectors of the [layer-by-layer
     evaluation](../labml_gat/distributed.html#evaluation-on-all-nodes-layer-by-layer), on
     the device. With $N$ nodes, $F$ features, $C$ classes and
-    $E = \text{degree} \cdot N + N$ edges (`edges`, the first term rounded to a whole number), `build_graph` holds at once the features, $4 N F$; the edge index, $16 E$;
+    $E = \text{degree} \cdot N + N$ edges (`edges`, the first term rounded to a whole
+    number), `build_graph` holds at once the features, $4 N F$; the edge index, $16 E$;
     the sampler's edges without loops, their sort and its in-neighbour lists, $32 E$; the
     first $C$ features of every edge's source, to label the nodes, $4 E C$; and the offsets,
     in-degrees and labels, $24 N$. That bounds its peak, as the graph's tests check. The
@@ -370,8 +371,8 @@ def summary(values: dict, s: SyntheticSettings, seconds: float, wall_seconds: fl
     seeds (one, the `mean` in percent), the seconds of the timed steps, the processes, the
     wall-clock time and the load average as the run started; `torchrun` where torchrun
     started more than one process (torchrun of one runs the script as `python` does, and
-    its summary is the same); and, as every summary says, the script's file name and the words after it (`argv`,
-    `None`: `sys.argv[1:]`).
+    its summary is the same); and, as every summary says, the script's file name and the
+    words after it (`argv`, `None`: `sys.argv[1:]`).
     The run holds the numbers of a record's entry, its validation accuracy
     (`val_accuracy_after_steps` there) as a fraction. There is no test accuracy: the run
     measures a few steps of training, not a trained model.

@@ -697,7 +697,6 @@ def _reconstruct(subtype: type, shape: Any, dtype: Any) -> _Array:
     return _Array()
 
 
-
 def _list(*args: Any) -> list:
     """
     Python's `list` as the graph file names it: only the default factory of its `defaultdict`,
@@ -739,7 +738,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f'forbidden global {module}.{name}')
         return _ALLOWED_GLOBALS[(module, name)]
-
 
 
 # Deeper than any object of the files nests: a sparse matrix's attributes hold arrays that hold
