@@ -47,6 +47,8 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 RESULTS = REPOSITORY / 'experiments' / 'results'
 # The layers of the `--layer` flags as the papers write them, in tables and titles
 LAYER_NAMES = {'gatv2': 'GATv2', 'gat': 'GAT'}
+# The experiments whose `--summary-json` is of a model trained with one or more seeds
+SEEDS_SCRIPTS = ('cora.py', 'cora_minibatch.py', 'dictionary_lookup.py')
 
 
 def machine(device: str = 'cpu') -> dict:
@@ -181,6 +183,19 @@ def over_seeds_missing(summary) -> bool:
     return (isinstance(summary, dict)
             and ('runs' in summary or 'test_accuracy' in summary)
             and not isinstance(summary.get('test_accuracy'), dict))
+
+
+def not_over_seeds(summary: dict) -> str:
+    """What a summary with no test accuracy over seeds is, and what to record instead."""
+    script = summary.get('script')
+    if script in SEEDS_SCRIPTS:
+        # These scripts sum up every run over its seeds, one seed or more: a summary of
+        # one model alone was written by an earlier version of the script
+        return (f'it is the summary of one model by an older {script}: run it again, '
+                f'its summaries are of seeds (one or more)')
+    return (f'a record is made from the summary of {", ".join(SEEDS_SCRIPTS[:-1])} or '
+            f'{SEEDS_SCRIPTS[-1]} (synthetic_minibatch.py records its numbers with its '
+            f'own --record)')
 
 
 # ## Tables for the README and the pages
@@ -680,10 +695,8 @@ def summary_values(path: Path, error: Callable[[str], None]) -> Tuple[dict, str,
     try:
         summary = json.loads(path.read_text(encoding='utf-8'))
         if over_seeds_missing(summary):
-            error(f'--record: {path} has no test accuracy over seeds to record: a record '
-                  f'is made from the summary of cora.py, cora_minibatch.py or '
-                  f'dictionary_lookup.py (synthetic_minibatch.py records its numbers '
-                  f'with its own --record)')
+            error(f'--record: {path} has no test accuracy over seeds to record: '
+                  f'{not_over_seeds(summary)}')
         values = from_summary(summary)
         device = str(summary.get('settings', {}).get('device', 'cpu'))
     except FileNotFoundError:

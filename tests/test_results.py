@@ -155,6 +155,10 @@ def test_a_record_without_a_validation_set_is_rendered_with_its_training_accurac
     # The numbers of one trained model, as `labml_gat.lookup.train` returns them: not a summary of seeds
     ({'layer': 'gat', 'n_heads': 8, 'k': 10, 'train_accuracy': 0.75, 'test_accuracy': 0.63,
       'history': []}, 'dictionary_lookup.py'),
+    # The summary of one model by an older dictionary_lookup.py, whose summaries are of seeds
+    ({'script': 'dictionary_lookup.py', 'argv': ['--k', '4'], 'layer': 'gat', 'n_heads': 1,
+      'k': 4, 'train_accuracy': 0.75, 'test_accuracy': 0.63, 'history': []},
+     'dictionary_lookup.py --k 4'),
 ])
 def test_a_summary_without_a_test_accuracy_over_seeds_is_refused_in_words(
         summary, script, tmp_path, monkeypatch, capsys):
@@ -167,6 +171,9 @@ def test_a_summary_without_a_test_accuracy_over_seeds_is_refused_in_words(
     assert exit.value.code == 2 and len(error.splitlines()) == 1, error
     assert error.startswith(f'python -m labml_gat.results: error: --record: {path} has no '
                             f'test accuracy over seeds to record'), error
+    # A summary of the scripts that sum up seeds is of an older version, to run again
+    older = summary.get('script') in results.SEEDS_SCRIPTS
+    assert ('older dictionary_lookup.py: run it again' in error) == older, error
     assert not (tmp_path / 'records').exists()
 
 
