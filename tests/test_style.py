@@ -90,3 +90,39 @@ def test_the_rule_sees_a_long_command(tmp_path):
     path.write_text(f'{long} text\n\n```bash\nrun {long}\n```\n\n```{{toctree}}\n{long}\n```\n',
                     encoding='utf-8')
     assert [line.split(':')[1] for line in long_block_lines(path, tmp_path)] == ['4']
+
+
+# The gallery's examples: sphinx-gallery renders a `# %%` block's comment lines as prose up to
+# the first line that is not a comment, so a code comment right under the prose, with no blank
+# line between, is shown as the end of the prose.
+EXAMPLES = sorted(REPO.glob('experiments/gallery/plot_*.py'))
+
+
+def prose_ending_mid_sentence(path: Path, root: Path = REPO) -> list[str]:
+    """The text blocks of an example whose last line ends no sentence (a heading's underline
+    ends one)."""
+    from sphinx_gallery.py_source_parser import split_code_and_text_blocks
+
+    unfinished = []
+    for label, content, number in split_code_and_text_blocks(str(path))[1]:
+        lines = [line.rstrip() for line in content.splitlines() if line.strip()]
+        if label == 'text' and lines and not lines[-1].endswith(('.', ':', '?', '!', '-', '=')):
+            unfinished.append(f'{path.relative_to(root)}:{number}: ...{lines[-1][-50:]}')
+    return unfinished
+
+
+@pytest.mark.parametrize('path', EXAMPLES, ids=lambda path: path.name)
+def test_example_prose_ends_with_a_sentence(path):
+    """A comment about the code below the prose is parted from it by a blank line."""
+    pytest.importorskip('sphinx_gallery')
+    assert prose_ending_mid_sentence(path) == []
+
+
+def test_the_rule_sees_a_comment_glued_to_the_prose(tmp_path):
+    """The check itself: a code comment right under the prose is found, one after a blank
+    line is not."""
+    pytest.importorskip('sphinx_gallery')
+    path = tmp_path / 'plot_x.py'
+    path.write_text('"""\nTitle\n=====\n\nText.\n"""\n\n# %%\n# Prose.\n# The colours\nx = 1\n\n'
+                    '# %%\n# Prose.\n\n# The colours\ny = 2\n', encoding='utf-8')
+    assert [line.split(':')[1] for line in prose_ending_mid_sentence(path, tmp_path)] == ['9']

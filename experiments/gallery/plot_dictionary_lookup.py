@@ -82,6 +82,7 @@ print(f"{record['values']['total_seconds'] / 60:.0f} min for the whole sweep")
 # stay behind GATv2 on the test graphs. The reduced sweep has only a few test graphs at its
 # smallest :math:`k` (printed above): there one model's test accuracy moves by many points
 # with the seed, and need not follow the recorded order.
+
 # Colour, marker and marker size; GAT first and larger, so that where the lines meet at
 # 100 % every marker still shows around the next one
 STYLE = {('gat', 8): ('tab:orange', 's', 11), ('gat', 1): ('tab:red', 'o', 9),
