@@ -5,6 +5,7 @@ with and without the speed-ups, and the command line end to end (mistakes, paral
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -352,3 +353,11 @@ def test_ctrl_c_stops_every_seed(tmp_path, script):
     assert 'seed' not in out
     runs = sorted(path.parent for path in logs.glob('*/*/run.yaml'))
     assert [read_status(run) for run in runs] == ['interrupted'] * 2
+
+
+@pytest.mark.parametrize('page', ['experiments/cora.py', 'experiments/gallery/plot_cora_training.py'])
+def test_the_pages_quote_the_published_results_the_script_prints(page):
+    """The Cora page and its example name the published accuracies that the script prints beside
+    its own, so that a reader sees what the recorded mean compares with."""
+    text = ' '.join(re.sub(r'\n\s*#', ' ', (REPO / page).read_text(encoding='utf-8')).split())
+    assert all(f'{value} %' in text for value in cora.ANCHORS.values()), page

@@ -132,8 +132,9 @@ for split in ('train', 'valid'):
 # -------------------------
 #
 # One seed is one draw. The project's record of ``python experiments/cora.py --seeds 10``
-# (`results <../../labml_gat/results.html>`_) gives the mean and standard deviation that compare
-# with the papers', and its seed 0 is this run.
+# (`results <../../labml_gat/results.html>`_) gives the mean and standard deviation to compare
+# with the published results, 83.0 ± 0.7 % for GAT in the GAT paper and 82.1 % for DGL's GATv2
+# example; its seed 0 is this run.
 from labml_gat import results
 
 print(f"stopped after {result['epochs']} epochs; "
