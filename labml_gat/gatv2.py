@@ -237,6 +237,7 @@ class GraphAttentionV2Layer(nn.Module):
         # #### Calculate the attention scores
         #
         # We need the sum $g_{r,i} + g_{l,j}$ for every pair of a query $i$ and a neighbour $j$.
+        # Here the nodes are numbered from 0, as the rows of the tensors are.
         #
         # ![repeat_interleave repeats each query's row, tile repeats the neighbours: row iN + j
         # holds the pair (i, j), and viewed as N x N the pairs form a grid](../_static/figures/pair_grid.svg)
@@ -246,11 +247,11 @@ class GraphAttentionV2Layer(nn.Module):
         else:
             # `g_r.repeat_interleave(n_l, dim=-3)` repeats each query's row $N_l$ times in place,
             # so its row $i N_l + j$ holds $g_{r,i}$:
-            # $$\{g_{r,1}, g_{r,1}, \dots, g_{r,1}, g_{r,2}, g_{r,2}, \dots, g_{r,2}, \dots\}$$
+            # $$\{g_{r,0}, g_{r,0}, \dots, g_{r,0}, g_{r,1}, g_{r,1}, \dots, g_{r,1}, \dots\}$$
             g_r_repeat_interleave = g_r.repeat_interleave(n_l, dim=-3)
             # `g_l.tile(n_r, 1, 1)` tiles all the neighbours (of each graph) once per query,
             # so its row $i N_l + j$ holds $g_{l,j}$:
-            # $$\{g_{l,1}, g_{l,2}, \dots, g_{l,N_l}, g_{l,1}, g_{l,2}, \dots, g_{l,N_l}, \dots\}$$
+            # $$\{g_{l,0}, g_{l,1}, \dots, g_{l,N_l-1}, g_{l,0}, g_{l,1}, \dots, g_{l,N_l-1}, \dots\}$$
             g_l_repeat = g_l.tile(n_r, 1, 1)
             # Adding them gives, in row $i N_l + j$, the sum $g_{r,i} + g_{l,j} = W_r h_i + W_l h_j$
             # for the query $i$ and the neighbour $j$.

@@ -335,6 +335,20 @@ def test_layer_figures_are_drawn(tmp_path):
         assert svg.lstrip().startswith('<?xml') and '</svg>' in svg and len(svg) > 5000, path
 
 
+def test_pair_grid_figure_numbers_nodes_as_the_rows_are():
+    """The figure's row $iN + j$ holds $g_{r,i}$ and $g_{l,j}$, and the grid's cell $[i, j]$ their
+    sum, with the nodes numbered from 0 as the rows are (`test_gatv2.py` checks the code)."""
+    figure = site_figures.pair_grid()
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    n = 3
+    for row in range(n * n):
+        i, j = divmod(row, n)
+        at = texts.index(str(row))
+        assert texts[at + 1:at + 4] == [f'$g_{{r,{i}}}$', '+', f'$g_{{l,{j}}}$'], row
+        assert f'$g_{{r,{i}}} + g_{{l,{j}}}$' in texts
+    assert {f'$i={i}$' for i in range(n)} | {f'$j={j}$' for j in range(n)} <= set(texts)
+
+
 def test_receptive_field_figure_walks_as_the_experiment_does():
     """The figure's hops mark the same nodes as `labml_gat.fast.receptive_field`."""
     fast = pytest.importorskip('labml_gat.fast')

@@ -54,7 +54,8 @@ def _arrow(ax, start, end, text: str = '', colour: str = '#444444', **kwargs) ->
 
 
 def pair_grid():
-    """`repeat_interleave` and `tile` line up every query $i$ with every neighbour $j$ (3 nodes)."""
+    """`repeat_interleave` and `tile` line up every query $i$ with every neighbour $j$ (3 nodes,
+    numbered from 0 as the rows are, so that row $iN + j$ holds the pair $(i, j)$)."""
     plt = _pyplot()
     n = 3
     fig, ax = plt.subplots(figsize=(8.4, 4.8))
@@ -68,9 +69,9 @@ def pair_grid():
         i, j = divmod(row, n)
         y = top - 1 - row
         ax.text(-0.35, y + 0.4, f'{row}', ha='right', va='center', fontsize=FONT_SIZE - 2, color='#666666')
-        _cell(ax, 0.4, y, rf'$g_{{r,{i + 1}}}$', NODE_COLOURS[i])
+        _cell(ax, 0.4, y, rf'$g_{{r,{i}}}$', NODE_COLOURS[i])
         ax.text(3.2, y + 0.4, '+', ha='center', va='center')
-        _cell(ax, 5.0, y, rf'$g_{{l,{j + 1}}}$', NODE_COLOURS[j], alpha=0.15)
+        _cell(ax, 5.0, y, rf'$g_{{l,{j}}}$', NODE_COLOURS[j], alpha=0.15)
     ax.text(7.3, top / 2 + 0.5, 'row\n$iN + j$\nbecomes\n[i, j]', ha='center', va='bottom',
             fontsize=FONT_SIZE - 2, color='#444444', linespacing=1.1)
     _arrow(ax, (6.3, top / 2), (8.3, top / 2))
@@ -79,15 +80,15 @@ def pair_grid():
     y_top = top - 0.4
     for i in range(n):
         y = y_top - (i + 1) * height
-        ax.text(x0 - 0.15, y + height / 2, f'$i={i + 1}$', ha='right', va='center')
+        ax.text(x0 - 0.15, y + height / 2, f'$i={i}$', ha='right', va='center')
         for j in range(n):
             x = x0 + j * width
-            _cell(ax, x, y, rf'$g_{{r,{i + 1}}} + g_{{l,{j + 1}}}$', NODE_COLOURS[i], width=width,
+            _cell(ax, x, y, rf'$g_{{r,{i}}} + g_{{l,{j}}}$', NODE_COLOURS[i], width=width,
                   height=height, alpha=0.35, size=FONT_SIZE - 1)
             ax.add_patch(plt.Rectangle((x + 0.3, y + 0.2), width - 0.6, 0.14, color=NODE_COLOURS[j],
                                        alpha=0.7, linewidth=0))
     for j in range(n):
-        ax.text(x0 + j * width + width / 2, y_top + 0.2, f'$j={j + 1}$', ha='center')
+        ax.text(x0 + j * width + width / 2, y_top + 0.2, f'$j={j}$', ha='center')
     ax.text(x0 + 1.5 * width, y_top - n * height - 0.7,
             'g_sum[i, j]: the query $i$ down,\nthe neighbour $j$ across', ha='center', va='top',
             fontsize=FONT_SIZE - 2)
