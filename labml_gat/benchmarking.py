@@ -710,7 +710,9 @@ def plot(records: Sequence[dict], path: Optional[str] = None, title: str = ''):
     # On two lines: as one, the longest name of PyG's layer reaches past the figure's edge
     ax.set_xlabel(f"ratio to {peer_name(records)}\n(lower is better)")
     ax.set_title(title or 'Time and memory relative to PyG')
-    fig.legend(loc='outside lower center', ncols=3)
+    # A tall chart: the key and the scale on top too, in view with the first bars
+    fig.legend(loc='outside upper center', ncols=3)
+    ax.tick_params(labeltop=True)
     if path:
         fig.savefig(path, dpi=200)
     return fig

@@ -899,3 +899,19 @@ def test_the_plots_labels_are_inside_the_figure():
                        and text.get_window_extent(renderer).x1 <= box.x1 + 1)]
     plt.close(fig)
     assert not outside, outside
+
+
+def test_a_tall_plot_shows_its_key_and_scale_above_the_first_bars():
+    # The recorded figures make a chart taller than a screen: a reader at its first bars sees
+    # which colour is which ratio, and the scale, without scrolling to its foot
+    import matplotlib.pyplot as plt
+    row = {'step_ratio': 0.5, 'eval_ratio': 0.5, 'peak_ratio': 0.2}
+    fig = benchmarking.plot([{'figure': f'layer_{n}', 'impls': {'dropin': row, 'pyg': {}}}
+                             for n in range(20)])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    legend, axes = fig.legends[0].get_window_extent(renderer), ax.get_window_extent(renderer)
+    top_labels = [tick.label2.get_visible() for tick in ax.xaxis.get_major_ticks()]
+    plt.close(fig)
+    assert legend.y0 >= axes.y1 and all(top_labels)
