@@ -126,14 +126,26 @@ def test_example_code_and_output_fit_at_1400_px(site, reader):
 
 def test_the_benchmark_table_fits_at_1400_px(site, reader):
     """Every column of the usage page's tables, the benchmark's nine included, is in view at
-    desktop width, without a scroll bar."""
+    desktop width, without a scroll bar, and the benchmark's figure names are whole, each on one
+    line (`scale_1000000` cut after its sixth digit would read as another figure)."""
     tab = reader({'width': 1400, 'height': 900})
     tab.open('usage.html')
     tables = tab.page.evaluate("""() => [...document.querySelectorAll('article table')].map(table =>
         [table.querySelectorAll('th').length, table.scrollWidth, table.parentElement.clientWidth])""")
+    cut = tab.page.evaluate("""() => [...document.querySelectorAll(
+        'article table:has(th:nth-child(9)) td:first-child')].filter(cell => {
+            const words = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT), lines = new Set();
+            while (words.nextNode()) {
+                const range = document.createRange();
+                range.selectNodeContents(words.currentNode);
+                for (const rect of range.getClientRects()) lines.add(Math.round(rect.top));
+            }
+            return lines.size > 1;
+        }).map(cell => cell.textContent)""")
     tab.close()
     assert max(columns for columns, _, _ in tables) == 9
     assert all(width <= room + 1 for _, width, room in tables), tables
+    assert cut == [], cut
 
 
 def test_code_blocks_are_reachable_and_arrow_keys_stay_on_the_page(site, reader):
