@@ -688,6 +688,11 @@ CLAIMS = [
                       "its training step is a little slower than PyG's there",
      lambda: 0.75 <= layer_row('layer_100000_cuda')['peak_ratio'] <= 1.25
      and 1 < layer_row('layer_100000_cuda')['step_ratio'] <= 1.5),
+    ('labml_gat/lean.py', 'at ten million nodes the leaner model fits where PyG runs out of memory',
+     lambda: all('out of memory' in results.short_error(layer_row(figure, results.PEER)['error'])
+                 and layer_row(figure, 'lean').get('error') is None
+                 and layer_row(figure, 'lean')['step_ms'] > 0
+                 for figure in ('scale_10000000', 'scale_10000000_cuda'))),
     ('labml_gat/gatv2_conv.py', "a larger one is cut, and the peak falls well below PyG's",
      lambda: layer_row('layer_1000000_cuda')['peak_ratio'] <= 0.6),
     ('labml_gat/gatv2_conv.py', 'at ten million nodes the leaner two-layer model of the tutorial (the '

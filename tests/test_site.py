@@ -221,8 +221,9 @@ def _links(site: Path, page: str, selector: str = 'article a[href]') -> set[str]
 def test_layer_pages_link_to_their_evidence_and_the_examples_link_back(site):
     """The reader goes from a layer to the evidence in one click: the layer pages' own text links
     the DictionaryLookup example and the attention analysis, GATv2's also the Cora training, the
-    benchmark's example and its appendix, the drop-in's the performance records; the Cora page its
-    executed example and its record; the examples link back to the pages they run."""
+    benchmark's example and its appendix, the drop-in's the performance records, the lean layers'
+    those and the million-node run; the Cora page its executed example and its record; the
+    examples link back to the pages they run."""
     lookup, attention = 'experiments/gallery/plot_dictionary_lookup.html', 'experiments/gallery/plot_attention.html'
     for layer in ('labml_gat/gatv2.html', 'labml_gat/gat.html'):
         assert {lookup, attention} <= _links(site, layer, 'article .annotate-doc a[href]'), layer
@@ -230,6 +231,8 @@ def test_layer_pages_link_to_their_evidence_and_the_examples_link_back(site):
     assert {'experiments/gallery/plot_cora_training.html', 'experiments/gallery/plot_benchmark.html',
             'experiments/benchmark.html'} <= _links(site, 'labml_gat/gatv2.html', text)
     assert 'usage.html' in _links(site, 'labml_gat/gatv2_conv.html', text)
+    assert {'usage.html', 'experiments/synthetic_minibatch.html'} <= \
+        _links(site, 'labml_gat/lean.html', text)
     cora = _links(site, 'experiments/cora.html', 'article .annotate-doc a[href]')
     assert {'experiments/gallery/plot_cora_training.html', 'experiments/results/cora_seeds10.json'} <= cora
     assert 'experiments/cora.html' in _links(site, 'experiments/gallery/plot_cora_training.html')
