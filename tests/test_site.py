@@ -124,6 +124,17 @@ def test_home_page_links_everything_and_renders_its_formulas(site):
         assert title in [a.get_text() for a in article.find_all('a', href=example)], example
 
 
+def test_home_page_lists_the_pages_in_the_order_of_the_navigation(site):
+    """The home page's table of pages reads in the order the navigation and its previous and next
+    links walk through them."""
+    page = soup(site, 'index.html')
+    walk = [urlsplit(a['href']).path for a in page.select('.sidebar-tree a[href]')]
+    table = page.select_one('article table')
+    listed = [urlsplit(a['href']).path for a in table.select('tbody a[href]')]
+    assert set(listed) <= set(walk), set(listed) - set(walk)
+    assert listed == sorted(listed, key=walk.index)
+
+
 @pytest.mark.parametrize('page', ANNOTATED)
 def test_annotated_page_rows_docs_left_code_right(site, page):
     html = soup(site, page)
