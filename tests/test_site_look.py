@@ -109,19 +109,23 @@ def test_code_fits_its_column_at_1400_px(site, reader):
 
 def test_example_code_and_output_fit_at_1400_px(site, reader):
     """An example's code and what it prints are read, not run in a terminal: at desktop width none
-    of their lines hides behind a scroll bar (a table it prints is narrow enough to read whole)."""
+    of their lines hides behind a scroll bar (a table it prints is narrow enough to read whole, and
+    a long one is shown to its last line)."""
     tab = reader({'width': 1400, 'height': 900})
-    too_wide = []
+    too_wide, too_tall = [], []
     for path in EXAMPLES:
         tab.open(path)
-        too_wide += [f'{path}: {content} > {width} px: {line[:60]}' for content, width, line in
-                     tab.page.evaluate("""() => [...document.querySelectorAll(
-                         'article .highlight-Python pre, article .sphx-glr-script-out pre'
-                         )].map(pre => [pre.scrollWidth, pre.clientWidth,
-                         pre.textContent.split('\\n').reduce((a, b) => a.length > b.length ? a : b, '')])""")
-                     if content > width + 1]
+        blocks = tab.page.evaluate("""() => [...document.querySelectorAll(
+            'article .highlight-Python pre, article .sphx-glr-script-out pre'
+            )].map(pre => [pre.scrollWidth, pre.clientWidth, pre.scrollHeight, pre.clientHeight,
+            pre.textContent.split('\\n').reduce((a, b) => a.length > b.length ? a : b, '')])""")
+        too_wide += [f'{path}: {content} > {width} px: {line[:60]}'
+                     for content, width, _, _, line in blocks if content > width + 1]
+        too_tall += [f'{path}: {content} > {height} px high: {line[:60]}'
+                     for _, _, content, height, line in blocks if content > height + 1]
     tab.close()
     assert not too_wide, '\n'.join(too_wide)
+    assert not too_tall, '\n'.join(too_tall)
 
 
 def test_the_benchmark_table_fits_at_1400_px(site, reader):
