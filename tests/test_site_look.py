@@ -152,6 +152,32 @@ def test_the_benchmark_table_fits_at_1400_px(site, reader):
     assert cut == [], cut
 
 
+@pytest.mark.parametrize('width', [1400, 700])
+def test_inline_code_breaks_only_between_words(site, reader, width):
+    """A flag or a name in the text (`--summary-json`, `annotate-no-code`) stays on one line: cut
+    after its dashes it would read as two words. Kept whole, none runs out of its paragraph, at
+    desktop width or on a narrow screen."""
+    tab = reader({'width': width, 'height': 900})
+    split, outside = [], []
+    for path in article_pages(site):
+        tab.open(path)
+        words, codes = tab.page.evaluate("""() => {
+            const lines = e => new Set([...e.getClientRects()].map(r => Math.round(r.top))).size;
+            const block = e => { while (getComputedStyle(e).display === 'inline') e = e.parentElement;
+                                 return e; };
+            const codes = [...document.querySelectorAll('article code.literal')];
+            return [codes.flatMap(c => [...c.querySelectorAll('span.pre')])
+                         .filter(w => lines(w) > 1).map(w => w.textContent),
+                    codes.filter(c => c.getBoundingClientRect().right >
+                                      block(c.parentElement).getBoundingClientRect().right + 1)
+                         .map(c => c.textContent)]; }""")
+        split += [f'{path}: {word}' for word in words]
+        outside += [f'{path}: {code}' for code in codes]
+    tab.close()
+    assert not split, '\n'.join(split)
+    assert not outside, '\n'.join(outside)
+
+
 def test_code_blocks_are_reachable_and_arrow_keys_stay_on_the_page(site, reader):
     tab = reader({'width': 1400, 'height': 900})
     tab.open('labml_gat/gatv2.html')
