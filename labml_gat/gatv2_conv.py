@@ -36,7 +36,8 @@ graph (Cora: an $|\mathcal{E}| \times K F'$ tensor of a few MB) keeps its chunks
 tensors for the backward pass: there the time saved matters more.
 
 **What PyG's layer does and this one does not**, each refused in one line: second
-derivatives (`create_graph=True`); `torch.func`'s transforms; TorchScript and
+derivatives (`create_graph=True`); `torch.func`'s transforms, and a batched backward
+pass (`is_grads_batched`, `jacobian(vectorize=True)`); TorchScript and
 `torch.export` (`torch.compile` instead, which runs the attention eagerly: one graph
 break per layer, so no `fullgraph=True`); `torch_sparse.SparseTensor` (a `torch.sparse`
 adjacency instead); `MessagePassing`'s own arguments (`aggr`, `flow`) and what hooks
@@ -1220,7 +1221,9 @@ def first_derivative_only(backward: Callable) -> Callable:
     An autograd `Function`'s `backward` whose gradients are made by hand, not by
     operations autograd could differentiate again: asked for a graph of them
     (`create_graph=True`, as for a gradient penalty or a Hessian), it says so
-    rather than give second derivatives that silently leave it out.
+    rather than give second derivatives that silently leave it out. Nor does it run
+    under `vmap`, as a batched backward pass would run it (`is_grads_batched`,
+    `jacobian(vectorize=True)`): that is refused in one line too.
     """
     @functools.wraps(backward)
     def checked(ctx, *grads):
@@ -1228,8 +1231,25 @@ def first_derivative_only(backward: Callable) -> Callable:
             raise RuntimeError('the memory-lean layers have no second derivative: no '
                                'backward pass with create_graph=True (a gradient '
                                'penalty, a Hessian); PyG\'s GATv2Conv has one')
+        if any(is_batched(g) for g in grads):
+            raise RuntimeError('the memory-lean layers take no batched gradients '
+                               '(is_grads_batched, jacobian(vectorize=True)): take '
+                               'the gradients one at a time (vectorize=False)')
         return backward(ctx, *grads)
     return checked
+
+
+def is_batched(grad: Optional[Tensor]) -> bool:
+    """Whether `grad` is a batched tensor, as a batched backward pass hands it to an
+    autograd `Function` (autograd's own `vmap`, or `torch.func.vmap` over
+    `torch.autograd.grad`): the chunks' in-place sums into node-level tensors cannot
+    take it."""
+    if grad is None:
+        return False
+    functorch = torch._C._functorch
+    checks = (getattr(functorch, name, None)
+              for name in ('is_legacy_batchedtensor', 'is_batchedtensor'))
+    return any(check is not None and check(grad) for check in checks)
 
 
 def apply_function(function: type, *args):

@@ -1020,6 +1020,30 @@ def test_unsupported_transforms_fail_with_one_clear_line():
             torch.autograd.grad(loss(conv(x, edge_index)), x, create_graph=True)
 
 
+@pytest.mark.parametrize('layer', [GATv2Conv, GATConv])
+def test_batched_gradients_fail_with_one_clear_line(layer):
+    # A batched backward pass (autograd's jacobian with vectorize=True, is_grads_batched, or
+    # torch.func.vmap over torch.autograd.grad) runs the layer's backward under vmap, where
+    # PyG's layers give the rows of the Jacobian: the drop-in says in one line that it does
+    # not, rather than fail inside its chunks
+    conv = layer(5, 4, heads=2)
+    x, edge_index = torch.randn(10, 5), random_graph(10, 30, self_loops=False)
+    message = r"^the memory-lean layers take no batched gradients \(is_grads_batched"
+    with pytest.raises(RuntimeError, match=message):
+        torch.autograd.functional.jacobian(lambda x: conv(x, edge_index), x, vectorize=True)
+    x.requires_grad_()
+    out = conv(x, edge_index)
+    with pytest.raises(RuntimeError, match=message):
+        torch.autograd.grad(out, x, torch.randn(3, *out.shape), is_grads_batched=True,
+                            retain_graph=True)
+    with pytest.raises(RuntimeError, match=message):
+        torch.func.vmap(lambda v: torch.autograd.grad(out, x, v, retain_graph=True))(
+            torch.randn(3, *out.shape))
+    # The same gradients one at a time are taken
+    assert torch.autograd.functional.jacobian(lambda x: conv(x, edge_index), x).shape == \
+        (10, 8, 10, 5)
+
+
 @pytest.mark.parametrize('call, error, message', [
     (lambda c, x, e: c((x, None), e), ValueError, r'not \(x, None\)'),
     (lambda c, x, e: c(x[0], e), ValueError, 'x_src must be a 2-d tensor'),
