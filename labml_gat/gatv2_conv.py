@@ -661,10 +661,13 @@ def attend(score, messages: Tensor, query: Optional[Tensor], key: Optional[Tenso
             raise ValueError(f'edge_attr must be [n_edges, edge_dim] (or [n_edges] with '
                              f'edge_dim 1), got a tensor of shape '
                              f'{list(edge_attr.shape)}')
-        edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr
     n_loops = min(n_src, n_dst) if add_loops else 0
     if add_loops:
         src, dst, edge_attr = replace_self_loops(src, dst, edge_attr, n_loops, fill_value)
+    # Edge features `[|E|]` are `[|E|, 1]`, once the loops' features are made from them as
+    # PyG makes them: a `fill_value` of `[n]` is then one number per node's loop
+    if edge_attr is not None and edge_attr.dim() == 1:
+        edge_attr = edge_attr.view(-1, 1)
     chunk = chunk_size or auto_chunk_size(messages, messages.shape[1] * messages.shape[2])
     # An edge index's loops follow its edges, and `TargetChunks` puts them in among them.
     # A sparse adjacency's entries come in the order it stores them, as PyG takes them;
@@ -832,7 +835,8 @@ def loops_added(edge_index: Tensor, src: Tensor, dst: Tensor, n_loops: int) -> T
 
 
 def self_loop_attr(edge_attr: Tensor, dst: Tensor, n: int, fill_value) -> Tensor:
-    """The self loops' edge features, `[n, edge_dim]`, as PyG's `compute_loop_attr`."""
+    """The self loops' edge features, `[n, edge_dim]` (`[n]` for features `[|E|]`), as
+    PyG's `compute_loop_attr`."""
     shape = (n,) + tuple(edge_attr.shape[1:])
     if fill_value is None or isinstance(fill_value, numbers.Real):
         return edge_attr.new_full(shape, 1.0 if fill_value is None else float(fill_value))

@@ -127,6 +127,19 @@ def test_a_numpy_fill_value_is_its_number():
     assert torch.equal(numpy(x, edge_index, edge_attr), python(x, edge_index, edge_attr))
 
 
+@pytest.mark.parametrize('layer', [GATv2Conv, GATConv], ids=['GATv2Conv', 'GATConv'])
+@pytest.mark.parametrize('fill_value', [torch.arange(30) / 7, torch.tensor(0.5),
+                                        torch.tensor([0.5])], ids=['per node', '0-d', '1'])
+def test_tensor_fill_value_with_edge_features_of_one_dimension(fill_value, layer):
+    # Edge features [|E|] (edge_dim 1) and a tensor fill_value make the loops' features as PyG
+    # makes them: one of [n_nodes] is then one number per node's loop
+    pytest.importorskip('torch_geometric')
+    pyg, ours = make_pair(edge_dim=1, fill_value=fill_value.double(), layer=layer)
+    x, edge_index, edge_attr = graph(edge_dim=1)
+    assert_same(run(ours, x, edge_index, edge_attr[:, 0]),
+                run(pyg, x, edge_index, edge_attr[:, 0]), 1e-10)
+
+
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
 @pytest.mark.parametrize('config', [dict(), dict(bias=False), dict(edge_dim=3, residual=True),
                                     dict(share_weights=True)], ids=str)
