@@ -36,7 +36,8 @@ graph (Cora: an $|\mathcal{E}| \times K F'$ tensor of a few MB) keeps its chunks
 tensors for the backward pass: there the time saved matters more.
 
 **What PyG's layer does and this one does not**, each refused in one line: second
-derivatives (`create_graph=True`); `torch.func`'s transforms, and a batched backward
+derivatives (`create_graph=True`); forward-mode derivatives
+(`torch.autograd.forward_ad`); `torch.func`'s transforms, and a batched backward
 pass (`is_grads_batched`, `jacobian(vectorize=True)`); TorchScript and
 `torch.export` (`torch.compile` instead, which runs the attention eagerly: one graph
 break per layer, so no `fullgraph=True`); `torch_sparse.SparseTensor` (a `torch.sparse`
@@ -75,6 +76,7 @@ from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
+from torch.autograd import forward_ad
 from torch.nn.parameter import UninitializedParameter
 
 # On a CPU, the largest $C \times K F'$ tensor of a chunk: small enough to stay in the
@@ -1258,7 +1260,13 @@ def is_batched(grad: Optional[Tensor]) -> bool:
 
 def apply_function(function: type, *args):
     """`function.apply(*args)`, or one clear line under `torch.func`'s transforms, which
-    take only a `Function` written for them (with `setup_context` and a `vmap` rule)."""
+    take only a `Function` written for them (with `setup_context` and a `vmap` rule), or
+    for forward-mode derivatives (dual tensors), which would need a `jvp` of it."""
+    if any(isinstance(x, Tensor) and forward_ad.unpack_dual(x).tangent is not None
+           for x in args):
+        raise RuntimeError('the memory-lean layers have no forward-mode derivative '
+                           '(torch.autograd.forward_ad, dual tensors): use backward, '
+                           'or PyG\'s layer (its state_dict loads)')
     try:
         return function.apply(*args)
     except RuntimeError as error:

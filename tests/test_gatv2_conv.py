@@ -1057,6 +1057,27 @@ def test_batched_gradients_fail_with_one_clear_line(layer):
         (10, 8, 10, 5)
 
 
+@pytest.mark.parametrize('layer', [GATv2Conv, GATConv])
+def test_forward_mode_derivatives_fail_with_one_clear_line(layer):
+    # Forward-mode AD (dual tensors, as torch.autograd.forward_ad makes them), which PyG's layers
+    # take, is refused in one line that names it, not with PyTorch's request for a jvp of a
+    # Function the user never wrote; a tangent on a parameter alone reaches the layer too
+    import torch.autograd.forward_ad as forward_ad
+    conv = layer(5, 4, heads=2)
+    x, edge_index = torch.randn(10, 5), random_graph(10, 30, self_loops=False)
+    message = r'^the memory-lean layers have no forward-mode derivative'
+    with forward_ad.dual_level():
+        with pytest.raises(RuntimeError, match=message):
+            conv(forward_ad.make_dual(x, torch.randn_like(x)), edge_index)
+        name = 'att' if layer is GATv2Conv else 'att_src'
+        att = getattr(conv, name).detach()
+        with pytest.raises(RuntimeError, match=message):
+            torch.func.functional_call(conv, {name: forward_ad.make_dual(
+                att, torch.randn_like(att))}, (x, edge_index))
+        # Without tangents the layer runs inside the dual level
+        assert conv(x, edge_index).shape == (10, 8)
+
+
 @pytest.mark.parametrize('call, error, message', [
     (lambda c, x, e: c((x, None), e), ValueError, r'not \(x, None\)'),
     (lambda c, x, e: c(x[0], e), ValueError, 'x_src must be a 2-d tensor'),
