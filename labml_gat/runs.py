@@ -564,10 +564,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         description='Look at labml runs offline: list them, or plot their curves.',
         allow_abbrev=False)
     commands = parser.add_subparsers(dest='command', required=True)
-    listing = commands.add_parser('list', help='runs, their settings and final numbers')
+    # A command's parser does not take the main one's `allow_abbrev`: each is told so
+    listing = commands.add_parser('list', help='runs, their settings and final numbers',
+                                  allow_abbrev=False)
     listing.add_argument('logs', nargs='?', type=home_path, default=None,
                          help=f'folder of runs (default: ${LOGS_ENV_VAR}, else logs/)')
-    plotting = commands.add_parser('plot', help='the curves of runs, as an image')
+    plotting = commands.add_parser('plot', help='the curves of runs, as an image',
+                                   allow_abbrev=False)
     plotting.add_argument('runs', nargs='+', type=home_path,
                           help='run folders, logs/<name>/<uuid>')
     plotting.add_argument('--out', type=home_path, default=None,

@@ -190,6 +190,16 @@ def test_a_wrong_folder_is_one_line_and_status_2(tmp_path, arguments, message):
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
 
 
+def test_a_flag_of_a_command_is_not_abbreviated(logs, tmp_path, capsys):
+    # As every other flag of the project: `--o` is not taken for `--out`, and writes nothing
+    with pytest.raises(SystemExit) as exit_info:
+        runs.main(['plot', *map(str, sorted(logs.glob('*/*'))), '--o', str(tmp_path / 'o.png')])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith('error: unrecognized arguments: --o '
+                                                    f'{tmp_path / "o.png"}')
+    assert not (tmp_path / 'o.png').exists() and not (logs / 'curves.png').exists()
+
+
 @pytest.mark.parametrize('arguments', [['list', 'r' * 300], ['plot', 'r' * 300],
                                        ['plot', '.', '--out', 'r' * 300 + '.png']])
 def test_a_name_the_system_refuses_is_a_mistake(tmp_path, monkeypatch, arguments):
