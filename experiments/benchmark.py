@@ -68,7 +68,8 @@ from typing import List, Optional, Sequence
 from labml_gat import benchmarking, results
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
                                 check_folder, check_image, check_one_record, check_output,
-                                check_positive, command, flag, prog, setting)
+                                check_positive, check_threads, command, flag, prog,
+                                setting)
 
 
 # What `--help` says the script does
@@ -126,6 +127,7 @@ class BenchmarkSettings(Settings):
         super().check()
         check_at_least(self, 1, ('n_heads', 'n_hidden', 'rounds', 'cora_rounds',
                                  'threads', 'in_features', 'repeats'))
+        check_threads(self.threads)
         check_at_least(self, 0, ('warmup',))
         for name, allowed in (('figures', ('cora', 'layer', 'scale')),
                               ('impls', benchmarking.LAYER_IMPLS),

@@ -176,7 +176,8 @@ from labml_gat.runs import epochs, labml_run, progress_on_screen
 from labml_gat.seeds import available_cores, format_summary, run_seeds, spread
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
                                 check_device, check_logs, check_one_record,
-                                check_output, check_positive, command, flag, setting)
+                                check_output, check_positive, check_threads, command,
+                                flag, setting)
 from labml_gat.training import check_fits, check_jobs, check_seeds
 
 # The names of the records of `--sweep` and `--which-layer`, which `--record` replaces in
@@ -262,6 +263,7 @@ class LookupSettings(Settings):
         check_seeds(self)
         check_at_least(self, 1, ('n_heads', 'epochs', 'patience', 'lr_patience',
                                  'batch_size', 'max_examples', 'd_model', 'threads'))
+        check_threads(self.threads)
         for name, n_heads in [('n_heads', self.n_heads),
                               *(('sweep_heads', n) for n in self.sweep_heads)]:
             if n_heads < 1 or self.d_model % n_heads:

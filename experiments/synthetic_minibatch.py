@@ -68,8 +68,8 @@ from labml_gat.sampling import NeighbourSampler
 from labml_gat.seeds import summarize
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
                                 check_folder_to_make, check_one_record, check_output,
-                                check_positive, check_probability, check_seed, command,
-                                path_errors, setting)
+                                check_positive, check_probability, check_seed,
+                                check_threads, command, path_errors, setting)
 from labml_gat.training import check_fits
 
 
@@ -108,6 +108,7 @@ class SyntheticSettings(Settings):
         check_at_least(self, 1, ('nodes', 'in_features', 'n_heads', 'n_hidden',
                                  'batch_size', 'steps', 'eval_nodes', 'eval_batch_size',
                                  'threads', 'peer_timeout'))
+        check_threads(self.threads)
         check_positive('degree', self.degree)
         check_at_least(self, 2, ('classes',))
         check_at_least(self, 0, ('warmup',))

@@ -192,6 +192,24 @@ def check_seed(seed: int, seeds: int = 1) -> None:
                          f'{seed + seeds - 1}, must be below 2**32')
 
 
+# The most PyTorch threads of a process, where the machine has fewer cores: threads beyond
+# the cores only wait for each other, and thousands of them end a run that has begun in a
+# segmentation fault, or a failed start of a process
+MAX_THREADS = 256
+
+
+def check_threads(threads: int) -> None:
+    """`--threads`: at least 1, and at most `MAX_THREADS` or the cores of this machine,
+    whichever is more."""
+    from labml_gat.seeds import available_cores
+    if threads < 1:
+        raise UsageError(f'--threads must be at least 1, got {threads}')
+    limit = max(MAX_THREADS, available_cores())
+    if threads > limit:
+        raise UsageError(f'--threads {threads}: at most {limit} PyTorch threads a '
+                         f'process; this machine has {available_cores()} cores')
+
+
 def check_probability(name: str, value: float) -> None:
     """A dropout probability: in $[0, 1)$, since $p = 1$ would drop everything."""
     if not 0 <= value < 1:

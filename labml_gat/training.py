@@ -25,7 +25,8 @@ from torch import nn
 
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
                                 check_folder, check_logs, check_output,
-                                check_positive, check_probability, check_seed, setting)
+                                check_positive, check_probability, check_seed,
+                                check_threads, setting)
 
 
 # The most seeds one command runs: enough for a mean and a spread, and a bound on the labml
@@ -80,7 +81,7 @@ class NodeClassificationSettings(Settings):
         super().check()
         check_at_least(self, 1, ('n_heads', 'n_hidden', 'epochs', 'patience'))
         check_seeds(self)
-        check_at_least(self, 1, ('threads',))
+        check_threads(self.threads)
         check_probability('dropout', self.dropout)
         check_positive('learning_rate', self.learning_rate)
         check_positive('weight_decay', self.weight_decay, zero=True)

@@ -500,3 +500,19 @@ def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path):
             process.kill()
             process.wait()
     assert (process.returncode, err) == (143, 'sleeper.py: stopped\n')
+
+
+@pytest.mark.parametrize('script, settings, others', [
+    ('cora', 'CoraSettings', {}), ('cora_minibatch', 'MiniBatchSettings', {}),
+    ('synthetic_minibatch', 'SyntheticSettings', {}), ('dictionary_lookup', 'LookupSettings', {}),
+    ('benchmark', 'BenchmarkSettings', {'figures': ['layer']})])
+def test_threads_by_the_thousand_are_a_mistake(script, settings, others):
+    # `--threads 5000` ended the Cora experiment with a segmentation fault after its run began
+    from conftest import load_experiment
+    from labml_gat.settings import MAX_THREADS
+    cls = getattr(load_experiment(script), settings)
+    from labml_gat.seeds import available_cores
+    threads = max(MAX_THREADS, available_cores()) + 1
+    with pytest.raises(UsageError, match=f'^--threads {threads}: at most {threads - 1} '):
+        cls(threads=threads, **others).check()
+    cls(threads=2, **others).check()
