@@ -78,6 +78,15 @@ DESCRIPTION = ("Time per training step and evaluation forward, and peak memory, 
                "Nothing is recorded unless asked (--record, or --results FOLDER).")
 
 
+# The figures that read each flag of some figures alone: given for none of those measured,
+# it would be ignored. The scale figures measure peaks alone, without alternating rounds
+READ_BY = {'layer_nodes': ('layer',), 'impls': ('layer',), 'edge_dims': ('layer',),
+           'rounds': ('layer',), 'cora_impls': ('cora',), 'cora_rounds': ('cora',),
+           'data_dir': ('cora',), 'scale_nodes': ('scale',), 'scale_impls': ('scale',),
+           'warmup': ('cora', 'layer'), 'degree': ('layer', 'scale'),
+           'in_features': ('layer', 'scale')}
+
+
 @dataclass
 class BenchmarkSettings(Settings):
     """
@@ -179,6 +188,16 @@ class BenchmarkSettings(Settings):
         check_folder('--data-dir', self.data_dir)
         if 'cora' in self.figures:
             check_cora(self.data_dir)
+
+
+    def check_given(self, given: set) -> None:
+        """The flags given are read by a figure measured, as the experiments refuse a flag
+        their run does not read (`given` names the settings given on the command line)."""
+        for name in sorted(given & set(READ_BY)):
+            if not set(READ_BY[name]) & set(self.figures):
+                raise UsageError(f'--figures {" ".join(self.figures)} does not read '
+                                 f'{flag(name)}; it is for --figures '
+                                 f'{" or ".join(READ_BY[name])}')
 
 
 def check_cora(data_dir: Optional[str]) -> None:

@@ -232,6 +232,15 @@ def benchmark_mistake(capsys, *argv) -> str:
      '--n-heads 4'),
     (['--figures', 'layer', '--impls', 'dropin', 'pyg', '--record'],
      '--record would replace benchmark_layer_100000.json without its rows of edges and lean'),
+    # A flag of figures not measured would be ignored: said, as the experiments say theirs
+    (['--figures', 'layer', '--cora-rounds', '3'],
+     '--figures layer does not read --cora-rounds; it is for --figures cora'),
+    (['--figures', 'layer', '--scale-nodes', '5000'],
+     '--figures layer does not read --scale-nodes; it is for --figures scale'),
+    (['--figures', 'scale', '--rounds', '3'],
+     '--figures scale does not read --rounds; it is for --figures layer'),
+    (['--figures', 'scale', '--warmup', '0'],
+     '--figures scale does not read --warmup; it is for --figures cora or layer'),
 ])
 def test_mistakes_found_before_anything_runs(capsys, args, message):
     assert benchmark_mistake(capsys, *args).startswith(f'{prog()}: error: {message}')
