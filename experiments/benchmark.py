@@ -160,7 +160,8 @@ class BenchmarkSettings(Settings):
                              f'layer; only {" and ".join(benchmarking.GAT_IMPLS)} do')
         for name in ('layer_nodes', 'scale_nodes'):
             if min(getattr(self, name)) < 2:
-                raise UsageError(f'--{name.replace("_", "-")} must be at least 2')
+                raise UsageError(f'{flag(name)} must be at least 2, '
+                                 f'got {min(getattr(self, name))}')
         check_positive('degree', self.degree)
         check_device(self.device)
         if self.device.startswith('mps'):

@@ -232,6 +232,8 @@ def benchmark_mistake(capsys, *argv) -> str:
      '--n-heads 4'),
     (['--figures', 'layer', '--impls', 'dropin', 'pyg', '--record'],
      '--record would replace benchmark_layer_100000.json without its rows of edges and lean'),
+    # As every `must be at least`, with the value given
+    (['--figures', 'layer', '--layer-nodes', '50', '1'], '--layer-nodes must be at least 2, got 1'),
     # A flag of figures not measured would be ignored: said, as the experiments say theirs
     (['--figures', 'layer', '--cora-rounds', '3'],
      '--figures layer does not read --cora-rounds; it is for --figures cora'),
