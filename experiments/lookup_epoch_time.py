@@ -41,9 +41,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from labml_gat.lookup import examples_bytes
 from labml_gat.results import RESULTS, record
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_one_record,
                                 check_output, command, setting)
+from labml_gat.training import check_fits
 
 REPO = Path(__file__).resolve().parent.parent
 # What `--help` says the script does
@@ -52,6 +54,8 @@ DESCRIPTION = ("Time one DictionaryLookup training epoch with this checkout's la
                "--results FOLDER).")
 # The record's name
 RECORD = 'dictionary_lookup_epoch'
+# The examples the worker makes of each k, `make_task`'s default
+MAX_EXAMPLES = 32000
 # The models timed, as (k, layer, heads)
 MODELS = [(k, layer, n_heads) for k in (10, 20) for layer in ('gat', 'gatv2')
           for n_heads in (1, 8)]
@@ -126,6 +130,12 @@ class EpochTimeSettings(Settings):
         check_at_least(self, 1, ('repeats', 'graphs'))
         check_one_record(self.record, self.results)
         check_output('--results', self.results, folder=True)
+        # The epoch of the largest k timed fits in the memory: else both sides' workers
+        # fail for its lack, and the revision's failure is said as a fault of --against
+        k = max(k for k, _, _ in MODELS)
+        check_fits(examples_bytes(k, MAX_EXAMPLES, self.graphs), 'cpu',
+                   f'--graphs {self.graphs}: an epoch of {self.graphs} graphs of up to '
+                   f'{k} keys', 'use fewer --graphs', per='for the examples')
 
 
 def measure(s: EpochTimeSettings) -> dict:

@@ -38,6 +38,19 @@ def test_usage_errors(args, message):
     assert process.stdout == ''
 
 
+def test_an_epoch_too_large_for_the_memory_is_one_line_before_anything_runs(monkeypatch):
+    # It was said after the revision's worker failed, as a fault of --against
+    script = load_script()
+    monkeypatch.setattr(script, 'worker', lambda *args: pytest.fail('a worker started'))
+    with pytest.raises(UsageError, match=r'^--graphs 1000000000000: an epoch of 1000000000000 '
+                                         r'graphs of up to 20 keys: about .* GiB for the '
+                                         r'examples, but only .*; use fewer --graphs$'):
+        script.EpochTimeSettings(graphs=10 ** 12).check()
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(['--graphs', str(10 ** 12)])
+    assert exit_info.value.code == 2
+
+
 @pytest.mark.slow
 def test_results_folder_must_exist(tmp_path):
     process = run_script('lookup_epoch_time', '--results', tmp_path / 'missing' / 'x')
