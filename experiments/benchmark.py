@@ -66,10 +66,10 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from labml_gat import benchmarking, results
-from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_folder, check_image, check_one_record, check_output,
-                                check_positive, check_threads, command, flag, prog,
-                                setting)
+from labml_gat.settings import (Settings, UsageError, check_apart, check_at_least,
+                                check_device, check_folder, check_image,
+                                check_one_record, check_output, check_positive,
+                                check_threads, command, flag, prog, setting)
 
 
 # What `--help` says the script does
@@ -186,6 +186,7 @@ class BenchmarkSettings(Settings):
             check_replaced_records(self)
         check_output('--results', self.results, folder=True)
         check_image('--plot', self.plot)
+        check_apart('--plot', self.plot, {'--results': self.results})
         check_folder('--data-dir', self.data_dir)
         if 'cora' in self.figures:
             check_cora(self.data_dir)

@@ -174,10 +174,10 @@ from labml_gat.lookup import (LAYERS, examples_bytes, make_task, n_examples, tim
 from labml_gat.results import LAYER_NAMES, RESULTS, record, write_json
 from labml_gat.runs import epochs, labml_run, progress_on_screen
 from labml_gat.seeds import available_cores, format_summary, run_seeds, spread
-from labml_gat.settings import (Settings, UsageError, argument_parser, check_at_least,
-                                check_device, check_logs, check_one_record,
-                                check_output, check_positive, check_threads, command,
-                                flag, setting)
+from labml_gat.settings import (Settings, UsageError, argument_parser, check_apart,
+                                check_at_least, check_device, check_logs,
+                                check_one_record, check_output, check_positive,
+                                check_threads, command, flag, logs_folder, setting)
 from labml_gat.training import check_fits, check_jobs, check_seeds
 
 # The names of the records of `--sweep` and `--which-layer`, which `--record` replaces in
@@ -282,6 +282,7 @@ class LookupSettings(Settings):
         check_device(self.device)
         check_output('--summary-json', self.summary_json)
         check_logs(self.logs)
+        check_apart('--summary-json', self.summary_json, logs_folder(self.logs))
         check_output('--results', self.results, folder=True)
         # Every size is checked against the memory before any task is made
         for k in (self.ks if self.sweep else [self.k]):

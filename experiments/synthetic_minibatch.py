@@ -66,10 +66,10 @@ from labml_gat.datasets import DataFileError
 from labml_gat.lean import LeanTwoLayerGAT
 from labml_gat.sampling import NeighbourSampler
 from labml_gat.seeds import summarize
-from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_folder_to_make, check_one_record, check_output,
-                                check_positive, check_probability, check_seed,
-                                check_threads, command, path_errors, setting)
+from labml_gat.settings import (Settings, UsageError, check_apart, check_at_least,
+                                check_device, check_folder_to_make, check_one_record,
+                                check_output, check_positive, check_probability,
+                                check_seed, check_threads, command, path_errors, setting)
 from labml_gat.training import check_fits
 
 
@@ -131,6 +131,8 @@ class SyntheticSettings(Settings):
         check_one_record(self.record, self.results)
         check_output('--results', self.results, folder=True)
         check_output('--summary-json', self.summary_json)
+        check_apart('--summary-json', self.summary_json,
+                    {'--results': self.results, '--cache': self.cache})
         # The size first: a graph too large for any memory has a folder name too long for
         # any file system, which is not a fault of `--cache`
         self.check_memory()

@@ -268,6 +268,29 @@ def check_logs(logs: Optional[str]) -> None:
     check_folder_to_make(f'${LOGS_ENV_VAR}', folder, Path(folder).absolute())
 
 
+def check_apart(name: str, path: Optional[str], folders: dict) -> None:
+    """
+    The file `path` of the output `name` (`--summary-json`) is not where another output's
+    folder goes (`folders`: each flag and its folder, or `None`): the run would make the
+    folder, and after the work could not write the file in its place.
+    """
+    if not path:
+        return
+    target = Path(path).expanduser().resolve()
+    for other, folder in folders.items():
+        if folder and Path(folder).expanduser().resolve() == target:
+            raise UsageError(f'{name} {path} is also {other}, a folder the run makes; '
+                             f'give each its own path')
+
+
+def logs_folder(logs: Optional[str]) -> dict:
+    """Where the labml runs go, for `check_apart`: `--logs`, else `$LABML_GAT_LOGS`."""
+    from labml_gat.runs import LOGS_ENV_VAR
+    if logs is not None:
+        return {'--logs': logs}
+    return {f'${LOGS_ENV_VAR}': os.environ.get(LOGS_ENV_VAR)}
+
+
 def check_folder_to_make(name: str, given: str, folder: Path) -> None:
     """A `folder` made when needed, with the folders above it (`given` as the user gave it):
     the nearest of them that exists is a folder that takes files."""

@@ -23,10 +23,10 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from labml_gat.settings import (Settings, UsageError, check_at_least, check_device,
-                                check_folder, check_logs, check_output,
+from labml_gat.settings import (Settings, UsageError, check_apart, check_at_least,
+                                check_device, check_folder, check_logs, check_output,
                                 check_positive, check_probability, check_seed,
-                                check_threads, setting)
+                                check_threads, logs_folder, setting)
 
 
 # The most seeds one command runs: enough for a mean and a spread, and a bound on the labml
@@ -92,6 +92,7 @@ class NodeClassificationSettings(Settings):
         check_folder('--data-dir', self.data_dir)
         check_output('--summary-json', self.summary_json)
         check_logs(self.logs)
+        check_apart('--summary-json', self.summary_json, logs_folder(self.logs))
 
     def check_given(self, given: set) -> None:
         """The flags given are read: `--jobs` by runs over seeds alone."""

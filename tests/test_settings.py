@@ -516,3 +516,23 @@ def test_threads_by_the_thousand_are_a_mistake(script, settings, others):
     with pytest.raises(UsageError, match=f'^--threads {threads}: at most {threads - 1} '):
         cls(threads=threads, **others).check()
     cls(threads=2, **others).check()
+
+
+@pytest.mark.parametrize('script, settings, file, folder', [
+    ('cora', 'CoraSettings', 'summary_json', 'logs'),
+    ('cora_minibatch', 'MiniBatchSettings', 'summary_json', 'logs'),
+    ('dictionary_lookup', 'LookupSettings', 'summary_json', 'logs'),
+    ('synthetic_minibatch', 'SyntheticSettings', 'summary_json', 'results'),
+    ('synthetic_minibatch', 'SyntheticSettings', 'summary_json', 'cache'),
+    ('benchmark', 'BenchmarkSettings', 'plot', 'results')])
+def test_a_file_is_not_where_a_folder_of_the_run_goes(tmp_path, script, settings, file, folder):
+    # The run made the folder, then ended in a traceback as it wrote the file there
+    from conftest import load_experiment
+    cls = getattr(load_experiment(script), settings)
+    others = {'figures': ['layer']} if script == 'benchmark' else {}
+    path = str(tmp_path / 'out.png')
+    message = (f'^{flag(file)} {path} is also {flag(folder)}, a folder the run makes; '
+               f'give each its own path$')
+    with pytest.raises(UsageError, match=message.replace('.', r'\.')):
+        cls(**{file: path, folder: path}, **others).check()
+    assert not any(tmp_path.iterdir())
