@@ -191,7 +191,6 @@ class BenchmarkSettings(Settings):
         if 'cora' in self.figures:
             check_cora(self.data_dir)
 
-
     def check_given(self, given: set) -> None:
         """The flags given are read by a figure measured, as the experiments refuse a flag
         their run does not read (`given` names the settings given on the command line)."""
