@@ -129,9 +129,10 @@ def say_finished(finished: dict, n_seeds: int) -> None:
     """The seeds a stopped or failed run finished: their test accuracy, where their runs are."""
     names = ', '.join(str(seed) for seed in sorted(finished))
     test = summarize([result['test_accuracy'] for result in finished.values()])
-    seed = 'seeds' if len(finished) > 1 else 'seed'
+    several = len(finished) > 1
+    seed, their = ('seeds', 'their runs are') if several else ('seed', 'its run is')
     print(f'{len(finished)} of {n_seeds} seeds finished ({seed} {names}): test accuracy '
-          f'{spread(test)}; their runs are in {lab.get_experiments_path()}',
+          f'{spread(test)}; {their} in {lab.get_experiments_path()}',
           file=sys.stderr, flush=True)
 
 

@@ -398,7 +398,7 @@ def test_seeds_side_by_side_say_which_finished_before_one_failed(tmp_path):
     process = subprocess.run([sys.executable, str(script), '6', '2', str(logs), str(tmp_path)],
                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert process.returncode != 0 and 'seed 1 failed' in process.stderr, process.stderr
-    said = f'1 of 6 seeds finished (seed 0): test accuracy 50.00 % with one seed; their runs are in {logs}\n'
+    said = f'1 of 6 seeds finished (seed 0): test accuracy 50.00 % with one seed; its run is in {logs}\n'
     assert said in process.stderr, process.stderr
 
 
