@@ -245,11 +245,16 @@ class Run:
         return ' '.join(part for part in parts if part)
 
 
+def not_a_folder(path: Path) -> str:
+    """Why `path`, which is not a folder, cannot be read as one: a file, or nothing."""
+    return 'a file, not a folder' if path.exists() else 'no such folder'
+
+
 def read_run(path: Path) -> Run:
     """The run in `path`; a folder that is not a labml run is a `UsageError`."""
     path = Path(path)
     if not path.is_dir():
-        raise UsageError(f'{path}: no such folder')
+        raise UsageError(f'{path}: {not_a_folder(path)}')
     info_file = path / 'run.yaml'
     if not info_file.is_file():
         raise UsageError(f'{path} is not a labml run: no run.yaml '
@@ -344,8 +349,8 @@ def _json_lines(path: Path):
 def find_runs(logs: Path) -> list[Run]:
     """Every run in `logs/<experiment>/<uuid>/`, oldest first within an experiment."""
     if not logs.is_dir():
-        raise UsageError(f'{logs}: no such folder (runs are kept in logs/ at the top of '
-                         f'the clone, or in --logs or ${LOGS_ENV_VAR})')
+        raise UsageError(f'{logs}: {not_a_folder(logs)} (runs are kept in logs/ at the '
+                         f'top of the clone, or in --logs or ${LOGS_ENV_VAR})')
     # The folder of the runs, of one experiment's runs, or one run
     for pattern in ('*/*/run.yaml', '*/run.yaml', 'run.yaml'):
         found = sorted(logs.glob(pattern))

@@ -181,8 +181,12 @@ def test_plot_goes_beside_the_logs_and_an_image_needs_its_suffix(logs, tmp_path)
     (['plot', 'missing'], 'missing: no such folder'),
     (['plot', '.'], 'is not a labml run: no run.yaml'),
     (['list', 'missing'], 'missing: no such folder'),
+    # A file where a folder is wanted is said to be one
+    (['list', 'file.txt'], 'file.txt: a file, not a folder'),
+    (['plot', 'file.txt'], 'file.txt: a file, not a folder'),
 ])
 def test_a_wrong_folder_is_one_line_and_status_2(tmp_path, arguments, message):
+    (tmp_path / 'file.txt').write_text('not a run\n')
     result = subprocess.run([sys.executable, '-m', 'labml_gat.runs', *arguments], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120,
                             env={'PYTHONPATH': str(REPO), 'PATH': '/usr/bin:/bin'})
