@@ -23,7 +23,7 @@ moves between a dense and an edge-list layer unchanged.
 ## The edge list
 
 The graph is an `edge_index` of shape `[2, n_edges]`, as in PyG: the column $e = (j, i)$ is an edge
-from the **source** (neighbour) $j = $ `edge_index[0, e]` to the **target** (query) $i = $ `edge_index[1, e]`,
+from the **source** (neighbour) $j =$ `edge_index[0, e]` to the **target** (query) $i =$ `edge_index[1, e]`,
 a message $j \to i$. It is the entry `adj_mat[i, j] = True` of the dense layers.
 Self loops are the caller's choice, as for the dense layers; an edge listed twice counts twice.
 

@@ -589,7 +589,10 @@ def markdown_parser(math: Callable[[str, dict[str, Any]], str] | None = None,
                     ) -> MarkdownIt:
     """CommonMark with tables and `$`/`$$` math (`$$` display math also inside a paragraph),
     raw HTML off (so it is escaped).
-    `math` renders a formula to HTML; by default the TeX is kept, escaped."""
+    `math` renders a formula to HTML; by default the TeX is kept, escaped.
+    A `$` opens math only before a non-space and closes it only after one (Pandoc's rule, and
+    `pymdownx.arithmatex`'s for a page's own text): a price, `$5 and $10`, or a shell variable,
+    `$HOME and $PATH`, in a comment is text, not a formula."""
     try:
         from markdown_it import MarkdownIt
         from mdit_py_plugins.dollarmath import dollarmath_plugin
@@ -597,7 +600,8 @@ def markdown_parser(math: Callable[[str, dict[str, Any]], str] | None = None,
         raise ImportError('Markdown needs markdown-it-py and mdit-py-plugins: '
                           'pip install myst-parser') from error
     return (MarkdownIt('commonmark', {'html': False}).enable('table')
-            .use(dollarmath_plugin, double_inline=True, renderer=math or _tex))
+            .use(dollarmath_plugin, double_inline=True, allow_space=False,
+                 renderer=math or _tex))
 
 
 

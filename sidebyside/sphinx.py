@@ -164,9 +164,11 @@ class _DoctreeBuilder:
     configuration and attached to the page's document, so footnotes, labels and ids land in the page
     (but our heading sections do not disturb the page's own MyST heading state).
     Raw HTML is switched off in this parser: `<b>` in a comment is text.
-    Two settings follow the conventions of annotated source rather than the project's:
+    Three settings follow the conventions of annotated source rather than the project's:
     a link is a plain URL, as on nn.labml.ai (`[GAT](gat.html)` points at the page built next
-    to this one, not at a Sphinx document), and `$$...$$` inside a paragraph is display math.
+    to this one, not at a Sphinx document), `$$...$$` inside a paragraph is display math, and
+    a `$` beside a space neither opens nor closes math (`dmath_allow_space`), so a price or a
+    shell variable in a comment stays text, as in the Markdown engine.
     """
 
     def __init__(self, document: nodes.document, env: BuildEnvironment,
@@ -175,7 +177,7 @@ class _DoctreeBuilder:
         from myst_parser.parsers.mdit import create_md_parser
 
         config = replace(env.myst_config, all_links_external=True,
-                         dmath_double_inline=True)
+                         dmath_double_inline=True, dmath_allow_space=False)
         self.md = create_md_parser(config, SphinxRenderer)
         self.md.disable(['html_block', 'html_inline'], ignoreInvalid=True)
         self.renderer = self.md.renderer

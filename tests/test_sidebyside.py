@@ -666,6 +666,23 @@ def test_markdown_escapes_html_and_keeps_line_numbers(tmp_path):
     assert row_summary(page)[-1][:2] == (('annotate-row',), (8, 9, 10, 11))
 
 
+def test_a_dollar_that_is_not_math_stays_text_in_both_engines(tmp_path):
+    """A price or a shell variable in a comment is not a formula: as in Pandoc, and as
+    `pymdownx.arithmatex` reads a page's own text, `$` opens math only before a non-space and
+    closes it only after one."""
+    source = ('# Costs $5 and $10 a run; `echo $HOME` with $PATH and $HOME set.\n'
+              '# Math $x + 1$ stays math, as does $$y$$.\nx = 1\n')
+    app, warnings = build_site(tmp_path, {'index.md': '# Dollars\n\n```{annotated-source} ../m.py\n```\n'},
+                               {'m.py': source})
+    assert warnings == '' and app.statuscode == 0
+    sphinx_rows = row_summary((tmp_path / 'html' / 'index.html').read_text(encoding='utf-8'))
+    markdown_rows = row_summary(markdown_page('```{annotated-source} m.py\n```\n', tmp_path))
+    assert markdown_rows == sphinx_rows
+    [(_, lines, formulas, text)] = markdown_rows
+    assert lines == (3,) and formulas == 2
+    assert text.startswith('Costs $5 and $10 a run; echo $HOME with $PATH and $HOME set. Math')
+
+
 def test_markdown_display_math_in_a_paragraph_stands_between_paragraphs(tmp_path):
     (tmp_path / 'm.py').write_text('# Before, ($x$), then\n# $$e = mc^2$$\n# after.\nx = 1\n', encoding='utf-8')
     page = BeautifulSoup(markdown_page('```{annotated-source} m.py\n```\n', tmp_path), 'html.parser')
