@@ -275,14 +275,14 @@ def row_html(section: Section, md: MarkdownIt) -> str:
 def _highlight(section: Section) -> str:
     """Pygments HTML of the code with inline line numbers that start at the real first line,
     as Sphinx writes a `literal_block` with `linenos`, each line a span that knows its hanging
-    indent (`sidebyside.highlight`)."""
+    indent (`sidebyside.highlight`). Tabs become spaces at Python's stops, as on the Sphinx page."""
     from pygments import highlight
     from pygments.lexers import PythonLexer
 
     from .highlight import LineFormatter
 
     formatter = LineFormatter(linenos='inline', linenostart=section.first_line)
-    return highlight(section.code, PythonLexer(stripnl=False), formatter)
+    return highlight(section.code.expandtabs(), PythonLexer(stripnl=False), formatter)
 
 
 def _docs_parser() -> MarkdownIt:

@@ -224,8 +224,12 @@ class _DoctreeBuilder:
         self._render(doc, section.doc, section.doc_line)
         code = nodes.container(classes=['annotate-code'])
         if section.code:
+            # Tabs at Python's stops, every 8 columns, as spaces: the line formatter counts
+            # spaces for a line's hanging indent, and a browser's tab stops would count the
+            # line number too
+            text = section.code.expandtabs()
             code += nodes.literal_block(
-                section.code, section.code, language='python', linenos=True, force=True,
+                text, text, language='python', linenos=True, force=True,
                 highlight_args={'linenostart': section.first_line})
         row = nodes.container('', doc, code, classes=row_classes(section))
         source = self.sources.get(id(section), self.path)

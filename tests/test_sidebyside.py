@@ -742,6 +742,21 @@ def test_markdown_code_lines_carry_their_hanging_indent(tmp_path):
     assert '.annotate-code pre > .line' in STYLESHEET.read_text(encoding='utf-8')
 
 
+def test_tab_indented_code_hangs_under_its_indentation_in_both_engines(tmp_path):
+    """A line indented with tabs is shown at Python's tab stops, every 8 columns, and its
+    `--hang` counts them: a wrapped line continues under itself, not left of its start."""
+    source = '# Doc.\nclass A:\n\tdef f(self):\n\t\treturn "a\tb"\n'
+    app, warnings = build_site(tmp_path, {'index.md': '# Tabs\n\n```{annotated-source} ../t.py\n```\n'},
+                               {'t.py': source})
+    assert warnings == '' and app.statuscode == 0
+    sphinx_html = (tmp_path / 'html' / 'index.html').read_text(encoding='utf-8')
+    for html in (markdown_page('```{annotated-source} t.py\n```\n', tmp_path), sphinx_html):
+        lines = BeautifulSoup(html, 'html.parser').select('.annotate-code pre > span.line')
+        assert [line['style'] for line in lines] == ['--hang: 6ch', '--hang: 14ch', '--hang: 22ch']
+        assert [line.get_text()[1:] for line in lines] == [
+            'class A:\n', ' ' * 8 + 'def f(self):\n', ' ' * 16 + 'return "a       b"\n']
+
+
 PREFACED = '"""\n# Title\n\nIntro.\n\n## Part\n\nText.\n"""\n\nx = 1\n'
 PREFACE = '## Use it\n\nWith {{ thing }} and $a_i$:\n\n```python\nuse(x)\n```\n'
 
