@@ -144,7 +144,9 @@ def _syntax_tree(source: str, filename: str) -> ast.Module:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             return ast.parse(source, filename)
-    except (SyntaxError, ValueError) as error:
+    # An expression nested thousands deep (generated code) overflows the parser's stack, a
+    # `RecursionError` or `MemoryError` that would not name the file.
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         line = getattr(error, 'lineno', None)
         where = f', line {line}' if line else ''
         reason = getattr(error, 'msg', None) or str(error)

@@ -264,6 +264,15 @@ def test_syntax_error_names_file_and_line(tmp_path):
         parse('x = (\n]\n', 'mod.py')
 
 
+def test_an_expression_too_deep_for_the_parser_names_the_file(tmp_path):
+    """Generated code with thousands of terms in one expression overflows Python's own parser
+    (Python cannot compile it either): an error that names the file, not a bare RecursionError."""
+    path = tmp_path / 'deep.py'
+    path.write_text('x = ' + '1 + ' * 20000 + '1\n', encoding='utf-8')
+    with pytest.raises(ValueError, match=r'deep\.py: not valid Python \(.*(recursion|nest)'):
+        parse_file(path)
+
+
 def test_line_numbers_of_a_real_module():
     """Every section of the repository's own files quotes its lines exactly."""
     for path in (REPO / 'sidebyside' / '__init__.py', REPO / 'labml_gat' / 'gatv2.py'):
