@@ -766,6 +766,45 @@ def test_tab_indented_code_hangs_under_its_indentation_in_both_engines(tmp_path)
             'class A:\n', ' ' * 8 + 'def f(self):\n', ' ' * 16 + 'return "a       b"\n']
 
 
+@pytest.mark.slow
+def test_the_code_background_fills_its_cell_under_a_theme_that_colours_pre(tmp_path):
+    """Themes colour `pre` and Pygments' box on their own (MkDocs' `mkdocs` theme a white `pre`,
+    Sphinx's Alabaster a beige `.highlight`): beside docs taller than the code, the cell below the
+    lines has the lines' background, not a band of another colour."""
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, _missing_browser
+
+    if _missing_browser() and not os.environ.get('CI'):
+        pytest.skip(_missing_browser())
+    from playwright.sync_api import sync_playwright
+
+    code = '\n'.join(f'x{number} = {number}' for number in range(6))
+    (tmp_path / 'c.py').write_text('# ' + 'A note. ' * 50 + '\n' + code + '\n', encoding='utf-8')
+    rows = markdown_page('```{annotated-source} c.py\n```\n', tmp_path)
+    stylesheet = STYLESHEET.read_text(encoding='utf-8')
+    for theme in ('pre { background: #fff; } .highlight { background: #f8f8f8; }',
+                  '.highlight { background: #faf3e8; }'):
+        (tmp_path / 'page.html').write_text(
+            f'<!doctype html><html><head><style>{theme}</style><style>{stylesheet}</style>'
+            f'</head><body style="width: 1200px">{rows}</body></html>', encoding='utf-8')
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto((tmp_path / 'page.html').as_uri())
+            top, bottom, tall = page.evaluate("""() => {
+                const cell = document.querySelector('.annotate-code'), box = cell.getBoundingClientRect();
+                const seen = y => {
+                    let element = document.elementFromPoint(box.left + box.width / 2, y);
+                    while (getComputedStyle(element).backgroundColor === 'rgba(0, 0, 0, 0)')
+                        element = element.parentElement;
+                    return getComputedStyle(element).backgroundColor;
+                };
+                const lines = cell.querySelector('pre > .line:last-child').getBoundingClientRect();
+                return [seen(box.top + 5), seen(box.bottom - 2), box.bottom > lines.bottom + 20];
+            }""")
+            browser.close()
+        assert tall and top == bottom, theme
+
+
 PREFACED = '"""\n# Title\n\nIntro.\n\n## Part\n\nText.\n"""\n\nx = 1\n'
 PREFACE = '## Use it\n\nWith {{ thing }} and $a_i$:\n\n```python\nuse(x)\n```\n'
 
