@@ -128,6 +128,7 @@ class AnnotatedSource(SphinxDirective):
     to the page, or to the source folder if it starts with `/`; the page is rebuilt when the file changes.
     The option `:preface: MARKDOWN_PATH` (relative in the same way) adds a Markdown file of the site's
     own after the file's introduction, with the project's MyST substitutions (`myst_substitutions`).
+    A file without any heading, on a page without one, is titled by its file name.
     """
     required_arguments = 1
     final_argument_whitespace = True
@@ -153,6 +154,11 @@ class AnnotatedSource(SphinxDirective):
             extra = preface_items(text, builder.md, self.env.myst_config.substitutions)
             builder.sources.update({id(item): str(preface_path) for item in extra})
             items = with_preface(items, extra)
+        if (not any(isinstance(item, Heading) for item in items)
+                and self.state.document.next_node(nodes.section) is None):
+            # A toctree links to a page by its title, and leaves out one without: a file with no
+            # heading, on a page with none before it, is titled by its name
+            items = [Heading(1, f'`{Path(path).name}`', 1), *items]
         return builder.build(items)
 
 

@@ -525,6 +525,21 @@ def test_sphinx_names_file_and_line_of_a_broken_source(tmp_path):
     assert app.statuscode == 1
 
 
+@pytest.mark.parametrize('source', ['x = 1\n', '# Only a comment, no heading.\nx = 1\n', ''])
+def test_sphinx_page_of_a_file_without_headings_is_titled_by_its_name(source, tmp_path):
+    """A page needs a title for a toctree to link to it (without one Sphinx warns, and leaves the
+    link out): a file with no heading at all, on a page without one, is titled by its name."""
+    app, warnings = build_site(tmp_path, {'index.md': '# Index\n\n```{toctree}\nbare\n```\n',
+                                          'bare.md': '```{annotated-source} ../bare.py\n```\n'},
+                               {'bare.py': source})
+    assert warnings == '' and app.statuscode == 0
+    index = BeautifulSoup((tmp_path / 'html' / 'index.html').read_text(encoding='utf-8'), 'html.parser')
+    assert [link.get_text() for link in index.select('.toctree-wrapper a')] == ['bare.py']
+    page = BeautifulSoup((tmp_path / 'html' / 'bare.html').read_text(encoding='utf-8'), 'html.parser')
+    assert page.select_one('section')['id'] == 'bare-py'
+    assert len(page.select('.annotate-row')) == (1 if source else 0)
+
+
 def test_sphinx_page_rows_escaping_and_line_numbers(sphinx_site):
     _, html_dir = sphinx_site
     page = (html_dir / 'page.html').read_text(encoding='utf-8')
