@@ -5,6 +5,9 @@ For sites built from `mkdocs.yml`: MkDocs, Material for MkDocs, and Zensical, wh
 Python-Markdown extensions but not MkDocs plugins. In `mkdocs.yml`:
 
 ```yaml
+theme:
+  name: material
+  font: false        # Material loads its fonts from Google Fonts otherwise
 markdown_extensions:
   - sidebyside.markdown
 extra_css:

@@ -667,6 +667,21 @@ def test_markdown_rows_are_the_sphinx_rows(sphinx_site, tmp_path):
     assert {h['id'] for h in headings} == sphinx_ids
 
 
+@pytest.mark.parametrize('document', ['CONTRIBUTING.md', 'sidebyside/markdown.py'])
+def test_documented_mkdocs_themes_load_nothing_from_the_network(document):
+    """The `mkdocs.yml` a reader is given turns off what its theme would fetch: Material's web
+    fonts (`font: false`) and the highlight.js of MkDocs' own themes (`highlightjs: false`)."""
+    import yaml
+
+    text = (REPO / document).read_text(encoding='utf-8')
+    blocks = re.findall(r'```yaml\n(.*?)```', text, re.DOTALL)
+    themes = [yaml.safe_load(block)['theme'] for block in blocks if 'theme:' in block]
+    assert {theme['name'] for theme in themes} >= {'material'}
+    for theme in themes:
+        switch = 'font' if theme['name'] == 'material' else 'highlightjs'
+        assert theme.get(switch) is False, theme
+
+
 def test_markdown_escapes_html_and_keeps_line_numbers(tmp_path):
     (tmp_path / 'page.py').write_text(src('''
         """
