@@ -269,7 +269,8 @@ def test_an_expression_too_deep_for_the_parser_names_the_file(tmp_path):
     (Python cannot compile it either): an error that names the file, not a bare RecursionError."""
     path = tmp_path / 'deep.py'
     path.write_text('x = ' + '1 + ' * 20000 + '1\n', encoding='utf-8')
-    with pytest.raises(ValueError, match=r'deep\.py: not valid Python \(.*(recursion|nest)'):
+    with pytest.raises(ValueError,
+                       match=r'deep\.py: not valid Python \(.*(recursion|nest)'):
         parse_file(path)
 
 
@@ -525,17 +526,19 @@ def test_sphinx_names_file_and_line_of_a_broken_source(tmp_path):
     assert app.statuscode == 1
 
 
-@pytest.mark.parametrize('source', ['x = 1\n', '# Only a comment, no heading.\nx = 1\n', ''])
+@pytest.mark.parametrize('source', ['x = 1\n', '# A comment, no heading.\nx = 1\n', ''])
 def test_sphinx_page_of_a_file_without_headings_is_titled_by_its_name(source, tmp_path):
     """A page needs a title for a toctree to link to it (without one Sphinx warns, and leaves the
     link out): a file with no heading at all, on a page without one, is titled by its name."""
-    app, warnings = build_site(tmp_path, {'index.md': '# Index\n\n```{toctree}\nbare\n```\n',
-                                          'bare.md': '```{annotated-source} ../bare.py\n```\n'},
-                               {'bare.py': source})
+    pages = {'index.md': '# Index\n\n```{toctree}\nbare\n```\n',
+             'bare.md': '```{annotated-source} ../bare.py\n```\n'}
+    app, warnings = build_site(tmp_path, pages, {'bare.py': source})
     assert warnings == '' and app.statuscode == 0
-    index = BeautifulSoup((tmp_path / 'html' / 'index.html').read_text(encoding='utf-8'), 'html.parser')
+    index = BeautifulSoup((tmp_path / 'html' / 'index.html').read_text(encoding='utf-8'),
+                          'html.parser')
     assert [link.get_text() for link in index.select('.toctree-wrapper a')] == ['bare.py']
-    page = BeautifulSoup((tmp_path / 'html' / 'bare.html').read_text(encoding='utf-8'), 'html.parser')
+    page = BeautifulSoup((tmp_path / 'html' / 'bare.html').read_text(encoding='utf-8'),
+                         'html.parser')
     assert page.select_one('section')['id'] == 'bare-py'
     assert len(page.select('.annotate-row')) == (1 if source else 0)
 
@@ -711,15 +714,16 @@ def test_a_dollar_that_is_not_math_stays_text_in_both_engines(tmp_path):
     closes it only after one."""
     source = ('# Costs $5 and $10 a run; `echo $HOME` with $PATH and $HOME set.\n'
               '# Math $x + 1$ stays math, as does $$y$$.\nx = 1\n')
-    app, warnings = build_site(tmp_path, {'index.md': '# Dollars\n\n```{annotated-source} ../m.py\n```\n'},
-                               {'m.py': source})
+    page = '# Dollars\n\n```{annotated-source} ../m.py\n```\n'
+    app, warnings = build_site(tmp_path, {'index.md': page}, {'m.py': source})
     assert warnings == '' and app.statuscode == 0
-    sphinx_rows = row_summary((tmp_path / 'html' / 'index.html').read_text(encoding='utf-8'))
+    sphinx_html = (tmp_path / 'html' / 'index.html').read_text(encoding='utf-8')
+    sphinx_rows = row_summary(sphinx_html)
     markdown_rows = row_summary(markdown_page('```{annotated-source} m.py\n```\n', tmp_path))
     assert markdown_rows == sphinx_rows
     [(_, lines, formulas, text)] = markdown_rows
     assert lines == (3,) and formulas == 2
-    assert text.startswith('Costs $5 and $10 a run; echo $HOME with $PATH and $HOME set. Math')
+    assert text.startswith('Costs $5 and $10 a run; echo $HOME with $PATH and $HOME set.')
 
 
 def test_markdown_display_math_in_a_paragraph_stands_between_paragraphs(tmp_path):
@@ -785,13 +789,15 @@ def test_tab_indented_code_hangs_under_its_indentation_in_both_engines(tmp_path)
     """A line indented with tabs is shown at Python's tab stops, every 8 columns, and its
     `--hang` counts them: a wrapped line continues under itself, not left of its start."""
     source = '# Doc.\nclass A:\n\tdef f(self):\n\t\treturn "a\tb"\n'
-    app, warnings = build_site(tmp_path, {'index.md': '# Tabs\n\n```{annotated-source} ../t.py\n```\n'},
-                               {'t.py': source})
+    page = '# Tabs\n\n```{annotated-source} ../t.py\n```\n'
+    app, warnings = build_site(tmp_path, {'index.md': page}, {'t.py': source})
     assert warnings == '' and app.statuscode == 0
     sphinx_html = (tmp_path / 'html' / 'index.html').read_text(encoding='utf-8')
-    for html in (markdown_page('```{annotated-source} t.py\n```\n', tmp_path), sphinx_html):
-        lines = BeautifulSoup(html, 'html.parser').select('.annotate-code pre > span.line')
-        assert [line['style'] for line in lines] == ['--hang: 6ch', '--hang: 14ch', '--hang: 22ch']
+    markdown_html = markdown_page('```{annotated-source} t.py\n```\n', tmp_path)
+    for html in (markdown_html, sphinx_html):
+        lines = BeautifulSoup(html, 'html.parser').select('.annotate-code pre > .line')
+        hangs = [line['style'] for line in lines]
+        assert hangs == ['--hang: 6ch', '--hang: 14ch', '--hang: 22ch']
         assert [line.get_text()[1:] for line in lines] == [
             'class A:\n', ' ' * 8 + 'def f(self):\n', ' ' * 16 + 'return "a       b"\n']
 
@@ -808,28 +814,34 @@ def test_the_code_background_fills_its_cell_under_a_theme_that_colours_pre(tmp_p
     from playwright.sync_api import sync_playwright
 
     code = '\n'.join(f'x{number} = {number}' for number in range(6))
-    (tmp_path / 'c.py').write_text('# ' + 'A note. ' * 50 + '\n' + code + '\n', encoding='utf-8')
+    note = '# ' + 'A note. ' * 50
+    (tmp_path / 'c.py').write_text(f'{note}\n{code}\n', encoding='utf-8')
     rows = markdown_page('```{annotated-source} c.py\n```\n', tmp_path)
     stylesheet = STYLESHEET.read_text(encoding='utf-8')
     for theme in ('pre { background: #fff; } .highlight { background: #f8f8f8; }',
                   '.highlight { background: #faf3e8; }'):
         (tmp_path / 'page.html').write_text(
-            f'<!doctype html><html><head><style>{theme}</style><style>{stylesheet}</style>'
+            f'<!doctype html><html><head><style>{theme}</style>'
+            f'<style>{stylesheet}</style>'
             f'</head><body style="width: 1200px">{rows}</body></html>', encoding='utf-8')
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                                 args=CHROMIUM_ARGS)
             page = browser.new_page()
             page.goto((tmp_path / 'page.html').as_uri())
             top, bottom, tall = page.evaluate("""() => {
-                const cell = document.querySelector('.annotate-code'), box = cell.getBoundingClientRect();
+                const cell = document.querySelector('.annotate-code');
+                const box = cell.getBoundingClientRect();
                 const seen = y => {
                     let element = document.elementFromPoint(box.left + box.width / 2, y);
-                    while (getComputedStyle(element).backgroundColor === 'rgba(0, 0, 0, 0)')
+                    const clear = 'rgba(0, 0, 0, 0)';
+                    while (getComputedStyle(element).backgroundColor === clear)
                         element = element.parentElement;
                     return getComputedStyle(element).backgroundColor;
                 };
-                const lines = cell.querySelector('pre > .line:last-child').getBoundingClientRect();
-                return [seen(box.top + 5), seen(box.bottom - 2), box.bottom > lines.bottom + 20];
+                const last = cell.querySelector('pre > .line:last-child');
+                const below = box.bottom - last.getBoundingClientRect().bottom;
+                return [seen(box.top + 5), seen(box.bottom - 2), below > 20];
             }""")
             browser.close()
         assert tall and top == bottom, theme
