@@ -600,7 +600,8 @@ def markdown_parser(math: Callable[[str, dict[str, Any]], str] | None = None,
         from mdit_py_plugins.dollarmath import dollarmath_plugin
     except ImportError as error:
         raise ImportError('Markdown needs markdown-it-py and mdit-py-plugins: '
-                          'pip install myst-parser') from error
+                          'pip install markdown-it-py mdit-py-plugins (Sphinx\'s '
+                          'myst-parser brings both)') from error
     return (MarkdownIt('commonmark', {'html': False}).enable('table')
             .use(dollarmath_plugin, double_inline=True, allow_space=False,
                  renderer=math or _tex))

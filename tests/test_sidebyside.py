@@ -1090,6 +1090,16 @@ def test_unknown_substitutions_are_left_as_written():
     assert substitute('A {{ known }}, {{unknown}}.', {'known': 'K'}) == 'A K, {{unknown}}.'
 
 
+def test_without_markdown_it_the_error_says_what_to_install(monkeypatch):
+    """An MkDocs site needs markdown-it-py and its plugins, not Sphinx's MyST: the error says
+    the two packages to install."""
+    from sidebyside import markdown_parser
+    monkeypatch.setitem(sys.modules, 'mdit_py_plugins.dollarmath', None)
+    with pytest.raises(ImportError) as error:
+        markdown_parser()
+    assert 'pip install markdown-it-py mdit-py-plugins' in str(error.value)
+
+
 def test_default_markdown_parser_keeps_tex_escaped():
     from sidebyside import markdown_parser
 
