@@ -121,6 +121,12 @@ class SyntheticSettings(Settings):
             raise UsageError(f'--eval-nodes {self.eval_nodes} leaves fewer than '
                              f'{distributed.world_size()} of the {self.nodes} nodes to '
                              f'train, one per process')
+        # and evaluates at least one of the validation nodes: a process with none would
+        # sample the blocks of no node, and end the job after its training
+        if self.eval_nodes < distributed.world_size():
+            raise UsageError(f'--eval-nodes {self.eval_nodes} leaves a process without a '
+                             f'validation node: give at least one per process '
+                             f'({distributed.world_size()})')
         if len(self.fanouts) != 2 or any(f == 0 or f < -1 for f in self.fanouts):
             raise UsageError(f'--fanouts needs two numbers, -1 or at least 1 each, '
                              f'got {self.fanouts}')

@@ -120,6 +120,18 @@ def test_every_process_has_a_node_to_train(processes, monkeypatch):
         sm.SyntheticSettings(nodes=1000, eval_nodes=1001 - processes).check()
 
 
+@pytest.mark.parametrize('processes', [1, 2, 3])
+def test_every_process_has_a_node_to_evaluate(processes, monkeypatch):
+    # Each process evaluates its share of the validation nodes: an empty share would end
+    # the job after the training, where the process samples the blocks of no node
+    monkeypatch.setattr(sm.distributed, 'world_size', lambda: processes)
+    sm.SyntheticSettings(nodes=1000, eval_nodes=processes).check()
+    if processes > 1:
+        with pytest.raises(UsageError, match=f'^--eval-nodes {processes - 1} leaves a '
+                                             f'process without a validation node'):
+            sm.SyntheticSettings(nodes=1000, eval_nodes=processes - 1).check()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has a CUDA device')
 def test_cuda_without_a_cuda_device():
     with pytest.raises(UsageError, match='--device cuda: PyTorch finds no CUDA device here'):
