@@ -163,12 +163,15 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
     [slice](../labml_gat/distributed.html#each-rank-s-share-of-an-epoch) of every batch.
     `x` is the features of all the nodes, a sparse CSR matrix, and `y` their labels.
     Returns the mean loss and the accuracy over the training nodes, and the mean batch size in nodes
-    and edges, summed over the ranks' slices.
+    and edges, summed over the ranks' slices. labml's tracker gets the loss of every global batch
+    and its nodes, summed over the slices too.
     """
     model.train()
     n_ranks = distributed.current().world_size
     # Sums over the epoch's batches
-    loss_sum = correct = n_seeds = n_nodes = n_edges = 0
+    correct = n_seeds = n_edges = 0
+    # Each step's loss summed over this rank's seeds, and the nodes of its slice
+    step_losses, step_nodes = [], []
     shares = distributed.epoch_shares(train_nodes, settings.batch_size, order)
     for seeds, global_size in shares:
         batch = sampler.sample(seeds, settings.fanouts, samples).to(x.device)
@@ -182,15 +185,20 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
         loss = nn.functional.cross_entropy(logits, labels, reduction='sum')
         (loss * n_ranks / global_size).backward()
         optimizer.step()
-        # Track the loss and the size of the batch
-        tracker.add({'loss.train': loss / len(seeds), 'batch.nodes': len(batch.n_id)})
-        loss_sum += loss.item()
+        step_losses.append(loss.item())
+        step_nodes.append(len(batch.n_id))
         correct += (logits.argmax(dim=-1) == labels).sum().item()
         n_seeds += len(seeds)
-        n_nodes += len(batch.n_id)
         n_edges += batch.blocks[0].edge_index.shape[1]
-    loss_sum, correct, n_seeds, n_nodes, n_edges = distributed.sum_over_ranks(
-        loss_sum, correct, n_seeds, n_nodes, n_edges)
+    # Summed over the ranks in one exchange, each step's numbers too: the labml run, which
+    # rank 0 writes, tracks the loss and the nodes of every global batch, not of its slice
+    sums = distributed.sum_over_ranks(correct, n_seeds, n_edges,
+                                      *step_losses, *step_nodes)
+    (correct, n_seeds, n_edges), sums = sums[:3], sums[3:]
+    step_losses, step_nodes = sums[:len(shares)], sums[len(shares):]
+    for (_, global_size), step_loss, nodes in zip(shares, step_losses, step_nodes):
+        tracker.add({'loss.train': step_loss / global_size, 'batch.nodes': int(nodes)})
+    loss_sum, n_nodes = sum(step_losses), sum(step_nodes)
     return {'loss': loss_sum / n_seeds, 'accuracy': correct / n_seeds,
             'nodes': n_nodes / len(shares), 'edges': n_edges / len(shares)}
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Optional, Tuple
 
 import psutil
@@ -75,12 +76,19 @@ def train_and_evaluate(data, epochs: int = 2) -> dict:
     sampler = NeighbourSampler(data.edge_index, data.num_nodes)
     x = fast.to_sparse_csr(data.x.double())
     order, samples = torch.Generator().manual_seed(0), distributed.sample_generator(0)
-    for _ in range(epochs):
-        train = mb.train_epoch(model, optimizer, sampler, x, data.y, data.train_mask.nonzero().squeeze(1),
-                               settings, order, samples)
-        evaluations.append((train, mb.evaluate(module, sampler, x, data.y,
-                                               data.val_mask.nonzero().squeeze(1), 4)))
-    return {'steps': steps, 'evaluations': evaluations}
+    # What the epochs give labml's tracker, as numbers
+    tracked, tracker = [], mb.tracker
+    mb.tracker = SimpleNamespace(add=lambda values: tracked.append(
+        {name: float(value) for name, value in values.items()}))
+    try:
+        for _ in range(epochs):
+            train = mb.train_epoch(model, optimizer, sampler, x, data.y,
+                                   data.train_mask.nonzero().squeeze(1), settings, order, samples)
+            evaluations.append((train, mb.evaluate(module, sampler, x, data.y,
+                                                   data.val_mask.nonzero().squeeze(1), 4)))
+    finally:
+        mb.tracker = tracker
+    return {'steps': steps, 'evaluations': evaluations, 'tracked': tracked}
 
 
 def lean_layer_by_layer(data) -> tuple:
@@ -144,6 +152,21 @@ def test_one_and_two_processes_take_the_same_steps(ranks):
             assert rank_accuracy == accuracy and rank_train['accuracy'] == train['accuracy']
             assert rank_loss == pytest.approx(loss, rel=1e-9)
             assert rank_train['loss'] == pytest.approx(train['loss'], rel=1e-9)
+
+
+@pytest.mark.slow
+def test_the_run_tracks_each_global_batch(ranks):
+    """
+    The labml run, written by rank 0, tracks the loss of each step's global batch, the same as
+    one process's, and its nodes summed over the ranks' slices: not rank 0's slice alone.
+    """
+    data = small_planetoid(torch.Generator().manual_seed(0), n_nodes=60)
+    one = train_and_evaluate(data)['tracked']
+    assert len(one) == 6 and all(r['tracked'] == ranks[0]['tracked'] for r in ranks)
+    for step, (mine, expected) in enumerate(zip(ranks[0]['tracked'], one)):
+        assert mine['loss.train'] == pytest.approx(expected['loss.train'], rel=1e-9), step
+        # A node sampled for both slices counts in each
+        assert mine['batch.nodes'] >= expected['batch.nodes']
 
 
 def test_layer_by_layer_is_the_full_graph_model(ranks):
