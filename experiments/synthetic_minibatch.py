@@ -29,9 +29,10 @@ OMP_NUM_THREADS=1 python experiments/synthetic_minibatch.py --summary-json summa
 The first run on a machine writes the graph, the features and the labels to files in `--cache`
 (about 0.6 GB); every process of the machine maps the same files
 ([one copy per machine](../labml_gat/distributed.html#one-copy-of-the-graph-per-machine)).
-A graph too large for the free memory is refused before anything is made (`graph_bytes`),
-and so is a folder in the graph's place that is not its files (one made by hand, say); a build
-that fails or is stopped leaves nothing in the cache.
+A graph too large for the free memory is refused before anything is made (`graph_bytes`,
+which counts every process of the machine under torchrun), and so is a folder in the
+graph's place that is not its files (one made by hand, say); a build that fails or is
+stopped leaves nothing in the cache.
 It trains `--steps` global batches after `--warmup` more, then evaluates the validation nodes
 [layer by layer](../labml_gat/distributed.html#evaluation-on-all-nodes-layer-by-layer).
 A graph with fewer training batches than that is trained epoch after epoch, each in a new order.
@@ -175,15 +176,19 @@ class SyntheticSettings(Settings):
         except OSError:
             # The cache cannot be read, which `check_cache` says, or the name is too long
             cached = False
-        needed, hidden = graph_bytes(self, cached)
-        # The graph stays in the host's memory; the hidden vectors are on the device
+        # The processes of this machine under torchrun map one copy of the graph, but each
+        # holds its own orders of the nodes and hidden vectors
+        processes = int(os.environ.get('LOCAL_WORLD_SIZE', 1))
+        needed, hidden = graph_bytes(self, cached, processes)
+        # The graph stays in the host's memory; the hidden vectors are on the device, a GPU
+        # of each process's own under torchrun
         on_host = torch.device(self.device).type != 'cuda'
         # Counts past any memory in three digits, not in the hundreds of a huge size
         def count(n: int) -> str:
             return f'{n}' if n < 10 ** 15 else f'{float(n):.3g}'
         what = (f'--nodes {count(self.nodes)}: a graph of {count(self.edges())} edges '
                 f'and {self.in_features} features a node')
-        check_fits(needed + hidden * on_host, 'cpu', what,
+        check_fits(needed + hidden * processes * on_host, 'cpu', what,
                    'use fewer --nodes, or a smaller --degree or --in-features',
                    per='to build and train on')
         if not on_host:
@@ -250,7 +255,8 @@ def check_graph(data: dict, s: SyntheticSettings) -> None:
                             f'remove the folder, and the graph is written again')
 
 
-def graph_bytes(s: SyntheticSettings, cached: bool) -> Tuple[int, int]:
+def graph_bytes(s: SyntheticSettings, cached: bool,
+                processes: int = 1) -> Tuple[int, int]:
     r"""
     ## The memory the graph needs
 
@@ -266,12 +272,14 @@ def graph_bytes(s: SyntheticSettings, cached: bool) -> Tuple[int, int]:
     run after the build, or from the `cached` files, maps the features, the
     in-neighbour lists, the offsets and the labels, and holds three orders of the nodes,
     $8 N$ each; the evaluation makes the first layer's $K F'$ outputs of every node, and
-    their activation.
+    their activation, per process. The `processes` of one machine map one copy of the
+    graph, and each holds its own orders of the nodes: the bytes of the graph count them
+    all, the hidden vectors are one process's.
     """
     nodes, edges = s.nodes, s.edges()
     build = (4 * nodes * s.in_features + 16 * edges + 32 * edges + 4 * edges * s.classes
              + 24 * nodes)
-    run = 4 * nodes * s.in_features + 8 * edges + 16 * nodes + 24 * nodes
+    run = 4 * nodes * s.in_features + 8 * edges + 16 * nodes + 24 * nodes * processes
     hidden = 2 * 4 * nodes * s.n_heads * s.n_hidden
     return (run if cached else max(build, run)), hidden
 

@@ -185,6 +185,25 @@ def test_the_graph_fits_up_to_the_free_memory(tmp_path, monkeypatch):
         s.check()
 
 
+def test_the_processes_of_a_machine_need_the_memory_of_each(tmp_path, monkeypatch):
+    """
+    The processes of one machine map one copy of the graph, but each holds its own orders of
+    the nodes and hidden vectors: memory enough for one process is too little for two.
+    """
+    s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000, cache=str(tmp_path))
+    one = sum(sm.graph_bytes(s, cached=False))
+    monkeypatch.setattr(training, 'available_memory_bytes',
+                        lambda device='cpu': math.ceil(one / 0.9))
+    s.check()
+    for name, value in (('RANK', '0'), ('WORLD_SIZE', '2'), ('LOCAL_WORLD_SIZE', '2')):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(UsageError, match='^--nodes 2000: .* but only 0.0 GiB is free on cpu'):
+        s.check()
+    # Two machines of one process each: one process's memory on each
+    monkeypatch.setenv('LOCAL_WORLD_SIZE', '1')
+    s.check()
+
+
 def test_the_estimate_holds_what_the_build_keeps(tmp_path):
     """The files a run maps are within the estimate of a run from the cache."""
     s = sm.SyntheticSettings(nodes=2000, eval_nodes=1000, cache=str(tmp_path))
