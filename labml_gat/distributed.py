@@ -32,9 +32,10 @@ Each epoch every rank shuffles the training nodes the same way, cuts the order i
 of `--batch-size` targets, and takes its own slice $r$ of $N$ of every batch
 ([`epoch_shares`](#each-rank-s-share-of-an-epoch)). So the ranks train on disjoint targets, have the
 same number of steps (no rank waits forever at a step the others never take), and together see every
-training node once per epoch. Each rank samples the blocks of its own slice and runs forward and
-backward on them. Then
-[`DistributedDataParallel`](https://pytorch.org/docs/stable/notes/ddp.html) (DDP) **averages the
+training node once per epoch. A last batch with fewer targets than ranks is the exception: it is
+filled up with the first targets of the epoch, so that no rank's slice is empty, and those are
+trained twice. Each rank samples the blocks of its own slice and runs forward and backward on them.
+Then [`DistributedDataParallel`](https://pytorch.org/docs/stable/notes/ddp.html) (DDP) **averages the
 gradients** over the ranks with an all-reduce, overlapping it with the backward pass. That is the
 only exchange of a training step: one gradient of the model's parameters, as many numbers as the
 model has weights, whatever the size of the graph. No features, no hidden vectors, no edges cross
@@ -46,7 +47,8 @@ $$\frac{1}{N} \sum_{r=1}^{N} \frac{N}{B} \sum_{i \in \text{slice}_r} \ell_i
 = \frac{1}{B} \sum_{i \in \text{batch}} \ell_i ,$$
 DDP's average is exactly the gradient of one process's mean loss over the global batch, even when
 the slices differ by a node. With dropout off and all neighbours kept, $N$ processes therefore take
-the same steps as one (up to float rounding), which `tests/test_distributed.py` checks.
+the same steps as one (up to float rounding, a filled last batch aside), which
+`tests/test_distributed.py` checks.
 
 Evaluation is split the same way: each rank evaluates its slice of the validation or test nodes, and
 one all-reduce sums the losses and the counts of correct nodes ([`sum_over_ranks`](#sums-over-the-ranks)).
