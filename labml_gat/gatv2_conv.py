@@ -76,7 +76,6 @@ from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
-from torch.autograd import forward_ad
 from torch.nn.parameter import UninitializedParameter
 
 # On a CPU, the largest $C \times K F'$ tensor of a chunk: small enough to stay in the
@@ -1262,14 +1261,13 @@ def apply_function(function: type, *args):
     """`function.apply(*args)`, or one clear line under `torch.func`'s transforms, which
     take only a `Function` written for them (with `setup_context` and a `vmap` rule), or
     for forward-mode derivatives (dual tensors), which would need a `jvp` of it."""
-    if any(isinstance(x, Tensor) and forward_ad.unpack_dual(x).tangent is not None
-           for x in args):
-        raise RuntimeError('the memory-lean layers have no forward-mode derivative '
-                           '(torch.autograd.forward_ad, dual tensors): use backward, '
-                           'or PyG\'s layer (its state_dict loads)')
     try:
         return function.apply(*args)
     except RuntimeError as error:
+        if 'forward mode AD' in str(error):
+            raise RuntimeError('the memory-lean layers have no forward-mode derivative '
+                               '(torch.autograd.forward_ad, dual tensors): use backward, '
+                               'or PyG\'s layer (its state_dict loads)') from None
         if 'functorch transforms' not in str(error):
             raise
     raise RuntimeError('the memory-lean layers do not run under torch.func\'s transforms '
