@@ -752,13 +752,14 @@ _FILLING = {'APPEND', 'APPENDS', 'SETITEM', 'SETITEMS', 'ADDITEMS', 'BUILD'}
 
 def _check_nesting(content: bytes) -> None:
     """
-    Refuse a pickle whose objects nest deeper than `MAX_DEPTH`. Python hashes a tuple by
-    hashing its items, in C and without a guard against depth: a dictionary key of tuples nested
-    a million deep, one byte of the file each, overflows the C stack, a crash of the process
-    that no unpickler's hook can stop. So the opcodes are read first, and the stack of the
-    unpickler followed with the depth of each object: an object made from others is one deeper
-    than the deepest of them. A list or dict filled after it went into another is counted at
-    what it was then; only tuples and frozen sets hash their items, and neither changes.
+    Refuse a pickle whose objects nest deeper than `MAX_DEPTH`, or that names a memo index
+    past its bytes. Python hashes a tuple by hashing its items, in C and without a guard
+    against depth: a dictionary key of tuples nested a million deep, one byte of the file
+    each, overflows the C stack, a crash of the process that no unpickler's hook can stop.
+    So the opcodes are read first, and the stack of the unpickler followed with the depth of
+    each object: an object made from others is one deeper than the deepest of them. A list or
+    dict filled after it went into another is counted at what it was then; only tuples and
+    frozen sets hash their items, and neither changes.
     """
     stack: list[int | None] = []   # the depth of each object, `None` for a mark
     memo: dict[Any, int] = {}
@@ -766,7 +767,14 @@ def _check_nesting(content: bytes) -> None:
         if op.name in _MEMO_PUT:
             if stack[-1] is None:
                 raise pickle.UnpicklingError('a mark put in the memo')
-            memo[len(memo) if op.name == 'MEMOIZE' else arg] = stack[-1]
+            index = len(memo) if op.name == 'MEMOIZE' else arg
+            # Python's unpickler makes room for every index up to the one named, 8 bytes
+            # each: an index of four billion, 5 bytes of the file, takes 64 GB. A pickler
+            # numbers its objects from 0, so no index is past the bytes of the file.
+            if index >= len(content):
+                raise pickle.UnpicklingError(f'memo index {_short(index)} past the '
+                                             f'{len(content)} bytes of the file')
+            memo[index] = stack[-1]
         elif op.name in _MEMO_GET:
             stack.append(memo[arg])
         elif op.name == 'DUP':

@@ -836,6 +836,17 @@ def test_objects_nested_too_deep(content: bytes, tmp_path: Path) -> None:
     assert said.endswith('objects nested more than 32 deep')
 
 
+@pytest.mark.parametrize('content', [
+    b'\x80\x02Nr\x40\x42\x0f\x00.',
+    b'\x80\x02Np1000000\n.',
+], ids=['LONG_BINPUT', 'PUT'])
+def test_a_memo_index_past_the_file(content: bytes, tmp_path: Path) -> None:
+    """Python's unpickler makes room in its memo for every index up to the one named: an
+    index of four billion, a few bytes of the file, would take 64 GB. (A million here.)"""
+    with pytest.raises(DataFileError, match='memo index 1000000 past the'):
+        datasets._unpickle(tmp_path / 'ind.cora.graph', content)
+
+
 @needs_data
 def test_the_real_files_nest_seven_deep(monkeypatch: pytest.MonkeyPatch) -> None:
     """`MAX_DEPTH`'s comment: the features' sparse matrices nest seven levels as
