@@ -484,27 +484,53 @@ def _temporary_file(path: Path, made: list[Path]) -> tuple[int, str]:
 
 
 def _fetch(url: str, out: BinaryIO, path: Path) -> str:
-    """Stream `url` into `out` with a progress bar, and return the SHA-256 of what was received."""
+    """Stream `url` into `out` with a progress bar, and return the SHA-256 of what was received.
+    What cannot be received is a `_DownloadFailed`; what cannot be written (a full disk) stays
+    an `OSError`, about the folder, not the download."""
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            return _copy_with_progress(response, out, path.name)
+        response = urllib.request.urlopen(url, timeout=60)
     # Offline or unreachable: the caller says which files to put where instead.
     except (OSError, http.client.HTTPException) as err:
         raise _DownloadFailed(f'Could not download {url} ({err}).') from err
+    with response:
+        return _copy_with_progress(response, out, url, path.name)
 
 
-def _copy_with_progress(response: Any, out: BinaryIO, label: str) -> str:
-    total = int(response.headers.get('Content-Length') or 0)
+def _copy_with_progress(response: Any, out: BinaryIO, url: str, label: str) -> str:
+    total = _content_length(response)
     digest = hashlib.sha256()
     received = 0
-    with monit.section(f'Download {label}', total_steps=max(total, 1)):
-        while chunk := response.read(1 << 16):
+    with monit.section(f'Download {label}', total_steps=max(total or 0, 1)):
+        while chunk := _read_chunk(response, url):
+            received += len(chunk)
+            # No more than any Planetoid file, announced or sent: a server that sends without
+            # end would fill the disk
+            if max(received, total or 0) > MAX_BYTES:
+                raise _DownloadFailed(f'Could not download {url} (more than {MAX_BYTES} '
+                                      f'bytes, more than any Planetoid file).')
             out.write(chunk)
             digest.update(chunk)
-            received += len(chunk)
             if total:
                 monit.progress(received)
+    # The connection ended early: said so, rather than as a file of the wrong checksum
+    if total is not None and received < total:
+        raise _DownloadFailed(f'Could not download {url} (the connection ended after '
+                              f'{received} of {total} bytes).')
     return digest.hexdigest()
+
+
+def _content_length(response: Any) -> int | None:
+    """The size the server announces, when it announces one that is a size."""
+    length = response.headers.get('Content-Length') or ''
+    return int(length) if length.isascii() and length.isdigit() else None
+
+
+def _read_chunk(response: Any, url: str) -> bytes:
+    """The next bytes of `response`, or `b''` at its end; a failure is the download's."""
+    try:
+        return response.read(1 << 16)
+    except (OSError, http.client.HTTPException) as err:
+        raise _DownloadFailed(f'Could not download {url} ({err}).') from err
 
 
 # ## Safe unpickling

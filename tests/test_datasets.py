@@ -1,5 +1,6 @@
 """Tests for `labml_gat.datasets`: counts, equality with PyG, downloading, and untrusted files."""
 
+import errno
 import functools
 import hashlib
 import pickle
@@ -465,6 +466,108 @@ def test_a_download_beside_another_process(other: str, monkeypatch: pytest.Monke
         assert list(outer.iterdir()) == []
     else:
         assert list(cache.iterdir()) == [others]
+
+
+@contextmanager
+def _serve_replies(reply) -> Iterator[str]:
+    """A server whose `reply(handler, body)` answers each request, `body` the file of
+    `DATA` it names; the connection closes after each reply."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            try:
+                reply(self, (DATA / self.path.lstrip('/')).read_bytes())
+            except OSError:
+                pass  # the client stopped reading
+
+        def log_message(self, *args) -> None:
+            pass
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}'
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _headers(handler: http.server.BaseHTTPRequestHandler, length: str | None) -> None:
+    handler.send_response(200)
+    if length is not None:
+        handler.send_header('Content-Length', length)
+    handler.end_headers()
+
+
+@needs_data
+def test_a_content_length_that_is_not_a_size(tmp_path: Path) -> None:
+    """A server's header is not trusted either: a length that is no number is no length."""
+    def reply(handler, body: bytes) -> None:
+        _headers(handler, 'abc')
+        handler.wfile.write(body)
+    with _serve_replies(reply) as url:
+        datasets.download_planetoid('cora', tmp_path / 'data', base_url=url)
+    assert all((tmp_path / 'data' / path.name).read_bytes() == path.read_bytes()
+               for path in DATA.glob('ind.cora.*'))
+
+
+@needs_data
+@pytest.mark.parametrize('announced', [True, False])
+def test_a_response_larger_than_any_planetoid_file(announced: bool,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    """Announced or not, no more than `MAX_BYTES` are received: a server that sends without
+    end would fill the disk of the cache."""
+    monkeypatch.setattr(datasets, 'MAX_BYTES', 1 << 20)
+
+    def reply(handler, body: bytes) -> None:
+        _headers(handler, str(16 << 20) if announced else None)
+        for _ in range(16):
+            handler.wfile.write(bytes(1 << 20))
+    target = tmp_path / 'data'
+    with _serve_replies(reply) as url:
+        with pytest.raises(MissingDataError, match=r'ind\.cora\.x \(more than 1048576 bytes'):
+            datasets.download_planetoid('cora', target, base_url=url)
+    assert not target.exists()
+
+
+@needs_data
+def test_a_download_cut_short(tmp_path: Path) -> None:
+    """A connection that ends before the announced length: said so, not a wrong file."""
+    def reply(handler, body: bytes) -> None:
+        _headers(handler, str(len(body)))
+        handler.wfile.write(body[:len(body) // 2])
+    with _serve_replies(reply) as url:
+        with pytest.raises(MissingDataError, match=r'ind\.cora\.x \(the connection ended '
+                                                   r'after 11059 of 22119 bytes\)'):
+            datasets.download_planetoid('cora', tmp_path / 'data', base_url=url)
+    assert not (tmp_path / 'data').exists()
+
+
+@needs_data
+def test_a_full_disk_is_not_a_failed_download(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    """The file was received but cannot be written: the advice is another folder, not to
+    copy the files into the one that is full."""
+    class Full:
+        def __init__(self, fd: int) -> None:
+            self.fd = fd
+
+        def __enter__(self) -> 'Full':
+            return self
+
+        def __exit__(self, *args) -> None:
+            os.close(self.fd)
+
+        def write(self, data: bytes) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(datasets.os, 'fdopen', lambda fd, *args: Full(fd))
+    with _serve(DATA) as (url, _):
+        with pytest.raises(MissingDataError) as err:
+            datasets.download_planetoid('cora', tmp_path / 'data', base_url=url)
+    message = str(err.value)
+    assert 'cannot write the downloaded files into' in message
+    assert 'No space left on device' in message and 'Could not download' not in message
+    assert not (tmp_path / 'data').exists()
 
 
 @needs_data
