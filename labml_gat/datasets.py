@@ -449,6 +449,10 @@ def _download_file(name: str, kind: str, path: Path, base_url: str,
     fd, tmp_name = _temporary_file(path, made)
     try:
         with os.fdopen(fd, 'wb') as out:
+            # `mkstemp` makes a file that only its owner reads; a downloaded file is as
+            # readable as the user's other files, for the others who read a folder filled
+            # for them.
+            os.fchmod(out.fileno(), 0o666 & ~_umask())
             digest = _fetch(url, out, path)
             out.flush()
             os.fsync(out.fileno())
@@ -461,6 +465,13 @@ def _download_file(name: str, kind: str, path: Path, base_url: str,
     finally:
         # After a successful `os.replace` there is nothing left to remove.
         Path(tmp_name).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """The process's umask, which can only be read by setting it (to the usual one, briefly)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # How often a folder removed by another process is made again for one file

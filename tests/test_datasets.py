@@ -558,6 +558,9 @@ def test_a_full_disk_is_not_a_failed_download(monkeypatch: pytest.MonkeyPatch,
         def __exit__(self, *args) -> None:
             os.close(self.fd)
 
+        def fileno(self) -> int:
+            return self.fd
+
         def write(self, data: bytes) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(datasets.os, 'fdopen', lambda fd, *args: Full(fd))
@@ -568,6 +571,20 @@ def test_a_full_disk_is_not_a_failed_download(monkeypatch: pytest.MonkeyPatch,
     assert 'cannot write the downloaded files into' in message
     assert 'No space left on device' in message and 'Could not download' not in message
     assert not (tmp_path / 'data').exists()
+
+
+@needs_data
+def test_downloaded_files_are_as_readable_as_the_umask_allows(tmp_path: Path) -> None:
+    """A folder filled for others (given to download_planetoid, then to them with
+    LABML_GAT_DATA) has files they can read, not files only their downloader reads."""
+    mask = os.umask(0o022)
+    try:
+        with _serve(DATA) as (url, _):
+            datasets.download_planetoid('cora', tmp_path / 'data', base_url=url)
+    finally:
+        os.umask(mask)
+    assert {oct(path.stat().st_mode & 0o777) for path in (tmp_path / 'data').iterdir()} \
+        == {oct(0o644)}
 
 
 @needs_data
