@@ -360,6 +360,14 @@ def _verified_file(folder: Path, name: str, kind: str) -> tuple[Path, bytes]:
     content = _read_bytes(path)
     digest = hashlib.sha256(content).hexdigest()
     if digest != SHA256[name][kind]:
+        # Files swapped or copied under the wrong name are not corrupt: the message says
+        # which file it is
+        other = [_file_name(other_name, other_kind) for other_name, sums in SHA256.items()
+                 for other_kind, other_digest in sums.items() if other_digest == digest]
+        if other:
+            raise DataFileError(f'{path}: its SHA-256 {digest} is the file {other[0]}, '
+                                f'not {path.name}. Put {path.name} there, '
+                                f'from {BASE_URL}.')
         raise DataFileError(f'{path}: SHA-256 {digest} does not match the expected '
                             f'{SHA256[name][kind]}; the file is corrupt, truncated or '
                             f'not the Planetoid file. '

@@ -661,6 +661,19 @@ def test_truncated_file(kind: str, tmp_path: Path) -> None:
 
 
 @needs_data
+@pytest.mark.parametrize('given', ['ind.cora.y', 'ind.citeseer.x'])
+def test_a_planetoid_file_under_another_name(given: str, tmp_path: Path) -> None:
+    """Files swapped or copied under the wrong name: the message says which file it is,
+    not that it is corrupt."""
+    folder = _copy_cora(tmp_path / 'data')
+    shutil.copy(DATA / given, folder / 'ind.cora.x')
+    with pytest.raises(DataFileError, match=rf'ind\.cora\.x: .*is the file {given}, not '
+                                            rf'ind\.cora\.x\.') as err:
+        load_planetoid('cora', data_dir=folder)
+    assert 'corrupt' not in str(err.value)
+
+
+@needs_data
 def test_real_truncated_pickle_names_file(tmp_path: Path) -> None:
     path = tmp_path / 'ind.cora.allx'
     path.write_bytes((DATA / 'ind.cora.allx').read_bytes()[:1000])
