@@ -776,6 +776,18 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
+def _no_state(state: Any) -> None:
+    raise pickle.UnpicklingError('a global given a state')
+
+
+# BUILD gives an object the state after it, by its `__setstate__`, or else by setting its
+# attributes: those of a function above (`__defaults__`, `__qualname__`, any other), which
+# would stay for every later file of the process. (On a class above it calls the class's
+# `__setstate__` without an instance, an error.)
+for _function in (_reconstruct, _list, _defaultdict):
+    setattr(_function, '__setstate__', _no_state)
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that refuses every global not in `_ALLOWED_GLOBALS`."""
 

@@ -937,6 +937,21 @@ def test_list_and_defaultdict_are_not_called_to_copy(content: bytes, why: str,
         datasets._unpickle(tmp_path / 'ind.cora.graph', content)
 
 
+@pytest.mark.parametrize('module, name', [('numpy.core.multiarray', '_reconstruct'),
+                                          ('collections', 'defaultdict'),
+                                          ('__builtin__', 'list')])
+def test_the_allowed_globals_take_no_state(module: str, name: str, tmp_path: Path) -> None:
+    """BUILD on a function sets its attributes (`__defaults__`, `__qualname__`, any other),
+    which would stay for every later file of the process."""
+    state = b'N}(X\x0c\x00\x00\x00__qualname__X\x01\x00\x00\x00xu\x86b.'
+    content = b'\x80\x02c' + f'{module}\n{name}\n'.encode() + state
+    allowed = datasets._ALLOWED_GLOBALS[(module, name)]
+    qualname = allowed.__qualname__
+    with pytest.raises(DataFileError, match='a global given a state'):
+        datasets._unpickle(tmp_path / 'ind.cora.graph', content)
+    assert allowed.__qualname__ == qualname
+
+
 def test_the_graph_is_read_into_a_plain_dict(tmp_path: Path) -> None:
     content = b'\x80\x02' + _DEFAULTDICT + _LIST + b'\x85R(K\x00]K\x01aK\x01]K\x00au.'
     graph = datasets._unpickle(tmp_path / 'ind.cora.graph', content)
