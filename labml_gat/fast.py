@@ -28,8 +28,9 @@ is not the attention but the work around it:
   PyTorch's threads spin waiting for each other. The experiments run one thread per process and
   train several seeds side by side instead ([seeds.py](seeds.html)).
 
-`speed_up(model)` switches the first three on in one explicit call, which the experiment makes
-where the reader can see it; `--no-fast` runs the model literally.
+`speed_up(model)` switches on the faster dropout and the sparse features, and
+`receptive_field_inputs` gives a step the receptive field of its nodes: two explicit calls, which
+the experiment makes where the reader can see them; `--no-fast` runs the model literally.
 """
 
 import warnings
