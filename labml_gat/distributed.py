@@ -21,7 +21,10 @@ machinery for that; the experiment script calls it and runs unchanged as one pro
 Every rank holds
 
 * the **whole graph and all the features**, read-only: the [sampler's](sampling.html) in-neighbour
-  lists and `x`. Ranks on one machine share one copy ([below](#one-copy-of-the-graph-per-machine));
+  lists and `x`. Ranks on one machine can share one copy
+  ([below](#one-copy-of-the-graph-per-machine)), as the
+  [million-node script](../experiments/synthetic_minibatch.html) does; the mini-batch experiment's
+  ranks each load Cora, which is small;
 * a **replica of the model** and of the optimiser's state: the same initial weights (DDP copies rank 0's
   when it wraps the model) and, since every rank applies the same averaged gradient, the same weights
   after every step;
@@ -59,7 +62,7 @@ Only rank 0 creates the labml run, prints, and writes checkpoints and summaries.
 
 Replicating the graph is what keeps this simple: any rank can sample any neighbourhood from its own
 memory, with no communication. It stops working when the graph and its features no longer fit in
-one machine's memory; on one machine the ranks share one copy, so the limit is the memory of a
+one machine's memory; where the ranks of a machine share one copy, the limit is the memory of a
 machine, not of a process. Beyond that the graph must be **partitioned**: each machine keeps a part
 of the nodes, their features and edges, and sampling fetches remote neighbourhoods and feature rows
 over the network. That is what `torch_geometric.distributed` and DistDGL do; this project does not.
