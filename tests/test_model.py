@@ -82,3 +82,22 @@ def test_dropout_only_in_training(generator):
     torch.testing.assert_close(model(data.x, graph), model(data.x, graph))
     model.train()
     assert not torch.allclose(model(data.x, graph), model(data.x, graph))
+
+
+@pytest.mark.parametrize('training', [False, True])
+def test_the_layers_in_the_papers_order(generator, training):
+    """The model is dropout, the first layer on the first graph, ELU, dropout, the output layer on
+    the second graph, in that order: the ELU comes before the dropout (it does not commute with the
+    dropout's scale 1 / (1 - p)), and each layer gets its own graph of a pair."""
+    data = small_planetoid(generator)
+    model = TwoLayerGAT(EdgeGraphAttentionV2Layer, 20, 3, 2, 4, 0.5).train(training)
+    graph = data.edge_index_with_self_loops()
+    loops = torch.arange(data.num_nodes).expand(2, -1)
+    dropout = torch.nn.functional.dropout
+    for first, second in ((graph, loops), (loops, graph)):
+        torch.manual_seed(1)
+        out = model(data.x, (first, second))
+        torch.manual_seed(1)
+        h = model.layer1(dropout(data.x, 0.5, training), first)
+        h = dropout(torch.nn.functional.elu(h), 0.5, training)
+        torch.testing.assert_close(out, model.output(h, second))
