@@ -548,14 +548,14 @@ def test_lean_model_has_one_backward_pass_per_forward():
         out.sum().backward()
 
 
-@pytest.mark.parametrize('elu', [False, True])
-def test_project_rows_gradcheck(elu, monkeypatch):
-    # A fixed mask, slices of 3 rows, and the gradients of x (through mask and ELU) and of W
+@pytest.mark.parametrize('alpha', [None, 1.0, 0.5])
+def test_project_rows_gradcheck(alpha, monkeypatch):
+    # A fixed mask, slices of 3 rows, and the gradients of x (through mask and ELU) and of W;
+    # the ELU with its own alpha (`None`: no ELU), as nn.ELU(alpha) makes it
     monkeypatch.setattr('labml_gat.lean.MAX_CHUNK_TENSOR_BYTES', 3 * 4 * 8)
     x = torch.randn(10, 4, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
     keep = torch.rand(10, 4) < 0.6
-    alpha = 1.0 if elu else None
     assert len(NodeInput(x, keep, 2.5, alpha).slices()) == 4
 
     def function(x, weight):
@@ -563,7 +563,7 @@ def test_project_rows_gradcheck(elu, monkeypatch):
 
     assert torch.autograd.gradcheck(function, (x, weight))
     h = x * keep * 2.5
-    h = torch.nn.functional.elu(x) * keep * 2.5 if elu else h
+    h = h if alpha is None else torch.nn.functional.elu(x, alpha) * keep * 2.5
     torch.testing.assert_close(function(x, weight), h @ weight.T, atol=1e-12, rtol=0)
 
 
