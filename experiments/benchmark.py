@@ -135,7 +135,7 @@ class BenchmarkSettings(Settings):
     def check(self) -> None:
         super().check()
         check_at_least(self, 1, ('n_heads', 'n_hidden', 'rounds', 'cora_rounds',
-                                 'threads', 'in_features', 'repeats'))
+                                 'in_features', 'repeats'))
         check_threads(self.threads)
         check_at_least(self, 0, ('warmup',))
         for name, allowed in (('figures', ('cora', 'layer', 'scale')),

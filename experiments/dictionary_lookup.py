@@ -169,8 +169,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 from labml import lab, monit, tracker
 
-from labml_gat.lookup import (LAYERS, examples_bytes, make_task, n_examples, time_layers,
-                              train, training_step_bytes)
+from labml_gat.lookup import (LAYERS, MAX_EXAMPLES, examples_bytes, make_task, n_examples,
+                              time_layers, train, training_step_bytes)
 from labml_gat.results import LAYER_NAMES, RESULTS, record, write_json
 from labml_gat.runs import epochs, labml_run, progress_on_screen
 from labml_gat.seeds import available_cores, format_summary, run_seeds, spread
@@ -222,7 +222,7 @@ class LookupSettings(Settings):
     learning_rate: float = setting(3e-3, 'Adam learning rate')
     batch_size: int = setting(32, 'graphs per batch')
     max_examples: int = setting(
-        32000, 'all permutations if at most this many, else this many random ones')
+        MAX_EXAMPLES, 'all permutations if at most this many, else this many random ones')
     epoch_size: int = setting(
         5000, 'repeat a smaller training set to this many graphs per epoch (0: one pass)')
     d_model: int = setting(128, 'features per node')
@@ -262,7 +262,7 @@ class LookupSettings(Settings):
         check_at_least(self, 0, ('epoch_size',))
         check_seeds(self)
         check_at_least(self, 1, ('n_heads', 'epochs', 'patience', 'lr_patience',
-                                 'batch_size', 'max_examples', 'd_model', 'threads'))
+                                 'batch_size', 'max_examples', 'd_model'))
         check_threads(self.threads)
         for name, n_heads in [('n_heads', self.n_heads),
                               *(('sweep_heads', n) for n in self.sweep_heads)]:

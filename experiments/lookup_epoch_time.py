@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from labml_gat.lookup import examples_bytes
+from labml_gat.lookup import MAX_EXAMPLES, examples_bytes
 from labml_gat.results import RESULTS, record
 from labml_gat.settings import (Settings, UsageError, check_at_least, check_one_record,
                                 check_output, command, setting)
@@ -54,8 +54,6 @@ DESCRIPTION = ("Time one DictionaryLookup training epoch with this checkout's la
                "--results FOLDER).")
 # The record's name
 RECORD = 'dictionary_lookup_epoch'
-# The examples the worker makes of each k, `make_task`'s default
-MAX_EXAMPLES = 32000
 # The models timed, as (k, layer, heads)
 MODELS = [(k, layer, n_heads) for k in (10, 20) for layer in ('gat', 'gatv2')
           for n_heads in (1, 8)]

@@ -108,7 +108,7 @@ class SyntheticSettings(Settings):
         super().check()
         check_at_least(self, 1, ('nodes', 'in_features', 'n_heads', 'n_hidden',
                                  'batch_size', 'steps', 'eval_nodes', 'eval_batch_size',
-                                 'threads', 'peer_timeout'))
+                                 'peer_timeout'))
         check_threads(self.threads)
         check_positive('degree', self.degree)
         check_at_least(self, 2, ('classes',))

@@ -94,9 +94,9 @@ DEGREE_HELP = 'random in-edges per node on average, besides its self loop'
 def random_edges(n_nodes: int, degree: float) -> int:
     """
     The random edges of `random_graph`, `degree` per node on average: the whole number
-    nearest to `degree * n_nodes` (the even one of two as near, as `round` chooses). Floating point puts some products just below the whole
-    number they are, 0.29 * 100 at 28.999999999999996, which cutting the fraction off would
-    make 28. A whole degree's product is exact, and so is its count.
+    nearest to `degree * n_nodes` (the even one of two as near, as `round` chooses).
+    Floating point puts some products just below the whole number they are, 0.29 * 100 at
+    28.999999999999996, which cutting the fraction off would make 28. A whole degree's product is exact, and so is its count.
     """
     return round(degree * n_nodes)
 

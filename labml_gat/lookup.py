@@ -64,9 +64,11 @@ class Task(NamedTuple):
 # examples that the training set nears as $k$ grows), each of its $k$ pairs being allowed
 # with probability $p^{1/k}$
 TRAIN_FRACTION = 0.8
+# The most examples of a task, drawn at random where $k!$ is more
+MAX_EXAMPLES = 32000
 
 
-def make_task(k: int, seed: int = 0, max_examples: int = 32000) -> Task:
+def make_task(k: int, seed: int = 0, max_examples: int = MAX_EXAMPLES) -> Task:
     r"""
     ## Generating the examples and the split
 
