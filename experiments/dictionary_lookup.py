@@ -171,7 +171,7 @@ from labml import lab, monit, tracker
 
 from labml_gat.lookup import (LAYERS, MAX_EXAMPLES, examples_bytes, make_task, n_examples,
                               time_layers, train, training_step_bytes)
-from labml_gat.results import LAYER_NAMES, RESULTS, record, write_json
+from labml_gat.results import RESULTS, heads, model_name, record, write_json
 from labml_gat.runs import epochs, labml_run, progress_on_screen
 from labml_gat.seeds import available_cores, format_summary, run_seeds, spread
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_apart,
@@ -354,7 +354,7 @@ class LookupSettings(Settings):
 
     def model(self) -> str:
         """The model trained, as its labml run names it."""
-        return f'{self.layer}, {self.n_heads} head(s), k = {self.k}'
+        return f'{self.layer}, {heads(self.n_heads)}, k = {self.k}'
 
     def comment(self, seed: int) -> str:
         """The comment of the labml run of one seed."""
@@ -442,8 +442,7 @@ def track(epoch: int, record: dict) -> None:
 
 def report(result: dict) -> str:
     """The final numbers of one model."""
-    return (f"{LAYER_NAMES[result['layer']]}, {result['n_heads']} head(s), "
-            f"k = {result['k']}: "
+    return (f"{model_name(result['layer'], result['n_heads'])}, k = {result['k']}: "
             f"train accuracy {100 * result['train_accuracy']:.2f} %, "
             f"test accuracy {100 * result['test_accuracy']:.2f} % "
             f"({result['n_train']} training and {result['n_test']} test graphs; "
@@ -456,7 +455,7 @@ def report_seeds(summary: dict) -> str:
     """The table of the seeds, the mean and spread of the training accuracy, and how many
     graphs each seed's split has: at a small $k$ a few test graphs make each percent."""
     s = summary['settings']
-    title = f"{LAYER_NAMES[s['layer']]}, {s['n_heads']} head(s), k = {s['k']}"
+    title = f"{model_name(s['layer'], s['n_heads'])}, k = {s['k']}"
     n_train, n_test = (summary['runs'][0][key] for key in ('n_train', 'n_test'))
     return '\n'.join([format_summary(summary, title),
                       f"train accuracy: {spread(summary['train_accuracy'])}",

@@ -51,6 +51,16 @@ LAYER_NAMES = {'gatv2': 'GATv2', 'gat': 'GAT'}
 SEEDS_SCRIPTS = ('cora.py', 'cora_minibatch.py', 'dictionary_lookup.py')
 
 
+def heads(n_heads: int) -> str:
+    """A head count as a run's name and the legends write it: `1 head`, `8 heads`."""
+    return f"{n_heads} head{'s' * (n_heads != 1)}"
+
+
+def model_name(layer: str, n_heads: int) -> str:
+    """A model of the `--layer` flag as titles and legends name it: `GATv2, 8 heads`."""
+    return f'{LAYER_NAMES[layer]}, {heads(n_heads)}'
+
+
 def machine(device: str = 'cpu') -> dict:
     """
     The machine a measurement ran on: its CPU, its cores and its memory, and the GPU of a

@@ -667,7 +667,7 @@ def test_seeds_train_the_model_once_per_seed_as_the_cora_experiments_do(tmp_path
     assert sorted(str(folder / 'checkpoints' / 'best.pt') for folder in folders) == \
         sorted(run['checkpoint'] for run in runs)
     comments = sorted(yaml_value(folder / 'run.yaml', 'comment') for folder in folders)
-    assert comments == ['gatv2, 1 head(s), k = 3, seed 5', 'gatv2, 1 head(s), k = 3, seed 6']
+    assert comments == ['gatv2, 1 head, k = 3, seed 5', 'gatv2, 1 head, k = 3, seed 6']
     for folder in folders:
         seed = yaml_value(folder / 'configs.yaml', 'seed')
         assert seed['is_explicitly_specified'] and seed['value'] in (5, 6)
@@ -675,7 +675,7 @@ def test_seeds_train_the_model_once_per_seed_as_the_cora_experiments_do(tmp_path
         assert state.keys() == LookupModel(3, 'gatv2', 1, 8).state_dict().keys()
     # The table of the seeds, then the spread of both accuracies
     out = capsys.readouterr().out.splitlines()
-    assert out[:2] == ['GATv2, 1 head(s), k = 3', '  seed  epochs  best train %  test %  time s']
+    assert out[:2] == ['GATv2, 1 head, k = 3', '  seed  epochs  best train %  test %  time s']
     assert out[4].startswith('test accuracy: ') and out[4].endswith('(1 process)')
     assert out[5] == f"train accuracy: {summary['train_accuracy']['mean']:.2f} ± " \
                      f"{summary['train_accuracy']['std']:.2f} % over 2 seeds"
@@ -705,11 +705,11 @@ def test_one_seed_is_summed_up_as_the_seeds_are(tmp_path, labml_logs, capsys):
     assert not results.over_seeds_missing(summary)
     assert results.from_summary(summary)['seeds'] == 1
     [folder] = (logs / 'dictionary_lookup').iterdir()
-    assert yaml_value(folder / 'run.yaml', 'comment') == 'gatv2, 1 head(s), k = 3, seed 3'
+    assert yaml_value(folder / 'run.yaml', 'comment') == 'gatv2, 1 head, k = 3, seed 3'
     assert run['checkpoint'] == str(folder / 'checkpoints' / 'best.pt')
     assert (folder / 'checkpoints' / 'best.pt').is_file()
     assert capsys.readouterr().out.splitlines()[:2] == [
-        'GATv2, 1 head(s), k = 3', '  seed  epochs  best train %  test %  time s']
+        'GATv2, 1 head, k = 3', '  seed  epochs  best train %  test %  time s']
 
 
 def yaml_value(path, key):
@@ -1144,11 +1144,11 @@ def test_output_names_the_run_and_starts_the_summary_on_its_own_line(tmp_path):
     lines = result.stdout.splitlines()
     # One line names the run and its folder; labml's banner with the last commit is gone
     run = next((tmp_path / 'logs' / 'dictionary_lookup').iterdir())
-    assert lines[0] == f'dictionary_lookup: gatv2, 1 head(s), k = 3, seed 0, run logs/{run.parent.name}/{run.name}'
+    assert lines[0] == f'dictionary_lookup: gatv2, 1 head, k = 3, seed 0, run logs/{run.parent.name}/{run.name}'
     assert '[clean]' not in result.stdout and '[dirty]' not in result.stdout
     # labml's progress line redraws itself on a terminal only: not into a file or a pipe
     assert '\r' not in result.stdout and '\x1b' not in result.stdout
-    assert lines[1:3] == ['GATv2, 1 head(s), k = 3', '  seed  epochs  best train %  test %  time s']
+    assert lines[1:3] == ['GATv2, 1 head, k = 3', '  seed  epochs  best train %  test %  time s']
 
 
 @pytest.mark.slow

@@ -28,6 +28,14 @@ def test_quoted_tables_match_their_records():
             'run python -m labml_gat.results')
 
 
+@pytest.mark.parametrize('layer, n_heads, name', [
+    ('gatv2', 1, 'GATv2, 1 head'), ('gat', 8, 'GAT, 8 heads'), ('gatv2', 2, 'GATv2, 2 heads')])
+def test_a_model_is_named_with_its_head_count_in_words(layer, n_heads, name):
+    """The titles and legends of the runs: one head is `1 head`, more are `heads`."""
+    assert results.model_name(layer, n_heads) == name
+    assert results.heads(n_heads) == name.partition(', ')[2]
+
+
 def test_every_table_is_quoted_somewhere():
     quoted = {m.group('name') for path in results.quoting_files()
               for m in results.MARKERS.finditer(path.read_text(encoding='utf-8'))}

@@ -99,8 +99,7 @@ def plot_sweep(runs, title):
             ax.plot([r['k'] for r in mine], [100 * r[f'{split}_accuracy'] for r in mine],
                     color=colour, marker=marker, markersize=size,
                     linestyle='-' if n_heads == 1 else '--',
-                    label=f"{results.LAYER_NAMES[layer]}, "
-                          f"{n_heads} head{'s' * (n_heads > 1)}")
+                    label=results.model_name(layer, n_heads))
         ax.set_xticks(sorted({r['k'] for r in runs}))
         ax.set_xlabel('k (number of keys)')
         ax.set_title(f'{split} accuracy')
@@ -164,10 +163,10 @@ for row, k in zip(axes, ks):
         for r in recorded:
             if r['k'] == k:
                 colour, marker, _ = STYLE[r['layer'], r['n_heads']]
-                name = f"{results.LAYER_NAMES[r['layer']]}, {r['n_heads']} head(s)"
                 epochs = range(1, len(r['history'][split]) + 1)
                 ax.plot(epochs, [100 * a for a in r['history'][split]], color=colour,
-                        marker=marker, markersize=3, label=name)
+                        marker=marker, markersize=3,
+                        label=results.model_name(r['layer'], r['n_heads']))
         ax.axhline(100 / k, color='grey', linestyle=':', linewidth=1, label='chance')
         ax.set_title(f'{split} accuracy, k = {k} (recorded)')
         ax.grid(alpha=0.3)
@@ -196,7 +195,7 @@ for ax, layer in zip(axes, ('gat', 'gatv2')):
     alpha = attention[0, :, :, 0]
     image = ax.imshow(alpha, cmap='viridis', vmin=0)
     fig.colorbar(image, ax=ax, label=r'attention $\alpha_{ij}$')
-    ax.set_title(f'{results.LAYER_NAMES[layer]}, 1 head')
+    ax.set_title(results.model_name(layer, 1))
     ax.set_xlabel('key of the key-value node $j$')
     ax.set_ylabel('key of the query $i$')
     print(f'{layer:>6}: the most attended key of each query: '
