@@ -699,8 +699,8 @@ def test_the_memory_quoted_per_node():
     The bytes per node the docstrings quote, computed from the formulas and the sizes they state
     (kB and GB of 1000 and 10^9 bytes): the plain two-layer model keeps $F + 5 K F'$ numbers and
     its backward pass adds $3 K F'$ (1.8 kB and 0.8 kB, 26 GB at 10M nodes, 2.6 kB in all on the
-    page); the lean model at most the bytes of its formula, with the edges that came unsorted
-    (about 1.6 kB). A changed number, size or formula fails.
+    page); the lean model at most the bytes of its formula, with edges that came sorted by
+    target and with edges that came unsorted. A changed number, size or formula fails.
     """
     model, page = LeanTwoLayerGAT.__doc__, labml_gat.lean.__doc__
     F, K, KF, b, kept, more, total, millions = quoted(
@@ -711,16 +711,16 @@ def test_the_memory_quoted_per_node():
     plain, backward = (F + 5 * KF) * b, 3 * KF * b
     assert rounds_to(kept, plain / 1e3) and rounds_to(more, backward / 1e3)
     assert rounds_to(total, (plain + backward) * int(millions) * 1e6 / 1e9)
-    _, s = quoted(r"\(\$s\$ = (\d+) bytes per edge, (\d+) if they came unsorted\)", model)
-    at_most, degree = quoted(
+    edge_bytes = quoted(r"\(\$s\$ = (\d+) bytes per edge, (\d+) if they came unsorted\)", model)
+    degree, *at_most = quoted(
         r"At most, per node: \$F \+ K F' \+ 3 K F' b \+ K b \+ \(K \+ 1 \+ 2 s\)"
-        r"\|\\mathcal\{E\}\|/N\$ bytes, about ([\d.]+) kB for the sizes above with (\d+) "
-        r"in-edges per node\.", model)
-    lean = F + KF + 3 * KF * b + K * b + (K + 1 + 2 * int(s)) * int(degree)
-    assert rounds_to(at_most, lean / 1e3)
-    page_lean, page_plain = quoted(
+        r"\|\\mathcal\{E\}\|/N\$ bytes, for the sizes above with (\d+) in-edges per node "
+        r"([\d.]+) kB with the edges sorted and ([\d.]+) kB unsorted\.", model)
+    lean = [F + KF + 3 * KF * b + K * b + (K + 1 + 2 * int(s)) * int(degree) for s in edge_bytes]
+    assert all(rounds_to(q, bytes_ / 1e3) for q, bytes_ in zip(at_most, lean))
+    *page_lean, page_plain = quoted(
         r"\(\$F \+ 5 K F'\$ numbers per node for \$F\$ input features\); "
-        r"\[`LeanTwoLayerGAT`\]\(#the-two-layer-model-leaner\) keeps about ([\d.]+) kB per "
-        r"node, the attention's part included, where the plain model keeps ([\d.]+) kB besides "
-        r"its attention\.", page)
-    assert rounds_to(page_lean, lean / 1e3) and rounds_to(page_plain, (plain + backward) / 1e3)
+        r"\[`LeanTwoLayerGAT`\]\(#the-two-layer-model-leaner\) keeps at most ([\d.]+) kB per "
+        r"node with edges given sorted by target \(([\d.]+) kB unsorted\), the attention's part "
+        r"included, where the plain model keeps ([\d.]+) kB besides its attention\.", page)
+    assert page_lean == at_most and rounds_to(page_plain, (plain + backward) / 1e3)
