@@ -55,8 +55,8 @@ edges), so the Python loop launches a few dozen kernels per chunk for a handful 
 chunks. Measured on one GPU (the [recorded](../usage.html#performance) `_cuda` figures):
 a graph whose edge-sized tensors fit in that sixteenth is one chunk, and the peak is
 near PyG's; a larger one is cut, and the peak falls well below PyG's; at ten million
-nodes the leaner two-layer model of the tutorial (the same chunks) fits where PyG runs
-out of memory. The time does not keep the
+nodes the [leaner two-layer model](lean.html#the-two-layer-model-leaner) of the next
+page (the same chunks) fits where PyG runs out of memory. The time does not keep the
 CPU's ratio: there much of the gain comes from chunks that stay in the caches and reuse
 the allocator's buffers, where PyG's edge-sized tensors are fresh pages. A GPU's caching
 allocator and bandwidth hide most of that, and the backward pass's second round of

@@ -12,10 +12,10 @@ summary: >
 With $K$ heads of $F'$ features (`n_hidden`), the [edge-list layers](edges.html) gather
 $K F'$ numbers to every edge, and autograd keeps two such $|\mathcal{E}| \cdot K F'$
 tensors for the backward pass. The lean layers compute the same function with the
-[chunked attention of the drop-in `GATv2Conv`](gatv2_conv.html), which that page
-explains (one implementation): chunks of whole neighbourhoods, and per target and head
-only the log of the softmax's denominator kept for the backward pass, which recomputes
-the scores from it. This page builds the project's lean layers and a leaner two-layer
+[chunked attention of the drop-in `GATv2Conv`](gatv2_conv.html), which the page before
+this one explains (one implementation): chunks of whole neighbourhoods, and per target
+and head only the log of the softmax's denominator kept for the backward pass, which
+recomputes the scores from it. This page builds the project's lean layers and a leaner two-layer
 model on it. The model around the layers then holds about as much as the attention does,
 or more ($F + 5 K F'$ numbers per node for $F$ input features);
 [`LeanTwoLayerGAT`](#the-two-layer-model-leaner) keeps at most 1.44 kB per node with

@@ -703,8 +703,9 @@ CLAIMS = [
                  for figure in ('scale_10000000', 'scale_10000000_cuda'))),
     ('labml_gat/gatv2_conv.py', "a larger one is cut, and the peak falls well below PyG's",
      lambda: layer_row('layer_1000000_cuda')['peak_ratio'] <= 0.6),
-    ('labml_gat/gatv2_conv.py', 'at ten million nodes the leaner two-layer model of the tutorial (the '
-                                'same chunks) fits where PyG runs out of memory',
+    ('labml_gat/gatv2_conv.py', 'at ten million nodes the [leaner two-layer model]'
+                                '(lean.html#the-two-layer-model-leaner) of the next page (the same '
+                                'chunks) fits where PyG runs out of memory',
      lambda: 'out of memory' in layer_row('scale_10000000_cuda', results.PEER)['error']
      and layer_row('scale_10000000_cuda', 'lean').get('error') is None
      and layer_row('scale_10000000_cuda', 'lean')['step_ms'] > 0),
