@@ -12,7 +12,7 @@ summary: >
 The [mini-batch experiment](../experiments/cora_minibatch.html) trains on batches of target nodes
 with [sampled neighbourhoods](sampling.html). A step needs the rows `x[n_id]` of the features and the
 sampled edges of its own batch, nothing else. That makes it **data parallel** the same way image
-classifiers are: $N$ processes (*ranks*) each take their own share of every batch, compute the
+classifiers are: $P$ processes (*ranks*) each take their own share of every batch, compute the
 gradient of their share, and average the gradients before the optimiser's step. This module is the
 machinery for that; the experiment script calls it and runs unchanged as one process or as many.
 
@@ -32,7 +32,7 @@ Every rank holds
   targets.
 
 Each epoch every rank shuffles the training nodes the same way, cuts the order into global batches
-of `--batch-size` targets, and takes its own slice $r$ of $N$ of every batch
+of `--batch-size` targets, and takes its own slice $r$ of $P$ of every batch
 ([`epoch_shares`](#each-rank-s-share-of-an-epoch)). So the ranks train on disjoint targets, have the
 same number of steps (no rank waits forever at a step the others never take), and together see every
 training node once per epoch. A last batch with fewer targets than ranks is the exception: it is
@@ -44,12 +44,12 @@ only exchange of a training step: one gradient of the model's parameters, as man
 model has weights, whatever the size of the graph. No features, no hidden vectors, no edges cross
 between ranks.
 
-With the loss of a rank's slice written as a sum over its targets divided by the size $B$ of the
-global batch, times $N$,
-$$\frac{1}{N} \sum_{r=1}^{N} \frac{N}{B} \sum_{i \in \text{slice}_r} \ell_i
-= \frac{1}{B} \sum_{i \in \text{batch}} \ell_i ,$$
+With the loss of a rank's slice written as a sum of its targets' losses $\mathcal{L}_i$ divided by
+the size $B$ of the global batch, times $P$,
+$$\frac{1}{P} \sum_{r=1}^{P} \frac{P}{B} \sum_{i \in \text{slice}_r} \mathcal{L}_i
+= \frac{1}{B} \sum_{i \in \text{batch}} \mathcal{L}_i ,$$
 DDP's average is exactly the gradient of one process's mean loss over the global batch, even when
-the slices differ by a node. With dropout off and all neighbours kept, $N$ processes therefore take
+the slices differ by a node. With dropout off and all neighbours kept, $P$ processes therefore take
 the same steps as one (up to float rounding, a filled last batch aside), which
 `tests/test_distributed.py` checks.
 

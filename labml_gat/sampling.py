@@ -16,7 +16,7 @@ The [mini-batch Cora experiment](../experiments/cora_minibatch.html) trains with
 
 ## Which nodes a batch needs
 
-A layer computes $h^{(l)}_i$ from $h^{(l-1)}_i$ and the $h^{(l-1)}_j$ of the neighbours $j \in \mathcal{N}_i$,
+Layer $t$ computes $h^{(t)}_i$ from $h^{(t-1)}_i$ and the $h^{(t-1)}_j$ of the neighbours $j \in \mathcal{N}_i$,
 so the output of an $L$-layer model at node $i$ depends exactly on $i$'s $L$-hop neighbourhood.
 The exact outputs of a batch of $B$ targets need the union of their $L$-hop neighbourhoods,
 which grows like $d^L$ for an average degree $d$: on graphs with hubs, two or three hops reach a large
@@ -51,8 +51,8 @@ Full-batch training needs all of it in one memory.
 
 The sampled nodes are numbered in the order they were reached: the $B$ seeds first, then the nodes
 added by hop 1, then those of hop 2. `n_id` holds their ids in the graph.
-Layer $l$ of $L$ runs on a **block**, a bipartite graph from the nodes of hops $0, \dots, L - l + 1$
-(its sources) to those of hops $0, \dots, L - l$ (its targets), so the targets of a block are the first
+Layer $t$ of $L$ runs on a **block**, a bipartite graph from the nodes of hops $0, \dots, L - t + 1$
+(its sources) to those of hops $0, \dots, L - t$ (its targets), so the targets of a block are the first
 `n_dst` of its sources, and the targets of one layer are the sources of the next:
 
 * the first layer maps all the batch's nodes to the seeds and the nodes of hop 1;
@@ -61,10 +61,11 @@ Layer $l$ of $L$ runs on a **block**, a bipartite graph from the nodes of hops $
 The [edge-list layer](../labml_gat/edges.html) takes a block as the pair `(h, h[:n_dst])` and an
 `edge_index` in local numbers (row 0 the source $j$, row 1 the target $i$), and returns `n_dst` rows:
 
-$$h^{(l)}_i = \sum_{j \in \tilde{\mathcal{N}}_i \cup \{i\}} \alpha_{ij} W_l h^{(l-1)}_j,
+$$h^{(t)}_i = \sum_{j \in \tilde{\mathcal{N}}_i \cup \{i\}} \alpha_{ij} W_l h^{(t-1)}_j,
 \qquad 0 \le i < n_{\text{dst}}$$
 
-where $\tilde{\mathcal{N}}_i$ are the sampled neighbours of $i$, and every target attends to itself as
+where $W_l$ is layer $t$'s transformation of the neighbours (the *left* matrix of the
+[GATv2 layer](gatv2.html)), $\tilde{\mathcal{N}}_i$ are the sampled neighbours of $i$, and every target attends to itself as
 in the Cora experiment. Each node's neighbours are sampled once per batch,
 so a node sees the same neighbours in every layer.
 With every fanout $-1$ the blocks hold every edge and the outputs are exactly the full-batch model's,

@@ -3,9 +3,11 @@ Style rules that the site's pages depend on: the code column of an annotated pag
 90 characters wide, so a code line longer than that would scroll sideways. Docstrings and
 comments are rendered as prose in the left column and may be longer. The code blocks of the
 pages written in Markdown (the commands of the usage page) are as wide as the code column.
+A symbol of the math means one thing on every page.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,35 @@ def test_the_rule_sees_a_comment_glued_to_the_prose(tmp_path):
     path.write_text('"""\nTitle\n=====\n\nText.\n"""\n\n# %%\n# Prose.\n# The colours\nx = 1\n\n'
                     '# %%\n# Prose.\n\n# The colours\ny = 2\n', encoding='utf-8')
     assert [line.split(':')[1] for line in prose_ending_mid_sentence(path, tmp_path)] == ['9']
+
+
+# The symbols that mean one thing on every page, as the GATv2 paper and the layer pages write them,
+# and the uses that would give them a second meaning: $l$ is the left side ($W_l$, $g_l$), not a
+# layer's index; $N$ counts nodes, not processes; $e$ is a score, not an edge's features.
+NOTATION = {
+    'l as a layer index': re.compile(r'\^\{\(l[-)]|[Ll]ayer \$l\$'),
+    'N as a number of processes': re.compile(r'\$N\$ (processes|ranks)|_\{r=1\}\^\{?N\b'),
+    'e_{ij} as edge features': re.compile(r'W_(\{e[^}]*\}|e) e_\{ij\}|e_\{ij\}\^\\top'),
+}
+NOTATED = sorted([*RENDERED, *EXAMPLES, *MARKDOWN_PAGES, *REPO.glob('docs/*/*.md')])
+
+
+def notation_clashes(path: Path, root: Path = REPO) -> list[str]:
+    """The lines of a page that give a symbol of `NOTATION` a second meaning."""
+    return [f'{path.relative_to(root)}:{number}: {meaning}'
+            for number, line in enumerate(path.read_text(encoding='utf-8').splitlines(), 1)
+            for meaning, use in NOTATION.items() if use.search(line)]
+
+
+@pytest.mark.parametrize('path', NOTATED, ids=lambda path: str(path.relative_to(REPO)))
+def test_a_symbol_means_one_thing(path):
+    assert notation_clashes(path) == []
+
+
+def test_the_rule_sees_a_symbol_used_twice(tmp_path):
+    """The check itself: a layer index $l$, $N$ processes and edge features $e_{ij}$ are found;
+    $W_l$, $N$ nodes and the score $e_{ij}$ are not."""
+    path = tmp_path / 'page.md'
+    path.write_text('$h^{(l-1)}_j$ and $W_l h_j$\n$N$ processes\n$N$ nodes, $W_e x_{ij}$\n'
+                    '$W_{e,k} e_{ij}$\n$e_{ij} = a^\\top z$\n$\\sum_{r=1}^{N} x_r$\n', encoding='utf-8')
+    assert [line.split(':')[1] for line in notation_clashes(path, tmp_path)] == ['1', '2', '4', '6']
