@@ -171,7 +171,7 @@ from labml import lab, monit, tracker
 
 from labml_gat.lookup import (LAYERS, MAX_EXAMPLES, examples_bytes, make_task, n_examples,
                               time_layers, train, training_step_bytes)
-from labml_gat.results import RESULTS, heads, model_name, record, write_json
+from labml_gat.results import RESULTS, model_name, number_of, record, write_json
 from labml_gat.runs import epochs, labml_run, progress_on_screen
 from labml_gat.seeds import available_cores, format_summary, run_seeds, spread
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_apart,
@@ -354,7 +354,7 @@ class LookupSettings(Settings):
 
     def model(self) -> str:
         """The model trained, as its labml run names it."""
-        return f'{self.layer}, {heads(self.n_heads)}, k = {self.k}'
+        return f"{self.layer}, {number_of(self.n_heads, 'head')}, k = {self.k}"
 
     def comment(self, seed: int) -> str:
         """The comment of the labml run of one seed."""

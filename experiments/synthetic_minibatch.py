@@ -367,7 +367,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
               'load_average': [round(load, 1), round(os.getloadavg()[0], 1)],
               'command': command_line(argv, job.world_size),
               'settings': measured_settings(s)}
-    print(f"{job.world_size} process(es), {s.threads} thread(s) each: "
+    print(f"{results.number_of(job.world_size, 'process', 'processes')}, "
+          f"{results.number_of(s.threads, 'thread')} each: "
           f"{values['targets_per_second']} targets/s, {values['step_seconds']} s a step; "
           f"memory per rank (MiB): {mib}; layer-by-layer validation of "
           f"{s.eval_nodes} nodes in {values['eval_seconds']} s")
@@ -478,7 +479,8 @@ def earlier_runs(name: str, folder: Path, s: SyntheticSettings, processes: int) 
     kept = {key: run for key, run in runs.items()
             if alike and run.get('settings') == measured_settings(s)}
     for key in sorted(runs.keys() - kept.keys()):
-        print(f"dropped from the record: the run with {key} process(es) of "
+        print(f"dropped from the record: the run with "
+              f"{results.number_of(int(key), 'process', 'processes')} of "
               f"{earlier['date']}, measured on another day, machine, versions or "
               f"settings")
     return kept

@@ -51,14 +51,15 @@ LAYER_NAMES = {'gatv2': 'GATv2', 'gat': 'GAT'}
 SEEDS_SCRIPTS = ('cora.py', 'cora_minibatch.py', 'dictionary_lookup.py')
 
 
-def heads(n_heads: int) -> str:
-    """A head count as a run's name and the legends write it: `1 head`, `8 heads`."""
-    return f"{n_heads} head{'s' * (n_heads != 1)}"
+def number_of(n: int, noun: str, plural: Optional[str] = None) -> str:
+    """A number of things in words, as the outputs, run names and legends write it:
+    `1 head`, `8 heads`, `2 processes`."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def model_name(layer: str, n_heads: int) -> str:
     """A model of the `--layer` flag as titles and legends name it: `GATv2, 8 heads`."""
-    return f'{LAYER_NAMES[layer]}, {heads(n_heads)}'
+    return f"{LAYER_NAMES[layer]}, {number_of(n_heads, 'head')}"
 
 
 def machine(device: str = 'cpu') -> dict:
@@ -490,8 +491,9 @@ def figures_provenance(records: Sequence[dict]) -> str:
             return f", fresh memory {min(cost):.2f} to {max(cost):.2f} s/GiB"
         return '' if not cost else \
             f", fresh memory {' then '.join(f'{c:.2f}' for c in cost)} s/GiB"
-    return '\n'.join(f"* `{r['figure']}`: {describe_figure(r)}, {r['threads']} thread(s)"
-                     f"{load(r)}{fresh(r)}{runs(r)}. {provenance(r)}" for r in records)
+    return '\n'.join(f"* `{r['figure']}`: {describe_figure(r)}, "
+                     f"{number_of(r['threads'], 'thread')}{load(r)}{fresh(r)}{runs(r)}. "
+                     f"{provenance(r)}" for r in records)
 
 
 def runs(r: dict) -> str:

@@ -59,6 +59,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import yaml
 
+from labml_gat.results import number_of
 from labml_gat.settings import (ArgumentParser, UsageError, check_image, command,
                                 home_path, path_errors)
 
@@ -395,7 +396,7 @@ def list_runs(runs: Sequence[Run]) -> str:
                  *(format_value(run.settings.get(name, '')) for name in varying),
                  *(format_value(final_metrics(run).get(name, '')) for name in metrics)]
                 for run in group]
-        lines = [f'{experiment}: {len(group)} run(s)']
+        lines = [f"{experiment}: {number_of(len(group), 'run')}"]
         if shared:
             settings = ' '.join(f'{name}={format_value(value)}'
                                 for name, value in shared.items())

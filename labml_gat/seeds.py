@@ -35,6 +35,7 @@ import torch
 from labml import lab
 from torch import nn
 
+from labml_gat.results import number_of
 from labml_gat.runs import (STOP_SIGNALS, labml_run, progress_on_screen,
                             stop_signals_held)
 
@@ -278,5 +279,5 @@ def format_summary(summary: dict, title: str) -> str:
     lines.append(f"test accuracy: {spread(summary['test_accuracy'])}; "
                  f"{summary['seconds']:.1f} s of training, "
                  f"{summary['wall_seconds']:.1f} s in all "
-                 f"({jobs} process{'es' * (jobs > 1)})")
+                 f"({number_of(jobs, 'process', 'processes')})")
     return '\n'.join(lines)

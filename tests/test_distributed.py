@@ -968,7 +968,7 @@ def test_the_synthetic_graph_under_torchrun(tmp_path):
                        '--cache', 'cache'], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('2 process(es), 1 thread(s) each:')
+    assert len(lines) == 1 and lines[0].startswith('2 processes, 1 thread each:')
     assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['graph_3000_10_128_8_0']
     # Progress on the standard error, from the first process only
     progress = [line for line in result.stderr.splitlines() if not line.startswith(('W', '[W', '*'))]
@@ -990,7 +990,7 @@ def test_the_synthetic_graph_from_two_launches_sharing_a_cache(tmp_path):
     (tmp_path / 'experiments').symlink_to(REPO / 'experiments')
     environment = {**os.environ, 'OMP_NUM_THREADS': '1'}
     outputs = two_launches(command, tmp_path, environment, first=0)
-    assert outputs[0][0].startswith('2 process(es), 1 thread(s) each:')
+    assert outputs[0][0].startswith('2 processes, 1 thread each:')
     assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['graph_3000_10_128_8_0']
 
 

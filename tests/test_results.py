@@ -33,7 +33,14 @@ def test_quoted_tables_match_their_records():
 def test_a_model_is_named_with_its_head_count_in_words(layer, n_heads, name):
     """The titles and legends of the runs: one head is `1 head`, more are `heads`."""
     assert results.model_name(layer, n_heads) == name
-    assert results.heads(n_heads) == name.partition(', ')[2]
+
+
+def test_a_number_of_things_is_singular_for_one():
+    assert [results.number_of(n, 'thread') for n in (1, 2)] == ['1 thread', '2 threads']
+    assert [results.number_of(n, 'process', 'processes') for n in (1, 4)] == \
+        ['1 process', '4 processes']
+    # The benchmark's records, as the usage page lists them
+    assert ', 1 thread, ' in results.render('benchmark') and 'thread(s)' not in results.render('benchmark')
 
 
 def test_every_table_is_quoted_somewhere():

@@ -97,7 +97,7 @@ def test_list_takes_the_runs_of_one_experiment_or_one_run(logs):
 def test_list_shows_shared_settings_once_and_what_differs_per_run(logs):
     text = runs.list_runs(runs.find_runs(logs))
     lines = text.splitlines()
-    assert lines[0] == 'cora_gatv2: 2 run(s)'
+    assert lines[0] == 'cora_gatv2: 2 runs'
     assert lines[1].split() == ['settings:', 'dropout=0.6']
     header = lines[2].split()
     assert header[:5] == ['run', 'started', 'status', 'epochs', 'seed']

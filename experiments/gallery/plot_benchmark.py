@@ -51,7 +51,7 @@ for record in records:
 for record in records:
     machine = record['machine']
     device = f", {machine['gpu']}" if record.get('device') == 'cuda' else \
-        f", {record['threads']} thread{'s' * (record['threads'] > 1)}"
+        f", {results.number_of(record['threads'], 'thread')}"
     print(f"{record['figure']:29} {record['date']}, {machine['cpu']}{device}")
 
 # %%
