@@ -41,8 +41,9 @@ $$e_{ij} = a^\top \text{LeakyReLU}\big(W_r h_i + W_l h_j\big)$$
 
 The score is then a two-layer perceptron of the *pair* $(h_i, h_j)$, and the ranking of the
 neighbours can depend on the query: the attention is *dynamic*.
-Dynamic attention costs no parameters: $a_k$ has $F'$ numbers, where GAT's has $2F'$. With
-`share_weights` ($W_l = W_r$) the layer has $K F'$ fewer parameters than GAT; by default
+Dynamic attention costs no parameters: each head's $a_k$ has $F'$ numbers, where GAT's has
+$2F'$. With `share_weights` ($W_l = W_r$) a layer of $K$ heads has $K F'$ fewer parameters than
+GAT; by default
 $W_l$ and $W_r$ are two matrices, about twice GAT's weights.
 
 **The evidence.** [Why GATv2: DictionaryLookup](../experiments/gallery/plot_dictionary_lookup.html)

@@ -129,8 +129,9 @@ for head, value in enumerate(entropy.mean(dim=0).tolist()):
 # that attention relative to uniform, :math:`d_i \, \alpha_{ij}`: 1 means "as much as uniform
 # attention would give". Width and colour are on a fixed scale from 0 to 2 (further, if the
 # attention goes further), not stretched over this node's range: attention near uniform looks
-# alike. Node colours are the true classes. The node's own class is hidden from training, so this
-# is what the model used to classify it.
+# alike. Node colours are the true classes, which the model never saw for this test node, nor for
+# any neighbour outside the 140 training nodes: it classified the node from its own features and
+# its neighbours', weighted by this attention.
 test_nodes = data.test_mask.nonzero().squeeze(1)
 node = int(test_nodes[degree[test_nodes].argsort(descending=True)[10]])
 incoming = (target == node).nonzero().squeeze(1)
