@@ -75,6 +75,7 @@ import os
 import pickle
 import pickletools
 import tempfile
+import time
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -502,25 +503,34 @@ def _temporary_file(path: Path, made: list[Path]) -> tuple[int, str]:
                 raise
 
 
+# How long one read waits for the server. A server that sends a byte now and then never
+# makes it wait that long: the whole file has its own limit, longer than the largest
+# Planetoid file (0.6 MB) takes at 2 kB/s
+READ_SECONDS = 60
+DOWNLOAD_SECONDS = 300
+
+
 def _fetch(url: str, out: BinaryIO, path: Path) -> str:
     """Stream `url` into `out` with a progress bar, and return the SHA-256 of what was received.
-    What cannot be received is a `_DownloadFailed`; what cannot be written (a full disk) stays
-    an `OSError`, about the folder, not the download."""
+    What cannot be received, or not within `DOWNLOAD_SECONDS`, is a `_DownloadFailed`; what
+    cannot be written (a full disk) stays an `OSError`, about the folder, not the download."""
+    deadline = time.monotonic() + DOWNLOAD_SECONDS
     try:
-        response = urllib.request.urlopen(url, timeout=60)
+        response = urllib.request.urlopen(url, timeout=READ_SECONDS)
     # Offline or unreachable: the caller says which files to put where instead.
     except (OSError, http.client.HTTPException) as err:
         raise _DownloadFailed(f'Could not download {url} ({err}).') from err
     with response:
-        return _copy_with_progress(response, out, url, path.name)
+        return _copy_with_progress(response, out, url, path.name, deadline)
 
 
-def _copy_with_progress(response: Any, out: BinaryIO, url: str, label: str) -> str:
+def _copy_with_progress(response: Any, out: BinaryIO, url: str, label: str,
+                        deadline: float) -> str:
     total = _content_length(response)
     digest = hashlib.sha256()
     received = 0
     with monit.section(f'Download {label}', total_steps=max(total or 0, 1)):
-        while chunk := _read_chunk(response, url):
+        while chunk := _read_chunk(response, url, deadline):
             received += len(chunk)
             # No more than any Planetoid file, announced or sent: a server that sends without
             # end would fill the disk
@@ -544,10 +554,15 @@ def _content_length(response: Any) -> int | None:
     return int(length) if length.isascii() and length.isdigit() else None
 
 
-def _read_chunk(response: Any, url: str) -> bytes:
-    """The next bytes of `response`, or `b''` at its end; a failure is the download's."""
+def _read_chunk(response: Any, url: str, deadline: float) -> bytes:
+    """The next bytes of `response`, or `b''` at its end; a failure is the download's, and
+    so is a download still going at the `deadline`."""
+    if time.monotonic() > deadline:
+        raise _DownloadFailed(f'Could not download {url} (not received within '
+                              f'{DOWNLOAD_SECONDS} s).')
     try:
-        return response.read(1 << 16)
+        # What has arrived, up to 64 kB: `read` would wait for all 64 kB, past the deadline
+        return response.read1(1 << 16)
     except (OSError, http.client.HTTPException) as err:
         raise _DownloadFailed(f'Could not download {url} ({err}).') from err
 

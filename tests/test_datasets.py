@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -540,6 +541,29 @@ def test_a_download_cut_short(tmp_path: Path) -> None:
         with pytest.raises(MissingDataError, match=r'ind\.cora\.x \(the connection ended '
                                                    r'after 11059 of 22119 bytes\)'):
             datasets.download_planetoid('cora', tmp_path / 'data', base_url=url)
+    assert not (tmp_path / 'data').exists()
+
+
+@needs_data
+def test_a_download_that_trickles_ends_at_its_deadline(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    """A server that sends a byte now and then, each within the timeout of one read: the whole
+    file has a deadline, and it ends the download then, not when the last byte comes."""
+    monkeypatch.setattr(datasets, 'DOWNLOAD_SECONDS', 1)
+    trickle = 20  # bytes, one every 0.25 s: 5 s
+
+    def reply(handler, body: bytes) -> None:
+        _headers(handler, str(len(body)))
+        for byte in body[:trickle]:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.25)
+        handler.wfile.write(body[trickle:])
+    start = time.monotonic()
+    with _serve_replies(reply) as url:
+        with pytest.raises(MissingDataError, match=r'ind\.cora\.x \(not received within 1 s\)'):
+            datasets.download_planetoid('cora', tmp_path / 'data', base_url=url)
+    assert time.monotonic() - start < trickle * 0.25
     assert not (tmp_path / 'data').exists()
 
 
