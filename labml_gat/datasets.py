@@ -74,6 +74,7 @@ import math
 import os
 import pickle
 import pickletools
+import stat
 import tempfile
 import time
 import urllib.request
@@ -319,8 +320,29 @@ def _reading(path: Path) -> Iterator[None]:
 
 
 def _has_file(path: Path) -> bool:
+    """Whether the file is there; something else in its place is an error, not a missing file."""
     with _reading(path):
-        return path.is_file()
+        try:
+            mode = path.stat().st_mode
+        # Missing, or its folder missing or a file
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+    _check_regular(path, mode)
+    return True
+
+
+# What a path is when it is not a regular file, as a message says it
+_NOT_FILES = {stat.S_IFDIR: 'a folder', stat.S_IFIFO: 'a FIFO',
+              stat.S_IFCHR: 'a character device', stat.S_IFBLK: 'a block device',
+              stat.S_IFSOCK: 'a socket'}
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    """A folder, a FIFO or a device where a file should be is said as what it is."""
+    if not stat.S_ISREG(mode):
+        what = _NOT_FILES.get(stat.S_IFMT(mode), 'something else')
+        raise DataFileError(f'{path}: {what}, not a regular file; put the Planetoid '
+                            f'file {path.name} there, from {BASE_URL}.')
 
 
 def _missing_files(name: str, folder: Path) -> list[str]:
@@ -346,13 +368,20 @@ MAX_BYTES = 1 << 22
 
 def _read_bytes(path: Path) -> bytes:
     """The content of `path`, read once: the bytes that are checked are the bytes parsed."""
-    with _reading(path), open(path, 'rb') as f:
+    # Checked again on the file opened: one replaced by a FIFO since would wait for a writer
+    with _reading(path), open(path, 'rb', opener=_open_nonblocking) as f:
+        _check_regular(path, os.fstat(f.fileno()).st_mode)
         content = f.read(MAX_BYTES + 1)
     if len(content) > MAX_BYTES:
         raise DataFileError(f'{path}: larger than {MAX_BYTES} bytes, larger than any '
                             f'Planetoid file; it is not the Planetoid file. '
                             f'Replace it with the original from {BASE_URL}.')
     return content
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    """Open without waiting: a FIFO opened to read waits for a writer, but not so."""
+    return os.open(path, flags | os.O_NONBLOCK)
 
 
 def _verified_file(folder: Path, name: str, kind: str) -> tuple[Path, bytes]:

@@ -301,13 +301,48 @@ def test_an_unreadable_file_or_folder_is_a_data_error(unreadable: str,
         if path == refused or (unreadable == 'folder' and path.parent == refused):
             raise PermissionError(13, 'Permission denied', str(path))
 
-    real_open, real_is_file = open, Path.is_file
-    monkeypatch.setattr(datasets, 'open', lambda path, *args: refuse(Path(path))
-                        or real_open(path, *args), raising=False)
-    monkeypatch.setattr(Path, 'is_file', lambda path: refuse(path) or real_is_file(path))
+    real_open, real_stat = open, Path.stat
+    monkeypatch.setattr(datasets, 'open', lambda path, *args, **kwargs: refuse(Path(path))
+                        or real_open(path, *args, **kwargs), raising=False)
+    monkeypatch.setattr(Path, 'stat', lambda path, **kwargs: refuse(path) or real_stat(path, **kwargs))
     with pytest.raises(DataFileError, match='cannot read') as err:
         load_planetoid('cora', data_dir=folder)
     assert str(refused) in str(err.value) and '\n' not in str(err.value)
+
+
+@needs_data
+@pytest.mark.parametrize('what', ['folder', 'FIFO', 'device'])
+def test_something_else_where_a_file_should_be(what: str, tmp_path: Path) -> None:
+    """Said as what it is, not as a missing file; and never downloaded over."""
+    folder = _copy_cora(tmp_path / 'data')
+    path = folder / 'ind.cora.tx'
+    path.unlink()
+    {'folder': path.mkdir, 'FIFO': lambda: os.mkfifo(path),
+     'device': lambda: path.symlink_to(os.devnull)}[what]()
+    with pytest.raises(DataFileError, match='not a regular file') as err:
+        load_planetoid('cora', data_dir=folder)
+    assert str(path) in str(err.value) and '\n' not in str(err.value)
+    with pytest.raises(DataFileError, match='not a regular file'):
+        datasets.download_planetoid('cora', folder, base_url=f'http://127.0.0.1:{_closed_port()}')
+
+
+def test_a_fifo_put_in_place_after_the_check_is_not_waited_on(tmp_path: Path) -> None:
+    """A file replaced by a FIFO between the check and the reading: opened to read, a FIFO
+    waits for a writer, for ever."""
+    fifo = tmp_path / 'ind.cora.tx'
+    os.mkfifo(fifo)
+    raised = []
+
+    def read() -> None:
+        with pytest.raises(DataFileError, match='not a regular file') as err:
+            datasets._read_bytes(fifo)
+        raised.append(err)
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():
+        open(fifo, 'wb').close()  # the writer it waits for
+    assert raised
 
 
 # ## Downloading
