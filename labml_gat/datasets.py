@@ -74,8 +74,8 @@ import math
 import os
 import pickle
 import pickletools
+import secrets
 import stat
-import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -487,10 +487,6 @@ def _download_file(name: str, kind: str, path: Path, base_url: str,
     fd, tmp_name = _temporary_file(path, made)
     try:
         with os.fdopen(fd, 'wb') as out:
-            # `mkstemp` makes a file that only its owner reads; a downloaded file is as
-            # readable as the user's other files, for the others who read a folder filled
-            # for them.
-            os.fchmod(out.fileno(), 0o666 & ~_umask())
             digest = _fetch(url, out, path)
             out.flush()
             os.fsync(out.fileno())
@@ -505,11 +501,16 @@ def _download_file(name: str, kind: str, path: Path, base_url: str,
         Path(tmp_name).unlink(missing_ok=True)
 
 
-def _umask() -> int:
-    """The process's umask, which can only be read by setting it (to the usual one, briefly)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _new_part(path: Path) -> tuple[int, str]:
+    """
+    A new file beside `path`, `.<name>.<random>.part`, open to write. A downloaded file is as
+    readable as the user's other files, for the others who read a folder filled for them:
+    like any new file, it is given the mode `0o666` less the umask (or the folder's default
+    ACL). `mkstemp` would make it readable by its owner only, and the umask can be read only
+    by setting it, for every thread of the process at once.
+    """
+    part = path.with_name(f'.{path.name}.{secrets.token_hex(8)}.part')
+    return os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(part)
 
 
 # How often a folder removed by another process is made again for one file
@@ -524,8 +525,7 @@ def _temporary_file(path: Path, made: list[Path]) -> tuple[int, str]:
     while True:
         made += _make_folders(path.parent)
         try:
-            return tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
-                                    suffix='.part')
+            return _new_part(path)
         except FileNotFoundError:
             tries += 1
             if tries == _TRIES:

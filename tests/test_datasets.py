@@ -467,7 +467,7 @@ def test_a_download_beside_another_process(other: str, monkeypatch: pytest.Monke
     """
     outer, cache = tmp_path / 'cache', tmp_path / 'cache' / 'planetoid'
     monkeypatch.setattr(datasets, 'cache_dir', lambda: cache)
-    real_mkdir, real_rmdir, real_mkstemp = Path.mkdir, Path.rmdir, datasets.tempfile.mkstemp
+    real_mkdir, real_rmdir, real_new_part = Path.mkdir, Path.rmdir, datasets._new_part
     others = tmp_path / 'cache' / 'planetoid' / '.the other process'
 
     def mkdir(path: Path, *args, **kwargs) -> None:
@@ -475,11 +475,11 @@ def test_a_download_beside_another_process(other: str, monkeypatch: pytest.Monke
             real_mkdir(path)
         real_mkdir(path, *args, **kwargs)
 
-    def mkstemp(*args, **kwargs):
+    def new_part(*args, **kwargs):
         if other == 'removes its folder' and not others.exists():
             real_rmdir(cache)
             others.touch()  # (outside the folder: only marks that it happened once)
-        return real_mkstemp(*args, **kwargs)
+        return real_new_part(*args, **kwargs)
 
     def rmdir(path: Path) -> None:
         if other == 'fills the folder' and path == cache:
@@ -491,7 +491,7 @@ def test_a_download_beside_another_process(other: str, monkeypatch: pytest.Monke
         real_mkdir(cache, parents=True)
     monkeypatch.setattr(Path, 'mkdir', mkdir)
     monkeypatch.setattr(Path, 'rmdir', rmdir)
-    monkeypatch.setattr(datasets.tempfile, 'mkstemp', mkstemp)
+    monkeypatch.setattr(datasets, '_new_part', new_part)
     with pytest.raises(MissingDataError, match='Could not download'):
         load_planetoid('cora', base_url=f'http://127.0.0.1:{_closed_port()}')
     # The other process's folder and file are still there; this one's are gone
@@ -633,17 +633,24 @@ def test_a_full_disk_is_not_a_failed_download(monkeypatch: pytest.MonkeyPatch,
 
 
 @needs_data
-def test_downloaded_files_are_as_readable_as_the_umask_allows(tmp_path: Path) -> None:
+@pytest.mark.parametrize('mask', [0o022, 0o027])
+def test_downloaded_files_are_as_readable_as_the_umask_allows(mask: int,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
     """A folder filled for others (given to download_planetoid, then to them with
-    LABML_GAT_DATA) has files they can read, not files only their downloader reads."""
-    mask = os.umask(0o022)
+    LABML_GAT_DATA) has files they can read, not files only their downloader reads. The
+    umask is never changed, not even for an instant: it is the whole process's, and a file
+    another thread made then would have the wrong mode."""
+    real_umask = os.umask
+    before = real_umask(mask)
     try:
+        monkeypatch.setattr(os, 'umask', lambda *args: pytest.fail('the umask was changed'))
         with _serve(DATA) as (url, _):
             datasets.download_planetoid('cora', tmp_path / 'data', base_url=url)
     finally:
-        os.umask(mask)
+        real_umask(before)
     assert {oct(path.stat().st_mode & 0o777) for path in (tmp_path / 'data').iterdir()} \
-        == {oct(0o644)}
+        == {oct(0o666 & ~mask)}
 
 
 @needs_data
