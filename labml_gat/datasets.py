@@ -67,6 +67,7 @@ and a `defaultdict`). Unpickling can run arbitrary code, so we
 """
 
 import contextvars
+import fcntl
 import hashlib
 import http.client
 import io
@@ -429,6 +430,7 @@ def download_planetoid(name: str, folder: str | Path | None = None,
     # The folders this call made, outermost first: only those may be removed again
     made: list[Path] = []
     try:
+        _remove_stale_parts(folder, name)
         for kind in FILE_KINDS:
             path = folder / _file_name(name, kind)
             if not _has_file(path):
@@ -486,16 +488,17 @@ def _download_file(name: str, kind: str, path: Path, base_url: str,
     url = f'{base_url.rstrip("/")}/{path.name}'
     fd, tmp_name = _temporary_file(path, made)
     try:
+        # Open, and so locked, until it has its name (`_remove_stale_parts`)
         with os.fdopen(fd, 'wb') as out:
             digest = _fetch(url, out, path)
             out.flush()
             os.fsync(out.fileno())
-        if digest != SHA256[name][kind]:
-            raise DataFileError(f'{path.name} downloaded from {url} has SHA-256 '
-                                f'{digest}, expected {SHA256[name][kind]}; it was not '
-                                f'saved (the files verified before it are kept in '
-                                f'{path.parent}).')
-        os.replace(tmp_name, path)
+            if digest != SHA256[name][kind]:
+                raise DataFileError(f'{path.name} downloaded from {url} has SHA-256 '
+                                    f'{digest}, expected {SHA256[name][kind]}; it was '
+                                    f'not saved (the files verified before it are kept '
+                                    f'in {path.parent}).')
+            os.replace(tmp_name, path)
     finally:
         # After a successful `os.replace` there is nothing left to remove.
         Path(tmp_name).unlink(missing_ok=True)
@@ -510,7 +513,50 @@ def _new_part(path: Path) -> tuple[int, str]:
     by setting it, for every thread of the process at once.
     """
     part = path.with_name(f'.{path.name}.{secrets.token_hex(8)}.part')
-    return os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(part)
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd, str(part)
+
+
+# A `.part` file that nobody holds locked and that has not changed for this long was left by
+# a download that was killed
+STALE_SECONDS = 60
+
+
+def _remove_stale_parts(folder: Path, name: str) -> None:
+    """
+    A download killed (`kill -9`, a machine switched off) leaves its `.part` file; the next
+    download of the dataset into the folder removes it. Another process may be downloading
+    into the same folder at that moment (each process of a `torchrun` job does): its file is
+    its own as long as it holds it locked, which it does from the moment it made it (the
+    system lets go of a lock when its process ends, however it ends). Made and locked are
+    two steps, so a file is also left until it has not changed for `STALE_SECONDS`.
+    """
+    for kind in FILE_KINDS:
+        for part in folder.glob(f'.{_file_name(name, kind)}.*.part'):
+            _remove_if_stale(part)
+
+
+def _remove_if_stale(part: Path) -> None:
+    """Remove `part` if it is a regular file, old, and locked by nobody (`_remove_stale_parts`)."""
+    # Not a link (`O_NOFOLLOW`), and never waiting for a FIFO's writer (`O_NONBLOCK`)
+    try:
+        fd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    # A file that cannot be locked or removed (another's, in a folder shared) is left: the
+    # download needs its own file only
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and time.time() - info.st_mtime > STALE_SECONDS:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Still the file under that name, the one locked
+            if os.path.samestat(info, os.lstat(part)):
+                part.unlink()
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # How often a folder removed by another process is made again for one file

@@ -1,6 +1,7 @@
 """Tests for `labml_gat.datasets`: counts, equality with PyG, downloading, and untrusted files."""
 
 import errno
+import fcntl
 import functools
 import hashlib
 import pickle
@@ -630,6 +631,38 @@ def test_a_full_disk_is_not_a_failed_download(monkeypatch: pytest.MonkeyPatch,
     assert 'cannot write the downloaded files into' in message
     assert 'No space left on device' in message and 'Could not download' not in message
     assert not (tmp_path / 'data').exists()
+
+
+@needs_data
+def test_the_part_file_of_a_killed_download_is_removed_by_the_next(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    """A download killed (kill -9) leaves its `.part` file. The next download of the dataset
+    removes it; but not the file of a download still going in another process (which holds it
+    locked, as a download does while it writes), one just made, or another dataset's."""
+    folder = tmp_path / 'data'
+    folder.mkdir()
+    killed, going, young, other = (folder / f'.ind.{file}.part' for file in
+                                   ('cora.x.killed', 'cora.allx.going', 'cora.tx.young',
+                                    'citeseer.x.killed'))
+    for part in (killed, going, young, other):
+        part.write_bytes(b'part of a file')
+    old = time.time() - datasets.STALE_SECONDS - 10
+    for part in (killed, going, other):
+        os.utime(part, (old, old))
+    real_fetch = datasets._fetch
+
+    def fetch(url: str, out, path: Path) -> str:
+        # Every download holds its own file locked
+        mine, = (part for part in folder.glob(f'.{path.name}.*.part') if part not in (going, young))
+        with open(mine, 'rb') as file, pytest.raises(BlockingIOError):
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return real_fetch(url, out, path)
+    monkeypatch.setattr(datasets, '_fetch', fetch)
+    with open(going, 'rb') as held, _serve(DATA) as (url, _):
+        fcntl.flock(held, fcntl.LOCK_EX)
+        datasets.download_planetoid('cora', folder, base_url=url)
+    assert sorted(path.name for path in folder.iterdir()) == sorted(
+        [going.name, young.name, other.name, *(f'ind.cora.{kind}' for kind in FILE_KINDS)])
 
 
 @needs_data
