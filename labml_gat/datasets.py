@@ -327,9 +327,19 @@ def _has_file(path: Path) -> bool:
             mode = path.stat().st_mode
         # Missing, or its folder missing or a file
         except (FileNotFoundError, NotADirectoryError):
+            _check_not_a_broken_link(path)
             return False
     _check_regular(path, mode)
     return True
+
+
+def _check_not_a_broken_link(path: Path) -> None:
+    """A link to a file that is missing is there to see, and not a missing file to its maker."""
+    with _reading(path):
+        if path.is_symlink():
+            raise DataFileError(f'{path}: a link to {os.readlink(path)}, which is '
+                                f'missing; link it to the Planetoid file {path.name}, or '
+                                f'put the file there, from {BASE_URL}.')
 
 
 # What a path is when it is not a regular file, as a message says it

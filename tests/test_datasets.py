@@ -327,6 +327,20 @@ def test_something_else_where_a_file_should_be(what: str, tmp_path: Path) -> Non
         datasets.download_planetoid('cora', folder, base_url=f'http://127.0.0.1:{_closed_port()}')
 
 
+@needs_data
+def test_a_link_to_a_missing_file(tmp_path: Path) -> None:
+    """A link whose file is missing is there to see in the folder: it is said as a link, with
+    where it points, not as a missing file."""
+    folder = _copy_cora(tmp_path / 'data')
+    link = folder / 'ind.cora.tx'
+    link.unlink()
+    link.symlink_to(tmp_path / 'moved' / 'ind.cora.tx')
+    with pytest.raises(DataFileError, match='a link to') as err:
+        load_planetoid('cora', data_dir=folder)
+    assert str(link) in str(err.value) and str(tmp_path / 'moved') in str(err.value)
+    assert '\n' not in str(err.value)
+
+
 def test_a_fifo_put_in_place_after_the_check_is_not_waited_on(tmp_path: Path) -> None:
     """A file replaced by a FIFO between the check and the reading: opened to read, a FIFO
     waits for a writer, for ever."""
