@@ -79,7 +79,7 @@ import secrets
 import stat
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
@@ -524,7 +524,10 @@ def _new_part(path: Path) -> tuple[int, str]:
     """
     part = path.with_name(f'.{path.name}.{secrets.token_hex(8)}.part')
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    # Where files cannot be locked (NFS without its lock service), no other process can lock
+    # this one either, and so none removes it (`_remove_if_stale`)
+    with suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX)
     return fd, str(part)
 
 

@@ -680,6 +680,25 @@ def test_the_part_file_of_a_killed_download_is_removed_by_the_next(monkeypatch: 
 
 
 @needs_data
+def test_a_download_where_files_cannot_be_locked(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    """On a file system without locks (NFS without its lock service) a download still works,
+    and removes no `.part` file: it cannot tell whether another process is writing it."""
+    def no_locks(*args) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+    monkeypatch.setattr(datasets.fcntl, 'flock', no_locks)
+    part = tmp_path / 'data' / '.ind.cora.x.another.part'
+    part.parent.mkdir()
+    part.touch()
+    old = time.time() - datasets.STALE_SECONDS - 10
+    os.utime(part, (old, old))
+    with _serve(DATA) as (url, _):
+        datasets.download_planetoid('cora', tmp_path / 'data', base_url=url)
+    assert sorted(path.name for path in part.parent.iterdir()) == sorted(
+        [part.name, *(f'ind.cora.{kind}' for kind in FILE_KINDS)])
+
+
+@needs_data
 @pytest.mark.parametrize('mask', [0o022, 0o027])
 def test_downloaded_files_are_as_readable_as_the_umask_allows(mask: int,
                                                               monkeypatch: pytest.MonkeyPatch,
