@@ -637,9 +637,13 @@ def _copy_with_progress(response: Any, out: BinaryIO, url: str, label: str,
 
 
 def _content_length(response: Any) -> int | None:
-    """The size the server announces, when it announces one that is a size."""
+    """The size the server announces, when it announces one that is a size. Python converts
+    no integer of more than 4300 digits: a size of more is larger than any file anyway."""
     length = response.headers.get('Content-Length') or ''
-    return int(length) if length.isascii() and length.isdigit() else None
+    if not (length.isascii() and length.isdigit()):
+        return None
+    digits = length.lstrip('0') or '0'
+    return int(digits) if len(digits) <= 20 else MAX_BYTES + 1
 
 
 def _read_chunk(response: Any, url: str, deadline: float) -> bytes:

@@ -562,6 +562,23 @@ def test_a_content_length_that_is_not_a_size(tmp_path: Path) -> None:
 
 
 @needs_data
+@pytest.mark.parametrize('zeros', [False, True])
+def test_a_content_length_of_thousands_of_digits(zeros: bool, tmp_path: Path) -> None:
+    """Python converts no integer of more than 4300 digits: a length of more is larger than
+    any Planetoid file, unless its digits are zeros in front of its size."""
+    def reply(handler, body: bytes) -> None:
+        _headers(handler, '0' * 5000 + str(len(body)) if zeros else '9' * 5000)
+        handler.wfile.write(body)
+    with _serve_replies(reply) as url:
+        if zeros:
+            datasets.download_planetoid('cora', tmp_path / 'data', base_url=url)
+        else:
+            with pytest.raises(MissingDataError, match=r'ind\.cora\.x \(more than \d+ bytes'):
+                datasets.download_planetoid('cora', tmp_path / 'data', base_url=url)
+    assert zeros == (tmp_path / 'data').exists()
+
+
+@needs_data
 @pytest.mark.parametrize('announced', [True, False])
 def test_a_response_larger_than_any_planetoid_file(announced: bool,
                                                    monkeypatch: pytest.MonkeyPatch,
