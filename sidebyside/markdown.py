@@ -55,6 +55,8 @@ More things make a page written for MyST readable here:
   folder, whose pages MyST reads), cut by its `:start-after:` and `:end-before:` options;
 * `{{ name }}` becomes the Markdown the `substitutions` option gives it, as MyST's substitutions do;
 * a `{toctree}` block is dropped: MkDocs takes its navigation from `nav`.
+* inline code is written as Sphinx writes it, each word in a `span.pre` (`code_words`), so that it
+  breaks between words only.
 
 `doc_filter: module.function` names the site's filter of the docs, as `sidebyside_doc_filter` does
 for Sphinx (`filter_docs`).
@@ -62,6 +64,7 @@ for Sphinx (`filter_docs`).
 
 from __future__ import annotations
 
+import html
 import re
 import xml.etree.ElementTree as etree
 from copy import copy
@@ -118,6 +121,7 @@ class SideBySideExtension(Extension):
         md.preprocessors.register(blocks, 'sidebyside', 29)
         roles = DocRoleProcessor(DOC_ROLE, md)
         md.inlinePatterns.register(roles, 'sidebyside-doc-role', 200)
+        md.treeprocessors.register(InlineCodeTreeprocessor(md), 'sidebyside-code', 14)
         if self.getConfig('math'):
             try:
                 import pymdownx.arithmatex  # noqa: F401
@@ -308,6 +312,7 @@ def _docs_parser() -> MarkdownIt:
     for rule in ('math_block', 'math_block_label', 'math_inline_double'):
         md.add_render_rule(rule, _display_math)
     md.add_render_rule('amsmath', _amsmath)
+    md.add_render_rule('code_inline', _inline_code)
     md.add_render_rule('fence', _code_block)
     md.add_render_rule('code_block', _code_block)
     md.core.ruler.push('sidebyside_hoist_display_math', _hoist_display_math)
@@ -323,6 +328,36 @@ def _dashes_and_ellipses(state: StateCore) -> None:
     for token in state.tokens:
         if token.type == 'inline' and token.children and RARE_RE.search(token.content):
             replace_rare(token.children)
+
+
+# Inline code as the Sphinx page writes it: `<code>` of these classes, each word in a `span.pre`.
+LITERAL = 'docutils literal notranslate'
+# Its pieces, as docutils splits it: words, single spaces or line ends, longer runs of spaces.
+_WORDS_AND_SPACES = re.compile(r'[^ \n]+| +|\n')
+
+
+def code_words(code: str) -> str:
+    """
+    ### Inline code
+
+    The HTML of inline `code`, each word in a `<span class="pre">` as on the Sphinx page: the
+    stylesheet keeps a word on one line, so a line may end between `--seeds` and `10` but not
+    after the dashes of `--summary-json`, which would read as two words. A run of spaces keeps
+    its width, and a line may end at its last space.
+    """
+    pieces = []
+    for token in _WORDS_AND_SPACES.findall(code):
+        if token.strip():
+            pieces.append(f'<span class="pre">{html.escape(token, quote=False)}</span>')
+        elif token in (' ', '\n'):
+            pieces.append(token)
+        else:
+            pieces.append('&#160;' * (len(token) - 1) + ' ')
+    return ''.join(pieces)
+
+
+def _inline_code(renderer: Any, tokens: list, index: int, options: Any, env: Any) -> str:
+    return f'<code class="{LITERAL}">{code_words(tokens[index].content)}</code>'
 
 
 def _code_block(renderer: Any, tokens: list, index: int, options: Any, env: Any) -> str:
@@ -452,6 +487,22 @@ class DocRoleProcessor(InlineProcessor):
         link = etree.Element('a', {'href': f'{path}.md'})
         link.text = title
         return link, match.start(0), match.end(0)
+
+
+class InlineCodeTreeprocessor(Treeprocessor):
+    """The page's own inline code, `<code>` outside `<pre>`, written as the rows write it
+    (`code_words`). Python-Markdown has escaped its text already; code that another extension
+    marked up (highlighted, say) is left as it is."""
+
+    def run(self, root: etree.Element) -> None:
+        for parent in root.iter():
+            if parent.tag == 'pre':
+                continue
+            for code in parent.iterfind('code'):
+                if len(code) == 0 and not code.get('class'):
+                    words = code_words(html.unescape(code.text or ''))
+                    code.set('class', LITERAL)
+                    code.text = self.md.htmlStash.store(words)
 
 
 class MathTreeprocessor(Treeprocessor):

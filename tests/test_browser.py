@@ -249,6 +249,47 @@ def check_wrapped_code_hangs(reader: 'Reader', path: str) -> None:
         assert all(left >= line['codeLeft'] + 2 * char for left in line['lefts'][1:]), (path, line)
 
 
+# Inline code of the article (`code` outside `pre`), however it is marked up, as the reader sees it:
+# the words of it that a line break cuts in two (their characters stand on more than one screen
+# line), and the code whose text runs out of the block (paragraph, list item) that holds it.
+INLINE_CODE = r"""() => {
+    const block = e => { while (getComputedStyle(e).display === 'inline') e = e.parentElement;
+                         return e; };
+    const split = [], outside = [];
+    for (const code of [...document.querySelectorAll('article code')].filter(c => !c.closest('pre'))) {
+        const words = [[]], walker = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
+        let right = -Infinity;
+        for (let node; (node = walker.nextNode());) {
+            for (let i = 0; i < node.length; i++) {
+                if (/\s/.test(node.data[i])) { words.push([]); continue; }
+                const range = document.createRange(); range.setStart(node, i); range.setEnd(node, i + 1);
+                const box = range.getBoundingClientRect();
+                words[words.length - 1].push([node.data[i], Math.round(box.top)]);
+                right = Math.max(right, box.right);
+            }
+        }
+        split.push(...words.filter(word => new Set(word.map(([, top]) => top)).size > 1)
+                           .map(word => word.map(([character]) => character).join('')));
+        if (right > block(code.parentElement).getBoundingClientRect().right + 1)
+            outside.push(code.textContent);
+    }
+    return [split, outside];
+}"""
+
+
+def check_inline_code_breaks_only_between_words(reader: 'Reader', pages: list[str]) -> None:
+    """A flag or a name in the text (`--summary-json`, `annotate-no-code`) stays on one line: cut
+    after its dashes it would read as two words. Kept whole, none runs out of its paragraph."""
+    split, outside = [], []
+    for path in pages:
+        reader.open(path)
+        words, codes = reader.page.evaluate(INLINE_CODE)
+        split += [f'{path}: {word}' for word in words]
+        outside += [f'{path}: {code}' for code in codes]
+    assert not split, '\n'.join(split)
+    assert not outside, '\n'.join(outside)
+
+
 # The tallest empty space under the code of a row beside its note.
 EMPTY_CODE_BOX = """() => Math.max(0, ...[...document.querySelectorAll('article .annotate-row:not(.annotate-no-code)')]
     .map(row => row.querySelector(':scope > .annotate-code'))

@@ -19,8 +19,9 @@ from bs4 import BeautifulSoup
 
 from conftest import REPO, load_file
 from test_browser import (CHAPTERS, EMPTY_CODE_BOX, EMPTY_CODE_BOX_LIMIT, NO_WRAP, ROW_BOXES,  # noqa: F401
-                          Reader, browser, check_code_reads_at_1400_px, check_wrapped_code_hangs, crawl,
-                          serve)
+                          Reader, browser, check_code_reads_at_1400_px,
+                          check_inline_code_breaks_only_between_words, check_wrapped_code_hangs,
+                          crawl, serve)
 from test_site import ASSETS, CSS_REMOTE, REMOTE
 from test_sidebyside import build_site, row_summary
 
@@ -349,6 +350,17 @@ def test_code_blocks_in_the_docs_stay_in_their_column(browser, server, mkdocs_si
     finally:
         reader.close()
     assert seen > 20 and not wrong, '\n'.join(wrong)
+
+
+@pytest.mark.parametrize('width', [1400, 700])
+def test_inline_code_breaks_only_between_words(browser, server, mkdocs_site, tmp_path, width):  # noqa: F811
+    """As on the Sphinx site (`test_site_look.py`): in the rows and in the pages' own text."""
+    reader = Reader(browser, server, {'width': width, 'height': 900}, tmp_path)
+    pages = [page.relative_to(mkdocs_site).as_posix() for page in sorted(mkdocs_site.rglob('*.html'))]
+    try:
+        check_inline_code_breaks_only_between_words(reader, [page for page in pages if page != '404.html'])
+    finally:
+        reader.close()
 
 
 def test_every_annotated_page_offers_its_file_to_download(mkdocs_site):

@@ -771,7 +771,7 @@ def test_markdown_reads_pages_written_for_myst(tmp_path):
     assert html.select_one('span.math > math') and html.select_one('div.math > math[display="block"]')
     assert [(a['href'], a.get_text()) for a in html.select('a')] == [('labml_gat/gatv2.md', 'the layer'),
                                                                     ('plain.md', 'plain')]
-    assert 'toctree' not in page and '{annotated-source} nothing.py' in page
+    assert 'toctree' not in page and '{annotated-source} nothing.py' in html.get_text()
     assert '$' not in html.get_text()
 
 

@@ -22,7 +22,8 @@ import torch
 from bs4 import BeautifulSoup
 
 from conftest import REPO
-from test_browser import CHROMIUM_ARGS, Reader, browser, server  # noqa: F401  (fixtures)
+from test_browser import (CHROMIUM_ARGS, Reader, browser,  # noqa: F401  (fixtures)
+                          check_inline_code_breaks_only_between_words, server)
 from test_site import ANNOTATED, EXAMPLES, site, site_pages, soup  # noqa: F401  (fixtures)
 
 # The slow tier (`pytest -m "not slow"` leaves it out): the built site in a browser (minutes)
@@ -154,28 +155,12 @@ def test_the_benchmark_table_fits_at_1400_px(site, reader):
 
 @pytest.mark.parametrize('width', [1400, 700])
 def test_inline_code_breaks_only_between_words(site, reader, width):
-    """A flag or a name in the text (`--summary-json`, `annotate-no-code`) stays on one line: cut
-    after its dashes it would read as two words. Kept whole, none runs out of its paragraph, at
-    desktop width or on a narrow screen."""
+    """At desktop width and on a narrow screen (`check_inline_code_breaks_only_between_words`)."""
     tab = reader({'width': width, 'height': 900})
-    split, outside = [], []
-    for path in article_pages(site):
-        tab.open(path)
-        words, codes = tab.page.evaluate("""() => {
-            const lines = e => new Set([...e.getClientRects()].map(r => Math.round(r.top))).size;
-            const block = e => { while (getComputedStyle(e).display === 'inline') e = e.parentElement;
-                                 return e; };
-            const codes = [...document.querySelectorAll('article code.literal')];
-            return [codes.flatMap(c => [...c.querySelectorAll('span.pre')])
-                         .filter(w => lines(w) > 1).map(w => w.textContent),
-                    codes.filter(c => c.getBoundingClientRect().right >
-                                      block(c.parentElement).getBoundingClientRect().right + 1)
-                         .map(c => c.textContent)]; }""")
-        split += [f'{path}: {word}' for word in words]
-        outside += [f'{path}: {code}' for code in codes]
-    tab.close()
-    assert not split, '\n'.join(split)
-    assert not outside, '\n'.join(outside)
+    try:
+        check_inline_code_breaks_only_between_words(tab, article_pages(site))
+    finally:
+        tab.close()
 
 
 def test_code_blocks_are_reachable_and_arrow_keys_stay_on_the_page(site, reader):
