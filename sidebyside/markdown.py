@@ -115,7 +115,10 @@ class SideBySideExtension(Extension):
         if self.getConfig('doc_filter'):
             # A name that calls nothing is the configuration's mistake, said before any page
             doc_filter_function(self.getConfig('doc_filter'))
-        blocks = BlockPreprocessor(md, base_dir, include_dir,
+        # Before `pymdownx.snippets` (32), the page's text as written
+        page = PageText(md)
+        md.preprocessors.register(page, 'sidebyside-page', 40)
+        blocks = BlockPreprocessor(md, page, base_dir, include_dir,
                                    dict(self.getConfig('substitutions')),
                                    self.getConfig('doc_filter'))
         md.preprocessors.register(blocks, 'sidebyside', 29)
@@ -129,7 +132,7 @@ class SideBySideExtension(Extension):
                 return
             md.registerExtensions(['pymdownx.arithmatex'],
                                   {'pymdownx.arithmatex': {'generic': True}})
-            md.treeprocessors.register(MathTreeprocessor(md), 'sidebyside-math', 15)
+            md.treeprocessors.register(MathTreeprocessor(md, page), 'sidebyside-math', 15)
 
 
 def makeExtension(**kwargs: Any) -> SideBySideExtension:
@@ -154,10 +157,12 @@ class BlockPreprocessor(Preprocessor):
     `:end-before:` cut it), and drops `toctree` blocks; `{{ name }}` substitutions are made.
     Other fences are skipped whole, so a block shown as an example inside one stays an example."""
 
-    def __init__(self, md: Markdown, base_dir: Path, include_dir: Path | None = None,
+    def __init__(self, md: Markdown, page: PageText, base_dir: Path,
+                 include_dir: Path | None = None,
                  substitutions: dict[str, str] | None = None,
                  doc_filter: str = '') -> None:
         super().__init__(md)
+        self.page = page
         self.base_dir = base_dir
         self.include_dir = include_dir or base_dir
         self.substitutions = substitutions or {}
@@ -198,6 +203,8 @@ class BlockPreprocessor(Preprocessor):
             text = path.read_text(encoding='utf-8')
         except OSError as error:
             raise ValueError(f'include: {error}') from error
+        # The whole file, so that a line found in it is the file's line
+        self.page.texts.append((str(path), text))
         for option, keep in (('start-after', 1), ('end-before', 0)):
             if option in options:
                 pieces = text.split(options[option], 1)
@@ -228,6 +235,30 @@ class BlockPreprocessor(Preprocessor):
             else:
                 out += [self.md.htmlStash.store(item), '']
         return out
+
+
+class PageText(Preprocessor):
+    """The page's text as written, before anything is included in it, and the text of each file
+    an `{include}` block adds (`BlockPreprocessor`): Python-Markdown keeps no line numbers, so a
+    message about the page's math finds its line here."""
+
+    def __init__(self, md: Markdown) -> None:
+        super().__init__(md)
+        self.texts: list[tuple[str, str]] = []
+
+    def run(self, lines: list[str]) -> list[str]:
+        self.texts = [('', '\n'.join(lines))]
+        return lines
+
+    def where(self, snippet: str) -> str:
+        """`line N` of the page where `snippet` is first written, or `PATH, line N` of an included
+        file; `page` where neither has it (`pymdownx.snippets` included it, say)."""
+        for path, text in self.texts:
+            position = text.find(snippet)
+            if position >= 0:
+                line = f'line {text.count(chr(10), 0, position) + 1}'
+                return f'{path}, {line}' if path else line
+        return 'page'
 
 
 def _closing_fence(lines: list[str], start: int, fence: str) -> int:
@@ -507,7 +538,12 @@ class InlineCodeTreeprocessor(Treeprocessor):
 
 class MathTreeprocessor(Treeprocessor):
     """`pymdownx.arithmatex` (generic) leaves `<span class="arithmatex">\\(...\\)</span>` and
-    `<div class="arithmatex">\\[...\\]</div>`; here they become MathML with the Sphinx markup."""
+    `<div class="arithmatex">\\[...\\]</div>`; here they become MathML with the Sphinx markup.
+    A formula that cannot be rendered is an error that names its line in the `page`."""
+
+    def __init__(self, md: Markdown, page: PageText) -> None:
+        super().__init__(md)
+        self.page = page
 
     def run(self, root: etree.Element) -> None:
         for element in root.iter():
@@ -515,12 +551,11 @@ class MathTreeprocessor(Treeprocessor):
                 continue
             tex = (element.text or '').strip()
             display = element.tag == 'div'
-            tex = tex[2:-2] if tex[:2] in ('\\(', '\\[') else tex
+            tex = (tex[2:-2] if tex[:2] in ('\\(', '\\[') else tex).strip()
             try:
-                tex = display_tex(tex.strip()) if display else tex.strip()
-                mathml = to_mathml(tex, display)
+                mathml = to_mathml(display_tex(tex) if display else tex, display)
             except LatexError as error:
-                raise ValueError(f'page math: {error}') from error
+                raise ValueError(f'{self.page.where(tex)}: {error}') from error
             element.set('class', 'math notranslate')
             element.text = self.md.htmlStash.store(mathml)
 

@@ -746,6 +746,17 @@ def test_markdown_broken_formula_names_file_and_line(tmp_path):
         markdown_page('```{annotated-source} missing.py\n```\n', tmp_path)
 
 
+def test_markdown_broken_formula_in_the_page_names_its_line(tmp_path):
+    """A formula of the page's own text that cannot be rendered names its line: in the page, or in
+    the file an `{include}` block adds to it."""
+    pytest.importorskip('pymdownx.arithmatex')
+    with pytest.raises(ValueError, match=r'^line 5: math-core cannot render .*notacommand'):
+        markdown_page('# Page\n\nFine $x$.\n\nBroken $\\notacommand{x}$.\n', tmp_path)
+    (tmp_path / 'part.md').write_text('Part, $x$.\n\n$$\na \\\\ \\bad{y}\n$$\n', encoding='utf-8')
+    with pytest.raises(ValueError, match=r'part\.md, line 4: math-core cannot render .*bad'):
+        markdown_page('# Page\n\n```{include} part.md\n```\n', tmp_path)
+
+
 def test_markdown_reads_pages_written_for_myst(tmp_path):
     """Page math is MathML, a `{doc}` role is a link to the Markdown page, a toctree is dropped,
     and a block shown inside another fence stays an example."""
