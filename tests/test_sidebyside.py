@@ -813,49 +813,75 @@ def test_tab_indented_code_hangs_under_its_indentation_in_both_engines(tmp_path)
             'class A:\n', ' ' * 8 + 'def f(self):\n', ' ' * 16 + 'return "a       b"\n']
 
 
-@pytest.mark.slow
-def test_the_code_background_fills_its_cell_under_a_theme_that_colours_pre(tmp_path):
-    """Themes colour `pre` and Pygments' box on their own (MkDocs' `mkdocs` theme a white `pre`,
-    Sphinx's Alabaster a beige `.highlight`): beside docs taller than the code, the cell below the
-    lines has the lines' background, not a band of another colour."""
+def read_rows_in_chromium(rows: str, theme: str, script: str, folder: Path):
+    """What `script` finds in a page of `rows` under a `theme`'s stylesheet, which comes before the
+    renderer's, as a theme's does in Sphinx and MkDocs, at desktop width."""
     from test_browser import CHROMIUM, CHROMIUM_ARGS, _missing_browser
 
     if _missing_browser() and not os.environ.get('CI'):
         pytest.skip(_missing_browser())
     from playwright.sync_api import sync_playwright
 
+    stylesheet = STYLESHEET.read_text(encoding='utf-8')
+    (folder / 'page.html').write_text(
+        f'<!doctype html><html><head><style>{theme}</style>'
+        f'<style>{stylesheet}</style>'
+        f'</head><body style="width: 1200px">{rows}</body></html>', encoding='utf-8')
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={'width': 1400, 'height': 900})
+        page.goto((folder / 'page.html').as_uri())
+        found = page.evaluate(script)
+        browser.close()
+    return found
+
+
+@pytest.mark.slow
+def test_the_code_background_fills_its_cell_under_a_theme_that_colours_pre(tmp_path):
+    """Themes colour `pre` and Pygments' box on their own (MkDocs' `mkdocs` theme a white `pre`,
+    Sphinx's Alabaster a beige `.highlight`): beside docs taller than the code, the cell below the
+    lines has the lines' background, not a band of another colour."""
     code = '\n'.join(f'x{number} = {number}' for number in range(6))
     note = '# ' + 'A note. ' * 50
     (tmp_path / 'c.py').write_text(f'{note}\n{code}\n', encoding='utf-8')
     rows = markdown_page('```{annotated-source} c.py\n```\n', tmp_path)
-    stylesheet = STYLESHEET.read_text(encoding='utf-8')
     for theme in ('pre { background: #fff; } .highlight { background: #f8f8f8; }',
                   '.highlight { background: #faf3e8; }'):
-        (tmp_path / 'page.html').write_text(
-            f'<!doctype html><html><head><style>{theme}</style>'
-            f'<style>{stylesheet}</style>'
-            f'</head><body style="width: 1200px">{rows}</body></html>', encoding='utf-8')
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM,
-                                                 args=CHROMIUM_ARGS)
-            page = browser.new_page()
-            page.goto((tmp_path / 'page.html').as_uri())
-            top, bottom, tall = page.evaluate("""() => {
-                const cell = document.querySelector('.annotate-code');
-                const box = cell.getBoundingClientRect();
-                const seen = y => {
-                    let element = document.elementFromPoint(box.left + box.width / 2, y);
-                    const clear = 'rgba(0, 0, 0, 0)';
-                    while (getComputedStyle(element).backgroundColor === clear)
-                        element = element.parentElement;
-                    return getComputedStyle(element).backgroundColor;
-                };
-                const last = cell.querySelector('pre > .line:last-child');
-                const below = box.bottom - last.getBoundingClientRect().bottom;
-                return [seen(box.top + 5), seen(box.bottom - 2), below > 20];
-            }""")
-            browser.close()
+        top, bottom, tall = read_rows_in_chromium(rows, theme, """() => {
+            const cell = document.querySelector('.annotate-code');
+            const box = cell.getBoundingClientRect();
+            const seen = y => {
+                let element = document.elementFromPoint(box.left + box.width / 2, y);
+                const clear = 'rgba(0, 0, 0, 0)';
+                while (getComputedStyle(element).backgroundColor === clear)
+                    element = element.parentElement;
+                return getComputedStyle(element).backgroundColor;
+            };
+            const last = cell.querySelector('pre > .line:last-child');
+            const below = box.bottom - last.getBoundingClientRect().bottom;
+            return [seen(box.top + 5), seen(box.bottom - 2), below > 20];
+        }""", tmp_path)
         assert tall and top == bottom, theme
+
+
+@pytest.mark.slow
+def test_long_code_lines_wrap_under_read_the_docs_theme(tmp_path):
+    """sphinx_rtd_theme keeps every highlighted line on one line, by a rule more specific than a
+    plain `.annotate-code pre` (`.rst-content div[class^=highlight] pre`, as its stylesheet has
+    it): in the code column a long line still wraps, rather than hide its end behind a scroll bar."""
+    call = 'value = combine(' + ', '.join(f'argument_{number}' for number in range(20)) + ')'
+    (tmp_path / 'w.py').write_text(f'# A long line.\n{call}\n', encoding='utf-8')
+    rows = markdown_page('```{annotated-source} w.py\n```\n', tmp_path)
+    theme = ('.rst-content div[class^=highlight] pre'
+             '{white-space:pre;margin:0;padding:12px;display:block;overflow:auto}')
+    scrolled, lines = read_rows_in_chromium(f'<div class="rst-content">{rows}</div>', theme, """() => {
+        const pre = document.querySelector('.annotate-code pre');
+        const line = document.createRange();
+        line.selectNodeContents(pre.querySelector('.line:last-child'));
+        return [pre.scrollWidth - pre.clientWidth,
+                new Set([...line.getClientRects()].map(box => Math.round(box.top))).size];
+    }""", tmp_path)
+    assert scrolled <= 1 and lines > 1, (scrolled, lines)
 
 
 PREFACED = '"""\n# Title\n\nIntro.\n\n## Part\n\nText.\n"""\n\nx = 1\n'
