@@ -86,6 +86,23 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
     from markdown_it.rules_core import StateCore
 
+try:
+    from mkdocs.exceptions import BuildError
+    _REPORTED: tuple[type[Exception], ...] = (BuildError,)
+except ImportError:  # Zensical, or Python-Markdown alone
+    _REPORTED = ()
+
+
+class PageError(*_REPORTED, ValueError):
+    """
+    ## Errors
+
+    A page that cannot be built: a file missing or not Python, an unknown option, a formula
+    math-core cannot render. It is the site's mistake, not the renderer's, so under MkDocs it is a
+    `BuildError`, which MkDocs reports in one line, without a traceback, and stops the build with;
+    elsewhere it is a `ValueError`.
+    """
+
 
 class SideBySideExtension(Extension):
     """
@@ -169,6 +186,13 @@ class BlockPreprocessor(Preprocessor):
         self.doc_filter = doc_filter
 
     def run(self, lines: list[str]) -> list[str]:
+        """The page with its blocks replaced; a mistake in one is a `PageError`."""
+        try:
+            return self._blocks(lines)
+        except ValueError as error:
+            raise PageError(str(error)) from error
+
+    def _blocks(self, lines: list[str]) -> list[str]:
         out: list[str] = []
         index = 0
         taken: set[str] = set()
@@ -190,7 +214,7 @@ class BlockPreprocessor(Preprocessor):
                                      f'option {name!r} (it takes :preface:)')
                 out += self._page(match['argument'], taken, options.get('preface'))
             elif match['name'] == 'include':
-                out += self.run(self._include(match['argument'], options))
+                out += self._blocks(self._include(match['argument'], options))
             elif match['name'] != 'toctree':
                 out += lines[index:end + 1]
             index = end + 1
@@ -555,7 +579,7 @@ class MathTreeprocessor(Treeprocessor):
             try:
                 mathml = to_mathml(display_tex(tex) if display else tex, display)
             except LatexError as error:
-                raise ValueError(f'{self.page.where(tex)}: {error}') from error
+                raise PageError(f'{self.page.where(tex)}: {error}') from error
             element.set('class', 'math notranslate')
             element.text = self.md.htmlStash.store(mathml)
 

@@ -445,11 +445,16 @@ def build_readers_project(root: Path, theme: str, css: tuple = (), code: str = '
                                      'extra_css:\n  - sidebyside.css\n' + ''.join(f'  - {name}\n' for name in css),
                                      encoding='utf-8')
     shutil.copy(sidebyside.STYLESHEET, root / 'docs')
-    env = {**os.environ, 'PYTHONPATH': str(REPO), 'NO_MKDOCS_2_WARNING': '1'}
-    result = subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--strict'], cwd=root, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = build_in(root)
     assert result.returncode == 0, result.stderr[-3000:]
     return BeautifulSoup((root / 'site' / 'index.html').read_text(encoding='utf-8'), 'html.parser')
+
+
+def build_in(root: Path) -> subprocess.CompletedProcess:
+    """`mkdocs build --strict` in the folder `root`, as a reader runs it."""
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'NO_MKDOCS_2_WARNING': '1'}
+    return subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--strict'], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_a_readers_project_with_the_documented_configuration(tmp_path):
@@ -458,6 +463,23 @@ def test_a_readers_project_with_the_documented_configuration(tmp_path):
     assert page.select_one('h1#my-model') and page.select_one('.annotate-doc math')
     assert [int(n.get_text()) for n in page.select('.annotate-code .linenos')] == [8]
     assert page.select_one('link[href="sidebyside.css"]')
+
+
+@pytest.mark.parametrize('page, named', [
+    ('```{annotated-source} mypackage/missing.py\n```\n', 'missing.py'),
+    ('```{annotated-source} mypackage/model.py\n:prefce: x.md\n```\n', 'prefce'),
+    ('# Page\n\nBroken $\\notacommand{x}$.\n', 'line 3'),
+], ids=['missing-file', 'misspelt-option', 'broken-formula'])
+def test_a_mistake_in_a_page_stops_the_build_without_a_traceback(tmp_path, page, named):
+    """In a reader's project, a page that names a missing file, misspells an option or holds a
+    formula math-core cannot render stops the build with an error that names the mistake, and
+    no traceback (the mistake is the page's, not the renderer's)."""
+    build_readers_project(tmp_path, 'theme:\n  name: material\n  font: false\n')
+    (tmp_path / 'docs' / 'index.md').write_text(page, encoding='utf-8')
+    result = build_in(tmp_path)
+    errors = [line for line in result.stderr.splitlines() if line.startswith('ERROR')]
+    assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    assert any(named in line for line in errors), errors
 
 
 def test_mkdocs_own_theme_as_documented_colours_the_code_offline(browser, tmp_path):  # noqa: F811
