@@ -385,8 +385,9 @@ def _dashes_and_ellipses(state: StateCore) -> None:
             replace_rare(token.children)
 
 
-# Inline code as the Sphinx page writes it: `<code>` of these classes, each word in a `span.pre`.
-LITERAL = 'docutils literal notranslate'
+# Inline code as the Sphinx page writes it, each word in a `span.pre`, in a `<code>` of these
+# classes: not `docutils`, which MkDocs' `readthedocs` theme gives its tables and lays out as a block.
+LITERAL = 'literal notranslate'
 # Its pieces, as docutils splits it: words, single spaces or line ends, longer runs of spaces.
 _WORDS_AND_SPACES = re.compile(r'[^ \n]+| +|\n')
 

@@ -503,6 +503,27 @@ def test_mkdocs_own_theme_as_documented_colours_the_code_offline(browser, tmp_pa
     assert keyword != plain
 
 
+@pytest.mark.parametrize('theme', ['mkdocs', 'readthedocs'])
+def test_mkdocs_own_themes_keep_inline_code_in_its_line_and_wrap_long_code(browser, tmp_path, theme):  # noqa: F811
+    """MkDocs' own themes at 1400 px: inline code in the docs stays in the line of its sentence, and
+    a code line too long for the code column wraps there, though `readthedocs` keeps the lines of a
+    highlighted block on one line (`.rst-content div[class^=highlight] pre`)."""
+    call = 'value = combine(' + ', '.join(f'argument_{number}' for number in range(20)) + ')'
+    build_readers_project(tmp_path, f'theme:\n  name: {theme}\n  highlightjs: false\n',
+                          code=f'# Run it with `--summary-json` and `--seeds 10`.\n{call}\n')
+    with contextlib.contextmanager(serve)(tmp_path / 'site') as url:
+        reader = Reader(browser, url, {'width': 1400, 'height': 900}, tmp_path)
+        try:
+            reader.open('index.html')
+            displays, scrolled = reader.page.evaluate("""() => [
+                [...document.querySelectorAll('.annotate-doc code')].map(c => getComputedStyle(c).display),
+                Math.max(...[...document.querySelectorAll('.annotate-code pre')]
+                              .map(pre => pre.scrollWidth - pre.clientWidth))]""")
+        finally:
+            reader.close()
+    assert displays == ['inline', 'inline'] and scrolled <= 1, (displays, scrolled)
+
+
 @pytest.mark.parametrize('page', ['index.html', 'labml_gat/gatv2.html'])
 def test_usage_example_is_on_the_layer_page_and_the_home_page(mkdocs_site, page):
     """The section of `docs/labml_gat/use_it.md` right after the introduction: its example as written
