@@ -191,8 +191,7 @@ class GATv2Conv(nn.Module):
         check_not_traced()
         check_dropout(self.dropout)
         x_src, x_dst = check_features(x)
-        check_sizes(x_src, x_dst, edge_index_size(edge_index),
-                    'the edge index\'s sparse_size')
+        n_dst, n_loops = node_counts(x_src, x_dst, edge_index, None, self.add_self_loops)
         H, C = self.heads, self.out_channels
         res = None if self.res is None else self.res(x_dst)
         # $g_l$, `[n_src, K, F']`, and $g_r$, `[n_dst, K, F']`: node-level, kept
@@ -200,10 +199,9 @@ class GATv2Conv(nn.Module):
         edge_features = None if self.lin_edge is None else \
             projected_per_chunk(self.lin_edge)
         out, attention = attend(
-            GATv2Score(self.negative_slope), g_l, g_r, None, self.att.view(H, C),
-            g_r.shape[0], edge_index, edge_attr, edge_features,
-            self.dropout if self.training else 0.0, self.add_self_loops,
-            self.fill_value, self.chunk_size, bool(return_attention_weights))
+            GATv2Score(self.negative_slope), g_l, g_r, None, self.att.view(H, C), n_dst,
+            edge_index, edge_attr, edge_features, self.dropout if self.training else 0.0,
+            n_loops, self.fill_value, self.chunk_size, bool(return_attention_weights))
         out = heads_merged(out, self.concat, res, self.bias)
         return (out, attention) if return_attention_weights else out
 
@@ -307,14 +305,15 @@ class GATConv(nn.Module):
                 return_attention_weights: Optional[bool] = None):
         r"""
         As `GATv2Conv.forward`, with PyG's `size` and `(x_src, None)`: without the
-        targets' features, their number is `size[1]`, else the adjacency's rows, else
-        the number of sources, as in PyG.
+        targets' features, their number is `size[1]` (a PyG `EdgeIndex`'s own, grown by
+        the self loops, instead), else the adjacency's rows, else the number of
+        sources, as in PyG (`node_counts`).
         """
         check_not_traced('GATConv')
         check_dropout(self.dropout)
         x_src, x_dst = check_features(x, targets_needed=False)
         H, C = self.heads, self.out_channels
-        n_dst = target_count(x_src, x_dst, edge_index, size)
+        n_dst, n_loops = node_counts(x_src, x_dst, edge_index, size, self.add_self_loops)
         # Without `edge_dim` PyG's GATConv does not read the edge features
         edge_attr = None if self.lin_edge is None else edge_attr
         res = None if self.res is None or x_dst is None else self.res(x_dst)
@@ -336,8 +335,7 @@ class GATConv(nn.Module):
         out, attention = attend(
             GATScore(self.negative_slope, dtype), g_src, query, key, None, n_dst,
             edge_index, edge_attr, edge_features, self.dropout if self.training else 0.0,
-            self.add_self_loops, self.fill_value, self.chunk_size,
-            bool(return_attention_weights))
+            n_loops, self.fill_value, self.chunk_size, bool(return_attention_weights))
         out = heads_merged(out, self.concat, res, self.bias)
         return (out, attention) if return_attention_weights else out
 
@@ -386,23 +384,41 @@ def scored_edges(lin_edge: nn.Module, att_edge: Tensor) -> Callable:
     return edge_features
 
 
-def target_count(x_src: Tensor, x_dst: Optional[Tensor], edge_index: Tensor,
-                 size: Optional[Tuple[int, int]]) -> int:
-    """The number of targets, as PyG's `MessagePassing` finds it: `size` (or the sizes
-    a PyG `EdgeIndex` carries), checked against the features, or the targets' features,
-    or the adjacency's rows, or else the number of sources."""
-    name = 'size'
-    if size is None:
-        size, name = edge_index_size(edge_index), 'the edge index\'s sparse_size'
-    if size is not None:
-        check_sizes(x_src, x_dst, size, name)
-        if size[1] is not None:
-            return int(size[1])
-    if x_dst is not None:
-        return x_dst.shape[0]
+def node_counts(x_src: Tensor, x_dst: Optional[Tensor], edge_index: Tensor,
+                size: Optional[Tuple[int, int]], add_loops: bool
+                ) -> Tuple[int, Optional[int]]:
+    """
+    The number of targets and of the self loops to add (`None` for none), by PyG's
+    rules. The loops are for the nodes that are both sources and targets: `min(size)`,
+    else the fewer of the sources and the targets' features. The targets are then
+    counted as `MessagePassing` counts them: from the sizes a PyG `EdgeIndex` carries
+    (`size` then counts only the loops), each grown to the loops' nodes as PyG's loops
+    grow it, or from `size`, checked against the features; where neither says, the
+    targets' features, the adjacency's rows, or else the sources.
+    """
+    if size is not None and len(size) != 2:
+        raise ValueError(f'size must be (n_src, n_dst), got {tuple(size)!r}')
+    given = (x_src.shape[0], None if x_dst is None else x_dst.shape[0])
+    declared, name = size, 'size'
     if isinstance(edge_index, Tensor) and edge_index.layout != torch.strided:
-        return edge_index.shape[0]
-    return x_src.shape[0]
+        # An adjacency's shape says both (`edge_list` checks it): PyG reads no `size`
+        size = declared = None
+        given = (given[0], edge_index.shape[0] if given[1] is None else given[1])
+    elif edge_index_size(edge_index) is not None:
+        declared, name = edge_index_size(edge_index), 'the edge index\'s sparse_size'
+    n_loops = None
+    if add_loops:
+        counts = [g if n is None else n for n, g in zip(size or given, given)]
+        n_loops = min(n for n in counts if n is not None)
+        # PyG appends an `EdgeIndex` of the loops, and the sizes of the two are joined
+        if declared is not None and name != 'size':
+            declared = tuple(None if n is None else max(n, n_loops) for n in declared)
+    check_sizes(x_src, x_dst, declared, name)
+    n_dst = next(n for n in ((declared or given)[1], given[1], given[0]) if n is not None)
+    if n_loops is not None and n_loops > min(given[0], n_dst):
+        raise ValueError(f'size {tuple(size)!r} asks for self loops of {n_loops} nodes, '
+                         f'but there are {given[0]} sources and {n_dst} targets')
+    return n_dst, n_loops
 
 
 def edge_index_size(edge_index: Tensor) -> Optional[Tuple[int, int]]:
@@ -635,14 +651,15 @@ def check_features(x, targets_needed: bool = True
 def attend(score, messages: Tensor, query: Optional[Tensor], key: Optional[Tensor],
            attn: Optional[Tensor], n_dst: int, edge_index: Tensor,
            edge_attr: Optional[Tensor], edge_features: Optional[Callable], p: float,
-           add_loops: bool, fill_value, chunk_size: Optional[int],
+           n_loops: Optional[int], fill_value, chunk_size: Optional[int],
            return_attention: bool):
     r"""
     ## From the edges to $h'$
 
     The graph's edges (self loops removed and added as PyG does), the dropout mask, and
     the chunked attention with `score` ([GATv2's](#gatv2-s-score-for-a-chunk) or
-    [GAT's](#gat-s-score-for-a-chunk)) over the `n_dst` targets. `edge_features` takes
+    [GAT's](#gat-s-score-for-a-chunk)) over the `n_dst` targets, with the self loops of
+    the first `n_loops` nodes (`None`: the loops left as given). `edge_features` takes
     the edge features, self loops' included, to the chunks: `(rows, weight_e)`, the rows
     the chunks read and the map they project them with, if any; `None` for a layer
     without `edge_dim`. `torch.compile` runs this part eagerly (one graph break per
@@ -662,7 +679,7 @@ def attend(score, messages: Tensor, query: Optional[Tensor], key: Optional[Tenso
             raise ValueError(f'edge_attr must be [n_edges, edge_dim] (or [n_edges] with '
                              f'edge_dim 1), got a tensor of shape '
                              f'{list(edge_attr.shape)}')
-    n_loops = min(n_src, n_dst) if add_loops else 0
+    add_loops, n_loops = n_loops is not None, n_loops or 0
     if add_loops:
         src, dst, edge_attr = replace_self_loops(src, dst, edge_attr, n_loops, fill_value)
     # Edge features `[|E|]` are `[|E|, 1]`, once the loops' features are made from them as

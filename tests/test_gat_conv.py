@@ -7,6 +7,7 @@ precision, autocast, what is kept for the backward pass, the file alone) is test
 test_gatv2_conv.py, on both.
 """
 
+import itertools
 import pickle
 
 import pytest
@@ -361,29 +362,54 @@ def test_dropout_that_is_not_a_probability_is_refused(layer, p):
             conv.train(mode)(x, edge_index)
 
 
+@pytest.mark.parametrize('add_self_loops', [True, False])
 @pytest.mark.parametrize('layer', [GATConv, GATv2Conv])
-def test_the_sizes_of_pygs_edge_index_are_read(layer):
-    # A PyG EdgeIndex carries (n_src, n_dst): with (x_src, None) the targets are its n_dst, and
-    # features that disagree with it are refused, as in PyG
+def test_the_sizes_of_pygs_edge_index_are_read(layer, add_self_loops):
+    # PyG counts the targets from a PyG EdgeIndex's own sizes (not from size, which then only
+    # says for how many nodes self loops are added), grown by the loops; else from size, the
+    # targets' features, or the sources: the same rows, attention and errors, each way
     pytest.importorskip('torch_geometric')
     from torch_geometric import EdgeIndex
     import torch_geometric.nn
     torch.manual_seed(0)
     pairs = torch.stack([torch.randint(0, 20, (50,)), torch.randint(0, 7, (50,))])
-    edge_index = EdgeIndex(pairs, sparse_size=(20, 7))
-    pyg = getattr(torch_geometric.nn, layer.__name__)((5, 6), 4, heads=2, add_self_loops=False)
-    ours = layer((5, 6), 4, heads=2, add_self_loops=False)
+    x_src, x_dst = torch.randn(20, 5), torch.randn(7, 5)
+    inputs = [x_src, (x_src, x_dst)] + ([(x_src, None)] if layer is GATConv else [])
+    indices = [pairs] + [EdgeIndex(pairs, sparse_size=s) for s in
+                         [(20, 7), None, (20, None), (None, 7)]]
+    indices.append(EdgeIndex(pairs, sparse_size=(20, 7)).sort_by('col')[0])
+    # A sparse adjacency's shape says the sizes, whatever size says
+    adj_t = torch.sparse_coo_tensor(pairs.flip(0), torch.ones(50), (7, 20)).coalesce()
+    indices += [adj_t, adj_t.to_sparse_csr()]
+    # (PyG's self loops take min(size), so a size with a None only without them)
+    sizes = [None] if layer is GATv2Conv else \
+        [None, (20, 7), (20, 20)] + ([] if add_self_loops else [(20, None)])
+    pyg = getattr(torch_geometric.nn, layer.__name__)(5, 4, heads=2,
+                                                      add_self_loops=add_self_loops)
+    ours = layer(5, 4, heads=2, add_self_loops=add_self_loops, chunk_size=8)
     ours.load_state_dict(pyg.state_dict())
-    x_src = torch.randn(20, 5)
-    if layer is GATConv:
-        out = ours((x_src, None), edge_index)
-        assert out.shape == (7, 8)
-        torch.testing.assert_close(out, pyg((x_src, None), edge_index))
-        assert ours((x_src, None), EdgeIndex(pairs)).shape == (20, 8)
-    assert ours((x_src, torch.randn(7, 6)), edge_index).shape == (7, 8)
-    for x in (torch.randn(20, 5), (x_src, torch.randn(9, 6))):
-        with pytest.raises(ValueError, match=r"the edge index's sparse_size must be \(n_src, "):
-            (layer(5, 4, add_self_loops=False) if isinstance(x, Tensor) else ours)(x, edge_index)
+    for x, edge_index, size in itertools.product(inputs, indices, sizes):
+        kwargs = dict(return_attention_weights=True)
+        if size is not None:
+            kwargs['size'] = size
+        try:
+            out_p, (index_p, alpha_p) = pyg(x, edge_index, **kwargs)
+        except (ValueError, IndexError):
+            with pytest.raises((ValueError, IndexError)):
+                ours(x, edge_index, **kwargs)
+            continue
+        out, (index, alpha) = ours(x, edge_index, **kwargs)
+        torch.testing.assert_close(out, out_p)
+        if index.layout == torch.strided:
+            assert torch.equal(index, index_p)
+        else:
+            # An adjacency comes back holding the attention
+            torch.testing.assert_close(index.to_dense(), index_p.to_dense())
+        torch.testing.assert_close(alpha, alpha_p)
+    # Self loops (min(size)) for more nodes than there are, which PyG finds out of range
+    if add_self_loops and layer is GATConv:
+        with pytest.raises(ValueError, match='self loops of 30 nodes, but there are 20'):
+            ours(x_src, EdgeIndex(pairs), size=(30, 30))
 
 
 @pytest.mark.parametrize('layer', [GATConv, GATv2Conv])
