@@ -372,7 +372,7 @@ def scored_edges(lin_edge: nn.Module, att_edge: Tensor) -> Callable:
             acc = compute_dtype(torch.promote_types(edge_attr.dtype, att_edge.dtype))
             return edge_attr.new_zeros(0, heads, dtype=acc), None
         if is_plain(lin_edge):
-            check_edge_dim(edge_attr, lin_edge)
+            check_edge_attr(edge_attr, lin_edge)
             # $M$, `[K, edge_dim]`: row $k$ is $W_{e,k}^\top a_{e,k}$
             weight = lin_edge.weight.view(heads, channels, -1)
             m = (weight * att_edge.view(heads, channels, 1)).sum(1)
@@ -721,17 +721,28 @@ def projected_per_chunk(lin_edge: nn.Module) -> Callable:
     on all the edges' features, as PyG does."""
     def edge_features(edge_attr: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         if is_plain(lin_edge):
-            check_edge_dim(edge_attr, lin_edge)
+            check_edge_attr(edge_attr, lin_edge)
             return edge_attr, lin_edge.weight
         return lin_edge(edge_attr), None
     return edge_features
 
 
-def check_edge_dim(edge_attr: Tensor, lin_edge: 'Linear') -> None:
-    """The edge features, `[|E|, edge_dim]`, are as wide as $W_e$ takes."""
+def check_edge_attr(edge_attr: Tensor, lin_edge: 'Linear') -> None:
+    """
+    The edge features, `[|E|, edge_dim]` (self loops' included), are as wide as $W_e$
+    takes and of its dtype, as PyG's `lin_edge` requires: features in `float64` for a
+    `float32` layer would otherwise be rounded without a word. Under autocast, which
+    casts `float32` and half-precision inputs of a product, those are taken.
+    """
     if edge_attr.shape[1] != lin_edge.in_channels:
         raise ValueError(f'edge_attr has {edge_attr.shape[1]} features per edge, but the '
                          f'layer\'s edge_dim is {lin_edge.in_channels}')
+    dtype, weight = edge_attr.dtype, lin_edge.weight.dtype
+    autocast = torch.is_autocast_enabled(edge_attr.device.type) and \
+        dtype in (torch.float32, torch.float16, torch.bfloat16)
+    if dtype != weight and not autocast:
+        raise ValueError(f'edge_attr is {dtype} but the layer is {weight}: cast one of '
+                         f'them, as PyG\'s layer requires')
 
 
 def edge_list(edge_index: Tensor, edge_attr: Optional[Tensor], n_src: int, n_dst: int):

@@ -412,6 +412,33 @@ def test_the_sizes_of_pygs_edge_index_are_read(layer, add_self_loops):
             ours(x_src, EdgeIndex(pairs), size=(30, 30))
 
 
+@pytest.mark.parametrize('add_self_loops', [True, False])
+@pytest.mark.parametrize('layer', [GATConv, GATv2Conv])
+def test_edge_features_of_another_dtype_are_refused_as_pyg_refuses_them(layer, add_self_loops):
+    # PyG's lin_edge takes only the layer's dtype (integers made float by the self loops' mean
+    # included), and under autocast float32 and half precision: ours takes the same, no more
+    pytest.importorskip('torch_geometric')
+    import torch_geometric.nn
+    torch.manual_seed(0)
+    pyg = getattr(torch_geometric.nn, layer.__name__)(5, 4, heads=2, edge_dim=3,
+                                                      add_self_loops=add_self_loops)
+    ours = layer(5, 4, heads=2, edge_dim=3, add_self_loops=add_self_loops)
+    ours.load_state_dict(pyg.state_dict())
+    x, edge_index = torch.randn(10, 5), torch.randint(0, 10, (2, 30))
+    for dtype, autocast in itertools.product(
+            [torch.float32, torch.float64, torch.bfloat16, torch.int64], [False, True]):
+        edge_attr = (torch.randn(30, 3) * 3).to(dtype)
+        with torch.autocast('cpu', enabled=autocast):
+            try:
+                out_p = pyg(x, edge_index, edge_attr)
+            except RuntimeError:
+                with pytest.raises(ValueError, match=f'edge_attr is {dtype}'):
+                    ours(x, edge_index, edge_attr)
+                continue
+            torch.testing.assert_close(ours(x, edge_index, edge_attr), out_p,
+                                       atol=2e-2 if autocast else 1e-5, rtol=1e-2)
+
+
 @pytest.mark.parametrize('layer', [GATConv, GATv2Conv])
 def test_edge_features_of_another_width_are_refused(layer):
     conv = layer(5, 4, heads=2, edge_dim=3)
