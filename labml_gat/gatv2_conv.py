@@ -71,6 +71,7 @@ import functools
 import math
 import numbers
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Tuple, Union
 
@@ -229,6 +230,13 @@ class GATv2Conv(nn.Module):
                            'flow and cannot be scripted by torch.jit.script; use '
                            'torch.compile instead')
 
+    def jittable(self, typing: Optional[str] = None):
+        """PyG's `MessagePassing.jittable`, a no-op since PyG 2.5 that says so: code
+        that calls it runs on (this layer is not scripted: `torch.compile` instead)."""
+        warnings.warn(f"'{self.__class__.__name__}.jittable' is deprecated and a no-op. "
+                      f"Please remove its usage.", stacklevel=2)
+        return self
+
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.out_channels}, heads={self.heads})')
@@ -338,6 +346,8 @@ class GATConv(nn.Module):
             n_loops, self.fill_value, self.chunk_size, bool(return_attention_weights))
         out = heads_merged(out, self.concat, res, self.bias)
         return (out, attention) if return_attention_weights else out
+
+    jittable = GATv2Conv.jittable
 
     def __prepare_scriptable__(self):
         raise RuntimeError('GATConv computes attention in chunks with Python control '

@@ -412,6 +412,17 @@ def test_the_sizes_of_pygs_edge_index_are_read(layer, add_self_loops):
             ours(x_src, EdgeIndex(pairs), size=(30, 30))
 
 
+@pytest.mark.parametrize('layer', [GATConv, GATv2Conv])
+def test_jittable_is_pygs_no_op(layer):
+    # PyG's jittable, which old code still calls, warns and gives the module itself
+    pytest.importorskip('torch_geometric')
+    import torch_geometric.nn
+    for conv in (getattr(torch_geometric.nn, layer.__name__)(5, 4), layer(5, 4),
+                 message_passing_class(layer)(5, 4)):
+        with pytest.warns(UserWarning, match='jittable'):
+            assert conv.jittable() is conv
+
+
 @pytest.mark.parametrize('add_self_loops', [True, False])
 @pytest.mark.parametrize('layer', [GATConv, GATv2Conv])
 def test_edge_features_of_another_dtype_are_refused_as_pyg_refuses_them(layer, add_self_loops):
