@@ -234,8 +234,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         argv, 'Train a two-layer GATv2 (or GAT) on Cora or CiteSeer.')
     data = load_planetoid(settings.dataset, settings.data_dir)
     if settings.impl == 'dense':
-        print(check_dense_fits(settings.layer, data.num_nodes, settings.n_heads,
-                               settings.n_hidden, settings.device))
+        print(check_dense_fits(settings, data.num_nodes))
     else:
         n_edges = data.edge_index.shape[1] + data.num_nodes  # with the self loops
         check_edges_fit(settings, data.num_nodes, n_edges, data.num_features,

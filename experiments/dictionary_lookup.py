@@ -173,12 +173,12 @@ from labml_gat.lookup import (LAYERS, MAX_EXAMPLES, examples_bytes, make_task, n
                               time_layers, train, training_step_bytes)
 from labml_gat.results import RESULTS, model_name, number_of, record, write_json
 from labml_gat.runs import epochs, labml_run, progress_on_screen
-from labml_gat.seeds import available_cores, format_summary, run_seeds, spread
+from labml_gat.seeds import format_summary, run_seeds, spread
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_apart,
                                 check_at_least, check_device, check_logs,
                                 check_one_record, check_output, check_positive,
                                 check_threads, command, flag, logs_folder, setting)
-from labml_gat.training import check_fits, check_jobs, check_seeds
+from labml_gat.training import check_jobs, check_seeds, check_seeds_fit
 
 # The names of the records of `--sweep` and `--which-layer`, which `--record` replaces in
 # the project's records (`RESULTS`)
@@ -300,35 +300,31 @@ class LookupSettings(Settings):
         their sizes alone (the estimates of `labml_gat.lookup`), before anything is made: a
         `--k` of a thousand asks for tens of GiB a step, and would otherwise end in a
         traceback or the kernel's out-of-memory killer, minutes after the run started.
-        Seeds trained side by side (`--seeds` with `--jobs`) each hold their own.
+        Seeds trained side by side (`--seeds` with `--jobs`) each hold their own
+        (`check_seeds_fit`).
         """
         name = f'k = {k} of --ks' if self.sweep else f'--k {k}'
-        processes = min(self.jobs or available_cores(), self.seeds)
-        fewer = ', or fewer --jobs' if processes > 1 else ''
-        if processes > 1:
-            name = f'{name} in each of {processes} processes (--jobs)'
         n = n_examples(k, self.max_examples)
         graphs = min(self.batch_size, n + self.epoch_size)
         models = (itertools.product(LAYERS, self.sweep_heads) if self.sweep
                   else [(self.layer, self.n_heads)])
-        step = processes * max(training_step_bytes(k, layer, n_heads, self.d_model,
-                                                   self.impl, graphs)
-                               for layer, n_heads in models)
-        examples = processes * examples_bytes(k, self.max_examples, self.epoch_size)
+        step = max(training_step_bytes(k, layer, n_heads, self.d_model, self.impl, graphs)
+                   for layer, n_heads in models)
+        examples = examples_bytes(k, self.max_examples, self.epoch_size)
         batch = (f'{name}: a batch of {graphs} graphs of {k} x {k} (query, key) pairs, '
-                 f'{self.d_model} features each', 'use a smaller --k, --batch-size or '
-                                                  f'--d-model{fewer}')
+                 f'{self.d_model} features each',
+                 'use a smaller --k, --batch-size or --d-model')
         held = (f'{name}: {n} examples of {k} keys (--max-examples) and an epoch of at '
                 f'least {self.epoch_size} graphs (--epoch-size)',
-                f'use a smaller --max-examples or --epoch-size{fewer}')
+                'use a smaller --max-examples or --epoch-size')
         # The examples stay in the host's memory; a CUDA device holds the step alone
         if torch.device(self.device).type == 'cuda':
-            check_fits(step, self.device, *batch)
-            check_fits(examples, 'cpu', *held, per='for the examples')
+            check_seeds_fit(self, step, self.device, *batch)
+            check_seeds_fit(self, examples, 'cpu', *held, per='for the examples')
         else:
             # One memory for both: the larger part names the flags to change
             larger = batch if step >= examples else held
-            check_fits(step + examples, self.device, *larger)
+            check_seeds_fit(self, step + examples, self.device, *larger)
 
     def check_given(self, given: set) -> None:
         """The flags given name one kind of run, and that run reads every one of them."""

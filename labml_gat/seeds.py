@@ -87,7 +87,7 @@ def run_seeds(settings: SeedSettings, explicit: set, data: Any,
         lab.configure({'experiments_path': str(Path(settings.logs).resolve())})
     torch.set_num_threads(settings.threads)
     seeds = range(settings.seed, settings.seed + settings.seeds)
-    jobs = min(settings.jobs or available_cores(), settings.seeds)
+    jobs = seed_processes(settings)
     # How busy the machine was as the run started: on a busy machine times are longer
     load = round(os.getloadavg()[0], 1)
     start = time.perf_counter()
@@ -241,6 +241,16 @@ def start_worker(threads: int, experiments_path: str, stop: Any = None) -> None:
 def _interrupt_once(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+def seed_processes(settings: SeedSettings) -> int:
+    """The processes that train the seeds: `--jobs`, else one per core, and never more
+    than the seeds. Under torchrun one, whose processes train each seed together
+    ([`distributed.run_seeds`](distributed.html)) and which refuses `--jobs`."""
+    from labml_gat.distributed import world_size
+    if world_size() > 1:
+        return 1
+    return min(settings.jobs or available_cores(), settings.seeds)
 
 
 def available_cores() -> int:

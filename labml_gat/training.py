@@ -23,6 +23,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
+from labml_gat.seeds import SeedSettings, seed_processes
 from labml_gat.settings import (Settings, UsageError, check_apart, check_at_least,
                                 check_device, check_folder, check_logs, check_output,
                                 check_positive, check_probability, check_seed,
@@ -269,27 +270,64 @@ def check_fits(needed: int, device: str, what: str, instead: str,
                          f'{instead}')
 
 
+# What a process that trains seeds side by side holds before its first step: Python,
+# PyTorch and the libraries it imports, and its copy of the data. Measured, a worker of Cora
+# or of DictionaryLookup peaks at 340 to 360 MiB, its small training step included
+WORKER_BYTES = 320 * 2 ** 20
+
+
+def check_seeds_fit(settings: SeedSettings, needed: int, device: str, what: str,
+                    instead: str, per: str = 'per training step') -> None:
+    """
+    `check_fits` for the processes that train the seeds side by side (`--jobs`,
+    [`seed_processes`](seeds.html)): each needs its `needed` bytes, and each worker its own
+    Python and PyTorch (`WORKER_BYTES`), in the host's memory. Every experiment that runs
+    seeds checks its memory so, before any run starts: a hundred workers take tens of GiB
+    before their first step, and the kernel's out-of-memory killer would end them midway.
+    """
+    processes = seed_processes(settings)
+    if processes == 1:
+        check_fits(needed, device, what, instead, per)
+        return
+    host = device
+    each = (f'{what} in each of {processes} processes (--jobs)',
+            f'{instead}, or fewer --jobs')
+    # A CUDA device holds the work alone; the processor's memory (MPS's too) the workers
+    if torch.device(device).type == 'cuda':
+        check_fits(processes * needed, device, *each, per)
+        host, needed = 'cpu', 0
+    total = processes * (needed + WORKER_BYTES)
+    # The larger part names what to change: each process's work, or the processes
+    if needed >= WORKER_BYTES:
+        check_fits(total, host, *each, f'{per}, with Python and PyTorch')
+    else:
+        check_fits(total, host, f'{processes} processes training seeds side by side '
+                                f'(--jobs)', 'use fewer --jobs',
+                   'with their Python, PyTorch and work')
+
+
 def check_edges_fit(settings: NodeClassificationSettings, n_nodes: int, n_edges: int,
                     n_features: int, n_classes: int) -> None:
     """Refuse heads and features per head too many for the memory, before anything runs."""
     needed = edges_training_bytes(n_nodes, n_edges, n_features, n_classes,
                                   settings.n_heads, settings.n_hidden)
-    check_fits(needed, settings.device,
-               f'--n-heads {settings.n_heads} x --n-hidden {settings.n_hidden} features '
-               f'on {n_nodes} nodes and {n_edges} edges', 'use fewer heads or features')
+    check_seeds_fit(settings, needed, settings.device,
+                    f'--n-heads {settings.n_heads} x --n-hidden {settings.n_hidden} '
+                    f'features on {n_nodes} nodes and {n_edges} edges',
+                    'use fewer heads or features')
 
 
-def check_dense_fits(layer: str, n_nodes: int, n_heads: int, n_hidden: int,
-                     device: str = 'cpu') -> str:
+def check_dense_fits(settings: NodeClassificationSettings, n_nodes: int) -> str:
     """
-    Refuse the dense layer when its estimated peak exceeds the free memory of `device`;
+    Refuse the dense layer when its estimated peak exceeds the free memory of the device;
     otherwise return a warning to print before the run starts, since it is slow as well as
     large.
     """
-    needed = dense_training_bytes(layer, n_nodes, n_heads, n_hidden)
-    size = (f'{n_nodes}^2 node pairs x {n_heads} heads x {n_hidden} features')
-    check_fits(needed, device, f'--impl dense needs {size}',
-               'use --impl edges (the same function in O(edges) memory)')
+    s = settings
+    needed = dense_training_bytes(s.layer, n_nodes, s.n_heads, s.n_hidden)
+    size = (f'{n_nodes}^2 node pairs x {s.n_heads} heads x {s.n_hidden} features')
+    check_seeds_fit(s, needed, s.device, f'--impl dense needs {size}',
+                    'use --impl edges (the same function in O(edges) memory)')
     return (f'--impl dense computes all {size}: about {needed / 2 ** 30:.1f} GiB per '
             f'training step; each epoch takes seconds to minutes, so one seed can take '
             f'hours. --impl edges computes the same function in O(edges).')

@@ -764,11 +764,12 @@ def test_seeds_side_by_side_each_need_their_memory(monkeypatch):
     free = math.ceil(needed / 0.9)
     monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': free)
     script.LookupSettings(k=100, seeds=4, jobs=1).check()
-    with pytest.raises(UsageError, match=r'^--k 100 in each of 4 processes \(--jobs\): a batch of 32 '
-                                         r'graphs .* or --d-model, or fewer --jobs$'):
+    with pytest.raises(UsageError, match=r'^--k 100: a batch of 32 graphs .* in each of 4 processes '
+                                         r'\(--jobs\): .* or --d-model, or fewer --jobs$'):
         script.LookupSettings(k=100, seeds=4, jobs=4).check()
-    # At most one process per seed
-    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': 2 * free)
+    # At most one process per seed, each with its own Python and PyTorch
+    workers = math.ceil(2 * (needed + training.WORKER_BYTES) / 0.9)
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': workers)
     script.LookupSettings(k=100, seeds=2, jobs=4).check()
 
 

@@ -220,11 +220,32 @@ def test_dense_refused_when_too_big(monkeypatch):
     with pytest.raises(UsageError, match=r'--impl dense needs 2708\^2 node pairs x 8 heads x 8 features: '
                                          r'about 8.7 GiB per training step, but only 1.0 GiB is free '
                                          r'on cpu; use --impl edges'):
-        check_dense_fits('gatv2', 2708, 8, 8)
+        check_dense_fits(NodeClassificationSettings(), 2708)
     # It fits: a warning to print, not an error
-    warning = check_dense_fits('gatv2', 100, 8, 8)
+    warning = check_dense_fits(NodeClassificationSettings(), 100)
     assert warning.startswith('--impl dense computes all 100^2 node pairs') and 'O(edges)' in warning
     assert '\n' not in warning
+
+
+@pytest.mark.parametrize('impl', ['edges', 'dense'])
+def test_seeds_side_by_side_each_need_their_memory(impl, monkeypatch):
+    """`--jobs` workers each hold their step and their own Python and PyTorch: a hundred of
+    them are refused from the sizes, before anything runs, as one process is not."""
+    # Room for a few processes of Cora, each with its own PyTorch
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': 2 ** 31)
+
+    def check(**given):
+        settings = NodeClassificationSettings(**given)
+        if impl == 'dense':
+            check_dense_fits(settings, 100)
+        else:
+            training.check_edges_fit(settings, 2708, 13264, 1433, 7)
+    check(seeds=100, jobs=1)
+    check(seeds=2, jobs=100)  # at most one process per seed
+    for seeds in (8, 100):
+        with pytest.raises(UsageError, match=rf'^{seeds} processes training seeds side by side '
+                                             r'\(--jobs\): .*; use fewer --jobs$'):
+            check(seeds=seeds, jobs=seeds)
 
 
 def test_summary_json_must_not_be_a_folder(tmp_path):
@@ -240,7 +261,7 @@ def test_free_memory_is_the_devices(monkeypatch):
     assert training.available_memory_bytes('cuda:1') == 3 * 2 ** 20
     assert training.available_memory_bytes('cpu') > 2 ** 20
     with pytest.raises(UsageError, match='only 0.0 GiB is free on cuda;'):
-        check_dense_fits('gatv2', 2708, 8, 8, 'cuda')
+        check_dense_fits(NodeClassificationSettings(device='cuda'), 2708)
 
 
 def test_edges_training_bytes_grow_with_the_features():
