@@ -271,8 +271,9 @@ def check_logs(logs: Optional[str]) -> None:
 def check_apart(name: str, path: Optional[str], folders: dict) -> None:
     """
     The file `path` of the output `name` (`--summary-json`) is not where another output's
-    folder goes (`folders`: each flag and its folder, or `None`): the run would make the
-    folder, and after the work could not write the file in its place.
+    folder goes (`folders`: each flag, or whatever else names the folder, and the folder, or
+    `None`): the run would make the folder, and after the work could not write the file in
+    its place.
     """
     if not path:
         return
@@ -284,11 +285,15 @@ def check_apart(name: str, path: Optional[str], folders: dict) -> None:
 
 
 def logs_folder(logs: Optional[str]) -> dict:
-    """Where the labml runs go, for `check_apart`: `--logs`, else `$LABML_GAT_LOGS`."""
+    """Where the labml runs go, for `check_apart`: `--logs`, else `$LABML_GAT_LOGS`, else
+    labml's own `logs/`, beside `.labml.yaml` (`labml_gat.runs`), which the run makes too."""
     from labml_gat.runs import LOGS_ENV_VAR
     if logs is not None:
         return {'--logs': logs}
-    return {f'${LOGS_ENV_VAR}': os.environ.get(LOGS_ENV_VAR)}
+    if os.environ.get(LOGS_ENV_VAR):
+        return {f'${LOGS_ENV_VAR}': os.environ[LOGS_ENV_VAR]}
+    from labml import lab
+    return {"labml's logs/": str(lab.get_experiments_path())}
 
 
 def check_folder_to_make(name: str, given: str, folder: Path) -> None:

@@ -536,3 +536,24 @@ def test_a_file_is_not_where_a_folder_of_the_run_goes(tmp_path, script, settings
     with pytest.raises(UsageError, match=message.replace('.', r'\.')):
         cls(**{file: path, folder: path}, **others).check()
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize('script, settings', [
+    ('cora', 'CoraSettings'), ('cora_minibatch', 'MiniBatchSettings'),
+    ('dictionary_lookup', 'LookupSettings')])
+def test_a_summary_is_not_where_labml_keeps_its_runs(tmp_path, monkeypatch, script, settings):
+    # `--summary-json logs` without `--logs` or `$LABML_GAT_LOGS`: labml made its `logs/`
+    # there, and the summary ended in a traceback after the seeds had trained
+    from conftest import load_experiment
+    from labml import lab
+    cls = getattr(load_experiment(script), settings)
+    monkeypatch.delenv('LABML_GAT_LOGS')
+    lab.configure({'experiments_path': str(tmp_path / 'logs')})
+    path = str(tmp_path / 'logs')
+    with pytest.raises(UsageError, match=f"^--summary-json {path} is also labml's logs/, "):
+        cls(summary_json=path).check()
+    cls(summary_json=str(tmp_path / 'summary.json')).check()
+    # `$LABML_GAT_LOGS` elsewhere: labml's own folder is not used
+    monkeypatch.setenv('LABML_GAT_LOGS', str(tmp_path / 'runs'))
+    cls(summary_json=path).check()
+    assert not any(tmp_path.iterdir())
