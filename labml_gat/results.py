@@ -730,16 +730,18 @@ def summary_values(path: Path, error: Callable[[str], None]) -> Tuple[dict, str,
 # command the summary's run was started with, or the pages would quote one command's numbers
 # as another's. A summary says the file name of its script and the words after it (`script`,
 # `argv`); the flags are compared as written, in any order, but those that do not change what
-# a run measures: where it reads and writes files (the synthetic graph's `--cache` among
-# them), and how long it waits for the other processes of a job. A flag that spells out its
-# setting's default (`--threads 1`) is the same command as one that leaves it out.
+# a run measures: where it reads and writes files (the synthetic graph's `--cache` and the
+# folder of a record, `--results`, among them), and how long it waits for the other
+# processes of a job. A flag that spells out its setting's default (`--threads 1`) is the
+# same command as one that leaves it out.
 #
 # The pages show a record's command as the one to run again, so a record keeps it without
 # those flags (`rerun_command`): their values are this machine's folders and files, such as
 # `--data-dir /home/me/planetoid`, which another machine lacks, and a reader's run finds its
 # own by default (`$LABML_GAT_DATA`, labml's folders). The comparison leaves them out too, so
 # the command of the run may be given as it was typed.
-UNMEASURED = ('--data-dir', '--logs', '--summary-json', '--peer-timeout', '--cache')
+UNMEASURED = ('--data-dir', '--logs', '--summary-json', '--results', '--peer-timeout',
+              '--cache')
 
 
 def command_mismatch(command: str, summary: dict) -> Optional[str]:

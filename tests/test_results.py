@@ -466,6 +466,11 @@ def test_a_flag_at_its_default_is_the_command_without_it(tmp_path, monkeypatch):
      'OMP_NUM_THREADS=1 python experiments/synthetic_minibatch.py --record ; '
      'OMP_NUM_THREADS=1 torchrun --nproc-per-node 2 -- experiments/synthetic_minibatch.py '
      '--record'),
+    # The folder a record went to instead of the project's records
+    ('python experiments/benchmark.py --figures layer --results /home/me/records --threads 1',
+     'python experiments/benchmark.py --figures layer --threads 1'),
+    ('python experiments/dictionary_lookup.py --sweep --results=/home/me/records',
+     'python experiments/dictionary_lookup.py --sweep'),
     # A quoted folder is one value, whatever it holds
     ("python experiments/cora.py --data-dir '/my data; old' --seeds 2",
      'python experiments/cora.py --seeds 2'),
