@@ -282,7 +282,8 @@ class LookupSettings(Settings):
         check_device(self.device)
         check_output('--summary-json', self.summary_json)
         check_logs(self.logs)
-        check_apart('--summary-json', self.summary_json, logs_folder(self.logs))
+        check_apart('--summary-json', self.summary_json,
+                    logs_folder(self.logs, self.experiment_name()))
         check_output('--results', self.results, folder=True)
         # Every size is checked against the memory before any task is made
         for k in (self.ks if self.sweep else [self.k]):

@@ -284,16 +284,19 @@ def check_apart(name: str, path: Optional[str], folders: dict) -> None:
                              f'give each its own path')
 
 
-def logs_folder(logs: Optional[str]) -> dict:
+def logs_folder(logs: Optional[str], experiment: str) -> dict:
     """Where the labml runs go, for `check_apart`: `--logs`, else `$LABML_GAT_LOGS`, else
-    labml's own `logs/`, beside `.labml.yaml` (`labml_gat.runs`), which the run makes too."""
+    labml's own `logs/`, beside `.labml.yaml` (`labml_gat.runs`), and the folder of the
+    runs of the `experiment` in it; the run makes both."""
     from labml_gat.runs import LOGS_ENV_VAR
     if logs is not None:
-        return {'--logs': logs}
-    if os.environ.get(LOGS_ENV_VAR):
-        return {f'${LOGS_ENV_VAR}': os.environ[LOGS_ENV_VAR]}
-    from labml import lab
-    return {"labml's logs/": str(lab.get_experiments_path())}
+        name, folder = '--logs', logs
+    elif os.environ.get(LOGS_ENV_VAR):
+        name, folder = f'${LOGS_ENV_VAR}', os.environ[LOGS_ENV_VAR]
+    else:
+        from labml import lab
+        name, folder = "labml's logs/", str(lab.get_experiments_path())
+    return {name: folder, f'{experiment}/ in {name}': str(Path(folder) / experiment)}
 
 
 def check_folder_to_make(name: str, given: str, folder: Path) -> None:

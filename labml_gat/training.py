@@ -93,7 +93,8 @@ class NodeClassificationSettings(Settings):
         check_folder('--data-dir', self.data_dir)
         check_output('--summary-json', self.summary_json)
         check_logs(self.logs)
-        check_apart('--summary-json', self.summary_json, logs_folder(self.logs))
+        check_apart('--summary-json', self.summary_json,
+                    logs_folder(self.logs, self.experiment_name()))
 
     def check_given(self, given: set) -> None:
         """The flags given are read: `--jobs` by runs over seeds alone."""

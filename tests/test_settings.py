@@ -553,6 +553,14 @@ def test_a_summary_is_not_where_labml_keeps_its_runs(tmp_path, monkeypatch, scri
     with pytest.raises(UsageError, match=f"^--summary-json {path} is also labml's logs/, "):
         cls(summary_json=path).check()
     cls(summary_json=str(tmp_path / 'summary.json')).check()
+    # Nor where it keeps the runs of the experiment, once its `logs/` is there
+    (tmp_path / 'logs').mkdir()
+    experiment = str(tmp_path / 'logs' / cls().experiment_name())
+    for logs in (None, str(tmp_path / 'logs')):
+        with pytest.raises(UsageError, match=f'^--summary-json {experiment} is also '
+                                             f'{cls().experiment_name()}/ in '):
+            cls(summary_json=experiment, logs=logs).check()
+    (tmp_path / 'logs').rmdir()
     # `$LABML_GAT_LOGS` elsewhere: labml's own folder is not used
     monkeypatch.setenv('LABML_GAT_LOGS', str(tmp_path / 'runs'))
     cls(summary_json=path).check()
