@@ -250,7 +250,24 @@ def check_output(name: str, path: Optional[str], folder: bool = False) -> None:
             raise UsageError(f'{name} {path}: {home} is a file, not a folder')
         if not home.is_dir():
             raise UsageError(f'{name} {path}: the folder {home} does not exist')
+    check_not_records(name, path, folder)
     check_writable(name, path, home)
+
+
+def check_not_records(name: str, path: str, folder: bool) -> None:
+    """
+    The project's records, `experiments/results/`, are written by `--record` alone, which
+    checks what it replaces (the benchmark's) and keeps itself in a record's command: an
+    output there, the `folder` itself (`--results`) or a file in it (`--summary-json`),
+    would replace a record the pages quote, or leave there a file that is not one.
+    """
+    from labml_gat.results import RESULTS
+    # `realpath`, which takes any path, even one the system will not look at
+    where = os.path.realpath(os.path.expanduser(path))
+    if (where if folder else os.path.dirname(where)) == os.path.realpath(RESULTS):
+        raise UsageError(f"{name} {path} {'is' if folder else 'is in'} the folder of the "
+                         f"project's records, which only --record writes into: give "
+                         f"another folder")
 
 
 def check_logs(logs: Optional[str]) -> None:

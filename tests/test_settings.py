@@ -6,6 +6,7 @@ exit status 2 for a user's mistake, and the exit statuses of an interrupted run.
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -536,6 +537,38 @@ def test_a_file_is_not_where_a_folder_of_the_run_goes(tmp_path, script, settings
     with pytest.raises(UsageError, match=message.replace('.', r'\.')):
         cls(**{file: path, folder: path}, **others).check()
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize('script, settings, others, output', [
+    ('benchmark', 'BenchmarkSettings', {'figures': ['layer']}, 'results'),
+    ('dictionary_lookup', 'LookupSettings', {'which_layer': True}, 'results'),
+    ('lookup_epoch_time', 'EpochTimeSettings', {}, 'results'),
+    ('synthetic_minibatch', 'SyntheticSettings', {}, 'results'),
+    ('synthetic_minibatch', 'SyntheticSettings', {}, 'summary_json'),
+    ('cora', 'CoraSettings', {}, 'summary_json'),
+    ('cora_minibatch', 'MiniBatchSettings', {}, 'logs'),
+    ('dictionary_lookup', 'LookupSettings', {}, 'summary_json'),
+    ('benchmark', 'BenchmarkSettings', {'figures': ['layer']}, 'plot')])
+def test_only_record_writes_into_the_projects_records(tmp_path, monkeypatch, script, settings,
+                                                      others, output):
+    # `--results experiments/results` replaced the project's records without the checks of
+    # `--record`, and their commands said neither flag; `--summary-json` there replaced a
+    # record with a summary, or left a file that is not one
+    from conftest import load_experiment
+    from labml_gat.results import RESULTS
+    cls = getattr(load_experiment(script), settings)
+    monkeypatch.chdir(REPO / 'experiments')
+    name = {'summary_json': 'cora_seeds10.json', 'plot': 'ratios.png'}.get(output)
+    for folder in (str(RESULTS), 'results/', './results/../results'):
+        path = str(Path(folder) / name) if name else folder
+        given = cls(**{output: path}, **others)
+        where = 'is in' if name else 'is'
+        with pytest.raises(UsageError, match=f"^{flag(output)} {re.escape(path)} {where} the "
+                                             f"folder of the project's records, which only "
+                                             f"--record writes into: give another folder$"):
+            given.check()
+    path = str(tmp_path / name) if name else str(tmp_path)
+    cls(**{output: path}, **others).check()
 
 
 @pytest.mark.parametrize('script, settings', [
