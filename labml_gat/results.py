@@ -670,7 +670,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     texts = []
     for path in paths:
         try:
-            texts.append(update(path.read_text(encoding='utf-8')))
+            text = path.read_text(encoding='utf-8')
+            # A file given that quotes nothing (a record's JSON, a page misnamed) is a mistake
+            if not MARKER_LIKE.search(text):
+                raise ValueError('it quotes no record: no "<!-- results: NAME -->" block')
+            texts.append(update(text))
         except (ValueError, OSError) as error:
             parser.error(f'{path}: {error}')
         except KeyError as error:

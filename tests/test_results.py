@@ -653,6 +653,22 @@ def test_a_misspelt_marker_or_block_is_one_line_and_writes_nothing(tmp_path, cap
         assert 'stale' in good.read_text(encoding='utf-8')
 
 
+def test_a_file_that_quotes_no_record_is_one_line(tmp_path, capsys):
+    """A file given that has no marked block (a record's JSON, a misnamed page) rewrote
+    nothing and said nothing: it is a mistake, said in one line before any file is written."""
+    good = tmp_path / 'good.md'
+    good.write_text('<!-- results: cora -->\nstale\n<!-- end results -->\n', encoding='utf-8')
+    for name in ('notes.md', 'cora_seeds10.json'):
+        quoting_none = tmp_path / name
+        quoting_none.write_text('{"values": {}}\n', encoding='utf-8')
+        with pytest.raises(SystemExit) as exit:
+            results.main([str(good), str(quoting_none)])
+        error = capsys.readouterr().err
+        assert exit.value.code == 2 and len(error.strip().splitlines()) == 1, error
+        assert f'error: {quoting_none}: it quotes no record' in error, error
+        assert 'stale' in good.read_text(encoding='utf-8')
+
+
 @pytest.mark.parametrize('damage, message', [
     (FileNotFoundError(2, 'No such file or directory'), 'No such file or directory'),
     (KeyError('values'), "a record it quotes has no 'values'")])
