@@ -100,6 +100,8 @@ command line, and a process trained otherwise than rank 0 would go unnoticed or 
 A process that dies mid-run closes its connections, and one that hangs stops answering: the
 others' next collective fails at once, or after `--peer-timeout` seconds (600 by default), and they
 end with one line, `another process of the job failed or stopped answering`, and status 1.
+Rank 0's labml run is recorded as `interrupted`, with that line as the reason: it was stopped
+by another process, and did not crash (labml's word for an error of its own).
 A Ctrl-C in the terminal stops every process, and torchrun passes it on to them once more: the
 first process of each machine says `stopped`, once, and they end with status 130. So does a
 process stopped while it waits for the others to join ([`joined`](#waiting-for-the-others-to-join)),
@@ -131,11 +133,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from labml_gat.runs import StoppedElsewhere
 from labml_gat.settings import UsageError, flag
 
 
-class LostPeer(RuntimeError):
-    """Another process of the job failed, was stopped, or did not answer in time."""
+class LostPeer(StoppedElsewhere, RuntimeError):
+    """Another process of the job failed, was stopped, or did not answer in time. The labml
+    run of rank 0 is then recorded as interrupted, not as a crash of its own."""
 
 
 @dataclass(frozen=True)
@@ -363,16 +367,12 @@ def job(device: str, timeout_seconds: float) -> Iterator[Job]:
         torch.cuda.set_device(local)
     timeout = datetime.timedelta(seconds=timeout_seconds)
     try:
-        joined('nccl' if kind == 'cuda' else 'gloo', timeout, local)
-        _job = Job(dist.get_rank(), dist.get_world_size(),
-                   torch.device('cuda', local) if kind == 'cuda' else torch.device(kind))
-        yield _job
-        barrier()
-    except (dist.DistError, RuntimeError) as error:
-        if isinstance(error, dist.DistError) or is_communication_error(error):
-            raise LostPeer(f'rank {rank()} of {world_size()}: another process of the job '
-                           f'failed or stopped answering ({first_line(error)})') from None
-        raise
+        with peers_watched():
+            joined('nccl' if kind == 'cuda' else 'gloo', timeout, local)
+            here = torch.device('cuda', local) if kind == 'cuda' else torch.device(kind)
+            _job = Job(dist.get_rank(), dist.get_world_size(), here)
+            yield _job
+            barrier()
     finally:
         _job = Job()
         # A thread left in a wait by a stop signal still uses the group, and the process
@@ -384,6 +384,22 @@ def job(device: str, timeout_seconds: float) -> Iterator[Job]:
             # the last reference to the group at once (DDP's reducer holds one) can leave both
             # waiting forever: sleeping releases the GIL so that the threads finish first.
             time.sleep(GLOO_SETTLE_SECONDS)
+
+
+@contextmanager
+def peers_watched() -> Iterator[None]:
+    """A lost peer, which gloo and NCCL report as a `DistError` or a plain `RuntimeError`
+    (`is_communication_error`), raised as `LostPeer`: one line for the user, and inside a
+    labml run, the run's record that it was stopped by another process."""
+    try:
+        yield
+    except LostPeer:
+        raise
+    except (dist.DistError, RuntimeError) as error:
+        if isinstance(error, dist.DistError) or is_communication_error(error):
+            raise LostPeer(f'rank {rank()} of {world_size()}: another process of the job '
+                           f'failed or stopped answering ({first_line(error)})') from None
+        raise
 
 
 def joined(backend: str, timeout: datetime.timedelta, local: int) -> None:
@@ -606,8 +622,12 @@ def run_seeds(settings: Any, explicit: set, data: Any, train: Any,
     if _job.world_size == 1:
         return run_each(settings, explicit, data, train, argv)
     if _job.is_main:
+        def train_watched(*args: Any) -> Any:
+            # A peer lost during the seed is said as such to its labml run
+            with peers_watched():
+                return train(*args)
         # The summary counts the processes that trained, here the ranks
-        summary = run_each(replace(settings, jobs=1), explicit, data, train, argv)
+        summary = run_each(replace(settings, jobs=1), explicit, data, train_watched, argv)
         return {**summary, 'jobs': _job.world_size, 'torchrun': True}
     torch.set_num_threads(settings.threads)
     for seed in range(settings.seed, settings.seed + settings.seeds):

@@ -95,6 +95,16 @@ def use_logs_from_environment() -> Optional[Path]:
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
+class StoppedElsewhere(Exception):
+    """
+    The run was stopped from outside this process: another process of its
+    [distributed job](distributed.html) failed, was stopped, or stopped answering. labml
+    records every error but a Ctrl-C as the run's crash, which would send a reader to look
+    for a fault in this process; the run is recorded as `interrupted`, as a Ctrl-C's, with
+    the error's message as labml's details of why.
+    """
+
+
 @contextmanager
 def labml_run(name: str, comment: str, configs: dict, explicit: Optional[dict] = None,
               screen: bool = True, quiet: bool = False) -> Iterator[Path]:
@@ -105,7 +115,8 @@ def labml_run(name: str, comment: str, configs: dict, explicit: Optional[dict] =
     means nothing to a user: it is replaced by one line, the run's comment and its folder.
     A stop signal that arrives while labml sets the run up is held until the run has started,
     so that labml always records the run as `interrupted`, never leaves it half made; one that
-    arrives while labml closes the run is handled once it is closed.
+    arrives while labml closes the run is handled once it is closed. A run stopped from
+    outside the process (`StoppedElsewhere`) is recorded as `interrupted` too.
     `screen` keeps labml's per-epoch progress line, which ends without a newline.
     """
     from labml import experiment, lab
@@ -125,6 +136,11 @@ def labml_run(name: str, comment: str, configs: dict, explicit: Optional[dict] =
                 _release(held, STOP_SIGNALS)
                 try:
                     yield folder
+                except StoppedElsewhere as stop:
+                    # Closed here, labml's own closing of the run (its `__exit__`) does
+                    # nothing more
+                    run.exp.finish('interrupted', str(stop))
+                    raise
                 finally:
                     if screen:
                         print(flush=True)

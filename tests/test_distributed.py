@@ -670,13 +670,15 @@ def test_a_corrupt_data_file_under_torchrun_is_one_line(tmp_path, first_slow):
 
 @pytest.mark.slow
 @needs_planetoid
-@pytest.mark.parametrize('stop', [signal.SIGKILL, signal.SIGSTOP], ids=['killed', 'hung'])
+@pytest.mark.parametrize('stop', [signal.SIGKILL, signal.SIGTERM, signal.SIGSTOP],
+                         ids=['killed', 'terminated', 'hung'])
 def test_a_killed_or_hung_rank_ends_the_job(tmp_path, stop):
     """
     Two processes started as torchrun starts them, but with no agent to stop the survivor: rank 1 is
-    killed (its connections close) or stopped (they stay open, and the timeout of the process group
-    ends the wait) mid-run, and rank 0 ends with one line and a non-zero status, long before its
-    epochs are done.
+    killed or stopped alone (its connections close) or hangs (they stay open, and the timeout of the
+    process group ends the wait) mid-run, and rank 0 ends with one line and a non-zero status, long
+    before its epochs are done. Its labml run was stopped by another process, not crashed: labml
+    records it as interrupted, with the line's reason.
     """
     port = free_port()
     processes = [subprocess.Popen(
@@ -702,6 +704,9 @@ def test_a_killed_or_hung_rank_ends_the_job(tmp_path, stop):
     assert errors(stderr) == [stderr.strip().splitlines()[-1]]
     assert 'rank 0 of 2: another process of the job failed or stopped answering' in stderr
     assert 'Traceback' not in stderr
+    [run] = (tmp_path / 'runs').glob('cora_gatv2_minibatch/*')
+    closed = json.loads((run / 'run_log.jsonl').read_text().splitlines()[-1])
+    assert closed['status'] == 'interrupted' and closed['details'] in errors(stderr)[0]
 
 
 @pytest.mark.slow
