@@ -515,12 +515,13 @@ def test_torchrun_takes_only_logs_for_its_own():
 
 
 def documented_torchrun_commands() -> list:
-    """Every `torchrun` command line that the README, the usage page and the module's page show."""
+    """Every `torchrun` command line that the README, the pages in `docs/` and the annotated
+    files (the modules' and the scripts' pages) show."""
     import re
     import shlex
-    texts = [(REPO / name).read_text(encoding='utf-8')
-             for name in ('README.md', 'docs/usage.md', 'labml_gat/distributed.py',
-                          'experiments/synthetic_minibatch.py')]
+    sources = [REPO / 'README.md', *sorted(REPO.glob('docs/*.md')),
+               *sorted(REPO.glob('labml_gat/*.py')), *sorted(REPO.glob('experiments/*.py'))]
+    texts = [path.read_text(encoding='utf-8') for path in sources]
     commands = []
     for text in texts:
         for block in re.findall(r'```bash\n(.*?)```', text, flags=re.DOTALL):
