@@ -496,7 +496,11 @@ def end_while_waiting(status: int) -> None:
     the blocks the `KeyboardInterrupt` left have run (labml's run is marked interrupted, a
     graph cut short is removed); the threads that are not daemons, labml's writer of the
     run's last records among them, are waited for, as the shutdown would; and what is
-    printed is flushed.
+    printed is flushed. The `atexit` handlers, which the shutdown would run, are left
+    out with nothing a user sees: labml registers none; `logging`'s flushes handlers that
+    here write only to the standard error stream, flushing every record; multiprocessing's
+    and torch's data loaders' end worker processes, which a process of the job does not
+    start; torch's others free memory or print statistics that are off.
     """
     if not _waiting:
         return
