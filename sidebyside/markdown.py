@@ -228,7 +228,7 @@ class BlockPreprocessor(Preprocessor):
         except OSError as error:
             raise ValueError(f'include: {error}') from error
         # The whole file, so that a line found in it is the file's line
-        self.page.texts.append((str(path), text))
+        self.page.texts.append((str(path), text, 0))
         for option, keep in (('start-after', 1), ('end-before', 0)):
             if option in options:
                 pieces = text.split(options[option], 1)
@@ -264,25 +264,39 @@ class BlockPreprocessor(Preprocessor):
 class PageText(Preprocessor):
     """The page's text as written, before anything is included in it, and the text of each file
     an `{include}` block adds (`BlockPreprocessor`): Python-Markdown keeps no line numbers, so a
-    message about the page's math finds its line here."""
+    message about the page's math finds its line here. Each text is kept with where its Markdown
+    starts in it: MkDocs hands over a page without its front matter, whose lines count in the
+    page's file (`_page_file_text`)."""
 
     def __init__(self, md: Markdown) -> None:
         super().__init__(md)
-        self.texts: list[tuple[str, str]] = []
+        self.texts: list[tuple[str, str, int]] = []
 
     def run(self, lines: list[str]) -> list[str]:
-        self.texts = [('', '\n'.join(lines))]
+        text = '\n'.join(lines)
+        written = _page_file_text(self.md)
+        self.texts = [('', written, len(written) - len(text)) if written.endswith(text)
+                      else ('', text, 0)]
         return lines
 
     def where(self, snippet: str) -> str:
         """`line N` of the page where `snippet` is first written, or `PATH, line N` of an included
         file; `page` where neither has it (`pymdownx.snippets` included it, say)."""
-        for path, text in self.texts:
-            position = text.find(snippet)
+        for path, text, start in self.texts:
+            position = text.find(snippet, start)
             if position >= 0:
                 line = f'line {text.count(chr(10), 0, position) + 1}'
                 return f'{path}, {line}' if path else line
         return 'page'
+
+
+def _page_file_text(md: Markdown) -> str:
+    """The file of the page MkDocs builds, front matter included, read as MkDocs reads it (its
+    `relpath` step knows the file); `''` for a page that is no file, or outside MkDocs."""
+    try:
+        return md.treeprocessors['relpath'].file.content_string
+    except (KeyError, AttributeError, TypeError, OSError, ValueError):
+        return ''
 
 
 def _closing_fence(lines: list[str], start: int, fence: str) -> int:

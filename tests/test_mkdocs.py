@@ -469,11 +469,14 @@ def test_a_readers_project_with_the_documented_configuration(tmp_path):
     ('```{annotated-source} mypackage/missing.py\n```\n', 'missing.py'),
     ('```{annotated-source} mypackage/model.py\n:prefce: x.md\n```\n', 'prefce'),
     ('# Page\n\nBroken $\\notacommand{x}$.\n', 'line 3'),
-], ids=['missing-file', 'misspelt-option', 'broken-formula'])
+    # MkDocs gives the page's Markdown without its front matter: the line is the file's
+    ('---\ntitle: Page\n---\n\n# Page\n\nBroken $\\notacommand{x}$.\n', 'line 7:'),
+], ids=['missing-file', 'misspelt-option', 'broken-formula', 'broken-formula-after-front-matter'])
 def test_a_mistake_in_a_page_stops_the_build_without_a_traceback(tmp_path, page, named):
     """In a reader's project, a page that names a missing file, misspells an option or holds a
-    formula math-core cannot render stops the build with an error that names the mistake, and
-    no traceback (the mistake is the page's, not the renderer's)."""
+    formula math-core cannot render stops the build with an error that names the mistake (the
+    formula's line in the page's file), and no traceback (the mistake is the page's, not the
+    renderer's)."""
     build_readers_project(tmp_path, 'theme:\n  name: material\n  font: false\n')
     (tmp_path / 'docs' / 'index.md').write_text(page, encoding='utf-8')
     result = build_in(tmp_path)
