@@ -291,16 +291,17 @@ def check_seeds_fit(settings: SeedSettings, needed: int, device: str, what: str,
         check_fits(needed, device, what, instead, per)
         return
     host = device
-    each = (f'{what} in each of {processes} processes (--jobs)',
-            f'{instead}, or fewer --jobs')
+    # The bytes said are those of all the processes together, not of each
+    together = (f'{what}, in {processes} processes at once (--jobs)',
+                f'{instead}, or fewer --jobs')
     # A CUDA device holds the work alone; the processor's memory (MPS's too) the workers
     if torch.device(device).type == 'cuda':
-        check_fits(processes * needed, device, *each, per)
+        check_fits(processes * needed, device, *together, per)
         host, needed = 'cpu', 0
     total = processes * (needed + WORKER_BYTES)
     # The larger part names what to change: each process's work, or the processes
     if needed >= WORKER_BYTES:
-        check_fits(total, host, *each, f'{per}, with Python and PyTorch')
+        check_fits(total, host, *together, f'{per}, with their Python and PyTorch')
     else:
         check_fits(total, host, f'{processes} processes training seeds side by side '
                                 f'(--jobs)', 'use fewer --jobs',

@@ -764,7 +764,7 @@ def test_seeds_side_by_side_each_need_their_memory(monkeypatch):
     free = math.ceil(needed / 0.9)
     monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': free)
     script.LookupSettings(k=100, seeds=4, jobs=1).check()
-    with pytest.raises(UsageError, match=r'^--k 100: a batch of 32 graphs .* in each of 4 processes '
+    with pytest.raises(UsageError, match=r'^--k 100: a batch of 32 graphs .*, in 4 processes at once '
                                          r'\(--jobs\): .* or --d-model, or fewer --jobs$'):
         script.LookupSettings(k=100, seeds=4, jobs=4).check()
     # At most one process per seed, each with its own Python and PyTorch

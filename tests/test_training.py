@@ -248,6 +248,20 @@ def test_seeds_side_by_side_each_need_their_memory(impl, monkeypatch):
             check(seeds=seeds, jobs=seeds)
 
 
+def test_the_memory_refused_for_seeds_side_by_side_is_said_for_all_their_processes(monkeypatch):
+    """The GiB a refusal gives are those of all the `--jobs` processes together: said as the
+    need of each process, four times the real one would send the reader the wrong way."""
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': 2 ** 30)
+    settings = NodeClassificationSettings(seeds=4, jobs=4, n_hidden=256)
+    step = training.edges_training_bytes(2708, 13264, 1433, 7, 8, 256)
+    assert step >= training.WORKER_BYTES
+    total = 4 * (step + training.WORKER_BYTES) / 2 ** 30
+    with pytest.raises(UsageError, match=rf'features on 2708 nodes and 13264 edges, in 4 '
+                                         rf'processes at once \(--jobs\): about {total:.1f} '
+                                         rf'GiB per training step, with their Python'):
+        training.check_edges_fit(settings, 2708, 13264, 1433, 7)
+
+
 def test_summary_json_must_not_be_a_folder(tmp_path):
     """Refused before training, rather than a traceback when the summary is written."""
     with pytest.raises(UsageError, match=f'^--summary-json {tmp_path}'):
