@@ -156,7 +156,7 @@ class GATv2Conv(nn.Module):
             Linear(sizes[1], heads * out_channels, bias)
         # $a_k$ of every head, `[1, K, F']`
         self.att = nn.Parameter(torch.empty(1, heads, out_channels))
-        # $W_e$ projects the features $x_{ij}$ of the edge from $j$ to $i$ into the score's sum
+        # $W_e$ projects the features $u_{ij}$ of the edge from $j$ to $i$ into the score's sum
         self.lin_edge = None if edge_dim is None else \
             Linear(edge_dim, heads * out_channels, bias=False)
         total = out_channels * (heads if concat else 1)
@@ -251,9 +251,9 @@ class GATConv(nn.Module):
     [GAT's score](#gat-s-score-for-a-chunk). Its nodes are projected once, $g = W x$
     (`lin`, or `lin_src` and `lin_dst` for a pair of input sizes), and its score
     $e_{ijk} = \text{LeakyReLU}(a_{s,k}^\top g_{k,j} + a_{d,k}^\top g_{k,i} +
-    a_{e,k}^\top W_{e,k} x_{ij})$ (PyG's `att_src`, `att_dst` and `att_edge`: $a_{s,k}$
+    a_{e,k}^\top W_{e,k} u_{ij})$ (PyG's `att_src`, `att_dst` and `att_edge`: $a_{s,k}$
     and $a_{d,k}$ are the $a_2$ and $a_1$ of the [GAT layer](gat.html)) is a sum of
-    node-level halves and, with `edge_dim`, an edge's part $x_{ij}^\top M_k$,
+    node-level halves and, with `edge_dim`, an edge's part $u_{ij}^\top M_k$,
     $M_k = W_{e,k}^\top a_{e,k}$: no $K F'$ numbers per edge are made for it, only for
     the messages inside a chunk
     ([measured](../usage.html#performance) against PyG's `GATConv`: the `layer_N_gat`
@@ -372,7 +372,7 @@ def heads_merged(out: Tensor, concat: bool, res: Optional[Tensor],
 
 def scored_edges(lin_edge: nn.Module, att_edge: Tensor) -> Callable:
     r"""GAT's edge features for the chunks: their part of the score,
-    $c_{ijk} = x_{ij}^\top M_k$, `[|E|, K]`, with $M_k = W_{e,k}^\top a_{e,k}$ made from
+    $c_{ijk} = u_{ij}^\top M_k$, `[|E|, K]`, with $M_k = W_{e,k}^\top a_{e,k}$ made from
     the weight; a map that is more than its weight is called, as PyG calls it."""
     def edge_features(edge_attr: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         heads, channels = att_edge.shape[1:]
@@ -1061,7 +1061,7 @@ class GATv2Score:
     r"""
     ## GATv2's score for a chunk
 
-    $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j} + W_{e,k} x_{ij}\big)$$
+    $$e_{ijk} = a_k^\top \text{LeakyReLU}\big(g_{r,k,i} + g_{l,k,j} + W_{e,k} u_{ij}\big)$$
     from the node-level `messages` $g_l$, `[n_src, K, F']`, the chunk's rows of `query`
     $g_r$, `[b - a, K, F']` numbered by `local`, and, with edge features, the chunk's
     rows of `edge_attr` projected here, so no $|\mathcal{E}| \times K F'$ tensor of them
@@ -1088,7 +1088,7 @@ class GATv2Score:
         g_l_j = t.messages.index_select(0, src).to(t.dtype)
         s = t.query.index_select(0, local).to(t.dtype).add_(g_l_j)
         if t.edge_attr is not None:
-            # $W_e x_{ij}$ added into `s` by the product itself (or given, without $W_e$)
+            # $W_e u_{ij}$ added into `s` by the product itself (or given, without $W_e$)
             rows = t.edges.rows(t.edge_attr, e0, e1).to(t.dtype)
             if t.weight_e is None:
                 s.view(s.shape[0], -1).add_(rows)
@@ -1142,7 +1142,7 @@ class GATScore:
     $e_{ijk} = \text{LeakyReLU}(q_{ik} + n_{jk} + c_{ijk})$ with the node-level halves
     $q_{ik} = a_{d,k}^\top g_{k,i}$ (`query`, `[n_dst, K]`) and
     $n_{jk} = a_{s,k}^\top g_{k,j}$ (`key`, `[n_src, K]`), and, with edge features,
-    their part $c_{ijk} = a_{e,k}^\top W_{e,k} x_{ij}$ (`edge_attr`, `[|E|, K]`): the
+    their part $c_{ijk} = a_{e,k}^\top W_{e,k} u_{ij}$ (`edge_attr`, `[|E|, K]`): the
     score needs no $K F'$ numbers per edge. The messages $g_j$ are gathered for the sum.
     The halves are in `float32` for half-precision messages (their sums over $F'$ would
     overflow), so the results' dtype, the messages' and $a$'s, is given: `dtype`.

@@ -132,11 +132,13 @@ def test_the_rule_sees_a_comment_glued_to_the_prose(tmp_path):
 
 # The symbols that mean one thing on every page, as the GATv2 paper and the layer pages write them,
 # and the uses that would give them a second meaning: $l$ is the left side ($W_l$, $g_l$), not a
-# layer's index; $N$ counts nodes, not processes; $e$ is a score, not an edge's features.
+# layer's index; $N$ counts nodes, not processes; $e$ is a score and $x$ a node's features
+# ($x_{if}$ its feature $f$, $g = W x$), neither an edge's features ($u_{ij}$).
 NOTATION = {
     'l as a layer index': re.compile(r'\^\{\(l[-)]|[Ll]ayer \$l\$'),
     'N as a number of processes': re.compile(r'\$N\$ (processes|ranks)|_\{r=1\}\^\{?N\b'),
-    'e_{ij} as edge features': re.compile(r'W_(\{e[^}]*\}|e) e_\{ij\}|e_\{ij\}\^\\top'),
+    'e_{ij} or x_{ij} as edge features':
+        re.compile(r'W_(\{e[^}]*\}|e) [ex]_\{ij\}|[ex]_\{ij\}\^\\top|features \$x_\{ij\}'),
 }
 NOTATED = sorted([*RENDERED, *EXAMPLES, *MARKDOWN_PAGES, *REPO.glob('docs/*/*.md')])
 
@@ -154,9 +156,13 @@ def test_a_symbol_means_one_thing(path):
 
 
 def test_the_rule_sees_a_symbol_used_twice(tmp_path):
-    """The check itself: a layer index $l$, $N$ processes and edge features $e_{ij}$ are found;
-    $W_l$, $N$ nodes and the score $e_{ij}$ are not."""
+    """The check itself: a layer index $l$, $N$ processes and edge features $e_{ij}$ or $x_{ij}$
+    are found; $W_l$, $N$ nodes, the score $e_{ij}$, a node's features $x_{if}$ and the edge
+    features $u_{ij}$ are not."""
     path = tmp_path / 'page.md'
-    path.write_text('$h^{(l-1)}_j$ and $W_l h_j$\n$N$ processes\n$N$ nodes, $W_e x_{ij}$\n'
-                    '$W_{e,k} e_{ij}$\n$e_{ij} = a^\\top z$\n$\\sum_{r=1}^{N} x_r$\n', encoding='utf-8')
-    assert [line.split(':')[1] for line in notation_clashes(path, tmp_path)] == ['1', '2', '4', '6']
+    path.write_text('$h^{(l-1)}_j$ and $W_l h_j$\n$N$ processes\n$N$ nodes, $W_e u_{ij}$\n'
+                    '$W_{e,k} e_{ij}$\n$e_{ij} = a^\\top z$\n$\\sum_{r=1}^{N} x_r$\n'
+                    '$W_{e,k} x_{ij}$, and $x_{ij}^\\top M_k$\nthe features $x_{ij}$ of the edge\n'
+                    '$\\sum_f x_{if}$, $g = W x$\n', encoding='utf-8')
+    assert [line.split(':')[1] for line in notation_clashes(path, tmp_path)] == \
+        ['1', '2', '4', '6', '7', '8']
