@@ -318,12 +318,14 @@ def logs_folder(logs: Optional[str], experiment: str) -> dict:
 
 def check_folder_to_make(name: str, given: str, folder: Path) -> None:
     """A `folder` made when needed, with the folders above it (`given` as the user gave it):
-    the nearest of them that exists is a folder that takes files."""
+    the nearest of them that exists is a folder that takes files, and it is not the project's
+    records (`check_not_records`), as an output folder given by a flag is not."""
     with path_errors(name, given):
         # A path under a file does not exist either: the first that does is that file
         found = next(above for above in (folder, *folder.parents) if above.exists())
         if not found.is_dir():
             raise UsageError(f'{name} {given}: {found} is a file, not a folder')
+    check_not_records(name, given or str(folder), folder=True)
     check_writable(name, given, found)
 
 

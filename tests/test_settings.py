@@ -571,6 +571,27 @@ def test_only_record_writes_into_the_projects_records(tmp_path, monkeypatch, scr
     cls(**{output: path}, **others).check()
 
 
+@pytest.mark.parametrize('script, settings, output', [
+    ('cora', 'CoraSettings', '$LABML_GAT_LOGS'),
+    ('dictionary_lookup', 'LookupSettings', '$LABML_GAT_LOGS'),
+    ('synthetic_minibatch', 'SyntheticSettings', '--cache')])
+def test_a_folder_made_when_needed_is_not_the_projects_records(monkeypatch, script, settings,
+                                                               output):
+    # `--logs experiments/results` is refused; the folder of the same runs given by
+    # `$LABML_GAT_LOGS`, or the synthetic graph's `--cache`, would fill the records' folder too
+    from conftest import load_experiment
+    from labml_gat.results import RESULTS
+    cls = getattr(load_experiment(script), settings)
+    if output == '--cache':
+        given = cls(cache=str(RESULTS))
+    else:
+        monkeypatch.setenv('LABML_GAT_LOGS', str(RESULTS))
+        given = cls()
+    with pytest.raises(UsageError, match=f"^{re.escape(output)} {re.escape(str(RESULTS))} is the "
+                                         f"folder of the project's records"):
+        given.check()
+
+
 @pytest.mark.parametrize('script, settings', [
     ('cora', 'CoraSettings'), ('cora_minibatch', 'MiniBatchSettings'),
     ('dictionary_lookup', 'LookupSettings')])
