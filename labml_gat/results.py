@@ -422,12 +422,13 @@ def describe_figure(record: dict) -> str:
         what = (f"{record['n_nodes']:,} nodes, {record['degree']:g} random in-edges "
                 f"per node on average + self loop, {record['in_features']} features")
         if record.get('edge_dim'):
-            what += f", {record['edge_dim']} edge features"
+            what += f", {number_of(record['edge_dim'], 'edge feature')}"
     model = 'one layer' if record['level'] == 'layer' else 'two-layer model'
     if record.get('gat'):
         model = "one GAT layer (PyG's GATConv and the drop-in one)"
     where = f" on {record['device']}" if record.get('device') else ''
-    return f"{what}; {model}, {record['n_heads']} heads x {record['n_hidden']}{where}"
+    return (f"{what}; {model}, {number_of(record['n_heads'], 'head')} x "
+            f"{record['n_hidden']}{where}")
 
 
 FIGURES_HEADER = ('| figure | impl | step | eval | step / PyG | eval / PyG '

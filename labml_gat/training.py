@@ -23,6 +23,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
+from labml_gat.results import number_of
 from labml_gat.seeds import SeedSettings, seed_processes
 from labml_gat.settings import (Settings, UsageError, check_apart, check_at_least,
                                 check_device, check_folder, check_logs, check_output,
@@ -327,7 +328,8 @@ def check_dense_fits(settings: NodeClassificationSettings, n_nodes: int) -> str:
     """
     s = settings
     needed = dense_training_bytes(s.layer, n_nodes, s.n_heads, s.n_hidden)
-    size = (f'{n_nodes}^2 node pairs x {s.n_heads} heads x {s.n_hidden} features')
+    size = (f"{n_nodes}^2 node pairs x {number_of(s.n_heads, 'head')} x "
+            f"{number_of(s.n_hidden, 'feature')}")
     check_seeds_fit(s, needed, s.device, f'--impl dense needs {size}',
                     'use --impl edges (the same function in O(edges) memory)')
     return (f'--impl dense computes all {size}: about {needed / 2 ** 30:.1f} GiB per '

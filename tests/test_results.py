@@ -43,6 +43,13 @@ def test_a_number_of_things_is_singular_for_one():
     assert ', 1 thread, ' in results.render('benchmark') and 'thread(s)' not in results.render('benchmark')
 
 
+def test_a_figure_of_one_head_is_described_in_the_singular():
+    # A count in words is singular for one, in the figures' descriptions as in every output
+    record = {'graph': 'random', 'n_nodes': 1000, 'degree': 10, 'in_features': 128,
+              'edge_dim': 1, 'level': 'layer', 'n_heads': 1, 'n_hidden': 8}
+    assert results.describe_figure(record).endswith(', 1 edge feature; one layer, 1 head x 8')
+
+
 def test_every_table_is_quoted_somewhere():
     quoted = {m.group('name') for path in results.quoting_files()
               for m in results.MARKERS.finditer(path.read_text(encoding='utf-8'))}

@@ -227,6 +227,12 @@ def test_dense_refused_when_too_big(monkeypatch):
     assert '\n' not in warning
 
 
+def test_the_dense_warning_counts_one_head_in_the_singular():
+    """A count in words is singular for one, here as in every output: `1 head`, `1 feature`."""
+    warning = check_dense_fits(NodeClassificationSettings(n_heads=1, n_hidden=1), 100)
+    assert warning.startswith('--impl dense computes all 100^2 node pairs x 1 head x 1 feature:')
+
+
 @pytest.mark.parametrize('impl', ['edges', 'dense'])
 def test_seeds_side_by_side_each_need_their_memory(impl, monkeypatch):
     """`--jobs` workers each hold their step and their own Python and PyTorch: a hundred of
