@@ -385,11 +385,11 @@ def summary(values: dict, s: SyntheticSettings, seconds: float, wall_seconds: fl
     ## The summary
 
     What `--summary-json` writes, in the shape of the mini-batch Cora experiment's summary
-    where it applies: all the settings and their defaults, the one seed's run, the
-    validation accuracy over the seeds (one, the `mean` in percent), the seconds of the
-    timed steps, the processes, the wall-clock time and the load average as the run
-    started; `torchrun` where torchrun started more than one process (torchrun of one runs
-    the script as `python` does, and its summary is the same); and, as every summary says, the script's file name and the
+    where it applies: all the settings, the one seed's run, the validation accuracy over the
+    seeds (one, the `mean` in percent), the seconds of the timed steps, the processes, the
+    wall-clock time and the load average as the run started; `torchrun` where torchrun
+    started more than one process (torchrun of one runs the script as `python` does, and
+    its summary is the same); and, as every summary says, the script's file name and the
     words after it (`argv`, `None`: `sys.argv[1:]`).
     The run holds the numbers of a record's entry, its validation accuracy
     (`val_accuracy_after_steps` there) as a fraction. There is no test accuracy: the run
@@ -400,8 +400,7 @@ def summary(values: dict, s: SyntheticSettings, seconds: float, wall_seconds: fl
            **{key: value for key, value in values.items()
               if key not in ('settings', 'val_accuracy_after_steps')}}
     processes = values['processes']
-    return {'settings': s.as_dict(), 'defaults': SyntheticSettings().as_dict(),
-            'script': Path(__file__).name,
+    return {'settings': s.as_dict(), 'script': Path(__file__).name,
             'argv': list(sys.argv[1:] if argv is None else argv),
             'runs': [run], 'val_accuracy': summarize([accuracy]),
             'seconds': run['seconds'], 'jobs': processes,

@@ -737,8 +737,7 @@ def summary_values(path: Path, error: Callable[[str], None]) -> Tuple[dict, str,
 # `argv`); the flags are compared as written, in any order, but those that do not change what
 # a run measures: where it reads and writes files (the synthetic graph's `--cache` and the
 # folder of a record, `--results`, among them), and how long it waits for the other
-# processes of a job. A flag that spells out its setting's default (`--threads 1`) is the
-# same command as one that leaves it out.
+# processes of a job.
 #
 # The pages show a record's command as the one to run again, so a record keeps it without
 # those flags (`rerun_command`): their values are this machine's folders and files, such as
@@ -777,9 +776,7 @@ def command_mismatch(command: str, summary: dict) -> Optional[str]:
     problem = launch_mismatch(words[start:at], summary)
     if problem:
         return problem
-    # A flag that gives its setting the default says what leaving it out says
-    said, ran = (without_defaults(groups, summary)
-                 for groups in (flag_groups(words[at + 1:]), ran))
+    said = flag_groups(words[at + 1:])
     extra = shlex.join(chain(*(Counter(said) - Counter(ran)).elements()))
     missing = shlex.join(chain(*(Counter(ran) - Counter(said)).elements()))
     if not extra and not missing:
@@ -787,46 +784,6 @@ def command_mismatch(command: str, summary: dict) -> Optional[str]:
     differs = (f'says {extra} but not {missing}' if extra and missing else
                f'says {extra}' if extra else f'does not say {missing}')
     return f'was run with {shlex.join(words[:at + 1] + flags)!r}; the command {differs}'
-
-
-def without_defaults(groups: List[Tuple[str, ...]],
-                     summary: dict) -> List[Tuple[str, ...]]:
-    """
-    The flags `groups` (`flag_groups`) but those that give their setting the default of the
-    run's script (`at_default`) and are its only flag: of `--seeds 2 --seeds 1`, the last
-    counts. The summary's `defaults` say them; a summary of an older version, without them,
-    has its flags compared as they are written.
-    """
-    defaults = summary.get('defaults')
-    if not isinstance(defaults, dict):
-        return groups
-    given = Counter(setting_of(group[0], defaults) for group in groups)
-    return [group for group in groups if given[setting_of(group[0], defaults)] > 1
-            or not at_default(group, defaults)]
-
-
-def setting_of(flag: str, defaults: dict) -> str:
-    """The setting a flag gives: `--n-heads` gives `n_heads`; `--quiet` and `--no-quiet`,
-    the two words of a switch, give `quiet`."""
-    name = flag[2:].replace('-', '_')
-    switch = name[3:] if name.startswith('no_') and name not in defaults else name
-    return switch if isinstance(defaults.get(switch), bool) else name
-
-
-def at_default(group: Tuple[str, ...], defaults: dict) -> bool:
-    """Whether the flag `group` gives its setting its default, `defaults` (`--threads 1`,
-    `--fanouts 10 10`, `--no-quiet`), each word read as the type of the default."""
-    if not group[0].startswith('--'):
-        return False
-    default, words = defaults.get(setting_of(group[0], defaults)), group[1:]
-    if isinstance(default, bool):
-        return not words and default is not group[0].startswith('--no-')
-    values = default if isinstance(default, list) else [default]
-    try:
-        return (default is not None and len(words) == len(values)
-                and all(type(value)(word) == value for word, value in zip(words, values)))
-    except ValueError:
-        return False
 
 
 def script_at(words: Sequence[str]) -> Tuple[int, Optional[int]]:

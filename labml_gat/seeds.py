@@ -75,14 +75,13 @@ def run_seeds(settings: SeedSettings, explicit: set, data: Any,
     Trains the seeds `settings.seed`, `settings.seed + 1`, ... with `train`, one labml run each.
     `explicit` names the settings given on the command line (labml marks them in `configs.yaml`),
     `argv` the words after the script that its parser read (`None`: `sys.argv[1:]`, as for
-    argparse). Returns the settings and their defaults, the command of the run (the file
-    name of the script of the settings, and `argv`: `python -m labml_gat.results --record`
-    checks a record's command against them, where a flag that gives its setting the default
-    says what leaving it out says), the per-seed results, the mean and standard deviation
-    of each of their accuracies (`ACCURACIES`), the training time summed over the seeds and
-    the wall-clock time of the whole run. A run stopped (Ctrl-C) or failed after some seeds
-    finished says which on `stderr`, with their test accuracy and where their labml runs
-    are, before the stop or the error goes on.
+    argparse). Returns the settings, the command of the run (the file name of the script of
+    the settings, and `argv`: `python -m labml_gat.results --record` checks a record's command
+    against them), the per-seed results, the mean and standard deviation of each of their
+    accuracies (`ACCURACIES`), the training time summed over the seeds and the wall-clock time
+    of the whole run. A run stopped (Ctrl-C) or failed after some seeds finished says which on
+    `stderr`, with their test accuracy and where their labml runs are, before the stop or the
+    error goes on.
     """
     if settings.logs is not None:
         lab.configure({'experiments_path': str(Path(settings.logs).resolve())})
@@ -105,7 +104,7 @@ def run_seeds(settings: SeedSettings, explicit: set, data: Any,
             say_finished(finished, len(seeds))
         raise
     results = [finished[seed] for seed in seeds]
-    return {'settings': settings.as_dict(), 'defaults': type(settings)().as_dict(),
+    return {'settings': settings.as_dict(),
             'script': Path(inspect.getfile(type(settings))).name,
             'argv': list(sys.argv[1:] if argv is None else argv), 'runs': results,
             **{name: summarize([r[name] for r in results]) for name in ACCURACIES

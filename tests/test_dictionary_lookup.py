@@ -649,8 +649,8 @@ def test_seeds_train_the_model_once_per_seed_as_the_cora_experiments_do(tmp_path
                            '--summary-json', str(path)])
     # The summary of `cora.py`, with the training accuracy where it has the validation accuracy
     assert json.loads(path.read_text()) == json.loads(json.dumps(summary))
-    assert sorted(summary) == ['argv', 'defaults', 'jobs', 'load_average', 'runs', 'script', 'seconds',
-                               'settings', 'test_accuracy', 'train_accuracy', 'wall_seconds']
+    assert sorted(summary) == ['argv', 'jobs', 'load_average', 'runs', 'script', 'seconds', 'settings',
+                               'test_accuracy', 'train_accuracy', 'wall_seconds']
     # The command of the run, as `--record` compares it
     assert summary['script'] == 'dictionary_lookup.py' and '--seeds' in summary['argv']
     assert summary['settings'] == script.LookupSettings(

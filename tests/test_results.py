@@ -431,31 +431,6 @@ def test_a_summary_is_recorded_only_with_its_command(tmp_path, monkeypatch, caps
     assert results.load('x', tmp_path / 'records')['command'] == command
 
 
-@needs_planetoid
-def test_a_flag_at_its_default_is_the_command_without_it(tmp_path, monkeypatch):
-    """`--threads 1`, the default, says what leaving it out says: in the run's command or in
-    the one given to `--record`, in any spelling of the value. Another value is refused."""
-    from conftest import PLANETOID, load_experiment
-    summary = tmp_path / 'summary.json'
-    load_experiment('cora').main(['--seeds', '2', '--epochs', '1', '--jobs', '1', '--threads',
-                                  '1', '--data-dir', str(PLANETOID), '--logs',
-                                  str(tmp_path / 'runs'), '--summary-json', str(summary)])
-    run = json.loads(summary.read_text())
-    at = run['argv'].index('--threads')
-    without = {**run, 'argv': run['argv'][:at] + run['argv'][at + 2:]}
-    command = 'python experiments/cora.py --seeds 2 --epochs 1 --jobs 1'
-    for said, summed in ((command, run), (f'{command} --threads 1 --dropout=.6 --fast', without),
-                         (f'{command} --no-share-weights --layer gatv2', run)):
-        assert results.command_mismatch(said, summed) is None, said
-    # Another value, or the default given before it (the last counts)
-    for said in (f'{command} --threads 2', f'{command} --threads 1 --threads 2',
-                 f'{command} --layer gat'):
-        assert results.command_mismatch(said, without) is not None, said
-    monkeypatch.setattr(results, 'RESULTS', tmp_path / 'records')
-    results.main(['--record', 'x', str(summary), command])
-    assert results.load('x', tmp_path / 'records')['command'] == command
-
-
 @pytest.mark.parametrize('command, kept', [
     # Where the files were, in either spelling, the last word too
     ('python experiments/cora.py --seeds 2 --data-dir /home/me/planetoid '

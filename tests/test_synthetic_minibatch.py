@@ -357,8 +357,8 @@ def test_summary_json_writes_the_numbers_of_the_run(clock, tmp_path, capsys):
              '--cache', str(tmp_path / 'cache'), '--summary-json', str(path)])
     summary = json.loads(path.read_text())
     # The keys of `cora_minibatch.py`'s summary, but the test accuracy: no model is tested
-    assert sorted(summary) == ['argv', 'defaults', 'jobs', 'load_average', 'runs', 'script', 'seconds',
-                               'settings', 'val_accuracy', 'wall_seconds']
+    assert sorted(summary) == ['argv', 'jobs', 'load_average', 'runs', 'script', 'seconds', 'settings',
+                               'val_accuracy', 'wall_seconds']
     assert summary['settings'] == {**sm.SyntheticSettings().as_dict(), 'nodes': 2000, 'warmup': 0,
                                    'steps': 2, 'eval_nodes': 1000, 'cache': str(tmp_path / 'cache'),
                                    'summary_json': str(path)}
