@@ -337,6 +337,10 @@ def test_a_command_with_the_flags_of_the_run_is_its_command(command, flags):
     ('python experiments/cora.py --seeds 10', '--seeds 10 --quiet',
      "was run with 'python experiments/cora.py --seeds 10 --quiet'; the command does not say "
      "--quiet"),
+    # A flag at its default still says something: without --seeds 1, --jobs is refused
+    ('python experiments/cora.py --jobs 1', '--seeds 1 --jobs 1',
+     "was run with 'python experiments/cora.py --seeds 1 --jobs 1'; the command does not say "
+     "--seeds 1"),
     ('python experiments/cora.py --seeds 10 --seeds 10', '--seeds 10',
      "was run with 'python experiments/cora.py --seeds 10'; the command says --seeds 10"),
     ('python experiments/cora.py --fanouts 5 5', '--fanouts 5',
