@@ -722,7 +722,7 @@ def summary_values(path: Path, error: Callable[[str], None]) -> Tuple[dict, str,
         error(f"--record: {path} is not an experiment's --summary-json "
               f'({type(problem).__name__}: {problem})')
     else:
-        if device.startswith('cuda') and not cuda_device_exists(device):
+        if missing_device(device):
             error(f'--record: {path} was measured on {device}, which this machine does '
                   f'not have: record it on the machine it ran on')
         return values, device, summary
@@ -915,15 +915,27 @@ def torchrun_processes(launcher: List[str]) -> Optional[int]:
     return None
 
 
-def cuda_device_exists(device: str) -> bool:
-    """Whether `device` (`cuda`, `cuda:1`) is a CUDA device of this machine."""
+def missing_device(device: str) -> Optional[str]:
+    """
+    Why `device` (`cpu`, `cuda`, `cuda:1`, `mps`) is not a device of this machine, in a few
+    words, or `None`: the experiments' `--device` is tested so, and so is the device of a
+    summary to record, whose machine is this one.
+    """
     import torch
     try:
-        index = torch.device(device).index
+        kind = torch.device(device)
     except RuntimeError:
-        return False
-    return torch.cuda.is_available() and (index is None or
-                                          index < torch.cuda.device_count())
+        return 'not a device (cpu, cuda, cuda:1, mps)'
+    if kind.type == 'cuda' and not torch.cuda.is_available():
+        return 'PyTorch finds no CUDA device here'
+    if (kind.type == 'cuda' and kind.index is not None
+            and kind.index >= torch.cuda.device_count()):
+        return f'there are {torch.cuda.device_count()} CUDA devices'
+    if kind.type == 'mps' and not torch.backends.mps.is_available():
+        return 'PyTorch finds no MPS device here'
+    if kind.type not in ('cpu', 'cuda', 'mps'):
+        return 'only cpu, cuda and mps are supported'
+    return None
 
 
 if __name__ == '__main__':

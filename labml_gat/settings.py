@@ -36,8 +36,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
-import torch
-
 
 class UsageError(Exception):
     """A setting or an input the user can fix: it is printed as one line, with exit status 2."""
@@ -387,24 +385,12 @@ def check_writable(name: str, path: str, folder: Path) -> None:
 
 
 def check_device(device: str) -> None:
-    """A device that exists on this machine."""
-    try:
-        kind = torch.device(device)
-    except RuntimeError:
-        raise UsageError(f'--device {device!r} is not a device '
-                         f'(cpu, cuda, cuda:1, mps)') from None
-    if kind.type == 'cuda' and not torch.cuda.is_available():
-        raise UsageError(f'--device {device}: PyTorch finds no CUDA device here; '
-                         f'use --device cpu')
-    if (kind.type == 'cuda' and kind.index is not None
-            and kind.index >= torch.cuda.device_count()):
-        raise UsageError(f'--device {device}: '
-                         f'there are {torch.cuda.device_count()} CUDA devices')
-    if kind.type == 'mps' and not torch.backends.mps.is_available():
-        raise UsageError(f'--device {device}: PyTorch finds no MPS device here; '
-                         f'use --device cpu')
-    if kind.type not in ('cpu', 'cuda', 'mps'):
-        raise UsageError(f'--device {device}: only cpu, cuda and mps are supported')
+    """A device that exists on this machine, by the one test of it, which `--record` of
+    [`labml_gat.results`](results.html) asks too of the device a summary's run used."""
+    from labml_gat.results import missing_device
+    reason = missing_device(device)
+    if reason:
+        raise UsageError(f'--device {device}: {reason}')
 
 
 def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None]:

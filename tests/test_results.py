@@ -12,6 +12,7 @@ import shlex
 from datetime import date
 
 import pytest
+import torch
 
 from conftest import REPO, imported_modules, needs_planetoid, run_script
 from labml_gat import results
@@ -205,7 +206,8 @@ def test_a_summary_is_recorded_with_the_machine_of_its_device(tmp_path, monkeypa
         {**SUMMARY, 'settings': {**SUMMARY['settings'], 'device': device},
          'argv': [*SUMMARY['argv'], '--device', device]}))
     monkeypatch.setattr(results, 'RESULTS', tmp_path)
-    monkeypatch.setattr(results, 'cuda_device_exists', lambda found: found == 'cuda:1')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
     monkeypatch.setattr(results, 'machine', lambda found='cpu': {'device': found})
     results.main(['--record', 'x', str(tmp_path / 'summary.json'),
                   f'python experiments/cora.py --seeds 2 --device {device}'])
@@ -892,12 +894,19 @@ def test_a_filled_sentence_stays_in_its_paragraph():
 
 
 @pytest.mark.parametrize('device, exists', [('cuda', True), ('cuda:0', True), ('cuda:1', True),
-                                            ('cuda:2', False)])
-def test_a_cuda_device_exists_when_its_index_is_below_the_count(monkeypatch, device, exists):
-    import torch
+                                            ('cuda:2', False), ('mps', False), ('gpu0', False)])
+def test_a_summary_is_recorded_only_on_a_machine_with_its_device(tmp_path, monkeypatch, device,
+                                                                   exists):
+    # The device a summary's run used is tested as the experiments test their --device
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
-    assert results.cuda_device_exists(device) is exists
+    monkeypatch.setattr(torch.backends.mps, 'is_available', lambda: False)
+    monkeypatch.setattr(results, 'machine', lambda found='cpu': {'device': found})
+    (tmp_path / 'summary.json').write_text(json.dumps(
+        {**SUMMARY, 'settings': {**SUMMARY['settings'], 'device': device}}))
+    found = []
+    results.summary_values(tmp_path / 'summary.json', found.append)
+    assert (found == []) is exists, found
 
 
 def test_a_figure_record_needs_its_threads(tmp_path):

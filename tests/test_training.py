@@ -49,7 +49,7 @@ def test_defaults_are_the_gat_papers():
     ({'dataset': 'pubmed'}, "--dataset must be one of cora, citeseer, got 'pubmed'"),
     ({'early_stopping': 'loss'}, "--early-stopping must be one of gat, accuracy, got 'loss'"),
     ({'device': 'cuda:7' if torch.cuda.is_available() else 'cuda'}, '--device cuda'),
-    ({'device': 'tpu'}, "--device 'tpu' is not a device"),
+    ({'device': 'tpu'}, '--device tpu: not a device'),
     ({'data_dir': '/nonexistent/planetoid'}, '--data-dir /nonexistent/planetoid is not a folder'),
     # Not the current folder, as `Path('')` would have it
     ({'data_dir': ''}, '--data-dir is empty'),
