@@ -186,6 +186,8 @@ class BenchmarkSettings(Settings):
             check_replaced_records(self)
         check_output('--results', self.results, folder=True)
         check_image('--plot', self.plot)
+        if self.plot:
+            check_ratios_to_plot(self)
         check_apart('--plot', self.plot, {'--results': self.results})
         check_folder('--data-dir', self.data_dir)
         if 'cora' in self.figures:
@@ -213,6 +215,17 @@ def check_cora(data_dir: Optional[str]) -> None:
         raise UsageError(f'cannot load Cora for the cora figure, and the benchmark does '
                          f'not download: {str(error).rstrip(".")}; or leave the figure '
                          f'out with --figures layer') from None
+
+
+def check_ratios_to_plot(s: BenchmarkSettings) -> None:
+    """`--plot` draws ratios to PyG: a figure must measure PyG and another implementation,
+    or the image would hold no bar."""
+    peer = benchmarking.PEER
+    if not any(peer in task['impls'] and len(task['impls']) > 1
+               for _, task, _, _ in tasks(s)):
+        raise UsageError(f'--plot draws the ratios to {peer}, and no figure measures '
+                         f'{peer} beside another implementation: add one, or leave '
+                         f'--plot out')
 
 
 def check_replaced_records(s: BenchmarkSettings) -> None:

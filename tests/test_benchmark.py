@@ -243,6 +243,12 @@ def benchmark_mistake(capsys, *argv) -> str:
      '--figures scale does not read --rounds; it is for --figures layer'),
     (['--figures', 'scale', '--warmup', '0'],
      '--figures scale does not read --warmup; it is for --figures cora or layer'),
+    # A plot of the ratios to PyG needs PyG and another implementation in some figure
+    (['--figures', 'layer', '--impls', 'pyg', '--plot', 'ratios.png'],
+     '--plot draws the ratios to pyg, and no figure measures pyg beside another'),
+    (['--figures', 'layer', 'scale', '--impls', 'dropin', '--scale-impls', 'lean',
+      '--plot', 'ratios.png'],
+     '--plot draws the ratios to pyg, and no figure measures pyg beside another'),
 ])
 def test_mistakes_found_before_anything_runs(capsys, args, message):
     assert benchmark_mistake(capsys, *args).startswith(f'{prog()}: error: {message}')
