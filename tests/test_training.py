@@ -268,6 +268,37 @@ def test_the_memory_refused_for_seeds_side_by_side_is_said_for_all_their_process
         training.check_edges_fit(settings, 2708, 13264, 1433, 7)
 
 
+@pytest.mark.parametrize('device', ['cuda', 'cuda:0'])
+def test_seeds_side_by_side_on_a_gpu_share_its_memory(device, monkeypatch):
+    """On a CUDA device the processes' steps are in the device's memory, and only their own
+    Python and PyTorch in the host's: each memory is refused for what it holds."""
+    free = {'cuda': 2 ** 30, 'cpu': 3 * 2 ** 30}
+    monkeypatch.setattr(training, 'available_memory_bytes',
+                        lambda device='cpu': free[torch.device(device).type])
+
+    def check(needed):
+        training.check_seeds_fit(NodeClassificationSettings(seeds=8, jobs=8, device=device),
+                                 needed, device, 'the work', 'use less')
+    # 8 steps of 100 MiB fit the device, and 8 workers the host, which could not hold both
+    check(100 * 2 ** 20)
+    with pytest.raises(UsageError, match=rf'^the work, in 8 processes at once \(--jobs\): .* on '
+                                         rf'{device}; use less, or fewer --jobs$'):
+        check(200 * 2 ** 20)
+
+
+def test_seeds_under_torchrun_are_one_process(monkeypatch):
+    """Under torchrun the ranks train each seed together: one process of the seeds, however
+    many cores and seeds, so no workers are counted."""
+    from labml_gat import distributed, seeds
+    monkeypatch.setattr(training, 'available_memory_bytes', lambda device='cpu': 2 ** 31)
+    monkeypatch.setattr(seeds, 'available_cores', lambda: 100)
+    settings = NodeClassificationSettings(seeds=100)
+    with pytest.raises(UsageError, match='processes training seeds side by side'):
+        training.check_edges_fit(settings, 2708, 13264, 1433, 7)
+    monkeypatch.setattr(distributed, 'world_size', lambda: 2)
+    training.check_edges_fit(settings, 2708, 13264, 1433, 7)
+
+
 def test_summary_json_must_not_be_a_folder(tmp_path):
     """Refused before training, rather than a traceback when the summary is written."""
     with pytest.raises(UsageError, match=f'^--summary-json {tmp_path}'):
