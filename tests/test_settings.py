@@ -592,6 +592,18 @@ def test_a_folder_made_when_needed_is_not_the_projects_records(monkeypatch, scri
         given.check()
 
 
+@pytest.mark.parametrize('given', ['link', '~/link'])
+def test_the_records_are_found_through_a_link_and_the_home_folder(tmp_path, monkeypatch, given):
+    """A link to the records' folder, or a path from `~`, names the records all the same."""
+    from conftest import load_experiment
+    from labml_gat.results import RESULTS
+    monkeypatch.setenv('HOME', str(tmp_path))
+    (tmp_path / 'link').symlink_to(RESULTS)
+    path = given if given.startswith('~') else str(tmp_path / given)
+    with pytest.raises(UsageError, match="is the folder of the project's records"):
+        load_experiment('synthetic_minibatch').SyntheticSettings(results=path).check()
+
+
 @pytest.mark.parametrize('script, settings', [
     ('cora', 'CoraSettings'), ('cora_minibatch', 'MiniBatchSettings'),
     ('dictionary_lookup', 'LookupSettings')])
