@@ -644,6 +644,21 @@ def markdown_page(text: str, root: Path, **config) -> str:
     return md.convert(text)
 
 
+def test_inline_code_is_written_as_sphinx_writes_it(tmp_path):
+    """Inline code, in the page's text and in a file's docs, has each word in a `span.pre`,
+    which the stylesheet keeps on one line, escaped, and a run of spaces as wide as written;
+    a code block's code is left as it is."""
+    (tmp_path / 'sample.py').write_text('# Run `--seeds  10 <a>`.\nx = 1\n')
+    html = markdown_page('Give `--summary-json  x<y`.\n\n```{annotated-source} sample.py\n'
+                         '```\n\n    a block `as written`\n', tmp_path)
+    code = '<code class="literal notranslate">'
+    assert (f'{code}<span class="pre">--summary-json</span>&#160; '
+            f'<span class="pre">x&lt;y</span></code>') in html
+    assert (f'{code}<span class="pre">--seeds</span>&#160; <span class="pre">10</span> '
+            f'<span class="pre">&lt;a&gt;</span></code>') in html
+    assert '<pre><code>a block `as written`\n</code></pre>' in html
+
+
 def row_summary(html: str, scope: str = '') -> list[tuple]:
     """Each row: its classes, the line numbers of its code, its formulas, and its doc's text."""
     page = BeautifulSoup(html, 'html.parser')
