@@ -579,6 +579,54 @@ def test_a_content_length_of_thousands_of_digits(zeros: bool, tmp_path: Path) ->
 
 
 @needs_data
+def test_a_content_length_of_zeros_is_an_empty_file(tmp_path: Path) -> None:
+    """`Content-Length: 000` announces an empty file: the download fails as for any wrong
+    file, without a traceback."""
+    def reply(handler, body: bytes) -> None:
+        _headers(handler, '000')
+        handler.wfile.write(body)
+    with _serve_replies(reply) as url:
+        with pytest.raises(DataFileError, match=r'ind\.cora\.x downloaded from .* has SHA-256'):
+            datasets.download_planetoid('cora', tmp_path / 'data', base_url=url)
+
+
+@needs_data
+def test_a_stale_part_that_is_not_a_file_is_left(tmp_path: Path) -> None:
+    """Only regular `.part` files are a killed download's: a FIFO of that name is left."""
+    folder = tmp_path / 'data'
+    folder.mkdir()
+    fifo = folder / '.ind.cora.x.fifo.part'
+    os.mkfifo(fifo)
+    old = time.time() - datasets.STALE_SECONDS - 10
+    os.utime(fifo, (old, old))
+    with _serve(DATA) as (url, _):
+        datasets.download_planetoid('cora', folder, base_url=url)
+    assert fifo.exists()
+
+
+@needs_data
+def test_a_download_holds_its_part_file_locked_until_it_has_its_name(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Renamed while still locked: another process never takes a finished file for a killed
+    download's."""
+    real_replace = os.replace
+    locked = []
+
+    def replace(source, target) -> None:
+        with open(source, 'rb') as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked.append(False)
+            except BlockingIOError:
+                locked.append(True)
+        real_replace(source, target)
+    monkeypatch.setattr(datasets.os, 'replace', replace)
+    with _serve(DATA) as (url, _):
+        datasets.download_planetoid('cora', tmp_path / 'data', base_url=url)
+    assert locked == [True] * len(FILE_KINDS)
+
+
+@needs_data
 @pytest.mark.parametrize('announced', [True, False])
 def test_a_response_larger_than_any_planetoid_file(announced: bool,
                                                    monkeypatch: pytest.MonkeyPatch,
