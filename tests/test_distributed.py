@@ -131,6 +131,15 @@ def ranks(tmp_path_factory):
     return run_workers(tmp_path_factory.mktemp('ranks'))
 
 
+def test_a_lost_peer_is_said_once_through_nested_watches():
+    """A peer lost inside a seed's watch passes the job's watch as it is: one line, the
+    error's words once."""
+    with pytest.raises(distributed.LostPeer) as lost:
+        with distributed.peers_watched(), distributed.peers_watched():
+            raise RuntimeError('[gloo] Connection closed by peer')
+    assert str(lost.value).count('another process of the job') == 1, lost.value
+
+
 @pytest.mark.slow
 def test_one_and_two_processes_take_the_same_steps(ranks):
     """

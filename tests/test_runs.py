@@ -250,6 +250,20 @@ def test_epochs_leave_the_log_open_for_what_comes_after_them(labml_logs, stop_ea
 
 
 
+def test_a_run_stopped_elsewhere_is_recorded_as_interrupted(labml_logs):
+    # Another process of a job stopped this one: labml records the run as interrupted, with
+    # why, not as a crash of its own
+    with pytest.raises(runs.StoppedElsewhere):
+        with runs.labml_run('stopped_test', 'a comment', {}, screen=False, quiet=True) as folder:
+            raise runs.StoppedElsewhere('another process stopped')
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and 'interrupted' not in \
+            (folder / 'run_log.jsonl').read_text():
+        time.sleep(0.05)
+    closed = json.loads((folder / 'run_log.jsonl').read_text().splitlines()[-1])
+    assert (closed['status'], closed['details']) == ('interrupted', 'another process stopped')
+
+
 @pytest.mark.skipif(not hasattr(__import__('signal'), 'pthread_sigmask'), reason='POSIX signal masks')
 @pytest.mark.parametrize('taken_by', ['this thread', 'another thread'])
 def test_a_stop_signal_in_a_held_block_is_handled_after_it(taken_by):
