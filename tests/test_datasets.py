@@ -605,6 +605,30 @@ def test_a_stale_part_that_is_not_a_file_is_left(tmp_path: Path) -> None:
 
 
 @needs_data
+def test_a_part_file_replaced_while_it_is_locked_is_left(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    """A stale `.part` file that another process replaces between its check and its removal:
+    the file now under that name is not the one checked, and is left."""
+    folder = tmp_path / 'data'
+    folder.mkdir()
+    part = folder / '.ind.cora.x.killed.part'
+    part.write_bytes(b'part of a file')
+    old = time.time() - datasets.STALE_SECONDS - 10
+    os.utime(part, (old, old))
+    real_flock = fcntl.flock
+
+    def flock(fd, operation) -> None:
+        if operation & fcntl.LOCK_NB:
+            (folder / 'new').write_bytes(b'a new download')
+            os.replace(folder / 'new', part)
+        real_flock(fd, operation)
+    monkeypatch.setattr(datasets.fcntl, 'flock', flock)
+    with _serve(DATA) as (url, _):
+        datasets.download_planetoid('cora', folder, base_url=url)
+    assert part.read_bytes() == b'a new download'
+
+
+@needs_data
 def test_a_download_holds_its_part_file_locked_until_it_has_its_name(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Renamed while still locked: another process never takes a finished file for a killed
