@@ -244,12 +244,8 @@ def _interrupt_once(signum: int, frame: Any) -> None:
 
 
 def seed_processes(settings: SeedSettings) -> int:
-    """The processes that train the seeds: `--jobs`, else one per core, and never more
-    than the seeds. Under torchrun one, whose processes train each seed together
-    ([`distributed.run_seeds`](distributed.html)) and which refuses `--jobs`."""
-    from labml_gat.distributed import world_size
-    if world_size() > 1:
-        return 1
+    """The processes that train the seeds side by side: `--jobs`, else one per core, and
+    never more than the seeds."""
     return min(settings.jobs or available_cores(), settings.seeds)
 
 

@@ -282,12 +282,15 @@ def check_seeds_fit(settings: SeedSettings, needed: int, device: str, what: str,
                     instead: str, per: str = 'per training step') -> None:
     """
     `check_fits` for the processes that train the seeds side by side (`--jobs`,
-    [`seed_processes`](seeds.html)): each needs its `needed` bytes, and each worker its own
-    Python and PyTorch (`WORKER_BYTES`), in the host's memory. Every experiment that runs
-    seeds checks its memory so, before any run starts: a hundred workers take tens of GiB
-    before their first step, and the kernel's out-of-memory killer would end them midway.
+    [`seed_processes`](seeds.html); one under torchrun): each needs its `needed` bytes,
+    and each worker its own Python and PyTorch (`WORKER_BYTES`), in the host's memory.
+    Every experiment that runs seeds checks its memory so, before any run starts: a hundred
+    workers take tens of GiB before their first step, and the kernel's out-of-memory killer
+    would end them midway.
     """
-    processes = seed_processes(settings)
+    from labml_gat.distributed import world_size
+    # Under torchrun the ranks train each seed together, and refuse `--jobs`
+    processes = 1 if world_size() > 1 else seed_processes(settings)
     if processes == 1:
         check_fits(needed, device, what, instead, per)
         return
