@@ -256,16 +256,18 @@ def check_not_records(name: str, path: str, folder: bool) -> None:
     """
     The project's records, `experiments/results/`, are written by `--record` alone, which
     checks what it replaces (the benchmark's) and keeps itself in a record's command: an
-    output there, the `folder` itself (`--results`) or a file in it (`--summary-json`),
-    would replace a record the pages quote, or leave there a file that is not one.
+    output there or in a folder below it, the `folder` itself (`--results`) or a file
+    (`--summary-json`), would replace a record the pages quote, or leave there a file that
+    is not one.
     """
     from labml_gat.results import RESULTS
     # `realpath`, which takes any path, even one the system will not look at
-    where = os.path.realpath(os.path.expanduser(path))
-    if (where if folder else os.path.dirname(where)) == os.path.realpath(RESULTS):
-        raise UsageError(f"{name} {path} {'is' if folder else 'is in'} the folder of the "
-                         f"project's records, which only --record writes into: give "
-                         f"another folder")
+    where, records = (os.path.realpath(os.path.expanduser(p)) for p in (path, RESULTS))
+    home = where if folder else os.path.dirname(where)
+    if home == records or home.startswith(records + os.sep):
+        raise UsageError(f"{name} {path} {'is' if where == records else 'is in'} the "
+                         f"folder of the project's records, which only --record writes "
+                         f"into: give another folder")
 
 
 def check_logs(logs: Optional[str]) -> None:

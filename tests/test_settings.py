@@ -559,10 +559,12 @@ def test_only_record_writes_into_the_projects_records(tmp_path, monkeypatch, scr
     cls = getattr(load_experiment(script), settings)
     monkeypatch.chdir(REPO / 'experiments')
     name = {'summary_json': 'cora_seeds10.json', 'plot': 'ratios.png'}.get(output)
-    for folder in (str(RESULTS), 'results/', './results/../results'):
+    # A folder below the records' (a file's folder must exist: none is made there)
+    below = [] if name else ['results/more']
+    for folder in (str(RESULTS), 'results/', './results/../results', *below):
         path = str(Path(folder) / name) if name else folder
         given = cls(**{output: path}, **others)
-        where = 'is in' if name else 'is'
+        where = 'is in' if name or folder in below else 'is'
         with pytest.raises(UsageError, match=f"^{flag(output)} {re.escape(path)} {where} the "
                                              f"folder of the project's records, which only "
                                              f"--record writes into: give another folder$"):
