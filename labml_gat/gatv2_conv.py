@@ -981,16 +981,20 @@ class TargetChunks:
     chunk, and no per-edge quantity has to outlive it. Edges already sorted by target
     are used as they are; otherwise they are sorted here with a stable sort, once per
     call. With `n_loops`, the edges are followed, in their given order, by the self
-    loops $(i, i)$, $i <$ `n_loops`: each is put last in its segment, without sorting
-    again. The chunks' bounds reach the host here, once per call, never inside the chunk
-    loop.
+    loops $(i, i)$, $i <$ `n_loops`, each put last in its segment: sorted with the edges,
+    or put in among edges given sorted without a sort. The chunks' bounds reach the host
+    here, once per call, never inside the chunk loop.
     """
 
     def __init__(self, src: Tensor, dst: Tensor, n_dst: int, chunk: int,
                  n_loops: int = 0):
         self.order = None
         if dst.shape[0] > 1 and not bool((dst[1:] >= dst[:-1]).all()):
-            self.order = torch.argsort(dst, stable=True)
+            # Unsorted edges take their loops at their end, and the stable sort puts
+            # each loop last in its segment
+            if n_loops:
+                (src, dst), n_loops = appended_loops(src, dst, n_loops), 0
+            self.order = target_order(dst, n_dst)
             src, dst = src.index_select(0, self.order), dst.index_select(0, self.order)
         # In-degrees, and the row pointer `ptr`, `[n_dst + 1]`
         self.degrees = torch.bincount(dst, minlength=n_dst)
@@ -1018,13 +1022,12 @@ class TargetChunks:
         loops = torch.arange(n_loops, device=device)
         at_edges = torch.arange(n_edges, device=device).add_(dst.clamp(max=n_loops))
         at_loops = torch.cumsum(self.degrees[:n_loops], 0).add_(loops)
-        given = torch.arange(n_edges, device=device) if self.order is None else self.order
 
         def merged(of_edges: Tensor, of_loops: Tensor) -> Tensor:
             both = of_edges.new_empty(n_edges + n_loops)
             return both.scatter_(0, at_edges, of_edges).scatter_(0, at_loops, of_loops)
 
-        self.order = merged(given, loops + n_edges)
+        self.order = merged(torch.arange(n_edges, device=device), loops + n_edges)
         self.degrees[:n_loops] += 1
         return merged(src, loops), merged(dst, loops)
 
@@ -1044,6 +1047,13 @@ class TargetChunks:
         if self.order is None:
             return per_edge
         return torch.zeros_like(per_edge).index_copy(0, self.order, per_edge)
+
+
+def target_order(dst: Tensor, n_dst: int) -> Tensor:
+    """The edges' stable order by target, sorted as 32-bit numbers where the targets fit:
+    a radix sort then makes half the passes."""
+    keys = dst.int() if n_dst <= torch.iinfo(torch.int32).max else dst
+    return torch.argsort(keys, stable=True)
 
 
 def result_dtype(*tensors: Optional[Tensor]) -> torch.dtype:

@@ -316,6 +316,14 @@ def test_target_chunks(chunk, device):
     assert TargetChunks(src[:0], dst[:0], n_nodes, chunk).parts == []
 
 
+def test_targets_past_32_bits_are_sorted_as_they_are():
+    # The sort's 32-bit keys are only for targets that fit: larger ones would wrap round
+    from labml_gat.gatv2_conv import target_order
+    dst = torch.tensor([2 ** 31 + 1, 5, 2 ** 31, 5])
+    assert target_order(dst, 2 ** 31 + 2).tolist() == [1, 3, 2, 0]
+    assert target_order(dst[1::2], 6).tolist() == [0, 1]
+
+
 @pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('in_order', [True, False], ids=['sorted', 'shuffled'])
 @pytest.mark.parametrize('n_loops', [12, 7])
