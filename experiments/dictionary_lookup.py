@@ -177,7 +177,7 @@ from labml_gat.seeds import format_summary, run_seeds, spread
 from labml_gat.settings import (Settings, UsageError, argument_parser, check_apart,
                                 check_at_least, check_device, check_logs,
                                 check_one_record, check_output, check_positive,
-                                check_threads, command, flag, logs_folder, setting)
+                                check_threads, command, flag, labml_folders, setting)
 from labml_gat.training import check_jobs, check_seeds, check_seeds_fit
 
 # The names of the records of `--sweep` and `--which-layer`, which `--record` replaces in
@@ -283,7 +283,7 @@ class LookupSettings(Settings):
         check_output('--summary-json', self.summary_json)
         check_logs(self.logs)
         check_apart('--summary-json', self.summary_json,
-                    logs_folder(self.logs, self.experiment_name()))
+                    labml_folders(self.logs, self.experiment_name()))
         check_output('--results', self.results, folder=True)
         # Every size is checked against the memory before any task is made
         for k in (self.ks if self.sweep else [self.k]):

@@ -301,7 +301,7 @@ def check_apart(name: str, path: Optional[str], folders: dict) -> None:
                              f'give each its own path')
 
 
-def logs_folder(logs: Optional[str], experiment: str) -> dict:
+def labml_folders(logs: Optional[str], experiment: str) -> dict:
     """Where the labml runs go, for `check_apart`: `--logs`, else `$LABML_GAT_LOGS`, else
     labml's own `logs/`, beside `.labml.yaml` (`labml_gat.runs`), and the folder of the
     runs of the `experiment` in it; the run makes both."""

@@ -28,7 +28,7 @@ from labml_gat.seeds import SeedSettings, seed_processes
 from labml_gat.settings import (Settings, UsageError, check_apart, check_at_least,
                                 check_device, check_folder, check_logs, check_output,
                                 check_positive, check_probability, check_seed,
-                                check_threads, logs_folder, setting)
+                                check_threads, labml_folders, setting)
 
 
 # The most seeds one command runs: enough for a mean and a spread, and a bound on the labml
@@ -95,7 +95,7 @@ class NodeClassificationSettings(Settings):
         check_output('--summary-json', self.summary_json)
         check_logs(self.logs)
         check_apart('--summary-json', self.summary_json,
-                    logs_folder(self.logs, self.experiment_name()))
+                    labml_folders(self.logs, self.experiment_name()))
 
     def check_given(self, given: set) -> None:
         """The flags given are read: `--jobs` by runs over seeds alone."""
