@@ -443,8 +443,7 @@ def report(result: dict) -> str:
             f"train accuracy {100 * result['train_accuracy']:.2f} %, "
             f"test accuracy {100 * result['test_accuracy']:.2f} % "
             f"({result['n_train']} training and {result['n_test']} test graphs; "
-            f"weights of "
-            f"epoch {result['best_epoch'] + 1} of {result['epochs']}, "
+            f"weights of epoch {result['best_epoch']} of 0 to {result['epochs'] - 1}, "
             f"{result['seconds']:.0f} s of training)")
 
 

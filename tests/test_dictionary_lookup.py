@@ -982,6 +982,20 @@ def test_sweep_records_each_models_numbers_and_curves(tmp_path, labml_logs, monk
                        'history': {'train': [0.25, 1.0], 'test': [0.33333, 0.5]}}
 
 
+def test_the_report_counts_epochs_as_the_seeds_table_does():
+    # Epochs are counted from 0 in every experiment's output: the best epoch the report names
+    # is the one in the seeds' table
+    from labml_gat.seeds import format_summary
+    result = {'k': 4, 'layer': 'gatv2', 'n_heads': 1, 'n_train': 3, 'n_test': 2, 'epochs': 5,
+              'best_epoch': 3, 'seconds': 0.5, 'train_accuracy': 1.0, 'test_accuracy': 0.5}
+    words = load_script().report(result).split()
+    table = format_summary({'runs': [{**result, 'seed': 0}], 'jobs': 1, 'seconds': 0.5,
+                            'wall_seconds': 0.5,
+                            'test_accuracy': {'mean': 50.0, 'std': 0.0, 'n': 1}}, 'x')
+    best = table.splitlines()[2].split()[2]
+    assert words[words.index('epoch') + 1] == best == '3'
+
+
 def test_which_layer_records_into_a_new_folder(tmp_path, monkeypatch, capsys):
     script = load_script()
     monkeypatch.setattr(script, 'WHICH_LAYER_GRAPHS', [(4, 2, 1.0)])
