@@ -408,6 +408,8 @@ def node_counts(x_src: Tensor, x_dst: Optional[Tensor], edge_index: Tensor,
     """
     if size is not None and len(size) != 2:
         raise ValueError(f'size must be (n_src, n_dst), got {tuple(size)!r}')
+    # PyG takes any pair of numbers, a tensor `[2]` included: here as ints
+    size = None if size is None else tuple(None if n is None else int(n) for n in size)
     given = (x_src.shape[0], None if x_dst is None else x_dst.shape[0])
     declared, name = size, 'size'
     if isinstance(edge_index, Tensor) and edge_index.layout != torch.strided:

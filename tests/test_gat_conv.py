@@ -464,3 +464,15 @@ def test_edge_features_of_another_width_are_refused(layer):
                                          r'\[n_edges\] with edge_dim 1\), got a tensor of '
                                          r'shape \[3, 1, 3\]$'):
         conv(x, edge_index, torch.randn(3, 1, 3))
+
+
+def test_size_given_as_a_tensor_matches_pyg():
+    # PyG's size may be a tensor [2] (or NumPy's numbers): read as the pair of ints it holds
+    pytest.importorskip('torch_geometric')
+    import numpy
+    pyg, ours = make_pair(in_channels=(5, 6), residual=True)
+    (x_src, _), edge_index, _ = graph(30, 12)
+    for size in (torch.tensor([30, 12]), numpy.array([30, 12])):
+        out, out_p = ours((x_src, None), edge_index, size=size), \
+            pyg((x_src, None), edge_index, size=size)
+        torch.testing.assert_close(out, out_p, atol=1e-10, rtol=1e-10)
