@@ -190,7 +190,7 @@ class GATv2Conv(nn.Module):
         layer used (self loops included), or a sparse adjacency holding $\alpha$.
         """
         check_not_traced()
-        check_dropout(self.dropout)
+        p = check_dropout(self.dropout)
         x_src, x_dst = check_features(x)
         n_dst, n_loops = node_counts(x_src, x_dst, edge_index, None, self.add_self_loops)
         H, C = self.heads, self.out_channels
@@ -201,7 +201,7 @@ class GATv2Conv(nn.Module):
             projected_per_chunk(self.lin_edge)
         out, attention = attend(
             GATv2Score(self.negative_slope), g_l, g_r, None, self.att.view(H, C), n_dst,
-            edge_index, edge_attr, edge_features, self.dropout if self.training else 0.0,
+            edge_index, edge_attr, edge_features, p if self.training else 0.0,
             n_loops, self.fill_value, self.chunk_size, bool(return_attention_weights))
         out = heads_merged(out, self.concat, res, self.bias)
         return (out, attention) if return_attention_weights else out
@@ -318,7 +318,7 @@ class GATConv(nn.Module):
         sources, as in PyG (`node_counts`).
         """
         check_not_traced('GATConv')
-        check_dropout(self.dropout)
+        p = check_dropout(self.dropout)
         x_src, x_dst = check_features(x, targets_needed=False)
         H, C = self.heads, self.out_channels
         n_dst, n_loops = node_counts(x_src, x_dst, edge_index, size, self.add_self_loops)
@@ -342,7 +342,7 @@ class GATConv(nn.Module):
             scored_edges(self.lin_edge, self.att_edge)
         out, attention = attend(
             GATScore(self.negative_slope, dtype), g_src, query, key, None, n_dst,
-            edge_index, edge_attr, edge_features, self.dropout if self.training else 0.0,
+            edge_index, edge_attr, edge_features, p if self.training else 0.0,
             n_loops, self.fill_value, self.chunk_size, bool(return_attention_weights))
         out = heads_merged(out, self.concat, res, self.bias)
         return (out, attention) if return_attention_weights else out
@@ -451,10 +451,14 @@ def check_sizes(x_src: Tensor, x_dst: Optional[Tensor], size, name: str) -> None
         raise ValueError(f'{name} must be (n_src, n_dst) = {given}, got {tuple(size)!r}')
 
 
-def check_dropout(p) -> None:
-    r"""The dropout on $\alpha$ is a probability, as PyG's `F.dropout` requires."""
+def check_dropout(p) -> float:
+    r"""The dropout on $\alpha$ is a probability, as PyG's `F.dropout` requires: a number,
+    or a tensor of one number, which `F.dropout` takes too."""
+    if isinstance(p, Tensor) and p.dim() == 0 and not p.dtype.is_complex:
+        p = p.item()
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
         raise ValueError(f'dropout probability has to be between 0 and 1, but got {p!r}')
+    return float(p)
 
 
 class Linear(nn.Module):

@@ -476,3 +476,16 @@ def test_size_given_as_a_tensor_matches_pyg():
         out, out_p = ours((x_src, None), edge_index, size=size), \
             pyg((x_src, None), edge_index, size=size)
         torch.testing.assert_close(out, out_p, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize('layer', [GATConv, GATv2Conv])
+def test_dropout_given_as_a_tensor_is_its_number(layer):
+    # PyG's F.dropout takes a tensor of one number: the same dropout, in training as in PyG
+    pytest.importorskip('torch_geometric')
+    pyg, ours = test_gatv2_conv.make_pair(layer=layer, dropout=torch.tensor(0.4))
+    x, edge_index, _ = graph()
+    alphas = []
+    for conv in (pyg, ours):
+        torch.manual_seed(5)
+        alphas.append(conv(x, edge_index, return_attention_weights=True)[1][1])
+    torch.testing.assert_close(alphas[1], alphas[0])
