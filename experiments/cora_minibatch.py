@@ -355,4 +355,4 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    command(main)()
+    command(main, torchrun=True)()

@@ -487,4 +487,4 @@ def earlier_runs(name: str, folder: Path, s: SyntheticSettings, processes: int) 
 
 
 if __name__ == '__main__':
-    command(main)()
+    command(main, torchrun=True)()

@@ -240,6 +240,25 @@ def check_settings(settings: Any) -> None:
                          f'or cuda (NCCL)')
 
 
+def check_one_process() -> None:
+    """
+    ## Scripts of one process
+
+    torchrun starts the script it is given in each of its processes. A script that does not
+    join a process group (the full-batch Cora experiment, DictionaryLookup, the benchmark) would
+    run whole in every one of them, training the same seeds and writing the same runs, records
+    and summaries side by side. So several processes of such a script are refused in one line,
+    said once per machine, before anything starts; one process is the script's plain run.
+    """
+    processes = world_size()
+    if processes > 1:
+        with checks_said_once():
+            raise UsageError(f'torchrun started {processes} processes of a script that '
+                             f'runs in one: run it with python (the mini-batch scripts, '
+                             f'cora_minibatch.py and synthetic_minibatch.py, are the '
+                             f'ones for torchrun)')
+
+
 # The settings each machine may have of its own: where files are read and written, what it
 # prints, its threads, how long it waits, and its device (under torchrun, its local rank's GPU)
 LOCAL_SETTINGS = ('data_dir', 'logs', 'summary_json', 'quiet', 'threads', 'device',

@@ -395,11 +395,14 @@ def check_device(device: str) -> None:
         raise UsageError(f'--device {device}: {reason}')
 
 
-def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None]:
+def command(main: Callable[[Optional[Sequence[str]]], Any],
+            torchrun: bool = False) -> Callable[[], None]:
     """
     ## The entry point
 
-    The entry point of a script: `main(argv)` with a user's mistakes as one line.
+    The entry point of a script: `main(argv)` with a user's mistakes as one line. Only a
+    script made for torchrun (`torchrun=True`) runs in several of its processes; any other is
+    [refused there](distributed.html#scripts-of-one-process) before `main` starts.
 
     `UsageError` and a missing or corrupt data file (`labml_gat.datasets.MissingDataError`,
     `DataFileError`) end with
@@ -413,7 +416,8 @@ def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None
     `LABML_GAT_LOGS` names, where it is set and `--logs` is not given.
     """
     from labml_gat.datasets import DataFileError, MissingDataError
-    from labml_gat.distributed import LostPeer, end_while_waiting, first_of_machine
+    from labml_gat.distributed import (LostPeer, check_one_process, end_while_waiting,
+                                       first_of_machine)
 
     def run() -> None:
         from labml_gat.runs import use_logs_from_environment
@@ -423,6 +427,8 @@ def command(main: Callable[[Optional[Sequence[str]]], Any]) -> Callable[[], None
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, _interrupt)
         try:
+            if not torchrun:
+                check_one_process()
             main(sys.argv[1:])
         except (UsageError, DataFileError, MissingDataError) as error:
             # Another process of the machine said it (`distributed.checks_said_once`)

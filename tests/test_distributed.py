@@ -662,6 +662,21 @@ def test_jobs_under_torchrun_is_one_line(tmp_path, first_slow):
 
 @pytest.mark.slow
 @needs_planetoid
+def test_a_script_of_one_process_under_torchrun_is_one_line(tmp_path):
+    """The full-batch experiment given to torchrun with two processes would train and write
+    twice: it is refused once for the machine, before any run or summary is written."""
+    result = torchrun(['--nproc-per-node', '2', '--', 'experiments/cora.py', '--epochs', '3',
+                       '--logs', 'runs', '--summary-json', 'summary.json'], tmp_path)
+    assert result.returncode != 0 and result.stdout == ''
+    lines = [line for line in result.stderr.splitlines() if 'cora.py: error:' in line]
+    assert len(lines) == 1 and 'torchrun started 2 processes' in lines[0]
+    ours = result.stderr.split('torch/distributed/elastic')[0]
+    assert 'Traceback' not in ours and 'exitcode  : 2' in result.stderr
+    assert not (tmp_path / 'runs').exists() and not (tmp_path / 'summary.json').exists()
+
+
+@pytest.mark.slow
+@needs_planetoid
 @pytest.mark.parametrize('first_slow', [False, True], ids=['as_started', 'first_slow'])
 def test_a_corrupt_data_file_under_torchrun_is_one_line(tmp_path, first_slow):
     """A data file that fails its checksum is said once for the machine as well, though the

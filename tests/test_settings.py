@@ -213,6 +213,23 @@ def test_the_runs_go_where_the_environment_says(monkeypatch, tmp_path):
     assert seen == [(tmp_path / 'elsewhere').resolve()]
 
 
+def test_torchrun_runs_only_the_scripts_made_for_it(monkeypatch, capsys):
+    """Several torchrun processes of a script of one process are one line and status 2 before
+    `main` runs (each would train and write alone); a script made for torchrun runs there, and
+    torchrun of one process is the script's plain run."""
+    ran = []
+    for name, value in {'RANK': '0', 'LOCAL_RANK': '0', 'WORLD_SIZE': '2'}.items():
+        monkeypatch.setenv(name, value)
+    assert run_command(monkeypatch, ran.append) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith('example.py: error: torchrun started 2 processes')
+    assert captured.err.count('\n') == 1 and captured.out == '' and ran == []
+    command(ran.append, torchrun=True)()
+    monkeypatch.setenv('WORLD_SIZE', '1')
+    command(ran.append)()
+    assert ran == [[], []]
+
+
 def test_ctrl_c_is_status_130(monkeypatch, capsys):
     def main(argv):
         raise KeyboardInterrupt
