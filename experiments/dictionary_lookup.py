@@ -169,8 +169,9 @@ from typing import Optional, Sequence, Tuple
 import torch
 from labml import lab, monit, tracker
 
-from labml_gat.lookup import (LAYERS, MAX_EXAMPLES, examples_bytes, make_task, n_examples,
-                              time_layers, train, training_step_bytes)
+from labml_gat.lookup import (LAYERS, MAX_EXAMPLES, describe_layers, examples_bytes,
+                              make_task, n_examples, time_layers, train,
+                              training_step_bytes)
 from labml_gat.results import RESULTS, model_name, number_of, record, write_json
 from labml_gat.runs import epochs, labml_run, progress_on_screen
 from labml_gat.seeds import format_summary, run_seeds, spread
@@ -521,7 +522,7 @@ def which_layer(settings: LookupSettings, argv: Sequence[str]) -> dict:
     for n_nodes, n_graphs, density in WHICH_LAYER_GRAPHS:
         row = time_layers(n_nodes, n_graphs, density, seed=settings.seed)
         values['rows'].append(row)
-        print(row, flush=True)
+        print(describe_layers(row), flush=True)
     folder = record_folder(settings)
     if folder:
         print(f'recorded in {record(LAYERS_RECORD, made_by(argv), values, folder)}')

@@ -37,6 +37,7 @@ from labml_gat.edges import EdgeGraphAttentionLayer, EdgeGraphAttentionV2Layer
 from labml_gat.gat import GraphAttentionLayer
 from labml_gat.gatv2 import GraphAttentionV2Layer
 from labml_gat.lean import LeanGraphAttentionV2Layer
+from labml_gat.results import number_of
 
 # The dense attention layer of each `layer` setting, and its edge-list twin
 LAYERS = {'gatv2': GraphAttentionV2Layer, 'gat': GraphAttentionLayer}
@@ -462,6 +463,27 @@ def time_layers(n_nodes: int, n_graphs: int, density: float, d_model: int = 64,
             'seconds': seconds, 'saved_bytes': saved_bytes,
             'fastest': min(seconds, key=seconds.get),
             'leanest': min(saved_bytes, key=saved_bytes.get)}
+
+
+# The four ways of `time_layers`, as its report names them
+WAYS = {'dense_batched': 'dense batched', 'dense_single': 'dense one graph',
+        'edges': 'edges', 'lean': 'lean'}
+
+
+def describe_layers(row: dict) -> str:
+    """
+    A row of `time_layers` in one line, as `--which-layer` prints it while it measures: the
+    graphs, each way's processor time in milliseconds and the memory it keeps for the
+    backward pass in MiB, and which way is the fastest and which the leanest.
+    """
+    def cells(values: dict, scale: float) -> str:
+        return ', '.join(f'{WAYS[way]} {values[way] * scale:.2f}' for way in WAYS
+                         if way in values)
+    return (f"{number_of(row['n_graphs'], 'graph')} of {row['n_nodes']:,} nodes, density "
+            f"{row['density']:g}, {row['n_edges']:,} edges: ms forward and backward: "
+            f"{cells(row['seconds'], 1000)} (fastest: {WAYS[row['fastest']]}); "
+            f"MiB kept for backward: {cells(row['saved_bytes'], 2 ** -20)} "
+            f"(leanest: {WAYS[row['leanest']]})")
 
 
 def random_graphs(n_graphs: int, n_nodes: int, density: float,

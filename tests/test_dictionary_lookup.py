@@ -1001,8 +1001,14 @@ def test_which_layer_records_into_a_new_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(script, 'WHICH_LAYER_GRAPHS', [(4, 2, 1.0)])
     script.main(['--which-layer', '--results', str(tmp_path / 'new')])
     path = tmp_path / 'new' / f'{script.LAYERS_RECORD}.json'
-    assert capsys.readouterr().out.splitlines()[-1] == f'recorded in {path}'
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == f'recorded in {path}'
     record = json.loads(path.read_text())
+    # Each graph measured is one line in the units of the pages, the record's numbers
+    row, = record['values']['rows']
+    assert len(out) == 2 and '{' not in out[0] and 'ms' in out[0] and 'MiB' in out[0]
+    for key, scale in (('seconds', 1000), ('saved_bytes', 2 ** -20)):
+        assert all(f'{value * scale:.2f}' in out[0] for value in row[key].values())
     assert record['name'] == script.LAYERS_RECORD
     assert {'cpu', 'cores', 'memory_gib', 'system'} <= set(record['machine'])
     assert [row['n_nodes'] for row in record['values']['rows']] == [4]
