@@ -459,20 +459,23 @@ def report_seeds(summary: dict) -> str:
                       f"each seed's split: {n_train} training and {n_test} test graphs"])
 
 
-def sweep(settings: LookupSettings, argv: Sequence[str]) -> dict:
+def sweep(settings: LookupSettings, explicit: set, argv: Sequence[str]) -> dict:
     """
     ## The sweep of the paper's Figure 3
 
     GAT and GATv2, with each head count, for every $k$: one labml run for the whole sweep,
+    whose settings mark those given on the command line (`explicit`), as every run's do,
     and a record with the command, the machine and every model's numbers, written after
     every model so that a stopped sweep keeps what it finished. It returns the record's
     values.
     """
     folder, path = record_folder(settings), None
+    configs = settings.as_dict()
     values = {'figure': 'GATv2 paper, Figure 3: DictionaryLookup accuracy against k',
-              'settings': settings.as_dict(), 'runs': []}
+              'settings': configs, 'runs': []}
     start, cpu_start = time.perf_counter(), time.process_time()
-    with labml_run('dictionary_lookup_sweep', f'k = {settings.ks}', settings.as_dict(),
+    with labml_run('dictionary_lookup_sweep', f'k = {settings.ks}', configs,
+                   {name: configs[name] for name in explicit},
                    screen=progress_on_screen(settings.quiet), quiet=settings.quiet):
         # One head before eight: the paper's claims are about one head
         for k in settings.ks:
@@ -566,7 +569,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if settings.logs is not None:
         lab.configure({'experiments_path': str(Path(settings.logs).resolve())})
     if settings.sweep:
-        return sweep(settings, argv)
+        return sweep(settings, explicit, argv)
     if settings.which_layer:
         return which_layer(settings, argv)
     return train_seeds(settings, explicit, argv)

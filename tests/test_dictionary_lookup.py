@@ -974,6 +974,11 @@ def test_sweep_records_each_models_numbers_and_curves(tmp_path, labml_logs, monk
                           '--results', str(tmp_path)])
     written = json.loads((tmp_path / f'{script.SWEEP_RECORD}.json').read_text())
     assert written['values'] == record
+    # The sweep's labml run marks the settings given on the command line, as a seed's run does
+    run, = (labml_logs / 'dictionary_lookup_sweep').iterdir()
+    configs = {name: yaml_value(run / 'configs.yaml', name) for name in record['settings']}
+    assert {name for name, config in configs.items() if config['is_explicitly_specified']} == \
+        {'sweep', 'ks', 'sweep_heads', 'quiet', 'results'}
     for run, layer in zip(record['runs'], ('gatv2', 'gat'), strict=True):
         assert run.pop('cpu_seconds') >= 0
         assert run == {'k': 4, 'layer': layer, 'n_heads': 2, 'n_train': 3, 'n_test': 2,
