@@ -370,7 +370,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(f"{results.number_of(job.world_size, 'process', 'processes')}, "
           f"{results.number_of(s.threads, 'thread')} each: "
           f"{values['targets_per_second']} targets/s, {values['step_seconds']} s a step; "
-          f"memory per rank (MiB): {mib}; layer-by-layer validation of "
+          f"memory per rank, MiB (resident / proportional / private): "
+          f"{results.memory_per_rank(mib)}; layer-by-layer validation of "
           f"{s.eval_nodes} nodes in {values['eval_seconds']} s")
     if s.record or s.results:
         print(f'recorded in {record(values, s, s.results and Path(s.results))}')

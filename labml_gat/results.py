@@ -292,6 +292,13 @@ def experiment_result(name: str, folder: Path) -> str:
             f"{duration(v['wall_seconds'])} of wall-clock time. {provenance(r)}")
 
 
+def memory_per_rank(mib: list) -> str:
+    """The memory of each rank, `{'rss': ..., 'pss': ..., 'private': ...}` in MiB, as the
+    table and the synthetic script's output write it: `1158 / 1091 / 1060, 1069 / 699 / 389`
+    (resident / proportional / private)."""
+    return ', '.join(f"{m['rss']} / {m['pss']} / {m['private']}" for m in mib)
+
+
 def distributed_table(folder: Path) -> str:
     """
     The mini-batch route on several processes: Cora's accuracy under torchrun beside one
@@ -305,10 +312,9 @@ def distributed_table(folder: Path) -> str:
             '(resident / proportional / private) | load average (start, end) |',
             '|---:|---:|---:|---|---|']
     for _, run in sorted(v['runs'].items()):
-        memory = ', '.join(f"{m['rss']} / {m['pss']} / {m['private']}"
-                           for m in run['memory_mib_per_rank'])
         rows.append(f"| {run['processes']} | {run['targets_per_second']:.0f} | "
-                    f"{run['step_seconds']:.2f} | {memory} | "
+                    f"{run['step_seconds']:.2f} | "
+                    f"{memory_per_rank(run['memory_mib_per_rank'])} | "
                     f"{', '.join(map(str, run['load_average']))} |")
     ratios = (f"Two processes against one: {v['speedup_2_over_1']}x the throughput, "
               f"{v['rss_ratio_2_over_1']}x the resident memory per rank. "

@@ -342,7 +342,11 @@ def test_results_records_in_the_folder_given_not_the_projects(clock, tmp_path, c
              '--cache', str(tmp_path / 'cache'), '--results', str(tmp_path)])
     written = json.loads((tmp_path / 'synthetic_minibatch.json').read_text())
     assert list(written['values']['runs']) == ['1'] and written['values']['nodes'] == 2000
-    assert f'recorded in {tmp_path}' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f'recorded in {tmp_path}' in out
+    # The memory as the page's table writes it, not as a Python dict
+    [memory] = written['values']['runs']['1']['memory_mib_per_rank']
+    assert f"{memory['rss']} / {memory['pss']} / {memory['private']};" in out and '{' not in out
     assert project.read_bytes() == before
 
 
