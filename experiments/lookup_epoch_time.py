@@ -158,7 +158,9 @@ def measure(s: EpochTimeSettings) -> dict:
                     why = last_line(error.stderr)
                     raise UsageError(f'--against {s.against}: its labml_gat cannot train '
                                      f'the epoch timed ({why})') from None
-                print(f'{repeat + 1}/{s.repeats} {side}: {runs[side][-1]}', flush=True)
+                timed = ', '.join(f'{name} {seconds:.3f} s'
+                                  for name, seconds in runs[side][-1].items())
+                print(f'{repeat + 1}/{s.repeats} {side}: {timed}', flush=True)
     return {'runs': runs, 'commit': commit}
 
 

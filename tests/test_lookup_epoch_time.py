@@ -111,8 +111,9 @@ def test_rows_are_the_fastest_of_each_side_and_their_ratio(tmp_path, monkeypatch
         assert values['repeats'] == 2
 
 
-def test_the_sides_alternate_the_revision_first(monkeypatch):
-    """Each repeat times `--against`'s package, taken from git, then this checkout's."""
+def test_the_sides_alternate_the_revision_first(monkeypatch, capsys):
+    """Each repeat times `--against`'s package, taken from git, then this checkout's, and
+    says each side's epochs as it goes, in seconds."""
     script = load_script()
     calls = []
 
@@ -128,6 +129,9 @@ def test_the_sides_alternate_the_revision_first(monkeypatch):
     assert calls == [True, None, True, None]
     assert measured['runs'] == {'before': [{'10/gat/1': 1.0}, {'10/gat/1': 3.0}],
                                 'after': [{'10/gat/1': 2.0}, {'10/gat/1': 4.0}]}
+    assert capsys.readouterr().out.splitlines() == [
+        '1/2 before: 10/gat/1 1.000 s', '1/2 after: 10/gat/1 2.000 s',
+        '2/2 before: 10/gat/1 3.000 s', '2/2 after: 10/gat/1 4.000 s']
 
 
 STUB = """
