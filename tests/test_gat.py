@@ -356,3 +356,26 @@ def test_no_adjacency_is_the_complete_one(generator, inputs):
     for ours, theirs in zip(outputs_and_grads(layer, h, None, weights),
                             outputs_and_grads(layer, h, complete, weights)):
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('name', ['dense', 'edges', 'lean'])
+def test_float16_score_halves_beyond_its_range(name):
+    # Each half of GAT's score, a_1^T W h_i and a_2^T W h_j, is a sum over F' features of its
+    # own: here each is about -1e5 or 1e5, beyond float16's largest number, while the score,
+    # their difference, and every output fit. The halves are summed in float32 (an infinite
+    # half would make the scores of its rows infinite and the outputs NaN), so every twin
+    # agrees with float64 on the same rounded inputs and weights
+    from test_edges import IN_FEATURES, random_graph, twins
+    edge_index = random_graph(12, 60, self_loops=True, n_isolated=0)
+    h = (torch.rand(12, IN_FEATURES, generator=torch.Generator().manual_seed(0)) * 3000).half()
+    layer = twins(1, out_features=64, n_heads=1)[name]
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.abs_()
+        layer.attn[:, :64].fill_(1.0)
+        layer.attn[:, 64:].fill_(-1.0)
+    graph = dense_adjacency(edge_index, 12) if name == 'dense' else edge_index
+    out = layer.half()(h, graph)
+    expected = layer.double()(h.double(), graph)
+    assert out.dtype == torch.float16
+    assert (out.double() - expected).abs().max() <= 1e-2 * expected.abs().max()
