@@ -302,10 +302,12 @@ def test_matches_torch_geometric(config):
     torch.testing.assert_close(attention, attention_pyg, atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize('n_dst', [4, 7])
 @pytest.mark.parametrize('config', [dict(version=2, bias=True), dict(version=2, share_weights=True),
                                     dict(version=1, bias=True)], ids=str)
-def test_bipartite_matches_torch_geometric(config):
-    n_src, n_dst = 7, 4
+def test_bipartite_matches_torch_geometric(config, n_dst):
+    # Also with as many targets as sources: two node sets of the same size are still two
+    n_src = 7
     generator = torch.Generator().manual_seed(6)
     edge_index = torch.unique(torch.stack([torch.randint(0, n_src, (16,), generator=generator),
                                            torch.randint(0, n_dst, (16,), generator=generator)]), dim=1)
@@ -538,3 +540,29 @@ def test_all_scores_minus_infinity_are_nan_in_every_twin(version):
     for name, out in outs.items():
         assert torch.equal(out.isnan(), nan), name
         torch.testing.assert_close(out[~nan], outs['edges'][~nan], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('version', [2, 1])
+def test_returned_attention_carries_its_gradient(version):
+    # The attention a layer returns is part of its function (a loss may regularise it):
+    # its gradient reaches the features in every twin as in PyG's layer
+    edge_index = random_graph(9, 25, self_loops=True)
+    generator = torch.Generator().manual_seed(2)
+    h = torch.randn(9, IN_FEATURES, dtype=torch.float64, generator=generator)
+    weight = torch.randn(edge_index.shape[1], 3, dtype=torch.float64, generator=generator)
+    layers = twins(version)
+    conv = pyg_twin(layers['edges'].double())
+    h_pyg = h.clone().requires_grad_()
+    _, (edges_pyg, attention_pyg) = conv(h_pyg, edge_index, return_attention_weights=True)
+    assert torch.equal(edges_pyg, edge_index)
+    (attention_pyg * weight).sum().backward()
+    for name, layer in layers.items():
+        h_ours = h.clone().requires_grad_()
+        if name in ('dense', 'broadcast'):
+            _, attention = layer.double()(h_ours, dense_adjacency(edge_index, 9), return_attention=True)
+            attention = attention[edge_index[1], edge_index[0]]
+        else:
+            _, attention = layer.double()(h_ours, edge_index, return_attention=True)
+        (attention * weight).sum().backward()
+        torch.testing.assert_close(h_ours.grad, h_pyg.grad, atol=1e-10, rtol=0, msg=name)
+
