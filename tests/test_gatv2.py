@@ -139,11 +139,12 @@ def test_each_head_has_its_own_attention_vector():
     assert len({tuple(row.tolist()) for row in layer.attn}) == 4
 
 
-def test_per_head_adjacency(generator):
+@pytest.mark.parametrize('layer', [GraphAttentionV2Layer, GraphAttentionLayer])
+def test_per_head_adjacency(generator, layer):
     """An `[N, N, n_heads]` adjacency gives each head its own neighbourhoods."""
     torch.manual_seed(4)
     n_nodes, n_heads = 7, 2
-    layer = GraphAttentionV2Layer(4, 6, n_heads, is_concat=True, dropout=0.0).double()
+    layer = layer(4, 6, n_heads, is_concat=True, dropout=0.0).double()
     h = torch.randn(n_nodes, 4, dtype=torch.float64, generator=generator)
     adjs = [dense_adjacency(random_edge_index(n_nodes, 15, generator), n_nodes) for _ in range(n_heads)]
     out = layer(h, torch.stack(adjs, dim=-1))
