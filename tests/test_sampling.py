@@ -188,6 +188,11 @@ def test_a_batch_moves_to_a_device(graph, generator):
     assert isinstance(moved, MiniBatch) and moved.batch_size == 2 and torch.equal(moved.n_id, batch.n_id)
     assert all(isinstance(block, Block) for block in moved.blocks)
     assert [(b.n_src, b.n_dst) for b in moved.blocks] == [(b.n_src, b.n_dst) for b in batch.blocks]
+    # To another device ('meta', tensors without data, stands for a GPU) every tensor goes:
+    # the ids and each block's edges
+    moved = batch.to(torch.device('meta'))
+    assert moved.n_id.is_meta and all(block.edge_index.is_meta for block in moved.blocks)
+    assert [b.edge_index.shape for b in moved.blocks] == [b.edge_index.shape for b in batch.blocks]
 
 
 def test_fanout_zero_keeps_only_the_self_loops(graph, generator):
