@@ -593,7 +593,9 @@ def test_project_rows_says_what_it_cannot_do():
 def test_forward_input_gradcheck(requires_grad):
     # The first layer's path (the query projected chunk by chunk, x needs no gradient) and the
     # second's (one projection for W_l and W_r), in chunks of 2 edges, with a fixed input mask
-    _, layer = make_pair(2, out_features=4, n_heads=2, chunk_size=2, bias=True)
+    # and a slope other than the default one
+    _, layer = make_pair(2, out_features=4, n_heads=2, chunk_size=2, bias=True,
+                         leaky_relu_negative_slope=-0.3)
     edge_index = torch.tensor([[0, 1, 2, 3, 0, 3, 1], [0, 0, 0, 1, 2, 2, 1]])
     names = [name for name, _ in layer.named_parameters()]
     x = torch.randn(4, IN_FEATURES, dtype=torch.float64, requires_grad=requires_grad)
